@@ -1,0 +1,310 @@
+"""Value sets and the medication table, loaded from cards/ and matched by system and code."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cds.errors import ConfigError
+
+Level = Literal["V", "S", "UNVERIFIED"]
+MedClass = Literal[
+    "HER2_MAB",
+    "HER2_ADC_TDM1",
+    "HER2_ADC_TDXD",
+    "HER2_TKI_TUC",
+    "HER2_TKI_NER",
+    "HER2_TKI_LAP",
+    "TAXANE",
+    "CAPE",
+    "VINORELBINE",
+    "OTHER_CHEMO",
+    "ANTHRACYCLINE",
+    "ENDOCRINE_AI",
+    "ENDOCRINE_SERD",
+    "ENDOCRINE_SERM",
+    "CDK46",
+    "BMA",
+    "CALCIUM",
+    "VITD",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Coding:
+    system: str
+    code: str
+    display: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Concept:
+    """A CodeableConcept reduced to what matching needs."""
+
+    codings: tuple[Coding, ...] = ()
+    text: str | None = None
+
+    def all_text(self) -> str:
+        parts = [self.text or ""] + [c.display or "" for c in self.codings]
+        return " ".join(p for p in parts if p).lower()
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CodeEntry(_File):
+    system: str
+    code: str
+    display: str
+    level: Level
+    source: str
+
+
+class PrefixEntry(_File):
+    system: str
+    prefix: str
+    display: str
+    level: Level
+    source: str
+
+
+class ValueSetFile(_File):
+    title: str
+    use: str
+    codes: list[CodeEntry] = Field(default_factory=list)
+    prefixes: list[PrefixEntry] = Field(default_factory=list)
+    text: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ValueSet:
+    """Membership by (system, code); ICD-10-CM by prefix; text only where codes are UNVERIFIED.
+
+    UNVERIFIED entries are kept in the files for the record but are never matched or emitted.
+    """
+
+    id: str
+    title: str
+    codes: frozenset[tuple[str, str]]
+    prefixes: tuple[tuple[str, str], ...]
+    text_patterns: tuple[str, ...]
+    entries: tuple[CodeEntry, ...]
+    _text_re: re.Pattern[str] | None = field(default=None, compare=False)
+
+    def has_code(self, coding: Coding) -> bool:
+        if (coding.system, coding.code) in self.codes:
+            return True
+        return any(coding.system == s and coding.code.startswith(p) for s, p in self.prefixes)
+
+    def matches_code(self, concept: Concept) -> bool:
+        return any(self.has_code(c) for c in concept.codings)
+
+    def matches_text(self, concept: Concept) -> bool:
+        return self._text_re is not None and bool(self._text_re.search(concept.all_text()))
+
+    def matches(self, concept: Concept) -> bool:
+        """Coded membership first; text patterns only as the documented last resort."""
+        return self.matches_code(concept) or self.matches_text(concept)
+
+    def coding(self, code: str) -> Coding:
+        """The emitted Coding for a code of this set (verified or seen only; never UNVERIFIED)."""
+        for e in self.entries:
+            if e.code == code and e.level != "UNVERIFIED":
+                return Coding(system=e.system, code=e.code, display=e.display)
+        raise KeyError(f"{code} is not an emittable code of value set {self.id}")
+
+    def first_coding(self) -> Coding:
+        for e in self.entries:
+            if e.level != "UNVERIFIED":
+                return Coding(system=e.system, code=e.code, display=e.display)
+        raise KeyError(f"value set {self.id} has no emittable code")
+
+
+class MedCode(_File):
+    code: str
+    display: str
+    level: Level
+    source: str
+    bma_dose: Literal["onc", "osteo"] | None = None
+
+
+class Ingredient(_File):
+    names: list[str]
+    codes: list[MedCode]
+    class_: MedClass = Field(alias="class")
+
+
+class Combination(_File):
+    code: str
+    display: str
+    ingredients: list[str]
+    level: Level
+    source: str
+
+
+class CombinationName(_File):
+    name: str
+    ingredients: list[str]
+
+
+class MedicationFile(_File):
+    ingredients: dict[str, Ingredient]
+    combinations: list[Combination]
+    combination_names: list[CombinationName]
+
+
+@dataclass(frozen=True, slots=True)
+class DrugMatch:
+    ingredient: str
+    med_class: MedClass
+    bma_dose: Literal["onc", "osteo"] | None
+    by_text: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MedicationTable:
+    """RxNorm code → ingredient(s); names as a last resort (longest first, whole words)."""
+
+    by_code: Mapping[str, tuple[DrugMatch, ...]]
+    classes: Mapping[str, MedClass]
+    displays: Mapping[str, str]
+    name_re: re.Pattern[str]
+    by_name: Mapping[str, tuple[str, ...]]
+
+    def match(self, concept: Concept, rxnorm: str) -> tuple[DrugMatch, ...]:
+        found: dict[str, DrugMatch] = {}
+        for c in concept.codings:
+            if c.system == rxnorm:
+                for m in self.by_code.get(c.code, ()):
+                    found.setdefault(m.ingredient, m)
+        if found:
+            return tuple(found.values())
+        # Last resort: names in the text. The alternation is longest-first, so a name that
+        # contains another ("ado-trastuzumab emtansine" ⊃ "trastuzumab") consumes it.
+        for hit in self.name_re.finditer(concept.all_text()):
+            for ingredient in self.by_name[hit.group(0)]:
+                found.setdefault(
+                    ingredient,
+                    DrugMatch(ingredient, self.classes[ingredient], None, by_text=True),
+                )
+        return tuple(found.values())
+
+    def rxnorm_coding(self, code: str, rxnorm: str) -> Coding:
+        return Coding(system=rxnorm, code=code, display=self.displays[code])
+
+
+@dataclass(frozen=True, slots=True)
+class Terminology:
+    systems: Mapping[str, str]
+    value_sets: Mapping[str, ValueSet]
+    medications: MedicationTable
+
+    def __getitem__(self, vs_id: str) -> ValueSet:
+        try:
+            return self.value_sets[vs_id]
+        except KeyError:
+            raise ConfigError(f"unknown value set {vs_id!r}") from None
+
+    @property
+    def rxnorm(self) -> str:
+        return self.systems["rxnorm"]
+
+    def all_codes(self) -> Iterable[tuple[str, str]]:
+        for vs in self.value_sets.values():
+            yield from vs.codes
+
+
+def _words(names: Iterable[str]) -> re.Pattern[str]:
+    ordered = sorted(set(names), key=len, reverse=True)
+    return re.compile(r"(?<![\w-])(" + "|".join(re.escape(n) for n in ordered) + r")(?![\w-])")
+
+
+def _read_yaml(path: Path) -> object:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def load_terminology(cards_dir: Path) -> Terminology:
+    raw_systems = _read_yaml(cards_dir / "code-systems.yaml")
+    if not isinstance(raw_systems, dict):
+        raise ConfigError(f"{cards_dir / 'code-systems.yaml'}: expected a mapping")
+    systems = {str(k): str(v) for k, v in raw_systems.items()}
+
+    def uri(alias: str, where: Path) -> str:
+        if alias not in systems:
+            raise ConfigError(f"{where}: unknown code system alias {alias!r}")
+        return systems[alias]
+
+    value_sets: dict[str, ValueSet] = {}
+    for path in sorted((cards_dir / "valuesets").glob("*.yaml")):
+        try:
+            spec = ValueSetFile.model_validate(_read_yaml(path))
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        entries = tuple(e.model_copy(update={"system": uri(e.system, path)}) for e in spec.codes)
+        usable = [e for e in entries if e.level != "UNVERIFIED"]
+        text_re = _words(t.lower() for t in spec.text) if spec.text else None
+        value_sets[path.stem] = ValueSet(
+            id=path.stem,
+            title=spec.title,
+            codes=frozenset((e.system, e.code) for e in usable),
+            prefixes=tuple(
+                (uri(p.system, path), p.prefix) for p in spec.prefixes if p.level != "UNVERIFIED"
+            ),
+            text_patterns=tuple(spec.text),
+            entries=entries,
+            _text_re=text_re,
+        )
+    return Terminology(
+        systems=systems,
+        value_sets=value_sets,
+        medications=_load_medications(cards_dir / "medications.yaml"),
+    )
+
+
+def _load_medications(path: Path) -> MedicationTable:
+    try:
+        spec = MedicationFile.model_validate(_read_yaml(path))
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    by_code: dict[str, list[DrugMatch]] = {}
+    displays: dict[str, str] = {}
+    by_name: dict[str, list[str]] = {}
+    classes = {name: ing.class_ for name, ing in spec.ingredients.items()}
+    for name, ing in spec.ingredients.items():
+        for mc in ing.codes:
+            if mc.level == "UNVERIFIED":
+                continue
+            if mc.code in by_code:
+                raise ConfigError(f"{path}: RxNorm {mc.code} is listed twice")
+            by_code[mc.code] = [DrugMatch(name, ing.class_, mc.bma_dose, by_text=False)]
+            displays[mc.code] = mc.display
+        for n in ing.names:
+            by_name.setdefault(n.lower(), []).append(name)
+    for combo in spec.combinations:
+        unknown = [i for i in combo.ingredients if i not in classes]
+        if unknown:
+            raise ConfigError(f"{path}: combination {combo.code} names unknown {unknown}")
+        if combo.level != "UNVERIFIED":
+            by_code[combo.code] = [
+                DrugMatch(i, classes[i], None, by_text=False) for i in combo.ingredients
+            ]
+            displays[combo.code] = combo.display
+    for cn in spec.combination_names:
+        by_name.setdefault(cn.name.lower(), []).extend(cn.ingredients)
+    return MedicationTable(
+        by_code={k: tuple(v) for k, v in by_code.items()},
+        classes=classes,
+        displays=displays,
+        name_re=_words(by_name),
+        by_name={k: tuple(v) for k, v in by_name.items()},
+    )
