@@ -81,6 +81,7 @@ class ValueSetFile(_File):
     codes: list[CodeEntry] = Field(default_factory=list)
     prefixes: list[PrefixEntry] = Field(default_factory=list)
     text: list[str] = Field(default_factory=list)
+    text_exclude: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,7 @@ class ValueSet:
     text_patterns: tuple[str, ...]
     entries: tuple[CodeEntry, ...]
     _text_re: re.Pattern[str] | None = field(default=None, compare=False)
+    _exclude_re: re.Pattern[str] | None = field(default=None, compare=False)
 
     def has_code(self, coding: Coding) -> bool:
         if (coding.system, coding.code) in self.codes:
@@ -107,7 +109,12 @@ class ValueSet:
         return any(self.has_code(c) for c in concept.codings)
 
     def matches_text(self, concept: Concept) -> bool:
-        return self._text_re is not None and bool(self._text_re.search(concept.all_text()))
+        if self._text_re is None:
+            return False
+        text = concept.all_text()
+        if self._exclude_re is not None and self._exclude_re.search(text):
+            return False
+        return bool(self._text_re.search(text))
 
     def matches(self, concept: Concept) -> bool:
         """Coded membership first; text patterns only as the documented last resort."""
@@ -221,9 +228,11 @@ class Terminology:
             yield from vs.codes
 
 
-def _words(names: Iterable[str]) -> re.Pattern[str]:
+def _words(names: Iterable[str], *, regex: bool = False) -> re.Pattern[str]:
+    """Whole-word alternation, longest first; value-set text entries are regular expressions."""
     ordered = sorted(set(names), key=len, reverse=True)
-    return re.compile(r"(?<![\w-])(" + "|".join(re.escape(n) for n in ordered) + r")(?![\w-])")
+    parts = ordered if regex else [re.escape(n) for n in ordered]
+    return re.compile(r"(?<![\w-])(" + "|".join(parts) + r")(?![\w-])")
 
 
 def _read_yaml(path: Path) -> object:
@@ -252,7 +261,15 @@ def load_terminology(cards_dir: Path) -> Terminology:
             raise ConfigError(f"{path}: {exc}") from exc
         entries = tuple(e.model_copy(update={"system": uri(e.system, path)}) for e in spec.codes)
         usable = [e for e in entries if e.level != "UNVERIFIED"]
-        text_re = _words(t.lower() for t in spec.text) if spec.text else None
+        try:
+            text_re = _words((t.lower() for t in spec.text), regex=True) if spec.text else None
+            exclude_re = (
+                _words((t.lower() for t in spec.text_exclude), regex=True)
+                if spec.text_exclude
+                else None
+            )
+        except re.error as exc:
+            raise ConfigError(f"{path}: bad text pattern: {exc}") from exc
         value_sets[path.stem] = ValueSet(
             id=path.stem,
             title=spec.title,
@@ -263,6 +280,7 @@ def load_terminology(cards_dir: Path) -> Terminology:
             text_patterns=tuple(spec.text),
             entries=entries,
             _text_re=text_re,
+            _exclude_re=exclude_re,
         )
     return Terminology(
         systems=systems,

@@ -1,0 +1,152 @@
+"""Patient facts F1-F9: FHIR data in, one frozen PatientFacts out. Time is the `as_of` input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from cds.facts.disease import Disease, extract_disease
+from cds.facts.labs import (
+    Calcium,
+    Lvef,
+    Renal,
+    age_on,
+    extract_calcium,
+    extract_lvef,
+    extract_renal,
+)
+from cds.facts.lines import LineHistory, extract_lines
+from cds.facts.medications import HER2_ANTIBODY_CLASSES, Medications, extract_medications
+from cds.facts.receptors import Receptors, extract_receptors
+from cds.facts.records import ActivityRecord, Excluded, Records, read_records
+from cds.parameters import Parameters
+from cds.terminology import Terminology
+
+_DONE = frozenset({"completed", "finished"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dated:
+    when: date
+    ref: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatientFacts:
+    as_of: date
+    age: int | None
+    sex: str | None
+    disease: Disease
+    receptors: Receptors
+    meds: Medications
+    lines: LineHistory
+    renal: Renal
+    calcium: Calcium
+    lvef: Lvef
+    dental_evaluations: tuple[Dated, ...]
+    radiation_or_neurosurgery: tuple[Dated, ...]
+    biopsies: tuple[Dated, ...]
+    dialysis_procedures: tuple[Dated, ...]
+    allergies: frozenset[str]  # ingredients the patient is allergic or intolerant to
+    excluded: tuple[Excluded, ...]
+    received: frozenset[str]  # resource types that arrived: absent data is unknown
+
+    @property
+    def on_dialysis(self) -> bool:
+        return self.disease.dialysis.present or bool(self.dialysis_procedures)
+
+    def last_dental_evaluation(self) -> Dated | None:
+        return max(self.dental_evaluations, key=lambda d: d.when, default=None)
+
+
+def _dated(
+    activities: Iterable[ActivityRecord], t: Terminology, vs_id: str, *, done_only: bool
+) -> tuple[Dated, ...]:
+    vs = t[vs_id]
+    out = []
+    for a in activities:
+        if a.when is None or not vs.matches(a.code):
+            continue
+        if a.status in {"revoked", "entered-in-error", "not-done", "cancelled"}:
+            continue
+        if done_only and a.resource_type != "Procedure" and a.status not in _DONE:
+            continue
+        if done_only and a.resource_type == "Procedure" and a.status not in (None, "completed"):
+            continue
+        out.append(Dated(when=a.when, ref=f"{a.resource_type}/{a.id}"))
+    return tuple(sorted(out, key=lambda d: d.when))
+
+
+def facts_from_records(
+    records: Records, t: Terminology, params: Parameters, *, as_of: date
+) -> PatientFacts:
+    disease = extract_disease(records.conditions, t)
+    meds = extract_medications(
+        records,
+        t,
+        as_of=as_of,
+        active_window_days=params.active_window_days,
+        zoledronic_window_days=params.zoledronic_window_days,
+        request_max_days=params.request_active_max_days,
+    )
+    lines = extract_lines(
+        meds,
+        disease,
+        records,
+        t,
+        as_of=as_of,
+        group_days=params.regimen_group_days,
+        adjuvant_cutoff_days=params.adjuvant_cutoff_days,
+        adjuvant_window_days=params.adjuvant_window_days,
+    )
+    her2_starts = [e.start for e in meds.active(*HER2_ANTIBODY_CLASSES) if e.start is not None]
+    allergies = frozenset(
+        m.ingredient for a in records.allergies for m in t.medications.match(a.code, t.rxnorm)
+    )
+    return PatientFacts(
+        as_of=as_of,
+        age=age_on(records.patient, as_of),
+        sex=records.patient.gender if records.patient else None,
+        disease=disease,
+        receptors=extract_receptors(
+            records,
+            t,
+            metastatic=disease.metastatic.present,
+            metastatic_since=disease.metastatic_date,
+        ),
+        meds=meds,
+        lines=lines,
+        renal=extract_renal(
+            records,
+            t,
+            as_of=as_of,
+            lab_days=params.lab_freshness_days,
+            weight_days=params.weight_freshness_days,
+        ),
+        calcium=extract_calcium(
+            records,
+            t,
+            as_of=as_of,
+            lab_days=params.lab_freshness_days,
+            low_fallback=params.hypocalcaemia_mg_dl,
+            high_fallback=params.hypercalcaemia_mg_dl,
+        ),
+        lvef=extract_lvef(records, t, her2_start=min(her2_starts) if her2_starts else None),
+        dental_evaluations=_dated(records.activities, t, "dental-evaluation", done_only=True),
+        radiation_or_neurosurgery=_dated(
+            records.activities, t, "radiation-oncology", done_only=False
+        ),
+        biopsies=_dated(records.activities, t, "biopsy", done_only=False),
+        dialysis_procedures=_dated(records.activities, t, "dialysis", done_only=False),
+        allergies=allergies,
+        excluded=records.excluded,
+        received=records.received,
+    )
+
+
+def extract_facts(
+    payloads: Iterable[object], t: Terminology, params: Parameters, *, as_of: date
+) -> PatientFacts:
+    """FHIR resources and Bundles (any mix) → PatientFacts as of the given date."""
+    return facts_from_records(read_records(payloads, t), t, params, as_of=as_of)

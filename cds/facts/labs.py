@@ -1,0 +1,255 @@
+"""F8 creatinine clearance and corrected calcium, F9 LVEF: latest values with dates and units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+from cds.facts.records import ObservationRecord, PatientRecord, Records
+from cds.terminology import Terminology
+
+CrClMethod = Literal["reported", "cockcroft-gault", "egfr"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measurement:
+    value: float
+    unit: str
+    when: date | None
+    ref: str
+    ref_low: float | None = None
+    ref_high: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Renal:
+    crcl: float | None
+    method: CrClMethod | None
+    creatinine: Measurement | None  # latest, mg/dL, within the freshness window
+    creatinine_baseline: Measurement | None
+    missing: tuple[str, ...]  # what kept CrCl unknown, in words for the card
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        return tuple(m.ref for m in (self.creatinine,) if m is not None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Calcium:
+    corrected: float | None  # mg/dL; measured calcium when albumin is missing
+    albumin_corrected: bool
+    when: date | None
+    low: bool | None
+    high: bool | None
+    refs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lvef:
+    latest: Measurement | None
+    baseline: Measurement | None
+
+
+def _mg_dl_creatinine(obs: ObservationRecord) -> float | None:
+    q = obs.value.quantity
+    if q is None:
+        return None
+    unit = q.unit_text().lower()
+    if unit in {"mg/dl", "mg/100ml"}:
+        return q.value
+    if unit in {"umol/l", "µmol/l", "μmol/l"}:
+        return q.value / 88.4
+    return None
+
+
+def _mg_dl_calcium(obs: ObservationRecord) -> float | None:
+    q = obs.value.quantity
+    if q is None:
+        return None
+    unit = q.unit_text().lower()
+    if unit == "mg/dl":
+        return q.value
+    if unit == "mmol/l":
+        return q.value * 4.008
+    return None
+
+
+def _g_dl_albumin(obs: ObservationRecord) -> float | None:
+    q = obs.value.quantity
+    if q is None:
+        return None
+    unit = q.unit_text().lower()
+    if unit == "g/dl":
+        return q.value
+    if unit == "g/l":
+        return q.value / 10
+    return None
+
+
+def _kg(obs: ObservationRecord) -> float | None:
+    q = obs.value.quantity
+    if q is None:
+        return None
+    unit = q.unit_text().lower()
+    if unit == "kg":
+        return q.value
+    if unit in {"[lb_av]", "lb", "lbs"}:
+        return q.value * 0.45359237
+    if unit == "g":
+        return q.value / 1000
+    return None
+
+
+def _percent(obs: ObservationRecord) -> float | None:
+    q = obs.value.quantity
+    if q is not None and q.unit_text() in {"%", ""}:
+        return q.value
+    if obs.value.integer is not None:
+        return float(obs.value.integer)
+    return None
+
+
+def _series(
+    records: Records, t: Terminology, vs_id: str, convert: object
+) -> list[tuple[ObservationRecord, float]]:
+    vs = t[vs_id]
+    out = []
+    for o in records.observations:
+        if vs.matches(o.code):
+            v = convert(o)  # type: ignore[operator]
+            if v is not None:
+                out.append((o, float(v)))
+    out.sort(key=lambda p: p[0].effective or date.min)
+    return out
+
+
+def _fresh(series: list[tuple[ObservationRecord, float]], as_of: date, days: int) -> list[
+    tuple[ObservationRecord, float]
+]:
+    return [
+        p
+        for p in series
+        if p[0].effective is not None
+        and timedelta(0) <= as_of - p[0].effective <= timedelta(days=days)
+    ]
+
+
+def _m(p: tuple[ObservationRecord, float], unit: str) -> Measurement:
+    return Measurement(
+        value=p[1],
+        unit=unit,
+        when=p[0].effective,
+        ref=f"Observation/{p[0].id}",
+        ref_low=p[0].ref_low,
+        ref_high=p[0].ref_high,
+    )
+
+
+def age_on(patient: PatientRecord | None, as_of: date) -> int | None:
+    if patient is None or patient.birth_date is None:
+        return None
+    b = patient.birth_date
+    return as_of.year - b.year - ((as_of.month, as_of.day) < (b.month, b.day))
+
+
+def cockcroft_gault(*, age: int, weight_kg: float, creatinine_mg_dl: float, female: bool) -> float:
+    """CrCl (mL/min) = (140 − age) × weight / (72 × SCr), × 0.85 if female (Zometa label: C-G)."""
+    crcl = (140 - age) * weight_kg / (72 * creatinine_mg_dl)
+    return crcl * 0.85 if female else crcl
+
+
+def extract_renal(
+    records: Records, t: Terminology, *, as_of: date, lab_days: int, weight_days: int
+) -> Renal:
+    scr = _series(records, t, "creatinine", _mg_dl_creatinine)
+    fresh_scr = _fresh(scr, as_of, lab_days)
+    latest = _m(fresh_scr[-1], "mg/dL") if fresh_scr else None
+    baseline = _m(scr[0], "mg/dL") if scr else None
+
+    reported = _fresh(
+        _series(records, t, "creatinine-clearance", lambda o: o.value.quantity and o.value.quantity.value),
+        as_of,
+        lab_days,
+    )
+    if reported:
+        return Renal(
+            crcl=reported[-1][1], method="reported", creatinine=latest,
+            creatinine_baseline=baseline, missing=(),
+        )
+    missing = []
+    weight = _fresh(_series(records, t, "body-weight", _kg), as_of, weight_days)
+    age = age_on(records.patient, as_of)
+    sex = records.patient.gender if records.patient else None
+    if latest is None:
+        missing.append(f"serum creatinine within {lab_days} days")
+    if not weight:
+        missing.append(f"body weight within {weight_days} days")
+    if age is None:
+        missing.append("date of birth")
+    if sex not in ("male", "female"):
+        missing.append("sex (Cockcroft-Gault needs it)")
+    if latest is not None and weight and age is not None and sex in ("male", "female"):
+        crcl = cockcroft_gault(
+            age=age, weight_kg=weight[-1][1], creatinine_mg_dl=latest.value, female=sex == "female"
+        )
+        return Renal(
+            crcl=crcl, method="cockcroft-gault", creatinine=latest, creatinine_baseline=baseline,
+            missing=(),
+        )
+    egfr = _fresh(
+        _series(records, t, "egfr", lambda o: o.value.quantity and o.value.quantity.value),
+        as_of,
+        lab_days,
+    )
+    if egfr:
+        return Renal(
+            crcl=egfr[-1][1], method="egfr", creatinine=latest, creatinine_baseline=baseline,
+            missing=tuple(missing),
+        )
+    return Renal(
+        crcl=None, method=None, creatinine=latest, creatinine_baseline=baseline,
+        missing=tuple(missing),
+    )
+
+
+def extract_calcium(
+    records: Records,
+    t: Terminology,
+    *,
+    as_of: date,
+    lab_days: int,
+    low_fallback: float,
+    high_fallback: float,
+) -> Calcium:
+    ca = _fresh(_series(records, t, "calcium", _mg_dl_calcium), as_of, lab_days)
+    if not ca:
+        return Calcium(corrected=None, albumin_corrected=False, when=None, low=None, high=None, refs=())
+    obs, value = ca[-1]
+    refs = [f"Observation/{obs.id}"]
+    alb = _fresh(_series(records, t, "albumin", _g_dl_albumin), as_of, lab_days)
+    corrected = value
+    if alb:
+        # Corrected Ca = Ca + 0.8 × (4.0 − albumin g/dL) (clinical-logic F8).
+        corrected = value + 0.8 * (4.0 - alb[-1][1])
+        refs.append(f"Observation/{alb[-1][0].id}")
+    low_limit = obs.ref_low if obs.ref_low is not None else low_fallback
+    high_limit = obs.ref_high if obs.ref_high is not None else high_fallback
+    return Calcium(
+        corrected=round(corrected, 2),
+        albumin_corrected=bool(alb),
+        when=obs.effective,
+        low=corrected < low_limit,
+        high=corrected > high_limit,
+        refs=tuple(refs),
+    )
+
+
+def extract_lvef(records: Records, t: Terminology, *, her2_start: date | None) -> Lvef:
+    series = _series(records, t, "lvef", _percent)
+    latest = _m(series[-1], "%") if series else None
+    baseline = None
+    if her2_start is not None:
+        before = [p for p in series if p[0].effective is not None and p[0].effective <= her2_start]
+        baseline = _m(before[-1], "%") if before else None
+    return Lvef(latest=latest, baseline=baseline)

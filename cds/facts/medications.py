@@ -1,0 +1,197 @@
+"""F5 medication normalisation: every Medication* record as ingredient exposures with a class."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+from cds.facts.records import MedicationRecord, Records
+from cds.terminology import DrugMatch, MedClass, Terminology
+
+BmaDose = Literal["onc", "osteo", "unknown"]
+StopReason = Literal["progression", "toxicity", "other"]
+
+HER2_CLASSES: frozenset[MedClass] = frozenset(
+    {"HER2_MAB", "HER2_ADC_TDM1", "HER2_ADC_TDXD", "HER2_TKI_TUC", "HER2_TKI_NER", "HER2_TKI_LAP"}
+)
+HER2_ANTIBODY_CLASSES: frozenset[MedClass] = frozenset(
+    {"HER2_MAB", "HER2_ADC_TDM1", "HER2_ADC_TDXD"}
+)
+_ACTIVE = frozenset({"active", "intended", "on-hold", "in-progress"})
+_NEVER_GIVEN = frozenset({"not-taken", "not-done", "cancelled", "draft", "entered-in-error"})
+_ENDED = frozenset({"completed", "stopped", "cancelled", "not-taken", "not-done"})
+_ORDER_INTENTS = frozenset({"order", "plan", "original-order", "reflex-order", "instance-order"})
+_MG = re.compile(r"(\d+(?:\.\d+)?)\s*mg\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Exposure:
+    """One medication record for one ingredient."""
+
+    ingredient: str
+    med_class: MedClass
+    record: MedicationRecord
+    active: bool
+    given: bool  # ever exposed (not a not-taken statement, a draft or a cancelled order)
+    stop_reason: StopReason | None
+    bma_dose: BmaDose | None
+    by_text: bool
+
+    @property
+    def ref(self) -> str:
+        return self.record.reference
+
+    @property
+    def start(self) -> date | None:
+        return self.record.start
+
+    @property
+    def last(self) -> date | None:
+        return self.record.end or self.record.start
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Medications:
+    exposures: tuple[Exposure, ...]
+    received: bool  # any Medication* data arrived: without it "not on a BMA" is unknown
+
+    def given(self) -> tuple[Exposure, ...]:
+        return tuple(e for e in self.exposures if e.given)
+
+    def active(self, *classes: MedClass) -> tuple[Exposure, ...]:
+        return tuple(e for e in self.exposures if e.active and e.med_class in classes)
+
+    def ever(self, *classes: MedClass) -> tuple[Exposure, ...]:
+        return tuple(e for e in self.exposures if e.given and e.med_class in classes)
+
+    def ingredients_stopped_for(self, reason: StopReason) -> frozenset[str]:
+        return frozenset(e.ingredient for e in self.exposures if e.stop_reason == reason)
+
+    def active_bma(self) -> tuple[Exposure, ...]:
+        return tuple(e for e in self.active("BMA") if e.bma_dose in ("onc", "unknown"))
+
+    def active_osteo_bma(self) -> tuple[Exposure, ...]:
+        return tuple(e for e in self.active("BMA") if e.bma_dose == "osteo")
+
+    def declined_bma(self) -> tuple[Exposure, ...]:
+        """A recorded decision not to treat: a not-taken BMA statement with a reason (R1)."""
+        return tuple(
+            e
+            for e in self.exposures
+            if e.med_class == "BMA"
+            and e.record.status == "not-taken"
+            and e.record.status_reasons
+        )
+
+
+def stop_reason(record: MedicationRecord, t: Terminology) -> StopReason | None:
+    for reason in record.status_reasons:
+        if t["stop-progression"].matches_code(reason):
+            return "progression"
+        if t["stop-toxicity"].matches_code(reason):
+            return "toxicity"
+        if t["stop-other"].matches_code(reason):
+            return "other"
+    return None
+
+
+def bma_dose(record: MedicationRecord, match: DrugMatch) -> BmaDose:
+    """Oncologic versus osteoporosis dosing (F5): product strength first, then the dosage."""
+    if match.bma_dose is not None:
+        return match.bma_dose
+    if match.ingredient == "pamidronate":
+        return "onc"
+    mg: float | None = None
+    weeks: float | None = None
+    texts = [record.medication.all_text()]
+    for d in record.doses:
+        if d.quantity is not None and d.quantity.unit_text().lower() == "mg":
+            mg = d.quantity.value
+        weeks = d.every_weeks or weeks
+        texts.append(d.text or "")
+    if mg is None:
+        for text in texts:
+            m = _MG.search(text)
+            if m:
+                mg = float(m.group(1))
+                break
+    if match.ingredient == "denosumab":
+        if (mg is not None and mg >= 120) or (weeks is not None and weeks <= 5):
+            return "onc"
+        if mg == 60 or (weeks is not None and weeks >= 20):
+            return "osteo"
+    elif match.ingredient == "zoledronic acid":
+        if mg == 5 or (weeks is not None and weeks >= 26):
+            return "osteo"
+        if (mg is not None and mg <= 4) or (weeks is not None and weeks <= 13):
+            return "onc"
+    return "unknown"
+
+
+def _given(record: MedicationRecord) -> bool:
+    if record.status in _NEVER_GIVEN:
+        return False
+    return not (record.resource_type == "MedicationRequest" and record.intent == "proposal")
+
+
+def is_active(
+    record: MedicationRecord, as_of: date, window_days: int, request_max_days: int
+) -> bool:
+    """F5 active: an active status, or a dose within the window (statuses are often stale).
+
+    An order (MedicationRequest) still 'active' long after it was written is not trusted on its
+    status alone: each new course writes a new order, so one older than `request_max_days`
+    counts only through a recent date.
+    """
+    if not _given(record) or record.status in _ENDED:
+        return False
+    if record.start is not None and record.start > as_of and record.status not in _ACTIVE:
+        return False
+    if record.end is not None and record.end < as_of:
+        return False
+    last = record.end or record.start
+    recent = last is not None and as_of - last <= timedelta(days=window_days)
+    if record.resource_type == "MedicationAdministration":
+        return recent
+    if record.status in _ACTIVE:
+        if record.resource_type != "MedicationRequest":
+            return True
+        fresh = record.start is None or as_of - record.start <= timedelta(days=request_max_days)
+        return record.intent in _ORDER_INTENTS and fresh
+    return recent
+
+
+def extract_medications(
+    records: Records,
+    t: Terminology,
+    *,
+    as_of: date,
+    active_window_days: int,
+    zoledronic_window_days: int,
+    request_max_days: int,
+) -> Medications:
+    exposures = []
+    for record in records.medications:
+        for match in t.medications.match(record.medication, t.rxnorm):
+            window = (
+                zoledronic_window_days
+                if match.ingredient == "zoledronic acid"
+                else active_window_days
+            )
+            exposures.append(
+                Exposure(
+                    ingredient=match.ingredient,
+                    med_class=match.med_class,
+                    record=record,
+                    active=is_active(record, as_of, window, request_max_days),
+                    given=_given(record),
+                    stop_reason=stop_reason(record, t),
+                    bma_dose=bma_dose(record, match) if match.med_class == "BMA" else None,
+                    by_text=match.by_text,
+                )
+            )
+    received = any(k in records.received for k in ("MedicationStatement", "MedicationRequest"))
+    received = received or "MedicationAdministration" in records.received
+    return Medications(exposures=tuple(exposures), received=received)

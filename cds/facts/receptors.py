@@ -1,0 +1,406 @@
+"""F4 receptor status: ER, PR and HER2 (the ASCO/CAP 2018/2023 algorithm of clinical-logic §5).
+
+Results are grouped into test events (one specimen, or one date), each event is interpreted, and
+the most recent event from a specimen taken at or after metastasis is preferred to the primary.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+from cds.facts.records import ObservationRecord, Records, Value
+from cds.terminology import Concept, Terminology
+
+Status = Literal["positive", "negative", "equivocal", "unknown"]
+Her2Category = Literal["positive", "equivocal", "low", "ultralow", "0", "unknown"]
+SpecimenSite = Literal["metastatic", "primary", "unknown"]
+
+# An IHC score 0-3, optionally followed by '+'; never the first digit of "10%" or "2.0".
+_IHC_SCORE = re.compile(r"(?<![\d.])([0-3])(?:\s*\+|(?![\d.%]))")
+_ULTRALOW = re.compile(r"ultralow|ultra-low|faint|incomplete|barely perceptible")
+_NO_STAINING = re.compile(r"no (membrane )?staining|null|absent staining|without staining")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarkerResult:
+    marker: Literal["HER2", "ER", "PR"]
+    status: Status
+    when: date | None
+    specimen_site: SpecimenSite
+    derived: bool
+    refs: tuple[str, ...]
+    her2_category: Her2Category | None = None
+    ihc_score: int | None = None
+    ish_group: int | None = None
+    percent: float | None = None
+    # Findings that need action before status is known (R14a, R14b).
+    needs_reflex_ish: bool = False
+    needs_concurrent_ihc: bool = False
+
+    @property
+    def low_positive(self) -> bool:
+        """ER/PR 1-10% (ASCO/CAP 2020 'low positive')."""
+        return self.percent is not None and 1.0 <= self.percent <= 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Receptors:
+    her2: MarkerResult | None
+    er: MarkerResult | None
+    pr: MarkerResult | None
+    her2_primary: MarkerResult | None
+    er_primary: MarkerResult | None
+    pr_primary: MarkerResult | None
+    serum_her2_only: bool
+    # Whether any ER/PR/HER2 tissue result comes from a specimen at or after metastasis (R13).
+    has_metastatic_specimen: bool
+
+    @property
+    def her2_positive(self) -> bool | None:
+        if self.her2 is None or self.her2.status == "unknown":
+            return None
+        return self.her2.status == "positive"
+
+    @property
+    def hr_positive(self) -> bool | None:
+        """ER+ and/or PR+; None unless both are known or one is positive."""
+        statuses = [m.status if m else "unknown" for m in (self.er, self.pr)]
+        if "positive" in statuses:
+            return True
+        if all(s == "negative" for s in statuses):
+            return False
+        return None
+
+    def discordances(self) -> tuple[str, ...]:
+        out = []
+        for name, met, primary in (
+            ("HER2", self.her2, self.her2_primary),
+            ("ER", self.er, self.er_primary),
+            ("PR", self.pr, self.pr_primary),
+        ):
+            if (
+                met is not None
+                and primary is not None
+                and met.specimen_site == "metastatic"
+                and {met.status, primary.status} == {"positive", "negative"}
+            ):
+                out.append(
+                    f"{name} {primary.status} on the primary ({_d(primary.when)}) but "
+                    f"{met.status} on the metastatic specimen ({_d(met.when)}); the metastatic "
+                    "result is used"
+                )
+        return tuple(out)
+
+
+def _d(value: date | None) -> str:
+    return value.isoformat() if value else "date unknown"
+
+
+def _value_status(value: Value, code: Concept, t: Terminology) -> Status | None:
+    if value.concept is not None:
+        if t["result-positive"].matches_code(value.concept):
+            return "positive"
+        if t["result-negative"].matches_code(value.concept):
+            return "negative"
+        if t["er-negative-ichom"].matches_code(value.concept) and any(
+            c.code == "445028008" for c in code.codings
+        ):
+            return "negative"
+        if t["result-equivocal"].matches_code(value.concept):
+            return "equivocal"
+        if t["result-unknown"].matches_code(value.concept):
+            return "unknown"
+    for text in value.texts():
+        low = text.lower()
+        if "equivocal" in low or "borderline" in low:
+            return "equivocal"
+        if "not amplified" in low or "non-amplified" in low or "negative" in low:
+            return "negative"
+        if "amplified" in low or "positive" in low:
+            return "positive"
+        if "inconclusive" in low or "indeterminate" in low:
+            return "unknown"
+    return None
+
+
+def _number(value: Value) -> float | None:
+    if value.quantity is not None:
+        return value.quantity.value
+    if value.ratio is not None:
+        return value.ratio
+    if value.integer is not None:
+        return float(value.integer)
+    if value.string:
+        m = re.search(r"\d+(?:\.\d+)?", value.string)
+        return float(m.group(0)) if m else None
+    return None
+
+
+def _ihc_texts(obs: ObservationRecord) -> list[str]:
+    texts = list(obs.value.texts())
+    if obs.value.integer is not None:
+        texts.insert(0, str(obs.value.integer))
+    texts += [i.all_text() for i in obs.interpretation]
+    for comp in obs.components:
+        texts += list(comp.value.texts())
+        if comp.value.integer is not None:
+            texts.append(str(comp.value.integer))
+    texts += list(obs.notes)
+    return texts
+
+
+def ihc_score(obs: ObservationRecord) -> int | None:
+    """The IHC score from coded text, string, integer, interpretation, component or note."""
+    for text in _ihc_texts(obs):
+        m = _IHC_SCORE.search(text)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def ish_group(ratio: float | None, copies: float | None) -> int | None:
+    """ASCO/CAP 2018 dual-probe ISH groups 1-5; None without both numbers."""
+    if ratio is None or copies is None:
+        return None
+    if ratio >= 2.0:
+        return 1 if copies >= 4.0 else 2
+    if copies >= 6.0:
+        return 3
+    if copies >= 4.0:
+        return 4
+    return 5
+
+
+@dataclass(slots=True)
+class _Event:
+    when: date | None
+    refs: list[str]
+    final: Status | None = None
+    ihc: int | None = None
+    ihc_status: Status | None = None  # qualitative IHC result without a score
+    ihc_text: str = ""
+    ish_status: Status | None = None
+    ratio: float | None = None
+    copies: float | None = None
+
+
+def interpret_her2(
+    *,
+    final: Status | None,
+    ihc: int | None,
+    ihc_status: Status | None,
+    ish_qualitative: Status | None,
+    group: int | None,
+    ihc_text: str = "",
+) -> tuple[Status, Her2Category, bool, bool, bool]:
+    """(status, category, derived, needs reflex ISH, needs concurrent IHC) per §5."""
+    low_category: Her2Category = "unknown"
+    if ihc in (1, 2):
+        low_category = "low"
+    elif ihc == 0:
+        low = ihc_text.lower()
+        if _ULTRALOW.search(low) and not _NO_STAINING.search(low):
+            low_category = "ultralow"
+        else:
+            low_category = "0"
+    if final is not None and final != "unknown":
+        # Step 1: a reported interpretation wins; keep the IHC score for HER2-low.
+        category: Her2Category = {
+            "positive": "positive",
+            "equivocal": "equivocal",
+            "negative": low_category,
+        }[final]
+        return final, category, False, False, False
+
+    amplified: bool | None = None
+    if group is not None:
+        amplified = {1: True, 5: False}.get(group)
+    elif ish_qualitative in ("positive", "negative"):
+        amplified = ish_qualitative == "positive"
+    ish_known = group is not None or ish_qualitative in ("positive", "negative")
+    ish_unusual = group in (2, 3, 4)
+
+    if ihc is None and ihc_status is not None:
+        # A qualitative IHC result with no score: positive counts as 3+, equivocal as 2+.
+        ihc = {"positive": 3, "equivocal": 2}.get(ihc_status)
+        if ihc_status == "negative" and not ish_known:
+            return "negative", "unknown", True, False, False
+    if ihc == 3:
+        return "positive", "positive", True, False, False
+    if ihc == 2:
+        if not ish_known:
+            return "equivocal", "equivocal", True, True, False
+        if ish_unusual:
+            return "unknown", "unknown", True, False, False  # lab recount required
+        return ("positive", "positive", True, False, False) if amplified else (
+            "negative",
+            "low",
+            True,
+            False,
+            False,
+        )
+    if ihc in (0, 1):
+        if amplified:
+            return "unknown", "unknown", True, False, False  # IHC and ISH conflict
+        return "negative", low_category, True, False, False
+    # No IHC.
+    if ish_unusual:
+        return "unknown", "unknown", True, False, True
+    if amplified is True:
+        return "positive", "positive", True, False, False
+    if amplified is False:
+        return "negative", "unknown", True, False, False
+    return "unknown", "unknown", True, False, False
+
+
+def _site(when: date | None, metastatic_since: date | None, metastatic: bool) -> SpecimenSite:
+    if when is None or not metastatic:
+        return "unknown" if when is None else "primary"
+    if metastatic_since is None:
+        return "unknown"
+    return "metastatic" if when >= metastatic_since - timedelta(days=30) else "primary"
+
+
+def _event_key(obs: ObservationRecord, when: date | None) -> str:
+    return obs.specimen or (when.isoformat() if when else f"undated:{obs.id}")
+
+
+def extract_receptors(
+    records: Records, t: Terminology, *, metastatic: bool, metastatic_since: date | None
+) -> Receptors:
+    def when(obs: ObservationRecord) -> date | None:
+        if obs.specimen and obs.specimen in records.specimen_dates:
+            return records.specimen_dates[obs.specimen]
+        return obs.effective
+
+    sets = {
+        k: t[k]
+        for k in (
+            "her2-interpretation",
+            "her2-ihc",
+            "her2-ish",
+            "her2-ish-ratio",
+            "her2-ish-copies",
+            "her2-serum",
+            "er-status",
+            "er-percent",
+            "pr-status",
+            "pr-percent",
+        )
+    }
+    her2_events: dict[str, _Event] = {}
+    marker_events: dict[str, list[MarkerResult]] = defaultdict(list)
+    serum = False
+    for obs in records.observations:
+        w = when(obs)
+        ref = f"Observation/{obs.id}"
+        kind = next((k for k, vs in sets.items() if vs.matches_code(obs.code)), None)
+        if kind is None:
+            continue
+        if kind == "her2-serum":
+            serum = True
+            continue
+        if kind.startswith("her2"):
+            ev = her2_events.setdefault(_event_key(obs, w), _Event(when=w, refs=[]))
+            ev.refs.append(ref)
+            if kind == "her2-interpretation":
+                ev.final = _value_status(obs.value, obs.code, t) or ev.final
+                ev.ihc = ev.ihc if ev.ihc is not None else ihc_score(obs)
+            elif kind == "her2-ihc":
+                score = ihc_score(obs)
+                ev.ihc = score if score is not None else ev.ihc
+                ev.ihc_text = " ".join(_ihc_texts(obs))
+                if score is None:
+                    ev.ihc_status = _value_status(obs.value, obs.code, t)
+            elif kind == "her2-ish":
+                ev.ish_status = _value_status(obs.value, obs.code, t)
+            elif kind == "her2-ish-ratio":
+                ev.ratio = _number(obs.value)
+            else:
+                ev.copies = _number(obs.value)
+            continue
+        marker: Literal["ER", "PR"] = "ER" if kind.startswith("er") else "PR"
+        site = _site(w, metastatic_since, metastatic)
+        if kind.endswith("percent"):
+            pct = _number(obs.value)
+            if pct is None:
+                continue
+            status: Status = "positive" if pct >= 1.0 else "negative"
+            marker_events[marker].append(
+                MarkerResult(
+                    marker=marker,
+                    status=status,
+                    when=w,
+                    specimen_site=site,
+                    derived=True,
+                    refs=(ref,),
+                    percent=pct,
+                )
+            )
+        else:
+            status = _value_status(obs.value, obs.code, t) or "unknown"
+            marker_events[marker].append(
+                MarkerResult(
+                    marker=marker, status=status, when=w, specimen_site=site, derived=False,
+                    refs=(ref,),
+                )
+            )
+
+    her2_results = []
+    for ev in her2_events.values():
+        status, category, derived, reflex, needs_ihc = interpret_her2(
+            final=ev.final,
+            ihc=ev.ihc,
+            ihc_status=ev.ihc_status,
+            ish_qualitative=ev.ish_status,
+            group=ish_group(ev.ratio, ev.copies),
+            ihc_text=ev.ihc_text,
+        )
+        her2_results.append(
+            MarkerResult(
+                marker="HER2",
+                status=status,
+                when=ev.when,
+                specimen_site=_site(ev.when, metastatic_since, metastatic),
+                derived=derived,
+                refs=tuple(ev.refs),
+                her2_category=category,
+                ihc_score=ev.ihc,
+                ish_group=ish_group(ev.ratio, ev.copies),
+                needs_reflex_ish=reflex,
+                needs_concurrent_ihc=needs_ihc,
+            )
+        )
+
+    def choose(results: list[MarkerResult]) -> tuple[MarkerResult | None, MarkerResult | None]:
+        """(result used, latest primary) - metastatic first, then most recent (F4)."""
+
+        def latest(rs: list[MarkerResult]) -> MarkerResult | None:
+            # Within one date a percent result (derived) outranks a qualitative one; otherwise
+            # the most recent; undated results rank last.
+            return max(
+                rs, key=lambda r: (r.when or date.min, r.percent is not None), default=None
+            )
+
+        met = latest([r for r in results if r.specimen_site == "metastatic"])
+        primary = latest([r for r in results if r.specimen_site != "metastatic"])
+        return (met or primary), primary
+
+    her2, her2_primary = choose(her2_results)
+    er, er_primary = choose(marker_events["ER"])
+    pr, pr_primary = choose(marker_events["PR"])
+    every = her2_results + marker_events["ER"] + marker_events["PR"]
+    return Receptors(
+        her2=her2,
+        er=er,
+        pr=pr,
+        her2_primary=her2_primary,
+        er_primary=er_primary,
+        pr_primary=pr_primary,
+        serum_her2_only=serum and not her2_results,
+        has_metastatic_specimen=any(r.specimen_site == "metastatic" for r in every),
+    )

@@ -1,0 +1,607 @@
+"""FHIR R4 JSON → small typed records: the one place that validates with fhir.resources (R4B).
+
+Validation is costly (100-400 µs a resource), so each resource is first screened on its raw JSON
+(resource type, status, the codes our value sets name) and only the ones a rule could read are
+validated, once. A resource that fails validation is excluded and counted; the call goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+
+from cds.terminology import Coding, Concept, Terminology
+
+log = logging.getLogger(__name__)
+
+# Types the rules read. Everything else in a Bundle is skipped unparsed.
+RELEVANT_TYPES = frozenset(
+    {
+        "Patient",
+        "Condition",
+        "Observation",
+        "MedicationStatement",
+        "MedicationRequest",
+        "MedicationAdministration",
+        "Medication",
+        "Procedure",
+        "ServiceRequest",
+        "Encounter",
+        "AllergyIntolerance",
+        "Specimen",
+    }
+)
+MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
+FINAL_OBSERVATION = frozenset({"final", "amended", "corrected"})
+
+CONDITION_SETS = (
+    "breast-cancer",
+    "secondary-neoplasm",
+    "cord-compression",
+    "heart-failure",
+    "interstitial-lung-disease",
+    "mronj",
+    "dialysis",
+)
+OBSERVATION_SETS = (
+    "her2-interpretation",
+    "her2-ihc",
+    "her2-ish",
+    "her2-ish-ratio",
+    "her2-ish-copies",
+    "her2-serum",
+    "er-status",
+    "er-percent",
+    "pr-status",
+    "pr-percent",
+    "disease-status",
+    "creatinine",
+    "calcium",
+    "albumin",
+    "body-weight",
+    "creatinine-clearance",
+    "egfr",
+    "lvef",
+)
+SERVICE_SETS = ("dental-evaluation", "radiation-oncology", "echocardiogram", "biopsy", "dialysis")
+
+_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+def fhir_date(value: object) -> date | None:
+    """The calendar date of a FHIR date/dateTime/instant; partial dates fall on the first day."""
+    if not isinstance(value, str):
+        return None
+    m = _DATE.match(value)
+    if not m:
+        return None
+    try:
+        return date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
+    except ValueError:
+        return None
+
+
+def concept(raw: object) -> Concept:
+    """A CodeableConcept from raw JSON, tolerant of wrong shapes (screening runs before validation)."""
+    if not isinstance(raw, dict):
+        return Concept()
+    codings = []
+    for c in raw.get("coding") or ():
+        if isinstance(c, dict) and isinstance(c.get("code"), str):
+            display = c.get("display")
+            codings.append(
+                Coding(
+                    system=str(c.get("system") or ""),
+                    code=c["code"],
+                    display=display if isinstance(display, str) else None,
+                )
+            )
+    text = raw.get("text")
+    return Concept(codings=tuple(codings), text=text if isinstance(text, str) else None)
+
+
+def concepts(raw: object) -> tuple[Concept, ...]:
+    if isinstance(raw, dict):
+        return (concept(raw),)
+    if isinstance(raw, list):
+        return tuple(concept(x) for x in raw)
+    return ()
+
+
+def _number(raw: object) -> float | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str):
+        try:
+            return float(raw)
+        except ValueError:
+            return None
+    return None
+
+
+def _ref_id(raw: object) -> str | None:
+    if isinstance(raw, dict) and isinstance(raw.get("reference"), str):
+        return str(raw["reference"])
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    value: float
+    unit: str | None = None
+    code: str | None = None
+
+    def unit_text(self) -> str:
+        return (self.code or self.unit or "").strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """Observation.value[x] (or a component's), reduced to the forms the rules read."""
+
+    quantity: Quantity | None = None
+    concept: Concept | None = None
+    string: str | None = None
+    integer: int | None = None
+    ratio: float | None = None
+
+    def texts(self) -> tuple[str, ...]:
+        out = []
+        if self.string:
+            out.append(self.string)
+        if self.concept is not None:
+            out.append(self.concept.all_text())
+        return tuple(out)
+
+
+def _value(raw: Mapping[str, Any]) -> Value:
+    q = raw.get("valueQuantity")
+    quantity = None
+    if isinstance(q, dict) and (v := _number(q.get("value"))) is not None:
+        quantity = Quantity(value=v, unit=q.get("unit"), code=q.get("code"))
+    ratio = None
+    r = raw.get("valueRatio")
+    if isinstance(r, dict):
+        num = _number((r.get("numerator") or {}).get("value"))
+        den = _number((r.get("denominator") or {}).get("value")) if r.get("denominator") else 1.0
+        if num is not None and den:
+            ratio = num / den
+    integer = raw.get("valueInteger")
+    string = raw.get("valueString")
+    return Value(
+        quantity=quantity,
+        concept=concept(raw["valueCodeableConcept"]) if "valueCodeableConcept" in raw else None,
+        string=string if isinstance(string, str) else None,
+        integer=integer if isinstance(integer, int) and not isinstance(integer, bool) else None,
+        ratio=ratio,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PatientRecord:
+    id: str
+    gender: str | None
+    birth_date: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionRecord:
+    id: str
+    code: Concept
+    body_sites: tuple[Concept, ...]
+    active: bool
+    onset: date | None
+    recorded: date | None
+    primary_cancer_profile: bool = False
+
+    @property
+    def date(self) -> date | None:
+        return self.onset or self.recorded
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    code: Concept
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationRecord:
+    id: str
+    code: Concept
+    effective: date | None
+    value: Value
+    interpretation: tuple[Concept, ...] = ()
+    components: tuple[Component, ...] = ()
+    notes: tuple[str, ...] = ()
+    specimen: str | None = None
+    ref_low: float | None = None
+    ref_high: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dose:
+    """What the dosage says, as far as the BMA dose test needs it."""
+
+    text: str | None = None
+    quantity: Quantity | None = None
+    every_weeks: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MedicationRecord:
+    id: str
+    resource_type: str
+    status: str
+    intent: str | None
+    medication: Concept
+    start: date | None
+    end: date | None
+    status_reasons: tuple[Concept, ...]
+    doses: tuple[Dose, ...]
+
+    @property
+    def reference(self) -> str:
+        return f"{self.resource_type}/{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRecord:
+    """A Procedure, ServiceRequest or Encounter: something done or ordered, with its date."""
+
+    id: str
+    resource_type: str
+    status: str | None
+    code: Concept
+    when: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class AllergyRecord:
+    id: str
+    code: Concept
+
+
+@dataclass(frozen=True, slots=True)
+class Excluded:
+    """A resource that failed validation: type and where, never its content."""
+
+    resource_type: str
+    location: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Records:
+    patient: PatientRecord | None = None
+    conditions: tuple[ConditionRecord, ...] = ()
+    observations: tuple[ObservationRecord, ...] = ()
+    medications: tuple[MedicationRecord, ...] = ()
+    activities: tuple[ActivityRecord, ...] = ()
+    allergies: tuple[AllergyRecord, ...] = ()
+    specimen_dates: Mapping[str, date] = field(default_factory=dict)
+    excluded: tuple[Excluded, ...] = ()
+    # Which kinds of data arrived at all: absent data is unknown, never negative.
+    received: frozenset[str] = frozenset()
+
+
+def flatten(payload: object) -> Iterable[dict[str, Any]]:
+    """Resources from a resource, a Bundle (entries' resources), or a list of either."""
+    if isinstance(payload, list):
+        for item in payload:
+            yield from flatten(item)
+    elif isinstance(payload, dict):
+        if payload.get("resourceType") == "Bundle":
+            for entry in payload.get("entry") or ():
+                if isinstance(entry, dict):
+                    yield from flatten(entry.get("resource"))
+        elif isinstance(payload.get("resourceType"), str):
+            yield payload
+
+
+def _entered_in_error(raw: Mapping[str, Any]) -> bool:
+    if raw.get("status") == "entered-in-error":
+        return True
+    vs = concept(raw.get("verificationStatus"))
+    return any(c.code in {"entered-in-error", "refuted"} for c in vs.codings)
+
+
+def _medication_concept(
+    raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
+) -> Concept:
+    if "medicationCodeableConcept" in raw:
+        return concept(raw["medicationCodeableConcept"])
+    ref = _ref_id(raw.get("medicationReference"))
+    if ref is None:
+        return Concept()
+    target: Mapping[str, Any] | None = None
+    if ref.startswith("#"):
+        for c in raw.get("contained") or ():
+            if isinstance(c, dict) and c.get("id") == ref[1:]:
+                target = c
+    else:
+        target = medications.get(ref) or medications.get(ref.rsplit("/", 1)[-1])
+    if target is None:
+        return Concept(text=_display(raw.get("medicationReference")))
+    base = concept(target.get("code"))
+    extra: list[Coding] = []
+    texts = [base.text or ""]
+    for ing in target.get("ingredient") or ():
+        if isinstance(ing, dict):
+            item = concept(ing.get("itemCodeableConcept"))
+            extra.extend(item.codings)
+            texts.append(item.text or "")
+    return Concept(
+        codings=base.codings + tuple(extra), text=" ".join(t for t in texts if t) or None
+    )
+
+
+def _display(raw: object) -> str | None:
+    if isinstance(raw, dict) and isinstance(raw.get("display"), str):
+        return str(raw["display"])
+    return None
+
+
+def _period(raw: Mapping[str, Any], prefix: str) -> tuple[date | None, date | None]:
+    if f"{prefix}DateTime" in raw:
+        d = fhir_date(raw[f"{prefix}DateTime"])
+        return d, d
+    p = raw.get(f"{prefix}Period")
+    if isinstance(p, dict):
+        return fhir_date(p.get("start")), fhir_date(p.get("end"))
+    return None, None
+
+
+_WEEKS = {"d": 1 / 7, "wk": 1.0, "mo": 52 / 12, "a": 52.0, "h": 1 / 168}
+
+
+def _dose(raw: object) -> Dose:
+    if not isinstance(raw, dict):
+        return Dose()
+    quantity = None
+    for dr in raw.get("doseAndRate") or ():
+        q = dr.get("doseQuantity") if isinstance(dr, dict) else None
+        if isinstance(q, dict) and (v := _number(q.get("value"))) is not None:
+            quantity = Quantity(value=v, unit=q.get("unit"), code=q.get("code"))
+    q = raw.get("dose")  # MedicationAdministration.dosage.dose
+    if quantity is None and isinstance(q, dict) and (v := _number(q.get("value"))) is not None:
+        quantity = Quantity(value=v, unit=q.get("unit"), code=q.get("code"))
+    every = None
+    rep = (raw.get("timing") or {}).get("repeat") if isinstance(raw.get("timing"), dict) else None
+    if isinstance(rep, dict):
+        period, unit = _number(rep.get("period")), rep.get("periodUnit")
+        freq = _number(rep.get("frequency")) or 1.0
+        if period is not None and unit in _WEEKS:
+            every = period * _WEEKS[unit] / freq
+    text = raw.get("text")
+    return Dose(text=text if isinstance(text, str) else None, quantity=quantity, every_weeks=every)
+
+
+class _Reader:
+    def __init__(self, terminology: Terminology) -> None:
+        self.t = terminology
+        self.condition_sets = [terminology[v] for v in CONDITION_SETS]
+        self.observation_sets = [terminology[v] for v in OBSERVATION_SETS]
+        self.service_sets = [terminology[v] for v in SERVICE_SETS]
+
+    def relevant(self, raw: Mapping[str, Any], medications: Mapping[str, Any]) -> bool:
+        rtype = raw["resourceType"]
+        if rtype in {"Patient", "Specimen"}:
+            return True
+        if rtype == "Condition":
+            c = concept(raw.get("code"))
+            return any(vs.matches(c) for vs in self.condition_sets)
+        if rtype == "Observation":
+            if raw.get("status") not in FINAL_OBSERVATION:
+                return False
+            c = concept(raw.get("code"))
+            return any(vs.matches(c) for vs in self.observation_sets)
+        if rtype in MEDICATION_TYPES:
+            return bool(
+                self.t.medications.match(_medication_concept(raw, medications), self.t.rxnorm)
+            )
+        if rtype in {"Procedure", "ServiceRequest", "Encounter"}:
+            codes = [concept(raw.get("code"))] if rtype != "Encounter" else []
+            codes += list(concepts(raw.get("type"))) + list(concepts(raw.get("serviceType")))
+            return any(vs.matches(c) for vs in self.service_sets for c in codes)
+        if rtype == "AllergyIntolerance":
+            return bool(self.t.medications.match(concept(raw.get("code")), self.t.rxnorm))
+        return False
+
+
+def read_records(payloads: Iterable[object], terminology: Terminology) -> Records:
+    """Screen, validate once, and reduce every resource the rules could read."""
+    reader = _Reader(terminology)
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    anonymous: list[dict[str, Any]] = []
+    received: set[str] = set()
+    for payload in payloads:
+        for raw in flatten(payload):
+            rtype = raw["resourceType"]
+            received.add(rtype)
+            if rtype not in RELEVANT_TYPES:
+                continue
+            rid = raw.get("id")
+            if isinstance(rid, str):
+                seen.setdefault((rtype, rid), raw)  # the same resource from two keys counts once
+            else:
+                anonymous.append(raw)
+    resources = list(seen.values()) + anonymous
+    medications = {
+        f"Medication/{r['id']}": r
+        for r in resources
+        if r["resourceType"] == "Medication" and isinstance(r.get("id"), str)
+    }
+
+    excluded: list[Excluded] = []
+    out: dict[str, list[Any]] = {k: [] for k in ("cond", "obs", "med", "act", "allergy")}
+    patient: PatientRecord | None = None
+    specimen_dates: dict[str, date] = {}
+    for raw in resources:
+        rtype = raw["resourceType"]
+        if rtype == "Medication" or _entered_in_error(raw):
+            continue
+        if not reader.relevant(raw, medications):
+            continue
+        try:
+            get_fhir_model_class(rtype).model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "(root)"
+            excluded.append(Excluded(rtype, where, err["msg"]))
+            log.warning("excluded invalid %s at %s: %s", rtype, where, err["type"])
+            continue
+        rid = str(raw.get("id") or "")
+        if rtype == "Patient":
+            patient = PatientRecord(
+                id=rid, gender=raw.get("gender"), birth_date=fhir_date(raw.get("birthDate"))
+            )
+        elif rtype == "Specimen":
+            coll = raw.get("collection") or {}
+            d = fhir_date(coll.get("collectedDateTime")) or _period(coll, "collected")[0]
+            if d is not None:
+                specimen_dates[f"Specimen/{rid}"] = d
+        elif rtype == "Condition":
+            out["cond"].append(_condition(rid, raw))
+        elif rtype == "Observation":
+            out["obs"].append(_observation(rid, raw))
+        elif rtype in MEDICATION_TYPES:
+            out["med"].append(_medication(rid, raw, medications))
+        elif rtype == "AllergyIntolerance":
+            out["allergy"].append(AllergyRecord(id=rid, code=concept(raw.get("code"))))
+        else:
+            out["act"].append(_activity(rid, raw))
+    return Records(
+        patient=patient,
+        conditions=tuple(out["cond"]),
+        observations=tuple(out["obs"]),
+        medications=tuple(out["med"]),
+        activities=tuple(out["act"]),
+        allergies=tuple(out["allergy"]),
+        specimen_dates=specimen_dates,
+        excluded=tuple(excluded),
+        received=frozenset(received),
+    )
+
+
+def _condition(rid: str, raw: Mapping[str, Any]) -> ConditionRecord:
+    status = concept(raw.get("clinicalStatus"))
+    codes = {c.code for c in status.codings}
+    # A Condition without a clinical status is taken as active: a metastasis is never assumed
+    # resolved for lack of a field.
+    active = not codes or bool(codes & {"active", "recurrence", "relapse"})
+    onset = fhir_date(raw.get("onsetDateTime")) or _period(raw, "onset")[0]
+    return ConditionRecord(
+        id=rid,
+        code=concept(raw.get("code")),
+        body_sites=concepts(raw.get("bodySite")),
+        active=active,
+        onset=onset,
+        recorded=fhir_date(raw.get("recordedDate")),
+        primary_cancer_profile=any(
+            "mcode-primary-cancer-condition" in str(p)
+            for p in (raw.get("meta") or {}).get("profile") or ()
+        ),
+    )
+
+
+def _observation(rid: str, raw: Mapping[str, Any]) -> ObservationRecord:
+    effective = _period(raw, "effective")[0] or fhir_date(raw.get("effectiveInstant"))
+    effective = effective or fhir_date(raw.get("issued"))
+    low = high = None
+    for rr in raw.get("referenceRange") or ():
+        if isinstance(rr, dict):
+            low = _number((rr.get("low") or {}).get("value"))
+            high = _number((rr.get("high") or {}).get("value"))
+            break
+    return ObservationRecord(
+        id=rid,
+        code=concept(raw.get("code")),
+        effective=effective,
+        value=_value(raw),
+        interpretation=concepts(raw.get("interpretation")),
+        components=tuple(
+            Component(code=concept(c.get("code")), value=_value(c))
+            for c in raw.get("component") or ()
+            if isinstance(c, dict)
+        ),
+        notes=tuple(
+            n["text"] for n in raw.get("note") or () if isinstance(n, dict) and "text" in n
+        ),
+        specimen=_ref_id(raw.get("specimen")),
+        ref_low=low,
+        ref_high=high,
+    )
+
+
+def _status_reasons(raw: Mapping[str, Any]) -> tuple[Concept, ...]:
+    reasons = list(concepts(raw.get("statusReason")))
+    for ext in raw.get("extension") or ():
+        # Legacy mCODE carried the stop reason in a terminationReason extension.
+        if isinstance(ext, dict) and "terminationreason" in str(ext.get("url", "")).lower():
+            reasons.append(concept(ext.get("valueCodeableConcept")))
+    return tuple(reasons)
+
+
+def _medication(
+    rid: str, raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
+) -> MedicationRecord:
+    rtype = raw["resourceType"]
+    if rtype == "MedicationRequest":
+        start = fhir_date(raw.get("authoredOn"))
+        end = None
+        validity = (raw.get("dispenseRequest") or {}).get("validityPeriod")
+        if isinstance(validity, dict):
+            start = fhir_date(validity.get("start")) or start
+            end = fhir_date(validity.get("end"))
+        doses = tuple(_dose(d) for d in raw.get("dosageInstruction") or ())
+    elif rtype == "MedicationStatement":
+        start, end = _period(raw, "effective")
+        start = start or fhir_date(raw.get("dateAsserted"))
+        doses = tuple(_dose(d) for d in raw.get("dosage") or ())
+    else:
+        start, end = _period(raw, "effective")
+        doses = (_dose(raw.get("dosage")),) if raw.get("dosage") else ()
+    return MedicationRecord(
+        id=rid,
+        resource_type=rtype,
+        status=str(raw.get("status") or "unknown"),
+        intent=raw.get("intent"),
+        medication=_medication_concept(raw, medications),
+        start=start,
+        end=end,
+        status_reasons=_status_reasons(raw),
+        doses=doses,
+    )
+
+
+def _activity(rid: str, raw: Mapping[str, Any]) -> ActivityRecord:
+    rtype = raw["resourceType"]
+    if rtype == "Encounter":
+        code = Concept(
+            codings=tuple(
+                c for cc in concepts(raw.get("type")) + concepts(raw.get("serviceType"))
+                for c in cc.codings
+            ),
+            text=" ".join(
+                cc.all_text() for cc in concepts(raw.get("type")) + concepts(raw.get("serviceType"))
+            ),
+        )
+        period = raw.get("period")
+        when = fhir_date(period.get("start")) if isinstance(period, dict) else None
+    else:
+        code = concept(raw.get("code"))
+        when = _period(raw, "performed")[0] if rtype == "Procedure" else None
+        when = when or fhir_date(raw.get("authoredOn")) or _period(raw, "occurrence")[0]
+    return ActivityRecord(
+        id=rid, resource_type=rtype, status=raw.get("status"), code=code, when=when
+    )
