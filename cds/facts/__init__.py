@@ -51,6 +51,8 @@ class PatientFacts:
     allergies: frozenset[str]  # ingredients the patient is allergic or intolerant to
     excluded: tuple[Excluded, ...]
     received: frozenset[str]  # resource types that arrived: absent data is unknown
+    # The latest CancerDiseaseStatus: worsened, stable (stable/improved/remission), undetermined.
+    latest_disease_status: str | None = None
 
     @property
     def on_dialysis(self) -> bool:
@@ -76,6 +78,21 @@ def _dated(
             continue
         out.append(Dated(when=a.when, ref=f"{a.resource_type}/{a.id}"))
     return tuple(sorted(out, key=lambda d: d.when))
+
+
+def _latest_disease_status(records: Records, t: Terminology) -> str | None:
+    statuses = [o for o in records.observations if t["disease-status"].matches_code(o.code)]
+    if not statuses:
+        return None
+    latest = max(statuses, key=lambda o: o.effective or date.min)
+    value = latest.value.concept
+    if value is None:
+        return "undetermined"
+    if t["status-worsened"].matches_code(value):
+        return "worsened"
+    if t["status-not-progressed"].matches_code(value):
+        return "stable"
+    return "undetermined"
 
 
 def facts_from_records(
@@ -142,6 +159,7 @@ def facts_from_records(
         allergies=allergies,
         excluded=records.excluded,
         received=records.received,
+        latest_disease_status=_latest_disease_status(records, t),
     )
 
 

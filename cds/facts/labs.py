@@ -43,6 +43,7 @@ class Calcium:
     low: bool | None
     high: bool | None
     refs: tuple[str, ...]
+    last_result: date | None = None  # any calcium result, however old (R3c)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -222,9 +223,19 @@ def extract_calcium(
     low_fallback: float,
     high_fallback: float,
 ) -> Calcium:
-    ca = _fresh(_series(records, t, "calcium", _mg_dl_calcium), as_of, lab_days)
+    every = _series(records, t, "calcium", _mg_dl_calcium)
+    last_result = every[-1][0].effective if every else None
+    ca = _fresh(every, as_of, lab_days)
     if not ca:
-        return Calcium(corrected=None, albumin_corrected=False, when=None, low=None, high=None, refs=())
+        return Calcium(
+            corrected=None,
+            albumin_corrected=False,
+            when=None,
+            low=None,
+            high=None,
+            refs=(),
+            last_result=last_result,
+        )
     obs, value = ca[-1]
     refs = [f"Observation/{obs.id}"]
     alb = _fresh(_series(records, t, "albumin", _g_dl_albumin), as_of, lab_days)
@@ -242,6 +253,7 @@ def extract_calcium(
         low=corrected < low_limit,
         high=corrected > high_limit,
         refs=tuple(refs),
+        last_result=last_result,
     )
 
 

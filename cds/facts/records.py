@@ -70,7 +70,14 @@ OBSERVATION_SETS = (
     "egfr",
     "lvef",
 )
-SERVICE_SETS = ("dental-evaluation", "radiation-oncology", "echocardiogram", "biopsy", "dialysis")
+SERVICE_SETS = (
+    "dental-evaluation",
+    "radiation-oncology",
+    "echocardiogram",
+    "biopsy",
+    "dialysis",
+    "invasive-dental",
+)
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 

@@ -1,0 +1,463 @@
+"""R1-R5: bone-modifying agents, renal and calcium safety, dental review (all subtypes)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cds.facts import PatientFacts
+from cds.facts.orders import DraftOrders
+from cds.parameters import Parameters
+from cds.rules import (
+    ORDER_HOOKS,
+    PATIENT_VIEW,
+    Action,
+    Decision,
+    DeleteDraft,
+    Order,
+    Proposal,
+    UpdateDraft,
+    on,
+    rule,
+)
+
+BISPHOSPHONATES = ("zoledronic acid", "pamidronate")
+
+
+def has_bone_metastases(f: PatientFacts) -> bool:
+    """F3 bone (including vertebral) or bone-marrow-only involvement, in metastatic disease."""
+    return f.disease.bone.present or f.disease.bone_marrow_only.present
+
+
+def renal_words(f: PatientFacts) -> str:
+    r = f.renal
+    if r.crcl is None:
+        return "creatinine clearance unknown"
+    how = {"reported": "reported", "cockcroft-gault": "Cockcroft-Gault", "egfr": "eGFR"}
+    return f"CrCl {r.crcl:.0f} mL/min ({how[r.method or 'reported']})"
+
+
+def severe_renal(f: PatientFacts, p: Parameters) -> bool:
+    """CrCl below the zoledronic-acid threshold, or dialysis (Zometa and Xgeva labels)."""
+    return f.on_dialysis or (f.renal.crcl is not None and f.renal.crcl < p.crcl_not_recommended)
+
+
+def no_recent_dental(f: PatientFacts, p: Parameters) -> bool:
+    last = f.last_dental_evaluation()
+    return last is None or f.as_of - last.when > timedelta(days=p.dental_lookback_days)
+
+
+def dental_words(f: PatientFacts) -> str:
+    last = f.last_dental_evaluation()
+    return f"last dental evaluation {on(last.when)}" if last else "no dental evaluation on record"
+
+
+def _support_actions(f: PatientFacts, p: Parameters) -> tuple[Action, ...]:
+    """Actions every BMA suggestion carries: calcium/vitamin D, dental referral, stale labs."""
+    actions: list[Action] = []
+    if not f.calcium.high:
+        actions += [Order(key="calcium-supplement"), Order(key="vitamin-d-supplement")]
+    if no_recent_dental(f, p):
+        actions.append(Order(key="dental-referral"))
+    if f.renal.creatinine is None:
+        actions.append(Order(key="lab-creatinine"))
+    if f.calcium.corrected is None:
+        actions += [Order(key="lab-calcium"), Order(key="lab-albumin")]
+    return tuple(actions)
+
+
+def bma_options(f: PatientFacts, p: Parameters) -> tuple[tuple[Proposal, ...], tuple[str, ...]]:
+    """R1 S1-S3 filtered by renal function, calcium and allergy; options never ranked (§0.3)."""
+    support = _support_actions(f, p)
+    proposals: list[Proposal] = []
+    notes: list[str] = []
+    if "denosumab" in f.allergies:
+        notes.append("denosumab-allergy")
+    elif f.calcium.low:
+        notes.append("denosumab-hypocalcaemia")
+    else:
+        if severe_renal(f, p):
+            notes.append("denosumab-renal")
+        proposals.append(Proposal(key="denosumab", actions=(Order(key="denosumab-120"), *support)))
+    for drug, key in (("zoledronic acid", "zoledronic-acid"), ("pamidronate", "pamidronate")):
+        if drug in f.allergies:
+            notes.append(f"{key}-allergy")
+            continue
+        if severe_renal(f, p):
+            notes.append(f"{key}-renal-contraindicated")
+            continue
+        order = Order(key=f"{key}-order")
+        if drug == "zoledronic acid" and f.renal.crcl is not None:
+            dose = p.zoledronic_dose(f.renal.crcl)
+            if dose is not None and dose < p.zoledronic_dose_by_crcl[0].dose_mg:
+                order = Order(key="zoledronic-acid-order", dose=f"{dose:g} mg")
+                notes.append("zoledronic-acid-dose-reduced")
+        if f.renal.crcl is None:
+            notes.append(f"{key}-renal-unknown")
+        proposals.append(Proposal(key=key, actions=(order, *support)))
+    return tuple(proposals), tuple(dict.fromkeys(notes))
+
+
+def bone_data(f: PatientFacts) -> tuple[str, ...]:
+    d = f.disease
+    lines = []
+    if d.bone.present:
+        lines.append(f"Bone metastasis recorded {on(d.bone.since)}")
+    if d.vertebral.present:
+        lines.append(f"Vertebral involvement recorded {on(d.vertebral.since)}")
+    if d.bone_marrow_only.present:
+        lines.append(f"Bone-marrow metastasis (C79.52) recorded {on(d.bone_marrow_only.since)}")
+    lines.append(f"Renal function: {renal_words(f)}")
+    if f.calcium.corrected is not None:
+        kind = "corrected" if f.calcium.albumin_corrected else "measured, not albumin-corrected"
+        lines.append(f"Calcium {f.calcium.corrected:g} mg/dL ({kind}) on {on(f.calcium.when)}")
+    lines.append(dental_words(f).capitalize())
+    return tuple(lines)
+
+
+def _missing(f: PatientFacts) -> tuple[str, ...]:
+    out = list(f.renal.missing) if f.renal.crcl is None else []
+    if f.calcium.corrected is None:
+        out.append("serum calcium (and albumin) within the freshness window")
+    return tuple(out)
+
+
+@rule("R1", hooks=PATIENT_VIEW, variants=("start", "marrow-only", "osteoporosis-dose"))
+def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Bone metastases without an oncologic bone-modifying agent → start one.
+
+    ASCO-BMA-2017: patients with breast cancer and evidence of bone metastases should be treated
+    with a BMA (Strong); denosumab 120 mg SC q4w, zoledronic acid 4 mg IV q12w or q3-4w, or
+    pamidronate 90 mg IV q3-4w; one BMA is not recommended over another. Zometa label renal table
+    (dose by CrCl; not recommended below 30 mL/min); Xgeva label (correct hypocalcaemia first).
+    Bone-marrow-only involvement (C79.52) is 'consider' (info). An osteoporosis-dose agent
+    (denosumab 60 mg, zoledronic acid 5 mg) does not count (clinical-logic §0.7).
+    """
+    if not f.disease.metastatic.present or not has_bone_metastases(f):
+        return []
+    if f.meds.active_bma() or f.meds.declined_bma():
+        return []
+    bmas = ("denosumab", "zoledronic acid", "pamidronate")
+    if all(b in f.allergies for b in bmas):
+        return []
+    proposals, notes = bma_options(f, p)
+    osteo = f.meds.active_osteo_bma()
+    if osteo:
+        variant, indicator = "osteoporosis-dose", "warning"
+    elif f.disease.bone.present:
+        variant, indicator = "start", "warning"
+    else:
+        variant, indicator = "marrow-only", "info"
+    data = list(bone_data(f))
+    data += [f"Osteoporosis-dose agent: {e.ingredient} ({e.ref})" for e in osteo]
+    return [
+        Decision(
+            rule="R1",
+            variant=variant,
+            indicator=indicator,  # type: ignore[arg-type]
+            data=tuple(data),
+            missing=_missing(f),
+            note_keys=notes,
+            refs=f.disease.bone.refs + f.disease.bone_marrow_only.refs + tuple(e.ref for e in osteo),
+            proposals=proposals,
+        )
+    ]
+
+
+@rule(
+    "R2",
+    hooks=ORDER_HOOKS,
+    variants=("renal-contraindicated", "dose-adjust", "no-creatinine", "creatinine-rise", "infusion-time"),
+    bindings=("drug", "dose"),
+)
+def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Zoledronic acid / pamidronate order safety: renal dosing, creatinine, infusion time.
+
+    Zometa US label: dose by Cockcroft-Gault CrCl (>60 4.0 mg; 50-60 3.5; 40-49 3.3; 30-39 3.0);
+    not recommended below 30 mL/min; withhold after a creatinine rise of ≥0.5 mg/dL (normal
+    baseline) or ≥1.0 mg/dL (baseline >1.4). ASCO-BMA-2011/2017: monitor creatinine before each
+    dose; zoledronic acid over no less than 15 minutes.
+    """
+    out: list[Decision] = []
+    for draft in drafts.with_ingredient(*BISPHOSPHONATES):
+        drug = "zoledronic acid" if draft.has("zoledronic acid") else "pamidronate"
+        base = {"drug": drug, "dose": f"{draft.dose_mg:g} mg" if draft.dose_mg else "as ordered"}
+        data = (f"Draft order: {drug} ({draft.ref})", f"Renal function: {renal_words(f)}")
+        if severe_renal(f, p):
+            out.append(
+                Decision(
+                    rule="R2", variant="renal-contraindicated", indicator="critical",
+                    bindings=base, data=data, refs=(draft.ref, *f.renal.refs),
+                    notes=("Dialysis is recorded.",) if f.on_dialysis else (),
+                    proposals=(
+                        Proposal(
+                            key="replace-with-denosumab",
+                            actions=(DeleteDraft(draft_ref=draft.ref), Order(key="denosumab-120")),
+                        ),
+                    ),
+                )
+            )
+            continue
+        crcl = f.renal.crcl
+        if (
+            drug == "zoledronic acid"
+            and crcl is not None
+            and crcl <= p.crcl_dose_adjust_upto
+            and draft.dose_mg is not None
+        ):
+            dose = p.zoledronic_dose(crcl)
+            if dose is not None and draft.dose_mg > dose:
+                out.append(
+                    Decision(
+                        rule="R2", variant="dose-adjust", indicator="warning",
+                        bindings={**base, "dose": f"{dose:g} mg"}, data=data,
+                        refs=(draft.ref, *f.renal.refs),
+                        proposals=(
+                            Proposal(
+                                key="adjust-dose",
+                                actions=(UpdateDraft(draft_ref=draft.ref, dose=f"{dose:g} mg"),),
+                                label_bindings={"dose": f"{dose:g} mg"},
+                            ),
+                        ),
+                    )
+                )
+        if f.renal.creatinine is None:
+            out.append(
+                Decision(
+                    rule="R2", variant="no-creatinine", indicator="warning", bindings=base,
+                    data=data, missing=(f"serum creatinine within {p.lab_freshness_days} days",),
+                    refs=(draft.ref,),
+                    proposals=(Proposal(key="order-creatinine", actions=(Order(key="lab-creatinine"),)),),
+                )
+            )
+        else:
+            latest, baseline = f.renal.creatinine, f.renal.creatinine_baseline
+            if baseline is not None and baseline.ref != latest.ref:
+                limit = (
+                    p.creatinine_rise_abnormal
+                    if baseline.value > p.creatinine_abnormal_baseline
+                    else p.creatinine_rise_normal
+                )
+                if latest.value - baseline.value >= limit:
+                    out.append(
+                        Decision(
+                            rule="R2", variant="creatinine-rise", indicator="warning",
+                            bindings=base,
+                            data=(
+                                *data,
+                                f"Creatinine {latest.value:.2f} mg/dL on {on(latest.when)}; "
+                                f"baseline {baseline.value:.2f} mg/dL on {on(baseline.when)}",
+                            ),
+                            refs=(draft.ref, latest.ref, baseline.ref),
+                        )
+                    )
+        if (
+            drug == "zoledronic acid"
+            and draft.infusion_minutes is not None
+            and draft.infusion_minutes < p.zoledronic_min_infusion_minutes
+        ):
+            out.append(
+                Decision(
+                    rule="R2", variant="infusion-time", indicator="warning", bindings=base,
+                    data=(*data, f"Infusion time on the order: {draft.infusion_minutes:g} minutes"),
+                    refs=(draft.ref,),
+                )
+            )
+    return out
+
+
+@rule("R3a", hooks=ORDER_HOOKS, variants=("hypocalcaemia", "renal-monitor"))
+def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Denosumab order with low corrected calcium → correct it first; severe renal → monitor.
+
+    Xgeva safety labelling change (FDA, 2013): pre-existing hypocalcaemia must be corrected before
+    starting Xgeva. Label (June 2014): hypocalcaemia risk is highest with CrCl <30 mL/min or
+    dialysis; monitor calcium.
+    """
+    out: list[Decision] = []
+    for draft in drafts.with_ingredient("denosumab"):
+        data = [f"Draft order: denosumab ({draft.ref})"]
+        if f.calcium.low:
+            data.append(f"Calcium {f.calcium.corrected:g} mg/dL on {on(f.calcium.when)}")
+            out.append(
+                Decision(
+                    rule="R3a", variant="hypocalcaemia", indicator="critical", data=tuple(data),
+                    refs=(draft.ref, *f.calcium.refs),
+                    notes=() if f.calcium.albumin_corrected else ("calcium-uncorrected",),
+                )
+            )
+        elif severe_renal(f, p):
+            data.append(f"Renal function: {renal_words(f)}")
+            out.append(
+                Decision(
+                    rule="R3a", variant="renal-monitor", indicator="warning", data=tuple(data),
+                    refs=(draft.ref, *f.renal.refs),
+                    proposals=(Proposal(key="order-calcium", actions=(Order(key="lab-calcium"), Order(key="lab-albumin"))),),
+                )
+            )
+    return out
+
+
+@rule("R3b", hooks=PATIENT_VIEW, variants=("supplement",))
+def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """On an oncologic BMA without calcium or vitamin D → supplement, unless hypercalcaemic.
+
+    Zometa label: oral calcium 500 mg and a multivitamin with 400 IU vitamin D daily. Xgeva label:
+    calcium and vitamin D as necessary, unless hypercalcaemia is present. Seed 001.
+    RxNorm codes for calcium carbonate and cholecalciferol are UNVERIFIED: sent as text only.
+    """
+    bma = f.meds.active_bma()
+    if not bma or f.meds.active("CALCIUM", "VITD") or f.calcium.high:
+        return []
+    return [
+        Decision(
+            rule="R3b", variant="supplement", indicator="info",
+            data=tuple(f"On {e.ingredient} ({e.ref})" for e in bma),
+            missing=() if f.calcium.corrected is not None else (
+                "a recent serum calcium: check it is not high before supplementing",
+            ),
+            refs=tuple(e.ref for e in bma),
+            proposals=(
+                Proposal(
+                    key="calcium-vitamin-d",
+                    actions=(Order(key="calcium-supplement"), Order(key="vitamin-d-supplement")),
+                ),
+            ),
+        )
+    ]
+
+
+@rule("R3c", hooks=PATIENT_VIEW, variants=("check-calcium",))
+def r3c_denosumab_calcium_check(
+    f: PatientFacts, drafts: DraftOrders, p: Parameters
+) -> list[Decision]:
+    """On denosumab with no calcium result in 35 days → check serum calcium (Xgeva label)."""
+    on_denosumab = [e for e in f.meds.active_bma() if e.ingredient == "denosumab"]
+    last = f.calcium.last_result
+    if not on_denosumab or (last is not None and f.as_of - last <= timedelta(days=p.calcium_check_days)):
+        return []
+    return [
+        Decision(
+            rule="R3c", variant="check-calcium", indicator="info",
+            data=tuple(f"On denosumab ({e.ref})" for e in on_denosumab),
+            missing=(f"serum calcium within {p.calcium_check_days} days",),
+            refs=tuple(e.ref for e in on_denosumab),
+            proposals=(Proposal(key="order-calcium", actions=(Order(key="lab-calcium"), Order(key="lab-albumin"))),),
+        )
+    ]
+
+
+@rule("R4a", hooks=PATIENT_VIEW, variants=("dental-review",))
+def r4a_dental_review(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """A BMA is indicated or just started, and no dental evaluation in 6 months → refer.
+
+    ASCO-BMA-2017/2011: all patients should have a dental examination and preventive dentistry
+    before using a BMA. Xgeva label: dental examination before treatment; avoid invasive dental
+    procedures during it. MRONJ-2019. The 6-month look-back is a configurable default.
+    """
+    if not no_recent_dental(f, p):
+        return []
+    needs_bma = bool(r1_start_bone_agent(f, drafts, p))
+    recent = [
+        e
+        for e in f.meds.active_bma()
+        if e.start is not None and f.as_of - e.start <= timedelta(days=p.bma_recent_start_days)
+    ]
+    if not needs_bma and not recent:
+        return []
+    data = [dental_words(f).capitalize()]
+    data += [f"{e.ingredient} started {on(e.start)} ({e.ref})" for e in recent]
+    if needs_bma:
+        data.append("A bone-modifying agent is indicated (see the bone-modifying agent card)")
+    return [
+        Decision(
+            rule="R4a", variant="dental-review", indicator="warning", data=tuple(data),
+            refs=tuple(e.ref for e in recent),
+            proposals=(Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),),
+        )
+    ]
+
+
+@rule("R4b", hooks=ORDER_HOOKS, variants=("dental-before-bma",))
+def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """A first BMA is being ordered with no dental evaluation in 6 months → refer; never blocks.
+
+    ASCO-BMA-2017; Xgeva label; MRONJ-2019 (the oncologist may start without delay when needed).
+    """
+    orders = drafts.with_class("BMA")
+    if not orders or not no_recent_dental(f, p) or f.meds.ever("BMA"):
+        return []
+    return [
+        Decision(
+            rule="R4b", variant="dental-before-bma", indicator="warning",
+            data=(dental_words(f).capitalize(), *(f"Draft order: {o.ref}" for o in orders)),
+            refs=tuple(o.ref for o in orders),
+            proposals=(Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),),
+        )
+    ]
+
+
+@rule("R4c", hooks=ORDER_HOOKS, variants=("invasive-dental",))
+def r4c_invasive_dental(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """On a BMA and an extraction or implant is being ordered → MRONJ risk; coordinate.
+
+    Xgeva label: avoid invasive dental procedures during treatment. MRONJ-2019. The procedure
+    code set is UNVERIFIED, so the draft is recognised by its text.
+    """
+    if not f.meds.active("BMA"):
+        return []
+    pattern = ("extraction", "implant", "oral surgery")
+    hits = [s for s in drafts.services if any(w in s.text for w in pattern)]
+    if not hits:
+        return []
+    return [
+        Decision(
+            rule="R4c", variant="invasive-dental", indicator="warning",
+            data=tuple(f"Draft order: {s.ref}" for s in hits),
+            refs=tuple(s.ref for s in hits),
+        )
+    ]
+
+
+@rule("R4d", hooks=PATIENT_VIEW, variants=("mronj",))
+def r4d_mronj(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Osteonecrosis of the jaw recorded → review BMA continuation with dental/oral surgery.
+
+    Xgeva label: temporary interruption should be considered on individual risk/benefit.
+    MRONJ codes are UNVERIFIED: recognised by text.
+    """
+    if not f.disease.mronj.present:
+        return []
+    on_bma = f.meds.active("BMA")
+    return [
+        Decision(
+            rule="R4d", variant="mronj", indicator="warning",
+            data=(
+                f"Osteonecrosis of the jaw recorded {on(f.disease.mronj.since)}",
+                *(f"On {e.ingredient} ({e.ref})" for e in on_bma),
+            ),
+            refs=f.disease.mronj.refs + tuple(e.ref for e in on_bma),
+        )
+    ]
+
+
+@rule("R5", hooks=PATIENT_VIEW, variants=("interval",))
+def r5_zoledronic_interval(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Zoledronic acid every 3-4 weeks for ≥3 months with stable disease → 12-weekly is an option.
+
+    ASCO-BMA-2017 lists zoledronic acid every 12 weeks or every 3-4 weeks. Information only; no
+    rule ever stops a BMA, and denosumab every 12 weeks is never suggested.
+    """
+    zol = [e for e in f.meds.active_bma() if e.ingredient == "zoledronic acid"]
+    monthly = [e for e in zol if any(d.every_weeks and d.every_weeks <= 5 for d in e.record.doses)]
+    starts = [e.start for e in f.meds.ever("BMA") if e.ingredient == "zoledronic acid" and e.start]
+    if not monthly or not starts or f.as_of - min(starts) < timedelta(days=90):
+        return []
+    if f.latest_disease_status != "stable":
+        return []
+    return [
+        Decision(
+            rule="R5", variant="interval", indicator="info",
+            data=(f"Zoledronic acid since {on(min(starts))}, every 3-4 weeks",),
+            refs=tuple(e.ref for e in monthly),
+        )
+    ]

@@ -1,0 +1,314 @@
+"""R6-R8: next line of HER2-targeted therapy, undocumented progression, brain metastases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cds.facts import PatientFacts
+from cds.facts.medications import HER2_CLASSES
+from cds.facts.orders import DraftOrders
+from cds.parameters import Parameters
+from cds.rules import PATIENT_VIEW, Decision, Order, Proposal, on, rule
+
+# Regimens as (proposal key, ingredients it needs, order keys). Order and content follow
+# clinical-logic R6; doses live in cards/orders.yaml, labels in cards/rules/R6.yaml.
+LINE_1 = (
+    ("thp-docetaxel", ("docetaxel", "trastuzumab", "pertuzumab")),
+    ("thp-paclitaxel", ("paclitaxel", "trastuzumab", "pertuzumab")),
+    ("tdxd-pertuzumab", ("trastuzumab deruxtecan", "pertuzumab")),
+)
+LINE_2 = (
+    ("tdxd", ("trastuzumab deruxtecan",)),
+    ("tdm1", ("trastuzumab emtansine",)),
+)
+TUCATINIB = ("tucatinib-trastuzumab-capecitabine", ("tucatinib", "trastuzumab", "capecitabine"))
+LINE_3 = (
+    ("tdm1", ("trastuzumab emtansine",)),
+    ("tdxd", ("trastuzumab deruxtecan",)),
+    ("neratinib-capecitabine", ("neratinib", "capecitabine")),
+    ("lapatinib-capecitabine", ("lapatinib", "capecitabine")),
+    ("lapatinib-trastuzumab", ("lapatinib", "trastuzumab")),
+    ("trastuzumab-vinorelbine", ("trastuzumab", "vinorelbine")),
+    ("trastuzumab-capecitabine", ("trastuzumab", "capecitabine")),
+)
+LINE_3_HR_POSITIVE = (
+    ("abemaciclib-trastuzumab-fulvestrant", ("abemaciclib", "trastuzumab", "fulvestrant")),
+)
+ORDER_KEY = {
+    "docetaxel": "docetaxel",
+    "paclitaxel": "paclitaxel",
+    "trastuzumab": "trastuzumab",
+    "pertuzumab": "pertuzumab",
+    "trastuzumab deruxtecan": "trastuzumab-deruxtecan",
+    "trastuzumab emtansine": "trastuzumab-emtansine",
+    "tucatinib": "tucatinib",
+    "capecitabine": "capecitabine",
+    "neratinib": "neratinib",
+    "lapatinib": "lapatinib",
+    "vinorelbine": "vinorelbine",
+    "abemaciclib": "abemaciclib",
+    "fulvestrant": "fulvestrant",
+}
+
+
+def eligible(f: PatientFacts) -> bool:
+    """F1 ∧ F2 ∧ HER2 positive (the metastatic result when there is one; F4)."""
+    return (
+        f.disease.breast_cancer.present
+        and f.disease.metastatic.present
+        and f.receptors.her2_positive is True
+    )
+
+
+def excluded_agents(f: PatientFacts) -> dict[str, str]:
+    """Agents not to suggest, with why (R6 common exclusions).
+
+    A HER2 agent of an ended metastatic line (progression or a change of unknown cause), of a
+    line with documented progression, any ADC ever received ("if either not previously
+    administered", ASCO-HER2-2022 Rec 3.1), a drug stopped for toxicity, or an allergy.
+    """
+    out: dict[str, str] = {}
+    for line in f.lines.lines:
+        if not line.active and line.end_reason not in ("toxicity", "other"):
+            for drug in line.anchor:
+                out.setdefault(drug, f"used in metastatic line {line.number}")
+    last = f.lines.last
+    if f.lines.progression == "high" and last is not None:
+        for drug in last.anchor:
+            out.setdefault(drug, f"progression on metastatic line {last.number}")
+    for e in f.meds.ever("HER2_ADC_TDM1", "HER2_ADC_TDXD"):
+        out.setdefault(e.ingredient, "previously received")
+    for drug in f.meds.ingredients_stopped_for("toxicity"):
+        out[drug] = "stopped for toxicity"
+    for drug in f.allergies:
+        out[drug] = "allergy or intolerance recorded"
+    return out
+
+
+def _echo_due(f: PatientFacts, p: Parameters) -> bool:
+    latest = f.lvef.latest
+    return (
+        latest is None
+        or latest.when is None
+        or f.as_of - latest.when > timedelta(days=p.lvef_interval_days)
+    )
+
+
+_HARD_STOPS = frozenset({"stopped for toxicity", "allergy or intolerance recorded"})
+
+
+def regimen_proposals(
+    f: PatientFacts, p: Parameters, regimens: tuple[tuple[str, tuple[str, ...]], ...]
+) -> tuple[tuple[Proposal, ...], tuple[str, ...]]:
+    """Proposals for the regimens not excluded; the reasons for the ones left out."""
+    excluded = excluded_agents(f)
+    # Trastuzumab and pertuzumab continue beyond progression (ASCO Rec 4.0; seed 000), so only
+    # the newly added agent of a regimen excludes it, never the HER2 antibody backbone.
+    backbone = {"trastuzumab", "pertuzumab"}
+    ild = f.disease.interstitial_lung_disease.present
+    proposals, left_out = [], []
+    echo = (Order(key="echocardiogram"),) if _echo_due(f, p) else ()
+    for key, drugs in regimens:
+        blockers = [
+            d for d in drugs if d in excluded and (d not in backbone or excluded[d] in _HARD_STOPS)
+        ]
+        if blockers:
+            left_out.append(f"{key}: {', '.join(f'{d} {excluded[d]}' for d in blockers)}")
+            continue
+        if ild and "trastuzumab deruxtecan" in drugs:
+            left_out.append(f"{key}: interstitial lung disease/pneumonitis recorded")
+            continue
+        actions = tuple(Order(key=ORDER_KEY[d]) for d in drugs) + echo
+        proposals.append(Proposal(key=key, actions=actions))
+    return tuple(proposals), tuple(left_out)
+
+
+def therapy_data(f: PatientFacts) -> tuple[str, ...]:
+    """What every HER2 therapy card shows: HER2 result, HR status, lines, agents used (R6)."""
+    her2 = f.receptors.her2
+    out = []
+    if her2 is not None:
+        how = "derived from IHC/ISH" if her2.derived else "reported"
+        score = f", IHC {her2.ihc_score}+" if her2.ihc_score is not None else ""
+        out.append(
+            f"HER2 {her2.status} ({how}{score}), {her2.specimen_site} specimen, {on(her2.when)}"
+        )
+    hr = f.receptors.hr_positive
+    out.append("Hormone receptor: " + {True: "positive", False: "negative", None: "unknown"}[hr])
+    for line in f.lines.lines:
+        state = "ongoing" if line.active else f"ended {on(line.end)}"
+        reason = f", stopped for {line.end_reason}" if line.end_reason else ""
+        out.append(
+            f"Metastatic line {line.number}: {', '.join(sorted(line.drugs))} from "
+            f"{on(line.start)}, {state}{reason}"
+        )
+    if f.lines.adjuvant_her2_end is not None:
+        out.append(f"(Neo)adjuvant trastuzumab ended {on(f.lines.adjuvant_her2_end)}")
+    out.extend(f"Progression: {r}" for r in f.lines.progression_reasons)
+    out.extend(f"Receptor discordance: {d}" for d in f.receptors.discordances())
+    return tuple(out)
+
+
+def cardiac_notes(f: PatientFacts, p: Parameters) -> tuple[str, ...]:
+    notes = []
+    latest = f.lvef.latest
+    if f.disease.heart_failure.present or (latest is not None and latest.value < p.lvef_lln_percent):
+        notes.append("cardiac-case-by-case")
+    if _echo_due(f, p):
+        notes.append("lvef-due")
+    return tuple(notes)
+
+
+@rule(
+    "R6",
+    hooks=PATIENT_VIEW,
+    variants=("line-1", "line-2", "line-3-plus"),
+    bindings=("line", "confidence"),
+)
+def r6_next_line(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """HER2-positive metastatic disease with progression (or no line yet) → next-line options.
+
+    ASCO-HER2-2022: Rec 1.1 first line taxane + trastuzumab + pertuzumab; Rec 2.1 (updated) T-DXd
+    second line after progression on first-line HER2 therapy; Recs 3.0/3.1 third line and beyond
+    with no preferred regimen; Rec 4.0 continue HER2 blockade; Recs 5.0/5.1 relapse ≤12 months
+    after trastuzumab-based adjuvant therapy counts as second line; Recs 6-8 HR-positive options.
+    FDA approval of T-DXd + pertuzumab first line (DESTINY-Breast09, December 2025). Sequencing
+    cards are always info: options are never ranked (clinical-logic indicator policy).
+    """
+    if not eligible(f):
+        return []
+    lines = f.lines
+    if lines.lines and lines.progression != "high":
+        return []
+    number = lines.next_line_number() if lines.lines or lines.adjuvant_within_12_months else 1
+    notes = list(cardiac_notes(f, p))
+    if lines.current is not None:
+        notes.append("active-regimen-review")  # conflicting signals: worsened while on therapy
+    if f.disease.leptomeningeal.present:
+        notes.append("leptomeningeal")
+    brain = f.disease.brain.present
+    if number == 1:
+        variant, regimens = "line-1", LINE_1
+        notes.append("line-1-currency")
+        if f.receptors.hr_positive:
+            notes.append("hr-positive-line-1")
+    elif number == 2:
+        variant, regimens = "line-2", LINE_2 + ((TUCATINIB,) if brain else ())
+        if lines.adjuvant_within_12_months:
+            notes.append("adjuvant-relapse")
+    else:
+        variant = "line-3-plus"
+        tail = LINE_3 + (LINE_3_HR_POSITIVE if f.receptors.hr_positive else ())
+        # Brain metastases put the tucatinib regimen first in the list: order only, not rank.
+        regimens = (TUCATINIB, *tail) if brain else (*tail, TUCATINIB)
+        notes.append("line-3-unranked")
+        if f.receptors.hr_positive:
+            notes.append("hr-positive-line-3")
+    proposals, left_out = regimen_proposals(f, p, regimens)
+    suggested = {a.key for prop in proposals for a in prop.actions if isinstance(a, Order)}
+    if "trastuzumab-deruxtecan" in suggested:
+        notes.append("tdxd-ild")
+    return [
+        Decision(
+            rule="R6",
+            variant=variant,
+            indicator="info",
+            bindings={"line": str(number), "confidence": lines.confidence},
+            data=therapy_data(f),
+            notes=tuple(f"Not suggested: {x}" for x in left_out),
+            note_keys=tuple(dict.fromkeys(notes)),
+            refs=(*(f.receptors.her2.refs if f.receptors.her2 else ()), *lines.progression_refs),
+            proposals=proposals,
+        )
+    ]
+
+
+@rule("R7", hooks=PATIENT_VIEW, variants=("undocumented",))
+def r7_progression_undocumented(
+    f: PatientFacts, drafts: DraftOrders, p: Parameters
+) -> list[Decision]:
+    """HER2-targeted therapy stopped without a documented reason → confirm progression first.
+
+    clinical-logic F7 ambiguity table and R7: list the options as text only, 'if progression is
+    confirmed'; never create an Observation (the service must not invent a clinical assertion).
+    """
+    if not eligible(f) or f.lines.progression != "undetermined" or f.lines.current is not None:
+        return []
+    last = f.lines.last
+    if last is None:
+        return []
+    stopped = any(
+        e.record.status in ("stopped", "completed", "cancelled") and e.stop_reason is None
+        for e in f.meds.ever(*HER2_CLASSES)
+        if e.ingredient in last.anchor
+    )
+    long_ago = last.end is not None and f.as_of - last.end > timedelta(days=p.her2_stopped_days)
+    if not (stopped or long_ago):
+        return []
+    return [
+        Decision(
+            rule="R7", variant="undocumented", indicator="info",
+            data=therapy_data(f) + tuple(f"Found: {r}" for r in f.lines.progression_reasons),
+            refs=last.refs,
+        )
+    ]
+
+
+@rule("R8a", hooks=PATIENT_VIEW, variants=("local-therapy",))
+def r8a_brain_local_therapy(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """HER2-positive brain metastases with no radiation oncology or neurosurgery since → refer.
+
+    ASCO-HER2-BM-2022: local therapy (SRS, surgery or WBRT) chosen by number, size and symptoms.
+    The neurosurgery referral code is UNVERIFIED: sent as text.
+    """
+    if not eligible(f) or not f.disease.brain.present:
+        return []
+    since = f.disease.brain.since
+    done = [d for d in f.radiation_or_neurosurgery if since is None or d.when >= since]
+    if done:
+        return []
+    return [
+        Decision(
+            rule="R8a", variant="local-therapy", indicator="warning",
+            data=(f"Brain metastasis recorded {on(since)}",),
+            missing=("a radiation oncology or neurosurgery encounter since the brain metastasis",),
+            refs=f.disease.brain.refs,
+            note_keys=("leptomeningeal",) if f.disease.leptomeningeal.present else (),
+            proposals=(
+                Proposal(
+                    key="brain-local-therapy",
+                    actions=(Order(key="radiation-oncology-referral"), Order(key="neurosurgery-referral")),
+                ),
+            ),
+        )
+    ]
+
+
+@rule("R8b", hooks=PATIENT_VIEW, variants=("tucatinib",))
+def r8b_brain_systemic(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """HER2-positive brain metastases after ≥1 metastatic HER2 line, no tucatinib → consider it.
+
+    ASCO-HER2-BM-2022 Rec 7.1 (weak): tucatinib + trastuzumab + capecitabine may be offered for
+    brain metastases without symptomatic mass effect after progression on ≥1 HER2 therapy for
+    metastatic disease; Rec 8.2 qualifying statement (T-DXd also second line). Not first line:
+    the tucatinib label requires prior anti-HER2 therapy in the metastatic setting (R8c).
+    """
+    if not eligible(f) or not f.disease.brain.present:
+        return []
+    if f.meds.ever("HER2_TKI_TUC") or "tucatinib" in excluded_agents(f):
+        return []
+    her2_lines = [line for line in f.lines.lines if line.anchor]
+    if not her2_lines or (f.lines.lines_completed == 0 and f.lines.progression != "high"):
+        return []
+    if f.lines.progression == "high":
+        return []  # R6 already lists the tucatinib regimen first for this patient
+    proposals, _ = regimen_proposals(f, p, (TUCATINIB,))
+    return [
+        Decision(
+            rule="R8b", variant="tucatinib", indicator="info",
+            data=(f"Brain metastasis recorded {on(f.disease.brain.since)}", *therapy_data(f)),
+            refs=f.disease.brain.refs,
+            note_keys=cardiac_notes(f, p),
+            proposals=proposals,
+        )
+    ]

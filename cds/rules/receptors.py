@@ -1,0 +1,104 @@
+"""R13-R14: re-test receptors at metastatic recurrence; HER2 results that need more testing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cds.facts import PatientFacts
+from cds.facts.orders import DraftOrders
+from cds.parameters import Parameters
+from cds.rules import PATIENT_VIEW, Decision, Order, Proposal, on, rule
+
+
+@rule("R13", hooks=PATIENT_VIEW, variants=("retest", "discordance"))
+def r13_retest_receptors(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """No ER/PR/HER2 result from a specimen at or after metastasis → biopsy and re-test.
+
+    ESMO-MBC-2021: at first diagnosis of metastatic disease, biopsy to confirm histology and
+    re-assess ER, PgR and HER2 (strong). Seeds 003/004. A discordance between primary and
+    metastatic results is shown with the result used (metastatic, F4).
+    """
+    d = f.disease
+    if not d.metastatic.present:
+        return []
+    out: list[Decision] = []
+    tmet = d.metastatic_date
+    biopsied = tmet is not None and any(
+        b.when >= tmet - timedelta(days=p.adjuvant_cutoff_days) for b in f.biopsies
+    )
+    if tmet is not None and not f.receptors.has_metastatic_specimen and not biopsied:
+        notes = ("bone-only-decalcification",) if d.bone.present and not d.visceral.present else ()
+        out.append(
+            Decision(
+                rule="R13", variant="retest", indicator="info",
+                data=(f"Metastatic disease recorded {on(tmet)}",)
+                + tuple(
+                    f"{m.marker} {m.status} from a {m.specimen_site} specimen, {on(m.when)}"
+                    for m in (f.receptors.er, f.receptors.pr, f.receptors.her2)
+                    if m is not None
+                ),
+                refs=d.metastatic.refs,
+                note_keys=notes,
+                proposals=(
+                    Proposal(
+                        key="biopsy-retest",
+                        actions=(
+                            Order(key="metastatic-biopsy"),
+                            Order(key="test-er"),
+                            Order(key="test-pr"),
+                            Order(key="test-her2"),
+                        ),
+                    ),
+                ),
+            )
+        )
+    discordances = f.receptors.discordances()
+    if discordances:
+        out.append(
+            Decision(
+                rule="R13", variant="discordance", indicator="info", data=discordances,
+                refs=tuple(
+                    r
+                    for m in (f.receptors.her2, f.receptors.her2_primary, f.receptors.er, f.receptors.er_primary)
+                    if m is not None
+                    for r in m.refs
+                ),
+            )
+        )
+    return out
+
+
+@rule("R14", hooks=PATIENT_VIEW, variants=("reflex-ish", "needs-ihc", "serum-only"))
+def r14_her2_testing(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """HER2 IHC 2+ without ISH, ISH group 2-4 without IHC, or serum HER2 only → more testing.
+
+    ASCO/CAP HER2 2018 (affirmed 2023): IHC 2+ is equivocal and needs reflex ISH; ISH groups 2-4
+    need concurrent IHC review; serum HER2 ECD does not define tissue status.
+    """
+    her2 = f.receptors.her2
+    if her2 is not None and her2.needs_reflex_ish:
+        return [
+            Decision(
+                rule="R14", variant="reflex-ish", indicator="warning",
+                data=(f"HER2 IHC 2+ on {on(her2.when)} ({her2.specimen_site} specimen), no ISH",),
+                refs=her2.refs,
+                proposals=(Proposal(key="reflex-ish", actions=(Order(key="her2-ish"),)),),
+            )
+        ]
+    if her2 is not None and her2.needs_concurrent_ihc:
+        return [
+            Decision(
+                rule="R14", variant="needs-ihc", indicator="warning",
+                data=(f"HER2 ISH group {her2.ish_group} on {on(her2.when)}, no IHC",),
+                refs=her2.refs,
+                proposals=(Proposal(key="her2-ihc", actions=(Order(key="test-her2"),)),),
+            )
+        ]
+    if f.receptors.serum_her2_only:
+        return [
+            Decision(
+                rule="R14", variant="serum-only", indicator="info",
+                data=("Only serum HER2 results were found; no tissue HER2 result",),
+            )
+        ]
+    return []

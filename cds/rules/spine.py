@@ -1,0 +1,68 @@
+"""R9: vertebral metastases and metastatic spinal cord compression (bone disease, not CNS)."""
+
+from __future__ import annotations
+
+from cds.facts import PatientFacts
+from cds.facts.orders import DraftOrders
+from cds.parameters import Parameters
+from cds.rules import PATIENT_VIEW, Decision, Order, Proposal, on, rule
+
+
+@rule("R9a", hooks=PATIENT_VIEW, variants=("vertebral",))
+def r9a_vertebral(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Vertebral metastases without cord compression → BMA, palliative RT if painful, spine review.
+
+    ASTRO-2024: conventional RT 8 Gy/1, 20 Gy/5, 24 Gy/6 or 30 Gy/10 for symptomatic bone
+    metastases; SBRT for selected patients. Seed 001 (instability → spine surgery evaluation).
+    Vertebral metastases are bone metastases: no brain-metastasis treatment applies (§0.4).
+    """
+    d = f.disease
+    if not d.metastatic.present or not d.vertebral.present or d.cord_compression.present:
+        return []
+    since = d.vertebral.since
+    seen = [x for x in f.radiation_or_neurosurgery if since is None or x.when >= since]
+    proposals = () if seen else (
+        Proposal(key="radiation-oncology", actions=(Order(key="radiation-oncology-referral"),)),
+    )
+    return [
+        Decision(
+            rule="R9a", variant="vertebral", indicator="info",
+            data=(f"Vertebral metastasis recorded {on(since)}",)
+            + tuple(f"Radiation oncology seen {on(x.when)} ({x.ref})" for x in seen),
+            refs=d.vertebral.refs,
+            proposals=proposals,
+        )
+    ]
+
+
+@rule("R9b", hooks=PATIENT_VIEW, variants=("cord-compression",))
+def r9b_cord_compression(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Spinal cord compression with bone/vertebral metastases → emergency evaluation (critical).
+
+    ESMO-MBC-2021: MRI is the modality of choice for suspected cord compression. ASTRO-2024:
+    surgery + postoperative RT over RT alone; RT with dexamethasone over RT alone; evaluate spine
+    stability before RT. MRI and spine-surgery codes are UNVERIFIED: sent as text.
+    """
+    d = f.disease
+    if not d.metastatic.present or not d.cord_compression.present:
+        return []
+    return [
+        Decision(
+            rule="R9b", variant="cord-compression", indicator="critical",
+            data=(
+                f"Cord compression recorded {on(d.cord_compression.since)}",
+                f"Bone metastasis recorded {on(d.bone.since)}",
+            ),
+            refs=d.cord_compression.refs + d.bone.refs,
+            proposals=(
+                Proposal(
+                    key="mscc-workup",
+                    actions=(
+                        Order(key="mri-whole-spine"),
+                        Order(key="spine-surgery-referral"),
+                        Order(key="radiation-oncology-referral"),
+                    ),
+                ),
+            ),
+        )
+    ]
