@@ -1,0 +1,270 @@
+"""CDS Hooks 2.0.1 wire models. Inbound tolerant (unknown fields kept), outbound strict.
+
+Validators are named after the CDS Hooks invariants (HL7 cds-hooks input/fsh/invariants):
+cds-r-1..2 on requests, cds-resp-1..7 on responses, cds-fb-1..3 on feedback. Outbound JSON never
+carries null or empty values except `cards: []` (spec "Use of JSON").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+Extension = dict[str, Any]
+
+
+class Inbound(BaseModel):
+    """Requests from CDS clients: unknown fields and extensions are accepted and kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Outbound(BaseModel):
+    """What we send: unknown fields are a bug."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+NonEmpty = Field(min_length=1)
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+class FhirAuthorization(Inbound):
+    access_token: str = Field(min_length=1)
+    token_type: str = Field(min_length=1)
+    expires_in: int
+    scope: str
+    subject: str
+    patient: str | None = None
+
+    def __repr__(self) -> str:  # never print the token
+        return f"FhirAuthorization(token_type={self.token_type!r}, scope={self.scope!r}, …)"
+
+
+class HookRequest(Inbound):
+    hook: str = Field(min_length=1)
+    hookInstance: str = Field(min_length=1)
+    fhirServer: str | None = None
+    fhirAuthorization: FhirAuthorization | None = None
+    context: dict[str, Any]
+    prefetch: dict[str, Any] | None = None
+    extension: Extension | None = None
+
+    @field_validator("fhirServer")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("fhirServer must be an absolute http(s) URL")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _cds_r_1(self) -> HookRequest:
+        # cds-r-1: if fhirAuthorization details are provided, a fhirServer SHALL be specified.
+        if self.fhirAuthorization is not None and self.fhirServer is None:
+            raise ValueError("cds-r-1: fhirAuthorization is present, so fhirServer is required")
+        return self
+
+
+class PatientViewContext(Inbound):
+    userId: str = Field(min_length=1)
+    patientId: str = Field(min_length=1)
+    encounterId: str | None = None
+
+
+class OrderSignContext(Inbound):
+    userId: str = Field(min_length=1)
+    patientId: str = Field(min_length=1)
+    encounterId: str | None = None
+    draftOrders: dict[str, Any]
+
+    @field_validator("draftOrders")
+    @classmethod
+    def _bundle(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("resourceType") != "Bundle":
+            raise ValueError("draftOrders must be a FHIR Bundle")
+        return value
+
+
+class OrderSelectContext(OrderSignContext):
+    selections: list[str] = Field(min_length=1)
+
+
+CONTEXT_MODELS: dict[str, type[Inbound]] = {
+    "patient-view": PatientViewContext,
+    "order-select": OrderSelectContext,
+    "order-sign": OrderSignContext,
+}
+
+
+# --- responses ---------------------------------------------------------------------------------
+
+
+class Coding(Outbound):
+    system: str = Field(min_length=1)
+    code: str = Field(min_length=1)
+    display: str | None = Field(default=None, min_length=1)
+
+
+class OverrideReason(Coding):
+    display: str = Field(min_length=1)  # cds-resp-4: display is required on override reasons
+
+
+class Source(Outbound):
+    label: str = Field(min_length=1)
+    url: str | None = Field(default=None, min_length=1)
+    icon: str | None = Field(default=None, min_length=1)
+    topic: Coding | None = None
+
+
+class Action(Outbound):
+    type: Literal["create", "update", "delete"]
+    description: str = Field(min_length=1)  # cds-resp-5
+    resource: dict[str, Any] | None = None
+    resourceId: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _cds_resp_2(self) -> Action:
+        # cds-resp-2: a delete names resourceId, not resource; create/update carry the resource.
+        if self.type == "delete" and (self.resourceId is None or self.resource is not None):
+            raise ValueError("cds-resp-2: a delete action needs resourceId and no resource")
+        if self.type != "delete" and not self.resource:
+            raise ValueError(f"a {self.type} action needs the whole resource")
+        return self
+
+
+class Suggestion(Outbound):
+    label: str = Field(min_length=1)
+    uuid: str | None = None
+    isRecommended: bool | None = None
+    actions: list[Action] | None = Field(default=None, min_length=1)
+
+
+class Link(Outbound):
+    label: str = Field(min_length=1)
+    url: str = Field(min_length=1)
+    type: Literal["absolute", "smart"]
+    appContext: str | None = Field(default=None, min_length=1)
+    autolaunchable: bool | None = None
+
+    @model_validator(mode="after")
+    def _cds_resp_3(self) -> Link:
+        if self.type != "smart" and self.appContext is not None:
+            raise ValueError("cds-resp-3: appContext is only for smart links")
+        return self
+
+
+class Card(Outbound):
+    uuid: str | None = None
+    summary: str = Field(min_length=1, max_length=139)  # "<140-character" summary
+    detail: str | None = Field(default=None, min_length=1)
+    indicator: Literal["info", "warning", "critical"]
+    source: Source
+    suggestions: list[Suggestion] | None = Field(default=None, min_length=1)
+    selectionBehavior: Literal["at-most-one", "any"] | None = None
+    overrideReasons: list[OverrideReason] | None = Field(default=None, min_length=1)
+    links: list[Link] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _cds_resp_1_and_6(self) -> Card:
+        if self.suggestions and self.selectionBehavior is None:
+            raise ValueError("cds-resp-6: suggestions require selectionBehavior")
+        if self.selectionBehavior == "at-most-one" and self.suggestions:
+            recommended = sum(1 for s in self.suggestions if s.isRecommended)
+            if recommended > 1:
+                raise ValueError("cds-resp-1: at most one recommended suggestion with at-most-one")
+        return self
+
+
+class CDSResponse(Outbound):
+    cards: list[Card]  # always present, [] means "no guidance"
+    systemActions: list[Action] | None = Field(default=None, min_length=1)
+
+    def wire(self) -> dict[str, Any]:
+        body = super().wire()
+        body.setdefault("cards", [])
+        return body
+
+
+class ServiceDescription(Outbound):
+    hook: str = Field(min_length=1)
+    title: str | None = None
+    description: str = Field(min_length=1)
+    id: str = Field(min_length=1)
+    prefetch: dict[str, str] | None = None
+    usageRequirements: str | None = None
+
+
+class Discovery(Outbound):
+    services: list[ServiceDescription]
+
+
+# --- feedback ----------------------------------------------------------------------------------
+
+
+class AcceptedSuggestion(Inbound):
+    id: str = Field(min_length=1)
+
+
+class ReasonCoding(Inbound):
+    code: str = Field(min_length=1)
+    system: str | None = None
+    display: str | None = None
+
+
+class OverrideReasonFeedback(Inbound):
+    reason: ReasonCoding | None = None
+    userComment: str | None = None
+
+    @model_validator(mode="after")
+    def _cds_fb_3(self) -> OverrideReasonFeedback:
+        if self.reason is None and not self.userComment:
+            raise ValueError("cds-fb-3: an overrideReason needs a reason, a userComment, or both")
+        return self
+
+
+class FeedbackItem(Inbound):
+    card: str = Field(min_length=1)
+    outcome: Literal["accepted", "overridden"]  # cds-fb-1
+    acceptedSuggestions: list[AcceptedSuggestion] | None = None
+    overrideReason: OverrideReasonFeedback | None = None
+    outcomeTimestamp: AwareDatetime
+
+    @model_validator(mode="after")
+    def _cds_fb_2(self) -> FeedbackItem:
+        if self.outcome == "accepted" and not self.acceptedSuggestions:
+            raise ValueError("cds-fb-2: accepted feedback must list acceptedSuggestions")
+        return self
+
+
+class FeedbackRequest(Inbound):
+    feedback: list[FeedbackItem] = Field(min_length=1)
+
+
+class Issue(Outbound):
+    severity: Literal["fatal", "error", "warning", "information"]
+    code: str
+    diagnostics: str | None = None
+    expression: list[str] | None = None
+
+
+class OperationOutcome(Outbound):
+    resourceType: Literal["OperationOutcome"] = "OperationOutcome"
+    issue: list[Issue] = Field(min_length=1)
+
+
+def utc(value: datetime) -> str:
+    return value.isoformat()

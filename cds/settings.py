@@ -1,0 +1,94 @@
+"""Configuration from the environment (prefix CDS_). Production refuses unsafe settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_CARDS = Path(__file__).resolve().parent.parent / "cards"
+
+
+class TrustedIssuer(BaseModel):
+    """A CDS client allowed to call us: its JWKS and the FHIR servers it may point us at."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    iss: str
+    jwks_url: str | None = None  # fetched, cached, refetched on an unknown kid
+    jwks_file: Path | None = None  # or a static key set
+    jku_allowlist: tuple[str, ...] = ()  # jku header values accepted (exact URLs)
+    fhir_servers: tuple[str, ...] = ()  # fhirServer URL prefixes this client may send
+    tenants: tuple[str, ...] = ()  # if set, the tenant claim must be one of these
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> Self:
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError(f"issuer {self.iss}: give exactly one of jwks_url or jwks_file")
+        return self
+
+
+LOOPBACK = ("http://127.0.0.1", "http://localhost", "http://[::1]", "https://127.0.0.1",
+            "https://localhost", "https://[::1]")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CDS_", extra="forbid", frozen=True)
+
+    mode: Literal["development", "production"] = "development"
+    cards_dir: Path = REPO_CARDS
+    feedback_db: Path = Path("var/feedback.sqlite3")
+    log_level: str = "INFO"
+
+    # Outbound FHIR: per-request timeout, one deadline for all of a call's fetches, and limits.
+    fhir_timeout_s: float = Field(default=3.0, gt=0)
+    fetch_deadline_s: float = Field(default=4.0, gt=0)
+    max_pages: int = Field(default=10, ge=1)
+    max_resources: int = Field(default=5000, ge=1)
+    max_body_bytes: int = Field(default=5_000_000, ge=1024)
+    # fhirServer URL prefixes we may fetch from when no issuer-specific list applies.
+    fhir_server_allowlist: tuple[str, ...] = LOOPBACK
+
+    # Client authentication (CDS Hooks JWT). Development may run without it, on loopback only.
+    auth_required: bool = False
+    trusted_issuers: tuple[TrustedIssuer, ...] = ()
+    jwt_algorithms: tuple[str, ...] = ("ES384", "RS384")
+    jwt_leeway_s: int = Field(default=30, ge=0, le=300)
+    trust_forwarded_headers: bool = False
+    public_base_url: str | None = None  # the externally visible base, for the JWT aud check
+
+    # CORS for browser clients such as the CDS Hooks Sandbox.
+    cors_origins: tuple[str, ...] = ("*",)
+
+    # Threshold overrides, e.g. CDS_PARAMETERS='{"dental_lookback_days": 365}'.
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    # Development only: honour the request extension that fixes the evaluation date (replay).
+    allow_as_of_extension: bool = True
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> Self:
+        if self.mode != "production":
+            return self
+        problems = []
+        if not self.auth_required:
+            problems.append("CDS_AUTH_REQUIRED must be true")
+        if not self.trusted_issuers:
+            problems.append("CDS_TRUSTED_ISSUERS must name at least one issuer with its JWKS")
+        if self.allow_as_of_extension:
+            problems.append("CDS_ALLOW_AS_OF_EXTENSION must be false (the date is the server's)")
+        if "*" in self.cors_origins:
+            problems.append("CDS_CORS_ORIGINS must list origins, not '*'")
+        bad = [a for a in self.jwt_algorithms if a == "none" or a.startswith("HS")]
+        if bad:
+            problems.append(f"CDS_JWT_ALGORITHMS must not include {bad}")
+        if problems:
+            raise ValueError("unsafe production configuration: " + "; ".join(problems))
+        return self
+
+    def summary(self) -> str:
+        """The configuration in words, for `cds check` (no secrets are held here)."""
+        data = self.model_dump(mode="json")
+        return json.dumps(data, indent=2, sort_keys=True)
