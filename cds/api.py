@@ -1,0 +1,232 @@
+"""HTTP routes: discovery, service calls, feedback and health. Thin: the work is elsewhere."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+import anyio
+import httpx
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+from cds import schemas
+from cds.auth import ClientIdentity, JWTVerifier, request_url
+from cds.errors import (
+    Issue,
+    PayloadTooLarge,
+    RequestInvalid,
+    UnknownService,
+    UnsupportedMediaType,
+)
+from cds.feedback import FeedbackStore
+from cds.prefetch import FetchLimits, resolve
+from cds.services import Knowledge, Service, Timings, evaluate_call
+from cds.settings import Settings
+
+log = logging.getLogger("cds.calls")
+router = APIRouter()
+AS_OF_EXTENSION = "cds-mbc-bone.as-of"
+
+
+def _settings(request: Request) -> Settings:
+    return request.state.settings  # type: ignore[no-any-return]
+
+
+def _knowledge(request: Request) -> Knowledge:
+    return request.state.knowledge  # type: ignore[no-any-return]
+
+
+def _http(request: Request) -> httpx.AsyncClient:
+    return request.state.http  # type: ignore[no-any-return]
+
+
+def _feedback(request: Request) -> FeedbackStore:
+    return request.state.feedback  # type: ignore[no-any-return]
+
+
+def today() -> date:
+    """The evaluation date: the server's local calendar date (overridden in tests)."""
+    return datetime.now(UTC).astimezone().date()
+
+
+async def require_client(request: Request) -> ClientIdentity | None:
+    settings: Settings = request.state.settings
+    if not settings.auth_required:
+        return None
+    verifier: JWTVerifier = request.state.verifier
+    url = request_url(
+        request.url.scheme,
+        request.headers.get("host", request.url.netloc),
+        request.url.path,
+        request.headers,
+        settings,
+    )
+    return await verifier.verify(request.headers.get("authorization"), url)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+KnowledgeDep = Annotated[Knowledge, Depends(_knowledge)]
+HttpDep = Annotated[httpx.AsyncClient, Depends(_http)]
+FeedbackDep = Annotated[FeedbackStore, Depends(_feedback)]
+ClientDep = Annotated[ClientIdentity | None, Depends(require_client)]
+TodayDep = Annotated[date, Depends(today)]
+
+
+def _paths(exc: ValidationError, prefix: str = "") -> tuple[Issue, ...]:
+    out = []
+    for e in exc.errors()[:20]:
+        where = ".".join(str(p) for p in e["loc"])
+        where = f"{prefix}.{where}" if prefix and where else (prefix or where or "(body)")
+        out.append(Issue("invalid", f"{where}: {e['msg']}", where))
+    return tuple(out)
+
+
+async def _json_body(request: Request, settings: Settings) -> Any:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in ("application/json", "application/fhir+json") and not ctype.endswith("+json"):
+        raise UnsupportedMediaType(f"Content-Type must be application/json, not {ctype or 'none'}")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+        raise PayloadTooLarge(f"the body is larger than {settings.max_body_bytes} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > settings.max_body_bytes:
+            raise PayloadTooLarge(f"the body is larger than {settings.max_body_bytes} bytes")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestInvalid(f"the body is not valid JSON: {exc}") from None
+
+
+def _parse(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
+    if not isinstance(data, dict):
+        raise RequestInvalid(f"{prefix or 'the body'} must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestInvalid("invalid request", issues=_paths(exc, prefix)) from None
+
+
+def _service(k: Knowledge, service_id: str) -> Service:
+    service = k.services.get(service_id)
+    if service is None:
+        raise UnknownService(f"no CDS Service with id {service_id!r}; see GET /cds-services")
+    return service
+
+
+@router.get("/cds-services", response_model=None)
+async def discovery(k: KnowledgeDep, client: ClientDep) -> JSONResponse:
+    body = schemas.Discovery(services=[s.describe() for s in k.services.values()])
+    return JSONResponse(body.wire())
+
+
+@router.post("/cds-services/{service_id}", response_model=None)
+async def call_service(
+    service_id: str,
+    request: Request,
+    k: KnowledgeDep,
+    settings: SettingsDep,
+    http: HttpDep,
+    client: ClientDep,
+    as_of: TodayDep,
+) -> JSONResponse:
+    timings = Timings()
+    service = _service(k, service_id)
+    body = await _json_body(request, settings)
+    hook_request: schemas.HookRequest = _parse(schemas.HookRequest, body)
+    if hook_request.hook != service.hook:
+        raise RequestInvalid(
+            f"service {service.id} answers the {service.hook} hook, not {hook_request.hook}",
+            issues=(Issue("invalid", f"hook must be {service.hook}", "hook"),),
+        )
+    context_model = schemas.CONTEXT_MODELS[service.hook]
+    _parse(context_model, hook_request.context, "context")
+    context = hook_request.context
+    ext = hook_request.extension or {}
+    if settings.allow_as_of_extension and isinstance(ext.get(AS_OF_EXTENSION), str):
+        try:
+            as_of = date.fromisoformat(ext[AS_OF_EXTENSION])
+        except ValueError:
+            raise RequestInvalid(
+                f"extension {AS_OF_EXTENSION} must be a date (YYYY-MM-DD)",
+                issues=(Issue("invalid", "not a date", f"extension.{AS_OF_EXTENSION}"),),
+            ) from None
+    timings.mark("parse")
+    allowlist = (client.fhir_servers if client and client.fhir_servers else None) or (
+        settings.fhir_server_allowlist
+    )
+    resolved = await resolve(
+        service.prefetch,
+        hook_request,
+        context,
+        http,
+        FetchLimits(
+            timeout_s=settings.fhir_timeout_s,
+            deadline_s=settings.fetch_deadline_s,
+            max_pages=settings.max_pages,
+            max_resources=settings.max_resources,
+        ),
+        allowlist,
+    )
+    timings.mark("prefetch")
+    result = evaluate_call(
+        k, service, hook_request, context, resolved.data, as_of=as_of, timings=timings
+    )
+    response = JSONResponse(result.response.wire())
+    timings.mark("serialize")
+    log.info(
+        "call",
+        extra={
+            "event": "call",
+            "service": service.id,
+            "hook": service.hook,
+            "hookInstance": hook_request.hookInstance,
+            "cards": len(result.response.cards),
+            "rules": list(result.rules),
+            "fetched": len(resolved.fetched),
+            "excluded": result.excluded,
+            "ms": timings.stages,
+            "total_ms": round(sum(timings.stages.values()), 2),
+        },
+    )
+    return response
+
+
+@router.post("/cds-services/{service_id}/feedback", response_model=None)
+async def feedback(
+    service_id: str,
+    request: Request,
+    k: KnowledgeDep,
+    settings: SettingsDep,
+    store: FeedbackDep,
+    client: ClientDep,
+) -> JSONResponse:
+    _service(k, service_id)
+    body = await _json_body(request, settings)
+    parsed: schemas.FeedbackRequest = _parse(schemas.FeedbackRequest, body)
+    start = time.perf_counter()
+    # SQLite commits (and fsyncs) off the event loop; the 200 goes out only after the commit.
+    new = await anyio.to_thread.run_sync(store.add, service_id, parsed.feedback)
+    log.info(
+        "feedback",
+        extra={
+            "event": "feedback",
+            "service": service_id,
+            "items": len(parsed.feedback),
+            "new": new,
+            "ms": round((time.perf_counter() - start) * 1000, 2),
+        },
+    )
+    return JSONResponse({"received": len(parsed.feedback), "stored": new})
+
+
+@router.get("/health", response_model=None)
+async def health(k: KnowledgeDep) -> JSONResponse:
+    return JSONResponse({"status": "ok", "services": len(k.services), "rules": len(k.rules)})

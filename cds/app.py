@@ -1,0 +1,126 @@
+"""The FastAPI application factory: lifespan-owned resources and error handling."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypedDict
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cds import __version__, schemas
+from cds.api import router
+from cds.auth import JWTVerifier
+from cds.errors import CDSError, Issue
+from cds.feedback import FeedbackStore, SQLiteFeedbackStore
+from cds.services import Knowledge, load_knowledge
+from cds.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class State(TypedDict):
+    settings: Settings
+    knowledge: Knowledge
+    http: httpx.AsyncClient
+    feedback: FeedbackStore
+    verifier: JWTVerifier
+
+
+def outcome(status: int, issues: tuple[Issue, ...]) -> JSONResponse:
+    body = schemas.OperationOutcome(
+        issue=[
+            schemas.Issue(
+                severity=i.severity,  # type: ignore[arg-type]
+                code=i.code,
+                diagnostics=i.diagnostics,
+                expression=[i.expression] if i.expression else None,
+            )
+            for i in issues
+        ]
+    )
+    return JSONResponse(body.wire(), status_code=status, media_type="application/fhir+json")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    knowledge: Knowledge | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    feedback_store: FeedbackStore | None = None,
+    verifier_clock: Any = None,
+) -> FastAPI:
+    """Build the app. Everything stateful is created in the lifespan, nothing at import."""
+    settings = settings or Settings()
+    knowledge = knowledge or load_knowledge(settings.cards_dir, settings.parameters)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        own_client = http_client is None
+        client = http_client or httpx.AsyncClient(
+            follow_redirects=False,  # SSRF: never follow a FHIR server's redirect elsewhere
+            timeout=settings.fhir_timeout_s,
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        )
+        store = feedback_store or SQLiteFeedbackStore(settings.feedback_db)
+        kwargs = {"clock": verifier_clock} if verifier_clock is not None else {}
+        try:
+            yield {
+                "settings": settings,
+                "knowledge": knowledge,
+                "http": client,
+                "feedback": store,
+                "verifier": JWTVerifier(settings, client, **kwargs),
+            }
+        finally:
+            if own_client:
+                await client.aclose()
+            if feedback_store is None:
+                store.close()
+
+    app = FastAPI(
+        title="CDS Hooks service: metastatic breast cancer with bone metastases",
+        version=__version__,
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )
+    app.include_router(router)
+
+    @app.exception_handler(CDSError)
+    async def _cds_error(request: Request, exc: CDSError) -> JSONResponse:
+        response = outcome(exc.http_status, exc.issues)
+        if exc.http_status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        issues = tuple(
+            Issue("invalid", str(e.get("msg")), ".".join(str(p) for p in e.get("loc", ())))
+            for e in exc.errors()
+        )
+        return outcome(400, issues or (Issue("invalid", "invalid request"),))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+        return outcome(exc.status_code, (Issue(code, str(exc.detail)),))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return outcome(500, (Issue("exception", "internal error; see the service log"),))
+
+    return app

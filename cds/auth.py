@@ -1,0 +1,215 @@
+"""CDS client authentication: the CDS Hooks JWT (spec §Security; best-practices §JWT).
+
+Checks, in order: a Bearer token; header alg on our allowlist (never `none` or HMAC, whatever the
+token says), `kid` present, `typ` JWT; `iss` a trusted issuer; `jku`, if sent, on that issuer's
+allowlist; the signature against the issuer's JWKS (cached; refetched on an unknown kid, with a
+cooldown); `aud` equal to the exact URL called; `exp`, `iat`, `nbf` within a small leeway; `jti`
+not seen before; `tenant` on the allowlist when one is set. Any failure is a 401 with no detail;
+the reason is logged without the token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+from jwt import PyJWK, PyJWKSet
+
+from cds.errors import AuthFailed
+from cds.settings import Settings, TrustedIssuer
+
+log = logging.getLogger(__name__)
+
+JWKS_REFETCH_COOLDOWN_S = 60.0
+JWKS_TTL_S = 3600.0
+MAX_TOKEN_AGE_S = 3600  # best practice: JWTs live no longer than about an hour
+
+
+@dataclass(frozen=True, slots=True)
+class ClientIdentity:
+    iss: str
+    tenant: str | None
+    fhir_servers: tuple[str, ...]
+
+
+class _Reject(Exception):
+    """Internal: why a token was refused (logged, never returned to the caller)."""
+
+
+@dataclass(slots=True)
+class _CachedKeys:
+    keys: dict[str, PyJWK]
+    fetched_at: float
+
+
+class JWTVerifier:
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.clock = clock
+        self.issuers: Mapping[str, TrustedIssuer] = {i.iss: i for i in settings.trusted_issuers}
+        self._keys: dict[str, _CachedKeys] = {}
+        self._last_fetch: dict[str, float] = {}
+        self._seen_jti: dict[tuple[str, str], float] = {}
+        for issuer in settings.trusted_issuers:
+            if issuer.jwks_file is not None:
+                self._keys[f"file:{issuer.jwks_file}"] = _CachedKeys(
+                    keys=_parse_jwks(json.loads(issuer.jwks_file.read_text(encoding="utf-8"))),
+                    fetched_at=float("inf"),
+                )
+
+    async def verify(self, authorization: str | None, audience: str) -> ClientIdentity:
+        try:
+            return await self._verify(authorization, audience)
+        except _Reject as exc:
+            log.warning("client JWT rejected: %s", exc)
+            raise AuthFailed("authentication failed") from None
+
+    async def _verify(self, authorization: str | None, audience: str) -> ClientIdentity:
+        if not authorization or not authorization.lower().startswith("bearer "):
+            raise _Reject("no Bearer token")
+        token = authorization[7:].strip()
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise _Reject(f"malformed token ({type(exc).__name__})") from None
+        alg = header.get("alg")
+        if alg not in self.settings.jwt_algorithms or alg == "none" or str(alg).startswith("HS"):
+            raise _Reject(f"algorithm {alg!r} not allowed")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise _Reject("no kid in the header")
+        if str(header.get("typ", "")).upper() != "JWT":
+            raise _Reject("typ is not JWT")
+        issuer = self.issuers.get(str(unverified.get("iss")))
+        if issuer is None:
+            raise _Reject(f"issuer {unverified.get('iss')!r} is not trusted")
+        jku = header.get("jku")
+        if jku is not None and jku not in issuer.jku_allowlist:
+            raise _Reject(f"jku {jku!r} is not on the allowlist of {issuer.iss}")
+        key = await self._key(issuer, kid, jku)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=audience,
+                issuer=issuer.iss,
+                options={
+                    "require": ["iss", "aud", "exp", "iat", "jti"],
+                    # Time claims are checked below against our (injectable) clock.
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
+        except jwt.InvalidAudienceError:
+            raise _Reject(f"aud does not match {audience}") from None
+        except jwt.PyJWTError as exc:
+            raise _Reject(f"invalid token ({type(exc).__name__})") from None
+        now = self.clock()
+        leeway = self.settings.jwt_leeway_s
+        exp, iat = _number(claims, "exp"), _number(claims, "iat")
+        if exp < now - leeway:
+            raise _Reject("token expired")
+        if iat > now + leeway:
+            raise _Reject("token issued in the future")
+        if exp - iat > MAX_TOKEN_AGE_S + leeway:
+            raise _Reject("token lifetime exceeds an hour")
+        if "nbf" in claims and _number(claims, "nbf") > now + leeway:
+            raise _Reject("token not yet valid (nbf)")
+        tenant = claims.get("tenant")
+        if issuer.tenants and tenant not in issuer.tenants:
+            raise _Reject("tenant is not allowed")
+        self._remember_jti(issuer.iss, str(claims["jti"]), exp + leeway, now)
+        return ClientIdentity(
+            iss=issuer.iss,
+            tenant=tenant if isinstance(tenant, str) else None,
+            fhir_servers=issuer.fhir_servers,
+        )
+
+    def _remember_jti(self, iss: str, jti: str, until: float, now: float) -> None:
+        for seen, expiry in list(self._seen_jti.items()):
+            if expiry < now:
+                del self._seen_jti[seen]
+        if (iss, jti) in self._seen_jti:
+            raise _Reject("jti replayed")
+        self._seen_jti[(iss, jti)] = until
+
+    async def _key(self, issuer: TrustedIssuer, kid: str, jku: str | None) -> PyJWK:
+        if issuer.jwks_file is not None and jku is None:
+            cached = self._keys[f"file:{issuer.jwks_file}"]
+            if kid in cached.keys:
+                return cached.keys[kid]
+            raise _Reject(f"unknown kid {kid!r}")
+        url = jku or issuer.jwks_url
+        if url is None:
+            raise _Reject("no JWKS for this issuer")
+        now = self.clock()
+        cached = self._keys.get(url)
+        if cached is not None and kid in cached.keys and now - cached.fetched_at < JWKS_TTL_S:
+            return cached.keys[kid]
+        if now - self._last_fetch.get(url, float("-inf")) >= JWKS_REFETCH_COOLDOWN_S or (
+            cached is None
+        ):
+            self._last_fetch[url] = now
+            try:
+                response = await self.client.get(url, timeout=self.settings.fhir_timeout_s)
+                response.raise_for_status()
+                cached = _CachedKeys(keys=_parse_jwks(response.json()), fetched_at=now)
+                self._keys[url] = cached
+            except (httpx.HTTPError, ValueError) as exc:
+                raise _Reject(f"JWKS {url} could not be fetched ({type(exc).__name__})") from None
+        if cached is not None and kid in cached.keys:
+            return cached.keys[kid]
+        raise _Reject(f"unknown kid {kid!r}")
+
+
+def _number(claims: Mapping[str, Any], name: str) -> float:
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Reject(f"{name} is not a number")
+    return float(value)
+
+
+def _parse_jwks(data: object) -> dict[str, PyJWK]:
+    if not isinstance(data, dict):
+        raise ValueError("a JWKS is a JSON object")
+    keys: dict[str, PyJWK] = {}
+    for k in PyJWKSet.from_dict(data).keys:
+        if k.key_id:
+            keys[k.key_id] = k
+    return keys
+
+
+def request_url(
+    scheme: str, host: str, path: str, headers: Mapping[str, str], settings: Settings
+) -> str:
+    """The URL the client called, for the aud check: configured base, proxy headers, or direct."""
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/") + path
+    if settings.trust_forwarded_headers:
+        forwarded = headers.get("forwarded")
+        if forwarded:
+            first = forwarded.split(",")[0]
+            parts = dict(
+                p.strip().split("=", 1) for p in first.split(";") if "=" in p
+            )
+            scheme = parts.get("proto", scheme).strip('"')
+            host = parts.get("host", host).strip('"')
+        else:
+            scheme = headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
+            host = headers.get("x-forwarded-host", host).split(",")[0].strip()
+    return f"{scheme}://{host}{path}"

@@ -1,0 +1,183 @@
+"""The `cds` command: serve, check, feedback, catalog, replay."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from cds import __version__
+from cds.errors import ConfigError
+
+DESCRIPTION = """\
+CDS Hooks 2.0 service for metastatic breast cancer with bone metastases.
+
+Configuration comes from CDS_* environment variables (see README.md); `cds check` shows it.
+"""
+
+
+def _settings() -> object:
+    from cds.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SystemExit(f"configuration error:\n{exc}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cds.app import create_app
+    from cds.logs import configure
+    from cds.settings import Settings
+
+    settings = _settings()
+    assert isinstance(settings, Settings)  # noqa: S101 - narrowing for mypy
+    configure(settings.log_level)
+    try:
+        host = ipaddress.ip_address(args.host)
+        loopback = host.is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    if settings.mode == "development" and not loopback:
+        print(
+            f"warning: development mode (no client authentication) on {args.host}; "
+            "use CDS_MODE=production with trusted issuers outside a test machine",
+            file=sys.stderr,
+        )
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 2
+    print(f"cds {__version__} ({settings.mode}) on http://{args.host}:{args.port}/cds-services")
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=args.access_log)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from cds.services import load_knowledge
+    from cds.settings import Settings
+
+    settings = _settings()
+    assert isinstance(settings, Settings)  # noqa: S101 - narrowing for mypy
+    try:
+        k = load_knowledge(settings.cards_dir, settings.parameters)
+    except ConfigError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    vs = len(k.terminology.value_sets)
+    print(f"configuration: mode={settings.mode}, cards={settings.cards_dir}")
+    print(f"knowledge: {vs} value sets, {len(k.rules)} rules, {len(k.cards.cards)} card files, "
+          f"{len(k.services)} services - cross-checked, OK")
+    if args.verbose:
+        print(settings.summary())
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from cds.feedback import SQLiteFeedbackStore
+    from cds.settings import Settings
+
+    settings = _settings()
+    assert isinstance(settings, Settings)  # noqa: S101 - narrowing for mypy
+    if not settings.feedback_db.exists():
+        print(f"no feedback stored yet ({settings.feedback_db} does not exist)")
+        return 0
+    store = SQLiteFeedbackStore(settings.feedback_db)
+    rows = store.list(service_id=args.service, limit=args.limit)
+    store.close()
+    if args.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=2, default=list))
+        return 0
+    if not rows:
+        print("no feedback stored yet")
+        return 0
+    print(f"{'received':<26} {'service':<24} {'outcome':<11} {'card':<36} detail")
+    for r in rows:
+        detail = ", ".join(r.accepted_suggestions) if r.outcome == "accepted" else (
+            r.override_code or ("comment" if r.override_comment else "-")
+        )
+        print(f"{r.received_at[:26]:<26} {r.service_id:<24} {r.outcome:<11} {r.card:<36} {detail}")
+    print(f"{len(rows)} item(s)")
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from cds.catalog import write_catalog
+    from cds.services import load_knowledge
+    from cds.settings import Settings
+
+    settings = _settings()
+    assert isinstance(settings, Settings)  # noqa: S101 - narrowing for mypy
+    k = load_knowledge(settings.cards_dir, settings.parameters)
+    written = write_catalog(k, Path(args.out), Path(args.fixtures))
+    print(f"wrote {len(written)} pages to {args.out}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from cds.replay import main as replay_main
+
+    return replay_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cds", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"cds {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the service (default 127.0.0.1:8080)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--access-log", action="store_true", help="also log each HTTP request line")
+    p.set_defaults(fn=cmd_serve)
+
+    p = sub.add_parser("check", help="validate configuration and knowledge files; exit 1 if wrong")
+    p.add_argument("-v", "--verbose", action="store_true", help="print the effective settings")
+    p.set_defaults(fn=cmd_check)
+
+    p = sub.add_parser("feedback", help="list stored card feedback, newest first")
+    p.add_argument("--service", help="only this service id")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(fn=cmd_feedback)
+
+    p = sub.add_parser("catalog", help="write a Markdown page per rule for clinician review")
+    p.add_argument("--out", default="catalog", help="output folder (default ./catalog)")
+    p.add_argument("--fixtures", default="fixtures", help="fixture library, for coverage")
+    p.set_defaults(fn=cmd_catalog)
+
+    p = sub.add_parser(
+        "replay",
+        help="replay fixture requests in-process or against a server and compare the cards",
+    )
+    p.add_argument("paths", nargs="*", default=["fixtures"], help="files or folders")
+    p.add_argument("--url", help="base URL of a running service, e.g. http://127.0.0.1:8080")
+    p.add_argument("--update", action="store_true", help="rewrite expected files, showing diffs")
+    p.add_argument(
+        "--conformance",
+        action="store_true",
+        help="replay the official CDS Hooks examples: each must get a 200 or a clean 4xx",
+    )
+    p.add_argument("--quiet", action="store_true", help="only the summary")
+    p.set_defaults(fn=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.fn(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
