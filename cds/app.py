@@ -18,6 +18,7 @@ from cds import __version__, schemas
 from cds.api import router
 from cds.auth import JWTVerifier
 from cds.errors import CDSError, Issue
+from cds.facts.records import warm_up
 from cds.feedback import FeedbackStore, SQLiteFeedbackStore
 from cds.services import Knowledge, load_knowledge
 from cds.settings import Settings
@@ -37,7 +38,7 @@ def outcome(status: int, issues: tuple[Issue, ...]) -> JSONResponse:
     body = schemas.OperationOutcome(
         issue=[
             schemas.Issue(
-                severity=i.severity,  # type: ignore[arg-type]
+                severity=i.severity,
                 code=i.code,
                 diagnostics=i.diagnostics,
                 expression=[i.expression] if i.expression else None,
@@ -62,6 +63,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        warm_up()
         own_client = http_client is None
         client = http_client or httpx.AsyncClient(
             follow_redirects=False,  # SSRF: never follow a FHIR server's redirect elsewhere

@@ -150,15 +150,15 @@ class JWTVerifier:
 
     async def _key(self, issuer: TrustedIssuer, kid: str, jku: str | None) -> PyJWK:
         if issuer.jwks_file is not None and jku is None:
-            cached = self._keys[f"file:{issuer.jwks_file}"]
-            if kid in cached.keys:
-                return cached.keys[kid]
+            static = self._keys[f"file:{issuer.jwks_file}"]
+            if kid in static.keys:
+                return static.keys[kid]
             raise _Reject(f"unknown kid {kid!r}")
         url = jku or issuer.jwks_url
         if url is None:
             raise _Reject("no JWKS for this issuer")
         now = self.clock()
-        cached = self._keys.get(url)
+        cached: _CachedKeys | None = self._keys.get(url)
         if cached is not None and kid in cached.keys and now - cached.fetched_at < JWKS_TTL_S:
             return cached.keys[kid]
         if now - self._last_fetch.get(url, float("-inf")) >= JWKS_REFETCH_COOLDOWN_S or (
@@ -204,9 +204,7 @@ def request_url(
         forwarded = headers.get("forwarded")
         if forwarded:
             first = forwarded.split(",")[0]
-            parts = dict(
-                p.strip().split("=", 1) for p in first.split(";") if "=" in p
-            )
+            parts = dict(p.strip().split("=", 1) for p in first.split(";") if "=" in p)
             scheme = parts.get("proto", scheme).strip('"')
             host = parts.get("host", host).strip('"')
         else:

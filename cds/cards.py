@@ -30,6 +30,10 @@ from cds.terminology import Coding, Terminology
 
 TOPIC_SYSTEM = "https://cds-mbc-bone.example.org/CodeSystem/card-topic"
 CARD_NAMESPACE = uuid.UUID("6f1c3a52-8c1e-4a57-9a77-3f1d1f0a9b21")
+# Card extension keys (CDS Hooks reserves `extension`; names are reverse-domain style).
+EXT_RULE = "org.cds-mbc-bone.rule"
+EXT_VARIANT = "org.cds-mbc-bone.variant"
+EXT_EVIDENCE = "org.cds-mbc-bone.evidence"
 
 
 class _File(BaseModel):
@@ -179,7 +183,8 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
             problems.append(f"cards/rules/{rid}.yaml says rule {card.rule}")
         if set(card.variants) != set(r.variants):
             problems.append(
-                f"{rid}: card variants {sorted(card.variants)} != rule variants {sorted(r.variants)}"
+                f"{rid}: card variants {sorted(card.variants)} != "
+                f"rule variants {sorted(r.variants)}"
             )
         for name, v in card.variants.items():
             extra = (_placeholders(v.summary) | _placeholders(v.detail)) - r.bindings
@@ -200,9 +205,7 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
         for key in orders:
             if key not in book.orders.medications and key not in book.orders.services:
                 problems.append(f"{r.id}: order {key!r} is not in cards/orders.yaml")
-        labelled = set(book.common.suggestions).union(
-            *(c.suggestions for c in book.cards.values())
-        )
+        labelled = set(book.common.suggestions).union(*(c.suggestions for c in book.cards.values()))
         for key in proposals - labelled:
             problems.append(f"{r.id}: suggestion {key!r} has no label")
     # Every emitted code must be verified or seen, never UNVERIFIED (terminology.md).
@@ -261,9 +264,7 @@ class Renderer:
         variant = spec.variants[decision.variant]
         card_id = uuid.uuid5(CARD_NAMESPACE, f"{ctx.hook_instance}|{decision.concern}")
         bindings = dict(decision.bindings)
-        suggestions = [
-            self._suggestion(decision.rule, p, ctx, card_id) for p in decision.proposals
-        ]
+        suggestions = [self._suggestion(decision.rule, p, ctx, card_id) for p in decision.proposals]
         return schemas.Card(
             uuid=str(card_id),
             summary=Template(variant.summary).substitute(bindings),
@@ -288,6 +289,11 @@ class Renderer:
             ],
             links=[schemas.Link(label=li.label, url=li.url, type="absolute") for li in spec.links]
             or None,
+            extension={
+                EXT_RULE: decision.rule,
+                EXT_VARIANT: decision.variant,
+                **({EXT_EVIDENCE: list(dict.fromkeys(decision.refs))} if decision.refs else {}),
+            },
         )
 
     def _detail(

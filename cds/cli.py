@@ -74,8 +74,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     vs = len(k.terminology.value_sets)
     print(f"configuration: mode={settings.mode}, cards={settings.cards_dir}")
-    print(f"knowledge: {vs} value sets, {len(k.rules)} rules, {len(k.cards.cards)} card files, "
-          f"{len(k.services)} services - cross-checked, OK")
+    print(
+        f"knowledge: {vs} value sets, {len(k.rules)} rules, {len(k.cards.cards)} card files, "
+        f"{len(k.services)} services - cross-checked, OK"
+    )
     if args.verbose:
         print(settings.summary())
     return 0
@@ -101,8 +103,10 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         return 0
     print(f"{'received':<26} {'service':<24} {'outcome':<11} {'card':<36} detail")
     for r in rows:
-        detail = ", ".join(r.accepted_suggestions) if r.outcome == "accepted" else (
-            r.override_code or ("comment" if r.override_comment else "-")
+        detail = (
+            ", ".join(r.accepted_suggestions)
+            if r.outcome == "accepted"
+            else (r.override_code or ("comment" if r.override_comment else "-"))
         )
         print(f"{r.received_at[:26]:<26} {r.service_id:<24} {r.outcome:<11} {r.card:<36} {detail}")
     print(f"{len(rows)} item(s)")

@@ -15,7 +15,7 @@ Our exception hierarchy:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class Issue:
     code: str
     diagnostics: str
     expression: str | None = None
-    severity: str = "error"
+    severity: Literal["fatal", "error", "warning", "information"] = "error"
 
 
 class CDSError(Exception):

@@ -89,16 +89,21 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme, parts.netloc
 
 
-async def _get_json(client: httpx.AsyncClient, url: str, headers: dict[str, str], key: str,
-                    timeout_s: float) -> tuple[int, Any]:
+async def _get_json(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str], key: str, timeout_s: float
+) -> tuple[int, Any]:
     try:
         response = await client.get(url, headers=headers, timeout=timeout_s)
     except httpx.TimeoutException:
         raise _KeyFailed(key, "the FHIR server did not answer in time") from None
     except httpx.HTTPError as exc:
-        raise _KeyFailed(key, f"the FHIR server could not be reached ({type(exc).__name__})") from None
+        raise _KeyFailed(
+            key, f"the FHIR server could not be reached ({type(exc).__name__})"
+        ) from None
     if response.is_redirect:
-        raise _KeyFailed(key, f"the FHIR server redirected (HTTP {response.status_code}); not followed")
+        raise _KeyFailed(
+            key, f"the FHIR server redirected (HTTP {response.status_code}); not followed"
+        )
     if response.status_code >= 400:
         return response.status_code, None
     try:
@@ -159,10 +164,28 @@ def _next_link(bundle: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _allowed(server: str, allowlist: Sequence[str]) -> bool:
-    s = server.rstrip("/")
-    return any(s == a.rstrip("/") or s.startswith(a.rstrip("/") + "/") or
-               s.startswith(a.rstrip("/") + ":") for a in allowlist)
+def server_allowed(server: str, allowlist: Sequence[str]) -> bool:
+    """SSRF guard: scheme and host must match an entry (and its port and path, if it has them).
+
+    URLs are compared parsed, never as string prefixes, so userinfo tricks such as
+    http://localhost:@evil.example/ do not pass; URLs with userinfo are refused outright.
+    """
+    try:
+        s = urlsplit(server)
+        port = s.port
+    except ValueError:
+        return False
+    if s.username is not None or s.password is not None or not s.hostname:
+        return False
+    for entry in allowlist:
+        a = urlsplit(entry)
+        if s.scheme != a.scheme or s.hostname != a.hostname:
+            continue
+        if a.port is not None and port != a.port:
+            continue
+        if (s.path.rstrip("/") + "/").startswith(a.path.rstrip("/") + "/"):
+            return True
+    return False
 
 
 async def resolve(
@@ -189,14 +212,20 @@ async def resolve(
     if to_fetch:
         if request.fhirServer is None:
             issues += [
-                Issue("incomplete", f"prefetch {k} was not sent and no fhirServer was given",
-                      f"prefetch.{k}")
+                Issue(
+                    "incomplete",
+                    f"prefetch {k} was not sent and no fhirServer was given",
+                    f"prefetch.{k}",
+                )
                 for k in to_fetch
             ]
-        elif not _allowed(request.fhirServer, fhir_allowlist):
+        elif not server_allowed(request.fhirServer, fhir_allowlist):
             issues += [
-                Issue("incomplete", f"prefetch {k} was not sent and fhirServer is not on this "
-                      "service's allowlist", f"prefetch.{k}")
+                Issue(
+                    "incomplete",
+                    f"prefetch {k} was not sent and fhirServer is not on this service's allowlist",
+                    f"prefetch.{k}",
+                )
                 for k in to_fetch
             ]
         else:
@@ -231,9 +260,7 @@ async def _fetch_all(
 
     async def one(key: str, query: str) -> None:
         try:
-            data[key] = await _fetch_key(
-                client, server, key, query, patient_id, headers, limits
-            )
+            data[key] = await _fetch_key(client, server, key, query, patient_id, headers, limits)
         except _KeyFailed as exc:
             failures[key] = exc.reason
 

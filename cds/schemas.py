@@ -177,6 +177,7 @@ class Card(Outbound):
     selectionBehavior: Literal["at-most-one", "any"] | None = None
     overrideReasons: list[OverrideReason] | None = Field(default=None, min_length=1)
     links: list[Link] | None = Field(default=None, min_length=1)
+    extension: Extension | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _cds_resp_1_and_6(self) -> Card:

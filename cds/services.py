@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cds import schemas
-from cds.cards import CardBook, Renderer, RenderContext, load_cards
+from cds.cards import CardBook, RenderContext, Renderer, load_cards
 from cds.errors import ConfigError
 from cds.facts import facts_from_records
 from cds.facts.orders import NO_DRAFTS, read_draft_orders

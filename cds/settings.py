@@ -31,8 +31,14 @@ class TrustedIssuer(BaseModel):
         return self
 
 
-LOOPBACK = ("http://127.0.0.1", "http://localhost", "http://[::1]", "https://127.0.0.1",
-            "https://localhost", "https://[::1]")
+LOOPBACK = (
+    "http://127.0.0.1",
+    "http://localhost",
+    "http://[::1]",
+    "https://127.0.0.1",
+    "https://localhost",
+    "https://[::1]",
+)
 
 
 class Settings(BaseSettings):

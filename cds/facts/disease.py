@@ -75,7 +75,7 @@ def extract_disease(conditions: tuple[ConditionRecord, ...], t: Terminology) -> 
     ]
     breast = having("breast-cancer") + [c for c in mcode_breast if c not in having("breast-cancer")]
     secondary = having("secondary-neoplasm")
-    regional = set(id(c) for c in having("regional-nodes"))
+    regional = {id(c) for c in having("regional-nodes")}
     distant = [c for c in secondary if id(c) not in regional]
     bone = having("bone-metastasis")
     vertebral_site = t["vertebral-body-site"]

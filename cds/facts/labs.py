@@ -125,9 +125,9 @@ def _series(
     return out
 
 
-def _fresh(series: list[tuple[ObservationRecord, float]], as_of: date, days: int) -> list[
-    tuple[ObservationRecord, float]
-]:
+def _fresh(
+    series: list[tuple[ObservationRecord, float]], as_of: date, days: int
+) -> list[tuple[ObservationRecord, float]]:
     return [
         p
         for p in series
@@ -169,14 +169,22 @@ def extract_renal(
     baseline = _m(scr[0], "mg/dL") if scr else None
 
     reported = _fresh(
-        _series(records, t, "creatinine-clearance", lambda o: o.value.quantity and o.value.quantity.value),
+        _series(
+            records,
+            t,
+            "creatinine-clearance",
+            lambda o: o.value.quantity and o.value.quantity.value,
+        ),
         as_of,
         lab_days,
     )
     if reported:
         return Renal(
-            crcl=reported[-1][1], method="reported", creatinine=latest,
-            creatinine_baseline=baseline, missing=(),
+            crcl=reported[-1][1],
+            method="reported",
+            creatinine=latest,
+            creatinine_baseline=baseline,
+            missing=(),
         )
     missing = []
     weight = _fresh(_series(records, t, "body-weight", _kg), as_of, weight_days)
@@ -195,7 +203,10 @@ def extract_renal(
             age=age, weight_kg=weight[-1][1], creatinine_mg_dl=latest.value, female=sex == "female"
         )
         return Renal(
-            crcl=crcl, method="cockcroft-gault", creatinine=latest, creatinine_baseline=baseline,
+            crcl=crcl,
+            method="cockcroft-gault",
+            creatinine=latest,
+            creatinine_baseline=baseline,
             missing=(),
         )
     egfr = _fresh(
@@ -205,11 +216,17 @@ def extract_renal(
     )
     if egfr:
         return Renal(
-            crcl=egfr[-1][1], method="egfr", creatinine=latest, creatinine_baseline=baseline,
+            crcl=egfr[-1][1],
+            method="egfr",
+            creatinine=latest,
+            creatinine_baseline=baseline,
             missing=tuple(missing),
         )
     return Renal(
-        crcl=None, method=None, creatinine=latest, creatinine_baseline=baseline,
+        crcl=None,
+        method=None,
+        creatinine=latest,
+        creatinine_baseline=baseline,
         missing=tuple(missing),
     )
 

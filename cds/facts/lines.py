@@ -8,7 +8,7 @@ from typing import Literal
 
 from cds.facts.disease import Disease
 from cds.facts.medications import HER2_CLASSES, Exposure, Medications, StopReason
-from cds.facts.records import Records
+from cds.facts.records import ObservationRecord, Records
 from cds.terminology import MedClass, Terminology
 
 Progression = Literal["high", "medium", "none", "undetermined"]
@@ -101,8 +101,10 @@ def extract_lines(
     adjuvant: list[Exposure] = []
     metastatic: list[Exposure] = []
     for e in anchors:
-        if tmet is not None and e.start is not None and e.start < tmet - timedelta(
-            days=adjuvant_cutoff_days
+        if (
+            tmet is not None
+            and e.start is not None
+            and e.start < tmet - timedelta(days=adjuvant_cutoff_days)
         ):
             adjuvant.append(e)
         else:
@@ -128,9 +130,10 @@ def extract_lines(
         ends = [e.last for e in her2_members if e.last is not None]
         reasons = [e.stop_reason for e in her2_members if e.stop_reason]
         reason: StopReason | None = None
-        for candidate in ("progression", "toxicity", "other"):
+        candidates: tuple[StopReason, ...] = ("progression", "toxicity", "other")
+        for candidate in candidates:
             if candidate in reasons:
-                reason = candidate  # type: ignore[assignment]
+                reason = candidate
                 break
         starts = [e.start for e in members if e.start is not None]
         lines.append(
@@ -215,13 +218,17 @@ def _progression(
         return "none", (), ()
     if line.end_reason in ("toxicity", "other"):
         return "none", (f"last line stopped for {line.end_reason}, not progression",), line.refs
-    if latest is not None and latest.value.concept is not None:
-        if t["status-not-progressed"].matches_code(latest.value.concept):
-            return "none", (f"disease status not progressing on {_d(latest.effective)}",), ()
+    if latest is not None and _not_progressed(latest, t):
+        return "none", (f"disease status not progressing on {_d(latest.effective)}",), ()
     why = [f"{', '.join(sorted(line.anchor or line.drugs))} ended {_d(line.end)} with no reason"]
     if not statuses:
         why.append("no disease-status record")
     return "undetermined", tuple(why), line.refs
+
+
+def _not_progressed(obs: ObservationRecord, t: Terminology) -> bool:
+    concept = obs.value.concept
+    return concept is not None and t["status-not-progressed"].matches_code(concept)
 
 
 def _d(value: date | None) -> str:

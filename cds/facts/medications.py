@@ -80,9 +80,7 @@ class Medications:
         return tuple(
             e
             for e in self.exposures
-            if e.med_class == "BMA"
-            and e.record.status == "not-taken"
-            and e.record.status_reasons
+            if e.med_class == "BMA" and e.record.status == "not-taken" and e.record.status_reasons
         )
 
 

@@ -78,7 +78,9 @@ def read_draft_orders(
         mg = next((d.quantity.value for d in r.doses if d.quantity is not None), None)
         if mg is None:
             mg = next((float(m.group(1)) for x in texts if (m := _MG.search(x))), None)
-        minutes = next((float(m.group(1)) for x in texts if (m := _MINUTES.search(x.lower()))), None)
+        minutes = next(
+            (float(m.group(1)) for x in texts if (m := _MINUTES.search(x.lower()))), None
+        )
         meds.append(
             DraftMedication(
                 ref=r.reference,

@@ -203,17 +203,15 @@ def interpret_her2(
         low_category = "low"
     elif ihc == 0:
         low = ihc_text.lower()
-        if _ULTRALOW.search(low) and not _NO_STAINING.search(low):
-            low_category = "ultralow"
-        else:
-            low_category = "0"
+        ultralow = bool(_ULTRALOW.search(low)) and not _NO_STAINING.search(low)
+        low_category = "ultralow" if ultralow else "0"
     if final is not None and final != "unknown":
         # Step 1: a reported interpretation wins; keep the IHC score for HER2-low.
-        category: Her2Category = {
-            "positive": "positive",
-            "equivocal": "equivocal",
-            "negative": low_category,
-        }[final]
+        category: Her2Category = low_category
+        if final == "positive":
+            category = "positive"
+        elif final == "equivocal":
+            category = "equivocal"
         return final, category, False, False, False
 
     amplified: bool | None = None
@@ -236,12 +234,16 @@ def interpret_her2(
             return "equivocal", "equivocal", True, True, False
         if ish_unusual:
             return "unknown", "unknown", True, False, False  # lab recount required
-        return ("positive", "positive", True, False, False) if amplified else (
-            "negative",
-            "low",
-            True,
-            False,
-            False,
+        return (
+            ("positive", "positive", True, False, False)
+            if amplified
+            else (
+                "negative",
+                "low",
+                True,
+                False,
+                False,
+            )
         )
     if ihc in (0, 1):
         if amplified:
@@ -345,7 +347,11 @@ def extract_receptors(
             status = _value_status(obs.value, obs.code, t) or "unknown"
             marker_events[marker].append(
                 MarkerResult(
-                    marker=marker, status=status, when=w, specimen_site=site, derived=False,
+                    marker=marker,
+                    status=status,
+                    when=w,
+                    specimen_site=site,
+                    derived=False,
                     refs=(ref,),
                 )
             )
@@ -382,9 +388,7 @@ def extract_receptors(
         def latest(rs: list[MarkerResult]) -> MarkerResult | None:
             # Within one date a percent result (derived) outranks a qualitative one; otherwise
             # the most recent; undated results rank last.
-            return max(
-                rs, key=lambda r: (r.when or date.min, r.percent is not None), default=None
-            )
+            return max(rs, key=lambda r: (r.when or date.min, r.percent is not None), default=None)
 
         met = latest([r for r in results if r.specimen_site == "metastatic"])
         primary = latest([r for r in results if r.specimen_site != "metastatic"])

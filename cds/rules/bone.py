@@ -157,7 +157,9 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
             data=tuple(data),
             missing=_missing(f),
             note_keys=notes,
-            refs=f.disease.bone.refs + f.disease.bone_marrow_only.refs + tuple(e.ref for e in osteo),
+            refs=f.disease.bone.refs
+            + f.disease.bone_marrow_only.refs
+            + tuple(e.ref for e in osteo),
             proposals=proposals,
         )
     ]
@@ -166,7 +168,13 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
 @rule(
     "R2",
     hooks=ORDER_HOOKS,
-    variants=("renal-contraindicated", "dose-adjust", "no-creatinine", "creatinine-rise", "infusion-time"),
+    variants=(
+        "renal-contraindicated",
+        "dose-adjust",
+        "no-creatinine",
+        "creatinine-rise",
+        "infusion-time",
+    ),
     bindings=("drug", "dose"),
 )
 def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
@@ -185,8 +193,12 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         if severe_renal(f, p):
             out.append(
                 Decision(
-                    rule="R2", variant="renal-contraindicated", indicator="critical",
-                    bindings=base, data=data, refs=(draft.ref, *f.renal.refs),
+                    rule="R2",
+                    variant="renal-contraindicated",
+                    indicator="critical",
+                    bindings=base,
+                    data=data,
+                    refs=(draft.ref, *f.renal.refs),
                     notes=("Dialysis is recorded.",) if f.on_dialysis else (),
                     proposals=(
                         Proposal(
@@ -208,8 +220,11 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
             if dose is not None and draft.dose_mg > dose:
                 out.append(
                     Decision(
-                        rule="R2", variant="dose-adjust", indicator="warning",
-                        bindings={**base, "dose": f"{dose:g} mg"}, data=data,
+                        rule="R2",
+                        variant="dose-adjust",
+                        indicator="warning",
+                        bindings={**base, "dose": f"{dose:g} mg"},
+                        data=data,
                         refs=(draft.ref, *f.renal.refs),
                         proposals=(
                             Proposal(
@@ -223,10 +238,16 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         if f.renal.creatinine is None:
             out.append(
                 Decision(
-                    rule="R2", variant="no-creatinine", indicator="warning", bindings=base,
-                    data=data, missing=(f"serum creatinine within {p.lab_freshness_days} days",),
+                    rule="R2",
+                    variant="no-creatinine",
+                    indicator="warning",
+                    bindings=base,
+                    data=data,
+                    missing=(f"serum creatinine within {p.lab_freshness_days} days",),
                     refs=(draft.ref,),
-                    proposals=(Proposal(key="order-creatinine", actions=(Order(key="lab-creatinine"),)),),
+                    proposals=(
+                        Proposal(key="order-creatinine", actions=(Order(key="lab-creatinine"),)),
+                    ),
                 )
             )
         else:
@@ -240,7 +261,9 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                 if latest.value - baseline.value >= limit:
                     out.append(
                         Decision(
-                            rule="R2", variant="creatinine-rise", indicator="warning",
+                            rule="R2",
+                            variant="creatinine-rise",
+                            indicator="warning",
                             bindings=base,
                             data=(
                                 *data,
@@ -257,7 +280,10 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         ):
             out.append(
                 Decision(
-                    rule="R2", variant="infusion-time", indicator="warning", bindings=base,
+                    rule="R2",
+                    variant="infusion-time",
+                    indicator="warning",
+                    bindings=base,
                     data=(*data, f"Infusion time on the order: {draft.infusion_minutes:g} minutes"),
                     refs=(draft.ref,),
                 )
@@ -280,7 +306,10 @@ def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
             data.append(f"Calcium {f.calcium.corrected:g} mg/dL on {on(f.calcium.when)}")
             out.append(
                 Decision(
-                    rule="R3a", variant="hypocalcaemia", indicator="critical", data=tuple(data),
+                    rule="R3a",
+                    variant="hypocalcaemia",
+                    indicator="critical",
+                    data=tuple(data),
                     refs=(draft.ref, *f.calcium.refs),
                     notes=() if f.calcium.albumin_corrected else ("calcium-uncorrected",),
                 )
@@ -289,9 +318,17 @@ def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
             data.append(f"Renal function: {renal_words(f)}")
             out.append(
                 Decision(
-                    rule="R3a", variant="renal-monitor", indicator="warning", data=tuple(data),
+                    rule="R3a",
+                    variant="renal-monitor",
+                    indicator="warning",
+                    data=tuple(data),
                     refs=(draft.ref, *f.renal.refs),
-                    proposals=(Proposal(key="order-calcium", actions=(Order(key="lab-calcium"), Order(key="lab-albumin"))),),
+                    proposals=(
+                        Proposal(
+                            key="order-calcium",
+                            actions=(Order(key="lab-calcium"), Order(key="lab-albumin")),
+                        ),
+                    ),
                 )
             )
     return out
@@ -310,11 +347,13 @@ def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
         return []
     return [
         Decision(
-            rule="R3b", variant="supplement", indicator="info",
+            rule="R3b",
+            variant="supplement",
+            indicator="info",
             data=tuple(f"On {e.ingredient} ({e.ref})" for e in bma),
-            missing=() if f.calcium.corrected is not None else (
-                "a recent serum calcium: check it is not high before supplementing",
-            ),
+            missing=()
+            if f.calcium.corrected is not None
+            else ("a recent serum calcium: check it is not high before supplementing",),
             refs=tuple(e.ref for e in bma),
             proposals=(
                 Proposal(
@@ -333,15 +372,24 @@ def r3c_denosumab_calcium_check(
     """On denosumab with no calcium result in 35 days → check serum calcium (Xgeva label)."""
     on_denosumab = [e for e in f.meds.active_bma() if e.ingredient == "denosumab"]
     last = f.calcium.last_result
-    if not on_denosumab or (last is not None and f.as_of - last <= timedelta(days=p.calcium_check_days)):
+    if not on_denosumab or (
+        last is not None and f.as_of - last <= timedelta(days=p.calcium_check_days)
+    ):
         return []
     return [
         Decision(
-            rule="R3c", variant="check-calcium", indicator="info",
+            rule="R3c",
+            variant="check-calcium",
+            indicator="info",
             data=tuple(f"On denosumab ({e.ref})" for e in on_denosumab),
             missing=(f"serum calcium within {p.calcium_check_days} days",),
             refs=tuple(e.ref for e in on_denosumab),
-            proposals=(Proposal(key="order-calcium", actions=(Order(key="lab-calcium"), Order(key="lab-albumin"))),),
+            proposals=(
+                Proposal(
+                    key="order-calcium",
+                    actions=(Order(key="lab-calcium"), Order(key="lab-albumin")),
+                ),
+            ),
         )
     ]
 
@@ -370,7 +418,10 @@ def r4a_dental_review(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> li
         data.append("A bone-modifying agent is indicated (see the bone-modifying agent card)")
     return [
         Decision(
-            rule="R4a", variant="dental-review", indicator="warning", data=tuple(data),
+            rule="R4a",
+            variant="dental-review",
+            indicator="warning",
+            data=tuple(data),
             refs=tuple(e.ref for e in recent),
             proposals=(Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),),
         )
@@ -388,7 +439,9 @@ def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         return []
     return [
         Decision(
-            rule="R4b", variant="dental-before-bma", indicator="warning",
+            rule="R4b",
+            variant="dental-before-bma",
+            indicator="warning",
             data=(dental_words(f).capitalize(), *(f"Draft order: {o.ref}" for o in orders)),
             refs=tuple(o.ref for o in orders),
             proposals=(Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),),
@@ -411,7 +464,9 @@ def r4c_invasive_dental(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         return []
     return [
         Decision(
-            rule="R4c", variant="invasive-dental", indicator="warning",
+            rule="R4c",
+            variant="invasive-dental",
+            indicator="warning",
             data=tuple(f"Draft order: {s.ref}" for s in hits),
             refs=tuple(s.ref for s in hits),
         )
@@ -430,7 +485,9 @@ def r4d_mronj(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decis
     on_bma = f.meds.active("BMA")
     return [
         Decision(
-            rule="R4d", variant="mronj", indicator="warning",
+            rule="R4d",
+            variant="mronj",
+            indicator="warning",
             data=(
                 f"Osteonecrosis of the jaw recorded {on(f.disease.mronj.since)}",
                 *(f"On {e.ingredient} ({e.ref})" for e in on_bma),
@@ -456,7 +513,9 @@ def r5_zoledronic_interval(f: PatientFacts, drafts: DraftOrders, p: Parameters) 
         return []
     return [
         Decision(
-            rule="R5", variant="interval", indicator="info",
+            rule="R5",
+            variant="interval",
+            indicator="info",
             data=(f"Zoledronic acid since {on(min(starts))}, every 3-4 weeks",),
             refs=tuple(e.ref for e in monthly),
         )

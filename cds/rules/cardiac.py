@@ -32,7 +32,10 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         data += [f"Draft order: HER2 therapy ({h.ref})" for h in her2_drafts]
         out.append(
             Decision(
-                rule="R10", variant="concurrent", indicator="critical", data=tuple(data),
+                rule="R10",
+                variant="concurrent",
+                indicator="critical",
+                data=tuple(data),
                 refs=tuple(a.ref for a in anthra) + tuple(e.ref for e in her2_active),
                 proposals=tuple(
                     Proposal(key="remove-anthracycline", actions=(DeleteDraft(draft_ref=a.ref),))
@@ -46,7 +49,9 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     if reverse and anthra_active:
         out.append(
             Decision(
-                rule="R10", variant="concurrent", indicator="critical",
+                rule="R10",
+                variant="concurrent",
+                indicator="critical",
                 data=tuple(f"Draft order: HER2 therapy ({h.ref})" for h in reverse)
                 + tuple(f"On {e.ingredient} ({e.ref})" for e in anthra_active),
                 refs=tuple(h.ref for h in reverse) + tuple(e.ref for e in anthra_active),
@@ -61,8 +66,13 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         if last is not None and f.as_of - last <= timedelta(days=p.anthracycline_washout_days):
             out.append(
                 Decision(
-                    rule="R10", variant="washout", indicator="warning",
-                    data=(f"Last trastuzumab {on(last)}", *(f"Draft order: {a.ref}" for a in anthra)),
+                    rule="R10",
+                    variant="washout",
+                    indicator="warning",
+                    data=(
+                        f"Last trastuzumab {on(last)}",
+                        *(f"Draft order: {a.ref}" for a in anthra),
+                    ),
                     refs=tuple(a.ref for a in anthra),
                 )
             )
@@ -77,7 +87,9 @@ def r10_both_active(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list
         return []
     return [
         Decision(
-            rule="R10pv", variant="both-active", indicator="warning",
+            rule="R10pv",
+            variant="both-active",
+            indicator="warning",
             data=tuple(f"On {e.ingredient} ({e.ref})" for e in anthra + her2),
             refs=tuple(e.ref for e in anthra + her2),
         )
@@ -86,7 +98,11 @@ def r10_both_active(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list
 
 def _lvef_recent(f: PatientFacts, days: int) -> bool:
     latest = f.lvef.latest
-    return latest is not None and latest.when is not None and f.as_of - latest.when <= timedelta(days=days)
+    return (
+        latest is not None
+        and latest.when is not None
+        and f.as_of - latest.when <= timedelta(days=days)
+    )
 
 
 def _lvef_data(f: PatientFacts) -> tuple[str, ...]:
@@ -112,7 +128,9 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
         return []
     return [
         Decision(
-            rule="R11a", variant="lvef-due", indicator="warning",
+            rule="R11a",
+            variant="lvef-due",
+            indicator="warning",
             data=tuple(f"On {e.ingredient} ({e.ref})" for e in her2) + _lvef_data(f),
             refs=tuple(e.ref for e in her2),
             proposals=(Proposal(key="echocardiogram", actions=(Order(key="echocardiogram"),)),),
@@ -128,7 +146,9 @@ def r11b_baseline_lvef(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
         return []
     return [
         Decision(
-            rule="R11b", variant="baseline-lvef", indicator="warning",
+            rule="R11b",
+            variant="baseline-lvef",
+            indicator="warning",
             data=tuple(f"Draft order: {o.ref}" for o in orders) + _lvef_data(f),
             refs=tuple(o.ref for o in orders),
             proposals=(Proposal(key="echocardiogram", actions=(Order(key="echocardiogram"),)),),
@@ -139,7 +159,9 @@ def r11b_baseline_lvef(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
 def lvef_hold(baseline: float, latest: float, p: Parameters) -> bool:
     """Herceptin label: ≥16-point absolute drop, or below LLN with a ≥10-point drop."""
     drop = baseline - latest
-    return drop >= p.lvef_drop_absolute or (latest < p.lvef_lln_percent and drop >= p.lvef_drop_below_lln)
+    return drop >= p.lvef_drop_absolute or (
+        latest < p.lvef_lln_percent and drop >= p.lvef_drop_below_lln
+    )
 
 
 @rule("R11c", hooks=PATIENT_VIEW, variants=("hold", "low-no-baseline"), bindings=("drop",))
@@ -159,25 +181,36 @@ def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
         if lvef_hold(baseline.value, latest.value, p):
             return [
                 Decision(
-                    rule="R11c", variant="hold", indicator="critical",
+                    rule="R11c",
+                    variant="hold",
+                    indicator="critical",
                     data=_lvef_data(f) + tuple(f"On {e.ingredient} ({e.ref})" for e in her2),
                     bindings={"drop": f"{baseline.value - latest.value:g}"},
                     refs=refs,
-                    proposals=(Proposal(key="echocardiogram", actions=(Order(key="echocardiogram"),)),),
+                    proposals=(
+                        Proposal(key="echocardiogram", actions=(Order(key="echocardiogram"),)),
+                    ),
                 )
             ]
         return []
     if baseline is None and latest.value < p.lvef_lln_percent:
         return [
             Decision(
-                rule="R11c", variant="low-no-baseline", indicator="warning",
-                data=_lvef_data(f), refs=refs,
+                rule="R11c",
+                variant="low-no-baseline",
+                indicator="warning",
+                data=_lvef_data(f),
+                refs=refs,
             )
         ]
     return []
 
 
-@rule("R12", hooks=(*PATIENT_VIEW, *ORDER_HOOKS), variants=("ild-active", "ild-order", "start-monitoring"))
+@rule(
+    "R12",
+    hooks=(*PATIENT_VIEW, *ORDER_HOOKS),
+    variants=("ild-active", "ild-order", "start-monitoring"),
+)
 def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """T-DXd with interstitial lung disease/pneumonitis → boxed warning; starting it → monitor.
 
@@ -186,11 +219,12 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     """
     ild = f.disease.interstitial_lung_disease
     ordered = drafts.with_ingredient("trastuzumab deruxtecan")
-    active = [e for e in f.meds.active("HER2_ADC_TDXD")]
+    active = list(f.meds.active("HER2_ADC_TDXD"))
     if ordered:
         return [
             Decision(
-                rule="R12", variant="ild-order" if ild.present else "start-monitoring",
+                rule="R12",
+                variant="ild-order" if ild.present else "start-monitoring",
                 indicator="critical" if ild.present else "info",
                 data=tuple(f"Draft order: {o.ref}" for o in ordered)
                 + ((f"ILD/pneumonitis recorded {on(ild.since)}",) if ild.present else ()),
@@ -200,9 +234,13 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     if active and ild.present:
         return [
             Decision(
-                rule="R12", variant="ild-active", indicator="warning",
-                data=(f"ILD/pneumonitis recorded {on(ild.since)}",)
-                + tuple(f"On trastuzumab deruxtecan ({e.ref})" for e in active),
+                rule="R12",
+                variant="ild-active",
+                indicator="warning",
+                data=(
+                    f"ILD/pneumonitis recorded {on(ild.since)}",
+                    *tuple(f"On trastuzumab deruxtecan ({e.ref})" for e in active),
+                ),
                 refs=ild.refs + tuple(e.ref for e in active),
             )
         ]

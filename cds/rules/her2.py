@@ -12,17 +12,22 @@ from cds.rules import PATIENT_VIEW, Decision, Order, Proposal, on, rule
 
 # Regimens as (proposal key, ingredients it needs, order keys). Order and content follow
 # clinical-logic R6; doses live in cards/orders.yaml, labels in cards/rules/R6.yaml.
-LINE_1 = (
+Regimens = tuple[tuple[str, tuple[str, ...]], ...]
+
+LINE_1: Regimens = (
     ("thp-docetaxel", ("docetaxel", "trastuzumab", "pertuzumab")),
     ("thp-paclitaxel", ("paclitaxel", "trastuzumab", "pertuzumab")),
     ("tdxd-pertuzumab", ("trastuzumab deruxtecan", "pertuzumab")),
 )
-LINE_2 = (
+LINE_2: Regimens = (
     ("tdxd", ("trastuzumab deruxtecan",)),
     ("tdm1", ("trastuzumab emtansine",)),
 )
-TUCATINIB = ("tucatinib-trastuzumab-capecitabine", ("tucatinib", "trastuzumab", "capecitabine"))
-LINE_3 = (
+TUCATINIB: tuple[str, tuple[str, ...]] = (
+    "tucatinib-trastuzumab-capecitabine",
+    ("tucatinib", "trastuzumab", "capecitabine"),
+)
+LINE_3: Regimens = (
     ("tdm1", ("trastuzumab emtansine",)),
     ("tdxd", ("trastuzumab deruxtecan",)),
     ("neratinib-capecitabine", ("neratinib", "capecitabine")),
@@ -31,7 +36,7 @@ LINE_3 = (
     ("trastuzumab-vinorelbine", ("trastuzumab", "vinorelbine")),
     ("trastuzumab-capecitabine", ("trastuzumab", "capecitabine")),
 )
-LINE_3_HR_POSITIVE = (
+LINE_3_HR_POSITIVE: Regimens = (
     ("abemaciclib-trastuzumab-fulvestrant", ("abemaciclib", "trastuzumab", "fulvestrant")),
 )
 ORDER_KEY = {
@@ -98,7 +103,7 @@ _HARD_STOPS = frozenset({"stopped for toxicity", "allergy or intolerance recorde
 
 
 def regimen_proposals(
-    f: PatientFacts, p: Parameters, regimens: tuple[tuple[str, tuple[str, ...]], ...]
+    f: PatientFacts, p: Parameters, regimens: Regimens
 ) -> tuple[tuple[Proposal, ...], tuple[str, ...]]:
     """Proposals for the regimens not excluded; the reasons for the ones left out."""
     excluded = excluded_agents(f)
@@ -152,7 +157,9 @@ def therapy_data(f: PatientFacts) -> tuple[str, ...]:
 def cardiac_notes(f: PatientFacts, p: Parameters) -> tuple[str, ...]:
     notes = []
     latest = f.lvef.latest
-    if f.disease.heart_failure.present or (latest is not None and latest.value < p.lvef_lln_percent):
+    if f.disease.heart_failure.present or (
+        latest is not None and latest.value < p.lvef_lln_percent
+    ):
         notes.append("cardiac-case-by-case")
     if _echo_due(f, p):
         notes.append("lvef-due")
@@ -187,6 +194,7 @@ def r6_next_line(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     if f.disease.leptomeningeal.present:
         notes.append("leptomeningeal")
     brain = f.disease.brain.present
+    regimens: Regimens
     if number == 1:
         variant, regimens = "line-1", LINE_1
         notes.append("line-1-currency")
@@ -247,7 +255,9 @@ def r7_progression_undocumented(
         return []
     return [
         Decision(
-            rule="R7", variant="undocumented", indicator="info",
+            rule="R7",
+            variant="undocumented",
+            indicator="info",
             data=therapy_data(f) + tuple(f"Found: {r}" for r in f.lines.progression_reasons),
             refs=last.refs,
         )
@@ -269,7 +279,9 @@ def r8a_brain_local_therapy(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         return []
     return [
         Decision(
-            rule="R8a", variant="local-therapy", indicator="warning",
+            rule="R8a",
+            variant="local-therapy",
+            indicator="warning",
             data=(f"Brain metastasis recorded {on(since)}",),
             missing=("a radiation oncology or neurosurgery encounter since the brain metastasis",),
             refs=f.disease.brain.refs,
@@ -277,7 +289,10 @@ def r8a_brain_local_therapy(f: PatientFacts, drafts: DraftOrders, p: Parameters)
             proposals=(
                 Proposal(
                     key="brain-local-therapy",
-                    actions=(Order(key="radiation-oncology-referral"), Order(key="neurosurgery-referral")),
+                    actions=(
+                        Order(key="radiation-oncology-referral"),
+                        Order(key="neurosurgery-referral"),
+                    ),
                 ),
             ),
         )
@@ -305,7 +320,9 @@ def r8b_brain_systemic(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
     proposals, _ = regimen_proposals(f, p, (TUCATINIB,))
     return [
         Decision(
-            rule="R8b", variant="tucatinib", indicator="info",
+            rule="R8b",
+            variant="tucatinib",
+            indicator="info",
             data=(f"Brain metastasis recorded {on(f.disease.brain.since)}", *therapy_data(f)),
             refs=f.disease.brain.refs,
             note_keys=cardiac_notes(f, p),

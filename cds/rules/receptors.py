@@ -30,12 +30,16 @@ def r13_retest_receptors(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
         notes = ("bone-only-decalcification",) if d.bone.present and not d.visceral.present else ()
         out.append(
             Decision(
-                rule="R13", variant="retest", indicator="info",
-                data=(f"Metastatic disease recorded {on(tmet)}",)
-                + tuple(
-                    f"{m.marker} {m.status} from a {m.specimen_site} specimen, {on(m.when)}"
-                    for m in (f.receptors.er, f.receptors.pr, f.receptors.her2)
-                    if m is not None
+                rule="R13",
+                variant="retest",
+                indicator="info",
+                data=(
+                    f"Metastatic disease recorded {on(tmet)}",
+                    *tuple(
+                        f"{m.marker} {m.status} from a {m.specimen_site} specimen, {on(m.when)}"
+                        for m in (f.receptors.er, f.receptors.pr, f.receptors.her2)
+                        if m is not None
+                    ),
                 ),
                 refs=d.metastatic.refs,
                 note_keys=notes,
@@ -56,10 +60,18 @@ def r13_retest_receptors(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     if discordances:
         out.append(
             Decision(
-                rule="R13", variant="discordance", indicator="info", data=discordances,
+                rule="R13",
+                variant="discordance",
+                indicator="info",
+                data=discordances,
                 refs=tuple(
                     r
-                    for m in (f.receptors.her2, f.receptors.her2_primary, f.receptors.er, f.receptors.er_primary)
+                    for m in (
+                        f.receptors.her2,
+                        f.receptors.her2_primary,
+                        f.receptors.er,
+                        f.receptors.er_primary,
+                    )
                     if m is not None
                     for r in m.refs
                 ),
@@ -79,7 +91,9 @@ def r14_her2_testing(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> lis
     if her2 is not None and her2.needs_reflex_ish:
         return [
             Decision(
-                rule="R14", variant="reflex-ish", indicator="warning",
+                rule="R14",
+                variant="reflex-ish",
+                indicator="warning",
                 data=(f"HER2 IHC 2+ on {on(her2.when)} ({her2.specimen_site} specimen), no ISH",),
                 refs=her2.refs,
                 proposals=(Proposal(key="reflex-ish", actions=(Order(key="her2-ish"),)),),
@@ -88,7 +102,9 @@ def r14_her2_testing(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> lis
     if her2 is not None and her2.needs_concurrent_ihc:
         return [
             Decision(
-                rule="R14", variant="needs-ihc", indicator="warning",
+                rule="R14",
+                variant="needs-ihc",
+                indicator="warning",
                 data=(f"HER2 ISH group {her2.ish_group} on {on(her2.when)}, no IHC",),
                 refs=her2.refs,
                 proposals=(Proposal(key="her2-ihc", actions=(Order(key="test-her2"),)),),
@@ -97,7 +113,9 @@ def r14_her2_testing(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> lis
     if f.receptors.serum_her2_only:
         return [
             Decision(
-                rule="R14", variant="serum-only", indicator="info",
+                rule="R14",
+                variant="serum-only",
+                indicator="info",
                 data=("Only serum HER2 results were found; no tissue HER2 result",),
             )
         ]

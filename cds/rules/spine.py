@@ -21,14 +21,22 @@ def r9a_vertebral(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
         return []
     since = d.vertebral.since
     seen = [x for x in f.radiation_or_neurosurgery if since is None or x.when >= since]
-    proposals = () if seen else (
-        Proposal(key="radiation-oncology", actions=(Order(key="radiation-oncology-referral"),)),
+    proposals = (
+        ()
+        if seen
+        else (
+            Proposal(key="radiation-oncology", actions=(Order(key="radiation-oncology-referral"),)),
+        )
     )
     return [
         Decision(
-            rule="R9a", variant="vertebral", indicator="info",
-            data=(f"Vertebral metastasis recorded {on(since)}",)
-            + tuple(f"Radiation oncology seen {on(x.when)} ({x.ref})" for x in seen),
+            rule="R9a",
+            variant="vertebral",
+            indicator="info",
+            data=(
+                f"Vertebral metastasis recorded {on(since)}",
+                *tuple(f"Radiation oncology seen {on(x.when)} ({x.ref})" for x in seen),
+            ),
             refs=d.vertebral.refs,
             proposals=proposals,
         )
@@ -48,7 +56,9 @@ def r9b_cord_compression(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
         return []
     return [
         Decision(
-            rule="R9b", variant="cord-compression", indicator="critical",
+            rule="R9b",
+            variant="cord-compression",
+            indicator="critical",
             data=(
                 f"Cord compression recorded {on(d.cord_compression.since)}",
                 f"Bone metastasis recorded {on(d.bone.since)}",

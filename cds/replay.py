@@ -1,0 +1,251 @@
+"""Fixture replay: run scenario requests in-process or against a server; compare clinically.
+
+A scenario is a folder with request.json (a full CDS Hooks request), case.json (the clinical
+story and the expected rules) and expected.json (the reviewed response digest). Cards are
+compared on what matters clinically - rule, indicator, and each suggestion's actions with their
+codes - never on wording, so copy edits do not break the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cds.cards import EXT_RULE, EXT_VARIANT
+
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "cds-hooks" / "examples"
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    path: Path
+    service: str
+    request: dict[str, Any]
+    case: dict[str, Any]
+    expected: dict[str, Any] | None
+    fhir_dir: Path | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.path.parent.name}/{self.path.name}"
+
+
+@dataclass(slots=True)
+class Result:
+    scenario: str
+    status: int
+    expected: list[str]
+    got: list[str]
+    ok: bool
+    diff: list[str] = field(default_factory=list)
+
+
+def _action_sig(action: Mapping[str, Any]) -> str:
+    kind = action.get("type", "?")
+    if kind == "delete":
+        return f"delete {action.get('resourceId')}"
+    res = action.get("resource") or {}
+    rtype = res.get("resourceType", "?")
+    if kind == "update":
+        dose = (res.get("dosageInstruction") or [{}])[0].get("text", "")
+        return f"update {rtype}/{res.get('id', '?')}: {dose}"
+    concept = res.get("medicationCodeableConcept") or res.get("code") or {}
+    codes = [c.get("code") for c in concept.get("coding") or []]
+    what = ",".join(str(c) for c in codes) if codes else f"text:{concept.get('text', '?')}"
+    return f"create {rtype} {what}"
+
+
+def digest(response: Mapping[str, Any]) -> dict[str, Any]:
+    """The clinically meaningful content of a CDS response, in the order the cards came."""
+    cards = []
+    for card in response.get("cards") or []:
+        ext = card.get("extension") or {}
+        cards.append(
+            {
+                "rule": f"{ext.get(EXT_RULE, '?')}:{ext.get(EXT_VARIANT, '?')}",
+                "indicator": card.get("indicator"),
+                "suggestions": [
+                    sorted(_action_sig(a) for a in s.get("actions") or [])
+                    for s in card.get("suggestions") or []
+                ],
+            }
+        )
+    return {"cards": cards}
+
+
+def card_lines(d: Mapping[str, Any]) -> list[str]:
+    return [f"{c['indicator']:<8} {c['rule']}" for c in d.get("cards", [])]
+
+
+def iter_scenarios(paths: list[str]) -> Iterator[Scenario]:
+    for raw in paths:
+        p = Path(raw)
+        requests = [p] if p.is_file() else sorted(p.rglob("request.json"))
+        for req in requests:
+            folder = req.parent
+            case_path = folder / "case.json"
+            expected_path = folder / "expected.json"
+            case = json.loads(case_path.read_text()) if case_path.exists() else {}
+            yield Scenario(
+                path=folder,
+                service=case.get("service") or folder.parent.name,
+                request=json.loads(req.read_text()),
+                case=case,
+                expected=(
+                    json.loads(expected_path.read_text()) if expected_path.exists() else None
+                ),
+                fhir_dir=(folder / "fhir") if (folder / "fhir").is_dir() else None,
+            )
+
+
+def call_in_process(client: Any, scenario: Scenario) -> tuple[int, dict[str, Any]]:
+    response = client.post(f"/cds-services/{scenario.service}", json=scenario.request)
+    return response.status_code, response.json()
+
+
+def compare(scenario: Scenario, status: int, body: dict[str, Any]) -> Result:
+    want_status = int(scenario.case.get("status", 200))
+    got = digest(body) if status == 200 else {"cards": []}
+    expected = scenario.expected or {"cards": []}
+    ok = status == want_status and got == expected
+    diff = []
+    if not ok:
+        diff = list(
+            difflib.unified_diff(
+                json.dumps(expected, indent=1).splitlines(),
+                json.dumps(got, indent=1).splitlines(),
+                "expected",
+                "got",
+                lineterm="",
+            )
+        )
+        if status != want_status:
+            diff.insert(0, f"HTTP {status}, expected {want_status}")
+    return Result(
+        scenario=scenario.name,
+        status=status,
+        expected=card_lines(expected),
+        got=card_lines(got),
+        ok=ok,
+        diff=diff,
+    )
+
+
+def _in_process_client() -> Any:
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from cds.app import create_app
+    from cds.feedback import SQLiteFeedbackStore
+    from cds.settings import Settings
+
+    tmp = Path(tempfile.mkdtemp(prefix="cds-replay-"))
+    app = create_app(
+        Settings(feedback_db=tmp / "feedback.sqlite3"),
+        feedback_store=SQLiteFeedbackStore(tmp / "feedback.sqlite3"),
+    )
+    return TestClient(app)
+
+
+def _conformance(args: argparse.Namespace, client: Any) -> int:
+    """Every official/captured example request gets a 200 with a valid response or a clean 4xx."""
+    from cds.schemas import CDSResponse, OperationOutcome
+
+    root = EXAMPLES
+    files = sorted(root.rglob("*.json")) if root.exists() else []
+    bad = 0
+    count = 0
+    for path in files:
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            continue
+        body = data.get("body", data) if isinstance(data, dict) else data
+        if not isinstance(body, dict) or "hook" not in body:
+            continue
+        count += 1
+        service = {
+            "patient-view": "mbc-bone-patient-view",
+            "order-select": "mbc-bone-order-select",
+            "order-sign": "mbc-bone-order-sign",
+        }.get(str(body.get("hook")), "mbc-bone-patient-view")
+        if args.url:
+            url = f"{args.url.rstrip('/')}/cds-services/{service}"
+            answer = httpx.post(url, json=body, timeout=10)
+        else:
+            answer = client.post(f"/cds-services/{service}", json=body)
+        status, out = answer.status_code, answer.json()
+        clean = (status == 200 and CDSResponse.model_validate(out) is not None) or (
+            400 <= status < 500 and OperationOutcome.model_validate(out) is not None
+        )
+        if not clean:
+            bad += 1
+        if not args.quiet or not clean:
+            mark = "ok " if clean else "BAD"
+            print(f"{mark} {status} {path.relative_to(root)}")
+    print(f"conformance: {count - bad} passed, {bad} failed")
+    return 1 if bad else 0
+
+
+def main(args: argparse.Namespace) -> int:
+    client = None if args.url else _in_process_client()
+    if client is not None:
+        client.__enter__()
+    try:
+        if args.conformance:
+            return _conformance(args, client)
+        return _replay(args, client)
+    finally:
+        if client is not None:
+            client.__exit__(None, None, None)
+
+
+def _replay(args: argparse.Namespace, client: Any) -> int:
+    scenarios = list(iter_scenarios(args.paths))
+    if not scenarios:
+        print("no scenarios found (looked for request.json under " + ", ".join(args.paths) + ")")
+        return 1
+    results: list[Result] = []
+    start = time.perf_counter()
+    for i, sc in enumerate(scenarios, 1):
+        if args.url:
+            answer = httpx.post(
+                f"{args.url.rstrip('/')}/cds-services/{sc.service}", json=sc.request, timeout=30
+            )
+            status, body = answer.status_code, answer.json()
+        else:
+            status, body = call_in_process(client, sc)
+        result = compare(sc, status, body)
+        if args.update and not result.ok and status == int(sc.case.get("status", 200)):
+            new = digest(body) if status == 200 else {"cards": []}
+            print(f"--- updating {sc.path / 'expected.json'}")
+            print("\n".join(result.diff))
+            (sc.path / "expected.json").write_text(json.dumps(new, indent=2) + "\n")
+            result.ok = True
+        results.append(result)
+        if not args.quiet:
+            mark = "ok  " if result.ok else "FAIL"
+            print(f"[{i}/{len(scenarios)}] {mark} {sc.name}", file=sys.stderr)
+    elapsed = time.perf_counter() - start
+    failed = [r for r in results if not r.ok]
+    print(f"\n{'scenario':<58} {'expected':<28} got")
+    for r in results:
+        exp = ", ".join(x.split()[1] for x in r.expected) or "no cards"
+        got = ", ".join(x.split()[1] for x in r.got) or "no cards"
+        flag = "" if r.ok else "  <-- differs"
+        print(f"{r.scenario:<58} {exp[:28]:<28} {got}{flag}")
+    for r in failed:
+        print(f"\n{r.scenario}:")
+        print("\n".join(r.diff))
+    print(f"\nreplay: {len(results) - len(failed)} passed, {len(failed)} failed ({elapsed:.2f} s)")
+    return 1 if failed else 0
