@@ -64,7 +64,7 @@ def write_catalog(k: Knowledge, out: Path, fixtures: Path) -> list[Path]:
         lines += [f"- `{p}` = {getattr(k.parameters, p)!r}" for p in params] or ["- none"]
         lines += ["", "## Cards", ""]
         for name, variant in card.variants.items():
-            covered = [c for c in coverage.get(f"{rule_id}:{name}", [])]
+            covered = coverage.get(f"{rule_id}:{name}", [])
             lines += [
                 f"### Variant `{name}`",
                 "",
