@@ -140,21 +140,74 @@ def compare(scenario: Scenario, status: int, body: dict[str, Any]) -> Result:
     )
 
 
-def _in_process_client() -> Any:
-    import tempfile
+class FixtureFHIRServer:
+    """Serves a scenario's fhir/<key>.json files for the service's own queries (fetch path).
 
-    from fastapi.testclient import TestClient
+    The request is matched to a prefetch key by rendering that key's template for the patient,
+    so a scenario's files answer exactly the queries the service makes.
+    """
+
+    def __init__(self, templates: Mapping[str, str]) -> None:
+        self.templates = templates
+        self.folder: Path | None = None
+        self.patient_id = ""
+        self.requests: list[str] = []
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        from urllib.parse import unquote
+
+        from cds.prefetch import render_template
+
+        wanted = unquote(request.url.raw_path.decode("ascii"))
+        self.requests.append(wanted)
+        for key, template in self.templates.items():
+            query = render_template(template, {"patientId": self.patient_id})
+            if wanted.endswith("/" + unquote(query)) and self.folder is not None:
+                path = self.folder / f"{key}.json"
+                if path.exists():
+                    return httpx.Response(200, content=path.read_bytes())
+        return httpx.Response(
+            404,
+            json={
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": "error", "code": "not-found", "diagnostics": "no file"}],
+            },
+        )
+
+
+def _in_process_client() -> tuple[Any, FixtureFHIRServer]:
+    import tempfile
+    import warnings
+
+    with warnings.catch_warnings():
+        # Starlette's TestClient warns about its httpx backend; it is the in-process transport.
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
 
     from cds.app import create_app
-    from cds.feedback import SQLiteFeedbackStore
+    from cds.services import load_knowledge
     from cds.settings import Settings
 
-    tmp = Path(tempfile.mkdtemp(prefix="cds-replay-"))
+    settings = Settings(feedback_db=Path(tempfile.mkdtemp(prefix="cds-replay-")) / "fb.sqlite3")
+    knowledge = load_knowledge(settings.cards_dir, settings.parameters)
+    first = next(iter(knowledge.services.values()))
+    fhir = FixtureFHIRServer(first.prefetch)
     app = create_app(
-        Settings(feedback_db=tmp / "feedback.sqlite3"),
-        feedback_store=SQLiteFeedbackStore(tmp / "feedback.sqlite3"),
+        settings,
+        knowledge=knowledge,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(fhir.handler)),
     )
-    return TestClient(app)
+    return TestClient(app), fhir
+
+
+def inline_prefetch(sc: Scenario) -> dict[str, Any]:
+    """For a running server: a fetch-path scenario's files are sent as prefetch instead."""
+    request = dict(sc.request)
+    if sc.fhir_dir is not None:
+        request["prefetch"] = {
+            p.stem: json.loads(p.read_text()) for p in sorted(sc.fhir_dir.glob("*.json"))
+        }
+    return request
 
 
 def _conformance(args: argparse.Namespace, client: Any) -> int:
@@ -198,19 +251,16 @@ def _conformance(args: argparse.Namespace, client: Any) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    client = None if args.url else _in_process_client()
-    if client is not None:
-        client.__enter__()
-    try:
+    if args.url:
+        return _conformance(args, None) if args.conformance else _replay(args, None, None)
+    client, fhir = _in_process_client()
+    with client:
         if args.conformance:
             return _conformance(args, client)
-        return _replay(args, client)
-    finally:
-        if client is not None:
-            client.__exit__(None, None, None)
+        return _replay(args, client, fhir)
 
 
-def _replay(args: argparse.Namespace, client: Any) -> int:
+def _replay(args: argparse.Namespace, client: Any, fhir: FixtureFHIRServer | None) -> int:
     scenarios = list(iter_scenarios(args.paths))
     if not scenarios:
         print("no scenarios found (looked for request.json under " + ", ".join(args.paths) + ")")
@@ -220,10 +270,15 @@ def _replay(args: argparse.Namespace, client: Any) -> int:
     for i, sc in enumerate(scenarios, 1):
         if args.url:
             answer = httpx.post(
-                f"{args.url.rstrip('/')}/cds-services/{sc.service}", json=sc.request, timeout=30
+                f"{args.url.rstrip('/')}/cds-services/{sc.service}",
+                json=inline_prefetch(sc),
+                timeout=30,
             )
             status, body = answer.status_code, answer.json()
         else:
+            if fhir is not None:
+                fhir.folder = sc.fhir_dir
+                fhir.patient_id = str(sc.request.get("context", {}).get("patientId", ""))
             status, body = call_in_process(client, sc)
         result = compare(sc, status, body)
         if args.update and not result.ok and status == int(sc.case.get("status", 200)):

@@ -66,7 +66,9 @@ class LineHistory:
     def next_line_number(self) -> int:
         """The metastatic line a new regimen would be: ended lines, plus one for early relapse."""
         ended = sum(1 for line in self.lines if not line.active and line.end_reason != "toxicity")
-        return ended + 1 + (1 if self.adjuvant_within_12_months else 0)
+        # A current line with documented progression is over as far as sequencing goes.
+        progressing = self.current is not None and self.progression == "high"
+        return ended + int(progressing) + 1 + (1 if self.adjuvant_within_12_months else 0)
 
     def agents_in_metastatic_setting(self) -> frozenset[str]:
         return frozenset(d for line in self.lines for d in line.drugs)

@@ -21,7 +21,6 @@ HER2_ANTIBODY_CLASSES: frozenset[MedClass] = frozenset(
 )
 _ACTIVE = frozenset({"active", "intended", "on-hold", "in-progress"})
 _NEVER_GIVEN = frozenset({"not-taken", "not-done", "cancelled", "draft", "entered-in-error"})
-_ENDED = frozenset({"completed", "stopped", "cancelled", "not-taken", "not-done"})
 _ORDER_INTENTS = frozenset({"order", "plan", "original-order", "reflex-order", "instance-order"})
 _MG = re.compile(r"(\d+(?:\.\d+)?)\s*mg\b", re.IGNORECASE)
 
@@ -143,16 +142,22 @@ def is_active(
     status alone: each new course writes a new order, so one older than `request_max_days`
     counts only through a recent date.
     """
-    if not _given(record) or record.status in _ENDED:
+    if not _given(record):
         return False
+    last = record.end or record.start
+    recent = last is not None and timedelta(0) <= as_of - last <= timedelta(days=window_days)
+    if record.resource_type == "MedicationAdministration":
+        # 'completed' here means the dose was given: activity comes from the dosing window.
+        return recent and record.status not in ("stopped", "not-done")
+    if record.status in ("stopped", "cancelled", "not-taken"):
+        return False
+    if record.status == "completed":
+        # A completed course with an end date has ended; without one, a recent order counts.
+        return record.end is None and recent
     if record.start is not None and record.start > as_of and record.status not in _ACTIVE:
         return False
     if record.end is not None and record.end < as_of:
         return False
-    last = record.end or record.start
-    recent = last is not None and as_of - last <= timedelta(days=window_days)
-    if record.resource_type == "MedicationAdministration":
-        return recent
     if record.status in _ACTIVE:
         if record.resource_type != "MedicationRequest":
             return True

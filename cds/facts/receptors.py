@@ -19,8 +19,9 @@ Status = Literal["positive", "negative", "equivocal", "unknown"]
 Her2Category = Literal["positive", "equivocal", "low", "ultralow", "0", "unknown"]
 SpecimenSite = Literal["metastatic", "primary", "unknown"]
 
-# An IHC score 0-3, optionally followed by '+'; never the first digit of "10%" or "2.0".
-_IHC_SCORE = re.compile(r"(?<![\d.])([0-3])(?:\s*\+|(?![\d.%]))")
+# An IHC score 0-3, optionally followed by '+'; never the "2" of "HER2", nor the first digit of
+# "10%" or "2.0".
+_IHC_SCORE = re.compile(r"(?<![\w.])([0-3])(?:\s*\+|(?![\w.%]))")
 _ULTRALOW = re.compile(r"ultralow|ultra-low|faint|incomplete|barely perceptible")
 _NO_STAINING = re.compile(r"no (membrane )?staining|null|absent staining|without staining")
 
