@@ -1,0 +1,214 @@
+"""The HTTP contract: discovery, service calls, errors as OperationOutcomes, CORS, feedback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cds import schemas
+from tests.conftest import SHARED
+
+EXAMPLES = SHARED / "cds-hooks" / "examples"
+PV = "/cds-services/mbc-bone-patient-view"
+EMPTY_KEYS = (
+    "conditions biomarkers labs lvef diseaseStatus medicationStatements medicationRequests "
+    "medicationAdministrations procedures serviceRequests allergies"
+).split()
+
+
+def minimal_request(**over: Any) -> dict[str, Any]:
+    prefetch: dict[str, Any] = {"patient": {"resourceType": "Patient", "id": "p1"}}
+    prefetch |= {k: None for k in EMPTY_KEYS}
+    body = {
+        "hook": "patient-view",
+        "hookInstance": "8b3b6c1e-0c3a-4a57-9c25-1d0e7d0b9a11",
+        "context": {"userId": "Practitioner/1", "patientId": "p1"},
+        "prefetch": prefetch,
+    }
+    return body | over
+
+
+def assert_outcome(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    schemas.OperationOutcome.model_validate(body)
+    assert body["issue"][0]["diagnostics"]
+    return body
+
+
+class TestDiscovery:
+    def test_lists_one_service_per_hook(self, client: TestClient) -> None:
+        body = client.get("/cds-services").json()
+        schemas.Discovery.model_validate(body)
+        hooks = sorted(s["hook"] for s in body["services"])
+        assert hooks == ["order-select", "order-sign", "patient-view"]
+
+    def test_prefetch_templates_use_context_tokens_and_value_set_codes(
+        self, client: TestClient
+    ) -> None:
+        pv = next(s for s in client.get("/cds-services").json()["services"] if s["id"] in PV)
+        assert pv["prefetch"]["patient"] == "Patient/{{context.patientId}}"
+        assert "http://loinc.org|48676-1" in pv["prefetch"]["biomarkers"]
+        assert pv["usageRequirements"]
+
+    def test_health(self, client: TestClient) -> None:
+        assert client.get("/health").json()["status"] == "ok"
+
+
+class TestErrors:
+    def test_unknown_service_is_404(self, client: TestClient) -> None:
+        assert_outcome(client.post("/cds-services/nope", json=minimal_request()), 404)
+
+    def test_wrong_hook_for_the_service_is_400(self, client: TestClient) -> None:
+        body = assert_outcome(client.post(PV, json=minimal_request(hook="order-sign")), 400)
+        assert body["issue"][0]["expression"] == ["hook"]
+
+    def test_non_json_content_type_is_415(self, client: TestClient) -> None:
+        r = client.post(PV, content=b"hello", headers={"Content-Type": "text/plain"})
+        assert_outcome(r, 415)
+
+    def test_malformed_json_is_400(self, client: TestClient) -> None:
+        r = client.post(PV, content=b"{nope", headers={"Content-Type": "application/json"})
+        assert "not valid JSON" in assert_outcome(r, 400)["issue"][0]["diagnostics"]
+
+    def test_body_that_is_not_an_object_is_400(self, client: TestClient) -> None:
+        assert_outcome(client.post(PV, json=[1, 2]), 400)
+
+    def test_missing_context_field_names_its_path(self, client: TestClient) -> None:
+        body = assert_outcome(client.post(PV, json=minimal_request(context={"userId": "x"})), 400)
+        assert ["context.patientId"] in [i.get("expression") for i in body["issue"]]
+
+    def test_too_large_body_is_413(self, client: TestClient, settings: Any) -> None:
+        big = b'{"x": "' + b"a" * settings.max_body_bytes + b'"}'
+        r = client.post(PV, content=big, headers={"Content-Type": "application/json"})
+        assert_outcome(r, 413)
+
+    def test_missing_prefetch_without_server_is_412_naming_keys(self, client: TestClient) -> None:
+        request = minimal_request()
+        del request["prefetch"]["labs"]
+        body = assert_outcome(client.post(PV, json=request), 412)
+        assert body["issue"][0]["expression"] == ["prefetch.labs"]
+
+    def test_unknown_route_is_an_operation_outcome(self, client: TestClient) -> None:
+        assert_outcome(client.get("/nowhere"), 404)
+
+    def test_bad_as_of_extension_is_400(self, client: TestClient) -> None:
+        r = client.post(PV, json=minimal_request(extension={"cds-mbc-bone.as-of": "soon"}))
+        assert_outcome(r, 400)
+
+
+class TestCalls:
+    def test_no_data_means_no_cards(self, client: TestClient) -> None:
+        r = client.post(PV, json=minimal_request())
+        assert r.status_code == 200
+        assert r.json() == {"cards": []}
+
+    def test_null_and_operation_outcome_prefetch(self, client: TestClient) -> None:
+        """null is 'no data'; an OperationOutcome means the client failed: fetch it (here: 412)."""
+        request = minimal_request()
+        request["prefetch"]["labs"] = {"resourceType": "OperationOutcome", "issue": []}
+        body = assert_outcome(client.post(PV, json=request), 412)
+        assert "labs" in body["issue"][0]["diagnostics"]
+
+
+class TestCors:
+    def test_preflight_allows_authorization_and_content_type(self, client: TestClient) -> None:
+        r = client.options(
+            PV,
+            headers={
+                "Origin": "http://127.0.0.1:8080",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert r.status_code == 200
+        allowed = r.headers["access-control-allow-headers"].lower()
+        assert "authorization" in allowed
+        assert "content-type" in allowed
+
+    def test_simple_request_gets_allow_origin(self, client: TestClient) -> None:
+        r = client.get("/cds-services", headers={"Origin": "http://127.0.0.1:8080"})
+        assert r.headers["access-control-allow-origin"] == "*"
+
+
+class TestFeedback:
+    URL = f"{PV}/feedback"
+
+    def item(self, **over: Any) -> dict[str, Any]:
+        base = {
+            "card": "9f8b1c4e-1b7a-4c44-a0c1-4a1e3c7d2b10",
+            "outcome": "overridden",
+            "overrideReason": {
+                "reason": {
+                    "code": "patient-refuses",
+                    "system": "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes",
+                },
+                "userComment": "discussed in clinic",
+            },
+            "outcomeTimestamp": "2026-11-22T10:00:00Z",
+        }
+        return base | over
+
+    def test_stored_once_when_sent_twice(self, client: TestClient) -> None:
+        first = client.post(self.URL, json={"feedback": [self.item()]})
+        again = client.post(self.URL, json={"feedback": [self.item()]})
+        assert first.json() == {"received": 1, "stored": 1}
+        assert again.json() == {"received": 1, "stored": 0}
+
+    def test_invalid_feedback_is_400_with_the_invariant(self, client: TestClient) -> None:
+        bad = self.item(outcome="accepted", overrideReason=None)
+        body = assert_outcome(client.post(self.URL, json={"feedback": [bad]}), 400)
+        assert "cds-fb-2" in body["issue"][0]["diagnostics"]
+
+    def test_unknown_service_feedback_is_404(self, client: TestClient) -> None:
+        assert_outcome(client.post("/cds-services/x/feedback", json={"feedback": []}), 404)
+
+    def test_readable_back(self, client: TestClient, settings: Any) -> None:
+        from cds.feedback import SQLiteFeedbackStore
+
+        client.post(self.URL, json={"feedback": [self.item()]})
+        store = SQLiteFeedbackStore(settings.feedback_db)
+        rows = store.list()
+        store.close()
+        assert rows[0].override_code == "patient-refuses"
+
+
+def _example_requests() -> list[Path]:
+    if not EXAMPLES.exists():
+        return []
+    out = []
+    for path in sorted(EXAMPLES.rglob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            continue
+        candidates = data.values() if "stub" in path.name and isinstance(data, dict) else [data]
+        if any(isinstance(c, dict) and ("hook" in c or "hook" in c.get("body", {}))
+               for c in candidates):
+            out.append(path)
+    return out
+
+
+@pytest.mark.parametrize(
+    "path", [pytest.param(p, id=f"{p.parent.name}/{p.name}") for p in _example_requests()]
+)
+def test_every_example_request_gets_200_or_a_clean_4xx(client: TestClient, path: Path) -> None:
+    """Official, captured, Inferno and deliberately malformed requests: never a 5xx."""
+    data = json.loads(path.read_text())
+    bodies = list(data.values()) if "stub" in path.name else [data.get("body", data)]
+    services = {"patient-view": PV, "order-select": "/cds-services/mbc-bone-order-select",
+                "order-sign": "/cds-services/mbc-bone-order-sign"}
+    for body in bodies:
+        if not isinstance(body, dict):
+            continue
+        url = services.get(str(body.get("hook")), PV)
+        r = client.post(url, json=body)
+        if r.status_code == 200:
+            schemas.CDSResponse.model_validate(r.json())
+        else:
+            assert 400 <= r.status_code < 500, r.text
+            schemas.OperationOutcome.model_validate(r.json())
