@@ -1,0 +1,266 @@
+"""Prefetch or fetch: token rendering, key classification, fetching with respx, 412."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from cds import schemas
+from cds.errors import PrefetchUnavailable
+from cds.prefetch import FetchLimits, TokenMissing, render_template, resolve, server_allowed
+
+BASE = "http://127.0.0.1:8090/fhir"
+LIMITS = FetchLimits(timeout_s=0.5, deadline_s=2.0, max_pages=3, max_resources=100)
+ALLOW = ("http://127.0.0.1",)
+TEMPLATES = {
+    "patient": "Patient/{{context.patientId}}",
+    "conditions": "Condition?patient={{context.patientId}}",
+}
+CONTEXT = {"patientId": "p1", "userId": "Practitioner/u1"}
+
+
+def request(prefetch: dict[str, Any] | None = None, **over: Any) -> schemas.HookRequest:
+    body: dict[str, Any] = {
+        "hook": "patient-view",
+        "hookInstance": "i",
+        "fhirServer": BASE,
+        "fhirAuthorization": {
+            "access_token": "tok-123",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "cds",
+            "patient": "p1",
+        },
+        "context": CONTEXT,
+    }
+    if prefetch is not None:
+        body["prefetch"] = prefetch
+    return schemas.HookRequest.model_validate(body | over)
+
+
+def bundle(*resources: dict[str, Any], next_url: str | None = None) -> dict[str, Any]:
+    b: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": r} for r in resources],
+    }
+    if next_url:
+        b["link"] = [{"relation": "next", "url": next_url}]
+    return b
+
+
+PATIENT = {"resourceType": "Patient", "id": "p1"}
+COND = {"resourceType": "Condition", "id": "c1"}
+
+
+async def run(req: schemas.HookRequest, templates: dict[str, str] = TEMPLATES) -> Any:
+    async with httpx.AsyncClient() as client:
+        return await resolve(templates, req, CONTEXT, client, LIMITS, ALLOW)
+
+
+class TestTokens:
+    def test_context_and_user_tokens(self) -> None:
+        assert render_template("Patient/{{context.patientId}}", CONTEXT) == "Patient/p1"
+        assert render_template("Practitioner/{{userPractitionerId}}", CONTEXT) == "Practitioner/u1"
+
+    def test_missing_context_field(self) -> None:
+        with pytest.raises(TokenMissing):
+            render_template("Encounter/{{context.encounterId}}", CONTEXT)
+
+    def test_user_token_of_another_type(self) -> None:
+        with pytest.raises(TokenMissing):
+            render_template("{{userPatientId}}", CONTEXT)
+
+
+@pytest.mark.anyio
+class TestClassification:
+    async def test_prefetched_and_null_keys_are_not_fetched(self) -> None:
+        with respx.mock(assert_all_called=False) as mock:
+            route = mock.route(host="127.0.0.1")
+            resolved = await run(request({"patient": PATIENT, "conditions": None}))
+        assert resolved.data == {"patient": PATIENT, "conditions": None}
+        assert not route.called
+
+    async def test_omitted_key_is_fetched_with_the_bearer_token(self) -> None:
+        with respx.mock() as mock:
+            route = mock.get(f"{BASE}/Condition", params={"patient": "p1"}).respond(
+                json=bundle(COND)
+            )
+            resolved = await run(request({"patient": PATIENT}))
+        assert route.calls.last.request.headers["Authorization"] == "Bearer tok-123"
+        assert resolved.data["conditions"]["entry"][0]["resource"] == COND
+        assert resolved.fetched == ("conditions",)
+
+    async def test_operation_outcome_prefetch_is_refetched(self) -> None:
+        oo = {"resourceType": "OperationOutcome", "issue": []}
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Condition").respond(json=bundle(COND))
+            resolved = await run(request({"patient": PATIENT, "conditions": oo}))
+        assert resolved.data["conditions"]["resourceType"] == "Bundle"
+
+    async def test_all_keys_fetched_in_parallel(self) -> None:
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Patient/p1").respond(json=PATIENT)
+            mock.get(f"{BASE}/Condition").respond(json=bundle())
+            resolved = await run(request())
+        assert set(resolved.fetched) == {"patient", "conditions"}
+
+    async def test_no_token_means_no_authorization_header(self) -> None:
+        with respx.mock() as mock:
+            route = mock.get(f"{BASE}/Condition").respond(json=bundle())
+            await run(request({"patient": PATIENT}, fhirAuthorization=None))
+        assert "Authorization" not in route.calls.last.request.headers
+
+
+@pytest.mark.anyio
+class TestFailures:
+    @pytest.mark.parametrize(
+        ("status", "words"),
+        [(401, "401"), (403, "403"), (404, "404"), (500, "HTTP 500")],
+    )
+    async def test_server_errors_are_412_naming_the_key(self, status: int, words: str) -> None:
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Condition").respond(status_code=status)
+            with pytest.raises(PrefetchUnavailable) as info:
+                await run(request({"patient": PATIENT}))
+        issue = info.value.issues[0]
+        assert issue.expression == "prefetch.conditions"
+        assert words in issue.diagnostics
+
+    async def test_read_of_missing_resource_is_no_data(self) -> None:
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Patient/p1").respond(status_code=404)
+            resolved = await run(request({"conditions": None}))
+        assert resolved.data["patient"] is None
+
+    async def test_timeout(self) -> None:
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Condition").mock(side_effect=httpx.ReadTimeout("slow"))
+            with pytest.raises(PrefetchUnavailable, match="could not be prefetched") as info:
+                await run(request({"patient": PATIENT}))
+        assert "in time" in info.value.issues[0].diagnostics
+
+    async def test_connection_refused(self) -> None:
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Condition").mock(side_effect=httpx.ConnectError("down"))
+            with pytest.raises(PrefetchUnavailable) as info:
+                await run(request({"patient": PATIENT}))
+        assert "could not be reached" in info.value.issues[0].diagnostics
+
+    async def test_malformed_json(self) -> None:
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Condition").respond(content=b"<html>oops")
+            with pytest.raises(PrefetchUnavailable) as info:
+                await run(request({"patient": PATIENT}))
+        assert "not JSON" in info.value.issues[0].diagnostics
+
+    async def test_json_that_is_not_fhir(self) -> None:
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Condition").respond(json={"hello": 1})
+            with pytest.raises(PrefetchUnavailable):
+                await run(request({"patient": PATIENT}))
+
+    async def test_redirect_is_not_followed(self) -> None:
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Condition").respond(
+                status_code=302, headers={"Location": "http://169.254.169.254/"}
+            )
+            with pytest.raises(PrefetchUnavailable) as info:
+                await run(request({"patient": PATIENT}))
+        assert "redirect" in info.value.issues[0].diagnostics
+
+    async def test_deadline_bounds_the_whole_fetch(self) -> None:
+        import anyio
+
+        async def slow(request: httpx.Request) -> httpx.Response:
+            await anyio.sleep(5)
+            return httpx.Response(200, json=bundle())
+
+        limits = FetchLimits(timeout_s=10, deadline_s=0.2, max_pages=3, max_resources=100)
+        # The cancelled call is not recorded as made, so do not insist on it.
+        with respx.mock(assert_all_called=False) as mock:
+            mock.get(f"{BASE}/Condition").mock(side_effect=slow)
+            async with httpx.AsyncClient() as client:
+                with anyio.fail_after(2):
+                    with pytest.raises(PrefetchUnavailable) as info:
+                        await resolve(
+                            TEMPLATES, request({"patient": PATIENT}), CONTEXT, client, limits, ALLOW
+                        )
+        assert "within 0.2 s" in info.value.issues[0].diagnostics
+
+    async def test_no_fhir_server(self) -> None:
+        with pytest.raises(PrefetchUnavailable, match="could not"):
+            await run(request({"patient": PATIENT}, fhirServer=None, fhirAuthorization=None))
+
+    async def test_server_not_on_allowlist(self) -> None:
+        req = request({"patient": PATIENT}, fhirServer="https://ehr.example.org/fhir")
+        with pytest.raises(PrefetchUnavailable) as info:
+            await run(req)
+        assert "allowlist" in info.value.issues[0].diagnostics
+
+
+@pytest.mark.anyio
+class TestPaging:
+    async def test_next_links_are_followed(self) -> None:
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Condition", params={"patient": "p1"}).respond(
+                json=bundle(COND, next_url=f"{BASE}/page2")
+            )
+            mock.get(f"{BASE}/page2").respond(json=bundle({"resourceType": "Condition", "id": "c2"}))
+            resolved = await run(request({"patient": PATIENT}))
+        ids = [e["resource"]["id"] for e in resolved.data["conditions"]["entry"]]
+        assert ids == ["c1", "c2"]
+
+    async def test_paging_forever_stops_at_the_page_limit(self) -> None:
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Condition").respond(json=bundle(COND, next_url=f"{BASE}/more"))
+            mock.get(f"{BASE}/more").respond(json=bundle(COND, next_url=f"{BASE}/more"))
+            with pytest.raises(PrefetchUnavailable) as info:
+                await run(request({"patient": PATIENT}))
+        assert "pages" in info.value.issues[0].diagnostics
+
+    async def test_next_link_to_another_host_is_not_followed(self) -> None:
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Condition").respond(
+                json=bundle(COND, next_url="http://evil.example/steal")
+            )
+            with pytest.raises(PrefetchUnavailable) as info:
+                await run(request({"patient": PATIENT}))
+        assert "another server" in info.value.issues[0].diagnostics
+
+    async def test_patient_reference_form_fallback(self) -> None:
+        """Servers differ on patient=<id> versus patient=Patient/<id>."""
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Condition", params={"patient": "p1"}).respond(status_code=400)
+            mock.get(f"{BASE}/Condition", params={"patient": "Patient/p1"}).respond(
+                json=bundle(COND)
+            )
+            resolved = await run(request({"patient": PATIENT}))
+        assert resolved.data["conditions"]["entry"][0]["resource"]["id"] == "c1"
+
+
+@pytest.mark.parametrize(
+    ("server", "allowed"),
+    [
+        ("http://127.0.0.1:8090/fhir", True),
+        ("http://127.0.0.1/fhir", True),
+        ("http://localhost:@evil.example/fhir", False),
+        ("http://127.0.0.1.evil.example/fhir", False),
+        ("http://user:pw@127.0.0.1/fhir", False),
+        ("https://127.0.0.1/fhir", False),
+        ("not a url", False),
+    ],
+)
+def test_server_allowlist_compares_parsed_urls(server: str, allowed: bool) -> None:
+    assert server_allowed(server, ("http://127.0.0.1",)) is allowed
+
+
+def test_allowlist_entry_with_path_and_port() -> None:
+    entry = ("https://ehr.example.org:8443/fhir",)
+    assert server_allowed("https://ehr.example.org:8443/fhir/R4", entry)
+    assert not server_allowed("https://ehr.example.org:8443/fhirx", entry)
+    assert not server_allowed("https://ehr.example.org/fhir", entry)
