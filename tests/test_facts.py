@@ -1,0 +1,572 @@
+"""Patient facts F1-F9 and the ASCO/CAP HER2 algorithm (clinical-logic §2, §5)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from cds.facts import PatientFacts, extract_facts
+from cds.facts.labs import cockcroft_gault
+from cds.facts.receptors import ihc_score, interpret_her2, ish_group
+from cds.facts.records import ObservationRecord, Value, fhir_date, read_records
+from cds.parameters import Parameters
+from cds.terminology import Concept, Terminology
+from fixtures.build_scenarios import (
+    DOCE,
+    PERT,
+    PROGRESSION,
+    PROLIA,
+    TDXD,
+    TOXICITY,
+    TRAS,
+    WORSENED,
+    XGEVA,
+    ZOL4,
+    Patient,
+)
+from tests.conftest import AS_OF, SHARED
+
+
+def facts(p: Patient, t: Terminology, params: Parameters) -> PatientFacts:
+    return extract_facts([p.patient(), *p.resources], t, params, as_of=p.as_of)
+
+
+def metastatic(pid: str = "p", *, met_days: int = 100) -> Patient:
+    p = Patient(pid)
+    p.breast_cancer(2000)
+    p.bone_mets(met_days)
+    return p
+
+
+class TestHer2Table:
+    """Every row of the §5 interpretation table."""
+
+    @pytest.mark.parametrize(
+        ("ihc", "group", "status", "category", "reflex", "needs_ihc"),
+        [
+            pytest.param(3, None, "positive", "positive", False, False, id="ihc3-no-ish"),
+            pytest.param(3, 3, "positive", "positive", False, False, id="ihc3-group3"),
+            pytest.param(2, None, "equivocal", "equivocal", True, False, id="ihc2-no-ish"),
+            pytest.param(2, 1, "positive", "positive", False, False, id="ihc2-group1"),
+            pytest.param(2, 5, "negative", "low", False, False, id="ihc2-group5-low"),
+            pytest.param(2, 4, "unknown", "unknown", False, False, id="ihc2-group4-recount"),
+            pytest.param(1, None, "negative", "low", False, False, id="ihc1-low"),
+            pytest.param(1, 5, "negative", "low", False, False, id="ihc1-group5"),
+            pytest.param(1, 2, "negative", "low", False, False, id="ihc1-group2-comment"),
+            pytest.param(0, None, "negative", "0", False, False, id="ihc0"),
+            pytest.param(None, 1, "positive", "positive", False, False, id="ish-only-group1"),
+            pytest.param(None, 5, "negative", "unknown", False, False, id="ish-only-group5"),
+            pytest.param(None, 2, "unknown", "unknown", False, True, id="ish-only-group2"),
+            pytest.param(None, 3, "unknown", "unknown", False, True, id="ish-only-group3"),
+            pytest.param(None, 4, "unknown", "unknown", False, True, id="ish-only-group4"),
+            pytest.param(None, None, "unknown", "unknown", False, False, id="nothing"),
+        ],
+    )
+    def test_derived(
+        self,
+        ihc: int | None,
+        group: int | None,
+        status: str,
+        category: str,
+        reflex: bool,
+        needs_ihc: bool,
+    ) -> None:
+        got = interpret_her2(
+            final=None, ihc=ihc, ihc_status=None, ish_qualitative=None, group=group
+        )
+        assert got == (status, category, True, reflex, needs_ihc)
+
+    def test_reported_interpretation_wins_and_keeps_the_ihc_score(self) -> None:
+        got = interpret_her2(
+            final="negative", ihc=1, ihc_status=None, ish_qualitative=None, group=None
+        )
+        assert got == ("negative", "low", False, False, False)
+
+    def test_ultralow_needs_membrane_staining(self) -> None:
+        faint = interpret_her2(
+            final=None, ihc=0, ihc_status=None, ish_qualitative=None, group=None,
+            ihc_text="0 - faint incomplete membrane staining in 5% of cells",
+        )
+        none = interpret_her2(
+            final=None, ihc=0, ihc_status=None, ish_qualitative=None, group=None,
+            ihc_text="0, no staining",
+        )
+        assert faint[1] == "ultralow"
+        assert none[1] == "0"
+
+    def test_qualitative_ish_amplified(self) -> None:
+        assert interpret_her2(
+            final=None, ihc=None, ihc_status=None, ish_qualitative="positive", group=None
+        )[0] == "positive"
+
+
+class TestIshGroups:
+    @pytest.mark.parametrize(
+        ("ratio", "copies", "group"),
+        [
+            pytest.param(2.0, 4.0, 1, id="ratio-2.0-copies-4.0"),
+            pytest.param(1.99, 4.0, 4, id="ratio-1.99-copies-4.0"),
+            pytest.param(2.0, 3.99, 2, id="ratio-2.0-copies-3.99"),
+            pytest.param(1.99, 3.99, 5, id="ratio-1.99-copies-3.99"),
+            pytest.param(1.5, 5.99, 4, id="copies-5.99-group4"),
+            pytest.param(1.5, 6.0, 3, id="copies-6.0-group3"),
+            pytest.param(None, 6.0, None, id="ratio-missing"),
+            pytest.param(2.1, None, None, id="copies-missing"),
+        ],
+    )
+    def test_group(self, ratio: float | None, copies: float | None, group: int | None) -> None:
+        assert ish_group(ratio, copies) == group
+
+
+def obs_with(**value: Any) -> ObservationRecord:
+    return ObservationRecord(id="o", code=Concept(), effective=None, value=Value(**value))
+
+
+class TestIhcScoreParsing:
+    @pytest.mark.parametrize(
+        ("value", "score"),
+        [
+            pytest.param({"string": "3+"}, 3, id="plain-3+"),
+            pytest.param({"string": "Equivocal (Score 2+)"}, 2, id="cap-2+"),
+            pytest.param({"string": "HER2 IHC 1+"}, 1, id="her2-prefix-not-2"),
+            pytest.param({"string": "Negative (Score 0)"}, 0, id="score-0"),
+            pytest.param({"integer": 2}, 2, id="integer"),
+            pytest.param({"concept": Concept(text="2 +")}, 2, id="coded-text"),
+            pytest.param({"string": "staining in 10% of cells"}, None, id="percent-not-score"),
+            pytest.param({"string": "ratio 2.0"}, None, id="decimal-not-score"),
+            pytest.param({"string": "positive"}, None, id="no-score"),
+        ],
+    )
+    def test_score(self, value: dict[str, Any], score: int | None) -> None:
+        assert ihc_score(obs_with(**value)) == score
+
+    def test_score_from_a_note(self) -> None:
+        obs = ObservationRecord(
+            id="o", code=Concept(), effective=None, value=Value(), notes=("IHC score 3+",)
+        )
+        assert ihc_score(obs) == 3
+
+
+class TestReceptors:
+    def test_metastatic_result_is_used_and_discordance_reported(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.her2(1500, "neg")
+        p.her2(90, "pos")
+        f = facts(p, t, params)
+        assert f.receptors.her2 is not None
+        assert f.receptors.her2.status == "positive"
+        assert f.receptors.her2.specimen_site == "metastatic"
+        assert f.receptors.her2_positive is True
+        assert "HER2 negative on the primary" in f.receptors.discordances()[0]
+
+    def test_primary_only_is_marked_primary(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.her2(1500, "pos")
+        f = facts(p, t, params)
+        assert f.receptors.her2 is not None
+        assert f.receptors.her2.specimen_site == "primary"
+        assert not f.receptors.has_metastatic_specimen
+
+    def test_specimen_collection_date_wins_over_observation_date(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic(met_days=100)
+        o = p.obs("48676-1", 5, valueCodeableConcept={"coding": [{"system": "http://loinc.org",
+                                                                   "code": "LA6576-8"}]})
+        o["specimen"] = {"reference": "Specimen/s1"}
+        p.resources.append({"resourceType": "Specimen", "id": "s1",
+                            "collection": {"collectedDateTime": p.day(1500)}})
+        f = facts(p, t, params)
+        assert f.receptors.her2 is not None
+        assert f.receptors.her2.specimen_site == "primary"
+
+    @pytest.mark.parametrize(
+        ("percent", "status", "low"),
+        [
+            pytest.param(0.5, "negative", False, id="0.5%-negative"),
+            pytest.param(1.0, "positive", True, id="1%-low-positive"),
+            pytest.param(10.0, "positive", True, id="10%-low-positive"),
+            pytest.param(11.0, "positive", False, id="11%-positive"),
+        ],
+    )
+    def test_er_percent(
+        self, t: Terminology, params: Parameters, percent: float, status: str, low: bool
+    ) -> None:
+        p = metastatic()
+        p.obs("85329-1", 90, valueQuantity={"value": percent, "unit": "%"})
+        f = facts(p, t, params)
+        assert f.receptors.er is not None
+        assert (f.receptors.er.status, f.receptors.er.low_positive) == (status, low)
+
+    def test_ichom_er_negative_only_with_its_code(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        absent = {"coding": [{"system": "http://snomed.info/sct", "code": "373572006"}]}
+        p.obs("445028008", 90, system="http://snomed.info/sct", valueCodeableConcept=absent)
+        f = facts(p, t, params)
+        assert f.receptors.er is not None
+        assert f.receptors.er.status == "negative"
+
+    def test_hr_status_is_unknown_without_data(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.er(90, "neg")
+        assert facts(p, t, params).receptors.hr_positive is None  # PR unknown
+        p.pr(90, "neg")
+        assert facts(p, t, params).receptors.hr_positive is False
+
+    def test_serum_her2_only(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs("42914-2", 10, valueQuantity={"value": 20, "unit": "ng/mL"})
+        f = facts(p, t, params)
+        assert f.receptors.serum_her2_only
+        assert f.receptors.her2 is None
+
+
+class TestRenal:
+    def test_cockcroft_gault(self) -> None:
+        assert cockcroft_gault(age=60, weight_kg=72, creatinine_mg_dl=1.0, female=False) == 80
+        assert cockcroft_gault(age=60, weight_kg=72, creatinine_mg_dl=1.0, female=True) == 68
+
+    def test_umol_per_litre_is_converted(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.birth = "1966-11-22"  # 60 on AS_OF
+        p.labs(creatinine=1.0, weight=72, units="si")
+        f = facts(p, t, params)
+        assert f.renal.method == "cockcroft-gault"
+        assert f.renal.crcl == pytest.approx(68, abs=0.5)
+
+    def test_missing_weight_leaves_crcl_unknown_and_says_why(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.obs("2160-0", 3, valueQuantity={"value": 1.0, "unit": "mg/dL", "code": "mg/dL"})
+        f = facts(p, t, params)
+        assert f.renal.crcl is None
+        assert any("body weight" in m for m in f.renal.missing)
+
+    def test_stale_creatinine_is_not_used(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.labs(days_ago=31)
+        assert facts(p, t, params).renal.crcl is None
+
+    def test_reported_crcl_is_used(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs("35591-7", 3, valueQuantity={"value": 42, "unit": "mL/min"})
+        f = facts(p, t, params)
+        assert (f.renal.crcl, f.renal.method) == (42, "reported")
+
+    def test_egfr_is_only_a_fallback(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs("98979-8", 3, valueQuantity={"value": 55, "unit": "mL/min/{1.73_m2}"})
+        f = facts(p, t, params)
+        assert (f.renal.crcl, f.renal.method) == (55, "egfr")
+
+    def test_unknown_sex_leaves_crcl_unknown(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.gender = "unknown"
+        p.labs()
+        assert facts(p, t, params).renal.crcl is None
+
+
+class TestCalcium:
+    def test_albumin_correction(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.labs(calcium=8.0, albumin=3.0)  # 8.0 + 0.8 × 1.0 = 8.8: not low
+        f = facts(p, t, params)
+        assert f.calcium.corrected == pytest.approx(8.8)
+        assert f.calcium.low is False
+
+    def test_low_against_the_reference_range(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.labs(calcium=8.4, albumin=4.0)
+        assert facts(p, t, params).calcium.low is True
+
+    def test_mmol_per_litre_and_fallback_limit(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs("17861-6", 2, valueQuantity={"value": 2.0, "unit": "mmol/L", "code": "mmol/L"})
+        f = facts(p, t, params)
+        assert f.calcium.corrected == pytest.approx(8.02, abs=0.01)
+        assert f.calcium.low is True  # under the 8.5 mg/dL fallback
+        assert f.calcium.albumin_corrected is False
+
+    def test_no_calcium_is_unknown_not_normal(self, t: Terminology, params: Parameters) -> None:
+        f = facts(metastatic(), t, params)
+        assert (f.calcium.low, f.calcium.high) == (None, None)
+
+
+class TestLvef:
+    def test_baseline_is_the_last_before_her2_therapy(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic(met_days=400)
+        p.lvef(300, 64)
+        p.lvef(250, 60)
+        p.med("MedicationStatement", TRAS, status="active", start=240)
+        p.lvef(20, 50)
+        f = facts(p, t, params)
+        assert f.lvef.baseline is not None and f.lvef.latest is not None
+        assert (f.lvef.baseline.value, f.lvef.latest.value) == (60, 50)
+
+    def test_text_coded_ejection_fraction(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        o = p.obs("x", 5, system="urn:local", valueQuantity={"value": 55, "unit": "%"})
+        o["code"]["text"] = "LV ejection fraction (echo)"
+        f = facts(p, t, params)
+        assert f.lvef.latest is not None
+        assert f.lvef.latest.value == 55
+
+
+class TestMedications:
+    @pytest.mark.parametrize(
+        ("text", "ingredients"),
+        [
+            pytest.param("ado-trastuzumab emtansine 3.6 mg/kg", {"trastuzumab emtansine"},
+                         id="tdm1-not-trastuzumab"),
+            pytest.param("fam-trastuzumab deruxtecan-nxki", {"trastuzumab deruxtecan"},
+                         id="tdxd-not-trastuzumab"),
+            pytest.param("trastuzumab-dkst 6 mg/kg", {"trastuzumab"}, id="biosimilar"),
+            pytest.param("Phesgo 600/600", {"trastuzumab", "pertuzumab"}, id="phesgo"),
+            pytest.param("Kadcyla", {"trastuzumab emtansine"}, id="brand"),
+        ],
+    )
+    def test_text_last_resort(self, t: Terminology, text: str, ingredients: set[str]) -> None:
+        got = {m.ingredient for m in t.medications.match(Concept(text=text), t.rxnorm)}
+        assert got == ingredients
+
+    @pytest.mark.parametrize(
+        ("med", "mg", "weeks", "dose"),
+        [
+            pytest.param(XGEVA, None, None, "onc", id="xgeva-product"),
+            pytest.param(PROLIA, None, None, "osteo", id="prolia-product"),
+            pytest.param(("993449", "Denosumab"), 120, None, "onc", id="ingredient-120mg"),
+            pytest.param(("993449", "Denosumab"), 60, None, "osteo", id="ingredient-60mg"),
+            pytest.param(("993449", "Denosumab"), None, 4, "onc", id="ingredient-q4w"),
+            pytest.param(("993449", "Denosumab"), None, None, "unknown", id="ingredient-no-dose"),
+            pytest.param(("77655", "Zoledronic acid"), 5, None, "osteo", id="zoledronic-5mg"),
+            pytest.param(ZOL4, None, None, "onc", id="zometa-product"),
+        ],
+    )
+    def test_bma_dose_class(
+        self, t: Terminology, params: Parameters, med: tuple[str, str], mg: float | None,
+        weeks: float | None, dose: str,
+    ) -> None:
+        p = metastatic()
+        p.med("MedicationStatement", med, status="active", start=10, mg=mg, every_weeks=weeks)
+        f = facts(p, t, params)
+        assert f.meds.exposures[0].bma_dose == dose
+
+    def test_unknown_dose_counts_as_on_a_bma(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.med("MedicationStatement", ("993449", "Denosumab"), status="active", start=10)
+        assert facts(p, t, params).meds.active_bma()
+
+    def test_administration_window(self, t: Terminology, params: Parameters) -> None:
+        for days, active in ((35, True), (36, False)):
+            p = metastatic()
+            p.med("MedicationAdministration", XGEVA, status="completed", start=days)
+            assert bool(facts(p, t, params).meds.active_bma()) is active
+
+    def test_zoledronic_acid_has_a_12_week_window(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        for days, active in ((100, True), (101, False)):
+            p = metastatic()
+            p.med("MedicationAdministration", ZOL4, status="completed", start=days)
+            assert bool(facts(p, t, params).meds.active_bma()) is active
+
+    def test_not_taken_and_entered_in_error_are_not_exposure(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.med("MedicationStatement", TRAS, status="not-taken", start=10)
+        p.med("MedicationStatement", PERT, status="entered-in-error", start=10)
+        f = facts(p, t, params)
+        assert not f.meds.ever("HER2_MAB")
+
+    def test_stale_active_order_is_not_trusted(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.med("MedicationRequest", TRAS, status="active", start=400)
+        assert not facts(p, t, params).meds.active("HER2_MAB")
+
+    def test_medication_reference_is_resolved(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.resources.append({"resourceType": "Medication", "id": "m1",
+                            "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/"
+                                                 "rxnorm", "code": "1046402"}]}})
+        p.add({"resourceType": "MedicationStatement", "id": "ms-ref", "status": "active",
+               "medicationReference": {"reference": "Medication/m1"},
+               "effectiveDateTime": p.day(5)})
+        p.add({"resourceType": "MedicationRequest", "id": "mr-contained", "status": "active",
+               "intent": "order", "authoredOn": p.day(5),
+               "contained": [{"resourceType": "Medication", "id": "c",
+                              "code": {"text": "pertuzumab 420 mg"}}],
+               "medicationReference": {"reference": "#c"}})
+        f = facts(p, t, params)
+        assert {e.ingredient for e in f.meds.exposures} == {"denosumab", "pertuzumab"}
+
+
+class TestLines:
+    def thp(self, p: Patient, start: int, end: int | None = None, reason: Any = None) -> None:
+        status = "active" if end is None else "stopped"
+        for drug in (DOCE, TRAS, PERT):
+            p.med("MedicationStatement", drug, status=status, start=start, end=end,
+                  reason=reason)
+
+    def test_chemo_stop_is_not_a_new_line(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic(met_days=600)
+        p.med("MedicationStatement", DOCE, status="completed", start=500, end=380)
+        for drug in (TRAS, PERT):
+            p.med("MedicationStatement", drug, status="active", start=500)
+        f = facts(p, t, params)
+        assert len(f.lines.lines) == 1
+        assert f.lines.current is not None
+
+    def test_new_anchor_is_a_new_line(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic(met_days=600)
+        self.thp(p, 500, 200, PROGRESSION)
+        p.med("MedicationStatement", TDXD, status="active", start=190)
+        f = facts(p, t, params)
+        assert [sorted(line.anchor) for line in f.lines.lines] == [
+            ["pertuzumab", "trastuzumab"], ["trastuzumab deruxtecan"]]
+        assert f.lines.lines_completed == 1
+
+    @pytest.mark.parametrize(
+        ("gap_days", "within"),
+        [pytest.param(365, True, id="12-months"), pytest.param(366, False, id="12-months+1")],
+    )
+    def test_adjuvant_window(
+        self, t: Terminology, params: Parameters, gap_days: int, within: bool
+    ) -> None:
+        p = metastatic(met_days=100)
+        p.med("MedicationRequest", TRAS, status="completed", start=gap_days + 400,
+              end=100 + gap_days)
+        f = facts(p, t, params)
+        assert f.lines.adjuvant_within_12_months is within
+        assert f.lines.lines == ()
+
+    def test_progression_by_disease_status(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic(met_days=600)
+        self.thp(p, 500)
+        p.disease_status(20, *WORSENED)
+        f = facts(p, t, params)
+        assert f.lines.progression == "high"
+        assert f.lines.next_line_number() == 2
+
+    def test_progression_by_stop_reason(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic(met_days=600)
+        self.thp(p, 500, 20, PROGRESSION)
+        assert facts(p, t, params).lines.progression == "high"
+
+    def test_new_site_is_progression(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic(met_days=600)
+        self.thp(p, 500)
+        p.condition("http://snomed.info/sct", "94225005", "Secondary malignant neoplasm of brain",
+                    30)
+        f = facts(p, t, params)
+        assert f.lines.progression == "high"
+        assert "new brain metastasis" in f.lines.progression_reasons[0]
+
+    def test_toxicity_is_not_progression(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic(met_days=600)
+        self.thp(p, 500, 20, TOXICITY)
+        f = facts(p, t, params)
+        assert f.lines.progression == "none"
+        assert "trastuzumab" in f.meds.ingredients_stopped_for("toxicity")
+
+    def test_stopped_without_reason_is_undetermined(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic(met_days=600)
+        self.thp(p, 500, 60)
+        f = facts(p, t, params)
+        assert f.lines.progression == "undetermined"
+        assert any("no disease-status record" in r for r in f.lines.progression_reasons)
+
+
+class TestRecords:
+    def test_invalid_resource_is_excluded_and_counted(self, t: Terminology) -> None:
+        bad = {"resourceType": "Observation", "id": "x", "status": "final",
+               "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+               "valueQuantity": {"value": "high"}}
+        records = read_records([bad], t)
+        assert records.observations == ()
+        assert records.excluded[0].resource_type == "Observation"
+        assert "valueQuantity" in records.excluded[0].location
+
+    def test_preliminary_observations_do_not_count(self, t: Terminology) -> None:
+        obs = {"resourceType": "Observation", "id": "x", "status": "preliminary",
+               "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+               "valueQuantity": {"value": 1.0}}
+        assert read_records([obs], t).observations == ()
+
+    def test_refuted_condition_does_not_count(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.condition("http://snomed.info/sct", "94225005", "brain", 10, verification="refuted")
+        assert not facts(p, t, params).disease.brain.present
+
+    def test_irrelevant_resources_are_not_parsed(self, t: Terminology) -> None:
+        records = read_records(
+            [{"resourceType": "Observation", "status": "final", "code": {"text": "heart rate"}},
+             {"resourceType": "Immunization", "id": "i"}], t)
+        assert records.observations == ()
+        assert records.received == {"Observation", "Immunization"}
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [("2024", date(2024, 1, 1)), ("2024-03", date(2024, 3, 1)),
+         ("2024-03-05T23:00:00-05:00", date(2024, 3, 5)), ("garbage", None), (None, None)],
+    )
+    def test_partial_dates(self, value: Any, expected: date | None) -> None:
+        assert fhir_date(value) == expected
+
+
+class TestDisease:
+    def test_regional_nodes_alone_are_not_metastatic(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = Patient("p")
+        p.breast_cancer()
+        p.condition("http://hl7.org/fhir/sid/icd-10-cm", "C77.3", "axillary nodes", 100)
+        assert not facts(p, t, params).disease.metastatic.present
+
+    def test_vertebral_from_body_site(self, t: Terminology, params: Parameters) -> None:
+        p = Patient("p")
+        p.breast_cancer()
+        p.condition("http://snomed.info/sct", "128462008", "Secondary malignant neoplastic "
+                    "disease", 50, body_site={"coding": [{"system": "http://snomed.info/sct",
+                                                           "code": "421060004"}]})
+        f = facts(p, t, params)
+        assert f.disease.vertebral.present
+        assert f.disease.bone.present
+
+    def test_cord_compression_needs_bone_metastases(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = Patient("p")
+        p.breast_cancer()
+        p.condition("http://hl7.org/fhir/sid/icd-10-cm", "G95.20", "cord compression", 5)
+        assert not facts(p, t, params).disease.cord_compression.present
+
+    def test_metastatic_date_is_the_earliest(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic(met_days=100)
+        p.condition("http://snomed.info/sct", "94381002", "liver", 300)
+        f = facts(p, t, params)
+        assert f.disease.metastatic_date == AS_OF - timedelta(days=300)
+
+
+MCODE = SHARED / "fhir-examples" / "mcode-ig" / "Bundle-mcode-patient-bundle-jenny-m.json"
+
+
+@pytest.mark.skipif(not MCODE.exists(), reason="mCODE examples not present")
+def test_mcode_jenny_m(t: Terminology, params: Parameters) -> None:
+    """Outside check: HER2-negative, ER-positive, PR-negative, not metastatic."""
+    f = extract_facts([json.loads(MCODE.read_text())], t, params, as_of=AS_OF)
+    assert f.receptors.her2 is not None and f.receptors.her2.status == "negative"
+    assert f.receptors.er is not None and f.receptors.er.status == "positive"
+    assert f.receptors.pr is not None and f.receptors.pr.status == "negative"
+    assert not f.disease.metastatic.present
+    assert f.excluded == ()
