@@ -81,7 +81,11 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
 
 @rule("R10pv", hooks=PATIENT_VIEW, variants=("both-active",))
 def r10_both_active(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """An anthracycline and a HER2 antibody/ADC both active → review (warning; R10 variant)."""
+    """An anthracycline and a HER2 antibody/ADC both active → review the regimen (warning).
+
+    R10 patient-view variant. Herceptin SmPC: trastuzumab and anthracyclines should not be used
+    concurrently except in a well-controlled trial with cardiac monitoring; seed 000.
+    """
     anthra, her2 = f.meds.active("ANTHRACYCLINE"), f.meds.active(*HER2_AB)
     if not anthra or not her2:
         return []
