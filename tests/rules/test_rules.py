@@ -78,7 +78,7 @@ class TestGates:
         for rule in load_rules().values():
             assert len(rule.doc) > 60, rule.id
             assert any(w in rule.doc for w in ("ASCO", "label", "ESMO", "ASTRO", "MRONJ",
-                                              "clinical-logic", "Xgeva", "Zometa")), rule.id
+                                              "clinical-logic", "Xgeva", "Zometa", "SmPC")), rule.id
 
 
 class TestR1BoneAgent:
