@@ -1,0 +1,198 @@
+"""Knowledge files: codes only from terminology.md, cross-checks, settings, CLI, catalog."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from cds.cli import main
+from cds.errors import ConfigError
+from cds.services import Knowledge, load_knowledge
+from cds.settings import REPO_CARDS, Settings, TrustedIssuer
+from tests.conftest import SHARED
+
+TERMINOLOGY = SHARED / "clinical" / "terminology.md"
+
+
+def _all_codes() -> list[tuple[str, str, str]]:
+    """(file, code, level) for every code in cards/ value sets and the medication table."""
+    out = []
+    for path in sorted((REPO_CARDS / "valuesets").glob("*.yaml")):
+        spec = yaml.safe_load(path.read_text())
+        out += [(path.name, c["code"], c["level"]) for c in spec.get("codes", [])]
+        out += [(path.name, p["prefix"].rstrip("."), p["level"]) for p in spec.get("prefixes", [])]
+    meds = yaml.safe_load((REPO_CARDS / "medications.yaml").read_text())
+    for ing in meds["ingredients"].values():
+        out += [("medications.yaml", c["code"], c["level"]) for c in ing["codes"]]
+    out += [("medications.yaml", c["code"], c["level"]) for c in meds["combinations"]]
+    return out
+
+
+@pytest.mark.skipif(not TERMINOLOGY.exists(), reason="shared terminology not present")
+def test_every_code_appears_in_the_terminology_sheet() -> None:
+    """Never a code from memory: each one is written in ../shared/clinical/terminology.md."""
+    sheet = TERMINOLOGY.read_text()
+    missing = [
+        (f, code) for f, code, _ in _all_codes()
+        if not re.search(rf"(?<![\w.-]){re.escape(code)}(?![\w-])", sheet)
+    ]
+    assert missing == []
+
+
+def test_unverified_codes_are_never_emitted(knowledge: Knowledge) -> None:
+    """Order templates only use codes whose level is V or S."""
+    for key, svc in knowledge.cards.orders.services.items():
+        if svc.code is not None and svc.valueset is not None:
+            entry = next(
+                e for e in knowledge.terminology[svc.valueset].entries if e.code == svc.code
+            )
+            assert entry.level != "UNVERIFIED", key
+    unverified = {c for _, c, level in _all_codes() if level == "UNVERIFIED"}
+    for med in knowledge.cards.orders.medications.values():
+        assert med.rxnorm not in unverified
+
+
+def test_supplements_go_out_as_text_only(knowledge: Knowledge) -> None:
+    """Calcium carbonate and cholecalciferol RxNorm codes are UNVERIFIED (terminology §10)."""
+    orders = knowledge.cards.orders.medications
+    assert orders["calcium-supplement"].rxnorm is None
+    assert orders["vitamin-d-supplement"].rxnorm is None
+
+
+def copy_cards(tmp_path: Path) -> Path:
+    target = tmp_path / "cards"
+    shutil.copytree(REPO_CARDS, target)
+    return target
+
+
+class TestCrossCheck:
+    def test_the_shipped_files_pass(self, knowledge: Knowledge) -> None:
+        assert len(knowledge.rules) == len(knowledge.cards.cards)
+
+    def test_a_missing_variant_fails_start_up(self, tmp_path: Path) -> None:
+        cards = copy_cards(tmp_path)
+        path = cards / "rules" / "R1.yaml"
+        spec = yaml.safe_load(path.read_text())
+        del spec["variants"]["marrow-only"]
+        path.write_text(yaml.safe_dump(spec))
+        with pytest.raises(ConfigError, match="R1: card variants"):
+            load_knowledge(cards)
+
+    def test_an_unknown_placeholder_fails(self, tmp_path: Path) -> None:
+        cards = copy_cards(tmp_path)
+        path = cards / "rules" / "R5.yaml"
+        path.write_text(path.read_text().replace("Information only", "Information $oops"))
+        with pytest.raises(ConfigError, match="oops"):
+            load_knowledge(cards)
+
+    def test_an_order_with_an_unlisted_code_fails(self, tmp_path: Path) -> None:
+        cards = copy_cards(tmp_path)
+        path = cards / "orders.yaml"
+        path.write_text(path.read_text().replace('rxnorm: "1046402"', 'rxnorm: "9999999"'))
+        with pytest.raises(ConfigError, match="9999999"):
+            load_knowledge(cards)
+
+    def test_a_long_summary_fails(self, tmp_path: Path) -> None:
+        cards = copy_cards(tmp_path)
+        path = cards / "rules" / "R5.yaml"
+        spec = yaml.safe_load(path.read_text())
+        spec["variants"]["interval"]["summary"] = "x" * 140
+        path.write_text(yaml.safe_dump(spec))
+        with pytest.raises(ConfigError, match="139"):
+            load_knowledge(cards)
+
+    def test_bad_parameter_override_fails(self) -> None:
+        with pytest.raises(ConfigError, match="dental_lookback_days"):
+            load_knowledge(REPO_CARDS, {"dental_lookback_days": "soon"})
+
+    def test_parameter_override_applies(self) -> None:
+        k = load_knowledge(REPO_CARDS, {"dental_lookback_days": 365})
+        assert k.parameters.dental_lookback_days == 365
+
+
+class TestSettings:
+    def test_production_refuses_unsafe_defaults(self) -> None:
+        with pytest.raises(ValidationError, match="unsafe production configuration"):
+            Settings(mode="production")
+
+    def test_production_with_issuers_starts(self, tmp_path: Path) -> None:
+        jwks = tmp_path / "jwks.json"
+        jwks.write_text('{"keys": []}')
+        Settings(
+            mode="production",
+            auth_required=True,
+            trusted_issuers=(TrustedIssuer(iss="https://ehr.example.org", jwks_file=jwks),),
+            allow_as_of_extension=False,
+            cors_origins=("https://ehr.example.org",),
+        )
+
+    def test_hmac_is_never_allowed_in_production(self, tmp_path: Path) -> None:
+        with pytest.raises(ValidationError, match="HS256"):
+            Settings(
+                mode="production",
+                auth_required=True,
+                trusted_issuers=(TrustedIssuer(iss="i", jwks_url="https://i/jwks"),),
+                allow_as_of_extension=False,
+                cors_origins=("https://i",),
+                jwt_algorithms=("ES384", "HS256"),
+            )
+
+    def test_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("CDS_FETCH_DEADLINE_S", "2.5")
+        monkeypatch.setenv("CDS_PARAMETERS", '{"dental_lookback_days": 90}')
+        s = Settings()
+        assert s.fetch_deadline_s == 2.5
+        assert s.parameters == {"dental_lookback_days": 90}
+
+
+class TestCli:
+    def test_check_passes(self, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(["check"]) == 0
+        assert "cross-checked, OK" in capsys.readouterr().out
+
+    def test_check_fails_clearly_on_broken_knowledge(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        cards = copy_cards(tmp_path)
+        (cards / "rules" / "R5.yaml").unlink()
+        monkeypatch.setenv("CDS_CARDS_DIR", str(cards))
+        assert main(["check"]) == 1
+        assert "R5" in capsys.readouterr().err
+
+    def test_check_fails_on_bad_configuration(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("CDS_MODE", "production")
+        with pytest.raises(SystemExit, match="configuration error"):
+            main(["check"])
+
+    def test_feedback_with_nothing_stored(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        monkeypatch.setenv("CDS_FEEDBACK_DB", str(tmp_path / "none.sqlite3"))
+        assert main(["feedback"]) == 0
+        assert "no feedback" in capsys.readouterr().out
+
+    def test_catalog(self, tmp_path: Path) -> None:
+        assert main(["catalog", "--out", str(tmp_path / "cat")]) == 0
+        r6 = (tmp_path / "cat" / "R6.md").read_text()
+        assert "ASCO-HER2-2022" in r6
+        assert "progression-documented-second-line" in r6  # fixture coverage is listed
+        assert (tmp_path / "cat" / "README.md").exists()
+
+
+def test_docker_compose_structure() -> None:
+    """The service and a HAPI FHIR server, the service pointed at it (no engine here)."""
+    compose = yaml.safe_load((REPO_CARDS.parent / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) >= {"cds", "fhir"}
+    assert "hapiproject/hapi" in services["fhir"]["image"]
+    cds = services["cds"]
+    env = cds["environment"]
+    assert env["CDS_FHIR_SERVER_ALLOWLIST"].startswith('["http://fhir:8080')
+    assert "fhir" in cds["depends_on"]
+    assert any(str(p).endswith(":8080") for p in cds["ports"])
+    assert "healthcheck" in cds
