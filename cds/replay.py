@@ -281,7 +281,8 @@ def _replay(args: argparse.Namespace, client: Any, fhir: FixtureFHIRServer | Non
                 fhir.patient_id = str(sc.request.get("context", {}).get("patientId", ""))
             status, body = call_in_process(client, sc)
         result = compare(sc, status, body)
-        if args.update and not result.ok and status == int(sc.case.get("status", 200)):
+        missing = sc.expected is None
+        if args.update and (missing or not result.ok) and status == int(sc.case.get("status", 200)):
             new = digest(body) if status == 200 else {"cards": []}
             print(f"--- updating {sc.path / 'expected.json'}")
             print("\n".join(result.diff))
