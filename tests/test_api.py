@@ -15,14 +15,23 @@ from tests.conftest import SHARED
 EXAMPLES = SHARED / "cds-hooks" / "examples"
 PV = "/cds-services/mbc-bone-patient-view"
 EMPTY_KEYS = (
-    "conditions biomarkers labs lvef diseaseStatus medicationStatements medicationRequests "
-    "medicationAdministrations procedures serviceRequests allergies"
-).split()
+    "conditions",
+    "biomarkers",
+    "labs",
+    "lvef",
+    "diseaseStatus",
+    "medicationStatements",
+    "medicationRequests",
+    "medicationAdministrations",
+    "procedures",
+    "serviceRequests",
+    "allergies",
+)
 
 
 def minimal_request(**over: Any) -> dict[str, Any]:
     prefetch: dict[str, Any] = {"patient": {"resourceType": "Patient", "id": "p1"}}
-    prefetch |= {k: None for k in EMPTY_KEYS}
+    prefetch |= dict.fromkeys(EMPTY_KEYS)
     body = {
         "hook": "patient-view",
         "hookInstance": "8b3b6c1e-0c3a-4a57-9c25-1d0e7d0b9a11",
@@ -34,7 +43,7 @@ def minimal_request(**over: Any) -> dict[str, Any]:
 
 def assert_outcome(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
-    body = response.json()
+    body: dict[str, Any] = response.json()
     schemas.OperationOutcome.model_validate(body)
     assert body["issue"][0]["diagnostics"]
     return body
@@ -187,8 +196,9 @@ def _example_requests() -> list[Path]:
         except ValueError:
             continue
         candidates = data.values() if "stub" in path.name and isinstance(data, dict) else [data]
-        if any(isinstance(c, dict) and ("hook" in c or "hook" in c.get("body", {}))
-               for c in candidates):
+        if any(
+            isinstance(c, dict) and ("hook" in c or "hook" in c.get("body", {})) for c in candidates
+        ):
             out.append(path)
     return out
 
@@ -200,8 +210,11 @@ def test_every_example_request_gets_200_or_a_clean_4xx(client: TestClient, path:
     """Official, captured, Inferno and deliberately malformed requests: never a 5xx."""
     data = json.loads(path.read_text())
     bodies = list(data.values()) if "stub" in path.name else [data.get("body", data)]
-    services = {"patient-view": PV, "order-select": "/cds-services/mbc-bone-order-select",
-                "order-sign": "/cds-services/mbc-bone-order-sign"}
+    services = {
+        "patient-view": PV,
+        "order-select": "/cds-services/mbc-bone-order-select",
+        "order-sign": "/cds-services/mbc-bone-order-sign",
+    }
     for body in bodies:
         if not isinstance(body, dict):
             continue

@@ -87,20 +87,31 @@ class TestHer2Table:
 
     def test_ultralow_needs_membrane_staining(self) -> None:
         faint = interpret_her2(
-            final=None, ihc=0, ihc_status=None, ish_qualitative=None, group=None,
+            final=None,
+            ihc=0,
+            ihc_status=None,
+            ish_qualitative=None,
+            group=None,
             ihc_text="0 - faint incomplete membrane staining in 5% of cells",
         )
         none = interpret_her2(
-            final=None, ihc=0, ihc_status=None, ish_qualitative=None, group=None,
+            final=None,
+            ihc=0,
+            ihc_status=None,
+            ish_qualitative=None,
+            group=None,
             ihc_text="0, no staining",
         )
         assert faint[1] == "ultralow"
         assert none[1] == "0"
 
     def test_qualitative_ish_amplified(self) -> None:
-        assert interpret_her2(
-            final=None, ihc=None, ihc_status=None, ish_qualitative="positive", group=None
-        )[0] == "positive"
+        assert (
+            interpret_her2(
+                final=None, ihc=None, ihc_status=None, ish_qualitative="positive", group=None
+            )[0]
+            == "positive"
+        )
 
 
 class TestIshGroups:
@@ -176,11 +187,19 @@ class TestReceptors:
         self, t: Terminology, params: Parameters
     ) -> None:
         p = metastatic(met_days=100)
-        o = p.obs("48676-1", 5, valueCodeableConcept={"coding": [{"system": "http://loinc.org",
-                                                                   "code": "LA6576-8"}]})
+        o = p.obs(
+            "48676-1",
+            5,
+            valueCodeableConcept={"coding": [{"system": "http://loinc.org", "code": "LA6576-8"}]},
+        )
         o["specimen"] = {"reference": "Specimen/s1"}
-        p.resources.append({"resourceType": "Specimen", "id": "s1",
-                            "collection": {"collectedDateTime": p.day(1500)}})
+        p.resources.append(
+            {
+                "resourceType": "Specimen",
+                "id": "s1",
+                "collection": {"collectedDateTime": p.day(1500)},
+            }
+        )
         f = facts(p, t, params)
         assert f.receptors.her2 is not None
         assert f.receptors.her2.specimen_site == "primary"
@@ -308,7 +327,8 @@ class TestLvef:
         p.med("MedicationStatement", TRAS, status="active", start=240)
         p.lvef(20, 50)
         f = facts(p, t, params)
-        assert f.lvef.baseline is not None and f.lvef.latest is not None
+        assert f.lvef.baseline is not None
+        assert f.lvef.latest is not None
         assert (f.lvef.baseline.value, f.lvef.latest.value) == (60, 50)
 
     def test_text_coded_ejection_fraction(self, t: Terminology, params: Parameters) -> None:
@@ -324,10 +344,16 @@ class TestMedications:
     @pytest.mark.parametrize(
         ("text", "ingredients"),
         [
-            pytest.param("ado-trastuzumab emtansine 3.6 mg/kg", {"trastuzumab emtansine"},
-                         id="tdm1-not-trastuzumab"),
-            pytest.param("fam-trastuzumab deruxtecan-nxki", {"trastuzumab deruxtecan"},
-                         id="tdxd-not-trastuzumab"),
+            pytest.param(
+                "ado-trastuzumab emtansine 3.6 mg/kg",
+                {"trastuzumab emtansine"},
+                id="tdm1-not-trastuzumab",
+            ),
+            pytest.param(
+                "fam-trastuzumab deruxtecan-nxki",
+                {"trastuzumab deruxtecan"},
+                id="tdxd-not-trastuzumab",
+            ),
             pytest.param("trastuzumab-dkst 6 mg/kg", {"trastuzumab"}, id="biosimilar"),
             pytest.param("Phesgo 600/600", {"trastuzumab", "pertuzumab"}, id="phesgo"),
             pytest.param("Kadcyla", {"trastuzumab emtansine"}, id="brand"),
@@ -351,8 +377,13 @@ class TestMedications:
         ],
     )
     def test_bma_dose_class(
-        self, t: Terminology, params: Parameters, med: tuple[str, str], mg: float | None,
-        weeks: float | None, dose: str,
+        self,
+        t: Terminology,
+        params: Parameters,
+        med: tuple[str, str],
+        mg: float | None,
+        weeks: float | None,
+        dose: str,
     ) -> None:
         p = metastatic()
         p.med("MedicationStatement", med, status="active", start=10, mg=mg, every_weeks=weeks)
@@ -370,9 +401,7 @@ class TestMedications:
             p.med("MedicationAdministration", XGEVA, status="completed", start=days)
             assert bool(facts(p, t, params).meds.active_bma()) is active
 
-    def test_zoledronic_acid_has_a_12_week_window(
-        self, t: Terminology, params: Parameters
-    ) -> None:
+    def test_zoledronic_acid_has_a_12_week_window(self, t: Terminology, params: Parameters) -> None:
         for days, active in ((100, True), (101, False)):
             p = metastatic()
             p.med("MedicationAdministration", ZOL4, status="completed", start=days)
@@ -394,17 +423,39 @@ class TestMedications:
 
     def test_medication_reference_is_resolved(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
-        p.resources.append({"resourceType": "Medication", "id": "m1",
-                            "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/"
-                                                 "rxnorm", "code": "1046402"}]}})
-        p.add({"resourceType": "MedicationStatement", "id": "ms-ref", "status": "active",
-               "medicationReference": {"reference": "Medication/m1"},
-               "effectiveDateTime": p.day(5)})
-        p.add({"resourceType": "MedicationRequest", "id": "mr-contained", "status": "active",
-               "intent": "order", "authoredOn": p.day(5),
-               "contained": [{"resourceType": "Medication", "id": "c",
-                              "code": {"text": "pertuzumab 420 mg"}}],
-               "medicationReference": {"reference": "#c"}})
+        p.resources.append(
+            {
+                "resourceType": "Medication",
+                "id": "m1",
+                "code": {
+                    "coding": [
+                        {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1046402"}
+                    ]
+                },
+            }
+        )
+        p.add(
+            {
+                "resourceType": "MedicationStatement",
+                "id": "ms-ref",
+                "status": "active",
+                "medicationReference": {"reference": "Medication/m1"},
+                "effectiveDateTime": p.day(5),
+            }
+        )
+        p.add(
+            {
+                "resourceType": "MedicationRequest",
+                "id": "mr-contained",
+                "status": "active",
+                "intent": "order",
+                "authoredOn": p.day(5),
+                "contained": [
+                    {"resourceType": "Medication", "id": "c", "code": {"text": "pertuzumab 420 mg"}}
+                ],
+                "medicationReference": {"reference": "#c"},
+            }
+        )
         f = facts(p, t, params)
         assert {e.ingredient for e in f.meds.exposures} == {"denosumab", "pertuzumab"}
 
@@ -413,8 +464,7 @@ class TestLines:
     def thp(self, p: Patient, start: int, end: int | None = None, reason: Any = None) -> None:
         status = "active" if end is None else "stopped"
         for drug in (DOCE, TRAS, PERT):
-            p.med("MedicationStatement", drug, status=status, start=start, end=end,
-                  reason=reason)
+            p.med("MedicationStatement", drug, status=status, start=start, end=end, reason=reason)
 
     def test_chemo_stop_is_not_a_new_line(self, t: Terminology, params: Parameters) -> None:
         p = metastatic(met_days=600)
@@ -431,7 +481,9 @@ class TestLines:
         p.med("MedicationStatement", TDXD, status="active", start=190)
         f = facts(p, t, params)
         assert [sorted(line.anchor) for line in f.lines.lines] == [
-            ["pertuzumab", "trastuzumab"], ["trastuzumab deruxtecan"]]
+            ["pertuzumab", "trastuzumab"],
+            ["trastuzumab deruxtecan"],
+        ]
         assert f.lines.lines_completed == 1
 
     @pytest.mark.parametrize(
@@ -442,8 +494,9 @@ class TestLines:
         self, t: Terminology, params: Parameters, gap_days: int, within: bool
     ) -> None:
         p = metastatic(met_days=100)
-        p.med("MedicationRequest", TRAS, status="completed", start=gap_days + 400,
-              end=100 + gap_days)
+        p.med(
+            "MedicationRequest", TRAS, status="completed", start=gap_days + 400, end=100 + gap_days
+        )
         f = facts(p, t, params)
         assert f.lines.adjuvant_within_12_months is within
         assert f.lines.lines == ()
@@ -464,8 +517,9 @@ class TestLines:
     def test_new_site_is_progression(self, t: Terminology, params: Parameters) -> None:
         p = metastatic(met_days=600)
         self.thp(p, 500)
-        p.condition("http://snomed.info/sct", "94225005", "Secondary malignant neoplasm of brain",
-                    30)
+        p.condition(
+            "http://snomed.info/sct", "94225005", "Secondary malignant neoplasm of brain", 30
+        )
         f = facts(p, t, params)
         assert f.lines.progression == "high"
         assert "new brain metastasis" in f.lines.progression_reasons[0]
@@ -489,18 +543,26 @@ class TestLines:
 
 class TestRecords:
     def test_invalid_resource_is_excluded_and_counted(self, t: Terminology) -> None:
-        bad = {"resourceType": "Observation", "id": "x", "status": "final",
-               "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
-               "valueQuantity": {"value": "high"}}
+        bad = {
+            "resourceType": "Observation",
+            "id": "x",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+            "valueQuantity": {"value": "high"},
+        }
         records = read_records([bad], t)
         assert records.observations == ()
         assert records.excluded[0].resource_type == "Observation"
         assert "valueQuantity" in records.excluded[0].location
 
     def test_preliminary_observations_do_not_count(self, t: Terminology) -> None:
-        obs = {"resourceType": "Observation", "id": "x", "status": "preliminary",
-               "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
-               "valueQuantity": {"value": 1.0}}
+        obs = {
+            "resourceType": "Observation",
+            "id": "x",
+            "status": "preliminary",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+            "valueQuantity": {"value": 1.0},
+        }
         assert read_records([obs], t).observations == ()
 
     def test_refuted_condition_does_not_count(self, t: Terminology, params: Parameters) -> None:
@@ -510,15 +572,24 @@ class TestRecords:
 
     def test_irrelevant_resources_are_not_parsed(self, t: Terminology) -> None:
         records = read_records(
-            [{"resourceType": "Observation", "status": "final", "code": {"text": "heart rate"}},
-             {"resourceType": "Immunization", "id": "i"}], t)
+            [
+                {"resourceType": "Observation", "status": "final", "code": {"text": "heart rate"}},
+                {"resourceType": "Immunization", "id": "i"},
+            ],
+            t,
+        )
         assert records.observations == ()
         assert records.received == {"Observation", "Immunization"}
 
     @pytest.mark.parametrize(
         ("value", "expected"),
-        [("2024", date(2024, 1, 1)), ("2024-03", date(2024, 3, 1)),
-         ("2024-03-05T23:00:00-05:00", date(2024, 3, 5)), ("garbage", None), (None, None)],
+        [
+            ("2024", date(2024, 1, 1)),
+            ("2024-03", date(2024, 3, 1)),
+            ("2024-03-05T23:00:00-05:00", date(2024, 3, 5)),
+            ("garbage", None),
+            (None, None),
+        ],
     )
     def test_partial_dates(self, value: Any, expected: date | None) -> None:
         assert fhir_date(value) == expected
@@ -536,9 +607,13 @@ class TestDisease:
     def test_vertebral_from_body_site(self, t: Terminology, params: Parameters) -> None:
         p = Patient("p")
         p.breast_cancer()
-        p.condition("http://snomed.info/sct", "128462008", "Secondary malignant neoplastic "
-                    "disease", 50, body_site={"coding": [{"system": "http://snomed.info/sct",
-                                                           "code": "421060004"}]})
+        p.condition(
+            "http://snomed.info/sct",
+            "128462008",
+            "Secondary malignant neoplastic disease",
+            50,
+            body_site={"coding": [{"system": "http://snomed.info/sct", "code": "421060004"}]},
+        )
         f = facts(p, t, params)
         assert f.disease.vertebral.present
         assert f.disease.bone.present
@@ -565,8 +640,11 @@ MCODE = SHARED / "fhir-examples" / "mcode-ig" / "Bundle-mcode-patient-bundle-jen
 def test_mcode_jenny_m(t: Terminology, params: Parameters) -> None:
     """Outside check: HER2-negative, ER-positive, PR-negative, not metastatic."""
     f = extract_facts([json.loads(MCODE.read_text())], t, params, as_of=AS_OF)
-    assert f.receptors.her2 is not None and f.receptors.her2.status == "negative"
-    assert f.receptors.er is not None and f.receptors.er.status == "positive"
-    assert f.receptors.pr is not None and f.receptors.pr.status == "negative"
+    assert f.receptors.her2 is not None
+    assert f.receptors.her2.status == "negative"
+    assert f.receptors.er is not None
+    assert f.receptors.er.status == "positive"
+    assert f.receptors.pr is not None
+    assert f.receptors.pr.status == "negative"
     assert not f.disease.metastatic.present
     assert f.excluded == ()

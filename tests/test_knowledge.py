@@ -38,7 +38,8 @@ def test_every_code_appears_in_the_terminology_sheet() -> None:
     """Never a code from memory: each one is written in ../shared/clinical/terminology.md."""
     sheet = TERMINOLOGY.read_text()
     missing = [
-        (f, code) for f, code, _ in _all_codes()
+        (f, code)
+        for f, code, _ in _all_codes()
         if not re.search(rf"(?<![\w.-]){re.escape(code)}(?![\w-])", sheet)
     ]
     assert missing == []

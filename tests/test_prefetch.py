@@ -210,7 +210,9 @@ class TestPaging:
             mock.get(f"{BASE}/Condition", params={"patient": "p1"}).respond(
                 json=bundle(COND, next_url=f"{BASE}/page2")
             )
-            mock.get(f"{BASE}/page2").respond(json=bundle({"resourceType": "Condition", "id": "c2"}))
+            mock.get(f"{BASE}/page2").respond(
+                json=bundle({"resourceType": "Condition", "id": "c2"})
+            )
             resolved = await run(request({"patient": PATIENT}))
         ids = [e["resource"]["id"] for e in resolved.data["conditions"]["entry"]]
         assert ids == ["c1", "c2"]

@@ -32,7 +32,10 @@ def facts(p: Patient, t: Terminology, params: Parameters) -> PatientFacts:
 
 
 def run(
-    p: Patient, t: Terminology, params: Parameters, hook: str = "patient-view",
+    p: Patient,
+    t: Terminology,
+    params: Parameters,
+    hook: str = "patient-view",
     drafts: list[dict[str, Any]] | None = None,
 ) -> list[Decision]:
     d: DraftOrders = NO_DRAFTS
@@ -47,9 +50,16 @@ def concerns(decisions: list[Decision]) -> list[str]:
     return [d.concern for d in decisions]
 
 
-def bone_patient(pid: str = "p", *, her2: str = "neg", age_birth: str = "1964-05-17",
-                 creatinine: float = 0.8, weight: float = 68.0, calcium: float = 9.4,
-                 dental: bool = True) -> Patient:
+def bone_patient(
+    pid: str = "p",
+    *,
+    her2: str = "neg",
+    age_birth: str = "1964-05-17",
+    creatinine: float = 0.8,
+    weight: float = 68.0,
+    calcium: float = 9.4,
+    dental: bool = True,
+) -> Patient:
     p = Patient(pid, birth=age_birth)
     p.breast_cancer()
     p.bone_mets(100)
@@ -77,8 +87,20 @@ class TestGates:
         """The catalog renders these docstrings; each one names its source."""
         for rule in load_rules().values():
             assert len(rule.doc) > 60, rule.id
-            assert any(w in rule.doc for w in ("ASCO", "label", "ESMO", "ASTRO", "MRONJ",
-                                              "clinical-logic", "Xgeva", "Zometa", "SmPC")), rule.id
+            assert any(
+                w in rule.doc
+                for w in (
+                    "ASCO",
+                    "label",
+                    "ESMO",
+                    "ASTRO",
+                    "MRONJ",
+                    "clinical-logic",
+                    "Xgeva",
+                    "Zometa",
+                    "SmPC",
+                )
+            ), rule.id
 
 
 class TestR1BoneAgent:
@@ -117,7 +139,11 @@ class TestR1BoneAgent:
         ],
     )
     def test_zoledronic_dose_by_crcl(
-        self, t: Terminology, params: Parameters, crcl: float, zoledronic_dose: str | None,
+        self,
+        t: Terminology,
+        params: Parameters,
+        crcl: float,
+        zoledronic_dose: str | None,
         offered: bool,
     ) -> None:
         p = bone_patient(age_birth="1964-05-17", creatinine=creatinine_for(crcl))
@@ -146,13 +172,15 @@ class TestR1BoneAgent:
         d = run(bone_patient(dental=False), t, params)
         r1 = next(x for x in d if x.rule == "R1")
         keys = [a.key for a in r1.proposals[0].actions]  # type: ignore[union-attr]
-        assert keys == ["denosumab-120", "calcium-supplement", "vitamin-d-supplement",
-                        "dental-referral"]
+        assert keys == [
+            "denosumab-120",
+            "calcium-supplement",
+            "vitamin-d-supplement",
+            "dental-referral",
+        ]
         assert "R4a:dental-review" in concerns(d)
 
-    def test_bma_rules_apply_whatever_the_subtype(
-        self, t: Terminology, params: Parameters
-    ) -> None:
+    def test_bma_rules_apply_whatever_the_subtype(self, t: Terminology, params: Parameters) -> None:
         for her2 in ("pos", "neg"):
             assert "R1:start" in concerns(run(bone_patient(her2=her2), t, params))
 
@@ -185,8 +213,9 @@ class TestR2BisphosphonateOrders:
     def test_infusion_time_boundary(self, t: Terminology, params: Parameters) -> None:
         p = bone_patient()
         for minutes, fires in ((14, True), (15, False)):
-            d = run(p, t, params, "order-sign",
-                    [self.draft(text=f"4 mg IV over {minutes} minutes")])
+            d = run(
+                p, t, params, "order-sign", [self.draft(text=f"4 mg IV over {minutes} minutes")]
+            )
             assert ("R2:infusion-time" in concerns(d)) is fires
 
     @pytest.mark.parametrize(
@@ -223,8 +252,13 @@ class TestR3Calcium:
     def test_denosumab_order_with_low_calcium_is_critical(
         self, t: Terminology, params: Parameters
     ) -> None:
-        d = run(bone_patient(calcium=8.0), t, params, "order-sign",
-                [draft_med("p", "d", XGEVA, "120 mg SC q4w", 120)])
+        d = run(
+            bone_patient(calcium=8.0),
+            t,
+            params,
+            "order-sign",
+            [draft_med("p", "d", XGEVA, "120 mg SC q4w", 120)],
+        )
         assert concerns(d)[0] == "R3a:hypocalcaemia"
         assert d[0].indicator == "critical"
 
@@ -246,8 +280,8 @@ class TestR3Calcium:
 
 class TestR4Dental:
     @pytest.mark.parametrize(
-        ("days", "fires"), [pytest.param(183, False, id="6-months"),
-                            pytest.param(184, True, id="6-months+1")]
+        ("days", "fires"),
+        [pytest.param(183, False, id="6-months"), pytest.param(184, True, id="6-months+1")],
     )
     def test_look_back(self, t: Terminology, params: Parameters, days: int, fires: bool) -> None:
         p = bone_patient(dental=False)
@@ -255,8 +289,13 @@ class TestR4Dental:
         assert ("R4a:dental-review" in concerns(run(p, t, params))) is fires
 
     def test_first_bma_order_without_dental(self, t: Terminology, params: Parameters) -> None:
-        d = run(bone_patient(dental=False), t, params, "order-select",
-                [draft_med("p", "d", XGEVA, "120 mg SC q4w", 120)])
+        d = run(
+            bone_patient(dental=False),
+            t,
+            params,
+            "order-select",
+            [draft_med("p", "d", XGEVA, "120 mg SC q4w", 120)],
+        )
         assert "R4b:dental-before-bma" in concerns(d)
 
     def test_no_dental_card_once_on_bma(self, t: Terminology, params: Parameters) -> None:
@@ -296,11 +335,14 @@ class TestR6NextLine:
     def test_first_line_options_are_info_and_unranked(
         self, t: Terminology, params: Parameters
     ) -> None:
-        d = [x for x in run(self.her2_patient(), t, params) if x.rule == "R6"][0]
+        d = next(x for x in run(self.her2_patient(), t, params) if x.rule == "R6")
         assert d.variant == "line-1"
         assert d.indicator == "info"
-        assert [p.key for p in d.proposals] == ["thp-docetaxel", "thp-paclitaxel",
-                                                "tdxd-pertuzumab"]
+        assert [p.key for p in d.proposals] == [
+            "thp-docetaxel",
+            "thp-paclitaxel",
+            "tdxd-pertuzumab",
+        ]
 
     def test_no_card_while_the_line_continues(self, t: Terminology, params: Parameters) -> None:
         p = self.her2_patient()
@@ -313,32 +355,38 @@ class TestR6NextLine:
     ) -> None:
         p = self.her2_patient()
         for drug in (DOCE, TRAS, PERT):
-            p.med("MedicationStatement", drug, status="stopped", start=700, end=30,
-                  reason=PROGRESSION)
-        d = [x for x in run(p, t, params) if x.rule == "R6"][0]
+            p.med(
+                "MedicationStatement", drug, status="stopped", start=700, end=30, reason=PROGRESSION
+            )
+        d = next(x for x in run(p, t, params) if x.rule == "R6")
         assert d.variant == "line-2"
         assert [x.key for x in d.proposals] == ["tdxd", "tdm1"]
 
     def test_tdxd_hidden_with_ild(self, t: Terminology, params: Parameters) -> None:
         p = self.her2_patient()
         for drug in (DOCE, TRAS, PERT):
-            p.med("MedicationStatement", drug, status="stopped", start=700, end=30,
-                  reason=PROGRESSION)
+            p.med(
+                "MedicationStatement", drug, status="stopped", start=700, end=30, reason=PROGRESSION
+            )
         p.condition("", "", "", 300, text="Pneumonitis")
-        d = [x for x in run(p, t, params) if x.rule == "R6"][0]
+        d = next(x for x in run(p, t, params) if x.rule == "R6")
         assert [x.key for x in d.proposals] == ["tdm1"]
         assert any("interstitial" in n for n in d.notes)
 
-    def test_tdxd_not_reoffered_after_progression(
-        self, t: Terminology, params: Parameters
-    ) -> None:
+    def test_tdxd_not_reoffered_after_progression(self, t: Terminology, params: Parameters) -> None:
         p = self.her2_patient()
         for drug in (DOCE, TRAS, PERT):
-            p.med("MedicationStatement", drug, status="stopped", start=700, end=400,
-                  reason=PROGRESSION)
+            p.med(
+                "MedicationStatement",
+                drug,
+                status="stopped",
+                start=700,
+                end=400,
+                reason=PROGRESSION,
+            )
         p.med("MedicationStatement", TDXD, status="active", start=390)
         p.disease_status(10, *WORSENED)
-        d = [x for x in run(p, t, params) if x.rule == "R6"][0]
+        d = next(x for x in run(p, t, params) if x.rule == "R6")
         assert d.variant == "line-3-plus"
         keys = [x.key for x in d.proposals]
         assert "tdxd" not in keys
@@ -350,7 +398,7 @@ class TestR6NextLine:
     ) -> None:
         p = self.her2_patient()
         p.resources = [r for r in p.resources if "10230-1" not in str(r.get("code"))]
-        d = [x for x in run(p, t, params) if x.rule == "R6"][0]
+        d = next(x for x in run(p, t, params) if x.rule == "R6")
         assert all(a.key == "echocardiogram" for a in [x.actions[-1] for x in d.proposals])  # type: ignore[union-attr]
 
 
@@ -383,15 +431,20 @@ class TestR10Anthracycline:
     def test_order_while_on_trastuzumab_is_critical_with_delete(
         self, t: Terminology, params: Parameters
     ) -> None:
-        d = run(self.on_trastuzumab(), t, params, "order-sign",
-                [draft_med("p", "dox", DOXO, "60 mg/m2")])
+        d = run(
+            self.on_trastuzumab(),
+            t,
+            params,
+            "order-sign",
+            [draft_med("p", "dox", DOXO, "60 mg/m2")],
+        )
         r10 = next(x for x in d if x.rule == "R10")
         assert (r10.concern, r10.indicator) == ("R10:concurrent", "critical")
         assert type(r10.proposals[0].actions[0]).__name__ == "DeleteDraft"
 
     @pytest.mark.parametrize(
-        ("days", "fires"), [pytest.param(213, True, id="7-months"),
-                            pytest.param(214, False, id="7-months+1")]
+        ("days", "fires"),
+        [pytest.param(213, True, id="7-months"), pytest.param(214, False, id="7-months+1")],
     )
     def test_washout(self, t: Terminology, params: Parameters, days: int, fires: bool) -> None:
         p = bone_patient(her2="pos")
@@ -447,8 +500,13 @@ class TestR13R14Testing:
     ) -> None:
         p = Patient("p")
         p.breast_cancer(2000)
-        p.add({"resourceType": "Condition", "id": "m", "code": {"coding": [
-            {"system": "http://snomed.info/sct", "code": "94222008"}]}})
+        p.add(
+            {
+                "resourceType": "Condition",
+                "id": "m",
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "94222008"}]},
+            }
+        )
         assert "R13:retest" not in concerns(run(p, t, params))
 
     def test_ihc_2_plus_then_ish_resolves(self, t: Terminology, params: Parameters) -> None:
@@ -462,9 +520,7 @@ class TestR13R14Testing:
 
 
 class TestOrdering:
-    def test_one_card_per_concern_critical_first(
-        self, t: Terminology, params: Parameters
-    ) -> None:
+    def test_one_card_per_concern_critical_first(self, t: Terminology, params: Parameters) -> None:
         p = bone_patient(dental=False)
         p.condition("http://hl7.org/fhir/sid/icd-10-cm", "G95.20", "cord compression", 1)
         d = run(p, t, params)
