@@ -55,6 +55,30 @@ class Concept:
         return " ".join(p for p in parts if p).lower()
 
 
+@dataclass(frozen=True, slots=True)
+class Screen:
+    """The union of several value sets, for a cheap first pass over raw resources.
+
+    One set lookup per coding; prefixes and text patterns (each with its own exclusions) are
+    only tried when no code matches.
+    """
+
+    codes: frozenset[tuple[str, str]]
+    prefixes: tuple[tuple[str, str], ...]
+    text_sets: tuple[ValueSet, ...]
+
+    def matches(self, concept: Concept) -> bool:
+        for c in concept.codings:
+            if (c.system, c.code) in self.codes:
+                return True
+            if any(c.system == s and c.code.startswith(p) for s, p in self.prefixes):
+                return True
+        if not self.text_sets:
+            return False
+        text = concept.all_text()
+        return bool(text) and any(vs.matches_text_str(text) for vs in self.text_sets)
+
+
 class _File(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -109,9 +133,11 @@ class ValueSet:
         return any(self.has_code(c) for c in concept.codings)
 
     def matches_text(self, concept: Concept) -> bool:
+        return self.matches_text_str(concept.all_text())
+
+    def matches_text_str(self, text: str) -> bool:
         if self._text_re is None:
             return False
-        text = concept.all_text()
         if self._exclude_re is not None and self._exclude_re.search(text):
             return False
         return bool(self._text_re.search(text))
@@ -222,6 +248,14 @@ class Terminology:
     @property
     def rxnorm(self) -> str:
         return self.systems["rxnorm"]
+
+    def screen(self, vs_ids: Iterable[str]) -> Screen:
+        sets = [self[v] for v in vs_ids]
+        return Screen(
+            codes=frozenset().union(*(vs.codes for vs in sets)),
+            prefixes=tuple(p for vs in sets for p in vs.prefixes),
+            text_sets=tuple(vs for vs in sets if vs.text_patterns),
+        )
 
     def all_codes(self) -> Iterable[tuple[str, str]]:
         for vs in self.value_sets.values():

@@ -405,22 +405,20 @@ def _dose(raw: object) -> Dose:
 class _Reader:
     def __init__(self, terminology: Terminology) -> None:
         self.t = terminology
-        self.condition_sets = [terminology[v] for v in CONDITION_SETS]
-        self.observation_sets = [terminology[v] for v in OBSERVATION_SETS]
-        self.service_sets = [terminology[v] for v in SERVICE_SETS]
+        self.conditions = terminology.screen(CONDITION_SETS)
+        self.observations = terminology.screen(OBSERVATION_SETS)
+        self.services = terminology.screen(SERVICE_SETS)
 
     def relevant(self, raw: Mapping[str, Any], medications: Mapping[str, Any]) -> bool:
         rtype = raw["resourceType"]
         if rtype in {"Patient", "Specimen"}:
             return True
         if rtype == "Condition":
-            c = concept(raw.get("code"))
-            return any(vs.matches(c) for vs in self.condition_sets)
+            return self.conditions.matches(concept(raw.get("code")))
         if rtype == "Observation":
             if raw.get("status") not in FINAL_OBSERVATION:
                 return False
-            c = concept(raw.get("code"))
-            return any(vs.matches(c) for vs in self.observation_sets)
+            return self.observations.matches(concept(raw.get("code")))
         if rtype in MEDICATION_TYPES:
             return bool(
                 self.t.medications.match(_medication_concept(raw, medications), self.t.rxnorm)
@@ -428,7 +426,7 @@ class _Reader:
         if rtype in {"Procedure", "ServiceRequest", "Encounter"}:
             codes = [concept(raw.get("code"))] if rtype != "Encounter" else []
             codes += list(concepts(raw.get("type"))) + list(concepts(raw.get("serviceType")))
-            return any(vs.matches(c) for vs in self.service_sets for c in codes)
+            return any(self.services.matches(c) for c in codes)
         if rtype == "AllergyIntolerance":
             return bool(self.t.medications.match(concept(raw.get("code")), self.t.rxnorm))
         return False
