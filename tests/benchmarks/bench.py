@@ -92,7 +92,7 @@ def main() -> None:
             (
                 f"facts: {label}",
                 median_ms(
-                    lambda r=resources: extract_facts(r, t, params, as_of=p.as_of), args.runs
+                    lambda r=resources, d=p.as_of: extract_facts(r, t, params, as_of=d), args.runs
                 ),
             )
         )
@@ -159,7 +159,7 @@ def main() -> None:
             "hook": "patient-view",
             "hookInstance": "x",
             "context": {"userId": "Practitioner/1", "patientId": "p"},
-            "prefetch": {key: None for key in request["prefetch"]},
+            "prefetch": dict.fromkeys(request["prefetch"]),
         }
 
         def empty_call() -> None:
