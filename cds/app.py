@@ -20,6 +20,7 @@ from cds.auth import JWTVerifier
 from cds.errors import CDSError, Issue
 from cds.facts.records import warm_up
 from cds.feedback import FeedbackStore, SQLiteFeedbackStore
+from cds.logs import silence_url_loggers
 from cds.services import Knowledge, load_knowledge
 from cds.settings import Settings
 
@@ -64,6 +65,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         warm_up()
+        silence_url_loggers()
         own_client = http_client is None
         client = http_client or httpx.AsyncClient(
             follow_redirects=False,  # SSRF: never follow a FHIR server's redirect elsewhere

@@ -149,7 +149,8 @@ class JWTVerifier:
         self._seen_jti[(iss, jti)] = until
 
     async def _key(self, issuer: TrustedIssuer, kid: str, jku: str | None) -> PyJWK:
-        if issuer.jwks_file is not None and jku is None:
+        # A static key set wins: an allowlisted jku is then only a hint, never fetched.
+        if issuer.jwks_file is not None:
             static = self._keys[f"file:{issuer.jwks_file}"]
             if kid in static.keys:
                 return static.keys[kid]

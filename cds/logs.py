@@ -25,6 +25,12 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def silence_url_loggers() -> None:
+    """httpx logs every request URL at INFO, and FHIR query URLs carry the patient id."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def configure(level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JSONFormatter())
@@ -35,6 +41,4 @@ def configure(level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    # httpx logs every request URL at INFO; FHIR query URLs carry the patient id.
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    silence_url_loggers()
