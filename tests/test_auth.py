@@ -76,7 +76,7 @@ def settings(tmp_path: Path, **issuer: Any) -> Settings:
 
 
 @pytest.fixture(name="verifier")
-def _verifier(tmp_path: Path) -> Iterator[JWTVerifier]:
+def _verifier(tmp_path: Path) -> JWTVerifier:
     return JWTVerifier(settings(tmp_path), httpx.AsyncClient(), clock=lambda: NOW)
 
 
@@ -134,7 +134,7 @@ class TestMatrix:
     async def test_alg_none_rejected(self, verifier: JWTVerifier) -> None:
         unsigned = jwt.encode(
             {"iss": ISS, "aud": AUD, "exp": NOW + 60, "iat": NOW, "jti": "x"},
-            None,
+            "",
             algorithm="none",
             headers={"kid": "ec-1", "typ": "JWT"},
         )
