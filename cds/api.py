@@ -86,6 +86,11 @@ def _paths(exc: ValidationError, prefix: str = "") -> tuple[Issue, ...]:
     return tuple(out)
 
 
+def _reject_constant(name: str) -> Any:
+    """JSON has no NaN or Infinity; Python's parser would accept them."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
 async def _json_body(request: Request, settings: Settings) -> Any:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in ("application/json", "application/fhir+json") and not ctype.endswith("+json"):
@@ -100,7 +105,7 @@ async def _json_body(request: Request, settings: Settings) -> Any:
             raise PayloadTooLarge(f"the body is larger than {settings.max_body_bytes} bytes")
         chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks))
+        return json.loads(b"".join(chunks), parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestInvalid(f"the body is not valid JSON: {exc}") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis_settings
 
 from cds.api import today
 from cds.app import create_app
@@ -16,6 +18,13 @@ from cds.parameters import Parameters
 from cds.services import Knowledge, load_knowledge
 from cds.settings import REPO_CARDS, Settings
 from cds.terminology import Terminology
+
+# CI replays the same fuzz examples every run (derandomized); locally each run explores anew.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", max_examples=2000)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default")
+)
 
 AS_OF = date(2026, 11, 22)
 ROOT = Path(__file__).resolve().parent.parent

@@ -144,6 +144,11 @@ def _number(raw: object) -> float | None:
     return None
 
 
+def _text(raw: object) -> str | None:
+    """A string field as sent, or None when it is not a string (screening precedes validation)."""
+    return raw if isinstance(raw, str) else None
+
+
 def _ref_id(raw: object) -> str | None:
     if isinstance(raw, dict) and isinstance(raw.get("reference"), str):
         return str(raw["reference"])
@@ -416,7 +421,7 @@ class _Reader:
         if rtype == "Condition":
             return self.conditions.matches(concept(raw.get("code")))
         if rtype == "Observation":
-            if raw.get("status") not in FINAL_OBSERVATION:
+            if _text(raw.get("status")) not in FINAL_OBSERVATION:
                 return False
             return self.observations.matches(concept(raw.get("code")))
         if rtype in MEDICATION_TYPES:
@@ -588,8 +593,8 @@ def _medication(
     return MedicationRecord(
         id=rid,
         resource_type=rtype,
-        status=str(raw.get("status") or "unknown"),
-        intent=raw.get("intent"),
+        status=_text(raw.get("status")) or "unknown",
+        intent=_text(raw.get("intent")),
         medication=_medication_concept(raw, medications),
         start=start,
         end=end,
@@ -618,5 +623,5 @@ def _activity(rid: str, raw: Mapping[str, Any]) -> ActivityRecord:
         when = _period(raw, "performed")[0] if rtype == "Procedure" else None
         when = when or fhir_date(raw.get("authoredOn")) or _period(raw, "occurrence")[0]
     return ActivityRecord(
-        id=rid, resource_type=rtype, status=raw.get("status"), code=code, when=when
+        id=rid, resource_type=rtype, status=_text(raw.get("status")), code=code, when=when
     )

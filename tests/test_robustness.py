@@ -1,0 +1,340 @@
+"""Hostile and faulty input: no PHI in logs, fuzzed payloads, FHIR faults, kill -9 durability."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cds import schemas
+from tests.conftest import ROOT
+
+PV = "/cds-services/mbc-bone-patient-view"
+SCENARIO = ROOT / "fixtures" / "mbc-bone-patient-view" / "her2-positive-first-line"
+
+
+class TestNoPhiInLogs:
+    def test_representative_calls_log_no_identifiers_names_or_tokens(
+        self, client: TestClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        request = json.loads((SCENARIO / "request.json").read_text())
+        request["context"]["patientId"] = "PATIENT-SECRET-4711"
+        request["prefetch"]["patient"]["id"] = "PATIENT-SECRET-4711"
+        request["prefetch"]["patient"]["name"] = [{"family": "Zyxwvutson", "given": ["Quenby"]}]
+        request["prefetch"]["patient"]["birthDate"] = "1961-07-23"
+        bad = request["prefetch"]["labs"]["entry"][0]["resource"]
+        bad["valueQuantity"]["value"] = "not-a-number"  # an excluded resource is logged too
+        assert client.post(PV, json=request).status_code == 200
+
+        # The fetch path with a bearer token, including a failing key.
+        fetch = {k: v for k, v in request.items() if k != "prefetch"}
+        fetch["fhirServer"] = "http://127.0.0.1:9999/fhir"
+        fetch["fhirAuthorization"] = {
+            "access_token": "ACCESS-TOKEN-SECRET",
+            "token_type": "Bearer",
+            "expires_in": 30,
+            "scope": "patient/*.read",
+            "subject": "cds",
+            "patient": "PATIENT-SECRET-4711",
+        }
+        with respx.mock() as mock:
+            mock.route(host="127.0.0.1", port=9999).respond(status_code=500)
+            assert client.post(PV, json=fetch).status_code == 412
+
+        client.post(
+            PV + "/feedback",
+            json={
+                "feedback": [
+                    {
+                        "card": "c",
+                        "outcome": "overridden",
+                        "outcomeTimestamp": "2026-11-22T10:00:00Z",
+                        "overrideReason": {"userComment": "COMMENT-SECRET Quenby refuses"},
+                    }
+                ]
+            },
+        )
+        client.get("/cds-services", headers={"Authorization": "Bearer JWT-SECRET.x.y"})
+
+        text = "\n".join(
+            f"{r.getMessage()} {json.dumps({k: str(v) for k, v in vars(r).items()})}"
+            for r in caplog.records
+        )
+        assert "call" in text  # the structured call line is there
+        for secret in (
+            "PATIENT-SECRET-4711",
+            "Zyxwvutson",
+            "Quenby",
+            "1961-07-23",
+            "ACCESS-TOKEN-SECRET",
+            "COMMENT-SECRET",
+            "JWT-SECRET",
+        ):
+            assert secret not in text, secret
+
+    def test_the_call_line_has_ids_and_stage_timings(
+        self, client: TestClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.INFO, logger="cds.calls")
+        request = json.loads((SCENARIO / "request.json").read_text())
+        client.post(PV, json=request)
+        record = next(r for r in caplog.records if r.getMessage() == "call")
+        fields = vars(record)
+        assert fields["service"] == "mbc-bone-patient-view"
+        assert fields["hookInstance"] == request["hookInstance"]
+        assert fields["cards"] == 3
+        assert set(fields["ms"]) == {"parse", "prefetch", "facts", "rules", "cards", "serialize"}
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+FHIR_TYPES = [
+    "Condition",
+    "Observation",
+    "MedicationStatement",
+    "MedicationRequest",
+    "MedicationAdministration",
+    "Procedure",
+    "Patient",
+    "Bundle",
+    "OperationOutcome",
+]
+fhir_like = st.fixed_dictionaries(
+    {"resourceType": st.sampled_from(FHIR_TYPES)},
+    optional={
+        "id": st.text(max_size=6),
+        "status": st.sampled_from(["final", "active", "entered-in-error", "x"]) | json_values,
+        "code": st.fixed_dictionaries(
+            {},
+            optional={
+                "coding": st.lists(
+                    st.fixed_dictionaries(
+                        {
+                            "system": st.sampled_from(
+                                [
+                                    "http://loinc.org",
+                                    "http://snomed.info/sct",
+                                    "http://hl7.org/fhir/sid/icd-10-cm",
+                                ]
+                            ),
+                            "code": st.sampled_from(
+                                ["48676-1", "2160-0", "94222008", "C79.51", "x"]
+                            ),
+                        }
+                    ),
+                    max_size=2,
+                ),
+                "text": st.text(max_size=10),
+            },
+        ),
+        "valueQuantity": json_values,
+        "valueCodeableConcept": json_values,
+        "effectiveDateTime": st.text(max_size=12),
+        "entry": st.lists(st.fixed_dictionaries({"resource": json_values}), max_size=2),
+        "medicationCodeableConcept": json_values,
+    },
+)
+hook_payload = st.fixed_dictionaries(
+    {},
+    optional={
+        "hook": st.sampled_from(["patient-view", "order-sign", "order-select"]) | json_values,
+        "hookInstance": st.text(max_size=10) | json_values,
+        "context": st.fixed_dictionaries(
+            {},
+            optional={
+                "patientId": st.text(max_size=5) | json_values,
+                "userId": st.text(max_size=5),
+                "draftOrders": json_values | fhir_like,
+                "selections": json_values,
+            },
+        ),
+        "prefetch": st.dictionaries(
+            st.sampled_from(
+                [
+                    "patient",
+                    "conditions",
+                    "biomarkers",
+                    "labs",
+                    "lvef",
+                    "diseaseStatus",
+                    "medicationStatements",
+                    "medicationRequests",
+                    "medicationAdministrations",
+                    "procedures",
+                    "serviceRequests",
+                    "allergies",
+                    "x",
+                ]
+            ),
+            st.none() | fhir_like | json_values,
+            max_size=12,
+        ),
+        "fhirServer": st.text(max_size=10) | st.just("http://127.0.0.1:1/fhir"),
+        "extension": json_values,
+    },
+)
+
+
+class TestFuzz:
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        payload=hook_payload | json_values,
+        path=st.sampled_from(
+            [
+                PV,
+                "/cds-services/mbc-bone-order-sign",
+                "/cds-services/mbc-bone-order-select",
+                PV + "/feedback",
+            ]
+        ),
+    )
+    def test_never_a_5xx(self, client: TestClient, payload: Any, path: str) -> None:
+        with respx.mock(assert_all_called=False) as mock:
+            mock.route().respond(status_code=503)
+            r = client.post(path, json=payload)
+        assert r.status_code < 500, r.text
+        if r.status_code >= 400:
+            schemas.OperationOutcome.model_validate(r.json())
+        elif not path.endswith("feedback"):
+            schemas.CDSResponse.model_validate(r.json())
+
+    @settings(
+        max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(resources=st.lists(fhir_like, max_size=6))
+    def test_fhir_noise_in_a_valid_request(self, client: TestClient, resources: list[Any]) -> None:
+        request = json.loads((SCENARIO / "request.json").read_text())
+        request["prefetch"]["conditions"]["entry"] += [{"resource": r} for r in resources]
+        r = client.post(PV, json=request)
+        assert r.status_code == 200, r.text
+        schemas.CDSResponse.model_validate(r.json())
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"",
+            b"null",
+            b"\xff\xfe",
+            b"[]" * 1000,
+            b'{"a":' * 50,
+            b'{"hook": NaN}',
+            b'{"hook": "patient-view", "hookInstance": "x", "context": {"patientId": Infinity}}',
+        ],
+    )
+    def test_odd_bodies(self, client: TestClient, body: bytes) -> None:
+        r = client.post(PV, content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400
+
+
+class TestFhirFaults:
+    def test_garbage_from_the_server_is_a_412(self, client: TestClient) -> None:
+        request = json.loads((SCENARIO / "request.json").read_text())
+        request["prefetch"].pop("labs")
+        request["fhirServer"] = "http://127.0.0.1:9999/fhir"
+        with respx.mock() as mock:
+            mock.route(host="127.0.0.1", port=9999).respond(content=b"\x00garbage")
+            r = client.post(PV, json=request)
+        assert r.status_code == 412
+        assert "not JSON" in r.json()["issue"][0]["diagnostics"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_kill_9_loses_no_acknowledged_feedback(tmp_path: Path) -> None:
+    """Concurrent feedback to a real server process; SIGKILL it mid-stream; every item that
+    got a 200 is in the database afterwards."""
+    port = _free_port()
+    db = tmp_path / "feedback.sqlite3"
+    env = {**os.environ, "CDS_FEEDBACK_DB": str(db), "CDS_LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "cds", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("server did not start")
+        acknowledged: list[str] = []
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def writer(worker: int) -> None:
+            with httpx.Client(timeout=2) as c:
+                for i in range(400):
+                    if stop.is_set():
+                        return
+                    card = f"card-{worker}-{i}"
+                    item = {
+                        "card": card,
+                        "outcome": "overridden",
+                        "overrideReason": {"userComment": "x"},
+                        "outcomeTimestamp": "2026-11-22T10:00:00Z",
+                    }
+                    try:
+                        r = c.post(f"{base}{PV}/feedback", json={"feedback": [item]})
+                    except httpx.HTTPError:
+                        return
+                    if r.status_code == 200:
+                        with lock:
+                            acknowledged.append(card)
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+        for th in threads:
+            th.start()
+        while len(acknowledged) < 50 and any(th.is_alive() for th in threads):
+            time.sleep(0.01)
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=10)
+        stop.set()
+        for th in threads:
+            th.join(timeout=10)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert len(acknowledged) >= 50
+    with sqlite3.connect(db) as con:
+        stored = {row[0] for row in con.execute("SELECT card FROM feedback")}
+    assert set(acknowledged) <= stored
