@@ -201,9 +201,12 @@ def _in_process_client() -> tuple[Any, FixtureFHIRServer]:
 
 
 def inline_prefetch(sc: Scenario) -> dict[str, Any]:
-    """For a running server: a fetch-path scenario's files are sent as prefetch instead."""
+    """For a running server: a fetch-path scenario's files are sent as prefetch instead.
+
+    Not for a scenario that expects a refusal (412): its point is that the data is not fetched.
+    """
     request = dict(sc.request)
-    if sc.fhir_dir is not None:
+    if sc.fhir_dir is not None and int(sc.case.get("status", 200)) == 200:
         request["prefetch"] = {
             p.stem: json.loads(p.read_text()) for p in sorted(sc.fhir_dir.glob("*.json"))
         }

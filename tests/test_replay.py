@@ -176,3 +176,15 @@ class TestCli:
 
     def test_no_scenarios(self, tmp_path: Path) -> None:
         assert main(["replay", str(tmp_path)]) == 1
+
+
+def test_replay_against_a_running_server_sends_fetch_files_as_prefetch() -> None:
+    from cds.replay import inline_prefetch
+
+    fetched = next(s for s in SCENARIOS if s.fhir_dir is not None and s.case["status"] == 200)
+    refused = next(s for s in SCENARIOS if s.case["status"] == 412)
+    assert set(inline_prefetch(fetched)["prefetch"]) == {
+        p.stem
+        for p in fetched.fhir_dir.glob("*.json")  # type: ignore[union-attr]
+    }
+    assert "prefetch" not in inline_prefetch(refused)
