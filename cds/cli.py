@@ -133,8 +133,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     # In-process replay runs the service here: its warnings (expected 412s, excluded resources
     # in the scenarios that test them) would drown the summary.
-    logging.getLogger("cds").setLevel(logging.ERROR)
-    return replay_main(args)
+    logger = logging.getLogger("cds")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return replay_main(args)
+    finally:
+        logger.setLevel(level)
 
 
 def build_parser() -> argparse.ArgumentParser:
