@@ -648,3 +648,184 @@ def test_mcode_jenny_m(t: Terminology, params: Parameters) -> None:
     assert f.receptors.pr.status == "negative"
     assert not f.disease.metastatic.present
     assert f.excluded == ()
+
+
+class TestResultForms:
+    """Results as EHRs send them: coded answers, text, strings, integers, ratios, components."""
+
+    @pytest.mark.parametrize(
+        ("value", "status"),
+        [
+            pytest.param({"valueString": "Equivocal"}, "equivocal", id="text-equivocal"),
+            pytest.param({"valueString": "HER2 not amplified"}, "negative", id="not-amplified"),
+            pytest.param({"valueString": "Amplified"}, "positive", id="amplified"),
+            pytest.param({"valueString": "Inconclusive, repeat"}, "unknown", id="inconclusive"),
+            pytest.param(
+                {
+                    "valueCodeableConcept": {
+                        "coding": [{"system": "http://snomed.info/sct", "code": "280414007"}]
+                    }
+                },
+                "equivocal",
+                id="snomed-equivocal",
+            ),
+            pytest.param(
+                {
+                    "valueCodeableConcept": {
+                        "coding": [{"system": "http://loinc.org", "code": "LA9663-1"}]
+                    }
+                },
+                "unknown",
+                id="loinc-inconclusive",
+            ),
+            pytest.param(
+                {
+                    "valueCodeableConcept": {
+                        "coding": [{"system": "http://snomed.info/sct", "code": "427685000"}]
+                    }
+                },
+                "positive",
+                id="ichom-her2-positive",
+            ),
+        ],
+    )
+    def test_her2_interpretation_values(
+        self, t: Terminology, params: Parameters, value: dict[str, Any], status: str
+    ) -> None:
+        p = metastatic()
+        p.obs("48676-1", 90, **value)
+        f = facts(p, t, params)
+        assert f.receptors.her2 is not None
+        assert f.receptors.her2.status == status
+
+    def test_ish_numbers_as_ratio_integer_and_string(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.obs(
+            "49683-6", 90, valueRatio={"numerator": {"value": 5.0}, "denominator": {"value": 2.0}}
+        )
+        p.obs("74860-8", 90, valueString="mean 6.1 copies per cell")
+        f = facts(p, t, params)
+        assert f.receptors.her2 is not None
+        assert (f.receptors.her2.ish_group, f.receptors.her2.status) == (1, "positive")
+
+    def test_ihc_score_in_a_component(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs("85319-2", 90, component=[{"code": {"text": "IHC score"}, "valueInteger": 3}])
+        f = facts(p, t, params)
+        assert f.receptors.her2 is not None
+        assert (f.receptors.her2.ihc_score, f.receptors.her2.status) == (3, "positive")
+
+    def test_qualitative_ihc_negative_without_score(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.obs(
+            "85319-2",
+            90,
+            valueCodeableConcept={
+                "coding": [{"system": "http://snomed.info/sct", "code": "260385009"}]
+            },
+        )
+        f = facts(p, t, params)
+        assert f.receptors.her2 is not None
+        assert (f.receptors.her2.status, f.receptors.her2.her2_category) == ("negative", "unknown")
+
+    def test_pr_negative_snomed(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs(
+            "16113-3",
+            90,
+            valueCodeableConcept={
+                "coding": [{"system": "http://snomed.info/sct", "code": "441118006"}]
+            },
+        )
+        f = facts(p, t, params)
+        assert f.receptors.pr is not None
+        assert f.receptors.pr.status == "negative"
+
+
+class TestUnits:
+    def test_albumin_in_g_per_litre_and_weight_in_pounds(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.birth = "1966-11-22"
+        p.obs("2160-0", 3, valueQuantity={"value": 1.0, "unit": "mg/dL", "code": "mg/dL"})
+        p.obs("29463-7", 3, valueQuantity={"value": 158.73, "unit": "lb", "code": "[lb_av]"})
+        p.obs("17861-6", 3, valueQuantity={"value": 8.0, "unit": "mg/dL", "code": "mg/dL"})
+        p.obs("1751-7", 3, valueQuantity={"value": 30, "unit": "g/L", "code": "g/L"})
+        f = facts(p, t, params)
+        assert f.renal.crcl == pytest.approx(68, abs=0.1)  # 158.73 lb = 72 kg
+        assert f.calcium.corrected == pytest.approx(8.8)
+
+    def test_unknown_units_are_not_guessed(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs("2160-0", 3, valueQuantity={"value": 90, "unit": "mmol/mol"})
+        p.obs("17861-6", 3, valueQuantity={"value": 9, "unit": "furlongs"})
+        f = facts(p, t, params)
+        assert f.renal.creatinine is None
+        assert f.calcium.corrected is None
+
+    def test_lvef_as_integer(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs("18043-0", 3, valueInteger=58)
+        f = facts(p, t, params)
+        assert f.lvef.latest is not None
+        assert f.lvef.latest.value == 58
+
+
+class TestActivities:
+    def test_dental_encounter_and_completed_referral_count(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.add(
+            {
+                "resourceType": "Encounter",
+                "id": "e1",
+                "status": "finished",
+                "class": {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "AMB",
+                },
+                "serviceType": {"text": "Dental clinic"},
+                "period": {"start": p.day(40)},
+            }
+        )
+        p.add(
+            {
+                "resourceType": "ServiceRequest",
+                "id": "sr1",
+                "status": "completed",
+                "intent": "order",
+                "authoredOn": p.day(20),
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "103697008"}]},
+            }
+        )
+        p.add(
+            {
+                "resourceType": "ServiceRequest",
+                "id": "sr2",
+                "status": "active",
+                "intent": "order",
+                "authoredOn": p.day(5),
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "103697008"}]},
+            }
+        )
+        f = facts(p, t, params)
+        assert [d.ref for d in f.dental_evaluations] == ["Encounter/e1", "ServiceRequest/sr1"]
+
+    def test_dialysis_procedure(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.add(
+            {
+                "resourceType": "Procedure",
+                "id": "d",
+                "status": "completed",
+                "code": {"text": "Haemodialysis session"},
+                "performedDateTime": p.day(2),
+            }
+        )
+        assert facts(p, t, params).on_dialysis
