@@ -21,6 +21,7 @@ from cds.errors import CDSError, Issue
 from cds.facts.records import warm_up
 from cds.feedback import FeedbackStore, SQLiteFeedbackStore
 from cds.logs import silence_url_loggers
+from cds.openapi import install as install_openapi
 from cds.services import Knowledge, load_knowledge
 from cds.settings import Settings
 
@@ -101,6 +102,7 @@ def create_app(
         max_age=600,
     )
     app.include_router(router)
+    install_openapi(app, list(knowledge.services))
 
     @app.exception_handler(CDSError)
     async def _cds_error(request: Request, exc: CDSError) -> JSONResponse:
@@ -120,7 +122,9 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
-        return outcome(exc.status_code, (Issue(code, str(exc.detail)),))
+        response = outcome(exc.status_code, (Issue(code, str(exc.detail)),))
+        response.headers.update(exc.headers or {})  # e.g. Allow on 405 (RFC 9110)
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
