@@ -172,6 +172,7 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         "renal-contraindicated",
         "dose-adjust",
         "no-creatinine",
+        "crcl-unknown",
         "creatinine-rise",
         "infusion-time",
     ),
@@ -235,6 +236,20 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                         ),
                     )
                 )
+        if f.renal.creatinine is not None and crcl is None and drug == "zoledronic acid":
+            # Missing data is never a pass: a creatinine without the rest of Cockcroft-Gault
+            # leaves the renal dose unchecked, and the card says what is missing.
+            out.append(
+                Decision(
+                    rule="R2",
+                    variant="crcl-unknown",
+                    indicator="warning",
+                    bindings=base,
+                    data=data,
+                    missing=f.renal.missing,
+                    refs=(draft.ref, *f.renal.refs),
+                )
+            )
         if f.renal.creatinine is None:
             out.append(
                 Decision(
@@ -291,7 +306,7 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     return out
 
 
-@rule("R3a", hooks=ORDER_HOOKS, variants=("hypocalcaemia", "renal-monitor"))
+@rule("R3a", hooks=ORDER_HOOKS, variants=("hypocalcaemia", "calcium-unknown", "renal-monitor"))
 def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """Denosumab order with low corrected calcium → correct it first; severe renal → monitor.
 
@@ -312,6 +327,23 @@ def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                     data=tuple(data),
                     refs=(draft.ref, *f.calcium.refs),
                     notes=() if f.calcium.albumin_corrected else ("calcium-uncorrected",),
+                )
+            )
+        elif f.calcium.corrected is None:
+            out.append(
+                Decision(
+                    rule="R3a",
+                    variant="calcium-unknown",
+                    indicator="warning",
+                    data=tuple(data),
+                    missing=(f"serum calcium within {p.lab_freshness_days} days",),
+                    refs=(draft.ref,),
+                    proposals=(
+                        Proposal(
+                            key="order-calcium",
+                            actions=(Order(key="lab-calcium"), Order(key="lab-albumin")),
+                        ),
+                    ),
                 )
             )
         elif severe_renal(f, p):

@@ -527,3 +527,23 @@ class TestOrdering:
         assert len(concerns(d)) == len(set(concerns(d)))
         ranks = [{"critical": 0, "warning": 1, "info": 2}[x.indicator] for x in d]
         assert ranks == sorted(ranks)
+
+
+class TestMissingDataOnOrders:
+    """On order hooks missing data is never a pass: the card says what is missing."""
+
+    def test_zoledronic_with_creatinine_but_no_weight(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient()
+        p.resources = [r for r in p.resources if "29463-7" not in str(r.get("code"))]
+        d = run(p, t, params, "order-sign", [draft_med("p", "z", ZOL4, "4 mg IV", 4)])
+        r2 = [x for x in d if x.rule == "R2"]
+        assert [x.concern for x in r2] == ["R2:crcl-unknown"]
+        assert any("body weight" in m for m in r2[0].missing)
+
+    def test_denosumab_without_calcium(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient()
+        p.resources = [r for r in p.resources if "17861-6" not in str(r.get("code"))]
+        d = run(p, t, params, "order-sign", [draft_med("p", "d", XGEVA, "120 mg", 120)])
+        assert "R3a:calcium-unknown" in concerns(d)
