@@ -10,23 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cds import schemas
+from fixtures.build_scenarios import SERVICE_KEYS
 from tests.conftest import SHARED
 
 EXAMPLES = SHARED / "cds-hooks" / "examples"
 PV = "/cds-services/mbc-bone-patient-view"
-EMPTY_KEYS = (
-    "conditions",
-    "biomarkers",
-    "labs",
-    "lvef",
-    "diseaseStatus",
-    "medicationStatements",
-    "medicationRequests",
-    "medicationAdministrations",
-    "procedures",
-    "serviceRequests",
-    "allergies",
-)
+# Every prefetch key but the patient, as the services declare them.
+EMPTY_KEYS = tuple(k for k in SERVICE_KEYS if k != "patient")
 
 
 def minimal_request(**over: Any) -> dict[str, Any]:

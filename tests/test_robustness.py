@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds import schemas
+from fixtures.build_scenarios import SERVICE_KEYS
 from tests.conftest import ROOT
 
 PV = "/cds-services/mbc-bone-patient-view"
@@ -175,23 +176,7 @@ hook_payload = st.fixed_dictionaries(
             },
         ),
         "prefetch": st.dictionaries(
-            st.sampled_from(
-                [
-                    "patient",
-                    "conditions",
-                    "biomarkers",
-                    "labs",
-                    "lvef",
-                    "diseaseStatus",
-                    "medicationStatements",
-                    "medicationRequests",
-                    "medicationAdministrations",
-                    "procedures",
-                    "serviceRequests",
-                    "allergies",
-                    "x",
-                ]
-            ),
+            st.sampled_from([*SERVICE_KEYS, "x"]),
             st.none() | fhir_like | json_values,
             max_size=12,
         ),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from cds.facts.records import ObservationRecord, Records, Value
+from cds.facts.records import MARKER_SETS, ObservationRecord, Records, Value
 from cds.terminology import Concept, Terminology
 
 Status = Literal["positive", "negative", "equivocal", "unknown"]
@@ -280,21 +280,7 @@ def extract_receptors(
             return records.specimen_dates[obs.specimen]
         return obs.effective
 
-    sets = {
-        k: t[k]
-        for k in (
-            "her2-interpretation",
-            "her2-ihc",
-            "her2-ish",
-            "her2-ish-ratio",
-            "her2-ish-copies",
-            "her2-serum",
-            "er-status",
-            "er-percent",
-            "pr-status",
-            "pr-percent",
-        )
-    }
+    sets = {k: t[k] for k in MARKER_SETS}
     her2_events: dict[str, _Event] = {}
     marker_events: dict[str, list[MarkerResult]] = defaultdict(list)
     serum = False

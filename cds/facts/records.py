@@ -51,7 +51,8 @@ CONDITION_SETS = (
     "mronj",
     "dialysis",
 )
-OBSERVATION_SETS = (
+# Tumour markers (F4) and the labs of F8/F9; the prefetch templates use the same lists.
+MARKER_SETS = (
     "her2-interpretation",
     "her2-ihc",
     "her2-ish",
@@ -62,15 +63,9 @@ OBSERVATION_SETS = (
     "er-percent",
     "pr-status",
     "pr-percent",
-    "disease-status",
-    "creatinine",
-    "calcium",
-    "albumin",
-    "body-weight",
-    "creatinine-clearance",
-    "egfr",
-    "lvef",
 )
+LAB_SETS = ("creatinine", "calcium", "albumin", "body-weight", "creatinine-clearance", "egfr")
+OBSERVATION_SETS = (*MARKER_SETS, "disease-status", *LAB_SETS, "lvef")
 SERVICE_SETS = (
     "dental-evaluation",
     "radiation-oncology",
