@@ -197,3 +197,6 @@ def test_docker_compose_structure() -> None:
     assert "fhir" in cds["depends_on"]
     assert any(str(p).endswith(":8080") for p in cds["ports"])
     assert "healthcheck" in cds
+    mounts = [str(v) for v in cds["volumes"]]
+    assert "./:/app:ro" in mounts
+    assert "cp -r /app" in cds["command"]  # never build inside the read-only mount
