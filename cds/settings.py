@@ -28,6 +28,13 @@ class TrustedIssuer(BaseModel):
     def _one_key_source(self) -> Self:
         if (self.jwks_url is None) == (self.jwks_file is None):
             raise ValueError(f"issuer {self.iss}: give exactly one of jwks_url or jwks_file")
+        if self.jwks_file is not None:
+            try:
+                keys = json.loads(self.jwks_file.read_text(encoding="utf-8")).get("keys")
+            except (OSError, ValueError, AttributeError) as exc:
+                raise ValueError(f"issuer {self.iss}: jwks_file unreadable: {exc}") from None
+            if not isinstance(keys, list):
+                raise ValueError(f"issuer {self.iss}: jwks_file has no 'keys' list")
         return self
 
 

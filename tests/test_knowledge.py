@@ -132,6 +132,10 @@ class TestSettings:
             cors_origins=("https://ehr.example.org",),
         )
 
+    def test_missing_jwks_file_is_a_configuration_error(self, tmp_path: Path) -> None:
+        with pytest.raises(ValidationError, match="jwks_file unreadable"):
+            TrustedIssuer(iss="i", jwks_file=tmp_path / "nope.json")
+
     def test_hmac_is_never_allowed_in_production(self, tmp_path: Path) -> None:
         with pytest.raises(ValidationError, match="HS256"):
             Settings(
