@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import anyio
 import httpx
@@ -33,20 +33,21 @@ router = APIRouter()
 AS_OF_EXTENSION = "cds-mbc-bone.as-of"
 
 
+# Lifespan state (cds.app.State) is untyped on the request; these accessors give it its types.
 def _settings(request: Request) -> Settings:
-    return request.state.settings  # type: ignore[no-any-return]
+    return cast(Settings, request.state.settings)
 
 
 def _knowledge(request: Request) -> Knowledge:
-    return request.state.knowledge  # type: ignore[no-any-return]
+    return cast(Knowledge, request.state.knowledge)
 
 
 def _http(request: Request) -> httpx.AsyncClient:
-    return request.state.http  # type: ignore[no-any-return]
+    return cast(httpx.AsyncClient, request.state.http)
 
 
 def _feedback(request: Request) -> FeedbackStore:
-    return request.state.feedback  # type: ignore[no-any-return]
+    return cast(FeedbackStore, request.state.feedback)
 
 
 def today() -> date:

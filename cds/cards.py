@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import inspect
 import re
+import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -165,7 +166,7 @@ _KEY = re.compile(r"\b(Order|Proposal)\(\s*key=f?\"([^\"{]+)\"")
 
 def _keys_in_source(rule: Rule) -> tuple[set[str], set[str]]:
     """Order and Proposal keys a rule module names literally (checked against the files)."""
-    source = inspect.getsource(inspect.getmodule(rule.fn))  # type: ignore[arg-type]
+    source = inspect.getsource(sys.modules[rule.fn.__module__])
     orders = {m.group(2) for m in _KEY.finditer(source) if m.group(1) == "Order"}
     proposals = {m.group(2) for m in _KEY.finditer(source) if m.group(1) == "Proposal"}
     return orders, proposals

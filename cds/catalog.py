@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def _coverage(fixtures: Path) -> dict[str, list[str]]:
 
 
 def _parameters_used(k: Knowledge, rule_id: str) -> list[str]:
-    source = inspect.getsource(inspect.getmodule(k.rules[rule_id].fn))  # type: ignore[arg-type]
+    source = inspect.getsource(sys.modules[k.rules[rule_id].fn.__module__])
     fn_source = inspect.getsource(k.rules[rule_id].fn)
     names = type(k.parameters).model_fields
     used = [n for n in names if f"p.{n}" in fn_source]

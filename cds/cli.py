@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from cds import __version__
 from cds.errors import ConfigError
+from cds.settings import Settings
 
 DESCRIPTION = """\
 CDS Hooks 2.0 service for metastatic breast cancer with bone metastases.
@@ -21,9 +22,7 @@ Configuration comes from CDS_* environment variables (see README.md); `cds check
 """
 
 
-def _settings() -> object:
-    from cds.settings import Settings
-
+def _settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
@@ -35,10 +34,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from cds.app import create_app
     from cds.logs import configure
-    from cds.settings import Settings
 
     settings = _settings()
-    assert isinstance(settings, Settings)  # noqa: S101 - narrowing for mypy
     configure(settings.log_level)
     try:
         host = ipaddress.ip_address(args.host)
@@ -63,10 +60,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from cds.services import load_knowledge
-    from cds.settings import Settings
 
     settings = _settings()
-    assert isinstance(settings, Settings)  # noqa: S101 - narrowing for mypy
     try:
         k = load_knowledge(settings.cards_dir, settings.parameters)
     except ConfigError as exc:
@@ -85,10 +80,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_feedback(args: argparse.Namespace) -> int:
     from cds.feedback import SQLiteFeedbackStore
-    from cds.settings import Settings
 
     settings = _settings()
-    assert isinstance(settings, Settings)  # noqa: S101 - narrowing for mypy
     if not settings.feedback_db.exists():
         print(f"no feedback stored yet ({settings.feedback_db} does not exist)")
         return 0
@@ -116,10 +109,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 def cmd_catalog(args: argparse.Namespace) -> int:
     from cds.catalog import write_catalog
     from cds.services import load_knowledge
-    from cds.settings import Settings
 
     settings = _settings()
-    assert isinstance(settings, Settings)  # noqa: S101 - narrowing for mypy
     k = load_knowledge(settings.cards_dir, settings.parameters)
     written = write_catalog(k, Path(args.out), Path(args.fixtures))
     print(f"wrote {len(written)} pages to {args.out}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
@@ -102,6 +103,11 @@ def _kg(obs: ObservationRecord) -> float | None:
     return None
 
 
+def _plain(obs: ObservationRecord) -> float | None:
+    """The number as reported, for results whose unit is fixed by their code (CrCl, eGFR)."""
+    return obs.value.quantity.value if obs.value.quantity is not None else None
+
+
 def _percent(obs: ObservationRecord) -> float | None:
     q = obs.value.quantity
     if q is not None and q.unit_text() in {"%", ""}:
@@ -112,13 +118,16 @@ def _percent(obs: ObservationRecord) -> float | None:
 
 
 def _series(
-    records: Records, t: Terminology, vs_id: str, convert: object
+    records: Records,
+    t: Terminology,
+    vs_id: str,
+    convert: Callable[[ObservationRecord], float | None],
 ) -> list[tuple[ObservationRecord, float]]:
     vs = t[vs_id]
     out = []
     for o in records.observations:
         if vs.matches(o.code):
-            v = convert(o)  # type: ignore[operator]
+            v = convert(o)
             if v is not None:
                 out.append((o, float(v)))
     out.sort(key=lambda p: p[0].effective or date.min)
@@ -173,7 +182,7 @@ def extract_renal(
             records,
             t,
             "creatinine-clearance",
-            lambda o: o.value.quantity and o.value.quantity.value,
+            _plain,
         ),
         as_of,
         lab_days,
@@ -210,7 +219,7 @@ def extract_renal(
             missing=(),
         )
     egfr = _fresh(
-        _series(records, t, "egfr", lambda o: o.value.quantity and o.value.quantity.value),
+        _series(records, t, "egfr", _plain),
         as_of,
         lab_days,
     )

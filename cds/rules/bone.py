@@ -13,6 +13,7 @@ from cds.rules import (
     Action,
     Decision,
     DeleteDraft,
+    Indicator,
     Order,
     Proposal,
     UpdateDraft,
@@ -141,6 +142,7 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         return []
     proposals, notes = bma_options(f, p)
     osteo = f.meds.active_osteo_bma()
+    indicator: Indicator
     if osteo:
         variant, indicator = "osteoporosis-dose", "warning"
     elif f.disease.bone.present:
@@ -153,7 +155,7 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         Decision(
             rule="R1",
             variant=variant,
-            indicator=indicator,  # type: ignore[arg-type]
+            indicator=indicator,
             data=tuple(data),
             missing=_missing(f),
             note_keys=notes,
