@@ -30,6 +30,7 @@ class Renal:
     creatinine: Measurement | None  # latest, mg/dL, within the freshness window
     creatinine_baseline: Measurement | None
     missing: tuple[str, ...]  # what kept CrCl unknown, in words for the card
+    basis: str = ""  # the inputs, in words, so the clinician can check the arithmetic
 
     @property
     def refs(self) -> tuple[str, ...]:
@@ -208,8 +209,13 @@ def extract_renal(
     if sex not in ("male", "female"):
         missing.append("sex (Cockcroft-Gault needs it)")
     if latest is not None and weight and age is not None and sex in ("male", "female"):
+        kg = weight[-1][1]
         crcl = cockcroft_gault(
-            age=age, weight_kg=weight[-1][1], creatinine_mg_dl=latest.value, female=sex == "female"
+            age=age, weight_kg=kg, creatinine_mg_dl=latest.value, female=sex == "female"
+        )
+        basis = (
+            f"{sex}, age {age}, {kg:.1f} kg on {weight[-1][0].effective}, "
+            f"creatinine {latest.value:.2f} mg/dL on {latest.when}"
         )
         return Renal(
             crcl=crcl,
@@ -217,6 +223,7 @@ def extract_renal(
             creatinine=latest,
             creatinine_baseline=baseline,
             missing=(),
+            basis=basis,
         )
     egfr = _fresh(
         _series(records, t, "egfr", _plain),

@@ -33,8 +33,12 @@ def renal_words(f: PatientFacts) -> str:
     r = f.renal
     if r.crcl is None:
         return "creatinine clearance unknown"
-    how = {"reported": "reported", "cockcroft-gault": "Cockcroft-Gault", "egfr": "eGFR"}
-    return f"CrCl {r.crcl:.0f} mL/min ({how[r.method or 'reported']})"
+    if r.method == "cockcroft-gault":
+        return f"CrCl {r.crcl:.1f} mL/min (Cockcroft-Gault: {r.basis})"
+    if r.method == "egfr":
+        # eGFR is not creatinine clearance (clinical-logic F8): used only as a fallback.
+        return f"eGFR {r.crcl:.1f} mL/min/1.73 m² used in place of CrCl (no Cockcroft-Gault inputs)"
+    return f"CrCl {r.crcl:.1f} mL/min (reported)"
 
 
 def severe_renal(f: PatientFacts, p: Parameters) -> bool:
