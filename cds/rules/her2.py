@@ -118,10 +118,11 @@ def regimen_proposals(
             d for d in drugs if d in excluded and (d not in backbone or excluded[d] in _HARD_STOPS)
         ]
         if blockers:
-            left_out.append(f"{key}: {', '.join(f'{d} {excluded[d]}' for d in blockers)}")
+            why = "; ".join(f"{d} {excluded[d]}" for d in blockers)
+            left_out.append(f"{' + '.join(drugs)} ({why})")
             continue
         if ild and "trastuzumab deruxtecan" in drugs:
-            left_out.append(f"{key}: interstitial lung disease/pneumonitis recorded")
+            left_out.append(f"{' + '.join(drugs)} (interstitial lung disease/pneumonitis recorded)")
             continue
         actions = tuple(Order(key=ORDER_KEY[d]) for d in drugs) + echo
         proposals.append(Proposal(key=key, actions=actions))
