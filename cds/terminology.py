@@ -233,7 +233,7 @@ class MedicationTable:
         return Coding(system=rxnorm, code=code, display=self.displays[code])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # identity equality: loaded once, shared
 class Terminology:
     systems: Mapping[str, str]
     value_sets: Mapping[str, ValueSet]

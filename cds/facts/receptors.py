@@ -315,33 +315,25 @@ def extract_receptors(
         marker: Literal["ER", "PR"] = "ER" if kind.startswith("er") else "PR"
         site = _site(w, metastatic_since, metastatic)
         if kind.endswith("percent"):
+            # ASCO/CAP 2020: ≥1% of nuclei is positive (1-10% "low positive").
             pct = _number(obs.value)
             if pct is None:
                 continue
             status: Status = "positive" if pct >= 1.0 else "negative"
-            marker_events[marker].append(
-                MarkerResult(
-                    marker=marker,
-                    status=status,
-                    when=w,
-                    specimen_site=site,
-                    derived=True,
-                    refs=(ref,),
-                    percent=pct,
-                )
-            )
         else:
+            pct = None
             status = _value_status(obs.value, obs.code, t) or "unknown"
-            marker_events[marker].append(
-                MarkerResult(
-                    marker=marker,
-                    status=status,
-                    when=w,
-                    specimen_site=site,
-                    derived=False,
-                    refs=(ref,),
-                )
+        marker_events[marker].append(
+            MarkerResult(
+                marker=marker,
+                status=status,
+                when=w,
+                specimen_site=site,
+                derived=pct is not None,
+                refs=(ref,),
+                percent=pct,
             )
+        )
 
     her2_results = []
     for ev in her2_events.values():

@@ -8,6 +8,7 @@ validated, once. A resource that fails validation is excluded and counted; the c
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -432,9 +433,15 @@ class _Reader:
         return False
 
 
+@functools.lru_cache(maxsize=4)
+def _reader(terminology: Terminology) -> _Reader:
+    """One screening index per loaded terminology, built on first use, not per call."""
+    return _Reader(terminology)
+
+
 def read_records(payloads: Iterable[object], terminology: Terminology) -> Records:
     """Screen, validate once, and reduce every resource the rules could read."""
-    reader = _Reader(terminology)
+    reader = _reader(terminology)
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     anonymous: list[dict[str, Any]] = []
     received: set[str] = set()
