@@ -102,6 +102,16 @@ def bma_options(f: PatientFacts, p: Parameters) -> tuple[tuple[Proposal, ...], t
     return tuple(proposals), tuple(dict.fromkeys(notes))
 
 
+def bma_indicated(f: PatientFacts) -> bool:
+    """R1 population: metastatic bone (or marrow) disease, no oncologic BMA, no recorded decision
+    not to treat, and at least one agent the patient is not allergic to."""
+    if not f.disease.metastatic.present or not has_bone_metastases(f):
+        return False
+    if f.meds.active_bma() or f.meds.declined_bma():
+        return False
+    return not all(b in f.allergies for b in ("denosumab", "zoledronic acid", "pamidronate"))
+
+
 def bone_data(f: PatientFacts) -> tuple[str, ...]:
     d = f.disease
     lines = []
@@ -137,12 +147,7 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     Bone-marrow-only involvement (C79.52) is 'consider' (info). An osteoporosis-dose agent
     (denosumab 60 mg, zoledronic acid 5 mg) does not count (clinical-logic §0.7).
     """
-    if not f.disease.metastatic.present or not has_bone_metastases(f):
-        return []
-    if f.meds.active_bma() or f.meds.declined_bma():
-        return []
-    bmas = ("denosumab", "zoledronic acid", "pamidronate")
-    if all(b in f.allergies for b in bmas):
+    if not bma_indicated(f):
         return []
     proposals, notes = bma_options(f, p)
     osteo = f.meds.active_osteo_bma()
@@ -442,7 +447,7 @@ def r4a_dental_review(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> li
     """
     if not no_recent_dental(f, p):
         return []
-    needs_bma = bool(r1_start_bone_agent(f, drafts, p))
+    needs_bma = bma_indicated(f)
     recent = [
         e
         for e in f.meds.active_bma()
