@@ -829,3 +829,18 @@ class TestActivities:
             }
         )
         assert facts(p, t, params).on_dialysis
+
+
+def test_a_broken_narrative_does_not_exclude_a_resource(t: Terminology) -> None:
+    """The narrative is not read by any rule, so it cannot cost us the clinical data."""
+    obs = {
+        "resourceType": "Observation",
+        "id": "x",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+        "valueQuantity": {"value": 1.0, "unit": "mg/dL"},
+        "text": {"status": "generated", "div": "<p>not xhtml namespace</p>"},
+    }
+    records = read_records([obs], t)
+    assert records.excluded == ()
+    assert len(records.observations) == 1
