@@ -839,7 +839,7 @@ def test_a_broken_narrative_does_not_exclude_a_resource(t: Terminology) -> None:
         "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
         "valueQuantity": {"value": 1.0, "unit": "mg/dL"},
-        "text": {"status": "generated", "div": "<p>not xhtml namespace</p>"},
+        "text": {"status": "not-a-status"},  # invalid: unknown status and no div
     }
     records = read_records([obs], t)
     assert records.excluded == ()
