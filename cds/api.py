@@ -164,6 +164,16 @@ async def call_service(
                 f"extension {AS_OF_EXTENSION} must be a date (YYYY-MM-DD)",
                 issues=(Issue("invalid", "not a date", f"extension.{AS_OF_EXTENSION}"),),
             ) from None
+    sent = sum(
+        len(v.get("entry") or ()) if v.get("resourceType") == "Bundle" else 1
+        for v in (hook_request.prefetch or {}).values()
+        if isinstance(v, dict)
+    )
+    if sent > settings.max_resources:
+        raise PayloadTooLarge(
+            f"the prefetch holds {sent} resources; this service accepts at most "
+            f"{settings.max_resources} (CDS_MAX_RESOURCES)"
+        )
     timings.mark("parse")
     allowlist = (client.fhir_servers if client and client.fhir_servers else None) or (
         settings.fhir_server_allowlist

@@ -86,6 +86,26 @@ class TestErrors:
         r = client.post(PV, content=big, headers={"Content-Type": "application/json"})
         assert_outcome(r, 413)
 
+    def test_too_many_prefetched_resources_is_413(self, knowledge: Any, tmp_path: Path) -> None:
+        import httpx
+
+        from cds.app import create_app
+        from cds.settings import Settings
+
+        app = create_app(
+            Settings(feedback_db=tmp_path / "f.sqlite3", max_resources=3),
+            knowledge=knowledge,
+            http_client=httpx.AsyncClient(),
+        )
+        request = minimal_request()
+        request["prefetch"]["conditions"] = {
+            "resourceType": "Bundle",
+            "entry": [{"resource": {"resourceType": "Condition", "id": str(i)}} for i in range(4)],
+        }
+        with TestClient(app) as c:
+            body = assert_outcome(c.post(PV, json=request), 413)
+        assert "CDS_MAX_RESOURCES" in body["issue"][0]["diagnostics"]
+
     def test_missing_prefetch_without_server_is_412_naming_keys(self, client: TestClient) -> None:
         request = minimal_request()
         del request["prefetch"]["labs"]
