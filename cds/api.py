@@ -23,6 +23,7 @@ from cds.errors import (
     UnknownService,
     UnsupportedMediaType,
 )
+from cds.facts.records import json_list
 from cds.feedback import FeedbackStore
 from cds.prefetch import FetchLimits, resolve
 from cds.services import Knowledge, Service, Timings, evaluate_call
@@ -165,7 +166,7 @@ async def call_service(
                 issues=(Issue("invalid", "not a date", f"extension.{AS_OF_EXTENSION}"),),
             ) from None
     sent = sum(
-        len(v.get("entry") or ()) if v.get("resourceType") == "Bundle" else 1
+        len(json_list(v.get("entry"))) if v.get("resourceType") == "Bundle" else 1
         for v in (hook_request.prefetch or {}).values()
         if isinstance(v, dict)
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +188,22 @@ hook_payload = st.fixed_dictionaries(
 )
 
 
+MUTABLE = [
+    (p.parent.parent.name, json.loads(p.read_text()))
+    for p in sorted((ROOT / "fixtures").rglob("request.json"))
+]
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield prefix
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _paths(v, (*prefix, i))
+
+
 class TestFuzz:
     @settings(
         max_examples=150,
@@ -223,6 +241,26 @@ class TestFuzz:
         r = client.post(PV, json=request)
         assert r.status_code == 200, r.text
         schemas.CDSResponse.model_validate(r.json())
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(which=st.integers(0, 10**6), pick=st.integers(0, 10**6), value=json_values)
+    def test_mutated_scenarios(self, client: TestClient, which: int, pick: int, value: Any) -> None:
+        """A real scenario with one nested value replaced by arbitrary JSON: never a 5xx.
+        (This found two 500s: a non-list `coding`, and a non-list Bundle `entry`.)"""
+        service, request = MUTABLE[which % len(MUTABLE)]
+        request = copy.deepcopy(request)
+        spots = [p for p in _paths(request) if p]
+        target = spots[pick % len(spots)]
+        node = request
+        for key in target[:-1]:
+            node = node[key]
+        node[target[-1]] = value
+        r = client.post(f"/cds-services/{service}", json=request)
+        assert r.status_code < 500, (target, r.text)
 
     @pytest.mark.parametrize(
         "body",

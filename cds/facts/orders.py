@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cds.facts.records import read_records
+from cds.facts.records import json_list, read_records
 from cds.terminology import DrugMatch, Terminology
 
 _MINUTES = re.compile(r"over\s+(?:at\s+least\s+|no\s+less\s+than\s+)?(\d+)\s*(?:min|minutes)\b")
@@ -66,7 +66,7 @@ def read_draft_orders(
     records = read_records([draft_orders], t)
     raw_by_ref: dict[str, dict[str, object]] = {}
     if isinstance(draft_orders, dict):
-        for entry in draft_orders.get("entry") or ():
+        for entry in json_list(draft_orders.get("entry")):
             res = entry.get("resource") if isinstance(entry, dict) else None
             if isinstance(res, dict) and isinstance(res.get("id"), str):
                 raw_by_ref[f"{res.get('resourceType')}/{res['id']}"] = res

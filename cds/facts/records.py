@@ -105,7 +105,7 @@ def concept(raw: object) -> Concept:
     if not isinstance(raw, dict):
         return Concept()
     codings = []
-    for c in raw.get("coding") or ():
+    for c in json_list(raw.get("coding")):
         if isinstance(c, dict) and isinstance(c.get("code"), str):
             display = c.get("display")
             codings.append(
@@ -138,6 +138,16 @@ def _number(raw: object) -> float | None:
         except ValueError:
             return None
     return None
+
+
+def json_list(raw: object) -> list[Any]:
+    """A JSON array as sent, or nothing when it is not an array (screening precedes validation,
+    and a referenced Medication is never validated itself)."""
+    return raw if isinstance(raw, list) else []
+
+
+def json_object(raw: object) -> dict[str, Any]:
+    return raw if isinstance(raw, dict) else {}
 
 
 def _text(raw: object) -> str | None:
@@ -318,7 +328,7 @@ def flatten(payload: object) -> Iterable[dict[str, Any]]:
             yield from flatten(item)
     elif isinstance(payload, dict):
         if payload.get("resourceType") == "Bundle":
-            for entry in payload.get("entry") or ():
+            for entry in json_list(payload.get("entry")):
                 if isinstance(entry, dict):
                     yield from flatten(entry.get("resource"))
         elif isinstance(payload.get("resourceType"), str):
@@ -342,7 +352,7 @@ def _medication_concept(
         return Concept()
     target: Mapping[str, Any] | None = None
     if ref.startswith("#"):
-        for c in raw.get("contained") or ():
+        for c in json_list(raw.get("contained")):
             if isinstance(c, dict) and c.get("id") == ref[1:]:
                 target = c
     else:
@@ -352,7 +362,7 @@ def _medication_concept(
     base = concept(target.get("code"))
     extra: list[Coding] = []
     texts = [base.text or ""]
-    for ing in target.get("ingredient") or ():
+    for ing in json_list(target.get("ingredient")):
         if isinstance(ing, dict):
             item = concept(ing.get("itemCodeableConcept"))
             extra.extend(item.codings)
@@ -385,7 +395,7 @@ def _dose(raw: object) -> Dose:
     if not isinstance(raw, dict):
         return Dose()
     quantity = None
-    for dr in raw.get("doseAndRate") or ():
+    for dr in json_list(raw.get("doseAndRate")):
         q = dr.get("doseQuantity") if isinstance(dr, dict) else None
         if isinstance(q, dict) and (v := _number(q.get("value"))) is not None:
             quantity = Quantity(value=v, unit=q.get("unit"), code=q.get("code"))
@@ -534,7 +544,7 @@ def _condition(rid: str, raw: Mapping[str, Any]) -> ConditionRecord:
         recorded=fhir_date(raw.get("recordedDate")),
         primary_cancer_profile=any(
             "mcode-primary-cancer-condition" in str(p)
-            for p in (raw.get("meta") or {}).get("profile") or ()
+            for p in json_list(json_object(raw.get("meta")).get("profile"))
         ),
     )
 
@@ -543,7 +553,7 @@ def _observation(rid: str, raw: Mapping[str, Any]) -> ObservationRecord:
     effective = _period(raw, "effective")[0] or fhir_date(raw.get("effectiveInstant"))
     effective = effective or fhir_date(raw.get("issued"))
     low = high = None
-    for rr in raw.get("referenceRange") or ():
+    for rr in json_list(raw.get("referenceRange")):
         if isinstance(rr, dict):
             low = _number((rr.get("low") or {}).get("value"))
             high = _number((rr.get("high") or {}).get("value"))
@@ -556,11 +566,11 @@ def _observation(rid: str, raw: Mapping[str, Any]) -> ObservationRecord:
         interpretation=concepts(raw.get("interpretation")),
         components=tuple(
             Component(code=concept(c.get("code")), value=_value(c))
-            for c in raw.get("component") or ()
+            for c in json_list(raw.get("component"))
             if isinstance(c, dict)
         ),
         notes=tuple(
-            n["text"] for n in raw.get("note") or () if isinstance(n, dict) and "text" in n
+            n["text"] for n in json_list(raw.get("note")) if isinstance(n, dict) and "text" in n
         ),
         specimen=_ref_id(raw.get("specimen")),
         ref_low=low,
@@ -570,7 +580,7 @@ def _observation(rid: str, raw: Mapping[str, Any]) -> ObservationRecord:
 
 def _status_reasons(raw: Mapping[str, Any]) -> tuple[Concept, ...]:
     reasons = list(concepts(raw.get("statusReason")))
-    for ext in raw.get("extension") or ():
+    for ext in json_list(raw.get("extension")):
         # Legacy mCODE carried the stop reason in a terminationReason extension.
         if isinstance(ext, dict) and "terminationreason" in str(ext.get("url", "")).lower():
             reasons.append(concept(ext.get("valueCodeableConcept")))
@@ -588,11 +598,11 @@ def _medication(
         if isinstance(validity, dict):
             start = fhir_date(validity.get("start")) or start
             end = fhir_date(validity.get("end"))
-        doses = tuple(_dose(d) for d in raw.get("dosageInstruction") or ())
+        doses = tuple(_dose(d) for d in json_list(raw.get("dosageInstruction")))
     elif rtype == "MedicationStatement":
         start, end = _period(raw, "effective")
         start = start or fhir_date(raw.get("dateAsserted"))
-        doses = tuple(_dose(d) for d in raw.get("dosage") or ())
+        doses = tuple(_dose(d) for d in json_list(raw.get("dosage")))
     else:
         start, end = _period(raw, "effective")
         doses = (_dose(raw.get("dosage")),) if raw.get("dosage") else ()
