@@ -18,7 +18,7 @@ from cds.cards import CardBook, RenderContext, Renderer, load_cards
 from cds.errors import ConfigError
 from cds.facts import facts_from_records
 from cds.facts.orders import NO_DRAFTS, read_draft_orders
-from cds.facts.records import read_records
+from cds.facts.records import ValidationCache, read_records
 from cds.parameters import Parameters, load_parameters
 from cds.rules import Rule, evaluate, load_rules
 from cds.terminology import Terminology, load_terminology
@@ -84,6 +84,7 @@ class Knowledge:
     cards: CardBook
     renderer: Renderer
     services: Mapping[str, Service]
+    validation_cache: ValidationCache
 
 
 def load_knowledge(cards_dir: Path, overrides: Mapping[str, object] | None = None) -> Knowledge:
@@ -117,6 +118,7 @@ def load_knowledge(cards_dir: Path, overrides: Mapping[str, object] | None = Non
         cards=book,
         renderer=Renderer(book),
         services=services,
+        validation_cache=ValidationCache(),
     )
 
 
@@ -151,7 +153,7 @@ def evaluate_call(
     """Facts → rules → cards for one call; `data` is the resolved prefetch (key → JSON | None)."""
     timings = timings or Timings()
     t = k.terminology
-    records = read_records(data.values(), t)
+    records = read_records(data.values(), t, k.validation_cache)
     facts = facts_from_records(records, t, k.parameters, as_of=as_of)
     drafts = NO_DRAFTS
     if service.hook in ("order-select", "order-sign"):

@@ -844,3 +844,55 @@ def test_a_broken_narrative_does_not_exclude_a_resource(t: Terminology) -> None:
     records = read_records([obs], t)
     assert records.excluded == ()
     assert len(records.observations) == 1
+
+
+class TestValidationCache:
+    def obs(self, value: Any) -> dict[str, Any]:
+        return {
+            "resourceType": "Observation",
+            "id": "x",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+            "valueQuantity": {"value": value, "unit": "mg/dL"},
+        }
+
+    def test_same_content_hits_and_changed_content_misses(self, t: Terminology) -> None:
+        from cds.facts.records import ValidationCache
+
+        cache = ValidationCache()
+        read_records([self.obs(1.0)], t, cache)
+        read_records([self.obs(1.0)], t, cache)
+        assert (cache.hits, cache.misses) == (1, 1)
+        read_records([self.obs(1.1)], t, cache)
+        assert cache.misses == 2
+
+    def test_invalid_verdicts_are_cached_and_still_excluded(self, t: Terminology) -> None:
+        from cds.facts.records import ValidationCache
+
+        cache = ValidationCache()
+        for _ in range(2):
+            records = read_records([self.obs("high")], t, cache)
+            assert records.observations == ()
+            assert records.excluded[0].location.startswith("valueQuantity")
+        assert cache.hits == 1
+
+    def test_capacity_is_bounded(self, t: Terminology) -> None:
+        from cds.facts.records import ValidationCache
+
+        cache = ValidationCache(capacity=2)
+        for v in (1.0, 2.0, 3.0):
+            read_records([self.obs(v)], t, cache)
+        read_records([self.obs(1.0)], t, cache)  # evicted: validated again
+        assert (cache.hits, cache.misses) == (0, 4)
+
+
+def test_the_service_reuses_verdicts_across_calls(client: Any, knowledge: Any) -> None:
+    from tests.conftest import ROOT
+
+    request = json.loads(
+        (ROOT / "fixtures/mbc-bone-patient-view/her2-positive-first-line/request.json").read_text()
+    )
+    client.post("/cds-services/mbc-bone-patient-view", json=request)
+    hits = knowledge.validation_cache.hits
+    client.post("/cds-services/mbc-bone-patient-view", json=request)
+    assert knowledge.validation_cache.hits > hits
