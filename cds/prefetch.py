@@ -74,7 +74,6 @@ class FetchLimits:
 class Resolved:
     data: dict[str, Any]  # key → resource | Bundle | None (no data)
     fetched: tuple[str, ...]
-    prefetched: tuple[str, ...]
 
 
 class _KeyFailed(Exception):
@@ -239,7 +238,6 @@ async def resolve(
     return Resolved(
         data=data,
         fetched=tuple(to_fetch),
-        prefetched=tuple(k for k in templates if k not in to_fetch),
     )
 
 

@@ -7,7 +7,6 @@ carries null or empty values except `cards: []` (spec "Use of JSON").
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import (
@@ -35,9 +34,6 @@ class Outbound(BaseModel):
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
-
-
-NonEmpty = Field(min_length=1)
 
 
 # --- requests ----------------------------------------------------------------------------------
@@ -265,7 +261,3 @@ class Issue(Outbound):
 class OperationOutcome(Outbound):
     resourceType: Literal["OperationOutcome"] = "OperationOutcome"
     issue: list[Issue] = Field(min_length=1)
-
-
-def utc(value: datetime) -> str:
-    return value.isoformat()

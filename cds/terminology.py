@@ -153,12 +153,6 @@ class ValueSet:
                 return Coding(system=e.system, code=e.code, display=e.display)
         raise KeyError(f"{code} is not an emittable code of value set {self.id}")
 
-    def first_coding(self) -> Coding:
-        for e in self.entries:
-            if e.level != "UNVERIFIED":
-                return Coding(system=e.system, code=e.code, display=e.display)
-        raise KeyError(f"value set {self.id} has no emittable code")
-
 
 class MedCode(_File):
     code: str
@@ -256,10 +250,6 @@ class Terminology:
             prefixes=tuple(p for vs in sets for p in vs.prefixes),
             text_sets=tuple(vs for vs in sets if vs.text_patterns),
         )
-
-    def all_codes(self) -> Iterable[tuple[str, str]]:
-        for vs in self.value_sets.values():
-            yield from vs.codes
 
 
 def _words(names: Iterable[str], *, regex: bool = False) -> re.Pattern[str]:

@@ -35,9 +35,9 @@ def _finding(conditions: list[ConditionRecord]) -> Finding:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Disease:
-    """None means no Condition data arrived at all: unknown, never 'absent'."""
+    """Condition-derived facts. A finding is present only when a Condition shows it; a rule never
+    reads its absence as a negative finding."""
 
-    conditions_received: bool
     breast_cancer: Finding
     metastatic: Finding
     bone: Finding
@@ -99,7 +99,6 @@ def extract_disease(conditions: tuple[ConditionRecord, ...], t: Terminology) -> 
         for c in group:
             sites.append((name, c.date, f"Condition/{c.id}"))
     return Disease(
-        conditions_received=bool(conditions),
         breast_cancer=_finding(breast),
         metastatic=_finding(distant),
         bone=_finding(bone_all),

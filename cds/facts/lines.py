@@ -70,9 +70,6 @@ class LineHistory:
         progressing = self.current is not None and self.progression == "high"
         return ended + int(progressing) + 1 + (1 if self.adjuvant_within_12_months else 0)
 
-    def agents_in_metastatic_setting(self) -> frozenset[str]:
-        return frozenset(d for line in self.lines for d in line.drugs)
-
 
 def _regimens(exposures: list[Exposure], group_days: int) -> list[list[Exposure]]:
     """Drugs starting within `group_days` of a regimen's first drug join that regimen (F6.2)."""
