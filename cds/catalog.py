@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -26,12 +27,34 @@ def _coverage(fixtures: Path) -> dict[str, list[str]]:
 
 
 def _parameters_used(k: Knowledge, rule_id: str) -> list[str]:
-    source = inspect.getsource(sys.modules[k.rules[rule_id].fn.__module__])
-    fn_source = inspect.getsource(k.rules[rule_id].fn)
-    names = type(k.parameters).model_fields
-    used = [n for n in names if f"p.{n}" in fn_source]
-    # Helpers in the same module may read parameters on the rule's behalf.
-    return used or [n for n in names if f"p.{n}" in source]
+    """Parameters the rule reads, directly or through the module's helpers it calls."""
+    fn = k.rules[rule_id].fn
+    module = sys.modules[fn.__module__]
+    names = list(type(k.parameters).model_fields)
+    seen: set[str] = set()
+    sources = [inspect.getsource(fn)]
+    used: set[str] = set()
+    while sources:
+        source = sources.pop()
+        used |= {n for n in names if f"p.{n}" in source}
+        for called in re.findall(r"\b([a-z_][a-z0-9_]*)\(", source):
+            helper = getattr(module, called, None)
+            if (
+                called not in seen
+                and inspect.isfunction(helper)
+                and helper.__module__ == module.__name__
+            ):
+                seen.add(called)
+                sources.append(inspect.getsource(helper))
+    return [n for n in names if n in used]
+
+
+def _show(value: object) -> str:
+    if isinstance(value, tuple) and value and hasattr(value[0], "dose_mg"):
+        return "; ".join(
+            f"CrCl {'>' if b.exclusive else '≥'} {b.min_crcl:g} → {b.dose_mg:g} mg" for b in value
+        )
+    return repr(value)
 
 
 def write_catalog(k: Knowledge, out: Path, fixtures: Path) -> list[Path]:
@@ -62,7 +85,7 @@ def write_catalog(k: Knowledge, out: Path, fixtures: Path) -> list[Path]:
             "## Parameters",
             "",
         ]
-        lines += [f"- `{p}` = {getattr(k.parameters, p)!r}" for p in params] or ["- none"]
+        lines += [f"- `{p}` = {_show(getattr(k.parameters, p))}" for p in params] or ["- none"]
         lines += ["", "## Cards", ""]
         for name, variant in card.variants.items():
             covered = coverage.get(f"{rule_id}:{name}", [])

@@ -187,6 +187,10 @@ class TestCli:
         assert "ASCO-HER2-2022" in r6
         assert "progression-documented-second-line" in r6  # fixture coverage is listed
         assert (tmp_path / "cat" / "README.md").exists()
+        r1 = (tmp_path / "cat" / "R1.md").read_text()
+        assert "`dental_lookback_days` = 183" in r1  # read through a helper R1 calls
+        assert "creatinine_rise_normal" not in r1  # R2's threshold, not R1's
+        assert "CrCl > 60 → 4 mg" in r1
 
 
 def test_docker_compose_structure() -> None:
