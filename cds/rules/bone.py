@@ -22,6 +22,10 @@ from cds.rules import (
 )
 
 BISPHOSPHONATES = ("zoledronic acid", "pamidronate")
+# Serum calcium with albumin, for the corrected value (F8); several rules suggest it.
+ORDER_CALCIUM = Proposal(
+    key="order-calcium", actions=(Order(key="lab-calcium"), Order(key="lab-albumin"))
+)
 
 
 def has_bone_metastases(f: PatientFacts) -> bool:
@@ -349,12 +353,7 @@ def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                     data=tuple(data),
                     missing=(f"serum calcium within {p.lab_freshness_days} days",),
                     refs=(draft.ref,),
-                    proposals=(
-                        Proposal(
-                            key="order-calcium",
-                            actions=(Order(key="lab-calcium"), Order(key="lab-albumin")),
-                        ),
-                    ),
+                    proposals=(ORDER_CALCIUM,),
                 )
             )
         elif severe_renal(f, p):
@@ -366,12 +365,7 @@ def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                     indicator="warning",
                     data=tuple(data),
                     refs=(draft.ref, *f.renal.refs),
-                    proposals=(
-                        Proposal(
-                            key="order-calcium",
-                            actions=(Order(key="lab-calcium"), Order(key="lab-albumin")),
-                        ),
-                    ),
+                    proposals=(ORDER_CALCIUM,),
                 )
             )
     return out
@@ -427,12 +421,7 @@ def r3c_denosumab_calcium_check(
             data=tuple(f"On denosumab ({e.ref})" for e in on_denosumab),
             missing=(f"serum calcium within {p.calcium_check_days} days",),
             refs=tuple(e.ref for e in on_denosumab),
-            proposals=(
-                Proposal(
-                    key="order-calcium",
-                    actions=(Order(key="lab-calcium"), Order(key="lab-albumin")),
-                ),
-            ),
+            proposals=(ORDER_CALCIUM,),
         )
     ]
 

@@ -11,6 +11,7 @@ from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, DeleteDraft, Order, Proposal, on, rule
 
 HER2_AB = tuple(HER2_ANTIBODY_CLASSES)
+ORDER_ECHO = Proposal(key="echocardiogram", actions=(Order(key="echocardiogram"),))
 
 
 @rule("R10", hooks=ORDER_HOOKS, variants=("concurrent", "washout"))
@@ -137,7 +138,7 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
             indicator="warning",
             data=tuple(f"On {e.ingredient} ({e.ref})" for e in her2) + _lvef_data(f),
             refs=tuple(e.ref for e in her2),
-            proposals=(Proposal(key="echocardiogram", actions=(Order(key="echocardiogram"),)),),
+            proposals=(ORDER_ECHO,),
         )
     ]
 
@@ -155,7 +156,7 @@ def r11b_baseline_lvef(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
             indicator="warning",
             data=tuple(f"Draft order: {o.ref}" for o in orders) + _lvef_data(f),
             refs=tuple(o.ref for o in orders),
-            proposals=(Proposal(key="echocardiogram", actions=(Order(key="echocardiogram"),)),),
+            proposals=(ORDER_ECHO,),
         )
     ]
 
@@ -191,9 +192,7 @@ def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
                     data=_lvef_data(f) + tuple(f"On {e.ingredient} ({e.ref})" for e in her2),
                     bindings={"drop": f"{baseline.value - latest.value:g}"},
                     refs=refs,
-                    proposals=(
-                        Proposal(key="echocardiogram", actions=(Order(key="echocardiogram"),)),
-                    ),
+                    proposals=(ORDER_ECHO,),
                 )
             ]
         return []
