@@ -48,15 +48,29 @@ class TestHer2Table:
         ("ihc", "group", "status", "category", "reflex", "needs_ihc"),
         [
             pytest.param(3, None, "positive", "positive", False, False, id="ihc3-no-ish"),
-            pytest.param(3, 3, "positive", "positive", False, False, id="ihc3-group3"),
+            # C7: every IHC score against every ISH group (ASCO/CAP 2018, affirmed 2023).
+            *[
+                pytest.param(3, g, "positive", "positive", False, False, id=f"ihc3-group{g}")
+                for g in (1, 2, 3, 4, 5)
+            ],
             pytest.param(2, None, "equivocal", "equivocal", True, False, id="ihc2-no-ish"),
             pytest.param(2, 1, "positive", "positive", False, False, id="ihc2-group1"),
+            pytest.param(2, 2, "negative", "low", False, False, id="ihc2-group2-low"),
+            pytest.param(2, 3, "positive", "positive", False, False, id="ihc2-group3-positive"),
+            pytest.param(2, 4, "negative", "low", False, False, id="ihc2-group4-low"),
             pytest.param(2, 5, "negative", "low", False, False, id="ihc2-group5-low"),
-            pytest.param(2, 4, "unknown", "unknown", False, False, id="ihc2-group4-recount"),
             pytest.param(1, None, "negative", "low", False, False, id="ihc1-low"),
-            pytest.param(1, 5, "negative", "low", False, False, id="ihc1-group5"),
-            pytest.param(1, 2, "negative", "low", False, False, id="ihc1-group2-comment"),
+            pytest.param(1, 1, "positive", "positive", False, False, id="ihc1-group1-positive"),
+            *[
+                pytest.param(1, g, "negative", "low", False, False, id=f"ihc1-group{g}")
+                for g in (2, 3, 4, 5)
+            ],
             pytest.param(0, None, "negative", "0", False, False, id="ihc0"),
+            pytest.param(0, 1, "positive", "positive", False, False, id="ihc0-group1-positive"),
+            *[
+                pytest.param(0, g, "negative", "0", False, False, id=f"ihc0-group{g}")
+                for g in (2, 3, 4, 5)
+            ],
             pytest.param(None, 1, "positive", "positive", False, False, id="ish-only-group1"),
             pytest.param(None, 5, "negative", "unknown", False, False, id="ish-only-group5"),
             pytest.param(None, 2, "unknown", "unknown", False, True, id="ish-only-group2"),

@@ -228,27 +228,21 @@ def interpret_her2(
         ihc = {"positive": 3, "equivocal": 2}.get(ihc_status)
         if ihc_status == "negative" and not ish_known:
             return "negative", "unknown", True, False, False
+    if ihc is not None and amplified:
+        # ISH group 1 (or an amplified qualitative ISH) is positive whatever the IHC (C7).
+        return "positive", "positive", True, False, False
     if ihc == 3:
         return "positive", "positive", True, False, False
     if ihc == 2:
         if not ish_known:
             return "equivocal", "equivocal", True, True, False
-        if ish_unusual:
-            return "unknown", "unknown", True, False, False  # lab recount required
-        return (
-            ("positive", "positive", True, False, False)
-            if amplified
-            else (
-                "negative",
-                "low",
-                True,
-                False,
-                False,
-            )
-        )
+        if group == 3:
+            return "positive", "positive", True, False, False  # C7: group 3 with IHC 2+
+        # Group 5, a non-amplified qualitative ISH, or groups 2 and 4 (C7: negative after the
+        # lab's recount by a second observer): HER2-low.
+        return "negative", "low", True, False, False
     if ihc in (0, 1):
-        if amplified:
-            return "unknown", "unknown", True, False, False  # IHC and ISH conflict
+        # Groups 2-4 with IHC 0/1+ are negative (ASCO/CAP 2018, with a lab comment).
         return "negative", low_category, True, False, False
     # No IHC.
     if ish_unusual:
