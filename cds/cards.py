@@ -9,9 +9,7 @@ name exists, and every emitted code is a verified or seen code of the terminolog
 from __future__ import annotations
 
 import copy
-import inspect
 import re
-import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +24,8 @@ from cds import schemas
 from cds.errors import ConfigError
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
-from cds.rules import Decision, DeleteDraft, Order, Proposal, Rule, UpdateDraft
+from cds.parameters import Parameters
+from cds.rules import Decision, DeleteDraft, Order, Proposal, RegimenOrder, Rule, UpdateDraft
 from cds.terminology import Coding, Terminology
 
 TOPIC_SYSTEM = "https://cds-mbc-bone.example.org/CodeSystem/card-topic"
@@ -35,6 +34,9 @@ CARD_NAMESPACE = uuid.UUID("6f1c3a52-8c1e-4a57-9a77-3f1d1f0a9b21")
 EXT_RULE = "org.cds-mbc-bone.rule"
 EXT_VARIANT = "org.cds-mbc-bone.variant"
 EXT_EVIDENCE = "org.cds-mbc-bone.evidence"
+UCUM = "http://unitsofmeasure.org"
+# The first mass dose written in a dosage text ("4 mg", "4.0 mg"), which an update replaces.
+_DOSE_IN_TEXT = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s*mg(?![\w/])", re.IGNORECASE)
 
 
 class _File(BaseModel):
@@ -83,9 +85,7 @@ class CommonFile(_File):
 
 class MedicationOrder(_File):
     name: str
-    dose: str
     rxnorm: str | None = None
-    default_dose: str | None = None
 
 
 class ServiceOrder(_File):
@@ -136,17 +136,24 @@ class CardBook:
     orders: OrdersFile
     overrides: OverrideFile
     terminology: Terminology
+    parameters: Parameters
 
     def suggestion_label(self, rule: str, key: str) -> str:
         own = self.cards[rule].suggestions
-        return own[key] if key in own else self.common.suggestions[key]
+        if key in own:
+            return own[key]
+        if key in self.common.suggestions:
+            return self.common.suggestions[key]
+        return self.parameters.regimens[key].label
 
     def note(self, rule: str, key: str) -> str:
         own = self.cards[rule].notes
         return own[key] if key in own else self.common.notes[key]
 
 
-def load_cards(cards_dir: Path, terminology: Terminology, rules: Mapping[str, Rule]) -> CardBook:
+def load_cards(
+    cards_dir: Path, terminology: Terminology, rules: Mapping[str, Rule], parameters: Parameters
+) -> CardBook:
     files = {p.stem: _model(CardFile, p) for p in sorted((cards_dir / "rules").glob("*.yaml"))}
     book = CardBook(
         cards=files,
@@ -154,6 +161,7 @@ def load_cards(cards_dir: Path, terminology: Terminology, rules: Mapping[str, Ru
         orders=_model(OrdersFile, cards_dir / "orders.yaml"),
         overrides=_model(OverrideFile, cards_dir / "override-reasons.yaml"),
         terminology=terminology,
+        parameters=parameters,
     )
     problems = cross_check(book, rules)
     if problems:
@@ -161,20 +169,72 @@ def load_cards(cards_dir: Path, terminology: Terminology, rules: Mapping[str, Ru
     return book
 
 
-_KEY = re.compile(r"\b(Order|Proposal)\(\s*key=f?\"([^\"{]+)\"")
+def parameter_bindings(p: Parameters, names: frozenset[str]) -> dict[str, str]:
+    """Card-text values of the parameters a rule declares: `$dental_lookback_days`, and for
+    day windows also `$..._weeks` and `$..._months`, so no card restates a threshold."""
+    out: dict[str, str] = {}
+    for name in names:
+        value = getattr(p, name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        out[name] = f"{value:g}"
+        if name.endswith("_days"):
+            out[f"{name[:-5]}_weeks"] = f"{round(value / 7):g}"
+            out[f"{name[:-5]}_months"] = f"{round(value / 30.44):g}"
+    return out
 
 
-def _keys_in_source(rule: Rule) -> tuple[set[str], set[str]]:
-    """Order and Proposal keys a rule module names literally (checked against the files)."""
-    source = inspect.getsource(sys.modules[rule.fn.__module__])
-    orders = {m.group(2) for m in _KEY.finditer(source) if m.group(1) == "Order"}
-    proposals = {m.group(2) for m in _KEY.finditer(source) if m.group(1) == "Proposal"}
-    return orders, proposals
+# How a threshold would be restated in card text, by the parameter's name.
+_RESTATED = (
+    ("_days", ("days?",)),
+    ("_percent", ("%",)),
+    ("_minutes", ("min(?:utes?)?",)),
+    ("_mg_dl", ("mg/dL",)),
+    ("crcl", ("mL/min",)),
+    ("creatinine_rise", ("mg/dL",)),
+    ("creatinine_abnormal_baseline", ("mg/dL",)),
+)
+
+
+def restated_literals(text: str, p: Parameters, names: frozenset[str]) -> list[str]:
+    """Parameters whose value a card text writes out as a literal instead of a placeholder."""
+    found = []
+    for name in sorted(names):
+        value = getattr(p, name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        units = [u for suffix, us in _RESTATED if suffix in name for u in us]
+        forms = [(f"{value:g}", u) for u in units]
+        if name.endswith("_days"):
+            # 183 days is also written "6 months", 35 days "5 weeks": only near-exact ones.
+            for per, unit in ((30.44, "months?"), (7.0, "weeks?")):
+                n = value / per
+                if n >= 1 and abs(n - round(n)) < 0.1:
+                    forms.append((f"{round(n):g}", unit))
+        for form, unit in forms:
+            # Not a range's upper end ("4-6 months" is not "6 months").
+            pattern = rf"(?<![\d.$\-–]){re.escape(form)}(?:-(?:day|week|month))?\s*{unit}(?!\w)"
+            if re.search(pattern, text, flags=re.IGNORECASE):
+                found.append(f"{name}={value:g} written as '{form} {unit.rstrip('?')}'")
+    return found
+
+
+def _texts(card: CardFile) -> list[tuple[str, str]]:
+    """Every sentence of a card file a clinician reads, except the quoted evidence."""
+    out = []
+    for name, v in card.variants.items():
+        out += [(f"{name}.summary", v.summary), (f"{name}.detail", v.detail)]
+    out += [(f"suggestions.{k}", v) for k, v in card.suggestions.items()]
+    out += [(f"notes.{k}", v) for k, v in card.notes.items()]
+    return out
 
 
 def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
     problems: list[str] = []
     t = book.terminology
+    params = book.parameters
+    regimens = params.regimens
+    labelled = set(book.common.suggestions).union(*(c.suggestions for c in book.cards.values()))
     for rid, r in rules.items():
         card = book.cards.get(rid)
         if card is None:
@@ -187,10 +247,13 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
                 f"{rid}: card variants {sorted(card.variants)} != "
                 f"rule variants {sorted(r.variants)}"
             )
-        for name, v in card.variants.items():
-            extra = (_placeholders(v.summary) | _placeholders(v.detail)) - r.bindings
-            if extra:
-                problems.append(f"{rid}.{name}: placeholders {sorted(extra)} are not rule bindings")
+        allowed = set(r.bindings) | set(parameter_bindings(params, r.uses.parameters))
+        for where, text in _texts(card):
+            extra = _placeholders(text) - allowed
+            if extra and not where.startswith("suggestions."):
+                problems.append(f"{rid}.{where}: placeholders {sorted(extra)} are not bindings")
+            for hit in restated_literals(text, params, r.uses.parameters):
+                problems.append(f"{rid}.{where}: restates a parameter ({hit}); use a placeholder")
         for code in card.override_reasons:
             if code not in book.overrides.codes:
                 problems.append(f"{rid}: unknown override reason {code!r}")
@@ -198,25 +261,42 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
         both |= set(card.notes) & set(book.common.notes)
         if both:
             problems.append(f"{rid}: keys defined in both the card file and common.yaml: {both}")
+        # Everything the rule declares must resolve (rule-engine style: at load, not per call).
+        u = r.uses
+        for vs in sorted(u.valuesets - set(t.value_sets)):
+            problems.append(f"{rid}: value set {vs!r} is not in cards/valuesets/")
+        for ing in sorted(u.ingredients - set(t.medications.classes)):
+            problems.append(f"{rid}: ingredient {ing!r} is not in cards/medications.yaml")
+        for name in sorted(u.parameters - set(type(params).model_fields)):
+            problems.append(f"{rid}: parameter {name!r} is not in cards/parameters.yaml")
+        for key in sorted(u.orders - set(book.orders.services)):
+            problems.append(f"{rid}: order {key!r} is not a service in cards/orders.yaml")
+        for key in sorted(u.regimens - set(regimens)):
+            problems.append(f"{rid}: regimen {key!r} is not in cards/regimens.yaml")
+        for key in sorted(u.suggestions - labelled):
+            problems.append(f"{rid}: suggestion {key!r} has no label")
+        own_notes = set(card.notes) | set(book.common.notes)
+        for key in sorted(u.notes - own_notes):
+            problems.append(f"{rid}: note {key!r} is not in its card file or common.yaml")
     for rid in set(book.cards) - set(rules):
         problems.append(f"cards/rules/{rid}.yaml has no rule")
-    # Keys named literally in rule modules must exist in the files.
-    for r in rules.values():
-        orders, proposals = _keys_in_source(r)
-        for key in orders:
-            if key not in book.orders.medications and key not in book.orders.services:
-                problems.append(f"{r.id}: order {key!r} is not in cards/orders.yaml")
-        labelled = set(book.common.suggestions).union(*(c.suggestions for c in book.cards.values()))
-        for key in proposals - labelled:
-            problems.append(f"{r.id}: suggestion {key!r} has no label")
+    # Regimens: every drug is a medication order; $dose only with a default.
+    for key, reg in regimens.items():
+        for drug in reg.drugs:
+            if drug.order not in book.orders.medications:
+                problems.append(f"regimens.{key}: {drug.order!r} is not in cards/orders.yaml")
+            if drug.ingredient is not None and drug.ingredient not in t.medications.classes:
+                problems.append(f"regimens.{key}: unknown ingredient {drug.ingredient!r}")
+            if _placeholders(drug.dose) - {"dose"}:
+                problems.append(f"regimens.{key}: unknown placeholder in a dose")
+            if "dose" in _placeholders(drug.dose) and reg.default_dose is None:
+                problems.append(f"regimens.{key}: a dose has $dose but no default_dose")
+            if re.search(r"\blabel\b|\bor every\b", drug.dose, flags=re.IGNORECASE):
+                problems.append(f"regimens.{key}: {drug.order} dose is not orderable as written")
     # Every emitted code must be verified or seen, never UNVERIFIED (terminology.md).
     for key, med in book.orders.medications.items():
         if med.rxnorm is not None and med.rxnorm not in t.medications.displays:
             problems.append(f"orders.{key}: RxNorm {med.rxnorm} is not in medications.yaml")
-        if _placeholders(med.dose) - {"dose"}:
-            problems.append(f"orders.{key}: unknown placeholder in dose")
-        if "dose" in _placeholders(med.dose) and med.default_dose is None:
-            problems.append(f"orders.{key}: dose has $dose but no default_dose")
     for key, svc in book.orders.services.items():
         if (svc.valueset is None) != (svc.code is None):
             problems.append(f"orders.{key}: valueset and code go together")
@@ -250,8 +330,12 @@ def _coding(c: Coding) -> dict[str, str]:
 
 
 class Renderer:
-    def __init__(self, book: CardBook) -> None:
+    def __init__(self, book: CardBook, rules: Mapping[str, Rule]) -> None:
         self.book = book
+        # Built once: the parameter values each rule's card texts may name.
+        self._params = {
+            rid: parameter_bindings(book.parameters, r.uses.parameters) for rid, r in rules.items()
+        }
         intent = book.orders.treatment_intent
         self._intent = {
             "url": intent.url,
@@ -264,7 +348,7 @@ class Renderer:
         spec = self.book.cards[decision.rule]
         variant = spec.variants[decision.variant]
         card_id = uuid.uuid5(CARD_NAMESPACE, f"{ctx.hook_instance}|{decision.concern}")
-        bindings = dict(decision.bindings)
+        bindings = {**self._params[decision.rule], **decision.bindings}
         suggestions = [self._suggestion(decision.rule, p, ctx, card_id) for p in decision.proposals]
         return schemas.Card(
             uuid=str(card_id),
@@ -310,7 +394,9 @@ class Renderer:
             parts.append("**Patient data**\n" + "\n".join(f"- {x}" for x in d.data))
         if d.missing:
             parts.append("**Missing data**\n" + "\n".join(f"- {x}" for x in d.missing))
-        notes = [self.book.note(d.rule, k) for k in d.note_keys] + list(d.notes)
+        notes = [
+            Template(self.book.note(d.rule, k)).safe_substitute(bindings) for k in d.note_keys
+        ] + list(d.notes)
         if facts.excluded:
             kinds = ", ".join(sorted({f"{e.resource_type} ({e.location})" for e in facts.excluded}))
             notes.append(
@@ -326,11 +412,22 @@ class Renderer:
     def _suggestion(
         self, rule: str, p: Proposal, ctx: RenderContext, card_id: uuid.UUID
     ) -> schemas.Suggestion:
-        label = Template(self.book.suggestion_label(rule, p.key)).substitute(p.label_bindings)
+        label = Template(self.book.suggestion_label(rule, p.key)).safe_substitute(
+            {"dose": self._regimen_dose(p), **p.label_bindings}
+        )
         actions = []
         for a in p.actions:
             if isinstance(a, Order):
                 actions.append(self._create(a, ctx))
+            elif isinstance(a, RegimenOrder):
+                regimen = self.book.parameters.regimens[a.key]
+                dose = a.dose or regimen.default_dose or ""
+                for drug in regimen.drugs:
+                    actions.append(
+                        self._create_medication(
+                            drug.order, Template(drug.dose).substitute(dose=dose), ctx
+                        )
+                    )
             elif isinstance(a, UpdateDraft):
                 actions.append(self._update(a, ctx))
             elif isinstance(a, DeleteDraft):
@@ -351,8 +448,13 @@ class Renderer:
         refs = ctx.facts.disease.breast_cancer.refs
         return [{"reference": refs[0]}] if refs else []
 
-    def _create(self, order: Order, ctx: RenderContext) -> schemas.Action:
-        orders = self.book.orders
+    def _regimen_dose(self, p: Proposal) -> str:
+        for a in p.actions:
+            if isinstance(a, RegimenOrder):
+                return a.dose or self.book.parameters.regimens[a.key].default_dose or ""
+        return ""
+
+    def _base(self, ctx: RenderContext) -> dict[str, Any]:
         base: dict[str, Any] = {
             "status": "draft",
             "intent": "proposal",
@@ -360,51 +462,66 @@ class Renderer:
         }
         if ctx.encounter_id:
             base["encounter"] = {"reference": f"Encounter/{ctx.encounter_id}"}
+        return base
+
+    def _create_medication(self, key: str, dose: str, ctx: RenderContext) -> schemas.Action:
+        med = self.book.orders.medications[key]
+        concept: dict[str, Any] = {"text": med.name}
+        if med.rxnorm is not None:
+            t = self.book.terminology
+            concept["coding"] = [_coding(t.medications.rxnorm_coding(med.rxnorm, t.rxnorm))]
+        resource = {
+            "resourceType": "MedicationRequest",
+            **self._base(ctx),
+            "medicationCodeableConcept": concept,
+            "dosageInstruction": [{"text": dose}],
+            "extension": [self._intent],
+        }
         reason = self._reason(ctx)
-        if order.key in orders.medications:
-            med = orders.medications[order.key]
-            dose = Template(med.dose).substitute(dose=order.dose or med.default_dose or "")
-            concept: dict[str, Any] = {"text": med.name}
-            if med.rxnorm is not None:
-                t = self.book.terminology
-                concept["coding"] = [_coding(t.medications.rxnorm_coding(med.rxnorm, t.rxnorm))]
-            resource = {
-                "resourceType": "MedicationRequest",
-                **base,
-                "medicationCodeableConcept": concept,
-                "dosageInstruction": [{"text": dose}],
-                "extension": [self._intent],
-            }
-            if reason:
-                resource["reasonReference"] = reason
-            return schemas.Action(
-                type="create", description=f"Propose {med.name}: {dose}", resource=resource
-            )
-        svc = orders.services[order.key]
+        if reason:
+            resource["reasonReference"] = reason
+        return schemas.Action(
+            type="create", description=f"Propose {med.name}: {dose}", resource=resource
+        )
+
+    def _create(self, order: Order, ctx: RenderContext) -> schemas.Action:
+        svc = self.book.orders.services[order.key]
         code: dict[str, Any] = {"text": svc.name}
         if svc.valueset is not None and svc.code is not None:
             code["coding"] = [_coding(self.book.terminology[svc.valueset].coding(svc.code))]
-        resource = {"resourceType": "ServiceRequest", **base, "code": code}
+        resource = {"resourceType": "ServiceRequest", **self._base(ctx), "code": code}
+        reason = self._reason(ctx)
         if reason:
             resource["reasonReference"] = reason
         return schemas.Action(type="create", description=f"Order {svc.name}", resource=resource)
 
     def _update(self, a: UpdateDraft, ctx: RenderContext) -> schemas.Action:
+        """The draft as sent with only its dose changed: route, infusion time and interval stay
+        (clinical-logic §3b C2)."""
         draft = next((m for m in ctx.drafts.medications if m.ref == a.draft_ref), None)
         resource: dict[str, Any] = copy.deepcopy(draft.raw) if draft else {}
-        dosage = resource.get("dosageInstruction") or [{}]
+        dosage = resource.get("dosageInstruction")
+        dosage = list(dosage) if isinstance(dosage, list) and dosage else [{}]
         first = dict(dosage[0]) if isinstance(dosage[0], dict) else {}
-        first["text"] = f"{a.dose} (adjusted for creatinine clearance)"
-        mg = float(a.dose.split()[0])
+        new_dose = f"{a.dose_mg:g} mg"
+        text = first.get("text")
+        if isinstance(text, str) and _DOSE_IN_TEXT.search(text):
+            first["text"] = _DOSE_IN_TEXT.sub(new_dose, text, count=1)
+        elif isinstance(text, str) and text.strip():
+            first["text"] = f"{new_dose}; {text}"
+        else:
+            first["text"] = new_dose
+        quantity = {"value": a.dose_mg, "unit": "mg", "system": UCUM, "code": "mg"}
         rates = [dict(r) for r in first.get("doseAndRate") or () if isinstance(r, dict)]
+        replaced = False
         for rate in rates:
-            if isinstance(rate.get("doseQuantity"), dict):
-                rate["doseQuantity"] = {**rate["doseQuantity"], "value": mg, "unit": "mg"}
-        if rates:
-            first["doseAndRate"] = rates
+            if "doseQuantity" in rate:
+                rate["doseQuantity"] = quantity
+                replaced = True
+        first["doseAndRate"] = rates if replaced else [{"doseQuantity": quantity}, *rates]
         resource["dosageInstruction"] = [first, *dosage[1:]]
         return schemas.Action(
             type="update",
-            description=f"Change the dose of {a.draft_ref} to {a.dose}",
+            description=f"Change the dose of {a.draft_ref} to {new_dose} (nothing else changes)",
             resource=resource,
         )

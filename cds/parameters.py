@@ -21,6 +21,51 @@ class DoseBand(BaseModel):
         return crcl > self.min_crcl if self.exclusive else crcl >= self.min_crcl
 
 
+class LvefRule(BaseModel):
+    """One drug's LVEF action thresholds from its label (clinical-logic §3b C4).
+
+    `withhold` means the label's own word for it: withhold, do not administer, or interrupt.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    drug: str  # the name the card shows
+    label: str
+    withhold_below: float | None = None  # LVEF below this
+    withhold_drop_at_least: float | None = None  # an absolute drop of at least this
+    withhold_drop_over: float | None = None  # an absolute drop of more than this
+    below_lln_drop: float | None = None  # below the LLN with a drop of at least this
+    band_low: float | None = None  # the 40-45% band (inclusive)
+    band_high: float | None = None
+    band_withhold_drop: float | None = None  # in the band, a drop of at least this
+    band_repeat: bool = False  # in the band with a smaller drop: continue, repeat LVEF
+    repeat_weeks: int
+    chf_discontinue: bool = False  # symptomatic heart failure on the drug: discontinue
+    monitor_every_3_months: bool  # R11a: the label asks for LVEF every 3 months
+
+
+class RegimenDrug(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    order: str  # a medication of cards/orders.yaml
+    dose: str
+    ingredient: str | None = None  # what the exclusion logic reads; none for supportive drugs
+
+
+class Regimen(BaseModel):
+    """A regimen of cards/regimens.yaml: its drugs with their doses, and its label criteria."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    label: str
+    drugs: tuple[RegimenDrug, ...]
+    source: str
+    default_dose: str | None = None
+    min_prior_her2_regimens: int = 0
+    hr_positive_only: bool = False
+
+    @property
+    def ingredients(self) -> tuple[str, ...]:
+        return tuple(d.ingredient for d in self.drugs if d.ingredient is not None)
+
+
 class Parameters(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -40,8 +85,7 @@ class Parameters(BaseModel):
     lvef_interval_days: int
     lvef_grace_days: int
     lvef_lln_percent: float
-    lvef_drop_absolute: float
-    lvef_drop_below_lln: float
+    lvef_by_drug: dict[str, LvefRule]
     anthracycline_washout_days: int
     her2_stopped_days: int
     crcl_not_recommended: float
@@ -50,7 +94,13 @@ class Parameters(BaseModel):
     creatinine_rise_abnormal: float
     creatinine_abnormal_baseline: float
     zoledronic_min_infusion_minutes: float
+    pamidronate_min_infusion_minutes: float
     zoledronic_dose_by_crcl: tuple[DoseBand, ...]
+    ild_grade_discontinue: int
+    brain_status_window_days: int
+    adjuvant_tdxd_label_days: int
+    # Not a threshold: the regimens (cards/regimens.yaml), which the rules choose among.
+    regimens: dict[str, Regimen]
 
     @model_validator(mode="after")
     def _bands_descend(self) -> Parameters:
@@ -69,14 +119,25 @@ class Parameters(BaseModel):
         return None
 
 
-def load_parameters(path: Path, overrides: Mapping[str, object] | None = None) -> Parameters:
+def _mapping(path: Path) -> dict[str, object]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping")
+    return raw
+
+
+def load_parameters(
+    path: Path, overrides: Mapping[str, object] | None = None, *, regimens: Path
+) -> Parameters:
+    raw = _mapping(path)
+    if overrides and "regimens" in overrides:
+        raise ConfigError("regimens are knowledge (cards/regimens.yaml), not a parameter override")
     try:
-        return Parameters.model_validate({**raw, **(overrides or {})})
+        return Parameters.model_validate(
+            {**raw, **(overrides or {}), "regimens": _mapping(regimens).get("regimens")}
+        )
     except ValidationError as exc:
         raise ConfigError(f"{path} (with overrides): {exc}") from exc

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cds import schemas
 from cds.cards import CardBook, RenderContext, Renderer, load_cards
 from cds.errors import ConfigError
-from cds.facts import facts_from_records
+from cds.facts import FACT_VALUESETS, facts_from_records
 from cds.facts.orders import NO_DRAFTS, read_draft_orders
 from cds.facts.records import ValidationCache, read_records
 from cds.parameters import Parameters, load_parameters
@@ -89,9 +89,16 @@ class Knowledge:
 
 def load_knowledge(cards_dir: Path, overrides: Mapping[str, object] | None = None) -> Knowledge:
     t = load_terminology(cards_dir)
-    params = load_parameters(cards_dir / "parameters.yaml", overrides)
+    missing = sorted(FACT_VALUESETS - set(t.value_sets))
+    if missing:
+        raise ConfigError(
+            f"{cards_dir / 'valuesets'}: value sets the facts read are missing: {missing}"
+        )
+    params = load_parameters(
+        cards_dir / "parameters.yaml", overrides, regimens=cards_dir / "regimens.yaml"
+    )
     rules = load_rules()
-    book = load_cards(cards_dir, t, rules)
+    book = load_cards(cards_dir, t, rules, params)
     path = cards_dir / "services.yaml"
     try:
         spec = ServicesFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
@@ -116,7 +123,7 @@ def load_knowledge(cards_dir: Path, overrides: Mapping[str, object] | None = Non
         parameters=params,
         rules=rules,
         cards=book,
-        renderer=Renderer(book),
+        renderer=Renderer(book, rules),
         services=services,
         validation_cache=ValidationCache(),
     )

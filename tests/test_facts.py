@@ -19,6 +19,8 @@ from fixtures.build_scenarios import (
     PERT,
     PROGRESSION,
     PROLIA,
+    SNOMED,
+    STABLE,
     TDXD,
     TOXICITY,
     TRAS,
@@ -292,11 +294,25 @@ class TestRenal:
         f = facts(p, t, params)
         assert (f.renal.crcl, f.renal.method) == (42, "reported")
 
-    def test_egfr_is_only_a_fallback(self, t: Terminology, params: Parameters) -> None:
+    def test_egfr_is_never_creatinine_clearance(self, t: Terminology, params: Parameters) -> None:
+        """C2: an eGFR is context only; CrCl stays unknown without Cockcroft-Gault inputs."""
         p = metastatic()
         p.obs("98979-8", 3, valueQuantity={"value": 55, "unit": "mL/min/{1.73_m2}"})
         f = facts(p, t, params)
-        assert (f.renal.crcl, f.renal.method) == (55, "egfr")
+        assert (f.renal.crcl, f.renal.method) == (None, None)
+        assert f.renal.egfr is not None
+        assert f.renal.egfr.value == 55
+
+    @pytest.mark.parametrize("value", [0, -1.0])
+    def test_impossible_creatinine_is_unusable(
+        self, t: Terminology, params: Parameters, value: float
+    ) -> None:
+        """A creatinine of 0 is unusable data, never a divisor."""
+        p = metastatic()
+        p.labs(creatinine=0.8)
+        p.resources = [r for r in p.resources if "2160-0" not in str(r.get("code"))]
+        p.obs("2160-0", 3, valueQuantity={"value": value, "unit": "mg/dL", "code": "mg/dL"})
+        assert facts(p, t, params).renal.crcl is None
 
     def test_unknown_sex_leaves_crcl_unknown(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
@@ -515,6 +531,79 @@ class TestLines:
         assert f.lines.adjuvant_within_12_months is within
         assert f.lines.lines == ()
 
+    @pytest.mark.parametrize(
+        ("gap_days", "within", "label_window"),
+        [
+            pytest.param(183, True, True, id="6-months"),
+            pytest.param(184, True, False, id="6-months+1"),
+            pytest.param(365, True, False, id="12-months"),
+            pytest.param(366, False, False, id="12-months+1"),
+        ],
+    )
+    def test_adjuvant_tdm1_counts(
+        self, t: Terminology, params: Parameters, gap_days: int, within: bool, label_window: bool
+    ) -> None:
+        """C6: T-DM1 (KATHERINE) is trastuzumab-based adjuvant therapy; ≤6 months also meets the
+        Enhertu label."""
+        p = metastatic(met_days=100)
+        tdm1 = ("1371041", "Ado-trastuzumab emtansine")
+        p.med(
+            "MedicationStatement",
+            tdm1,
+            status="completed",
+            start=gap_days + 300,
+            end=100 + gap_days,
+        )
+        f = facts(p, t, params)
+        assert f.lines.adjuvant_within_12_months is within
+        assert f.lines.adjuvant_within_label_window is label_window
+
+    def test_partner_change_after_progression_is_a_new_line(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """C6: THP, progression, then trastuzumab + capecitabine: two lines."""
+        p = metastatic(met_days=600)
+        p.med("MedicationStatement", DOCE, status="stopped", start=500, end=200, reason=PROGRESSION)
+        p.med("MedicationStatement", PERT, status="stopped", start=500, end=200, reason=PROGRESSION)
+        p.med("MedicationStatement", TRAS, status="active", start=500)
+        p.med("MedicationStatement", ("194000", "Capecitabine"), status="active", start=190)
+        f = facts(p, t, params)
+        assert len(f.lines.lines) == 2
+        assert f.lines.metastatic_her2_regimens == 2
+
+    def test_partner_change_without_progression_stays_one_line(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """C6: a change for toxicity or planned maintenance is not a new line."""
+        p = metastatic(met_days=600)
+        p.med("MedicationStatement", DOCE, status="stopped", start=500, end=200, reason=TOXICITY)
+        p.med("MedicationStatement", TRAS, status="active", start=500)
+        p.med("MedicationStatement", PERT, status="active", start=500)
+        p.med("MedicationStatement", ("194000", "Capecitabine"), status="active", start=190)
+        assert len(facts(p, t, params).lines.lines) == 1
+
+    def test_a_later_stable_status_supersedes_worsened(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """C6: worsened early on the current line, stable since: not progressing on it."""
+        p = metastatic(met_days=600)
+        self.thp(p, 500)
+        p.disease_status(300, *WORSENED)
+        p.disease_status(30, *STABLE)
+        assert facts(p, t, params).lines.progression == "none"
+
+    def test_new_brain_metastasis_with_stable_disease_is_cns_only(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """C5: a new brain metastasis while systemic disease is documented stable."""
+        p = metastatic(met_days=600)
+        self.thp(p, 500)
+        p.condition(SNOMED, "94225005", "Secondary malignant neoplasm of brain", 20)
+        p.disease_status(15, *STABLE)
+        f = facts(p, t, params)
+        assert f.lines.progression == "none"
+        assert f.lines.cns_progression is not None
+
     def test_progression_by_disease_status(self, t: Terminology, params: Parameters) -> None:
         p = metastatic(met_days=600)
         self.thp(p, 500)
@@ -552,7 +641,9 @@ class TestLines:
         self.thp(p, 500, 60)
         f = facts(p, t, params)
         assert f.lines.progression == "undetermined"
-        assert any("no disease-status record" in r for r in f.lines.progression_reasons)
+        # C9: what is not evidence of progression is a finding, never "Progression".
+        assert f.lines.progression_reasons == ()
+        assert any("no disease-status record" in r for r in f.lines.findings)
 
 
 class TestRecords:

@@ -19,11 +19,46 @@ from cds.facts.labs import (
 from cds.facts.lines import LineHistory, extract_lines
 from cds.facts.medications import HER2_ANTIBODY_CLASSES, Medications, extract_medications
 from cds.facts.receptors import Receptors, extract_receptors
-from cds.facts.records import ActivityRecord, Excluded, Records, read_records
+from cds.facts.records import (
+    CONDITION_SETS,
+    OBSERVATION_SETS,
+    SERVICE_SETS,
+    ActivityRecord,
+    Excluded,
+    Records,
+    read_records,
+)
 from cds.parameters import Parameters
 from cds.terminology import Terminology
 
 _DONE = frozenset({"completed", "finished"})
+# Every value set the fact extractors read, checked when knowledge loads: a missing file stops
+# the service at start-up (and fails `cds check`) instead of failing a call.
+FACT_VALUESETS: frozenset[str] = frozenset(
+    {
+        *CONDITION_SETS,
+        *OBSERVATION_SETS,
+        *SERVICE_SETS,
+        "regional-nodes",
+        "bone-metastasis",
+        "vertebral-metastasis",
+        "vertebral-body-site",
+        "bone-marrow-metastasis",
+        "brain-metastasis",
+        "leptomeningeal-metastasis",
+        "visceral-metastasis",
+        "status-worsened",
+        "status-not-progressed",
+        "stop-progression",
+        "stop-toxicity",
+        "stop-other",
+        "result-positive",
+        "result-negative",
+        "result-equivocal",
+        "result-unknown",
+        "er-negative-ichom",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +81,7 @@ class PatientFacts:
     lvef: Lvef
     dental_evaluations: tuple[Dated, ...]
     radiation_or_neurosurgery: tuple[Dated, ...]
+    spine_surgeries: tuple[Dated, ...]
     biopsies: tuple[Dated, ...]
     dialysis_procedures: tuple[Dated, ...]
     allergies: frozenset[str]  # ingredients the patient is allergic or intolerant to
@@ -98,7 +134,7 @@ def _latest_disease_status(records: Records, t: Terminology) -> str | None:
 def facts_from_records(
     records: Records, t: Terminology, params: Parameters, *, as_of: date
 ) -> PatientFacts:
-    disease = extract_disease(records.conditions, t)
+    disease = extract_disease(records.conditions, t, records.observations)
     meds = extract_medications(
         records,
         t,
@@ -116,6 +152,8 @@ def facts_from_records(
         group_days=params.regimen_group_days,
         adjuvant_cutoff_days=params.adjuvant_cutoff_days,
         adjuvant_window_days=params.adjuvant_window_days,
+        adjuvant_label_days=params.adjuvant_tdxd_label_days,
+        brain_window_days=params.brain_status_window_days,
     )
     her2_starts = [e.start for e in meds.active(*HER2_ANTIBODY_CLASSES) if e.start is not None]
     allergies = frozenset(
@@ -154,6 +192,7 @@ def facts_from_records(
         radiation_or_neurosurgery=_dated(
             records.activities, t, "radiation-oncology", done_only=False
         ),
+        spine_surgeries=_dated(records.activities, t, "spine-surgery", done_only=False),
         biopsies=_dated(records.activities, t, "biopsy", done_only=False),
         dialysis_procedures=_dated(records.activities, t, "dialysis", done_only=False),
         allergies=allergies,

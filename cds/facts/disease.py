@@ -6,8 +6,17 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from cds.facts.records import ConditionRecord
+from cds.facts.records import ConditionRecord, ObservationRecord
 from cds.terminology import Terminology
+
+# A grade written in the condition's severity, text or notes ("grade 2", "CTCAE grade 1", "G2").
+_GRADE = re.compile(r"\b(?:ctcae\s+)?(?:grade\s*|g)([1-5])\b")
+# Stage IV and M1, read from the value's text or display (their SNOMED codes are UNVERIFIED,
+# terminology.md §2b); the AJCC system codes "4", "4A", "4B" as Synthea emits them.
+_STAGE_IV = re.compile(
+    r"^(?:(?:ajcc\s+)?(?:clinical\s+|pathologic(?:al)?\s+)?stage\s+)?(?:[cp]?\s*)?(?:iv[abc]?|4[abc]?)$"
+)
+_M1 = re.compile(r"^(?:[cpy]{0,2}m1[abcd]?)(?:\b.*)?$")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -20,6 +29,16 @@ class Finding:
 
 
 ABSENT = Finding(present=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GradedCondition:
+    """One ILD/pneumonitis record, of any clinical status (it outlives its resolution: C3)."""
+
+    onset: date | None
+    grade: int | None
+    active: bool
+    ref: str
 
 
 def _finding(conditions: list[ConditionRecord]) -> Finding:
@@ -53,14 +72,67 @@ class Disease:
     dialysis: Finding
     # Each distinct metastatic site with its first date, for F7(c) "a new site".
     site_onsets: tuple[tuple[str, date | None, str], ...] = ()
+    ild_history: tuple[GradedCondition, ...] = ()
 
     @property
     def metastatic_date(self) -> date | None:
         return self.metastatic.since
 
 
-def extract_disease(conditions: tuple[ConditionRecord, ...], t: Terminology) -> Disease:
-    active = [c for c in conditions if c.active]
+def _staged_metastatic(observations: tuple[ObservationRecord, ...], t: Terminology) -> Finding:
+    """F2(b)/(c), C8: stage IV, M1, or a history of metastatic cancer recorded as Observations."""
+    stage, m_cat = t["stage-group"], t["m-category"]
+    history, site_history = t["history-of-metastatic-cancer"], t["history-of-metastatic-site"]
+    hits: list[ObservationRecord] = []
+    for o in observations:
+        if history.matches_code(o.code):
+            if o.value.boolean is True:  # mCODE HistoryOfMetastaticCancer: valueBoolean true
+                hits.append(o)
+            continue
+        if site_history.matches_code(o.code):
+            if o.value.boolean is not False:  # a site-specific code: its presence says it
+                hits.append(o)
+            continue
+        values = [o.value.string or ""]
+        if o.value.concept is not None:
+            values += [o.value.concept.text or ""]
+            values += [c.display or "" for c in o.value.concept.codings]
+            values += [c.code for c in o.value.concept.codings if "cancerstaging" in c.system]
+        words = [v.strip().lower() for v in values if v and v.strip()]
+        if (stage.matches_code(o.code) and any(_STAGE_IV.match(w) for w in words)) or (
+            m_cat.matches_code(o.code) and any(_M1.match(w) for w in words)
+        ):
+            hits.append(o)
+    if not hits:
+        return ABSENT
+    dates = [o.effective for o in hits if o.effective is not None]
+    return Finding(
+        present=True,
+        since=min(dates) if dates else None,
+        refs=tuple(f"Observation/{o.id}" for o in hits),
+    )
+
+
+def _merge(a: Finding, b: Finding) -> Finding:
+    if not b.present:
+        return a
+    if not a.present:
+        return b
+    dates = [d for d in (a.since, b.since) if d is not None]
+    return Finding(present=True, since=min(dates) if dates else None, refs=a.refs + b.refs)
+
+
+def ild_grade(text: str) -> int | None:
+    m = _GRADE.search(text)
+    return int(m.group(1)) if m else None
+
+
+def extract_disease(
+    conditions: tuple[ConditionRecord, ...],
+    t: Terminology,
+    observations: tuple[ObservationRecord, ...] = (),
+) -> Disease:
+    active = [c for c in conditions if c.active and c.abated is None]
 
     def having(vs_id: str) -> list[ConditionRecord]:
         vs = t[vs_id]
@@ -100,7 +172,7 @@ def extract_disease(conditions: tuple[ConditionRecord, ...], t: Terminology) -> 
             sites.append((name, c.date, f"Condition/{c.id}"))
     return Disease(
         breast_cancer=_finding(breast),
-        metastatic=_finding(distant),
+        metastatic=_merge(_finding(distant), _staged_metastatic(observations, t)),
         bone=_finding(bone_all),
         bone_marrow_only=_finding(marrow if not bone_all else []),
         vertebral=_finding(vertebral),
@@ -114,4 +186,14 @@ def extract_disease(conditions: tuple[ConditionRecord, ...], t: Terminology) -> 
         mronj=_finding(having("mronj")),
         dialysis=_finding(having("dialysis")),
         site_onsets=tuple(sites),
+        ild_history=tuple(
+            GradedCondition(
+                onset=c.date,
+                grade=ild_grade(c.grade_text),
+                active=c.active and c.abated is None,
+                ref=f"Condition/{c.id}",
+            )
+            for c in conditions
+            if t["interstitial-lung-disease"].matches(c.code)
+        ),
     )

@@ -10,7 +10,7 @@ from typing import Literal
 from cds.facts.records import ObservationRecord, PatientRecord, Records
 from cds.terminology import Terminology
 
-CrClMethod = Literal["reported", "cockcroft-gault", "egfr"]
+CrClMethod = Literal["reported", "cockcroft-gault"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,16 +25,30 @@ class Measurement:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Renal:
+    """Cockcroft-Gault creatinine clearance only (the Zometa table is by CG CrCl; C2): an eGFR
+    is kept apart, as context, and never stands in for CrCl."""
+
     crcl: float | None
     method: CrClMethod | None
     creatinine: Measurement | None  # latest, mg/dL, within the freshness window
     creatinine_baseline: Measurement | None
     missing: tuple[str, ...]  # what kept CrCl unknown, in words for the card
     basis: str = ""  # the inputs, in words, so the clinician can check the arithmetic
+    egfr: Measurement | None = None  # mL/min/1.73 m², context only
+    creatinine_series: tuple[Measurement, ...] = ()  # every usable creatinine, oldest first
 
     @property
     def refs(self) -> tuple[str, ...]:
         return tuple(m.ref for m in (self.creatinine,) if m is not None)
+
+    def baseline_before(self, first_dose: date | None) -> Measurement | None:
+        """The creatinine before the first dose of a course (the label's baseline), else the
+        earliest one on record."""
+        if first_dose is not None:
+            before = [m for m in self.creatinine_series if m.when and m.when <= first_dose]
+            if before:
+                return before[-1]
+        return self.creatinine_baseline
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,13 +65,21 @@ class Calcium:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Lvef:
     latest: Measurement | None
-    baseline: Measurement | None
+    baseline: Measurement | None  # before the first active HER2 antibody/ADC started
+    series: tuple[Measurement, ...] = ()  # oldest first
+
+    def baseline_before(self, start: date | None) -> Measurement | None:
+        """The last LVEF on or before a drug's start: that drug's pre-treatment value (C4)."""
+        if start is None:
+            return None
+        before = [m for m in self.series if m.when is not None and m.when <= start]
+        return before[-1] if before else None
 
 
 def _mg_dl_creatinine(obs: ObservationRecord) -> float | None:
     q = obs.value.quantity
-    if q is None:
-        return None
+    if q is None or q.value <= 0:
+        return None  # an impossible creatinine is unusable data, never a divisor
     unit = q.unit_text().lower()
     if unit in {"mg/dl", "mg/100ml"}:
         return q.value
@@ -92,7 +114,7 @@ def _g_dl_albumin(obs: ObservationRecord) -> float | None:
 
 def _kg(obs: ObservationRecord) -> float | None:
     q = obs.value.quantity
-    if q is None:
+    if q is None or q.value <= 0:
         return None
     unit = q.unit_text().lower()
     if unit == "kg":
@@ -177,6 +199,9 @@ def extract_renal(
     fresh_scr = _fresh(scr, as_of, lab_days)
     latest = _m(fresh_scr[-1], "mg/dL") if fresh_scr else None
     baseline = _m(scr[0], "mg/dL") if scr else None
+    series = tuple(_m(x, "mg/dL") for x in scr)
+    egfr_series = _fresh(_series(records, t, "egfr", _plain), as_of, lab_days)
+    egfr = _m(egfr_series[-1], "mL/min/1.73 m²") if egfr_series else None
 
     reported = _fresh(
         _series(
@@ -195,6 +220,8 @@ def extract_renal(
             creatinine=latest,
             creatinine_baseline=baseline,
             missing=(),
+            egfr=egfr,
+            creatinine_series=series,
         )
     missing = []
     weight = _fresh(_series(records, t, "body-weight", _kg), as_of, weight_days)
@@ -224,19 +251,8 @@ def extract_renal(
             creatinine_baseline=baseline,
             missing=(),
             basis=basis,
-        )
-    egfr = _fresh(
-        _series(records, t, "egfr", _plain),
-        as_of,
-        lab_days,
-    )
-    if egfr:
-        return Renal(
-            crcl=egfr[-1][1],
-            method="egfr",
-            creatinine=latest,
-            creatinine_baseline=baseline,
-            missing=tuple(missing),
+            egfr=egfr,
+            creatinine_series=series,
         )
     return Renal(
         crcl=None,
@@ -244,6 +260,8 @@ def extract_renal(
         creatinine=latest,
         creatinine_baseline=baseline,
         missing=tuple(missing),
+        egfr=egfr,
+        creatinine_series=series,
     )
 
 
@@ -297,4 +315,4 @@ def extract_lvef(records: Records, t: Terminology, *, her2_start: date | None) -
     if her2_start is not None:
         before = [p for p in series if p[0].effective is not None and p[0].effective <= her2_start]
         baseline = _m(before[-1], "%") if before else None
-    return Lvef(latest=latest, baseline=baseline)
+    return Lvef(latest=latest, baseline=baseline, series=tuple(_m(x, "%") for x in series))

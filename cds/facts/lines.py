@@ -7,7 +7,13 @@ from datetime import date, timedelta
 from typing import Literal
 
 from cds.facts.disease import Disease
-from cds.facts.medications import HER2_CLASSES, Exposure, Medications, StopReason
+from cds.facts.medications import (
+    HER2_ANTIBODY_CLASSES,
+    HER2_CLASSES,
+    Exposure,
+    Medications,
+    StopReason,
+)
 from cds.facts.records import ObservationRecord, Records
 from cds.terminology import MedClass, Terminology
 
@@ -41,15 +47,37 @@ class Line:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CnsProgression:
+    """A new brain metastasis while systemic disease was documented stable (C5): intracranial
+    progression on the current line, which is not by itself systemic progression."""
+
+    onset: date
+    ref: str
+    status_ref: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LineHistory:
     lines: tuple[Line, ...]
     adjuvant_her2_end: date | None
-    # Trastuzumab-based (neo)adjuvant therapy ended ≤12 months before metastasis (ASCO Rec 5.0).
+    # Trastuzumab-based (or T-DM1) (neo)adjuvant therapy ended ≤12 months before metastasis
+    # (ASCO Rec 5.0; C6), and within the Enhertu label's 6 months.
     adjuvant_within_12_months: bool | None
+    adjuvant_within_label_window: bool | None
     progression: Progression
+    # Evidence of progression on the last line, and, apart from it, other findings about how it
+    # ended (stopped for toxicity, stopped with no reason): never shown as progression (C9).
     progression_reasons: tuple[str, ...]
     progression_refs: tuple[str, ...]
     confidence: Confidence
+    findings: tuple[str, ...] = ()
+    cns_progression: CnsProgression | None = None
+
+    @property
+    def metastatic_her2_regimens(self) -> int:
+        """Anti-HER2 regimens in the metastatic setting, for label criteria (C6)."""
+        done = sum(1 for line in self.lines if line.anchor and line.end_reason != "toxicity")
+        return done
 
     @property
     def current(self) -> Line | None:
@@ -94,6 +122,8 @@ def extract_lines(
     group_days: int,
     adjuvant_cutoff_days: int,
     adjuvant_window_days: int,
+    adjuvant_label_days: int,
+    brain_window_days: int,
 ) -> LineHistory:
     tmet = disease.metastatic_date
     anchors = [e for e in meds.given() if e.med_class in HER2_CLASSES | PARTNER_CLASSES]
@@ -111,52 +141,84 @@ def extract_lines(
 
     # F6.3/F6.4: a regimen is a new line only if it brings a HER2 agent the line did not have.
     # Dropping the chemotherapy partner, adding endocrine therapy, switching formulation or
-    # biosimilar (one ingredient), or swapping taxanes all stay within the line.
+    # biosimilar (one ingredient), or swapping taxanes all stay within the line - unless
+    # progression was documented first: then a change of partner or of HER2 drugs is a new line
+    # even if trastuzumab continues (C6).
+    evidence = _progression_dates(meds, disease, records, t)
     grouped: list[list[Exposure]] = []
     anchor_sets: list[set[str]] = []
+    closed: list[date | None] = []  # a line ended by documented progression, on this date
+    opened: list[date | None] = []  # a line split off by it starts with its new drugs
     for regimen in _regimens(metastatic, group_days):
         her2 = {e.ingredient for e in regimen if e.med_class in HER2_CLASSES}
         if grouped and (not her2 or her2 <= anchor_sets[-1]):
-            grouped[-1].extend(regimen)
-            continue
+            line_start = min((e.start for e in grouped[-1] if e.start), default=None)
+            new_start = min((e.start for e in regimen if e.start), default=None)
+            changed = {e.ingredient for e in regimen} - {e.ingredient for e in grouped[-1]}
+            seen = [
+                d
+                for d in evidence
+                if line_start is not None
+                and new_start is not None
+                and line_start + timedelta(days=14) < d <= new_start + timedelta(days=14)
+            ]
+            if not (seen and changed):
+                grouped[-1].extend(regimen)
+                continue
+            # The HER2 antibodies that continue through the change belong to the new line too.
+            carried = [e for e in grouped[-1] if e.ingredient in anchor_sets[-1] and e.active]
+            closed[-1] = min(seen)
+            regimen = [*regimen, *carried]
+            her2 = her2 | {e.ingredient for e in carried}
+            opened.append(new_start)
+        else:
+            opened.append(None)
         grouped.append(list(regimen))
         anchor_sets.append(her2)
+        closed.append(None)
 
     lines = []
-    for i, (members, anchor) in enumerate(zip(grouped, anchor_sets, strict=True), start=1):
+    for i, (members, anchor, closed_on, opened_on) in enumerate(
+        zip(grouped, anchor_sets, closed, opened, strict=True), start=1
+    ):
         her2_members = [e for e in members if e.ingredient in anchor] or members
-        active = any(e.active for e in her2_members)
+        active = closed_on is None and any(e.active for e in her2_members)
         ends = [e.last for e in her2_members if e.last is not None]
         reasons = [e.stop_reason for e in her2_members if e.stop_reason]
-        reason: StopReason | None = None
+        reason: StopReason | None = "progression" if closed_on is not None else None
         candidates: tuple[StopReason, ...] = ("progression", "toxicity", "other")
         for candidate in candidates:
-            if candidate in reasons:
+            if reason is None and candidate in reasons:
                 reason = candidate
-                break
         starts = [e.start for e in members if e.start is not None]
+        end = closed_on if closed_on is not None else (max(ends) if ends else None)
         lines.append(
             Line(
                 number=i,
                 anchor=frozenset(anchor),
                 drugs=frozenset(e.ingredient for e in members),
-                start=min(starts) if starts else None,
-                end=None if active else (max(ends) if ends else None),
+                start=opened_on or (min(starts) if starts else None),
+                end=None if active else end,
                 active=active,
                 end_reason=None if active else reason,
                 refs=tuple(dict.fromkeys(e.ref for e in members)),
             )
         )
 
-    adj_her2 = [e for e in adjuvant if e.med_class == "HER2_MAB" and e.last is not None]
+    # Any trastuzumab-based (neo)adjuvant therapy, T-DM1 included (KATHERINE; C6).
+    adj_her2 = [e for e in adjuvant if e.med_class in HER2_ANTIBODY_CLASSES and e.last is not None]
     adj_end = max((e.last for e in adj_her2 if e.last), default=None)
     within: bool | None = None
+    within_label: bool | None = None
     if adj_end is not None and tmet is not None:
         within = tmet - adj_end <= timedelta(days=adjuvant_window_days)
+        within_label = tmet - adj_end <= timedelta(days=adjuvant_label_days)
     elif not adj_her2 and tmet is not None and meds.received:
-        within = False
+        within = within_label = False
 
-    progression, why, refs = _progression(tuple(lines), disease, records, t)
+    progression, why, refs, findings, cns = _progression(
+        tuple(lines), disease, records, t, brain_window_days=brain_window_days
+    )
     confidence: Confidence = "high"
     if tmet is None:
         confidence = "low"
@@ -166,63 +228,121 @@ def extract_lines(
         lines=tuple(lines),
         adjuvant_her2_end=adj_end,
         adjuvant_within_12_months=within,
+        adjuvant_within_label_window=within_label,
         progression=progression,
         progression_reasons=why,
         progression_refs=refs,
         confidence=confidence,
+        findings=findings,
+        cns_progression=cns,
     )
 
 
+def _statuses(records: Records, t: Terminology) -> list[ObservationRecord]:
+    return sorted(
+        (o for o in records.observations if t["disease-status"].matches_code(o.code)),
+        key=lambda o: o.effective or date.min,
+    )
+
+
+def _worsened(o: ObservationRecord, t: Terminology) -> bool:
+    return o.value.concept is not None and t["status-worsened"].matches_code(o.value.concept)
+
+
+def _progression_dates(
+    meds: Medications, disease: Disease, records: Records, t: Terminology
+) -> list[date]:
+    """When progression was documented: 'worsened' statuses, therapy stopped for no response,
+    and the first date of each metastatic site (F7 HIGH a-c), for the line grouping of C6."""
+    out = [o.effective for o in _statuses(records, t) if o.effective and _worsened(o, t)]
+    out += [e.last for e in meds.given() if e.stop_reason == "progression" and e.last]
+    first: dict[str, date] = {}
+    for site, onset, _ in disease.site_onsets:
+        if onset is not None and (site not in first or onset < first[site]):
+            first[site] = onset
+    return out + list(first.values())
+
+
+Assessment = tuple[
+    Progression, tuple[str, ...], tuple[str, ...], tuple[str, ...], CnsProgression | None
+]
+
+
 def _progression(
-    lines: tuple[Line, ...], disease: Disease, records: Records, t: Terminology
-) -> tuple[Progression, tuple[str, ...], tuple[str, ...]]:
-    """F7 on the last line: HIGH, NOT progression, UNDETERMINED, or none while it continues."""
+    lines: tuple[Line, ...],
+    disease: Disease,
+    records: Records,
+    t: Terminology,
+    *,
+    brain_window_days: int,
+) -> Assessment:
+    """F7 on the last line: HIGH, NOT progression, UNDETERMINED, or none while it continues.
+
+    Returns (progression, its evidence, refs, other findings, intracranial-only progression).
+    """
     if not lines:
-        return "none", (), ()
+        return "none", (), (), (), None
     line = lines[-1]
     start = line.start
     reasons: list[str] = []
     refs: list[str] = []
 
-    statuses = sorted(
-        (o for o in records.observations if t["disease-status"].matches_code(o.code)),
-        key=lambda o: o.effective or date.min,
-    )
+    statuses = _statuses(records, t)
     after = [
         o
         for o in statuses
         if start is None or (o.effective is not None and o.effective > start + timedelta(days=14))
     ]
+    latest = after[-1] if after else None
     for o in after:
-        if o.value.concept is not None and t["status-worsened"].matches_code(o.value.concept):
+        if _worsened(o, t):
             reasons.append(f"disease status 'worsened' on {_d(o.effective)}")
             refs.append(f"Observation/{o.id}")
+    if latest is not None and _not_progressed(latest, t) and reasons:
+        # A later 'stable' or 'responding' status supersedes an earlier 'worsened' on this line.
+        reasons, refs = [], []
     if line.end_reason == "progression":
         reasons.append("therapy stopped for no response to treatment")
         refs.extend(line.refs)
+    cns: CnsProgression | None = None
     if start is not None:
         known_before = {s for s, d, _ in disease.site_onsets if d is not None and d <= start}
         for site, onset, ref in disease.site_onsets:
-            if (
-                onset is not None
-                and onset > start + timedelta(days=30)
-                and site not in known_before
-            ):
-                reasons.append(f"new {site} metastasis recorded {_d(onset)}")
-                refs.append(ref)
+            if onset is None or onset <= start + timedelta(days=30) or site in known_before:
+                continue
+            stable = _stable_around(statuses, onset, brain_window_days, t)
+            if site == "brain" and stable is not None:
+                # C5: a new brain metastasis with systemic disease documented stable is
+                # intracranial progression (local therapy), not a change of line.
+                cns = CnsProgression(onset=onset, ref=ref, status_ref=f"Observation/{stable.id}")
+                continue
+            reasons.append(f"new {site} metastasis recorded {_d(onset)}")
+            refs.append(ref)
     if reasons:
-        return "high", tuple(reasons), tuple(dict.fromkeys(refs))
-    latest = after[-1] if after else None
+        return "high", tuple(reasons), tuple(dict.fromkeys(refs)), (), cns
     if line.active:
-        return "none", (), ()
+        return "none", (), (), (), cns
     if line.end_reason in ("toxicity", "other"):
-        return "none", (f"last line stopped for {line.end_reason}, not progression",), line.refs
+        found = (f"last line stopped for {line.end_reason}, not progression",)
+        return "none", (), line.refs, found, cns
     if latest is not None and _not_progressed(latest, t):
-        return "none", (f"disease status not progressing on {_d(latest.effective)}",), ()
+        return "none", (), (), (f"disease status not progressing on {_d(latest.effective)}",), cns
     why = [f"{', '.join(sorted(line.anchor or line.drugs))} ended {_d(line.end)} with no reason"]
     if not statuses:
         why.append("no disease-status record")
-    return "undetermined", tuple(why), line.refs
+    return "undetermined", (), line.refs, tuple(why), cns
+
+
+def _stable_around(
+    statuses: list[ObservationRecord], onset: date, window_days: int, t: Terminology
+) -> ObservationRecord | None:
+    """The latest disease status from `window_days` before the onset on, if it says stable."""
+    near = [
+        o
+        for o in statuses
+        if o.effective is not None and o.effective >= onset - timedelta(days=window_days)
+    ]
+    return near[-1] if near and _not_progressed(near[-1], t) else None
 
 
 def _not_progressed(obs: ObservationRecord, t: Terminology) -> bool:

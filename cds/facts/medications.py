@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
+from cds.facts import units
 from cds.facts.records import MedicationRecord, Records
 from cds.terminology import DrugMatch, MedClass, Terminology
 
@@ -22,7 +22,6 @@ HER2_ANTIBODY_CLASSES: frozenset[MedClass] = frozenset(
 _ACTIVE = frozenset({"active", "intended", "on-hold", "in-progress"})
 _NEVER_GIVEN = frozenset({"not-taken", "not-done", "cancelled", "draft", "entered-in-error"})
 _ORDER_INTENTS = frozenset({"order", "plan", "original-order", "reflex-order", "instance-order"})
-_MG = re.compile(r"(\d+(?:\.\d+)?)\s*mg\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,15 +103,14 @@ def bma_dose(record: MedicationRecord, match: DrugMatch) -> BmaDose:
     weeks: float | None = None
     texts = [record.medication.all_text()]
     for d in record.doses:
-        if d.quantity is not None and d.quantity.unit_text().lower() == "mg":
-            mg = d.quantity.value
+        if d.quantity is not None and (q_mg := units.to_mg(d.quantity)) is not None:
+            mg = q_mg
         weeks = d.every_weeks or weeks
         texts.append(d.text or "")
     if mg is None:
         for text in texts:
-            m = _MG.search(text)
-            if m:
-                mg = float(m.group(1))
+            mg = units.mg_from_text(text)
+            if mg is not None:
                 break
     if match.ingredient == "denosumab":
         if (mg is not None and mg >= 120) or (weeks is not None and weeks <= 5):

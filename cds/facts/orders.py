@@ -1,26 +1,34 @@
-"""Draft orders of order-select / order-sign (context.draftOrders and selections) as facts."""
+"""Draft orders of order-select / order-sign (context.draftOrders and selections) as facts.
+
+A draft order is never skipped silently. Drafts are read field by field, tolerant of the
+slightly wrong FHIR real clients send (the CDS Hooks Sandbox sends `MedicationRequest.category`
+as an object): a draft invalid only in a field no rule reads is still checked. A draft whose
+medication cannot be identified at all is kept as `unreadable`, and a card says so.
+"""
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from cds.facts.records import json_list, read_records
+from cds.facts import units
+from cds.facts.records import activity_record, flatten, medication_record
 from cds.terminology import DrugMatch, Terminology
 
-_MINUTES = re.compile(r"over\s+(?:at\s+least\s+|no\s+less\s+than\s+)?(\d+)\s*(?:min|minutes)\b")
-_MG = re.compile(r"(\d+(?:\.\d+)?)\s*mg\b", re.IGNORECASE)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DraftMedication:
     ref: str  # "MedicationRequest/id"
     drugs: tuple[DrugMatch, ...]
-    dose_mg: float | None
+    dose_mg: float | None  # a mass dose in mg; None when absent, per weight, or in an unknown unit
+    dose_note: str | None  # why the dose is unknown, for the card ("unit '{pill}' is not a mass")
     infusion_minutes: float | None
     selected: bool
-    raw: dict[str, object]  # the draft as sent, for update suggestions
+    raw: dict[str, Any]  # the draft as sent, for update suggestions
 
     def has(self, *ingredients: str) -> bool:
         return any(d.ingredient in ingredients for d in self.drugs)
@@ -33,6 +41,14 @@ class DraftMedication:
 class DraftService:
     ref: str
     text: str
+    invasive_dental: bool  # an extraction or implant by code or dental words (value set)
+    selected: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnreadableDraft:
+    ref: str
+    reason: str
     selected: bool
 
 
@@ -40,6 +56,7 @@ class DraftService:
 class DraftOrders:
     medications: tuple[DraftMedication, ...] = ()
     services: tuple[DraftService, ...] = ()
+    unreadable: tuple[UnreadableDraft, ...] = ()
 
     def focus(self) -> tuple[DraftMedication, ...]:
         """The orders being selected (order-select), or all drafts when no selection is given."""
@@ -59,45 +76,72 @@ class DraftOrders:
 NO_DRAFTS = DraftOrders()
 
 
+def _dose(raw: dict[str, Any], rid: str) -> tuple[float | None, str | None, float | None]:
+    """(dose in mg, why it is unknown, infusion minutes) of the first dosage instruction."""
+    record = medication_record(rid, raw, {})
+    dose_mg: float | None = None
+    note: str | None = None
+    infusion: float | None = None
+    for d in record.doses:
+        if d.quantity is not None and dose_mg is None and note is None:
+            dose_mg = units.to_mg(d.quantity)
+            if dose_mg is None:
+                unit = d.quantity.code or d.quantity.unit or "no unit"
+                note = f"dose {d.quantity.value:g} in '{unit}', not a mass unit this check reads"
+        if infusion is None:
+            infusion = units.minutes(d.duration, d.duration_unit)
+    for d in record.doses:  # free text last, and only for what the structure did not say
+        text = d.text or ""
+        if dose_mg is None and note is None and text:
+            dose_mg = units.mg_from_text(text)
+        if infusion is None and text:
+            infusion = units.minutes_from_text(text)
+    return dose_mg, note, infusion
+
+
 def read_draft_orders(
     draft_orders: object, selections: Iterable[str], t: Terminology
 ) -> DraftOrders:
     selected = set(selections)
-    records = read_records([draft_orders], t)
-    raw_by_ref: dict[str, dict[str, object]] = {}
-    if isinstance(draft_orders, dict):
-        for entry in json_list(draft_orders.get("entry")):
-            res = entry.get("resource") if isinstance(entry, dict) else None
-            if isinstance(res, dict) and isinstance(res.get("id"), str):
-                raw_by_ref[f"{res.get('resourceType')}/{res['id']}"] = res
-    meds = []
-    for r in records.medications:
-        if r.resource_type != "MedicationRequest":
-            continue
-        texts = [d.text or "" for d in r.doses]
-        mg = next((d.quantity.value for d in r.doses if d.quantity is not None), None)
-        if mg is None:
-            mg = next((float(m.group(1)) for x in texts if (m := _MG.search(x))), None)
-        minutes = next(
-            (float(m.group(1)) for x in texts if (m := _MINUTES.search(x.lower()))), None
-        )
-        meds.append(
-            DraftMedication(
-                ref=r.reference,
-                drugs=t.medications.match(r.medication, t.rxnorm),
-                dose_mg=mg,
-                infusion_minutes=minutes,
-                selected=r.reference in selected,
-                raw=raw_by_ref.get(r.reference, {}),
+    meds: list[DraftMedication] = []
+    services: list[DraftService] = []
+    unreadable: list[UnreadableDraft] = []
+    for i, raw in enumerate(flatten(draft_orders)):
+        rtype = raw["resourceType"]
+        rid = raw.get("id") if isinstance(raw.get("id"), str) else None
+        ref = f"{rtype}/{rid}" if rid else f"{rtype} (draft entry {i + 1}, no id)"
+        if rtype == "MedicationRequest":
+            record = medication_record(rid or "", raw, {})
+            if not record.medication.codings and not record.medication.all_text():
+                why = "no medication code or name could be read"
+                if "medicationReference" in raw:
+                    why = "the medication is a reference the request does not contain"
+                unreadable.append(UnreadableDraft(ref=ref, reason=why, selected=ref in selected))
+                continue
+            dose_mg, note, infusion = _dose(raw, rid or "")
+            meds.append(
+                DraftMedication(
+                    ref=ref,
+                    drugs=t.medications.match(record.medication, t.rxnorm),
+                    dose_mg=dose_mg,
+                    dose_note=note,
+                    infusion_minutes=infusion,
+                    selected=ref in selected,
+                    raw=raw,
+                )
             )
-        )
-    services = tuple(
-        DraftService(
-            ref=f"{a.resource_type}/{a.id}",
-            text=a.code.all_text(),
-            selected=f"{a.resource_type}/{a.id}" in selected,
-        )
-        for a in records.activities
-        if a.resource_type in ("ServiceRequest", "Procedure")
+        elif rtype in ("ServiceRequest", "Procedure"):
+            a = activity_record(rid or "", raw)
+            services.append(
+                DraftService(
+                    ref=ref,
+                    text=a.code.all_text(),
+                    invasive_dental=t["invasive-dental"].matches(a.code),
+                    selected=ref in selected,
+                )
+            )
+    if unreadable:
+        log.warning("draft orders that could not be checked: %d", len(unreadable))
+    return DraftOrders(
+        medications=tuple(meds), services=tuple(services), unreadable=tuple(unreadable)
     )
-    return DraftOrders(medications=tuple(meds), services=services)

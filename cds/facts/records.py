@@ -69,7 +69,14 @@ MARKER_SETS = (
     "pr-percent",
 )
 LAB_SETS = ("creatinine", "calcium", "albumin", "body-weight", "creatinine-clearance", "egfr")
-OBSERVATION_SETS = (*MARKER_SETS, "disease-status", *LAB_SETS, "lvef")
+# Staging and history of metastatic cancer (F2 b/c, clinical-logic C8).
+STAGING_SETS = (
+    "stage-group",
+    "m-category",
+    "history-of-metastatic-cancer",
+    "history-of-metastatic-site",
+)
+OBSERVATION_SETS = (*MARKER_SETS, "disease-status", *LAB_SETS, "lvef", *STAGING_SETS)
 SERVICE_SETS = (
     "dental-evaluation",
     "radiation-oncology",
@@ -77,6 +84,7 @@ SERVICE_SETS = (
     "biopsy",
     "dialysis",
     "invasive-dental",
+    "spine-surgery",
 )
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
@@ -183,6 +191,7 @@ class Value:
     string: str | None = None
     integer: int | None = None
     ratio: float | None = None
+    boolean: bool | None = None
 
     def texts(self) -> tuple[str, ...]:
         out = []
@@ -197,7 +206,7 @@ def _value(raw: Mapping[str, Any]) -> Value:
     q = raw.get("valueQuantity")
     quantity = None
     if isinstance(q, dict) and (v := _number(q.get("value"))) is not None:
-        quantity = Quantity(value=v, unit=q.get("unit"), code=q.get("code"))
+        quantity = Quantity(value=v, unit=_text(q.get("unit")), code=_text(q.get("code")))
     ratio = None
     r = raw.get("valueRatio")
     if isinstance(r, dict):
@@ -207,7 +216,9 @@ def _value(raw: Mapping[str, Any]) -> Value:
             ratio = num / den
     integer = raw.get("valueInteger")
     string = raw.get("valueString")
+    boolean = raw.get("valueBoolean")
     return Value(
+        boolean=boolean if isinstance(boolean, bool) else None,
         quantity=quantity,
         concept=concept(raw["valueCodeableConcept"]) if "valueCodeableConcept" in raw else None,
         string=string if isinstance(string, str) else None,
@@ -232,6 +243,9 @@ class ConditionRecord:
     onset: date | None
     recorded: date | None
     primary_cancer_profile: bool = False
+    abated: date | None = None  # abatement[x]: the condition is over, whatever the status says
+    # Severity and notes as text: where a grade (ILD/pneumonitis) is written, if anywhere.
+    grade_text: str = ""
 
     @property
     def date(self) -> date | None:
@@ -260,11 +274,14 @@ class ObservationRecord:
 
 @dataclass(frozen=True, slots=True)
 class Dose:
-    """What the dosage says, as far as the BMA dose test needs it."""
+    """What the dosage says, as far as the BMA dose test and the order checks need it."""
 
     text: str | None = None
     quantity: Quantity | None = None
     every_weeks: float | None = None
+    # timing.repeat.duration with its UCUM durationUnit: how long one administration takes.
+    duration: float | None = None
+    duration_unit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,19 +468,27 @@ def _dose(raw: object) -> Dose:
     for dr in json_list(raw.get("doseAndRate")):
         q = dr.get("doseQuantity") if isinstance(dr, dict) else None
         if isinstance(q, dict) and (v := _number(q.get("value"))) is not None:
-            quantity = Quantity(value=v, unit=q.get("unit"), code=q.get("code"))
+            quantity = Quantity(value=v, unit=_text(q.get("unit")), code=_text(q.get("code")))
     q = raw.get("dose")  # MedicationAdministration.dosage.dose
     if quantity is None and isinstance(q, dict) and (v := _number(q.get("value"))) is not None:
-        quantity = Quantity(value=v, unit=q.get("unit"), code=q.get("code"))
-    every = None
+        quantity = Quantity(value=v, unit=_text(q.get("unit")), code=_text(q.get("code")))
+    every = duration = None
+    duration_unit = None
     rep = (raw.get("timing") or {}).get("repeat") if isinstance(raw.get("timing"), dict) else None
     if isinstance(rep, dict):
         period, unit = _number(rep.get("period")), rep.get("periodUnit")
         freq = _number(rep.get("frequency")) or 1.0
         if period is not None and unit in _WEEKS:
             every = period * _WEEKS[unit] / freq
+        duration, duration_unit = _number(rep.get("duration")), _text(rep.get("durationUnit"))
     text = raw.get("text")
-    return Dose(text=text if isinstance(text, str) else None, quantity=quantity, every_weeks=every)
+    return Dose(
+        text=text if isinstance(text, str) else None,
+        quantity=quantity,
+        every_weeks=every,
+        duration=duration,
+        duration_unit=duration_unit,
+    )
 
 
 class _Reader:
@@ -561,11 +586,11 @@ def read_records(
         elif rtype == "Observation":
             out["obs"].append(_observation(rid, raw))
         elif rtype in MEDICATION_TYPES:
-            out["med"].append(_medication(rid, raw, medications))
+            out["med"].append(medication_record(rid, raw, medications))
         elif rtype == "AllergyIntolerance":
             out["allergy"].append(AllergyRecord(id=rid, code=concept(raw.get("code"))))
         else:
-            out["act"].append(_activity(rid, raw))
+            out["act"].append(activity_record(rid, raw))
     return Records(
         patient=patient,
         conditions=tuple(out["cond"]),
@@ -586,6 +611,14 @@ def _condition(rid: str, raw: Mapping[str, Any]) -> ConditionRecord:
     # resolved for lack of a field.
     active = not codes or bool(codes & {"active", "recurrence", "relapse"})
     onset = fhir_date(raw.get("onsetDateTime")) or _period(raw, "onset")[0]
+    abated = fhir_date(raw.get("abatementDateTime")) or _period(raw, "abatement")[1]
+    if abated is None and isinstance(raw.get("abatementPeriod"), dict):
+        abated = _period(raw, "abatement")[0]
+    notes = [n.get("text") for n in json_list(raw.get("note")) if isinstance(n, dict)]
+    grade_text = " ".join(
+        [concept(raw.get("severity")).all_text(), concept(raw.get("code")).all_text()]
+        + [n for n in notes if isinstance(n, str)]
+    )
     return ConditionRecord(
         id=rid,
         code=concept(raw.get("code")),
@@ -593,6 +626,8 @@ def _condition(rid: str, raw: Mapping[str, Any]) -> ConditionRecord:
         active=active,
         onset=onset,
         recorded=fhir_date(raw.get("recordedDate")),
+        abated=abated,
+        grade_text=grade_text.lower(),
         primary_cancer_profile=any(
             "mcode-primary-cancer-condition" in str(p)
             for p in json_list(json_object(raw.get("meta")).get("profile"))
@@ -638,7 +673,7 @@ def _status_reasons(raw: Mapping[str, Any]) -> tuple[Concept, ...]:
     return tuple(reasons)
 
 
-def _medication(
+def medication_record(
     rid: str, raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
 ) -> MedicationRecord:
     rtype = raw["resourceType"]
@@ -670,7 +705,7 @@ def _medication(
     )
 
 
-def _activity(rid: str, raw: Mapping[str, Any]) -> ActivityRecord:
+def activity_record(rid: str, raw: Mapping[str, Any]) -> ActivityRecord:
     rtype = raw["resourceType"]
     if rtype == "Encounter":
         code = Concept(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NewType
 
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
@@ -20,11 +20,24 @@ Hook = Literal["patient-view", "order-select", "order-sign"]
 PATIENT_VIEW: tuple[Hook, ...] = ("patient-view",)
 ORDER_HOOKS: tuple[Hook, ...] = ("order-select", "order-sign")
 INDICATOR_RANK: Mapping[Indicator, int] = {"critical": 0, "warning": 1, "info": 2}
+# A key of a detail paragraph in a card file (or common.yaml). Its own type, so that a key can
+# never be rendered as if it were the sentence (and a sentence never looked up as a key).
+NoteKey = NewType("NoteKey", str)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Order:
-    """A proposed order from cards/orders.yaml: `key` names the template, `dose` may override."""
+    """A proposed service order (test, referral, imaging) from cards/orders.yaml."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegimenOrder:
+    """Every drug of a regimen from cards/regimens.yaml, each with the regimen's own dose.
+
+    `dose` fills a regimen dose written with $dose (the zoledronic acid renal band).
+    """
 
     key: str
     dose: str | None = None
@@ -32,10 +45,10 @@ class Order:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateDraft:
-    """Change the dose of a draft MedicationRequest (order hooks)."""
+    """Change the dose of a draft MedicationRequest, and nothing else (order hooks)."""
 
     draft_ref: str
-    dose: str
+    dose_mg: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,7 +56,7 @@ class DeleteDraft:
     draft_ref: str
 
 
-Action = Order | UpdateDraft | DeleteDraft
+Action = Order | RegimenOrder | UpdateDraft | DeleteDraft
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,10 +76,10 @@ class Decision:
     bindings: Mapping[str, str] = field(default_factory=dict)
     data: tuple[str, ...] = ()  # the patient's own data that triggered it, with dates
     missing: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()  # caveats computed from the data (renal, cardiac, discordance)
+    notes: tuple[str, ...] = ()  # sentences computed from the data (left-out regimens, dialysis)
     refs: tuple[str, ...] = ()
     proposals: tuple[Proposal, ...] = ()
-    note_keys: tuple[str, ...] = ()  # extra detail paragraphs from the card file
+    note_keys: tuple[NoteKey, ...] = ()  # detail paragraphs from the card file
 
     @property
     def concern(self) -> str:
@@ -77,16 +90,51 @@ RuleFn = Callable[[PatientFacts, DraftOrders, Parameters], list[Decision]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Uses:
+    """What a rule reads and names, declared beside it and resolved when knowledge loads.
+
+    Value sets include those behind the facts the rule reads; parameters include thresholds
+    the facts apply for it. A name that does not resolve stops the service at start-up (and
+    fails `cds check`) instead of failing a call.
+    """
+
+    valuesets: frozenset[str] = frozenset()
+    ingredients: frozenset[str] = frozenset()
+    parameters: frozenset[str] = frozenset()
+    orders: frozenset[str] = frozenset()
+    regimens: frozenset[str] = frozenset()
+    suggestions: frozenset[str] = frozenset()
+    notes: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Rule:
     id: str
     hooks: tuple[Hook, ...]
     variants: frozenset[str]
     bindings: frozenset[str]
+    uses: Uses
     fn: RuleFn
 
     @property
     def doc(self) -> str:
         return self.fn.__doc__ or ""
+
+    def undeclared(self, d: Decision) -> set[str]:
+        """Keys a decision names that the rule did not declare (a test runs every scenario)."""
+        u = self.uses
+        out = {f"note {k}" for k in d.note_keys if k not in u.notes}
+        for prop in d.proposals:
+            if prop.key not in u.suggestions and prop.key not in u.regimens:
+                out.add(f"suggestion {prop.key}")
+            for a in prop.actions:
+                if isinstance(a, Order) and a.key not in u.orders:
+                    out.add(f"order {a.key}")
+                if isinstance(a, RegimenOrder) and a.key not in u.regimens:
+                    out.add(f"regimen {a.key}")
+        if d.variant not in self.variants:
+            out.add(f"variant {d.variant}")
+        return out
 
 
 RULES: dict[str, Rule] = {}
@@ -98,8 +146,15 @@ def rule(
     hooks: tuple[Hook, ...],
     variants: tuple[str, ...],
     bindings: tuple[str, ...] = (),
+    valuesets: tuple[str, ...] = (),
+    ingredients: tuple[str, ...] = (),
+    parameters: tuple[str, ...] = (),
+    orders: tuple[str, ...] = (),
+    regimens: tuple[str, ...] = (),
+    suggestions: tuple[str, ...] = (),
+    notes: tuple[str, ...] = (),
 ) -> Callable[[RuleFn], RuleFn]:
-    """Register a rule; its variants and bindings are cross-checked with its card file."""
+    """Register a rule with everything it uses; all of it is cross-checked with cards/."""
 
     def register(fn: RuleFn) -> RuleFn:
         if rule_id in RULES:
@@ -109,6 +164,15 @@ def rule(
             hooks=hooks,
             variants=frozenset(variants),
             bindings=frozenset(bindings),
+            uses=Uses(
+                valuesets=frozenset(valuesets),
+                ingredients=frozenset(ingredients),
+                parameters=frozenset(parameters),
+                orders=frozenset(orders),
+                regimens=frozenset(regimens),
+                suggestions=frozenset(suggestions),
+                notes=frozenset(notes),
+            ),
             fn=fn,
         )
         return fn
@@ -118,7 +182,7 @@ def rule(
 
 def load_rules() -> Mapping[str, Rule]:
     """Import the rule modules (their decorators fill RULES) and return the registry."""
-    from cds.rules import bone, cardiac, her2, receptors, spine  # noqa: F401
+    from cds.rules import bone, cardiac, drafts, her2, receptors, spine  # noqa: F401
 
     return RULES
 

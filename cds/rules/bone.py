@@ -14,8 +14,10 @@ from cds.rules import (
     Decision,
     DeleteDraft,
     Indicator,
+    NoteKey,
     Order,
     Proposal,
+    RegimenOrder,
     UpdateDraft,
     on,
     rule,
@@ -26,6 +28,24 @@ BISPHOSPHONATES = ("zoledronic acid", "pamidronate")
 ORDER_CALCIUM = Proposal(
     key="order-calcium", actions=(Order(key="lab-calcium"), Order(key="lab-albumin"))
 )
+# What the renal and calcium facts behind the bone rules read.
+RENAL_VALUESETS = ("creatinine", "body-weight", "creatinine-clearance", "egfr", "dialysis")
+CALCIUM_VALUESETS = ("calcium", "albumin")
+BONE_VALUESETS = (
+    "breast-cancer",
+    "secondary-neoplasm",
+    "regional-nodes",
+    "bone-metastasis",
+    "vertebral-metastasis",
+    "vertebral-body-site",
+    "bone-marrow-metastasis",
+)
+LAB_PARAMETERS = ("lab_freshness_days", "weight_freshness_days")
+CALCIUM_PARAMETERS = ("hypocalcaemia_mg_dl", "hypercalcaemia_mg_dl", "lab_freshness_days")
+BMA_PARAMETERS = ("active_window_days", "zoledronic_window_days", "request_active_max_days")
+# What every bone-modifying-agent suggestion may carry (R1; C2 for "replace with denosumab").
+SUPPORT_ORDERS = ("dental-referral", "lab-creatinine", "lab-calcium", "lab-albumin")
+SUPPORT_REGIMENS = ("calcium-vitamin-d",)
 
 
 def has_bone_metastases(f: PatientFacts) -> bool:
@@ -36,13 +56,19 @@ def has_bone_metastases(f: PatientFacts) -> bool:
 def renal_words(f: PatientFacts) -> str:
     r = f.renal
     if r.crcl is None:
-        return "creatinine clearance unknown"
+        words = "Cockcroft-Gault creatinine clearance cannot be calculated"
+        if r.missing:
+            words += f" (missing: {'; '.join(r.missing)})"
+        if r.egfr is not None:
+            # eGFR is not creatinine clearance (C2): context only, labelled as such.
+            words += (
+                f"; eGFR {r.egfr.value:g} mL/min/1.73 m² on {on(r.egfr.when)} "
+                "(context only: the dose table is by Cockcroft-Gault CrCl)"
+            )
+        return words
     if r.method == "cockcroft-gault":
         return f"CrCl {r.crcl:.1f} mL/min (Cockcroft-Gault: {r.basis})"
-    if r.method == "egfr":
-        # eGFR is not creatinine clearance (clinical-logic F8): used only as a fallback.
-        return f"eGFR {r.crcl:.1f} mL/min/1.73 m² used in place of CrCl (no Cockcroft-Gault inputs)"
-    return f"CrCl {r.crcl:.1f} mL/min (reported)"
+    return f"CrCl {r.crcl:.1f} mL/min (Cockcroft-Gault, as reported)"
 
 
 def severe_renal(f: PatientFacts, p: Parameters) -> bool:
@@ -60,11 +86,11 @@ def dental_words(f: PatientFacts) -> str:
     return f"last dental evaluation {on(last.when)}" if last else "no dental evaluation on record"
 
 
-def _support_actions(f: PatientFacts, p: Parameters) -> tuple[Action, ...]:
+def support_actions(f: PatientFacts, p: Parameters) -> tuple[Action, ...]:
     """Actions every BMA suggestion carries: calcium/vitamin D, dental referral, stale labs."""
     actions: list[Action] = []
     if not f.calcium.high:
-        actions += [Order(key="calcium-supplement"), Order(key="vitamin-d-supplement")]
+        actions.append(RegimenOrder(key="calcium-vitamin-d"))
     if no_recent_dental(f, p):
         actions.append(Order(key="dental-referral"))
     if f.renal.creatinine is None:
@@ -74,35 +100,51 @@ def _support_actions(f: PatientFacts, p: Parameters) -> tuple[Action, ...]:
     return tuple(actions)
 
 
-def bma_options(f: PatientFacts, p: Parameters) -> tuple[tuple[Proposal, ...], tuple[str, ...]]:
-    """R1 S1-S3 filtered by renal function, calcium and allergy; options never ranked (§0.3)."""
-    support = _support_actions(f, p)
+def bma_options(f: PatientFacts, p: Parameters) -> tuple[tuple[Proposal, ...], tuple[NoteKey, ...]]:
+    """R1 S1-S3 filtered by renal function, calcium and allergy; options never ranked (§0.3).
+
+    A bisphosphonate dose is chosen from Cockcroft-Gault CrCl only; without it no dose band is
+    pre-filled and the card says what is missing (C2). Zoledronic acid's two schedules are two
+    choices, each orderable as written (C1).
+    """
+    support = support_actions(f, p)
     proposals: list[Proposal] = []
-    notes: list[str] = []
+    notes: list[NoteKey] = []
     if "denosumab" in f.allergies:
-        notes.append("denosumab-allergy")
+        notes.append(NoteKey("denosumab-allergy"))
     elif f.calcium.low:
-        notes.append("denosumab-hypocalcaemia")
+        notes.append(NoteKey("denosumab-hypocalcaemia"))
     else:
         if severe_renal(f, p):
-            notes.append("denosumab-renal")
-        proposals.append(Proposal(key="denosumab", actions=(Order(key="denosumab-120"), *support)))
+            notes.append(NoteKey("denosumab-renal"))
+        elif f.renal.crcl is None and f.renal.egfr and f.renal.egfr.value < p.crcl_not_recommended:
+            notes.append(NoteKey("denosumab-renal-egfr"))
+        proposals.append(
+            Proposal(key="denosumab", actions=(RegimenOrder(key="denosumab"), *support))
+        )
     for drug, key in (("zoledronic acid", "zoledronic-acid"), ("pamidronate", "pamidronate")):
         if drug in f.allergies:
-            notes.append(f"{key}-allergy")
-            continue
-        if severe_renal(f, p):
-            notes.append(f"{key}-renal-contraindicated")
-            continue
-        order = Order(key=f"{key}-order")
-        if drug == "zoledronic acid" and f.renal.crcl is not None:
+            notes.append(NoteKey(f"{key}-allergy"))
+        elif severe_renal(f, p):
+            notes.append(NoteKey(f"{key}-renal-contraindicated"))
+        elif f.renal.crcl is None:
+            notes.append(NoteKey(f"{key}-renal-unknown"))
+        elif drug == "pamidronate":
+            proposals.append(
+                Proposal(key="pamidronate", actions=(RegimenOrder(key="pamidronate"), *support))
+            )
+        else:
             dose = p.zoledronic_dose(f.renal.crcl)
+            dose_text = f"{dose:g} mg" if dose is not None else None
             if dose is not None and dose < p.zoledronic_dose_by_crcl[0].dose_mg:
-                order = Order(key="zoledronic-acid-order", dose=f"{dose:g} mg")
-                notes.append("zoledronic-acid-dose-reduced")
-        if f.renal.crcl is None:
-            notes.append(f"{key}-renal-unknown")
-        proposals.append(Proposal(key=key, actions=(order, *support)))
+                notes.append(NoteKey("zoledronic-acid-dose-reduced"))
+            for schedule in ("zoledronic-acid-12-weekly", "zoledronic-acid-4-weekly"):
+                proposals.append(
+                    Proposal(
+                        key=schedule,
+                        actions=(RegimenOrder(key=schedule, dose=dose_text), *support),
+                    )
+                )
     return tuple(proposals), tuple(dict.fromkeys(notes))
 
 
@@ -114,6 +156,11 @@ def bma_indicated(f: PatientFacts) -> bool:
     if f.meds.active_bma() or f.meds.declined_bma():
         return False
     return not all(b in f.allergies for b in ("denosumab", "zoledronic acid", "pamidronate"))
+
+
+def r1_offers_dental_referral(f: PatientFacts, p: Parameters) -> bool:
+    """R1 fires and its suggestions already carry the dental referral (C9: not said twice)."""
+    return bma_indicated(f) and no_recent_dental(f, p) and bool(bma_options(f, p)[0])
 
 
 def bone_data(f: PatientFacts) -> tuple[str, ...]:
@@ -140,16 +187,52 @@ def _missing(f: PatientFacts) -> tuple[str, ...]:
     return tuple(out)
 
 
-@rule("R1", hooks=PATIENT_VIEW, variants=("start", "marrow-only", "osteoporosis-dose"))
+@rule(
+    "R1",
+    hooks=PATIENT_VIEW,
+    variants=("start", "marrow-only", "osteoporosis-dose"),
+    valuesets=(*BONE_VALUESETS, *RENAL_VALUESETS, *CALCIUM_VALUESETS, "dental-evaluation"),
+    ingredients=("denosumab", "zoledronic acid", "pamidronate", "calcium", "vitamin d"),
+    parameters=(
+        *LAB_PARAMETERS,
+        *CALCIUM_PARAMETERS,
+        *BMA_PARAMETERS,
+        "dental_lookback_days",
+        "crcl_not_recommended",
+        "zoledronic_dose_by_crcl",
+    ),
+    orders=SUPPORT_ORDERS,
+    regimens=(
+        "denosumab",
+        "zoledronic-acid-12-weekly",
+        "zoledronic-acid-4-weekly",
+        "pamidronate",
+        *SUPPORT_REGIMENS,
+    ),
+    notes=(
+        "denosumab-allergy",
+        "denosumab-hypocalcaemia",
+        "denosumab-renal",
+        "denosumab-renal-egfr",
+        "zoledronic-acid-allergy",
+        "pamidronate-allergy",
+        "zoledronic-acid-renal-contraindicated",
+        "pamidronate-renal-contraindicated",
+        "zoledronic-acid-dose-reduced",
+        "zoledronic-acid-renal-unknown",
+        "pamidronate-renal-unknown",
+    ),
+)
 def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """Bone metastases without an oncologic bone-modifying agent → start one.
 
     ASCO-BMA-2017: patients with breast cancer and evidence of bone metastases should be treated
     with a BMA (Strong); denosumab 120 mg SC q4w, zoledronic acid 4 mg IV q12w or q3-4w, or
     pamidronate 90 mg IV q3-4w; one BMA is not recommended over another. Zometa label renal table
-    (dose by CrCl; not recommended below 30 mL/min); Xgeva label (correct hypocalcaemia first).
-    Bone-marrow-only involvement (C79.52) is 'consider' (info). An osteoporosis-dose agent
-    (denosumab 60 mg, zoledronic acid 5 mg) does not count (clinical-logic §0.7).
+    (dose by Cockcroft-Gault CrCl; not recommended below 30 mL/min; no band without CG, C2);
+    Xgeva label (correct hypocalcaemia first). Bone-marrow-only involvement (C79.52) is
+    'consider' (info). An osteoporosis-dose agent (denosumab 60 mg, zoledronic acid 5 mg) does
+    not count (clinical-logic §0.7).
     """
     if not bma_indicated(f):
         return []
@@ -180,32 +263,90 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     ]
 
 
+def _first_course(f: PatientFacts, drug: str) -> bool:
+    """No earlier dose of this bisphosphonate: the dose table applies (to the baseline CrCl)."""
+    return not any(e.ingredient == drug for e in f.meds.ever("BMA"))
+
+
+def _creatinine_rise(f: PatientFacts, p: Parameters, drug: str) -> tuple[str, ...] | None:
+    """Zometa label renal deterioration on treatment: a rise of ≥0.5 mg/dL from a normal
+    baseline, or ≥1.0 mg/dL from an abnormal one. The baseline is the creatinine before the
+    first dose of the course. Returns the data lines when it applies."""
+    latest = f.renal.creatinine
+    if latest is None:
+        return None
+    starts = [e.start for e in f.meds.ever("BMA") if e.ingredient == drug and e.start]
+    baseline = f.renal.baseline_before(min(starts) if starts else None)
+    if baseline is None or baseline.ref == latest.ref:
+        return None
+    limit = (
+        p.creatinine_rise_abnormal
+        if baseline.value > p.creatinine_abnormal_baseline
+        else p.creatinine_rise_normal
+    )
+    if latest.value - baseline.value < limit:
+        return None
+    return (
+        f"Creatinine {latest.value:.2f} mg/dL on {on(latest.when)}; "
+        f"baseline {baseline.value:.2f} mg/dL on {on(baseline.when)}",
+        baseline.ref,
+    )
+
+
 @rule(
     "R2",
     hooks=ORDER_HOOKS,
     variants=(
         "renal-contraindicated",
         "dose-adjust",
+        "dose-unknown",
         "no-creatinine",
         "crcl-unknown",
         "creatinine-rise",
         "infusion-time",
     ),
-    bindings=("drug", "dose"),
+    bindings=("drug", "dose", "minimum"),
+    valuesets=(*RENAL_VALUESETS, *CALCIUM_VALUESETS, "dental-evaluation"),
+    ingredients=BISPHOSPHONATES,
+    parameters=(
+        *LAB_PARAMETERS,
+        *CALCIUM_PARAMETERS,
+        "dental_lookback_days",
+        "crcl_not_recommended",
+        "crcl_dose_adjust_upto",
+        "zoledronic_dose_by_crcl",
+        "creatinine_rise_normal",
+        "creatinine_rise_abnormal",
+        "creatinine_abnormal_baseline",
+        "zoledronic_min_infusion_minutes",
+        "pamidronate_min_infusion_minutes",
+    ),
+    orders=SUPPORT_ORDERS,
+    regimens=("denosumab", *SUPPORT_REGIMENS),
+    suggestions=("replace-with-denosumab", "adjust-dose", "order-creatinine"),
 )
 def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """Zoledronic acid / pamidronate order safety: renal dosing, creatinine, infusion time.
 
-    Zometa US label: dose by Cockcroft-Gault CrCl (>60 4.0 mg; 50-60 3.5; 40-49 3.3; 30-39 3.0);
-    not recommended below 30 mL/min; withhold after a creatinine rise of ≥0.5 mg/dL (normal
-    baseline) or ≥1.0 mg/dL (baseline >1.4). ASCO-BMA-2011/2017: monitor creatinine before each
-    dose; zoledronic acid over no less than 15 minutes.
+    Zometa US label: dose by Cockcroft-Gault CrCl before the first dose (>60 4.0 mg; 50-60 3.5;
+    40-49 3.3; 30-39 3.0); not recommended below 30 mL/min; on treatment, withhold after a
+    creatinine rise of ≥0.5 mg/dL (normal baseline) or ≥1.0 mg/dL (abnormal baseline) and resume
+    at the same dose when it is back within 10% of baseline - one answer never says both withhold
+    and reduce (C2). A dose change keeps route, infusion time and interval. ASCO-BMA-2011/2017:
+    monitor creatinine before each dose; zoledronic acid over no less than 15 minutes.
+    Pamidronate label: over at least 2 hours.
     """
     out: list[Decision] = []
     for draft in drafts.with_ingredient(*BISPHOSPHONATES):
         drug = "zoledronic acid" if draft.has("zoledronic acid") else "pamidronate"
-        base = {"drug": drug, "dose": f"{draft.dose_mg:g} mg" if draft.dose_mg else "as ordered"}
-        data = (f"Draft order: {drug} ({draft.ref})", f"Renal function: {renal_words(f)}")
+        base = {
+            "drug": drug,
+            "dose": f"{draft.dose_mg:g} mg" if draft.dose_mg else "as ordered",
+            "minimum": "",
+        }
+        data = [f"Draft order: {drug} ({draft.ref})", f"Renal function: {renal_words(f)}"]
+        if draft.dose_note:
+            data.append(f"Draft dose unknown: {draft.dose_note}")
         if severe_renal(f, p):
             out.append(
                 Decision(
@@ -213,39 +354,68 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                     variant="renal-contraindicated",
                     indicator="critical",
                     bindings=base,
-                    data=data,
+                    data=tuple(data),
                     refs=(draft.ref, *f.renal.refs),
                     notes=("Dialysis is recorded.",) if f.on_dialysis else (),
                     proposals=(
                         Proposal(
                             key="replace-with-denosumab",
-                            actions=(DeleteDraft(draft_ref=draft.ref), Order(key="denosumab-120")),
+                            actions=(
+                                DeleteDraft(draft_ref=draft.ref),
+                                RegimenOrder(key="denosumab"),
+                                *support_actions(f, p),
+                            ),
                         ),
                     ),
                 )
             )
             continue
+        rise = _creatinine_rise(f, p, drug)
         crcl = f.renal.crcl
-        if (
+        if rise is not None:
+            # Renal deterioration on treatment: withhold, and resume at the same dose - never
+            # a dose reduction in the same answer (C2).
+            out.append(
+                Decision(
+                    rule="R2",
+                    variant="creatinine-rise",
+                    indicator="warning",
+                    bindings=base,
+                    data=(*data, rise[0]),
+                    refs=(draft.ref, *f.renal.refs, rise[1]),
+                )
+            )
+        elif (
             drug == "zoledronic acid"
             and crcl is not None
             and crcl <= p.crcl_dose_adjust_upto
-            and draft.dose_mg is not None
+            and _first_course(f, drug)
+            and (dose := p.zoledronic_dose(crcl)) is not None
         ):
-            dose = p.zoledronic_dose(crcl)
-            if dose is not None and draft.dose_mg > dose:
+            if draft.dose_mg is None:
+                out.append(
+                    Decision(
+                        rule="R2",
+                        variant="dose-unknown",
+                        indicator="warning",
+                        bindings={**base, "dose": f"{dose:g} mg"},
+                        data=tuple(data),
+                        refs=(draft.ref, *f.renal.refs),
+                    )
+                )
+            elif draft.dose_mg > dose:
                 out.append(
                     Decision(
                         rule="R2",
                         variant="dose-adjust",
                         indicator="warning",
                         bindings={**base, "dose": f"{dose:g} mg"},
-                        data=data,
+                        data=tuple(data),
                         refs=(draft.ref, *f.renal.refs),
                         proposals=(
                             Proposal(
                                 key="adjust-dose",
-                                actions=(UpdateDraft(draft_ref=draft.ref, dose=f"{dose:g} mg"),),
+                                actions=(UpdateDraft(draft_ref=draft.ref, dose_mg=dose),),
                                 label_bindings={"dose": f"{dose:g} mg"},
                             ),
                         ),
@@ -253,14 +423,14 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                 )
         if f.renal.creatinine is not None and crcl is None and drug == "zoledronic acid":
             # Missing data is never a pass: a creatinine without the rest of Cockcroft-Gault
-            # leaves the renal dose unchecked, and the card says what is missing.
+            # leaves the renal dose unchecked, and the card says what is missing (no band).
             out.append(
                 Decision(
                     rule="R2",
                     variant="crcl-unknown",
                     indicator="warning",
                     bindings=base,
-                    data=data,
+                    data=tuple(data),
                     missing=f.renal.missing,
                     refs=(draft.ref, *f.renal.refs),
                 )
@@ -272,7 +442,7 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                     variant="no-creatinine",
                     indicator="warning",
                     bindings=base,
-                    data=data,
+                    data=tuple(data),
                     missing=(f"serum creatinine within {p.lab_freshness_days} days",),
                     refs=(draft.ref,),
                     proposals=(
@@ -280,40 +450,18 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                     ),
                 )
             )
-        else:
-            latest, baseline = f.renal.creatinine, f.renal.creatinine_baseline
-            if baseline is not None and baseline.ref != latest.ref:
-                limit = (
-                    p.creatinine_rise_abnormal
-                    if baseline.value > p.creatinine_abnormal_baseline
-                    else p.creatinine_rise_normal
-                )
-                if latest.value - baseline.value >= limit:
-                    out.append(
-                        Decision(
-                            rule="R2",
-                            variant="creatinine-rise",
-                            indicator="warning",
-                            bindings=base,
-                            data=(
-                                *data,
-                                f"Creatinine {latest.value:.2f} mg/dL on {on(latest.when)}; "
-                                f"baseline {baseline.value:.2f} mg/dL on {on(baseline.when)}",
-                            ),
-                            refs=(draft.ref, latest.ref, baseline.ref),
-                        )
-                    )
-        if (
-            drug == "zoledronic acid"
-            and draft.infusion_minutes is not None
-            and draft.infusion_minutes < p.zoledronic_min_infusion_minutes
-        ):
+        minimum = (
+            p.zoledronic_min_infusion_minutes
+            if drug == "zoledronic acid"
+            else p.pamidronate_min_infusion_minutes
+        )
+        if draft.infusion_minutes is not None and draft.infusion_minutes < minimum:
             out.append(
                 Decision(
                     rule="R2",
                     variant="infusion-time",
                     indicator="warning",
-                    bindings=base,
+                    bindings={**base, "minimum": f"{minimum:g}"},
                     data=(*data, f"Infusion time on the order: {draft.infusion_minutes:g} minutes"),
                     refs=(draft.ref,),
                 )
@@ -321,7 +469,17 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     return out
 
 
-@rule("R3a", hooks=ORDER_HOOKS, variants=("hypocalcaemia", "calcium-unknown", "renal-monitor"))
+@rule(
+    "R3a",
+    hooks=ORDER_HOOKS,
+    variants=("hypocalcaemia", "calcium-unknown", "renal-monitor"),
+    valuesets=(*RENAL_VALUESETS, *CALCIUM_VALUESETS),
+    ingredients=("denosumab",),
+    parameters=(*LAB_PARAMETERS, *CALCIUM_PARAMETERS, "crcl_not_recommended"),
+    orders=("lab-calcium", "lab-albumin"),
+    suggestions=("order-calcium",),
+    notes=("calcium-uncorrected",),
+)
 def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """Denosumab order with low corrected calcium → correct it first; severe renal → monitor.
 
@@ -341,7 +499,9 @@ def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                     indicator="critical",
                     data=tuple(data),
                     refs=(draft.ref, *f.calcium.refs),
-                    notes=() if f.calcium.albumin_corrected else ("calcium-uncorrected",),
+                    note_keys=()
+                    if f.calcium.albumin_corrected
+                    else (NoteKey("calcium-uncorrected"),),
                 )
             )
         elif f.calcium.corrected is None:
@@ -371,7 +531,15 @@ def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     return out
 
 
-@rule("R3b", hooks=PATIENT_VIEW, variants=("supplement",))
+@rule(
+    "R3b",
+    hooks=PATIENT_VIEW,
+    variants=("supplement",),
+    valuesets=CALCIUM_VALUESETS,
+    ingredients=("denosumab", "zoledronic acid", "pamidronate", "calcium", "vitamin d"),
+    parameters=(*CALCIUM_PARAMETERS, *BMA_PARAMETERS),
+    regimens=SUPPORT_REGIMENS,
+)
 def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """On an oncologic BMA without calcium or vitamin D → supplement, unless hypercalcaemic.
 
@@ -393,16 +561,22 @@ def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
             else ("a recent serum calcium: check it is not high before supplementing",),
             refs=tuple(e.ref for e in bma),
             proposals=(
-                Proposal(
-                    key="calcium-vitamin-d",
-                    actions=(Order(key="calcium-supplement"), Order(key="vitamin-d-supplement")),
-                ),
+                Proposal(key="calcium-vitamin-d", actions=(RegimenOrder(key="calcium-vitamin-d"),)),
             ),
         )
     ]
 
 
-@rule("R3c", hooks=PATIENT_VIEW, variants=("check-calcium",))
+@rule(
+    "R3c",
+    hooks=PATIENT_VIEW,
+    variants=("check-calcium",),
+    valuesets=CALCIUM_VALUESETS,
+    ingredients=("denosumab",),
+    parameters=("calcium_check_days", *BMA_PARAMETERS),
+    orders=("lab-calcium", "lab-albumin"),
+    suggestions=("order-calcium",),
+)
 def r3c_denosumab_calcium_check(
     f: PatientFacts, drafts: DraftOrders, p: Parameters
 ) -> list[Decision]:
@@ -426,15 +600,25 @@ def r3c_denosumab_calcium_check(
     ]
 
 
-@rule("R4a", hooks=PATIENT_VIEW, variants=("dental-review",))
+@rule(
+    "R4a",
+    hooks=PATIENT_VIEW,
+    variants=("dental-review",),
+    valuesets=(*BONE_VALUESETS, "dental-evaluation"),
+    ingredients=("denosumab", "zoledronic acid", "pamidronate"),
+    parameters=("dental_lookback_days", "bma_recent_start_days", *BMA_PARAMETERS),
+    orders=("dental-referral",),
+    suggestions=("dental-referral",),
+)
 def r4a_dental_review(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """A BMA is indicated or just started, and no dental evaluation in 6 months → refer.
 
     ASCO-BMA-2017/2011: all patients should have a dental examination and preventive dentistry
     before using a BMA. Xgeva label: dental examination before treatment; avoid invasive dental
-    procedures during it. MRONJ-2019. The 6-month look-back is a configurable default.
+    procedures during it. MRONJ-2019. The 6-month look-back is a configurable default. When the
+    bone-modifying agent card already carries the dental referral, it is not repeated (C9).
     """
-    if not no_recent_dental(f, p):
+    if not no_recent_dental(f, p) or r1_offers_dental_referral(f, p):
         return []
     needs_bma = bma_indicated(f)
     recent = [
@@ -460,7 +644,16 @@ def r4a_dental_review(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> li
     ]
 
 
-@rule("R4b", hooks=ORDER_HOOKS, variants=("dental-before-bma",))
+@rule(
+    "R4b",
+    hooks=ORDER_HOOKS,
+    variants=("dental-before-bma",),
+    valuesets=("dental-evaluation",),
+    ingredients=("denosumab", "zoledronic acid", "pamidronate"),
+    parameters=("dental_lookback_days",),
+    orders=("dental-referral",),
+    suggestions=("dental-referral",),
+)
 def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """A first BMA is being ordered with no dental evaluation in 6 months → refer; never blocks.
 
@@ -481,17 +674,24 @@ def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     ]
 
 
-@rule("R4c", hooks=ORDER_HOOKS, variants=("invasive-dental",))
+@rule(
+    "R4c",
+    hooks=ORDER_HOOKS,
+    variants=("invasive-dental",),
+    valuesets=("invasive-dental",),
+    ingredients=("denosumab", "zoledronic acid", "pamidronate"),
+    parameters=BMA_PARAMETERS,
+)
 def r4c_invasive_dental(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """On a BMA and an extraction or implant is being ordered → MRONJ risk; coordinate.
 
     Xgeva label: avoid invasive dental procedures during treatment. MRONJ-2019. The procedure
-    code set is UNVERIFIED, so the draft is recognised by its text.
+    code set is UNVERIFIED, so the draft is recognised by dental words (value set
+    invasive-dental): a cataract extraction or a breast implant never matches (C9).
     """
     if not f.meds.active("BMA"):
         return []
-    pattern = ("extraction", "implant", "oral surgery")
-    hits = [s for s in drafts.services if any(w in s.text for w in pattern)]
+    hits = [s for s in drafts.services if s.invasive_dental]
     if not hits:
         return []
     return [
@@ -505,7 +705,14 @@ def r4c_invasive_dental(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     ]
 
 
-@rule("R4d", hooks=PATIENT_VIEW, variants=("mronj",))
+@rule(
+    "R4d",
+    hooks=PATIENT_VIEW,
+    variants=("mronj",),
+    valuesets=("mronj",),
+    ingredients=("denosumab", "zoledronic acid", "pamidronate"),
+    parameters=BMA_PARAMETERS,
+)
 def r4d_mronj(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """Osteonecrosis of the jaw recorded → review BMA continuation with dental/oral surgery.
 
@@ -529,7 +736,14 @@ def r4d_mronj(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decis
     ]
 
 
-@rule("R5", hooks=PATIENT_VIEW, variants=("interval",))
+@rule(
+    "R5",
+    hooks=PATIENT_VIEW,
+    variants=("interval",),
+    valuesets=("disease-status", "status-not-progressed", "status-worsened"),
+    ingredients=("zoledronic acid",),
+    parameters=("zoledronic_window_days", "active_window_days", "request_active_max_days"),
+)
 def r5_zoledronic_interval(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """Zoledronic acid every 3-4 weeks for ≥3 months with stable disease → 12-weekly is an option.
 

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Literal
 
 from cds.facts import PatientFacts
 from cds.facts.medications import HER2_ANTIBODY_CLASSES
 from cds.facts.orders import DraftOrders
-from cds.parameters import Parameters
-from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, DeleteDraft, Order, Proposal, on, rule
+from cds.parameters import LvefRule, Parameters
+from cds.rules import (
+    ORDER_HOOKS,
+    PATIENT_VIEW,
+    Decision,
+    DeleteDraft,
+    Indicator,
+    NoteKey,
+    Order,
+    Proposal,
+    on,
+    rule,
+)
 
 HER2_AB = tuple(HER2_ANTIBODY_CLASSES)
+ANTIBODIES = ("trastuzumab", "pertuzumab", "trastuzumab emtansine", "trastuzumab deruxtecan")
+ANTHRACYCLINES = ("doxorubicin", "epirubicin")
 ORDER_ECHO = Proposal(key="echocardiogram", actions=(Order(key="echocardiogram"),))
 
 
-@rule("R10", hooks=ORDER_HOOKS, variants=("concurrent", "washout"))
+@rule(
+    "R10",
+    hooks=ORDER_HOOKS,
+    variants=("concurrent", "washout"),
+    ingredients=(*ANTIBODIES, *ANTHRACYCLINES),
+    parameters=("anthracycline_washout_days", "active_window_days", "request_active_max_days"),
+    suggestions=("remove-anthracycline",),
+)
 def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """Anthracycline ordered with trastuzumab-based therapy (or the reverse) → avoid (critical).
 
@@ -80,7 +101,13 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     return out
 
 
-@rule("R10pv", hooks=PATIENT_VIEW, variants=("both-active",))
+@rule(
+    "R10pv",
+    hooks=PATIENT_VIEW,
+    variants=("both-active",),
+    ingredients=(*ANTIBODIES, *ANTHRACYCLINES),
+    parameters=("active_window_days", "request_active_max_days"),
+)
 def r10_both_active(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """An anthracycline and a HER2 antibody/ADC both active → review the regimen (warning).
 
@@ -121,31 +148,104 @@ def _lvef_data(f: PatientFacts) -> tuple[str, ...]:
     return tuple(out)
 
 
-@rule("R11a", hooks=PATIENT_VIEW, variants=("lvef-due",))
-def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """On a HER2 antibody/ADC with no LVEF in 3 months (+14 days grace) → echocardiogram.
+LvefAction = Literal["withhold", "repeat"]
+ACTIVE_PARAMETERS = ("active_window_days", "request_active_max_days")
 
-    Herceptin US label: LVEF every 3 months during and on completion of trastuzumab. T-DM1,
-    T-DXd and margetuximab labels also carry LV-dysfunction warnings.
+
+def lvef_action(
+    r: LvefRule, baseline: float | None, latest: float, lln: float
+) -> LvefAction | None:
+    """One drug's label action for an LVEF result (clinical-logic §3b C4); None = continue.
+
+    Without a baseline, only the thresholds that need no drop can act.
     """
-    her2 = f.meds.active(*HER2_AB)
-    if not her2 or _lvef_recent(f, p.lvef_interval_days + p.lvef_grace_days):
+    if r.withhold_below is not None and latest < r.withhold_below:
+        return "withhold"
+    if baseline is None:
+        return None
+    drop = baseline - latest
+    if r.withhold_drop_at_least is not None and drop >= r.withhold_drop_at_least:
+        return "withhold"
+    if r.withhold_drop_over is not None and drop > r.withhold_drop_over:
+        return "withhold"
+    if r.below_lln_drop is not None and latest < lln and drop >= r.below_lln_drop:
+        return "withhold"
+    if r.band_low is not None and r.band_high is not None and r.band_low <= latest <= r.band_high:
+        if r.band_withhold_drop is not None and drop >= r.band_withhold_drop:
+            return "withhold"
+        if r.band_repeat:
+            return "repeat"
+    return None
+
+
+def lvef_drugs(f: PatientFacts, p: Parameters) -> list[tuple[str, LvefRule, date | None]]:
+    """Each active HER2 antibody/ADC that has a label LVEF rule, with its first start."""
+    out: dict[str, tuple[str, LvefRule, date | None]] = {}
+    for e in f.meds.active(*HER2_AB):
+        r = p.lvef_by_drug.get(e.ingredient)
+        if r is None:
+            continue
+        starts = [x.start for x in f.meds.ever(*HER2_AB) if x.ingredient == e.ingredient]
+        known = [d for d in starts if d is not None]
+        out[e.ingredient] = (e.ingredient, r, min(known) if known else None)
+    return list(out.values())
+
+
+def _names(rules: list[LvefRule]) -> str:
+    """'pertuzumab and trastuzumab', 'T-DM1': each drug once, even when one label names two."""
+    names = list(dict.fromkeys(r.drug for r in rules))
+    names = [n for n in names if not any(n != m and n in m.split(" and ") for m in names)]
+    return " and ".join(names)
+
+
+@rule(
+    "R11a",
+    hooks=PATIENT_VIEW,
+    variants=("lvef-due",),
+    bindings=("drugs",),
+    valuesets=("lvef",),
+    ingredients=ANTIBODIES,
+    parameters=("lvef_interval_days", "lvef_grace_days", "lvef_by_drug", *ACTIVE_PARAMETERS),
+    orders=("echocardiogram",),
+    suggestions=("echocardiogram",),
+)
+def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """On trastuzumab, pertuzumab or T-DM1 with no LVEF in 3 months (+14 days grace) → echo.
+
+    Herceptin, Perjeta and Kadcyla labels: LVEF every 3 months during treatment. The Enhertu
+    label asks for LVEF "at regular intervals as clinically indicated", so T-DXd alone never
+    makes an LVEF-due card (C4).
+    """
+    monitored = [(i, r) for i, r, _ in lvef_drugs(f, p) if r.monitor_every_3_months]
+    if not monitored or _lvef_recent(f, p.lvef_interval_days + p.lvef_grace_days):
         return []
+    on_them = [e for e in f.meds.active(*HER2_AB) if e.ingredient in {i for i, _ in monitored}]
     return [
         Decision(
             rule="R11a",
             variant="lvef-due",
             indicator="warning",
-            data=tuple(f"On {e.ingredient} ({e.ref})" for e in her2) + _lvef_data(f),
-            refs=tuple(e.ref for e in her2),
+            bindings={"drugs": _names([r for _, r in monitored])},
+            data=tuple(f"On {e.ingredient} ({e.ref})" for e in on_them) + _lvef_data(f),
+            refs=tuple(e.ref for e in on_them),
             proposals=(ORDER_ECHO,),
         )
     ]
 
 
-@rule("R11b", hooks=ORDER_HOOKS, variants=("baseline-lvef",))
+@rule(
+    "R11b",
+    hooks=ORDER_HOOKS,
+    variants=("baseline-lvef",),
+    valuesets=("lvef",),
+    ingredients=ANTIBODIES,
+    parameters=("lvef_interval_days",),
+    orders=("echocardiogram",),
+    suggestions=("echocardiogram",),
+)
 def r11b_baseline_lvef(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """A HER2 antibody/ADC ordered with no LVEF in 3 months → baseline LVEF (Herceptin label)."""
+    """A HER2 antibody/ADC ordered with no LVEF in 3 months → baseline LVEF (Herceptin label;
+    Enhertu and Kadcyla labels: assess LVEF before starting)."""
     orders = drafts.with_class(*HER2_AB)
     if not orders or _lvef_recent(f, p.lvef_interval_days):
         return []
@@ -161,89 +261,206 @@ def r11b_baseline_lvef(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
     ]
 
 
-def lvef_hold(baseline: float, latest: float, p: Parameters) -> bool:
-    """Herceptin label: ≥16-point absolute drop, or below LLN with a ≥10-point drop."""
-    drop = baseline - latest
-    return drop >= p.lvef_drop_absolute or (
-        latest < p.lvef_lln_percent and drop >= p.lvef_drop_below_lln
-    )
+def _slug(ingredient: str) -> str:
+    return ingredient.replace(" ", "-")
 
 
-@rule("R11c", hooks=PATIENT_VIEW, variants=("hold", "low-no-baseline"), bindings=("drop",))
+@rule(
+    "R11c",
+    hooks=PATIENT_VIEW,
+    variants=("withhold", "repeat", "heart-failure", "low-no-baseline"),
+    bindings=("drugs", "latest", "drop", "weeks"),
+    valuesets=("lvef", "heart-failure"),
+    ingredients=ANTIBODIES,
+    parameters=("lvef_by_drug", "lvef_lln_percent", *ACTIVE_PARAMETERS),
+    orders=("echocardiogram",),
+    suggestions=("echocardiogram",),
+    notes=tuple(
+        f"lvef-{_slug(i)}-{a}" for i in ANTIBODIES for a in ("withhold", "repeat", "heart-failure")
+    ),
+)
 def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """LVEF fell past the label thresholds on HER2 therapy → withhold and repeat in 4 weeks.
+    """LVEF past a label threshold for a drug the patient is on → that drug's label action.
 
-    Herceptin US label: withhold for a ≥16% absolute decrease from pre-treatment, or an LVEF below
-    the institutional lower limit of normal with a ≥10% absolute decrease; repeat LVEF at 4-week
-    intervals while withheld. An LVEF under the LLN with no baseline is a warning.
+    Each drug's own label (C4): Herceptin - withhold for a ≥16-point drop, or below the LLN with
+    a ≥10-point drop, repeat in 4 weeks; Perjeta (metastatic) - withhold pertuzumab and
+    trastuzumab below 40%, or 40-45% with a ≥10-point drop; Kadcyla - do not administer below 40%
+    or at 40-45% with a ≥10-point drop, continue and repeat within 3 weeks at 40-45% with a
+    smaller drop; Enhertu - interrupt below 40% or for a drop over 20 points, or at 40-45% with
+    a 10-20-point drop, continue and repeat within 3 weeks at 40-45% with a smaller drop, continue
+    above 45%; symptomatic heart failure on T-DM1 or T-DXd - discontinue. The card names the drug
+    whose label it applies and never a drug the patient is not on.
     """
-    her2 = f.meds.active(*HER2_AB)
-    latest, baseline = f.lvef.latest, f.lvef.baseline
-    if not her2 or latest is None:
+    latest = f.lvef.latest
+    drugs = lvef_drugs(f, p)
+    if not drugs:
         return []
-    refs = tuple(m.ref for m in (baseline, latest) if m is not None)
-    if baseline is not None and baseline.ref != latest.ref:
-        if lvef_hold(baseline.value, latest.value, p):
-            return [
-                Decision(
-                    rule="R11c",
-                    variant="hold",
-                    indicator="critical",
-                    data=_lvef_data(f) + tuple(f"On {e.ingredient} ({e.ref})" for e in her2),
-                    bindings={"drop": f"{baseline.value - latest.value:g}"},
-                    refs=refs,
-                    proposals=(ORDER_ECHO,),
-                )
-            ]
-        return []
-    if baseline is None and latest.value < p.lvef_lln_percent:
-        return [
+    out: list[Decision] = []
+    hf = f.disease.heart_failure
+    failing = [
+        (i, r)
+        for i, r, start in drugs
+        if r.chf_discontinue and hf.present and (start is None or (hf.since or start) >= start)
+    ]
+    if failing:
+        out.append(
+            Decision(
+                rule="R11c",
+                variant="heart-failure",
+                indicator="critical",
+                bindings={"drugs": _names([r for _, r in failing])},
+                data=(f"Heart failure recorded {on(hf.since)}", *_lvef_data(f)),
+                note_keys=tuple(NoteKey(f"lvef-{_slug(i)}-heart-failure") for i, _ in failing),
+                refs=hf.refs,
+            )
+        )
+    if latest is None:
+        return out
+    hits: dict[LvefAction, list[tuple[str, LvefRule, float | None]]] = {
+        "withhold": [],
+        "repeat": [],
+    }
+    data: list[str] = []
+    refs: list[str] = [latest.ref]
+    for ingredient, r, start in drugs:
+        base = f.lvef.baseline_before(start)
+        if base is not None and base.ref == latest.ref:
+            base = None
+        action = lvef_action(r, base.value if base else None, latest.value, p.lvef_lln_percent)
+        if base is not None:
+            data.append(
+                f"{r.drug} ({r.label}): pre-treatment LVEF {base.value:g}% on {on(base.when)}"
+            )
+            refs.append(base.ref)
+        if action is not None:
+            hits[action].append((ingredient, r, base.value - latest.value if base else None))
+    data.append(f"LVEF latest {latest.value:g}% on {on(latest.when)}")
+    levels: tuple[tuple[LvefAction, Indicator], ...] = (
+        ("withhold", "critical"),
+        ("repeat", "warning"),
+    )
+    for action, indicator in levels:
+        found = hits[action]
+        if not found:
+            continue
+        drops = [d for _, _, d in found if d is not None]
+        out.append(
+            Decision(
+                rule="R11c",
+                variant=action,
+                indicator=indicator,
+                bindings={
+                    "drugs": _names([r for _, r, _ in found]),
+                    "latest": f"{latest.value:g}",
+                    "drop": f"{max(drops):g}" if drops else "unknown",
+                    "weeks": f"{min(r.repeat_weeks for _, r, _ in found)}",
+                },
+                data=tuple(data),
+                note_keys=tuple(NoteKey(f"lvef-{_slug(i)}-{action}") for i, _, _ in found),
+                refs=tuple(dict.fromkeys(refs)),
+                proposals=(ORDER_ECHO,),
+            )
+        )
+    no_baseline = all(f.lvef.baseline_before(start) in (None, latest) for _, _, start in drugs)
+    if not hits["withhold"] and no_baseline and latest.value < p.lvef_lln_percent:
+        out.append(
             Decision(
                 rule="R11c",
                 variant="low-no-baseline",
                 indicator="warning",
+                bindings={"drugs": _names([r for _, r, _ in drugs])},
                 data=_lvef_data(f),
-                refs=refs,
+                refs=(latest.ref,),
             )
-        ]
-    return []
+        )
+    return out
+
+
+def _grade_variant(grade: int | None, p: Parameters) -> str:
+    if grade is None:
+        return "ild-grade-unknown"
+    return "ild-discontinue" if grade >= p.ild_grade_discontinue else "ild-interrupt"
 
 
 @rule(
     "R12",
     hooks=(*PATIENT_VIEW, *ORDER_HOOKS),
-    variants=("ild-active", "ild-order", "start-monitoring"),
+    variants=(
+        "ild-discontinue",
+        "ild-interrupt",
+        "ild-grade-unknown",
+        "ild-before-tdxd",
+        "ild-order",
+        "start-monitoring",
+    ),
+    bindings=("grade",),
+    valuesets=("interstitial-lung-disease",),
+    ingredients=("trastuzumab deruxtecan",),
+    parameters=("ild_grade_discontinue", *ACTIVE_PARAMETERS),
 )
 def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """T-DXd with interstitial lung disease/pneumonitis → boxed warning; starting it → monitor.
+    """T-DXd and interstitial lung disease/pneumonitis (Enhertu label boxed warning; C3).
 
-    Enhertu label boxed warning (ILD/pneumonitis); DB-09 ILD rate 12.1%. The ILD code set is
-    UNVERIFIED: recognised by text.
+    ILD/pneumonitis recorded after T-DXd started, while on it → critical: grade ≥2 (symptomatic)
+    permanently discontinue; grade 1 interrupt until resolved to grade 0; grade unknown interrupt
+    and evaluate (high-resolution CT, pulmonology). A grade ≥2 event that has resolved still
+    means T-DXd is not resumed. ILD recorded before T-DXd → warning. Ordering T-DXd with any
+    ILD history → critical; starting T-DXd → monitor (info). DB-09 ILD rate 12.1%. The ILD code
+    set is UNVERIFIED: recognised by text.
     """
     ild = f.disease.interstitial_lung_disease
     ordered = drafts.with_ingredient("trastuzumab deruxtecan")
-    active = list(f.meds.active("HER2_ADC_TDXD"))
+    history = f.disease.ild_history
     if ordered:
+        ever = ild.present or bool(history)
+        refs = tuple(o.ref for o in ordered) + tuple(g.ref for g in history)
         return [
             Decision(
                 rule="R12",
-                variant="ild-order" if ild.present else "start-monitoring",
-                indicator="critical" if ild.present else "info",
+                variant="ild-order" if ever else "start-monitoring",
+                indicator="critical" if ever else "info",
                 data=tuple(f"Draft order: {o.ref}" for o in ordered)
-                + ((f"ILD/pneumonitis recorded {on(ild.since)}",) if ild.present else ()),
-                refs=tuple(o.ref for o in ordered) + ild.refs,
+                + tuple(f"ILD/pneumonitis recorded {on(g.onset)} ({g.ref})" for g in history),
+                refs=refs,
             )
         ]
-    if active and ild.present:
+    active = list(f.meds.active("HER2_ADC_TDXD"))
+    if not active:
+        return []
+    starts = [e.start for e in f.meds.ever("HER2_ADC_TDXD") if e.start is not None]
+    first = min(starts) if starts else None
+    on_it = [g for g in history if first is None or g.onset is None or g.onset >= first]
+    current = [
+        g for g in on_it if g.active or (g.grade is not None and g.grade >= p.ild_grade_discontinue)
+    ]
+    tdxd = tuple(f"On trastuzumab deruxtecan since {on(first)} ({e.ref})" for e in active)
+    if current:
+        grades = [g.grade for g in current]
+        grade = None if None in grades else max(g for g in grades if g is not None)
         return [
             Decision(
                 rule="R12",
-                variant="ild-active",
-                indicator="warning",
+                variant=_grade_variant(grade, p),
+                indicator="critical",
+                bindings={"grade": str(grade) if grade is not None else "unknown"},
                 data=(
-                    f"ILD/pneumonitis recorded {on(ild.since)}",
-                    *tuple(f"On trastuzumab deruxtecan ({e.ref})" for e in active),
+                    *tuple(
+                        f"ILD/pneumonitis recorded {on(g.onset)}, grade "
+                        f"{g.grade if g.grade is not None else 'not recorded'} ({g.ref})"
+                        for g in current
+                    ),
+                    *tdxd,
                 ),
+                refs=tuple(g.ref for g in current) + tuple(e.ref for e in active),
+            )
+        ]
+    if ild.present:
+        return [
+            Decision(
+                rule="R12",
+                variant="ild-before-tdxd",
+                indicator="warning",
+                data=(f"ILD/pneumonitis recorded {on(ild.since)}", *tdxd),
                 refs=ild.refs + tuple(e.ref for e in active),
             )
         ]

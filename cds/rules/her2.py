@@ -8,52 +8,75 @@ from cds.facts import PatientFacts
 from cds.facts.medications import HER2_CLASSES
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
-from cds.rules import PATIENT_VIEW, Decision, Order, Proposal, on, rule
+from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, RegimenOrder, on, rule
 
-# Regimens as (proposal key, ingredients it needs, order keys). Order and content follow
-# clinical-logic R6; doses live in cards/orders.yaml, labels in cards/rules/R6.yaml.
-Regimens = tuple[tuple[str, tuple[str, ...]], ...]
-
-LINE_1: Regimens = (
-    ("thp-docetaxel", ("docetaxel", "trastuzumab", "pertuzumab")),
-    ("thp-paclitaxel", ("paclitaxel", "trastuzumab", "pertuzumab")),
-    ("tdxd-pertuzumab", ("trastuzumab deruxtecan", "pertuzumab")),
+# Regimens by key (cards/regimens.yaml holds their drugs, doses and label criteria). The order
+# and content follow clinical-logic R6; lists are never a ranking.
+LINE_1 = ("thp-docetaxel", "thp-paclitaxel", "tdxd-pertuzumab")
+LINE_2 = ("tdxd", "tdm1")
+TUCATINIB = "tucatinib-trastuzumab-capecitabine"
+LINE_3 = (
+    "tdm1",
+    "tdxd",
+    "neratinib-capecitabine",
+    "lapatinib-capecitabine",
+    "lapatinib-trastuzumab",
+    "trastuzumab-vinorelbine",
+    "trastuzumab-capecitabine",
 )
-LINE_2: Regimens = (
-    ("tdxd", ("trastuzumab deruxtecan",)),
-    ("tdm1", ("trastuzumab emtansine",)),
+LINE_3_HR_POSITIVE = ("abemaciclib-trastuzumab-fulvestrant",)
+ALL_REGIMENS = (*LINE_1, *LINE_2, TUCATINIB, *LINE_3, *LINE_3_HR_POSITIVE)
+# What the HER2 facts read: receptors, lines and progression, metastatic sites, ILD, LVEF.
+HER2_VALUESETS = (
+    "breast-cancer",
+    "secondary-neoplasm",
+    "regional-nodes",
+    "brain-metastasis",
+    "leptomeningeal-metastasis",
+    "bone-metastasis",
+    "visceral-metastasis",
+    "her2-interpretation",
+    "her2-ihc",
+    "her2-ish",
+    "her2-ish-ratio",
+    "her2-ish-copies",
+    "er-status",
+    "er-percent",
+    "pr-status",
+    "pr-percent",
+    "result-positive",
+    "result-negative",
+    "result-equivocal",
+    "disease-status",
+    "status-worsened",
+    "status-not-progressed",
+    "stop-progression",
+    "stop-toxicity",
+    "stop-other",
+    "stage-group",
+    "m-category",
+    "history-of-metastatic-cancer",
+    "history-of-metastatic-site",
 )
-TUCATINIB: tuple[str, tuple[str, ...]] = (
-    "tucatinib-trastuzumab-capecitabine",
-    ("tucatinib", "trastuzumab", "capecitabine"),
+LINE_PARAMETERS = (
+    "regimen_group_days",
+    "adjuvant_cutoff_days",
+    "adjuvant_window_days",
+    "adjuvant_tdxd_label_days",
+    "brain_status_window_days",
+    "active_window_days",
+    "request_active_max_days",
 )
-LINE_3: Regimens = (
-    ("tdm1", ("trastuzumab emtansine",)),
-    ("tdxd", ("trastuzumab deruxtecan",)),
-    ("neratinib-capecitabine", ("neratinib", "capecitabine")),
-    ("lapatinib-capecitabine", ("lapatinib", "capecitabine")),
-    ("lapatinib-trastuzumab", ("lapatinib", "trastuzumab")),
-    ("trastuzumab-vinorelbine", ("trastuzumab", "vinorelbine")),
-    ("trastuzumab-capecitabine", ("trastuzumab", "capecitabine")),
+HER2_INGREDIENTS = (
+    "trastuzumab",
+    "pertuzumab",
+    "trastuzumab deruxtecan",
+    "trastuzumab emtansine",
+    "tucatinib",
+    "neratinib",
+    "lapatinib",
+    "capecitabine",
 )
-LINE_3_HR_POSITIVE: Regimens = (
-    ("abemaciclib-trastuzumab-fulvestrant", ("abemaciclib", "trastuzumab", "fulvestrant")),
-)
-ORDER_KEY = {
-    "docetaxel": "docetaxel",
-    "paclitaxel": "paclitaxel",
-    "trastuzumab": "trastuzumab",
-    "pertuzumab": "pertuzumab",
-    "trastuzumab deruxtecan": "trastuzumab-deruxtecan",
-    "trastuzumab emtansine": "trastuzumab-emtansine",
-    "tucatinib": "tucatinib",
-    "capecitabine": "capecitabine",
-    "neratinib": "neratinib",
-    "lapatinib": "lapatinib",
-    "vinorelbine": "vinorelbine",
-    "abemaciclib": "abemaciclib",
-    "fulvestrant": "fulvestrant",
-}
 
 
 def eligible(f: PatientFacts) -> bool:
@@ -83,11 +106,23 @@ def excluded_agents(f: PatientFacts) -> dict[str, str]:
             out.setdefault(drug, f"progression on metastatic line {last.number}")
     for e in f.meds.ever("HER2_ADC_TDM1", "HER2_ADC_TDXD"):
         out.setdefault(e.ingredient, "previously received")
+    if tdxd_ild(f):
+        # C3: after T-DXd was stopped for ILD/pneumonitis it is not suggested again.
+        out["trastuzumab deruxtecan"] = "ILD/pneumonitis recorded on it"
     for drug in f.meds.ingredients_stopped_for("toxicity"):
         out[drug] = "stopped for toxicity"
     for drug in f.allergies:
         out[drug] = "allergy or intolerance recorded"
     return out
+
+
+def tdxd_ild(f: PatientFacts) -> bool:
+    """ILD/pneumonitis recorded (of any status) after T-DXd was first given (C3)."""
+    starts = [e.start for e in f.meds.ever("HER2_ADC_TDXD") if e.start is not None]
+    if not starts:
+        return False
+    first = min(starts)
+    return any(g.onset is None or g.onset >= first for g in f.disease.ild_history)
 
 
 def _echo_due(f: PatientFacts, p: Parameters) -> bool:
@@ -103,7 +138,7 @@ _HARD_STOPS = frozenset({"stopped for toxicity", "allergy or intolerance recorde
 
 
 def regimen_proposals(
-    f: PatientFacts, p: Parameters, regimens: Regimens
+    f: PatientFacts, p: Parameters, keys: tuple[str, ...]
 ) -> tuple[tuple[Proposal, ...], tuple[str, ...]]:
     """Proposals for the regimens not excluded; the reasons for the ones left out."""
     excluded = excluded_agents(f)
@@ -111,21 +146,32 @@ def regimen_proposals(
     # the newly added agent of a regimen excludes it, never the HER2 antibody backbone.
     backbone = {"trastuzumab", "pertuzumab"}
     ild = f.disease.interstitial_lung_disease.present
+    prior = f.lines.metastatic_her2_regimens
     proposals, left_out = [], []
     echo = (Order(key="echocardiogram"),) if _echo_due(f, p) else ()
-    for key, drugs in regimens:
+    for key in keys:
+        regimen = p.regimens[key]
+        drugs = regimen.ingredients
+        name = " + ".join(drugs)
         blockers = [
             d for d in drugs if d in excluded and (d not in backbone or excluded[d] in _HARD_STOPS)
         ]
         if blockers:
             why = "; ".join(f"{d} {excluded[d]}" for d in blockers)
-            left_out.append(f"{' + '.join(drugs)} ({why})")
+            left_out.append(f"{name} ({why})")
             continue
         if ild and "trastuzumab deruxtecan" in drugs:
-            left_out.append(f"{' + '.join(drugs)} (interstitial lung disease/pneumonitis recorded)")
+            left_out.append(f"{name} (interstitial lung disease/pneumonitis recorded)")
             continue
-        actions = tuple(Order(key=ORDER_KEY[d]) for d in drugs) + echo
-        proposals.append(Proposal(key=key, actions=actions))
+        if regimen.hr_positive_only and not f.receptors.hr_positive:
+            continue
+        if prior < regimen.min_prior_her2_regimens:
+            left_out.append(
+                f"{name} (label: at least {regimen.min_prior_her2_regimens} prior anti-HER2 "
+                f"regimens in the metastatic setting; {prior} on record)"
+            )
+            continue
+        proposals.append(Proposal(key=key, actions=(RegimenOrder(key=key), *echo)))
     return tuple(proposals), tuple(left_out)
 
 
@@ -149,21 +195,22 @@ def therapy_data(f: PatientFacts) -> tuple[str, ...]:
             f"{on(line.start)}, {state}{reason}"
         )
     if f.lines.adjuvant_her2_end is not None:
-        out.append(f"(Neo)adjuvant trastuzumab ended {on(f.lines.adjuvant_her2_end)}")
+        out.append(f"(Neo)adjuvant HER2-targeted therapy ended {on(f.lines.adjuvant_her2_end)}")
+    # Only evidence of progression goes under "Progression" (C9); other findings have their own.
     out.extend(f"Progression: {r}" for r in f.lines.progression_reasons)
     out.extend(f"Receptor discordance: {d}" for d in f.receptors.discordances())
     return tuple(out)
 
 
-def cardiac_notes(f: PatientFacts, p: Parameters) -> tuple[str, ...]:
+def cardiac_notes(f: PatientFacts, p: Parameters) -> tuple[NoteKey, ...]:
     notes = []
     latest = f.lvef.latest
     if f.disease.heart_failure.present or (
         latest is not None and latest.value < p.lvef_lln_percent
     ):
-        notes.append("cardiac-case-by-case")
+        notes.append(NoteKey("cardiac-case-by-case"))
     if _echo_due(f, p):
-        notes.append("lvef-due")
+        notes.append(NoteKey("lvef-due"))
     return tuple(notes)
 
 
@@ -172,6 +219,25 @@ def cardiac_notes(f: PatientFacts, p: Parameters) -> tuple[str, ...]:
     hooks=PATIENT_VIEW,
     variants=("line-1", "line-2", "line-3-plus"),
     bindings=("line", "confidence"),
+    valuesets=(*HER2_VALUESETS, "interstitial-lung-disease", "heart-failure", "lvef"),
+    ingredients=HER2_INGREDIENTS,
+    parameters=(*LINE_PARAMETERS, "lvef_interval_days", "lvef_lln_percent"),
+    orders=("echocardiogram",),
+    regimens=ALL_REGIMENS,
+    notes=(
+        "cardiac-case-by-case",
+        "lvef-due",
+        "active-regimen-review",
+        "leptomeningeal",
+        "line-1-currency",
+        "hr-positive-line-1",
+        "adjuvant-relapse",
+        "adjuvant-relapse-label",
+        "line-3-unranked",
+        "hr-positive-line-3",
+        "tdxd-ild",
+        "brain-metastases-systemic",
+    ),
 )
 def r6_next_line(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """HER2-positive metastatic disease with progression (or no line yet) → next-line options.
@@ -181,42 +247,50 @@ def r6_next_line(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     with no preferred regimen; Rec 4.0 continue HER2 blockade; Recs 5.0/5.1 relapse ≤12 months
     after trastuzumab-based adjuvant therapy counts as second line; Recs 6-8 HR-positive options.
     FDA approval of T-DXd + pertuzumab first line (DESTINY-Breast09, December 2025). Sequencing
-    cards are always info: options are never ranked (clinical-logic indicator policy).
+    cards are always info: options are never ranked (clinical-logic indicator policy). No card
+    while the current line works (C6); a new brain metastasis with stable systemic disease is
+    not a change of line, and brain metastases never skip T-DXd second line (C5). Doses are the
+    regimen's own (C1); label criteria (≥2 prior anti-HER2 regimens) are counted (C6).
     """
     if not eligible(f):
         return []
     lines = f.lines
     if lines.lines and lines.progression != "high":
-        return []
+        return []  # C6: the current (or last) line is not progressing
     number = lines.next_line_number() if lines.lines or lines.adjuvant_within_12_months else 1
-    notes = list(cardiac_notes(f, p))
+    notes: list[NoteKey] = list(cardiac_notes(f, p))
     if lines.current is not None:
-        notes.append("active-regimen-review")  # conflicting signals: worsened while on therapy
+        # Conflicting signals: worsened while on therapy.
+        notes.append(NoteKey("active-regimen-review"))
     if f.disease.leptomeningeal.present:
-        notes.append("leptomeningeal")
+        notes.append(NoteKey("leptomeningeal"))
     brain = f.disease.brain.present
-    regimens: Regimens
+    if brain:
+        notes.append(NoteKey("brain-metastases-systemic"))
+    regimens: tuple[str, ...]
     if number == 1:
         variant, regimens = "line-1", LINE_1
-        notes.append("line-1-currency")
+        notes.append(NoteKey("line-1-currency"))
         if f.receptors.hr_positive:
-            notes.append("hr-positive-line-1")
+            notes.append(NoteKey("hr-positive-line-1"))
     elif number == 2:
+        # T-DXd second line is never skipped for brain metastases; HER2CLIMB is added (C5).
         variant, regimens = "line-2", LINE_2 + ((TUCATINIB,) if brain else ())
         if lines.adjuvant_within_12_months:
-            notes.append("adjuvant-relapse")
+            notes.append(NoteKey("adjuvant-relapse"))
+            if lines.adjuvant_within_label_window:
+                notes.append(NoteKey("adjuvant-relapse-label"))
     else:
         variant = "line-3-plus"
-        tail = LINE_3 + (LINE_3_HR_POSITIVE if f.receptors.hr_positive else ())
+        tail = LINE_3 + LINE_3_HR_POSITIVE
         # Brain metastases put the tucatinib regimen first in the list: order only, not rank.
         regimens = (TUCATINIB, *tail) if brain else (*tail, TUCATINIB)
-        notes.append("line-3-unranked")
+        notes.append(NoteKey("line-3-unranked"))
         if f.receptors.hr_positive:
-            notes.append("hr-positive-line-3")
+            notes.append(NoteKey("hr-positive-line-3"))
     proposals, left_out = regimen_proposals(f, p, regimens)
-    suggested = {a.key for prop in proposals for a in prop.actions if isinstance(a, Order)}
-    if "trastuzumab-deruxtecan" in suggested:
-        notes.append("tdxd-ild")
+    if any("trastuzumab deruxtecan" in p.regimens[prop.key].ingredients for prop in proposals):
+        notes.append(NoteKey("tdxd-ild"))
     return [
         Decision(
             rule="R6",
@@ -232,7 +306,14 @@ def r6_next_line(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     ]
 
 
-@rule("R7", hooks=PATIENT_VIEW, variants=("undocumented",))
+@rule(
+    "R7",
+    hooks=PATIENT_VIEW,
+    variants=("undocumented",),
+    valuesets=HER2_VALUESETS,
+    ingredients=HER2_INGREDIENTS,
+    parameters=(*LINE_PARAMETERS, "her2_stopped_days"),
+)
 def r7_progression_undocumented(
     f: PatientFacts, drafts: DraftOrders, p: Parameters
 ) -> list[Decision]:
@@ -259,13 +340,21 @@ def r7_progression_undocumented(
             rule="R7",
             variant="undocumented",
             indicator="info",
-            data=therapy_data(f) + tuple(f"Found: {r}" for r in f.lines.progression_reasons),
+            data=therapy_data(f) + tuple(f"Found: {r}" for r in f.lines.findings),
             refs=last.refs,
         )
     ]
 
 
-@rule("R8a", hooks=PATIENT_VIEW, variants=("local-therapy",))
+@rule(
+    "R8a",
+    hooks=PATIENT_VIEW,
+    variants=("local-therapy",),
+    valuesets=(*HER2_VALUESETS, "radiation-oncology"),
+    orders=("radiation-oncology-referral", "neurosurgery-referral"),
+    suggestions=("brain-local-therapy",),
+    notes=("leptomeningeal",),
+)
 def r8a_brain_local_therapy(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """HER2-positive brain metastases with no radiation oncology or neurosurgery since → refer.
 
@@ -286,7 +375,7 @@ def r8a_brain_local_therapy(f: PatientFacts, drafts: DraftOrders, p: Parameters)
             data=(f"Brain metastasis recorded {on(since)}",),
             missing=("a radiation oncology or neurosurgery encounter since the brain metastasis",),
             refs=f.disease.brain.refs,
-            note_keys=("leptomeningeal",) if f.disease.leptomeningeal.present else (),
+            note_keys=(NoteKey("leptomeningeal"),) if f.disease.leptomeningeal.present else (),
             proposals=(
                 Proposal(
                     key="brain-local-therapy",
@@ -300,32 +389,50 @@ def r8a_brain_local_therapy(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     ]
 
 
-@rule("R8b", hooks=PATIENT_VIEW, variants=("tucatinib",))
+@rule(
+    "R8b",
+    hooks=PATIENT_VIEW,
+    variants=("tucatinib",),
+    valuesets=(*HER2_VALUESETS, "lvef", "heart-failure", "interstitial-lung-disease"),
+    ingredients=HER2_INGREDIENTS,
+    parameters=(*LINE_PARAMETERS, "lvef_interval_days", "lvef_lln_percent"),
+    orders=("echocardiogram",),
+    regimens=(TUCATINIB,),
+    notes=("cardiac-case-by-case", "lvef-due"),
+)
 def r8b_brain_systemic(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """HER2-positive brain metastases after ≥1 metastatic HER2 line, no tucatinib → consider it.
+    """A new brain metastasis on a metastatic HER2 line while systemic disease is stable, no
+    tucatinib yet → the HER2CLIMB regimen may be offered.
 
     ASCO-HER2-BM-2022 Rec 7.1 (weak): tucatinib + trastuzumab + capecitabine may be offered for
     brain metastases without symptomatic mass effect after progression on ≥1 HER2 therapy for
-    metastatic disease; Rec 8.2 qualifying statement (T-DXd also second line). Not first line:
-    the tucatinib label requires prior anti-HER2 therapy in the metastatic setting (R8c).
+    metastatic disease; Rec 8.2 qualifying statement (T-DXd also second line). Only for
+    intracranial progression on the current line (C5): a patient stable on therapy with known,
+    treated brain metastases is not offered a change at every chart open, and with systemic
+    progression R6 lists the regimen instead. Not first line without metastatic HER2 therapy
+    (tucatinib label; R8c).
     """
-    if not eligible(f) or not f.disease.brain.present:
+    cns = f.lines.cns_progression
+    if not eligible(f) or not f.disease.brain.present or cns is None:
+        return []
+    if f.lines.progression == "high" or not any(line.anchor for line in f.lines.lines):
         return []
     if f.meds.ever("HER2_TKI_TUC") or "tucatinib" in excluded_agents(f):
         return []
-    her2_lines = [line for line in f.lines.lines if line.anchor]
-    if not her2_lines or (f.lines.lines_completed == 0 and f.lines.progression != "high"):
-        return []
-    if f.lines.progression == "high":
-        return []  # R6 already lists the tucatinib regimen first for this patient
     proposals, _ = regimen_proposals(f, p, (TUCATINIB,))
+    if not proposals:
+        return []
     return [
         Decision(
             rule="R8b",
             variant="tucatinib",
             indicator="info",
-            data=(f"Brain metastasis recorded {on(f.disease.brain.since)}", *therapy_data(f)),
-            refs=f.disease.brain.refs,
+            data=(
+                f"New brain metastasis recorded {on(cns.onset)} on the current line, with "
+                f"systemic disease documented stable ({cns.status_ref})",
+                *therapy_data(f),
+            ),
+            refs=(cns.ref, cns.status_ref),
             note_keys=cardiac_notes(f, p),
             proposals=proposals,
         )

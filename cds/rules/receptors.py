@@ -7,10 +7,35 @@ from datetime import timedelta
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
-from cds.rules import PATIENT_VIEW, Decision, Order, Proposal, on, rule
+from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, on, rule
+
+MARKER_VALUESETS = (
+    "her2-interpretation",
+    "her2-ihc",
+    "her2-ish",
+    "her2-ish-ratio",
+    "her2-ish-copies",
+    "her2-serum",
+    "er-status",
+    "er-percent",
+    "pr-status",
+    "pr-percent",
+    "result-positive",
+    "result-negative",
+    "result-equivocal",
+)
 
 
-@rule("R13", hooks=PATIENT_VIEW, variants=("retest", "discordance"))
+@rule(
+    "R13",
+    hooks=PATIENT_VIEW,
+    variants=("retest", "discordance"),
+    valuesets=(*MARKER_VALUESETS, "secondary-neoplasm", "biopsy", "visceral-metastasis"),
+    parameters=("adjuvant_cutoff_days",),
+    orders=("metastatic-biopsy", "test-er", "test-pr", "test-her2"),
+    suggestions=("biopsy-retest",),
+    notes=("bone-only-decalcification",),
+)
 def r13_retest_receptors(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """No ER/PR/HER2 result from a specimen at or after metastasis → biopsy and re-test.
 
@@ -27,7 +52,11 @@ def r13_retest_receptors(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
         b.when >= tmet - timedelta(days=p.adjuvant_cutoff_days) for b in f.biopsies
     )
     if tmet is not None and not f.receptors.has_metastatic_specimen and not biopsied:
-        notes = ("bone-only-decalcification",) if d.bone.present and not d.visceral.present else ()
+        notes = (
+            (NoteKey("bone-only-decalcification"),)
+            if d.bone.present and not d.visceral.present
+            else ()
+        )
         out.append(
             Decision(
                 rule="R13",
@@ -80,7 +109,14 @@ def r13_retest_receptors(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     return out
 
 
-@rule("R14", hooks=PATIENT_VIEW, variants=("reflex-ish", "needs-ihc", "serum-only"))
+@rule(
+    "R14",
+    hooks=PATIENT_VIEW,
+    variants=("reflex-ish", "needs-ihc", "serum-only"),
+    valuesets=MARKER_VALUESETS,
+    orders=("her2-ish", "test-her2"),
+    suggestions=("reflex-ish", "her2-ihc"),
+)
 def r14_her2_testing(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """HER2 IHC 2+ without ISH, ISH group 2-4 without IHC, or serum HER2 only → more testing.
 

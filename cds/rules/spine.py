@@ -7,8 +7,25 @@ from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
 from cds.rules import PATIENT_VIEW, Decision, Order, Proposal, on, rule
 
+SPINE_VALUESETS = (
+    "secondary-neoplasm",
+    "bone-metastasis",
+    "vertebral-metastasis",
+    "vertebral-body-site",
+    "cord-compression",
+    "radiation-oncology",
+    "spine-surgery",
+)
 
-@rule("R9a", hooks=PATIENT_VIEW, variants=("vertebral",))
+
+@rule(
+    "R9a",
+    hooks=PATIENT_VIEW,
+    variants=("vertebral",),
+    valuesets=SPINE_VALUESETS,
+    orders=("radiation-oncology-referral",),
+    suggestions=("radiation-oncology",),
+)
 def r9a_vertebral(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """Vertebral metastases without cord compression → BMA, palliative RT if painful, spine review.
 
@@ -43,16 +60,33 @@ def r9a_vertebral(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     ]
 
 
-@rule("R9b", hooks=PATIENT_VIEW, variants=("cord-compression",))
+@rule(
+    "R9b",
+    hooks=PATIENT_VIEW,
+    variants=("cord-compression",),
+    valuesets=SPINE_VALUESETS,
+    orders=("mri-whole-spine", "spine-surgery-referral", "radiation-oncology-referral"),
+    suggestions=("mscc-workup",),
+)
 def r9b_cord_compression(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """Spinal cord compression with bone/vertebral metastases → emergency evaluation (critical).
 
     ESMO-MBC-2021: MRI is the modality of choice for suspected cord compression. ASTRO-2024:
     surgery + postoperative RT over RT alone; RT with dexamethasone over RT alone; evaluate spine
-    stability before RT. MRI and spine-surgery codes are UNVERIFIED: sent as text.
+    stability before RT. MRI and spine-surgery codes are UNVERIFIED: sent as text. A cord
+    compression that is resolved or abated, or that radiotherapy or spine surgery has followed,
+    is being dealt with: no emergency card (C9).
     """
     d = f.disease
     if not d.metastatic.present or not d.cord_compression.present:
+        return []
+    since = d.cord_compression.since
+    treated = [
+        x
+        for x in (*f.radiation_or_neurosurgery, *f.spine_surgeries)
+        if since is None or x.when >= since
+    ]
+    if treated:
         return []
     return [
         Decision(

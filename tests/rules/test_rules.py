@@ -10,7 +10,8 @@ from cds.facts import PatientFacts, extract_facts
 from cds.facts.orders import NO_DRAFTS, DraftOrders, read_draft_orders
 from cds.parameters import Parameters
 from cds.rules import Decision, evaluate, load_rules
-from cds.rules.cardiac import lvef_hold
+from cds.rules import DeleteDraft, Order, RegimenOrder, UpdateDraft
+from cds.rules.cardiac import lvef_action
 from cds.terminology import Terminology
 from fixtures.build_scenarios import (
     DOCE,
@@ -108,22 +109,42 @@ class TestR1BoneAgent:
         d = run(bone_patient(), t, params)
         assert concerns(d) == ["R1:start"]
         assert d[0].indicator == "warning"
-        assert [p.key for p in d[0].proposals] == ["denosumab", "zoledronic-acid", "pamidronate"]
+        assert [p.key for p in d[0].proposals] == [
+            "denosumab",
+            "zoledronic-acid-12-weekly",
+            "zoledronic-acid-4-weekly",
+            "pamidronate",
+        ]
 
     def test_on_oncologic_bma_no_card(self, t: Terminology, params: Parameters) -> None:
         p = bone_patient()
         p.med("MedicationStatement", XGEVA, status="active", start=20)
         assert "R1:start" not in concerns(run(p, t, params))
 
-    def test_unknown_renal_function_offers_all_with_a_caveat(
+    def test_unknown_renal_function_prefills_no_bisphosphonate(
         self, t: Terminology, params: Parameters
     ) -> None:
+        """C2: without Cockcroft-Gault no dose band is chosen; the card says what is missing."""
         p = bone_patient()
         p.resources = [r for r in p.resources if "2160-0" not in str(r.get("code"))]
         d = run(p, t, params)[0]
-        assert len(d.proposals) == 3
-        assert "zoledronic-acid-renal-unknown" in d.note_keys
+        assert [x.key for x in d.proposals] == ["denosumab"]
+        assert {"zoledronic-acid-renal-unknown", "pamidronate-renal-unknown"} <= set(d.note_keys)
         assert any("creatinine" in m for m in d.missing)
+
+    def test_egfr_never_stands_in_for_crcl(self, t: Terminology, params: Parameters) -> None:
+        """C2: an 84-year-old, creatinine 1.4, eGFR 36, no weight: no zoledronic dose from eGFR
+        (Cockcroft-Gault at 50 kg would be about 24 mL/min: not recommended)."""
+        p = bone_patient(age_birth="1942-06-01", creatinine=1.4)
+        p.resources = [r for r in p.resources if "29463-7" not in str(r.get("code"))]
+        p.obs("98979-8", 7, valueQuantity={"value": 36, "unit": "mL/min/{1.73_m2}"})
+        f = facts(p, t, params)
+        assert f.renal.crcl is None
+        assert f.renal.egfr is not None
+        d = evaluate("patient-view", f, NO_DRAFTS, params)[0]
+        assert [x.key for x in d.proposals] == ["denosumab"]
+        assert any("body weight" in m for m in d.missing)
+        assert all("3 mg" not in str(x) for x in d.proposals)
 
     @pytest.mark.parametrize(
         ("crcl", "zoledronic_dose", "offered"),
@@ -135,7 +156,7 @@ class TestR1BoneAgent:
             pytest.param(49, "3.3 mg", True, id="crcl-49-3.3mg"),
             pytest.param(50, "3.5 mg", True, id="crcl-50-3.5mg"),
             pytest.param(60, "3.5 mg", True, id="crcl-60-3.5mg"),
-            pytest.param(61, None, True, id="crcl-61-full-dose"),
+            pytest.param(61, "4 mg", True, id="crcl-61-full-dose"),
         ],
     )
     def test_zoledronic_dose_by_crcl(
@@ -150,10 +171,33 @@ class TestR1BoneAgent:
         f = facts(p, t, params)
         assert f.renal.crcl == pytest.approx(crcl, abs=0.01)
         d = evaluate("patient-view", f, NO_DRAFTS, params)[0]
-        zol = [p for p in d.proposals if p.key == "zoledronic-acid"]
-        assert bool(zol) is offered
-        if zol:
-            assert zol[0].actions[0].dose == zoledronic_dose  # type: ignore[union-attr]
+        zol = [p for p in d.proposals if p.key.startswith("zoledronic-acid")]
+        assert len(zol) == (2 if offered else 0)  # the 12-weekly and 4-weekly choices
+        for choice in zol:
+            order = choice.actions[0]
+            assert isinstance(order, RegimenOrder)
+            assert order.dose == zoledronic_dose
+
+    @pytest.mark.parametrize(
+        ("weight", "crcl_known"),
+        [pytest.param(68.0, True, id="with-weight"), pytest.param(None, False, id="no-weight")],
+    )
+    def test_crcl_bands_need_a_weight(
+        self, t: Terminology, params: Parameters, weight: float | None, crcl_known: bool
+    ) -> None:
+        """CrCl 45 by Cockcroft-Gault gives 3.3 mg; the same creatinine without a weight gives
+        no band at all (C2)."""
+        p = bone_patient(creatinine=creatinine_for(45))
+        if weight is None:
+            p.resources = [r for r in p.resources if "29463-7" not in str(r.get("code"))]
+        d = run(p, t, params)[0]
+        doses = {
+            a.dose
+            for x in d.proposals
+            for a in x.actions
+            if isinstance(a, RegimenOrder) and a.key.startswith("zoledronic")
+        }
+        assert doses == ({"3.3 mg"} if crcl_known else set())
 
     def test_hypocalcaemia_removes_denosumab(self, t: Terminology, params: Parameters) -> None:
         d = run(bone_patient(calcium=7.8), t, params)[0]
@@ -164,21 +208,25 @@ class TestR1BoneAgent:
         p = bone_patient()
         p.allergy("993449", "Denosumab")
         d = run(p, t, params)[0]
-        assert [x.key for x in d.proposals] == ["zoledronic-acid", "pamidronate"]
+        assert [x.key for x in d.proposals] == [
+            "zoledronic-acid-12-weekly",
+            "zoledronic-acid-4-weekly",
+            "pamidronate",
+        ]
 
     def test_proposals_carry_dental_and_supplements_when_needed(
         self, t: Terminology, params: Parameters
     ) -> None:
         d = run(bone_patient(dental=False), t, params)
         r1 = next(x for x in d if x.rule == "R1")
-        keys = [a.key for a in r1.proposals[0].actions]  # type: ignore[union-attr]
+        keys = [(type(a).__name__, a.key) for a in r1.proposals[0].actions]  # type: ignore[union-attr]
         assert keys == [
-            "denosumab-120",
-            "calcium-supplement",
-            "vitamin-d-supplement",
-            "dental-referral",
+            ("RegimenOrder", "denosumab"),
+            ("RegimenOrder", "calcium-vitamin-d"),
+            ("Order", "dental-referral"),
         ]
-        assert "R4a:dental-review" in concerns(d)
+        # C9: the referral the R1 suggestions carry is not repeated as a separate card.
+        assert "R4a:dental-review" not in concerns(d)
 
     def test_bma_rules_apply_whatever_the_subtype(self, t: Terminology, params: Parameters) -> None:
         for her2 in ("pos", "neg"):
@@ -209,6 +257,80 @@ class TestR2BisphosphonateOrders:
         p = bone_patient(creatinine=creatinine_for(45))
         d = run(p, t, params, "order-sign", [self.draft(mg=3.3, text="3.3 mg IV over 15 min")])
         assert not [c for c in concerns(d) if c.startswith("R2")]
+
+    @pytest.mark.parametrize(
+        ("quantity", "expected"),
+        [
+            pytest.param({"value": 0.004, "unit": "g", "code": "g"}, "R2:dose-adjust", id="g"),
+            pytest.param({"value": 4000, "unit": "ug", "code": "ug"}, "R2:dose-adjust", id="ug"),
+            pytest.param({"value": 4, "unit": "mg", "code": "mg"}, "R2:dose-adjust", id="mg"),
+            pytest.param({"value": 3, "unit": "mg", "code": "mg"}, None, id="3mg-ok"),
+            pytest.param({"value": 3000, "code": "ug"}, None, id="3000ug-ok"),
+            pytest.param({"value": 1, "code": "{pill}"}, "R2:dose-unknown", id="pill-unknown"),
+            pytest.param({"value": 4}, "R2:dose-unknown", id="no-unit-unknown"),
+        ],
+    )
+    def test_draft_dose_units(
+        self,
+        t: Terminology,
+        params: Parameters,
+        quantity: dict[str, Any],
+        expected: str | None,
+    ) -> None:
+        """C2: a draft dose is read with its UCUM unit; an unknown unit is 'dose unknown'."""
+        p = bone_patient(creatinine=creatinine_for(35))
+        draft = draft_med("p", "z", ZOL4, "IV over 15 minutes every 12 weeks")
+        draft["dosageInstruction"][0]["doseAndRate"] = [{"doseQuantity": quantity}]
+        got = [c for c in concerns(run(p, t, params, "order-sign", [draft])) if c.startswith("R2")]
+        assert got == ([expected] if expected else [])
+
+    def test_dose_change_keeps_route_time_and_interval(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(creatinine=creatinine_for(35))
+        d = run(
+            p, t, params, "order-sign", [self.draft(text="4 mg IV over 15 minutes every 12 weeks")]
+        )
+        update = d[0].proposals[0].actions[0]
+        assert isinstance(update, UpdateDraft)
+        assert update.dose_mg == 3.0
+
+    def test_infusion_time_from_timing_duration(self, t: Terminology, params: Parameters) -> None:
+        """C2: timing.repeat.duration + durationUnit is read before free text."""
+        p = bone_patient()
+        for value, unit, fires in ((10, "min", True), (15, "min", False), (0.25, "h", False)):
+            draft = self.draft(text="4 mg IV every 12 weeks")
+            draft["dosageInstruction"][0]["timing"] = {
+                "repeat": {"duration": value, "durationUnit": unit}
+            }
+            d = run(p, t, params, "order-sign", [draft])
+            assert ("R2:infusion-time" in concerns(d)) is fires
+
+    def test_pamidronate_under_two_hours(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient()
+        for minutes, fires in ((119, True), (120, False)):
+            draft = draft_med(
+                "p",
+                "pam",
+                ("1737461", "Pamidronate disodium 90 MG Injection"),
+                f"90 mg IV over {minutes} minutes every 4 weeks",
+                90,
+            )
+            assert (
+                "R2:infusion-time" in concerns(run(p, t, params, "order-sign", [draft]))
+            ) is fires
+
+    def test_creatinine_rise_never_also_reduces(self, t: Terminology, params: Parameters) -> None:
+        """C2: on treatment, a creatinine rise means withhold - not withhold and reduce."""
+        p = bone_patient(creatinine=creatinine_for(45))
+        p.obs("2160-0", 300, valueQuantity={"value": 0.6, "unit": "mg/dL", "code": "mg/dL"})
+        p.med("MedicationAdministration", ZOL4, status="completed", start=200, mg=4)
+        got = [
+            c
+            for c in concerns(run(p, t, params, "order-sign", [self.draft()]))
+            if c.startswith("R2")
+        ]
+        assert got == ["R2:creatinine-rise"]
 
     def test_infusion_time_boundary(self, t: Terminology, params: Parameters) -> None:
         p = bone_patient()
@@ -245,7 +367,12 @@ class TestR2BisphosphonateOrders:
         d = run(p, t, params, "order-sign", [self.draft()])[0]
         assert d.indicator == "critical"
         actions = d.proposals[0].actions
-        assert [type(a).__name__ for a in actions] == ["DeleteDraft", "Order"]
+        # C2: the replacement carries the supports of R1 (calcium + vitamin D here).
+        assert [(type(a).__name__, getattr(a, "key", None)) for a in actions] == [
+            ("DeleteDraft", None),
+            ("RegimenOrder", "denosumab"),
+            ("RegimenOrder", "calcium-vitamin-d"),
+        ]
 
 
 class TestR3Calcium:
@@ -284,7 +411,10 @@ class TestR4Dental:
         [pytest.param(183, False, id="6-months"), pytest.param(184, True, id="6-months+1")],
     )
     def test_look_back(self, t: Terminology, params: Parameters, days: int, fires: bool) -> None:
+        """A BMA started 10 days ago: the dental card depends on the look-back alone (with R1
+        firing, the referral travels inside its suggestions instead, C9)."""
         p = bone_patient(dental=False)
+        p.med("MedicationStatement", XGEVA, status="active", start=10)
         p.dental_exam(days)
         assert ("R4a:dental-review" in concerns(run(p, t, params))) is fires
 
@@ -455,19 +585,65 @@ class TestR10Anthracycline:
 
 class TestR11Lvef:
     @pytest.mark.parametrize(
-        ("baseline", "latest", "hold"),
+        ("drug", "baseline", "latest", "action"),
         [
-            pytest.param(65, 50, False, id="drop-15-at-lln"),
-            pytest.param(66, 50, True, id="drop-16"),
-            pytest.param(58, 49, False, id="drop-9-below-lln"),
-            pytest.param(59, 49, True, id="drop-10-below-lln"),
-            pytest.param(62, 52, False, id="drop-10-above-lln"),
+            # Herceptin: ≥16-point drop, or below the LLN (50) with a ≥10-point drop.
+            pytest.param("trastuzumab", 65, 50, None, id="tras-drop-15-at-lln"),
+            pytest.param("trastuzumab", 66, 50, "withhold", id="tras-drop-16"),
+            pytest.param("trastuzumab", 58, 49, None, id="tras-drop-9-below-lln"),
+            pytest.param("trastuzumab", 59, 49, "withhold", id="tras-drop-10-below-lln"),
+            pytest.param("trastuzumab", 62, 52, None, id="tras-drop-10-above-lln"),
+            # Perjeta: <40, or 40-45 with a ≥10-point drop.
+            pytest.param("pertuzumab", 45, 39, "withhold", id="pert-39"),
+            pytest.param("pertuzumab", 41, 40, None, id="pert-40-drop-1"),
+            pytest.param("pertuzumab", 54, 45, None, id="pert-45-drop-9"),
+            pytest.param("pertuzumab", 55, 45, "withhold", id="pert-45-drop-10"),
+            pytest.param("pertuzumab", 70, 46, None, id="pert-46-drop-24"),
+            # Kadcyla: <40 withhold; 40-45 drop ≥10 withhold, <10 repeat; >45 continue.
+            pytest.param("trastuzumab emtansine", 50, 39, "withhold", id="tdm1-39"),
+            pytest.param("trastuzumab emtansine", 49, 40, "repeat", id="tdm1-40-drop-9"),
+            pytest.param("trastuzumab emtansine", 50, 40, "withhold", id="tdm1-40-drop-10"),
+            pytest.param("trastuzumab emtansine", 60, 46, None, id="tdm1-46-drop-14"),
+            # Enhertu: <40 or drop >20 interrupt; 40-45 drop ≥10 interrupt, <10 repeat;
+            # >45 with a 10-20 drop continue.
+            pytest.param("trastuzumab deruxtecan", 62, 46, None, id="tdxd-62-to-46"),
+            pytest.param("trastuzumab deruxtecan", 66, 46, None, id="tdxd-46-drop-20"),
+            pytest.param("trastuzumab deruxtecan", 67, 46, "withhold", id="tdxd-46-drop-21"),
+            pytest.param("trastuzumab deruxtecan", 54, 45, "repeat", id="tdxd-45-drop-9"),
+            pytest.param("trastuzumab deruxtecan", 55, 45, "withhold", id="tdxd-45-drop-10"),
+            pytest.param("trastuzumab deruxtecan", 45, 39, "withhold", id="tdxd-39"),
         ],
     )
-    def test_hold_thresholds(
-        self, params: Parameters, baseline: float, latest: float, hold: bool
+    def test_label_thresholds_per_drug(
+        self, params: Parameters, drug: str, baseline: float, latest: float, action: str | None
     ) -> None:
-        assert lvef_hold(baseline, latest, params) is hold
+        """C4: each drug's own label decides; 62→46% on T-DXd continues."""
+        rule = params.lvef_by_drug[drug]
+        assert lvef_action(rule, baseline, latest, params.lvef_lln_percent) == action
+
+    def test_tdxd_drop_is_not_a_trastuzumab_hold(self, t: Terminology, params: Parameters) -> None:
+        """C4: on T-DXd, LVEF 62→46% gives no 'withhold trastuzumab' (Enhertu: continue)."""
+        p = bone_patient(her2="pos")
+        p.lvef(130, 62)
+        p.med("MedicationStatement", TDXD, status="active", start=120)
+        p.lvef(5, 46)
+        assert not [c for c in concerns(run(p, t, params)) if c.startswith("R11")]
+
+    def test_withhold_card_names_the_drug(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient(her2="pos")
+        p.lvef(130, 60)
+        p.med("MedicationStatement", TDXD, status="active", start=120)
+        p.lvef(5, 38)
+        d = next(x for x in run(p, t, params) if x.rule == "R11c")
+        assert (d.variant, d.indicator, d.bindings["drugs"]) == ("withhold", "critical", "T-DXd")
+        assert d.note_keys == ("lvef-trastuzumab-deruxtecan-withhold",)
+
+    def test_no_lvef_due_on_tdxd_alone(self, t: Terminology, params: Parameters) -> None:
+        """C4: the Enhertu label sets no 3-monthly LVEF."""
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TDXD, status="active", start=300)
+        p.lvef(200, 60)
+        assert "R11a:lvef-due" not in concerns(run(p, t, params))
 
     def test_lvef_due_boundary(self, t: Terminology, params: Parameters) -> None:
         for days, fires in ((104, False), (105, True)):

@@ -1,0 +1,87 @@
+"""Doses and durations with their units (UCUM), so that 0.004 g is 4 mg and {pill} is unknown.
+
+A small explicit table rather than a units library: the rules need mass doses in mg and
+infusion times in minutes, nothing else, and a table the pharmacist can read is the safer
+artefact. Anything not in it is "unknown", never assumed to be mg (clinical-logic §3b C2).
+"""
+
+from __future__ import annotations
+
+import re
+
+from cds.facts.records import Quantity
+
+# UCUM mass units (case-sensitive codes) and the spellings EHRs put in `unit`, to milligrams.
+_MG_PER: dict[str, float] = {
+    "kg": 1_000_000.0,
+    "g": 1000.0,
+    "mg": 1.0,
+    "ug": 0.001,
+    "µg": 0.001,
+    "μg": 0.001,
+    "mcg": 0.001,
+    "ng": 0.000001,
+}
+_MG_NAMES: dict[str, str] = {
+    "milligram": "mg",
+    "milligrams": "mg",
+    "gram": "g",
+    "grams": "g",
+    "microgram": "ug",
+    "micrograms": "ug",
+}
+# UCUM time units to minutes (timing.repeat.durationUnit is a UCUM code: s, min, h, d).
+_MIN_PER: dict[str, float] = {"s": 1 / 60, "min": 1.0, "h": 60.0, "d": 1440.0}
+_TEXT_MASS = re.compile(
+    r"(?<![\w.])(\d+(?:\.\d+)?)\s*(mg|g|mcg|ug|µg|micrograms?|milligrams?)(?![\w/])",
+    re.IGNORECASE,
+)
+_TEXT_MINUTES = re.compile(
+    r"over\s+(?:at\s+least\s+|no\s+less\s+than\s+|a\s+minimum\s+of\s+)?(\d+(?:\.\d+)?)\s*"
+    r"(min|mins|minutes|minute|h|hr|hrs|hour|hours)\b",
+    re.IGNORECASE,
+)
+
+
+def mass_unit(q: Quantity) -> str | None:
+    """The UCUM mass unit of a quantity (code first, then the printed unit), or None."""
+    for raw in (q.code, q.unit):
+        if not raw:
+            continue
+        unit = raw.strip()
+        if unit in _MG_PER:
+            return unit
+        named = _MG_NAMES.get(unit.lower())
+        if named is not None:
+            return named
+        if unit.lower() in ("mg", "g", "mcg", "ug", "kg", "ng"):
+            return unit.lower()
+    return None
+
+
+def to_mg(q: Quantity) -> float | None:
+    """A mass dose in mg; None when the unit is missing, per weight, per area or unknown."""
+    unit = mass_unit(q)
+    return None if unit is None else q.value * _MG_PER[unit]
+
+
+def mg_from_text(text: str) -> float | None:
+    m = _TEXT_MASS.search(text)
+    if m is None:
+        return None
+    unit = _MG_NAMES.get(m.group(2).lower(), m.group(2).lower())
+    return float(m.group(1)) * _MG_PER[unit]
+
+
+def minutes(value: float | None, ucum: str | None) -> float | None:
+    if value is None or ucum not in _MIN_PER:
+        return None
+    return value * _MIN_PER[ucum]
+
+
+def minutes_from_text(text: str) -> float | None:
+    m = _TEXT_MINUTES.search(text)
+    if m is None:
+        return None
+    value, unit = float(m.group(1)), m.group(2).lower()
+    return value * (60.0 if unit.startswith("h") else 1.0)
