@@ -61,6 +61,10 @@ def _action_sig(action: Mapping[str, Any]) -> str:
     concept = res.get("medicationCodeableConcept") or res.get("code") or {}
     codes = [c.get("code") for c in concept.get("coding") or []]
     what = ",".join(str(c) for c in codes) if codes else f"text:{concept.get('text', '?')}"
+    if rtype == "MedicationRequest":
+        # The dose is clinical content: a golden shows it, so a reviewer reads each regimen's.
+        dose = (res.get("dosageInstruction") or [{}])[0].get("text", "")
+        return f"create {rtype} {what}: {dose}"
     return f"create {rtype} {what}"
 
 

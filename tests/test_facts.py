@@ -618,14 +618,25 @@ class TestLines:
         assert facts(p, t, params).lines.progression == "high"
 
     def test_new_site_is_progression(self, t: Terminology, params: Parameters) -> None:
+        """F7(c): a new visceral site on the line is progression (RECIST new lesion)."""
         p = metastatic(met_days=600)
         self.thp(p, 500)
-        p.condition(
-            "http://snomed.info/sct", "94225005", "Secondary malignant neoplasm of brain", 30
-        )
+        p.condition(SNOMED, "94381002", "Secondary malignant neoplasm of liver", 30)
         f = facts(p, t, params)
         assert f.lines.progression == "high"
-        assert "new brain metastasis" in f.lines.progression_reasons[0]
+        assert "new visceral metastasis" in f.lines.progression_reasons[0]
+
+    def test_new_brain_site_alone_is_not_systemic_progression(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """C5: a new brain metastasis, systemic status undocumented: CNS progression only."""
+        p = metastatic(met_days=600)
+        self.thp(p, 500)
+        p.condition(SNOMED, "94225005", "Secondary malignant neoplasm of brain", 30)
+        f = facts(p, t, params)
+        assert f.lines.progression == "none"
+        assert f.lines.cns_progression is not None
+        assert f.lines.cns_progression.status_ref is None
 
     def test_toxicity_is_not_progression(self, t: Terminology, params: Parameters) -> None:
         p = metastatic(met_days=600)

@@ -48,12 +48,12 @@ class Line:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CnsProgression:
-    """A new brain metastasis while systemic disease was documented stable (C5): intracranial
-    progression on the current line, which is not by itself systemic progression."""
+    """A new brain (or leptomeningeal) metastasis on the current line (C5): intracranial
+    progression, which is not by itself systemic progression."""
 
     onset: date
     ref: str
-    status_ref: str
+    status_ref: str | None  # a disease status documenting systemic disease as stable, if any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -310,11 +310,17 @@ def _progression(
         for site, onset, ref in disease.site_onsets:
             if onset is None or onset <= start + timedelta(days=30) or site in known_before:
                 continue
-            stable = _stable_around(statuses, onset, brain_window_days, t)
-            if site == "brain" and stable is not None:
-                # C5: a new brain metastasis with systemic disease documented stable is
-                # intracranial progression (local therapy), not a change of line.
-                cns = CnsProgression(onset=onset, ref=ref, status_ref=f"Observation/{stable.id}")
+            if site in ("brain", "leptomeningeal"):
+                # C5: brain metastases are not, by themselves, systemic progression: they call
+                # for local therapy, not a change of line (systemic progression needs its own
+                # evidence). Whether systemic disease was documented stable is kept for the card.
+                stable = _stable_around(statuses, onset, brain_window_days, t)
+                if cns is None:
+                    cns = CnsProgression(
+                        onset=onset,
+                        ref=ref,
+                        status_ref=f"Observation/{stable.id}" if stable is not None else None,
+                    )
                 continue
             reasons.append(f"new {site} metastasis recorded {_d(onset)}")
             refs.append(ref)

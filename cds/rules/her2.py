@@ -401,7 +401,7 @@ def r8a_brain_local_therapy(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     notes=("cardiac-case-by-case", "lvef-due"),
 )
 def r8b_brain_systemic(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """A new brain metastasis on a metastatic HER2 line while systemic disease is stable, no
+    """A new brain metastasis on a metastatic HER2 line without systemic progression, no
     tucatinib yet → the HER2CLIMB regimen may be offered.
 
     ASCO-HER2-BM-2022 Rec 7.1 (weak): tucatinib + trastuzumab + capecitabine may be offered for
@@ -428,11 +428,15 @@ def r8b_brain_systemic(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
             variant="tucatinib",
             indicator="info",
             data=(
-                f"New brain metastasis recorded {on(cns.onset)} on the current line, with "
-                f"systemic disease documented stable ({cns.status_ref})",
+                f"New brain metastasis recorded {on(cns.onset)} on the current line; systemic "
+                + (
+                    f"disease documented stable ({cns.status_ref})"
+                    if cns.status_ref
+                    else "progression not documented"
+                ),
                 *therapy_data(f),
             ),
-            refs=(cns.ref, cns.status_ref),
+            refs=(cns.ref, *((cns.status_ref,) if cns.status_ref else ())),
             note_keys=cardiac_notes(f, p),
             proposals=proposals,
         )
