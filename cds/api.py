@@ -209,6 +209,7 @@ async def call_service(
             "rules": list(result.rules),
             "fetched": len(resolved.fetched),
             "excluded": result.excluded,
+            "unchecked_orders": result.unchecked_orders,
             "ms": timings.stages,
             "total_ms": round(sum(timings.stages.values()), 2),
         },

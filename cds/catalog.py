@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import inspect
 import json
-import re
-import sys
 from collections import defaultdict
 from pathlib import Path
 
+from cds.parameters import DoseBand, LvefRule
 from cds.services import Knowledge
 
 
@@ -26,35 +25,40 @@ def _coverage(fixtures: Path) -> dict[str, list[str]]:
     return covered
 
 
-def _parameters_used(k: Knowledge, rule_id: str) -> list[str]:
-    """Parameters the rule reads, directly or through the module's helpers it calls."""
-    fn = k.rules[rule_id].fn
-    module = sys.modules[fn.__module__]
-    names = list(type(k.parameters).model_fields)
-    seen: set[str] = set()
-    sources = [inspect.getsource(fn)]
-    used: set[str] = set()
-    while sources:
-        source = sources.pop()
-        used |= {n for n in names if f"p.{n}" in source}
-        for called in re.findall(r"\b([a-z_][a-z0-9_]*)\(", source):
-            helper = getattr(module, called, None)
-            if (
-                called not in seen
-                and inspect.isfunction(helper)
-                and helper.__module__ == module.__name__
-            ):
-                seen.add(called)
-                sources.append(inspect.getsource(helper))
-    return [n for n in names if n in used]
-
-
 def _show(value: object) -> str:
-    if isinstance(value, tuple) and value and hasattr(value[0], "dose_mg"):
+    if isinstance(value, tuple) and value and isinstance(value[0], DoseBand):
         return "; ".join(
             f"CrCl {'>' if b.exclusive else '≥'} {b.min_crcl:g} → {b.dose_mg:g} mg" for b in value
         )
+    if isinstance(value, dict) and value and isinstance(next(iter(value.values())), LvefRule):
+        return "; ".join(
+            f"{r.drug} ({r.label}): "
+            + ", ".join(
+                f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in r.model_dump(exclude={"drug", "label"}).items()
+                if v not in (None, False)
+            )
+            for r in value.values()
+        )
     return repr(value)
+
+
+def _regimen_lines(k: Knowledge, keys: frozenset[str]) -> list[str]:
+    lines = []
+    for key in sorted(keys):
+        reg = k.parameters.regimens[key]
+        criteria = []
+        if reg.min_prior_her2_regimens:
+            criteria.append(f"label: ≥{reg.min_prior_her2_regimens} prior anti-HER2 regimens")
+        if reg.hr_positive_only:
+            criteria.append("hormone-receptor positive only")
+        lines.append(f"- `{key}` {reg.label}" + (f" ({'; '.join(criteria)})" if criteria else ""))
+        for drug in reg.drugs:
+            name = k.cards.orders.medications[drug.order].name
+            dose = drug.dose.replace("$dose", reg.default_dose or "$dose")
+            lines.append(f"  - {name}: {dose}")
+        lines.append(f"  - source: {reg.source}")
+    return lines
 
 
 def write_catalog(k: Knowledge, out: Path, fixtures: Path) -> list[Path]:
@@ -70,7 +74,7 @@ def write_catalog(k: Knowledge, out: Path, fixtures: Path) -> list[Path]:
     for rule_id in sorted(k.rules, key=lambda r: (len(r.rstrip("abcdpv")), r)):
         rule = k.rules[rule_id]
         card = k.cards.cards[rule_id]
-        params = _parameters_used(k, rule_id)
+        params = sorted(rule.uses.parameters)
         lines = [
             f"# {rule_id}: {card.title}",
             "",
@@ -86,6 +90,12 @@ def write_catalog(k: Knowledge, out: Path, fixtures: Path) -> list[Path]:
             "",
         ]
         lines += [f"- `{p}` = {_show(getattr(k.parameters, p))}" for p in params] or ["- none"]
+        if rule.uses.regimens:
+            lines += ["", "## Regimens (each drug with this regimen's dose)", ""]
+            lines += _regimen_lines(k, rule.uses.regimens)
+        if rule.uses.valuesets:
+            lines += ["", "## Value sets read", ""]
+            lines += [", ".join(f"`{v}`" for v in sorted(rule.uses.valuesets))]
         lines += ["", "## Cards", ""]
         for name, variant in card.variants.items():
             covered = coverage.get(f"{rule_id}:{name}", [])

@@ -145,6 +145,7 @@ class Outcome:
     response: schemas.CDSResponse
     rules: tuple[str, ...]
     excluded: int
+    unchecked_orders: int = 0  # draft orders that could not be read (each named in an R0 card)
 
 
 def evaluate_call(
@@ -181,4 +182,5 @@ def evaluate_call(
         response=schemas.CDSResponse(cards=cards),
         rules=tuple(d.concern for d in decisions),
         excluded=len(facts.excluded),
+        unchecked_orders=len(drafts.unreadable),
     )

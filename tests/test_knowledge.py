@@ -107,6 +107,75 @@ class TestCrossCheck:
         with pytest.raises(ConfigError, match="139"):
             load_knowledge(cards)
 
+    def test_a_missing_value_set_fails_start_up(self, tmp_path: Path) -> None:
+        """Deleting a value set the facts read stops start-up (it used to 500 per call)."""
+        cards = copy_cards(tmp_path)
+        (cards / "valuesets" / "status-worsened.yaml").unlink()
+        with pytest.raises(ConfigError, match="status-worsened"):
+            load_knowledge(cards)
+
+    def test_a_value_set_only_a_rule_declares_is_checked(self, tmp_path: Path) -> None:
+        cards = copy_cards(tmp_path)
+        (cards / "valuesets" / "spine-surgery.yaml").unlink()
+        with pytest.raises(ConfigError, match="spine-surgery"):
+            load_knowledge(cards)
+
+    def test_a_literal_restating_a_parameter_fails(self, tmp_path: Path) -> None:
+        """Card text takes thresholds from parameters: '6 months' for dental_lookback_days."""
+        cards = copy_cards(tmp_path)
+        path = cards / "rules" / "R4b.yaml"
+        path.write_text(path.read_text().replace("$dental_lookback_months months", "6 months"))
+        with pytest.raises(ConfigError, match=r"restates a parameter.*dental_lookback_days"):
+            load_knowledge(cards)
+
+    def test_card_text_follows_the_parameter(self) -> None:
+        k = load_knowledge(REPO_CARDS, {"dental_lookback_days": 365})
+        summary = k.cards.cards["R4b"].variants["dental-before-bma"].summary
+        bindings = k.renderer._params["R4b"]
+        assert "12 months" in summary.replace(
+            "$dental_lookback_months", bindings["dental_lookback_months"]
+        )
+
+    def test_a_regimen_dose_must_be_orderable(self, tmp_path: Path) -> None:
+        """One schedule per instruction, no 'check the label' inside a dose (C1)."""
+        cards = copy_cards(tmp_path)
+        path = cards / "regimens.yaml"
+        path.write_text(
+            path.read_text().replace(
+                "over no less than 15 minutes every 12 weeks",
+                "over no less than 15 minutes every 12 weeks or every 3-4 weeks",
+            )
+        )
+        with pytest.raises(ConfigError, match="not orderable"):
+            load_knowledge(cards)
+
+    def test_a_rule_naming_a_missing_regimen_fails(self, tmp_path: Path) -> None:
+        cards = copy_cards(tmp_path)
+        path = cards / "regimens.yaml"
+        spec = yaml.safe_load(path.read_text())
+        del spec["regimens"]["neratinib-capecitabine"]
+        path.write_text(yaml.safe_dump(spec, allow_unicode=True))
+        with pytest.raises(ConfigError, match="neratinib-capecitabine"):
+            load_knowledge(cards)
+
+    def test_regimens_are_not_a_parameter_override(self) -> None:
+        with pytest.raises(ConfigError, match="regimens"):
+            load_knowledge(REPO_CARDS, {"regimens": {}})
+
+    def test_doses_belong_to_regimens(self, knowledge: Knowledge) -> None:
+        """C1: capecitabine is 750 mg/m² with neratinib, 1,000 mg/m² with lapatinib; lapatinib
+        is 1,000 mg with trastuzumab and 1,250 mg with capecitabine."""
+        regimens = knowledge.parameters.regimens
+
+        def dose(regimen: str, order: str) -> str:
+            return next(d.dose for d in regimens[regimen].drugs if d.order == order)
+
+        assert dose("neratinib-capecitabine", "capecitabine").startswith("750 mg/m²")
+        assert dose("lapatinib-capecitabine", "capecitabine").startswith("1,000 mg/m²")
+        assert dose("lapatinib-trastuzumab", "lapatinib").startswith("1,000 mg")
+        assert dose("lapatinib-capecitabine", "lapatinib").startswith("1,250 mg")
+        assert "loperamide" in [d.order for d in regimens["neratinib-capecitabine"].drugs]
+
     def test_bad_parameter_override_fails(self) -> None:
         with pytest.raises(ConfigError, match="dental_lookback_days"):
             load_knowledge(REPO_CARDS, {"dental_lookback_days": "soon"})
@@ -169,6 +238,15 @@ class TestCli:
         assert main(["check"]) == 1
         assert "R5" in capsys.readouterr().err
 
+    def test_check_fails_on_a_missing_value_set(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        cards = copy_cards(tmp_path)
+        (cards / "valuesets" / "status-worsened.yaml").unlink()
+        monkeypatch.setenv("CDS_CARDS_DIR", str(cards))
+        assert main(["check"]) == 1
+        assert "status-worsened" in capsys.readouterr().err
+
     def test_check_fails_on_bad_configuration(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("CDS_MODE", "production")
         with pytest.raises(SystemExit, match="configuration error"):
@@ -191,6 +269,9 @@ class TestCli:
         assert "`dental_lookback_days` = 183" in r1  # read through a helper R1 calls
         assert "creatinine_rise_normal" not in r1  # R2's threshold, not R1's
         assert "CrCl > 60 → 4 mg" in r1
+        r6 = (tmp_path / "cat" / "R6.md").read_text()
+        assert "750 mg/m² by mouth twice daily" in r6  # regimens with their own doses
+        assert "adjuvant_tdxd_label_days" in r6  # a threshold the facts apply for R6
 
 
 def test_docker_compose_structure() -> None:

@@ -40,6 +40,62 @@ def test_every_rule_variant_is_covered(knowledge: Knowledge) -> None:
     assert variants - covered == set()
 
 
+def test_every_decision_names_only_what_its_rule_declares(knowledge: Knowledge) -> None:
+    """Each rule declares its value sets, regimens, orders, suggestions and notes, which are
+    checked at start-up; here every scenario's decisions are held to those declarations."""
+    from datetime import date
+
+    from cds.facts import extract_facts
+    from cds.facts.orders import NO_DRAFTS, read_draft_orders
+    from cds.rules import evaluate
+
+    checked = 0
+    for sc in SCENARIOS:
+        prefetch = sc.request.get("prefetch") or {}
+        if not prefetch:
+            continue
+        ctx = sc.request["context"]
+        facts = extract_facts(
+            prefetch.values(),
+            knowledge.terminology,
+            knowledge.parameters,
+            as_of=date.fromisoformat(sc.case["as_of"]),
+        )
+        drafts = NO_DRAFTS
+        if "draftOrders" in ctx:
+            drafts = read_draft_orders(
+                ctx["draftOrders"], ctx.get("selections") or (), knowledge.terminology
+            )
+        for d in evaluate(sc.request["hook"], facts, drafts, knowledge.parameters):
+            assert knowledge.rules[d.rule].undeclared(d) == set(), (sc.name, d.concern)
+            checked += 1
+    assert checked > 50
+
+
+def test_no_card_shows_a_note_key_instead_of_its_sentence(
+    client: TestClient, knowledge: Knowledge
+) -> None:
+    """Issue 9 item 13: a note key ('calcium-uncorrected') is never rendered as text."""
+    keys = set(knowledge.cards.common.notes)
+    for card in knowledge.cards.cards.values():
+        keys |= set(card.notes)
+    for sc in PREFETCHED:
+        r = post(client, sc)
+        if r.status_code != 200:
+            continue
+        for card in r.json()["cards"]:
+            lines = {line.removeprefix("- ").strip() for line in card["detail"].splitlines()}
+            assert not lines & keys, (sc.name, lines & keys)
+
+
+def test_undocumented_progression_is_not_shown_as_progression(client: TestClient) -> None:
+    """C9: R7 lists what it found under its own heading, never as 'Progression'."""
+    sc = next(s for s in SCENARIOS if s.path.name == "her2-therapy-stopped-no-reason")
+    card = post(client, sc).json()["cards"][0]
+    assert "Found: " in card["detail"]
+    assert "Progression: " not in card["detail"]
+
+
 def post(client: TestClient, sc: Scenario, body: dict[str, Any] | None = None) -> Any:
     return client.post(f"/cds-services/{sc.service}", json=body or sc.request)
 

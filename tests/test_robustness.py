@@ -102,8 +102,20 @@ class TestNoPhiInLogs:
         fields = vars(record)
         assert fields["service"] == "mbc-bone-patient-view"
         assert fields["hookInstance"] == request["hookInstance"]
-        assert fields["cards"] == 3
+        assert fields["cards"] == 2  # R1 (its suggestions carry the dental referral) and R6
         assert set(fields["ms"]) == {"parse", "prefetch", "facts", "rules", "cards", "serialize"}
+
+    def test_an_unreadable_draft_is_counted_in_the_call_line(
+        self, client: TestClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Issue 9 item 12: an order that could not be checked is counted, never silent."""
+        caplog.set_level(logging.INFO, logger="cds.calls")
+        folder = ROOT / "fixtures" / "mbc-bone-order-sign" / "draft-order-unreadable"
+        request = json.loads((folder / "request.json").read_text())
+        r = client.post("/cds-services/mbc-bone-order-sign", json=request)
+        assert [c["extension"]["org.cds-mbc-bone.rule"] for c in r.json()["cards"]] == ["R0"]
+        record = next(r for r in caplog.records if r.getMessage() == "call")
+        assert vars(record)["unchecked_orders"] == 1
 
 
 json_values = st.recursive(

@@ -9,8 +9,7 @@ import pytest
 from cds.facts import PatientFacts, extract_facts
 from cds.facts.orders import NO_DRAFTS, DraftOrders, read_draft_orders
 from cds.parameters import Parameters
-from cds.rules import Decision, evaluate, load_rules
-from cds.rules import DeleteDraft, Order, RegimenOrder, UpdateDraft
+from cds.rules import Decision, RegimenOrder, UpdateDraft, evaluate, load_rules
 from cds.rules.cardiac import lvef_action
 from cds.terminology import Terminology
 from fixtures.build_scenarios import (
