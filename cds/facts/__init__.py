@@ -22,6 +22,7 @@ from cds.facts.receptors import Receptors, extract_receptors
 from cds.facts.records import (
     CONDITION_SETS,
     OBSERVATION_SETS,
+    RESULT_SETS,
     SERVICE_SETS,
     ActivityRecord,
     Excluded,
@@ -52,10 +53,7 @@ FACT_VALUESETS: frozenset[str] = frozenset(
         "stop-progression",
         "stop-toxicity",
         "stop-other",
-        "result-positive",
-        "result-negative",
-        "result-equivocal",
-        "result-unknown",
+        *RESULT_SETS,
         "er-negative-ichom",
     }
 )

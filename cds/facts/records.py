@@ -68,6 +68,8 @@ MARKER_SETS = (
     "pr-status",
     "pr-percent",
 )
+# The answer sets the receptor interpretation reads (F4, §5).
+RESULT_SETS = ("result-positive", "result-negative", "result-equivocal", "result-unknown")
 LAB_SETS = ("creatinine", "calcium", "albumin", "body-weight", "creatinine-clearance", "egfr")
 # Staging and history of metastatic cancer (F2 b/c, clinical-logic C8).
 STAGING_SETS = (

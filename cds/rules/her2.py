@@ -7,8 +7,10 @@ from datetime import timedelta
 from cds.facts import PatientFacts
 from cds.facts.medications import HER2_CLASSES
 from cds.facts.orders import DraftOrders
+from cds.facts.records import STAGING_SETS
 from cds.parameters import Parameters
 from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, RegimenOrder, on, rule
+from cds.rules.receptors import MARKER_VALUESETS
 
 # Regimens by key (cards/regimens.yaml holds their drugs, doses and label criteria). The order
 # and content follow clinical-logic R6; lists are never a ranking.
@@ -28,6 +30,8 @@ LINE_3_HR_POSITIVE = ("abemaciclib-trastuzumab-fulvestrant",)
 ALL_REGIMENS = (*LINE_1, *LINE_2, TUCATINIB, *LINE_3, *LINE_3_HR_POSITIVE)
 # What the HER2 facts read: receptors, lines and progression, metastatic sites, ILD, LVEF.
 HER2_VALUESETS = (
+    *MARKER_VALUESETS,
+    *STAGING_SETS,
     "breast-cancer",
     "secondary-neoplasm",
     "regional-nodes",
@@ -35,28 +39,12 @@ HER2_VALUESETS = (
     "leptomeningeal-metastasis",
     "bone-metastasis",
     "visceral-metastasis",
-    "her2-interpretation",
-    "her2-ihc",
-    "her2-ish",
-    "her2-ish-ratio",
-    "her2-ish-copies",
-    "er-status",
-    "er-percent",
-    "pr-status",
-    "pr-percent",
-    "result-positive",
-    "result-negative",
-    "result-equivocal",
     "disease-status",
     "status-worsened",
     "status-not-progressed",
     "stop-progression",
     "stop-toxicity",
     "stop-other",
-    "stage-group",
-    "m-category",
-    "history-of-metastatic-cancer",
-    "history-of-metastatic-site",
 )
 LINE_PARAMETERS = (
     "regimen_group_days",

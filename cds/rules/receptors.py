@@ -6,24 +6,12 @@ from datetime import timedelta
 
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
+from cds.facts.records import MARKER_SETS, RESULT_SETS
 from cds.parameters import Parameters
 from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, on, rule
 
-MARKER_VALUESETS = (
-    "her2-interpretation",
-    "her2-ihc",
-    "her2-ish",
-    "her2-ish-ratio",
-    "her2-ish-copies",
-    "her2-serum",
-    "er-status",
-    "er-percent",
-    "pr-status",
-    "pr-percent",
-    "result-positive",
-    "result-negative",
-    "result-equivocal",
-)
+# What the receptor facts read (F4): the marker codes and their answer sets.
+MARKER_VALUESETS = (*MARKER_SETS, *RESULT_SETS, "er-negative-ichom")
 
 
 @rule(
