@@ -99,6 +99,7 @@ class Parameters(BaseModel):
     ild_grade_discontinue: int
     brain_status_window_days: int
     adjuvant_tdxd_label_days: int
+    adjuvant_chemo_window_days: int
     # Not a threshold: the regimens (cards/regimens.yaml), which the rules choose among.
     regimens: dict[str, Regimen]
 

@@ -130,6 +130,104 @@ class TestHer2Table:
         )
 
 
+class TestHer2LowCategory:
+    """R15: the IHC score read precisely, from every form a result arrives in."""
+
+    @pytest.mark.parametrize(
+        ("value", "category"),
+        [
+            pytest.param({"valueString": "0"}, "0", id="string-0"),
+            pytest.param({"valueString": "0, no membrane staining"}, "0", id="0-no-staining"),
+            pytest.param(
+                {"valueString": "0 with faint incomplete membrane staining in ≤10% of cells"},
+                "ultralow",
+                id="0-faint-ultralow",
+            ),
+            pytest.param({"valueString": "IHC 0 (ultralow)"}, "ultralow", id="0-ultralow-word"),
+            pytest.param({"valueString": "1+"}, "low", id="string-1+"),
+            pytest.param({"valueInteger": 1}, "low", id="integer-1"),
+            pytest.param({"valueCodeableConcept": {"text": "Score 1+"}}, "low", id="text-1+"),
+            pytest.param({"note": [{"text": "HER2 IHC 1+"}]}, "low", id="note-1+"),
+            pytest.param(
+                {"component": [{"code": {"text": "score"}, "valueString": "1+"}]},
+                "low",
+                id="component-1+",
+            ),
+            pytest.param({"valueString": "3+"}, "positive", id="string-3+"),
+        ],
+    )
+    def test_category_with_a_negative_final_result(
+        self, t: Terminology, params: Parameters, value: dict[str, Any], category: str
+    ) -> None:
+        p = metastatic()
+        if category != "positive":
+            p.her2(90, "neg")
+        p.obs("85319-2", 90, **value)
+        her2 = facts(p, t, params).receptors.her2
+        assert her2 is not None
+        assert her2.her2_category == category
+
+    def test_ihc_2_plus_ish_not_amplified_is_low(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.her2_ihc(90, "2+")
+        p.obs("49683-6", 90, valueQuantity={"value": 1.3, "unit": "{ratio}"})
+        p.obs("74860-8", 90, valueQuantity={"value": 2.5, "unit": "{copies}/{nucleus}"})
+        her2 = facts(p, t, params).receptors.her2
+        assert her2 is not None
+        assert (her2.status, her2.her2_category) == ("negative", "low")
+
+    def test_only_negative_known_is_unknown_category(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.her2(90, "neg")
+        her2 = facts(p, t, params).receptors.her2
+        assert her2 is not None
+        assert (her2.status, her2.her2_category) == ("negative", "unknown")
+
+
+class TestSystemicLines:
+    """R15: chemotherapy and endocrine lines in the metastatic setting."""
+
+    def test_cdk46_with_endocrine_is_one_endocrine_line(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic(met_days=600)
+        p.med("MedicationStatement", ("72965", "Letrozole"), status="active", start=500)
+        p.med("MedicationStatement", ("1601380", "palbociclib"), status="active", start=495)
+        s = facts(p, t, params).systemic
+        assert (s.endocrine, s.chemotherapy) == (1, 0)
+
+    def test_repeated_doses_of_the_same_drug_are_one_line(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic(met_days=600)
+        for start in (300, 250, 200):
+            p.med(
+                "MedicationAdministration", ("56946", "PACLitaxel"), status="completed", start=start
+            )
+        assert facts(p, t, params).systemic.chemotherapy == 1
+
+    @pytest.mark.parametrize(
+        ("gap_days", "within"),
+        [pytest.param(183, True, id="6-months"), pytest.param(184, False, id="6-months+1")],
+    )
+    def test_adjuvant_chemotherapy_window(
+        self, t: Terminology, params: Parameters, gap_days: int, within: bool
+    ) -> None:
+        p = metastatic(met_days=100)
+        p.med(
+            "MedicationStatement",
+            ("56946", "PACLitaxel"),
+            status="completed",
+            start=gap_days + 200,
+            end=100 + gap_days,
+        )
+        s = facts(p, t, params).systemic
+        assert s.adjuvant_chemo_within_6_months is within
+        assert s.chemotherapy == 0
+
+
 class TestIshGroups:
     @pytest.mark.parametrize(
         ("ratio", "copies", "group"),

@@ -272,6 +272,10 @@ class TestCli:
         r6 = (tmp_path / "cat" / "R6.md").read_text()
         assert "750 mg/m² by mouth twice daily" in r6  # regimens with their own doses
         assert "adjuvant_tdxd_label_days" in r6  # a threshold the facts apply for R6
+        r15 = (tmp_path / "cat" / "R15.md").read_text()
+        assert "DESTINY-Breast06" in r15
+        assert "her2-ultralow-hr-positive-after-endocrine-only" in r15
+        assert "[R15](R15.md)" in (tmp_path / "cat" / "README.md").read_text()
 
 
 def test_docker_compose_structure() -> None:

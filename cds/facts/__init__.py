@@ -16,7 +16,7 @@ from cds.facts.labs import (
     extract_lvef,
     extract_renal,
 )
-from cds.facts.lines import LineHistory, extract_lines
+from cds.facts.lines import LineHistory, SystemicLines, extract_lines, extract_systemic_lines
 from cds.facts.medications import HER2_ANTIBODY_CLASSES, Medications, extract_medications
 from cds.facts.receptors import Receptors, extract_receptors
 from cds.facts.records import (
@@ -74,6 +74,7 @@ class PatientFacts:
     receptors: Receptors
     meds: Medications
     lines: LineHistory
+    systemic: SystemicLines  # chemotherapy and endocrine lines (HER2-negative disease, R15)
     renal: Renal
     calcium: Calcium
     lvef: Lvef
@@ -153,6 +154,13 @@ def facts_from_records(
         adjuvant_label_days=params.adjuvant_tdxd_label_days,
         brain_window_days=params.brain_status_window_days,
     )
+    systemic = extract_systemic_lines(
+        meds,
+        disease,
+        group_days=params.regimen_group_days,
+        adjuvant_cutoff_days=params.adjuvant_cutoff_days,
+        adjuvant_chemo_days=params.adjuvant_chemo_window_days,
+    )
     her2_starts = [e.start for e in meds.active(*HER2_ANTIBODY_CLASSES) if e.start is not None]
     allergies = frozenset(
         m.ingredient for a in records.allergies for m in t.medications.match(a.code, t.rxnorm)
@@ -170,6 +178,7 @@ def facts_from_records(
         ),
         meds=meds,
         lines=lines,
+        systemic=systemic,
         renal=extract_renal(
             records,
             t,

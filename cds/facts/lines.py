@@ -358,3 +358,92 @@ def _not_progressed(obs: ObservationRecord, t: Terminology) -> bool:
 
 def _d(value: date | None) -> str:
     return value.isoformat() if value else "(date unknown)"
+
+
+CHEMO_CLASSES: frozenset[MedClass] = frozenset(
+    {"TAXANE", "CAPE", "VINORELBINE", "OTHER_CHEMO", "ANTHRACYCLINE"}
+)
+# A CDK4/6 inhibitor given with endocrine therapy is part of an endocrine line (R15).
+ENDOCRINE_CLASSES: frozenset[MedClass] = frozenset(
+    {"ENDOCRINE_AI", "ENDOCRINE_SERD", "ENDOCRINE_SERM", "CDK46"}
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemicLine:
+    kind: Literal["chemotherapy", "endocrine"]
+    drugs: frozenset[str]
+    start: date | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemicLines:
+    """Chemotherapy and endocrine lines in the metastatic setting, for HER2-negative disease
+    (R15, DESTINY-Breast04/-06): the F6 grouping (drugs started within the grouping window are
+    one regimen; the same drugs continuing stay one line)."""
+
+    lines: tuple[SystemicLine, ...]
+    adjuvant_chemo_end: date | None
+    # Recurrence within 6 months of completing (neo)adjuvant chemotherapy (DB-04 criterion).
+    adjuvant_chemo_within_6_months: bool | None
+    confidence: Confidence
+
+    @property
+    def chemotherapy(self) -> int:
+        return sum(1 for line in self.lines if line.kind == "chemotherapy")
+
+    @property
+    def endocrine(self) -> int:
+        return sum(1 for line in self.lines if line.kind == "endocrine")
+
+
+def extract_systemic_lines(
+    meds: Medications,
+    disease: Disease,
+    *,
+    group_days: int,
+    adjuvant_cutoff_days: int,
+    adjuvant_chemo_days: int,
+) -> SystemicLines:
+    tmet = disease.metastatic_date
+    wanted = CHEMO_CLASSES | ENDOCRINE_CLASSES
+    metastatic: list[Exposure] = []
+    adjuvant_chemo: list[Exposure] = []
+    for e in meds.given():
+        if e.med_class not in wanted:
+            continue
+        early = (
+            tmet is not None
+            and e.start is not None
+            and e.start < tmet - timedelta(days=adjuvant_cutoff_days)
+        )
+        if not early:
+            metastatic.append(e)
+        elif e.med_class in CHEMO_CLASSES:
+            adjuvant_chemo.append(e)
+    lines: list[SystemicLine] = []
+    for regimen in _regimens(metastatic, group_days):
+        drugs = frozenset(e.ingredient for e in regimen)
+        if lines and drugs <= lines[-1].drugs:
+            continue  # the same drugs, given again: the line goes on
+        chemo = any(e.med_class in CHEMO_CLASSES for e in regimen)
+        starts = [e.start for e in regimen if e.start is not None]
+        lines.append(
+            SystemicLine(
+                kind="chemotherapy" if chemo else "endocrine",
+                drugs=drugs,
+                start=min(starts) if starts else None,
+            )
+        )
+    end = max((e.last for e in adjuvant_chemo if e.last is not None), default=None)
+    within: bool | None = None
+    if end is not None and tmet is not None:
+        within = tmet - end <= timedelta(days=adjuvant_chemo_days)
+    elif tmet is not None and meds.received:
+        within = False
+    return SystemicLines(
+        lines=tuple(lines),
+        adjuvant_chemo_end=end,
+        adjuvant_chemo_within_6_months=within,
+        confidence="low" if tmet is None else "high",
+    )

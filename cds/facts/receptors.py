@@ -43,6 +43,13 @@ class MarkerResult:
     needs_concurrent_ihc: bool = False
 
     @property
+    def ihc_words(self) -> str:
+        """'IHC 0', 'IHC 2+', or 'no IHC score', as a pathologist writes it."""
+        if self.ihc_score is None:
+            return "no IHC score"
+        return f"IHC {self.ihc_score}+" if self.ihc_score else "IHC 0"
+
+    @property
     def low_positive(self) -> bool:
         """ER/PR 1-10% (ASCO/CAP 2020 'low positive')."""
         return self.percent is not None and 1.0 <= self.percent <= 10.0

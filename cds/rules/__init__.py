@@ -182,7 +182,7 @@ def rule(
 
 def load_rules() -> Mapping[str, Rule]:
     """Import the rule modules (their decorators fill RULES) and return the registry."""
-    from cds.rules import bone, cardiac, drafts, her2, receptors, spine  # noqa: F401
+    from cds.rules import bone, cardiac, drafts, her2, her2low, receptors, spine  # noqa: F401
 
     return RULES
 

@@ -169,7 +169,7 @@ def therapy_data(f: PatientFacts) -> tuple[str, ...]:
     out = []
     if her2 is not None:
         how = "derived from IHC/ISH" if her2.derived else "reported"
-        score = f", IHC {her2.ihc_score}+" if her2.ihc_score is not None else ""
+        score = f", {her2.ihc_words}" if her2.ihc_score is not None else ""
         out.append(
             f"HER2 {her2.status} ({how}{score}), {her2.specimen_site} specimen, {on(her2.when)}"
         )

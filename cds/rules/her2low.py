@@ -1,0 +1,214 @@
+"""R15: HER2-low and HER2-ultralow disease - trastuzumab deruxtecan by DESTINY-Breast04/-06."""
+
+from __future__ import annotations
+
+from cds.facts import PatientFacts
+from cds.facts.orders import DraftOrders
+from cds.facts.receptors import MarkerResult
+from cds.facts.records import STAGING_SETS
+from cds.parameters import Parameters
+from cds.rules import (
+    ORDER_HOOKS,
+    PATIENT_VIEW,
+    Decision,
+    NoteKey,
+    Order,
+    Proposal,
+    RegimenOrder,
+    on,
+    rule,
+)
+from cds.rules.receptors import MARKER_VALUESETS
+
+CATEGORY_WORDS = {
+    "low": "HER2-low",
+    "ultralow": "HER2-ultralow",
+    "0": "HER2-0 (IHC 0, no membrane staining)",
+    "unknown": "HER2-negative, IHC score not known",
+}
+R15_VALUESETS = (*MARKER_VALUESETS, *STAGING_SETS, "breast-cancer", "secondary-neoplasm", "lvef")
+R15_PARAMETERS = (
+    "regimen_group_days",
+    "adjuvant_cutoff_days",
+    "adjuvant_chemo_window_days",
+    "lvef_interval_days",
+    "active_window_days",
+    "request_active_max_days",
+)
+CHEMO_AND_ENDOCRINE = (
+    "capecitabine",
+    "docetaxel",
+    "paclitaxel",
+    "paclitaxel protein-bound",
+    "vinorelbine",
+    "doxorubicin",
+    "epirubicin",
+    "eribulin",
+    "letrozole",
+    "anastrozole",
+    "exemestane",
+    "fulvestrant",
+    "tamoxifen",
+    "abemaciclib",
+    "palbociclib",
+    "ribociclib",
+)
+
+
+def criteria(f: PatientFacts) -> tuple[bool, bool]:
+    """(DESTINY-Breast04, DESTINY-Breast06) criteria from HR status and metastatic lines.
+
+    DB-04: ≥1 chemotherapy line in the metastatic setting, or recurrence within 6 months of
+    adjuvant chemotherapy; if HR-positive, also endocrine-refractory (read here as ≥1 endocrine
+    line in the metastatic setting). DB-06: HR-positive, ≥1 endocrine line in the metastatic
+    setting, no chemotherapy in the metastatic setting. An unknown HR status meets neither.
+    """
+    s = f.systemic
+    hr = f.receptors.hr_positive
+    chemo = s.chemotherapy >= 1 or bool(s.adjuvant_chemo_within_6_months)
+    db04 = chemo and (hr is False or (hr is True and s.endocrine >= 1))
+    db06 = hr is True and s.endocrine >= 1 and s.chemotherapy == 0
+    return db04, db06
+
+
+def negative_her2(f: PatientFacts) -> MarkerResult | None:
+    """The HER2 result of metastatic, HER2-negative disease; None otherwise."""
+    her2 = f.receptors.her2
+    if not (f.disease.breast_cancer.present and f.disease.metastatic.present):
+        return None
+    return her2 if her2 is not None and her2.status == "negative" else None
+
+
+def _data(f: PatientFacts) -> tuple[str, ...]:
+    her2 = f.receptors.her2
+    out = []
+    if her2 is not None:
+        how = "derived from IHC/ISH" if her2.derived else "reported"
+        score = f", {her2.ihc_words}"
+        category = CATEGORY_WORDS.get(her2.her2_category or "unknown", "HER2-negative")
+        out.append(
+            f"{category}: HER2 negative ({how}{score}), {her2.specimen_site} specimen, "
+            f"{on(her2.when)}"
+        )
+    hr = f.receptors.hr_positive
+    out.append("Hormone receptor: " + {True: "positive", False: "negative", None: "unknown"}[hr])
+    s = f.systemic
+    out.append(
+        f"Metastatic setting: {s.chemotherapy} chemotherapy line(s), {s.endocrine} endocrine "
+        f"line(s) (confidence: {s.confidence})"
+    )
+    out += [
+        f"{line.kind.capitalize()} line from {on(line.start)}: {', '.join(sorted(line.drugs))}"
+        for line in s.lines
+    ]
+    if s.adjuvant_chemo_within_6_months:
+        out.append(f"(Neo)adjuvant chemotherapy ended {on(s.adjuvant_chemo_end)}, within 6 months")
+    return tuple(out)
+
+
+@rule(
+    "R15",
+    hooks=(*PATIENT_VIEW, *ORDER_HOOKS),
+    variants=("db04", "db06", "ihc-score-needed", "order-not-indicated"),
+    bindings=("category",),
+    valuesets=(*R15_VALUESETS, "interstitial-lung-disease"),
+    ingredients=("trastuzumab deruxtecan", *CHEMO_AND_ENDOCRINE),
+    parameters=R15_PARAMETERS,
+    orders=("echocardiogram", "her2-ihc-score-request"),
+    regimens=("tdxd",),
+    suggestions=("ask-pathology-ihc-score",),
+    notes=("tdxd-ild", "lvef-baseline", "fda-approved-test", "ild-recorded", "not-her2-positive"),
+)
+def r15_her2_low(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """HER2-low (IHC 1+, or 2+ with ISH not amplified) or HER2-ultralow (IHC 0 with faint or
+    incomplete membrane staining in ≤10% of cells), metastatic → T-DXd when a trial criterion is
+    met; the IHC score decides, not "negative" alone.
+
+    DESTINY-Breast04 (ASCO rapid recommendation update 2022): HER2-low, previously treated with
+    chemotherapy in the metastatic setting (or recurrence within 6 months of adjuvant
+    chemotherapy), HR-positive disease also endocrine-refractory. DESTINY-Breast06 (FDA approval
+    2025-01-27): HR-positive HER2-low or -ultralow after ≥1 endocrine therapy in the metastatic
+    setting, no chemotherapy for metastatic disease, "as determined by an FDA-approved test".
+    ASCO/CAP 2023: no "HER2-low" result category, but distinguishing IHC 0 from 1+ now matters.
+    No card for HER2-0, before a criterion is met, or after T-DXd was received (C10); a T-DXd
+    order that meets neither criterion gets a warning. Sequencing cards are info.
+    """
+    her2 = negative_her2(f)
+    if her2 is None:
+        return []
+    category = her2.her2_category or "unknown"
+    db04, db06 = criteria(f)
+    meets = (category == "low" and db04) or (category in ("low", "ultralow") and db06)
+    bindings = {"category": CATEGORY_WORDS.get(category, "HER2-negative")}
+    ordered = drafts.with_ingredient("trastuzumab deruxtecan")
+    if ordered:
+        if meets:
+            return []
+        return [
+            Decision(
+                rule="R15",
+                variant="order-not-indicated",
+                indicator="warning",
+                bindings=bindings,
+                data=(*(f"Draft order: {o.ref}" for o in ordered), *_data(f)),
+                refs=(*(o.ref for o in ordered), *her2.refs),
+            )
+        ]
+    if drafts.medications or drafts.services or drafts.unreadable:
+        return []  # order hooks speak only of the orders
+    if f.meds.ever("HER2_ADC_TDXD"):
+        return []  # already received: the T-DXd safety rules take over
+    ild = f.disease.interstitial_lung_disease.present
+    notes = [NoteKey("not-her2-positive")]
+    if meets:
+        variant = "db04" if category == "low" and db04 else "db06"
+        echo = (Order(key="echocardiogram"),) if not _lvef_recent(f, p) else ()
+        notes += [NoteKey("tdxd-ild"), NoteKey("lvef-baseline")]
+        if variant == "db06":
+            notes.append(NoteKey("fda-approved-test"))
+        if ild:
+            notes.append(NoteKey("ild-recorded"))
+        proposals = (
+            () if ild else (Proposal(key="tdxd", actions=(RegimenOrder(key="tdxd"), *echo)),)
+        )
+        return [
+            Decision(
+                rule="R15",
+                variant=variant,
+                indicator="info",
+                bindings=bindings,
+                data=_data(f),
+                note_keys=tuple(notes),
+                refs=her2.refs,
+                proposals=proposals,
+            )
+        ]
+    if category == "unknown" and (db04 or db06):
+        return [
+            Decision(
+                rule="R15",
+                variant="ihc-score-needed",
+                indicator="info",
+                bindings=bindings,
+                data=_data(f),
+                missing=("the HER2 IHC score (0, 0 with membrane staining, 1+ or 2+/ISH-)",),
+                note_keys=tuple(notes),
+                refs=her2.refs,
+                proposals=(
+                    Proposal(
+                        key="ask-pathology-ihc-score",
+                        actions=(Order(key="her2-ihc-score-request"),),
+                    ),
+                ),
+            )
+        ]
+    return []
+
+
+def _lvef_recent(f: PatientFacts, p: Parameters) -> bool:
+    latest = f.lvef.latest
+    return (
+        latest is not None
+        and latest.when is not None
+        and ((f.as_of - latest.when).days <= p.lvef_interval_days)
+    )
