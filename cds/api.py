@@ -25,7 +25,7 @@ from cds.errors import (
 )
 from cds.facts.records import json_list
 from cds.feedback import FeedbackStore
-from cds.prefetch import FetchLimits, resolve
+from cds.prefetch import FetchLimits, OutboundGate, resolve
 from cds.services import Knowledge, Service, Timings, evaluate_call
 from cds.settings import Settings
 
@@ -45,6 +45,10 @@ def _knowledge(request: Request) -> Knowledge:
 
 def _http(request: Request) -> httpx.AsyncClient:
     return cast(httpx.AsyncClient, request.state.http)
+
+
+def _gate(request: Request) -> OutboundGate:
+    return cast(OutboundGate, request.state.gate)
 
 
 def _feedback(request: Request) -> FeedbackStore:
@@ -74,6 +78,7 @@ async def require_client(request: Request) -> ClientIdentity | None:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 KnowledgeDep = Annotated[Knowledge, Depends(_knowledge)]
 HttpDep = Annotated[httpx.AsyncClient, Depends(_http)]
+GateDep = Annotated[OutboundGate, Depends(_gate)]
 FeedbackDep = Annotated[FeedbackStore, Depends(_feedback)]
 ClientDep = Annotated[ClientIdentity | None, Depends(require_client)]
 TodayDep = Annotated[date, Depends(today)]
@@ -141,6 +146,7 @@ async def call_service(
     k: KnowledgeDep,
     settings: SettingsDep,
     http: HttpDep,
+    gate: GateDep,
     client: ClientDep,
     as_of: TodayDep,
 ) -> JSONResponse:
@@ -189,8 +195,10 @@ async def call_service(
             deadline_s=settings.fetch_deadline_s,
             max_pages=settings.max_pages,
             max_resources=settings.max_resources,
+            max_bytes=settings.max_fetch_bytes,
         ),
         allowlist,
+        gate,
     )
     timings.mark("prefetch")
     result = evaluate_call(

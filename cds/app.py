@@ -21,6 +21,7 @@ from cds.errors import CDSError, Issue
 from cds.facts.records import warm_up
 from cds.feedback import FeedbackStore, SQLiteFeedbackStore
 from cds.logs import silence_url_loggers
+from cds.prefetch import OutboundGate
 from cds.openapi import install as install_openapi
 from cds.services import Knowledge, load_knowledge
 from cds.settings import Settings
@@ -32,6 +33,7 @@ class State(TypedDict):
     settings: Settings
     knowledge: Knowledge
     http: httpx.AsyncClient
+    gate: OutboundGate
     feedback: FeedbackStore
     verifier: JWTVerifier
 
@@ -71,7 +73,12 @@ def create_app(
         client = http_client or httpx.AsyncClient(
             follow_redirects=False,  # SSRF: never follow a FHIR server's redirect elsewhere
             timeout=settings.fhir_timeout_s,
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            # Room for every host's share (OutboundGate bounds each host), keep-alive modest.
+            limits=httpx.Limits(
+                max_connections=max(100, 4 * settings.fhir_connections_per_host),
+                max_keepalive_connections=20,
+                keepalive_expiry=5.0,
+            ),
         )
         store = feedback_store or SQLiteFeedbackStore(settings.feedback_db)
         kwargs = {"clock": verifier_clock} if verifier_clock is not None else {}
@@ -80,6 +87,7 @@ def create_app(
                 "settings": settings,
                 "knowledge": knowledge,
                 "http": client,
+                "gate": OutboundGate(settings.fhir_connections_per_host),
                 "feedback": store,
                 "verifier": JWTVerifier(settings, client, **kwargs),
             }

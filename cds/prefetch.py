@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 import re
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import anyio
 import httpx
 
-from cds import schemas
+from cds import jsonsafe, schemas
 from cds.errors import Issue, PrefetchUnavailable
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,13 @@ def render_template(template: str, context: Mapping[str, Any]) -> str:
         if name.startswith("context."):
             v = context.get(name.removeprefix("context."))
             if isinstance(v, str | int | float) and not isinstance(v, bool):
-                return str(v)
+                return quote(str(v), safe="")  # a value never adds a path or a parameter
             raise TokenMissing(f"context field {name.removeprefix('context.')!r} is not available")
         if name in _USER_TOKENS:
             user = str(context.get("userId") or "")
             rtype, _, uid = user.partition("/")
             if rtype == _USER_TOKENS[name] and uid:
-                return uid
+                return quote(uid, safe="")
             raise TokenMissing(f"{name} does not apply to userId {rtype or '(none)'}")
         raise TokenMissing(f"unsupported prefetch token {{{{{name}}}}}")
 
@@ -64,10 +65,31 @@ def is_operation_outcome(value: object) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class FetchLimits:
-    timeout_s: float
-    deadline_s: float
+    timeout_s: float  # one request
+    deadline_s: float  # all of a call's fetches, including waits for a connection slot
     max_pages: int
-    max_resources: int
+    max_resources: int  # per page, and for all of a call's fetches together
+    max_bytes: int = 10_000_000  # all of a call's responses, compressed and decoded
+
+
+class OutboundGate:
+    """At most `per_host` requests in flight to one FHIR server, whoever asks.
+
+    httpx's pool is shared by every call; unbounded, one slow server fills it and every other
+    call queues behind it. A slot is waited for inside the caller's deadline, so a call to a
+    server that hangs ends on time, and calls to other servers never wait for it.
+    """
+
+    def __init__(self, per_host: int = 10) -> None:
+        self.per_host = per_host
+        self._limiters: dict[tuple[str, str], anyio.CapacityLimiter] = {}
+
+    def limiter(self, url: str) -> anyio.CapacityLimiter:
+        origin = _origin(url)
+        limiter = self._limiters.get(origin)
+        if limiter is None:
+            limiter = self._limiters[origin] = anyio.CapacityLimiter(self.per_host)
+        return limiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,49 +105,164 @@ class _KeyFailed(Exception):
         self.reason = reason
 
 
+@dataclass(slots=True)
+class _Budget:
+    """What one call may still fetch: time, decoded bytes and resources."""
+
+    deadline: float  # anyio clock
+    bytes_left: int
+    resources_left: int
+
+    def remaining(self) -> float:
+        return self.deadline - anyio.current_time()
+
+
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme, parts.netloc
 
 
-async def _get_json(
-    client: httpx.AsyncClient, url: str, headers: dict[str, str], key: str, timeout_s: float
-) -> tuple[int, Any]:
+_DOT_SEGMENT = re.compile(r"(^|/)(\.|%2e){1,2}(/|$)", re.IGNORECASE)
+
+
+def _plain_path(path: str) -> str | None:
+    """A URL path with no dot segments (also percent-encoded) and no encoded slash; else None."""
+    if _DOT_SEGMENT.search(path) or "%2f" in path.lower() or "%5c" in path.lower() or "\\" in path:
+        return None
+    return path.rstrip("/")
+
+
+def under_base(url: str, base: str) -> bool:
+    """Same scheme, host and port as the base, and a path at or below the base path."""
     try:
-        response = await client.get(url, headers=headers, timeout=timeout_s)
+        u, b = urlsplit(url), urlsplit(base)
+        same = (u.scheme, u.hostname, u.port) == (b.scheme, b.hostname, b.port)
+    except ValueError:
+        return False
+    path, root = _plain_path(u.path), _plain_path(b.path)
+    if not same or u.username is not None or path is None or root is None:
+        return False
+    return path == root or path.startswith(root + "/")
+
+
+_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+async def _read_capped(response: httpx.Response, key: str, budget: _Budget) -> bytes:
+    """The decoded body, streamed: never more than the call's byte budget, compressed or not
+    (a 2 MB gzip bomb stops at the budget, not at 2.5 GB)."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "", *_ENCODINGS):
+        raise _KeyFailed(key, f"the FHIR server used an unsupported content encoding {encoding!r}")
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > budget.bytes_left:
+        raise _KeyFailed(key, f"the response is larger than the {budget.bytes_left}-byte limit")
+    decoder = zlib.decompressobj(_ENCODINGS[encoding]) if encoding in _ENCODINGS else None
+    out = bytearray()
+    raw = 0
+
+    def take(data: bytes) -> None:
+        out.extend(data)
+        if len(out) > budget.bytes_left:
+            raise _KeyFailed(key, f"the response is larger than the {budget.bytes_left}-byte limit")
+
+    if response.is_stream_consumed:
+        # A response built in memory (an in-process transport): its content is already there.
+        take(response.content)
+        budget.bytes_left -= len(out)
+        return bytes(out)
+    async for chunk in response.aiter_raw():
+        raw += len(chunk)
+        if raw > budget.bytes_left:
+            raise _KeyFailed(key, f"the response is larger than the {budget.bytes_left}-byte limit")
+        if decoder is None:
+            take(chunk)
+            continue
+        try:
+            data = chunk
+            while data:
+                take(decoder.decompress(data, budget.bytes_left - len(out) + 1))
+                data = decoder.unconsumed_tail
+        except zlib.error:
+            raise _KeyFailed(key, "the FHIR server sent a body that does not decompress") from None
+    budget.bytes_left -= len(out)
+    return bytes(out)
+
+
+async def _get_json(
+    client: httpx.AsyncClient,
+    gate: OutboundGate,
+    url: str,
+    headers: dict[str, str],
+    key: str,
+    limits: FetchLimits,
+    budget: _Budget,
+) -> tuple[int, Any]:
+    remaining = budget.remaining()
+    if remaining <= 0:
+        raise _KeyFailed(key, f"fetching did not finish within {limits.deadline_s:g} s")
+    limiter = gate.limiter(url)
+    with anyio.move_on_after(remaining) as waited:
+        await limiter.acquire()
+    if waited.cancelled_caught:
+        raise _KeyFailed(key, "the FHIR server is busy with other calls; gave up at the deadline")
+    try:
+        # The request's own timeout ends inside the call's deadline, so a hanging server is
+        # timed out by httpx (which then frees the connection) rather than cancelled mid-way.
+        timeout = max(0.05, min(limits.timeout_s, budget.remaining()))
+        async with client.stream(
+            "GET", url, headers=headers, timeout=httpx.Timeout(timeout)
+        ) as response:
+            if response.is_redirect:
+                raise _KeyFailed(
+                    key, f"the FHIR server redirected (HTTP {response.status_code}); not followed"
+                )
+            if response.status_code >= 400:
+                return response.status_code, None
+            body = await _read_capped(response, key, budget)
     except httpx.TimeoutException:
         raise _KeyFailed(key, "the FHIR server did not answer in time") from None
     except httpx.HTTPError as exc:
         raise _KeyFailed(
             key, f"the FHIR server could not be reached ({type(exc).__name__})"
         ) from None
-    if response.is_redirect:
-        raise _KeyFailed(
-            key, f"the FHIR server redirected (HTTP {response.status_code}); not followed"
-        )
-    if response.status_code >= 400:
-        return response.status_code, None
+    finally:
+        limiter.release()
     try:
-        return response.status_code, response.json()
-    except ValueError:
+        return response.status_code, jsonsafe.loads(body)
+    except jsonsafe.TooDeep:
+        raise _KeyFailed(key, "the FHIR server returned JSON nested too deeply") from None
+    except (ValueError, UnicodeDecodeError):
         raise _KeyFailed(key, "the FHIR server returned a body that is not JSON") from None
+
+
+def _count(key: str, entries: object, budget: _Budget, limits: FetchLimits) -> list[Any]:
+    """The entries of one page, counted against the call's resource limit (first page too)."""
+    page = entries if isinstance(entries, list) else []
+    if len(page) > limits.max_resources or len(page) > budget.resources_left:
+        raise _KeyFailed(key, f"more than {limits.max_resources} resources")
+    budget.resources_left -= len(page)
+    return page
 
 
 async def _fetch_key(
     client: httpx.AsyncClient,
+    gate: OutboundGate,
     base: str,
     key: str,
     query: str,
     patient_id: str,
     headers: dict[str, str],
     limits: FetchLimits,
+    budget: _Budget,
 ) -> Any:
     url = f"{base}/{query}"
-    status, body = await _get_json(client, url, headers, key, limits.timeout_s)
-    if status in (400, 422) and f"patient={patient_id}" in query:
+    status, body = await _get_json(client, gate, url, headers, key, limits, budget)
+    patient = f"patient={quote(patient_id, safe='')}"
+    if status in (400, 422) and patient in query:
         # Servers differ on patient=<id> versus patient=Patient/<id>: try the other form.
-        alt = query.replace(f"patient={patient_id}", f"patient=Patient/{patient_id}")
-        status, body = await _get_json(client, f"{base}/{alt}", headers, key, limits.timeout_s)
+        alt = query.replace(patient, f"patient=Patient/{quote(patient_id, safe='')}")
+        status, body = await _get_json(client, gate, f"{base}/{alt}", headers, key, limits, budget)
     if status == 404 and "?" not in query:
         return None  # a read of a resource that does not exist: no data
     if status >= 400:
@@ -136,21 +273,20 @@ async def _fetch_key(
     if body["resourceType"] == "OperationOutcome":
         raise _KeyFailed(key, "the FHIR server returned an OperationOutcome")
     if body["resourceType"] != "Bundle":
+        _count(key, [body], budget, limits)
         return body
-    entries: list[Any] = list(body.get("entry") or [])
+    entries: list[Any] = list(_count(key, body.get("entry"), budget, limits))
     pages = 1
     next_url = _next_link(body)
     while next_url is not None:
         if pages >= limits.max_pages:
             raise _KeyFailed(key, f"more than {limits.max_pages} pages of results")
-        if _origin(next_url) != _origin(base):
-            raise _KeyFailed(key, "a next link points to another server; not followed")
-        status, page = await _get_json(client, next_url, headers, key, limits.timeout_s)
+        if not under_base(next_url, base):
+            raise _KeyFailed(key, "a next link points outside the FHIR server's base; not followed")
+        status, page = await _get_json(client, gate, next_url, headers, key, limits, budget)
         if status >= 400 or not isinstance(page, dict) or page.get("resourceType") != "Bundle":
             raise _KeyFailed(key, f"a result page could not be read (HTTP {status})")
-        entries.extend(page.get("entry") or [])
-        if len(entries) > limits.max_resources:
-            raise _KeyFailed(key, f"more than {limits.max_resources} resources")
+        entries.extend(_count(key, page.get("entry"), budget, limits))
         pages += 1
         next_url = _next_link(page)
     return {**body, "entry": entries, "link": []}
@@ -164,17 +300,21 @@ def _next_link(bundle: Mapping[str, Any]) -> str | None:
 
 
 def server_allowed(server: str, allowlist: Sequence[str]) -> bool:
-    """SSRF guard: scheme and host must match an entry (and its port and path, if it has them).
+    """SSRF guard: scheme, host, port and path prefix must match an entry, compared parsed.
 
-    URLs are compared parsed, never as string prefixes, so userinfo tricks such as
-    http://localhost:@evil.example/ do not pass; URLs with userinfo are refused outright.
+    Never a string prefix: userinfo tricks such as http://localhost:@evil.example/ do not pass
+    (URLs with userinfo are refused outright), nor dot segments (/fhir/../admin), encoded or
+    not. An entry without a port allows any port of that host (the loopback default).
     """
     try:
         s = urlsplit(server)
         port = s.port
     except ValueError:
         return False
-    if s.username is not None or s.password is not None or not s.hostname:
+    path = _plain_path(s.path)
+    if s.username is not None or s.password is not None or not s.hostname or path is None:
+        return False
+    if s.query or s.fragment:
         return False
     for entry in allowlist:
         a = urlsplit(entry)
@@ -182,7 +322,8 @@ def server_allowed(server: str, allowlist: Sequence[str]) -> bool:
             continue
         if a.port is not None and port != a.port:
             continue
-        if (s.path.rstrip("/") + "/").startswith(a.path.rstrip("/") + "/"):
+        root = a.path.rstrip("/")
+        if path == root or path.startswith(root + "/"):
             return True
     return False
 
@@ -194,6 +335,7 @@ async def resolve(
     client: httpx.AsyncClient,
     limits: FetchLimits,
     fhir_allowlist: Sequence[str],
+    gate: OutboundGate | None = None,
 ) -> Resolved:
     """Prefetched data for every template key, fetching what the client did not send."""
     sent = request.prefetch or {}
@@ -229,7 +371,14 @@ async def resolve(
             ]
         else:
             issues += await _fetch_all(
-                request.fhirServer, request, context, client, limits, to_fetch, data
+                request.fhirServer.rstrip("/"),
+                request,
+                context,
+                client,
+                gate or OutboundGate(),
+                limits,
+                to_fetch,
+                data,
             )
     if issues:
         raise PrefetchUnavailable(
@@ -246,22 +395,31 @@ async def _fetch_all(
     request: schemas.HookRequest,
     context: Mapping[str, Any],
     client: httpx.AsyncClient,
+    gate: OutboundGate,
     limits: FetchLimits,
     to_fetch: Mapping[str, str],
     data: dict[str, Any],
 ) -> list[Issue]:
-    headers = {"Accept": "application/fhir+json"}
+    headers = {"Accept": "application/fhir+json", "Accept-Encoding": "gzip, deflate"}
     if request.fhirAuthorization is not None:
         headers["Authorization"] = f"Bearer {request.fhirAuthorization.access_token}"
     patient_id = str(context.get("patientId") or "")
     failures: dict[str, str] = {}
+    budget = _Budget(
+        deadline=anyio.current_time() + limits.deadline_s,
+        bytes_left=limits.max_bytes,
+        resources_left=limits.max_resources,
+    )
 
     async def one(key: str, query: str) -> None:
         try:
-            data[key] = await _fetch_key(client, server, key, query, patient_id, headers, limits)
+            data[key] = await _fetch_key(
+                client, gate, server, key, query, patient_id, headers, limits, budget
+            )
         except _KeyFailed as exc:
             failures[key] = exc.reason
 
+    # The backstop: whatever the requests do, the call's fetching ends at its deadline.
     with anyio.move_on_after(limits.deadline_s) as scope:
         async with anyio.create_task_group() as tg:
             for key, query in to_fetch.items():

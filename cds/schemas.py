@@ -7,6 +7,8 @@ carries null or empty values except `cards: []` (spec "Use of JSON").
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import (
@@ -19,6 +21,24 @@ from pydantic import (
 )
 
 Extension = dict[str, Any]
+# FHIR id datatype (R4): [A-Za-z0-9\-\.]{1,64}; an id of dots alone would be a path segment.
+FHIR_ID = re.compile(r"^(?!\.+$)[A-Za-z0-9\-.]{1,64}$")
+UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def fhir_id(value: str, what: str) -> str:
+    """Context ids are put into FHIR queries: only the FHIR id characters, never a path."""
+    if not FHIR_ID.match(value):
+        raise ValueError(f"{what} must be a FHIR id ([A-Za-z0-9-.], at most 64 characters)")
+    return value
+
+
+def fhir_reference(value: str, what: str) -> str:
+    """A relative reference Type/id, as userId is."""
+    rtype, slash, rid = value.partition("/")
+    if not slash or not rtype.isalpha() or not FHIR_ID.match(rid):
+        raise ValueError(f"{what} must be a relative reference such as Practitioner/<id>")
+    return value
 
 
 class Inbound(BaseModel):
@@ -60,6 +80,14 @@ class HookRequest(Inbound):
     prefetch: dict[str, Any] | None = None
     extension: Extension | None = None
 
+    @field_validator("hookInstance")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        # The spec: "A universally unique identifier (UUID) for this particular hook call".
+        if not UUID.match(value):
+            raise ValueError("hookInstance must be a UUID")
+        return value
+
     @field_validator("fhirServer")
     @classmethod
     def _absolute_url(cls, value: str | None) -> str | None:
@@ -80,11 +108,18 @@ class PatientViewContext(Inbound):
     patientId: str = Field(min_length=1)
     encounterId: str | None = None
 
+    @field_validator("patientId", "encounterId")
+    @classmethod
+    def _ids(cls, value: str | None, info: Any) -> str | None:
+        return None if value is None else fhir_id(value, info.field_name)
 
-class OrderSignContext(Inbound):
-    userId: str = Field(min_length=1)
-    patientId: str = Field(min_length=1)
-    encounterId: str | None = None
+    @field_validator("userId")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        return fhir_reference(value, "userId")
+
+
+class OrderSignContext(PatientViewContext):
     draftOrders: dict[str, Any]
 
     @field_validator("draftOrders")
@@ -239,6 +274,18 @@ class FeedbackItem(Inbound):
     acceptedSuggestions: list[AcceptedSuggestion] | None = None
     overrideReason: OverrideReasonFeedback | None = None
     outcomeTimestamp: AwareDatetime
+
+    @field_validator("outcomeTimestamp")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime:
+        # 0001-01-01T00:00:00+14:00 is a valid instant that is not representable in UTC.
+        try:
+            utc = value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise ValueError("outcomeTimestamp is out of range") from None
+        if not 1970 <= utc.year <= 9999:
+            raise ValueError("outcomeTimestamp must lie between 1970 and 9999")
+        return value
 
     @model_validator(mode="after")
     def _cds_fb_2(self) -> FeedbackItem:

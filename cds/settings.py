@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     max_pages: int = Field(default=10, ge=1)
     max_resources: int = Field(default=5000, ge=1)
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
+    # All of one call's FHIR responses together, compressed and decoded.
+    max_fetch_bytes: int = Field(default=10_000_000, ge=1024)
+    # Requests in flight to one FHIR server, across all calls (a slow server cannot take all).
+    fhir_connections_per_host: int = Field(default=10, ge=1, le=100)
     # fhirServer URL prefixes we may fetch from when no issuer-specific list applies.
     fhir_server_allowlist: tuple[str, ...] = LOOPBACK
 

@@ -25,7 +25,7 @@ CONTEXT = {"patientId": "p1", "userId": "Practitioner/u1"}
 def request(prefetch: dict[str, Any] | None = None, **over: Any) -> schemas.HookRequest:
     body: dict[str, Any] = {
         "hook": "patient-view",
-        "hookInstance": "i",
+        "hookInstance": "6f1c3a52-8c1e-4a57-9a77-3f1d1f0a9b21",
         "fhirServer": BASE,
         "fhirAuthorization": {
             "access_token": "tok-123",
@@ -232,7 +232,7 @@ class TestPaging:
             )
             with pytest.raises(PrefetchUnavailable) as info:
                 await run(request({"patient": PATIENT}))
-        assert "another server" in info.value.issues[0].diagnostics
+        assert "outside the FHIR server's base" in info.value.issues[0].diagnostics
 
     async def test_patient_reference_form_fallback(self) -> None:
         """Servers differ on patient=<id> versus patient=Patient/<id>."""

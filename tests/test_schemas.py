@@ -228,6 +228,9 @@ class TestFeedbackInvariants:
             )
 
 
+HOOK_INSTANCE = "6f1c3a52-8c1e-4a57-9a77-3f1d1f0a9b21"
+
+
 class TestRequest:
     def test_fhir_authorization_needs_fhir_server(self) -> None:
         """cds-r-1."""
@@ -235,7 +238,7 @@ class TestRequest:
             schemas.HookRequest.model_validate(
                 {
                     "hook": "patient-view",
-                    "hookInstance": "1",
+                    "hookInstance": HOOK_INSTANCE,
                     "context": {},
                     "fhirAuthorization": {
                         "access_token": "t",
@@ -249,9 +252,53 @@ class TestRequest:
 
     def test_unknown_fields_and_extensions_are_kept(self) -> None:
         r = schemas.HookRequest.model_validate(
-            {"hook": "h", "hookInstance": "1", "context": {}, "extension": {"a.b": 1}, "x": 2}
+            {
+                "hook": "h",
+                "hookInstance": HOOK_INSTANCE,
+                "context": {},
+                "extension": {"a.b": 1},
+                "x": 2,
+            }
         )
         assert r.extension == {"a.b": 1}
+
+    @pytest.mark.parametrize(
+        "value",
+        ["1", "x" * 4_000_000, "6f1c3a52-8c1e-4a57-9a77-3f1d1f0a9b2"],
+        ids=["short", "4-megabytes", "one-digit-short"],
+    )
+    def test_hook_instance_must_be_a_uuid(self, value: str) -> None:
+        """Issue 10: the spec says a UUID; a 4 MB hookInstance no longer reaches the log."""
+        with pytest.raises(ValidationError, match="UUID"):
+            schemas.HookRequest.model_validate({"hook": "h", "hookInstance": value, "context": {}})
+
+    @pytest.mark.parametrize(
+        "context",
+        [
+            pytest.param({"patientId": "x/../../../internal/admin"}, id="path"),
+            pytest.param({"patientId": "pt&_include=*&patient=other"}, id="query"),
+            pytest.param({"patientId": ".."}, id="dots"),
+            pytest.param({"patientId": "a" * 65}, id="too-long"),
+            pytest.param({"encounterId": "e?x=1"}, id="encounter"),
+            pytest.param({"userId": "Practitioner/../admin"}, id="user"),
+        ],
+    )
+    def test_context_ids_must_be_fhir_ids(self, context: dict[str, str]) -> None:
+        """Issue 10: ids go into FHIR queries, so they must be FHIR ids (400 otherwise)."""
+        body = {"userId": "Practitioner/u1", "patientId": "p1"} | context
+        with pytest.raises(ValidationError, match="must be"):
+            schemas.PatientViewContext.model_validate(body)
+
+    def test_feedback_timestamp_out_of_range(self) -> None:
+        """Issue 10: 0001-01-01T00:00:00+14:00 is not representable in UTC: 400, not a 500."""
+        with pytest.raises(ValidationError, match="out of range"):
+            schemas.FeedbackItem.model_validate(
+                {
+                    "card": "c",
+                    "outcome": "overridden",
+                    "outcomeTimestamp": "0001-01-01T00:00:00+14:00",
+                }
+            )
 
     def test_token_is_not_in_repr(self) -> None:
         auth = schemas.FhirAuthorization(
