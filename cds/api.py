@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import UTC, date, datetime
@@ -14,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from cds import schemas
+from cds import jsonsafe, schemas
 from cds.auth import ClientIdentity, JWTVerifier, request_url
 from cds.errors import (
     Issue,
@@ -93,11 +92,6 @@ def _paths(exc: ValidationError, prefix: str = "") -> tuple[Issue, ...]:
     return tuple(out)
 
 
-def _reject_constant(name: str) -> Any:
-    """JSON has no NaN or Infinity; Python's parser would accept them."""
-    raise ValueError(f"{name} is not valid JSON")
-
-
 async def _json_body(request: Request, settings: Settings) -> Any:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in ("application/json", "application/fhir+json") and not ctype.endswith("+json"):
@@ -112,7 +106,7 @@ async def _json_body(request: Request, settings: Settings) -> Any:
             raise PayloadTooLarge(f"the body is larger than {settings.max_body_bytes} bytes")
         chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks), parse_constant=_reject_constant)
+        return jsonsafe.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestInvalid(f"the body is not valid JSON: {exc}") from None
 
@@ -171,20 +165,24 @@ async def call_service(
                 f"extension {AS_OF_EXTENSION} must be a date (YYYY-MM-DD)",
                 issues=(Issue("invalid", "not a date", f"extension.{AS_OF_EXTENSION}"),),
             ) from None
-    sent = sum(
-        len(json_list(v.get("entry"))) if v.get("resourceType") == "Bundle" else 1
-        for v in (hook_request.prefetch or {}).values()
-        if isinstance(v, dict)
-    )
+    sent = 0
+    for key, value in (hook_request.prefetch or {}).items():
+        if value is None:
+            continue  # "no data" (spec)
+        if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+            # Counted in every shape: a plain list would slip past the resource limit.
+            raise RequestInvalid(
+                f"prefetch {key} must be a FHIR resource or Bundle, or null",
+                issues=(Issue("invalid", "not a FHIR resource or Bundle", f"prefetch.{key}"),),
+            )
+        sent += len(json_list(value.get("entry"))) if value["resourceType"] == "Bundle" else 1
     if sent > settings.max_resources:
         raise PayloadTooLarge(
             f"the prefetch holds {sent} resources; this service accepts at most "
             f"{settings.max_resources} (CDS_MAX_RESOURCES)"
         )
     timings.mark("parse")
-    allowlist = (client.fhir_servers if client and client.fhir_servers else None) or (
-        settings.fhir_server_allowlist
-    )
+    allowlist = settings.fetch_allowlist(client.fhir_servers if client else ())
     resolved = await resolve(
         service.prefetch,
         hook_request,

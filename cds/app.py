@@ -21,8 +21,8 @@ from cds.errors import CDSError, Issue
 from cds.facts.records import warm_up
 from cds.feedback import FeedbackStore, SQLiteFeedbackStore
 from cds.logs import silence_url_loggers
-from cds.prefetch import OutboundGate
 from cds.openapi import install as install_openapi
+from cds.prefetch import OutboundGate
 from cds.services import Knowledge, load_knowledge
 from cds.settings import Settings
 
@@ -97,11 +97,18 @@ def create_app(
             if feedback_store is None:
                 store.close()
 
+    docs = settings.docs_enabled
     app = FastAPI(
         title="CDS Hooks service: metastatic breast cancer with bone metastases",
         version=__version__,
         lifespan=lifespan,
+        # Off in production unless CDS_API_DOCS=true: the API's shape is no one else's business.
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
+    # A trailing slash is a 404, never a redirect built from the caller's Host header.
+    app.router.redirect_slashes = False
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
@@ -110,7 +117,8 @@ def create_app(
         max_age=600,
     )
     app.include_router(router)
-    install_openapi(app, list(knowledge.services))
+    if docs:
+        install_openapi(app, list(knowledge.services))
 
     @app.exception_handler(CDSError)
     async def _cds_error(request: Request, exc: CDSError) -> JSONResponse:
@@ -133,6 +141,13 @@ def create_app(
         response = outcome(exc.status_code, (Issue(code, str(exc.detail)),))
         response.headers.update(exc.headers or {})  # e.g. Allow on 405 (RFC 9110)
         return response
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # The backstop behind the parser's depth bound: input nested too deeply is the
+        # caller's problem (400), never a 500.
+        log.warning("input nested too deeply on %s", request.url.path)
+        return outcome(400, (Issue("invalid", "the input is nested too deeply"),))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

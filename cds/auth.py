@@ -10,8 +10,10 @@ the reason is logged without the token.
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 
 JWKS_REFETCH_COOLDOWN_S = 60.0
 JWKS_TTL_S = 3600.0
+MAX_JWKS_BYTES = 256 * 1024
 MAX_TOKEN_AGE_S = 3600  # best practice: JWTs live no longer than about an hour
 
 
@@ -61,7 +64,9 @@ class JWTVerifier:
         self.issuers: Mapping[str, TrustedIssuer] = {i.iss: i for i in settings.trusted_issuers}
         self._keys: dict[str, _CachedKeys] = {}
         self._last_fetch: dict[str, float] = {}
-        self._seen_jti: dict[tuple[str, str], float] = {}
+        # jti replay cache: a set for lookups, a heap ordered by expiry for cheap eviction.
+        self._seen_jti: set[tuple[str, str]] = set()
+        self._jti_expiry: list[tuple[float, tuple[str, str]]] = []
         for issuer in settings.trusted_issuers:
             if issuer.jwks_file is not None:
                 self._keys[f"file:{issuer.jwks_file}"] = _CachedKeys(
@@ -141,12 +146,13 @@ class JWTVerifier:
         )
 
     def _remember_jti(self, iss: str, jti: str, until: float, now: float) -> None:
-        for seen, expiry in list(self._seen_jti.items()):
-            if expiry < now:
-                del self._seen_jti[seen]
+        while self._jti_expiry and self._jti_expiry[0][0] < now:
+            _, expired = heapq.heappop(self._jti_expiry)
+            self._seen_jti.discard(expired)
         if (iss, jti) in self._seen_jti:
             raise _Reject("jti replayed")
-        self._seen_jti[(iss, jti)] = until
+        self._seen_jti.add((iss, jti))
+        heapq.heappush(self._jti_expiry, (until, (iss, jti)))
 
     async def _key(self, issuer: TrustedIssuer, kid: str, jku: str | None) -> PyJWK:
         # A static key set wins: an allowlisted jku is then only a hint, never fetched.
@@ -162,17 +168,22 @@ class JWTVerifier:
         cached: _CachedKeys | None = self._keys.get(url)
         if cached is not None and kid in cached.keys and now - cached.fetched_at < JWKS_TTL_S:
             return cached.keys[kid]
-        if now - self._last_fetch.get(url, float("-inf")) >= JWKS_REFETCH_COOLDOWN_S or (
-            cached is None
-        ):
-            self._last_fetch[url] = now
-            try:
-                response = await self.client.get(url, timeout=self.settings.fhir_timeout_s)
-                response.raise_for_status()
-                cached = _CachedKeys(keys=_parse_jwks(response.json()), fetched_at=now)
-                self._keys[url] = cached
-            except (httpx.HTTPError, ValueError) as exc:
-                raise _Reject(f"JWKS {url} could not be fetched ({type(exc).__name__})") from None
+        # One fetch per key set per cooldown, successful or not: unauthenticated callers cannot
+        # make us fetch (a failed or empty fetch is cached as such until the cooldown ends).
+        if now - self._last_fetch.get(url, float("-inf")) < JWKS_REFETCH_COOLDOWN_S:
+            if cached is not None and kid in cached.keys:
+                return cached.keys[kid]
+            raise _Reject(f"unknown kid {kid!r} (key set {url} refetched recently)")
+        self._last_fetch[url] = now
+        try:
+            response = await self.client.get(url, timeout=self.settings.fhir_timeout_s)
+            response.raise_for_status()
+            if len(response.content) > MAX_JWKS_BYTES:
+                raise ValueError("key set too large")
+            cached = _CachedKeys(keys=_parse_jwks(response.json()), fetched_at=now)
+            self._keys[url] = cached
+        except (httpx.HTTPError, ValueError) as exc:
+            raise _Reject(f"JWKS {url} could not be fetched ({type(exc).__name__})") from None
         if cached is not None and kid in cached.keys:
             return cached.keys[kid]
         raise _Reject(f"unknown kid {kid!r}")
@@ -182,17 +193,20 @@ def _number(claims: Mapping[str, Any], name: str) -> float:
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Reject(f"{name} is not a number")
+    if not math.isfinite(value):
+        raise _Reject(f"{name} is not a finite number")  # NaN compares false with everything
     return float(value)
 
 
 def _parse_jwks(data: object) -> dict[str, PyJWK]:
+    """The usable keys of a JWKS; an empty or unusable set is no keys (then 401), not a 500."""
     if not isinstance(data, dict):
         raise ValueError("a JWKS is a JSON object")
-    keys: dict[str, PyJWK] = {}
-    for k in PyJWKSet.from_dict(data).keys:
-        if k.key_id:
-            keys[k.key_id] = k
-    return keys
+    try:
+        found = PyJWKSet.from_dict(data).keys
+    except jwt.PyJWTError:
+        return {}
+    return {k.key_id: k for k in found if k.key_id}
 
 
 def request_url(

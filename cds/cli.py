@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import json
 import sys
@@ -22,6 +23,13 @@ Configuration comes from CDS_* environment variables (see README.md); `cds check
 """
 
 
+def printable(text: str) -> str:
+    """Stored feedback is client text: control characters (terminal escapes) are shown escaped."""
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
+
+
 def _settings() -> Settings:
     try:
         return Settings()
@@ -34,6 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from cds.app import create_app
     from cds.logs import configure
+    from cds.server import protocol
 
     settings = _settings()
     configure(settings.log_level)
@@ -54,7 +63,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 2
     print(f"cds {__version__} ({settings.mode}) on http://{args.host}:{args.port}/cds-services")
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=args.access_log)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=args.access_log,
+        # Slow-header clients (slowloris) and idle sockets are dropped, not held.
+        http=protocol(settings.header_timeout_s),
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,
+        limit_concurrency=settings.max_connections,
+        timeout_graceful_shutdown=10,
+    )
     return 0
 
 
@@ -89,7 +110,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     rows = store.list(service_id=args.service, limit=args.limit)
     store.close()
     if args.json:
-        print(json.dumps([r.__dict__ for r in rows], indent=2, default=list))
+        # json.dumps escapes every control character, so stored text cannot drive a terminal.
+        print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2, default=list))
         return 0
     if not rows:
         print("no feedback stored yet")
@@ -101,7 +123,9 @@ def cmd_feedback(args: argparse.Namespace) -> int:
             if r.outcome == "accepted"
             else (r.override_code or ("comment" if r.override_comment else "-"))
         )
-        print(f"{r.received_at[:26]:<26} {r.service_id:<24} {r.outcome:<11} {r.card:<36} {detail}")
+        cells = (r.received_at[:26], r.service_id, r.outcome, r.card, detail)
+        received, service, outcome, card, detail = (printable(c) for c in cells)
+        print(f"{received:<26} {service:<24} {outcome:<11} {card:<36} {detail}")
     print(f"{len(rows)} item(s)")
     return 0
 

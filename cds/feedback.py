@@ -64,6 +64,11 @@ class SQLiteFeedbackStore:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Feedback may hold clinical free text: the file (and its WAL and shared-memory files,
+        # which sqlite creates with the same mode) is readable by its owner only.
+        for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            f.touch(mode=0o600, exist_ok=True)
+            f.chmod(0o600)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+MAX_FIELD = 200  # a logged string longer than this is cut: a client cannot write 4 MB lines
 # LogRecord attributes that are not the caller's `extra` fields.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -19,10 +20,17 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        entry.update({k: _cap(v) for k, v in vars(record).items() if k not in _STANDARD})
+        entry["message"] = _cap(entry["message"])
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+def _cap(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_FIELD:
+        return value[:MAX_FIELD] + f"…(+{len(value) - MAX_FIELD} chars)"
+    return value
 
 
 def silence_url_loggers() -> None:

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
 
     # CORS for browser clients such as the CDS Hooks Sandbox.
     cors_origins: tuple[str, ...] = ("*",)
+    # /docs, /redoc and /openapi.json: on in development, off in production unless enabled.
+    api_docs: bool | None = None
+    # Connections the server accepts at once (beyond them: 503), so sockets cannot pile up.
+    max_connections: int = Field(default=1000, ge=10)
+    # A client must send its request headers within this time, or the socket is closed.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
     # Threshold overrides, e.g. CDS_PARAMETERS='{"dental_lookback_days": 365}'.
     parameters: dict[str, Any] = Field(default_factory=dict)
@@ -98,12 +104,32 @@ class Settings(BaseSettings):
             problems.append("CDS_ALLOW_AS_OF_EXTENSION must be false (the date is the server's)")
         if "*" in self.cors_origins:
             problems.append("CDS_CORS_ORIGINS must list origins, not '*'")
+        if not self.public_base_url:
+            # Without it the JWT aud would be built from the Host header, which the caller sets.
+            problems.append("CDS_PUBLIC_BASE_URL must be set (the JWT aud is checked against it)")
         bad = [a for a in self.jwt_algorithms if a == "none" or a.startswith("HS")]
         if bad:
             problems.append(f"CDS_JWT_ALGORITHMS must not include {bad}")
         if problems:
             raise ValueError("unsafe production configuration: " + "; ".join(problems))
         return self
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.mode == "development"
+
+    def fetch_allowlist(self, issuer_servers: tuple[str, ...]) -> tuple[str, ...]:
+        """The fhirServer URLs a call may make us fetch from.
+
+        An issuer's own `fhir_servers` win. Without them, development falls back to the
+        allowlist (loopback by default); production only to an allowlist that was set
+        explicitly (CDS_FHIR_SERVER_ALLOWLIST) - otherwise that issuer's calls fetch nothing.
+        """
+        if issuer_servers:
+            return issuer_servers
+        if self.mode == "production" and "fhir_server_allowlist" not in self.model_fields_set:
+            return ()
+        return self.fhir_server_allowlist
 
     def summary(self) -> str:
         """The configuration in words, for `cds check` (no secrets are held here)."""

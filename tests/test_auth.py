@@ -234,6 +234,42 @@ class TestRemoteJwks:
             with pytest.raises(AuthFailed):
                 await verify(v, token())
 
+    async def test_failed_fetch_is_not_retried_within_the_cooldown(self, tmp_path: Path) -> None:
+        """Issue 10 item 5: unauthenticated callers cannot make us fetch a key set per call."""
+        v = self.verifier(tmp_path, [NOW])
+        with respx.mock() as mock:
+            route = mock.get(JWKS_URL).respond(status_code=500)
+            for _ in range(20):
+                with pytest.raises(AuthFailed):
+                    await verify(v, token())
+            assert route.call_count == 1
+
+    async def test_an_empty_key_set_is_a_401_not_a_500(self, tmp_path: Path) -> None:
+        """Issue 10 item 5: {"keys": []} used to raise PyJWKSetError (a 500)."""
+        v = self.verifier(tmp_path, [NOW])
+        with respx.mock() as mock:
+            mock.get(JWKS_URL).respond(json={"keys": []})
+            with pytest.raises(AuthFailed):
+                await verify(v, token())
+
+    @pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+    async def test_non_finite_time_claims_rejected(self, tmp_path: Path, claim: str) -> None:
+        """Issue 10 item 8: exp NaN compares false with everything, so it used to pass."""
+        v = JWTVerifier(settings(tmp_path), httpx.AsyncClient(), clock=lambda: NOW)
+        with pytest.raises(AuthFailed):
+            await verify(v, token(**{claim: float("nan")}))
+
+    async def test_jti_cache_expires_in_order(self, tmp_path: Path) -> None:
+        """Issue 10 item 12: expired jtis leave the cache without a full scan per call."""
+        clock = [NOW]
+        v = JWTVerifier(settings(tmp_path), httpx.AsyncClient(), clock=lambda: clock[0])
+        for _ in range(50):
+            await verify(v, token())
+        assert len(v._seen_jti) == 50
+        clock[0] = NOW + 400  # past every exp + leeway
+        await verify(v, token(exp=NOW + 700, iat=NOW + 399))
+        assert len(v._seen_jti) == 1
+
 
 SANDBOX = SHARED / "cds-hooks" / "examples" / "captured-from-real-sandbox"
 

@@ -199,7 +199,39 @@ class TestSettings:
             trusted_issuers=(TrustedIssuer(iss="https://ehr.example.org", jwks_file=jwks),),
             allow_as_of_extension=False,
             cors_origins=("https://ehr.example.org",),
+            public_base_url="https://cds.example.org",
         )
+
+    def test_production_requires_a_public_base_url(self, tmp_path: Path) -> None:
+        """Issue 10 item 9: without it the JWT aud would come from the Host header."""
+        jwks = tmp_path / "jwks.json"
+        jwks.write_text('{"keys": []}')
+        with pytest.raises(ValidationError, match="CDS_PUBLIC_BASE_URL"):
+            Settings(
+                mode="production",
+                auth_required=True,
+                trusted_issuers=(TrustedIssuer(iss="https://ehr.example.org", jwks_file=jwks),),
+                allow_as_of_extension=False,
+                cors_origins=("https://ehr.example.org",),
+            )
+
+    def test_production_issuer_without_servers_fetches_nothing(self, tmp_path: Path) -> None:
+        """Issue 10 item 4: no silent fallback to the loopback allowlist in production."""
+        jwks = tmp_path / "jwks.json"
+        jwks.write_text('{"keys": []}')
+        base = {
+            "mode": "production",
+            "auth_required": True,
+            "trusted_issuers": (TrustedIssuer(iss="https://ehr.example.org", jwks_file=jwks),),
+            "allow_as_of_extension": False,
+            "cors_origins": ("https://ehr.example.org",),
+            "public_base_url": "https://cds.example.org",
+        }
+        assert Settings(**base).fetch_allowlist(()) == ()
+        assert Settings(**base).fetch_allowlist(("https://fhir.a/r4",)) == ("https://fhir.a/r4",)
+        explicit = Settings(**base, fhir_server_allowlist=("https://fhir.b/r4",))
+        assert explicit.fetch_allowlist(()) == ("https://fhir.b/r4",)
+        assert Settings().fetch_allowlist(()) == Settings().fhir_server_allowlist
 
     def test_missing_jwks_file_is_a_configuration_error(self, tmp_path: Path) -> None:
         with pytest.raises(ValidationError, match="jwks_file unreadable"):

@@ -1,0 +1,413 @@
+"""Issue 10, attacked as an adversary would: each test failed on the code before the fix.
+
+Outbound fetches against real loopback servers that hang, bodies that are too large or
+compressed bombs, path tricks, deep JSON, shapes that slipped past the limits, terminal
+escapes, reflected Host headers, slow headers, and the production defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import respx
+from fastapi.testclient import TestClient
+
+from cds import schemas
+from cds.app import create_app
+from cds.cli import main, printable
+from cds.errors import PrefetchUnavailable
+from cds.feedback import SQLiteFeedbackStore
+from cds.jsonsafe import TooDeep, loads
+from cds.logs import JSONFormatter
+from cds.prefetch import FetchLimits, OutboundGate, render_template, resolve, server_allowed
+from cds.settings import Settings, TrustedIssuer
+
+PV = "/cds-services/mbc-bone-patient-view"
+HOOK_INSTANCE = "6f1c3a52-8c1e-4a57-9a77-3f1d1f0a9b21"
+BUNDLE = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+
+
+@contextlib.contextmanager
+def raises_412(reason: str) -> Iterator[None]:
+    """A 412 whose OperationOutcome names this reason."""
+    with pytest.raises(PrefetchUnavailable) as info:
+        yield
+    diagnostics = " ".join(i.diagnostics for i in info.value.issues)
+    assert reason in diagnostics, diagnostics
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _body(server: str | None = None, **context: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "hook": "patient-view",
+        "hookInstance": HOOK_INSTANCE,
+        "context": {"userId": "Practitioner/u1", "patientId": "p1"} | context,
+    }
+    if server:
+        body["fhirServer"] = server
+    return body
+
+
+@pytest.fixture(name="service")
+def _service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A real `cds serve` process on loopback, with short outbound limits."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "CDS_FEEDBACK_DB": str(tmp_path / "f.sqlite3"),
+        "CDS_LOG_LEVEL": "ERROR",
+        "CDS_FHIR_TIMEOUT_S": "0.8",
+        "CDS_FETCH_DEADLINE_S": "1.0",
+        "CDS_HEADER_TIMEOUT_S": "0.5",
+    }
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "cds", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the service did not start")
+        yield base, env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+class _FhirServer:
+    """A loopback FHIR stand-in that answers every request with an empty Bundle, after
+    `delay` seconds (the delay can be changed while it runs)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.port = _free_port()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            await asyncio.sleep(self.delay)
+            data = json.dumps(BUNDLE).encode()
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\n"
+                + f"Content-Length: {len(data)}\r\n\r\n".encode()
+                + data
+            )
+            await writer.drain()
+        except (asyncio.CancelledError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> _FhirServer:
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/fhir"
+
+
+@pytest.mark.anyio
+async def test_a_hanging_fhir_server_cannot_wedge_the_service(
+    service: tuple[str, dict[str, str]],
+) -> None:
+    """Item 1: 60 concurrent calls whose fhirServer hangs each get their 412 at the deadline;
+    /health answers meanwhile; a healthy server works again at once (before: 412 for every
+    server until restart, because the shared pool was full of hanging requests)."""
+    base, _ = service
+    with anyio.fail_after(60):  # a hang guard, not a timing assertion
+        async with (
+            _FhirServer(delay=30) as slow,
+            _FhirServer(delay=0) as fast,
+            httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as c,
+        ):
+
+            async def call() -> httpx.Response:
+                return await c.post(f"{base}{PV}", json=_body(slow.url))
+
+            async def health() -> int:
+                await anyio.sleep(0.3)
+                return (await c.get(f"{base}/health")).status_code
+
+            calls = [asyncio.ensure_future(call()) for _ in range(60)]
+            assert await health() == 200
+            answers = await asyncio.gather(*calls)
+            assert {r.status_code for r in answers} == {412}
+            reasons = {r.json()["issue"][0]["diagnostics"] for r in answers}
+            assert all("in time" in x or "within" in x or "busy" in x for x in reasons), reasons
+            healthy = await c.post(f"{base}{PV}", json=_body(fast.url))
+            assert healthy.status_code == 200, healthy.text
+
+
+def test_slow_headers_are_dropped(service: tuple[str, dict[str, str]]) -> None:
+    """Item 12: a socket that trickles partial headers is closed (before: held ~40 s)."""
+    base, _ = service
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # never the blank line
+        assert s.recv(1024) == b""  # closed by the server, not by our 10 s socket timeout
+
+
+class _Stream(httpx.AsyncByteStream):
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            yield chunk
+
+
+def _streaming(body: bytes, **headers: str) -> httpx.AsyncClient:
+    """A client whose every response streams `body` (as a server would, not in memory)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+        return httpx.Response(200, headers=headers, stream=_Stream(chunks))
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+async def _resolve(client: httpx.AsyncClient, limits: FetchLimits, **over: Any) -> Any:
+    req = schemas.HookRequest.model_validate(_body("http://127.0.0.1:9/fhir") | over)
+    return await resolve(
+        {"conditions": "Condition?patient={{context.patientId}}"},
+        req,
+        req.context,
+        client,
+        limits,
+        ("http://127.0.0.1",),
+        OutboundGate(),
+    )
+
+
+LIMITS = FetchLimits(
+    timeout_s=2, deadline_s=5, max_pages=3, max_resources=1000, max_bytes=1_000_000
+)
+
+
+@pytest.mark.anyio
+class TestBoundedResponses:
+    """Item 2: bytes and resources per response and per call are capped, memory bounded."""
+
+    async def test_a_large_body_is_refused(self) -> None:
+        big = json.dumps(BUNDLE | {"padding": "x" * 3_000_000}).encode()
+        with raises_412("larger than"):
+            await _resolve(_streaming(big), LIMITS)
+
+    async def test_a_gzip_bomb_stops_at_the_limit(self) -> None:
+        """50 MB of zeros in ~50 KB of gzip: decoding stops at 1 MB."""
+        bomb = gzip.compress(b" " * 50_000_000, compresslevel=9)
+        assert len(bomb) < 100_000
+        with raises_412("larger than"):
+            await _resolve(_streaming(bomb, **{"content-encoding": "gzip"}), LIMITS)
+
+    async def test_a_gzip_body_within_the_limit_is_read(self) -> None:
+        body = gzip.compress(json.dumps(BUNDLE).encode())
+        got = await _resolve(_streaming(body, **{"content-encoding": "gzip"}), LIMITS)
+        assert got.data["conditions"]["resourceType"] == "Bundle"
+
+    async def test_an_unknown_encoding_is_refused(self) -> None:
+        with raises_412("content encoding"):
+            await _resolve(_streaming(b"xx", **{"content-encoding": "zstd"}), LIMITS)
+
+    async def test_the_first_page_counts_against_the_resource_limit(self) -> None:
+        """100,000 resources on one page used to be accepted."""
+        entries = [{"resource": {"resourceType": "Condition", "id": str(i)}} for i in range(1001)]
+        with respx.mock() as mock:
+            mock.get(url__startswith="http://127.0.0.1:9/fhir/").respond(
+                json=BUNDLE | {"entry": entries}
+            )
+            with raises_412("more than 1000 resources"):
+                await _resolve(httpx.AsyncClient(), LIMITS)
+
+    async def test_deep_json_from_the_fhir_server_is_a_412(self) -> None:
+        deep = b'{"resourceType": "Bundle", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+        with raises_412("nested too deeply"):
+            await _resolve(_streaming(deep), LIMITS)
+
+
+class TestPathExactAllowlist:
+    """Item 3: scheme, host, port and path prefix, normalised; ids never add to a query."""
+
+    @pytest.mark.parametrize(
+        "server",
+        [
+            "http://h:1/fhir/../admin",
+            "http://h:1/fhir/%2e%2e/admin",
+            "http://h:1/fhir/./../admin",
+            "http://h:1/fhir%2f..%2fadmin",
+            "http://h:1/fhirx",
+            "http://h:2/fhir",
+            "https://h:1/fhir",
+            "http://h:1/fhir?x=1",
+        ],
+    )
+    def test_refused(self, server: str) -> None:
+        assert not server_allowed(server, ["http://h:1/fhir"])
+
+    @pytest.mark.parametrize(
+        "server", ["http://h:1/fhir", "http://h:1/fhir/", "http://h:1/fhir/r4"]
+    )
+    def test_allowed(self, server: str) -> None:
+        assert server_allowed(server, ["http://h:1/fhir"])
+
+    def test_values_are_quoted(self) -> None:
+        got = render_template("Condition?patient={{context.patientId}}", {"patientId": "a&b=c"})
+        assert got == "Condition?patient=a%26b%3Dc"
+
+    @pytest.mark.anyio
+    async def test_a_next_link_outside_the_base_is_not_followed(self) -> None:
+        with respx.mock(assert_all_called=False) as mock:
+            route = mock.get("http://127.0.0.1:9/admin/secret").respond(json=BUNDLE)
+            mock.get(url__startswith="http://127.0.0.1:9/fhir/").respond(
+                json=BUNDLE
+                | {"link": [{"relation": "next", "url": "http://127.0.0.1:9/admin/secret"}]}
+            )
+            with raises_412("outside the FHIR server's base"):
+                await _resolve(httpx.AsyncClient(), LIMITS)
+            assert route.call_count == 0  # the bearer token never went there
+
+    @pytest.mark.parametrize(
+        "patient_id", ["x/../../../internal/admin", "pt&_include=*&patient=other", ".."]
+    )
+    def test_bad_ids_are_a_400(self, client: TestClient, patient_id: str) -> None:
+        r = client.post(PV, json=_body("http://127.0.0.1:9/fhir", patientId=patient_id))
+        assert r.status_code == 400
+        assert "FHIR id" in r.text
+
+
+class TestNo500sFromInput:
+    """Item 6 and 7: deep JSON, list-shaped prefetch, impossible timestamps."""
+
+    def test_deep_body_is_a_400(self, client: TestClient) -> None:
+        body = b'{"hook": "patient-view", "x": ' + b"[" * 970 + b"]" * 970 + b"}"
+        r = client.post(PV, content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 400
+        assert "nested" in r.text
+
+    def test_a_list_shaped_prefetch_is_a_400(self, client: TestClient) -> None:
+        """A plain list used to bypass the resource limit (100,000 resources accepted)."""
+        body = _body() | {"prefetch": {"conditions": [{"resourceType": "Condition"}] * 10}}
+        r = client.post(PV, json=body)
+        assert r.status_code == 400
+        assert r.json()["issue"][0]["expression"] == ["prefetch.conditions"]
+        assert "not a FHIR resource or Bundle" in r.text
+
+    def test_feedback_timestamp_out_of_range_is_a_400(self, client: TestClient) -> None:
+        item = {
+            "card": "c",
+            "outcome": "overridden",
+            "outcomeTimestamp": "0001-01-01T00:00:00+14:00",
+        }
+        r = client.post(f"{PV}/feedback", json={"feedback": [item]})
+        assert r.status_code == 400
+
+    def test_depth_bound(self) -> None:
+        assert loads(b"[" * 60 + b"]" * 60) is not None
+        with pytest.raises(TooDeep):
+            loads(b"[" * 65 + b"]" * 65)
+        assert loads(b'["' + b"[" * 200 + b'"]') == ["[" * 200]  # brackets in a string
+
+
+def test_trailing_slash_is_a_404_not_a_redirect(client: TestClient) -> None:
+    """Item 11: the redirect used to reflect the Host header (307 to http://evil.example/)."""
+    r = client.get("/cds-services/", headers={"host": "evil.example"}, follow_redirects=False)
+    assert r.status_code == 404
+    assert "location" not in r.headers
+
+
+def test_production_hides_the_api_documents(tmp_path: Path) -> None:
+    """Item 12: /docs, /redoc and /openapi.json are off in production unless enabled."""
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}')
+    prod = {
+        "mode": "production",
+        "auth_required": True,
+        "trusted_issuers": (TrustedIssuer(iss="https://ehr.example.org", jwks_file=jwks),),
+        "allow_as_of_extension": False,
+        "cors_origins": ("https://ehr.example.org",),
+        "public_base_url": "https://cds.example.org",
+        "feedback_db": tmp_path / "f.sqlite3",
+    }
+    with TestClient(create_app(Settings(**prod))) as c:
+        assert [c.get(p).status_code for p in ("/docs", "/redoc", "/openapi.json")] == [404] * 3
+    with TestClient(create_app(Settings(**prod, api_docs=True))) as c:
+        assert c.get("/openapi.json").status_code == 200
+
+
+def test_feedback_database_is_owner_only(tmp_path: Path) -> None:
+    """Item 12: the file may hold clinical free text; it used to be created 0644."""
+    db = tmp_path / "fb" / "feedback.sqlite3"
+    SQLiteFeedbackStore(db).close()
+    assert db.stat().st_mode & 0o777 == 0o600
+
+
+def test_long_log_fields_are_capped() -> None:
+    """Item 12: a 4 MB field used to become a 4 MB log line."""
+    record = logging.LogRecord("cds", logging.INFO, "", 0, "call", (), None)
+    record.hookInstance = "x" * 4_000_000
+    assert len(JSONFormatter().format(record)) < 1000
+
+
+class TestFeedbackOutput:
+    """Item 10: stored feedback is client text; control characters never reach the terminal."""
+
+    def test_printable(self) -> None:
+        assert printable("card\x1b]0;owned\x07") == "card\\x1b]0;owned\\x07"
+
+    def test_table_and_json(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        db = tmp_path / "f.sqlite3"
+        store = SQLiteFeedbackStore(db)
+        item = schemas.FeedbackItem.model_validate(
+            {
+                "card": "card\x1b[2J\x1b]0;owned\x07",
+                "outcome": "overridden",
+                "overrideReason": {"userComment": "see \x1b[31mred"},
+                "outcomeTimestamp": "2026-11-22T10:00:00Z",
+            }
+        )
+        store.add("mbc-bone-patient-view", [item])
+        store.close()
+        monkeypatch.setenv("CDS_FEEDBACK_DB", str(db))
+        assert main(["feedback"]) == 0
+        table = capsys.readouterr().out
+        assert "\x1b" not in table
+        assert "\\x1b[2J" in table
+        assert main(["feedback", "--json"]) == 0  # used to crash on a slots dataclass
+        out = capsys.readouterr().out
+        assert "\x1b" not in out
+        assert json.loads(out)[0]["override_comment"] == "see \x1b[31mred"
