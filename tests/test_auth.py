@@ -256,8 +256,10 @@ class TestRemoteJwks:
     async def test_non_finite_time_claims_rejected(self, tmp_path: Path, claim: str) -> None:
         """Issue 10 item 8: exp NaN compares false with everything, so it used to pass."""
         v = JWTVerifier(settings(tmp_path), httpx.AsyncClient(), clock=lambda: NOW)
+        nan: dict[str, Any] = {claim: float("nan")}
+        tok = token(**nan)
         with pytest.raises(AuthFailed):
-            await verify(v, token(**{claim: float("nan")}))
+            await verify(v, tok)
 
     async def test_jti_cache_expires_in_order(self, tmp_path: Path) -> None:
         """Issue 10 item 12: expired jtis leave the cache without a full scan per call."""

@@ -352,7 +352,7 @@ def test_production_hides_the_api_documents(tmp_path: Path) -> None:
     """Item 12: /docs, /redoc and /openapi.json are off in production unless enabled."""
     jwks = tmp_path / "jwks.json"
     jwks.write_text('{"keys": []}')
-    prod = {
+    prod: dict[str, Any] = {
         "mode": "production",
         "auth_required": True,
         "trusted_issuers": (TrustedIssuer(iss="https://ehr.example.org", jwks_file=jwks),),

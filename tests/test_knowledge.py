@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -219,7 +220,7 @@ class TestSettings:
         """Issue 10 item 4: no silent fallback to the loopback allowlist in production."""
         jwks = tmp_path / "jwks.json"
         jwks.write_text('{"keys": []}')
-        base = {
+        base: dict[str, Any] = {
             "mode": "production",
             "auth_required": True,
             "trusted_issuers": (TrustedIssuer(iss="https://ehr.example.org", jwks_file=jwks),),
