@@ -334,6 +334,20 @@ class TestNo500sFromInput:
         r = client.post(f"{PV}/feedback", json={"feedback": [item]})
         assert r.status_code == 400
 
+    def test_a_creatinine_of_zero_is_excluded_and_reported(self, client: TestClient) -> None:
+        """Item 6: it used to divide Cockcroft-Gault by zero - a 500 at every call."""
+        folder = Path(__file__).parent.parent / "fixtures" / "mbc-bone-patient-view"
+        body = json.loads((folder / "her2-negative-bone-mets-no-bma" / "request.json").read_text())
+        for entry in body["prefetch"]["labs"]["entry"]:
+            r = entry["resource"]
+            if r["code"]["coding"][0]["code"] == "2160-0":
+                r["valueQuantity"]["value"] = 0
+        res = client.post(PV, json=body)
+        assert res.status_code == 200
+        detail = res.json()["cards"][0]["detail"]
+        assert "could not be read and were left out" in detail
+        assert "serum creatinine within" in detail  # and the card says what is missing
+
     def test_depth_bound(self) -> None:
         assert loads(b"[" * 60 + b"]" * 60) is not None
         with pytest.raises(TooDeep):

@@ -15,6 +15,7 @@ from cds.facts.labs import (
     extract_calcium,
     extract_lvef,
     extract_renal,
+    impossible_values,
 )
 from cds.facts.lines import LineHistory, SystemicLines, extract_lines, extract_systemic_lines
 from cds.facts.medications import HER2_ANTIBODY_CLASSES, Medications, extract_medications
@@ -203,7 +204,7 @@ def facts_from_records(
         biopsies=_dated(records.activities, t, "biopsy", done_only=False),
         dialysis_procedures=_dated(records.activities, t, "dialysis", done_only=False),
         allergies=allergies,
-        excluded=records.excluded,
+        excluded=records.excluded + impossible_values(records, t),
         received=records.received,
         latest_disease_status=_latest_disease_status(records, t),
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from cds.facts.records import ObservationRecord, PatientRecord, Records
+from cds.facts.records import Excluded, ObservationRecord, PatientRecord, Records
 from cds.terminology import Terminology
 
 CrClMethod = Literal["reported", "cockcroft-gault"]
@@ -90,7 +90,7 @@ def _mg_dl_creatinine(obs: ObservationRecord) -> float | None:
 
 def _mg_dl_calcium(obs: ObservationRecord) -> float | None:
     q = obs.value.quantity
-    if q is None:
+    if q is None or q.value <= 0:
         return None
     unit = q.unit_text().lower()
     if unit == "mg/dl":
@@ -102,7 +102,7 @@ def _mg_dl_calcium(obs: ObservationRecord) -> float | None:
 
 def _g_dl_albumin(obs: ObservationRecord) -> float | None:
     q = obs.value.quantity
-    if q is None:
+    if q is None or q.value <= 0:
         return None
     unit = q.unit_text().lower()
     if unit == "g/dl":
@@ -133,11 +133,37 @@ def _plain(obs: ObservationRecord) -> float | None:
 
 def _percent(obs: ObservationRecord) -> float | None:
     q = obs.value.quantity
+    value: float | None = None
     if q is not None and q.unit_text() in {"%", ""}:
-        return q.value
-    if obs.value.integer is not None:
-        return float(obs.value.integer)
-    return None
+        value = q.value
+    elif obs.value.integer is not None:
+        value = float(obs.value.integer)
+    return value if value is not None and 0 < value <= 100 else None
+
+
+# Values no patient can have: unusable data, left out of the arithmetic and reported (a
+# creatinine of 0 used to divide Cockcroft-Gault by zero).
+_POSSIBLE = {
+    "creatinine": "serum creatinine",
+    "body-weight": "body weight",
+    "calcium": "serum calcium",
+    "albumin": "serum albumin",
+}
+
+
+def impossible_values(records: Records, t: Terminology) -> tuple[Excluded, ...]:
+    out = []
+    for vs_id, name in _POSSIBLE.items():
+        vs = t[vs_id]
+        for o in records.observations:
+            q = o.value.quantity
+            if q is not None and q.value <= 0 and vs.matches(o.code):
+                out.append(Excluded("Observation", "valueQuantity.value", f"{name} {q.value:g}"))
+    for o in records.observations:
+        q = o.value.quantity
+        if q is not None and not 0 < q.value <= 100 and t["lvef"].matches(o.code):
+            out.append(Excluded("Observation", "valueQuantity.value", f"LVEF {q.value:g}%"))
+    return tuple(out)
 
 
 def _series(
