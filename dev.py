@@ -4,6 +4,9 @@
     python3 dev.py serve [cds serve options]   # installs, then serves on 127.0.0.1:8080
     python3 dev.py check                       # installs, then ruff, mypy, pytest and coverage
 
+Python packages install pinned from constraints.txt; the test FHIR engine (Node) from
+tests/fhir_engine/package-lock.json with `npm ci`.
+
 Only the Python standard library is used here, so this works on a machine that has nothing but
 Python 3.11. The environment lives in .venv/ and is reused; it is refreshed when pyproject.toml
 changes.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -22,7 +26,9 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".installed"
-COVERAGE_GATE = 90
+# The FHIR engine the fetch-path tests run against (Node; `npm ci` from its lock file).
+ENGINE = ROOT / "tests" / "fhir_engine"
+ENGINE_STAMP = ENGINE / "node_modules" / ".installed"
 
 
 def _run(*args: str | Path) -> None:
@@ -35,15 +41,39 @@ def _run(*args: str | Path) -> None:
 def ensure_env() -> None:
     if sys.version_info < (3, 11):  # noqa: UP036 - this script may be run by an older python3
         sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if STAMP.exists() and STAMP.read_text() == digest:
+    digest = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + (ROOT / "constraints.txt").read_bytes()
+    ).hexdigest()
+    if not (STAMP.exists() and STAMP.read_text() == digest):
+        if not (BIN / "python").exists():
+            print(f"creating {VENV}", flush=True)  # noqa: T201
+            venv.create(VENV, with_pip=True)
+        # Every version pinned (constraints.txt), dev tools included: reproducible installs.
+        _run(
+            BIN / "python",
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "-c",
+            "constraints.txt",
+            "-e",
+            ".[dev]",
+        )
+        STAMP.write_text(digest)
+
+
+def ensure_engine() -> None:
+    """The test FHIR engine's Node packages, from its lock file (only what the tests need)."""
+    lock = hashlib.sha256((ENGINE / "package-lock.json").read_bytes()).hexdigest()
+    if ENGINE_STAMP.exists() and ENGINE_STAMP.read_text() == lock:
         return
-    if not (BIN / "python").exists():
-        print(f"creating {VENV}", flush=True)  # noqa: T201
-        venv.create(VENV, with_pip=True)
-    _run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    _run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
-    STAMP.write_text(digest)
+    npm = shutil.which("npm")
+    if npm is None:
+        print("npm not found: the FHIR engine tests will fail until Node.js 20+ is installed")  # noqa: T201
+        return
+    _run(npm, "ci", "--no-audit", "--no-fund", "--prefix", ENGINE)
+    ENGINE_STAMP.write_text(lock)
 
 
 def main(argv: list[str]) -> None:
@@ -52,22 +82,13 @@ def main(argv: list[str]) -> None:
     ensure_env()
     if argv[0] == "serve":
         os.execv(BIN / "cds", [str(BIN / "cds"), "serve", *argv[1:]])  # noqa: S606
+    ensure_engine()
     _run(BIN / "ruff", "check", ".")
     _run(BIN / "ruff", "format", "--check", ".")
     _run(BIN / "mypy", "cds", "tests")
     _run(BIN / "python", "-m", "coverage", "run", "-m", "pytest", *argv[1:])
-    # Branch coverage gate (measured 91% when introduced; clinical modules are covered by the
-    # rule tests and the replayed scenario library).
-    total = subprocess.run(  # noqa: S603
-        [str(BIN / "python"), "-m", "coverage", "report", "--format=total"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    print(f"coverage: {total}% (gate {COVERAGE_GATE}%; `coverage report` shows the detail)")  # noqa: T201
-    if float(total) < COVERAGE_GATE:
-        sys.exit(1)
+    # The branch coverage gate is `fail_under` in pyproject.toml: `coverage report` fails alone.
+    _run(BIN / "python", "-m", "coverage", "report", "--skip-covered", "--format=total")
 
 
 if __name__ == "__main__":

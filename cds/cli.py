@@ -191,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="*", default=["fixtures"], help="files or folders")
     p.add_argument("--url", help="base URL of a running service, e.g. http://127.0.0.1:8080")
+    p.add_argument(
+        "--fhir-server",
+        help="a FHIR R4 server to load each scenario's patient into (batch of PUTs); the "
+        "service then fetches everything from it (with --url, that service must allow it)",
+    )
     p.add_argument("--update", action="store_true", help="rewrite expected files, showing diffs")
     p.add_argument(
         "--conformance",

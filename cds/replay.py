@@ -179,7 +179,48 @@ class FixtureFHIRServer:
         )
 
 
-def _in_process_client() -> tuple[Any, FixtureFHIRServer]:
+def scenario_resources(sc: Scenario) -> list[dict[str, Any]]:
+    """Every FHIR resource of a scenario's patient (prefetch or fhir/ files), once each."""
+    from cds.facts.records import flatten
+
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for value in inline_prefetch(sc).get("prefetch", {}).values():
+        for r in flatten(value):
+            rid = r.get("id")
+            if isinstance(rid, str):
+                seen.setdefault((r["resourceType"], rid), r)
+    return list(seen.values())
+
+
+def load_into(http: httpx.Client, fhir_server: str, sc: Scenario) -> None:
+    """Put the scenario's patient into a FHIR server: one batch Bundle of PUTs (ids kept, so
+    loading again overwrites). A server that refuses the batch stops the replay with its answer."""
+    base = fhir_server.rstrip("/")
+    http.post(f"{base}/$reset")  # the test engine empties itself; other servers ignore it
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+            for r in scenario_resources(sc)
+        ],
+    }
+    answer = http.post(base, json=batch, headers={"Content-Type": "application/fhir+json"})
+    if answer.status_code >= 400:
+        raise SystemExit(
+            f"{fhir_server} refused the patient of {sc.name}: HTTP {answer.status_code} "
+            f"{answer.text[:300]}"
+        )
+
+
+def through_fhir_server(sc: Scenario, fhir_server: str) -> dict[str, Any]:
+    """The scenario's request with no prefetch: the service must fetch everything."""
+    request = {k: v for k, v in sc.request.items() if k != "prefetch"}
+    request["fhirServer"] = fhir_server.rstrip("/")
+    return request
+
+
+def _in_process_client(fhir_server: str | None = None) -> tuple[Any, FixtureFHIRServer]:
     import tempfile
     import warnings
 
@@ -192,14 +233,18 @@ def _in_process_client() -> tuple[Any, FixtureFHIRServer]:
     from cds.services import load_knowledge
     from cds.settings import Settings
 
-    settings = Settings(feedback_db=Path(tempfile.mkdtemp(prefix="cds-replay-")) / "fb.sqlite3")
+    db = Path(tempfile.mkdtemp(prefix="cds-replay-")) / "fb.sqlite3"
+    settings = (
+        Settings(feedback_db=db, fhir_server_allowlist=(fhir_server,))
+        if fhir_server
+        else Settings(feedback_db=db)
+    )
     knowledge = load_knowledge(settings.cards_dir, settings.parameters)
     first = next(iter(knowledge.services.values()))
     fhir = FixtureFHIRServer(first.prefetch)
+    transport = None if fhir_server else httpx.MockTransport(fhir.handler)
     app = create_app(
-        settings,
-        knowledge=knowledge,
-        http_client=httpx.AsyncClient(transport=httpx.MockTransport(fhir.handler)),
+        settings, knowledge=knowledge, http_client=httpx.AsyncClient(transport=transport)
     )
     return TestClient(app), fhir
 
@@ -270,7 +315,7 @@ def _conformance_one(
 def main(args: argparse.Namespace) -> int:
     if args.url:
         return _conformance(args, None) if args.conformance else _replay(args, None, None)
-    client, fhir = _in_process_client()
+    client, fhir = _in_process_client(getattr(args, "fhir_server", None))
     with client:
         if args.conformance:
             return _conformance(args, client)
@@ -284,8 +329,28 @@ def _replay(args: argparse.Namespace, client: Any, fhir: FixtureFHIRServer | Non
         return 1
     results: list[Result] = []
     start = time.perf_counter()
+    fhir_server: str | None = getattr(args, "fhir_server", None)
+    loader = httpx.Client(timeout=30) if fhir_server else None
+    if fhir_server:
+        # Through a real FHIR server: only scenarios whose data the client prefetched, and
+        # that expect an answer; a 412 scenario is about data that cannot be fetched.
+        scenarios = [
+            sc
+            for sc in scenarios
+            if int(sc.case.get("status", 200)) == 200 and scenario_resources(sc)
+        ]
     for i, sc in enumerate(scenarios, 1):
-        if args.url:
+        if fhir_server and loader is not None:
+            load_into(loader, fhir_server, sc)
+            request = through_fhir_server(sc, fhir_server)
+            if args.url:
+                answer = httpx.post(
+                    f"{args.url.rstrip('/')}/cds-services/{sc.service}", json=request, timeout=30
+                )
+            else:
+                answer = client.post(f"/cds-services/{sc.service}", json=request)
+            status, body = answer.status_code, answer.json()
+        elif args.url:
             answer = httpx.post(
                 f"{args.url.rstrip('/')}/cds-services/{sc.service}",
                 json=inline_prefetch(sc),
@@ -309,6 +374,8 @@ def _replay(args: argparse.Namespace, client: Any, fhir: FixtureFHIRServer | Non
         if not args.quiet:
             mark = "ok  " if result.ok else "FAIL"
             print(f"[{i}/{len(scenarios)}] {mark} {sc.name}", file=sys.stderr)
+    if loader is not None:
+        loader.close()
     elapsed = time.perf_counter() - start
     failed = [r for r in results if not r.ok]
     print(f"\n{'scenario':<58} {'expected':<28} got")

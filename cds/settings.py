@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_CARDS = Path(__file__).resolve().parent.parent / "cards"
+def _shipped_cards() -> Path:
+    """The knowledge files: the checkout's cards/ when run from one, else the installed copy."""
+    checkout = Path(__file__).resolve().parent.parent / "cards"
+    if (checkout / "parameters.yaml").is_file():
+        return checkout
+    installed = Path(__file__).resolve().parent / "knowledge"
+    if (installed / "parameters.yaml").is_file():
+        return installed
+    return Path(str(resources.files("cds.knowledge")))
+
+
+REPO_CARDS = _shipped_cards()
 
 
 class TrustedIssuer(BaseModel):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -29,6 +33,22 @@ hypothesis_settings.load_profile(
 AS_OF = date(2026, 11, 22)
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The suite reads ../shared (terminology, official examples, captured Sandbox requests):
+    without it, one clear error - never a quietly smaller suite."""
+    needed = [
+        SHARED / "clinical" / "terminology.md",
+        SHARED / "cds-hooks" / "examples",
+        SHARED / "fhir-examples" / "mcode-ig",
+    ]
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing:
+        raise pytest.UsageError(
+            "the test suite needs the shared reference material beside the checkout "
+            f"(../shared); missing: {', '.join(missing)}"
+        )
 
 
 @pytest.fixture(scope="session", name="knowledge")
@@ -63,3 +83,50 @@ def _client(settings: Settings, knowledge: Knowledge) -> Iterator[TestClient]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+ENGINE = ROOT / "tests" / "fhir_engine"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session", name="engine")
+def _engine() -> Iterator[str]:
+    """A real FHIR R4 engine on loopback (tests/fhir_engine): its base URL. If it cannot
+    start, the test fails with the reason; it is never skipped."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("Node.js is not on PATH: the FHIR engine tests need it (Node 20+)")
+    if not (ENGINE / "node_modules" / "@medplum" / "fhir-router").is_dir():
+        pytest.fail(f"the FHIR engine is not installed: run `npm ci` in {ENGINE}")
+    port = _free_port()
+    proc = subprocess.Popen(  # noqa: S603
+        [node, "--experimental-websocket", "server.js", str(port)],
+        cwd=ENGINE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}/fhir"
+    try:
+        for _ in range(300):
+            if proc.poll() is not None:
+                out = proc.stdout.read() if proc.stdout else ""
+                pytest.fail(f"the FHIR engine exited ({proc.returncode}): {out[-2000:]}")
+            try:
+                if httpx.get(f"{base}/metadata", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the FHIR engine did not answer /metadata within 30 s")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()

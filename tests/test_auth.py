@@ -276,7 +276,6 @@ class TestRemoteJwks:
 SANDBOX = SHARED / "cds-hooks" / "examples" / "captured-from-real-sandbox"
 
 
-@pytest.mark.skipif(not SANDBOX.exists(), reason="captured sandbox requests not present")
 @pytest.mark.anyio
 class TestRealSandboxTokens:
     def verifier(self, tmp_path: Path, claims: dict[str, Any]) -> JWTVerifier:

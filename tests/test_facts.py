@@ -850,7 +850,6 @@ class TestDisease:
 MCODE = SHARED / "fhir-examples" / "mcode-ig" / "Bundle-mcode-patient-bundle-jenny-m.json"
 
 
-@pytest.mark.skipif(not MCODE.exists(), reason="mCODE examples not present")
 def test_mcode_jenny_m(t: Terminology, params: Parameters) -> None:
     """Outside check: HER2-negative, ER-positive, PR-negative, not metastatic."""
     f = extract_facts([json.loads(MCODE.read_text())], t, params, as_of=AS_OF)

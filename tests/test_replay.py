@@ -217,8 +217,6 @@ class TestCli:
         )
 
     def test_conformance_mode(self, capsys: pytest.CaptureFixture[str]) -> None:
-        if not (ROOT.parent / "shared" / "cds-hooks" / "examples").exists():
-            pytest.skip("shared examples not present")
         assert main(["replay", "--conformance", "--quiet"]) == 0
         assert " 0 failed" in capsys.readouterr().out
 

@@ -13,7 +13,6 @@ from cds import schemas
 from tests.conftest import SHARED
 
 EXAMPLES = SHARED / "cds-hooks" / "examples"
-needs_shared = pytest.mark.skipif(not EXAMPLES.exists(), reason="shared examples not present")
 
 
 def _manifest() -> list[tuple[Path, str]]:
@@ -44,7 +43,6 @@ KNOWN_NONCONFORMANT = {
 }
 
 
-@needs_shared
 @pytest.mark.parametrize(
     ("path", "kind"),
     [pytest.param(p, k, id=f"{p.parent.name}/{p.name}") for p, k in MANIFEST],
@@ -81,14 +79,12 @@ def test_every_official_example_parses_as_what_it_is(path: Path, kind: str) -> N
         schemas.FeedbackRequest.model_validate(body)
 
 
-@needs_shared
 def test_the_example_kinds_are_all_exercised() -> None:
     """The manifest really holds requests, responses, discovery documents and feedback."""
     kinds = {k for _, k in MANIFEST}
     assert {"hook-request", "service-response", "discovery-response", "feedback"} <= kinds
 
 
-@needs_shared
 def test_captured_sandbox_requests_parse() -> None:
     for name in ("patient-view.request.json", "order-select.request.json"):
         body = _body(EXAMPLES / "captured-from-real-sandbox" / name)
@@ -96,7 +92,6 @@ def test_captured_sandbox_requests_parse() -> None:
         assert request.hook in ("patient-view", "order-select")
 
 
-@needs_shared
 def test_sandbox_stubs_either_validate_or_are_rejected_with_a_location() -> None:
     """The sandbox services' stubs include deliberately broken requests: each one either
     validates (request and hook context) or fails with the JSON location of the problem."""

@@ -1,0 +1,97 @@
+"""The fetch path against a real FHIR engine on loopback (Medplum's, in tests/fhir_engine/).
+
+Every scenario's patient is loaded into the engine (a batch of PUTs) and the scenario is
+replayed with no prefetch at all, so the service fetches every key with its own queries: the
+cards must be the reviewed ones. If the engine cannot start, the test fails with the reason -
+it is never skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from cds.api import today
+from cds.app import create_app
+from cds.replay import digest, iter_scenarios, load_into, scenario_resources, through_fhir_server
+from cds.services import Knowledge
+from cds.settings import Settings
+from tests.conftest import AS_OF, ENGINE, ROOT
+
+SCENARIOS = [
+    s
+    for s in iter_scenarios([str(ROOT / "fixtures")])
+    if int(s.case.get("status", 200)) == 200 and scenario_resources(s)
+]
+
+
+@pytest.fixture(scope="module", name="through_engine")
+def _through_engine(
+    engine: str, knowledge: Knowledge, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """The service, with its real HTTP client allowed to fetch from the engine only."""
+    settings = Settings(
+        feedback_db=tmp_path_factory.mktemp("fb") / "f.sqlite3", fhir_server_allowlist=(engine,)
+    )
+    app = create_app(settings, knowledge=knowledge)  # its own HTTP client, closed with it
+    app.dependency_overrides[today] = lambda: AS_OF
+    with TestClient(app) as client:
+        yield client
+
+
+def engine_version() -> str:
+    lock = json.loads((ENGINE / "package-lock.json").read_text())
+    return str(lock["packages"]["node_modules/@medplum/fhir-router"]["version"])
+
+
+def test_the_engine_is_a_fhir_server(engine: str) -> None:
+    meta = httpx.get(f"{engine}/metadata").json()
+    assert (meta["resourceType"], meta["fhirVersion"]) == ("CapabilityStatement", "4.0.1")
+    assert engine_version() == "5.2.13"
+
+
+def test_every_scenario_through_the_engine(engine: str, through_engine: TestClient) -> None:
+    """All of the library (one test, so the engine is loaded scenario by scenario in order)."""
+    assert len(SCENARIOS) > 80
+    differs = []
+    with httpx.Client(timeout=30) as loader:
+        for sc in SCENARIOS:
+            load_into(loader, engine, sc)
+            r = through_engine.post(
+                f"/cds-services/{sc.service}", json=through_fhir_server(sc, engine)
+            )
+            if r.status_code != 200 or digest(r.json()) != sc.expected:
+                differs.append((sc.name, r.status_code, r.text[:300]))
+    assert differs == []
+
+
+def test_replay_cli_with_a_fhir_server(engine: str) -> None:
+    """`cds replay --fhir-server URL`, run as an integrator runs it against their own server."""
+    paths = [str(sc.path) for sc in SCENARIOS[:5]]
+    run = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "cds", "replay", *paths, "--fhir-server", engine, "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "replay: 5 passed, 0 failed" in run.stdout
+
+
+def test_a_server_that_refuses_the_patient_stops_the_replay(engine: str) -> None:
+    sc = SCENARIOS[0]
+    with httpx.Client(timeout=5) as loader, pytest.raises(SystemExit, match="refused"):
+        load_into(loader, engine.replace("/fhir", "/elsewhere"), sc)
+
+
+def test_fetch_path_sends_no_prefetch(engine: str) -> None:
+    body = through_fhir_server(SCENARIOS[0], engine)
+    assert "prefetch" not in body
+    assert body["fhirServer"] == engine

@@ -1,0 +1,103 @@
+"""A Python user's install: `pip install .` into a fresh environment, then `cds check` and
+`cds serve` from another directory, with the knowledge shipped inside the package."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import ROOT
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_fresh_install_serves_discovery(tmp_path: Path) -> None:
+    env_dir = tmp_path / "env"
+    venv.create(env_dir, with_pip=True)
+    py = env_dir / "bin" / "python"
+    # The dependencies come from this checkout's environment (a .pth file, so nothing is
+    # downloaded twice); the package itself is built and installed as a user would.
+    site = next((env_dir / "lib").glob("python3*/site-packages"))
+    deps = next((Path(sys.prefix) / "lib").glob("python3*/site-packages"))
+    (site / "deps.pth").write_text(str(deps) + "\n")
+    install = subprocess.run(  # noqa: S603
+        [str(py), "-m", "pip", "install", "--quiet", "--no-deps", str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert install.returncode == 0, install.stderr[-2000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CDS_", "PYTHONPATH"))}
+    env["CDS_FEEDBACK_DB"] = str(tmp_path / "f.sqlite3")
+    cds = env_dir / "bin" / "cds"
+    check = subprocess.run(  # noqa: S603
+        [str(cds), "check", "-v"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "cross-checked, OK" in check.stdout
+    assert str(ROOT / "cards") not in check.stdout  # the installed knowledge, not the checkout's
+    port = _free_port()
+    server = subprocess.Popen(  # noqa: S603
+        [str(cds), "serve", "--port", str(port)],
+        cwd=elsewhere,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/cds-services", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the installed service did not start")
+        assert r.status_code == 200
+        assert len(r.json()["services"]) == 3
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_without_shared_the_suite_stops_with_one_clear_error(tmp_path: Path) -> None:
+    """Issue 13: a checkout without ../shared used to skip a third of the suite silently."""
+    repo = tmp_path / "checkout"
+    repo.mkdir()
+    (repo / "tests").mkdir()
+    for name in ("__init__.py", "conftest.py"):
+        (repo / "tests" / name).write_text((ROOT / "tests" / name).read_text())
+    (repo / "tests" / "test_one.py").write_text("def test_one() -> None:\n    pass\n")
+    for name in ("cds", "cards", "fixtures"):
+        (repo / name).symlink_to(ROOT / name)
+    (repo / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode != 0
+    assert "needs the shared reference material" in run.stdout + run.stderr
