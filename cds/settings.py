@@ -10,6 +10,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+
 def _shipped_cards() -> Path:
     """The knowledge files: the checkout's cards/ when run from one, else the installed copy."""
     checkout = Path(__file__).resolve().parent.parent / "cards"
