@@ -9,7 +9,12 @@ from typing import Any
 
 MAX_FIELD = 200  # a logged string longer than this is cut: a client cannot write 4 MB lines
 # LogRecord attributes that are not the caller's `extra` fields.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# uvicorn's color_message repeats the message with terminal colour codes: never written.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class JSONFormatter(logging.Formatter):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from cds.parameters import Parameters
 from cds.services import Knowledge, load_knowledge
 from cds.settings import REPO_CARDS, Settings
 from cds.terminology import Terminology
+from tests.servers import free_port
 
 # CI replays the same fuzz examples every run (derandomized); locally each run explores anew.
 hypothesis_settings.register_profile("ci", derandomize=True, database=None)
@@ -88,12 +88,6 @@ def anyio_backend() -> str:
 ENGINE = ROOT / "tests" / "fhir_engine"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session", name="engine")
 def _engine() -> Iterator[str]:
     """A real FHIR R4 engine on loopback (tests/fhir_engine): its base URL. If it cannot
@@ -103,7 +97,7 @@ def _engine() -> Iterator[str]:
         pytest.fail("Node.js is not on PATH: the FHIR engine tests need it (Node 20+)")
     if not (ENGINE / "node_modules" / "@medplum" / "fhir-router").is_dir():
         pytest.fail(f"the FHIR engine is not installed: run `npm ci` in {ENGINE}")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(  # noqa: S603
         [node, "--experimental-websocket", "server.js", str(port)],
         cwd=ENGINE,

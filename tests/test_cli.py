@@ -4,11 +4,6 @@ used to crash, and nothing would have noticed)."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,41 +14,15 @@ from cds import __version__, schemas
 from cds.cli import main
 from cds.feedback import SQLiteFeedbackStore
 from tests.conftest import ROOT
+from tests.servers import running_service
 
 SCENARIO = ROOT / "fixtures" / "mbc-bone-patient-view" / "her2-positive-first-line"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(name="served")
 def _served(tmp_path: Path) -> Iterator[str]:
-    """`cds serve` as a process: the base URL."""
-    port = _free_port()
-    env = {**os.environ, "CDS_FEEDBACK_DB": str(tmp_path / "f.sqlite3"), "CDS_LOG_LEVEL": "ERROR"}
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "cds", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("cds serve did not start")
+    with running_service(tmp_path) as (base, _):
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:

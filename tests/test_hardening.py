@@ -12,11 +12,7 @@ import contextlib
 import gzip
 import json
 import logging
-import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +31,8 @@ from cds.feedback import SQLiteFeedbackStore
 from cds.jsonsafe import TooDeep, loads
 from cds.logs import JSONFormatter
 from cds.prefetch import FetchLimits, OutboundGate, render_template, resolve, server_allowed
-from cds.settings import Settings, TrustedIssuer
+from cds.settings import Settings
+from tests.servers import free_port, production, running_service
 
 PV = "/cds-services/mbc-bone-patient-view"
 HOOK_INSTANCE = "6f1c3a52-8c1e-4a57-9a77-3f1d1f0a9b21"
@@ -51,12 +48,6 @@ def raises_412(reason: str) -> Iterator[None]:
     assert reason in diagnostics, diagnostics
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _body(server: str | None = None, **context: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "hook": "patient-view",
@@ -69,37 +60,15 @@ def _body(server: str | None = None, **context: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(name="service")
-def _service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def _service(tmp_path: Path) -> Iterator[str]:
     """A real `cds serve` process on loopback, with short outbound limits."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "CDS_FEEDBACK_DB": str(tmp_path / "f.sqlite3"),
-        "CDS_LOG_LEVEL": "ERROR",
+    limits = {
         "CDS_FHIR_TIMEOUT_S": "0.8",
         "CDS_FETCH_DEADLINE_S": "1.0",
         "CDS_HEADER_TIMEOUT_S": "0.5",
     }
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "cds", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the service did not start")
-        yield base, env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with running_service(tmp_path, **limits) as (base, _):
+        yield base
 
 
 class _FhirServer:
@@ -108,7 +77,7 @@ class _FhirServer:
 
     def __init__(self, delay: float) -> None:
         self.delay = delay
-        self.port = _free_port()
+        self.port = free_port()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -141,12 +110,12 @@ class _FhirServer:
 
 @pytest.mark.anyio
 async def test_a_hanging_fhir_server_cannot_wedge_the_service(
-    service: tuple[str, dict[str, str]],
+    service: str,
 ) -> None:
     """Item 1: 60 concurrent calls whose fhirServer hangs each get their 412 at the deadline;
     /health answers meanwhile; a healthy server works again at once (before: 412 for every
     server until restart, because the shared pool was full of hanging requests)."""
-    base, _ = service
+    base = service
     with anyio.fail_after(60):  # a hang guard, not a timing assertion
         async with (
             _FhirServer(delay=30) as slow,
@@ -171,10 +140,9 @@ async def test_a_hanging_fhir_server_cannot_wedge_the_service(
             assert healthy.status_code == 200, healthy.text
 
 
-def test_slow_headers_are_dropped(service: tuple[str, dict[str, str]]) -> None:
+def test_slow_headers_are_dropped(service: str) -> None:
     """Item 12: a socket that trickles partial headers is closed (before: held ~40 s)."""
-    base, _ = service
-    port = int(base.rsplit(":", 1)[1])
+    port = int(service.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # never the blank line
         assert s.recv(1024) == b""  # closed by the server, not by our 10 s socket timeout
@@ -364,17 +332,7 @@ def test_trailing_slash_is_a_404_not_a_redirect(client: TestClient) -> None:
 
 def test_production_hides_the_api_documents(tmp_path: Path) -> None:
     """Item 12: /docs, /redoc and /openapi.json are off in production unless enabled."""
-    jwks = tmp_path / "jwks.json"
-    jwks.write_text('{"keys": []}')
-    prod: dict[str, Any] = {
-        "mode": "production",
-        "auth_required": True,
-        "trusted_issuers": (TrustedIssuer(iss="https://ehr.example.org", jwks_file=jwks),),
-        "allow_as_of_extension": False,
-        "cors_origins": ("https://ehr.example.org",),
-        "public_base_url": "https://cds.example.org",
-        "feedback_db": tmp_path / "f.sqlite3",
-    }
+    prod = production(tmp_path, feedback_db=tmp_path / "f.sqlite3")
     with TestClient(create_app(Settings(**prod))) as c:
         assert [c.get(p).status_code for p in ("/docs", "/redoc", "/openapi.json")] == [404] * 3
     with TestClient(create_app(Settings(**prod, api_docs=True))) as c:

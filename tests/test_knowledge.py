@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -16,6 +15,7 @@ from cds.errors import ConfigError
 from cds.services import Knowledge, load_knowledge
 from cds.settings import REPO_CARDS, Settings, TrustedIssuer
 from tests.conftest import SHARED
+from tests.servers import production
 
 TERMINOLOGY = SHARED / "clinical" / "terminology.md"
 
@@ -204,29 +204,12 @@ class TestSettings:
 
     def test_production_requires_a_public_base_url(self, tmp_path: Path) -> None:
         """Issue 10 item 9: without it the JWT aud would come from the Host header."""
-        jwks = tmp_path / "jwks.json"
-        jwks.write_text('{"keys": []}')
         with pytest.raises(ValidationError, match="CDS_PUBLIC_BASE_URL"):
-            Settings(
-                mode="production",
-                auth_required=True,
-                trusted_issuers=(TrustedIssuer(iss="https://ehr.example.org", jwks_file=jwks),),
-                allow_as_of_extension=False,
-                cors_origins=("https://ehr.example.org",),
-            )
+            Settings(**production(tmp_path, public_base_url=None))
 
     def test_production_issuer_without_servers_fetches_nothing(self, tmp_path: Path) -> None:
         """Issue 10 item 4: no silent fallback to the loopback allowlist in production."""
-        jwks = tmp_path / "jwks.json"
-        jwks.write_text('{"keys": []}')
-        base: dict[str, Any] = {
-            "mode": "production",
-            "auth_required": True,
-            "trusted_issuers": (TrustedIssuer(iss="https://ehr.example.org", jwks_file=jwks),),
-            "allow_as_of_extension": False,
-            "cors_origins": ("https://ehr.example.org",),
-            "public_base_url": "https://cds.example.org",
-        }
+        base = production(tmp_path)
         assert Settings(**base).fetch_allowlist(()) == ()
         assert Settings(**base).fetch_allowlist(("https://fhir.a/r4",)) == ("https://fhir.a/r4",)
         explicit = Settings(**base, fhir_server_allowlist=("https://fhir.b/r4",))

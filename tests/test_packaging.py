@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,12 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.servers import free_port
 
 
 def test_a_fresh_install_serves_discovery(tmp_path: Path) -> None:
@@ -56,7 +50,7 @@ def test_a_fresh_install_serves_discovery(tmp_path: Path) -> None:
     assert check.returncode == 0, check.stdout + check.stderr
     assert "cross-checked, OK" in check.stdout
     assert str(ROOT / "cards") not in check.stdout  # the installed knowledge, not the checkout's
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(  # noqa: S603
         [str(cds), "serve", "--port", str(port)],
         cwd=elsewhere,

@@ -5,12 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +23,7 @@ from hypothesis import strategies as st
 from cds import schemas
 from fixtures.build_scenarios import SERVICE_KEYS
 from tests.conftest import ROOT
+from tests.servers import running_service
 
 PV = "/cds-services/mbc-bone-patient-view"
 SCENARIO = ROOT / "fixtures" / "mbc-bone-patient-view" / "her2-positive-first-line"
@@ -303,35 +300,11 @@ class TestFhirFaults:
         assert "not JSON" in r.json()["issue"][0]["diagnostics"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_kill_9_loses_no_acknowledged_feedback(tmp_path: Path) -> None:
     """Concurrent feedback to a real server process; SIGKILL it mid-stream; every item that
     got a 200 is in the database afterwards."""
-    port = _free_port()
     db = tmp_path / "feedback.sqlite3"
-    env = {**os.environ, "CDS_FEEDBACK_DB": str(db), "CDS_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "cds", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("server did not start")
+    with running_service(tmp_path, CDS_LOG_LEVEL="WARNING") as (base, server):
         acknowledged: list[str] = []
         lock = threading.Lock()
         stop = threading.Event()
@@ -366,9 +339,6 @@ def test_kill_9_loses_no_acknowledged_feedback(tmp_path: Path) -> None:
         stop.set()
         for th in threads:
             th.join(timeout=10)
-    finally:
-        if server.poll() is None:
-            server.kill()
     assert len(acknowledged) >= 50
     with sqlite3.connect(db) as con:
         stored = {row[0] for row in con.execute("SELECT card FROM feedback")}

@@ -1,0 +1,71 @@
+"""Real processes on loopback for the tests: `cds serve`, with its environment, and free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cds.settings import TrustedIssuer
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_service(tmp_path: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`cds serve` as its own process, feedback in tmp_path: (base URL, process)."""
+    port = free_port()
+    full = {
+        **os.environ,
+        "CDS_FEEDBACK_DB": str(tmp_path / "feedback.sqlite3"),
+        "CDS_LOG_LEVEL": "ERROR",
+        **env,
+    }
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "cds", "serve", "--port", str(port)],
+        env=full,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("cds serve did not start within 30 s")
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(timeout=10)
+
+
+def production(tmp_path: Path, **over: Any) -> dict[str, Any]:
+    """The smallest production configuration that starts (a static, empty key set)."""
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}')
+    return {
+        "mode": "production",
+        "auth_required": True,
+        "trusted_issuers": (TrustedIssuer(iss="https://ehr.example.org", jwks_file=jwks),),
+        "allow_as_of_extension": False,
+        "cors_origins": ("https://ehr.example.org",),
+        "public_base_url": "https://cds.example.org",
+        **over,
+    }
