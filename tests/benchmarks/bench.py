@@ -182,9 +182,9 @@ def main() -> None:
             )
         )
     width = max(len(r[0]) for r in rows)
-    print(f"{'benchmark':<{width}}  median")  # noqa: T201
+    print(f"{'benchmark':<{width}}  median")
     for name, ms in rows:
-        print(f"{name:<{width}}  {ms:7.2f} ms")  # noqa: T201
+        print(f"{name:<{width}}  {ms:7.2f} ms")
 
 
 if __name__ == "__main__":
