@@ -300,7 +300,12 @@ def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
     failing = [
         (i, r)
         for i, r, start in drugs
-        if r.chf_discontinue and hf.present and (start is None or (hf.since or start) >= start)
+        # Only heart failure dated on the drug: an undated or earlier diagnosis is not the
+        # label's "symptomatic CHF on treatment" (R6 notes heart failure case by case).
+        if r.chf_discontinue
+        and hf.present
+        and hf.since is not None
+        and (start is None or hf.since >= start)
     ]
     if failing:
         out.append(
