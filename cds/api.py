@@ -23,10 +23,11 @@ from cds.errors import (
     UnsupportedMediaType,
 )
 from cds.facts.records import json_list
-from cds.feedback import FeedbackStore
 from cds.prefetch import FetchLimits, OutboundGate, resolve
 from cds.services import Knowledge, Service, Timings, evaluate_call
 from cds.settings import Settings
+from cds.snooze import patient_key
+from cds.store import Store
 
 log = logging.getLogger("cds.calls")
 router = APIRouter()
@@ -50,8 +51,8 @@ def _gate(request: Request) -> OutboundGate:
     return cast(OutboundGate, request.state.gate)
 
 
-def _feedback(request: Request) -> FeedbackStore:
-    return cast(FeedbackStore, request.state.feedback)
+def _store(request: Request) -> Store:
+    return cast(Store, request.state.store)
 
 
 def today() -> date:
@@ -78,7 +79,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 KnowledgeDep = Annotated[Knowledge, Depends(_knowledge)]
 HttpDep = Annotated[httpx.AsyncClient, Depends(_http)]
 GateDep = Annotated[OutboundGate, Depends(_gate)]
-FeedbackDep = Annotated[FeedbackStore, Depends(_feedback)]
+StoreDep = Annotated[Store, Depends(_store)]
 ClientDep = Annotated[ClientIdentity | None, Depends(require_client)]
 TodayDep = Annotated[date, Depends(today)]
 
@@ -141,6 +142,7 @@ async def call_service(
     settings: SettingsDep,
     http: HttpDep,
     gate: GateDep,
+    store: StoreDep,
     client: ClientDep,
     as_of: TodayDep,
 ) -> JSONResponse:
@@ -199,9 +201,22 @@ async def call_service(
         gate,
     )
     timings.mark("prefetch")
+    key = patient_key(settings.patient_key_secret.get_secret_value(), str(context["patientId"]))
+    snoozes = await anyio.to_thread.run_sync(store.snoozes, key) if settings.snooze_days else {}
     result = evaluate_call(
-        k, service, hook_request, context, resolved.data, as_of=as_of, timings=timings
+        k,
+        service,
+        hook_request,
+        context,
+        resolved.data,
+        as_of=as_of,
+        timings=timings,
+        snoozes=snoozes,
+        patient_key=key,
+        now=time.time(),
     )
+    if settings.snooze_days and result.issued:
+        await anyio.to_thread.run_sync(store.record_issued, result.issued)
     response = JSONResponse(result.response.wire())
     timings.mark("serialize")
     log.info(
@@ -216,6 +231,7 @@ async def call_service(
             "fetched": len(resolved.fetched),
             "excluded": result.excluded,
             "unchecked_orders": result.unchecked_orders,
+            "snoozed": result.snoozed,
             "ms": timings.stages,
             "total_ms": round(sum(timings.stages.values()), 2),
         },
@@ -229,7 +245,7 @@ async def feedback(
     request: Request,
     k: KnowledgeDep,
     settings: SettingsDep,
-    store: FeedbackDep,
+    store: StoreDep,
     client: ClientDep,
 ) -> JSONResponse:
     _service(k, service_id)

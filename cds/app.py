@@ -19,12 +19,12 @@ from cds.api import router
 from cds.auth import JWTVerifier
 from cds.errors import CDSError, Issue
 from cds.facts.records import warm_up
-from cds.feedback import FeedbackStore, SQLiteFeedbackStore
 from cds.logs import silence_url_loggers
 from cds.openapi import install as install_openapi
 from cds.prefetch import OutboundGate
 from cds.services import Knowledge, load_knowledge
 from cds.settings import Settings
+from cds.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class State(TypedDict):
     knowledge: Knowledge
     http: httpx.AsyncClient
     gate: OutboundGate
-    feedback: FeedbackStore
+    store: Store
     verifier: JWTVerifier
 
 
@@ -58,7 +58,7 @@ def create_app(
     *,
     knowledge: Knowledge | None = None,
     http_client: httpx.AsyncClient | None = None,
-    feedback_store: FeedbackStore | None = None,
+    store: Store | None = None,
     verifier_clock: Any = None,
 ) -> FastAPI:
     """Build the app. Everything stateful is created in the lifespan, nothing at import."""
@@ -80,22 +80,32 @@ def create_app(
                 keepalive_expiry=5.0,
             ),
         )
-        store = feedback_store or SQLiteFeedbackStore(settings.feedback_db)
-        kwargs = {"clock": verifier_clock} if verifier_clock is not None else {}
+        own_store = store is None
+        shared = store or open_store(
+            database_url=settings.database_url.get_secret_value()
+            if settings.database_url
+            else None,
+            sqlite_path=settings.feedback_db,
+            snooze_days=settings.snooze_days,
+            timeout_s=settings.database_timeout_s,
+        )
+        kwargs: dict[str, Any] = {"clock": verifier_clock} if verifier_clock is not None else {}
         try:
             yield {
                 "settings": settings,
                 "knowledge": knowledge,
                 "http": client,
                 "gate": OutboundGate(settings.fhir_connections_per_host),
-                "feedback": store,
-                "verifier": JWTVerifier(settings, client, **kwargs),
+                "store": shared,
+                # The replay cache is shared state: in the store, so every worker and
+                # instance sees every jti.
+                "verifier": JWTVerifier(settings, client, replay=shared.first_use, **kwargs),
             }
         finally:
             if own_client:
                 await client.aclose()
-            if feedback_store is None:
-                store.close()
+            if own_store:
+                shared.close()
 
     docs = settings.docs_enabled
     app = FastAPI(
@@ -155,3 +165,13 @@ def create_app(
         return outcome(500, (Issue("exception", "internal error; see the service log"),))
 
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app as each worker process builds it (`cds serve --workers N`): settings from the
+    environment, JSON logs."""
+    from cds.logs import configure
+
+    settings = Settings()
+    configure(settings.log_level)
+    return create_app(settings)

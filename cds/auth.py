@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import httpx
 import jwt
 from jwt import PyJWK, PyJWKSet
@@ -57,8 +58,11 @@ class JWTVerifier:
         settings: Settings,
         client: httpx.AsyncClient,
         clock: Callable[[], float] = time.time,
+        replay: Callable[[str, str, float, float], bool] | None = None,
     ) -> None:
         self.settings = settings
+        # Shared replay cache (the store: every worker and instance); None keeps it in memory.
+        self.replay = replay
         self.client = client
         self.clock = clock
         self.issuers: Mapping[str, TrustedIssuer] = {i.iss: i for i in settings.trusted_issuers}
@@ -138,7 +142,14 @@ class JWTVerifier:
         tenant = claims.get("tenant")
         if issuer.tenants and tenant not in issuer.tenants:
             raise _Reject("tenant is not allowed")
-        self._remember_jti(issuer.iss, str(claims["jti"]), exp + leeway, now)
+        if self.replay is not None:
+            first = await anyio.to_thread.run_sync(
+                self.replay, issuer.iss, str(claims["jti"]), exp + leeway, now
+            )
+            if not first:
+                raise _Reject("jti replayed")
+        else:
+            self._remember_jti(issuer.iss, str(claims["jti"]), exp + leeway, now)
         return ClientIdentity(
             iss=issuer.iss,
             tenant=tenant if isinstance(tenant, str) else None,

@@ -9,12 +9,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from cds import __version__
 from cds.errors import ConfigError
 from cds.settings import Settings
+from cds.store import Store
 
 DESCRIPTION = """\
 CDS Hooks 2.0 service for metastatic breast cancer with bone metastases.
@@ -42,7 +44,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from cds.app import create_app
     from cds.logs import configure
-    from cds.server import protocol
 
     settings = _settings()
     configure(settings.log_level)
@@ -58,24 +59,74 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        app = create_app(settings)
+        app = create_app(settings)  # builds and cross-checks everything once, here
     except ConfigError as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 2
-    print(f"cds {__version__} ({settings.mode}) on http://{args.host}:{args.port}/cds-services")
+    if args.workers > 1 and settings.database_url is None:
+        print(
+            f"{args.workers} workers share {settings.feedback_db} (SQLite); several instances "
+            "need CDS_DATABASE_URL",
+            file=sys.stderr,
+        )
+    workers = f", {args.workers} workers" if args.workers > 1 else ""
+    print(
+        f"cds {__version__} ({settings.mode}{workers}) on "
+        f"http://{args.host}:{args.port}/cds-services"
+    )
+    # Several workers: each process builds the app from the environment; all shared state
+    # (feedback, the JWT replay cache, snoozes) is in the store, none in a process.
+    target: Any = "cds.app:from_environment" if args.workers > 1 else app
     uvicorn.run(
-        app,
+        target,
+        factory=args.workers > 1,
+        workers=args.workers if args.workers > 1 else None,
         host=args.host,
         port=args.port,
         log_config=None,
         access_log=args.access_log,
         # Slow-header clients (slowloris) and idle sockets are dropped, not held.
-        http=protocol(settings.header_timeout_s),
+        http="cds.server:HeaderTimeoutH11Protocol",
         timeout_keep_alive=5,
         h11_max_incomplete_event_size=16 * 1024,
         limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=10,
     )
+    return 0
+
+
+def _open_store(settings: Settings, *, require_schema: bool = True) -> Store:
+    from cds.store import open_store
+
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    return open_store(
+        database_url=url,
+        sqlite_path=settings.feedback_db,
+        snooze_days=settings.snooze_days,
+        timeout_s=settings.database_timeout_s,
+        require_schema=require_schema,
+    )
+
+
+def _where(settings: Settings) -> str:
+    return (
+        "PostgreSQL (CDS_DATABASE_URL)"
+        if settings.database_url
+        else f"SQLite {settings.feedback_db}"
+    )
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings()
+    try:
+        store = _open_store(settings, require_schema=False)
+        before = store.schema_version()
+        after = store.migrate()
+        store.close()
+    except ConfigError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"database: {_where(settings)}: schema version {before} -> {after}")
     return 0
 
 
@@ -85,6 +136,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = _settings()
     try:
         k = load_knowledge(settings.cards_dir, settings.parameters)
+        if settings.database_url is not None:
+            store = _open_store(settings)  # refuses a schema that `cds migrate` has not set
+            version = store.schema_version()
+            store.close()
+            print(f"database: {_where(settings)}: schema version {version}, OK")
     except ConfigError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
@@ -100,13 +156,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    from cds.feedback import SQLiteFeedbackStore
-
     settings = _settings()
-    if not settings.feedback_db.exists():
+    if settings.database_url is None and not settings.feedback_db.exists():
         print(f"no feedback stored yet ({settings.feedback_db} does not exist)")
         return 0
-    store = SQLiteFeedbackStore(settings.feedback_db)
+    try:
+        store = _open_store(settings)
+    except ConfigError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
     rows = store.list(service_id=args.service, limit=args.limit)
     store.close()
     if args.json:
@@ -168,7 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--access-log", action="store_true", help="also log each HTTP request line")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (one per core; shared state is in the store)",
+    )
     p.set_defaults(fn=cmd_serve)
+
+    p = sub.add_parser(
+        "migrate", help="create or upgrade the database schema (idempotent; SQLite or PostgreSQL)"
+    )
+    p.set_defaults(fn=cmd_migrate)
 
     p = sub.add_parser("check", help="validate configuration and knowledge files; exit 1 if wrong")
     p.add_argument("-v", "--verbose", action="store_true", help="print the effective settings")

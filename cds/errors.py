@@ -9,6 +9,7 @@ Our exception hierarchy:
   + PayloadTooLarge ....... 413
   + UnsupportedMediaType .. 415
   + PrefetchUnavailable ... 412  data the rules need was neither prefetched nor fetchable
+  + StoreUnavailable ...... 503  the database did not answer within its bounded wait
 * ConfigError ............. start-up only: knowledge files or settings are inconsistent
 """
 
@@ -69,6 +70,11 @@ class UnsupportedMediaType(CDSError):
 class PrefetchUnavailable(CDSError):
     http_status = 412
     issue_code = "incomplete"
+
+
+class StoreUnavailable(CDSError):
+    http_status = 503
+    issue_code = "transient"
 
 
 class ConfigError(Exception):

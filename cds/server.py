@@ -9,16 +9,19 @@ of connecting or of finishing its previous response, or it is closed.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 
 class HeaderTimeoutH11Protocol(H11Protocol):
-    header_timeout_s: float = 10.0
+    """Named by import path (worker processes import it): the deadline comes from the
+    environment, as all settings do (CDS_HEADER_TIMEOUT_S)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.header_timeout_s = float(os.environ.get("CDS_HEADER_TIMEOUT_S", "10"))
         self._header_timer: asyncio.TimerHandle | None = None
         self._waiting_after: object = None  # the request cycle that was current when armed
 
@@ -54,10 +57,3 @@ class HeaderTimeoutH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
-
-
-def protocol(header_timeout_s: float) -> type[HeaderTimeoutH11Protocol]:
-    """The protocol class with its deadline (uvicorn takes a class, not an instance)."""
-    return type(
-        "CdsH11Protocol", (HeaderTimeoutH11Protocol,), {"header_timeout_s": header_timeout_s}
-    )

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cds import schemas
+from cds import schemas, snooze
 from cds.cards import CardBook, RenderContext, Renderer, load_cards
 from cds.errors import ConfigError
 from cds.facts import FACT_VALUESETS, facts_from_records
@@ -21,6 +21,7 @@ from cds.facts.orders import NO_DRAFTS, read_draft_orders
 from cds.facts.records import ValidationCache, read_records
 from cds.parameters import Parameters, load_parameters
 from cds.rules import Rule, evaluate, load_rules
+from cds.store import IssuedCard, Snooze
 from cds.terminology import Terminology, load_terminology
 
 _VS = re.compile(r"\$\{vs:([a-z0-9,-]+)\}")
@@ -146,6 +147,8 @@ class Outcome:
     rules: tuple[str, ...]
     excluded: int
     unchecked_orders: int = 0  # draft orders that could not be read (each named in an R0 card)
+    issued: tuple[IssuedCard, ...] = ()  # what each card was about, for snoozing
+    snoozed: int = 0  # cards left out because their rule is snoozed for this patient
 
 
 def evaluate_call(
@@ -157,8 +160,12 @@ def evaluate_call(
     *,
     as_of: date,
     timings: Timings | None = None,
+    snoozes: Mapping[str, Snooze] | None = None,
+    patient_key: str = "",
+    now: float = 0.0,
 ) -> Outcome:
-    """Facts → rules → cards for one call; `data` is the resolved prefetch (key → JSON | None)."""
+    """Facts → rules → (snoozes) → cards for one call; `data` is the resolved prefetch
+    (key → JSON | None); `snoozes` are this patient's, keyed by rule."""
     timings = timings or Timings()
     t = k.terminology
     records = read_records(data.values(), t, k.validation_cache)
@@ -168,6 +175,7 @@ def evaluate_call(
         drafts = read_draft_orders(context["draftOrders"], context.get("selections") or (), t)
     timings.mark("facts")
     decisions = evaluate(service.hook, facts, drafts, k.parameters)
+    shown = snooze.apply(decisions, snoozes or {}, now)
     timings.mark("rules")
     ctx = RenderContext(
         hook_instance=request.hookInstance,
@@ -176,11 +184,17 @@ def evaluate_call(
         facts=facts,
         drafts=drafts,
     )
-    cards = [k.renderer.render(d, ctx) for d in decisions]
+    cards = [k.renderer.render(d, ctx) for d, _ in shown]
     timings.mark("cards")
     return Outcome(
         response=schemas.CDSResponse(cards=cards),
-        rules=tuple(d.concern for d in decisions),
+        rules=tuple(d.concern for d, _ in shown),
         excluded=len(facts.excluded),
         unchecked_orders=len(drafts.unreadable),
+        issued=tuple(
+            IssuedCard(card=c.uuid, rule=d.rule, patient_key=patient_key, evidence=digest)
+            for c, (d, digest) in zip(cards, shown, strict=True)
+            if c.uuid is not None
+        ),
+        snoozed=len(decisions) - len(shown),
     )

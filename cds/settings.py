@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,6 +51,9 @@ class TrustedIssuer(BaseModel):
         return self
 
 
+# Development only: production refuses to start with it (a known key hides no patient id).
+DEV_PATIENT_KEY_SECRET = "development-only-patient-key-secret"  # noqa: S105 - a known non-secret
+
 LOOPBACK = (
     "http://127.0.0.1",
     "http://localhost",
@@ -66,7 +69,15 @@ class Settings(BaseSettings):
 
     mode: Literal["development", "production"] = "development"
     cards_dir: Path = REPO_CARDS
-    feedback_db: Path = Path("var/feedback.sqlite3")
+    feedback_db: Path = Path("var/feedback.sqlite3")  # the SQLite store, when no database URL
+    # PostgreSQL for feedback, the JWT replay cache and card snoozes (several workers or
+    # instances); unset, the SQLite file above. Waits for a connection are bounded: then 503.
+    database_url: SecretStr | None = None
+    database_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    # Card snoozing: an overridden card is not shown again for this many days unless the data
+    # behind it changes (0 turns snoozing off). Patients are keyed by an HMAC with this secret.
+    snooze_days: float = Field(default=30, ge=0, le=365)
+    patient_key_secret: SecretStr = SecretStr(DEV_PATIENT_KEY_SECRET)
     log_level: str = "INFO"
 
     # Outbound FHIR: per-request timeout, one deadline for all of a call's fetches, and limits.
@@ -117,6 +128,13 @@ class Settings(BaseSettings):
             problems.append("CDS_ALLOW_AS_OF_EXTENSION must be false (the date is the server's)")
         if "*" in self.cors_origins:
             problems.append("CDS_CORS_ORIGINS must list origins, not '*'")
+        if (
+            self.snooze_days
+            and self.patient_key_secret.get_secret_value() == DEV_PATIENT_KEY_SECRET
+        ):
+            problems.append(
+                "CDS_PATIENT_KEY_SECRET must be set (it keys patients in snooze records)"
+            )
         if not self.public_base_url:
             # Without it the JWT aud would be built from the Host header, which the caller sets.
             problems.append("CDS_PUBLIC_BASE_URL must be set (the JWT aud is checked against it)")

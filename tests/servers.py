@@ -67,5 +67,6 @@ def production(tmp_path: Path, **over: Any) -> dict[str, Any]:
         "allow_as_of_extension": False,
         "cors_origins": ("https://ehr.example.org",),
         "public_base_url": "https://cds.example.org",
+        "patient_key_secret": "a-test-secret-that-keys-patients",
         **over,
     }

@@ -187,10 +187,10 @@ class TestFeedback:
         assert_outcome(client.post("/cds-services/x/feedback", json={"feedback": []}), 404)
 
     def test_readable_back(self, client: TestClient, settings: Any) -> None:
-        from cds.feedback import SQLiteFeedbackStore
+        from cds.store import SQLiteStore
 
         client.post(self.URL, json={"feedback": [self.item()]})
-        store = SQLiteFeedbackStore(settings.feedback_db)
+        store = SQLiteStore(settings.feedback_db)
         rows = store.list()
         store.close()
         assert rows[0].override_code == "patient-refuses"

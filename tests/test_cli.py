@@ -12,7 +12,7 @@ import pytest
 
 from cds import __version__, schemas
 from cds.cli import main
-from cds.feedback import SQLiteFeedbackStore
+from cds.store import SQLiteStore
 from tests.conftest import ROOT
 from tests.servers import running_service
 
@@ -50,7 +50,7 @@ def test_check_verbose_prints_the_settings(capsys: pytest.CaptureFixture[str]) -
 class TestFeedback:
     def store(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         db = tmp_path / "f.sqlite3"
-        s = SQLiteFeedbackStore(db)
+        s = SQLiteStore(db)
         for service, card in (("mbc-bone-patient-view", "c1"), ("mbc-bone-order-sign", "c2")):
             item = schemas.FeedbackItem.model_validate(
                 {

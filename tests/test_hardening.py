@@ -27,11 +27,11 @@ from cds import schemas
 from cds.app import create_app
 from cds.cli import main, printable
 from cds.errors import PrefetchUnavailable
-from cds.feedback import SQLiteFeedbackStore
 from cds.jsonsafe import TooDeep, loads
 from cds.logs import JSONFormatter
 from cds.prefetch import FetchLimits, OutboundGate, render_template, resolve, server_allowed
 from cds.settings import Settings
+from cds.store import SQLiteStore
 from tests.servers import free_port, production, running_service
 
 PV = "/cds-services/mbc-bone-patient-view"
@@ -342,7 +342,7 @@ def test_production_hides_the_api_documents(tmp_path: Path) -> None:
 def test_feedback_database_is_owner_only(tmp_path: Path) -> None:
     """Item 12: the file may hold clinical free text; it used to be created 0644."""
     db = tmp_path / "fb" / "feedback.sqlite3"
-    SQLiteFeedbackStore(db).close()
+    SQLiteStore(db).close()
     assert db.stat().st_mode & 0o777 == 0o600
 
 
@@ -363,7 +363,7 @@ class TestFeedbackOutput:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
         db = tmp_path / "f.sqlite3"
-        store = SQLiteFeedbackStore(db)
+        store = SQLiteStore(db)
         item = schemas.FeedbackItem.model_validate(
             {
                 "card": "card\x1b[2J\x1b]0;owned\x07",

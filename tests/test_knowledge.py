@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from cds.cli import main
 from cds.errors import ConfigError
 from cds.services import Knowledge, load_knowledge
-from cds.settings import REPO_CARDS, Settings, TrustedIssuer
+from cds.settings import DEV_PATIENT_KEY_SECRET, REPO_CARDS, Settings, TrustedIssuer
 from tests.conftest import SHARED
 from tests.servers import production
 
@@ -191,16 +191,13 @@ class TestSettings:
             Settings(mode="production")
 
     def test_production_with_issuers_starts(self, tmp_path: Path) -> None:
-        jwks = tmp_path / "jwks.json"
-        jwks.write_text('{"keys": []}')
-        Settings(
-            mode="production",
-            auth_required=True,
-            trusted_issuers=(TrustedIssuer(iss="https://ehr.example.org", jwks_file=jwks),),
-            allow_as_of_extension=False,
-            cors_origins=("https://ehr.example.org",),
-            public_base_url="https://cds.example.org",
-        )
+        Settings(**production(tmp_path))
+
+    def test_production_requires_a_patient_key_secret(self, tmp_path: Path) -> None:
+        """Issue 14: snooze records key patients by HMAC; a known key would hide nothing."""
+        with pytest.raises(ValidationError, match="CDS_PATIENT_KEY_SECRET"):
+            Settings(**production(tmp_path, patient_key_secret=DEV_PATIENT_KEY_SECRET))
+        Settings(**production(tmp_path, patient_key_secret=DEV_PATIENT_KEY_SECRET, snooze_days=0))
 
     def test_production_requires_a_public_base_url(self, tmp_path: Path) -> None:
         """Issue 10 item 9: without it the JWT aud would come from the Host header."""

@@ -79,7 +79,7 @@ def test_without_shared_the_suite_stops_with_one_clear_error(tmp_path: Path) -> 
     repo = tmp_path / "checkout"
     repo.mkdir()
     (repo / "tests").mkdir()
-    for name in ("__init__.py", "conftest.py"):
+    for name in ("__init__.py", "conftest.py", "servers.py"):
         (repo / "tests" / name).write_text((ROOT / "tests" / name).read_text())
     (repo / "tests" / "test_one.py").write_text("def test_one() -> None:\n    pass\n")
     for name in ("cds", "cards", "fixtures"):

@@ -1,0 +1,63 @@
+"""Card snoozing: an overridden card stays quiet for a while unless the data behind it changes.
+
+The service records each card it issues (card uuid, rule, a keyed hash of the patient id, a
+digest of the evidence); feedback that overrides a card snoozes that rule for that patient
+(accepting a suggestion ends the card), and later calls drop the rule's card while the snooze
+holds and the evidence is the same. A card that comes back says why. Critical cards are never
+snoozed: an emergency or an unsafe order is shown every time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from cds.rules import Decision
+from cds.store import Snooze
+
+
+def patient_key(secret: str, patient_id: str) -> str:
+    """HMAC-SHA256 of the patient id: records can be matched, never read back."""
+    return hmac.new(secret.encode(), patient_id.encode(), hashlib.sha256).hexdigest()
+
+
+def evidence(d: Decision) -> str:
+    """A digest of what the card is about: its variant, the resources and the values shown."""
+    data = json.dumps([d.rule, d.variant, sorted(set(d.refs)), list(d.data)], sort_keys=True)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def _day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).date().isoformat()
+
+
+def apply(
+    decisions: Sequence[Decision], snoozes: Mapping[str, Snooze], now: float
+) -> list[tuple[Decision, str]]:
+    """The decisions to show, each with its evidence digest; snoozed ones left out."""
+    out = []
+    for d in decisions:
+        digest = evidence(d)
+        snooze = snoozes.get(d.rule)
+        if snooze is None or d.indicator == "critical":
+            out.append((d, digest))
+            continue
+        what = "overridden" if snooze.reason == "overridden" else "acted on"
+        if snooze.evidence != digest:
+            why = (
+                f"Shown again: this card was {what} on {_day(snooze.since)}, and the data "
+                "behind it has changed since."
+            )
+        elif snooze.until <= now:
+            why = (
+                f"Shown again: this card was {what} on {_day(snooze.since)}; its snooze ended "
+                f"on {_day(snooze.until)}."
+            )
+        else:
+            continue  # snoozed: same data, still within the period
+        out.append((dataclasses.replace(d, notes=(*d.notes, why)), digest))
+    return out

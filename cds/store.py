@@ -1,0 +1,409 @@
+"""Shared state: card feedback, the JWT replay cache, and the issued-card records and snoozes
+behind card snoozing - one interface, two backends.
+
+* SQLite (the embedded default, `CDS_FEEDBACK_DB`): one file in WAL mode with synchronous=FULL,
+  shared by every worker process of one machine; it applies its schema itself.
+* PostgreSQL (`CDS_DATABASE_URL=postgresql://…`): shared by every instance; a connection pool
+  with a bounded wait, so a slow database is a 503 with an OperationOutcome, never a hang. Its
+  schema is applied by `cds migrate` and checked by `cds check` and at start-up.
+
+Schema versions are numbered; `migrate` applies the missing ones in order and is idempotent.
+No PHI in clear: a patient is known only by a keyed hash (HMAC-SHA256 with
+`CDS_PATIENT_KEY_SECRET`), and issued-card records expire. Feedback free text is stored as
+sent (it may hold clinical text) and never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from cds import schemas
+from cds.errors import ConfigError, StoreUnavailable
+
+DAY_S = 86_400.0
+SCHEMA_VERSION = 2
+# Version 2: the JWT replay cache, issued cards and snoozes (the same SQL on both backends).
+_V2 = (
+    """CREATE TABLE IF NOT EXISTS jwt_replay (
+        iss TEXT NOT NULL, jti TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (iss, jti))""",
+    "CREATE INDEX IF NOT EXISTS jwt_replay_expiry ON jwt_replay (expires_at)",
+    """CREATE TABLE IF NOT EXISTS issued_card (
+        card TEXT PRIMARY KEY, rule TEXT NOT NULL, patient_key TEXT NOT NULL,
+        evidence TEXT NOT NULL, issued_at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS issued_card_age ON issued_card (issued_at)",
+    """CREATE TABLE IF NOT EXISTS snooze (
+        patient_key TEXT NOT NULL, rule TEXT NOT NULL, evidence TEXT NOT NULL,
+        reason TEXT NOT NULL, since DOUBLE PRECISION NOT NULL,
+        until DOUBLE PRECISION NOT NULL, PRIMARY KEY (patient_key, rule))""",
+)
+# (version, {backend: statements}); a statement never breaks an existing database.
+MIGRATIONS: tuple[tuple[int, dict[str, tuple[str, ...]]], ...] = (
+    (
+        1,
+        {
+            "sqlite": (
+                """CREATE TABLE IF NOT EXISTS feedback (
+                    id INTEGER PRIMARY KEY,
+                    service_id TEXT NOT NULL, card TEXT NOT NULL, outcome TEXT NOT NULL,
+                    outcome_timestamp TEXT NOT NULL, accepted_suggestions TEXT NOT NULL,
+                    override_code TEXT, override_system TEXT, override_comment TEXT,
+                    received_at TEXT NOT NULL,
+                    UNIQUE (service_id, card, outcome, outcome_timestamp))""",
+            ),
+            "postgresql": (
+                """CREATE TABLE IF NOT EXISTS feedback (
+                    id BIGSERIAL PRIMARY KEY,
+                    service_id TEXT NOT NULL, card TEXT NOT NULL, outcome TEXT NOT NULL,
+                    outcome_timestamp TEXT NOT NULL, accepted_suggestions TEXT NOT NULL,
+                    override_code TEXT, override_system TEXT, override_comment TEXT,
+                    received_at TEXT NOT NULL,
+                    UNIQUE (service_id, card, outcome, outcome_timestamp))""",
+            ),
+        },
+    ),
+    (2, {"sqlite": _V2, "postgresql": _V2}),
+)
+
+_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredFeedback:
+    service_id: str
+    card: str
+    outcome: str
+    outcome_timestamp: str
+    accepted_suggestions: tuple[str, ...]
+    override_code: str | None
+    override_system: str | None
+    override_comment: str | None
+    received_at: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IssuedCard:
+    """What a card was about, to snooze it when overridden: never the patient id in clear."""
+
+    card: str  # the card uuid
+    rule: str
+    patient_key: str  # HMAC of the patient id
+    evidence: str  # digest of the data behind the card
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snooze:
+    rule: str
+    evidence: str
+    reason: Literal["overridden", "accepted"]
+    since: float
+    until: float
+
+
+class Store(Protocol):
+    def add(self, service_id: str, items: Iterable[schemas.FeedbackItem]) -> int:
+        """Store feedback (durable before it returns) and snooze what it overrode or accepted;
+        returns how many items were new."""
+
+    def list(self, *, service_id: str | None = None, limit: int = 100) -> list[StoredFeedback]: ...
+
+    def first_use(self, iss: str, jti: str, expires_at: float, now: float) -> bool:
+        """Record a JWT id; False if it was seen before and has not expired (a replay)."""
+
+    def record_issued(self, cards: Sequence[IssuedCard]) -> None: ...
+
+    def snoozes(self, patient_key: str) -> dict[str, Snooze]: ...
+
+    def schema_version(self) -> int: ...
+
+    def migrate(self) -> int:
+        """Apply missing schema versions; returns the version now in place."""
+
+    def close(self) -> None: ...
+
+
+def _feedback_row(service_id: str, item: schemas.FeedbackItem, now: str) -> tuple[Any, ...]:
+    reason = item.overrideReason
+    return (
+        service_id,
+        item.card,
+        item.outcome,
+        item.outcomeTimestamp.astimezone(UTC).isoformat(),
+        json.dumps([s.id for s in item.acceptedSuggestions or ()]),
+        reason.reason.code if reason and reason.reason else None,
+        reason.reason.system if reason and reason.reason else None,
+        reason.userComment if reason else None,
+        now,
+    )
+
+
+def _stored(r: Sequence[Any]) -> StoredFeedback:
+    return StoredFeedback(
+        service_id=r[0],
+        card=r[1],
+        outcome=r[2],
+        outcome_timestamp=r[3],
+        accepted_suggestions=tuple(json.loads(r[4])),
+        override_code=r[5],
+        override_system=r[6],
+        override_comment=r[7],
+        received_at=r[8],
+    )
+
+
+_INSERT_FEEDBACK = (
+    "INSERT INTO feedback (service_id, card, outcome, outcome_timestamp, accepted_suggestions,"
+    " override_code, override_system, override_comment, received_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+)
+_SELECT_FEEDBACK = (
+    "SELECT service_id, card, outcome, outcome_timestamp, accepted_suggestions, override_code,"
+    " override_system, override_comment, received_at FROM feedback"
+)
+_UPSERT_SNOOZE = (
+    "INSERT INTO snooze (patient_key, rule, evidence, reason, since, until)"
+    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (patient_key, rule) DO UPDATE SET"
+    " evidence = excluded.evidence, reason = excluded.reason, since = excluded.since,"
+    " until = excluded.until"
+)
+
+
+class _SQL:
+    """The statements both backends run, on a DB-API cursor, in one transaction each."""
+
+    placeholder = "%s"
+    backend: str
+
+    def __init__(self, snooze_days: float, retention_days: float) -> None:
+        self.snooze_s = snooze_days * DAY_S
+        self.retention_s = max(retention_days, snooze_days + 30) * DAY_S
+
+    def q(self, sql: str) -> str:
+        return sql if self.placeholder == "%s" else sql.replace("%s", self.placeholder)
+
+    def tx(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def add(self, service_id: str, items: Iterable[schemas.FeedbackItem]) -> int:
+        now = time.time()
+        stamp = datetime.fromtimestamp(now, UTC).isoformat()
+        new = 0
+        with self.tx() as cur:
+            for item in items:
+                cur.execute(self.q(_INSERT_FEEDBACK), _feedback_row(service_id, item, stamp))
+                new += max(cur.rowcount, 0)
+                cur.execute(
+                    self.q("SELECT rule, patient_key, evidence FROM issued_card WHERE card = %s"),
+                    (item.card,),
+                )
+                issued = cur.fetchone()
+                if issued is None or (item.outcome == "accepted" and not item.acceptedSuggestions):
+                    continue
+                # Overridden: quiet for the snooze period. Accepted: the card did its job -
+                # quiet until the evidence changes (it never comes back on its own).
+                until = now + (self.snooze_s if item.outcome == "overridden" else 3650 * DAY_S)
+                cur.execute(
+                    self.q(_UPSERT_SNOOZE),
+                    (issued[1], issued[0], issued[2], item.outcome, now, until),
+                )
+        return new
+
+    def list(self, *, service_id: str | None = None, limit: int = 100) -> list[StoredFeedback]:
+        sql = _SELECT_FEEDBACK
+        args: tuple[object, ...] = ()
+        if service_id is not None:
+            sql, args = sql + " WHERE service_id = %s", (service_id,)
+        with self.tx() as cur:
+            cur.execute(self.q(sql + " ORDER BY id DESC LIMIT %s"), (*args, limit))
+            return [_stored(r) for r in cur.fetchall()]
+
+    def first_use(self, iss: str, jti: str, expires_at: float, now: float) -> bool:
+        with self.tx() as cur:
+            cur.execute(self.q("DELETE FROM jwt_replay WHERE expires_at < %s"), (now,))
+            cur.execute(
+                self.q(
+                    "INSERT INTO jwt_replay (iss, jti, expires_at) VALUES (%s, %s, %s)"
+                    " ON CONFLICT DO NOTHING"
+                ),
+                (iss, jti, expires_at),
+            )
+            return bool(cur.rowcount == 1)
+
+    def record_issued(self, cards: Sequence[IssuedCard]) -> None:
+        if not cards:
+            return
+        now = time.time()
+        with self.tx() as cur:
+            cur.execute(
+                self.q("DELETE FROM issued_card WHERE issued_at < %s"), (now - self.retention_s,)
+            )
+            cur.execute(self.q("DELETE FROM snooze WHERE until < %s"), (now - self.retention_s,))
+            for c in cards:
+                cur.execute(
+                    self.q(
+                        "INSERT INTO issued_card (card, rule, patient_key, evidence, issued_at)"
+                        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (card) DO UPDATE SET"
+                        " evidence = excluded.evidence, issued_at = excluded.issued_at"
+                    ),
+                    (c.card, c.rule, c.patient_key, c.evidence, now),
+                )
+
+    def snoozes(self, patient_key: str) -> dict[str, Snooze]:
+        with self.tx() as cur:
+            cur.execute(
+                self.q(
+                    "SELECT rule, evidence, reason, since, until FROM snooze WHERE patient_key = %s"
+                ),
+                (patient_key,),
+            )
+            return {
+                r[0]: Snooze(rule=r[0], evidence=r[1], reason=r[2], since=r[3], until=r[4])
+                for r in cur.fetchall()
+            }
+
+    def schema_version(self) -> int:
+        with self.tx() as cur:
+            cur.execute(_VERSION_TABLE)
+            cur.execute("SELECT MAX(version) FROM schema_version")
+            row = cur.fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+
+    def migrate(self) -> int:
+        with self.tx() as cur:
+            cur.execute(_VERSION_TABLE)
+            cur.execute("SELECT MAX(version) FROM schema_version")
+            row = cur.fetchone()
+            current = int(row[0]) if row and row[0] is not None else 0
+            for version, statements in MIGRATIONS:
+                if version <= current:
+                    continue
+                for sql in statements[self.backend]:
+                    cur.execute(sql)
+                cur.execute(self.q("INSERT INTO schema_version (version) VALUES (%s)"), (version,))
+                current = version
+        return current
+
+
+class SQLiteStore(_SQL):
+    """The embedded default: WAL journal with synchronous=FULL, so a commit is on disk before
+    the 200 goes out; several processes on one machine share the file (busy timeout)."""
+
+    placeholder = "?"
+    backend = "sqlite"
+
+    def __init__(self, path: Path, *, snooze_days: float = 30, retention_days: float = 60) -> None:
+        super().__init__(snooze_days, retention_days)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Feedback may hold clinical free text: the file (and its WAL and shared-memory files,
+        # which sqlite creates with the same mode) is readable by its owner only.
+        for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            f.touch(mode=0o600, exist_ok=True)
+            f.chmod(0o600)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self.migrate()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class PostgresStore(_SQL):
+    """PostgreSQL through a psycopg connection pool; every wait for a connection is bounded."""
+
+    backend = "postgresql"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        snooze_days: float = 30,
+        retention_days: float = 60,
+        pool_size: int = 10,
+        timeout_s: float = 2.0,
+        require_schema: bool = True,
+    ) -> None:
+        super().__init__(snooze_days, retention_days)
+        import psycopg
+        from psycopg_pool import ConnectionPool, PoolTimeout
+
+        self._errors: tuple[type[Exception], ...] = (PoolTimeout, psycopg.OperationalError)
+        self.timeout_s = timeout_s
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            timeout=timeout_s,
+            open=False,
+            kwargs={"connect_timeout": max(1, int(timeout_s)), "autocommit": False},
+        )
+        try:
+            self._pool.open(wait=True, timeout=max(timeout_s, 5.0))
+        except self._errors as exc:
+            raise ConfigError(
+                f"the database at CDS_DATABASE_URL cannot be reached: {exc}"
+            ) from None
+        version = self.schema_version() if require_schema else SCHEMA_VERSION
+        if version < SCHEMA_VERSION:
+            self.close()
+            raise ConfigError(
+                f"the database schema is at version {version}, this service needs "
+                f"{SCHEMA_VERSION}: run `cds migrate`"
+            )
+
+    @contextmanager
+    def tx(self) -> Iterator[Any]:
+        try:
+            with self._pool.connection(timeout=self.timeout_s) as conn, conn.cursor() as cur:
+                yield cur
+        except self._errors as exc:
+            raise StoreUnavailable(
+                f"the database did not answer within {self.timeout_s:g} s; try again"
+            ) from exc
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def open_store(
+    *,
+    database_url: str | None,
+    sqlite_path: Path,
+    snooze_days: float,
+    timeout_s: float = 2.0,
+    require_schema: bool = True,
+) -> Store:
+    """The configured backend: PostgreSQL when a URL is given, else the SQLite file."""
+    if database_url:
+        if not database_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("CDS_DATABASE_URL must be a postgresql:// URL")
+        return PostgresStore(
+            database_url,
+            snooze_days=snooze_days,
+            timeout_s=timeout_s,
+            require_schema=require_schema,
+        )
+    return SQLiteStore(sqlite_path, snooze_days=snooze_days)
