@@ -190,7 +190,9 @@ class _SQL:
     def q(self, sql: str) -> str:
         return sql if self.placeholder == "%s" else sql.replace("%s", self.placeholder)
 
-    def tx(self) -> AbstractContextManager[Any]:
+    def tx(self, *, durable: bool = True, read: bool = False) -> AbstractContextManager[Any]:
+        """A transaction. `durable=False` is for what may be lost in a crash (issued-card
+        records, snooze lookups): no fsync wait on commit. `read` takes no write lock."""
         raise NotImplementedError
 
     def add(self, service_id: str, items: Iterable[schemas.FeedbackItem]) -> int:
@@ -222,7 +224,7 @@ class _SQL:
         args: tuple[object, ...] = ()
         if service_id is not None:
             sql, args = sql + " WHERE service_id = %s", (service_id,)
-        with self.tx() as cur:
+        with self.tx(read=True) as cur:
             cur.execute(self.q(sql + " ORDER BY id DESC LIMIT %s"), (*args, limit))
             return [_stored(r) for r in cur.fetchall()]
 
@@ -242,7 +244,7 @@ class _SQL:
         if not cards:
             return
         now = time.time()
-        with self.tx() as cur:
+        with self.tx(durable=False) as cur:
             cur.execute(
                 self.q("DELETE FROM issued_card WHERE issued_at < %s"), (now - self.retention_s,)
             )
@@ -258,7 +260,7 @@ class _SQL:
                 )
 
     def snoozes(self, patient_key: str) -> dict[str, Snooze]:
-        with self.tx() as cur:
+        with self.tx(durable=False, read=True) as cur:
             cur.execute(
                 self.q(
                     "SELECT rule, evidence, reason, since, until FROM snooze WHERE patient_key = %s"
@@ -309,17 +311,25 @@ class SQLiteStore(_SQL):
             f.touch(mode=0o600, exist_ok=True)
             f.chmod(0o600)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = self._connect(path, "FULL")  # feedback and the JWT replay cache
+        # Issued cards and snooze lookups on every call: WAL without an fsync per commit.
+        self._fast = self._connect(path, "NORMAL")
         self.migrate()
 
+    @staticmethod
+    def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        db.execute("PRAGMA busy_timeout=5000")
+        return db
+
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Cursor]:
+    def tx(self, *, durable: bool = True, read: bool = False) -> Iterator[sqlite3.Cursor]:
         with self._lock:
-            cur = self._db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            cur = (self._db if durable else self._fast).cursor()
+            # A reader in WAL mode never waits for writers; a writer takes the lock up front.
+            cur.execute("BEGIN" if read else "BEGIN IMMEDIATE")
             try:
                 yield cur
             except BaseException:
@@ -329,6 +339,7 @@ class SQLiteStore(_SQL):
 
     def close(self) -> None:
         self._db.close()
+        self._fast.close()
 
 
 class PostgresStore(_SQL):
@@ -375,9 +386,11 @@ class PostgresStore(_SQL):
             )
 
     @contextmanager
-    def tx(self) -> Iterator[Any]:
+    def tx(self, *, durable: bool = True, read: bool = False) -> Iterator[Any]:
         try:
             with self._pool.connection(timeout=self.timeout_s) as conn, conn.cursor() as cur:
+                if not durable:
+                    cur.execute("SET LOCAL synchronous_commit = off")
                 yield cur
         except self._errors as exc:
             raise StoreUnavailable(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,3 +72,59 @@ def production(tmp_path: Path, **over: Any) -> dict[str, Any]:
         "patient_key_secret": "a-test-secret-that-keys-patients",
         **over,
     }
+
+
+def _pg_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if found:
+        return found[-1].parent
+    which = shutil.which("initdb")
+    if which is None:
+        raise RuntimeError(
+            "PostgreSQL server binaries (initdb, pg_ctl) were not found: install postgresql"
+        )
+    return Path(which).parent
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on loopback (initdb into a temporary folder, pg_ctl start
+    on a free port, stopped and removed after): its URL. As root it runs as the `postgres`
+    user, because initdb refuses root."""
+    bindir = _pg_bin()
+    root = Path(tempfile.mkdtemp(prefix="cds-pg-"))
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+
+    def run(*args: str) -> None:
+        done = subprocess.run(  # noqa: S603
+            [*as_user, *args], capture_output=True, text=True, timeout=120, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:2])} failed: {done.stdout}{done.stderr}")
+
+    run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "cds", "--no-sync")
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=on"
+    run(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-o",
+        options,
+        "-l",
+        str(root / "log"),
+        "-w",
+        "start",
+    )
+    try:
+        run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "cds", "cds")
+        yield f"postgresql://cds@127.0.0.1:{port}/cds"
+    finally:
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)

@@ -290,11 +290,44 @@ class TestCli:
         assert "[R15](R15.md)" in (tmp_path / "cat" / "README.md").read_text()
 
 
+def test_dockerfile_structure() -> None:
+    """Issue 14: multi-stage, non-root, knowledge baked in, pinned installs (no engine here)."""
+    text = (REPO_CARDS.parent / "Dockerfile").read_text()
+    stages = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert len(stages) == 2
+    assert " AS build" in stages[0]
+    assert " AS runtime" in stages[1]
+    assert "COPY cards ./cards" in text  # the knowledge goes into the wheel (cds.knowledge)
+    assert "-c constraints.txt" in text
+    runtime = text.split(" AS runtime", 1)[1]
+    assert "USER cds" in runtime
+    assert "useradd --system" in runtime
+    assert "--workers" in runtime
+    assert "HEALTHCHECK" in runtime
+
+
+def test_compose_scale_profile() -> None:
+    """Issue 14: PostgreSQL, a migration step, two production replicas and a balancer."""
+    compose = yaml.safe_load((REPO_CARDS.parent / "docker-compose.yml").read_text())
+    services = compose["services"]
+    scale = {k for k, v in services.items() if "scale" in v.get("profiles", [])}
+    assert scale == {"db", "migrate", "replica", "balancer"}
+    assert services["db"]["image"].startswith("postgres:15")
+    assert services["migrate"]["command"] == ["cds", "migrate"]
+    replica = services["replica"]
+    assert replica["deploy"]["replicas"] == 2
+    assert replica["environment"]["CDS_MODE"] == "production"
+    assert replica["environment"]["CDS_DATABASE_URL"].startswith("postgresql://")
+    assert "service_completed_successfully" in str(replica["depends_on"])
+    conf = (REPO_CARDS.parent / "deploy" / "nginx.conf").read_text()
+    assert "proxy_pass http://cds" in conf
+
+
 def test_docker_compose_structure() -> None:
     """The service and a HAPI FHIR server, the service pointed at it (no engine here)."""
     compose = yaml.safe_load((REPO_CARDS.parent / "docker-compose.yml").read_text())
-    services = compose["services"]
-    assert set(services) >= {"cds", "fhir"}
+    services = {k: v for k, v in compose["services"].items() if "profiles" not in v}
+    assert set(services) == {"cds", "fhir"}
     assert "hapiproject/hapi" in services["fhir"]["image"]
     cds = services["cds"]
     env = cds["environment"]

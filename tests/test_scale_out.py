@@ -1,0 +1,262 @@
+"""Several instances on one PostgreSQL (a real cluster on loopback, started here): nothing that
+matters is per process - the JWT replay cache, feedback, card snoozes - and a process killed
+mid-stream loses nothing it acknowledged. Also `cds migrate`, `cds check`, `--workers`."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import psycopg
+import pytest
+
+from tests.conftest import ROOT
+from tests.servers import postgres_cluster, running_service
+from tests.test_auth import EC_KEY, JWKS
+
+PV = "/cds-services/mbc-bone-patient-view"
+BASE = "https://cds.example.org"  # both instances are this one service behind a balancer
+ISS = "https://ehr.example.org"
+SCENARIO = ROOT / "fixtures" / "mbc-bone-patient-view" / "her2-negative-bone-mets-no-bma"
+
+
+@pytest.fixture(scope="module", name="pg")
+def _pg() -> Iterator[str]:
+    with postgres_cluster() as url:
+        yield url
+
+
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "cds", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def fresh_database(pg: str, name: str) -> str:
+    with psycopg.connect(pg, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return pg.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_migrate_is_versioned_and_idempotent_and_checked(pg: str) -> None:
+    url = fresh_database(pg, "migrations")
+    before = cli("check", CDS_DATABASE_URL=url)
+    assert before.returncode == 1
+    assert "run `cds migrate`" in before.stderr
+    first = cli("migrate", CDS_DATABASE_URL=url)
+    assert first.returncode == 0, first.stderr
+    assert "schema version 0 -> 2" in first.stdout
+    again = cli("migrate", CDS_DATABASE_URL=url)
+    assert "schema version 2 -> 2" in again.stdout
+    after = cli("check", CDS_DATABASE_URL=url)
+    assert after.returncode == 0, after.stderr
+    assert "schema version 2, OK" in after.stdout
+
+
+def test_a_database_that_does_not_answer_is_a_clear_error(tmp_path: Path) -> None:
+    down = cli("check", CDS_DATABASE_URL="postgresql://cds@127.0.0.1:9/none")
+    assert down.returncode == 1
+    assert "cannot be reached" in down.stderr
+
+
+@pytest.fixture(scope="module", name="instances")
+def _instances(pg: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """Two `cds serve` processes on one migrated database, client JWTs required."""
+    url = fresh_database(pg, "shared")
+    assert cli("migrate", CDS_DATABASE_URL=url).returncode == 0
+    tmp = tmp_path_factory.mktemp("instances")
+    keys = tmp / "jwks.json"
+    keys.write_text(json.dumps(JWKS))
+    env = {
+        "CDS_DATABASE_URL": url,
+        "CDS_AUTH_REQUIRED": "true",
+        "CDS_TRUSTED_ISSUERS": json.dumps([{"iss": ISS, "jwks_file": str(keys)}]),
+        "CDS_PUBLIC_BASE_URL": BASE,
+        "CDS_PATIENT_KEY_SECRET": "a-test-secret-that-keys-patients",
+    }
+    with (
+        running_service(tmp / "a", **env) as (a, _),
+        running_service(tmp / "b", **env) as (b, _),
+    ):
+        yield [a, b]
+
+
+def token(path: str = PV) -> str:
+    now = time.time()
+    claims = {
+        "iss": ISS,
+        "aud": BASE + path,
+        "iat": now,
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+    }
+    return jwt.encode(claims, EC_KEY, algorithm="ES384", headers={"kid": "ec-1", "typ": "JWT"})
+
+
+def call(base: str, body: dict[str, Any], path: str = PV, tok: str | None = None) -> httpx.Response:
+    headers = {"authorization": f"Bearer {tok or token(path)}"}
+    return httpx.post(base + path, json=body, headers=headers, timeout=30)
+
+
+def request_body() -> dict[str, Any]:
+    body: dict[str, Any] = json.loads((SCENARIO / "request.json").read_text())
+    body["hookInstance"] = str(uuid.uuid4())
+    return body
+
+
+def test_a_jti_replayed_on_the_other_instance_is_refused(instances: list[str]) -> None:
+    a, b = instances
+    tok = token()
+    assert call(a, request_body(), tok=tok).status_code == 200
+    assert call(b, request_body(), tok=tok).status_code == 401
+
+
+def test_feedback_to_both_is_listed_once_each(instances: list[str], pg: str) -> None:
+    a, b = instances
+    fb = f"{PV}/feedback"
+    cards = {base: f"card-{uuid.uuid4()}" for base in (a, b)}
+    for base, card in cards.items():
+        item = {
+            "card": card,
+            "outcome": "overridden",
+            "outcomeTimestamp": "2026-11-22T10:00:00Z",
+            "overrideReason": {"userComment": "seen"},
+        }
+        for _ in range(2):  # the same feedback twice: stored once
+            r = call(base, {"feedback": [item]}, path=fb)
+            assert r.status_code == 200, r.text
+    url = pg.rsplit("/", 1)[0] + "/shared"
+    listed = cli("feedback", "--json", "--limit", "1000", CDS_DATABASE_URL=url)
+    assert listed.returncode == 0, listed.stderr
+    rows = [r["card"] for r in json.loads(listed.stdout)]
+    assert sorted(c for c in rows if c in cards.values()) == sorted(cards.values())
+
+
+def test_a_snooze_set_through_one_instance_holds_on_the_other(instances: list[str]) -> None:
+    a, b = instances
+    first = call(a, request_body()).json()["cards"]
+    r1 = next(c for c in first if c["extension"]["org.cds-mbc-bone.rule"] == "R1")
+    item = {
+        "card": r1["uuid"],
+        "outcome": "overridden",
+        "overrideReason": {"reason": r1["overrideReasons"][0]},
+        "outcomeTimestamp": "2026-11-22T10:00:00Z",
+    }
+    assert call(a, {"feedback": [item]}, path=f"{PV}/feedback").status_code == 200
+    later = call(b, request_body()).json()["cards"]
+    assert "R1" not in [c["extension"]["org.cds-mbc-bone.rule"] for c in later]
+    # New evidence (a new creatinine) brings it back, saying why.
+    changed = request_body()
+    labs = changed["prefetch"]["labs"]["entry"]
+    extra = copy.deepcopy(
+        next(e for e in labs if e["resource"]["code"]["coding"][0]["code"] == "2160-0")
+    )
+    extra["resource"]["id"] = "creatinine-new"
+    extra["resource"]["valueQuantity"]["value"] = 0.9
+    extra["resource"]["effectiveDateTime"] = "2026-11-21"
+    labs.append(extra)
+    back = call(b, changed).json()["cards"]
+    r1_again = next(c for c in back if c["extension"]["org.cds-mbc-bone.rule"] == "R1")
+    assert "Shown again" in r1_again["detail"]
+    assert "changed since" in r1_again["detail"]
+
+
+def test_kill_9_of_one_instance_loses_nothing_acknowledged(pg: str, tmp_path: Path) -> None:
+    url = fresh_database(pg, "durability")
+    assert cli("migrate", CDS_DATABASE_URL=url).returncode == 0
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    with running_service(tmp_path, CDS_DATABASE_URL=url) as (base, proc):
+        stop = threading.Event()
+
+        def writer(worker: int) -> None:
+            with httpx.Client(timeout=2) as c:
+                for i in range(400):
+                    if stop.is_set():
+                        return
+                    card = f"kill-{worker}-{i}"
+                    item = {
+                        "card": card,
+                        "outcome": "overridden",
+                        "overrideReason": {"userComment": "x"},
+                        "outcomeTimestamp": "2026-11-22T10:00:00Z",
+                    }
+                    try:
+                        r = c.post(f"{base}{PV}/feedback", json={"feedback": [item]})
+                    except httpx.HTTPError:
+                        return
+                    if r.status_code == 200:
+                        with lock:
+                            acknowledged.append(card)
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+        for th in threads:
+            th.start()
+        while len(acknowledged) < 50 and any(th.is_alive() for th in threads):
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        stop.set()
+        for th in threads:
+            th.join(timeout=10)
+    assert len(acknowledged) >= 50
+    with psycopg.connect(url) as c:
+        stored = {r[0] for r in c.execute("SELECT card FROM feedback")}
+    assert set(acknowledged) <= stored
+
+
+def test_several_workers_share_one_sqlite_store(tmp_path: Path) -> None:
+    """`cds serve --workers 2`: both processes answer; feedback lands in one file."""
+    port_env = {"CDS_FEEDBACK_DB": str(tmp_path / "shared.sqlite3"), "CDS_LOG_LEVEL": "ERROR"}
+    from tests.servers import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "cds", "serve", "--port", str(port), "--workers", "2"],
+        env={**os.environ, **port_env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("cds serve --workers 2 did not start")
+        for i in range(20):
+            item = {
+                "card": f"w-{i}",
+                "outcome": "overridden",
+                "overrideReason": {"userComment": "x"},
+                "outcomeTimestamp": "2026-11-22T10:00:00Z",
+            }
+            assert httpx.post(f"{base}{PV}/feedback", json={"feedback": [item]}).status_code == 200
+            assert httpx.post(base + PV, json=request_body(), timeout=30).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    listed = cli("feedback", "--json", "--limit", "100", **port_env)
+    assert sorted(r["card"] for r in json.loads(listed.stdout)) == sorted(
+        f"w-{i}" for i in range(20)
+    )

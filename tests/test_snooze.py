@@ -1,0 +1,92 @@
+"""Card snoozing: the pure decision (snooze.apply) and the whole loop in-process on SQLite."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from cds import snooze
+from cds.rules import Decision
+from cds.store import Snooze
+from tests.conftest import ROOT
+
+PV = "/cds-services/mbc-bone-patient-view"
+SCENARIO = ROOT / "fixtures" / "mbc-bone-patient-view" / "her2-negative-bone-mets-no-bma"
+NOW = 1_800_000_000.0
+
+
+def decision(indicator: str = "warning", data: tuple[str, ...] = ("a",)) -> Decision:
+    return Decision(rule="R1", variant="start", indicator=indicator, data=data, refs=("C/1",))  # type: ignore[arg-type]
+
+
+def held(d: Decision, **over: Any) -> Snooze:
+    values: dict[str, Any] = {
+        "rule": "R1",
+        "evidence": snooze.evidence(d),
+        "reason": "overridden",
+        "since": NOW - 10,
+        "until": NOW + 10,
+    }
+    return Snooze(**(values | over))
+
+
+class TestApply:
+    def test_same_evidence_within_the_period_is_left_out(self) -> None:
+        d = decision()
+        assert snooze.apply([d], {"R1": held(d)}, NOW) == []
+
+    def test_changed_evidence_comes_back_saying_why(self) -> None:
+        d = decision()
+        ((shown, _),) = snooze.apply([decision(data=("b",))], {"R1": held(d)}, NOW)
+        assert "changed since" in shown.notes[-1]
+
+    def test_an_ended_snooze_comes_back_saying_why(self) -> None:
+        d = decision()
+        ((shown, _),) = snooze.apply([d], {"R1": held(d, until=NOW - 1)}, NOW)
+        assert "snooze ended" in shown.notes[-1]
+
+    def test_critical_cards_are_never_snoozed(self) -> None:
+        d = decision("critical")
+        assert [x for x, _ in snooze.apply([d], {"R1": held(d)}, NOW)] == [d]
+
+    def test_patient_key_is_keyed_and_stable(self) -> None:
+        assert snooze.patient_key("s", "p1") == snooze.patient_key("s", "p1")
+        assert snooze.patient_key("s", "p1") != snooze.patient_key("t", "p1")
+        assert "p1" not in snooze.patient_key("s", "p1")
+
+
+def body() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((SCENARIO / "request.json").read_text())
+    data["hookInstance"] = str(uuid.uuid4())
+    return data
+
+
+def rules(client: TestClient, data: dict[str, Any]) -> list[str]:
+    return [
+        c["extension"]["org.cds-mbc-bone.rule"] for c in client.post(PV, json=data).json()["cards"]
+    ]
+
+
+def test_override_snoozes_and_accept_ends_in_process(client: TestClient, tmp_path: Path) -> None:
+    cards = client.post(PV, json=body()).json()["cards"]
+    r1 = next(c for c in cards if c["extension"]["org.cds-mbc-bone.rule"] == "R1")
+    fb = {
+        "card": r1["uuid"],
+        "outcome": "overridden",
+        "outcomeTimestamp": "2026-11-22T10:00:00Z",
+        "overrideReason": {"reason": r1["overrideReasons"][0]},
+    }
+    assert client.post(f"{PV}/feedback", json={"feedback": [fb]}).status_code == 200
+    assert "R1" not in rules(client, body())
+    changed = body()
+    labs = changed["prefetch"]["labs"]["entry"]
+    extra = copy.deepcopy(labs[0])
+    extra["resource"]["id"] = "new-result"
+    extra["resource"]["effectiveDateTime"] = "2026-11-21"
+    labs.append(extra)
+    assert "R1" in rules(client, changed)
