@@ -9,7 +9,6 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -44,6 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from cds.app import create_app
     from cds.logs import configure
+    from cds.server import serve_workers, server_options
 
     settings = _settings()
     configure(settings.log_level)
@@ -76,22 +76,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     # Several workers: each process builds the app from the environment; all shared state
     # (feedback, the JWT replay cache, snoozes) is in the store, none in a process.
-    target: Any = "cds.app:from_environment" if args.workers > 1 else app
-    uvicorn.run(
-        target,
-        factory=args.workers > 1,
-        workers=args.workers if args.workers > 1 else None,
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=args.access_log,
-        # Slow-header clients (slowloris) and idle sockets are dropped, not held.
-        http="cds.server:HeaderTimeoutH11Protocol",
-        timeout_keep_alive=5,
-        h11_max_incomplete_event_size=16 * 1024,
-        limit_concurrency=settings.max_connections,
-        timeout_graceful_shutdown=10,
-    )
+    options = server_options(args.access_log, settings.max_connections)
+    if args.workers > 1:
+        serve_workers(args.host, args.port, args.workers, options)
+    else:
+        uvicorn.run(app, host=args.host, port=args.port, **options)
     return 0
 
 

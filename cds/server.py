@@ -57,3 +57,69 @@ class HeaderTimeoutH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+
+def server_options(access_log: bool, max_connections: int) -> dict[str, Any]:
+    """uvicorn's options, the same for one process and for each worker."""
+    return {
+        "log_config": None,
+        "access_log": access_log,
+        # Slow-header clients (slowloris) and idle sockets are dropped, not held.
+        "http": "cds.server:HeaderTimeoutH11Protocol",
+        "timeout_keep_alive": 5,
+        "h11_max_incomplete_event_size": 16 * 1024,
+        "limit_concurrency": max_connections,
+        "timeout_graceful_shutdown": 10,
+    }
+
+
+def _worker(host: str, port: int, options: dict[str, Any]) -> None:
+    """One worker process: its own listening socket on the shared port (SO_REUSEPORT), so the
+    kernel spreads new connections evenly over the workers - a shared socket lets whichever
+    worker accepts first take most of them."""
+    import socket
+
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    config = uvicorn.Config("cds.app:from_environment", factory=True, **options)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def serve_workers(host: str, port: int, workers: int, options: dict[str, Any]) -> None:
+    """Run `workers` processes and keep them running: a worker that dies is started again; a
+    SIGTERM or SIGINT stops them all (each finishes its requests first)."""
+    import multiprocessing
+    import signal
+    import time
+
+    ctx = multiprocessing.get_context("spawn")
+
+    def start() -> Any:
+        proc = ctx.Process(target=_worker, args=(host, port, options), daemon=False)
+        proc.start()
+        return proc
+
+    procs = [start() for _ in range(workers)]
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping:
+        for i, proc in enumerate(procs):
+            if not proc.is_alive():
+                procs[i] = start()
+        time.sleep(0.5)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(timeout=15)
