@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,8 +28,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_service(tmp_path: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`cds serve` as its own process, feedback in tmp_path: (base URL, process)."""
+def running_service(
+    tmp_path: Path, *args: str, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`cds serve [args]` as its own process, feedback in tmp_path: (base URL, process)."""
     port = free_port()
     full = {
         **os.environ,
@@ -36,7 +40,7 @@ def running_service(tmp_path: Path, **env: str) -> Iterator[tuple[str, subproces
         **env,
     }
     proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "cds", "serve", "--port", str(port)],
+        [sys.executable, "-m", "cds", "serve", "--port", str(port), *args],
         env=full,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -55,7 +59,51 @@ def running_service(tmp_path: Path, **env: str) -> Iterator[tuple[str, subproces
     finally:
         if proc.poll() is None:
             proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=20)
+
+
+def post_feedback_until_killed(base: str, proc: subprocess.Popen[bytes], prefix: str) -> set[str]:
+    """Four clients post feedback; after 50 are acknowledged the server is killed (SIGKILL).
+    Returns the cards whose feedback got a 200 - each must be in the database afterwards."""
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(worker: int) -> None:
+        with httpx.Client(timeout=2) as c:
+            for i in range(400):
+                if stop.is_set():
+                    return
+                card = f"{prefix}-{worker}-{i}"
+                item = {
+                    "card": card,
+                    "outcome": "overridden",
+                    "overrideReason": {"userComment": "x"},
+                    "outcomeTimestamp": "2026-11-22T10:00:00Z",
+                }
+                try:
+                    r = c.post(
+                        f"{base}/cds-services/mbc-bone-patient-view/feedback",
+                        json={"feedback": [item]},
+                    )
+                except httpx.HTTPError:
+                    return
+                if r.status_code == 200:
+                    with lock:
+                        acknowledged.append(card)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for th in threads:
+        th.start()
+    while len(acknowledged) < 50 and any(th.is_alive() for th in threads):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    stop.set()
+    for th in threads:
+        th.join(timeout=10)
+    assert len(acknowledged) >= 50
+    return set(acknowledged)
 
 
 def production(tmp_path: Path, **over: Any) -> dict[str, Any]:

@@ -5,15 +5,11 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import signal
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import respx
 from fastapi.testclient import TestClient
@@ -23,7 +19,7 @@ from hypothesis import strategies as st
 from cds import schemas
 from fixtures.build_scenarios import SERVICE_KEYS
 from tests.conftest import ROOT
-from tests.servers import running_service
+from tests.servers import post_feedback_until_killed, running_service
 
 PV = "/cds-services/mbc-bone-patient-view"
 SCENARIO = ROOT / "fixtures" / "mbc-bone-patient-view" / "her2-positive-first-line"
@@ -305,41 +301,7 @@ def test_kill_9_loses_no_acknowledged_feedback(tmp_path: Path) -> None:
     got a 200 is in the database afterwards."""
     db = tmp_path / "feedback.sqlite3"
     with running_service(tmp_path, CDS_LOG_LEVEL="WARNING") as (base, server):
-        acknowledged: list[str] = []
-        lock = threading.Lock()
-        stop = threading.Event()
-
-        def writer(worker: int) -> None:
-            with httpx.Client(timeout=2) as c:
-                for i in range(400):
-                    if stop.is_set():
-                        return
-                    card = f"card-{worker}-{i}"
-                    item = {
-                        "card": card,
-                        "outcome": "overridden",
-                        "overrideReason": {"userComment": "x"},
-                        "outcomeTimestamp": "2026-11-22T10:00:00Z",
-                    }
-                    try:
-                        r = c.post(f"{base}{PV}/feedback", json={"feedback": [item]})
-                    except httpx.HTTPError:
-                        return
-                    if r.status_code == 200:
-                        with lock:
-                            acknowledged.append(card)
-
-        threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
-        for th in threads:
-            th.start()
-        while len(acknowledged) < 50 and any(th.is_alive() for th in threads):
-            time.sleep(0.01)
-        server.send_signal(signal.SIGKILL)
-        server.wait(timeout=10)
-        stop.set()
-        for th in threads:
-            th.join(timeout=10)
-    assert len(acknowledged) >= 50
+        acknowledged = post_feedback_until_killed(base, server, "card")
     with sqlite3.connect(db) as con:
         stored = {row[0] for row in con.execute("SELECT card FROM feedback")}
-    assert set(acknowledged) <= stored
+    assert acknowledged <= stored

@@ -7,10 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ import psycopg
 import pytest
 
 from tests.conftest import ROOT
-from tests.servers import postgres_cluster, running_service
+from tests.servers import post_feedback_until_killed, postgres_cluster, running_service
 from tests.test_auth import EC_KEY, JWKS
 
 PV = "/cds-services/mbc-bone-patient-view"
@@ -181,69 +179,20 @@ def test_a_snooze_set_through_one_instance_holds_on_the_other(instances: list[st
 def test_kill_9_of_one_instance_loses_nothing_acknowledged(pg: str, tmp_path: Path) -> None:
     url = fresh_database(pg, "durability")
     assert cli("migrate", CDS_DATABASE_URL=url).returncode == 0
-    acknowledged: list[str] = []
-    lock = threading.Lock()
-    with running_service(tmp_path, CDS_DATABASE_URL=url) as (base, proc):
-        stop = threading.Event()
-
-        def writer(worker: int) -> None:
-            with httpx.Client(timeout=2) as c:
-                for i in range(400):
-                    if stop.is_set():
-                        return
-                    card = f"kill-{worker}-{i}"
-                    item = {
-                        "card": card,
-                        "outcome": "overridden",
-                        "overrideReason": {"userComment": "x"},
-                        "outcomeTimestamp": "2026-11-22T10:00:00Z",
-                    }
-                    try:
-                        r = c.post(f"{base}{PV}/feedback", json={"feedback": [item]})
-                    except httpx.HTTPError:
-                        return
-                    if r.status_code == 200:
-                        with lock:
-                            acknowledged.append(card)
-
-        threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
-        for th in threads:
-            th.start()
-        while len(acknowledged) < 50 and any(th.is_alive() for th in threads):
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        stop.set()
-        for th in threads:
-            th.join(timeout=10)
-    assert len(acknowledged) >= 50
+    with (
+        running_service(tmp_path / "other", CDS_DATABASE_URL=url),
+        running_service(tmp_path / "killed", CDS_DATABASE_URL=url) as (base, proc),
+    ):
+        acknowledged = post_feedback_until_killed(base, proc, "kill")
     with psycopg.connect(url) as c:
         stored = {r[0] for r in c.execute("SELECT card FROM feedback")}
-    assert set(acknowledged) <= stored
+    assert acknowledged <= stored
 
 
 def test_several_workers_share_one_sqlite_store(tmp_path: Path) -> None:
     """`cds serve --workers 2`: both processes answer; feedback lands in one file."""
-    port_env = {"CDS_FEEDBACK_DB": str(tmp_path / "shared.sqlite3"), "CDS_LOG_LEVEL": "ERROR"}
-    from tests.servers import free_port
-
-    port = free_port()
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "cds", "serve", "--port", str(port), "--workers", "2"],
-        env={**os.environ, **port_env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("cds serve --workers 2 did not start")
+    store = {"CDS_FEEDBACK_DB": str(tmp_path / "shared.sqlite3")}
+    with running_service(tmp_path, "--workers", "2", **store) as (base, _):
         for i in range(20):
             item = {
                 "card": f"w-{i}",
@@ -253,10 +202,7 @@ def test_several_workers_share_one_sqlite_store(tmp_path: Path) -> None:
             }
             assert httpx.post(f"{base}{PV}/feedback", json={"feedback": [item]}).status_code == 200
             assert httpx.post(base + PV, json=request_body(), timeout=30).status_code == 200
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-    listed = cli("feedback", "--json", "--limit", "100", **port_env)
+    listed = cli("feedback", "--json", "--limit", "100", **store)
     assert sorted(r["card"] for r in json.loads(listed.stdout)) == sorted(
         f"w-{i}" for i in range(20)
     )
