@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from datetime import UTC, date, datetime
@@ -203,17 +204,22 @@ async def call_service(
     timings.mark("prefetch")
     key = patient_key(settings.patient_key_secret.get_secret_value(), str(context["patientId"]))
     snoozes = await anyio.to_thread.run_sync(store.snoozes, key) if settings.snooze_days else {}
-    result = evaluate_call(
-        k,
-        service,
-        hook_request,
-        context,
-        resolved.data,
-        as_of=as_of,
-        timings=timings,
-        snoozes=snoozes,
-        patient_key=key,
-        now=time.time(),
+    # Facts, rules and cards are CPU work: in a worker thread, so the event loop keeps serving
+    # /health, other calls' FHIR fetches and I/O while a large chart is evaluated.
+    result = await anyio.to_thread.run_sync(
+        functools.partial(
+            evaluate_call,
+            k,
+            service,
+            hook_request,
+            context,
+            resolved.data,
+            as_of=as_of,
+            timings=timings,
+            snoozes=snoozes,
+            patient_key=key,
+            now=time.time(),
+        )
     )
     if settings.snooze_days and result.issued:
         await anyio.to_thread.run_sync(store.record_issued, result.issued)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -342,6 +343,8 @@ class ValidationCache:
         self.capacity = capacity
         self._verdicts: OrderedDict[bytes, tuple[str, str] | None] = OrderedDict()
         self.hits = self.misses = 0
+        # Calls are evaluated in worker threads: the bookkeeping is guarded (never validation).
+        self._lock = threading.Lock()
 
     @staticmethod
     def key(resource: Mapping[str, Any]) -> bytes:
@@ -351,15 +354,17 @@ class ValidationCache:
     def verdict(self, resource: Mapping[str, Any]) -> tuple[str, str] | None:
         """None when valid, else (JSON location, reason) of the first error."""
         key = self.key(resource)
-        if key in self._verdicts:
-            self.hits += 1
-            self._verdicts.move_to_end(key)
-            return self._verdicts[key]
-        self.misses += 1
+        with self._lock:
+            if key in self._verdicts:
+                self.hits += 1
+                self._verdicts.move_to_end(key)
+                return self._verdicts[key]
+            self.misses += 1
         result = validate(resource)
-        self._verdicts[key] = result
-        if len(self._verdicts) > self.capacity:
-            self._verdicts.popitem(last=False)
+        with self._lock:
+            self._verdicts[key] = result
+            if len(self._verdicts) > self.capacity:
+                self._verdicts.popitem(last=False)
         return result
 
 
