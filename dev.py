@@ -3,6 +3,7 @@
 
     python3 dev.py serve [cds serve options]   # installs, then serves on 127.0.0.1:8080
     python3 dev.py check                       # installs, then ruff, mypy, pytest and coverage
+    python3 dev.py bench [--calls N]           # installs, then the service against a bare endpoint
 
 Python packages install pinned from constraints.txt; the test FHIR engine (Node) from
 tests/fhir_engine/package-lock.json with `npm ci`.
@@ -77,11 +78,15 @@ def ensure_engine() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] not in {"serve", "check"}:
+    if not argv or argv[0] not in {"serve", "check", "bench"}:
         sys.exit(__doc__)
     ensure_env()
     if argv[0] == "serve":
         os.execv(BIN / "cds", [str(BIN / "cds"), "serve", *argv[1:]])  # noqa: S606
+    if argv[0] == "bench":
+        # Side by side in one run: the ratio to a bare FastAPI endpoint, not absolute numbers.
+        bench = ROOT / "tests" / "benchmarks" / "versus_bare.py"
+        os.execv(BIN / "python", [str(BIN / "python"), str(bench), *argv[1:]])  # noqa: S606
     ensure_engine()
     _run(BIN / "ruff", "check", ".")
     _run(BIN / "ruff", "format", "--check", ".")
