@@ -127,7 +127,10 @@ class ValueSet:
     def has_code(self, coding: Coding) -> bool:
         if (coding.system, coding.code) in self.codes:
             return True
-        return any(coding.system == s and coding.code.startswith(p) for s, p in self.prefixes)
+        # Most sets have no prefixes; this runs for every coding against every set a fact reads.
+        return bool(self.prefixes) and any(
+            coding.system == s and coding.code.startswith(p) for s, p in self.prefixes
+        )
 
     def matches_code(self, concept: Concept) -> bool:
         return any(self.has_code(c) for c in concept.codings)
