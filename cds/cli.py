@@ -1,4 +1,4 @@
-"""The `cds` command: serve, check, feedback, catalog, replay."""
+"""The `cds` command: serve, migrate, check, feedback, catalog, replay, validate."""
 
 from __future__ import annotations
 
@@ -204,6 +204,33 @@ def cmd_replay(args: argparse.Namespace) -> int:
         logger.setLevel(level)
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Full R4B validation: exit 1 if a resource is invalid, 2 if a file cannot be read."""
+    from cds import jsonsafe
+    from cds.validation import findings
+
+    invalid = total = 0
+    for name in args.files:
+        try:
+            found = findings(jsonsafe.loads(Path(name).read_bytes()))
+        except (OSError, ValueError) as exc:  # unreadable, not JSON, too deep, or not FHIR
+            print(f"{name}: cannot validate: {exc}", file=sys.stderr)
+            return 2
+        if not found:
+            print(f"{name}: no FHIR resources found")
+        for f in found:
+            total += 1
+            if f.problems:
+                invalid += 1
+                print(f"{name}: {f.where} {f.label}: invalid")
+                for problem in f.problems:
+                    print(f"    {problem}")
+            elif args.verbose:
+                print(f"{name}: {f.where} {f.label}: valid")
+    print(f"{total} resources, {invalid} invalid (fhir.resources R4B, narrative included)")
+    return 1 if invalid else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cds", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -262,6 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="only the summary")
     p.set_defaults(fn=cmd_replay)
+
+    p = sub.add_parser(
+        "validate",
+        help="fully validate the FHIR resources of CDS Hooks requests, Bundles or resources (R4B)",
+    )
+    p.add_argument("files", nargs="+", help="JSON files")
+    p.add_argument("-v", "--verbose", action="store_true", help="also list the valid resources")
+    p.set_defaults(fn=cmd_validate)
     return parser
 
 

@@ -15,6 +15,7 @@ from cds.cli import main
 from cds.store import SQLiteStore
 from tests.conftest import ROOT
 from tests.servers import running_service
+from tests.test_sandbox_requests import captured
 
 SCENARIO = ROOT / "fixtures" / "mbc-bone-patient-view" / "her2-positive-first-line"
 
@@ -30,7 +31,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    for command in ("serve", "check", "feedback", "catalog", "replay"):
+    for command in ("serve", "migrate", "check", "feedback", "catalog", "replay", "validate"):
         assert command in out
 
 
@@ -105,3 +106,80 @@ def test_serve_answers_discovery(served: str) -> None:
         "mbc-bone-order-select",
         "mbc-bone-order-sign",
     }
+
+
+class TestValidate:
+    """`cds validate`: full R4B validation of what an integrator's EHR sends."""
+
+    def test_a_valid_request(self, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(["validate", "-v", str(SCENARIO / "request.json")]) == 0
+        out = capsys.readouterr().out
+        assert "prefetch.conditions.entry[0] Condition/" in out
+        assert out.rstrip().endswith("0 invalid (fhir.resources R4B, narrative included)")
+
+    def test_the_real_sandbox_draft_order_is_named_with_its_problem(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # The Sandbox sends MedicationRequest.category as an object: the service reads such an
+        # order anyway; an integrator should still learn that it is not valid R4.
+        body = tmp_path / "rx-sign.json"
+        body.write_text(json.dumps(captured("order-sign.sandbox-rx-sign.request.json")))
+        assert main(["validate", str(body)]) == 1
+        out = capsys.readouterr().out
+        assert "context.draftOrders.entry[0] MedicationRequest/request-123: invalid" in out
+        assert "    category: Input should be a valid list" in out
+        assert ", 1 invalid" in out
+
+    def test_a_bundle_and_a_resource(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # A date that is not a FHIR dateTime.
+        obs = {
+            "resourceType": "Observation",
+            "id": "o1",
+            "status": "final",
+            "code": {"text": "LVEF"},
+            "effectiveDateTime": "yesterday",
+        }
+        resource = tmp_path / "obs.json"
+        resource.write_text(json.dumps(obs))
+        bundle = tmp_path / "bundle.json"
+        good = {**obs, "id": "o2", "effectiveDateTime": "2026-11-02"}
+        bundle.write_text(
+            json.dumps(
+                {
+                    "resourceType": "Bundle",
+                    "type": "collection",
+                    "entry": [{"resource": good}, {"resource": obs}],
+                }
+            )
+        )
+        assert main(["validate", str(resource), str(bundle)]) == 1
+        out = capsys.readouterr().out
+        assert f"{resource}: (document) Observation/o1: invalid" in out
+        assert f"{bundle}: entry[1] Observation/o1: invalid" in out
+        assert "Observation/o2" not in out
+        assert "    effectiveDateTime: " in out
+        assert "3 resources, 2 invalid" in out
+
+    @pytest.mark.parametrize(
+        ("text", "reason"),
+        [
+            ("{", "Expecting property name"),
+            ('{"path": "/cds-services/x"}', "not a CDS Hooks request, a Bundle or a FHIR resource"),
+            ('{"resourceType": "Nope"}', None),
+        ],
+    )
+    def test_unreadable_or_unknown(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, reason: str | None
+    ) -> None:
+        path = tmp_path / "x.json"
+        path.write_text(text)
+        code = main(["validate", str(path)])
+        captured_out = capsys.readouterr()
+        if reason is None:  # JSON of an unknown resource type: a finding, not a crash
+            assert code == 1
+            assert "'Nope' is not an R4B resource type" in captured_out.out
+        else:
+            assert code == 2
+            assert reason in captured_out.err
