@@ -27,6 +27,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_for(
+    url: str, proc: subprocess.Popen[Any], what: str, seconds: float = 30
+) -> httpx.Response:
+    """Poll url until it answers 200; fail at once if the process has exited."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited ({proc.returncode}) before answering {url}")
+        try:
+            r = httpx.get(url, timeout=1)
+            if r.status_code == 200:
+                return r
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not answer {url} within {seconds:g} s")
+
+
 @contextmanager
 def running_service(
     tmp_path: Path, *args: str, **env: str
@@ -47,14 +65,7 @@ def running_service(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("cds serve did not start within 30 s")
+        wait_for(f"{base}/health", proc, "cds serve")
         yield base, proc
     finally:
         if proc.poll() is None:

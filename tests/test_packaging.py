@@ -6,14 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import venv
 from pathlib import Path
 
-import httpx
-
 from tests.conftest import ROOT
-from tests.servers import free_port
+from tests.servers import free_port, wait_for
 
 
 def test_a_fresh_install_serves_discovery(tmp_path: Path) -> None:
@@ -59,14 +56,7 @@ def test_a_fresh_install_serves_discovery(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(300):
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/cds-services", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("the installed service did not start")
+        r = wait_for(f"http://127.0.0.1:{port}/cds-services", server, "the installed service")
         assert r.status_code == 200
         assert len(r.json()["services"]) == 3
     finally:

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.benchmarks.versus_bare import _chart, _fresh  # noqa: E402
-from tests.servers import free_port  # noqa: E402
+from tests.servers import running_service  # noqa: E402
 
 
 async def _load(url: str, seconds: float, clients: int) -> float:
@@ -101,23 +101,9 @@ def _wrk(url: str, seconds: float, clients: int, folder: Path) -> float:
 
 def run(workers: int, seconds: float, clients: int) -> float:
     tmp = Path(tempfile.mkdtemp(prefix="cds-scale-"))
-    port = free_port()
-    env = {**os.environ, "CDS_FEEDBACK_DB": str(tmp / "f.sqlite3"), "CDS_LOG_LEVEL": "ERROR"}
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "cds", "serve", "--port", str(port), "--workers", str(workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(300):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with running_service(tmp, "--workers", str(workers)) as (base, _):
         time.sleep(1.0)  # every worker up
-        url = f"http://127.0.0.1:{port}/cds-services/mbc-bone-patient-view"
+        url = f"{base}/cds-services/mbc-bone-patient-view"
         if shutil.which("wrk"):
             bodies = tmp / "bodies"
             bodies.mkdir()
@@ -128,9 +114,6 @@ def run(workers: int, seconds: float, clients: int) -> float:
             return _wrk(url, seconds, clients, bodies)
         asyncio.run(_load(url, 2.0, clients))  # warm-up
         return asyncio.run(_load(url, seconds, clients))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.benchmarks.bench import record  # noqa: E402
-from tests.servers import free_port  # noqa: E402
+from tests.servers import free_port, wait_for  # noqa: E402
 
 BARE = """
 from fastapi import FastAPI, Request
@@ -48,13 +48,8 @@ async def health() -> dict[str, str]:
 
 def _start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
-    for _ in range(300):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-            return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"{args[0]} did not start")
+    wait_for(f"http://127.0.0.1:{port}/health", proc, " ".join(args[1:3]))
+    return proc
 
 
 def _chart(n_extra: int) -> dict[str, Any]:
