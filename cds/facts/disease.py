@@ -41,15 +41,16 @@ class GradedCondition:
     ref: str
 
 
+def _found(dates: list[date | None], refs: tuple[str, ...]) -> Finding:
+    """Present since the earliest known date (None when no evidence is dated)."""
+    known = [d for d in dates if d is not None]
+    return Finding(present=True, since=min(known) if known else None, refs=refs)
+
+
 def _finding(conditions: list[ConditionRecord]) -> Finding:
     if not conditions:
         return ABSENT
-    dates = [c.date for c in conditions if c.date is not None]
-    return Finding(
-        present=True,
-        since=min(dates) if dates else None,
-        refs=tuple(f"Condition/{c.id}" for c in conditions),
-    )
+    return _found([c.date for c in conditions], tuple(f"Condition/{c.id}" for c in conditions))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,12 +106,7 @@ def _staged_metastatic(observations: tuple[ObservationRecord, ...], t: Terminolo
             hits.append(o)
     if not hits:
         return ABSENT
-    dates = [o.effective for o in hits if o.effective is not None]
-    return Finding(
-        present=True,
-        since=min(dates) if dates else None,
-        refs=tuple(f"Observation/{o.id}" for o in hits),
-    )
+    return _found([o.effective for o in hits], tuple(f"Observation/{o.id}" for o in hits))
 
 
 def _merge(a: Finding, b: Finding) -> Finding:
