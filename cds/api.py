@@ -23,9 +23,10 @@ from cds.errors import (
     UnknownService,
     UnsupportedMediaType,
 )
-from cds.facts.records import json_list
+from cds.evaluation import Timings, evaluate_call
+from cds.facts.fhir_json import json_list
 from cds.prefetch import FetchLimits, OutboundGate, resolve
-from cds.services import Knowledge, Service, Timings, evaluate_call
+from cds.services import Knowledge, Service
 from cds.settings import Settings
 from cds.snooze import patient_key
 from cds.store import Store

@@ -18,7 +18,7 @@ from cds import __version__, schemas
 from cds.api import router
 from cds.auth import JWTVerifier
 from cds.errors import CDSError, Issue
-from cds.facts.records import warm_up
+from cds.facts.conformance import warm_up
 from cds.logs import silence_url_loggers
 from cds.openapi import install as install_openapi
 from cds.prefetch import OutboundGate
@@ -63,11 +63,14 @@ def create_app(
 ) -> FastAPI:
     """Build the app. Everything stateful is created in the lifespan, nothing at import."""
     settings = settings or Settings()
-    knowledge = knowledge or load_knowledge(settings.cards_dir, settings.parameters)
+    knowledge = knowledge or load_knowledge(
+        settings.cards_dir, settings.parameters, settings.validation
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        warm_up()
+        if knowledge.checker.mode == "full":
+            warm_up()
         silence_url_loggers()
         own_client = http_client is None
         client = http_client or httpx.AsyncClient(

@@ -124,7 +124,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     settings = _settings()
     try:
-        k = load_knowledge(settings.cards_dir, settings.parameters)
+        k = load_knowledge(settings.cards_dir, settings.parameters, settings.validation)
         if settings.database_url is not None:
             store = _open_store(settings)  # refuses a schema that `cds migrate` has not set
             version = store.schema_version()
@@ -182,7 +182,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     from cds.services import load_knowledge
 
     settings = _settings()
-    k = load_knowledge(settings.cards_dir, settings.parameters)
+    k = load_knowledge(settings.cards_dir, settings.parameters, settings.validation)
     written = write_catalog(k, Path(args.out), Path(args.fixtures))
     print(f"wrote {len(written)} pages to {args.out}")
     return 0

@@ -181,7 +181,7 @@ class FixtureFHIRServer:
 
 def scenario_resources(sc: Scenario) -> list[dict[str, Any]]:
     """Every FHIR resource of a scenario's patient (prefetch or fhir/ files), once each."""
-    from cds.facts.records import flatten
+    from cds.facts.fhir_json import flatten
 
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     for value in inline_prefetch(sc).get("prefetch", {}).values():
@@ -239,7 +239,7 @@ def _in_process_client(fhir_server: str | None = None) -> tuple[Any, FixtureFHIR
         if fhir_server
         else Settings(feedback_db=db)
     )
-    knowledge = load_knowledge(settings.cards_dir, settings.parameters)
+    knowledge = load_knowledge(settings.cards_dir, settings.parameters, settings.validation)
     first = next(iter(knowledge.services.values()))
     fhir = FixtureFHIRServer(first.prefetch)
     transport = None if fhir_server else httpx.MockTransport(fhir.handler)

@@ -1,27 +1,25 @@
-"""The CDS Services: definitions from cards/services.yaml and the evaluation of one call."""
+"""The CDS Services (cards/services.yaml) and the knowledge they run on, loaded once at start-up.
+
+The evaluation of one call is `cds.evaluation`.
+"""
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cds import schemas, snooze
-from cds.cards import CardBook, RenderContext, Renderer, load_cards
+from cds import schemas
+from cds.cards import CardBook, Renderer, load_cards
 from cds.errors import ConfigError
-from cds.facts import FACT_VALUESETS, facts_from_records
-from cds.facts.orders import NO_DRAFTS, read_draft_orders
-from cds.facts.records import ValidationCache, read_records
+from cds.facts import FACT_VALUESETS
+from cds.facts.conformance import Checker, Mode
 from cds.parameters import Parameters, load_parameters
-from cds.rules import Rule, evaluate, load_rules
-from cds.store import IssuedCard, Snooze
+from cds.rules import Rule, load_rules
 from cds.terminology import Terminology, load_terminology
 
 _VS = re.compile(r"\$\{vs:([a-z0-9,-]+)\}")
@@ -85,10 +83,15 @@ class Knowledge:
     cards: CardBook
     renderer: Renderer
     services: Mapping[str, Service]
-    validation_cache: ValidationCache
+    # How resources are checked before they are read (CDS_VALIDATION), and its R4B verdict memo.
+    checker: Checker
 
 
-def load_knowledge(cards_dir: Path, overrides: Mapping[str, object] | None = None) -> Knowledge:
+def load_knowledge(
+    cards_dir: Path,
+    overrides: Mapping[str, object] | None = None,
+    validation: Mode = "fields",
+) -> Knowledge:
     t = load_terminology(cards_dir)
     missing = sorted(FACT_VALUESETS - set(t.value_sets))
     if missing:
@@ -126,75 +129,5 @@ def load_knowledge(cards_dir: Path, overrides: Mapping[str, object] | None = Non
         cards=book,
         renderer=Renderer(book, rules),
         services=services,
-        validation_cache=ValidationCache(),
-    )
-
-
-@dataclass(slots=True)
-class Timings:
-    stages: dict[str, float] = field(default_factory=dict)
-    _t: float = field(default_factory=time.perf_counter)
-
-    def mark(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.stages[stage] = round((now - self._t) * 1000, 2)
-        self._t = now
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    response: schemas.CDSResponse
-    rules: tuple[str, ...]
-    excluded: int
-    unchecked_orders: int = 0  # draft orders that could not be read (each named in an R0 card)
-    issued: tuple[IssuedCard, ...] = ()  # what each card was about, for snoozing
-    snoozed: int = 0  # cards left out because their rule is snoozed for this patient
-
-
-def evaluate_call(
-    k: Knowledge,
-    service: Service,
-    request: schemas.HookRequest,
-    context: Mapping[str, Any],
-    data: Mapping[str, Any],
-    *,
-    as_of: date,
-    timings: Timings | None = None,
-    snoozes: Mapping[str, Snooze] | None = None,
-    patient_key: str = "",
-    now: float = 0.0,
-) -> Outcome:
-    """Facts → rules → (snoozes) → cards for one call; `data` is the resolved prefetch
-    (key → JSON | None); `snoozes` are this patient's, keyed by rule."""
-    timings = timings or Timings()
-    t = k.terminology
-    records = read_records(data.values(), t, k.validation_cache)
-    facts = facts_from_records(records, t, k.parameters, as_of=as_of)
-    drafts = NO_DRAFTS
-    if service.hook in ("order-select", "order-sign"):
-        drafts = read_draft_orders(context["draftOrders"], context.get("selections") or (), t)
-    timings.mark("facts")
-    decisions = evaluate(service.hook, facts, drafts, k.parameters)
-    shown = snooze.apply(decisions, snoozes or {}, now)
-    timings.mark("rules")
-    ctx = RenderContext(
-        hook_instance=request.hookInstance,
-        patient_id=str(context["patientId"]),
-        encounter_id=context.get("encounterId"),
-        facts=facts,
-        drafts=drafts,
-    )
-    cards = [k.renderer.render(d, ctx) for d, _ in shown]
-    timings.mark("cards")
-    return Outcome(
-        response=schemas.CDSResponse(cards=cards),
-        rules=tuple(d.concern for d, _ in shown),
-        excluded=len(facts.excluded),
-        unchecked_orders=len(drafts.unreadable),
-        issued=tuple(
-            IssuedCard(card=c.uuid, rule=d.rule, patient_key=patient_key, evidence=digest)
-            for c, (d, digest) in zip(cards, shown, strict=True)
-            if c.uuid is not None
-        ),
-        snoozed=len(decisions) - len(shown),
+        checker=Checker(validation),
     )

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # A client must send its request headers within this time, or the socket is closed.
     header_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
+    # How a resource is checked before the rules read it: "fields" checks the fields they read
+    # against FHIR R4 (fast); "full" also validates the whole resource with fhir.resources R4B.
+    validation: Literal["fields", "full"] = "fields"
     # Threshold overrides, e.g. CDS_PARAMETERS='{"dental_lookback_days": 365}'.
     parameters: dict[str, Any] = Field(default_factory=dict)
     # Development only: honour the request extension that fixes the evaluation date (replay).

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from cds.app import create_app
 from cds.facts import PatientFacts, extract_facts
+from cds.facts.conformance import Checker
+from cds.facts.fhir_json import fhir_date
 from cds.facts.labs import cockcroft_gault
+from cds.facts.reading import read_records
 from cds.facts.receptors import ihc_score, interpret_her2, ish_group
-from cds.facts.records import ObservationRecord, Value, fhir_date, read_records
+from cds.facts.records import ObservationRecord, Value
 from cds.parameters import Parameters
+from cds.services import load_knowledge
+from cds.settings import REPO_CARDS, Settings
 from cds.terminology import Concept, Terminology
 from fixtures.build_scenarios import (
     DOCE,
@@ -1059,7 +1067,7 @@ def test_a_broken_narrative_does_not_exclude_a_resource(t: Terminology) -> None:
     assert len(records.observations) == 1
 
 
-class TestValidationCache:
+class TestFullValidationMemo:
     def obs(self, value: Any) -> dict[str, Any]:
         return {
             "resourceType": "Observation",
@@ -1070,9 +1078,7 @@ class TestValidationCache:
         }
 
     def test_same_content_hits_and_changed_content_misses(self, t: Terminology) -> None:
-        from cds.facts.records import ValidationCache
-
-        cache = ValidationCache()
+        cache = Checker("full")
         read_records([self.obs(1.0)], t, cache)
         read_records([self.obs(1.0)], t, cache)
         assert (cache.hits, cache.misses) == (1, 1)
@@ -1080,9 +1086,7 @@ class TestValidationCache:
         assert cache.misses == 2
 
     def test_invalid_verdicts_are_cached_and_still_excluded(self, t: Terminology) -> None:
-        from cds.facts.records import ValidationCache
-
-        cache = ValidationCache()
+        cache = Checker("full")
         for _ in range(2):
             records = read_records([self.obs("high")], t, cache)
             assert records.observations == ()
@@ -1090,22 +1094,25 @@ class TestValidationCache:
         assert cache.hits == 1
 
     def test_capacity_is_bounded(self, t: Terminology) -> None:
-        from cds.facts.records import ValidationCache
-
-        cache = ValidationCache(capacity=2)
+        cache = Checker("full", capacity=2)
         for v in (1.0, 2.0, 3.0):
             read_records([self.obs(v)], t, cache)
         read_records([self.obs(1.0)], t, cache)  # evicted: validated again
         assert (cache.hits, cache.misses) == (0, 4)
 
 
-def test_the_service_reuses_verdicts_across_calls(client: Any, knowledge: Any) -> None:
+def test_the_service_reuses_full_verdicts_across_calls(tmp_path: Path) -> None:
+    """CDS_VALIDATION=full: the service validates with R4B and remembers verdicts by content."""
     from tests.conftest import ROOT
 
+    settings = Settings(validation="full", feedback_db=tmp_path / "f.sqlite3")
+    knowledge = load_knowledge(REPO_CARDS, validation=settings.validation)
     request = json.loads(
         (ROOT / "fixtures/mbc-bone-patient-view/her2-positive-first-line/request.json").read_text()
     )
-    client.post("/cds-services/mbc-bone-patient-view", json=request)
-    hits = knowledge.validation_cache.hits
-    client.post("/cds-services/mbc-bone-patient-view", json=request)
-    assert knowledge.validation_cache.hits > hits
+    with TestClient(create_app(settings, knowledge=knowledge)) as client:
+        client.post("/cds-services/mbc-bone-patient-view", json=request)
+        hits = knowledge.checker.hits
+        client.post("/cds-services/mbc-bone-patient-view", json=request)
+    assert knowledge.checker.mode == "full"
+    assert knowledge.checker.hits > hits

@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 
 from cds.api import today
 from cds.app import create_app
-from cds.facts.records import flatten
+from cds.facts.fhir_json import flatten
 from cds.replay import digest
 from cds.services import Knowledge
 from cds.settings import Settings

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cds.facts import units
-from cds.facts.records import activity_record, flatten, medication_record
+from cds.facts.fhir_json import flatten
+from cds.facts.records import activity_record, medication_record
 from cds.terminology import DrugMatch, Terminology
 
 log = logging.getLogger(__name__)

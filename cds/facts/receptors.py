@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from cds.facts.records import MARKER_SETS, ObservationRecord, Records, Value
+from cds.facts.records import ObservationRecord, Records, Value
+from cds.facts.screening import MARKER_SETS
 from cds.terminology import Concept, Terminology
 
 Status = Literal["positive", "negative", "equivocal", "unknown"]

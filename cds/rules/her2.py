@@ -7,7 +7,7 @@ from datetime import timedelta
 from cds.facts import PatientFacts
 from cds.facts.medications import HER2_CLASSES
 from cds.facts.orders import DraftOrders
-from cds.facts.records import STAGING_SETS
+from cds.facts.screening import STAGING_SETS
 from cds.parameters import Parameters
 from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, RegimenOrder, on, rule
 from cds.rules.receptors import MARKER_VALUESETS

@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from cds.facts import extract_facts, facts_from_records  # noqa: E402
+from cds.facts.conformance import Checker  # noqa: E402
 from cds.facts.orders import NO_DRAFTS  # noqa: E402
-from cds.facts.records import read_records  # noqa: E402
+from cds.facts.reading import read_records  # noqa: E402
 from cds.rules import evaluate  # noqa: E402
 from cds.services import load_knowledge  # noqa: E402
 from cds.settings import REPO_CARDS  # noqa: E402
@@ -83,8 +84,6 @@ def main() -> None:
     k = load_knowledge(REPO_CARDS)
     t, params = k.terminology, k.parameters
     rows = []
-    from cds.facts.records import ValidationCache
-
     for share, label in (
         (0.15, "2,000 resources, 15% relevant"),
         (1.0, "2,000 resources, all relevant"),
@@ -94,13 +93,13 @@ def main() -> None:
 
         def first(r: list[dict[str, Any]] = resources, d: Any = p.as_of) -> None:
             # A fresh verdict cache each time: the cost of the first call for a chart.
-            records = read_records(r, t, ValidationCache())
+            records = read_records(r, t, Checker("full"))
             facts_from_records(records, t, params, as_of=d)
 
-        warm = ValidationCache()
+        warm = Checker("full")
 
         def repeat(
-            r: list[dict[str, Any]] = resources, d: Any = p.as_of, c: ValidationCache = warm
+            r: list[dict[str, Any]] = resources, d: Any = p.as_of, c: Checker = warm
         ) -> None:
             facts_from_records(read_records(r, t, c), t, params, as_of=d)
 

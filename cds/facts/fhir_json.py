@@ -1,0 +1,121 @@
+"""Reading FHIR R4 JSON as sent: small tolerant helpers over dicts and lists.
+
+The readers run on raw JSON (a resource is checked by `cds.facts.conformance` before its record
+is built, and screening looks at resources before any check), so every helper accepts a wrong
+shape and answers "nothing" rather than raising.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any
+
+from cds.terminology import Coding, Concept
+
+_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+def fhir_date(value: object) -> date | None:
+    """The calendar date of a FHIR date/dateTime/instant; partial dates fall on the first day."""
+    if not isinstance(value, str):
+        return None
+    m = _DATE.match(value)
+    if not m:
+        return None
+    try:
+        return date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
+    except ValueError:
+        return None
+
+
+def concept(raw: object) -> Concept:
+    """A CodeableConcept from raw JSON, tolerant of wrong shapes (screening precedes validation)."""
+    if not isinstance(raw, dict):
+        return Concept()
+    codings = []
+    for c in json_list(raw.get("coding")):
+        if isinstance(c, dict) and isinstance(c.get("code"), str):
+            display = c.get("display")
+            codings.append(
+                Coding(
+                    system=str(c.get("system") or ""),
+                    code=c["code"],
+                    display=display if isinstance(display, str) else None,
+                )
+            )
+    text = raw.get("text")
+    return Concept(codings=tuple(codings), text=text if isinstance(text, str) else None)
+
+
+def concepts(raw: object) -> tuple[Concept, ...]:
+    if isinstance(raw, dict):
+        return (concept(raw),)
+    if isinstance(raw, list):
+        return tuple(concept(x) for x in raw)
+    return ()
+
+
+def as_number(raw: object) -> float | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str):
+        try:
+            return float(raw)
+        except ValueError:
+            return None
+    return None
+
+
+def json_list(raw: object) -> list[Any]:
+    """A JSON array as sent, or nothing when it is not an array (screening precedes validation,
+    and a referenced Medication is never validated itself)."""
+    return raw if isinstance(raw, list) else []
+
+
+def json_object(raw: object) -> dict[str, Any]:
+    return raw if isinstance(raw, dict) else {}
+
+
+def as_text(raw: object) -> str | None:
+    """A string field as sent, or None when it is not a string (screening precedes validation)."""
+    return raw if isinstance(raw, str) else None
+
+
+def reference_of(raw: object) -> str | None:
+    if isinstance(raw, dict) and isinstance(raw.get("reference"), str):
+        return str(raw["reference"])
+    return None
+
+
+def display_of(raw: object) -> str | None:
+    if isinstance(raw, dict) and isinstance(raw.get("display"), str):
+        return str(raw["display"])
+    return None
+
+
+def choice_period(raw: Mapping[str, Any], prefix: str) -> tuple[date | None, date | None]:
+    if f"{prefix}DateTime" in raw:
+        d = fhir_date(raw[f"{prefix}DateTime"])
+        return d, d
+    p = raw.get(f"{prefix}Period")
+    if isinstance(p, dict):
+        return fhir_date(p.get("start")), fhir_date(p.get("end"))
+    return None, None
+
+
+def flatten(payload: object) -> Iterable[dict[str, Any]]:
+    """Resources from a resource, a Bundle (entries' resources), or a list of either."""
+    if isinstance(payload, list):
+        for item in payload:
+            yield from flatten(item)
+    elif isinstance(payload, dict):
+        if payload.get("resourceType") == "Bundle":
+            for entry in json_list(payload.get("entry")):
+                if isinstance(entry, dict):
+                    yield from flatten(entry.get("resource"))
+        elif isinstance(payload.get("resourceType"), str):
+            yield payload

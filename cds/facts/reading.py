@@ -1,0 +1,105 @@
+"""Prefetched JSON → records: screen, check, build. The first step of every call after prefetch.
+
+Each resource is screened on its raw JSON (type, status, the codes our value sets name); only the
+ones a rule could read are checked (`cds.facts.conformance`) and built into records. A resource
+that fails its check is excluded and named on the cards; the call goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from cds.facts.conformance import Checker
+from cds.facts.fhir_json import concept, flatten
+from cds.facts.records import (
+    AllergyRecord,
+    Excluded,
+    PatientRecord,
+    Records,
+    activity_record,
+    condition_record,
+    medication_record,
+    observation_record,
+    patient_record,
+    specimen_date,
+)
+from cds.facts.screening import MEDICATION_TYPES, RELEVANT_TYPES, entered_in_error, screening
+from cds.terminology import Terminology
+
+log = logging.getLogger(__name__)
+
+_FIELDS_ONLY = Checker("fields")
+
+
+def read_records(
+    payloads: Iterable[object], terminology: Terminology, checker: Checker = _FIELDS_ONLY
+) -> Records:
+    """Screen, check once, and reduce every resource the rules could read."""
+    screen = screening(terminology)
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    anonymous: list[dict[str, Any]] = []
+    received: set[str] = set()
+    for payload in payloads:
+        for raw in flatten(payload):
+            rtype = raw["resourceType"]
+            received.add(rtype)
+            if rtype not in RELEVANT_TYPES:
+                continue
+            rid = raw.get("id")
+            if isinstance(rid, str):
+                seen.setdefault((rtype, rid), raw)  # the same resource from two keys counts once
+            else:
+                anonymous.append(raw)
+    resources = list(seen.values()) + anonymous
+    medications = {
+        f"Medication/{r['id']}": r
+        for r in resources
+        if r["resourceType"] == "Medication" and isinstance(r.get("id"), str)
+    }
+
+    excluded: list[Excluded] = []
+    out: dict[str, list[Any]] = {k: [] for k in ("cond", "obs", "med", "act", "allergy")}
+    patient: PatientRecord | None = None
+    specimen_dates: dict[str, date] = {}
+    for raw in resources:
+        rtype = raw["resourceType"]
+        if rtype == "Medication" or entered_in_error(raw):
+            continue
+        if not screen.relevant(raw, medications):
+            continue
+        verdict = checker.verdict(raw)
+        if verdict is not None:
+            where, reason = verdict
+            excluded.append(Excluded(rtype, where, reason))
+            log.warning("excluded invalid %s at %s", rtype, where)
+            continue
+        rid = str(raw.get("id") or "")
+        if rtype == "Patient":
+            patient = patient_record(rid, raw)
+        elif rtype == "Specimen":
+            if (d := specimen_date(raw)) is not None:
+                specimen_dates[f"Specimen/{rid}"] = d
+        elif rtype == "Condition":
+            out["cond"].append(condition_record(rid, raw))
+        elif rtype == "Observation":
+            out["obs"].append(observation_record(rid, raw))
+        elif rtype in MEDICATION_TYPES:
+            out["med"].append(medication_record(rid, raw, medications))
+        elif rtype == "AllergyIntolerance":
+            out["allergy"].append(AllergyRecord(id=rid, code=concept(raw.get("code"))))
+        else:
+            out["act"].append(activity_record(rid, raw))
+    return Records(
+        patient=patient,
+        conditions=tuple(out["cond"]),
+        observations=tuple(out["obs"]),
+        medications=tuple(out["med"]),
+        activities=tuple(out["act"]),
+        allergies=tuple(out["allergy"]),
+        specimen_dates=specimen_dates,
+        excluded=tuple(excluded),
+        received=frozenset(received),
+    )

@@ -1,0 +1,120 @@
+"""Which resources a rule could read: a cheap pass over raw JSON before any check.
+
+Most of a chart (vital signs, other labs, unrelated medications) is never read; screening by
+resource type, status and the codes our value sets name lets it pass without a check or a record.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from cds.facts.fhir_json import as_text, concept, concepts
+from cds.facts.records import medication_concept
+from cds.terminology import Terminology
+
+RELEVANT_TYPES = frozenset(
+    {
+        "Patient",
+        "Condition",
+        "Observation",
+        "MedicationStatement",
+        "MedicationRequest",
+        "MedicationAdministration",
+        "Medication",
+        "Procedure",
+        "ServiceRequest",
+        "Encounter",
+        "AllergyIntolerance",
+        "Specimen",
+    }
+)
+MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
+FINAL_OBSERVATION = frozenset({"final", "amended", "corrected"})
+
+CONDITION_SETS = (
+    "breast-cancer",
+    "secondary-neoplasm",
+    "cord-compression",
+    "heart-failure",
+    "interstitial-lung-disease",
+    "mronj",
+    "dialysis",
+)
+# Tumour markers (F4) and the labs of F8/F9; the prefetch templates use the same lists.
+MARKER_SETS = (
+    "her2-interpretation",
+    "her2-ihc",
+    "her2-ish",
+    "her2-ish-ratio",
+    "her2-ish-copies",
+    "her2-serum",
+    "er-status",
+    "er-percent",
+    "pr-status",
+    "pr-percent",
+)
+# The answer sets the receptor interpretation reads (F4, §5).
+RESULT_SETS = ("result-positive", "result-negative", "result-equivocal", "result-unknown")
+LAB_SETS = ("creatinine", "calcium", "albumin", "body-weight", "creatinine-clearance", "egfr")
+# Staging and history of metastatic cancer (F2 b/c, clinical-logic C8).
+STAGING_SETS = (
+    "stage-group",
+    "m-category",
+    "history-of-metastatic-cancer",
+    "history-of-metastatic-site",
+)
+OBSERVATION_SETS = (*MARKER_SETS, "disease-status", *LAB_SETS, "lvef", *STAGING_SETS)
+SERVICE_SETS = (
+    "dental-evaluation",
+    "radiation-oncology",
+    "echocardiogram",
+    "biopsy",
+    "dialysis",
+    "invasive-dental",
+    "spine-surgery",
+)
+
+
+def entered_in_error(raw: Mapping[str, Any]) -> bool:
+    if raw.get("status") == "entered-in-error":
+        return True
+    vs = concept(raw.get("verificationStatus"))
+    return any(c.code in {"entered-in-error", "refuted"} for c in vs.codings)
+
+
+class Screening:
+    def __init__(self, terminology: Terminology) -> None:
+        self.t = terminology
+        self.conditions = terminology.screen(CONDITION_SETS)
+        self.observations = terminology.screen(OBSERVATION_SETS)
+        self.services = terminology.screen(SERVICE_SETS)
+
+    def relevant(self, raw: Mapping[str, Any], medications: Mapping[str, Any]) -> bool:
+        rtype = raw["resourceType"]
+        if rtype in {"Patient", "Specimen"}:
+            return True
+        if rtype == "Condition":
+            return self.conditions.matches(concept(raw.get("code")))
+        if rtype == "Observation":
+            if as_text(raw.get("status")) not in FINAL_OBSERVATION:
+                return False
+            return self.observations.matches(concept(raw.get("code")))
+        if rtype in MEDICATION_TYPES:
+            return bool(
+                self.t.medications.match(medication_concept(raw, medications), self.t.rxnorm)
+            )
+        if rtype in {"Procedure", "ServiceRequest", "Encounter"}:
+            codes = [concept(raw.get("code"))] if rtype != "Encounter" else []
+            codes += list(concepts(raw.get("type"))) + list(concepts(raw.get("serviceType")))
+            return any(self.services.matches(c) for c in codes)
+        if rtype == "AllergyIntolerance":
+            return bool(self.t.medications.match(concept(raw.get("code")), self.t.rxnorm))
+        return False
+
+
+@functools.lru_cache(maxsize=4)
+def screening(terminology: Terminology) -> Screening:
+    """One screening index per loaded terminology, built on first use, not per call."""
+    return Screening(terminology)
