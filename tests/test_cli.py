@@ -165,7 +165,7 @@ class TestValidate:
     @pytest.mark.parametrize(
         ("text", "reason"),
         [
-            ("{", "Expecting property name"),
+            ("{", "unexpected end of data"),
             ('{"path": "/cds-services/x"}', "not a CDS Hooks request, a Bundle or a FHIR resource"),
             ('{"resourceType": "Nope"}', None),
         ],
