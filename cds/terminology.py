@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -43,16 +43,46 @@ class Coding:
     display: str | None = None
 
 
+_ALL_TEXT = "all_text"
+
+
 @dataclass(frozen=True, slots=True)
 class Concept:
     """A CodeableConcept reduced to what matching needs."""
 
     codings: tuple[Coding, ...] = ()
     text: str | None = None
+    # What matching worked out about this concept (its text, the value sets its codes are in):
+    # the facts test one concept against many sets. Concepts live for one call.
+    _memo: dict[object, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def all_text(self) -> str:
-        parts = [self.text or ""] + [c.display or "" for c in self.codings]
-        return " ".join(p for p in parts if p).lower()
+        text = self._memo.get(_ALL_TEXT)
+        if text is None:
+            parts = [self.text or ""] + [c.display or "" for c in self.codings]
+            text = self._memo[_ALL_TEXT] = " ".join(p for p in parts if p).lower()
+        return str(text)
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # identity: one per loaded terminology
+class CodeIndex:
+    """(system, code) → the ids of the value sets holding it, and the prefixes, built once."""
+
+    by_code: Mapping[tuple[str, str], frozenset[str]]
+    prefixes: tuple[tuple[str, str, str], ...]  # (system, prefix, value set id)
+
+    def sets_of(self, concept: Concept) -> frozenset[str]:
+        """The value sets any of the concept's codes belongs to (worked out once a concept)."""
+        found = concept._memo.get(self)
+        if found is None:
+            ids: set[str] = set()
+            for c in concept.codings:
+                ids.update(self.by_code.get((c.system, c.code), ()))
+                for system, prefix, vs_id in self.prefixes:
+                    if c.system == system and c.code.startswith(prefix):
+                        ids.add(vs_id)
+            found = concept._memo[self] = frozenset(ids)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +90,15 @@ class Screen:
     """The union of several value sets, for a cheap first pass over raw resources.
 
     One set lookup per coding; prefixes and text patterns (each with its own exclusions) are
-    only tried when no code matches.
+    only tried when no code matches, and the text sets one by one only when their union matches.
+    It reads a raw JSON CodeableConcept: most of a chart is screened out, and building a
+    Concept for each of those resources would cost more than the screening.
     """
 
     codes: frozenset[tuple[str, str]]
     prefixes: tuple[tuple[str, str], ...]
     text_sets: tuple[ValueSet, ...]
+    any_text: re.Pattern[str] | None
 
     def matches(self, concept: Concept) -> bool:
         for c in concept.codings:
@@ -73,10 +106,36 @@ class Screen:
                 return True
             if any(c.system == s and c.code.startswith(p) for s, p in self.prefixes):
                 return True
-        if not self.text_sets:
+        return self._text_matches(concept.all_text())
+
+    def matches_json(self, raw: object) -> bool:
+        """`matches` for a CodeableConcept as sent (wrong shapes match nothing)."""
+        if not isinstance(raw, dict):
             return False
-        text = concept.all_text()
-        return bool(text) and any(vs.matches_text_str(text) for vs in self.text_sets)
+        codings = raw.get("coding")
+        displays: list[str] = []
+        if isinstance(codings, list):
+            for c in codings:
+                if not isinstance(c, dict) or not isinstance(code := c.get("code"), str):
+                    continue
+                system = c.get("system")
+                system = system if isinstance(system, str) else ""
+                if (system, code) in self.codes:
+                    return True
+                if any(system == s and code.startswith(p) for s, p in self.prefixes):
+                    return True
+                if isinstance(display := c.get("display"), str):
+                    displays.append(display)
+        if self.any_text is None:
+            return False
+        text = raw.get("text")
+        parts = [text] if isinstance(text, str) else []
+        return self._text_matches(" ".join(p for p in parts + displays if p).lower())
+
+    def _text_matches(self, text: str) -> bool:
+        if not text or self.any_text is None or not self.any_text.search(text):
+            return False
+        return any(vs.matches_text_str(text) for vs in self.text_sets)
 
 
 class _File(BaseModel):
@@ -121,19 +180,12 @@ class ValueSet:
     prefixes: tuple[tuple[str, str], ...]
     text_patterns: tuple[str, ...]
     entries: tuple[CodeEntry, ...]
+    index: CodeIndex = field(compare=False, repr=False)
     _text_re: re.Pattern[str] | None = field(default=None, compare=False)
     _exclude_re: re.Pattern[str] | None = field(default=None, compare=False)
 
-    def has_code(self, coding: Coding) -> bool:
-        if (coding.system, coding.code) in self.codes:
-            return True
-        # Most sets have no prefixes; this runs for every coding against every set a fact reads.
-        return bool(self.prefixes) and any(
-            coding.system == s and coding.code.startswith(p) for s, p in self.prefixes
-        )
-
     def matches_code(self, concept: Concept) -> bool:
-        return any(self.has_code(c) for c in concept.codings)
+        return self.id in self.index.sets_of(concept)
 
     def matches_text(self, concept: Concept) -> bool:
         return self.matches_text_str(concept.all_text())
@@ -248,10 +300,13 @@ class Terminology:
 
     def screen(self, vs_ids: Iterable[str]) -> Screen:
         sets = [self[v] for v in vs_ids]
+        text_sets = tuple(vs for vs in sets if vs.text_patterns)
+        patterns = [p.lower() for vs in text_sets for p in vs.text_patterns]
         return Screen(
             codes=frozenset().union(*(vs.codes for vs in sets)),
             prefixes=tuple(p for vs in sets for p in vs.prefixes),
-            text_sets=tuple(vs for vs in sets if vs.text_patterns),
+            text_sets=text_sets,
+            any_text=_words(patterns, regex=True) if patterns else None,
         )
 
 
@@ -280,7 +335,7 @@ def load_terminology(cards_dir: Path) -> Terminology:
             raise ConfigError(f"{where}: unknown code system alias {alias!r}")
         return systems[alias]
 
-    value_sets: dict[str, ValueSet] = {}
+    specs: dict[str, dict[str, Any]] = {}
     for path in sorted((cards_dir / "valuesets").glob("*.yaml")):
         try:
             spec = ValueSetFile.model_validate(_read_yaml(path))
@@ -297,18 +352,32 @@ def load_terminology(cards_dir: Path) -> Terminology:
             )
         except re.error as exc:
             raise ConfigError(f"{path}: bad text pattern: {exc}") from exc
-        value_sets[path.stem] = ValueSet(
-            id=path.stem,
-            title=spec.title,
-            codes=frozenset((e.system, e.code) for e in usable),
-            prefixes=tuple(
+        specs[path.stem] = {
+            "title": spec.title,
+            "codes": frozenset((e.system, e.code) for e in usable),
+            "prefixes": tuple(
                 (uri(p.system, path), p.prefix) for p in spec.prefixes if p.level != "UNVERIFIED"
             ),
-            text_patterns=tuple(spec.text),
-            entries=entries,
-            _text_re=text_re,
-            _exclude_re=exclude_re,
-        )
+            "text_patterns": tuple(spec.text),
+            "entries": entries,
+            "_text_re": text_re,
+            "_exclude_re": exclude_re,
+        }
+    by_code: dict[tuple[str, str], set[str]] = {}
+    for vs_id, fields in specs.items():
+        for key in fields["codes"]:
+            by_code.setdefault(key, set()).add(vs_id)
+    index = CodeIndex(
+        by_code={k: frozenset(v) for k, v in by_code.items()},
+        prefixes=tuple(
+            (system, prefix, vs_id)
+            for vs_id, fields in specs.items()
+            for system, prefix in fields["prefixes"]
+        ),
+    )
+    value_sets = {
+        vs_id: ValueSet(id=vs_id, index=index, **fields) for vs_id, fields in specs.items()
+    }
     return Terminology(
         systems=systems,
         value_sets=value_sets,

@@ -103,7 +103,7 @@ class TestReadFields:
             ({"interpretation": {"text": "high"}}, "interpretation"),  # 0..*: an array
             ({"code": {"coding": [{"system": "http://loinc.org", "code": " 2160-0"}]}}, "code"),
             ({"note": [{"authorString": "lab"}]}, "note.0.text"),  # Annotation.text is 1..1
-            ({"valueString": "1.1 mg/dL"}, "(root)"),  # value[x] sent twice
+            ({"valueString": "1.1 mg/dL"}, "value[x]"),  # sent twice
             ({"id": "crea_1"}, "id"),
         ],
     )

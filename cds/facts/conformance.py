@@ -32,7 +32,6 @@ from pydantic import (
     Tag,
     TypeAdapter,
     ValidationError,
-    model_validator,
 )
 
 Mode = Literal["fields", "full"]
@@ -119,24 +118,12 @@ class Meta(_Element):
 
 
 class _Resource(_Element):
-    """The fields every reader reads, and the rule that a choice element carries one type."""
+    """The fields every reader reads."""
 
     id: Id | None = None
     meta: Meta | None = None
-    # Choice elements the reader of this type looks into: value[x] may be sent once only.
+    # Choice elements the reader of this type looks into: value[x] may carry one type only.
     choices: ClassVar[tuple[str, ...]] = ()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_type_per_choice(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for stem in cls.choices:
-                sent = [
-                    k for k in data if k.startswith(stem) and k[len(stem) : len(stem) + 1].isupper()
-                ]
-                if len(sent) > 1:
-                    raise ValueError(f"{stem}[x] is sent as {' and '.join(sorted(sent))}")
-        return data
 
 
 class _Valued(_Element):
@@ -317,25 +304,36 @@ class AllergyIntolerance(_Resource):
     code: CodeableConcept | None = None
 
 
+_MODELS: tuple[type[_Resource], ...] = (
+    Patient,
+    Specimen,
+    Condition,
+    Observation,
+    MedicationStatement,
+    MedicationRequest,
+    MedicationAdministration,
+    Procedure,
+    ServiceRequest,
+    Encounter,
+    AllergyIntolerance,
+    Medication,
+)
 # One validator per type the rules read, built once at import.
-_READ_MODELS: dict[str, TypeAdapter[Any]] = {
-    model.__name__: TypeAdapter(model)
-    for model in (
-        Patient,
-        Specimen,
-        Condition,
-        Observation,
-        MedicationStatement,
-        MedicationRequest,
-        MedicationAdministration,
-        Procedure,
-        ServiceRequest,
-        Encounter,
-        AllergyIntolerance,
-        Medication,
-    )
-}
+_READ_MODELS: dict[str, TypeAdapter[Any]] = {m.__name__: TypeAdapter(m) for m in _MODELS}
 READ_TYPES = frozenset(_READ_MODELS)
+
+
+def _choice_names(model: type[_Resource]) -> tuple[tuple[str, frozenset[str]], ...]:
+    """Each choice element's JSON names (valueQuantity, valueString, ...) as R4B lists them."""
+    fields = get_fhir_model_class(model.__name__).model_fields
+    names = {f.alias or n for n, f in fields.items()}  # JSON names; `_valueString` is not one
+    return tuple(
+        (stem, frozenset(n for n in names if n.startswith(stem) and n[len(stem) :][:1].isupper()))
+        for stem in model.choices
+    )
+
+
+_CHOICES = {m.__name__: _choice_names(m) for m in _MODELS if m.choices}
 
 
 def _first_error(exc: ValidationError) -> tuple[str, str]:
@@ -345,9 +343,13 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
 
 def check_read_fields(resource: Mapping[str, Any]) -> Verdict:
     """The fields the rules read, against FHIR R4; types the rules never read pass."""
-    adapter = _READ_MODELS.get(resource.get("resourceType", ""))
+    rtype = resource.get("resourceType", "")
+    adapter = _READ_MODELS.get(rtype)
     if adapter is None:
         return None
+    for stem, names in _CHOICES.get(rtype, ()):
+        if len(sent := resource.keys() & names) > 1:
+            return f"{stem}[x]", f"sent as {' and '.join(sorted(sent))}: one type only"
     try:
         adapter.validate_python(resource)
     except ValidationError as exc:

@@ -10,7 +10,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from cds.facts.fhir_json import as_text, concept, concepts
+from cds.facts.fhir_json import as_text, concept
 from cds.facts.records import medication_concept
 from cds.terminology import Terminology
 
@@ -77,11 +77,16 @@ SERVICE_SETS = (
 )
 
 
+_WITHDRAWN = frozenset({"entered-in-error", "refuted"})
+
+
 def entered_in_error(raw: Mapping[str, Any]) -> bool:
     if raw.get("status") == "entered-in-error":
         return True
-    vs = concept(raw.get("verificationStatus"))
-    return any(c.code in {"entered-in-error", "refuted"} for c in vs.codings)
+    status = raw.get("verificationStatus")
+    if not isinstance(status, dict) or not isinstance(codings := status.get("coding"), list):
+        return False
+    return any(isinstance(c, dict) and c.get("code") in _WITHDRAWN for c in codings)
 
 
 class Screening:
@@ -96,19 +101,20 @@ class Screening:
         if rtype in {"Patient", "Specimen"}:
             return True
         if rtype == "Condition":
-            return self.conditions.matches(concept(raw.get("code")))
+            return self.conditions.matches_json(raw.get("code"))
         if rtype == "Observation":
             if as_text(raw.get("status")) not in FINAL_OBSERVATION:
                 return False
-            return self.observations.matches(concept(raw.get("code")))
+            return self.observations.matches_json(raw.get("code"))
         if rtype in MEDICATION_TYPES:
             return bool(
                 self.t.medications.match(medication_concept(raw, medications), self.t.rxnorm)
             )
         if rtype in {"Procedure", "ServiceRequest", "Encounter"}:
-            codes = [concept(raw.get("code"))] if rtype != "Encounter" else []
-            codes += list(concepts(raw.get("type"))) + list(concepts(raw.get("serviceType")))
-            return any(self.services.matches(c) for c in codes)
+            codes = [raw.get("code")] if rtype != "Encounter" else []
+            types = raw.get("type")
+            codes += (types if isinstance(types, list) else [types]) + [raw.get("serviceType")]
+            return any(self.services.matches_json(c) for c in codes)
         if rtype == "AllergyIntolerance":
             return bool(self.t.medications.match(concept(raw.get("code")), self.t.rxnorm))
         return False
