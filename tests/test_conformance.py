@@ -32,10 +32,13 @@ CREATININE = {
 }
 
 
+_DROP = object()
+
+
 def _with(**changes: Any) -> dict[str, Any]:
     r = copy.deepcopy(CREATININE)
     for k, v in changes.items():
-        if v is None:
+        if v is _DROP:
             r.pop(k, None)
         else:
             r[k] = v
@@ -93,8 +96,8 @@ class TestReadFields:
     @pytest.mark.parametrize(
         ("changes", "where"),
         [
-            ({"status": None}, "status"),  # required
-            ({"code": None}, "code"),
+            ({"status": _DROP}, "status"),  # required
+            ({"code": _DROP}, "code"),
             ({"effectiveDateTime": "2026-02-30"}, "effectiveDateTime"),  # not a real date
             ({"effectiveDateTime": "2026-11-01T09:30:00"}, "effectiveDateTime"),  # no zone
             ({"effectiveDateTime": "01/11/2026"}, "effectiveDateTime"),
@@ -105,6 +108,7 @@ class TestReadFields:
             ({"note": [{"authorString": "lab"}]}, "note.0.text"),  # Annotation.text is 1..1
             ({"valueString": "1.1 mg/dL"}, "value[x]"),  # sent twice
             ({"id": "crea_1"}, "id"),
+            ({"effectiveDateTime": None}, "effectiveDateTime"),  # JSON null: FHIR forbids it
         ],
     )
     def test_excluded(self, changes: dict[str, Any], where: str) -> None:

@@ -29,15 +29,15 @@ from cds.settings import REPO_CARDS  # noqa: E402
 from fixtures.build_scenarios import PERT, TRAS, XGEVA, Patient  # noqa: E402
 
 
-def record(relevant_share: float) -> Patient:
-    """A 2,000-resource chart: conditions, observations, medications, procedures."""
+def record(relevant_share: float, size: int = 2000) -> Patient:
+    """A chart of `size` resources: conditions, observations, medications, procedures."""
     p = Patient("bench")
     p.breast_cancer(3000)
     p.bone_mets(900)
     p.her2(890, "pos")
     p.er(890, "neg")
     p.pr(890, "neg")
-    n_relevant = int(2000 * relevant_share)
+    n_relevant = int(size * relevant_share)
     i = 0
     while len(p.resources) < n_relevant:
         i += 1
@@ -56,7 +56,7 @@ def record(relevant_share: float) -> Patient:
         else:
             p.med("MedicationAdministration", XGEVA, status="completed", start=i % 800)
     i = 0
-    while len(p.resources) < 2000:
+    while len(p.resources) < size:
         i += 1
         if i % 3:
             p.obs("8867-4", i % 2000, valueQuantity={"value": 70 + i % 30, "unit": "/min"})

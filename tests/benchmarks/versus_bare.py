@@ -1,12 +1,14 @@
 """Benchmark (not a test): the service against a bare FastAPI endpoint, side by side on loopback.
 
-    .venv/bin/python tests/benchmarks/versus_bare.py [--calls 200]
+    python3 dev.py bench [--calls 200] [--seconds 10]
 
-Both run as uvicorn processes; one client sends the same request body to each in turn: the
-bare endpoint only JSON-parses it and returns three fixed cards. Every call gets new resource
-ids and a new hookInstance, so no cache can help. Prints p50/p90 and the ratio for a typical
-chart (~80 resources) and a 2,000-resource chart where 15% of the resources are read by the
-rules.
+Both run as uvicorn processes (one worker each, pinned to the first core; the client and the
+load generator on the second), the same request body going to each in turn: the bare endpoint
+only JSON-parses it and returns three fixed cards. Every call gets new resource ids and a new
+hookInstance, so no cache can help, except in the row that sends the same chart again. Prints
+one table (markdown, ready for the README): p50 and p90 with one client for a typical chart
+(~80 resources), a 200- and a 2,000-resource chart (15% of them read by the rules), requests
+per second with 50 clients (wrk where installed), and /health while the service is saturated.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.benchmarks.bench import record  # noqa: E402
+from tests.benchmarks.load import generator, requests_per_second  # noqa: E402
 from tests.servers import free_port, wait_for  # noqa: E402
 
 BARE = """
@@ -46,12 +51,6 @@ async def health() -> dict[str, str]:
 """
 
 
-def _start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
-    wait_for(f"http://127.0.0.1:{port}/health", proc, " ".join(args[1:3]))
-    return proc
-
-
 def _chart(n_extra: int) -> dict[str, Any]:
     path = ROOT / "fixtures/mbc-bone-patient-view/her2-positive-first-line/request.json"
     body: dict[str, Any] = json.loads(path.read_text())
@@ -65,30 +64,38 @@ def _chart(n_extra: int) -> dict[str, Any]:
     return body
 
 
-def _big() -> dict[str, Any]:
+def _sized(size: int) -> dict[str, Any]:
     body = _chart(0)
-    p = record(0.15)
+    p = record(0.15, size)
     entries = [{"resource": r} for r in p.resources]
-    body["prefetch"]["conditions"]["entry"] = entries  # all 2,000 in one key: the service sorts
+    body["prefetch"]["conditions"]["entry"] = entries  # all in one key: the service sorts
     return body
 
 
+def _big() -> dict[str, Any]:
+    return _sized(2000)
+
+
 def _fresh(body: dict[str, Any]) -> bytes:
-    """New ids and hookInstance: nothing can be answered from a cache."""
-    text = json.dumps(body)
+    """New resource ids (the patient's kept) and hookInstance: no cache can answer."""
+    data = json.loads(json.dumps(body))
     tag = uuid.uuid4().hex[:8]
-    text = text.replace('"id": "obs-', f'"id": "obs-{tag}-').replace(
-        '"id": "extra-', f'"id": "x{tag}-'
-    )
-    data = json.loads(text)
+    for value in data["prefetch"].values():
+        for entry in (value or {}).get("entry", ()):
+            resource = entry["resource"]
+            if resource["resourceType"] != "Patient" and "id" in resource:
+                resource["id"] = f"{resource['id'][:40]}-{tag}"
     data["hookInstance"] = str(uuid.uuid4())
     return json.dumps(data).encode()
 
 
-def _measure(client: httpx.Client, url: str, body: dict[str, Any], calls: int) -> list[float]:
+def _measure(
+    client: httpx.Client, url: str, body: dict[str, Any], calls: int, *, fresh: bool = True
+) -> list[float]:
     out = []
+    same = _fresh(body)
     for _ in range(calls):
-        payload = _fresh(body)
+        payload = _fresh(body) if fresh else same
         start = time.perf_counter()
         r = client.post(url, content=payload, headers={"content-type": "application/json"})
         out.append((time.perf_counter() - start) * 1000)
@@ -96,16 +103,85 @@ def _measure(client: httpx.Client, url: str, body: dict[str, Any], calls: int) -
     return out
 
 
+def _pin(cpu: int) -> Callable[[], None]:
+    """Pin a process to one core (where the OS allows it and there are two to share)."""
+
+    def pin() -> None:
+        if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
+            os.sched_setaffinity(0, {cpu})
+
+    return pin
+
+
+def _start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(  # noqa: S603
+        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_pin(0)
+    )
+    wait_for(f"http://127.0.0.1:{port}/health", proc, " ".join(args[1:3]))
+    return proc
+
+
+def _p(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[str] = [
+            "| measure | bare FastAPI | service | service p90 | ratio |",
+            "|---|---|---|---|---|",
+        ]
+
+    def latency(self, name: str, bare: list[float], service: list[float]) -> float:
+        b, s = statistics.median(bare), statistics.median(service)
+        self.rows.append(
+            f"| {name}, p50 | {b:.2f} ms | {s:.2f} ms | {_p(service, 90):.2f} ms | {s / b:.1f}x |"
+        )
+        print(self.rows[-1], flush=True)
+        return s
+
+    def line(self, text: str) -> None:
+        self.rows.append(text)
+        print(text, flush=True)
+
+
+def _saturated_health(
+    service_url: str, health_url: str, bodies: list[bytes], folder: Path, seconds: float
+) -> tuple[float, list[float]]:
+    """Throughput at 50 clients while /health is asked every 20 ms from another connection."""
+    probes: list[float] = []
+    done = threading.Event()
+
+    def probe() -> None:
+        with httpx.Client(timeout=30) as c:
+            time.sleep(1.5)  # past the load generator's warm-up
+            while not done.is_set():
+                start = time.perf_counter()
+                c.get(health_url)
+                probes.append((time.perf_counter() - start) * 1000)
+                time.sleep(0.02)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        rps = requests_per_second(service_url, bodies, folder, seconds=seconds, clients=50)
+    finally:
+        done.set()
+        prober.join()
+    return rps, probes
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--calls", type=int, default=200)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--calls", type=int, default=200, help="calls per latency row (typical)")
+    ap.add_argument("--seconds", type=float, default=10, help="length of each throughput run")
     args = ap.parse_args()
+    _pin(1)()  # this process and the load generator it starts: the second core
     tmp = Path(tempfile.mkdtemp(prefix="cds-bench-"))
     (tmp / "bare.py").write_text(BARE)
     env = {
         **os.environ,
         "CDS_FEEDBACK_DB": str(tmp / "f.sqlite3"),
-        "CDS_LOG_LEVEL": "ERROR",
         "PYTHONPATH": str(tmp),
     }
     sp, bp = free_port(), free_port()
@@ -115,27 +191,55 @@ def main() -> None:
         env,
         bp,
     )
+    s_url = f"http://127.0.0.1:{sp}/cds-services/mbc-bone-patient-view"
+    b_url = f"http://127.0.0.1:{bp}/cds-services/x"
+    table = Table()
     try:
         with httpx.Client(timeout=60) as c:
-            print(f"{'request':<48} {'bare p50':>9} {'service p50':>12} {'p90':>8} {'ratio':>6}")
-            for name, body in (
-                ("typical chart (~80 resources)", _chart(60)),
-                ("2,000 resources, 15% read by the rules", _big()),
+            typical = _chart(60)
+            for fresh, name in (
+                (True, "~80-resource chart, new content"),
+                (False, "same chart again"),
             ):
-                calls = args.calls if "typical" in name else max(20, args.calls // 10)
-                _measure(c, f"http://127.0.0.1:{bp}/cds-services/x", body, 5)
-                _measure(c, f"http://127.0.0.1:{sp}/cds-services/mbc-bone-patient-view", body, 5)
-                b = _measure(c, f"http://127.0.0.1:{bp}/cds-services/x", body, calls)
-                s = _measure(
-                    c, f"http://127.0.0.1:{sp}/cds-services/mbc-bone-patient-view", body, calls
+                _measure(c, b_url, typical, 5, fresh=fresh)
+                _measure(c, s_url, typical, 5, fresh=fresh)
+                b = _measure(c, b_url, typical, args.calls, fresh=fresh)
+                table.latency(name, b, _measure(c, s_url, typical, args.calls, fresh=fresh))
+            sized = {}
+            for size in (200, 2000):
+                body = _sized(size)
+                calls = max(20, args.calls // (size // 100))
+                _measure(c, b_url, body, 3)
+                _measure(c, s_url, body, 3)
+                b = _measure(c, b_url, body, calls)
+                sized[size] = table.latency(
+                    f"{size:,}-resource chart (15% read), new content",
+                    b,
+                    _measure(c, s_url, body, calls),
                 )
-                bm, sm = statistics.median(b), statistics.median(s)
-                s90 = statistics.quantiles(s, n=10)[-1]
-                print(f"{name:<48} {bm:>7.2f}ms {sm:>10.2f}ms {s90:>6.2f}ms {sm / bm:>5.1f}x")
+        bodies = [_fresh(typical) for _ in range(500)]
+        bare_rps = requests_per_second(b_url, bodies, tmp / "b", seconds=args.seconds, clients=50)
+        rps, probes = _saturated_health(
+            s_url, f"http://127.0.0.1:{sp}/health", bodies, tmp / "s", args.seconds
+        )
+        table.line(
+            f"| ~80-resource chart, 50 clients, requests/s | {bare_rps:.0f} | {rps:.0f} | "
+            f"| {rps / bare_rps:.2f} |"
+        )
+        table.line(
+            f"| /health while the service is saturated | | p50 {statistics.median(probes):.2f} ms"
+            f" | p99 {_p(probes, 99):.2f} ms | |"
+        )
     finally:
         service.terminate()
         bare.terminate()
-    print(f"(loopback, one client, {os.cpu_count()} cores, Python {sys.version.split()[0]})")
+    print()
+    print("\n".join(table.rows))
+    print(
+        f"\n2,000 against 200 resources: {sized[2000] / sized[200]:.1f}x. {os.cpu_count()} cores, "
+        f"Python {sys.version.split()[0]}, load from {generator()}, one uvicorn worker each "
+        "(pinned to core 0; client and load generator on core 1)."
+    )
 
 
 if __name__ == "__main__":
