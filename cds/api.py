@@ -31,7 +31,7 @@ from cds.prefetch import FetchLimits, OutboundGate, resolve
 from cds.services import Knowledge, Service
 from cds.settings import Settings
 from cds.snooze import patient_key
-from cds.store import Store
+from cds.store import Snooze, Store
 
 log = logging.getLogger("cds.calls")
 router = APIRouter()
@@ -221,14 +221,18 @@ async def call_service(
     )
     timings.mark("prefetch")
     key = patient_key(settings.patient_key_secret.get_secret_value(), str(context["patientId"]))
-    # Snoozes, facts, rules, cards and the issued-card record: blocking and CPU work, in one
-    # worker thread hop, so the event loop keeps serving /health, other calls' FHIR fetches and
-    # I/O while a chart is evaluated.
+    # Facts, rules and cards are CPU work: in a worker thread (one evaluation at a time per
+    # process), so the event loop keeps serving /health, other calls' FHIR fetches and I/O. The
+    # SQLite store's snoozes and issued-card record go in the same hop (microseconds); a
+    # PostgreSQL store is waited for outside the evaluation slot.
+    local = store if settings.snooze_days and store.backend == "sqlite" else None
+    remote = store if settings.snooze_days and local is None else None
+    snoozes = await anyio.to_thread.run_sync(remote.snoozes, key) if remote else {}
     result = await anyio.to_thread.run_sync(
         functools.partial(
             _evaluate,
             k,
-            store if settings.snooze_days else None,
+            local,
             service,
             hook_request,
             context,
@@ -236,9 +240,12 @@ async def call_service(
             as_of=as_of,
             timings=timings,
             patient_key=key,
+            snoozes=snoozes,
         ),
         limiter=request.state.evaluations,
     )
+    if remote is not None and result.issued:
+        await anyio.to_thread.run_sync(remote.record_issued, result.issued)
     response = FastJSONResponse(result.response.wire())
     timings.mark("serialize")
     log.info(
@@ -272,9 +279,12 @@ def _evaluate(
     as_of: date,
     timings: Timings,
     patient_key: str,
+    snoozes: Mapping[str, Snooze],
 ) -> Outcome:
-    """One call's work off the event loop; `store` is None when snoozing is off."""
-    snoozes = store.snoozes(patient_key) if store is not None else {}
+    """One call's work off the event loop; `store` (a local one) reads this patient's snoozes
+    and records the cards issued, else `snoozes` are given."""
+    if store is not None:
+        snoozes = store.snoozes(patient_key)
     result = evaluate_call(
         k,
         service,

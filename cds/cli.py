@@ -43,7 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from cds.app import create_app
     from cds.logs import configure
-    from cds.server import serve_workers, server_options
+    from cds.server import serve_workers, server_options, tune_for_serving
 
     settings = _settings()
     configure(settings.log_level)
@@ -80,6 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         serve_workers(args.host, args.port, args.workers, options)
     else:
+        tune_for_serving()
         uvicorn.run(app, host=args.host, port=args.port, **options)
     return 0
 

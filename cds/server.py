@@ -1,4 +1,5 @@
-"""The HTTP server's protocol: uvicorn's h11 protocol with a deadline for request headers.
+"""Serving: uvicorn's h11 protocol with a deadline for request headers, the workers, and the
+process settings a server runs with.
 
 uvicorn limits idle keep-alive time but not how long a client may take to send its request
 headers, so sockets that trickle partial headers (slowloris) are held as long as they like.
@@ -9,7 +10,9 @@ of connecting or of finishing its previous response, or it is closed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
+import sys
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -57,6 +60,23 @@ class HeaderTimeoutH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+
+def tune_for_serving() -> None:
+    """Process-wide settings for a serving process, once its app is built (never in tests).
+
+    * gc.freeze(): what start-up loaded (knowledge, the pydantic and fhir.resources schemas:
+      ~95,000 objects) leaves the collector's view. A full collection over it takes ~50 ms and,
+      under load, stalled every call and /health for as long (p99 of /health ~80 ms).
+    * A call allocates thousands of short-lived dicts and lists: young collections every
+      10,000 allocations instead of 700 (measured: ~15% more calls per second).
+    * A 2 ms switch interval (default 5): the event loop gets the GIL back from an evaluation
+      thread sooner, so /health and other calls' I/O keep flowing.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+    sys.setswitchinterval(0.002)
 
 
 def server_options(access_log: bool, max_connections: int) -> dict[str, Any]:

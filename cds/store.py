@@ -110,6 +110,9 @@ class Snooze:
 
 
 class Store(Protocol):
+    # "sqlite": a local file, a call takes microseconds; "postgresql": a database over the network.
+    backend: str
+
     def add(self, service_id: str, items: Iterable[schemas.FeedbackItem]) -> int:
         """Store feedback (durable before it returns) and snooze what it overrode or accepted;
         returns how many items were new."""
