@@ -55,6 +55,10 @@ class Outbound(BaseModel):
     def wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 
+    def wire_json(self) -> bytes:
+        """`wire()` as JSON bytes, serialized in one pass by pydantic-core (no dict between)."""
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
+
 
 # --- requests ----------------------------------------------------------------------------------
 
