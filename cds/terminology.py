@@ -287,6 +287,7 @@ class Terminology:
     systems: Mapping[str, str]
     value_sets: Mapping[str, ValueSet]
     medications: MedicationTable
+    codes: CodeIndex  # (system, code) → value sets, shared by every ValueSet above
 
     def __getitem__(self, vs_id: str) -> ValueSet:
         try:
@@ -382,6 +383,7 @@ def load_terminology(cards_dir: Path) -> Terminology:
         systems=systems,
         value_sets=value_sets,
         medications=_load_medications(cards_dir / "medications.yaml"),
+        codes=index,
     )
 
 

@@ -155,13 +155,13 @@ def impossible_values(records: Records, t: Terminology) -> tuple[Excluded, ...]:
     out = []
     for vs_id, name in _POSSIBLE.items():
         vs = t[vs_id]
-        for o in records.observations:
+        for o in records.observations_in(vs):
             q = o.value.quantity
-            if q is not None and q.value <= 0 and vs.matches(o.code):
+            if q is not None and q.value <= 0:
                 out.append(Excluded("Observation", "valueQuantity.value", f"{name} {q.value:g}"))
-    for o in records.observations:
+    for o in records.observations_in(t["lvef"]):
         q = o.value.quantity
-        if q is not None and not 0 < q.value <= 100 and t["lvef"].matches(o.code):
+        if q is not None and not 0 < q.value <= 100:
             out.append(Excluded("Observation", "valueQuantity.value", f"LVEF {q.value:g}%"))
     return tuple(out)
 
@@ -174,11 +174,10 @@ def _series(
 ) -> list[tuple[ObservationRecord, float]]:
     vs = t[vs_id]
     out = []
-    for o in records.observations:
-        if vs.matches(o.code):
-            v = convert(o)
-            if v is not None:
-                out.append((o, float(v)))
+    for o in records.observations_in(vs):
+        v = convert(o)
+        if v is not None:
+            out.append((o, float(v)))
     out.sort(key=lambda p: p[0].effective or date.min)
     return out
 

@@ -282,16 +282,16 @@ def extract_receptors(
             return records.specimen_dates[obs.specimen]
         return obs.effective
 
-    sets = {k: t[k] for k in MARKER_SETS}
     her2_events: dict[str, _Event] = {}
     marker_events: dict[str, list[MarkerResult]] = defaultdict(list)
     serum = False
     for obs in records.observations:
-        w = when(obs)
-        ref = f"Observation/{obs.id}"
-        kind = next((k for k, vs in sets.items() if vs.matches_code(obs.code)), None)
+        in_sets = t.codes.sets_of(obs.code)
+        kind = next((k for k in MARKER_SETS if k in in_sets), None)  # coded membership only
         if kind is None:
             continue
+        w = when(obs)
+        ref = f"Observation/{obs.id}"
         if kind == "her2-serum":
             serum = True
             continue

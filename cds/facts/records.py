@@ -23,7 +23,7 @@ from cds.facts.fhir_json import (
     json_object,
     reference_of,
 )
-from cds.terminology import Coding, Concept
+from cds.terminology import Coding, Concept, ValueSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,22 @@ class Value:
         return tuple(out)
 
 
+_NO_VALUE = Value()
+_VALUE_KEYS = frozenset(
+    {
+        "valueQuantity",
+        "valueRatio",
+        "valueInteger",
+        "valueString",
+        "valueBoolean",
+        "valueCodeableConcept",
+    }
+)
+
+
 def _value(raw: Mapping[str, Any]) -> Value:
+    if _VALUE_KEYS.isdisjoint(raw):
+        return _NO_VALUE  # most components and many observations: nothing to build
     q = raw.get("valueQuantity")
     quantity = None
     if isinstance(q, dict) and (v := as_number(q.get("value"))) is not None:
@@ -193,6 +208,17 @@ class Records:
     excluded: tuple[Excluded, ...] = ()
     # Which kinds of data arrived at all: absent data is unknown, never negative.
     received: frozenset[str] = frozenset()
+    # Observations by value set, worked out once a call: several facts read the same labs.
+    _in_set: dict[str, tuple[ObservationRecord, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def observations_in(self, vs: ValueSet) -> tuple[ObservationRecord, ...]:
+        """The observations whose code is in the value set (codes, then its text patterns)."""
+        found = self._in_set.get(vs.id)
+        if found is None:
+            found = self._in_set[vs.id] = tuple(o for o in self.observations if vs.matches(o.code))
+        return found
 
 
 def medication_concept(
@@ -290,31 +316,38 @@ def condition_record(rid: str, raw: Mapping[str, Any]) -> ConditionRecord:
 
 
 def observation_record(rid: str, raw: Mapping[str, Any]) -> ObservationRecord:
-    effective = choice_period(raw, "effective")[0] or fhir_date(raw.get("effectiveInstant"))
-    effective = effective or fhir_date(raw.get("issued"))
+    effective = fhir_date(raw["effectiveDateTime"]) if "effectiveDateTime" in raw else None
+    if effective is None:
+        effective = choice_period(raw, "effective")[0] or fhir_date(raw.get("effectiveInstant"))
+        effective = effective or fhir_date(raw.get("issued"))
     low = high = None
     for rr in json_list(raw.get("referenceRange")):
         if isinstance(rr, dict):
             low = as_number((rr.get("low") or {}).get("value"))
             high = as_number((rr.get("high") or {}).get("value"))
             break
+    # Components, notes and interpretations are rare: the common case builds no empty tuples.
+    components = raw.get("component")
+    notes = raw.get("note")
     return ObservationRecord(
-        id=rid,
-        code=concept(raw.get("code")),
-        effective=effective,
-        value=_value(raw),
-        interpretation=concepts(raw.get("interpretation")),
-        components=tuple(
+        rid,
+        concept(raw.get("code")),
+        effective,
+        _value(raw),
+        concepts(raw["interpretation"]) if "interpretation" in raw else (),
+        tuple(
             Component(code=concept(c.get("code")), value=_value(c))
-            for c in json_list(raw.get("component"))
+            for c in json_list(components)
             if isinstance(c, dict)
-        ),
-        notes=tuple(
-            n["text"] for n in json_list(raw.get("note")) if isinstance(n, dict) and "text" in n
-        ),
-        specimen=reference_of(raw.get("specimen")),
-        ref_low=low,
-        ref_high=high,
+        )
+        if components
+        else (),
+        tuple(n["text"] for n in json_list(notes) if isinstance(n, dict) and "text" in n)
+        if notes
+        else (),
+        reference_of(raw.get("specimen")),
+        low,
+        high,
     )
 
 
