@@ -71,6 +71,8 @@ class CodeIndex:
 
     by_code: Mapping[tuple[str, str], frozenset[str]]
     prefixes: tuple[tuple[str, str, str], ...]  # (system, prefix, value set id)
+    # Every value set's text patterns in one: a text none of them finds is in no set by text.
+    any_text: re.Pattern[str] | None = None
 
     def sets_of(self, concept: Concept) -> frozenset[str]:
         """The value sets any of the concept's codes belongs to (worked out once a concept)."""
@@ -84,6 +86,17 @@ class CodeIndex:
                         ids.add(vs_id)
             found = concept._memo[self] = frozenset(ids)
         return found
+
+    def text_may_match(self, concept: Concept) -> bool:
+        """Whether any set's text patterns could match the concept (worked out once)."""
+        key = (self, _ALL_TEXT)
+        hit = concept._memo.get(key)
+        if hit is None:
+            text = concept.all_text()
+            hit = concept._memo[key] = bool(
+                text and self.any_text is not None and self.any_text.search(text)
+            )
+        return bool(hit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +202,8 @@ class ValueSet:
         return self.id in self.index.sets_of(concept)
 
     def matches_text(self, concept: Concept) -> bool:
+        if self._text_re is None or not self.index.text_may_match(concept):
+            return False
         return self.matches_text_str(concept.all_text())
 
     def matches_text_str(self, text: str) -> bool:
@@ -369,7 +384,9 @@ def load_terminology(cards_dir: Path) -> Terminology:
     for vs_id, fields in specs.items():
         for key in fields["codes"]:
             by_code.setdefault(key, set()).add(vs_id)
+    patterns = [p.lower() for fields in specs.values() for p in fields["text_patterns"]]
     index = CodeIndex(
+        any_text=_words(patterns, regex=True) if patterns else None,
         by_code={k: frozenset(v) for k, v in by_code.items()},
         prefixes=tuple(
             (system, prefix, vs_id)
