@@ -41,25 +41,26 @@ _PARSE_ON_LOOP_BYTES = 256 * 1024
 
 
 # Lifespan state (cds.app.State) is untyped on the request; these accessors give it its types.
-# All async: FastAPI runs a plain `def` dependency in the thread pool, one hop each, and /health
-# would wait for a free thread behind the evaluations.
-async def _settings(request: Request) -> Settings:
+# Routes call them directly rather than as dependencies: FastAPI resolves each dependency on
+# every call, and runs a plain `def` one in the thread pool (where /health would queue behind
+# the evaluations).
+def _settings(request: Request) -> Settings:
     return cast(Settings, request.state.settings)
 
 
-async def _knowledge(request: Request) -> Knowledge:
+def _knowledge(request: Request) -> Knowledge:
     return cast(Knowledge, request.state.knowledge)
 
 
-async def _http(request: Request) -> httpx.AsyncClient:
+def _http(request: Request) -> httpx.AsyncClient:
     return cast(httpx.AsyncClient, request.state.http)
 
 
-async def _gate(request: Request) -> OutboundGate:
+def _gate(request: Request) -> OutboundGate:
     return cast(OutboundGate, request.state.gate)
 
 
-async def _store(request: Request) -> Store:
+def _store(request: Request) -> Store:
     return cast(Store, request.state.store)
 
 
@@ -83,11 +84,6 @@ async def require_client(request: Request) -> ClientIdentity | None:
     return await verifier.verify(request.headers.get("authorization"), url)
 
 
-SettingsDep = Annotated[Settings, Depends(_settings)]
-KnowledgeDep = Annotated[Knowledge, Depends(_knowledge)]
-HttpDep = Annotated[httpx.AsyncClient, Depends(_http)]
-GateDep = Annotated[OutboundGate, Depends(_gate)]
-StoreDep = Annotated[Store, Depends(_store)]
 ClientDep = Annotated[ClientIdentity | None, Depends(require_client)]
 TodayDep = Annotated[date, Depends(today)]
 
@@ -140,7 +136,8 @@ def _service(k: Knowledge, service_id: str) -> Service:
 
 
 @router.get("/cds-services", response_model=None)
-async def discovery(k: KnowledgeDep, client: ClientDep) -> JSONResponse:
+async def discovery(request: Request, client: ClientDep) -> JSONResponse:
+    k = _knowledge(request)
     body = schemas.Discovery(services=[s.describe() for s in k.services.values()])
     return JSONResponse(body.wire())
 
@@ -149,10 +146,8 @@ async def discovery(k: KnowledgeDep, client: ClientDep) -> JSONResponse:
 async def call_service(
     service_id: str, request: Request, client: ClientDep, as_of: TodayDep
 ) -> Response:
-    # The hot path reads the lifespan state directly: each FastAPI dependency costs its
-    # resolution on every call, and these five are plain attribute reads.
-    k, settings = await _knowledge(request), await _settings(request)
-    http, gate, store = await _http(request), await _gate(request), await _store(request)
+    k, settings = _knowledge(request), _settings(request)
+    http, gate, store = _http(request), _gate(request), _store(request)
     timings = Timings()
     service = _service(k, service_id)
     body = await _json_body(request, settings)
@@ -291,14 +286,8 @@ def _evaluate(
 
 
 @router.post("/cds-services/{service_id}/feedback", response_model=None)
-async def feedback(
-    service_id: str,
-    request: Request,
-    k: KnowledgeDep,
-    settings: SettingsDep,
-    store: StoreDep,
-    client: ClientDep,
-) -> JSONResponse:
+async def feedback(service_id: str, request: Request, client: ClientDep) -> JSONResponse:
+    k, settings, store = _knowledge(request), _settings(request), _store(request)
     _service(k, service_id)
     body = await _json_body(request, settings)
     parsed: schemas.FeedbackRequest = _parse(schemas.FeedbackRequest, body)
@@ -319,5 +308,6 @@ async def feedback(
 
 
 @router.get("/health", response_model=None)
-async def health(k: KnowledgeDep) -> JSONResponse:
+async def health(request: Request) -> JSONResponse:
+    k = _knowledge(request)
     return JSONResponse({"status": "ok", "services": len(k.services), "rules": len(k.rules)})

@@ -192,3 +192,39 @@ def test_reading_never_modifies_the_resource(t: Terminology) -> None:
     read_records([resource], t)
     check_read_fields(resource)
     assert json.dumps(resource, sort_keys=True) == before
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026",
+        "2026-11",
+        "2026-11-01",
+        "2026-11-01T09:30:00Z",
+        "2026-11-01T09:30:00.123+01:00",
+        "2016-12-31T23:59:60Z",
+        "2026-11-01T09:30:00+14:00",
+        "2026-11-01T09:30:00+14:30",
+        "2026-13",
+        "2026-11-1",
+        "2026-11-01T25:00:00Z",
+        "2026-11-01T09:30:00",
+        "2026-11-01T09:30Z",
+        "0000",
+        "26-11-01",
+    ],
+)
+def test_date_formats_are_fhir_cores(value: str) -> None:
+    """Our anchored date, dateTime and instant expressions accept what fhir_core's do."""
+    import re
+
+    from fhir_core import types
+
+    from cds.facts.conformance import DATE_RE, DATETIME_RE, INSTANT_RE
+
+    for ours, theirs in (
+        (DATE_RE, types.Date.pattern),
+        (DATETIME_RE, types.DateTime.pattern),
+        (INSTANT_RE, types.Instant.pattern),
+    ):
+        assert bool(re.match(ours, value)) == bool(theirs.fullmatch(value)), (ours, value)

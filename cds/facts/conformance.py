@@ -4,8 +4,8 @@ or the whole resource against the `fhir.resources` R4B model (`CDS_VALIDATION=fu
 Full R4B validation costs 100-400 µs a resource and judges fields no rule reads: a chart with a
 bad narrative or an odd extension would lose a clinically valid resource for nothing. The narrow
 models below hold only what `cds.facts.records` reads, with FHIR's cardinalities (an array is an
-array), its primitive formats (the regular expressions of the R4 specification, the same ones
-`fhir_core` uses; dates must be real dates), and the required elements among them (status,
+array), its primitive formats (the regular expressions of the R4 specification, as `fhir_core`
+has them; dates must be real dates), and the required elements among them (status,
 intent, code) - so a resource that is wrong where the rules look is still excluded and reported,
 and costs a few microseconds. They are TypedDicts, not models: validation builds nothing but
 plain dicts of the fields sent (three times faster than models that fill every absent field).
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Required
 
+import orjson
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import (
     AfterValidator,
@@ -44,10 +44,11 @@ Verdict = tuple[str, str] | None  # None when fit, else (JSON location, reason) 
 _YEAR = r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
 _TIME = r"([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?"
 _ZONE = r"(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
-_MONTH_DAY = r"-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])"
-DATE_RE = rf"^{_YEAR}(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?$"
-DATETIME_RE = rf"^{_YEAR}({_MONTH_DAY}(T{_TIME}{_ZONE})?)?)?$"
-INSTANT_RE = rf"^{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T{_TIME}{_ZONE}$"
+_MONTH = r"(0[1-9]|1[0-2])"
+_DAY = r"(0[1-9]|[1-2][0-9]|3[0-1])"
+DATE_RE = rf"^{_YEAR}(-{_MONTH}(-{_DAY})?)?$"
+DATETIME_RE = rf"^{_YEAR}(-{_MONTH}(-{_DAY}(T{_TIME}{_ZONE})?)?)?$"
+INSTANT_RE = rf"^{_YEAR}-{_MONTH}-{_DAY}T{_TIME}{_ZONE}$"
 
 
 def _real_date(value: str) -> str:
@@ -439,8 +440,8 @@ class Checker:
 
     @staticmethod
     def key(resource: Mapping[str, Any]) -> bytes:
-        canonical = json.dumps(resource, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
+        canonical = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+        return hashlib.blake2b(canonical, digest_size=16).digest()
 
     def verdict(self, resource: Mapping[str, Any]) -> Verdict:
         if self.mode == "fields":
