@@ -52,7 +52,7 @@ def test_tune_for_serving_freezes_start_up_and_shortens_the_switch_interval() ->
         tune_for_serving()
         assert gc.get_freeze_count() > 0
         assert gc.get_threshold()[0] == 10_000
-        assert sys.getswitchinterval() == pytest.approx(0.002)
+        assert sys.getswitchinterval() == pytest.approx(0.001)
     finally:
         gc.unfreeze()
         gc.set_threshold(*before[0])
