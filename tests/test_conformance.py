@@ -228,3 +228,34 @@ def test_date_formats_are_fhir_cores(value: str) -> None:
         (INSTANT_RE, types.Instant.pattern),
     ):
         assert bool(re.match(ours, value)) == bool(theirs.fullmatch(value)), (ours, value)
+
+
+def test_a_dose_is_read_only_from_the_elements_its_resource_type_has() -> None:
+    """MedicationAdministration.dosage.dose is a dose; a `dose` inside a request's dosage is not
+    FHIR R4 (the read-field check does not judge it), so it is never read as one."""
+    from cds.facts.records import medication_record
+
+    quantity = {"value": 4, "unit": "mg", "code": "mg"}
+    given = medication_record(
+        "a",
+        {
+            "resourceType": "MedicationAdministration",
+            "status": "completed",
+            "dosage": {"dose": quantity, "text": "4 mg IV"},
+        },
+        {},
+    )
+    assert given.doses[0].quantity is not None
+    assert given.doses[0].quantity.value == 4
+    ordered = medication_record(
+        "r",
+        {
+            "resourceType": "MedicationRequest",
+            "status": "active",
+            "intent": "order",
+            "dosageInstruction": [{"dose": quantity, "text": "as directed"}],
+        },
+        {},
+    )
+    assert ordered.doses[0].quantity is None
+    assert ordered.doses[0].text == "as directed"

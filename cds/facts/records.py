@@ -252,17 +252,23 @@ def medication_concept(
 _WEEKS = {"d": 1 / 7, "wk": 1.0, "mo": 52 / 12, "a": 52.0, "h": 1 / 168}
 
 
-def _dose(raw: object) -> Dose:
+def _dose(raw: object, *, administration: bool = False) -> Dose:
+    """A Dosage (request, statement) or a MedicationAdministration.dosage (`administration`):
+    each is read by its own elements only, the ones the read-field check judged."""
     if not isinstance(raw, dict):
         return Dose()
+    text = raw.get("text")
+    if administration:  # text and dose: a given dose has no timing
+        q = raw.get("dose")
+        quantity = None
+        if isinstance(q, dict) and (v := as_number(q.get("value"))) is not None:
+            quantity = Quantity(value=v, unit=as_text(q.get("unit")), code=as_text(q.get("code")))
+        return Dose(text=text if isinstance(text, str) else None, quantity=quantity)
     quantity = None
     for dr in json_list(raw.get("doseAndRate")):
         q = dr.get("doseQuantity") if isinstance(dr, dict) else None
         if isinstance(q, dict) and (v := as_number(q.get("value"))) is not None:
             quantity = Quantity(value=v, unit=as_text(q.get("unit")), code=as_text(q.get("code")))
-    q = raw.get("dose")  # MedicationAdministration.dosage.dose
-    if quantity is None and isinstance(q, dict) and (v := as_number(q.get("value"))) is not None:
-        quantity = Quantity(value=v, unit=as_text(q.get("unit")), code=as_text(q.get("code")))
     every = duration = None
     duration_unit = None
     rep = (raw.get("timing") or {}).get("repeat") if isinstance(raw.get("timing"), dict) else None
@@ -272,7 +278,6 @@ def _dose(raw: object) -> Dose:
         if period is not None and unit in _WEEKS:
             every = period * _WEEKS[unit] / freq
         duration, duration_unit = as_number(rep.get("duration")), as_text(rep.get("durationUnit"))
-    text = raw.get("text")
     return Dose(
         text=text if isinstance(text, str) else None,
         quantity=quantity,
@@ -376,7 +381,7 @@ def medication_record(
         doses = tuple(_dose(d) for d in json_list(raw.get("dosage")))
     else:
         start, end = choice_period(raw, "effective")
-        doses = (_dose(raw.get("dosage")),) if raw.get("dosage") else ()
+        doses = (_dose(raw.get("dosage"), administration=True),) if raw.get("dosage") else ()
     return MedicationRecord(
         id=rid,
         resource_type=rtype,
