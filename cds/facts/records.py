@@ -412,8 +412,11 @@ def activity_record(rid: str, raw: Mapping[str, Any]) -> ActivityRecord:
         when = fhir_date(period.get("start")) if isinstance(period, dict) else None
     else:
         code = concept(raw.get("code"))
-        when = choice_period(raw, "performed")[0] if rtype == "Procedure" else None
-        when = when or fhir_date(raw.get("authoredOn")) or choice_period(raw, "occurrence")[0]
+        # Each type's own date elements, the ones the read-field check judged.
+        if rtype == "Procedure":
+            when = choice_period(raw, "performed")[0]
+        else:
+            when = fhir_date(raw.get("authoredOn")) or choice_period(raw, "occurrence")[0]
     return ActivityRecord(
         id=rid, resource_type=rtype, status=as_text(raw.get("status")), code=code, when=when
     )
