@@ -69,13 +69,17 @@ _VALUE_KEYS = frozenset(
 )
 
 
+def _quantity(raw: object) -> Quantity | None:
+    """A Quantity as sent, or None when it has no numeric value."""
+    if isinstance(raw, dict) and (v := as_number(raw.get("value"))) is not None:
+        return Quantity(value=v, unit=as_text(raw.get("unit")), code=as_text(raw.get("code")))
+    return None
+
+
 def _value(raw: Mapping[str, Any]) -> Value:
     if _VALUE_KEYS.isdisjoint(raw):
         return _NO_VALUE  # most components and many observations: nothing to build
-    q = raw.get("valueQuantity")
-    quantity = None
-    if isinstance(q, dict) and (v := as_number(q.get("value"))) is not None:
-        quantity = Quantity(value=v, unit=as_text(q.get("unit")), code=as_text(q.get("code")))
+    quantity = _quantity(raw.get("valueQuantity"))
     ratio = None
     r = raw.get("valueRatio")
     if isinstance(r, dict):
@@ -259,16 +263,13 @@ def _dose(raw: object, *, administration: bool = False) -> Dose:
         return Dose()
     text = raw.get("text")
     if administration:  # text and dose: a given dose has no timing
-        q = raw.get("dose")
-        quantity = None
-        if isinstance(q, dict) and (v := as_number(q.get("value"))) is not None:
-            quantity = Quantity(value=v, unit=as_text(q.get("unit")), code=as_text(q.get("code")))
-        return Dose(text=text if isinstance(text, str) else None, quantity=quantity)
+        return Dose(
+            text=text if isinstance(text, str) else None, quantity=_quantity(raw.get("dose"))
+        )
     quantity = None
     for dr in json_list(raw.get("doseAndRate")):
-        q = dr.get("doseQuantity") if isinstance(dr, dict) else None
-        if isinstance(q, dict) and (v := as_number(q.get("value"))) is not None:
-            quantity = Quantity(value=v, unit=as_text(q.get("unit")), code=as_text(q.get("code")))
+        if isinstance(dr, dict) and (found := _quantity(dr.get("doseQuantity"))) is not None:
+            quantity = found  # the last readable one, as before
     every = duration = None
     duration_unit = None
     rep = (raw.get("timing") or {}).get("repeat") if isinstance(raw.get("timing"), dict) else None
