@@ -54,7 +54,9 @@ class Concept:
     codings: tuple[Coding, ...] = ()
     text: str | None = None
     # What matching worked out about this concept (its text, the value sets its codes are in):
-    # the facts test one concept against many sets. Concepts live for one call.
+    # the facts test one concept against many sets, and one concept read from JSON is shared by
+    # every resource (in any call) that sends the same CodeableConcept. Keyed by the CodeIndex
+    # object itself, never its id(): a memo can outlive one loaded knowledge.
     _memo: dict[object, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def all_text(self) -> str:

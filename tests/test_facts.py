@@ -1116,3 +1116,25 @@ def test_the_service_reuses_full_verdicts_across_calls(tmp_path: Path) -> None:
         client.post("/cds-services/mbc-bone-patient-view", json=request)
     assert knowledge.checker.mode == "full"
     assert knowledge.checker.hits > hits
+
+
+def test_one_concept_per_distinct_codeable_concept() -> None:
+    """Identical CodeableConcepts (a lab code in every chart) share one Concept, so matching
+    works each one out once; anything else is still read as sent, whatever its shape."""
+    from cds.facts.fhir_json import concept
+
+    loinc = {"coding": [{"system": "http://loinc.org", "code": "2160-0", "display": "Creatinine"}]}
+    first = concept(json.loads(json.dumps(loinc)))
+    assert concept(json.loads(json.dumps(loinc))) is first
+    assert first.codings[0].code == "2160-0"
+    other = concept({**loinc, "text": "Creatinine, serum"})
+    assert other is not first
+    assert other.text == "Creatinine, serum"
+    # Not JSON to orjson (an integer beyond 64 bits): built, not remembered.
+    odd = {"coding": [{"system": "s", "code": "c", "version": 2**70}]}
+    assert concept(odd).codings[0].code == "c"
+    assert concept(odd) is not concept(odd)
+    # Long free text is built each time, never kept.
+    long = {"text": "x" * 5000}
+    assert concept(long).text == "x" * 5000
+    assert concept(long) is not concept(long)

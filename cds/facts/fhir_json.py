@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
+import orjson
+
 from cds.terminology import Coding, Concept
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
@@ -30,10 +32,36 @@ def fhir_date(value: object) -> date | None:
         return None
 
 
+_CONCEPTS: dict[bytes, Concept] = {}
+_MAX_CONCEPTS = 4096  # distinct CodeableConcepts remembered (a few MB at most)
+_MAX_KEY = 1024  # longer ones (long free text) are built each time, never kept
+
+
 def concept(raw: object) -> Concept:
-    """A CodeableConcept from raw JSON, tolerant of wrong shapes (screening precedes validation)."""
+    """A CodeableConcept from raw JSON, tolerant of wrong shapes (screening precedes validation).
+
+    The same CodeableConcept comes back again and again (a creatinine is a creatinine in every
+    chart): one Concept per distinct JSON text, so what matching works out about it (its value
+    sets, its text) is worked out once, across calls. Concepts are immutable and what their
+    memo holds depends only on their content and the loaded knowledge.
+    """
     if not isinstance(raw, dict):
         return Concept()
+    try:
+        key = orjson.dumps(raw)
+    except TypeError:  # not JSON (an integer beyond 64 bits, a non-text key): build it
+        return _build_concept(raw)
+    found = _CONCEPTS.get(key)
+    if found is None:
+        found = _build_concept(raw)
+        if len(key) <= _MAX_KEY:
+            if len(_CONCEPTS) >= _MAX_CONCEPTS:
+                _CONCEPTS.clear()
+            _CONCEPTS[key] = found
+    return found
+
+
+def _build_concept(raw: dict[str, Any]) -> Concept:
     codings = []
     for c in json_list(raw.get("coding")):
         if isinstance(c, dict) and isinstance(c.get("code"), str):
