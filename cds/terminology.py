@@ -101,14 +101,14 @@ class CodeIndex:
         return bool(hit)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # identity: a concept's memo is keyed by it
 class Screen:
     """The union of several value sets, for a cheap first pass over raw resources.
 
     One set lookup per coding; prefixes and text patterns (each with its own exclusions) are
     only tried when no code matches, and the text sets one by one only when their union matches.
-    It reads a raw JSON CodeableConcept: most of a chart is screened out, and building a
-    Concept for each of those resources would cost more than the screening.
+    Most of a chart is screened out, and most of it repeats a few codes (vital signs, routine
+    labs): concepts read from the same JSON are one object, and each remembers its verdict.
     """
 
     codes: frozenset[tuple[str, str]]
@@ -117,36 +117,18 @@ class Screen:
     any_text: re.Pattern[str] | None
 
     def matches(self, concept: Concept) -> bool:
+        hit = concept._memo.get(self)
+        if hit is None:
+            hit = concept._memo[self] = self._matches(concept)
+        return bool(hit)
+
+    def _matches(self, concept: Concept) -> bool:
         for c in concept.codings:
             if (c.system, c.code) in self.codes:
                 return True
             if any(c.system == s and c.code.startswith(p) for s, p in self.prefixes):
                 return True
         return self._text_matches(concept.all_text())
-
-    def matches_json(self, raw: object) -> bool:
-        """`matches` for a CodeableConcept as sent (wrong shapes match nothing)."""
-        if not isinstance(raw, dict):
-            return False
-        codings = raw.get("coding")
-        displays: list[str] = []
-        if isinstance(codings, list):
-            for c in codings:
-                if not isinstance(c, dict) or not isinstance(code := c.get("code"), str):
-                    continue
-                system = c.get("system")
-                system = system if isinstance(system, str) else ""
-                if (system, code) in self.codes:
-                    return True
-                if any(system == s and code.startswith(p) for s, p in self.prefixes):
-                    return True
-                if isinstance(display := c.get("display"), str):
-                    displays.append(display)
-        if self.any_text is None:
-            return False
-        text = raw.get("text")
-        parts = [text] if isinstance(text, str) else []
-        return self._text_matches(" ".join(p for p in parts + displays if p).lower())
 
     def _text_matches(self, text: str) -> bool:
         if not text or self.any_text is None or not self.any_text.search(text):

@@ -101,11 +101,11 @@ class Screening:
         if rtype in {"Patient", "Specimen"}:
             return True
         if rtype == "Condition":
-            return self.conditions.matches_json(raw.get("code"))
+            return self.conditions.matches(concept(raw.get("code")))
         if rtype == "Observation":
             if as_text(raw.get("status")) not in FINAL_OBSERVATION:
                 return False
-            return self.observations.matches_json(raw.get("code"))
+            return self.observations.matches(concept(raw.get("code")))
         if rtype in MEDICATION_TYPES:
             return bool(
                 self.t.medications.match(medication_concept(raw, medications), self.t.rxnorm)
@@ -114,7 +114,7 @@ class Screening:
             codes = [raw.get("code")] if rtype != "Encounter" else []
             types = raw.get("type")
             codes += (types if isinstance(types, list) else [types]) + [raw.get("serviceType")]
-            return any(self.services.matches_json(c) for c in codes)
+            return any(self.services.matches(concept(c)) for c in codes)
         if rtype == "AllergyIntolerance":
             return bool(self.t.medications.match(concept(raw.get("code")), self.t.rxnorm))
         return False
