@@ -329,6 +329,13 @@ def _coding(c: Coding) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _CardParts:
+    source: schemas.Source
+    override_reasons: tuple[schemas.OverrideReason, ...]
+    links: tuple[schemas.Link, ...]
+
+
 class Renderer:
     def __init__(self, book: CardBook, rules: Mapping[str, Rule]) -> None:
         self.book = book
@@ -343,18 +350,25 @@ class Renderer:
                 "coding": [_coding(book.terminology[intent.valueset].coding(intent.code))]
             },
         }
+        # What a card or an order says whatever the patient: built (and validated) once, then
+        # shared by every response, which only ever reads them.
+        self._static = {rid: self._card_parts(spec) for rid, spec in book.cards.items()}
+        t = book.terminology
+        self._medication_concepts: dict[str, dict[str, Any]] = {}
+        for key, med in book.orders.medications.items():
+            concept: dict[str, Any] = {"text": med.name}
+            if med.rxnorm is not None:
+                concept["coding"] = [_coding(t.medications.rxnorm_coding(med.rxnorm, t.rxnorm))]
+            self._medication_concepts[key] = concept
+        self._service_codes: dict[str, dict[str, Any]] = {}
+        for key, svc in book.orders.services.items():
+            code: dict[str, Any] = {"text": svc.name}
+            if svc.valueset is not None and svc.code is not None:
+                code["coding"] = [_coding(t[svc.valueset].coding(svc.code))]
+            self._service_codes[key] = code
 
-    def render(self, decision: Decision, ctx: RenderContext) -> schemas.Card:
-        spec = self.book.cards[decision.rule]
-        variant = spec.variants[decision.variant]
-        card_id = uuid.uuid5(CARD_NAMESPACE, f"{ctx.hook_instance}|{decision.concern}")
-        bindings = {**self._params[decision.rule], **decision.bindings}
-        suggestions = [self._suggestion(decision.rule, p, ctx, card_id) for p in decision.proposals]
-        return schemas.Card(
-            uuid=str(card_id),
-            summary=Template(variant.summary).substitute(bindings),
-            detail=self._detail(decision, spec, variant, bindings, ctx.facts),
-            indicator=decision.indicator,
+    def _card_parts(self, spec: CardFile) -> _CardParts:
+        return _CardParts(
             source=schemas.Source(
                 label=spec.source.label,
                 url=spec.source.url,
@@ -362,18 +376,36 @@ class Renderer:
                     system=TOPIC_SYSTEM, code=spec.topic.code, display=spec.topic.display
                 ),
             ),
-            suggestions=suggestions or None,
-            selectionBehavior=spec.selection if suggestions else None,
-            overrideReasons=[
+            override_reasons=tuple(
                 schemas.OverrideReason(
                     system=self.book.overrides.system,
                     code=code,
                     display=self.book.overrides.codes[code],
                 )
                 for code in spec.override_reasons
-            ],
-            links=[schemas.Link(label=li.label, url=li.url, type="absolute") for li in spec.links]
-            or None,
+            ),
+            links=tuple(
+                schemas.Link(label=li.label, url=li.url, type="absolute") for li in spec.links
+            ),
+        )
+
+    def render(self, decision: Decision, ctx: RenderContext) -> schemas.Card:
+        spec = self.book.cards[decision.rule]
+        variant = spec.variants[decision.variant]
+        card_id = uuid.uuid5(CARD_NAMESPACE, f"{ctx.hook_instance}|{decision.concern}")
+        bindings = {**self._params[decision.rule], **decision.bindings}
+        suggestions = [self._suggestion(decision.rule, p, ctx, card_id) for p in decision.proposals]
+        parts = self._static[decision.rule]
+        return schemas.Card(
+            uuid=str(card_id),
+            summary=Template(variant.summary).substitute(bindings),
+            detail=self._detail(decision, spec, variant, bindings, ctx.facts),
+            indicator=decision.indicator,
+            source=parts.source,
+            suggestions=suggestions or None,
+            selectionBehavior=spec.selection if suggestions else None,
+            overrideReasons=list(parts.override_reasons),
+            links=list(parts.links) or None,
             extension={
                 EXT_RULE: decision.rule,
                 EXT_VARIANT: decision.variant,
@@ -466,14 +498,10 @@ class Renderer:
 
     def _create_medication(self, key: str, dose: str, ctx: RenderContext) -> schemas.Action:
         med = self.book.orders.medications[key]
-        concept: dict[str, Any] = {"text": med.name}
-        if med.rxnorm is not None:
-            t = self.book.terminology
-            concept["coding"] = [_coding(t.medications.rxnorm_coding(med.rxnorm, t.rxnorm))]
         resource = {
             "resourceType": "MedicationRequest",
             **self._base(ctx),
-            "medicationCodeableConcept": concept,
+            "medicationCodeableConcept": self._medication_concepts[key],
             "dosageInstruction": [{"text": dose}],
             "extension": [self._intent],
         }
@@ -486,10 +514,11 @@ class Renderer:
 
     def _create(self, order: Order, ctx: RenderContext) -> schemas.Action:
         svc = self.book.orders.services[order.key]
-        code: dict[str, Any] = {"text": svc.name}
-        if svc.valueset is not None and svc.code is not None:
-            code["coding"] = [_coding(self.book.terminology[svc.valueset].coding(svc.code))]
-        resource = {"resourceType": "ServiceRequest", **self._base(ctx), "code": code}
+        resource = {
+            "resourceType": "ServiceRequest",
+            **self._base(ctx),
+            "code": self._service_codes[order.key],
+        }
         reason = self._reason(ctx)
         if reason:
             resource["reasonReference"] = reason
