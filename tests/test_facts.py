@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from cds.app import create_app
 from cds.facts import PatientFacts, extract_facts
 from cds.facts.conformance import Checker
-from cds.facts.fhir_json import fhir_date
+from cds.facts.fhir_json import concept, fhir_date
 from cds.facts.labs import cockcroft_gault
 from cds.facts.reading import read_records
 from cds.facts.receptors import ihc_score, interpret_her2, ish_group
@@ -1121,8 +1121,6 @@ def test_the_service_reuses_full_verdicts_across_calls(tmp_path: Path) -> None:
 def test_one_concept_per_distinct_codeable_concept() -> None:
     """Identical CodeableConcepts (a lab code in every chart) share one Concept, so matching
     works each one out once; anything else is still read as sent, whatever its shape."""
-    from cds.facts.fhir_json import concept
-
     loinc = {"coding": [{"system": "http://loinc.org", "code": "2160-0", "display": "Creatinine"}]}
     first = concept(json.loads(json.dumps(loinc)))
     assert concept(json.loads(json.dumps(loinc))) is first
