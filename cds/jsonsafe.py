@@ -29,9 +29,10 @@ class TooDeep(ValueError):
 def nesting_within(data: bytes, limit: int = MAX_DEPTH) -> bool:
     """Whether the JSON text nests at most `limit` levels (malformed text passes: the parser
     will say what is wrong with it)."""
-    if data.count(b"[") + data.count(b"{") <= limit:
+    brackets = data.translate(None, _NOT_BRACKET)  # one pass; counting each bracket is two
+    if len(brackets) <= limit:
         return True
-    return _within(data.translate(None, _NOT_BRACKET), limit) or _within(
+    return _within(brackets, limit) or _within(
         _STRING.sub(b"", data).translate(None, _NOT_BRACKET), limit
     )
 
