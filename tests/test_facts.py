@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from cds.app import create_app
 from cds.facts import PatientFacts, extract_facts
 from cds.facts.conformance import Checker
-from cds.facts.fhir_json import concept, fhir_date
+from cds.facts.fhir_json import concept, date_by_pattern, fhir_date
 from cds.facts.labs import cockcroft_gault
 from cds.facts.reading import read_records
 from cds.facts.receptors import ihc_score, interpret_her2, ish_group
@@ -815,6 +815,26 @@ class TestRecords:
     )
     def test_partial_dates(self, value: Any, expected: date | None) -> None:
         assert fhir_date(value) == expected
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "2026-02-11",
+            "2026-02-11T10:00:00Z",
+            "2026-02-11junk",
+            "2026-02-30",  # not a real day
+            "2026-13-01",
+            "0000-01-01",
+            "2026-02-1x",  # a broken day: the pattern reads the month
+            "\u0662\u0660\u0662\u0666-02-11",  # digits, but not ASCII ones
+            " 2026-02-11",
+            "20260211",  # ISO basic format, which FHIR does not allow
+            "2026-W06-3",  # an ISO week date, likewise
+            "2026-002-11",
+        ],
+    )
+    def test_fast_full_dates_read_as_the_pattern_does(self, value: str) -> None:
+        assert fhir_date(value) == date_by_pattern(value)
 
 
 class TestDisease:

@@ -23,6 +23,16 @@ def fhir_date(value: object) -> date | None:
     """The calendar date of a FHIR date/dateTime/instant; partial dates fall on the first day."""
     if not isinstance(value, str):
         return None
+    if len(value) >= 10 and value[4] == "-" and value[7] == "-":
+        try:  # a full date, alone or starting a dateTime/instant: the common case, parsed in C
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            pass  # not digits, or not a real day: read by the pattern, as always
+    return date_by_pattern(value)
+
+
+def date_by_pattern(value: str) -> date | None:
+    """`fhir_date` without its fast path: year, month and day as far as they are given."""
     m = _DATE.match(value)
     if not m:
         return None
