@@ -353,6 +353,8 @@ _READ_MODELS: dict[str, TypeAdapter[Any]] = {
     )
 }
 READ_TYPES = frozenset(_READ_MODELS)
+# Their compiled validators, called directly: the adapter's own wrapper costs a sixth as much.
+_READ_VALIDATORS = {rtype: adapter.validator for rtype, adapter in _READ_MODELS.items()}
 # The choice elements each reader looks into: value[x] may carry one type only.
 _CHOICE_ELEMENTS = {
     "Condition": ("onset", "abatement"),
@@ -376,6 +378,8 @@ def _choice_names(rtype: str, stems: tuple[str, ...]) -> tuple[tuple[str, frozen
 
 
 _CHOICES = {rtype: _choice_names(rtype, stems) for rtype, stems in _CHOICE_ELEMENTS.items()}
+# All of a type's choice names at once: one set operation finds what a resource sent of them.
+_ANY_CHOICE = {rtype: frozenset().union(*(n for _, n in c)) for rtype, c in _CHOICES.items()}
 
 
 def _first_error(exc: ValidationError) -> tuple[str, str]:
@@ -386,14 +390,15 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
 def check_read_fields(resource: Mapping[str, Any]) -> Verdict:
     """The fields the rules read, against FHIR R4; types the rules never read pass."""
     rtype = resource.get("resourceType", "")
-    adapter = _READ_MODELS.get(rtype)
-    if adapter is None:
+    validator = _READ_VALIDATORS.get(rtype)
+    if validator is None:
         return None
-    for stem, names in _CHOICES.get(rtype, ()):
-        if len(sent := resource.keys() & names) > 1:
-            return f"{stem}[x]", f"sent as {' and '.join(sorted(sent))}: one type only"
+    if rtype in _ANY_CHOICE and len(sent := _ANY_CHOICE[rtype].intersection(resource)) > 1:
+        for stem, names in _CHOICES[rtype]:
+            if len(twice := sent & names) > 1:
+                return f"{stem}[x]", f"sent as {' and '.join(sorted(twice))}: one type only"
     try:
-        adapter.validate_python(resource)
+        validator.validate_python(resource)
     except ValidationError as exc:
         return _first_error(exc)
     return None
