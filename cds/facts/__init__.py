@@ -110,7 +110,7 @@ def _dated(
 
 
 def _latest_disease_status(records: Records, t: Terminology) -> str | None:
-    statuses = [o for o in records.observations if t["disease-status"].matches_code(o.code)]
+    statuses = records.observations_coded_in(t["disease-status"])
     if not statuses:
         return None
     latest = max(statuses, key=lambda o: o.effective or date.min)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from cds.facts.records import Excluded, ObservationRecord, PatientRecord, Records
 from cds.terminology import Terminology
@@ -13,8 +13,10 @@ from cds.terminology import Terminology
 CrClMethod = Literal["reported", "cockcroft-gault"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Measurement:
+class Measurement(NamedTuple):
+    """One lab value as the cards show it. A NamedTuple (immutable, built in a third of a frozen
+    dataclass's time): a chart's whole creatinine series is kept as these."""
+
     value: float
     unit: str
     when: date | None

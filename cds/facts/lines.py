@@ -240,7 +240,7 @@ def extract_lines(
 
 def _statuses(records: Records, t: Terminology) -> list[ObservationRecord]:
     return sorted(
-        (o for o in records.observations if t["disease-status"].matches_code(o.code)),
+        records.observations_coded_in(t["disease-status"]),
         key=lambda o: o.effective or date.min,
     )
 

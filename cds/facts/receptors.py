@@ -16,6 +16,8 @@ from cds.facts.records import ObservationRecord, Records, Value
 from cds.facts.screening import MARKER_SETS
 from cds.terminology import Concept, Terminology
 
+_ANY_MARKER = frozenset(MARKER_SETS)
+
 Status = Literal["positive", "negative", "equivocal", "unknown"]
 Her2Category = Literal["positive", "equivocal", "low", "ultralow", "0", "unknown"]
 SpecimenSite = Literal["metastatic", "primary", "unknown"]
@@ -287,6 +289,8 @@ def extract_receptors(
     serum = False
     for obs in records.observations:
         in_sets = t.codes.sets_of(obs.code)
+        if _ANY_MARKER.isdisjoint(in_sets):
+            continue  # most of a chart: labs, vital signs
         kind = next((k for k in MARKER_SETS if k in in_sets), None)  # coded membership only
         if kind is None:
             continue

@@ -69,16 +69,22 @@ _VALUE_KEYS = frozenset(
 )
 
 
+_QUANTITY_ONLY = {"valueQuantity"}
+
+
 def _quantity(raw: object) -> Quantity | None:
     """A Quantity as sent, or None when it has no numeric value."""
     if isinstance(raw, dict) and (v := as_number(raw.get("value"))) is not None:
-        return Quantity(value=v, unit=as_text(raw.get("unit")), code=as_text(raw.get("code")))
+        return Quantity(v, as_text(raw.get("unit")), as_text(raw.get("code")))
     return None
 
 
 def _value(raw: Mapping[str, Any]) -> Value:
-    if _VALUE_KEYS.isdisjoint(raw):
+    sent = _VALUE_KEYS.intersection(raw)
+    if not sent:
         return _NO_VALUE  # most components and many observations: nothing to build
+    if sent == _QUANTITY_ONLY:  # most labs: one Quantity, nothing else to look for
+        return Value(_quantity(raw["valueQuantity"]))
     quantity = _quantity(raw.get("valueQuantity"))
     ratio = None
     r = raw.get("valueRatio")
@@ -210,16 +216,35 @@ class Records:
     excluded: tuple[Excluded, ...] = ()
     # Which kinds of data arrived at all: absent data is unknown, never negative.
     received: frozenset[str] = frozenset()
-    # Observations by value set, worked out once a call: several facts read the same labs.
-    _in_set: dict[str, tuple[ObservationRecord, ...]] = field(
+    # Observations by value set (and whether text counted), worked out once a call: several
+    # facts read the same labs.
+    _in_set: dict[tuple[str, bool], tuple[ObservationRecord, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # Their distinct codes: a chart repeats a few (sixty creatinines are one concept, shared).
+    _codes: dict[int, Concept] = field(default_factory=dict, compare=False, repr=False)
 
     def observations_in(self, vs: ValueSet) -> tuple[ObservationRecord, ...]:
         """The observations whose code is in the value set (codes, then its text patterns)."""
-        found = self._in_set.get(vs.id)
+        return self._picked(vs, by_text=True)
+
+    def observations_coded_in(self, vs: ValueSet) -> tuple[ObservationRecord, ...]:
+        """The observations whose code is one of the value set's codes (text is not read)."""
+        return self._picked(vs, by_text=False)
+
+    def _picked(self, vs: ValueSet, *, by_text: bool) -> tuple[ObservationRecord, ...]:
+        found = self._in_set.get((vs.id, by_text))
         if found is None:
-            found = self._in_set[vs.id] = tuple(o for o in self.observations if vs.matches(o.code))
+            if not self._codes:
+                self._codes.update((id(o.code), o.code) for o in self.observations)
+            # Each distinct concept matched once; the records keep them alive, so ids are unique.
+            test = vs.matches if by_text else vs.matches_code
+            hits = {key for key, code in self._codes.items() if test(code)}
+            if not hits or len(hits) == len(self._codes):  # none or all: nothing to pick
+                found = self.observations if hits else ()
+            else:
+                found = tuple(o for o in self.observations if id(o.code) in hits)
+            self._in_set[(vs.id, by_text)] = found
         return found
 
 
