@@ -1156,3 +1156,36 @@ def test_one_concept_per_distinct_codeable_concept() -> None:
     long = {"text": "x" * 5000}
     assert concept(long).text == "x" * 5000
     assert concept(long) is not concept(long)
+
+
+def test_observations_are_picked_by_value_set_in_the_order_sent(t: Terminology) -> None:
+    """Each distinct concept is matched once, the observations keep the order they came in,
+    and a code-only pick never reads text."""
+
+    def obs(rid: str, code: dict[str, Any]) -> dict[str, Any]:
+        return {"resourceType": "Observation", "id": rid, "status": "final", "code": code}
+
+    loinc = "http://loinc.org"
+    creatinine = {"coding": [{"system": loinc, "code": "2160-0"}]}
+    egfr = {"coding": [{"system": loinc, "code": "62238-1"}]}
+    ef_text = {"text": "Ejection fraction"}  # the LVEF set's documented text pattern
+    records = read_records(
+        [
+            obs("c1", creatinine),
+            obs("e2", egfr),
+            obs("c3", json.loads(json.dumps(creatinine))),
+            obs("f4", ef_text),
+        ],
+        t,
+    )
+
+    def ids(picked: tuple[Any, ...]) -> list[str]:
+        return [o.id for o in picked]
+
+    assert ids(records.observations_in(t["creatinine"])) == ["c1", "c3"]
+    assert ids(records.observations_in(t["egfr"])) == ["e2"]
+    assert ids(records.observations_in(t["calcium"])) == []
+    assert ids(records.observations_in(t["lvef"])) == ["f4"]
+    assert ids(records.observations_coded_in(t["lvef"])) == []
+    only = read_records([obs("c1", creatinine), obs("c2", creatinine)], t)
+    assert ids(only.observations_in(t["creatinine"])) == ["c1", "c2"]
