@@ -8,7 +8,7 @@ shape and answers "nothing" rather than raising.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -145,15 +145,23 @@ def choice_period(raw: Mapping[str, Any], prefix: str) -> tuple[date | None, dat
     return None, None
 
 
-def flatten(payload: object) -> Iterable[dict[str, Any]]:
+def flatten(payload: object) -> list[dict[str, Any]]:
     """Resources from a resource, a Bundle (entries' resources), or a list of either."""
+    out: list[dict[str, Any]] = []
+    _collect(payload, out)
+    return out
+
+
+def _collect(payload: object, out: list[dict[str, Any]]) -> None:
+    # Into one list, not generators within generators: a Bundle's entries are most of a call.
     if isinstance(payload, list):
         for item in payload:
-            yield from flatten(item)
+            _collect(item, out)
     elif isinstance(payload, dict):
-        if payload.get("resourceType") == "Bundle":
+        rtype = payload.get("resourceType")
+        if rtype == "Bundle":
             for entry in json_list(payload.get("entry")):
                 if isinstance(entry, dict):
-                    yield from flatten(entry.get("resource"))
-        elif isinstance(payload.get("resourceType"), str):
-            yield payload
+                    _collect(entry.get("resource"), out)
+        elif isinstance(rtype, str):
+            out.append(payload)

@@ -15,8 +15,12 @@ from typing import Any
 from cds.facts.conformance import Checker
 from cds.facts.fhir_json import concept, flatten
 from cds.facts.records import (
+    ActivityRecord,
     AllergyRecord,
+    ConditionRecord,
     Excluded,
+    MedicationRecord,
+    ObservationRecord,
     PatientRecord,
     Records,
     activity_record,
@@ -61,7 +65,11 @@ def read_records(
     }
 
     excluded: list[Excluded] = []
-    out: dict[str, list[Any]] = {k: [] for k in ("cond", "obs", "med", "act", "allergy")}
+    conditions: list[ConditionRecord] = []
+    observations: list[ObservationRecord] = []
+    medication_records: list[MedicationRecord] = []
+    activities: list[ActivityRecord] = []
+    allergies: list[AllergyRecord] = []
     patient: PatientRecord | None = None
     specimen_dates: dict[str, date] = {}
     for raw in resources:
@@ -77,28 +85,29 @@ def read_records(
             log.warning("excluded invalid %s at %s", rtype, where)
             continue
         rid = str(raw.get("id") or "")
-        if rtype == "Patient":
+        # Most common first: a chart is mostly Observations.
+        if rtype == "Observation":
+            observations.append(observation_record(rid, raw))
+        elif rtype == "Condition":
+            conditions.append(condition_record(rid, raw))
+        elif rtype in MEDICATION_TYPES:
+            medication_records.append(medication_record(rid, raw, medications))
+        elif rtype == "Patient":
             patient = patient_record(rid, raw)
         elif rtype == "Specimen":
             if (d := specimen_date(raw)) is not None:
                 specimen_dates[f"Specimen/{rid}"] = d
-        elif rtype == "Condition":
-            out["cond"].append(condition_record(rid, raw))
-        elif rtype == "Observation":
-            out["obs"].append(observation_record(rid, raw))
-        elif rtype in MEDICATION_TYPES:
-            out["med"].append(medication_record(rid, raw, medications))
         elif rtype == "AllergyIntolerance":
-            out["allergy"].append(AllergyRecord(id=rid, code=concept(raw.get("code"))))
+            allergies.append(AllergyRecord(id=rid, code=concept(raw.get("code"))))
         else:
-            out["act"].append(activity_record(rid, raw))
+            activities.append(activity_record(rid, raw))
     return Records(
         patient=patient,
-        conditions=tuple(out["cond"]),
-        observations=tuple(out["obs"]),
-        medications=tuple(out["med"]),
-        activities=tuple(out["act"]),
-        allergies=tuple(out["allergy"]),
+        conditions=tuple(conditions),
+        observations=tuple(observations),
+        medications=tuple(medication_records),
+        activities=tuple(activities),
+        allergies=tuple(allergies),
         specimen_dates=specimen_dates,
         excluded=tuple(excluded),
         received=frozenset(received),

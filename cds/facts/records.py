@@ -350,11 +350,12 @@ def observation_record(rid: str, raw: Mapping[str, Any]) -> ObservationRecord:
         effective = choice_period(raw, "effective")[0] or fhir_date(raw.get("effectiveInstant"))
         effective = effective or fhir_date(raw.get("issued"))
     low = high = None
-    for rr in json_list(raw.get("referenceRange")):
-        if isinstance(rr, dict):
-            low = as_number((rr.get("low") or {}).get("value"))
-            high = as_number((rr.get("high") or {}).get("value"))
-            break
+    if "referenceRange" in raw:  # often absent: no call for nothing
+        for rr in json_list(raw["referenceRange"]):
+            if isinstance(rr, dict):
+                low = as_number((rr.get("low") or {}).get("value"))
+                high = as_number((rr.get("high") or {}).get("value"))
+                break
     # Components, notes and interpretations are rare: the common case builds no empty tuples.
     components = raw.get("component")
     notes = raw.get("note")
@@ -374,7 +375,7 @@ def observation_record(rid: str, raw: Mapping[str, Any]) -> ObservationRecord:
         tuple(n["text"] for n in json_list(notes) if isinstance(n, dict) and "text" in n)
         if notes
         else (),
-        reference_of(raw.get("specimen")),
+        reference_of(raw["specimen"]) if "specimen" in raw else None,
         low,
         high,
     )
