@@ -96,6 +96,11 @@ def concepts(raw: object) -> tuple[Concept, ...]:
 
 
 def as_number(raw: object) -> float | None:
+    # Parsed JSON holds exact floats and ints: the common cases, found first and cheaply.
+    if type(raw) is float:
+        return raw
+    if type(raw) is int:
+        return float(raw)
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int | float):

@@ -69,7 +69,7 @@ _VALUE_KEYS = frozenset(
 )
 
 
-_QUANTITY_ONLY = {"valueQuantity"}
+_NOT_QUANTITY = _VALUE_KEYS - {"valueQuantity"}
 
 
 def _quantity(raw: object) -> Quantity | None:
@@ -80,11 +80,11 @@ def _quantity(raw: object) -> Quantity | None:
 
 
 def _value(raw: Mapping[str, Any]) -> Value:
-    sent = _VALUE_KEYS.intersection(raw)
-    if not sent:
+    if "valueQuantity" in raw:
+        if _NOT_QUANTITY.isdisjoint(raw):  # most labs: one Quantity, nothing else to look for
+            return Value(_quantity(raw["valueQuantity"]))
+    elif _VALUE_KEYS.isdisjoint(raw):
         return _NO_VALUE  # most components and many observations: nothing to build
-    if sent == _QUANTITY_ONLY:  # most labs: one Quantity, nothing else to look for
-        return Value(_quantity(raw["valueQuantity"]))
     quantity = _quantity(raw.get("valueQuantity"))
     ratio = None
     r = raw.get("valueRatio")
