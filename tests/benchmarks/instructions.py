@@ -193,7 +193,8 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt install valgrind)")
     # Bytecode compiled first: a run that compiles a module the other finds compiled (both
-    # start together, after an edit) counts the compiler too (0.5 M a call on the bare row, 1.5 M on the evaluation).
+    # start together, after an edit) counts the compiler too (seen: 0.5 M a call on the bare
+    # row, 1.5 M on the evaluation).
     subprocess.run(  # noqa: S603
         [sys.executable, "-m", "compileall", "-q", str(ROOT / "cds"), str(ROOT / "tests")],
         check=True,
