@@ -87,7 +87,7 @@ def _staged_metastatic(observations: tuple[ObservationRecord, ...], t: Terminolo
     hits: list[ObservationRecord] = []
     wanted = frozenset(vs.id for vs in (stage, m_cat, history, site_history))
     for o in observations:
-        if wanted.isdisjoint(history.index.sets_of(o.code)):
+        if wanted.isdisjoint(t.codes.sets_of(o.code)):
             continue  # most observations: labs and vital signs, in none of the four sets
         if history.matches_code(o.code):
             if o.value.boolean is True:  # mCODE HistoryOfMetastaticCancer: valueBoolean true
