@@ -9,6 +9,8 @@ hookInstance, so no cache can help, except in the row that sends the same chart 
 one table (markdown, ready for the README): p50 and p90 with one client for a typical chart
 (~80 resources), a 200- and a 2,000-resource chart (15% of them read by the rules), requests
 per second with 50 clients (wrk where installed), and /health while the service is saturated.
+A third server (`request_path.py`: the service with its evaluation answered from memory) is
+driven the same way: the throughput the request path alone leaves, whatever the evaluation costs.
 """
 
 from __future__ import annotations
@@ -199,6 +201,18 @@ def main() -> None:
         env,
         bp,
     )
+    rp = free_port()
+    request_path = _start(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("request_path.py")),
+            "serve",
+            "--port",
+            str(rp),
+        ],
+        {**env, "CDS_FEEDBACK_DB": str(tmp / "request-path.sqlite3")},
+        rp,
+    )
     s_url = f"http://127.0.0.1:{sp}/cds-services/mbc-bone-patient-view"
     b_url = f"http://127.0.0.1:{bp}/cds-services/x"
     urls = (b_url, s_url)
@@ -222,7 +236,7 @@ def main() -> None:
                 )
         # Throughput in two rounds each, alternating, so a slow moment does not fall on one.
         bodies = [_fresh(typical) for _ in range(500)]
-        bare_rps = rps = 0.0
+        bare_rps = rps = path_rps = 0.0
         probes: list[float] = []
         for i in range(2):
             bare_rps += requests_per_second(
@@ -233,10 +247,21 @@ def main() -> None:
             )
             rps += served
             probes += probed
-        bare_rps, rps = bare_rps / 2, rps / 2
+            path_rps += requests_per_second(
+                f"http://127.0.0.1:{rp}/cds-services/mbc-bone-patient-view",
+                bodies,
+                tmp / f"r{i}",
+                seconds=args.seconds / 2,
+                clients=50,
+            )
+        bare_rps, rps, path_rps = bare_rps / 2, rps / 2, path_rps / 2
         table.line(
             f"| ~80-resource chart, 50 clients, requests/s | {bare_rps:.0f} | {rps:.0f} | "
             f"| {rps / bare_rps:.2f} |"
+        )
+        table.line(
+            f"| the same, evaluation answered from memory (request path alone), requests/s "
+            f"| {bare_rps:.0f} | {path_rps:.0f} | | {path_rps / bare_rps:.2f} |"
         )
         table.line(
             f"| /health while the service is saturated | | p50 {statistics.median(probes):.2f} ms"
@@ -245,6 +270,7 @@ def main() -> None:
     finally:
         service.terminate()
         bare.terminate()
+        request_path.terminate()
     print()
     print("\n".join(table.rows))
     print(
