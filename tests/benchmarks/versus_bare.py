@@ -195,87 +195,107 @@ def main() -> None:
         "PYTHONPATH": str(tmp),
     }
     sp, bp = free_port(), free_port()
-    service = _start([sys.executable, "-m", "cds", "serve", "--port", str(sp)], env, sp)
-    bare = _start(
-        [sys.executable, "-m", "uvicorn", "bare:app", "--port", str(bp), "--log-level", "error"],
-        env,
-        bp,
+    procs: list[subprocess.Popen[bytes]] = []  # each stopped at the end, however it ends
+    try:
+        _run(args, tmp, env, sp, bp, procs)
+    finally:
+        for proc in procs:
+            proc.terminate()
+
+
+def _run(
+    args: argparse.Namespace,
+    tmp: Path,
+    env: dict[str, str],
+    sp: int,
+    bp: int,
+    procs: list[subprocess.Popen[bytes]],
+) -> None:
+    procs.append(_start([sys.executable, "-m", "cds", "serve", "--port", str(sp)], env, sp))
+    procs.append(
+        _start(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bare:app",
+                "--port",
+                str(bp),
+                "--log-level",
+                "error",
+            ],
+            env,
+            bp,
+        )
     )
-    rp = free_port()
-    request_path = _start(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("request_path.py")),
-            "serve",
-            "--port",
-            str(rp),
-        ],
-        {**env, "CDS_FEEDBACK_DB": str(tmp / "request-path.sqlite3")},
-        rp,
-    )
+    ports = {"bare": bp, "service": sp}
+    for variant in ("request-path", "on-the-loop"):  # the service, one piece changed
+        port = ports[variant] = free_port()
+        script = str(Path(__file__).with_name("variant.py"))
+        procs.append(
+            _start(
+                [sys.executable, script, variant, "serve", "--port", str(port)],
+                {**env, "CDS_FEEDBACK_DB": str(tmp / f"{variant}.sqlite3")},
+                port,
+            )
+        )
     s_url = f"http://127.0.0.1:{sp}/cds-services/mbc-bone-patient-view"
     b_url = f"http://127.0.0.1:{bp}/cds-services/x"
     urls = (b_url, s_url)
     table = Table()
-    try:
-        with httpx.Client(timeout=60) as c:
-            typical = _chart(60)
-            for fresh, name in (
-                (True, "~80-resource chart, new content"),
-                (False, "same chart again"),
-            ):
-                _alternate(c, urls, typical, 5, fresh=fresh)  # warm-up
-                table.latency(name, *_alternate(c, urls, typical, args.calls, fresh=fresh))
-            sized = {}
-            for size in (200, 2000):
-                body = _sized(size)
-                _alternate(c, urls, body, 3)
-                sized[size] = table.latency(
-                    f"{size:,}-resource chart (15% read), new content",
-                    *_alternate(c, urls, body, max(20, args.calls // (size // 100))),
-                )
-        # Throughput in two rounds each, alternating, so a slow moment does not fall on one.
-        bodies = [_fresh(typical) for _ in range(500)]
-        # All three are asked for /health the same way while saturated: each carries its load.
-        bare_rps = rps = path_rps = 0.0
-        bare_probes: list[float] = []
-        probes: list[float] = []
-        for i in range(2):
-            served, probed = _saturated_health(
-                b_url, f"http://127.0.0.1:{bp}/health", bodies, tmp / f"b{i}", args.seconds / 2
+    with httpx.Client(timeout=60) as c:
+        typical = _chart(60)
+        for fresh, name in (
+            (True, "~80-resource chart, new content"),
+            (False, "same chart again"),
+        ):
+            _alternate(c, urls, typical, 5, fresh=fresh)  # warm-up
+            table.latency(name, *_alternate(c, urls, typical, args.calls, fresh=fresh))
+        sized = {}
+        for size in (200, 2000):
+            body = _sized(size)
+            _alternate(c, urls, body, 3)
+            sized[size] = table.latency(
+                f"{size:,}-resource chart (15% read), new content",
+                *_alternate(c, urls, body, max(20, args.calls // (size // 100))),
             )
-            bare_rps += served
-            bare_probes += probed
-            served, probed = _saturated_health(
-                s_url, f"http://127.0.0.1:{sp}/health", bodies, tmp / f"s{i}", args.seconds / 2
-            )
-            rps += served
-            probes += probed
-            path_rps += _saturated_health(
-                f"http://127.0.0.1:{rp}/cds-services/mbc-bone-patient-view",
-                f"http://127.0.0.1:{rp}/health",
+    # Throughput in two rounds each, alternating, so a slow moment does not fall on one. All
+    # are asked for /health the same way while saturated: each carries its load.
+    bodies = [_fresh(typical) for _ in range(500)]
+    served: dict[str, float] = dict.fromkeys(ports, 0.0)
+    probes: dict[str, list[float]] = {name: [] for name in ports}
+    for i in range(2):
+        for name, port in ports.items():
+            rps, probed = _saturated_health(
+                b_url
+                if name == "bare"
+                else f"http://127.0.0.1:{port}/cds-services/mbc-bone-patient-view",
+                f"http://127.0.0.1:{port}/health",
                 bodies,
-                tmp / f"r{i}",
+                tmp / f"{name}{i}",
                 args.seconds / 2,
-            )[0]
-        bare_rps, rps, path_rps = bare_rps / 2, rps / 2, path_rps / 2
-        table.line(
-            f"| ~80-resource chart, 50 clients, requests/s | {bare_rps:.0f} | {rps:.0f} | "
-            f"| {rps / bare_rps:.2f} |"
-        )
-        table.line(
-            f"| the same, evaluation answered from memory (request path alone), requests/s "
-            f"| {bare_rps:.0f} | {path_rps:.0f} | | {path_rps / bare_rps:.2f} |"
-        )
-        for name, q in (("p50", 50), ("p99", 99)):
-            table.line(
-                f"| /health while each is saturated, {name} | {_p(bare_probes, q):.2f} ms "
-                f"| {_p(probes, q):.2f} ms | | |"
             )
-    finally:
-        service.terminate()
-        bare.terminate()
-        request_path.terminate()
+            served[name] += rps / 2
+            probes[name] += probed
+    for name, label in (
+        ("service", "~80-resource chart, 50 clients"),
+        ("request-path", "the same, evaluation answered from memory (request path alone)"),
+        ("on-the-loop", "the same, evaluated on the event loop (no worker thread)"),
+    ):
+        table.line(
+            f"| {label}, requests/s | {served['bare']:.0f} | {served[name]:.0f} | "
+            f"| {served[name] / served['bare']:.2f} |"
+        )
+    for name, q in (("p50", 50), ("p99", 99)):
+        table.line(
+            f"| /health while each is saturated, {name} | {_p(probes['bare'], q):.2f} ms "
+            f"| {_p(probes['service'], q):.2f} ms | | |"
+        )
+    loop = probes["on-the-loop"]
+    table.line(
+        f"| /health, evaluated on the event loop, p50 / p99 | | {_p(loop, 50):.0f} / "
+        f"{_p(loop, 99):.0f} ms | | |"
+    )
     print()
     print("\n".join(table.rows))
     print(
