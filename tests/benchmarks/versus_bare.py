@@ -9,8 +9,10 @@ hookInstance, so no cache can help, except in the row that sends the same chart 
 one table (markdown, ready for the README): p50 and p90 with one client for a typical chart
 (~80 resources), a 200- and a 2,000-resource chart (15% of them read by the rules), requests
 per second with 50 clients (wrk where installed), and /health on each while it is saturated.
-A third server (`request_path.py`: the service with its evaluation answered from memory) is
-driven the same way: the throughput the request path alone leaves, whatever the evaluation costs.
+Two more servers, the service with one piece changed (`variant.py`), are driven the same way:
+with its evaluation answered from memory (the throughput the request path alone leaves, whatever
+the evaluation costs), and with its evaluation on the event loop (what the worker thread costs,
+and what it buys /health).
 """
 
 from __future__ import annotations
