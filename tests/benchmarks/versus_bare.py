@@ -191,15 +191,10 @@ def main() -> None:
     _pin(1)()  # this process and the load generator it starts: the second core
     tmp = Path(tempfile.mkdtemp(prefix="cds-bench-"))
     (tmp / "bare.py").write_text(BARE)
-    env = {
-        **os.environ,
-        "CDS_FEEDBACK_DB": str(tmp / "f.sqlite3"),
-        "PYTHONPATH": str(tmp),
-    }
-    sp, bp = free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": str(tmp)}
     procs: list[subprocess.Popen[bytes]] = []  # each stopped at the end, however it ends
     try:
-        _run(args, tmp, env, sp, bp, procs)
+        _run(args, tmp, env, procs)
     finally:
         for proc in procs:
             proc.terminate()
@@ -209,41 +204,24 @@ def _run(
     args: argparse.Namespace,
     tmp: Path,
     env: dict[str, str],
-    sp: int,
-    bp: int,
     procs: list[subprocess.Popen[bytes]],
 ) -> None:
-    procs.append(_start([sys.executable, "-m", "cds", "serve", "--port", str(sp)], env, sp))
-    procs.append(
-        _start(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bare:app",
-                "--port",
-                str(bp),
-                "--log-level",
-                "error",
-            ],
-            env,
-            bp,
-        )
-    )
-    ports = {"bare": bp, "service": sp}
-    for variant in ("request-path", "on-the-loop"):  # the service, one piece changed
-        port = ports[variant] = free_port()
-        script = str(Path(__file__).with_name("variant.py"))
-        procs.append(
-            _start(
-                [sys.executable, script, variant, "serve", "--port", str(port)],
-                {**env, "CDS_FEEDBACK_DB": str(tmp / f"{variant}.sqlite3")},
-                port,
-            )
-        )
-    s_url = f"http://127.0.0.1:{sp}/cds-services/mbc-bone-patient-view"
-    b_url = f"http://127.0.0.1:{bp}/cds-services/x"
-    urls = (b_url, s_url)
+    variant = str(Path(__file__).with_name("variant.py"))  # the service, one piece changed
+    commands = {
+        "bare": ["-m", "uvicorn", "bare:app", "--log-level", "error"],
+        "service": ["-m", "cds", "serve"],
+        "request-path": [variant, "request-path", "serve"],
+        "on-the-loop": [variant, "on-the-loop", "serve"],
+    }
+    urls: dict[str, tuple[str, str]] = {}  # each server's call and /health
+    for name, command in commands.items():
+        port = free_port()
+        server_env = {**env, "CDS_FEEDBACK_DB": str(tmp / f"{name}.sqlite3")}
+        procs.append(_start([sys.executable, *command, "--port", str(port)], server_env, port))
+        service = "x" if name == "bare" else "mbc-bone-patient-view"
+        base = f"http://127.0.0.1:{port}"
+        urls[name] = f"{base}/cds-services/{service}", f"{base}/health"
+    pair = (urls["bare"][0], urls["service"][0])
     table = Table()
     with httpx.Client(timeout=60) as c:
         typical = _chart(60)
@@ -251,31 +229,25 @@ def _run(
             (True, "~80-resource chart, new content"),
             (False, "same chart again"),
         ):
-            _alternate(c, urls, typical, 5, fresh=fresh)  # warm-up
-            table.latency(name, *_alternate(c, urls, typical, args.calls, fresh=fresh))
+            _alternate(c, pair, typical, 5, fresh=fresh)  # warm-up
+            table.latency(name, *_alternate(c, pair, typical, args.calls, fresh=fresh))
         sized = {}
         for size in (200, 2000):
             body = _sized(size)
-            _alternate(c, urls, body, 3)
+            _alternate(c, pair, body, 3)
             sized[size] = table.latency(
                 f"{size:,}-resource chart (15% read), new content",
-                *_alternate(c, urls, body, max(20, args.calls // (size // 100))),
+                *_alternate(c, pair, body, max(20, args.calls // (size // 100))),
             )
     # Throughput in two rounds each, alternating, so a slow moment does not fall on one. All
     # are asked for /health the same way while saturated: each carries its load.
     bodies = [_fresh(typical) for _ in range(500)]
-    served: dict[str, float] = dict.fromkeys(ports, 0.0)
-    probes: dict[str, list[float]] = {name: [] for name in ports}
+    served: dict[str, float] = dict.fromkeys(urls, 0.0)
+    probes: dict[str, list[float]] = {name: [] for name in urls}
     for i in range(2):
-        for name, port in ports.items():
+        for name, (url, health) in urls.items():
             rps, probed = _saturated_health(
-                b_url
-                if name == "bare"
-                else f"http://127.0.0.1:{port}/cds-services/mbc-bone-patient-view",
-                f"http://127.0.0.1:{port}/health",
-                bodies,
-                tmp / f"{name}{i}",
-                args.seconds / 2,
+                url, health, bodies, tmp / f"{name}{i}", args.seconds / 2
             )
             served[name] += rps / 2
             probes[name] += probed
