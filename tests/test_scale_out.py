@@ -20,6 +20,7 @@ import jwt
 import psycopg
 import pytest
 
+from cds.store import DAY_S, MIGRATIONS, IssuedCard, PostgresStore
 from tests.conftest import ROOT
 from tests.servers import post_feedback_until_killed, postgres_cluster, running_service
 from tests.test_auth import EC_KEY, JWKS
@@ -60,12 +61,41 @@ def test_migrate_is_versioned_and_idempotent_and_checked(pg: str) -> None:
     assert "run `cds migrate`" in before.stderr
     first = cli("migrate", CDS_DATABASE_URL=url)
     assert first.returncode == 0, first.stderr
-    assert "schema version 0 -> 2" in first.stdout
+    assert "schema version 0 -> 3" in first.stdout
     again = cli("migrate", CDS_DATABASE_URL=url)
-    assert "schema version 2 -> 2" in again.stdout
+    assert "schema version 3 -> 3" in again.stdout
     after = cli("check", CDS_DATABASE_URL=url)
     assert after.returncode == 0, after.stderr
-    assert "schema version 2, OK" in after.stdout
+    assert "schema version 3, OK" in after.stdout
+
+
+def test_a_version_2_database_is_refused_until_migrated_then_prunes_by_index(pg: str) -> None:
+    url = fresh_database(pg, "upgrade")
+    with psycopg.connect(url) as c:
+        c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version, statements in MIGRATIONS[:2]:
+            for sql in statements["postgresql"]:
+                c.execute(sql)
+            c.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+    refused = cli("check", CDS_DATABASE_URL=url)
+    assert refused.returncode == 1
+    assert "at version 2, this service needs 3: run `cds migrate`" in refused.stderr
+    assert "schema version 2 -> 3" in cli("migrate", CDS_DATABASE_URL=url).stdout
+    with psycopg.connect(url) as c:
+        indexes = {r[0] for r in c.execute("SELECT indexname FROM pg_indexes")}
+        assert {"snooze_until", "issued_card_age"} <= indexes
+        now = time.time()
+        old = now - 90 * DAY_S  # past the 60-day retention
+        c.execute("INSERT INTO issued_card VALUES ('old', 'R1', 'k', 'e', %s)", (old,))
+        c.execute("INSERT INTO snooze VALUES ('k', 'R1', 'e', 'overridden', %s, %s)", (old, old))
+    store = PostgresStore(url)
+    try:
+        store.record_issued([IssuedCard(card="new", rule="R1", patient_key="k", evidence="e")])
+    finally:
+        store.close()
+    with psycopg.connect(url) as c:
+        assert [r[0] for r in c.execute("SELECT card FROM issued_card")] == ["new"]
+        assert list(c.execute("SELECT * FROM snooze")) == []
 
 
 def test_a_database_that_does_not_answer_is_a_clear_error(tmp_path: Path) -> None:

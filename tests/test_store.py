@@ -1,0 +1,112 @@
+"""The store's upkeep on SQLite: expired issued-card records and ended snoozes are pruned, at
+most once a minute, through indexes (a scan of a table that only grows used to cost every call
+more as it grew), and an older database is upgraded in place. PostgreSQL: test_scale_out."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cds.store import DAY_S, MIGRATIONS, PRUNE_EVERY_S, SCHEMA_VERSION, IssuedCard, SQLiteStore
+
+T0 = 1_800_000_000.0
+RETENTION_S = 60 * DAY_S  # SQLiteStore's defaults: 30 snooze days, 60 retention days
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def issued(card: str) -> IssuedCard:
+    return IssuedCard(card=card, rule="R1", patient_key="k", evidence="e")
+
+
+def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as c:
+        return list(c.execute(sql))
+
+
+def insert_expired(db: Path, card: str, at: float) -> None:
+    """An issued card and an ended snooze, both older than the retention period at `at`."""
+    old = at - RETENTION_S - 1
+    with sqlite3.connect(db) as c:
+        c.execute(
+            "INSERT INTO issued_card VALUES (?, 'R1', 'k', 'e', ?)",
+            (card, old),
+        )
+        c.execute(
+            "INSERT INTO snooze VALUES (?, 'R1', 'e', 'overridden', ?, ?)",
+            (f"patient-of-{card}", old - DAY_S, old),
+        )
+
+
+def kept(db: Path) -> tuple[list[object], list[object]]:
+    cards = [r[0] for r in rows(db, "SELECT card FROM issued_card ORDER BY card")]
+    snoozed = [r[0] for r in rows(db, "SELECT patient_key FROM snooze ORDER BY patient_key")]
+    return cards, snoozed
+
+
+@pytest.fixture(name="store")
+def _store(tmp_path: Path) -> tuple[SQLiteStore, Path, Clock]:
+    clock = Clock()
+    db = tmp_path / "s.sqlite3"
+    return SQLiteStore(db, clock=clock), db, clock
+
+
+def test_expired_records_are_pruned_and_current_ones_kept(
+    store: tuple[SQLiteStore, Path, Clock],
+) -> None:
+    s, db, _ = store
+    insert_expired(db, "old", T0)
+    with sqlite3.connect(db) as c:  # a snooze that ended within the retention period stays
+        c.execute("INSERT INTO snooze VALUES ('recent', 'R1', 'e', 'overridden', ?, ?)", (T0, T0))
+    s.record_issued([issued("new")])
+    assert kept(db) == (["new"], ["recent"])
+    s.close()
+
+
+def test_pruning_runs_at_most_once_a_minute(store: tuple[SQLiteStore, Path, Clock]) -> None:
+    s, db, clock = store
+    s.record_issued([issued("a")])  # the first record prunes
+    insert_expired(db, "old", clock.now)
+    clock.now += PRUNE_EVERY_S - 1
+    s.record_issued([issued("b")])
+    assert kept(db) == (["a", "b", "old"], ["patient-of-old"])
+    clock.now += 1
+    s.record_issued([issued("c")])
+    assert kept(db) == (["a", "b", "c"], [])
+    s.close()
+
+
+@pytest.mark.parametrize(("table", "column"), [("issued_card", "issued_at"), ("snooze", "until")])
+def test_pruning_finds_expired_rows_through_an_index(
+    store: tuple[SQLiteStore, Path, Clock], table: str, column: str
+) -> None:
+    s, db, _ = store
+    plan = rows(db, f"EXPLAIN QUERY PLAN DELETE FROM {table} WHERE {column} < 1")  # noqa: S608
+    assert any("USING" in str(r[-1]) and "INDEX" in str(r[-1]) for r in plan), plan
+    s.close()
+
+
+def test_a_version_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    db = tmp_path / "v2.sqlite3"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version, statements in MIGRATIONS:
+            if version <= 2:
+                for sql in statements["sqlite"]:
+                    c.execute(sql)
+                c.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        c.execute("INSERT INTO snooze VALUES ('p', 'R1', 'e', 'accepted', 1, 2)")
+    assert "snooze_until" not in str(rows(db, "SELECT name FROM sqlite_master"))
+    s = SQLiteStore(db)
+    assert s.schema_version() == SCHEMA_VERSION == 3
+    assert "snooze_until" in str(rows(db, "SELECT name FROM sqlite_master WHERE type='index'"))
+    assert rows(db, "SELECT patient_key, reason FROM snooze") == [("p", "accepted")]
+    s.close()
