@@ -1,15 +1,20 @@
-"""The store's upkeep on SQLite: expired issued-card records and ended snoozes are pruned, at
-most once a minute, through indexes (a scan of a table that only grows used to cost every call
-more as it grew), and an older database is upgraded in place. PostgreSQL: test_scale_out."""
+"""The SQLite store: expired issued-card records and ended snoozes are pruned, at most once a
+minute, through indexes (a scan of a table that only grows used to cost every call more as it
+grew); an older database is upgraded in place; what every call writes without an fsync still
+survives the process being killed. PostgreSQL: test_scale_out."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from cds.store import DAY_S, MIGRATIONS, PRUNE_EVERY_S, SCHEMA_VERSION, IssuedCard, SQLiteStore
+from tests.conftest import ROOT
 
 T0 = 1_800_000_000.0
 RETENTION_S = 60 * DAY_S  # SQLiteStore's defaults: 30 snooze days, 60 retention days
@@ -109,4 +114,26 @@ def test_a_version_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
     assert s.schema_version() == SCHEMA_VERSION == 3
     assert "snooze_until" in str(rows(db, "SELECT name FROM sqlite_master WHERE type='index'"))
     assert rows(db, "SELECT patient_key, reason FROM snooze") == [("p", "accepted")]
+    s.close()
+
+
+def test_what_a_call_wrote_survives_the_process_being_killed(tmp_path: Path) -> None:
+    """A JWT id and an issued card are committed without an fsync; SIGKILL right after the
+    commit must not lose them (only an OS crash or power loss may)."""
+    db = tmp_path / "killed.sqlite3"
+    script = (
+        "import os, signal; from pathlib import Path; from cds.store import IssuedCard, "
+        f"SQLiteStore; s = SQLiteStore(Path({str(db)!r})); "
+        "assert s.first_use('iss', 'jti-1', 2e9, 1.8e9); "
+        "s.record_issued([IssuedCard(card='c', rule='R1', patient_key='k', evidence='e')]); "
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    s = SQLiteStore(db)
+    assert s.first_use("iss", "jti-1", 2e9, 1.8e9) is False  # a replay: refused
+    assert s.first_use("iss", "jti-2", 2e9, 1.8e9) is True
+    assert rows(db, "SELECT card FROM issued_card") == [("c",)]
     s.close()
