@@ -90,8 +90,11 @@ class JWTVerifier:
             raise _Reject("no Bearer token")
         token = authorization[7:].strip()
         try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
+            # Header and claims from one parse (PyJWT checks each base64url character in
+            # Python: ~30 µs a parse; the verified decode below is the other one).
+            unverified_token = jwt.decode_complete(token, options={"verify_signature": False})
+            header: dict[str, Any] = unverified_token["header"]
+            unverified: dict[str, Any] = unverified_token["payload"]
         except jwt.PyJWTError as exc:
             raise _Reject(f"malformed token ({type(exc).__name__})") from None
         alg = header.get("alg")

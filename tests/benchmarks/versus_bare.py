@@ -12,7 +12,8 @@ per second with 50 clients (wrk where installed), and /health on each while it i
 Two more servers, the service with one piece changed (`variant.py`), are driven the same way:
 with its evaluation answered from memory (the throughput the request path alone leaves, whatever
 the evaluation costs), and with its evaluation on the event loop (what the worker thread costs,
-and what it buys /health).
+and what it buys /health). A fifth requires a client JWT, as an EHR calls it: one latency row
+with an ES384 token (a new jti each) on every call.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -93,6 +96,36 @@ def _fresh(body: dict[str, Any]) -> bytes:
     return json.dumps(data).encode()
 
 
+class Signer:
+    """ES384 client JWTs of one trusted issuer, as an EHR sends them: a new jti on every call."""
+
+    ISS = "https://ehr.example.org"
+
+    def __init__(self, folder: Path) -> None:
+        self.key = ec.generate_private_key(ec.SECP384R1())
+        public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.key.public_key()))
+        self.jwks = folder / "jwks.json"
+        self.jwks.write_text(json.dumps({"keys": [public | {"kid": "k1", "alg": "ES384"}]}))
+
+    def env(self, base: str) -> dict[str, str]:
+        return {
+            "CDS_AUTH_REQUIRED": "true",
+            "CDS_TRUSTED_ISSUERS": json.dumps([{"iss": self.ISS, "jwks_file": str(self.jwks)}]),
+            "CDS_PUBLIC_BASE_URL": base,
+        }
+
+    def headers(self, url: str) -> dict[str, str]:
+        now = time.time()
+        claims = {"iss": self.ISS, "aud": url, "iat": now, "exp": now + 300}
+        token = jwt.encode(
+            claims | {"jti": str(uuid.uuid4())},
+            self.key,
+            algorithm="ES384",
+            headers={"kid": "k1", "typ": "JWT"},
+        )
+        return {"authorization": f"Bearer {token}"}
+
+
 def _alternate(
     client: httpx.Client,
     urls: tuple[str, str],
@@ -100,16 +133,21 @@ def _alternate(
     calls: int,
     *,
     fresh: bool = True,
+    signer: Signer | None = None,
 ) -> tuple[list[float], list[float]]:
     """Call after call, bare then service with the same body: whatever the machine does at a
-    given moment (another process, frequency changes) falls on both alike."""
+    given moment (another process, frequency changes) falls on both alike. With a signer, the
+    service's calls carry a client JWT (signed before the clock starts)."""
     out: tuple[list[float], list[float]] = ([], [])
     same = _fresh(body)
     for _ in range(calls):
         payload = _fresh(body) if fresh else same
-        for url, times in zip(urls, out, strict=True):
+        for i, (url, times) in enumerate(zip(urls, out, strict=True)):
+            headers = {"content-type": "application/json"}
+            if signer is not None and i == 1:
+                headers |= signer.headers(url)
             start = time.perf_counter()
-            r = client.post(url, content=payload, headers={"content-type": "application/json"})
+            r = client.post(url, content=payload, headers=headers)
             times.append((time.perf_counter() - start) * 1000)
             assert r.status_code == 200, r.text[:300]
     return out
@@ -213,13 +251,16 @@ def _run(
         "request-path": [variant, "request-path", "serve"],
         "on-the-loop": [variant, "on-the-loop", "serve"],
     }
+    signer = Signer(tmp)
     urls: dict[str, tuple[str, str]] = {}  # each server's call and /health
-    for name, command in commands.items():
+    for name, command in [*commands.items(), ("signed", ["-m", "cds", "serve"])]:
         port = free_port()
+        base = f"http://127.0.0.1:{port}"
         server_env = {**env, "CDS_FEEDBACK_DB": str(tmp / f"{name}.sqlite3")}
+        if name == "signed":  # the service as an EHR calls it: a client JWT required
+            server_env |= signer.env(base)
         procs.append(_start([sys.executable, *command, "--port", str(port)], server_env, port))
         service = "x" if name == "bare" else "mbc-bone-patient-view"
-        base = f"http://127.0.0.1:{port}"
         urls[name] = f"{base}/cds-services/{service}", f"{base}/health"
     pair = (urls["bare"][0], urls["service"][0])
     table = Table()
@@ -231,6 +272,12 @@ def _run(
         ):
             _alternate(c, pair, typical, 5, fresh=fresh)  # warm-up
             table.latency(name, *_alternate(c, pair, typical, args.calls, fresh=fresh))
+        signed = (urls["bare"][0], urls["signed"][0])
+        _alternate(c, signed, typical, 5, signer=signer)
+        table.latency(
+            "~80-resource chart, new content, a signed JWT (ES384) on each call",
+            *_alternate(c, signed, typical, args.calls, signer=signer),
+        )
         sized = {}
         for size in (200, 2000):
             body = _sized(size)
@@ -242,10 +289,11 @@ def _run(
     # Throughput in two rounds each, alternating, so a slow moment does not fall on one. All
     # are asked for /health the same way while saturated: each carries its load.
     bodies = [_fresh(typical) for _ in range(500)]
-    served: dict[str, float] = dict.fromkeys(urls, 0.0)
-    probes: dict[str, list[float]] = {name: [] for name in urls}
+    loaded = {name: urls[name] for name in commands}  # the signed server: latency only
+    served: dict[str, float] = dict.fromkeys(loaded, 0.0)
+    probes: dict[str, list[float]] = {name: [] for name in loaded}
     for i in range(2):
-        for name, (url, health) in urls.items():
+        for name, (url, health) in loaded.items():
             rps, probed = _saturated_health(
                 url, health, bodies, tmp / f"{name}{i}", args.seconds / 2
             )
