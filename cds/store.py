@@ -272,15 +272,22 @@ class _SQL:
                 expired = now - self.retention_s
                 cur.execute(self.q("DELETE FROM issued_card WHERE issued_at < %s"), (expired,))
                 cur.execute(self.q("DELETE FROM snooze WHERE until < %s"), (expired,))
-            for c in cards:
-                cur.execute(
-                    self.q(
-                        "INSERT INTO issued_card (card, rule, patient_key, evidence, issued_at)"
-                        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (card) DO UPDATE SET"
-                        " evidence = excluded.evidence, issued_at = excluded.issued_at"
-                    ),
-                    (c.card, c.rule, c.patient_key, c.evidence, now),
-                )
+            # One statement for all of a call's cards: one round trip to PostgreSQL, not one
+            # a card. A card named twice would be updated twice, which PostgreSQL refuses.
+            latest = {c.card: c for c in cards}
+            rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(latest))  # placeholders only
+            cur.execute(
+                self.q(
+                    "INSERT INTO issued_card (card, rule, patient_key, evidence, issued_at)"  # noqa: S608
+                    f" VALUES {rows} ON CONFLICT (card) DO UPDATE SET"
+                    " evidence = excluded.evidence, issued_at = excluded.issued_at"
+                ),
+                [
+                    x
+                    for c in latest.values()
+                    for x in (c.card, c.rule, c.patient_key, c.evidence, now)
+                ],
+            )
 
     def snoozes(self, patient_key: str) -> dict[str, Snooze]:
         with self.tx(durable=False, read=True) as cur:
@@ -421,7 +428,7 @@ class PostgresStore(_SQL):
     def tx(self, *, durable: bool = True, read: bool = False) -> Iterator[Any]:
         try:
             with self._pool.connection(timeout=self.timeout_s) as conn, conn.cursor() as cur:
-                if not durable:
+                if not durable and not read:  # a read has nothing to flush at commit
                     cur.execute("SET LOCAL synchronous_commit = off")
                 yield cur
         except self._errors as exc:

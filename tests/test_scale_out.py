@@ -90,11 +90,15 @@ def test_a_version_2_database_is_refused_until_migrated_then_prunes_by_index(pg:
         c.execute("INSERT INTO snooze VALUES ('k', 'R1', 'e', 'overridden', %s, %s)", (old, old))
     store = PostgresStore(url)
     try:
-        store.record_issued([IssuedCard(card="new", rule="R1", patient_key="k", evidence="e")])
+        first = IssuedCard(card="new", rule="R1", patient_key="k", evidence="e")
+        second = IssuedCard(card="other", rule="R6", patient_key="k", evidence="e")
+        changed = IssuedCard(card="new", rule="R1", patient_key="k", evidence="changed")
+        store.record_issued([first, second, changed])  # one statement; "new" named twice
     finally:
         store.close()
     with psycopg.connect(url) as c:
-        assert [r[0] for r in c.execute("SELECT card FROM issued_card")] == ["new"]
+        cards = c.execute("SELECT card, evidence FROM issued_card ORDER BY card").fetchall()
+        assert cards == [("new", "changed"), ("other", "e")]
         assert list(c.execute("SELECT * FROM snooze")) == []
 
 

@@ -89,6 +89,19 @@ def test_pruning_runs_at_most_once_a_minute(store: tuple[SQLiteStore, Path, Cloc
     s.close()
 
 
+def test_a_calls_cards_are_recorded_together_and_a_repeated_card_once(
+    store: tuple[SQLiteStore, Path, Clock],
+) -> None:
+    s, db, _ = store
+    again = IssuedCard(card="a", rule="R1", patient_key="k", evidence="changed")
+    s.record_issued([issued("a"), issued("b"), again])
+    assert rows(db, "SELECT card, evidence FROM issued_card ORDER BY card") == [
+        ("a", "changed"),
+        ("b", "e"),
+    ]
+    s.close()
+
+
 @pytest.mark.parametrize(("table", "column"), [("issued_card", "issued_at"), ("snooze", "until")])
 def test_pruning_finds_expired_rows_through_an_index(
     store: tuple[SQLiteStore, Path, Clock], table: str, column: str
