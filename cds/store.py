@@ -209,7 +209,8 @@ class _SQL:
     def tx(self, *, durable: bool = True, read: bool = False) -> AbstractContextManager[Any]:
         """A transaction. `durable=False` is for what a process crash must not lose but an OS
         crash or power loss may (issued-card records, snoozes looked up, JWT ids seen): no
-        fsync wait on commit. `read` takes no write lock."""
+        fsync wait on commit, and on PostgreSQL each statement commits on its own. `read`
+        takes no write lock."""
         raise NotImplementedError
 
     def add(self, service_id: str, items: Iterable[schemas.FeedbackItem]) -> int:
@@ -402,17 +403,33 @@ class PostgresStore(_SQL):
 
         self._errors: tuple[type[Exception], ...] = (PoolTimeout, psycopg.OperationalError)
         self.timeout_s = timeout_s
+        connect = {"connect_timeout": max(1, int(timeout_s))}
+        # Feedback, migrations, reads of stored feedback: transactions, fsynced at commit.
         self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(2, pool_size // 4),  # feedback is rare
+            timeout=timeout_s,
+            open=False,
+            kwargs=connect | {"autocommit": False},
+        )
+        # What every call reads and writes (snoozes, issued cards, JWT ids): each statement its
+        # own transaction, committed without waiting for the WAL flush. One round trip a
+        # statement; BEGIN, SET LOCAL and COMMIT were three more each time (libpq trace).
+        self._fast = ConnectionPool(
             url,
             min_size=1,
             max_size=pool_size,
             timeout=timeout_s,
             open=False,
-            kwargs={"connect_timeout": max(1, int(timeout_s)), "autocommit": False},
+            kwargs=connect | {"autocommit": True},
+            configure=_commit_without_waiting,
         )
         try:
             self._pool.open(wait=True, timeout=max(timeout_s, 5.0))
+            self._fast.open(wait=True, timeout=max(timeout_s, 5.0))
         except self._errors as exc:
+            self.close()
             raise ConfigError(
                 f"the database at CDS_DATABASE_URL cannot be reached: {exc}"
             ) from None
@@ -426,10 +443,11 @@ class PostgresStore(_SQL):
 
     @contextmanager
     def tx(self, *, durable: bool = True, read: bool = False) -> Iterator[Any]:
+        """Durable: one transaction. Not durable: each statement commits on its own (none of
+        the callers needs two of its statements to commit together)."""
+        pool = self._pool if durable else self._fast
         try:
-            with self._pool.connection(timeout=self.timeout_s) as conn, conn.cursor() as cur:
-                if not durable and not read:  # a read has nothing to flush at commit
-                    cur.execute("SET LOCAL synchronous_commit = off")
+            with pool.connection(timeout=self.timeout_s) as conn, conn.cursor() as cur:
                 yield cur
         except self._errors as exc:
             raise StoreUnavailable(
@@ -438,6 +456,11 @@ class PostgresStore(_SQL):
 
     def close(self) -> None:
         self._pool.close()
+        self._fast.close()
+
+
+def _commit_without_waiting(conn: Any) -> None:
+    conn.execute("SET synchronous_commit = off")  # for the session: this pool's connections
 
 
 def open_store(

@@ -102,6 +102,23 @@ def test_a_version_2_database_is_refused_until_migrated_then_prunes_by_index(pg:
         assert list(c.execute("SELECT * FROM snooze")) == []
 
 
+def test_feedback_waits_for_the_disk_and_what_every_call_writes_does_not(pg: str) -> None:
+    url = fresh_database(pg, "commits")
+    assert cli("migrate", CDS_DATABASE_URL=url).returncode == 0
+    store = PostgresStore(url)
+    try:
+        with store.tx() as cur:  # feedback: on disk before its 200
+            cur.execute("SHOW synchronous_commit")
+            assert cur.fetchone() == ("on",)
+        with store.tx(durable=False) as cur:  # issued cards, snoozes, JWT ids
+            cur.execute("SHOW synchronous_commit")
+            assert cur.fetchone() == ("off",)
+        assert store.first_use("iss", "jti-1", time.time() + 60, time.time())
+        assert not store.first_use("iss", "jti-1", time.time() + 60, time.time())
+    finally:
+        store.close()
+
+
 def test_a_database_that_does_not_answer_is_a_clear_error(tmp_path: Path) -> None:
     down = cli("check", CDS_DATABASE_URL="postgresql://cds@127.0.0.1:9/none")
     assert down.returncode == 1
