@@ -202,6 +202,7 @@ class _SQL:
         self.retention_s = max(retention_days, snooze_days + 30) * DAY_S
         self._clock = clock
         self._pruned_at = float("-inf")  # never: the first record prunes
+        self._jti_pruned_at = float("-inf")
 
     def q(self, sql: str) -> str:
         return sql if self.placeholder == "%s" else sql.replace("%s", self.placeholder)
@@ -252,13 +253,18 @@ class _SQL:
         # killed after the commit keeps the id; only an OS crash within the token's lifetime
         # could forget it, and replaying a token then also needs the token captured.
         with self.tx(durable=False) as cur:
-            cur.execute(self.q("DELETE FROM jwt_replay WHERE expires_at < %s"), (now,))
+            if now - self._jti_pruned_at >= PRUNE_EVERY_S:
+                self._jti_pruned_at = now
+                cur.execute(self.q("DELETE FROM jwt_replay WHERE expires_at < %s"), (now,))
+            # One statement tells a replay: a new id is inserted, an id whose record has
+            # expired (not pruned yet) is taken over, a live one is left alone (no row changed).
             cur.execute(
                 self.q(
                     "INSERT INTO jwt_replay (iss, jti, expires_at) VALUES (%s, %s, %s)"
-                    " ON CONFLICT DO NOTHING"
+                    " ON CONFLICT (iss, jti) DO UPDATE SET expires_at = excluded.expires_at"
+                    " WHERE jwt_replay.expires_at < %s"
                 ),
-                (iss, jti, expires_at),
+                (iss, jti, expires_at, now),
             )
             return bool(cur.rowcount == 1)
 

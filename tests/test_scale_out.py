@@ -113,8 +113,11 @@ def test_feedback_waits_for_the_disk_and_what_every_call_writes_does_not(pg: str
         with store.tx(durable=False) as cur:  # issued cards, snoozes, JWT ids
             cur.execute("SHOW synchronous_commit")
             assert cur.fetchone() == ("off",)
-        assert store.first_use("iss", "jti-1", time.time() + 60, time.time())
-        assert not store.first_use("iss", "jti-1", time.time() + 60, time.time())
+        now = time.time()
+        assert store.first_use("iss", "jti-1", now + 60, now)
+        assert not store.first_use("iss", "jti-1", now + 60, now + 1)  # a replay
+        assert store.first_use("iss", "jti-1", now + 120, now + 61)  # its record expired
+        assert not store.first_use("iss", "jti-1", now + 120, now + 62)
     finally:
         store.close()
 

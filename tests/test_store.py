@@ -150,3 +150,20 @@ def test_what_a_call_wrote_survives_the_process_being_killed(tmp_path: Path) -> 
     assert s.first_use("iss", "jti-2", 2e9, 1.8e9) is True
     assert rows(db, "SELECT card FROM issued_card") == [("c",)]
     s.close()
+
+
+def test_a_jwt_id_is_refused_while_its_record_lives_and_free_again_after(
+    store: tuple[SQLiteStore, Path, Clock],
+) -> None:
+    s, db, _ = store
+    assert s.first_use("iss", "a", T0 + 30, T0)  # the first use prunes: the next in a minute
+    assert s.first_use("iss", "b", T0 + 5, T0 + 1)
+    assert not s.first_use("iss", "a", T0 + 60, T0 + 20)  # a replay
+    assert s.first_use("other-iss", "a", T0 + 60, T0 + 20)  # ids are per issuer
+    assert s.first_use("iss", "a", T0 + 90, T0 + 31)  # its record expired: not a replay
+    assert not s.first_use("iss", "a", T0 + 90, T0 + 32)  # the new record holds
+    expired_b = ("iss", "b")
+    assert expired_b in rows(db, "SELECT iss, jti FROM jwt_replay")  # not pruned yet
+    assert s.first_use("iss", "c", T0 + 90, T0 + PRUNE_EVERY_S)
+    assert expired_b not in rows(db, "SELECT iss, jti FROM jwt_replay")
+    s.close()
