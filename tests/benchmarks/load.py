@@ -1,8 +1,10 @@
 """Load generation for the benchmarks: wrk (Debian's package) where installed, else asyncio.
 
 Both post a rotation of pre-built bodies (each with new resource ids and hookInstance), so no
-cache can answer from an earlier call. wrk needs little CPU, which matters on a 2-core machine;
-the asyncio client competes with the server for its core and understates its throughput.
+cache can answer from an earlier call; with tokens, each request carries the next one as its
+Bearer token (a token is used once: a second use is a replay, and fails). wrk needs little CPU,
+which matters on a 2-core machine; the asyncio client competes with the server for its core and
+understates its throughput.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import asyncio
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 
 WRK_SCRIPT = """
 local bodies = {}
+local tokens = {}
 function init(args)
   local i = 0
   while true do
@@ -27,11 +30,22 @@ function init(args)
     f:close()
     i = i + 1
   end
+  local t = io.open(args[1] .. "/tokens.txt", "r")
+  if t ~= nil then
+    for line in t:lines() do tokens[#tokens + 1] = line end
+    t:close()
+  end
   n = math.random(#bodies)
+  used = 0
 end
 function request()
   n = n % #bodies + 1
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[n])
+  local headers = {["Content-Type"] = "application/json"}
+  if #tokens > 0 then
+    used = used % #tokens + 1
+    headers["Authorization"] = "Bearer " .. tokens[used]
+  end
+  return wrk.format("POST", nil, headers, bodies[n])
 end
 """
 
@@ -40,7 +54,9 @@ def generator() -> str:
     return "wrk" if shutil.which("wrk") else "Python (asyncio)"
 
 
-async def _asyncio(url: str, bodies: Sequence[bytes], seconds: float, clients: int) -> float:
+async def _asyncio(
+    url: str, bodies: Sequence[bytes], seconds: float, clients: int, tokens: Iterator[str]
+) -> float:
     done = 0
     end = time.perf_counter() + seconds
     async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=clients)) as c:
@@ -49,11 +65,10 @@ async def _asyncio(url: str, bodies: Sequence[bytes], seconds: float, clients: i
             nonlocal done
             n = i
             while time.perf_counter() < end:
-                r = await c.post(
-                    url,
-                    content=bodies[n % len(bodies)],
-                    headers={"content-type": "application/json"},
-                )
+                headers = {"content-type": "application/json"}
+                if (token := next(tokens, None)) is not None:
+                    headers["authorization"] = f"Bearer {token}"
+                r = await c.post(url, content=bodies[n % len(bodies)], headers=headers)
                 assert r.status_code == 200, r.text[:300]
                 done += 1
                 n += clients
@@ -88,14 +103,26 @@ def _wrk(url: str, folder: Path, seconds: float, clients: int) -> float:
 
 
 def requests_per_second(
-    url: str, bodies: Sequence[bytes], folder: Path, *, seconds: float, clients: int
+    url: str,
+    bodies: Sequence[bytes],
+    folder: Path,
+    *,
+    seconds: float,
+    clients: int,
+    tokens: Sequence[str] = (),
 ) -> float:
-    """Throughput at `clients` concurrent connections for `seconds`, after a short warm-up."""
+    """Throughput at `clients` concurrent connections for `seconds`, after a one-second
+    warm-up. With `tokens`, one per request, shared between the two by their length."""
+    cut = round(len(tokens) / (1 + seconds))
+    warm, run = tokens[:cut], tokens[cut:]
     if shutil.which("wrk"):
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, body in enumerate(bodies):
-            (folder / f"{i}.json").write_bytes(body)
-        _wrk(url, folder, 1, clients)
-        return _wrk(url, folder, seconds, clients)
-    asyncio.run(_asyncio(url, bodies, 1.0, clients))
-    return asyncio.run(_asyncio(url, bodies, seconds, clients))
+        for part, supply in (("warm", warm), ("run", run)):
+            (folder / part).mkdir(parents=True, exist_ok=True)
+            for i, body in enumerate(bodies):
+                (folder / part / f"{i}.json").write_bytes(body)
+            if supply:
+                (folder / part / "tokens.txt").write_text("\n".join(supply) + "\n")
+        _wrk(url, folder / "warm", 1, clients)
+        return _wrk(url, folder / "run", seconds, clients)
+    asyncio.run(_asyncio(url, bodies, 1.0, clients, iter(warm)))
+    return asyncio.run(_asyncio(url, bodies, seconds, clients, iter(run)))
