@@ -30,8 +30,8 @@ function init(args)
     f:close()
     i = i + 1
   end
-  local t = io.open(args[1] .. "/tokens.txt", "r")
-  if t ~= nil then
+  local t = args[2] and io.open(args[2], "r")
+  if t then
     for line in t:lines() do tokens[#tokens + 1] = line end
     t:close()
   end
@@ -77,7 +77,7 @@ async def _asyncio(
     return done / seconds
 
 
-def _wrk(url: str, folder: Path, seconds: float, clients: int) -> float:
+def _wrk(url: str, folder: Path, seconds: float, clients: int, tokens: Path | None) -> float:
     script = folder / "post.lua"
     script.write_text(WRK_SCRIPT)
     out = subprocess.run(  # noqa: S603
@@ -91,6 +91,7 @@ def _wrk(url: str, folder: Path, seconds: float, clients: int) -> float:
             url,
             "--",
             str(folder),
+            *([str(tokens)] if tokens else []),
         ],
         capture_output=True,
         text=True,
@@ -100,6 +101,13 @@ def _wrk(url: str, folder: Path, seconds: float, clients: int) -> float:
         raise AssertionError(f"wrk saw error responses from {url}:\n{out}")
     line = next(x for x in out.splitlines() if x.startswith("Requests/sec:"))
     return float(line.split()[1])
+
+
+def _token_file(path: Path, tokens: Sequence[str]) -> Path | None:
+    if not tokens:
+        return None
+    path.write_text("\n".join(tokens) + "\n")
+    return path
 
 
 def requests_per_second(
@@ -116,13 +124,10 @@ def requests_per_second(
     cut = round(len(tokens) / (1 + seconds))
     warm, run = tokens[:cut], tokens[cut:]
     if shutil.which("wrk"):
-        for part, supply in (("warm", warm), ("run", run)):
-            (folder / part).mkdir(parents=True, exist_ok=True)
-            for i, body in enumerate(bodies):
-                (folder / part / f"{i}.json").write_bytes(body)
-            if supply:
-                (folder / part / "tokens.txt").write_text("\n".join(supply) + "\n")
-        _wrk(url, folder / "warm", 1, clients)
-        return _wrk(url, folder / "run", seconds, clients)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, body in enumerate(bodies):
+            (folder / f"{i}.json").write_bytes(body)
+        _wrk(url, folder, 1, clients, _token_file(folder / "warm-tokens.txt", warm))
+        return _wrk(url, folder, seconds, clients, _token_file(folder / "run-tokens.txt", run))
     asyncio.run(_asyncio(url, bodies, 1.0, clients, iter(warm)))
     return asyncio.run(_asyncio(url, bodies, seconds, clients, iter(run)))
