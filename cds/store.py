@@ -413,31 +413,27 @@ class PostgresStore(_SQL):
 
         self._errors: tuple[type[Exception], ...] = (PoolTimeout, psycopg.OperationalError)
         self.timeout_s = timeout_s
-        connect = {"connect_timeout": max(1, int(timeout_s))}
+
+        def pool(max_size: int, *, autocommit: bool, **options: Any) -> ConnectionPool[Any]:
+            return ConnectionPool(
+                url,
+                min_size=1,
+                max_size=max_size,
+                timeout=timeout_s,
+                open=False,
+                kwargs={"connect_timeout": max(1, int(timeout_s)), "autocommit": autocommit},
+                **options,
+            )
+
         # Feedback, migrations, reads of stored feedback: transactions, fsynced at commit.
-        self._pool = ConnectionPool(
-            url,
-            min_size=1,
-            max_size=max(2, pool_size // 4),  # feedback is rare
-            timeout=timeout_s,
-            open=False,
-            kwargs=connect | {"autocommit": False},
-        )
+        self._pool = pool(max(2, pool_size // 4), autocommit=False)  # feedback is rare
         # What every call reads and writes (snoozes, issued cards, JWT ids): each statement its
         # own transaction, committed without waiting for the WAL flush. One round trip a
         # statement; BEGIN, SET LOCAL and COMMIT were three more each time (libpq trace).
-        self._fast = ConnectionPool(
-            url,
-            min_size=1,
-            max_size=pool_size,
-            timeout=timeout_s,
-            open=False,
-            kwargs=connect | {"autocommit": True},
-            configure=_commit_without_waiting,
-        )
+        self._fast = pool(pool_size, autocommit=True, configure=_commit_without_waiting)
         try:
-            self._pool.open(wait=True, timeout=max(timeout_s, 5.0))
-            self._fast.open(wait=True, timeout=max(timeout_s, 5.0))
+            for each in (self._pool, self._fast):
+                each.open(wait=True, timeout=max(timeout_s, 5.0))
         except self._errors as exc:
             self.close()
             raise ConfigError(
