@@ -3,8 +3,12 @@
 Both post a rotation of pre-built bodies (each with new resource ids and hookInstance), so no
 cache can answer from an earlier call; with tokens, each request carries the next one as its
 Bearer token (a token is used once: a second use is a replay, and fails). wrk needs little CPU,
-which matters on a 2-core machine; the asyncio client competes with the server for its core and
-understates its throughput.
+which matters on a 2-core machine. The asyncio fallback writes pre-built HTTP/1.1 requests on
+keep-alive sockets and reads each answer by its length, in a process of its own (the /health
+prober's thread must not wait for its GIL); an HTTP client library there (httpx: ~100 calls a
+second at 50 connections) measured itself, not the server. It still needs far more CPU than
+wrk: when it kept its core busy for most of a run, the figure is its own limit and a warning
+says so.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from itertools import cycle, islice
 from pathlib import Path
-
-import httpx
+from urllib.parse import urlsplit
 
 WRK_SCRIPT = """
 local bodies = {}
@@ -54,27 +59,100 @@ def generator() -> str:
     return "wrk" if shutil.which("wrk") else "Python (asyncio)"
 
 
-async def _asyncio(
-    url: str, bodies: Sequence[bytes], seconds: float, clients: int, tokens: Iterator[str]
-) -> float:
-    done = 0
+def _requests(url: str, bodies: Sequence[bytes], tokens: Sequence[str]) -> list[bytes]:
+    """Every request whole, headers and body, in the order they go out: a body rotation, or
+    one per token when there are tokens."""
+    u = urlsplit(url)
+    head = (
+        f"POST {u.path or '/'} HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Type: application/json\r\n"
+    )
+    count = len(tokens) or len(bodies)
+    out = []
+    for i in range(count):
+        body = bodies[i % len(bodies)]
+        auth = f"Authorization: Bearer {tokens[i]}\r\n" if tokens else ""
+        out.append(f"{head}{auth}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    return out
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """One HTTP/1.1 response: its status, its body, and whether the server keeps the
+    connection open."""
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
+    status = int(head[9:12])
+    fields = dict(line.split(":", 1) for line in head.split("\r\n")[1:] if ":" in line)
+    if "chunked" in fields.get("transfer-encoding", ""):
+        body = b""
+        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            body += (await reader.readexactly(size + 2))[:-2]
+        await reader.readuntil(b"\r\n")
+    else:
+        body = await reader.readexactly(int(fields.get("content-length", "0")))
+    return status, body, "close" not in fields.get("connection", "")
+
+
+async def _asyncio(url: str, requests: Sequence[bytes], seconds: float, clients: int) -> int:
+    """Requests answered in `seconds` by `clients` keep-alive connections; with tokens,
+    `requests` is finite (each is sent once) and the run ends early when they are used up."""
+    u = urlsplit(url)
+    host, port = u.hostname or "127.0.0.1", u.port or 80
+    done, sent = 0, 0
     end = time.perf_counter() + seconds
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=clients)) as c:
 
-        async def client(i: int) -> None:
-            nonlocal done
-            n = i
-            while time.perf_counter() < end:
-                headers = {"content-type": "application/json"}
-                if (token := next(tokens, None)) is not None:
-                    headers["authorization"] = f"Bearer {token}"
-                r = await c.post(url, content=bodies[n % len(bodies)], headers=headers)
-                assert r.status_code == 200, r.text[:300]
+    async def client() -> None:
+        nonlocal done, sent
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while time.perf_counter() < end and sent < len(requests):
+                writer.write(requests[sent])
+                sent += 1
+                status, body, keep = await _answer(reader)
+                if status != 200:
+                    raise AssertionError(f"{url} answered {status}: {body[:300]!r}")
                 done += 1
-                n += clients
+                if not keep:
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+        finally:
+            writer.close()
 
-        await asyncio.gather(*(client(i) for i in range(clients)))
-    return done / seconds
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return done
+
+
+def _python(url: str, folder: Path, seconds: float, clients: int, tokens: Path | None) -> float:
+    """The asyncio generator in a process of its own, given what wrk is given: the folder of
+    bodies and the token file."""
+    out = subprocess.run(  # noqa: S603
+        [sys.executable, __file__, url, str(folder), str(seconds), str(clients), str(tokens or "")],
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode:
+        raise AssertionError(f"the load generator failed against {url}:\n{out.stderr[-2000:]}")
+    rps, busy = map(float, out.stdout.split())
+    if busy > 0.9:
+        print(
+            f"warning: the asyncio load generator kept its core {busy:.0%} busy against {url}: "
+            f"{rps:.0f} requests/s may be its limit, not the server's (install wrk)",
+            file=sys.stderr,
+        )
+    return rps
+
+
+def _load_process(url: str, folder: Path, seconds: float, clients: int, tokens: str) -> None:
+    """The asyncio generator's process: prints requests per second and the share of the run
+    it kept its own core busy. Without tokens the bodies rotate, repeated for 20,000 requests
+    a second (more than a server on one core answers), all built before the clock starts."""
+    bodies = [b.read_bytes() for b in sorted(folder.glob("*.json"), key=lambda b: int(b.stem))]
+    sent = Path(tokens).read_text().split() if tokens else []
+    requests = _requests(url, bodies, sent)
+    if not sent:
+        requests = list(islice(cycle(requests), round(20_000 * seconds)))
+    wall, cpu = time.perf_counter(), time.process_time()
+    done = asyncio.run(_asyncio(url, requests, seconds, clients))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"{done / wall} {cpu / wall}")
 
 
 def _wrk(url: str, folder: Path, seconds: float, clients: int, tokens: Path | None) -> float:
@@ -123,11 +201,13 @@ def requests_per_second(
     warm-up. With `tokens`, one per request, shared between the two by their length."""
     cut = round(len(tokens) / (1 + seconds))
     warm, run = tokens[:cut], tokens[cut:]
-    if shutil.which("wrk"):
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, body in enumerate(bodies):
-            (folder / f"{i}.json").write_bytes(body)
-        _wrk(url, folder, 1, clients, _token_file(folder / "warm-tokens.txt", warm))
-        return _wrk(url, folder, seconds, clients, _token_file(folder / "run-tokens.txt", run))
-    asyncio.run(_asyncio(url, bodies, 1.0, clients, iter(warm)))
-    return asyncio.run(_asyncio(url, bodies, seconds, clients, iter(run)))
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, body in enumerate(bodies):
+        (folder / f"{i}.json").write_bytes(body)
+    drive = _wrk if shutil.which("wrk") else _python
+    drive(url, folder, 1, clients, _token_file(folder / "warm-tokens.txt", warm))
+    return drive(url, folder, seconds, clients, _token_file(folder / "run-tokens.txt", run))
+
+
+if __name__ == "__main__":
+    _load_process(sys.argv[1], Path(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
