@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from itertools import cycle, islice
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -91,9 +90,12 @@ async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
     return status, body, "close" not in fields.get("connection", "")
 
 
-async def _asyncio(url: str, requests: Sequence[bytes], seconds: float, clients: int) -> int:
-    """Requests answered in `seconds` by `clients` keep-alive connections; with tokens,
-    `requests` is finite (each is sent once) and the run ends early when they are used up."""
+async def _asyncio(
+    url: str, requests: Sequence[bytes], seconds: float, clients: int, *, once: bool
+) -> int:
+    """Requests answered in `seconds` by `clients` keep-alive connections: `requests` in
+    rotation, or with `once` (each carries its own token) each sent once, the run ending early
+    when they are used up."""
     u = urlsplit(url)
     host, port = u.hostname or "127.0.0.1", u.port or 80
     done, sent = 0, 0
@@ -103,8 +105,8 @@ async def _asyncio(url: str, requests: Sequence[bytes], seconds: float, clients:
         nonlocal done, sent
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            while time.perf_counter() < end and sent < len(requests):
-                writer.write(requests[sent])
+            while time.perf_counter() < end and not (once and sent == len(requests)):
+                writer.write(requests[sent % len(requests)])
                 sent += 1
                 status, body, keep = await _answer(reader)
                 if status != 200:
@@ -142,15 +144,12 @@ def _python(url: str, folder: Path, seconds: float, clients: int, tokens: Path |
 
 def _load_process(url: str, folder: Path, seconds: float, clients: int, tokens: str) -> None:
     """The asyncio generator's process: prints requests per second and the share of the run
-    it kept its own core busy. Without tokens the bodies rotate, repeated for 20,000 requests
-    a second (more than a server on one core answers), all built before the clock starts."""
+    it kept its own core busy. Every request is built before the clock starts."""
     bodies = [b.read_bytes() for b in sorted(folder.glob("*.json"), key=lambda b: int(b.stem))]
     sent = Path(tokens).read_text().split() if tokens else []
     requests = _requests(url, bodies, sent)
-    if not sent:
-        requests = list(islice(cycle(requests), round(20_000 * seconds)))
     wall, cpu = time.perf_counter(), time.process_time()
-    done = asyncio.run(_asyncio(url, requests, seconds, clients))
+    done = asyncio.run(_asyncio(url, requests, seconds, clients, once=bool(sent)))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(f"{done / wall} {cpu / wall}")
 
