@@ -4,11 +4,12 @@ Both post a rotation of pre-built bodies (each with new resource ids and hookIns
 cache can answer from an earlier call; with tokens, each request carries the next one as its
 Bearer token (a token is used once: a second use is a replay, and fails). wrk needs little CPU,
 which matters on a 2-core machine. The asyncio fallback writes pre-built HTTP/1.1 requests on
-keep-alive sockets and reads each answer by its length, in a process of its own (the /health
-prober's thread must not wait for its GIL); an HTTP client library there (httpx: ~100 calls a
-second at 50 connections) measured itself, not the server. It still needs far more CPU than
-wrk: when it kept its core busy for most of a run, the figure is its own limit and a warning
-says so.
+keep-alive sockets and reads each answer by its length or its chunks, in a process of its own
+(the /health prober's thread must not wait for its GIL); an HTTP client library there (httpx:
+~100 calls a second at 50 connections) measured itself, not the server. It needs more CPU than
+wrk (~15% of a core against the bare endpoint): when it kept its core busy for most of a run,
+the figure is its own limit and a warning says so. Either is stopped if it outlives its run by
+a minute, so a server that stops answering ends the benchmark instead of hanging it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
+
+_GRACE_S = 60  # beyond a run's length, before the generator is stopped
 
 WRK_SCRIPT = """
 local bodies = {}
@@ -129,6 +132,7 @@ def _python(url: str, folder: Path, seconds: float, clients: int, tokens: Path |
         [sys.executable, __file__, url, str(folder), str(seconds), str(clients), str(tokens or "")],
         capture_output=True,
         text=True,
+        timeout=seconds + _GRACE_S,
     )
     if out.returncode:
         raise AssertionError(f"the load generator failed against {url}:\n{out.stderr[-2000:]}")
@@ -173,6 +177,7 @@ def _wrk(url: str, folder: Path, seconds: float, clients: int, tokens: Path | No
         capture_output=True,
         text=True,
         check=True,
+        timeout=seconds + _GRACE_S,
     ).stdout
     if "Non-2xx" in out:
         raise AssertionError(f"wrk saw error responses from {url}:\n{out}")
