@@ -75,6 +75,9 @@ class CodeIndex:
     prefixes: tuple[tuple[str, str, str], ...]  # (system, prefix, value set id)
     # Every value set's text patterns in one: a text none of them finds is in no set by text.
     any_text: re.Pattern[str] | None = None
+    # Systems whose codes decide membership (clinical-logic §3c D11): a concept coded in one of
+    # them is classified by its codes, and text patterns apply only to text-only concepts.
+    deciding: frozenset[str] = frozenset()
 
     def sets_of(self, concept: Concept) -> frozenset[str]:
         """The value sets any of the concept's codes belongs to (worked out once a concept)."""
@@ -88,6 +91,16 @@ class CodeIndex:
                         ids.add(vs_id)
             found = concept._memo[self] = frozenset(ids)
         return found
+
+    def deciding_codes(self, concept: Concept) -> tuple[Coding, ...]:
+        """The concept's codings in a deciding system (worked out once a concept)."""
+        key = (self, "deciding")
+        found = concept._memo.get(key)
+        if found is None:
+            found = concept._memo[key] = tuple(
+                c for c in concept.codings if c.system in self.deciding
+            )
+        return tuple(found)
 
     def text_may_match(self, concept: Concept) -> bool:
         """Whether any set's text patterns could match the concept (worked out once)."""
@@ -179,6 +192,9 @@ class ValueSet:
     text_patterns: tuple[str, ...]
     entries: tuple[CodeEntry, ...]
     index: CodeIndex = field(compare=False, repr=False)
+    # Codes this set lists as UNVERIFIED: held for the record, they neither include nor exclude
+    # (a concept coded only with one of them is judged by its text).
+    unverified: frozenset[tuple[str, str]] = frozenset()
     _text_re: re.Pattern[str] | None = field(default=None, compare=False)
     _exclude_re: re.Pattern[str] | None = field(default=None, compare=False)
 
@@ -198,8 +214,18 @@ class ValueSet:
         return bool(self._text_re.search(text))
 
     def matches(self, concept: Concept) -> bool:
-        """Coded membership first; text patterns only as the documented last resort."""
-        return self.matches_code(concept) or self.matches_text(concept)
+        """Codes decide (D11): a concept coded in a known system (ICD-10-CM, SNOMED CT, LOINC,
+        RxNorm) is a member only by its codes, so a skin cancer of the breast (C44.5x) or a lung
+        cancer whose text names the breast is never breast cancer. Text patterns are the last
+        resort for concepts sent as text only (or coded only in local or unverified codes),
+        and for sets that hold no verified code yet (their codes go out as text only)."""
+        if self.matches_code(concept):
+            return True
+        if (self.codes or self.prefixes) and any(
+            (c.system, c.code) not in self.unverified for c in self.index.deciding_codes(concept)
+        ):
+            return False
+        return self.matches_text(concept)
 
     def coding(self, code: str) -> Coding:
         """The emitted Coding for a code of this set (verified or seen only; never UNVERIFIED)."""
@@ -327,9 +353,12 @@ def _read_yaml(path: Path) -> object:
 
 def load_terminology(cards_dir: Path) -> Terminology:
     raw_systems = _read_yaml(cards_dir / "code-systems.yaml")
-    if not isinstance(raw_systems, dict):
-        raise ConfigError(f"{cards_dir / 'code-systems.yaml'}: expected a mapping")
-    systems = {str(k): str(v) for k, v in raw_systems.items()}
+    if not isinstance(raw_systems, dict) or not isinstance(raw_systems.get("systems"), dict):
+        raise ConfigError(f"{cards_dir / 'code-systems.yaml'}: expected a 'systems' mapping")
+    systems = {str(k): str(v) for k, v in raw_systems["systems"].items()}
+    deciding_aliases = raw_systems.get("codes_decide", [])
+    if not isinstance(deciding_aliases, list):
+        raise ConfigError(f"{cards_dir / 'code-systems.yaml'}: codes_decide must be a list")
 
     def uri(alias: str, where: Path) -> str:
         if alias not in systems:
@@ -361,6 +390,7 @@ def load_terminology(cards_dir: Path) -> Terminology:
             ),
             "text_patterns": tuple(spec.text),
             "entries": entries,
+            "unverified": frozenset((e.system, e.code) for e in entries if e.level == "UNVERIFIED"),
             "_text_re": text_re,
             "_exclude_re": exclude_re,
         }
@@ -370,6 +400,7 @@ def load_terminology(cards_dir: Path) -> Terminology:
             by_code.setdefault(key, set()).add(vs_id)
     patterns = [p.lower() for fields in specs.values() for p in fields["text_patterns"]]
     index = CodeIndex(
+        deciding=frozenset(uri(str(a), cards_dir / "code-systems.yaml") for a in deciding_aliases),
         any_text=_words(patterns, regex=True) if patterns else None,
         by_code={k: frozenset(v) for k, v in by_code.items()},
         prefixes=tuple(

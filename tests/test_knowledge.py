@@ -18,6 +18,7 @@ from tests.conftest import SHARED
 from tests.servers import production
 
 TERMINOLOGY = SHARED / "clinical" / "terminology.md"
+ADDITIONS = REPO_CARDS / "terminology-additions.md"
 
 
 def _all_codes() -> list[tuple[str, str, str]]:
@@ -35,14 +36,27 @@ def _all_codes() -> list[tuple[str, str, str]]:
 
 
 def test_every_code_appears_in_the_terminology_sheet() -> None:
-    """Never a code from memory: each one is written in ../shared/clinical/terminology.md."""
-    sheet = TERMINOLOGY.read_text()
+    """Never a code from memory: each one is written in ../shared/clinical/terminology.md, or
+    in the project's own record of codes verified since (cards/terminology-additions.md)."""
+    sheet = TERMINOLOGY.read_text() + ADDITIONS.read_text()
     missing = [
         (f, code)
         for f, code, _ in _all_codes()
         if not re.search(rf"(?<![\w.-]){re.escape(code)}(?![\w-])", sheet)
     ]
     assert missing == []
+
+
+def test_added_codes_name_where_they_were_seen() -> None:
+    """Each code added since the sheet has a row with a display, its sources and a level."""
+    rows = [r for r in ADDITIONS.read_text().splitlines() if r.startswith("| ") and "#" in r]
+    assert rows
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == 6, row
+        assert cells[5] in {"V", "S"}, row
+        if cells[5] == "V":
+            assert cells[4].count("#") >= 2, f"V needs two sources: {row}"
 
 
 def test_unverified_codes_are_never_emitted(knowledge: Knowledge) -> None:

@@ -148,6 +148,11 @@ def extract_disease(
     secondary = having("secondary-neoplasm")
     regional = {id(c) for c in having("regional-nodes")}
     distant = [c for c in secondary if id(c) not in regional]
+    if not breast and distant:
+        # D11: a personal history of breast cancer (Z85.3) with a distant metastasis is
+        # recurrent breast cancer; a history entry is often not 'active', so any status counts.
+        history = t["breast-cancer-history"]
+        breast = [c for c in conditions if history.matches(c.code)]
     bone = having("bone-metastasis")
     vertebral_site = t["vertebral-body-site"]
     # A secondary neoplasm whose bodySite is the vertebral column is a vertebral (bone) metastasis.

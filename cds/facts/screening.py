@@ -35,6 +35,7 @@ FINAL_OBSERVATION = frozenset({"final", "amended", "corrected"})
 
 CONDITION_SETS = (
     "breast-cancer",
+    "breast-cancer-history",
     "secondary-neoplasm",
     "cord-compression",
     "heart-failure",

@@ -1,0 +1,129 @@
+"""Codes before text (clinical-logic §3c D11, D12): what a coded record is, its codes decide."""
+
+from __future__ import annotations
+
+from cds.parameters import Parameters
+from cds.terminology import Terminology
+from fixtures.build_scenarios import ICD10, SNOMED, TDXD, Patient
+from tests.rules.test_rules import concerns, facts, run
+
+
+def _bone_mets_patient(pid: str = "p") -> Patient:
+    p = Patient(pid)
+    p.bone_mets(60, icd=True)
+    p.labs()
+    p.dental_exam(30)
+    return p
+
+
+class TestBreastCancerByCode:
+    def test_skin_cancer_of_the_breast_is_not_breast_cancer(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """A squamous cell carcinoma of the skin of the breast (C44.521) whose text names the
+        breast is classified by its code: no breast cancer, no bone-agent card for a
+        lung-cancer patient with bone metastases."""
+        p = _bone_mets_patient()
+        p.condition(
+            ICD10,
+            "C44.521",
+            "Squamous cell carcinoma of skin of breast",
+            300,
+            text="Squamous cell carcinoma of skin of right breast",
+        )
+        p.condition("", "", "", 400, text="Adenocarcinoma of lung")
+        f = facts(p, t, params)
+        assert not f.disease.breast_cancer.present
+        assert run(p, t, params) == []
+
+    def test_a_text_only_breast_cancer_is_still_read_from_its_text(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Text patterns remain the last resort for a condition sent with no code at all."""
+        p = _bone_mets_patient()
+        p.condition("", "", "", 900, text="Invasive ductal carcinoma of left breast")
+        assert facts(p, t, params).disease.breast_cancer.present
+
+    def test_a_local_code_alone_does_not_stop_the_text(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """A code in a local system decides nothing: its text is read."""
+        p = _bone_mets_patient()
+        p.condition("urn:oid:1.2.3.4", "BC1", "Carcinoma of breast", 900)
+        assert facts(p, t, params).disease.breast_cancer.present
+
+    def test_personal_history_with_a_metastasis_is_recurrent_breast_cancer(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Z85.3 with a distant metastasis counts as breast cancer (recurrence), in any status."""
+        p = _bone_mets_patient()
+        p.condition(
+            ICD10,
+            "Z85.3",
+            "Personal history of malignant neoplasm of breast",
+            2000,
+            status="resolved",
+        )
+        f = facts(p, t, params)
+        assert f.disease.breast_cancer.present
+        assert "R1:start" in concerns(run(p, t, params))
+
+    def test_personal_history_without_a_metastasis_is_not_breast_cancer(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = Patient("p")
+        p.condition(ICD10, "Z85.3", "Personal history of malignant neoplasm of breast", 2000)
+        assert not facts(p, t, params).disease.breast_cancer.present
+
+
+class TestSafetyConditionsByCode:
+    def _on_tdxd(self) -> Patient:
+        p = _bone_mets_patient()
+        p.breast_cancer(2000)
+        p.her2(50, "pos")
+        p.med("MedicationStatement", TDXD, status="active", start=200, dose="5.4 mg/kg q3w")
+        return p
+
+    def test_drug_induced_ild_coded_j70_2_on_tdxd_is_critical(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """D12: 'Acute drug-induced interstitial lung disorders' (J70.2) after T-DXd started
+        is ILD on T-DXd: interrupt and evaluate, grade not recorded."""
+        p = self._on_tdxd()
+        p.condition(ICD10, "J70.2", "Acute drug-induced interstitial lung disorders", 20)
+        decisions = run(p, t, params)
+        assert "R12:ild-grade-unknown" in concerns(decisions)
+        assert decisions[0].indicator == "critical"
+
+    def test_pneumonitis_coded_in_snomed_is_read(self, t: Terminology, params: Parameters) -> None:
+        p = self._on_tdxd()
+        p.condition(SNOMED, "205237003", "Pneumonitis (disorder)", 20)
+        assert "R12:ild-grade-unknown" in concerns(run(p, t, params))
+
+    def test_radiation_pneumonitis_coded_elsewhere_is_not_drug_ild_by_text(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """J70.0 (radiation) is not in the ILD set: its text 'pneumonitis' does not pull it in."""
+        p = self._on_tdxd()
+        p.condition(
+            ICD10,
+            "J70.0",
+            "Acute pulmonary manifestations due to radiation",
+            20,
+            text="Radiation pneumonitis",
+        )
+        assert not any(c.startswith("R12:ild") for c in concerns(run(p, t, params)))
+
+    def test_mronj_coded_m87_180_is_recognised(self, t: Terminology, params: Parameters) -> None:
+        """D5/D11: 'Osteonecrosis due to drugs, jaw' (M87.180) is MRONJ, though no text
+        pattern of the old set matched its display."""
+        p = _bone_mets_patient()
+        p.breast_cancer(2000)
+        p.condition(ICD10, "M87.180", "Osteonecrosis due to drugs, jaw", 30)
+        assert facts(p, t, params).disease.mronj.present
+        assert "R4d:mronj" in concerns(run(p, t, params))
+
+    def test_dialysis_coded_z99_2_is_recognised(self, t: Terminology, params: Parameters) -> None:
+        p = _bone_mets_patient()
+        p.condition(ICD10, "Z99.2", "Dependence on renal dialysis", 300)
+        assert facts(p, t, params).on_dialysis
