@@ -271,6 +271,8 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
             problems.append(f"{rid}: parameter {name!r} is not in cards/parameters.yaml")
         for key in sorted(u.orders - set(book.orders.services)):
             problems.append(f"{rid}: order {key!r} is not a service in cards/orders.yaml")
+        for key in sorted(u.medications - set(book.orders.medications)):
+            problems.append(f"{rid}: medication {key!r} is not in cards/orders.yaml")
         for key in sorted(u.regimens - set(regimens)):
             problems.append(f"{rid}: regimen {key!r} is not in cards/regimens.yaml")
         for key in sorted(u.suggestions - labelled):
@@ -283,8 +285,9 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
     # Regimens: every drug is a medication order; $dose only with a default.
     for key, reg in regimens.items():
         for drug in reg.drugs:
-            if drug.order not in book.orders.medications:
-                problems.append(f"regimens.{key}: {drug.order!r} is not in cards/orders.yaml")
+            for order in (drug.order, drug.reduced_order):
+                if order is not None and order not in book.orders.medications:
+                    problems.append(f"regimens.{key}: {order!r} is not in cards/orders.yaml")
             if drug.ingredient is not None and drug.ingredient not in t.medications.classes:
                 problems.append(f"regimens.{key}: unknown ingredient {drug.ingredient!r}")
             if _placeholders(drug.dose) - {"dose"}:
@@ -454,10 +457,12 @@ class Renderer:
             elif isinstance(a, RegimenOrder):
                 regimen = self.book.parameters.regimens[a.key]
                 dose = a.dose or regimen.default_dose or ""
+                reduced = dose != (regimen.default_dose or "")
                 for drug in regimen.drugs:
+                    order = drug.reduced_order if reduced and drug.reduced_order else drug.order
                     actions.append(
                         self._create_medication(
-                            drug.order, Template(drug.dose).substitute(dose=dose), ctx
+                            order, Template(drug.dose).substitute(dose=dose), ctx
                         )
                     )
             elif isinstance(a, UpdateDraft):
@@ -549,6 +554,8 @@ class Renderer:
                 replaced = True
         first["doseAndRate"] = rates if replaced else [{"doseQuantity": quantity}, *rates]
         resource["dosageInstruction"] = [first, *dosage[1:]]
+        if a.recode_order is not None:
+            resource["medicationCodeableConcept"] = self._medication_concepts[a.recode_order]
         return schemas.Action(
             type="update",
             description=f"Change the dose of {a.draft_ref} to {new_dose} (nothing else changes)",

@@ -21,6 +21,17 @@ class DoseBand(BaseModel):
         return crcl > self.min_crcl if self.exclusive else crcl >= self.min_crcl
 
 
+class DoseLimit(BaseModel):
+    """A drug's label dose and shortest interval for metastatic breast cancer (§3c D1)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    drug: str  # the name the card shows
+    label: str  # the prescribing information it comes from
+    dose_mg: float | None = None  # the label's flat dose; None for a dose by weight (T-DXd)
+    exact: bool = False  # any other dose is not the label's (denosumab 120 mg, not 60 mg)
+    min_interval_weeks: float
+
+
 class LvefRule(BaseModel):
     """One drug's LVEF action thresholds from its label (clinical-logic §3b C4).
 
@@ -47,6 +58,9 @@ class RegimenDrug(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     order: str  # a medication of cards/orders.yaml
     dose: str
+    # The order used when $dose is not the regimen's default: a reduced dose is coded at
+    # ingredient level, not with the full-strength product's code (§3c D9).
+    reduced_order: str | None = None
     ingredient: str | None = None  # what the exclusion logic reads; none for supportive drugs
 
 
@@ -96,6 +110,11 @@ class Parameters(BaseModel):
     zoledronic_min_infusion_minutes: float
     pamidronate_min_infusion_minutes: float
     zoledronic_dose_by_crcl: tuple[DoseBand, ...]
+    dose_limits: dict[str, DoseLimit]
+    bma_overlap_days: dict[str, int]
+    unit_error_factor: float
+    hypercalcaemia_of_malignancy_mg_dl: float
+    hcm_creatinine_below_mg_dl: float
     ild_grade_discontinue: int
     brain_status_window_days: int
     adjuvant_tdxd_label_days: int

@@ -55,12 +55,13 @@ def _action_sig(action: Mapping[str, Any]) -> str:
         return f"delete {action.get('resourceId')}"
     res = action.get("resource") or {}
     rtype = res.get("resourceType", "?")
-    if kind == "update":
-        dose = (res.get("dosageInstruction") or [{}])[0].get("text", "")
-        return f"update {rtype}/{res.get('id', '?')}: {dose}"
     concept = res.get("medicationCodeableConcept") or res.get("code") or {}
     codes = [c.get("code") for c in concept.get("coding") or []]
     what = ",".join(str(c) for c in codes) if codes else f"text:{concept.get('text', '?')}"
+    if kind == "update":
+        # The code too: a reduced dose is ordered at ingredient level (clinical-logic §3c D9).
+        dose = (res.get("dosageInstruction") or [{}])[0].get("text", "")
+        return f"update {rtype}/{res.get('id', '?')} {what}: {dose}"
     if rtype == "MedicationRequest":
         # The dose is clinical content: a golden shows it, so a reviewer reads each regimen's.
         dose = (res.get("dosageInstruction") or [{}])[0].get("text", "")

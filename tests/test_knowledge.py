@@ -293,7 +293,7 @@ class TestCli:
         assert (tmp_path / "cat" / "README.md").exists()
         r1 = (tmp_path / "cat" / "R1.md").read_text()
         assert "`dental_lookback_days` = 183" in r1  # read through a helper R1 calls
-        assert "creatinine_rise_normal" not in r1  # R2's threshold, not R1's
+        assert "zoledronic_min_infusion_minutes" not in r1  # R2's threshold, not R1's
         assert "CrCl > 60 → 4 mg" in r1
         r6 = (tmp_path / "cat" / "R6.md").read_text()
         assert "750 mg/m² by mouth twice daily" in r6  # regimens with their own doses

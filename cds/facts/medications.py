@@ -99,6 +99,8 @@ def bma_dose(record: MedicationRecord, match: DrugMatch) -> BmaDose:
         return match.bma_dose
     if match.ingredient == "pamidronate":
         return "onc"
+    if match.ingredient == "ibandronate":
+        return "osteo"  # not a US bone-metastasis agent: R1 still asks for one (§3c D3)
     mg: float | None = None
     weeks: float | None = None
     texts = [record.medication.all_text()]

@@ -28,6 +28,7 @@ class DraftMedication:
     dose_mg: float | None  # a mass dose in mg; None when absent, per weight, or in an unknown unit
     dose_note: str | None  # why the dose is unknown, for the card ("unit '{pill}' is not a mass")
     infusion_minutes: float | None
+    every_weeks: float | None  # the dosing interval (timing.repeat first, then free text)
     selected: bool
     raw: dict[str, Any]  # the draft as sent, for update suggestions
 
@@ -77,12 +78,21 @@ class DraftOrders:
 NO_DRAFTS = DraftOrders()
 
 
-def _dose(raw: dict[str, Any], rid: str) -> tuple[float | None, str | None, float | None]:
-    """(dose in mg, why it is unknown, infusion minutes) of the first dosage instruction."""
+@dataclass(frozen=True, slots=True)
+class _DraftDose:
+    mg: float | None = None
+    note: str | None = None
+    infusion_minutes: float | None = None
+    every_weeks: float | None = None
+
+
+def _dose(raw: dict[str, Any], rid: str) -> _DraftDose:
+    """The dose in mg (or why it is unknown), infusion minutes and interval of a draft."""
     record = medication_record(rid, raw, {})
     dose_mg: float | None = None
     note: str | None = None
     infusion: float | None = None
+    every: float | None = None
     for d in record.doses:
         if d.quantity is not None and dose_mg is None and note is None:
             dose_mg = units.to_mg(d.quantity)
@@ -91,13 +101,17 @@ def _dose(raw: dict[str, Any], rid: str) -> tuple[float | None, str | None, floa
                 note = f"dose {d.quantity.value:g} in '{unit}', not a mass unit this check reads"
         if infusion is None:
             infusion = units.minutes(d.duration, d.duration_unit)
+        if every is None:
+            every = d.every_weeks
     for d in record.doses:  # free text last, and only for what the structure did not say
         text = d.text or ""
         if dose_mg is None and note is None and text:
             dose_mg = units.mg_from_text(text)
         if infusion is None and text:
             infusion = units.minutes_from_text(text)
-    return dose_mg, note, infusion
+        if every is None and text:
+            every = units.weeks_from_text(text)
+    return _DraftDose(dose_mg, note, infusion, every)
 
 
 def read_draft_orders(
@@ -119,14 +133,15 @@ def read_draft_orders(
                     why = "the medication is a reference the request does not contain"
                 unreadable.append(UnreadableDraft(ref=ref, reason=why, selected=ref in selected))
                 continue
-            dose_mg, note, infusion = _dose(raw, rid or "")
+            dose = _dose(raw, rid or "")
             meds.append(
                 DraftMedication(
                     ref=ref,
                     drugs=t.medications.match(record.medication, t.rxnorm),
-                    dose_mg=dose_mg,
-                    dose_note=note,
-                    infusion_minutes=infusion,
+                    dose_mg=dose.mg,
+                    dose_note=dose.note,
+                    infusion_minutes=dose.infusion_minutes,
+                    every_weeks=dose.every_weeks,
                     selected=ref in selected,
                     raw=raw,
                 )

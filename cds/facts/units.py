@@ -65,6 +65,26 @@ def to_mg(q: Quantity) -> float | None:
     return None if unit is None else q.value * _MG_PER[unit]
 
 
+# How often, in words an order's free text uses: "daily", "every 3 weeks", "q4w", "every 21 days".
+_TEXT_DAILY = re.compile(r"\b(?:daily|once a day|every day|qd|od)\b", re.IGNORECASE)
+_TEXT_EVERY = re.compile(
+    r"\b(?:every|q)\s*(\d+(?:\.\d+)?)\s*(d|days?|w|wk|wks|weeks?|mo|months?)\b", re.IGNORECASE
+)
+
+
+def weeks_from_text(text: str) -> float | None:
+    """The dosing interval in weeks written in free text, or None when it says none."""
+    m = _TEXT_EVERY.search(text)
+    if m is not None:
+        value, unit = float(m.group(1)), m.group(2).lower()
+        if unit.startswith("d"):
+            return value / 7
+        if unit.startswith("m"):
+            return value * 52 / 12
+        return value
+    return 1 / 7 if _TEXT_DAILY.search(text) else None
+
+
 def mg_from_text(text: str) -> float | None:
     m = _TEXT_MASS.search(text)
     if m is None:

@@ -49,6 +49,9 @@ class UpdateDraft:
 
     draft_ref: str
     dose_mg: float
+    # A medication order of cards/orders.yaml whose coding replaces the draft's: a dose below a
+    # product's own strength is coded at ingredient level (clinical-logic §3c D9).
+    recode_order: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +105,7 @@ class Uses:
     ingredients: frozenset[str] = frozenset()
     parameters: frozenset[str] = frozenset()
     orders: frozenset[str] = frozenset()
+    medications: frozenset[str] = frozenset()
     regimens: frozenset[str] = frozenset()
     suggestions: frozenset[str] = frozenset()
     notes: frozenset[str] = frozenset()
@@ -132,6 +136,12 @@ class Rule:
                     out.add(f"order {a.key}")
                 if isinstance(a, RegimenOrder) and a.key not in u.regimens:
                     out.add(f"regimen {a.key}")
+                if (
+                    isinstance(a, UpdateDraft)
+                    and a.recode_order is not None
+                    and a.recode_order not in u.medications
+                ):
+                    out.add(f"medication {a.recode_order}")
         if d.variant not in self.variants:
             out.add(f"variant {d.variant}")
         return out
@@ -150,6 +160,7 @@ def rule(
     ingredients: tuple[str, ...] = (),
     parameters: tuple[str, ...] = (),
     orders: tuple[str, ...] = (),
+    medications: tuple[str, ...] = (),
     regimens: tuple[str, ...] = (),
     suggestions: tuple[str, ...] = (),
     notes: tuple[str, ...] = (),
@@ -169,6 +180,7 @@ def rule(
                 ingredients=frozenset(ingredients),
                 parameters=frozenset(parameters),
                 orders=frozenset(orders),
+                medications=frozenset(medications),
                 regimens=frozenset(regimens),
                 suggestions=frozenset(suggestions),
                 notes=frozenset(notes),
@@ -182,7 +194,16 @@ def rule(
 
 def load_rules() -> Mapping[str, Rule]:
     """Import the rule modules (their decorators fill RULES) and return the registry."""
-    from cds.rules import bone, cardiac, drafts, her2, her2low, receptors, spine  # noqa: F401
+    from cds.rules import (  # noqa: F401
+        bma_orders,
+        bone,
+        cardiac,
+        drafts,
+        her2,
+        her2low,
+        receptors,
+        spine,
+    )
 
     return RULES
 

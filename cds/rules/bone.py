@@ -18,9 +18,15 @@ from cds.rules import (
     Order,
     Proposal,
     RegimenOrder,
-    UpdateDraft,
     on,
     rule,
+)
+from cds.rules.bma_orders import (
+    ZOLEDRONIC_REDUCED,
+    dose_update,
+    hcm_dosing,
+    renal_band_dose,
+    unit_error,
 )
 
 BISPHOSPHONATES = ("zoledronic acid", "pamidronate")
@@ -43,6 +49,7 @@ BONE_VALUESETS = (
 LAB_PARAMETERS = ("lab_freshness_days", "weight_freshness_days")
 CALCIUM_PARAMETERS = ("hypocalcaemia_mg_dl", "hypercalcaemia_mg_dl", "lab_freshness_days")
 BMA_PARAMETERS = ("active_window_days", "zoledronic_window_days", "request_active_max_days")
+HCM_PARAMETERS = ("hypercalcaemia_of_malignancy_mg_dl", "hcm_creatinine_below_mg_dl")
 # What every bone-modifying-agent suggestion may carry (R1; C2 for "replace with denosumab").
 SUPPORT_ORDERS = ("dental-referral", "lab-creatinine", "lab-calcium", "lab-albumin")
 SUPPORT_REGIMENS = ("calcium-vitamin-d",)
@@ -122,21 +129,28 @@ def bma_options(f: PatientFacts, p: Parameters) -> tuple[tuple[Proposal, ...], t
         proposals.append(
             Proposal(key="denosumab", actions=(RegimenOrder(key="denosumab"), *support))
         )
+    hcm = hcm_dosing(f, p)
+    if hcm:
+        notes.append(NoteKey("hypercalcaemia-of-malignancy"))
     for drug, key in (("zoledronic acid", "zoledronic-acid"), ("pamidronate", "pamidronate")):
+        # D2: in hypercalcaemia of malignancy zoledronic acid is 4 mg with no renal reduction
+        # while creatinine is below 4.5 mg/dL: the MBC renal table does not apply.
+        zol_hcm = hcm and drug == "zoledronic acid"
         if drug in f.allergies:
             notes.append(NoteKey(f"{key}-allergy"))
-        elif severe_renal(f, p):
+        elif severe_renal(f, p) and not zol_hcm:
             notes.append(NoteKey(f"{key}-renal-contraindicated"))
-        elif f.renal.crcl is None:
+        elif f.renal.crcl is None and not zol_hcm:
             notes.append(NoteKey(f"{key}-renal-unknown"))
         elif drug == "pamidronate":
             proposals.append(
                 Proposal(key="pamidronate", actions=(RegimenOrder(key="pamidronate"), *support))
             )
         else:
-            dose = p.zoledronic_dose(f.renal.crcl)
+            full = p.zoledronic_dose_by_crcl[0].dose_mg
+            dose = full if zol_hcm or f.renal.crcl is None else p.zoledronic_dose(f.renal.crcl)
             dose_text = f"{dose:g} mg" if dose is not None else None
-            if dose is not None and dose < p.zoledronic_dose_by_crcl[0].dose_mg:
+            if dose is not None and dose < full:
                 notes.append(NoteKey("zoledronic-acid-dose-reduced"))
             for schedule in ("zoledronic-acid-12-weekly", "zoledronic-acid-4-weekly"):
                 proposals.append(
@@ -200,6 +214,9 @@ def _missing(f: PatientFacts) -> tuple[str, ...]:
         "dental_lookback_days",
         "crcl_not_recommended",
         "zoledronic_dose_by_crcl",
+        "creatinine_rise_normal",
+        "creatinine_rise_abnormal",
+        *HCM_PARAMETERS,
     ),
     orders=SUPPORT_ORDERS,
     regimens=(
@@ -221,6 +238,7 @@ def _missing(f: PatientFacts) -> tuple[str, ...]:
         "zoledronic-acid-dose-reduced",
         "zoledronic-acid-renal-unknown",
         "pamidronate-renal-unknown",
+        "hypercalcaemia-of-malignancy",
     ),
 )
 def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
@@ -263,11 +281,6 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     ]
 
 
-def _first_course(f: PatientFacts, drug: str) -> bool:
-    """No earlier dose of this bisphosphonate: the dose table applies (to the baseline CrCl)."""
-    return not any(e.ingredient == drug for e in f.meds.ever("BMA"))
-
-
 def _creatinine_rise(f: PatientFacts, p: Parameters, drug: str) -> tuple[str, ...] | None:
     """Zometa label renal deterioration on treatment: a rise of ≥0.5 mg/dL from a normal
     baseline, or ≥1.0 mg/dL from an abnormal one. The baseline is the creatinine before the
@@ -304,6 +317,7 @@ def _creatinine_rise(f: PatientFacts, p: Parameters, drug: str) -> tuple[str, ..
         "crcl-unknown",
         "creatinine-rise",
         "infusion-time",
+        "hypercalcaemia",
     ),
     bindings=("drug", "dose", "minimum"),
     valuesets=(*RENAL_VALUESETS, *CALCIUM_VALUESETS, "dental-evaluation"),
@@ -320,8 +334,12 @@ def _creatinine_rise(f: PatientFacts, p: Parameters, drug: str) -> tuple[str, ..
         "creatinine_abnormal_baseline",
         "zoledronic_min_infusion_minutes",
         "pamidronate_min_infusion_minutes",
+        "dose_limits",
+        "unit_error_factor",
+        *HCM_PARAMETERS,
     ),
     orders=SUPPORT_ORDERS,
+    medications=(ZOLEDRONIC_REDUCED,),
     regimens=("denosumab", *SUPPORT_REGIMENS),
     suggestions=("replace-with-denosumab", "adjust-dose", "order-creatinine"),
 )
@@ -347,7 +365,9 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         data = [f"Draft order: {drug} ({draft.ref})", f"Renal function: {renal_words(f)}"]
         if draft.dose_note:
             data.append(f"Draft dose unknown: {draft.dose_note}")
-        if severe_renal(f, p):
+        # D2: hypercalcaemia of malignancy - zoledronic acid 4 mg, no renal reduction.
+        hcm = drug == "zoledronic acid" and hcm_dosing(f, p)
+        if severe_renal(f, p) and not hcm:
             out.append(
                 Decision(
                     rule="R2",
@@ -360,10 +380,13 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                     proposals=(
                         Proposal(
                             key="replace-with-denosumab",
+                            # Create before delete: a client that applies actions in order
+                            # (the CDS Hooks Sandbox applies only the first) never ends with
+                            # an empty order (§3c D19).
                             actions=(
-                                DeleteDraft(draft_ref=draft.ref),
                                 RegimenOrder(key="denosumab"),
                                 *support_actions(f, p),
+                                DeleteDraft(draft_ref=draft.ref),
                             ),
                         ),
                     ),
@@ -385,13 +408,7 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                     refs=(draft.ref, *f.renal.refs, rise[1]),
                 )
             )
-        elif (
-            drug == "zoledronic acid"
-            and crcl is not None
-            and crcl <= p.crcl_dose_adjust_upto
-            and _first_course(f, drug)
-            and (dose := p.zoledronic_dose(crcl)) is not None
-        ):
+        elif (dose := renal_band_dose(f, p, drug)) is not None:
             if draft.dose_mg is None:
                 out.append(
                     Decision(
@@ -403,7 +420,8 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                         refs=(draft.ref, *f.renal.refs),
                     )
                 )
-            elif draft.dose_mg > dose:
+            elif draft.dose_mg > dose and not unit_error(draft, dose, p):
+                # A unit error (4 g) is R2b's critical card, not a band reduction.
                 out.append(
                     Decision(
                         rule="R2",
@@ -415,13 +433,27 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                         proposals=(
                             Proposal(
                                 key="adjust-dose",
-                                actions=(UpdateDraft(draft_ref=draft.ref, dose_mg=dose),),
+                                actions=(dose_update(draft, drug, dose, p),),
                                 label_bindings={"dose": f"{dose:g} mg"},
                             ),
                         ),
                     )
                 )
-        if f.renal.creatinine is not None and crcl is None and drug == "zoledronic acid":
+        if hcm:
+            out.append(
+                Decision(
+                    rule="R2",
+                    variant="hypercalcaemia",
+                    indicator="info",
+                    bindings={**base, "dose": "4 mg"},
+                    data=(
+                        *data,
+                        f"Calcium {f.calcium.corrected:g} mg/dL on {on(f.calcium.when)}",
+                    ),
+                    refs=(draft.ref, *f.calcium.refs),
+                )
+            )
+        elif f.renal.creatinine is not None and crcl is None and drug == "zoledronic acid":
             # Missing data is never a pass: a creatinine without the rest of Cockcroft-Gault
             # leaves the renal dose unchecked, and the card says what is missing (no band).
             out.append(

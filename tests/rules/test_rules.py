@@ -366,11 +366,12 @@ class TestR2BisphosphonateOrders:
         d = run(p, t, params, "order-sign", [self.draft()])[0]
         assert d.indicator == "critical"
         actions = d.proposals[0].actions
-        # C2: the replacement carries the supports of R1 (calcium + vitamin D here).
+        # C2: the replacement carries the supports of R1 (calcium + vitamin D here). D19: the
+        # draft is removed last, so a client applying actions in order never holds no order.
         assert [(type(a).__name__, getattr(a, "key", None)) for a in actions] == [
-            ("DeleteDraft", None),
             ("RegimenOrder", "denosumab"),
             ("RegimenOrder", "calcium-vitamin-d"),
+            ("DeleteDraft", None),
         ]
 
 

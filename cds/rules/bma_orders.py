@@ -1,0 +1,267 @@
+"""R2b-R2c: what a bone-agent (or T-DXd) order asks for against its label, and one BMA at a time.
+
+Clinical-logic §3c D1 (dose and schedule ceilings at every renal function), D2 (hypercalcaemia of
+malignancy: no renal reduction of zoledronic acid), D3 (one bone-modifying agent at a time). The
+predicates here are shared with R1 and R2 (cds/rules/bone.py), which choose and check the dose.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cds.facts import PatientFacts
+from cds.facts.medications import Exposure
+from cds.facts.orders import DraftMedication, DraftOrders
+from cds.parameters import DoseLimit, Parameters
+from cds.rules import (
+    ORDER_HOOKS,
+    Decision,
+    DeleteDraft,
+    Indicator,
+    Proposal,
+    RegimenOrder,
+    UpdateDraft,
+    on,
+    rule,
+)
+
+# Drugs whose label dose and interval R2b checks; zoledronic acid and pamidronate doses are R2's.
+CEILING_DRUGS = ("denosumab", "trastuzumab deruxtecan", "zoledronic acid", "pamidronate")
+# A reduced zoledronic acid dose is ordered at ingredient level, not as the 4 mg product (D9).
+ZOLEDRONIC_REDUCED = "zoledronic-acid-reduced"
+
+
+def dose_update(draft: DraftMedication, drug: str, dose_mg: float, p: Parameters) -> UpdateDraft:
+    """Change only the draft's dose; below the 4 mg product's strength, recode it (D9)."""
+    full = p.dose_limits[drug].dose_mg
+    recode = drug == "zoledronic acid" and full is not None and dose_mg < full
+    return UpdateDraft(
+        draft_ref=draft.ref, dose_mg=dose_mg, recode_order=ZOLEDRONIC_REDUCED if recode else None
+    )
+
+
+def hcm_dosing(f: PatientFacts, p: Parameters) -> bool:
+    """Hypercalcaemia of malignancy with creatinine below 4.5 mg/dL and no dialysis (D2): the
+    Zometa label gives 4 mg with no renal reduction, so the MBC renal table does not apply."""
+    ca, cr = f.calcium.corrected, f.renal.creatinine
+    return (
+        ca is not None
+        and ca >= p.hypercalcaemia_of_malignancy_mg_dl
+        and cr is not None
+        and cr.value < p.hcm_creatinine_below_mg_dl
+        and not f.on_dialysis
+    )
+
+
+def first_course(f: PatientFacts, drug: str) -> bool:
+    """No earlier dose of this bisphosphonate: the dose table applies (to the baseline CrCl)."""
+    return not any(e.ingredient == drug for e in f.meds.ever("BMA"))
+
+
+def renal_band_dose(f: PatientFacts, p: Parameters, drug: str) -> float | None:
+    """The reduced zoledronic acid dose of the Zometa renal table for this patient, when the
+    table applies: a first course, Cockcroft-Gault CrCl 30-60 mL/min, and no hypercalcaemia of
+    malignancy (D2). None when the full label dose (or no dose) applies."""
+    crcl = f.renal.crcl
+    if drug != "zoledronic acid" or crcl is None or crcl > p.crcl_dose_adjust_upto:
+        return None
+    if not first_course(f, drug) or hcm_dosing(f, p):
+        return None
+    return p.zoledronic_dose(crcl)
+
+
+def unit_error(draft: DraftMedication, label_mg: float, p: Parameters) -> bool:
+    """A dose so far above the patient's label dose (4 g for 4 mg) that it reads as a wrong
+    unit (D1)."""
+    return draft.dose_mg is not None and draft.dose_mg >= label_mg * p.unit_error_factor
+
+
+def interval_words(weeks: float) -> str:
+    days = round(weeks * 7)
+    if days == 1:
+        return "daily"
+    if days % 7 == 0:
+        return f"every {days // 7} week{'s' if days > 7 else ''}"
+    return f"every {days} days"
+
+
+def _mg(value: float) -> str:
+    return f"{value:g} mg"
+
+
+@rule(
+    "R2b",
+    hooks=ORDER_HOOKS,
+    variants=("unit-error", "above-label", "not-label-dose", "too-frequent"),
+    bindings=("drug", "dose", "label_dose", "label", "interval", "min_interval"),
+    valuesets=("creatinine", "body-weight", "calcium", "albumin", "dialysis"),
+    ingredients=CEILING_DRUGS,
+    parameters=(
+        "dose_limits",
+        "unit_error_factor",
+        "crcl_dose_adjust_upto",
+        "crcl_not_recommended",
+        "zoledronic_dose_by_crcl",
+        "hypercalcaemia_of_malignancy_mg_dl",
+        "hcm_creatinine_below_mg_dl",
+    ),
+    medications=(ZOLEDRONIC_REDUCED,),
+    regimens=("denosumab",),
+    suggestions=("adjust-dose", "replace-with-xgeva"),
+)
+def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """A bone-modifying agent or T-DXd drafted above its label dose or more often than its label
+    interval (clinical-logic §3c D1).
+
+    Zometa label 4 mg every 3-4 weeks (reduced at CrCl 30-60 before the first dose: R2 checks the
+    band, this rule the ceiling above it); pamidronate label 90 mg every 3-4 weeks; Xgeva label
+    120 mg every 4 weeks (60 mg is the Prolia osteoporosis dose); Enhertu label 5.4 mg/kg every 3
+    weeks. A dose ten times the label's or more is a unit error (critical). A draft with no
+    readable dose is R2's concern for bisphosphonates and not guessed here.
+    """
+    out: list[Decision] = []
+    for draft in drafts.with_ingredient(*CEILING_DRUGS):
+        drug = next(d.ingredient for d in draft.drugs if d.ingredient in CEILING_DRUGS)
+        limit = p.dose_limits[drug]
+        base = {
+            "drug": limit.drug,
+            "dose": _mg(draft.dose_mg) if draft.dose_mg is not None else "as ordered",
+            "label": limit.label,
+            "label_dose": _mg(limit.dose_mg) if limit.dose_mg is not None else "",
+            "interval": interval_words(draft.every_weeks) if draft.every_weeks else "",
+            "min_interval": f"{limit.min_interval_weeks:g}",
+        }
+        data = [f"Draft order: {limit.drug} ({draft.ref})"]
+        found = _dose_finding(f, p, draft, drug, limit)
+        if found is not None:
+            variant, indicator, target = found
+            if drug == "denosumab":
+                # A dose-only change would leave Prolia's product and 6-monthly interval: the
+                # Xgeva regimen takes the draft's place, created before the draft is removed
+                # so that a client applying actions in order never holds an empty order (D19).
+                proposal = Proposal(
+                    key="replace-with-xgeva",
+                    actions=(RegimenOrder(key="denosumab"), DeleteDraft(draft_ref=draft.ref)),
+                )
+            else:
+                proposal = Proposal(
+                    key="adjust-dose",
+                    actions=(dose_update(draft, drug, target, p),),
+                    label_bindings={"dose": _mg(target)},
+                )
+            proposals = (proposal,)
+            out.append(
+                Decision(
+                    rule="R2b",
+                    variant=variant,
+                    indicator=indicator,
+                    bindings={**base, "label_dose": _mg(target)},
+                    data=tuple(data),
+                    refs=(draft.ref,),
+                    proposals=proposals,
+                )
+            )
+        if draft.every_weeks is not None and draft.every_weeks < limit.min_interval_weeks:
+            out.append(
+                Decision(
+                    rule="R2b",
+                    variant="too-frequent",
+                    indicator="warning",
+                    bindings=base,
+                    data=(*data, f"Interval on the order: {base['interval']}"),
+                    refs=(draft.ref,),
+                )
+            )
+    return out
+
+
+def _dose_finding(
+    f: PatientFacts, p: Parameters, draft: DraftMedication, drug: str, limit: DoseLimit
+) -> tuple[str, Indicator, float] | None:
+    """(variant, indicator, the dose to change to) when the draft's dose is not the label's."""
+    if limit.dose_mg is None or draft.dose_mg is None:
+        return None
+    band = renal_band_dose(f, p, drug)
+    target = band if band is not None else limit.dose_mg
+    if unit_error(draft, target, p):
+        return "unit-error", "critical", target
+    if band is not None:
+        return None  # at CrCl 30-60 on a first course, R2 asks for the band dose
+    if limit.exact and draft.dose_mg != limit.dose_mg:
+        return "not-label-dose", "warning", target
+    if draft.dose_mg > limit.dose_mg:
+        return "above-label", "warning", target
+    return None
+
+
+def _still_acting(e: Exposure, f: PatientFacts, p: Parameters) -> bool:
+    """Its last dose within the agent's own dosing interval, or (with no dose date to go by,
+    as a course still recorded active) active by F5 (D3)."""
+    days = p.bma_overlap_days.get(e.ingredient)
+    last = e.last
+    recent = (
+        days is not None
+        and last is not None
+        and timedelta(0) <= f.as_of - last <= timedelta(days=days)
+    )
+    if e.record.resource_type == "MedicationAdministration":
+        return recent  # a dose given on a date: its interval decides
+    return recent or e.active
+
+
+@rule(
+    "R2c",
+    hooks=ORDER_HOOKS,
+    variants=("switch-not-add",),
+    bindings=("drug", "other"),
+    ingredients=("denosumab", "zoledronic acid", "pamidronate", "ibandronate"),
+    parameters=(
+        "bma_overlap_days",
+        "active_window_days",
+        "zoledronic_window_days",
+        "request_active_max_days",
+    ),
+    suggestions=("remove-draft",),
+)
+def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """A bone-modifying agent drafted while another is acting → switch, do not add (§3c D3).
+
+    ASCO-BMA-2017 and the Xgeva and Zometa labels give one agent, never two together (Xgeva: do
+    not give with other denosumab products or with bisphosphonates' effects overlapping). An
+    agent is still acting while active, or within its interval of the last dose: denosumab 4
+    weeks, zoledronic acid and pamidronate 12 weeks, oral ibandronate while taken. Two different
+    agents drafted together count too.
+    """
+    out: list[Decision] = []
+    drafted = drafts.with_class("BMA")
+    for draft in drafted:
+        mine = {d.ingredient for d in draft.drugs if d.med_class == "BMA"}
+        acting = [
+            e for e in f.meds.ever("BMA") if e.ingredient not in mine and _still_acting(e, f, p)
+        ]
+        together = [
+            o for o in drafted if o.ref != draft.ref and not mine & {d.ingredient for d in o.drugs}
+        ]
+        if not acting and not together:
+            continue
+        others = sorted(
+            {e.ingredient for e in acting}
+            | {d.ingredient for o in together for d in o.drugs if d.med_class == "BMA"}
+        )
+        data = [f"Draft order: {', '.join(sorted(mine))} ({draft.ref})"]
+        data += [f"{e.ingredient}: last recorded {on(e.last)} ({e.ref})" for e in acting]
+        data += [f"Also drafted: {o.ref}" for o in together]
+        out.append(
+            Decision(
+                rule="R2c",
+                variant="switch-not-add",
+                indicator="warning",
+                bindings={"drug": " + ".join(sorted(mine)), "other": " and ".join(others)},
+                data=tuple(data),
+                refs=(draft.ref, *(e.ref for e in acting), *(o.ref for o in together)),
+                proposals=(
+                    Proposal(key="remove-draft", actions=(DeleteDraft(draft_ref=draft.ref),)),
+                ),
+            )
+        )
+    return out

@@ -1,0 +1,260 @@
+"""Bone-agent and T-DXd orders against their labels (§3c D1, D2, D3), with boundary tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cds.parameters import Parameters
+from cds.rules import UpdateDraft
+from cds.terminology import Terminology
+from fixtures.build_scenarios import ENHERTU, PAMIDRONATE, XGEVA, ZOL4, Patient, draft_med
+from tests.rules.test_rules import bone_patient, concerns, creatinine_for, run
+
+UCUM = "http://unitsofmeasure.org"
+
+
+def _draft(rx: tuple[str, str], mg: float, *, every: tuple[float, str] | None = None) -> Any:
+    d = draft_med("p", "draft-1", rx, "as directed", mg)
+    if every is not None:
+        d["dosageInstruction"][0]["timing"] = {
+            "repeat": {"frequency": 1, "period": every[0], "periodUnit": every[1]}
+        }
+    return d
+
+
+def _order(p: Patient, t: Terminology, params: Parameters, draft: Any) -> list[str]:
+    return concerns(run(p, t, params, "order-sign", [draft]))
+
+
+class TestDoseCeilings:
+    """D1: every bone agent's label dose, at every renal function."""
+
+    @pytest.mark.parametrize(
+        ("mg", "expected"),
+        [
+            (4.0, []),
+            (4.1, ["R2b:above-label"]),
+            (39.9, ["R2b:above-label"]),
+            (40.0, ["R2b:unit-error"]),
+            (4000.0, ["R2b:unit-error"]),
+        ],
+    )
+    def test_zoledronic_acid_above_crcl_60(
+        self, t: Terminology, params: Parameters, mg: float, expected: list[str]
+    ) -> None:
+        """CrCl > 60 (normal creatinine): 4 mg is the label dose; 10x or more is a unit error."""
+        assert _order(bone_patient(), t, params, _draft(ZOL4, mg)) == expected
+
+    def test_four_grams_is_critical_and_corrects_to_4_mg(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """The issue's case: zoledronic acid 4 g with normal renal function."""
+        [d] = run(bone_patient(), t, params, "order-sign", [_draft(ZOL4, 4000)])
+        assert d.indicator == "critical"
+        [action] = d.proposals[0].actions
+        assert action == UpdateDraft(draft_ref="MedicationRequest/draft-1", dose_mg=4.0)
+
+    def test_unit_error_in_the_reduced_band_is_one_critical_card(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """CrCl 55, first course: 35 mg is a unit error (critical, to 3.5 mg), not also a
+        'reduce to 3.5 mg' warning."""
+        p = bone_patient(creatinine=creatinine_for(55))
+        decisions = run(p, t, params, "order-sign", [_draft(ZOL4, 35)])
+        assert concerns(decisions) == ["R2b:unit-error"]
+        [action] = decisions[0].proposals[0].actions
+        assert isinstance(action, UpdateDraft)
+        assert action.dose_mg == 3.5
+
+    @pytest.mark.parametrize(
+        ("mg", "expected"),
+        [(3.5, []), (3.6, ["R2:dose-adjust"]), (4.0, ["R2:dose-adjust"])],
+    )
+    def test_reduced_band_is_r2s_on_a_first_course(
+        self, t: Terminology, params: Parameters, mg: float, expected: list[str]
+    ) -> None:
+        p = bone_patient(creatinine=creatinine_for(55))
+        assert _order(p, t, params, _draft(ZOL4, mg)) == expected
+
+    def test_later_course_at_crcl_55_is_held_to_the_4_mg_ceiling(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """On treatment the dose is the one set at baseline; above 4 mg is still above label."""
+        p = bone_patient(creatinine=creatinine_for(55))
+        p.med("MedicationStatement", ZOL4, status="active", start=40, dose="4 mg IV q4w")
+        assert _order(p, t, params, _draft(ZOL4, 4)) == []
+        assert _order(p, t, params, _draft(ZOL4, 5)) == ["R2b:above-label"]
+
+    @pytest.mark.parametrize(
+        ("mg", "expected"),
+        [(90.0, []), (90.5, ["R2b:above-label"]), (900.0, ["R2b:unit-error"])],
+    )
+    def test_pamidronate(
+        self, t: Terminology, params: Parameters, mg: float, expected: list[str]
+    ) -> None:
+        assert _order(bone_patient(), t, params, _draft(PAMIDRONATE, mg)) == expected
+
+    @pytest.mark.parametrize(
+        ("mg", "expected"),
+        [
+            (120.0, []),
+            (60.0, ["R2b:not-label-dose"]),
+            (119.0, ["R2b:not-label-dose"]),
+            (240.0, ["R2b:not-label-dose"]),
+            (1200.0, ["R2b:unit-error"]),
+        ],
+    )
+    def test_denosumab_is_120_mg(
+        self, t: Terminology, params: Parameters, mg: float, expected: list[str]
+    ) -> None:
+        got = _order(bone_patient(), t, params, _draft(XGEVA, mg))
+        assert [c for c in got if c.startswith("R2b")] == expected
+
+    def test_an_unreadable_dose_is_not_guessed(self, t: Terminology, params: Parameters) -> None:
+        """'1 {pill}' is no dose: no ceiling card claims it is above the label."""
+        d = _draft(ZOL4, 4)
+        d["dosageInstruction"][0]["doseAndRate"] = [
+            {"doseQuantity": {"value": 1, "system": UCUM, "code": "{pill}"}}
+        ]
+        assert not [c for c in _order(bone_patient(), t, params, d) if c.startswith("R2b")]
+
+
+class TestScheduleCeilings:
+    """D1: no more often than the label interval ('daily' is an order-form default, an error)."""
+
+    @pytest.mark.parametrize(
+        ("rx", "mg", "every", "too_often"),
+        [
+            (ZOL4, 4.0, (3, "wk"), False),
+            (ZOL4, 4.0, (20, "d"), True),
+            (ZOL4, 4.0, (1, "d"), True),
+            (ZOL4, 4.0, (12, "wk"), False),
+            (PAMIDRONATE, 90.0, (3, "wk"), False),
+            (PAMIDRONATE, 90.0, (2, "wk"), True),
+            (XGEVA, 120.0, (4, "wk"), False),
+            (XGEVA, 120.0, (27, "d"), True),
+            (XGEVA, 120.0, (1, "d"), True),
+        ],
+    )
+    def test_bone_agents(
+        self,
+        t: Terminology,
+        params: Parameters,
+        rx: tuple[str, str],
+        mg: float,
+        every: tuple[float, str],
+        too_often: bool,
+    ) -> None:
+        got = _order(bone_patient(), t, params, _draft(rx, mg, every=every))
+        assert ("R2b:too-frequent" in got) is too_often
+
+    def test_tdxd_daily_is_questioned(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient(her2="pos")
+        d = draft_med("p", "draft-1", ENHERTU, "5.4 mg/kg IV daily")
+        assert "R2b:too-frequent" in _order(p, t, params, d)
+        d = draft_med("p", "draft-1", ENHERTU, "5.4 mg/kg IV every 3 weeks")
+        assert "R2b:too-frequent" not in _order(p, t, params, d)
+
+    def test_interval_read_from_text_when_no_timing(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        d = draft_med("p", "draft-1", XGEVA, "120 mg SC q2w", 120)
+        assert "R2b:too-frequent" in _order(bone_patient(), t, params, d)
+
+
+class TestHypercalcaemiaOfMalignancy:
+    """D2: corrected calcium ≥ 12 mg/dL - zoledronic acid 4 mg, no renal reduction (Cr < 4.5)."""
+
+    def _patient(self, calcium: float, creatinine: float) -> Patient:
+        return bone_patient(calcium=calcium, creatinine=creatinine)
+
+    @pytest.mark.parametrize(
+        ("calcium", "expected"),
+        [(12.0, ["R2:hypercalcaemia"]), (11.9, ["R2:dose-adjust"])],
+    )
+    def test_no_reduction_at_crcl_40(
+        self, t: Terminology, params: Parameters, calcium: float, expected: list[str]
+    ) -> None:
+        p = self._patient(calcium, creatinine_for(40))
+        got = _order(p, t, params, _draft(ZOL4, 4))
+        assert [c for c in got if c.startswith("R2:")] == expected
+
+    def test_creatinine_at_4_5_keeps_the_renal_rules(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = self._patient(12.5, 4.5)
+        got = _order(p, t, params, _draft(ZOL4, 4))
+        assert "R2:renal-contraindicated" in got
+        assert "R2:hypercalcaemia" not in got
+
+    def test_start_card_offers_4_mg(self, t: Terminology, params: Parameters) -> None:
+        p = self._patient(12.4, creatinine_for(40))
+        [r1] = [d for d in run(p, t, params) if d.rule == "R1"]
+        doses = {a.dose for prop in r1.proposals for a in prop.actions if hasattr(a, "dose")}
+        assert "4 mg" in doses
+        assert "hypercalcaemia-of-malignancy" in r1.note_keys
+        assert "zoledronic-acid-dose-reduced" not in r1.note_keys
+
+
+class TestOneBoneAgentAtATime:
+    """D3: switch, do not add."""
+
+    @pytest.mark.parametrize(("ended_days_ago", "warn"), [(27, True), (28, True), (29, False)])
+    def test_zoledronic_acid_after_denosumab(
+        self, t: Terminology, params: Parameters, ended_days_ago: int, warn: bool
+    ) -> None:
+        p = bone_patient()
+        p.med(
+            "MedicationStatement",
+            XGEVA,
+            status="completed",
+            start=200,
+            end=ended_days_ago,
+            dose="120 mg SC q4w",
+        )
+        got = _order(p, t, params, _draft(ZOL4, 4))
+        assert ("R2c:switch-not-add" in got) is warn
+
+    @pytest.mark.parametrize(("ended_days_ago", "warn"), [(84, True), (85, False)])
+    def test_denosumab_after_zoledronic_acid(
+        self, t: Terminology, params: Parameters, ended_days_ago: int, warn: bool
+    ) -> None:
+        p = bone_patient()
+        p.med(
+            "MedicationAdministration",
+            ZOL4,
+            status="completed",
+            start=ended_days_ago,
+            dose="4 mg IV",
+        )
+        got = _order(p, t, params, _draft(XGEVA, 120))
+        assert ("R2c:switch-not-add" in got) is warn
+
+    def test_oral_ibandronate_active(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient()
+        p.med(
+            "MedicationStatement", "Ibandronate 150 mg by mouth monthly", status="active", start=90
+        )
+        decisions = run(p, t, params, "order-sign", [_draft(XGEVA, 120)])
+        [d] = [x for x in decisions if x.rule == "R2c"]
+        assert d.bindings["other"] == "ibandronate"
+
+    def test_the_same_agent_again_is_not_a_second_agent(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient()
+        p.med("MedicationStatement", XGEVA, status="active", start=90, dose="120 mg SC q4w")
+        assert "R2c:switch-not-add" not in _order(p, t, params, _draft(XGEVA, 120))
+
+    def test_two_agents_drafted_together(self, t: Terminology, params: Parameters) -> None:
+        zol = _draft(ZOL4, 4)
+        den = draft_med("p", "draft-2", XGEVA, "120 mg SC every 4 weeks", 120)
+        got = concerns(run(bone_patient(), t, params, "order-sign", [zol, den]))
+        assert "R2c:switch-not-add" in got
+
+    def test_biosimilar_by_name(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient()
+        p.med("MedicationStatement", "Wyost (denosumab-bbdz) 120 mg", status="active", start=20)
+        assert "R2c:switch-not-add" in _order(p, t, params, _draft(ZOL4, 4))
