@@ -94,6 +94,7 @@ class Parameters(BaseModel):
     hypocalcaemia_mg_dl: float
     hypercalcaemia_mg_dl: float
     dental_lookback_days: int
+    dental_healing_days: int
     bma_recent_start_days: int
     calcium_check_days: int
     lvef_interval_days: int

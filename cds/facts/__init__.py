@@ -73,6 +73,7 @@ class PatientFacts:
     calcium: Calcium
     lvef: Lvef
     dental_evaluations: tuple[Dated, ...]
+    invasive_dental: tuple[Dated, ...]  # extractions, implants: done (D6)
     radiation_or_neurosurgery: tuple[Dated, ...]
     spine_surgeries: tuple[Dated, ...]
     biopsies: tuple[Dated, ...]
@@ -190,6 +191,7 @@ def facts_from_records(
         ),
         lvef=extract_lvef(records, t, her2_start=min(her2_starts) if her2_starts else None),
         dental_evaluations=_dated(records.activities, t, "dental-evaluation", done_only=True),
+        invasive_dental=_dated(records.activities, t, "invasive-dental", done_only=True),
         radiation_or_neurosurgery=_dated(
             records.activities, t, "radiation-oncology", done_only=False
         ),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from cds.facts import PatientFacts
+from cds.facts import Dated, PatientFacts
+from cds.facts.medications import Exposure
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
 from cds.rules import (
@@ -117,10 +118,10 @@ def bma_options(f: PatientFacts, p: Parameters) -> tuple[tuple[Proposal, ...], t
     support = support_actions(f, p)
     proposals: list[Proposal] = []
     notes: list[NoteKey] = []
+    if prefill_withheld(f) is not None:
+        return (), ()
     if "denosumab" in f.allergies:
         notes.append(NoteKey("denosumab-allergy"))
-    elif f.calcium.low:
-        notes.append(NoteKey("denosumab-hypocalcaemia"))
     else:
         if severe_renal(f, p):
             notes.append(NoteKey("denosumab-renal"))
@@ -162,6 +163,39 @@ def bma_options(f: PatientFacts, p: Parameters) -> tuple[tuple[Proposal, ...], t
     return tuple(proposals), tuple(dict.fromkeys(notes))
 
 
+def bma_intolerance(f: PatientFacts) -> tuple[Exposure, ...]:
+    """Bone-modifying agents stopped because they were not tolerated (D5)."""
+    return tuple(
+        e for e in f.meds.exposures if e.med_class == "BMA" and e.stop_reason == "toxicity"
+    )
+
+
+def prefill_withheld(f: PatientFacts) -> str | None:
+    """Why no bone-modifying agent may be pre-filled, or None (clinical-logic §3c D4, D5).
+
+    Active medication-related osteonecrosis of the jaw, or an agent stopped as not tolerated:
+    the decision belongs with the oral surgery/dental team and the patient (Xgeva label;
+    MASCC/ISOO/ASCO 2019). Hypocalcaemia: every agent can lower calcium further, so calcium
+    and vitamin D are corrected first (Xgeva and Zometa labels).
+    """
+    if f.disease.mronj.present:
+        return "held-mronj"
+    if bma_intolerance(f):
+        return "held-intolerance"
+    if f.calcium.low:
+        return "held-hypocalcaemia"
+    return None
+
+
+def recent_invasive_dental(f: PatientFacts, p: Parameters) -> tuple[Dated, ...]:
+    """Extractions and other invasive dental procedures in the socket-healing window (D6)."""
+    return tuple(
+        d
+        for d in f.invasive_dental
+        if timedelta(0) <= f.as_of - d.when <= timedelta(days=p.dental_healing_days)
+    )
+
+
 def bma_indicated(f: PatientFacts) -> bool:
     """R1 population: metastatic bone (or marrow) disease, no oncologic BMA, no recorded decision
     not to treat, and at least one agent the patient is not allergic to."""
@@ -173,8 +207,11 @@ def bma_indicated(f: PatientFacts) -> bool:
 
 
 def r1_offers_dental_referral(f: PatientFacts, p: Parameters) -> bool:
-    """R1 fires and its suggestions already carry the dental referral (C9: not said twice)."""
-    return bma_indicated(f) and no_recent_dental(f, p) and bool(bma_options(f, p)[0])
+    """R1 fires and its suggestions already carry the dental referral (C9: not said twice);
+    with active MRONJ the referral is R1's only suggestion (D5)."""
+    if not bma_indicated(f) or not no_recent_dental(f, p):
+        return False
+    return bool(bma_options(f, p)[0]) or prefill_withheld(f) == "held-mronj"
 
 
 def bone_data(f: PatientFacts) -> tuple[str, ...]:
@@ -204,8 +241,23 @@ def _missing(f: PatientFacts) -> tuple[str, ...]:
 @rule(
     "R1",
     hooks=PATIENT_VIEW,
-    variants=("start", "marrow-only", "osteoporosis-dose"),
-    valuesets=(*BONE_VALUESETS, *RENAL_VALUESETS, *CALCIUM_VALUESETS, "dental-evaluation"),
+    variants=(
+        "start",
+        "marrow-only",
+        "osteoporosis-dose",
+        "held-mronj",
+        "held-intolerance",
+        "held-hypocalcaemia",
+    ),
+    valuesets=(
+        *BONE_VALUESETS,
+        *RENAL_VALUESETS,
+        *CALCIUM_VALUESETS,
+        "dental-evaluation",
+        "mronj",
+        "invasive-dental",
+        "stop-toxicity",
+    ),
     ingredients=("denosumab", "zoledronic acid", "pamidronate", "calcium", "vitamin d"),
     parameters=(
         *LAB_PARAMETERS,
@@ -216,9 +268,11 @@ def _missing(f: PatientFacts) -> tuple[str, ...]:
         "zoledronic_dose_by_crcl",
         "creatinine_rise_normal",
         "creatinine_rise_abnormal",
+        "dental_healing_days",
         *HCM_PARAMETERS,
     ),
     orders=SUPPORT_ORDERS,
+    suggestions=("dental-referral",),
     regimens=(
         "denosumab",
         "zoledronic-acid-12-weekly",
@@ -228,7 +282,6 @@ def _missing(f: PatientFacts) -> tuple[str, ...]:
     ),
     notes=(
         "denosumab-allergy",
-        "denosumab-hypocalcaemia",
         "denosumab-renal",
         "denosumab-renal-egfr",
         "zoledronic-acid-allergy",
@@ -239,6 +292,7 @@ def _missing(f: PatientFacts) -> tuple[str, ...]:
         "zoledronic-acid-renal-unknown",
         "pamidronate-renal-unknown",
         "hypercalcaemia-of-malignancy",
+        "dental-healing",
     ),
 )
 def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
@@ -256,8 +310,11 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         return []
     proposals, notes = bma_options(f, p)
     osteo = f.meds.active_osteo_bma()
+    withheld = prefill_withheld(f)
     indicator: Indicator
-    if osteo:
+    if withheld is not None:
+        variant, indicator = withheld, "warning"
+    elif osteo:
         variant, indicator = "osteoporosis-dose", "warning"
     elif f.disease.bone.present:
         variant, indicator = "start", "warning"
@@ -265,6 +322,21 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         variant, indicator = "marrow-only", "info"
     data = list(bone_data(f))
     data += [f"Osteoporosis-dose agent: {e.ingredient} ({e.ref})" for e in osteo]
+    refs = f.disease.bone.refs + f.disease.bone_marrow_only.refs + tuple(e.ref for e in osteo)
+    if withheld == "held-mronj":
+        data.append(f"Osteonecrosis of the jaw recorded {on(f.disease.mronj.since)}")
+        refs += f.disease.mronj.refs
+        # The oral surgery/dental team decides with the oncologist (MASCC/ISOO/ASCO 2019).
+        proposals = (Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),)
+    stopped = bma_intolerance(f)
+    data += [f"{e.ingredient} stopped as not tolerated {on(e.last)} ({e.ref})" for e in stopped]
+    refs += tuple(e.ref for e in stopped)
+    healing = recent_invasive_dental(f, p)
+    if healing and proposals:
+        # D6: the socket heals first (AAOMS 2022), if the clinical situation allows.
+        notes = (*notes, NoteKey("dental-healing"))
+        data += [f"Invasive dental procedure {on(d.when)} ({d.ref})" for d in healing]
+        refs += tuple(d.ref for d in healing)
     return [
         Decision(
             rule="R1",
@@ -273,9 +345,7 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
             data=tuple(data),
             missing=_missing(f),
             note_keys=notes,
-            refs=f.disease.bone.refs
-            + f.disease.bone_marrow_only.refs
-            + tuple(e.ref for e in osteo),
+            refs=refs,
             proposals=proposals,
         )
     ]
@@ -569,11 +639,12 @@ def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     variants=("supplement",),
     valuesets=CALCIUM_VALUESETS,
     ingredients=("denosumab", "zoledronic acid", "pamidronate", "calcium", "vitamin d"),
-    parameters=(*CALCIUM_PARAMETERS, *BMA_PARAMETERS),
+    parameters=(*CALCIUM_PARAMETERS, *BMA_PARAMETERS, "bma_recent_start_days"),
     regimens=SUPPORT_REGIMENS,
 )
 def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """On an oncologic BMA without calcium or vitamin D → supplement, unless hypercalcaemic.
+    """A BMA started in the last 30 days (or calcium low) without calcium or vitamin D →
+    supplement, unless hypercalcaemic; not at every chart open (clinical-logic §3c D10).
 
     Zometa label: oral calcium 500 mg and a multivitamin with 400 IU vitamin D daily. Xgeva label:
     calcium and vitamin D as necessary, unless hypercalcaemia is present. Seed 001.
@@ -581,6 +652,15 @@ def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     """
     bma = f.meds.active_bma()
     if not bma or f.meds.active("CALCIUM", "VITD") or f.calcium.high:
+        return []
+    # D10: over-the-counter supplements are rarely recorded, so this is not a card at every
+    # chart open: only around the start of an agent, or when calcium is low.
+    started = [
+        e
+        for e in bma
+        if e.start is not None and f.as_of - e.start <= timedelta(days=p.bma_recent_start_days)
+    ]
+    if not started and not f.calcium.low:
         return []
     return [
         Decision(
@@ -679,20 +759,38 @@ def r4a_dental_review(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> li
 @rule(
     "R4b",
     hooks=ORDER_HOOKS,
-    variants=("dental-before-bma",),
-    valuesets=("dental-evaluation",),
+    variants=("dental-before-bma", "socket-healing"),
+    valuesets=("dental-evaluation", "invasive-dental"),
     ingredients=("denosumab", "zoledronic acid", "pamidronate"),
-    parameters=("dental_lookback_days",),
+    parameters=("dental_lookback_days", "dental_healing_days"),
     orders=("dental-referral",),
     suggestions=("dental-referral",),
 )
 def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """A first BMA is being ordered with no dental evaluation in 6 months → refer; never blocks.
+    After an extraction or other invasive dental procedure in the last 21 days → wait for the
+    socket to heal if the clinical situation allows (AAOMS 2022; §3c D6).
 
     ASCO-BMA-2017; Xgeva label; MRONJ-2019 (the oncologist may start without delay when needed).
     """
     orders = drafts.with_class("BMA")
-    if not orders or not no_recent_dental(f, p) or f.meds.ever("BMA"):
+    if not orders or f.meds.ever("BMA"):
+        return []
+    healing = recent_invasive_dental(f, p)
+    if healing:
+        return [
+            Decision(
+                rule="R4b",
+                variant="socket-healing",
+                indicator="warning",
+                data=(
+                    *(f"Invasive dental procedure {on(d.when)} ({d.ref})" for d in healing),
+                    *(f"Draft order: {o.ref}" for o in orders),
+                ),
+                refs=(*(d.ref for d in healing), *(o.ref for o in orders)),
+            )
+        ]
+    if not no_recent_dental(f, p):
         return []
     return [
         Decision(

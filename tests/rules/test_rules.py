@@ -198,10 +198,11 @@ class TestR1BoneAgent:
         }
         assert doses == ({"3.3 mg"} if crcl_known else set())
 
-    def test_hypocalcaemia_removes_denosumab(self, t: Terminology, params: Parameters) -> None:
+    def test_hypocalcaemia_prefills_no_agent(self, t: Terminology, params: Parameters) -> None:
+        """§3c D4 (overriding §3): hypocalcaemia blocks every pre-filled agent, not denosumab
+        alone - each can lower calcium further."""
         d = run(bone_patient(calcium=7.8), t, params)[0]
-        assert "denosumab" not in [p.key for p in d.proposals]
-        assert "denosumab-hypocalcaemia" in d.note_keys
+        assert (d.concern, d.proposals) == ("R1:held-hypocalcaemia", ())
 
     def test_allergy_removes_the_agent(self, t: Terminology, params: Parameters) -> None:
         p = bone_patient()

@@ -1,0 +1,123 @@
+"""Starting a bone agent safely (§3c D4, D5, D6, D10): what is pre-filled, and when not."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds.parameters import Parameters
+from cds.rules import Decision, Order, RegimenOrder
+from cds.terminology import Terminology
+from fixtures.build_scenarios import ICD10, SNOMED, TOXICITY, XGEVA, ZOL4, Patient, draft_med
+from tests.rules.test_rules import bone_patient, concerns, run
+
+
+def _r1(p: Patient, t: Terminology, params: Parameters) -> Decision:
+    [d] = [x for x in run(p, t, params) if x.rule == "R1"]
+    return d
+
+
+def _agents(d: Decision) -> set[str]:
+    return {a.key for prop in d.proposals for a in prop.actions if isinstance(a, RegimenOrder)}
+
+
+def _extraction(p: Patient, days_ago: int, *, coded: bool = True) -> None:
+    if coded:
+        p.procedure(SNOMED, "55162003", "Tooth extraction", days_ago)
+        return
+    p.add(
+        {
+            "resourceType": "Procedure",
+            "id": f"proc-text-{days_ago}",
+            "status": "completed",
+            "code": {"text": "Dental extraction, lower left molar"},
+            "performedDateTime": p.day(days_ago),
+        }
+    )
+
+
+class TestNothingPrefilled:
+    def test_active_mronj_with_denosumab_not_tolerated(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """The issue's patient: active MRONJ, denosumab stopped as not tolerated. No agent is
+        offered again; the card refers to the oral surgery/dental team."""
+        p = bone_patient()
+        p.condition(ICD10, "M87.180", "Osteonecrosis due to drugs, jaw", 60)
+        p.med("MedicationStatement", XGEVA, status="stopped", start=300, end=70, reason=TOXICITY)
+        d = _r1(p, t, params)
+        assert d.concern == "R1:held-mronj"
+        assert _agents(d) == set()
+        assert [a for prop in d.proposals for a in prop.actions] == [Order(key="dental-referral")]
+
+    def test_an_agent_stopped_as_not_tolerated(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient()
+        p.med("MedicationStatement", ZOL4, status="stopped", start=200, end=150, reason=TOXICITY)
+        d = _r1(p, t, params)
+        assert (d.concern, d.proposals) == ("R1:held-intolerance", ())
+
+    def test_mronj_that_has_resolved_no_longer_holds_the_start(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient()
+        p.condition(ICD10, "M87.180", "Osteonecrosis due to drugs, jaw", 400, status="resolved")
+        d = _r1(p, t, params)
+        assert d.concern == "R1:start"
+        assert "denosumab" in _agents(d)
+
+    @pytest.mark.parametrize(("calcium", "held"), [(8.4, True), (8.5, False)])
+    def test_hypocalcaemia_boundary(
+        self, t: Terminology, params: Parameters, calcium: float, held: bool
+    ) -> None:
+        """Below the result's reference range (8.5-10.5 mg/dL here, albumin 4.0): held."""
+        d = _r1(bone_patient(calcium=calcium), t, params)
+        assert (d.concern == "R1:held-hypocalcaemia") is held
+        assert bool(_agents(d)) is not held
+
+
+class TestSocketHealing:
+    """D6: an extraction in the last 21 days - wait for the socket to heal, if possible."""
+
+    @pytest.mark.parametrize(("days_ago", "note"), [(0, True), (21, True), (22, False)])
+    def test_start_card_boundary(
+        self, t: Terminology, params: Parameters, days_ago: int, note: bool
+    ) -> None:
+        p = bone_patient()
+        _extraction(p, days_ago)
+        d = _r1(p, t, params)
+        assert d.concern == "R1:start"  # still offered: the oncologist may not be able to wait
+        assert ("dental-healing" in d.note_keys) is note
+
+    def test_an_extraction_is_not_a_dental_examination(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """A text-only 'dental extraction' no longer counts as the dental evaluation: the
+        start card still carries the dental referral."""
+        p = bone_patient(dental=False)
+        _extraction(p, 10, coded=False)
+        d = _r1(p, t, params)
+        orders = {a.key for prop in d.proposals for a in prop.actions if isinstance(a, Order)}
+        assert "dental-referral" in orders
+        assert "dental-healing" in d.note_keys
+
+    def test_first_order_within_the_window(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient()
+        _extraction(p, 10)
+        d = run(p, t, params, "order-sign", [draft_med("p", "d", XGEVA, "120 mg SC q4w", 120)])
+        assert "R4b:socket-healing" in concerns(d)
+
+
+class TestCalciumVitaminDCard:
+    """D10: not a card at every chart open."""
+
+    @pytest.mark.parametrize(("started_days_ago", "fires"), [(30, True), (31, False)])
+    def test_only_around_the_start(
+        self, t: Terminology, params: Parameters, started_days_ago: int, fires: bool
+    ) -> None:
+        p = bone_patient()
+        p.med("MedicationStatement", XGEVA, status="active", start=started_days_ago)
+        assert ("R3b:supplement" in concerns(run(p, t, params))) is fires
+
+    def test_low_calcium_brings_it_back(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient(calcium=8.2)
+        p.med("MedicationStatement", XGEVA, status="active", start=300)
+        assert "R3b:supplement" in concerns(run(p, t, params))
