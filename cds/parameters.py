@@ -87,6 +87,7 @@ class Parameters(BaseModel):
     zoledronic_window_days: int
     request_active_max_days: int
     regimen_group_days: int
+    her2_event_days: int
     adjuvant_cutoff_days: int
     adjuvant_window_days: int
     lab_freshness_days: int

@@ -170,6 +170,7 @@ def facts_from_records(
             t,
             metastatic=disease.metastatic.present,
             metastatic_since=disease.metastatic_date,
+            event_days=params.her2_event_days,
         ),
         meds=meds,
         lines=lines,

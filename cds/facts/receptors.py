@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
 
@@ -37,6 +37,9 @@ class MarkerResult:
     specimen_site: SpecimenSite
     derived: bool
     refs: tuple[str, ...]
+    # Every date a result of this testing event was reported on (D13: a reflex ISH can follow
+    # the IHC by days); the card names them.
+    report_dates: tuple[date, ...] = ()
     her2_category: Her2Category | None = None
     ihc_score: int | None = None
     ish_group: int | None = None
@@ -51,6 +54,14 @@ class MarkerResult:
         if self.ihc_score is None:
             return "no IHC score"
         return f"IHC {self.ihc_score}+" if self.ihc_score else "IHC 0"
+
+    @property
+    def reported(self) -> str:
+        """The date(s) the result stands on, as the card says them (D13)."""
+        if len(self.report_dates) > 1:
+            days = " and ".join(d.isoformat() for d in self.report_dates)
+            return f"{days} (read as one testing event)"
+        return _d(self.when)
 
     @property
     def low_positive(self) -> bool:
@@ -190,6 +201,9 @@ def ish_group(ratio: float | None, copies: float | None) -> int | None:
 class _Event:
     when: date | None
     refs: list[str]
+    specimen: str | None = None
+    kinds: set[str] = field(default_factory=set)  # the marker sets it has a result of
+    dates: set[date] = field(default_factory=set)
     final: Status | None = None
     ihc: int | None = None
     ihc_status: Status | None = None  # qualitative IHC result without a score
@@ -272,22 +286,57 @@ def _site(when: date | None, metastatic_since: date | None, metastatic: bool) ->
     return "metastatic" if when >= metastatic_since - timedelta(days=30) else "primary"
 
 
-def _event_key(obs: ObservationRecord, when: date | None) -> str:
-    return obs.specimen or (when.isoformat() if when else f"undated:{obs.id}")
+def _her2_event(
+    events: list[_Event], obs: ObservationRecord, kind: str, w: date | None, window_days: int
+) -> _Event:
+    """The testing event a HER2 result belongs to (clinical-logic §3c D13).
+
+    The same specimen is one event. Without a specimen reference, a result joins an event
+    without one reported on the same day, or the nearest within `window_days` that has no result
+    of its kind yet: a reflex ISH reported days after the IHC completes it, while a second IHC
+    (another biopsy) starts an event of its own.
+    """
+    if obs.specimen:
+        for ev in events:
+            if ev.specimen == obs.specimen:
+                return ev
+        ev = _Event(when=w, refs=[], specimen=obs.specimen)
+    elif w is None:
+        ev = _Event(when=None, refs=[])
+    else:
+        near = [
+            e
+            for e in events
+            if e.specimen is None
+            and e.when is not None
+            and (e.when == w or (kind not in e.kinds and abs(e.when - w).days <= window_days))
+        ]
+        if near:
+            return min(near, key=lambda e: (e.when != w, abs((e.when or w) - w)))
+        ev = _Event(when=w, refs=[])
+    events.append(ev)
+    return ev
 
 
 def extract_receptors(
-    records: Records, t: Terminology, *, metastatic: bool, metastatic_since: date | None
+    records: Records,
+    t: Terminology,
+    *,
+    metastatic: bool,
+    metastatic_since: date | None,
+    event_days: int,
 ) -> Receptors:
     def when(obs: ObservationRecord) -> date | None:
         if obs.specimen and obs.specimen in records.specimen_dates:
             return records.specimen_dates[obs.specimen]
         return obs.effective
 
-    her2_events: dict[str, _Event] = {}
+    her2_events: list[_Event] = []
     marker_events: dict[str, list[MarkerResult]] = defaultdict(list)
     serum = False
-    for obs in records.observations:
+    # Oldest first, so that a reflex result finds the event it completes already there.
+    ordered = sorted(records.observations, key=lambda o: (when(o) is None, when(o) or date.min))
+    for obs in ordered:
         in_sets = t.codes.sets_of(obs.code)
         if _ANY_MARKER.isdisjoint(in_sets):
             continue  # most of a chart: labs, vital signs
@@ -300,8 +349,12 @@ def extract_receptors(
             serum = True
             continue
         if kind.startswith("her2"):
-            ev = her2_events.setdefault(_event_key(obs, w), _Event(when=w, refs=[]))
+            ev = _her2_event(her2_events, obs, kind, w, event_days)
             ev.refs.append(ref)
+            ev.kinds.add(kind)
+            if w is not None:
+                ev.dates.add(w)
+                ev.when = min(ev.when or w, w)
             if kind == "her2-interpretation":
                 ev.final = _value_status(obs.value, obs.code, t) or ev.final
                 ev.ihc = ev.ihc if ev.ihc is not None else ihc_score(obs)
@@ -342,7 +395,7 @@ def extract_receptors(
         )
 
     her2_results = []
-    for ev in her2_events.values():
+    for ev in her2_events:
         status, category, derived, reflex, needs_ihc = interpret_her2(
             final=ev.final,
             ihc=ev.ihc,
@@ -359,6 +412,7 @@ def extract_receptors(
                 specimen_site=_site(ev.when, metastatic_since, metastatic),
                 derived=derived,
                 refs=tuple(ev.refs),
+                report_dates=tuple(sorted(ev.dates)),
                 her2_category=category,
                 ihc_score=ev.ihc,
                 ish_group=ish_group(ev.ratio, ev.copies),

@@ -10,7 +10,7 @@ from cds.facts.orders import DraftOrders
 from cds.facts.screening import STAGING_SETS
 from cds.parameters import Parameters
 from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, RegimenOrder, on, rule
-from cds.rules.receptors import MARKER_VALUESETS
+from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS
 
 # Regimens by key (cards/regimens.yaml holds their drugs, doses and label criteria). The order
 # and content follow clinical-logic R6; lists are never a ranking.
@@ -47,6 +47,7 @@ HER2_VALUESETS = (
     "stop-other",
 )
 LINE_PARAMETERS = (
+    *MARKER_PARAMETERS,
     "regimen_group_days",
     "adjuvant_cutoff_days",
     "adjuvant_window_days",
@@ -171,7 +172,7 @@ def therapy_data(f: PatientFacts) -> tuple[str, ...]:
         how = "derived from IHC/ISH" if her2.derived else "reported"
         score = f", {her2.ihc_words}" if her2.ihc_score is not None else ""
         out.append(
-            f"HER2 {her2.status} ({how}{score}), {her2.specimen_site} specimen, {on(her2.when)}"
+            f"HER2 {her2.status} ({how}{score}), {her2.specimen_site} specimen, {her2.reported}"
         )
     hr = f.receptors.hr_positive
     out.append("Hormone receptor: " + {True: "positive", False: "negative", None: "unknown"}[hr])

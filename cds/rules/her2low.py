@@ -18,7 +18,7 @@ from cds.rules import (
     on,
     rule,
 )
-from cds.rules.receptors import MARKER_VALUESETS
+from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS
 
 CATEGORY_WORDS = {
     "low": "HER2-low",
@@ -28,6 +28,7 @@ CATEGORY_WORDS = {
 }
 R15_VALUESETS = (*MARKER_VALUESETS, *STAGING_SETS, "breast-cancer", "secondary-neoplasm", "lvef")
 R15_PARAMETERS = (
+    *MARKER_PARAMETERS,
     "regimen_group_days",
     "adjuvant_cutoff_days",
     "adjuvant_chemo_window_days",
@@ -88,7 +89,7 @@ def _data(f: PatientFacts) -> tuple[str, ...]:
         category = CATEGORY_WORDS.get(her2.her2_category or "unknown", "HER2-negative")
         out.append(
             f"{category}: HER2 negative ({how}{score}), {her2.specimen_site} specimen, "
-            f"{on(her2.when)}"
+            f"{her2.reported}"
         )
     hr = f.receptors.hr_positive
     out.append("Hormone receptor: " + {True: "positive", False: "negative", None: "unknown"}[hr])

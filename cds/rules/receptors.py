@@ -12,6 +12,8 @@ from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, on, rule
 
 # What the receptor facts read (F4): the marker codes and their answer sets.
 MARKER_VALUESETS = (*MARKER_SETS, *RESULT_SETS, "er-negative-ichom")
+# What the receptor facts apply: HER2 results of one testing event across days (§3c D13).
+MARKER_PARAMETERS = ("her2_event_days",)
 
 
 @rule(
@@ -19,7 +21,7 @@ MARKER_VALUESETS = (*MARKER_SETS, *RESULT_SETS, "er-negative-ichom")
     hooks=PATIENT_VIEW,
     variants=("retest", "discordance"),
     valuesets=(*MARKER_VALUESETS, "secondary-neoplasm", "biopsy", "visceral-metastasis"),
-    parameters=("adjuvant_cutoff_days",),
+    parameters=("adjuvant_cutoff_days", *MARKER_PARAMETERS),
     orders=("metastatic-biopsy", "test-er", "test-pr", "test-her2"),
     suggestions=("biopsy-retest",),
     notes=("bone-only-decalcification",),
@@ -102,6 +104,7 @@ def r13_retest_receptors(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     hooks=PATIENT_VIEW,
     variants=("reflex-ish", "needs-ihc", "serum-only"),
     valuesets=MARKER_VALUESETS,
+    parameters=MARKER_PARAMETERS,
     orders=("her2-ish", "test-her2"),
     suggestions=("reflex-ish", "her2-ihc"),
 )
