@@ -88,6 +88,8 @@ class Parameters(BaseModel):
     request_active_max_days: int
     regimen_group_days: int
     her2_event_days: int
+    metastatic_setting_agents: tuple[str, ...]
+    metastatic_setting_pairs: tuple[tuple[str, str], ...]
     adjuvant_cutoff_days: int
     adjuvant_window_days: int
     lab_freshness_days: int

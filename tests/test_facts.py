@@ -675,7 +675,9 @@ class TestLines:
         p.med("MedicationStatement", ("194000", "Capecitabine"), status="active", start=190)
         f = facts(p, t, params)
         assert len(f.lines.lines) == 2
-        assert f.lines.metastatic_her2_regimens == 2
+        # §3c D16: the current line (still working) is not yet a prior regimen for the labels;
+        # THP, ended by progression, is.
+        assert f.lines.metastatic_her2_regimens == 1
 
     def test_partner_change_without_progression_stays_one_line(
         self, t: Terminology, params: Parameters

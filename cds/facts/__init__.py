@@ -17,7 +17,13 @@ from cds.facts.labs import (
     extract_renal,
     impossible_values,
 )
-from cds.facts.lines import LineHistory, SystemicLines, extract_lines, extract_systemic_lines
+from cds.facts.lines import (
+    LineHistory,
+    SystemicLines,
+    extract_lines,
+    extract_systemic_lines,
+    metastatic_setting,
+)
 from cds.facts.medications import HER2_ANTIBODY_CLASSES, Medications, extract_medications
 from cds.facts.reading import read_records
 from cds.facts.receptors import Receptors, extract_receptors
@@ -47,6 +53,7 @@ FACT_VALUESETS: frozenset[str] = frozenset(
         "stop-progression",
         "stop-toxicity",
         "stop-other",
+        "treatment-intent-curative",
         *RESULT_SETS,
         "er-negative-ichom",
     }
@@ -137,11 +144,20 @@ def facts_from_records(
         zoledronic_window_days=params.zoledronic_window_days,
         request_max_days=params.request_active_max_days,
     )
+    setting = metastatic_setting(
+        meds,
+        disease,
+        t,
+        agents=params.metastatic_setting_agents,
+        paired=params.metastatic_setting_pairs,
+        group_days=params.regimen_group_days,
+    )
     lines = extract_lines(
         meds,
         disease,
         records,
         t,
+        setting=setting,
         as_of=as_of,
         group_days=params.regimen_group_days,
         adjuvant_cutoff_days=params.adjuvant_cutoff_days,
@@ -151,7 +167,8 @@ def facts_from_records(
     )
     systemic = extract_systemic_lines(
         meds,
-        disease,
+        setting=setting,
+        t=t,
         group_days=params.regimen_group_days,
         adjuvant_cutoff_days=params.adjuvant_cutoff_days,
         adjuvant_chemo_days=params.adjuvant_chemo_window_days,

@@ -72,12 +72,24 @@ class LineHistory:
     confidence: Confidence
     findings: tuple[str, ...] = ()
     cns_progression: CnsProgression | None = None
+    # Which dates dated the metastatic setting when the records disagree (D14).
+    setting_conflicts: tuple[str, ...] = ()
 
     @property
     def metastatic_her2_regimens(self) -> int:
-        """Anti-HER2 regimens in the metastatic setting, for label criteria (C6)."""
-        done = sum(1 for line in self.lines if line.anchor and line.end_reason != "toxicity")
-        return done
+        """Completed anti-HER2 regimens in the metastatic setting, for label criteria (C6, D16).
+
+        A line counts once it has ended (not for toxicity alone), or once progression on it is
+        documented; the current line, still working, is not yet a prior regimen (Tukysa label:
+        at least one prior anti-HER2 regimen in the metastatic setting).
+        """
+        ended = sum(
+            1
+            for line in self.lines
+            if line.anchor and not line.active and line.end_reason != "toxicity"
+        )
+        progressing = self.current is not None and self.progression == "high"
+        return ended + int(progressing)
 
     @property
     def current(self) -> Line | None:
@@ -99,6 +111,40 @@ class LineHistory:
         return ended + int(progressing) + 1 + (1 if self.adjuvant_within_12_months else 0)
 
 
+def _by_setting(
+    exposures: list[Exposure], tmet: date | None, t: Terminology, cutoff_days: int, group_days: int
+) -> tuple[list[Exposure], list[Exposure]]:
+    """(neo)adjuvant and metastatic-setting exposures (F6.1, §3c D14).
+
+    Started more than `cutoff_days` before the metastatic setting, or recorded with curative
+    intent, is (neo)adjuvant - unless its regimen is still active: a regimen that goes on is
+    never an ended adjuvant one (D14), so every drug started with an active one stays with it.
+    """
+    early: list[Exposure] = []
+    metastatic: list[Exposure] = []
+    for e in exposures:
+        before = (
+            tmet is not None
+            and e.start is not None
+            and e.start < tmet - timedelta(days=cutoff_days)
+        )
+        (early if before or _curative(e, t) else metastatic).append(e)
+    going_on = [e for e in early if e.active and not _curative(e, t)]
+    if not going_on:
+        return early, metastatic
+    window = timedelta(days=group_days)
+    moved = [
+        e
+        for e in early
+        if not _curative(e, t)
+        and any(
+            e.start is not None and a.start is not None and abs(e.start - a.start) <= window
+            for a in going_on
+        )
+    ]
+    return [e for e in early if e not in moved], metastatic + moved
+
+
 def _regimens(exposures: list[Exposure], group_days: int) -> list[list[Exposure]]:
     """Drugs starting within `group_days` of a regimen's first drug join that regimen (F6.2)."""
     regimens: list[list[Exposure]] = []
@@ -110,6 +156,67 @@ def _regimens(exposures: list[Exposure], group_days: int) -> list[list[Exposure]
                 continue
         regimens.append([e])
     return regimens
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Setting:
+    """When the metastatic setting began, from every piece of evidence (clinical-logic §3c D14).
+
+    A metastasis Condition is often entered late. Therapy given only for metastatic disease
+    (tucatinib, lapatinib, margetuximab, T-DXd, neratinib with capecitabine) dates the setting no
+    later than its start, unless the record states curative intent; and a regimen still active
+    is never an ended (neo)adjuvant one. `conflicts` says on the card which dates were used.
+    """
+
+    date: date | None
+    conflicts: tuple[str, ...] = ()
+    refs: tuple[str, ...] = ()
+
+
+def _curative(e: Exposure, t: Terminology) -> bool:
+    intent = e.record.treatment_intent
+    return intent is not None and t["treatment-intent-curative"].matches_code(intent)
+
+
+def metastatic_setting(
+    meds: Medications,
+    disease: Disease,
+    t: Terminology,
+    *,
+    agents: tuple[str, ...],
+    paired: tuple[tuple[str, str], ...],
+    group_days: int,
+) -> Setting:
+    recorded = disease.metastatic_date
+    given = [e for e in meds.given() if e.start is not None and not _curative(e, t)]
+    starts = {e.ingredient: e.start for e in sorted(given, key=lambda x: x.start or date.min)}
+    evidence: list[Exposure] = [e for e in given if e.ingredient in agents]
+    for drug, partner in paired:
+        partner_start = starts.get(partner)
+        evidence += [
+            e
+            for e in given
+            if e.ingredient == drug
+            and partner_start is not None
+            and e.start is not None
+            and abs(e.start - partner_start) <= timedelta(days=group_days)
+        ]
+    first = min(evidence, key=lambda e: e.start or date.max, default=None)
+    if first is None or first.start is None:
+        return Setting(date=recorded)
+    if recorded is not None and recorded <= first.start:
+        return Setting(date=recorded)
+    before = (
+        f"before the first metastasis record ({recorded.isoformat()})"
+        if recorded is not None
+        else "with no metastasis date on record"
+    )
+    conflict = (
+        f"Metastatic setting dated {first.start.isoformat()} from the start of "
+        f"{first.ingredient}, a metastatic-setting therapy ({first.ref}), {before}; the line "
+        "count is uncertain"
+    )
+    return Setting(date=first.start, conflicts=(conflict,), refs=(first.ref,))
 
 
 def extract_lines(
@@ -124,20 +231,11 @@ def extract_lines(
     adjuvant_window_days: int,
     adjuvant_label_days: int,
     brain_window_days: int,
+    setting: Setting,
 ) -> LineHistory:
-    tmet = disease.metastatic_date
+    tmet = setting.date
     anchors = [e for e in meds.given() if e.med_class in HER2_CLASSES | PARTNER_CLASSES]
-    adjuvant: list[Exposure] = []
-    metastatic: list[Exposure] = []
-    for e in anchors:
-        if (
-            tmet is not None
-            and e.start is not None
-            and e.start < tmet - timedelta(days=adjuvant_cutoff_days)
-        ):
-            adjuvant.append(e)
-        else:
-            metastatic.append(e)
+    adjuvant, metastatic = _by_setting(anchors, tmet, t, adjuvant_cutoff_days, group_days)
 
     # F6.3/F6.4: a regimen is a new line only if it brings a HER2 agent the line did not have.
     # Dropping the chemotherapy partner, adding endocrine therapy, switching formulation or
@@ -177,6 +275,13 @@ def extract_lines(
         anchor_sets.append(her2)
         closed.append(None)
 
+    # D15: chemotherapy alone (before any HER2 agent) is not a line of HER2-targeted therapy:
+    # HER2-positive disease treated so far with chemotherapy only still needs its first line.
+    kept = [i for i, anchor in enumerate(anchor_sets) if anchor]
+    grouped = [grouped[i] for i in kept]
+    anchor_sets = [anchor_sets[i] for i in kept]
+    closed = [closed[i] for i in kept]
+    opened = [opened[i] for i in kept]
     lines = []
     for i, (members, anchor, closed_on, opened_on) in enumerate(
         zip(grouped, anchor_sets, closed, opened, strict=True), start=1
@@ -216,11 +321,26 @@ def extract_lines(
     elif not adj_her2 and tmet is not None and meds.received:
         within = within_label = False
 
+    # D14: when therapy dates the setting before the first metastasis record, the sites of that
+    # record document the disease being treated: they are not new sites on the current line.
+    recorded = disease.metastatic_date
+    documented: frozenset[str] = frozenset()
+    if setting.conflicts and recorded is not None:
+        documented = frozenset(
+            site
+            for site, onset, _ in disease.site_onsets
+            if onset is not None and onset <= recorded + timedelta(days=adjuvant_cutoff_days)
+        )
     progression, why, refs, findings, cns = _progression(
-        tuple(lines), disease, records, t, brain_window_days=brain_window_days
+        tuple(lines),
+        disease,
+        records,
+        t,
+        brain_window_days=brain_window_days,
+        documented=documented,
     )
     confidence: Confidence = "high"
-    if tmet is None:
+    if tmet is None or setting.conflicts:
         confidence = "low"
     elif any(not line.active and line.end_reason is None for line in lines[:-1]):
         confidence = "medium"  # a line changed with no documented reason (F7 MEDIUM)
@@ -235,6 +355,7 @@ def extract_lines(
         confidence=confidence,
         findings=findings,
         cns_progression=cns,
+        setting_conflicts=setting.conflicts,
     )
 
 
@@ -275,6 +396,7 @@ def _progression(
     t: Terminology,
     *,
     brain_window_days: int,
+    documented: frozenset[str] = frozenset(),
 ) -> Assessment:
     """F7 on the last line: HIGH, NOT progression, UNDETERMINED, or none while it continues.
 
@@ -307,6 +429,7 @@ def _progression(
     cns: CnsProgression | None = None
     if start is not None:
         known_before = {s for s, d, _ in disease.site_onsets if d is not None and d <= start}
+        known_before |= documented
         for site, onset, ref in disease.site_onsets:
             if onset is None or onset <= start + timedelta(days=30) or site in known_before:
                 continue
@@ -399,28 +522,23 @@ class SystemicLines:
 
 def extract_systemic_lines(
     meds: Medications,
-    disease: Disease,
     *,
     group_days: int,
     adjuvant_cutoff_days: int,
     adjuvant_chemo_days: int,
+    setting: Setting,
+    t: Terminology,
 ) -> SystemicLines:
-    tmet = disease.metastatic_date
+    tmet = setting.date
     wanted = CHEMO_CLASSES | ENDOCRINE_CLASSES
-    metastatic: list[Exposure] = []
-    adjuvant_chemo: list[Exposure] = []
-    for e in meds.given():
-        if e.med_class not in wanted:
-            continue
-        early = (
-            tmet is not None
-            and e.start is not None
-            and e.start < tmet - timedelta(days=adjuvant_cutoff_days)
-        )
-        if not early:
-            metastatic.append(e)
-        elif e.med_class in CHEMO_CLASSES:
-            adjuvant_chemo.append(e)
+    early, metastatic = _by_setting(
+        [e for e in meds.given() if e.med_class in wanted],
+        tmet,
+        t,
+        adjuvant_cutoff_days,
+        group_days,
+    )
+    adjuvant_chemo = [e for e in early if e.med_class in CHEMO_CLASSES]
     lines: list[SystemicLine] = []
     for regimen in _regimens(metastatic, group_days):
         drugs = frozenset(e.ingredient for e in regimen)

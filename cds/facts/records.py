@@ -172,6 +172,8 @@ class MedicationRecord:
     end: date | None
     status_reasons: tuple[Concept, ...]
     doses: tuple[Dose, ...]
+    # mCODE procedure-intent extension (curative, palliative), when the record carries it.
+    treatment_intent: Concept | None = None
 
     @property
     def reference(self) -> str:
@@ -390,6 +392,13 @@ def _status_reasons(raw: Mapping[str, Any]) -> tuple[Concept, ...]:
     return tuple(reasons)
 
 
+def _treatment_intent(raw: Mapping[str, Any]) -> Concept | None:
+    for ext in json_list(raw.get("extension")):
+        if isinstance(ext, dict) and str(ext.get("url", "")).endswith("mcode-procedure-intent"):
+            return concept(ext.get("valueCodeableConcept"))
+    return None
+
+
 def medication_record(
     rid: str, raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
 ) -> MedicationRecord:
@@ -419,6 +428,7 @@ def medication_record(
         end=end,
         status_reasons=_status_reasons(raw),
         doses=doses,
+        treatment_intent=_treatment_intent(raw) if "extension" in raw else None,
     )
 
 

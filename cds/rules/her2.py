@@ -45,9 +45,12 @@ HER2_VALUESETS = (
     "stop-progression",
     "stop-toxicity",
     "stop-other",
+    "treatment-intent-curative",
 )
 LINE_PARAMETERS = (
     *MARKER_PARAMETERS,
+    "metastatic_setting_agents",
+    "metastatic_setting_pairs",
     "regimen_group_days",
     "adjuvant_cutoff_days",
     "adjuvant_window_days",
@@ -183,8 +186,16 @@ def therapy_data(f: PatientFacts) -> tuple[str, ...]:
             f"Metastatic line {line.number}: {', '.join(sorted(line.drugs))} from "
             f"{on(line.start)}, {state}{reason}"
         )
+    if not f.lines.lines:
+        # D15: chemotherapy alone is not HER2-targeted therapy (and never "stopped" as one).
+        out.extend(
+            f"Metastatic-setting {line.kind} without HER2-targeted therapy: "
+            f"{', '.join(sorted(line.drugs))} from {on(line.start)}"
+            for line in f.systemic.lines
+        )
     if f.lines.adjuvant_her2_end is not None:
         out.append(f"(Neo)adjuvant HER2-targeted therapy ended {on(f.lines.adjuvant_her2_end)}")
+    out.extend(f"Dates: {c}" for c in f.lines.setting_conflicts)
     # Only evidence of progression goes under "Progression" (C9); other findings have their own.
     out.extend(f"Progression: {r}" for r in f.lines.progression_reasons)
     out.extend(f"Receptor discordance: {d}" for d in f.receptors.discordances())

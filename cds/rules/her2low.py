@@ -26,9 +26,18 @@ CATEGORY_WORDS = {
     "0": "HER2-0 (IHC 0, no membrane staining)",
     "unknown": "HER2-negative, IHC score not known",
 }
-R15_VALUESETS = (*MARKER_VALUESETS, *STAGING_SETS, "breast-cancer", "secondary-neoplasm", "lvef")
+R15_VALUESETS = (
+    *MARKER_VALUESETS,
+    *STAGING_SETS,
+    "breast-cancer",
+    "secondary-neoplasm",
+    "lvef",
+    "treatment-intent-curative",
+)
 R15_PARAMETERS = (
     *MARKER_PARAMETERS,
+    "metastatic_setting_agents",
+    "metastatic_setting_pairs",
     "regimen_group_days",
     "adjuvant_cutoff_days",
     "adjuvant_chemo_window_days",

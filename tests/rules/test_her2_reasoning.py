@@ -6,7 +6,21 @@ import pytest
 
 from cds.parameters import Parameters
 from cds.terminology import Terminology
-from fixtures.build_scenarios import PACLI, WORSENED, Patient, drop_codes, her2_low_base
+from fixtures.build_scenarios import (
+    DOCE,
+    PACLI,
+    PERT,
+    PROGRESSION,
+    SNOMED,
+    STABLE,
+    TDXD,
+    TRAS,
+    WORSENED,
+    Patient,
+    drop_codes,
+    her2_low_base,
+    her2_positive_base,
+)
 from tests.rules.test_rules import concerns, facts, run
 
 
@@ -68,3 +82,127 @@ class TestOneTestingEvent:
         her2 = facts(_reflex(45, specimen="bx-1"), t, params).receptors.her2
         assert her2 is not None
         assert (her2.ihc_score, her2.ish_group, her2.her2_category) == (2, 5, "low")
+
+
+def _her2_positive(met_days: int = 200) -> Patient:
+    p = her2_positive_base("p", bma=True, met_days=met_days)
+    return p
+
+
+class TestChemotherapyOnly:
+    """D15: HER2-positive metastatic disease treated with chemotherapy alone."""
+
+    @pytest.mark.parametrize("status", ["active", "completed"])
+    def test_first_line_card_and_never_her2_therapy_stopped(
+        self, t: Terminology, params: Parameters, status: str
+    ) -> None:
+        p = _her2_positive()
+        p.med(
+            "MedicationStatement",
+            PACLI,
+            status=status,
+            start=150,
+            end=None if status == "active" else 60,
+        )
+        got = concerns(run(p, t, params))
+        assert got == ["R6:line-1"]
+        f = facts(p, t, params)
+        assert f.lines.lines == ()
+        assert f.systemic.chemotherapy == 1
+
+
+class TestDatingTheMetastaticSetting:
+    """D14: the metastatic setting dated by every piece of evidence."""
+
+    def _late_condition(self) -> Patient:
+        """THP stopped for progression 210 days ago, T-DXd since 200 days ago, stable; the bone
+        metastasis Condition was entered 100 days ago."""
+        p = _her2_positive(met_days=100)
+        for drug in (DOCE, TRAS, PERT):
+            p.med(
+                "MedicationStatement",
+                drug,
+                status="stopped",
+                start=800,
+                end=210,
+                reason=PROGRESSION,
+            )
+        p.med("MedicationStatement", TDXD, status="active", start=200, dose="5.4 mg/kg q3w")
+        p.disease_status(15, *STABLE)
+        return p
+
+    def test_an_active_tdxd_is_never_an_ended_adjuvant_regimen(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """The issue's patient: no 'consider second-line options' while T-DXd works."""
+        p = self._late_condition()
+        f = facts(p, t, params)
+        assert f.lines.current is not None
+        assert f.lines.current.anchor == frozenset({"trastuzumab deruxtecan"})
+        assert f.lines.confidence == "low"
+        assert f.lines.setting_conflicts
+        # The bone metastasis entered late documents the disease T-DXd treats: not a new site.
+        assert f.lines.progression == "none"
+        assert concerns(run(p, t, params)) == []
+
+    def test_curative_intent_keeps_therapy_adjuvant(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Recorded curative intent (mCODE procedure intent 373808002) outweighs the drug."""
+        p = self._late_condition()
+        tdxd = p.resources[-2]
+        tdxd["status"] = "completed"
+        tdxd["effectivePeriod"]["end"] = p.day(160)
+        tdxd["extension"] = [
+            {
+                "url": "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-procedure-intent",
+                "valueCodeableConcept": {
+                    "coding": [{"system": "http://snomed.info/sct", "code": "373808002"}]
+                },
+            }
+        ]
+        f = facts(p, t, params)
+        assert f.lines.setting_conflicts == ()
+        assert f.lines.lines == ()
+
+    def test_tucatinib_dates_the_setting(self, t: Terminology, params: Parameters) -> None:
+        p = _her2_positive(met_days=30)
+        p.med("MedicationStatement", ("2361285", "Tucatinib"), status="active", start=120)
+        f = facts(p, t, params)
+        assert f.lines.current is not None
+        assert "tucatinib" in f.lines.current.anchor
+        assert f.lines.setting_conflicts
+
+
+class TestLabelsGateOptions:
+    """D16: tucatinib needs a completed prior anti-HER2 regimen in the metastatic setting."""
+
+    def _brain_on(self, first_line: bool) -> Patient:
+        p = _her2_positive(met_days=400)
+        if first_line:
+            for drug in (DOCE, TRAS, PERT):
+                p.med("MedicationStatement", drug, status="active", start=380)
+        else:
+            for drug in (DOCE, TRAS, PERT):
+                p.med(
+                    "MedicationStatement",
+                    drug,
+                    status="stopped",
+                    start=380,
+                    end=200,
+                    reason=PROGRESSION,
+                )
+            p.med("MedicationStatement", TDXD, status="active", start=190)
+        p.condition(SNOMED, "94225005", "Secondary malignant neoplasm of brain", 40)
+        p.disease_status(35, *STABLE)
+        return p
+
+    def test_no_tucatinib_on_first_line_thp(self, t: Terminology, params: Parameters) -> None:
+        got = concerns(run(self._brain_on(first_line=True), t, params))
+        assert got == ["R8a:local-therapy"]
+
+    def test_tucatinib_after_a_completed_metastatic_regimen(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        got = concerns(run(self._brain_on(first_line=False), t, params))
+        assert got == ["R8a:local-therapy", "R8b:tucatinib"]
