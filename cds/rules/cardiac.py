@@ -410,8 +410,10 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     permanently discontinue; grade 1 interrupt until resolved to grade 0; grade unknown interrupt
     and evaluate (high-resolution CT, pulmonology). A grade ≥2 event that has resolved still
     means T-DXd is not resumed. ILD recorded before T-DXd → warning. Ordering T-DXd with any
-    ILD history → critical; starting T-DXd → monitor (info). DB-09 ILD rate 12.1%. The ILD code
-    set is UNVERIFIED: recognised by text.
+    ILD history → critical; starting T-DXd → monitor (info). DB-09 ILD rate 12.1%. Grade 1
+    (§3c D18): resume at the same dose if it resolved within 28 days of onset, one level lower if
+    later. ILD is recognised by code (ICD-10-CM J70.2-J70.4, J84.89, J84.9; SNOMED 233703007,
+    205237003), by text only for text-only conditions (§3c D12).
     """
     ild = f.disease.interstitial_lung_disease
     ordered = drafts.with_ingredient("trastuzumab deruxtecan")

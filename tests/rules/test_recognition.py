@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
 from cds.parameters import Parameters
 from cds.terminology import Terminology
 from fixtures.build_scenarios import ICD10, SNOMED, TDXD, Patient
@@ -127,3 +132,14 @@ class TestSafetyConditionsByCode:
         p = _bone_mets_patient()
         p.condition(ICD10, "Z99.2", "Dependence on renal dialysis", 300)
         assert facts(p, t, params).on_dialysis
+
+
+def test_grade_1_ild_card_gives_the_labels_28_day_rule(client: TestClient) -> None:
+    """§3c D18: what a clinician reads on the grade-1 card is the Enhertu label's rule."""
+    folder = Path(__file__).parents[2] / "fixtures/mbc-bone-patient-view/tdxd-pneumonitis-grade-1"
+    body = json.loads((folder / "request.json").read_text())
+    [card] = client.post("/cds-services/mbc-bone-patient-view", json=body).json()["cards"]
+    assert card["indicator"] == "critical"
+    assert "within 28 days of onset" in card["detail"]
+    assert "one dose level lower" in card["detail"]
+    assert card["source"]["url"].startswith("https://dailymed.nlm.nih.gov/")
