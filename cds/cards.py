@@ -290,6 +290,8 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
                     problems.append(f"regimens.{key}: {order!r} is not in cards/orders.yaml")
             if drug.ingredient is not None and drug.ingredient not in t.medications.classes:
                 problems.append(f"regimens.{key}: unknown ingredient {drug.ingredient!r}")
+            if drug.ingredient == "capecitabine" and drug.renal_reduced_dose is None:
+                problems.append(f"regimens.{key}: capecitabine needs a renal_reduced_dose (D8)")
             if _placeholders(drug.dose) - {"dose"}:
                 problems.append(f"regimens.{key}: unknown placeholder in a dose")
             if "dose" in _placeholders(drug.dose) and reg.default_dose is None:
@@ -460,10 +462,11 @@ class Renderer:
                 reduced = dose != (regimen.default_dose or "")
                 for drug in regimen.drugs:
                     order = drug.reduced_order if reduced and drug.reduced_order else drug.order
+                    text = drug.dose
+                    if a.renal_reduced and drug.renal_reduced_dose is not None:
+                        text = drug.renal_reduced_dose
                     actions.append(
-                        self._create_medication(
-                            order, Template(drug.dose).substitute(dose=dose), ctx
-                        )
+                        self._create_medication(order, Template(text).substitute(dose=dose), ctx)
                     )
             elif isinstance(a, UpdateDraft):
                 actions.append(self._update(a, ctx))

@@ -61,6 +61,8 @@ class RegimenDrug(BaseModel):
     # The order used when $dose is not the regimen's default: a reduced dose is coded at
     # ingredient level, not with the full-strength product's code (§3c D9).
     reduced_order: str | None = None
+    # The dose at moderate renal impairment (capecitabine: 75% of the starting dose, §3c D8).
+    renal_reduced_dose: str | None = None
     ingredient: str | None = None  # what the exclusion logic reads; none for supportive drugs
 
 
@@ -119,6 +121,8 @@ class Parameters(BaseModel):
     unit_error_factor: float
     hypercalcaemia_of_malignancy_mg_dl: float
     hcm_creatinine_below_mg_dl: float
+    capecitabine_crcl_contraindicated_below: float
+    capecitabine_crcl_reduce_upto: float
     ild_grade_discontinue: int
     brain_status_window_days: int
     adjuvant_tdxd_label_days: int

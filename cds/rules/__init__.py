@@ -41,6 +41,8 @@ class RegimenOrder:
 
     key: str
     dose: str | None = None
+    # Each drug at its renal_reduced_dose where it has one (capecitabine at CrCl 30-50, D8).
+    renal_reduced: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,6 +200,7 @@ def load_rules() -> Mapping[str, Rule]:
         bma_orders,
         bone,
         cardiac,
+        chemo_orders,
         drafts,
         her2,
         her2low,

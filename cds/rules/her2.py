@@ -10,6 +10,13 @@ from cds.facts.orders import DraftOrders
 from cds.facts.screening import STAGING_SETS
 from cds.parameters import Parameters
 from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, RegimenOrder, on, rule
+from cds.rules.bone import renal_words
+from cds.rules.chemo_orders import (
+    CAPECITABINE_LEFT_OUT,
+    CAPECITABINE_PARAMETERS,
+    CAPECITABINE_VALUESETS,
+    capecitabine_renal,
+)
 from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS
 
 # Regimens by key (cards/regimens.yaml holds their drugs, doses and label criteria). The order
@@ -31,6 +38,7 @@ ALL_REGIMENS = (*LINE_1, *LINE_2, TUCATINIB, *LINE_3, *LINE_3_HR_POSITIVE)
 # What the HER2 facts read: receptors, lines and progression, metastatic sites, ILD, LVEF.
 HER2_VALUESETS = (
     *MARKER_VALUESETS,
+    *CAPECITABINE_VALUESETS,
     *STAGING_SETS,
     "breast-cancer",
     "secondary-neoplasm",
@@ -49,6 +57,7 @@ HER2_VALUESETS = (
 )
 LINE_PARAMETERS = (
     *MARKER_PARAMETERS,
+    *CAPECITABINE_PARAMETERS,
     "metastatic_setting_agents",
     "metastatic_setting_pairs",
     "regimen_group_days",
@@ -163,8 +172,20 @@ def regimen_proposals(
                 f"regimens in the metastatic setting; {prior} on record)"
             )
             continue
-        proposals.append(Proposal(key=key, actions=(RegimenOrder(key=key), *echo)))
+        renal = capecitabine_renal(f, p) if "capecitabine" in drugs else "full"
+        if renal in ("contraindicated", "unknown"):
+            left_out.append(f"{name} ({CAPECITABINE_LEFT_OUT[renal]})")
+            continue
+        order = RegimenOrder(key=key, renal_reduced=renal == "reduced")
+        proposals.append(Proposal(key=key, actions=(order, *echo)))
     return tuple(proposals), tuple(left_out)
+
+
+def capecitabine_reduced(proposals: tuple[Proposal, ...]) -> bool:
+    """Whether any proposal carries capecitabine at its renal-reduced dose (D8)."""
+    return any(
+        isinstance(a, RegimenOrder) and a.renal_reduced for x in proposals for a in x.actions
+    )
 
 
 def therapy_data(f: PatientFacts) -> tuple[str, ...]:
@@ -237,6 +258,7 @@ def cardiac_notes(f: PatientFacts, p: Parameters) -> tuple[NoteKey, ...]:
         "hr-positive-line-3",
         "tdxd-ild",
         "brain-metastases-systemic",
+        "capecitabine-renal",
     ),
 )
 def r6_next_line(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
@@ -291,13 +313,19 @@ def r6_next_line(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     proposals, left_out = regimen_proposals(f, p, regimens)
     if any("trastuzumab deruxtecan" in p.regimens[prop.key].ingredients for prop in proposals):
         notes.append(NoteKey("tdxd-ild"))
+    if capecitabine_reduced(proposals):
+        notes.append(NoteKey("capecitabine-renal"))
+    data = therapy_data(f)
+    with_cape = any("capecitabine" in p.regimens[k].ingredients for k in regimens)
+    if with_cape and capecitabine_renal(f, p) != "full":
+        data += (f"Renal function: {renal_words(f)}",)  # it shaped the capecitabine options
     return [
         Decision(
             rule="R6",
             variant=variant,
             indicator="info",
             bindings={"line": str(number), "confidence": lines.confidence},
-            data=therapy_data(f),
+            data=data,
             notes=tuple(f"Not suggested: {x}" for x in left_out),
             note_keys=tuple(dict.fromkeys(notes)),
             refs=(*(f.receptors.her2.refs if f.receptors.her2 else ()), *lines.progression_refs),
@@ -398,7 +426,7 @@ def r8a_brain_local_therapy(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     parameters=(*LINE_PARAMETERS, "lvef_interval_days", "lvef_lln_percent"),
     orders=("echocardiogram",),
     regimens=(TUCATINIB,),
-    notes=("cardiac-case-by-case", "lvef-due"),
+    notes=("cardiac-case-by-case", "lvef-due", "capecitabine-renal"),
 )
 def r8b_brain_systemic(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """A new brain metastasis on a metastatic HER2 line without systemic progression, no
@@ -437,7 +465,8 @@ def r8b_brain_systemic(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
                 *therapy_data(f),
             ),
             refs=(cns.ref, *((cns.status_ref,) if cns.status_ref else ())),
-            note_keys=cardiac_notes(f, p),
+            note_keys=cardiac_notes(f, p)
+            + ((NoteKey("capecitabine-renal"),) if capecitabine_reduced(proposals) else ()),
             proposals=proposals,
         )
     ]

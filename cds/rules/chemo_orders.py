@@ -1,0 +1,100 @@
+"""R6b: capecitabine and renal function (clinical-logic §3c D8), at order time and for R6/R8b.
+
+Capecitabine label (2.4, 4.1): the starting dose is set by baseline Cockcroft-Gault CrCl - no
+change above 50 mL/min, 75% of the starting dose at 30-50 mL/min, contraindicated below 30. An
+eGFR is not creatinine clearance: without CG CrCl no capecitabine dose is pre-filled.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from cds.facts import PatientFacts
+from cds.facts.orders import DraftOrders
+from cds.parameters import Parameters
+from cds.rules import ORDER_HOOKS, Decision, DeleteDraft, Indicator, Proposal, rule
+
+CapecitabineRenal = Literal["full", "reduced", "contraindicated", "unknown"]
+CAPECITABINE_PARAMETERS = (
+    "capecitabine_crcl_contraindicated_below",
+    "capecitabine_crcl_reduce_upto",
+    "lab_freshness_days",
+    "weight_freshness_days",
+)
+CAPECITABINE_VALUESETS = ("creatinine", "body-weight", "creatinine-clearance", "egfr")
+# Why a capecitabine regimen is not offered (the "Not suggested" lines of R6 and R8b).
+CAPECITABINE_LEFT_OUT: dict[CapecitabineRenal, str] = {
+    "contraindicated": "capecitabine is contraindicated below Cockcroft-Gault CrCl 30 mL/min",
+    "unknown": "the capecitabine dose depends on Cockcroft-Gault CrCl, which cannot be "
+    "calculated: see the missing values",
+}
+
+
+def capecitabine_renal(f: PatientFacts, p: Parameters) -> CapecitabineRenal:
+    """The capecitabine starting dose band for this patient's Cockcroft-Gault CrCl (D8)."""
+    crcl = f.renal.crcl
+    if f.on_dialysis:
+        return "contraindicated"
+    if crcl is None:
+        return "unknown"
+    if crcl < p.capecitabine_crcl_contraindicated_below:
+        return "contraindicated"
+    if crcl <= p.capecitabine_crcl_reduce_upto:
+        return "reduced"
+    return "full"
+
+
+@rule(
+    "R6b",
+    hooks=ORDER_HOOKS,
+    variants=("contraindicated", "reduce", "crcl-unknown"),
+    valuesets=(*CAPECITABINE_VALUESETS, "dialysis"),
+    ingredients=("capecitabine",),
+    parameters=CAPECITABINE_PARAMETERS,
+    suggestions=("remove-draft",),
+)
+def r6b_capecitabine_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """A capecitabine draft checked against Cockcroft-Gault CrCl (capecitabine label; §3c D8).
+
+    Below 30 mL/min (or dialysis) → critical, contraindicated. 30-50 mL/min on a first course →
+    warning, start at 75% of the starting dose (the label adjusts the starting dose). CrCl that
+    cannot be calculated → warning: the dose cannot be checked, and what is missing is named.
+    """
+    out: list[Decision] = []
+    first = not f.meds.ever("CAPE")
+    for draft in drafts.with_ingredient("capecitabine"):
+        band = capecitabine_renal(f, p)
+        data = (f"Draft order: capecitabine ({draft.ref})", f"Renal function: {_renal(f)}")
+        variant: str
+        indicator: Indicator
+        proposals: tuple[Proposal, ...] = ()
+        if band == "contraindicated":
+            variant, indicator = "contraindicated", "critical"
+            proposals = (Proposal(key="remove-draft", actions=(DeleteDraft(draft_ref=draft.ref),)),)
+        elif band == "reduced" and first:
+            variant, indicator = "reduce", "warning"
+        elif band == "unknown":
+            variant, indicator = "crcl-unknown", "warning"
+        else:
+            continue
+        out.append(
+            Decision(
+                rule="R6b",
+                variant=variant,
+                indicator=indicator,
+                data=data,
+                missing=f.renal.missing if band == "unknown" else (),
+                refs=(draft.ref, *f.renal.refs),
+                proposals=proposals,
+            )
+        )
+    return out
+
+
+def _renal(f: PatientFacts) -> str:
+    r = f.renal
+    if f.on_dialysis:
+        return "dialysis recorded"
+    if r.crcl is None:
+        return "Cockcroft-Gault creatinine clearance cannot be calculated"
+    return f"CrCl {r.crcl:.1f} mL/min (Cockcroft-Gault)"

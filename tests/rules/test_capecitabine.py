@@ -1,0 +1,103 @@
+"""Capecitabine by Cockcroft-Gault creatinine clearance (§3c D8), offered and ordered."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds.parameters import Parameters
+from cds.rules import Decision, RegimenOrder
+from cds.terminology import Terminology
+from fixtures.build_scenarios import (
+    CAPE,
+    DOCE,
+    PERT,
+    PROGRESSION,
+    TDXD,
+    TRAS,
+    WORSENED,
+    Patient,
+    draft_med,
+    drop_codes,
+    her2_positive_base,
+)
+from tests.rules.test_rules import concerns, creatinine_for, run
+
+
+def _third_line(crcl: float | None) -> Patient:
+    """Progressed on THP and then on T-DXd: third-line options include capecitabine regimens.
+    A 62-year-old woman of 68 kg; `crcl` None removes the weight (no Cockcroft-Gault)."""
+    p = her2_positive_base("p", bma=True, met_days=950)
+    for drug in (DOCE, TRAS, PERT):
+        p.med("MedicationStatement", drug, status="stopped", start=800, end=500, reason=PROGRESSION)
+    p.med("MedicationStatement", TDXD, status="stopped", start=490, end=30, reason=PROGRESSION)
+    p.disease_status(20, *WORSENED)
+    drop_codes(p, "2160-0", "29463-7")
+    if crcl is not None:
+        p.labs(creatinine=creatinine_for(crcl))
+    else:
+        p.obs("2160-0", 7, valueQuantity={"value": 0.8, "unit": "mg/dL", "code": "mg/dL"})
+    return p
+
+
+def _r6(p: Patient, t: Terminology, params: Parameters) -> Decision:
+    [d] = [x for x in run(p, t, params) if x.rule == "R6"]
+    return d
+
+
+def _cape_orders(d: Decision) -> dict[str, bool]:
+    """Regimen key → renal_reduced, for the regimens with capecitabine."""
+    return {
+        a.key: a.renal_reduced
+        for prop in d.proposals
+        for a in prop.actions
+        if isinstance(a, RegimenOrder) and "capecitabine" in a.key
+    }
+
+
+class TestOffered:
+    @pytest.mark.parametrize(
+        ("crcl", "offered", "reduced"),
+        [(29.5, False, False), (30.5, True, True), (49.5, True, True), (51.0, True, False)],
+    )
+    def test_bands(
+        self,
+        t: Terminology,
+        params: Parameters,
+        crcl: float,
+        offered: bool,
+        reduced: bool,
+    ) -> None:
+        d = _r6(_third_line(crcl), t, params)
+        orders = _cape_orders(d)
+        assert bool(orders) is offered
+        assert all(v is reduced for v in orders.values())
+        assert ("capecitabine-renal" in d.note_keys) is reduced
+
+    def test_not_prefilled_without_cockcroft_gault(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        d = _r6(_third_line(None), t, params)
+        assert _cape_orders(d) == {}
+        assert any("cannot be calculated" in n for n in d.notes)
+
+
+class TestOrdered:
+    def _order(self, p: Patient, t: Terminology, params: Parameters) -> list[str]:
+        draft = draft_med("p", "cape", CAPE, "1,000 mg/m² by mouth twice daily days 1-14")
+        return concerns(run(p, t, params, "order-sign", [draft]))
+
+    @pytest.mark.parametrize(
+        ("crcl", "expected"),
+        [
+            (29.5, "R6b:contraindicated"),
+            (30.5, "R6b:reduce"),
+            (50.0, "R6b:reduce"),
+            (51.0, None),
+            (None, "R6b:crcl-unknown"),
+        ],
+    )
+    def test_bands(
+        self, t: Terminology, params: Parameters, crcl: float | None, expected: str | None
+    ) -> None:
+        got = [c for c in self._order(_third_line(crcl), t, params) if c.startswith("R6b")]
+        assert got == ([expected] if expected else [])
