@@ -288,8 +288,9 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
             for order in (drug.order, drug.reduced_order):
                 if order is not None and order not in book.orders.medications:
                     problems.append(f"regimens.{key}: {order!r} is not in cards/orders.yaml")
-            if drug.ingredient is not None and drug.ingredient not in t.medications.classes:
-                problems.append(f"regimens.{key}: unknown ingredient {drug.ingredient!r}")
+            for ingredient in (drug.ingredient, *drug.also):
+                if ingredient is not None and ingredient not in t.medications.classes:
+                    problems.append(f"regimens.{key}: unknown ingredient {ingredient!r}")
             if drug.ingredient == "capecitabine" and drug.renal_reduced_dose is None:
                 problems.append(f"regimens.{key}: capecitabine needs a renal_reduced_dose (D8)")
             if _placeholders(drug.dose) - {"dose"}:

@@ -64,6 +64,7 @@ class RegimenDrug(BaseModel):
     # The dose at moderate renal impairment (capecitabine: 75% of the starting dose, §3c D8).
     renal_reduced_dose: str | None = None
     ingredient: str | None = None  # what the exclusion logic reads; none for supportive drugs
+    also: tuple[str, ...] = ()  # further ingredients of a combination product (Phesgo)
 
 
 class Regimen(BaseModel):
@@ -79,7 +80,9 @@ class Regimen(BaseModel):
 
     @property
     def ingredients(self) -> tuple[str, ...]:
-        return tuple(d.ingredient for d in self.drugs if d.ingredient is not None)
+        return tuple(
+            i for d in self.drugs for i in ((d.ingredient,) if d.ingredient else ()) + d.also
+        )
 
 
 class Parameters(BaseModel):

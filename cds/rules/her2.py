@@ -21,13 +21,14 @@ from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS
 
 # Regimens by key (cards/regimens.yaml holds their drugs, doses and label criteria). The order
 # and content follow clinical-logic R6; lists are never a ranking.
-LINE_1 = ("thp-docetaxel", "thp-paclitaxel", "tdxd-pertuzumab")
+LINE_1 = ("thp-docetaxel", "thp-paclitaxel", "phesgo-docetaxel", "tdxd-pertuzumab")
 LINE_2 = ("tdxd", "tdm1")
 TUCATINIB = "tucatinib-trastuzumab-capecitabine"
 LINE_3 = (
     "tdm1",
     "tdxd",
     "neratinib-capecitabine",
+    "neratinib-escalation-capecitabine",
     "lapatinib-capecitabine",
     "lapatinib-trastuzumab",
     "trastuzumab-vinorelbine",
@@ -259,6 +260,7 @@ def cardiac_notes(f: PatientFacts, p: Parameters) -> tuple[NoteKey, ...]:
         "tdxd-ild",
         "brain-metastases-systemic",
         "capecitabine-renal",
+        "trastuzumab-sc",
     ),
 )
 def r6_next_line(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
@@ -315,6 +317,8 @@ def r6_next_line(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
         notes.append(NoteKey("tdxd-ild"))
     if capecitabine_reduced(proposals):
         notes.append(NoteKey("capecitabine-renal"))
+    if any("trastuzumab" in p.regimens[prop.key].ingredients for prop in proposals):
+        notes.append(NoteKey("trastuzumab-sc"))  # D17: the subcutaneous alternative
     data = therapy_data(f)
     with_cape = any("capecitabine" in p.regimens[k].ingredients for k in regimens)
     if with_cape and capecitabine_renal(f, p) != "full":

@@ -206,3 +206,39 @@ class TestLabelsGateOptions:
     ) -> None:
         got = concerns(run(self._brain_on(first_line=False), t, params))
         assert got == ["R8a:local-therapy", "R8b:tucatinib"]
+
+
+class TestRegimenOptions:
+    """D17: subcutaneous forms, an orderable vinorelbine dose, the neratinib escalation."""
+
+    def _keys(self, p: Patient, t: Terminology, params: Parameters) -> list[str]:
+        [d] = [x for x in run(p, t, params) if x.rule == "R6"]
+        return [prop.key for prop in d.proposals]
+
+    def test_first_line_offers_phesgo_with_docetaxel(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        keys = self._keys(her2_positive_base("p", bma=True), t, params)
+        assert "phesgo-docetaxel" in keys
+        regimen = params.regimens["phesgo-docetaxel"]
+        assert set(regimen.ingredients) == {"docetaxel", "pertuzumab", "trastuzumab"}
+
+    def test_later_lines_offer_the_neratinib_escalation_and_a_vinorelbine_dose(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = her2_positive_base("p", bma=True, met_days=950)
+        for drug in (DOCE, TRAS, PERT):
+            p.med(
+                "MedicationStatement",
+                drug,
+                status="stopped",
+                start=800,
+                end=500,
+                reason=PROGRESSION,
+            )
+        p.med("MedicationStatement", TDXD, status="stopped", start=490, end=30, reason=PROGRESSION)
+        p.disease_status(20, *WORSENED)
+        keys = self._keys(p, t, params)
+        assert {"neratinib-capecitabine", "neratinib-escalation-capecitabine"} <= set(keys)
+        vinorelbine = params.regimens["trastuzumab-vinorelbine"].drugs[1].dose
+        assert vinorelbine.startswith("30 mg/m² IV on days 1 and 8")

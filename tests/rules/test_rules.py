@@ -472,6 +472,7 @@ class TestR6NextLine:
         assert [p.key for p in d.proposals] == [
             "thp-docetaxel",
             "thp-paclitaxel",
+            "phesgo-docetaxel",  # §3c D17: the subcutaneous form, with docetaxel (label)
             "tdxd-pertuzumab",
         ]
 
