@@ -98,6 +98,7 @@ def create_app(
             else None,
             sqlite_path=settings.feedback_db,
             snooze_days=settings.snooze_days,
+            accept_snooze_days=settings.accept_snooze_days,
             timeout_s=settings.database_timeout_s,
         )
         kwargs: dict[str, Any] = {"clock": verifier_clock} if verifier_clock is not None else {}

@@ -93,6 +93,7 @@ def _open_store(settings: Settings, *, require_schema: bool = True) -> Store:
         database_url=url,
         sqlite_path=settings.feedback_db,
         snooze_days=settings.snooze_days,
+        accept_snooze_days=settings.accept_snooze_days,
         timeout_s=settings.database_timeout_s,
         require_schema=require_schema,
     )

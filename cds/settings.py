@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # Card snoozing: an overridden card is not shown again for this many days unless the data
     # behind it changes (0 turns snoozing off). Patients are keyed by an HMAC with this secret.
     snooze_days: float = Field(default=30, ge=0, le=365)
+    # An accepted patient-view suggestion quiets its card briefly: accepting is not ordering
+    # (clinical-logic §3c D20); the card stops for good once the record shows the therapy.
+    accept_snooze_days: float = Field(default=1, ge=0, le=365)
     patient_key_secret: SecretStr = SecretStr(DEV_PATIENT_KEY_SECRET)
     log_level: str = "INFO"
 

@@ -196,9 +196,14 @@ class _SQL:
     backend: str
 
     def __init__(
-        self, snooze_days: float, retention_days: float, clock: Callable[[], float]
+        self,
+        snooze_days: float,
+        retention_days: float,
+        clock: Callable[[], float],
+        accept_snooze_days: float = 1,
     ) -> None:
         self.snooze_s = snooze_days * DAY_S
+        self.accept_snooze_s = accept_snooze_days * DAY_S
         self.retention_s = max(retention_days, snooze_days + 30) * DAY_S
         self._clock = clock
         self._pruned: dict[str, float] = {}  # what was last pruned when (by its caller's clock)
@@ -236,9 +241,12 @@ class _SQL:
                 issued = cur.fetchone()
                 if issued is None or (item.outcome == "accepted" and not item.acceptedSuggestions):
                     continue
-                # Overridden: quiet for the snooze period. Accepted: the card did its job -
-                # quiet until the evidence changes (it never comes back on its own).
-                until = now + (self.snooze_s if item.outcome == "overridden" else 3650 * DAY_S)
+                # Overridden: quiet for the snooze period. Accepted: briefly (clinical-logic
+                # §3c D20) - accepting a suggestion is not doing it; the card stops for good
+                # once the record shows the therapy (the rule no longer fires).
+                until = now + (
+                    self.snooze_s if item.outcome == "overridden" else self.accept_snooze_s
+                )
                 cur.execute(
                     self.q(_UPSERT_SNOOZE),
                     (issued[1], issued[0], issued[2], item.outcome, now, until),
@@ -350,8 +358,9 @@ class SQLiteStore(_SQL):
         snooze_days: float = 30,
         retention_days: float = 60,
         clock: Callable[[], float] = time.time,
+        accept_snooze_days: float = 1,
     ) -> None:
-        super().__init__(snooze_days, retention_days, clock)
+        super().__init__(snooze_days, retention_days, clock, accept_snooze_days)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Feedback may hold clinical free text: the file (and its WAL and shared-memory files,
         # which sqlite creates with the same mode) is readable by its owner only.
@@ -406,8 +415,9 @@ class PostgresStore(_SQL):
         timeout_s: float = 2.0,
         require_schema: bool = True,
         clock: Callable[[], float] = time.time,
+        accept_snooze_days: float = 1,
     ) -> None:
-        super().__init__(snooze_days, retention_days, clock)
+        super().__init__(snooze_days, retention_days, clock, accept_snooze_days)
         import psycopg
         from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -474,6 +484,7 @@ def open_store(
     database_url: str | None,
     sqlite_path: Path,
     snooze_days: float,
+    accept_snooze_days: float = 1,
     timeout_s: float = 2.0,
     require_schema: bool = True,
 ) -> Store:
@@ -484,7 +495,8 @@ def open_store(
         return PostgresStore(
             database_url,
             snooze_days=snooze_days,
+            accept_snooze_days=accept_snooze_days,
             timeout_s=timeout_s,
             require_schema=require_schema,
         )
-    return SQLiteStore(sqlite_path, snooze_days=snooze_days)
+    return SQLiteStore(sqlite_path, snooze_days=snooze_days, accept_snooze_days=accept_snooze_days)

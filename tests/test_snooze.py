@@ -8,11 +8,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from cds import snooze
 from cds.rules import Decision
-from cds.store import Snooze
+from cds.schemas import FeedbackItem
+from cds.store import IssuedCard, Snooze, SQLiteStore
 from tests.conftest import ROOT
 
 PV = "/cds-services/mbc-bone-patient-view"
@@ -90,3 +92,27 @@ def test_override_snoozes_and_accept_ends_in_process(client: TestClient, tmp_pat
     extra["resource"]["effectiveDateTime"] = "2026-11-21"
     labs.append(extra)
     assert "R1" in rules(client, changed)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "days"), [("accepted", 1.0), ("overridden", 30.0)], ids=["accepted", "overridden"]
+)
+def test_accepting_quiets_for_a_day_overriding_for_the_snooze_period(
+    tmp_path: Path, outcome: str, days: float
+) -> None:
+    """§3c D20: accepting a suggestion is not doing it - its card is quiet for
+    CDS_ACCEPT_SNOOZE_DAYS (1), not for the override snooze nor for good."""
+    now = 1_800_000_000.0
+    store = SQLiteStore(tmp_path / "s.sqlite3", snooze_days=30, clock=lambda: now)
+    store.record_issued([IssuedCard(card="c1", rule="R1", patient_key="k", evidence="e")])
+    item = FeedbackItem.model_validate(
+        {
+            "card": "c1",
+            "outcome": outcome,
+            "outcomeTimestamp": "2026-11-22T10:00:00Z",
+            **({"acceptedSuggestions": [{"id": "s1"}]} if outcome == "accepted" else {}),
+        }
+    )
+    store.add("mbc-bone-patient-view", [item])
+    snoozed = store.snoozes("k")["R1"]
+    assert snoozed.until - now == days * 86400

@@ -128,9 +128,12 @@ def read_draft_orders(
         if rtype == "MedicationRequest":
             record = medication_record(rid or "", raw, {})
             if not record.medication.codings and not record.medication.all_text():
-                why = "no medication code or name could be read"
-                if "medicationReference" in raw:
-                    why = "the medication is a reference the request does not contain"
+                if "medicationReference" not in raw:
+                    # An empty draft: no medication chosen yet (the CDS Hooks Sandbox sends one
+                    # when Rx View opens). Nothing has been ordered, so nothing to warn about
+                    # (clinical-logic §3c D21); a medication that cannot be read still is.
+                    continue
+                why = "the medication is a reference the request does not contain"
                 unreadable.append(UnreadableDraft(ref=ref, reason=why, selected=ref in selected))
                 continue
             dose = _dose(raw, rid or "")

@@ -258,3 +258,28 @@ class TestOneBoneAgentAtATime:
         p = bone_patient()
         p.med("MedicationStatement", "Wyost (denosumab-bbdz) 120 mg", status="active", start=20)
         assert "R2c:switch-not-add" in _order(p, t, params, _draft(ZOL4, 4))
+
+
+class TestEmptyDraft:
+    """D21: the draft a client sends before a drug is chosen is not an order to warn about."""
+
+    def test_no_medication_yet_gets_no_card(self, t: Terminology, params: Parameters) -> None:
+        empty = {
+            "resourceType": "MedicationRequest",
+            "id": "empty",
+            "status": "draft",
+            "intent": "order",
+            "subject": {"reference": "Patient/p"},
+        }
+        assert run(bone_patient(), t, params, "order-select", [empty]) == []
+
+    def test_an_unreadable_medication_still_does(self, t: Terminology, params: Parameters) -> None:
+        ref = {
+            "resourceType": "MedicationRequest",
+            "id": "ref",
+            "status": "draft",
+            "intent": "order",
+            "subject": {"reference": "Patient/p"},
+            "medicationReference": {"reference": "Medication/absent"},
+        }
+        assert concerns(run(bone_patient(), t, params, "order-select", [ref])) == ["R0:unreadable"]
