@@ -3,8 +3,9 @@
 The service records each card it issues (card uuid, rule, a keyed hash of the patient id, a
 digest of the evidence); feedback that overrides a card snoozes that rule for that patient
 (accepting a suggestion quiets it for a day: accepting is not ordering, §3c D20), and later
-calls drop the rule's card while the snooze holds and the evidence is the same. A card that comes back says why. Critical cards are never
-snoozed: an emergency or an unsafe order is shown every time.
+calls drop the rule's card while the snooze holds and the evidence is the same. A card that
+comes back says why. Critical cards are never snoozed: an emergency or an unsafe order is shown
+every time.
 """
 
 from __future__ import annotations

@@ -352,3 +352,50 @@ def test_docker_compose_structure() -> None:
     mounts = [str(v) for v in cds["volumes"]]
     assert "./:/app:ro" in mounts
     assert "cp -r /app" in cds["command"]  # never build inside the read-only mount
+
+
+# The canonical places a card may send a clinician (clinical-logic §3c D22): the publication by
+# its DOI, the FDA label on DailyMed, the guideline owner's or journal publisher's own page.
+CANONICAL_HOSTS = {
+    "doi.org",
+    "dailymed.nlm.nih.gov",
+    "cds-hooks.hl7.org",
+    "ace.asco.org",
+    "meridian.allenpress.com",
+}
+# Guideline summaries whose DOI was not found in a stored copy yet: linked to the summary page
+# until it is verified (named so that no other card can slip back to a third-party copy).
+DOI_NOT_VERIFIED = {"R8a", "R8b", "R9a", "R9b"}
+
+
+def _sources() -> list[tuple[str, str, str]]:
+    out = []
+    for path in sorted((REPO_CARDS / "rules").glob("*.yaml")):
+        card = yaml.safe_load(path.read_text())
+        out.append((card["rule"], card["source"]["label"], card["source"]["url"]))
+        out += [(card["rule"], li["label"], li["url"]) for li in card.get("links", [])]
+    return out
+
+
+def test_card_sources_and_links_are_canonical() -> None:
+    """D22: a DOI or the FDA label, never a third-party copy."""
+    from urllib.parse import urlparse
+
+    off = [
+        (rule, url)
+        for rule, _, url in _sources()
+        if urlparse(url).hostname not in CANONICAL_HOSTS and rule not in DOI_NOT_VERIFIED
+    ]
+    assert off == []
+
+
+def test_a_source_label_names_the_document_its_link_opens() -> None:
+    """D22: 'prescribing information' opens a label, a DOI opens a journal article."""
+    from urllib.parse import urlparse
+
+    for rule, label, url in _sources():
+        host = urlparse(url).hostname
+        if "prescribing information" in label:
+            assert host == "dailymed.nlm.nih.gov", (rule, label, url)
+        if host == "doi.org":
+            assert "J Clin Oncol" in label or "Ann Oncol" in label, (rule, label, url)

@@ -196,6 +196,23 @@ def recent_invasive_dental(f: PatientFacts, p: Parameters) -> tuple[Dated, ...]:
     )
 
 
+# The agent each R1 proposal offers, for a headline that names only what is offered (D22).
+_AGENT_OF = {
+    "denosumab": "denosumab",
+    "zoledronic-acid-12-weekly": "zoledronic acid",
+    "zoledronic-acid-4-weekly": "zoledronic acid",
+    "pamidronate": "pamidronate",
+}
+
+
+def agents_offered(proposals: tuple[Proposal, ...]) -> str:
+    """'denosumab, zoledronic acid or pamidronate', 'denosumab', ... in the proposals' order."""
+    names = list(dict.fromkeys(_AGENT_OF[p.key] for p in proposals if p.key in _AGENT_OF))
+    if not names:
+        return "a bone-modifying agent (none can be pre-filled: see Notes)"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 def bma_indicated(f: PatientFacts) -> bool:
     """R1 population: metastatic bone (or marrow) disease, no oncologic BMA, no recorded decision
     not to treat, and at least one agent the patient is not allergic to."""
@@ -241,6 +258,7 @@ def _missing(f: PatientFacts) -> tuple[str, ...]:
 @rule(
     "R1",
     hooks=PATIENT_VIEW,
+    bindings=("agents",),
     variants=(
         "start",
         "marrow-only",
@@ -342,6 +360,7 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
             rule="R1",
             variant=variant,
             indicator=indicator,
+            bindings={"agents": agents_offered(proposals)},
             data=tuple(data),
             missing=_missing(f),
             note_keys=notes,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+from fastapi.testclient import TestClient
 
 from cds.parameters import Parameters
 from cds.rules import Decision, Order, RegimenOrder
@@ -121,3 +125,12 @@ class TestCalciumVitaminDCard:
         p = bone_patient(calcium=8.2)
         p.med("MedicationStatement", XGEVA, status="active", start=300)
         assert "R3b:supplement" in concerns(run(p, t, params))
+
+
+def test_headline_names_only_the_agents_offered(client: TestClient) -> None:
+    """D22: with CrCl below 30 only denosumab is offered, and only denosumab is named."""
+    folder = Path(__file__).parents[2] / "fixtures/mbc-bone-patient-view/bone-mets-crcl-low"
+    body = json.loads((folder / "request.json").read_text())
+    [card] = client.post("/cds-services/mbc-bone-patient-view", json=body).json()["cards"]
+    assert card["summary"].endswith("consider denosumab")
+    assert [s["label"] for s in card["suggestions"]] == ["Denosumab 120 mg SC every 4 weeks"]
