@@ -4,6 +4,7 @@
     python3 dev.py serve [cds serve options]   # installs, then serves on 127.0.0.1:8080
     python3 dev.py check                       # installs, then ruff, mypy, pytest and coverage
     python3 dev.py bench [--calls N]           # installs, then the service against a bare endpoint
+    python3 dev.py e2e [pytest options]        # installs, then only the real-Sandbox browser suite
 
 Python packages install pinned from constraints.txt; the test FHIR engine (Node) from
 tests/fhir_engine/package-lock.json with `npm ci`.
@@ -78,7 +79,7 @@ def ensure_engine() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] not in {"serve", "check", "bench"}:
+    if not argv or argv[0] not in {"serve", "check", "bench", "e2e"}:
         sys.exit(__doc__)
     ensure_env()
     if argv[0] == "serve":
@@ -88,6 +89,11 @@ def main(argv: list[str]) -> None:
         bench = ROOT / "tests" / "benchmarks" / "versus_bare.py"
         os.execv(BIN / "python", [str(BIN / "python"), str(bench), *argv[1:]])  # noqa: S606
     ensure_engine()
+    if argv[0] == "e2e":
+        # The CDS Hooks Sandbox in Debian's Chromium (apt-get install chromium), screenshots
+        # in var/e2e/ (CDS_E2E_ARTIFACTS); `check` runs the same tests with everything else.
+        _run(BIN / "python", "-m", "pytest", "-m", "e2e", "tests/e2e", *argv[1:])
+        return
     _run(BIN / "ruff", "check", ".")
     _run(BIN / "ruff", "format", "--check", ".")
     _run(BIN / "mypy", "cds", "tests")

@@ -125,6 +125,11 @@ def _model(cls: type[_File], path: Path) -> Any:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
+def _sentence(text: str) -> str:
+    """A summary that opens with a drug name ('zoledronic acid ...') starts with a capital."""
+    return text[:1].upper() + text[1:]
+
+
 def _placeholders(text: str) -> set[str]:
     return set(Template(text).get_identifiers())
 
@@ -404,7 +409,7 @@ class Renderer:
         parts = self._static[decision.rule]
         return schemas.Card(
             uuid=str(card_id),
-            summary=Template(variant.summary).substitute(bindings),
+            summary=_sentence(Template(variant.summary).substitute(bindings)),
             detail=self._detail(decision, spec, variant, bindings, ctx.facts),
             indicator=decision.indicator,
             source=parts.source,

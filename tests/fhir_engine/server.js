@@ -6,7 +6,9 @@
 // Base URL http://127.0.0.1:PORT/fhir. Serves reads, searches and transaction/batch Bundles
 // as the engine implements them, a minimal /metadata, and POST /fhir/$reset, which empties the
 // repository (the scenarios reuse resource ids, so each is loaded into a fresh one). Prints
-// "listening <port>" when ready.
+// "listening <port>" when ready. For browser clients (the CDS Hooks Sandbox in the end-to-end
+// tests) it answers CORS requests from any origin, and a form-encoded POST [type]/_search as the
+// search it stands for (the Sandbox's first prefetch attempt).
 'use strict';
 
 const http = require('node:http');
@@ -39,14 +41,29 @@ const capability = {
   software: { name: 'Medplum fhir-router (in-memory) test adapter' },
 };
 
+const CORS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Methods': 'GET, POST, PUT, DELETE, OPTIONS',
+  'Access-Control-Allow-Headers': 'Authorization, Content-Type, Accept, Prefer',
+  'Access-Control-Max-Age': '600',
+};
+
 function send(res, status, body) {
   const data = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/fhir+json', 'Content-Length': Buffer.byteLength(data) });
+  res.writeHead(status, {
+    ...CORS,
+    'Content-Type': 'application/fhir+json',
+    'Content-Length': Buffer.byteLength(data),
+  });
   res.end(data);
 }
 
 async function handle(req, res) {
   const url = new URL(req.url, 'http://127.0.0.1');
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204, CORS);
+    return res.end();
+  }
   if (url.pathname !== BASE && !url.pathname.startsWith(BASE + '/')) {
     return send(res, 404, outcome('error', 'not-found', `the base is ${BASE}`));
   }
@@ -67,8 +84,18 @@ async function handle(req, res) {
   if (req.method === 'GET' && path === '/metadata') {
     return send(res, 200, capability);
   }
+  let method = req.method;
+  let route = path;
   let body;
-  if (chunks.length) {
+  const form = (req.headers['content-type'] || '').startsWith('application/x-www-form-urlencoded');
+  if (req.method === 'POST' && path.endsWith('/_search') && form) {
+    // POST [type]/_search with the parameters in the body is the same search as GET [type]?...
+    for (const [key, value] of new URLSearchParams(Buffer.concat(chunks).toString('utf8'))) {
+      url.searchParams.append(key, value);
+    }
+    method = 'GET';
+    route = path.slice(0, -'/_search'.length);
+  } else if (chunks.length) {
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
     } catch {
@@ -80,7 +107,7 @@ async function handle(req, res) {
     query[key] = key in query ? [].concat(query[key], value) : value;
   }
   const [result, resource] = await router.handleRequest(
-    { method: req.method, url: path + url.search, query, params: {}, body, config: { transactions: true } },
+    { method, url: route + url.search, query, params: {}, body, config: { transactions: true } },
     repo,
   );
   return send(res, getStatus(result), resource ?? result);
