@@ -289,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replay the official CDS Hooks examples: each must get a 200 or a clean 4xx",
     )
+    p.add_argument(
+        "--examples",
+        metavar="DIR",
+        help="with --conformance: the folder of example requests (default: "
+        "../shared/cds-hooks/examples beside a source checkout)",
+    )
     p.add_argument("--quiet", action="store_true", help="only the summary")
     p.set_defaults(fn=cmd_replay)
 

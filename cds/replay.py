@@ -22,6 +22,8 @@ import httpx
 
 from cds.cards import EXT_RULE, EXT_VARIANT
 
+# The official and captured CDS Hooks requests beside a source checkout (reference material,
+# not shipped: an installed service is given the folder with --examples).
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "cds-hooks" / "examples"
 
 
@@ -265,8 +267,14 @@ def inline_prefetch(sc: Scenario) -> dict[str, Any]:
 
 def _conformance(args: argparse.Namespace, client: Any) -> int:
     """Every official/captured example request gets a 200 with a valid response or a clean 4xx."""
-    root = EXAMPLES
-    files = sorted(root.rglob("*.json")) if root.exists() else []
+    root = Path(args.examples) if getattr(args, "examples", None) else EXAMPLES
+    if not root.is_dir():
+        print(
+            f"no CDS Hooks example requests at {root}: pass --examples DIR (for example the "
+            "folder of official and captured requests, ../shared/cds-hooks/examples)"
+        )
+        return 2
+    files = sorted(root.rglob("*.json"))
     bad = 0
     count = 0
     for path in files:
@@ -285,6 +293,9 @@ def _conformance(args: argparse.Namespace, client: Any) -> int:
                 count += 1
                 bad += _conformance_one(args, client, root, path, body)
     print(f"conformance: {count - bad} passed, {bad} failed")
+    if not count:
+        print(f"no CDS Hooks request was found under {root}")
+        return 1
     return 1 if bad else 0
 
 

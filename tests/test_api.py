@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from cds import schemas
 from fixtures.build_scenarios import SERVICE_KEYS
-from tests.conftest import SHARED
+from tests.conftest import SHARED, needs_shared
 
 EXAMPLES = SHARED / "cds-hooks" / "examples"
 PV = "/cds-services/mbc-bone-patient-view"
@@ -216,6 +216,7 @@ def _example_requests() -> list[Path]:
 @pytest.mark.parametrize(
     "path", [pytest.param(p, id=f"{p.parent.name}/{p.name}") for p in _example_requests()]
 )
+@needs_shared(EXAMPLES)
 def test_every_example_request_gets_200_or_a_clean_4xx(client: TestClient, path: Path) -> None:
     """Official, captured, Inferno and deliberately malformed requests: never a 5xx."""
     data = json.loads(path.read_text())

@@ -22,7 +22,7 @@ from cds.auth import JWTVerifier, request_url
 from cds.errors import AuthFailed
 from cds.services import Knowledge
 from cds.settings import Settings, TrustedIssuer
-from tests.conftest import SHARED
+from tests.conftest import SHARED, needs_shared
 
 NOW = 1_800_000_000.0
 ISS = "https://ehr.example.org"
@@ -277,6 +277,7 @@ SANDBOX = SHARED / "cds-hooks" / "examples" / "captured-from-real-sandbox"
 
 
 @pytest.mark.anyio
+@needs_shared(SANDBOX)
 class TestRealSandboxTokens:
     def verifier(self, tmp_path: Path, claims: dict[str, Any]) -> JWTVerifier:
         s = Settings(

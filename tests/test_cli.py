@@ -13,7 +13,7 @@ import pytest
 from cds import __version__, schemas
 from cds.cli import main
 from cds.store import SQLiteStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SHARED, needs_shared
 from tests.servers import running_service
 from tests.test_sandbox_requests import captured
 
@@ -92,6 +92,7 @@ def test_replay_against_a_running_server(served: str, capsys: pytest.CaptureFixt
     assert "replay: 1 passed, 0 failed" in capsys.readouterr().out
 
 
+@needs_shared(SHARED / "cds-hooks" / "examples")
 def test_conformance_against_a_running_server(
     served: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -117,6 +118,7 @@ class TestValidate:
         assert "prefetch.conditions.entry[0] Condition/" in out
         assert out.rstrip().endswith("0 invalid (fhir.resources R4B, narrative included)")
 
+    @needs_shared(SHARED / "cds-hooks" / "examples" / "captured-from-real-sandbox")
     def test_the_real_sandbox_draft_order_is_named_with_its_problem(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:

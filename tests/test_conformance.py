@@ -18,7 +18,7 @@ from cds.replay import inline_prefetch, iter_scenarios
 from cds.services import load_knowledge
 from cds.settings import REPO_CARDS, Settings
 from cds.terminology import Terminology
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SHARED, needs_shared
 
 SCENARIOS = list(iter_scenarios([str(ROOT / "fixtures")]))
 
@@ -165,12 +165,13 @@ class TestReadFields:
         assert (excluded.resource_type, excluded.location) == ("Observation", "valueQuantity.value")
 
 
+@needs_shared(SHARED / "cds-hooks" / "examples")
 def test_every_captured_and_official_request_reads_the_same_in_both_modes(
     t: Terminology,
 ) -> None:
     """Real clients' prefetch (the spec's examples, the Sandbox captures): whatever full R4B
     validation excludes there is invalid only where no rule reads, or excluded by both."""
-    examples = sorted((ROOT.parent / "shared" / "cds-hooks" / "examples").rglob("*.json"))
+    examples = sorted((SHARED / "cds-hooks" / "examples").rglob("*.json"))
     read = 0
     for path in examples:
         document = json.loads(path.read_text())

@@ -37,7 +37,7 @@ from fixtures.build_scenarios import (
     ZOL4,
     Patient,
 )
-from tests.conftest import AS_OF, SHARED
+from tests.conftest import AS_OF, SHARED, needs_shared
 
 
 def facts(p: Patient, t: Terminology, params: Parameters) -> PatientFacts:
@@ -880,6 +880,7 @@ class TestDisease:
 MCODE = SHARED / "fhir-examples" / "mcode-ig" / "Bundle-mcode-patient-bundle-jenny-m.json"
 
 
+@needs_shared(MCODE)
 def test_mcode_jenny_m(t: Terminology, params: Parameters) -> None:
     """Outside check: HER2-negative, ER-positive, PR-negative, not metastatic."""
     f = extract_facts([json.loads(MCODE.read_text())], t, params, as_of=AS_OF)

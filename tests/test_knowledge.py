@@ -14,7 +14,7 @@ from cds.cli import main
 from cds.errors import ConfigError
 from cds.services import Knowledge, load_knowledge
 from cds.settings import DEV_PATIENT_KEY_SECRET, REPO_CARDS, Settings, TrustedIssuer
-from tests.conftest import SHARED
+from tests.conftest import SHARED, needs_shared
 from tests.servers import production
 
 TERMINOLOGY = SHARED / "clinical" / "terminology.md"
@@ -35,6 +35,7 @@ def _all_codes() -> list[tuple[str, str, str]]:
     return out
 
 
+@needs_shared(TERMINOLOGY)
 def test_every_code_appears_in_the_terminology_sheet() -> None:
     """Never a code from memory: each one is written in ../shared/clinical/terminology.md, or
     in the project's own record of codes verified since (cards/terminology-additions.md)."""

@@ -18,7 +18,7 @@ from cds.cli import main
 from cds.prefetch import render_template
 from cds.replay import Scenario, digest, iter_scenarios
 from cds.services import Knowledge
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SHARED, needs_shared
 
 FIXTURES = ROOT / "fixtures"
 SCENARIOS = list(iter_scenarios([str(FIXTURES)]))
@@ -216,9 +216,28 @@ class TestCli:
             (src / "expected.json").read_text()
         )
 
+    @needs_shared(SHARED / "cds-hooks" / "examples")
     def test_conformance_mode(self, capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["replay", "--conformance", "--quiet"]) == 0
         assert " 0 failed" in capsys.readouterr().out
+
+    def test_conformance_examples_from_a_given_folder(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An installed service has no ../shared: it is given the folder (issue 27)."""
+        scenario = ROOT / "fixtures" / "mbc-bone-patient-view" / "her2-positive-first-line"
+        shutil.copy(scenario / "request.json", tmp_path / "one.json")
+        assert main(["replay", "--conformance", "--examples", str(tmp_path), "--quiet"]) == 0
+        assert "conformance: 1 passed, 0 failed" in capsys.readouterr().out
+
+    def test_conformance_without_examples_says_so(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Never a silent 'passed' over nothing."""
+        missing = tmp_path / "nowhere"
+        assert main(["replay", "--conformance", "--examples", str(missing)]) == 2
+        assert "pass --examples DIR" in capsys.readouterr().out
+        assert main(["replay", "--conformance", "--examples", str(tmp_path)]) == 1
 
     def test_no_scenarios(self, tmp_path: Path) -> None:
         assert main(["replay", str(tmp_path)]) == 1

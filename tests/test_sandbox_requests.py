@@ -31,9 +31,10 @@ from cds.facts.fhir_json import flatten
 from cds.replay import digest
 from cds.services import Knowledge
 from cds.settings import Settings
-from tests.conftest import AS_OF, SHARED
+from tests.conftest import AS_OF, SHARED, needs_shared
 
 CAPTURED = SHARED / "cds-hooks" / "examples" / "captured-from-real-sandbox"
+pytestmark = needs_shared(CAPTURED)
 SERVICES = {
     "patient-view": "mbc-bone-patient-view",
     "order-select": "mbc-bone-order-select",

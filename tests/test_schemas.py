@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from cds import schemas
-from tests.conftest import SHARED
+from tests.conftest import SHARED, needs_shared
 
 EXAMPLES = SHARED / "cds-hooks" / "examples"
 
@@ -43,6 +43,7 @@ KNOWN_NONCONFORMANT = {
 }
 
 
+@needs_shared(EXAMPLES)
 @pytest.mark.parametrize(
     ("path", "kind"),
     [pytest.param(p, k, id=f"{p.parent.name}/{p.name}") for p, k in MANIFEST],
@@ -79,12 +80,14 @@ def test_every_official_example_parses_as_what_it_is(path: Path, kind: str) -> N
         schemas.FeedbackRequest.model_validate(body)
 
 
+@needs_shared(EXAMPLES)
 def test_the_example_kinds_are_all_exercised() -> None:
     """The manifest really holds requests, responses, discovery documents and feedback."""
     kinds = {k for _, k in MANIFEST}
     assert {"hook-request", "service-response", "discovery-response", "feedback"} <= kinds
 
 
+@needs_shared(EXAMPLES)
 def test_captured_sandbox_requests_parse() -> None:
     for name in ("patient-view.request.json", "order-select.request.json"):
         body = _body(EXAMPLES / "captured-from-real-sandbox" / name)
@@ -92,6 +95,7 @@ def test_captured_sandbox_requests_parse() -> None:
         assert request.hook in ("patient-view", "order-select")
 
 
+@needs_shared(EXAMPLES)
 def test_sandbox_stubs_either_validate_or_are_rejected_with_a_location() -> None:
     """The sandbox services' stubs include deliberately broken requests: each one either
     validates (request and hook context) or fails with the JSON location of the problem."""
