@@ -22,13 +22,15 @@ from pydantic import (
 
 Extension = dict[str, Any]
 # FHIR id datatype (R4): [A-Za-z0-9\-\.]{1,64}; an id of dots alone would be a path segment.
-FHIR_ID = re.compile(r"^(?!\.+$)[A-Za-z0-9\-.]{1,64}$")
-UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# Matched whole with fullmatch: `$` also matches before a trailing newline, which let
+# "p1\n" through as a patient id (fetched as Patient/p1%0A, snoozed under another key).
+FHIR_ID = re.compile(r"(?!\.+\Z)[A-Za-z0-9\-.]{1,64}")
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def fhir_id(value: str, what: str) -> str:
     """Context ids are put into FHIR queries: only the FHIR id characters, never a path."""
-    if not FHIR_ID.match(value):
+    if not FHIR_ID.fullmatch(value):
         raise ValueError(f"{what} must be a FHIR id ([A-Za-z0-9-.], at most 64 characters)")
     return value
 
@@ -36,7 +38,7 @@ def fhir_id(value: str, what: str) -> str:
 def fhir_reference(value: str, what: str) -> str:
     """A relative reference Type/id, as userId is."""
     rtype, slash, rid = value.partition("/")
-    if not slash or not rtype.isalpha() or not FHIR_ID.match(rid):
+    if not slash or not rtype.isalpha() or not FHIR_ID.fullmatch(rid):
         raise ValueError(f"{what} must be a relative reference such as Practitioner/<id>")
     return value
 
@@ -88,7 +90,7 @@ class HookRequest(Inbound):
     @classmethod
     def _uuid(cls, value: str) -> str:
         # The spec: "A universally unique identifier (UUID) for this particular hook call".
-        if not UUID.match(value):
+        if not UUID.fullmatch(value):
             raise ValueError("hookInstance must be a UUID")
         return value
 

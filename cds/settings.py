@@ -53,6 +53,8 @@ class TrustedIssuer(BaseModel):
 
 # Development only: production refuses to start with it (a known key hides no patient id).
 DEV_PATIENT_KEY_SECRET = "development-only-patient-key-secret"  # noqa: S105 - a known non-secret
+# An HMAC key shorter than this is guessable offline from the snooze table (issue 28 item 16).
+MIN_PATIENT_KEY_SECRET = 32
 
 LOOPBACK = (
     "http://127.0.0.1",
@@ -134,12 +136,13 @@ class Settings(BaseSettings):
             problems.append("CDS_ALLOW_AS_OF_EXTENSION must be false (the date is the server's)")
         if "*" in self.cors_origins:
             problems.append("CDS_CORS_ORIGINS must list origins, not '*'")
-        if (
-            self.snooze_days
-            and self.patient_key_secret.get_secret_value() == DEV_PATIENT_KEY_SECRET
+        secret = self.patient_key_secret.get_secret_value()
+        if self.snooze_days and (
+            secret == DEV_PATIENT_KEY_SECRET or len(secret) < MIN_PATIENT_KEY_SECRET
         ):
             problems.append(
-                "CDS_PATIENT_KEY_SECRET must be set (it keys patients in snooze records)"
+                f"CDS_PATIENT_KEY_SECRET must be set, at least {MIN_PATIENT_KEY_SECRET} "
+                "characters (it keys patients in snooze records)"
             )
         if not self.public_base_url:
             # Without it the JWT aud would be built from the Host header, which the caller sets.

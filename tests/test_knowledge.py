@@ -214,6 +214,18 @@ class TestSettings:
             Settings(**production(tmp_path, patient_key_secret=DEV_PATIENT_KEY_SECRET))
         Settings(**production(tmp_path, patient_key_secret=DEV_PATIENT_KEY_SECRET, snooze_days=0))
 
+    @pytest.mark.parametrize(("length", "starts"), [(1, False), (31, False), (32, True)])
+    def test_production_patient_key_secret_is_long_enough(
+        self, tmp_path: Path, length: int, starts: bool
+    ) -> None:
+        """Issue 28 item 16: a one-character HMAC key was accepted."""
+        settings = production(tmp_path, patient_key_secret="k" * length)
+        if starts:
+            Settings(**settings)
+        else:
+            with pytest.raises(ValidationError, match="at least 32 characters"):
+                Settings(**settings)
+
     def test_production_requires_a_public_base_url(self, tmp_path: Path) -> None:
         """Issue 10 item 9: without it the JWT aud would come from the Host header."""
         with pytest.raises(ValidationError, match="CDS_PUBLIC_BASE_URL"):

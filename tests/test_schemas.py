@@ -263,8 +263,13 @@ class TestRequest:
 
     @pytest.mark.parametrize(
         "value",
-        ["1", "x" * 4_000_000, "6f1c3a52-8c1e-4a57-9a77-3f1d1f0a9b2"],
-        ids=["short", "4-megabytes", "one-digit-short"],
+        [
+            "1",
+            "x" * 4_000_000,
+            "6f1c3a52-8c1e-4a57-9a77-3f1d1f0a9b2",
+            "6f1c3a52-8c1e-4a57-9a77-3f1d1f0a9b21\n",
+        ],
+        ids=["short", "4-megabytes", "one-digit-short", "trailing-newline"],
     )
     def test_hook_instance_must_be_a_uuid(self, value: str) -> None:
         """Issue 10: the spec says a UUID; a 4 MB hookInstance no longer reaches the log."""
@@ -279,6 +284,9 @@ class TestRequest:
             pytest.param({"patientId": ".."}, id="dots"),
             pytest.param({"patientId": "a" * 65}, id="too-long"),
             pytest.param({"encounterId": "e?x=1"}, id="encounter"),
+            # Issue 28 item 15: `$` matched before a trailing newline.
+            pytest.param({"patientId": "p1\n"}, id="trailing-newline"),
+            pytest.param({"userId": "Practitioner/u1\n"}, id="reference-trailing-newline"),
             pytest.param({"userId": "Practitioner/../admin"}, id="user"),
         ],
     )
