@@ -126,14 +126,26 @@ _DOT_SEGMENT = re.compile(r"(^|/)(\.|%2e){1,2}(/|$)", re.IGNORECASE)
 
 
 def _plain_path(path: str) -> str | None:
-    """A URL path with no dot segments (also percent-encoded) and no encoded slash; else None."""
-    if _DOT_SEGMENT.search(path) or "%2f" in path.lower() or "%5c" in path.lower() or "\\" in path:
+    """A URL path with no dot segments (also percent-encoded), no encoded slash and no path
+    parameters (';', which Tomcat and Jetty - where HAPI FHIR runs - strip, so that /fhir/..;/x
+    is /x there); else None."""
+    low = path.lower()
+    if _DOT_SEGMENT.search(path) or "%2f" in low or "%5c" in low or "\\" in path:
+        return None
+    if ";" in path or "%3b" in low:
         return None
     return path.rstrip("/")
 
 
+def _printable(url: str) -> bool:
+    """No control characters or spaces anywhere (they made httpx raise: a 500)."""
+    return all(" " < c != "\x7f" for c in url)
+
+
 def under_base(url: str, base: str) -> bool:
     """Same scheme, host and port as the base, and a path at or below the base path."""
+    if not _printable(url):
+        return False
     try:
         u, b = urlsplit(url), urlsplit(base)
         same = (u.scheme, u.hostname, u.port) == (b.scheme, b.hostname, b.port)
@@ -306,6 +318,8 @@ def server_allowed(server: str, allowlist: Sequence[str]) -> bool:
     (URLs with userinfo are refused outright), nor dot segments (/fhir/../admin), encoded or
     not. An entry without a port allows any port of that host (the loopback default).
     """
+    if not _printable(server):
+        return False
     try:
         s = urlsplit(server)
         port = s.port

@@ -240,6 +240,14 @@ class TestPathExactAllowlist:
             "http://h:2/fhir",
             "https://h:1/fhir",
             "http://h:1/fhir?x=1",
+            # Issue 28 item 10: Tomcat and Jetty resolve '..;' one level up.
+            "http://h:1/fhir/..;/admin",
+            "http://h:1/fhir/..%3B/admin",
+            "http://h:1/fhir;x=1/../admin",
+            # Issue 28 item 11: control characters made httpx raise (a 500).
+            "http://h:1/fhir/\x00admin",
+            "http://h:1/fhir\n",
+            "http://h:1/fh\tir",
         ],
     )
     def test_refused(self, server: str) -> None:
@@ -254,6 +262,27 @@ class TestPathExactAllowlist:
     def test_values_are_quoted(self) -> None:
         got = render_template("Condition?patient={{context.patientId}}", {"patientId": "a&b=c"})
         assert got == "Condition?patient=a%26b%3Dc"
+
+    @pytest.mark.parametrize(
+        "link",
+        [
+            "http://127.0.0.1:9/fhir/..;/admin/secret",
+            "http://127.0.0.1:9/fhir/Condition?page=2\r\nX-Injected: 1",
+            "http://127.0.0.1:9/fhir/\x00",
+        ],
+        ids=["dot-dot-semicolon", "crlf", "nul"],
+    )
+    @pytest.mark.anyio
+    async def test_a_next_link_with_tricks_is_not_followed(self, link: str) -> None:
+        """Issue 28 items 10 and 11: a clean 412, and the token never leaves the base."""
+        with respx.mock(assert_all_called=False) as mock:
+            route = mock.get(url__regex=r".*(admin|Injected|%00).*").respond(json=BUNDLE)
+            mock.get(url__startswith="http://127.0.0.1:9/fhir/").respond(
+                json=BUNDLE | {"link": [{"relation": "next", "url": link}]}
+            )
+            with raises_412("outside the FHIR server's base"):
+                await _resolve(httpx.AsyncClient(), LIMITS)
+            assert route.call_count == 0
 
     @pytest.mark.anyio
     async def test_a_next_link_outside_the_base_is_not_followed(self) -> None:
