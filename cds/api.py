@@ -111,6 +111,10 @@ async def _json_body(request: Request, settings: Settings) -> Any:
             raise PayloadTooLarge(f"the body is larger than {settings.max_body_bytes} bytes")
         chunks.append(chunk)
     body = b"".join(chunks)
+    if b"\\u0000" in body:
+        # FHIR and CDS Hooks text may not hold U+0000 (in JSON it can only come escaped); it
+        # made PostgreSQL refuse the feedback or jti it was in, and the call answered 500.
+        raise RequestInvalid("the body contains a NUL character (\\u0000), which text may not hold")
     try:
         if len(body) < _PARSE_ON_LOOP_BYTES:
             return jsonsafe.loads(body)

@@ -33,6 +33,7 @@ JWKS_REFETCH_COOLDOWN_S = 60.0
 JWKS_TTL_S = 3600.0
 MAX_JWKS_BYTES = 256 * 1024
 MAX_TOKEN_AGE_S = 3600  # best practice: JWTs live no longer than about an hour
+MAX_JTI_CHARS = 256  # a UUID is 36; room for any issuer's scheme, never a payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,10 @@ class JWTVerifier:
             raise _Reject("token not yet valid (nbf)")
         if issuer.tenants and claims.get("tenant") not in issuer.tenants:
             raise _Reject("tenant is not allowed")
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_CHARS or "\x00" in jti:
+            # A NUL made PostgreSQL fail (a 500); a megabyte jti would fill the replay cache.
+            raise _Reject(f"jti must be a string of 1 to {MAX_JTI_CHARS} characters, no NUL")
         if self.replay is not None and not self.replay(
             issuer.iss, str(claims["jti"]), exp + leeway, now
         ):

@@ -125,6 +125,14 @@ class TestMatrix:
         with pytest.raises(AuthFailed):
             await verify(verifier, token(drop=(claim,)))
 
+    @pytest.mark.parametrize(
+        "jti", ["a\x00b", "", "x" * 257, 12345], ids=["nul", "empty", "257-chars", "number"]
+    )
+    async def test_jti_must_be_a_short_string(self, verifier: JWTVerifier, jti: object) -> None:
+        """Issue 28 item 12: a NUL in the jti made PostgreSQL fail (500); now a 401."""
+        with pytest.raises(AuthFailed):  # the reason goes to the log, never to the caller
+            await verify(verifier, token(jti=jti))
+
     async def test_replayed_jti_rejected(self, verifier: JWTVerifier) -> None:
         tok = token()
         await verify(verifier, tok)

@@ -35,6 +35,7 @@ from cds.store import SQLiteStore
 from tests.servers import free_port, production, running_service
 
 PV = "/cds-services/mbc-bone-patient-view"
+SCENARIO = Path("fixtures/mbc-bone-patient-view/her2-positive-first-line")
 HOOK_INSTANCE = "6f1c3a52-8c1e-4a57-9a77-3f1d1f0a9b21"
 BUNDLE = {"resourceType": "Bundle", "type": "searchset", "entry": []}
 
@@ -330,6 +331,26 @@ class TestNo500sFromInput:
         }
         r = client.post(f"{PV}/feedback", json={"feedback": [item]})
         assert r.status_code == 400
+
+    @pytest.mark.parametrize(
+        "item",
+        [
+            {"card": "c\x00", "outcome": "overridden"},
+            {"card": "c", "outcome": "overridden", "overrideReason": {"userComment": "x\x00y"}},
+        ],
+        ids=["card-id", "comment"],
+    )
+    def test_a_nul_character_is_a_400_before_any_store(
+        self, client: TestClient, item: dict[str, Any]
+    ) -> None:
+        """Issue 28 item 12: on PostgreSQL a NUL in the card id or comment was a 500."""
+        item = {**item, "outcomeTimestamp": "2026-11-22T10:00:00Z"}
+        r = client.post(f"{PV}/feedback", json={"feedback": [item]})
+        assert r.status_code == 400
+        assert "NUL character" in r.json()["issue"][0]["diagnostics"]
+        body = json.loads((Path(__file__).parent.parent / SCENARIO / "request.json").read_text())
+        body["context"]["userId"] = "Practitioner/a\x00"
+        assert client.post(PV, json=body).status_code == 400
 
     def test_a_creatinine_of_zero_is_excluded_and_reported(self, client: TestClient) -> None:
         """Item 6: it used to divide Cockcroft-Gault by zero - a 500 at every call."""
