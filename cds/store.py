@@ -359,8 +359,10 @@ class SQLiteStore(_SQL):
         retention_days: float = 60,
         clock: Callable[[], float] = time.time,
         accept_snooze_days: float = 1,
+        timeout_s: float = 2.0,
     ) -> None:
         super().__init__(snooze_days, retention_days, clock, accept_snooze_days)
+        self.timeout_s = timeout_s
         path.parent.mkdir(parents=True, exist_ok=True)
         # Feedback may hold clinical free text: the file (and its WAL and shared-memory files,
         # which sqlite creates with the same mode) is readable by its owner only.
@@ -368,26 +370,33 @@ class SQLiteStore(_SQL):
             f.touch(mode=0o600, exist_ok=True)
             f.chmod(0o600)
         self._lock = threading.Lock()
-        self._db = self._connect(path, "FULL")  # feedback: on disk before the 200
+        self._db = self._connect(path, "FULL", timeout_s)  # feedback: on disk before the 200
         # What every call writes (issued cards, JWT ids): WAL without an fsync per commit, as
         # durable across a process crash as FULL (sqlite.org/pragma.html#pragma_synchronous).
-        self._fast = self._connect(path, "NORMAL")
+        self._fast = self._connect(path, "NORMAL", timeout_s)
         self.migrate()
 
     @staticmethod
-    def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
-        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    def _connect(path: Path, synchronous: str, timeout_s: float) -> sqlite3.Connection:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout_s)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous}")
-        db.execute("PRAGMA busy_timeout=5000")
+        db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
         return db
 
     @contextmanager
     def tx(self, *, durable: bool = True, read: bool = False) -> Iterator[sqlite3.Cursor]:
         with self._lock:
             cur = (self._db if durable else self._fast).cursor()
-            # A reader in WAL mode never waits for writers; a writer takes the lock up front.
-            cur.execute("BEGIN" if read else "BEGIN IMMEDIATE")
+            try:
+                # A reader in WAL mode never waits for writers; a writer takes the lock up front
+                # and waits at most timeout_s for another process that holds it (a 503 then,
+                # never a 500: issue 28 item 13).
+                cur.execute("BEGIN" if read else "BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(
+                    f"the SQLite store is locked by another process ({exc}); try again"
+                ) from exc
             try:
                 yield cur
             except BaseException:
@@ -424,6 +433,14 @@ class PostgresStore(_SQL):
         self._errors: tuple[type[Exception], ...] = (PoolTimeout, psycopg.OperationalError)
         self.timeout_s = timeout_s
 
+        # Every statement (and every wait for a lock, as behind a migration or VACUUM FULL) is
+        # bounded like the wait for a connection: a 503, never a hang (issue 28 item 9). Not
+        # for `cds migrate` (require_schema False), whose statements may rightly take longer.
+        limits = {}
+        if require_schema:
+            ms = max(1, int(timeout_s * 1000))
+            limits["options"] = f"-c statement_timeout={ms} -c lock_timeout={ms}"
+
         def pool(max_size: int, *, autocommit: bool, **options: Any) -> ConnectionPool[Any]:
             return ConnectionPool(
                 url,
@@ -431,7 +448,11 @@ class PostgresStore(_SQL):
                 max_size=max_size,
                 timeout=timeout_s,
                 open=False,
-                kwargs={"connect_timeout": max(1, int(timeout_s)), "autocommit": autocommit},
+                kwargs={
+                    "connect_timeout": max(1, int(timeout_s)),
+                    "autocommit": autocommit,
+                    **limits,
+                },
                 **options,
             )
 
@@ -499,4 +520,9 @@ def open_store(
             timeout_s=timeout_s,
             require_schema=require_schema,
         )
-    return SQLiteStore(sqlite_path, snooze_days=snooze_days, accept_snooze_days=accept_snooze_days)
+    return SQLiteStore(
+        sqlite_path,
+        snooze_days=snooze_days,
+        accept_snooze_days=accept_snooze_days,
+        timeout_s=timeout_s,
+    )

@@ -260,3 +260,34 @@ def test_several_workers_share_one_sqlite_store(tmp_path: Path) -> None:
     assert sorted(r["card"] for r in json.loads(listed.stdout)) == sorted(
         f"w-{i}" for i in range(20)
     )
+
+
+def test_a_locked_table_is_a_503_not_a_hang(pg: str) -> None:
+    """Issue 28 item 9: with a table locked (a migration, VACUUM FULL) calls used to hang past
+    20 s; every statement and lock wait is now bounded by CDS_DATABASE_TIMEOUT_S."""
+    import threading
+
+    from cds.errors import StoreUnavailable
+    from cds.store import PostgresStore
+
+    url = fresh_database(pg, "locked")
+    assert cli("migrate", CDS_DATABASE_URL=url).returncode == 0
+    store = PostgresStore(url, timeout_s=0.5)
+    outcome: list[object] = []
+
+    def read() -> None:
+        try:
+            outcome.append(store.snoozes("k"))
+        except StoreUnavailable as exc:
+            outcome.append(exc)
+
+    with psycopg.connect(url) as locker:
+        locker.execute("LOCK TABLE snooze IN ACCESS EXCLUSIVE MODE")
+        worker = threading.Thread(target=read, daemon=True)
+        worker.start()
+        worker.join(timeout=10)
+        assert not worker.is_alive(), "the read hung behind the lock"
+        locker.rollback()
+    assert isinstance(outcome[0], StoreUnavailable)
+    assert store.snoozes("k") == {}
+    store.close()

@@ -167,3 +167,28 @@ def test_a_jwt_id_is_refused_while_its_record_lives_and_free_again_after(
     assert s.first_use("iss", "c", T0 + 90, T0 + PRUNE_EVERY_S)
     assert expired_b not in rows(db, "SELECT iss, jti FROM jwt_replay")
     s.close()
+
+
+def test_a_store_locked_by_another_process_is_a_503_not_a_500(tmp_path: Path) -> None:
+    """Issue 28 item 13: another process holding the SQLite write lock used to give a 500
+    after 5 s; the wait is bounded by the store's timeout and ends in StoreUnavailable."""
+    import time
+
+    from cds.errors import StoreUnavailable
+    from cds.schemas import FeedbackItem
+
+    path = tmp_path / "locked.sqlite3"
+    store = SQLiteStore(path, timeout_s=0.2)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    item = FeedbackItem.model_validate(
+        {"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-11-22T10:00:00Z"}
+    )
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="locked by another process"):
+        store.add("mbc-bone-patient-view", [item])
+    assert time.monotonic() - started < 2
+    other.execute("ROLLBACK")
+    assert store.add("mbc-bone-patient-view", [item]) == 1
+    store.close()
+    other.close()
