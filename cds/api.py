@@ -184,6 +184,10 @@ async def call_service(
                 issues=(Issue("invalid", "not a FHIR resource or Bundle", f"prefetch.{key}"),),
             )
         sent += len(json_list(value.get("entry"))) if value["resourceType"] == "Bundle" else 1
+    drafts = context.get("draftOrders") if isinstance(context, dict) else None
+    if isinstance(drafts, dict):
+        # Draft orders are read and checked like prefetch: they count (issue 28).
+        sent += len(json_list(drafts.get("entry"))) if drafts.get("resourceType") == "Bundle" else 1
     if sent > settings.max_resources:
         raise PayloadTooLarge(
             f"the prefetch holds {sent} resources; this service accepts at most "

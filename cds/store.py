@@ -17,6 +17,7 @@ sent (it may hold clinical text) and never logged.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 from cds import schemas
 from cds.errors import ConfigError, StoreUnavailable
@@ -500,6 +502,41 @@ def _commit_without_waiting(conn: Any) -> None:
     conn.execute("SET synchronous_commit = off")  # for the session: this pool's connections
 
 
+class _RedactPassword(logging.Filter):
+    """psycopg's pool logs libpq's connection errors, which quote the whole URI: the password
+    is replaced wherever it appears (issue 28: a malformed URL echoed it into the log)."""
+
+    def __init__(self, password: str) -> None:
+        super().__init__()
+        self.password = password
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if self.password in text:
+            record.msg, record.args = text.replace(self.password, "***"), None
+        return True
+
+
+def _check_database_url(url: str) -> None:
+    """Refuse a URL that does not parse before psycopg sees it, never quoting it; and keep its
+    password out of psycopg's own log records."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        host = parts.hostname
+    except ValueError as exc:
+        raise ConfigError(f"CDS_DATABASE_URL does not parse as a URL ({exc})") from None
+    if not host:
+        raise ConfigError("CDS_DATABASE_URL names no host")
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError("CDS_DATABASE_URL has a port out of range")
+    if parts.password:
+        for name in ("psycopg", "psycopg.pool"):
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, _RedactPassword) for f in logger.filters):
+                logger.addFilter(_RedactPassword(parts.password))
+
+
 def open_store(
     *,
     database_url: str | None,
@@ -513,6 +550,7 @@ def open_store(
     if database_url:
         if not database_url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("CDS_DATABASE_URL must be a postgresql:// URL")
+        _check_database_url(database_url)
         return PostgresStore(
             database_url,
             snooze_days=snooze_days,

@@ -26,12 +26,12 @@ from fastapi.testclient import TestClient
 from cds import schemas
 from cds.app import create_app
 from cds.cli import main, printable
-from cds.errors import PrefetchUnavailable
+from cds.errors import ConfigError, PrefetchUnavailable
 from cds.jsonsafe import TooDeep, loads
 from cds.logs import JSONFormatter
 from cds.prefetch import FetchLimits, OutboundGate, render_template, resolve, server_allowed
 from cds.settings import Settings
-from cds.store import SQLiteStore
+from cds.store import SQLiteStore, _check_database_url, open_store
 from tests.servers import free_port, production, running_service
 
 PV = "/cds-services/mbc-bone-patient-view"
@@ -433,3 +433,48 @@ class TestFeedbackOutput:
         out = capsys.readouterr().out
         assert "\x1b" not in out
         assert json.loads(out)[0]["override_comment"] == "see \x1b[31mred"
+
+
+class TestThirdRoundBounds:
+    """Issue 28: what is counted, and what never reaches a log."""
+
+    def test_draft_orders_count_against_max_resources(self) -> None:
+        """8,000 draft orders used to be accepted whatever CDS_MAX_RESOURCES said."""
+        body = json.loads(
+            (
+                Path(__file__).parent.parent
+                / "fixtures/mbc-bone-order-sign/zoledronic-order-crcl-25/request.json"
+            ).read_text()
+        )
+        sent = sum(len(v.get("entry", [])) for v in body["prefetch"].values() if "entry" in v)
+        draft = body["context"]["draftOrders"]["entry"][0]
+        body["context"]["draftOrders"]["entry"] = [draft] * 6
+        with TestClient(create_app(Settings(max_resources=sent + 1 + 5))) as c:
+            r = c.post("/cds-services/mbc-bone-order-sign", json=body)
+        assert r.status_code == 413
+        assert "CDS_MAX_RESOURCES" in r.json()["issue"][0]["diagnostics"]
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "postgresql://cds:s3cret-pass@[::1:5432/cds",
+            "postgresql://cds:s3cret-pass@127.0.0.1:notaport/cds",
+            "postgresql://cds:s3cret-pass@127.0.0.1:99999/cds",
+        ],
+        ids=["ipv6", "port-text", "port-range"],
+    )
+    def test_a_malformed_database_url_is_refused_without_its_password(
+        self, url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with pytest.raises(ConfigError) as refused:
+            open_store(database_url=url, sqlite_path=tmp_path / "x", snooze_days=30)
+        assert "s3cret-pass" not in str(refused.value)
+        assert "s3cret-pass" not in caplog.text
+
+    def test_psycopg_log_records_lose_the_password(self, caplog: pytest.LogCaptureFixture) -> None:
+        """libpq's errors quote the whole URI, and psycopg's pool logs them."""
+        url = "postgresql://cds:an0ther-secret@127.0.0.1:1/cds?sslmode=bogus"
+        _check_database_url(url)
+        logging.getLogger("psycopg.pool").warning("error connecting: %s", url)
+        assert "an0ther-secret" not in caplog.text
+        assert "postgresql://cds:***@127.0.0.1:1/cds" in caplog.text
