@@ -179,15 +179,21 @@ def lvef_action(
 
 
 def lvef_drugs(f: PatientFacts, p: Parameters) -> list[tuple[str, LvefRule, date | None]]:
-    """Each active HER2 antibody/ADC that has a label LVEF rule, with its first start."""
+    """Each active HER2 antibody/ADC that has a label LVEF rule, with its first start.
+
+    One pass over the exposures for the first starts: rescanning them for every active one was
+    quadratic (a 1.5 MB chart took seconds: issue 28 item 6)."""
+    first: dict[str, date] = {}
+    for x in f.meds.ever(*HER2_AB):
+        if x.start is not None and (x.ingredient not in first or x.start < first[x.ingredient]):
+            first[x.ingredient] = x.start
     out: dict[str, tuple[str, LvefRule, date | None]] = {}
     for e in f.meds.active(*HER2_AB):
-        r = p.lvef_by_drug.get(e.ingredient)
-        if r is None:
+        if e.ingredient in out:
             continue
-        starts = [x.start for x in f.meds.ever(*HER2_AB) if x.ingredient == e.ingredient]
-        known = [d for d in starts if d is not None]
-        out[e.ingredient] = (e.ingredient, r, min(known) if known else None)
+        r = p.lvef_by_drug.get(e.ingredient)
+        if r is not None:
+            out[e.ingredient] = (e.ingredient, r, first.get(e.ingredient))
     return list(out.values())
 
 

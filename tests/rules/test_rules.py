@@ -826,3 +826,33 @@ class TestR15Her2Low:
         d = next(x for x in run(p, t, params) if x.rule == "R15")
         assert [a.key for prop in d.proposals for a in prop.actions] == ["tdxd"]  # type: ignore[union-attr]
         assert params.regimens["tdxd"].drugs[0].dose == "5.4 mg/kg IV every 3 weeks"
+
+
+def test_lvef_rules_scan_the_exposures_a_bounded_number_of_times(
+    t: Terminology, params: Parameters, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28 item 6: every active exposure rescanned all exposures - quadratic, seconds on a
+    1.5 MB chart inside every limit. The scans no longer grow with the number of records."""
+    from cds.facts.medications import Medications
+
+    scans = 0
+    ever = Medications.ever
+
+    def counting(self: Medications, *classes: str) -> Any:
+        nonlocal scans
+        scans += 1
+        return ever(self, *classes)  # type: ignore[arg-type]
+
+    def run_with(n: int) -> int:
+        nonlocal scans
+        p = bone_patient(her2="pos")
+        for i in range(n):
+            p.med("MedicationAdministration", TRAS, status="completed", start=1 + i % 20, mg=420)
+        f = facts(p, t, params)
+        scans = 0
+        monkeypatch.setattr(Medications, "ever", counting)
+        evaluate("patient-view", f, NO_DRAFTS, params)
+        monkeypatch.setattr(Medications, "ever", ever)
+        return scans
+
+    assert run_with(200) == run_with(10)
