@@ -97,7 +97,9 @@ def _paths(exc: ValidationError, prefix: str = "") -> tuple[Issue, ...]:
     return tuple(out)
 
 
-async def _json_body(request: Request, settings: Settings) -> Any:
+async def _json_body(request: Request, settings: Settings, *, stored: bool = False) -> Any:
+    """The body parsed within its bounds. `stored`: its text is kept (feedback), so a NUL
+    character - which FHIR and CDS Hooks text may not hold - is refused up front."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in ("application/json", "application/fhir+json") and not ctype.endswith("+json"):
         raise UnsupportedMediaType(f"Content-Type must be application/json, not {ctype or 'none'}")
@@ -111,9 +113,10 @@ async def _json_body(request: Request, settings: Settings) -> Any:
             raise PayloadTooLarge(f"the body is larger than {settings.max_body_bytes} bytes")
         chunks.append(chunk)
     body = b"".join(chunks)
-    if b"\\u0000" in body:
-        # FHIR and CDS Hooks text may not hold U+0000 (in JSON it can only come escaped); it
-        # made PostgreSQL refuse the feedback or jti it was in, and the call answered 500.
+    if stored and b"\\u0000" in body:
+        # In JSON a NUL can only come escaped; PostgreSQL refused the feedback text it was in,
+        # and the call answered 500. (In a hook call it may sit in a resource no rule reads,
+        # which costs nothing; the ids a call uses are FHIR ids, which cannot hold it.)
         raise RequestInvalid("the body contains a NUL character (\\u0000), which text may not hold")
     try:
         if len(body) < _PARSE_ON_LOOP_BYTES:
@@ -297,7 +300,7 @@ def _evaluate(
 async def feedback(service_id: str, request: Request, client: ClientDep) -> JSONResponse:
     k, settings, store = _knowledge(request), _settings(request), _store(request)
     _service(k, service_id)
-    body = await _json_body(request, settings)
+    body = await _json_body(request, settings, stored=True)
     parsed: schemas.FeedbackRequest = _parse(schemas.FeedbackRequest, body)
     start = time.perf_counter()
     # SQLite commits (and fsyncs) off the event loop; the 200 goes out only after the commit.
