@@ -253,19 +253,27 @@ class Discovery(Outbound):
 # --- feedback ----------------------------------------------------------------------------------
 
 
+# Feedback is stored: every part of it is bounded (issue 28 item 5: 20,000-35,000 items and
+# megabyte comments in one post). A card carries a handful of suggestions; a clinician's comment
+# is a sentence or two.
+MAX_FEEDBACK_ITEMS = 100
+MAX_COMMENT_CHARS = 2000
+MAX_ID_CHARS = 128
+
+
 class AcceptedSuggestion(Inbound):
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
 
 
 class ReasonCoding(Inbound):
-    code: str = Field(min_length=1)
-    system: str | None = None
-    display: str | None = None
+    code: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    system: str | None = Field(default=None, max_length=1024)
+    display: str | None = Field(default=None, max_length=1024)
 
 
 class OverrideReasonFeedback(Inbound):
     reason: ReasonCoding | None = None
-    userComment: str | None = None
+    userComment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
 
     @model_validator(mode="after")
     def _cds_fb_3(self) -> OverrideReasonFeedback:
@@ -275,9 +283,9 @@ class OverrideReasonFeedback(Inbound):
 
 
 class FeedbackItem(Inbound):
-    card: str = Field(min_length=1)
+    card: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     outcome: Literal["accepted", "overridden"]  # cds-fb-1
-    acceptedSuggestions: list[AcceptedSuggestion] | None = None
+    acceptedSuggestions: list[AcceptedSuggestion] | None = Field(default=None, max_length=20)
     overrideReason: OverrideReasonFeedback | None = None
     outcomeTimestamp: AwareDatetime
 
@@ -301,7 +309,7 @@ class FeedbackItem(Inbound):
 
 
 class FeedbackRequest(Inbound):
-    feedback: list[FeedbackItem] = Field(min_length=1)
+    feedback: list[FeedbackItem] = Field(min_length=1, max_length=MAX_FEEDBACK_ITEMS)
 
 
 class Issue(Outbound):

@@ -478,3 +478,31 @@ class TestThirdRoundBounds:
         logging.getLogger("psycopg.pool").warning("error connecting: %s", url)
         assert "an0ther-secret" not in caplog.text
         assert "postgresql://cds:***@127.0.0.1:1/cds" in caplog.text
+
+
+class TestFeedbackBounds:
+    """Issue 28 item 5: feedback is stored, so every part of a post is bounded."""
+
+    def _item(self, **over: Any) -> dict[str, Any]:
+        return {
+            "card": "c",
+            "outcome": "overridden",
+            "outcomeTimestamp": "2026-11-22T10:00:00Z",
+            "overrideReason": {"userComment": "not now"},
+        } | over
+
+    @pytest.mark.parametrize(("items", "status"), [(100, 200), (101, 400)])
+    def test_items_per_post(self, client: TestClient, items: int, status: int) -> None:
+        body = {"feedback": [self._item(card=f"c{i}") for i in range(items)]}
+        assert client.post(f"{PV}/feedback", json=body).status_code == status
+
+    @pytest.mark.parametrize(("chars", "status"), [(2000, 200), (2001, 400)])
+    def test_comment_length(self, client: TestClient, chars: int, status: int) -> None:
+        item = self._item(overrideReason={"userComment": "x" * chars})
+        assert client.post(f"{PV}/feedback", json={"feedback": [item]}).status_code == status
+
+    def test_card_id_length(self, client: TestClient) -> None:
+        item = self._item(card="c" * 129)
+        r = client.post(f"{PV}/feedback", json={"feedback": [item]})
+        assert r.status_code == 400
+        assert r.json()["issue"][0]["expression"] == ["feedback.0.card"]
