@@ -43,7 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from cds.app import create_app
     from cds.logs import configure
-    from cds.server import serve_workers, server_options, tune_for_serving
+    from cds.server import port_is_free, serve_workers, server_options, tune_for_serving
 
     settings = _settings()
     configure(settings.log_level)
@@ -58,6 +58,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "use CDS_MODE=production with trusted issuers outside a test machine",
             file=sys.stderr,
         )
+    if not port_is_free(args.host, args.port):
+        # The workers share their port (SO_REUSEPORT): without this check a second instance
+        # with other settings would start silently and take half the traffic.
+        print(
+            f"cannot start: {args.host}:{args.port} is already in use (another cds serve?)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         app = create_app(settings)  # builds and cross-checks everything once, here
     except ConfigError as exc:

@@ -111,6 +111,25 @@ def _worker(host: str, port: int, options: dict[str, Any]) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Whether nothing listens on the port: bound once without SO_REUSEPORT, then released.
+
+    The workers share their port with SO_REUSEPORT, which would also let a second `cds serve`
+    (other settings, auth off) bind it and silently take half the traffic (issue 28 item 17).
+    A bind without the option fails while any socket holds the port, so a second instance - of
+    either kind - is refused before its workers start."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def serve_workers(host: str, port: int, workers: int, options: dict[str, Any]) -> None:
     """Run `workers` processes and keep them running: a worker that dies is started again; a
     SIGTERM or SIGINT stops them all (each finishes its requests first)."""

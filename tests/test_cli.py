@@ -4,6 +4,7 @@ used to crash, and nothing would have noticed)."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -185,3 +186,31 @@ class TestValidate:
         else:
             assert code == 2
             assert reason in captured_out.err
+
+
+@pytest.mark.parametrize("second", [["--workers", "2"], []], ids=["workers", "single"])
+def test_a_second_instance_on_the_same_port_is_refused(tmp_path: Path, second: list[str]) -> None:
+    """Issue 28 item 17: the workers listen with SO_REUSEPORT, so a second `cds serve` (other
+    settings, auth off) started silently and took half the traffic."""
+    import signal
+    import subprocess
+    import sys
+
+    with running_service(tmp_path, "--workers", "2") as (base, _):
+        port = base.rsplit(":", 1)[1]
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "cds", "serve", "--port", port, *second],
+            env={**os.environ, "CDS_FEEDBACK_DB": str(tmp_path / "other.sqlite3")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its workers too can be stopped, should it start
+        )
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            pytest.fail("the second instance started on a port already in use")
+        assert proc.returncode == 2
+        assert "already in use" in err
