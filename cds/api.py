@@ -214,7 +214,13 @@ async def call_service(
         gate,
     )
     timings.mark("prefetch")
-    key = patient_key(settings.patient_key_secret.get_secret_value(), str(context["patientId"]))
+    key = patient_key(
+        settings.patient_key_secret.get_secret_value(),
+        str(context["patientId"]),
+        iss=client.iss if client else "",
+        tenant=(client.tenant or "") if client else "",
+        fhir_server=hook_request.fhirServer or "",
+    )
     # Facts, rules and cards are CPU work: in a worker thread (one evaluation at a time per
     # process), so the event loop keeps serving /health, other calls' FHIR fetches and I/O. The
     # SQLite store's snoozes and issued-card record go in the same hop (microseconds); a

@@ -328,6 +328,10 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
 class RenderContext:
     hook_instance: str
     patient_id: str
+    # The caller-scoped, secret-keyed patient key (cds.snooze.patient_key): card uuids derive
+    # from it, so no other caller can compute them (issue 28 item 1) and a hookInstance reused
+    # for another patient gives other cards (item 4). Deterministic per call all the same.
+    patient_key: str = ""
     encounter_id: str | None
     facts: PatientFacts
     drafts: DraftOrders
@@ -403,7 +407,9 @@ class Renderer:
     def render(self, decision: Decision, ctx: RenderContext) -> schemas.Card:
         spec = self.book.cards[decision.rule]
         variant = spec.variants[decision.variant]
-        card_id = uuid.uuid5(CARD_NAMESPACE, f"{ctx.hook_instance}|{decision.concern}")
+        card_id = uuid.uuid5(
+            CARD_NAMESPACE, f"{ctx.patient_key}|{ctx.hook_instance}|{decision.concern}"
+        )
         bindings = {**self._params[decision.rule], **decision.bindings}
         suggestions = [self._suggestion(decision.rule, p, ctx, card_id) for p in decision.proposals]
         parts = self._static[decision.rule]

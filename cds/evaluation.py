@@ -72,6 +72,7 @@ def evaluate_call(
     ctx = RenderContext(
         hook_instance=request.hookInstance,
         patient_id=str(context["patientId"]),
+        patient_key=patient_key,
         encounter_id=context.get("encounterId"),
         facts=facts,
         drafts=drafts,

@@ -21,9 +21,14 @@ from cds.rules import Decision
 from cds.store import Snooze
 
 
-def patient_key(secret: str, patient_id: str) -> str:
-    """HMAC-SHA256 of the patient id: records can be matched, never read back."""
-    return hmac.new(secret.encode(), patient_id.encode(), hashlib.sha256).hexdigest()
+def patient_key(
+    secret: str, patient_id: str, *, iss: str = "", tenant: str = "", fhir_server: str = ""
+) -> str:
+    """HMAC-SHA256 of the patient as the caller names it: the issuer, its tenant, its FHIR
+    server and the patient id there. Records can be matched, never read back; and issuer B's
+    patient "123" is not issuer A's (issue 28 item 3: B's override changed A's card)."""
+    scope = "\x1f".join((iss, tenant, fhir_server, patient_id))
+    return hmac.new(secret.encode(), scope.encode(), hashlib.sha256).hexdigest()
 
 
 def evidence(d: Decision) -> str:

@@ -116,3 +116,52 @@ def test_accepting_quiets_for_a_day_overriding_for_the_snooze_period(
     store.add("mbc-bone-patient-view", [item])
     snoozed = store.snoozes("k")["R1"]
     assert snoozed.until - now == days * 86400
+
+
+def _override(client: TestClient, card: dict[str, Any]) -> None:
+    fb = {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "outcomeTimestamp": "2026-11-22T10:00:00Z",
+        "overrideReason": {"reason": card["overrideReasons"][0]},
+    }
+    assert client.post(f"{PV}/feedback", json={"feedback": [fb]}).status_code == 200
+
+
+def _r1(client: TestClient, data: dict[str, Any]) -> dict[str, Any] | None:
+    cards = client.post(PV, json=data).json()["cards"]
+    return next((c for c in cards if c["extension"]["org.cds-mbc-bone.rule"] == "R1"), None)
+
+
+def test_a_snooze_belongs_to_the_callers_patient_not_to_every_patient_123(
+    client: TestClient,
+) -> None:
+    """Issue 28 item 3: snoozes were keyed by the patient id alone, so an override for
+    patient "123" of one FHIR server (or issuer, or tenant) silenced another's "123"."""
+    a = body() | {"fhirServer": "https://ehr-a.example.org/fhir"}
+    card = _r1(client, a)
+    assert card is not None
+    _override(client, card)
+    assert _r1(client, body() | {"fhirServer": "https://ehr-a.example.org/fhir"}) is None
+    assert _r1(client, body() | {"fhirServer": "https://ehr-b.example.org/fhir"}) is not None
+
+
+def test_a_reused_hook_instance_never_binds_another_patients_card(client: TestClient) -> None:
+    """Issue 28 item 4: card uuids came from the hookInstance alone, so a second patient's
+    card under the same hookInstance was the first patient's, and its override snoozed the
+    first patient's card. Item 1: nor can another caller derive a card's uuid."""
+    first = body()
+    second = json.loads(json.dumps(first))
+    second["context"]["patientId"] = "another-patient"
+    card_one, card_two = _r1(client, first), _r1(client, second)
+    assert card_one is not None
+    assert card_two is not None
+    assert card_one["uuid"] != card_two["uuid"]
+    # The old derivation, from public inputs only: any caller could compute it.
+    namespace = uuid.UUID("6f1c3a52-8c1e-4a57-9a77-3f1d1f0a9b21")
+    derivable = uuid.uuid5(namespace, f"{first['hookInstance']}|R1:start")
+    assert card_one["uuid"] != str(derivable)
+    _override(client, card_two)
+    again = _r1(client, first)
+    assert again is not None  # the first patient's card is untouched
+    assert again["uuid"] == card_one["uuid"]  # deterministic per call

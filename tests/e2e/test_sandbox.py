@@ -270,7 +270,8 @@ def test_accepting_a_suggestion_quiets_the_card_for_a_day(stack: Stack, sandbox:
     assert not any(s.startswith("Bone metastases without") for s in summaries)
     assert any("first-line options" in s for s in summaries)
     store = SQLiteStore(stack.db)
-    snoozed = store.snoozes(patient_key(DEV_PATIENT_KEY_SECRET, pid))["R1"]
+    key = patient_key(DEV_PATIENT_KEY_SECRET, pid, fhir_server=stack.fhir)
+    snoozed = store.snoozes(key)["R1"]
     store.close()
     assert 0.9 * 86400 < snoozed.until - snoozed.since <= 86400
 
