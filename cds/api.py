@@ -30,7 +30,7 @@ from cds.prefetch import FetchLimits, OutboundGate, resolve
 from cds.services import Knowledge, Service
 from cds.settings import Settings
 from cds.snooze import patient_key
-from cds.store import Snooze, Store
+from cds.store import Snooze, Store, caller
 
 log = logging.getLogger("cds.calls")
 router = APIRouter()
@@ -240,6 +240,7 @@ async def call_service(
             as_of=as_of,
             timings=timings,
             patient_key=key,
+            caller=caller(client.iss, client.tenant) if client else caller(None, None),
             snoozes=snoozes,
         ),
         limiter=request.state.evaluations,
@@ -279,6 +280,7 @@ def _evaluate(
     as_of: date,
     timings: Timings,
     patient_key: str,
+    caller: str,
     snoozes: Mapping[str, Snooze],
 ) -> Outcome:
     """One call's work off the event loop; `store` (a local one) reads this patient's snoozes
@@ -295,6 +297,7 @@ def _evaluate(
         timings=timings,
         snoozes=snoozes,
         patient_key=patient_key,
+        caller=caller,
         now=time.time(),
     )
     if store is not None and result.issued:
@@ -310,7 +313,10 @@ async def feedback(service_id: str, request: Request, client: ClientDep) -> JSON
     parsed: schemas.FeedbackRequest = _parse(schemas.FeedbackRequest, body)
     start = time.perf_counter()
     # SQLite commits (and fsyncs) off the event loop; the 200 goes out only after the commit.
-    new = await anyio.to_thread.run_sync(store.add, service_id, parsed.feedback)
+    who = caller(client.iss, client.tenant) if client else caller(None, None)
+    new = await anyio.to_thread.run_sync(
+        functools.partial(store.add, service_id, parsed.feedback, caller=who)
+    )
     log.info(
         "feedback",
         extra={

@@ -8,6 +8,7 @@ Our exception hierarchy:
   + UnknownService ........ 404
   + PayloadTooLarge ....... 413
   + UnsupportedMediaType .. 415
+  + FeedbackRefused ....... 422  feedback for a card not issued to this caller by this service
   + PrefetchUnavailable ... 412  data the rules need was neither prefetched nor fetchable
   + StoreUnavailable ...... 503  the database did not answer within its bounded wait
 * ConfigError ............. start-up only: knowledge files or settings are inconsistent
@@ -65,6 +66,11 @@ class PayloadTooLarge(CDSError):
 class UnsupportedMediaType(CDSError):
     http_status = 415
     issue_code = "not-supported"
+
+
+class FeedbackRefused(CDSError):
+    http_status = 422
+    issue_code = "not-found"
 
 
 class PrefetchUnavailable(CDSError):

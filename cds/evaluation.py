@@ -54,6 +54,7 @@ def evaluate_call(
     timings: Timings | None = None,
     snoozes: Mapping[str, Snooze] | None = None,
     patient_key: str = "",
+    caller: str = "|",
     now: float = 0.0,
 ) -> Outcome:
     """Facts → rules → (snoozes) → cards for one call; `data` is the resolved prefetch
@@ -85,7 +86,15 @@ def evaluate_call(
         excluded=len(facts.excluded),
         unchecked_orders=len(drafts.unreadable),
         issued=tuple(
-            IssuedCard(card=c.uuid, rule=d.rule, patient_key=patient_key, evidence=digest)
+            IssuedCard(
+                card=c.uuid,
+                rule=d.rule,
+                patient_key=patient_key,
+                evidence=digest,
+                service_id=service.id,
+                caller=caller,
+                suggestions=tuple(s.uuid for s in c.suggestions or () if s.uuid),
+            )
             for c, (d, digest) in zip(cards, shown, strict=True)
             if c.uuid is not None
         ),

@@ -37,6 +37,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         412: "Data the rules need could not be prefetched or fetched",
         413: "Body too large",
         415: "Not JSON",
+        422: "Feedback for a card not issued to this client by this service, or a suggestion"
+        " the card did not have; nothing of the post is stored",
     }
     return {
         str(c): {
@@ -97,7 +99,7 @@ def install(app: FastAPI, service_ids: list[str]) -> None:
                     }
                 },
             },
-            **_errors(400, 401, 404, 413, 415),
+            **_errors(400, 401, 404, 413, 415, 422),
         }
         app.openapi_schema = doc
         return doc

@@ -30,10 +30,10 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from cds import schemas
-from cds.errors import ConfigError, StoreUnavailable
+from cds.errors import ConfigError, FeedbackRefused, Issue, StoreUnavailable
 
 DAY_S = 86_400.0
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Retention is counted in days: pruning once a minute keeps the tables as small as pruning on
 # every call did, without two more statements (two more round trips on PostgreSQL) per call.
 PRUNE_EVERY_S = 60.0
@@ -53,6 +53,14 @@ _V2 = (
         until DOUBLE PRECISION NOT NULL, PRIMARY KEY (patient_key, rule))""",
 )
 _V3 = ("CREATE INDEX IF NOT EXISTS snooze_until ON snooze (until)",)
+# Version 4: feedback is taken only for a card issued through the same service to the same
+# caller (JWT issuer and tenant), naming suggestions the card had (issue 28 item 2). Rows from
+# before carry none of these and take no feedback; they expire with the retention period.
+_V4 = (
+    "ALTER TABLE issued_card ADD COLUMN service_id TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE issued_card ADD COLUMN caller TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE issued_card ADD COLUMN suggestions TEXT NOT NULL DEFAULT '[]'",
+)
 # (version, {backend: statements}); a statement never breaks an existing database.
 MIGRATIONS: tuple[tuple[int, dict[str, tuple[str, ...]]], ...] = (
     (
@@ -83,6 +91,7 @@ MIGRATIONS: tuple[tuple[int, dict[str, tuple[str, ...]]], ...] = (
     # stay quiet for years, so the table only grows: at 50,000 snoozes the scan cost 3.8 ms of
     # every call (0.11 ms with the index).
     (3, {"sqlite": _V3, "postgresql": _V3}),
+    (4, {"sqlite": _V4, "postgresql": _V4}),
 )
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
@@ -109,6 +118,15 @@ class IssuedCard:
     rule: str
     patient_key: str  # HMAC of the patient id
     evidence: str  # digest of the data behind the card
+    service_id: str = ""  # the service that issued it: feedback goes to that service's URL
+    caller: str = ""  # who received it (see `caller`): only they may give feedback on it
+    suggestions: tuple[str, ...] = ()  # its suggestion uuids, the ones feedback may accept
+
+
+def caller(iss: str | None, tenant: str | None) -> str:
+    """Who called, as stored with an issued card: the JWT issuer and tenant ("|" when the
+    service runs without authentication)."""
+    return f"{iss or ''}|{tenant or ''}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,9 +142,13 @@ class Store(Protocol):
     # "sqlite": a local file, a call takes microseconds; "postgresql": a database over the network.
     backend: str
 
-    def add(self, service_id: str, items: Iterable[schemas.FeedbackItem]) -> int:
+    def add(
+        self, service_id: str, items: Iterable[schemas.FeedbackItem], *, caller: str = "|"
+    ) -> int:
         """Store feedback (durable before it returns) and snooze what it overrode or accepted;
-        returns how many items were new."""
+        returns how many items were new. With issued cards recorded (snoozing on), every item
+        must name a card issued through `service_id` to `caller`, and suggestions it had, or
+        nothing is stored (FeedbackRefused)."""
 
     def list(self, *, service_id: str | None = None, limit: int = 100) -> list[StoredFeedback]: ...
 
@@ -158,6 +180,46 @@ def _feedback_row(service_id: str, item: schemas.FeedbackItem, now: str) -> tupl
         reason.userComment if reason else None,
         now,
     )
+
+
+def _check_issued(
+    n: int,
+    item: schemas.FeedbackItem,
+    issued: Sequence[Any] | None,
+    service_id: str,
+    caller: str,
+) -> None:
+    """Refuse feedback on a card this caller did not receive from this service (issue 28
+    items 1, 2): a card is snoozed by its feedback, so feedback from anyone else, or through
+    another service, would silence it for the patient it was issued for."""
+    where = f"feedback[{n}]"
+    # The same answer for "no such card" and "issued to someone else": no card's existence
+    # is disclosed to another caller.
+    if issued is None or issued[3] != service_id or issued[4] != caller:
+        raise FeedbackRefused(
+            f"{where}.card: no card with this uuid was issued to this client by this service"
+            " (or its record has expired)",
+            issues=(
+                Issue(
+                    code="not-found",
+                    diagnostics="no card with this uuid was issued to this client by this service",
+                    expression=f"{where}.card",
+                ),
+            ),
+        )
+    known = set(json.loads(issued[5]))
+    for m, accepted in enumerate(item.acceptedSuggestions or ()):
+        if accepted.id not in known:
+            raise FeedbackRefused(
+                f"{where}.acceptedSuggestions[{m}].id: the card has no suggestion with this uuid",
+                issues=(
+                    Issue(
+                        code="not-found",
+                        diagnostics="the card has no suggestion with this uuid",
+                        expression=f"{where}.acceptedSuggestions[{m}].id",
+                    ),
+                ),
+            )
 
 
 def _stored(r: Sequence[Any]) -> StoredFeedback:
@@ -228,19 +290,27 @@ class _SQL:
         takes no write lock."""
         raise NotImplementedError
 
-    def add(self, service_id: str, items: Iterable[schemas.FeedbackItem]) -> int:
+    def add(
+        self, service_id: str, items: Iterable[schemas.FeedbackItem], *, caller: str = "|"
+    ) -> int:
         now = self._clock()
         stamp = datetime.fromtimestamp(now, UTC).isoformat()
         new = 0
         with self.tx() as cur:
-            for item in items:
-                cur.execute(self.q(_INSERT_FEEDBACK), _feedback_row(service_id, item, stamp))
-                new += max(cur.rowcount, 0)
+            for n, item in enumerate(items):
                 cur.execute(
-                    self.q("SELECT rule, patient_key, evidence FROM issued_card WHERE card = %s"),
+                    self.q(
+                        "SELECT rule, patient_key, evidence, service_id, caller, suggestions"
+                        " FROM issued_card WHERE card = %s"
+                    ),
                     (item.card,),
                 )
                 issued = cur.fetchone()
+                if self.snooze_s:
+                    # Raised inside the transaction: nothing of this post is stored.
+                    _check_issued(n, item, issued, service_id, caller)
+                cur.execute(self.q(_INSERT_FEEDBACK), _feedback_row(service_id, item, stamp))
+                new += max(cur.rowcount, 0)
                 if issued is None or (item.outcome == "accepted" and not item.acceptedSuggestions):
                     continue
                 # Overridden: quiet for the snooze period. Accepted: briefly (clinical-logic
@@ -296,17 +366,27 @@ class _SQL:
             # One statement for all of a call's cards: one round trip to PostgreSQL, not one
             # a card. A card named twice would be updated twice, which PostgreSQL refuses.
             latest = {c.card: c for c in cards}
-            rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(latest))  # placeholders only
+            rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(latest))  # placeholders
             cur.execute(
                 self.q(
-                    "INSERT INTO issued_card (card, rule, patient_key, evidence, issued_at)"  # noqa: S608
-                    f" VALUES {rows} ON CONFLICT (card) DO UPDATE SET"
-                    " evidence = excluded.evidence, issued_at = excluded.issued_at"
+                    "INSERT INTO issued_card (card, rule, patient_key, evidence, issued_at,"  # noqa: S608
+                    f" service_id, caller, suggestions) VALUES {rows} ON CONFLICT (card) DO UPDATE"
+                    " SET evidence = excluded.evidence, issued_at = excluded.issued_at,"
+                    " service_id = excluded.service_id, suggestions = excluded.suggestions"
                 ),
                 [
                     x
                     for c in latest.values()
-                    for x in (c.card, c.rule, c.patient_key, c.evidence, now)
+                    for x in (
+                        c.card,
+                        c.rule,
+                        c.patient_key,
+                        c.evidence,
+                        now,
+                        c.service_id,
+                        c.caller,
+                        json.dumps(c.suggestions),
+                    )
                 ],
             )
 

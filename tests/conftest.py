@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +23,7 @@ from cds.app import create_app
 from cds.parameters import Parameters
 from cds.services import Knowledge, load_knowledge
 from cds.settings import REPO_CARDS, Settings
+from cds.store import IssuedCard, Store
 from cds.terminology import Terminology
 from tests.servers import free_port
 
@@ -77,6 +81,48 @@ def _t(knowledge: Knowledge) -> Terminology:
 @pytest.fixture(name="params")
 def _params(knowledge: Knowledge) -> Parameters:
     return knowledge.parameters
+
+
+PATIENT_VIEW = "mbc-bone-patient-view"
+# A chart with bone metastases and no bone agent: its patient-view answer has an R1 card with
+# suggestions, the card tests give feedback on (feedback is taken only for issued cards).
+BONE_METS_REQUEST = (
+    ROOT / "fixtures" / PATIENT_VIEW / "her2-negative-bone-mets-no-bma" / "request.json"
+)
+
+
+def issue_card(client: TestClient | httpx.Client, base: str = "") -> dict[str, Any]:
+    """A card the service really issued to this client (a patient-view call)."""
+    data: dict[str, Any] = json.loads(BONE_METS_REQUEST.read_text())
+    data["hookInstance"] = str(uuid.uuid4())
+    r = client.post(f"{base}/cds-services/{PATIENT_VIEW}", json=data)
+    assert r.status_code == 200, r.text
+    card: dict[str, Any] = next(c for c in r.json()["cards"] if c.get("suggestions"))
+    return card
+
+
+def record_issued(
+    store: Store,
+    card: str,
+    service_id: str = PATIENT_VIEW,
+    *,
+    suggestions: tuple[str, ...] = ("s1",),
+    caller: str = "|",
+) -> None:
+    """Record a card as issued, for store-level tests of feedback."""
+    store.record_issued(
+        [
+            IssuedCard(
+                card=card,
+                rule="R1",
+                patient_key="k",
+                evidence="e",
+                service_id=service_id,
+                caller=caller,
+                suggestions=suggestions,
+            )
+        ]
+    )
 
 
 @pytest.fixture(name="settings")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,8 @@ from typing import Any
 import httpx
 
 from cds.settings import TrustedIssuer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -73,24 +77,37 @@ def running_service(
         proc.wait(timeout=20)
 
 
-def post_feedback_until_killed(base: str, proc: subprocess.Popen[bytes], prefix: str) -> set[str]:
-    """Four clients post feedback; after 50 are acknowledged the server is killed (SIGKILL).
-    Returns the cards whose feedback got a 200 - each must be in the database afterwards."""
+def issue_card(base: str) -> dict[str, Any]:
+    """A card the running service issued (feedback is taken only for issued cards)."""
+    request = ROOT / "fixtures" / "mbc-bone-patient-view" / "her2-negative-bone-mets-no-bma"
+    data: dict[str, Any] = json.loads((request / "request.json").read_text())
+    data["hookInstance"] = str(uuid.uuid4())
+    r = httpx.post(f"{base}/cds-services/mbc-bone-patient-view", json=data, timeout=30)
+    r.raise_for_status()
+    card: dict[str, Any] = next(c for c in r.json()["cards"] if c.get("suggestions"))
+    return card
+
+
+def post_feedback_until_killed(base: str, proc: subprocess.Popen[bytes]) -> set[str]:
+    """Four clients post feedback on an issued card, each post at its own outcomeTimestamp;
+    after 50 are acknowledged the server is killed (SIGKILL). Returns the timestamps (as
+    stored) whose feedback got a 200 - each must be in the database afterwards."""
     acknowledged: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
+    card = issue_card(base)["uuid"]
 
     def writer(worker: int) -> None:
         with httpx.Client(timeout=2) as c:
             for i in range(400):
                 if stop.is_set():
                     return
-                card = f"{prefix}-{worker}-{i}"
+                at = f"2026-11-22T{worker:02}:{i // 60:02}:{i % 60:02}"
                 item = {
                     "card": card,
                     "outcome": "overridden",
                     "overrideReason": {"userComment": "x"},
-                    "outcomeTimestamp": "2026-11-22T10:00:00Z",
+                    "outcomeTimestamp": f"{at}Z",
                 }
                 try:
                     r = c.post(
@@ -101,7 +118,7 @@ def post_feedback_until_killed(base: str, proc: subprocess.Popen[bytes], prefix:
                     return
                 if r.status_code == 200:
                     with lock:
-                        acknowledged.append(card)
+                        acknowledged.append(f"{at}+00:00")
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
     for th in threads:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from cds import schemas
 from fixtures.build_scenarios import SERVICE_KEYS
-from tests.conftest import SHARED, needs_shared
+from tests.conftest import SHARED, issue_card, needs_shared
 
 EXAMPLES = SHARED / "cds-hooks" / "examples"
 PV = "/cds-services/mbc-bone-patient-view"
@@ -173,10 +173,44 @@ class TestFeedback:
         return base | over
 
     def test_stored_once_when_sent_twice(self, client: TestClient) -> None:
-        first = client.post(self.URL, json={"feedback": [self.item()]})
-        again = client.post(self.URL, json={"feedback": [self.item()]})
+        card = issue_card(client)["uuid"]
+        first = client.post(self.URL, json={"feedback": [self.item(card=card)]})
+        again = client.post(self.URL, json={"feedback": [self.item(card=card)]})
         assert first.json() == {"received": 1, "stored": 1}
         assert again.json() == {"received": 1, "stored": 0}
+
+    def test_a_card_never_issued_is_refused_and_nothing_of_the_post_stored(
+        self, client: TestClient, settings: Any
+    ) -> None:
+        """Issue 28 items 1, 2: feedback snoozes a card, so it is taken only for a card this
+        service issued to this client."""
+        from cds.store import SQLiteStore
+
+        card = issue_card(client)["uuid"]
+        made_up = self.item(card="9f8b1c4e-1b7a-4c44-a0c1-4a1e3c7d2b10")
+        body = assert_outcome(
+            client.post(self.URL, json={"feedback": [self.item(card=card), made_up]}), 422
+        )
+        assert body["issue"][0]["code"] == "not-found"
+        assert body["issue"][0]["expression"] == ["feedback[1].card"]
+        store = SQLiteStore(settings.feedback_db)
+        assert store.list() == []
+        store.close()
+
+    def test_feedback_through_another_services_url_is_refused(self, client: TestClient) -> None:
+        card = issue_card(client)["uuid"]
+        other = "/cds-services/mbc-bone-order-sign/feedback"
+        assert_outcome(client.post(other, json={"feedback": [self.item(card=card)]}), 422)
+        assert client.post(self.URL, json={"feedback": [self.item(card=card)]}).status_code == 200
+
+    def test_a_suggestion_the_card_did_not_have_is_refused(self, client: TestClient) -> None:
+        card = issue_card(client)
+        accepted = {"outcome": "accepted", "overrideReason": None, "card": card["uuid"]}
+        made_up = self.item(**accepted, acceptedSuggestions=[{"id": "made-up"}])
+        body = assert_outcome(client.post(self.URL, json={"feedback": [made_up]}), 422)
+        assert body["issue"][0]["expression"] == ["feedback[0].acceptedSuggestions[0].id"]
+        real = self.item(**accepted, acceptedSuggestions=[{"id": card["suggestions"][0]["uuid"]}])
+        assert client.post(self.URL, json={"feedback": [real]}).status_code == 200
 
     def test_invalid_feedback_is_400_with_the_invariant(self, client: TestClient) -> None:
         bad = self.item(outcome="accepted", overrideReason=None)
@@ -189,7 +223,7 @@ class TestFeedback:
     def test_readable_back(self, client: TestClient, settings: Any) -> None:
         from cds.store import SQLiteStore
 
-        client.post(self.URL, json={"feedback": [self.item()]})
+        client.post(self.URL, json={"feedback": [self.item(card=issue_card(client)["uuid"])]})
         store = SQLiteStore(settings.feedback_db)
         rows = store.list()
         store.close()

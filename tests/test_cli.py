@@ -14,7 +14,7 @@ import pytest
 from cds import __version__, schemas
 from cds.cli import main
 from cds.store import SQLiteStore
-from tests.conftest import ROOT, SHARED, needs_shared
+from tests.conftest import ROOT, SHARED, needs_shared, record_issued
 from tests.servers import running_service
 from tests.test_sandbox_requests import captured
 
@@ -62,6 +62,7 @@ class TestFeedback:
                     "outcomeTimestamp": "2026-11-22T10:00:00Z",
                 }
             )
+            record_issued(s, card, service)
             s.add(service, [item])
         s.close()
         monkeypatch.setenv("CDS_FEEDBACK_DB", str(db))

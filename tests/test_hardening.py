@@ -32,6 +32,7 @@ from cds.logs import JSONFormatter
 from cds.prefetch import FetchLimits, OutboundGate, render_template, resolve, server_allowed
 from cds.settings import Settings
 from cds.store import SQLiteStore, _check_database_url, open_store
+from tests.conftest import issue_card, record_issued
 from tests.servers import free_port, production, running_service
 
 PV = "/cds-services/mbc-bone-patient-view"
@@ -422,6 +423,7 @@ class TestFeedbackOutput:
                 "outcomeTimestamp": "2026-11-22T10:00:00Z",
             }
         )
+        record_issued(store, item.card)
         store.add("mbc-bone-patient-view", [item])
         store.close()
         monkeypatch.setenv("CDS_FEEDBACK_DB", str(db))
@@ -493,12 +495,19 @@ class TestFeedbackBounds:
 
     @pytest.mark.parametrize(("items", "status"), [(100, 200), (101, 400)])
     def test_items_per_post(self, client: TestClient, items: int, status: int) -> None:
-        body = {"feedback": [self._item(card=f"c{i}") for i in range(items)]}
+        card = issue_card(client)["uuid"]
+        body = {
+            "feedback": [
+                self._item(card=card, outcomeTimestamp=f"2026-11-22T10:{i // 60:02}:{i % 60:02}Z")
+                for i in range(items)
+            ]
+        }
         assert client.post(f"{PV}/feedback", json=body).status_code == status
 
     @pytest.mark.parametrize(("chars", "status"), [(2000, 200), (2001, 400)])
     def test_comment_length(self, client: TestClient, chars: int, status: int) -> None:
-        item = self._item(overrideReason={"userComment": "x" * chars})
+        card = issue_card(client)["uuid"]
+        item = self._item(card=card, overrideReason={"userComment": "x" * chars})
         assert client.post(f"{PV}/feedback", json={"feedback": [item]}).status_code == status
 
     def test_card_id_length(self, client: TestClient) -> None:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from cds import schemas
 from fixtures.build_scenarios import SERVICE_KEYS
-from tests.conftest import ROOT
+from tests.conftest import ROOT, issue_card
 from tests.servers import post_feedback_until_killed, running_service
 
 PV = "/cds-services/mbc-bone-patient-view"
@@ -59,7 +59,7 @@ class TestNoPhiInLogs:
             json={
                 "feedback": [
                     {
-                        "card": "c",
+                        "card": issue_card(client)["uuid"],
                         "outcome": "overridden",
                         "outcomeTimestamp": "2026-11-22T10:00:00Z",
                         "overrideReason": {"userComment": "COMMENT-SECRET Quenby refuses"},
@@ -301,7 +301,7 @@ def test_kill_9_loses_no_acknowledged_feedback(tmp_path: Path) -> None:
     got a 200 is in the database afterwards."""
     db = tmp_path / "feedback.sqlite3"
     with running_service(tmp_path, CDS_LOG_LEVEL="WARNING") as (base, server):
-        acknowledged = post_feedback_until_killed(base, server, "card")
+        acknowledged = post_feedback_until_killed(base, server)
     with sqlite3.connect(db) as con:
-        stored = {row[0] for row in con.execute("SELECT card FROM feedback")}
+        stored = {row[0] for row in con.execute("SELECT outcome_timestamp FROM feedback")}
     assert acknowledged <= stored

@@ -22,7 +22,12 @@ import pytest
 
 from cds.store import DAY_S, MIGRATIONS, IssuedCard, PostgresStore
 from tests.conftest import ROOT
-from tests.servers import post_feedback_until_killed, postgres_cluster, running_service
+from tests.servers import (
+    issue_card,
+    post_feedback_until_killed,
+    postgres_cluster,
+    running_service,
+)
 from tests.test_auth import EC_KEY, JWKS
 
 PV = "/cds-services/mbc-bone-patient-view"
@@ -61,12 +66,12 @@ def test_migrate_is_versioned_and_idempotent_and_checked(pg: str) -> None:
     assert "run `cds migrate`" in before.stderr
     first = cli("migrate", CDS_DATABASE_URL=url)
     assert first.returncode == 0, first.stderr
-    assert "schema version 0 -> 3" in first.stdout
+    assert "schema version 0 -> 4" in first.stdout
     again = cli("migrate", CDS_DATABASE_URL=url)
-    assert "schema version 3 -> 3" in again.stdout
+    assert "schema version 4 -> 4" in again.stdout
     after = cli("check", CDS_DATABASE_URL=url)
     assert after.returncode == 0, after.stderr
-    assert "schema version 3, OK" in after.stdout
+    assert "schema version 4, OK" in after.stdout
 
 
 def test_a_version_2_database_is_refused_until_migrated_then_prunes_by_index(pg: str) -> None:
@@ -79,14 +84,18 @@ def test_a_version_2_database_is_refused_until_migrated_then_prunes_by_index(pg:
             c.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
     refused = cli("check", CDS_DATABASE_URL=url)
     assert refused.returncode == 1
-    assert "at version 2, this service needs 3: run `cds migrate`" in refused.stderr
-    assert "schema version 2 -> 3" in cli("migrate", CDS_DATABASE_URL=url).stdout
+    assert "at version 2, this service needs 4: run `cds migrate`" in refused.stderr
+    assert "schema version 2 -> 4" in cli("migrate", CDS_DATABASE_URL=url).stdout
     with psycopg.connect(url) as c:
         indexes = {r[0] for r in c.execute("SELECT indexname FROM pg_indexes")}
         assert {"snooze_until", "issued_card_age"} <= indexes
         now = time.time()
         old = now - 90 * DAY_S  # past the 60-day retention
-        c.execute("INSERT INTO issued_card VALUES ('old', 'R1', 'k', 'e', %s)", (old,))
+        c.execute(
+            "INSERT INTO issued_card (card, rule, patient_key, evidence, issued_at)"
+            " VALUES ('old', 'R1', 'k', 'e', %s)",
+            (old,),
+        )
         c.execute("INSERT INTO snooze VALUES ('k', 'R1', 'e', 'overridden', %s, %s)", (old, old))
     store = PostgresStore(url)
     try:
@@ -183,7 +192,13 @@ def test_a_jti_replayed_on_the_other_instance_is_refused(instances: list[str]) -
 def test_feedback_to_both_is_listed_once_each(instances: list[str], pg: str) -> None:
     a, b = instances
     fb = f"{PV}/feedback"
-    cards = {base: f"card-{uuid.uuid4()}" for base in (a, b)}
+    # Each instance's own card, for a patient of its own (an override snoozes the patient's
+    # card, and the store is shared with the other tests); either instance may take feedback.
+    cards = {}
+    for base in (a, b):
+        body = request_body()
+        body["context"]["patientId"] = f"feedback-{uuid.uuid4()}"
+        cards[base] = call(base, body).json()["cards"][0]["uuid"]
     for base, card in cards.items():
         item = {
             "card": card,
@@ -237,9 +252,9 @@ def test_kill_9_of_one_instance_loses_nothing_acknowledged(pg: str, tmp_path: Pa
         running_service(tmp_path / "other", CDS_DATABASE_URL=url),
         running_service(tmp_path / "killed", CDS_DATABASE_URL=url) as (base, proc),
     ):
-        acknowledged = post_feedback_until_killed(base, proc, "kill")
+        acknowledged = post_feedback_until_killed(base, proc)
     with psycopg.connect(url) as c:
-        stored = {r[0] for r in c.execute("SELECT card FROM feedback")}
+        stored = {r[0] for r in c.execute("SELECT outcome_timestamp FROM feedback")}
     assert acknowledged <= stored
 
 
@@ -247,19 +262,22 @@ def test_several_workers_share_one_sqlite_store(tmp_path: Path) -> None:
     """`cds serve --workers 2`: both processes answer; feedback lands in one file."""
     store = {"CDS_FEEDBACK_DB": str(tmp_path / "shared.sqlite3")}
     with running_service(tmp_path, "--workers", "2", **store) as (base, _):
+        card = issue_card(base)["uuid"]
         for i in range(20):
             item = {
-                "card": f"w-{i}",
+                "card": card,
                 "outcome": "overridden",
                 "overrideReason": {"userComment": "x"},
-                "outcomeTimestamp": "2026-11-22T10:00:00Z",
+                "outcomeTimestamp": f"2026-11-22T10:00:{i:02}Z",
             }
             assert httpx.post(f"{base}{PV}/feedback", json={"feedback": [item]}).status_code == 200
             assert httpx.post(base + PV, json=request_body(), timeout=30).status_code == 200
     listed = cli("feedback", "--json", "--limit", "100", **store)
-    assert sorted(r["card"] for r in json.loads(listed.stdout)) == sorted(
-        f"w-{i}" for i in range(20)
-    )
+    stored = json.loads(listed.stdout)
+    assert {r["card"] for r in stored} == {card}
+    assert sorted(r["outcome_timestamp"] for r in stored) == [
+        f"2026-11-22T10:00:{i:02}+00:00" for i in range(20)
+    ]
 
 
 def test_a_locked_table_is_a_503_not_a_hang(pg: str) -> None:

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from cds import snooze
 from cds.rules import Decision
 from cds.schemas import FeedbackItem
-from cds.store import IssuedCard, Snooze, SQLiteStore
-from tests.conftest import ROOT
+from cds.store import Snooze, SQLiteStore
+from tests.conftest import ROOT, record_issued
 
 PV = "/cds-services/mbc-bone-patient-view"
 SCENARIO = ROOT / "fixtures" / "mbc-bone-patient-view" / "her2-negative-bone-mets-no-bma"
@@ -104,7 +104,7 @@ def test_accepting_quiets_for_a_day_overriding_for_the_snooze_period(
     CDS_ACCEPT_SNOOZE_DAYS (1), not for the override snooze nor for good."""
     now = 1_800_000_000.0
     store = SQLiteStore(tmp_path / "s.sqlite3", snooze_days=30, clock=lambda: now)
-    store.record_issued([IssuedCard(card="c1", rule="R1", patient_key="k", evidence="e")])
+    record_issued(store, "c1")
     item = FeedbackItem.model_validate(
         {
             "card": "c1",

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from cds.errors import FeedbackRefused
+from cds.schemas import FeedbackItem
 from cds.store import DAY_S, MIGRATIONS, PRUNE_EVERY_S, SCHEMA_VERSION, IssuedCard, SQLiteStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, record_issued
 
 T0 = 1_800_000_000.0
 RETENTION_S = 60 * DAY_S  # SQLiteStore's defaults: 30 snooze days, 60 retention days
@@ -42,7 +44,8 @@ def insert_expired(db: Path, card: str, at: float) -> None:
     old = at - RETENTION_S - 1
     with sqlite3.connect(db) as c:
         c.execute(
-            "INSERT INTO issued_card VALUES (?, 'R1', 'k', 'e', ?)",
+            "INSERT INTO issued_card (card, rule, patient_key, evidence, issued_at)"
+            " VALUES (?, 'R1', 'k', 'e', ?)",
             (card, old),
         )
         c.execute(
@@ -122,11 +125,16 @@ def test_a_version_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
                     c.execute(sql)
                 c.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         c.execute("INSERT INTO snooze VALUES ('p', 'R1', 'e', 'accepted', 1, 2)")
+        c.execute("INSERT INTO issued_card VALUES ('old-card', 'R1', 'p', 'e', 1)")
     assert "snooze_until" not in str(rows(db, "SELECT name FROM sqlite_master"))
     s = SQLiteStore(db)
-    assert s.schema_version() == SCHEMA_VERSION == 3
+    assert s.schema_version() == SCHEMA_VERSION == 4
     assert "snooze_until" in str(rows(db, "SELECT name FROM sqlite_master WHERE type='index'"))
     assert rows(db, "SELECT patient_key, reason FROM snooze") == [("p", "accepted")]
+    # Version 4: a card issued before names no service nor caller, so it takes no feedback.
+    assert rows(db, "SELECT card, service_id, caller, suggestions FROM issued_card") == [
+        ("old-card", "", "", "[]")
+    ]
     s.close()
 
 
@@ -175,10 +183,10 @@ def test_a_store_locked_by_another_process_is_a_503_not_a_500(tmp_path: Path) ->
     import time
 
     from cds.errors import StoreUnavailable
-    from cds.schemas import FeedbackItem
 
     path = tmp_path / "locked.sqlite3"
     store = SQLiteStore(path, timeout_s=0.2)
+    record_issued(store, "c")
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")
     item = FeedbackItem.model_validate(
@@ -192,3 +200,33 @@ def test_a_store_locked_by_another_process_is_a_503_not_a_500(tmp_path: Path) ->
     assert store.add("mbc-bone-patient-view", [item]) == 1
     store.close()
     other.close()
+
+
+def _overridden(card: str) -> FeedbackItem:
+    return FeedbackItem.model_validate(
+        {"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-11-22T10:00:00Z"}
+    )
+
+
+def test_feedback_from_another_caller_is_refused_and_snoozes_nothing(tmp_path: Path) -> None:
+    """Issue 28 item 1: issuer B posting feedback on issuer A's card (uuid leaked or guessed)
+    must not quiet A's card."""
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    record_issued(store, "c1", caller="https://ehr-a.example.org|")
+    with pytest.raises(FeedbackRefused, match="no card with this uuid was issued"):
+        store.add("mbc-bone-patient-view", [_overridden("c1")], caller="https://ehr-b.example.org|")
+    assert store.snoozes("k") == {}
+    assert store.list() == []
+    assert (
+        store.add("mbc-bone-patient-view", [_overridden("c1")], caller="https://ehr-a.example.org|")
+        == 1
+    )
+    assert "R1" in store.snoozes("k")
+    store.close()
+
+
+def test_with_snoozing_off_feedback_is_stored_as_received(tmp_path: Path) -> None:
+    """No card is recorded then, and feedback silences nothing: it is kept for review."""
+    store = SQLiteStore(tmp_path / "s.sqlite3", snooze_days=0)
+    assert store.add("mbc-bone-patient-view", [_overridden("never-recorded")]) == 1
+    store.close()
