@@ -3,23 +3,33 @@
 A body nested ~1,000 levels deep stops a parser (or worse, a recursive walk over what it
 parsed), and a shallower but still deep one can break code that walks it. JSON nested deeper
 than any FHIR resource or CDS Hooks request needs is refused as a clean error instead. The
-depth is measured without recursion and at C speed: everything but brackets is dropped and
-matched pairs are removed one nesting level per pass. Brackets inside strings can only be
-counted wrongly in rare text, so a text that looks too deep is measured again with its strings
-blanked out (slower, exact); one crafted to look shallow is still stopped by the parser's own
-recursion limit (an invalid-JSON error) and by the route's backstop.
+depth is measured in one linear pass at C speed: everything but brackets is dropped, each
+opening bracket counts +1 and each closing one -1, and the running sum's maximum is the depth.
+(It used to remove matched pairs one nesting level per pass: 64 whole passes for a body built
+to be deep, 5 s for 9.8 MB of `[[[...]]]`, on the event loop.) Brackets inside strings can
+only be counted wrongly in rare text, so a text that looks too deep is measured again with its
+strings blanked out (slower, exact); one crafted to look shallow is still stopped by the
+parser's own recursion limit (an invalid-JSON error) and by the route's backstop.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 from typing import Any
 
+import anyio
 import orjson
 
 MAX_DEPTH = 64  # FHIR resources in practice nest well under 20 levels
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A typical chart parses in ~0.1 ms, a 2,000-resource one in ~7 ms: larger texts (request bodies
+# and FHIR pages alike) are parsed in a worker thread, so /health and other calls' fetches and
+# I/O are not held up behind them.
+PARSE_ON_LOOP_BYTES = 256 * 1024
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # unrolled: 2.5x faster
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as signed bytes
 
 
 class TooDeep(ValueError):
@@ -32,20 +42,19 @@ def nesting_within(data: bytes, limit: int = MAX_DEPTH) -> bool:
     brackets = data.translate(None, _NOT_BRACKET)  # one pass; counting each bracket is two
     if len(brackets) <= limit:
         return True
-    return _within(brackets, limit) or _within(
-        _STRING.sub(b"", data).translate(None, _NOT_BRACKET), limit
+    return (
+        _depth(brackets) <= limit
+        or _depth(_STRING.sub(b"", data).translate(None, _NOT_BRACKET)) <= limit
     )
 
 
-def _within(brackets: bytes, limit: int) -> bool:
-    for _ in range(limit):
-        if not brackets:
-            return True
-        shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
-        if shorter == brackets:
-            return True
-        brackets = shorter
-    return not brackets
+def _depth(brackets: bytes) -> int:
+    """The deepest nesting of a text of brackets: the maximum running sum of +1 for each
+    opening and -1 for each closing one (as signed bytes, summed by itertools in C)."""
+    if not brackets:
+        return 0
+    steps = memoryview(brackets.translate(_STEP)).cast("b")
+    return max(itertools.accumulate(steps))
 
 
 def loads(data: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
@@ -57,3 +66,10 @@ def loads(data: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     if not nesting_within(data, max_depth):
         raise TooDeep(f"JSON nested more than {max_depth} levels deep")
     return orjson.loads(data)
+
+
+async def loads_off_loop(data: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """`loads`, in a worker thread when the text is large (a request body, a FHIR page)."""
+    if len(data) < PARSE_ON_LOOP_BYTES:
+        return loads(data, max_depth=max_depth)
+    return await anyio.to_thread.run_sync(functools.partial(loads, data, max_depth=max_depth))

@@ -241,7 +241,7 @@ async def _get_json(
     finally:
         limiter.release()
     try:
-        return response.status_code, jsonsafe.loads(body)
+        return response.status_code, await jsonsafe.loads_off_loop(body)
     except jsonsafe.TooDeep:
         raise _KeyFailed(key, "the FHIR server returned JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
