@@ -18,7 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cds import __version__, schemas
 from cds.api import router
 from cds.auth import JWTVerifier
-from cds.errors import CDSError, Issue
+from cds.body_budget import BodyBudgetMiddleware
+from cds.errors import Busy, CDSError, Issue
 from cds.facts.conformance import warm_up
 from cds.logs import silence_url_loggers
 from cds.openapi import install as install_openapi
@@ -139,6 +140,11 @@ def create_app(
         allow_headers=["Authorization", "Content-Type"],
         max_age=600,
     )
+    app.add_middleware(
+        BodyBudgetMiddleware,
+        max_bytes_in_flight=max(settings.max_body_bytes, settings.max_body_bytes_in_flight),
+        timeout_s=settings.body_timeout_s,
+    )
     app.include_router(router)
     if docs:
         install_openapi(app, list(knowledge.services))
@@ -148,6 +154,8 @@ def create_app(
         response = outcome(exc.http_status, exc.issues)
         if exc.http_status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, Busy):
+            response.headers["Retry-After"] = "1"  # bodies in flight end within seconds
         return response
 
     @app.exception_handler(RequestValidationError)

@@ -9,8 +9,10 @@ Our exception hierarchy:
   + PayloadTooLarge ....... 413
   + UnsupportedMediaType .. 415
   + FeedbackRefused ....... 422  feedback for a card not issued to this caller by this service
+  + BodyTimeout ........... 408  the request body did not arrive within its deadline
   + PrefetchUnavailable ... 412  data the rules need was neither prefetched nor fetchable
   + StoreUnavailable ...... 503  the database did not answer within its bounded wait
+  + Busy .................. 503  request bodies in flight are at their memory budget
 * ConfigError ............. start-up only: knowledge files or settings are inconsistent
 """
 
@@ -79,6 +81,16 @@ class PrefetchUnavailable(CDSError):
 
 
 class StoreUnavailable(CDSError):
+    http_status = 503
+    issue_code = "transient"
+
+
+class BodyTimeout(CDSError):
+    http_status = 408
+    issue_code = "timeout"
+
+
+class Busy(CDSError):
     http_status = 503
     issue_code = "transient"
 

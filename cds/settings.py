@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=1000, ge=10)
     # A client must send its request headers within this time, or the socket is closed.
     header_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # ... and a POST's body within this time of its headers (408).
+    body_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # All request bodies being received or worked on at once, in bytes (503 beyond): each is
+    # held, with what is parsed from it (~7x), for its whole call.
+    max_body_bytes_in_flight: int = Field(default=50_000_000, ge=1024)
 
     # How a resource is checked before the rules read it: "fields" checks the fields they read
     # against FHIR R4 (fast); "full" also validates the whole resource with fhir.resources R4B.

@@ -563,3 +563,76 @@ class TestFeedbackBounds:
         r = client.post(f"{PV}/feedback", json={"feedback": [item]})
         assert r.status_code == 400
         assert r.json()["issue"][0]["expression"] == ["feedback.0.card"]
+
+
+class TestBodiesInFlight:
+    """Issue 28 items 7 and 14: request bodies have a deadline and share a memory budget."""
+
+    @staticmethod
+    async def _call(
+        middleware: Any, body: bytes, held: anyio.Event | None = None
+    ) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop()
+            await anyio.sleep_forever()
+            raise AssertionError
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await middleware({"type": "http", "method": "POST"}, receive, send)
+        return sent
+
+    @pytest.mark.anyio
+    async def test_bodies_beyond_the_budget_are_refused_until_one_ends(self) -> None:
+        from cds.body_budget import BodyBudgetMiddleware
+        from cds.errors import Busy
+
+        release = anyio.Event()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()  # the body, held for the whole call
+            if scope.get("hold"):
+                await release.wait()
+            await send({"type": "http.response.start", "status": 200})
+
+        middleware = BodyBudgetMiddleware(app, max_bytes_in_flight=1000, timeout_s=5)
+        async with anyio.create_task_group() as tg:
+
+            async def held_call() -> None:
+                sent: list[Any] = []
+                messages = [{"type": "http.request", "body": b"x" * 700}]
+
+                async def receive() -> Any:
+                    return messages.pop()
+
+                async def send(message: Any) -> None:
+                    sent.append(message)
+
+                await middleware({"type": "http", "method": "POST", "hold": True}, receive, send)
+
+            tg.start_soon(held_call)
+            await anyio.sleep(0.05)
+            assert middleware.bytes_left == 300
+            with pytest.raises(Busy, match="CDS_MAX_BODY_BYTES_IN_FLIGHT"):
+                await self._call(middleware, b"y" * 400)
+            assert (await self._call(middleware, b"z" * 300))[0]["status"] == 200
+            release.set()
+        assert middleware.bytes_left == 1000  # everything given back, the refused call too
+
+    def test_a_body_that_trickles_is_a_408_within_the_deadline(self, tmp_path: Path) -> None:
+        with running_service(tmp_path, CDS_BODY_TIMEOUT_S="1") as (base, _):
+            port = int(base.rsplit(":", 1)[1])
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(
+                    f"POST {PV} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".encode()
+                )
+                answer = s.recv(65536).decode()  # waits for the deadline, not for 999 bytes
+            assert answer.startswith("HTTP/1.1 408"), answer[:200]
+            assert "CDS_BODY_TIMEOUT_S" in answer
+            assert httpx.get(f"{base}/health").status_code == 200
