@@ -37,6 +37,8 @@ SCHEMA_VERSION = 4
 # Retention is counted in days: pruning once a minute keeps the tables as small as pruning on
 # every call did, without two more statements (two more round trips on PostgreSQL) per call.
 PRUNE_EVERY_S = 60.0
+# Feedback records one card may collect (distinct outcomes and times; a resent one is not new).
+MAX_FEEDBACK_PER_CARD = 20
 # Version 2: the JWT replay cache, issued cards and snoozes (the same SQL on both backends).
 _V2 = (
     """CREATE TABLE IF NOT EXISTS jwt_replay (
@@ -222,6 +224,26 @@ def _check_issued(
             )
 
 
+def _check_count(n: int, cur: Any, q: Callable[[str], str], service_id: str, card: str) -> None:
+    """At most MAX_FEEDBACK_PER_CARD records per card (issue 28 item 5): a card is accepted or
+    overridden a few times at most, and the table is never pruned (it is clinicians' feedback,
+    kept for review), so a client cannot grow it without bound through one real card."""
+    cur.execute(
+        q("SELECT COUNT(*) FROM feedback WHERE service_id = %s AND card = %s"), (service_id, card)
+    )
+    if cur.fetchone()[0] > MAX_FEEDBACK_PER_CARD:
+        raise FeedbackRefused(
+            f"feedback[{n}]: this card already has {MAX_FEEDBACK_PER_CARD} feedback records",
+            issues=(
+                Issue(
+                    code="too-costly",
+                    diagnostics=f"a card takes at most {MAX_FEEDBACK_PER_CARD} feedback records",
+                    expression=f"feedback[{n}]",
+                ),
+            ),
+        )
+
+
 def _stored(r: Sequence[Any]) -> StoredFeedback:
     return StoredFeedback(
         service_id=r[0],
@@ -310,7 +332,10 @@ class _SQL:
                     # Raised inside the transaction: nothing of this post is stored.
                     _check_issued(n, item, issued, service_id, caller)
                 cur.execute(self.q(_INSERT_FEEDBACK), _feedback_row(service_id, item, stamp))
-                new += max(cur.rowcount, 0)
+                added = max(cur.rowcount, 0)
+                if added and self.snooze_s:
+                    _check_count(n, cur, self.q, service_id, item.card)
+                new += added
                 if issued is None or (item.outcome == "accepted" and not item.acceptedSuggestions):
                     continue
                 # Overridden: quiet for the snooze period. Accepted: briefly (clinical-logic

@@ -77,11 +77,14 @@ def running_service(
         proc.wait(timeout=20)
 
 
-def issue_card(base: str) -> dict[str, Any]:
-    """A card the running service issued (feedback is taken only for issued cards)."""
+def issue_card(base: str, patient: str | None = None) -> dict[str, Any]:
+    """A card the running service issued (feedback is taken only for issued cards); for
+    another `patient` when an earlier card's feedback has snoozed the first one's."""
     request = ROOT / "fixtures" / "mbc-bone-patient-view" / "her2-negative-bone-mets-no-bma"
     data: dict[str, Any] = json.loads((request / "request.json").read_text())
     data["hookInstance"] = str(uuid.uuid4())
+    if patient is not None:
+        data["context"]["patientId"] = patient
     r = httpx.post(f"{base}/cds-services/mbc-bone-patient-view", json=data, timeout=30)
     r.raise_for_status()
     card: dict[str, Any] = next(c for c in r.json()["cards"] if c.get("suggestions"))
@@ -89,19 +92,21 @@ def issue_card(base: str) -> dict[str, Any]:
 
 
 def post_feedback_until_killed(base: str, proc: subprocess.Popen[bytes]) -> set[str]:
-    """Four clients post feedback on an issued card, each post at its own outcomeTimestamp;
-    after 50 are acknowledged the server is killed (SIGKILL). Returns the timestamps (as
-    stored) whose feedback got a 200 - each must be in the database afterwards."""
+    """Four clients post feedback on issued cards (a card takes 20 records: each client a
+    card of its own per 10 posts), each post at its own outcomeTimestamp; after 50 are
+    acknowledged the server is killed (SIGKILL). Returns the timestamps (as stored) whose
+    feedback got a 200 - each must be in the database afterwards."""
     acknowledged: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
-    card = issue_card(base)["uuid"]
+    cards = [issue_card(base, f"feedback-{n}")["uuid"] for n in range(4 * 40)]
 
     def writer(worker: int) -> None:
         with httpx.Client(timeout=2) as c:
             for i in range(400):
                 if stop.is_set():
                     return
+                card = cards[worker * 40 + i // 10]
                 at = f"2026-11-22T{worker:02}:{i // 60:02}:{i % 60:02}"
                 item = {
                     "card": card,

@@ -544,13 +544,24 @@ class TestFeedbackBounds:
     @pytest.mark.parametrize(("items", "status"), [(100, 200), (101, 400)])
     def test_items_per_post(self, client: TestClient, items: int, status: int) -> None:
         card = issue_card(client)["uuid"]
-        body = {
-            "feedback": [
-                self._item(card=card, outcomeTimestamp=f"2026-11-22T10:{i // 60:02}:{i % 60:02}Z")
-                for i in range(items)
-            ]
-        }
+        body = {"feedback": [self._item(card=card)] * items}  # a resent item is not new
         assert client.post(f"{PV}/feedback", json=body).status_code == status
+
+    def test_records_per_card(self, client: TestClient) -> None:
+        """A real card could collect feedback without end, one record per distinct time."""
+        card = issue_card(client)["uuid"]
+
+        def at(i: int) -> dict[str, Any]:
+            return self._item(card=card, outcomeTimestamp=f"2026-11-22T10:00:{i:02}Z")
+
+        twenty = {"feedback": [at(i) for i in range(20)]}
+        assert client.post(f"{PV}/feedback", json=twenty).json() == {"received": 20, "stored": 20}
+        r = client.post(f"{PV}/feedback", json={"feedback": [at(0), at(20)]})
+        assert r.status_code == 422
+        assert r.json()["issue"][0]["code"] == "too-costly"
+        assert r.json()["issue"][0]["expression"] == ["feedback[1]"]
+        resent = client.post(f"{PV}/feedback", json={"feedback": [at(19)]})
+        assert resent.json() == {"received": 1, "stored": 0}
 
     @pytest.mark.parametrize(("chars", "status"), [(2000, 200), (2001, 400)])
     def test_comment_length(self, client: TestClient, chars: int, status: int) -> None:
