@@ -643,7 +643,27 @@ class TestBodiesInFlight:
                     f"POST {PV} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                     "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".encode()
                 )
-                answer = s.recv(65536).decode()  # waits for the deadline, not for 999 bytes
+                answer = _http_answer(s)  # waits for the deadline, not for 999 bytes
             assert answer.startswith("HTTP/1.1 408"), answer[:200]
             assert "CDS_BODY_TIMEOUT_S" in answer
             assert httpx.get(f"{base}/health").status_code == 200
+
+
+def _http_answer(s: socket.socket) -> str:
+    """One HTTP/1.1 answer read whole from a socket: the head, then content-length bytes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        assert chunk, "closed before an answer"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = s.recv(65536)
+        assert chunk, "closed before the whole body"
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode()
