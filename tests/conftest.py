@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -25,7 +23,8 @@ from cds.services import Knowledge, load_knowledge
 from cds.settings import REPO_CARDS, Settings
 from cds.store import IssuedCard, Store
 from cds.terminology import Terminology
-from tests.servers import free_port
+from tests.servers import ENGINE, fhir_engine
+from tests.servers import ROOT as ROOT  # re-exported: the tests import it from here
 
 # CI replays the same fuzz examples every run (derandomized); locally each run explores anew.
 hypothesis_settings.register_profile("ci", derandomize=True, database=None)
@@ -35,7 +34,6 @@ hypothesis_settings.load_profile(
 )
 
 AS_OF = date(2026, 11, 22)
-ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
 
@@ -144,42 +142,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-ENGINE = ROOT / "tests" / "fhir_engine"
-
-
 @pytest.fixture(scope="session", name="engine")
 def _engine() -> Iterator[str]:
     """A real FHIR R4 engine on loopback (tests/fhir_engine): its base URL. If it cannot
     start, the test fails with the reason; it is never skipped."""
-    node = shutil.which("node")
-    if node is None:
+    if shutil.which("node") is None:
         pytest.fail("Node.js is not on PATH: the FHIR engine tests need it (Node 20+)")
     if not (ENGINE / "node_modules" / "@medplum" / "fhir-router").is_dir():
         pytest.fail(f"the FHIR engine is not installed: run `npm ci` in {ENGINE}")
-    port = free_port()
-    proc = subprocess.Popen(  # noqa: S603
-        [node, "--experimental-websocket", "server.js", str(port)],
-        cwd=ENGINE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}/fhir"
-    try:
-        for _ in range(300):
-            if proc.poll() is not None:
-                out = proc.stdout.read() if proc.stdout else ""
-                pytest.fail(f"the FHIR engine exited ({proc.returncode}): {out[-2000:]}")
-            try:
-                if httpx.get(f"{base}/metadata", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the FHIR engine did not answer /metadata within 30 s")
+    with fhir_engine() as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()

@@ -91,6 +91,36 @@ def issue_card(base: str, patient: str | None = None) -> dict[str, Any]:
     return card
 
 
+ENGINE = ROOT / "tests" / "fhir_engine"
+
+
+@contextmanager
+def fhir_engine() -> Iterator[str]:
+    """The test FHIR R4 engine (tests/fhir_engine, Node) on loopback: its base URL. If it
+    exits or does not answer, the error carries the end of its output."""
+    node = shutil.which("node") or "node"
+    port = free_port()
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(  # noqa: S603
+            [node, "--experimental-websocket", "server.js", str(port)],
+            cwd=ENGINE,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}/fhir"
+        try:
+            try:
+                wait_for(f"{base}/metadata", proc, "the FHIR engine")
+            except AssertionError as exc:
+                output.seek(0)
+                tail = output.read().decode(errors="replace")[-2000:]
+                raise AssertionError(f"{exc}: {tail}") from None
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 def post_feedback_until_killed(base: str, proc: subprocess.Popen[bytes]) -> set[str]:
     """Four clients post feedback on issued cards (a card takes 20 records: each client a
     card of its own per 10 posts), each post at its own outcomeTimestamp; after 50 are

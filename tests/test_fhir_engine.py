@@ -22,7 +22,8 @@ from cds.app import create_app
 from cds.replay import digest, iter_scenarios, load_into, scenario_resources, through_fhir_server
 from cds.services import Knowledge
 from cds.settings import Settings
-from tests.conftest import AS_OF, ENGINE, ROOT
+from tests.conftest import AS_OF, ROOT
+from tests.servers import ENGINE
 
 SCENARIOS = [
     s

@@ -11,8 +11,6 @@ import functools
 import http.server
 import os
 import shutil
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,11 +21,9 @@ from urllib.parse import urlencode
 
 import httpx
 
-from tests.servers import free_port, wait_for
+from tests.servers import ENGINE, ROOT, free_port, running_service
 
-ROOT = Path(__file__).resolve().parents[2]
 SANDBOX = ROOT.parent / "shared" / "cds-hooks" / "sandbox-build"
-ENGINE = ROOT / "tests" / "fhir_engine"
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 
 
@@ -80,47 +76,12 @@ def static_sandbox() -> Iterator[str]:
 
 
 @contextmanager
-def fhir_engine() -> Iterator[str]:
-    node = shutil.which("node") or "node"
-    port = free_port()
-    proc = subprocess.Popen(  # noqa: S603
-        [node, "--experimental-websocket", "server.js", str(port)],
-        cwd=ENGINE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}/fhir"
-    try:
-        wait_for(f"{base}/metadata", proc, "the FHIR engine")
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-@contextmanager
 def service(db: Path, **env: str) -> Iterator[str]:
-    port = free_port()
-    full = {
-        **os.environ,
-        "CDS_FEEDBACK_DB": str(db),
-        "CDS_LOG_LEVEL": "WARNING",
-        **env,
-    }
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "cds", "serve", "--port", str(port)],
-        env=full,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{base}/health", proc, "cds serve")
+    with running_service(db.parent, CDS_FEEDBACK_DB=str(db), CDS_LOG_LEVEL="WARNING", **env) as (
+        base,
+        _,
+    ):
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @dataclass(frozen=True)

@@ -28,16 +28,15 @@ from cds.store import SQLiteStore, StoredFeedback
 from fixtures.build_scenarios import AS_OF, Scenario, scenarios
 from tests.e2e.harness import (
     CARD,
-    ROOT,
     SOURCE_LINK,
     Stack,
     chromium_path,
-    fhir_engine,
     missing,
     redated,
     service,
     static_sandbox,
 )
+from tests.servers import ROOT, fhir_engine
 
 pytestmark = pytest.mark.e2e
 
