@@ -15,9 +15,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
-from cds import jsonsafe, schemas
+from cds import jsonsafe, metrics, schemas
 from cds.auth import ClientIdentity, JWTVerifier, request_url
 from cds.errors import (
+    FeedbackRefused,
     Issue,
     PayloadTooLarge,
     RequestInvalid,
@@ -242,8 +243,10 @@ async def call_service(
     )
     if remote is not None and result.issued:
         await anyio.to_thread.run_sync(remote.record_issued, result.issued)
+        timings.mark("store")
     response = Response(result.response.wire_json(), media_type="application/json")
     timings.mark("serialize")
+    metrics.observe_call(timings.stages, ((c.rule, c.indicator) for c in result.issued))
     log.info(
         "call",
         extra={
@@ -297,6 +300,7 @@ def _evaluate(
     )
     if store is not None and result.issued:
         store.record_issued(result.issued)
+        timings.mark("store")
     return result
 
 
@@ -309,9 +313,15 @@ async def feedback(service_id: str, request: Request, client: ClientDep) -> JSON
     start = time.perf_counter()
     # SQLite commits (and fsyncs) off the event loop; the 200 goes out only after the commit.
     who = caller(client.iss, client.tenant) if client else caller(None, None)
-    new = await anyio.to_thread.run_sync(
-        functools.partial(store.add, service_id, parsed.feedback, caller=who)
-    )
+    try:
+        new = await anyio.to_thread.run_sync(
+            functools.partial(store.add, service_id, parsed.feedback, caller=who)
+        )
+    except FeedbackRefused:
+        metrics.FEEDBACK.labels("refused").inc(len(parsed.feedback))
+        raise
+    for item in parsed.feedback:
+        metrics.FEEDBACK.labels(item.outcome).inc()
     log.info(
         "feedback",
         extra={

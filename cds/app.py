@@ -19,9 +19,10 @@ from cds import __version__, schemas
 from cds.api import router
 from cds.auth import JWTVerifier
 from cds.body_budget import BodyBudgetMiddleware
-from cds.errors import Busy, CDSError, Issue
+from cds.errors import Busy, CDSError, Issue, StoreUnavailable
 from cds.facts.conformance import warm_up
 from cds.logs import silence_url_loggers
+from cds.metrics import STORE_ERRORS, CallMetrics
 from cds.openapi import install as install_openapi
 from cds.prefetch import OutboundGate
 from cds.services import Knowledge, load_knowledge
@@ -100,6 +101,7 @@ def create_app(
             sqlite_path=settings.feedback_db,
             snooze_days=settings.snooze_days,
             accept_snooze_days=settings.accept_snooze_days,
+            retention_days=settings.issued_retention_days,
             timeout_s=settings.database_timeout_s,
         )
         kwargs: dict[str, Any] = {"clock": verifier_clock} if verifier_clock is not None else {}
@@ -145,6 +147,11 @@ def create_app(
         max_bytes_in_flight=max(settings.max_body_bytes, settings.max_body_bytes_in_flight),
         timeout_s=settings.body_timeout_s,
     )
+    if settings.metrics_address:
+        # Outermost: every answer to a call is counted, whichever layer gave it.
+        app.add_middleware(
+            CallMetrics, hooks={sid: s.hook for sid, s in knowledge.services.items()}
+        )
     app.include_router(router)
     if docs:
         install_openapi(app, list(knowledge.services))
@@ -156,6 +163,8 @@ def create_app(
             response.headers["WWW-Authenticate"] = "Bearer"
         if isinstance(exc, Busy):
             response.headers["Retry-After"] = "1"  # bodies in flight end within seconds
+        if isinstance(exc, StoreUnavailable):
+            STORE_ERRORS.inc()
         return response
 
     @app.exception_handler(RequestValidationError)

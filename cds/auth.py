@@ -24,6 +24,7 @@ import httpx
 import jwt
 from jwt import PyJWK, PyJWKSet
 
+from cds import metrics
 from cds.errors import AuthFailed
 from cds.settings import Settings, TrustedIssuer
 
@@ -44,7 +45,12 @@ class ClientIdentity:
 
 
 class _Reject(Exception):
-    """Internal: why a token was refused (logged, never returned to the caller)."""
+    """Internal: why a token was refused (logged, never returned to the caller), and its kind:
+    one of a fixed few words, the label of the rejection metric."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(slots=True)
@@ -84,11 +90,12 @@ class JWTVerifier:
             return await self._verify(authorization, audience)
         except _Reject as exc:
             log.warning("client JWT rejected: %s", exc)
+            metrics.JWT_REJECTIONS.labels(exc.kind).inc()
             raise AuthFailed("authentication failed") from None
 
     async def _verify(self, authorization: str | None, audience: str) -> ClientIdentity:
         if not authorization or not authorization.lower().startswith("bearer "):
-            raise _Reject("no Bearer token")
+            raise _Reject("no Bearer token", "missing")
         token = authorization[7:].strip()
         try:
             # Header and claims from one parse (PyJWT checks each base64url character in
@@ -97,21 +104,21 @@ class JWTVerifier:
             header: dict[str, Any] = unverified_token["header"]
             unverified: dict[str, Any] = unverified_token["payload"]
         except jwt.PyJWTError as exc:
-            raise _Reject(f"malformed token ({type(exc).__name__})") from None
+            raise _Reject(f"malformed token ({type(exc).__name__})", "malformed") from None
         alg = header.get("alg")
         if alg not in self.settings.jwt_algorithms or alg == "none" or str(alg).startswith("HS"):
-            raise _Reject(f"algorithm {alg!r} not allowed")
+            raise _Reject(f"algorithm {alg!r} not allowed", "algorithm")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
-            raise _Reject("no kid in the header")
+            raise _Reject("no kid in the header", "header")
         if str(header.get("typ", "")).upper() != "JWT":
-            raise _Reject("typ is not JWT")
+            raise _Reject("typ is not JWT", "header")
         issuer = self.issuers.get(str(unverified.get("iss")))
         if issuer is None:
-            raise _Reject(f"issuer {unverified.get('iss')!r} is not trusted")
+            raise _Reject(f"issuer {unverified.get('iss')!r} is not trusted", "issuer")
         jku = header.get("jku")
         if jku is not None and jku not in issuer.jku_allowlist:
-            raise _Reject(f"jku {jku!r} is not on the allowlist of {issuer.iss}")
+            raise _Reject(f"jku {jku!r} is not on the allowlist of {issuer.iss}", "jku")
         key = await self._key(issuer, kid, jku)
         # Off the event loop: an ES384 signature check takes ~0.5 ms (cryptography releases
         # the GIL meanwhile) and the shared replay cache is a store write; one hop for both.
@@ -148,30 +155,30 @@ class JWTVerifier:
                 },
             )
         except jwt.InvalidAudienceError:
-            raise _Reject(f"aud does not match {audience}") from None
+            raise _Reject(f"aud does not match {audience}", "audience") from None
         except jwt.PyJWTError as exc:
-            raise _Reject(f"invalid token ({type(exc).__name__})") from None
+            raise _Reject(f"invalid token ({type(exc).__name__})", "signature") from None
         now = self.clock()
         leeway = self.settings.jwt_leeway_s
         exp, iat = _number(claims, "exp"), _number(claims, "iat")
         if exp < now - leeway:
-            raise _Reject("token expired")
+            raise _Reject("token expired", "expired")
         if iat > now + leeway:
-            raise _Reject("token issued in the future")
+            raise _Reject("token issued in the future", "time")
         if exp - iat > MAX_TOKEN_AGE_S + leeway:
-            raise _Reject("token lifetime exceeds an hour")
+            raise _Reject("token lifetime exceeds an hour", "time")
         if "nbf" in claims and _number(claims, "nbf") > now + leeway:
-            raise _Reject("token not yet valid (nbf)")
+            raise _Reject("token not yet valid (nbf)", "time")
         if issuer.tenants and claims.get("tenant") not in issuer.tenants:
-            raise _Reject("tenant is not allowed")
+            raise _Reject("tenant is not allowed", "tenant")
         jti = claims["jti"]
         if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_CHARS or "\x00" in jti:
             # A NUL made PostgreSQL fail (a 500); a megabyte jti would fill the replay cache.
-            raise _Reject(f"jti must be a string of 1 to {MAX_JTI_CHARS} characters, no NUL")
+            raise _Reject(f"jti must be a string of 1 to {MAX_JTI_CHARS} characters, no NUL", "jti")
         if self.replay is not None and not self.replay(
             issuer.iss, str(claims["jti"]), exp + leeway, now
         ):
-            raise _Reject("jti replayed")
+            raise _Reject("jti replayed", "replay")
         return claims, exp + leeway, now
 
     def _remember_jti(self, iss: str, jti: str, until: float, now: float) -> None:
@@ -179,7 +186,7 @@ class JWTVerifier:
             _, expired = heapq.heappop(self._jti_expiry)
             self._seen_jti.discard(expired)
         if (iss, jti) in self._seen_jti:
-            raise _Reject("jti replayed")
+            raise _Reject("jti replayed", "replay")
         self._seen_jti.add((iss, jti))
         heapq.heappush(self._jti_expiry, (until, (iss, jti)))
 
@@ -189,10 +196,10 @@ class JWTVerifier:
             static = self._keys[f"file:{issuer.jwks_file}"]
             if kid in static.keys:
                 return static.keys[kid]
-            raise _Reject(f"unknown kid {kid!r}")
+            raise _Reject(f"unknown kid {kid!r}", "key")
         url = jku or issuer.jwks_url
         if url is None:
-            raise _Reject("no JWKS for this issuer")
+            raise _Reject("no JWKS for this issuer", "key")
         now = self.clock()
         cached: _CachedKeys | None = self._keys.get(url)
         if cached is not None and kid in cached.keys and now - cached.fetched_at < JWKS_TTL_S:
@@ -202,7 +209,7 @@ class JWTVerifier:
         if now - self._last_fetch.get(url, float("-inf")) < JWKS_REFETCH_COOLDOWN_S:
             if cached is not None and kid in cached.keys:
                 return cached.keys[kid]
-            raise _Reject(f"unknown kid {kid!r} (key set {url} refetched recently)")
+            raise _Reject(f"unknown kid {kid!r} (key set {url} refetched recently)", "key")
         self._last_fetch[url] = now
         try:
             response = await self.client.get(url, timeout=self.settings.fhir_timeout_s)
@@ -212,18 +219,22 @@ class JWTVerifier:
             cached = _CachedKeys(keys=_parse_jwks(response.json()), fetched_at=now)
             self._keys[url] = cached
         except (httpx.HTTPError, ValueError) as exc:
-            raise _Reject(f"JWKS {url} could not be fetched ({type(exc).__name__})") from None
+            raise _Reject(
+                f"JWKS {url} could not be fetched ({type(exc).__name__})", "key"
+            ) from None
         if cached is not None and kid in cached.keys:
             return cached.keys[kid]
-        raise _Reject(f"unknown kid {kid!r}")
+        raise _Reject(f"unknown kid {kid!r}", "key")
 
 
 def _number(claims: Mapping[str, Any], name: str) -> float:
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Reject(f"{name} is not a number")
+        raise _Reject(f"{name} is not a number", "time")
     if not math.isfinite(value):
-        raise _Reject(f"{name} is not a finite number")  # NaN compares false with everything
+        raise _Reject(
+            f"{name} is not a finite number", "time"
+        )  # NaN compares false with everything
     return float(value)
 
 

@@ -1,4 +1,4 @@
-"""The `cds` command: serve, migrate, check, feedback, catalog, replay, validate."""
+"""The `cds` command: serve, migrate, check, feedback, report, catalog, replay, validate."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ import argparse
 import dataclasses
 import ipaddress
 import json
+import os
+import shutil
 import sys
+import time
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -41,11 +45,21 @@ def _settings() -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from cds.app import create_app
     from cds.logs import configure
     from cds.server import port_is_free, serve_workers, server_options, tune_for_serving
+    from cds.settings import host_port
 
     settings = _settings()
+    metrics_dir = None
+    own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    if settings.metrics_address and args.workers > 1:
+        from cds.metrics import prepare_workers
+
+        # Before anything records a metric: the workers inherit the directory through the
+        # environment and write their values there.
+        metrics_dir = prepare_workers()
+    from cds.app import create_app
+
     configure(settings.log_level)
     try:
         host = ipaddress.ip_address(args.host)
@@ -66,6 +80,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if settings.metrics_address:
+        metrics_host, metrics_port = host_port(settings.metrics_address)
+        if metrics_port == args.port:
+            print(
+                f"cannot start: CDS_METRICS_ADDRESS {settings.metrics_address} uses the hook "
+                "port; metrics are served on their own port",
+                file=sys.stderr,
+            )
+            return 2
+        if not port_is_free(metrics_host, metrics_port):
+            print(
+                f"cannot start: CDS_METRICS_ADDRESS {settings.metrics_address} is in use",
+                file=sys.stderr,
+            )
+            return 2
     try:
         app = create_app(settings)  # builds and cross-checks everything once, here
     except ConfigError as exc:
@@ -85,15 +114,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Several workers: each process builds the app from the environment; all shared state
     # (feedback, the JWT replay cache, snoozes) is in the store, none in a process.
     options = server_options(args.access_log, settings.max_connections)
+    if settings.metrics_address:
+        from cds.metrics import serve as serve_metrics
+
+        serve_metrics(settings.metrics_address, metrics_dir)
+        print(f"metrics on http://{settings.metrics_address}/metrics")
     if args.workers > 1:
         serve_workers(args.host, args.port, args.workers, options)
+        if metrics_dir is not None and own_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
         tune_for_serving()
         uvicorn.run(app, host=args.host, port=args.port, **options)
     return 0
 
 
-def _open_store(settings: Settings, *, require_schema: bool = True) -> Store:
+def _open_store(
+    settings: Settings, *, require_schema: bool = True, timeout_s: float | None = None
+) -> Store:
     from cds.store import open_store
 
     url = settings.database_url.get_secret_value() if settings.database_url else None
@@ -102,7 +140,8 @@ def _open_store(settings: Settings, *, require_schema: bool = True) -> Store:
         sqlite_path=settings.feedback_db,
         snooze_days=settings.snooze_days,
         accept_snooze_days=settings.accept_snooze_days,
-        timeout_s=settings.database_timeout_s,
+        retention_days=settings.issued_retention_days,
+        timeout_s=timeout_s or settings.database_timeout_s,
         require_schema=require_schema,
     )
 
@@ -152,6 +191,84 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.verbose:
         print(settings.summary())
     return 0
+
+
+REPORT_TIMEOUT_S = 600.0
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a rate between 0 and 1")
+    return value
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from cds import report, report_html
+
+    settings = _settings()
+    until = args.until or (datetime.now(UTC).date() + timedelta(days=1))
+    if args.since and args.since >= until:
+        print(f"--since {args.since} is not before --until {until}", file=sys.stderr)
+        return 2
+    if settings.database_url is None and not settings.feedback_db.exists():
+        print(f"no cards recorded yet ({settings.feedback_db} does not exist)", file=sys.stderr)
+        return 1
+    try:
+        # The service's statement timeout (CDS_DATABASE_TIMEOUT_S) bounds a call; the report
+        # reads the whole period (~5 s at 1,000,000 cards), so it may take minutes.
+        store = _open_store(settings, timeout_s=REPORT_TIMEOUT_S)
+        titles = _rule_titles(settings)
+    except ConfigError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    start = time.perf_counter()
+    try:
+        rows = store.report_rows(
+            _epoch(args.since) if args.since else 0.0, _epoch(until), args.service
+        )
+    finally:
+        store.close()
+    built = report.build(
+        rows,
+        since=args.since,
+        until=until,
+        flag=args.flag,
+        min_cards=args.min_cards,
+        titles=titles,
+    )
+    if args.html:
+        Path(args.html).write_text(report_html.render(built), encoding="utf-8")
+        print(f"wrote {args.html}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(built.as_json(), indent=2))
+    elif not args.html:
+        print(report.text(built), end="")
+    issued = sum(r.issued for r in built.rules)
+    print(
+        f"{issued} cards issued, {len(built.rules)} rule variants, "
+        f"{sum(r.flagged for r in built.rules)} flagged ({time.perf_counter() - start:.2f} s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _epoch(day: date) -> float:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+
+
+def _rule_titles(settings: Settings) -> dict[str, str]:
+    from cds.services import load_knowledge
+
+    k = load_knowledge(settings.cards_dir, settings.parameters, settings.validation)
+    return {rule: card.title for rule, card in k.renderer.book.cards.items()}
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
@@ -274,6 +391,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(fn=cmd_feedback)
+
+    p = sub.add_parser(
+        "report",
+        help="override rates per rule for the CDS committee (text, --json or --html)",
+        description="Cards issued per rule and variant, accepted, overridden (by reason) and "
+        "without feedback, with the override rate = overridden / (accepted + overridden) and "
+        "its 95%% Wilson interval; rules above --flag are flagged. Reads the store "
+        "(CDS_FEEDBACK_DB or CDS_DATABASE_URL).",
+    )
+    p.add_argument("--since", type=_day, help="first day of cards issued (default: all kept)")
+    p.add_argument("--until", type=_day, help="day after the last (default: tomorrow, UTC)")
+    p.add_argument("--service", help="one service id")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    p.add_argument(
+        "--flag",
+        type=_rate,
+        default=0.9,
+        help="flag override rates above this (default 0.9)",
+    )
+    p.add_argument(
+        "--min-cards",
+        type=int,
+        default=30,
+        help="answered cards a rule needs before it is flagged (default 30)",
+    )
+    p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("catalog", help="write a Markdown page per rule for clinician review")
     p.add_argument("--out", default="catalog", help="output folder (default ./catalog)")

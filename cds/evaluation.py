@@ -94,6 +94,8 @@ def evaluate_call(
                 service_id=service.id,
                 caller=caller,
                 suggestions=tuple(s.uuid for s in c.suggestions or () if s.uuid),
+                variant=d.variant,
+                indicator=d.indicator,
             )
             for c, (d, digest) in zip(cards, shown, strict=True)
             if c.uuid is not None

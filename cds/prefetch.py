@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from urllib.parse import quote, urlsplit
 import anyio
 import httpx
 
-from cds import jsonsafe, schemas
+from cds import jsonsafe, metrics, schemas
 from cds.errors import Issue, PrefetchUnavailable
 
 log = logging.getLogger(__name__)
@@ -217,35 +218,50 @@ async def _get_json(
     with anyio.move_on_after(remaining) as waited:
         await limiter.acquire()
     if waited.cancelled_caught:
+        metrics.FHIR_REQUESTS.labels("busy").inc()
         raise _KeyFailed(key, "the FHIR server is busy with other calls; gave up at the deadline")
+    outcome = "failed"  # the metric's label; each way out below names its own
+    start = time.perf_counter()
     try:
         # The request's own timeout ends inside the call's deadline, so a hanging server is
         # timed out by httpx (which then frees the connection) rather than cancelled mid-way.
         timeout = max(0.05, min(limits.timeout_s, budget.remaining()))
-        async with client.stream(
-            "GET", url, headers=headers, timeout=httpx.Timeout(timeout)
-        ) as response:
-            if response.is_redirect:
-                raise _KeyFailed(
-                    key, f"the FHIR server redirected (HTTP {response.status_code}); not followed"
-                )
-            if response.status_code >= 400:
-                return response.status_code, None
-            body = await _read_capped(response, key, budget)
+        try:
+            async with client.stream(
+                "GET", url, headers=headers, timeout=httpx.Timeout(timeout)
+            ) as response:
+                if response.is_redirect:
+                    outcome = "redirect"
+                    raise _KeyFailed(
+                        key,
+                        f"the FHIR server redirected (HTTP {response.status_code}); not followed",
+                    )
+                if response.status_code >= 400:
+                    outcome = f"http_{response.status_code // 100}xx"
+                    return response.status_code, None
+                outcome = "too_large"  # unless the whole body arrives within the budget
+                body = await _read_capped(response, key, budget)
+        finally:
+            limiter.release()  # the connection is done with; parsing needs no slot
+        outcome = "not_json"
+        parsed = await jsonsafe.loads_off_loop(body)
+        outcome = "ok"
+        return response.status_code, parsed
     except httpx.TimeoutException:
+        outcome = "timeout"
         raise _KeyFailed(key, "the FHIR server did not answer in time") from None
     except httpx.HTTPError as exc:
+        outcome = "unreachable"
         raise _KeyFailed(
             key, f"the FHIR server could not be reached ({type(exc).__name__})"
         ) from None
-    finally:
-        limiter.release()
-    try:
-        return response.status_code, await jsonsafe.loads_off_loop(body)
     except jsonsafe.TooDeep:
         raise _KeyFailed(key, "the FHIR server returned JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise _KeyFailed(key, "the FHIR server returned a body that is not JSON") from None
+    finally:
+        metrics.FHIR_REQUESTS.labels(outcome).inc()
+        metrics.FHIR_SECONDS.labels(outcome).observe(time.perf_counter() - start)
 
 
 def _count(key: str, entries: object, budget: _Budget, limits: FetchLimits) -> list[Any]:

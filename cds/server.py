@@ -156,6 +156,10 @@ def serve_workers(host: str, port: int, workers: int, options: dict[str, Any]) -
     while not stopping:
         for i, proc in enumerate(procs):
             if not proc.is_alive():
+                if proc.pid is not None:
+                    from cds.metrics import worker_exited
+
+                    worker_exited(proc.pid)
                 procs[i] = start()
         time.sleep(0.5)
     for proc in procs:

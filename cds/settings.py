@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,6 +66,14 @@ LOOPBACK = (
 )
 
 
+def host_port(address: str) -> tuple[str, int]:
+    """ "host:port" or "[v6]:port" → (host, port); ValueError names what is wrong."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{address!r} is not host:port (e.g. 127.0.0.1:9464)")
+    return host.strip("[]"), int(port)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CDS_", extra="forbid", frozen=True)
 
@@ -83,7 +91,13 @@ class Settings(BaseSettings):
     # (clinical-logic §3c D20); the card stops for good once the record shows the therapy.
     accept_snooze_days: float = Field(default=1, ge=0, le=365)
     patient_key_secret: SecretStr = SecretStr(DEV_PATIENT_KEY_SECRET)
+    # How long a record of each issued card is kept (keyed patients, no PHI in clear): the
+    # committee report (`cds report`) reaches back this far. Never less than a snooze needs.
+    issued_retention_days: float = Field(default=400, ge=1, le=3650)
     log_level: str = "INFO"
+    # Prometheus metrics (/metrics) on their own address, e.g. 127.0.0.1:9464; unset, none are
+    # served. Never the hook endpoints' address: the numbers are for operators only.
+    metrics_address: str | None = None
 
     # Outbound FHIR: per-request timeout, one deadline for all of a call's fetches, and limits.
     fhir_timeout_s: float = Field(default=3.0, gt=0)
@@ -127,6 +141,13 @@ class Settings(BaseSettings):
     parameters: dict[str, Any] = Field(default_factory=dict)
     # Development only: honour the request extension that fixes the evaluation date (replay).
     allow_as_of_extension: bool = True
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _is_host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            host_port(value)
+        return value
 
     @model_validator(mode="after")
     def _production_is_safe(self) -> Self:

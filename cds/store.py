@@ -33,7 +33,7 @@ from cds import schemas
 from cds.errors import ConfigError, FeedbackRefused, Issue, StoreUnavailable
 
 DAY_S = 86_400.0
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Retention is counted in days: pruning once a minute keeps the tables as small as pruning on
 # every call did, without two more statements (two more round trips on PostgreSQL) per call.
 PRUNE_EVERY_S = 60.0
@@ -62,6 +62,14 @@ _V4 = (
     "ALTER TABLE issued_card ADD COLUMN service_id TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE issued_card ADD COLUMN caller TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE issued_card ADD COLUMN suggestions TEXT NOT NULL DEFAULT '[]'",
+)
+# Version 5: the committee report (`cds report`) counts issued cards by rule, variant and
+# indicator; it reads them by service and time, and feedback by card.
+_V5 = (
+    "ALTER TABLE issued_card ADD COLUMN variant TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE issued_card ADD COLUMN indicator TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX IF NOT EXISTS issued_card_service ON issued_card (service_id, issued_at)",
+    "CREATE INDEX IF NOT EXISTS feedback_card ON feedback (card)",
 )
 # (version, {backend: statements}); a statement never breaks an existing database.
 MIGRATIONS: tuple[tuple[int, dict[str, tuple[str, ...]]], ...] = (
@@ -94,6 +102,7 @@ MIGRATIONS: tuple[tuple[int, dict[str, tuple[str, ...]]], ...] = (
     # every call (0.11 ms with the index).
     (3, {"sqlite": _V3, "postgresql": _V3}),
     (4, {"sqlite": _V4, "postgresql": _V4}),
+    (5, {"sqlite": _V5, "postgresql": _V5}),
 )
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
@@ -123,6 +132,8 @@ class IssuedCard:
     service_id: str = ""  # the service that issued it: feedback goes to that service's URL
     caller: str = ""  # who received it (see `caller`): only they may give feedback on it
     suggestions: tuple[str, ...] = ()  # its suggestion uuids, the ones feedback may accept
+    variant: str = ""  # the rule's variant and the card's indicator: for the committee report
+    indicator: str = ""
 
 
 def caller(iss: str | None, tenant: str | None) -> str:
@@ -138,6 +149,36 @@ class Snooze:
     reason: Literal["overridden", "accepted"]
     since: float
     until: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CardTally:
+    """Issued cards of one rule variant in a period, and what feedback said of them; a card
+    counts once as accepted and once as overridden however many items named it."""
+
+    service_id: str
+    rule: str
+    variant: str
+    issued: int
+    patients: int
+    accepted: int
+    overridden: int
+    no_feedback: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRows:
+    tallies: list[CardTally]
+    # (service, rule, variant, override reason code or "", cards overridden with it)
+    reasons: list[tuple[str, str, str, str, int]]
+    # (service, rule, Monday of the week as epoch seconds, issued, accepted, overridden)
+    weeks: list[tuple[str, str, float, int, int, int]]
+    # (rule, snooze reason, patients whose card for the rule went quiet in the period)
+    snoozes: list[tuple[str, str, int]]
+
+
+# Weeks start on Monday: the epoch was a Thursday, three days after one.
+_WEEK_S, _MONDAY_OFFSET_S = 7 * DAY_S, 3 * DAY_S
 
 
 class Store(Protocol):
@@ -160,6 +201,9 @@ class Store(Protocol):
     def record_issued(self, cards: Sequence[IssuedCard]) -> None: ...
 
     def snoozes(self, patient_key: str) -> dict[str, Snooze]: ...
+
+    def report_rows(self, since: float, until: float, service_id: str | None) -> ReportRows:
+        """The committee report's counts for cards issued in [since, until) (epoch seconds)."""
 
     def schema_version(self) -> int: ...
 
@@ -391,11 +435,12 @@ class _SQL:
             # One statement for all of a call's cards: one round trip to PostgreSQL, not one
             # a card. A card named twice would be updated twice, which PostgreSQL refuses.
             latest = {c.card: c for c in cards}
-            rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(latest))  # placeholders
+            rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(latest))
             cur.execute(
                 self.q(
                     "INSERT INTO issued_card (card, rule, patient_key, evidence, issued_at,"  # noqa: S608
-                    f" service_id, caller, suggestions) VALUES {rows} ON CONFLICT (card) DO UPDATE"
+                    " service_id, caller, suggestions, variant, indicator)"
+                    f" VALUES {rows} ON CONFLICT (card) DO UPDATE"
                     " SET evidence = excluded.evidence, issued_at = excluded.issued_at,"
                     " service_id = excluded.service_id, suggestions = excluded.suggestions"
                 ),
@@ -411,6 +456,8 @@ class _SQL:
                         c.service_id,
                         c.caller,
                         json.dumps(c.suggestions),
+                        c.variant,
+                        c.indicator,
                     )
                 ],
             )
@@ -427,6 +474,98 @@ class _SQL:
                 r[0]: Snooze(rule=r[0], evidence=r[1], reason=r[2], since=r[3], until=r[4])
                 for r in cur.fetchall()
             }
+
+    def report_rows(self, since: float, until: float, service_id: str | None) -> ReportRows:
+        # Aggregates only, nothing read row by row into Python: cards by variant and week
+        # joined once to their feedback grouped by card; distinct patients; override reasons
+        # from the overridden feedback (each finds its card by primary key); snoozes. The
+        # variant totals are the sums of their weeks.
+        where = "i.issued_at >= %s AND i.issued_at < %s"
+        args: list[Any] = [since, until]
+        if service_id is not None:
+            where += " AND i.service_id = %s"
+            args.append(service_id)
+        per_card = (
+            "SELECT service_id, card,"
+            " MAX(CASE WHEN outcome = 'accepted' THEN 1 ELSE 0 END) AS accepted,"
+            " MAX(CASE WHEN outcome = 'overridden' THEN 1 ELSE 0 END) AS overridden"
+            " FROM feedback GROUP BY service_id, card"
+        )
+        week = (
+            f"CAST(FLOOR((i.issued_at + {_MONDAY_OFFSET_S}) / {_WEEK_S}) AS BIGINT)"
+            if self.backend == "postgresql"
+            else f"CAST((i.issued_at + {_MONDAY_OFFSET_S}) / {_WEEK_S} AS INTEGER)"
+        )
+        with self.tx(durable=False, read=True) as cur:
+            cur.execute(
+                self.q(
+                    f"SELECT i.service_id, i.rule, i.variant, {week}, COUNT(*),"  # noqa: S608
+                    " SUM(COALESCE(f.accepted, 0)), SUM(COALESCE(f.overridden, 0)),"
+                    " SUM(CASE WHEN f.card IS NULL THEN 1 ELSE 0 END)"
+                    f" FROM issued_card i LEFT JOIN ({per_card}) f"
+                    " ON f.service_id = i.service_id AND f.card = i.card"
+                    f" WHERE {where} GROUP BY i.service_id, i.rule, i.variant, {week}"
+                ),
+                args,
+            )
+            by_week = [(*r[:3], *(int(x) for x in r[3:])) for r in cur]
+            cur.execute(
+                self.q(
+                    "SELECT i.service_id, i.rule, i.variant, COUNT(DISTINCT i.patient_key)"  # noqa: S608
+                    f" FROM issued_card i WHERE {where} GROUP BY i.service_id, i.rule, i.variant"
+                ),
+                args,
+            )
+            patients = {(r[0], r[1], r[2]): int(r[3]) for r in cur}
+            cur.execute(
+                self.q(
+                    "SELECT i.service_id, i.rule, i.variant, COALESCE(f.override_code, ''),"  # noqa: S608
+                    " COUNT(DISTINCT f.card) FROM feedback f JOIN issued_card i"
+                    " ON i.card = f.card AND i.service_id = f.service_id"
+                    f" WHERE f.outcome = 'overridden' AND {where}"
+                    " GROUP BY i.service_id, i.rule, i.variant, COALESCE(f.override_code, '')"
+                ),
+                args,
+            )
+            reasons = [(r[0], r[1], r[2], r[3], int(r[4])) for r in cur]
+            cur.execute(
+                self.q(
+                    "SELECT rule, reason, COUNT(*) FROM snooze"
+                    " WHERE since >= %s AND since < %s GROUP BY rule, reason"
+                ),
+                (since, until),
+            )
+            snoozes = [(r[0], r[1], int(r[2])) for r in cur]
+        totals: dict[tuple[str, str, str], list[int]] = {}
+        weeks: dict[tuple[str, str, int], list[int]] = {}
+        for service, rule, variant, wk, *counts in by_week:
+            t = totals.setdefault((service, rule, variant), [0, 0, 0, 0])
+            w = weeks.setdefault((service, rule, wk), [0, 0, 0, 0])
+            for i, n in enumerate(counts):  # issued, accepted, overridden, without feedback
+                t[i] += n
+                w[i] += n
+        tallies = [
+            CardTally(
+                service_id=key[0],
+                rule=key[1],
+                variant=key[2],
+                issued=n,
+                patients=patients.get(key, 0),
+                accepted=a,
+                overridden=o,
+                no_feedback=none,
+            )
+            for key, (n, a, o, none) in totals.items()
+        ]
+        return ReportRows(
+            tallies=tallies,
+            reasons=reasons,
+            weeks=[
+                (s, r, wk * _WEEK_S - _MONDAY_OFFSET_S, n, a, o)
+                for (s, r, wk), (n, a, o, _) in weeks.items()
+            ],
+            snoozes=snoozes,
+        )
 
     def schema_version(self) -> int:
         with self.tx() as cur:
@@ -648,6 +787,7 @@ def open_store(
     sqlite_path: Path,
     snooze_days: float,
     accept_snooze_days: float = 1,
+    retention_days: float = 400,
     timeout_s: float = 2.0,
     require_schema: bool = True,
 ) -> Store:
@@ -660,6 +800,7 @@ def open_store(
             database_url,
             snooze_days=snooze_days,
             accept_snooze_days=accept_snooze_days,
+            retention_days=retention_days,
             timeout_s=timeout_s,
             require_schema=require_schema,
         )
@@ -667,5 +808,6 @@ def open_store(
         sqlite_path,
         snooze_days=snooze_days,
         accept_snooze_days=accept_snooze_days,
+        retention_days=retention_days,
         timeout_s=timeout_s,
     )

@@ -96,7 +96,15 @@ class TestNoPhiInLogs:
         assert fields["service"] == "mbc-bone-patient-view"
         assert fields["hookInstance"] == request["hookInstance"]
         assert fields["cards"] == 2  # R1 (its suggestions carry the dental referral) and R6
-        assert set(fields["ms"]) == {"parse", "prefetch", "facts", "rules", "cards", "serialize"}
+        assert set(fields["ms"]) == {
+            "parse",
+            "prefetch",
+            "facts",
+            "rules",
+            "cards",
+            "store",
+            "serialize",
+        }
 
     def test_an_unreadable_draft_is_counted_in_the_call_line(
         self, client: TestClient, caplog: pytest.LogCaptureFixture

@@ -128,7 +128,7 @@ def test_a_version_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
         c.execute("INSERT INTO issued_card VALUES ('old-card', 'R1', 'p', 'e', 1)")
     assert "snooze_until" not in str(rows(db, "SELECT name FROM sqlite_master"))
     s = SQLiteStore(db)
-    assert s.schema_version() == SCHEMA_VERSION == 4
+    assert s.schema_version() == SCHEMA_VERSION == 5
     assert "snooze_until" in str(rows(db, "SELECT name FROM sqlite_master WHERE type='index'"))
     assert rows(db, "SELECT patient_key, reason FROM snooze") == [("p", "accepted")]
     # Version 4: a card issued before names no service nor caller, so it takes no feedback.
