@@ -19,7 +19,7 @@ from cds import __version__, schemas
 from cds.api import router
 from cds.auth import JWTVerifier
 from cds.body_budget import BodyBudgetMiddleware
-from cds.errors import Busy, CDSError, Issue, StoreUnavailable
+from cds.errors import Busy, CDSError, ConfigError, Issue, StoreUnavailable
 from cds.facts.conformance import warm_up
 from cds.logs import silence_url_loggers
 from cds.metrics import STORE_ERRORS, CallMetrics
@@ -76,6 +76,8 @@ def create_app(
     knowledge = knowledge or load_knowledge(
         settings.cards_dir, settings.parameters, settings.validation
     )
+    if settings.mode == "production":
+        refuse_unreviewed(knowledge, settings.allow_unreviewed)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
@@ -195,6 +197,29 @@ def create_app(
         return outcome(500, (Issue("exception", "internal error; see the service log"),))
 
     return app
+
+
+def refuse_unreviewed(knowledge: Knowledge, allowed: tuple[str, ...]) -> None:
+    """Production runs only rules clinicians have signed in their current version (cds.review),
+    and those an operator lists on purpose in CDS_ALLOW_UNREVIEWED."""
+    unknown = sorted(set(allowed) - set(knowledge.rules))
+    if unknown:
+        raise ConfigError(f"CDS_ALLOW_UNREVIEWED names unknown rules: {', '.join(unknown)}")
+    missing = {
+        rule_id: review
+        for rule_id, review in knowledge.reviews.items()
+        if not review.reviewed and rule_id not in allowed
+    }
+    if missing:
+        detail = "; ".join(
+            f"{rule_id} {r.version} ({r.state}: needs {', '.join(r.missing_roles)})"
+            for rule_id, r in missing.items()
+        )
+        raise ConfigError(
+            f"production runs only reviewed rules; not reviewed: {detail}. Sign each with "
+            "`cds review --sign RULE --by NAME --role ROLE` after review, or list it in "
+            "CDS_ALLOW_UNREVIEWED"
+        )
 
 
 def from_environment() -> FastAPI:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,11 +28,16 @@ from cds.parameters import Parameters
 from cds.rules import Decision, DeleteDraft, Order, Proposal, RegimenOrder, Rule, UpdateDraft
 from cds.terminology import Coding, Terminology
 
+if TYPE_CHECKING:  # cds.review reads the card book: imported for its type only
+    from cds.review import RuleReview
+
 TOPIC_SYSTEM = "https://cds-mbc-bone.example.org/CodeSystem/card-topic"
 CARD_NAMESPACE = uuid.UUID("6f1c3a52-8c1e-4a57-9a77-3f1d1f0a9b21")
 # Card extension keys (CDS Hooks reserves `extension`; names are reverse-domain style).
 EXT_RULE = "org.cds-mbc-bone.rule"
 EXT_VARIANT = "org.cds-mbc-bone.variant"
+EXT_RULE_VERSION = "org.cds-mbc-bone.rule-version"  # cds.review: the content digest's prefix
+EXT_REVIEWED = "org.cds-mbc-bone.reviewed"  # the date clinicians signed this rule version
 EXT_EVIDENCE = "org.cds-mbc-bone.evidence"
 UCUM = "http://unitsofmeasure.org"
 # The first mass dose written in a dosage text ("4 mg", "4.0 mg"), which an update replaces.
@@ -352,8 +357,23 @@ class _CardParts:
 
 
 class Renderer:
-    def __init__(self, book: CardBook, rules: Mapping[str, Rule]) -> None:
+    def __init__(
+        self,
+        book: CardBook,
+        rules: Mapping[str, Rule],
+        reviews: Mapping[str, RuleReview] | None = None,
+    ) -> None:
         self.book = book
+        # Each card names its rule's version and, once clinicians have signed that version,
+        # the review date; only unreviewed rules carry the research-draft banner.
+        self._review_ext: dict[str, dict[str, str]] = {}
+        self._reviewed: set[str] = set()
+        for rid, review in (reviews or {}).items():
+            ext = {EXT_RULE_VERSION: review.version}
+            if review.review_date is not None:
+                ext[EXT_REVIEWED] = review.review_date.isoformat()
+                self._reviewed.add(rid)
+            self._review_ext[rid] = ext
         # Built once: the parameter values each rule's card texts may name.
         self._params = {
             rid: parameter_bindings(book.parameters, r.uses.parameters) for rid, r in rules.items()
@@ -426,6 +446,7 @@ class Renderer:
             extension={
                 EXT_RULE: decision.rule,
                 EXT_VARIANT: decision.variant,
+                **self._review_ext.get(decision.rule, {}),
                 **({EXT_EVIDENCE: list(dict.fromkeys(decision.refs))} if decision.refs else {}),
             },
         )
@@ -455,7 +476,8 @@ class Renderer:
         if notes:
             parts.append("**Notes**\n" + "\n".join(f"- {n}" for n in notes))
         parts.append(f"**Evidence**: {spec.evidence}")
-        parts.append(f"_{self.book.common.disclaimer}_")
+        if d.rule not in self._reviewed:
+            parts.append(f"_{self.book.common.disclaimer}_")
         return "\n\n".join(parts)
 
     def _suggestion(

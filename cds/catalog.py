@@ -25,7 +25,8 @@ def _coverage(fixtures: Path) -> dict[str, list[str]]:
     return covered
 
 
-def _show(value: object) -> str:
+def show_parameter(value: object) -> str:
+    """A parameter's value for a reviewer: dose bands and LVEF rules in words."""
     if isinstance(value, tuple) and value and isinstance(value[0], DoseBand):
         return "; ".join(
             f"CrCl {'>' if b.exclusive else '≥'} {b.min_crcl:g} → {b.dose_mg:g} mg" for b in value
@@ -89,7 +90,9 @@ def write_catalog(k: Knowledge, out: Path, fixtures: Path) -> list[Path]:
             "## Parameters",
             "",
         ]
-        lines += [f"- `{p}` = {_show(getattr(k.parameters, p))}" for p in params] or ["- none"]
+        lines += [f"- `{p}` = {show_parameter(getattr(k.parameters, p))}" for p in params] or [
+            "- none"
+        ]
         if rule.uses.regimens:
             lines += ["", "## Regimens (each drug with this regimen's dose)", ""]
             lines += _regimen_lines(k, rule.uses.regimens)

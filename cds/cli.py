@@ -1,4 +1,4 @@
-"""The `cds` command: serve, migrate, check, feedback, report, catalog, replay, validate."""
+"""The `cds` command: serve, migrate, check, feedback, report, review, catalog, replay, validate."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -169,11 +170,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from cds.app import refuse_unreviewed
     from cds.services import load_knowledge
 
     settings = _settings()
     try:
         k = load_knowledge(settings.cards_dir, settings.parameters, settings.validation)
+        if settings.mode == "production":
+            refuse_unreviewed(k, settings.allow_unreviewed)
         if settings.database_url is not None:
             store = _open_store(settings)  # refuses a schema that `cds migrate` has not set
             version = store.schema_version()
@@ -188,9 +192,18 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"knowledge: {vs} value sets, {len(k.rules)} rules, {len(k.cards.cards)} card files, "
         f"{len(k.services)} services - cross-checked, OK"
     )
+    states = [r.state for r in k.reviews.values()]
+    print(
+        f"clinician review: {states.count('reviewed')} of {len(states)} rules reviewed in their "
+        f"current version, {states.count('stale')} stale ({_where_reviews(settings)})"
+    )
     if args.verbose:
         print(settings.summary())
     return 0
+
+
+def _where_reviews(settings: Settings) -> str:
+    return str(settings.cards_dir / "reviews.yaml")
 
 
 REPORT_TIMEOUT_S = 600.0
@@ -269,6 +282,75 @@ def _rule_titles(settings: Settings) -> dict[str, str]:
 
     k = load_knowledge(settings.cards_dir, settings.parameters, settings.validation)
     return {rule: card.title for rule, card in k.renderer.book.cards.items()}
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from cds.review import sign
+    from cds.services import load_knowledge
+
+    settings = _settings()
+    try:
+        k = load_knowledge(settings.cards_dir, settings.parameters, settings.validation)
+    except ConfigError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    if args.sign:
+        if args.sign not in k.reviews:
+            print(f"no rule {args.sign!r}; rules: {', '.join(sorted(k.reviews))}", file=sys.stderr)
+            return 2
+        if not (args.by and args.role):
+            print("--sign needs --by NAME and --role ROLE", file=sys.stderr)
+            return 2
+        try:
+            entry = sign(
+                settings.cards_dir,
+                k.reviews[args.sign],
+                by=args.by,
+                role=args.role,
+                on=args.date or datetime.now(UTC).date(),
+                note=args.note or "",
+            )
+        except (ConfigError, ValueError) as exc:
+            print(f"FAILED: {exc}", file=sys.stderr)
+            return 1
+        after = load_knowledge(settings.cards_dir, settings.parameters, settings.validation)
+        state = after.reviews[args.sign]
+        still = f"; still needs {', '.join(state.missing_roles)}" if state.missing_roles else ""
+        print(
+            f"signed {args.sign} version {entry.version} by {printable(entry.reviewed_by)} "
+            f"({entry.role}) on {entry.date}: {state.state}{still}"
+        )
+        return 0
+    return _write_review_site(k, settings, Path(args.out), Path(args.fixtures))
+
+
+def _write_review_site(k: Any, settings: Settings, out: Path, fixtures: Path) -> int:
+    from cds.replay import answer_in_process, in_process_client, iter_scenarios
+    from cds.review_site import Answer, write_site
+
+    scenarios = list(iter_scenarios([str(fixtures)]))
+    if not scenarios:
+        print(f"no fixture scenarios under {fixtures}", file=sys.stderr)
+        return 1
+    answers = []
+    client, fhir = in_process_client()
+    with client:
+        for i, sc in enumerate(scenarios, 1):
+            status, body = answer_in_process(client, fhir, sc)
+            cards = body.get("cards", []) if status == 200 else []
+            answers.append(Answer(name=sc.name, case=sc.case, status=status, cards=cards))
+            if sys.stderr.isatty():
+                print(f"\r  scenarios answered: {i}/{len(scenarios)}", end="", file=sys.stderr)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    written = write_site(k, answers, out, settings.cards_dir)
+    states = [r.state for r in k.reviews.values()]
+    print(
+        f"wrote {len(written)} pages to {out} ({len(k.rules)} rules, {len(answers)} scenarios; "
+        f"{states.count('reviewed')} reviewed, {states.count('stale')} stale, "
+        f"{states.count('unreviewed')} unreviewed); open {out / 'index.html'}"
+    )
+    return 0
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
@@ -418,6 +500,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="answered cards a rule needs before it is flagged (default 30)",
     )
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser(
+        "review",
+        help="write the clinician review site, or sign a rule's current version",
+        description="Without --sign: a static site (one page per rule: its logic, citations, "
+        "review state and the cards it gives in every fixture scenario) in --out. With --sign: "
+        "record in cards/reviews.yaml that NAME, in ROLE, reviewed RULE as it is now.",
+    )
+    p.add_argument("--out", default="review", help="folder for the site (default: review)")
+    p.add_argument(
+        "--fixtures",
+        default=str(Path(__file__).resolve().parent.parent / "fixtures"),
+        help="the scenario library (default: fixtures/ of the source checkout)",
+    )
+    p.add_argument("--sign", metavar="RULE", help="record a review of RULE's current version")
+    p.add_argument("--by", metavar="NAME", help="with --sign: the reviewer")
+    p.add_argument("--role", help="with --sign: one of the required roles in reviews.yaml")
+    p.add_argument("--note", help="with --sign: what was checked, conditions")
+    p.add_argument("--date", type=_day, help="with --sign: the review date (default: today)")
+    p.set_defaults(fn=cmd_review)
 
     p = sub.add_parser("catalog", help="write a Markdown page per rule for clinician review")
     p.add_argument("--out", default="catalog", help="output folder (default ./catalog)")

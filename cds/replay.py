@@ -119,6 +119,22 @@ def call_in_process(client: Any, scenario: Scenario) -> tuple[int, dict[str, Any
     return response.status_code, response.json()
 
 
+def answer_in_process(
+    client: Any, fhir: FixtureFHIRServer | None, scenario: Scenario
+) -> tuple[int, dict[str, Any]]:
+    """A scenario answered by the in-process service; its `fhir/` files (if any) are what the
+    in-process FHIR stand-in serves."""
+    if fhir is not None:
+        fhir.folder = scenario.fhir_dir
+        fhir.patient_id = str(scenario.request.get("context", {}).get("patientId", ""))
+    return call_in_process(client, scenario)
+
+
+def in_process_client() -> tuple[Any, FixtureFHIRServer]:
+    """The service in-process with the configured knowledge and its FHIR stand-in."""
+    return _in_process_client()
+
+
 def compare(scenario: Scenario, status: int, body: dict[str, Any]) -> Result:
     want_status = int(scenario.case.get("status", 200))
     got = digest(body) if status == 200 else {"cards": []}
@@ -370,10 +386,7 @@ def _replay(args: argparse.Namespace, client: Any, fhir: FixtureFHIRServer | Non
             )
             status, body = answer.status_code, answer.json()
         else:
-            if fhir is not None:
-                fhir.folder = sc.fhir_dir
-                fhir.patient_id = str(sc.request.get("context", {}).get("patientId", ""))
-            status, body = call_in_process(client, sc)
+            status, body = answer_in_process(client, fhir, sc)
         result = compare(sc, status, body)
         missing = sc.expected is None
         if args.update and (missing or not result.ok) and status == int(sc.case.get("status", 200)):

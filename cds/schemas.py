@@ -244,6 +244,7 @@ class ServiceDescription(Outbound):
     id: str = Field(min_length=1)
     prefetch: dict[str, str] | None = None
     usageRequirements: str | None = None
+    extension: dict[str, Any] | None = None
 
 
 class Discovery(Outbound):

@@ -19,6 +19,7 @@ from cds.errors import ConfigError
 from cds.facts import FACT_VALUESETS
 from cds.facts.conformance import Checker, Mode
 from cds.parameters import Parameters, load_parameters
+from cds.review import RuleReview, review_states
 from cds.rules import Rule, load_rules
 from cds.terminology import Terminology, load_terminology
 
@@ -83,6 +84,8 @@ class Knowledge:
     cards: CardBook
     renderer: Renderer
     services: Mapping[str, Service]
+    # Each rule's clinician review against its current content digest (cards/reviews.yaml).
+    reviews: Mapping[str, RuleReview]
     # How resources are checked before they are read (CDS_VALIDATION), and its R4B verdict memo.
     checker: Checker
 
@@ -122,12 +125,14 @@ def load_knowledge(
             prefetch={k: _expand(v, t) for k, v in s.prefetch.items()},
             usage_requirements=spec.usage_requirements,
         )
+    reviews = review_states(rules, book, params, cards_dir)
     return Knowledge(
         terminology=t,
         parameters=params,
         rules=rules,
         cards=book,
-        renderer=Renderer(book, rules),
+        renderer=Renderer(book, rules, reviews),
         services=services,
+        reviews=reviews,
         checker=Checker(validation),
     )

@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     validation: Literal["fields", "full"] = "fields"
     # Threshold overrides, e.g. CDS_PARAMETERS='{"dental_lookback_days": 365}'.
     parameters: dict[str, Any] = Field(default_factory=dict)
+    # Rules production may run without a current clinician review (cards/reviews.yaml), by id;
+    # their cards keep the research-draft banner. Every other unreviewed rule stops start-up.
+    allow_unreviewed: tuple[str, ...] = ()
     # Development only: honour the request extension that fixes the evaluation date (replay).
     allow_as_of_extension: bool = True
 

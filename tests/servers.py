@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from cds.rules import load_rules
 from cds.settings import TrustedIssuer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,6 +182,8 @@ def production(tmp_path: Path, **over: Any) -> dict[str, Any]:
         "cors_origins": ("https://ehr.example.org",),
         "public_base_url": "https://cds.example.org",
         "patient_key_secret": "a-test-secret-that-keys-patients",
+        # No rule is signed in cards/reviews.yaml: production runs them only when listed.
+        "allow_unreviewed": tuple(load_rules()),
         **over,
     }
 
