@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import respx
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY, generate_latest
 
@@ -92,6 +93,32 @@ def test_calls_stages_cards_and_feedback_are_counted(metered: TestClient) -> Non
     exposition = generate_latest(REGISTRY).decode()
     for secret in ("p-metrics", cards[0]["uuid"], stranger["card"], "no-such-service"):
         assert secret not in exposition
+
+
+def test_fhir_requests_are_counted_by_outcome(metered: TestClient) -> None:
+    request = _request()
+    fetch = {k: v for k, v in request.items() if k != "prefetch"}
+    fetch["fhirServer"] = "http://127.0.0.1:9999/fhir"
+    before = {
+        o: value("cds_fhir_request_duration_seconds_count", outcome=o) for o in ("ok", "http_5xx")
+    }
+    with respx.mock() as mock:
+        mock.route(host="127.0.0.1", port=9999).respond(status_code=500)
+        assert metered.post(f"/cds-services/{PATIENT_VIEW}", json=fetch).status_code == 412
+    failed = value("cds_fhir_requests_total", outcome="http_5xx") - before["http_5xx"]
+    assert failed >= 1
+    with respx.mock() as mock:
+        mock.route(host="127.0.0.1", port=9999).respond(
+            json={"resourceType": "Bundle", "type": "searchset", "entry": []}
+        )
+        assert metered.post(f"/cds-services/{PATIENT_VIEW}", json=fetch).status_code == 200
+        fetched = len(mock.calls)
+    assert fetched >= 1
+    assert value("cds_fhir_request_duration_seconds_count", outcome="ok") - before["ok"] == fetched
+    assert (
+        value("cds_fhir_request_duration_seconds_count", outcome="http_5xx") - before["http_5xx"]
+        == failed
+    )
 
 
 def test_jwt_rejections_are_counted_by_reason(tmp_path: Path, knowledge: Knowledge) -> None:

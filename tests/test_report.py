@@ -292,3 +292,45 @@ def test_html_report_renders_in_chromium(sqlite_seeded: tuple[Path, Posted]) -> 
         page.screenshot(path=str(out / "report.png"), full_page=True)
         browser.close()
     assert requests == [page_file.as_uri()]  # nothing fetched from anywhere
+
+
+def test_report_of_feedback_posted_through_the_api(client: Any, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: Any, settings: Any) -> None:  # fmt: skip
+    """Cards the service issued, feedback an EHR posted: `cds report --json` counts them."""
+    from tests.conftest import BONE_METS_REQUEST, PATIENT_VIEW
+
+    posted: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    for i in range(9):
+        # A patient each: an overridden card is snoozed for its patient.
+        body = json.loads(BONE_METS_REQUEST.read_text())
+        body["hookInstance"] = f"00000000-0000-4000-8000-00000000000{i}"
+        body["context"]["patientId"] = f"report-patient-{i}"
+        answer = client.post(f"/cds-services/{PATIENT_VIEW}", json=body).json()
+        card = next(c for c in answer["cards"] if c.get("suggestions"))
+        when = f"2026-11-22T10:00:0{i}Z"
+        if i % 3 == 0:
+            item = {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": when,
+                    "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}]}  # fmt: skip
+        else:
+            code = "patient-declined" if i % 3 == 1 else "already-addressed"
+            item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": when,
+                    "overrideReason": {"reason": {"code": code}}}  # fmt: skip
+        if i < 8:  # the last card gets no feedback
+            r = client.post(f"/cds-services/{PATIENT_VIEW}/feedback", json={"feedback": [item]})
+            assert r.status_code == 200, r.text
+            posted[item["outcome"]] += 1
+            if item["outcome"] == "overridden":
+                reasons[code] += 1
+    monkeypatch.setenv("CDS_FEEDBACK_DB", str(settings.feedback_db))
+    assert main(["report", "--json", "--service", PATIENT_VIEW]) == 0
+    (line,) = json.loads(capsys.readouterr().out)["rules"]
+    assert (line["rule"], line["variant"]) == ("R1", "start")
+    assert line["title"].startswith("Start a bone-modifying agent")
+    assert line["issued"] == 9
+    assert line["patients"] == 9
+    assert (line["accepted"], line["overridden"], line["no_feedback"]) == (
+        posted["accepted"], posted["overridden"], 1,
+    )  # fmt: skip
+    assert line["override_reasons"] == dict(sorted(reasons.items()))
+    assert line["override_rate"] == round(posted["overridden"] / 8, 4)
