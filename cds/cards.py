@@ -13,9 +13,10 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from string import Template
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,9 +28,6 @@ from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
 from cds.rules import Decision, DeleteDraft, Order, Proposal, RegimenOrder, Rule, UpdateDraft
 from cds.terminology import Coding, Terminology
-
-if TYPE_CHECKING:  # cds.review reads the card book: imported for its type only
-    from cds.review import RuleReview
 
 TOPIC_SYSTEM = "https://cds-mbc-bone.example.org/CodeSystem/card-topic"
 CARD_NAMESPACE = uuid.UUID("6f1c3a52-8c1e-4a57-9a77-3f1d1f0a9b21")
@@ -361,17 +359,17 @@ class Renderer:
         self,
         book: CardBook,
         rules: Mapping[str, Rule],
-        reviews: Mapping[str, RuleReview] | None = None,
+        versions: Mapping[str, tuple[str, date | None]] | None = None,
     ) -> None:
         self.book = book
         # Each card names its rule's version and, once clinicians have signed that version,
-        # the review date; only unreviewed rules carry the research-draft banner.
+        # the review date (cds.review); only unreviewed rules carry the research-draft banner.
         self._review_ext: dict[str, dict[str, str]] = {}
         self._reviewed: set[str] = set()
-        for rid, review in (reviews or {}).items():
-            ext = {EXT_RULE_VERSION: review.version}
-            if review.review_date is not None:
-                ext[EXT_REVIEWED] = review.review_date.isoformat()
+        for rid, (version, reviewed) in (versions or {}).items():
+            ext = {EXT_RULE_VERSION: version}
+            if reviewed is not None:
+                ext[EXT_REVIEWED] = reviewed.isoformat()
                 self._reviewed.add(rid)
             self._review_ext[rid] = ext
         # Built once: the parameter values each rule's card texts may name.

@@ -131,7 +131,7 @@ def load_knowledge(
         parameters=params,
         rules=rules,
         cards=book,
-        renderer=Renderer(book, rules, reviews),
+        renderer=Renderer(book, rules, {r: (v.version, v.review_date) for r, v in reviews.items()}),
         services=services,
         reviews=reviews,
         checker=Checker(validation),
