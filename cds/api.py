@@ -242,7 +242,7 @@ async def call_service(
     # process), so the event loop keeps serving /health, other calls' FHIR fetches and I/O. The
     # SQLite store's snoozes and issued-card record go in the same hop (microseconds); a
     # PostgreSQL store is waited for outside the evaluation slot.
-    local = store if settings.snooze_days and store.backend == "sqlite" else None
+    local = store if settings.snooze_days and store.local else None
     remote = store if settings.snooze_days and local is None else None
     snoozes = await anyio.to_thread.run_sync(remote.snoozes, key) if remote else {}
     result = await anyio.to_thread.run_sync(

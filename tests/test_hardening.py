@@ -34,7 +34,8 @@ from cds.jsonsafe import TooDeep, loads, nesting_within
 from cds.logs import JSONFormatter
 from cds.prefetch import FetchLimits, OutboundGate, render_template, resolve, server_allowed
 from cds.settings import Settings
-from cds.store import SQLiteStore, _check_database_url, open_store
+from cds.store import SQLiteStore, open_store
+from cds.store.postgres import _check_database_url
 from tests.conftest import issue_card, record_issued
 from tests.servers import free_port, production, running_service
 
