@@ -19,6 +19,7 @@ from cds import __version__, schemas
 from cds.api import router
 from cds.auth import JWTVerifier
 from cds.body_budget import BodyBudgetMiddleware
+from cds.call import CallEnv
 from cds.errors import Busy, CDSError, ConfigError, Issue, StoreUnavailable
 from cds.facts.conformance import warm_up
 from cds.logs import silence_url_loggers
@@ -41,11 +42,9 @@ EVALUATION_THREADS = 1
 class State(TypedDict):
     settings: Settings
     knowledge: Knowledge
-    http: httpx.AsyncClient
-    gate: OutboundGate
     store: Store
     verifier: JWTVerifier
-    evaluations: anyio.CapacityLimiter
+    env: CallEnv  # what each call runs with (cds.call)
 
 
 def outcome(status: int, issues: tuple[Issue, ...]) -> JSONResponse:
@@ -107,17 +106,24 @@ def create_app(
             timeout_s=settings.database_timeout_s,
         )
         kwargs: dict[str, Any] = {"clock": verifier_clock} if verifier_clock is not None else {}
+        gate = OutboundGate(settings.fhir_connections_per_host)
+        evaluations = anyio.CapacityLimiter(EVALUATION_THREADS)
         try:
             yield {
                 "settings": settings,
                 "knowledge": knowledge,
-                "http": client,
-                "gate": OutboundGate(settings.fhir_connections_per_host),
                 "store": shared,
                 # The replay cache is shared state: in the store, so every worker and
                 # instance sees every jti.
                 "verifier": JWTVerifier(settings, client, replay=shared.first_use, **kwargs),
-                "evaluations": anyio.CapacityLimiter(EVALUATION_THREADS),
+                "env": CallEnv(
+                    knowledge=knowledge,
+                    settings=settings,
+                    http=client,
+                    gate=gate,
+                    store=shared,
+                    evaluations=evaluations,
+                ),
             }
         finally:
             if own_client:

@@ -69,7 +69,7 @@ FEEDBACK = Counter(
 )
 STORE_ERRORS = Counter("cds_store_errors", "Calls answered 503 because the store failed")
 
-# Timings' stage names (cds.evaluation.Timings) → the stage label.
+# Timings' stage names (cds.call.Timings) → the stage label.
 STAGES = {
     "parse": "prefetch_check",
     "prefetch": "fhir_fetch",

@@ -16,9 +16,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     field_validator,
     model_validator,
 )
+
+from cds.errors import Issue as ErrorIssue
+from cds.errors import RequestInvalid
 
 Extension = dict[str, Any]
 # FHIR id datatype (R4): [A-Za-z0-9\-\.]{1,64}; an id of dots alone would be a path segment.
@@ -323,3 +327,23 @@ class Issue(Outbound):
 class OperationOutcome(Outbound):
     resourceType: Literal["OperationOutcome"] = "OperationOutcome"
     issue: list[Issue] = Field(min_length=1)
+
+
+def _paths(exc: ValidationError, prefix: str = "") -> tuple[ErrorIssue, ...]:
+    out = []
+    for e in exc.errors()[:20]:
+        where = ".".join(str(p) for p in e["loc"])
+        where = f"{prefix}.{where}" if prefix and where else (prefix or where or "(body)")
+        out.append(ErrorIssue("invalid", f"{where}: {e['msg']}", where))
+    return tuple(out)
+
+
+def parse(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
+    """`data` validated into `model`, or RequestInvalid naming each problem by its path (at
+    most 20), prefixed with where `data` sits in the request."""
+    if not isinstance(data, dict):
+        raise RequestInvalid(f"{prefix or 'the body'} must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestInvalid("invalid request", issues=_paths(exc, prefix)) from None

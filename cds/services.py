@@ -1,6 +1,6 @@
 """The CDS Services (cards/services.yaml) and the knowledge they run on, loaded once at start-up.
 
-The evaluation of one call is `cds.evaluation`.
+The evaluation of one call is `cds.call`.
 """
 
 from __future__ import annotations

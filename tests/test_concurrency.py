@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import cds.api
-from cds.evaluation import evaluate_call
+import cds.call
+from cds.call import evaluate_call
 from cds.server import tune_for_serving
 from tests.test_api import PV, minimal_request
 
@@ -26,7 +26,7 @@ def test_health_and_discovery_answer_while_every_evaluation_slot_is_busy(
         assert release.wait(30), "the test never released the evaluation"
         return evaluate_call(*args, **kwargs)
 
-    monkeypatch.setattr(cds.api, "evaluate_call", held)
+    monkeypatch.setattr(cds.call, "evaluate_call", held)
     answers: dict[str, int] = {}
 
     def call() -> None:

@@ -130,7 +130,7 @@ async def _asgi_calls(which: str, n: int) -> None:
 
 def _evaluations(size: int, n: int) -> None:
     from cds import jsonsafe, schemas
-    from cds.evaluation import evaluate_call
+    from cds.call import evaluate_call
     from cds.services import load_knowledge
     from cds.settings import Settings
 

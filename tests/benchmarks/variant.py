@@ -23,9 +23,9 @@ from typing import Any
 
 import anyio
 
-import cds.api
+import cds.call
+from cds.call import Outcome, evaluate_call
 from cds.cli import main
-from cds.evaluation import Outcome, evaluate_call
 
 _outcome: list[Outcome] = []  # the first call's
 
@@ -45,17 +45,17 @@ async def _evaluation_inline(
 
 
 def _install(variant: str) -> None:
-    # Each refuses to start when cds.api changed under it: it would measure the service.
-    route = vars(cds.api)
+    # Each refuses to start when cds.call changed under it: it would measure the service.
+    route = vars(cds.call)
     if variant == "request-path":
         if route.get("evaluate_call") is not evaluate_call:
-            sys.exit("cds.api no longer calls evaluate_call by that name: update variant.py")
+            sys.exit("cds.call no longer calls evaluate_call by that name: update variant.py")
         route["evaluate_call"] = _remembered
     elif variant == "on-the-loop":
-        source = inspect.getsource(cds.api.call_service)
-        if route.get("anyio") is not anyio or "limiter=request.state.evaluations" not in source:
+        source = inspect.getsource(cds.call.answer)
+        if route.get("anyio") is not anyio or "limiter=env.evaluations" not in source:
             sys.exit(
-                "cds.api no longer hands the evaluation to a limited thread: update variant.py"
+                "cds.call no longer hands the evaluation to a limited thread: update variant.py"
             )
         route["anyio"] = SimpleNamespace(to_thread=SimpleNamespace(run_sync=_evaluation_inline))
     else:

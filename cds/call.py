@@ -1,0 +1,298 @@
+"""One CDS Hooks call, from its parsed body to the bytes of its answer.
+
+check the request (hook, context, limits, the evaluation date) → resolve the prefetch (fetching
+what is missing) → in one worker-thread hop: read → facts → rules → snoozes → cards (and, with
+a local store, the snooze lookup and the issued-card record) → the store → the log line and
+metrics. The routes (cds.api) only read the body and hand it here; `evaluate_call` is the pure
+middle part, synchronous, which the benchmarks and tests also drive directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import anyio
+import httpx
+
+from cds import metrics, schemas, snooze
+from cds.auth import ClientIdentity
+from cds.cards import RenderContext
+from cds.errors import Issue, PayloadTooLarge, RequestInvalid
+from cds.facts import facts_from_records
+from cds.facts.fhir_json import json_list
+from cds.facts.orders import NO_DRAFTS, read_draft_orders
+from cds.facts.reading import read_records
+from cds.prefetch import FetchLimits, OutboundGate, resolve
+from cds.rules import evaluate
+from cds.services import Knowledge, Service
+from cds.settings import Settings
+from cds.snooze import patient_key
+from cds.store import IssuedCard, Snooze, Store, caller
+
+log = logging.getLogger("cds.calls")
+AS_OF_EXTENSION = "cds-mbc-bone.as-of"
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnv:
+    """What every call runs with, built once at start-up (cds.app's lifespan)."""
+
+    knowledge: Knowledge
+    settings: Settings
+    http: httpx.AsyncClient
+    gate: OutboundGate
+    store: Store
+    evaluations: anyio.CapacityLimiter  # one evaluation at a time per process
+
+
+@dataclass(slots=True)
+class Timings:
+    stages: dict[str, float] = field(default_factory=dict)
+    _t: float = field(default_factory=time.perf_counter)
+
+    def mark(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stages[stage] = round((now - self._t) * 1000, 2)
+        self._t = now
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    response: schemas.CDSResponse
+    rules: tuple[str, ...]
+    excluded: int
+    unchecked_orders: int = 0  # draft orders that could not be read (each named in an R0 card)
+    issued: tuple[IssuedCard, ...] = ()  # what each card was about, for snoozing
+    snoozed: int = 0  # cards left out because their rule is snoozed for this patient
+
+
+def evaluate_call(
+    k: Knowledge,
+    service: Service,
+    request: schemas.HookRequest,
+    context: Mapping[str, Any],
+    data: Mapping[str, Any],
+    *,
+    as_of: date,
+    timings: Timings | None = None,
+    snoozes: Mapping[str, Snooze] | None = None,
+    patient_key: str = "",
+    caller: str = "|",
+    now: float = 0.0,
+) -> Outcome:
+    """Facts → rules → (snoozes) → cards for one call; `data` is the resolved prefetch
+    (key → JSON | None); `snoozes` are this patient's, keyed by rule."""
+    timings = timings or Timings()
+    t = k.terminology
+    records = read_records(data.values(), t, k.checker)
+    facts = facts_from_records(records, t, k.parameters, as_of=as_of)
+    drafts = NO_DRAFTS
+    if service.hook in ("order-select", "order-sign"):
+        drafts = read_draft_orders(context["draftOrders"], context.get("selections") or (), t)
+    timings.mark("facts")
+    decisions = evaluate(service.hook, facts, drafts, k.parameters)
+    shown = snooze.apply(decisions, snoozes or {}, now)
+    timings.mark("rules")
+    ctx = RenderContext(
+        hook_instance=request.hookInstance,
+        patient_id=str(context["patientId"]),
+        patient_key=patient_key,
+        encounter_id=context.get("encounterId"),
+        facts=facts,
+        drafts=drafts,
+    )
+    cards = [k.renderer.render(d, ctx) for d, _ in shown]
+    timings.mark("cards")
+    return Outcome(
+        response=schemas.CDSResponse(cards=cards),
+        rules=tuple(d.concern for d, _ in shown),
+        excluded=len(facts.excluded),
+        unchecked_orders=len(drafts.unreadable),
+        issued=tuple(
+            IssuedCard(
+                card=c.uuid,
+                rule=d.rule,
+                patient_key=patient_key,
+                evidence=digest,
+                service_id=service.id,
+                caller=caller,
+                suggestions=tuple(s.uuid for s in c.suggestions or () if s.uuid),
+                variant=d.variant,
+                indicator=d.indicator,
+            )
+            for c, (d, digest) in zip(cards, shown, strict=True)
+            if c.uuid is not None
+        ),
+        snoozed=len(decisions) - len(shown),
+    )
+
+
+def caller_of(client: ClientIdentity | None) -> str:
+    """Who called, as the store keeps it with each card (JWT issuer and tenant)."""
+    return caller(client.iss, client.tenant) if client else caller(None, None)
+
+
+async def answer(
+    env: CallEnv,
+    service: Service,
+    body: Any,
+    client: ClientIdentity | None,
+    as_of: date,
+    timings: Timings,
+) -> bytes:
+    """The answer to one call, as JSON bytes; a CDSError (4xx/5xx) when it cannot be given."""
+    k, settings, http, gate, store = env.knowledge, env.settings, env.http, env.gate, env.store
+    hook_request: schemas.HookRequest = schemas.parse(schemas.HookRequest, body)
+    if hook_request.hook != service.hook:
+        raise RequestInvalid(
+            f"service {service.id} answers the {service.hook} hook, not {hook_request.hook}",
+            issues=(Issue("invalid", f"hook must be {service.hook}", "hook"),),
+        )
+    context_model = schemas.CONTEXT_MODELS[service.hook]
+    schemas.parse(context_model, hook_request.context, "context")
+    context = hook_request.context
+    ext = hook_request.extension or {}
+    if settings.allow_as_of_extension and isinstance(ext.get(AS_OF_EXTENSION), str):
+        try:
+            as_of = date.fromisoformat(ext[AS_OF_EXTENSION])
+        except ValueError:
+            raise RequestInvalid(
+                f"extension {AS_OF_EXTENSION} must be a date (YYYY-MM-DD)",
+                issues=(Issue("invalid", "not a date", f"extension.{AS_OF_EXTENSION}"),),
+            ) from None
+    sent = 0
+    for key, value in (hook_request.prefetch or {}).items():
+        if value is None:
+            continue  # "no data" (spec)
+        if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+            # Counted in every shape: a plain list would slip past the resource limit.
+            raise RequestInvalid(
+                f"prefetch {key} must be a FHIR resource or Bundle, or null",
+                issues=(Issue("invalid", "not a FHIR resource or Bundle", f"prefetch.{key}"),),
+            )
+        sent += len(json_list(value.get("entry"))) if value["resourceType"] == "Bundle" else 1
+    drafts = context.get("draftOrders") if isinstance(context, dict) else None
+    if isinstance(drafts, dict):
+        # Draft orders are read and checked like prefetch: they count (issue 28).
+        sent += len(json_list(drafts.get("entry"))) if drafts.get("resourceType") == "Bundle" else 1
+    if sent > settings.max_resources:
+        raise PayloadTooLarge(
+            f"the prefetch holds {sent} resources; this service accepts at most "
+            f"{settings.max_resources} (CDS_MAX_RESOURCES)"
+        )
+    timings.mark("parse")
+    allowlist = settings.fetch_allowlist(client.fhir_servers if client else ())
+    resolved = await resolve(
+        service.prefetch,
+        hook_request,
+        context,
+        http,
+        FetchLimits(
+            timeout_s=settings.fhir_timeout_s,
+            deadline_s=settings.fetch_deadline_s,
+            max_pages=settings.max_pages,
+            max_resources=settings.max_resources,
+            max_bytes=settings.max_fetch_bytes,
+        ),
+        allowlist,
+        gate,
+    )
+    timings.mark("prefetch")
+    key = patient_key(
+        settings.patient_key_secret.get_secret_value(),
+        str(context["patientId"]),
+        iss=client.iss if client else "",
+        tenant=(client.tenant or "") if client else "",
+        fhir_server=hook_request.fhirServer or "",
+    )
+    # Facts, rules and cards are CPU work: in a worker thread (one evaluation at a time per
+    # process), so the event loop keeps serving /health, other calls' FHIR fetches and I/O. The
+    # SQLite store's snoozes and issued-card record go in the same hop (microseconds); a
+    # PostgreSQL store is waited for outside the evaluation slot.
+    local = store if settings.snooze_days and store.local else None
+    remote = store if settings.snooze_days and local is None else None
+    snoozes = await anyio.to_thread.run_sync(remote.snoozes, key) if remote else {}
+    result = await anyio.to_thread.run_sync(
+        functools.partial(
+            _evaluate,
+            k,
+            local,
+            service,
+            hook_request,
+            context,
+            resolved.data,
+            as_of=as_of,
+            timings=timings,
+            patient_key=key,
+            caller=caller_of(client),
+            snoozes=snoozes,
+        ),
+        limiter=env.evaluations,
+    )
+    if remote is not None and result.issued:
+        await anyio.to_thread.run_sync(remote.record_issued, result.issued)
+        timings.mark("store")
+    wire = result.response.wire_json()
+    timings.mark("serialize")
+    metrics.observe_call(timings.stages, ((c.rule, c.indicator) for c in result.issued))
+    log.info(
+        "call",
+        extra={
+            "event": "call",
+            "service": service.id,
+            "hook": service.hook,
+            "hookInstance": hook_request.hookInstance,
+            "cards": len(result.response.cards),
+            "rules": list(result.rules),
+            "fetched": len(resolved.fetched),
+            "excluded": result.excluded,
+            "unchecked_orders": result.unchecked_orders,
+            "snoozed": result.snoozed,
+            "ms": timings.stages,
+            "total_ms": round(sum(timings.stages.values()), 2),
+        },
+    )
+    return wire
+
+
+def _evaluate(
+    k: Knowledge,
+    store: Store | None,
+    service: Service,
+    request: schemas.HookRequest,
+    context: Mapping[str, Any],
+    data: Mapping[str, Any],
+    *,
+    as_of: date,
+    timings: Timings,
+    patient_key: str,
+    caller: str,
+    snoozes: Mapping[str, Snooze],
+) -> Outcome:
+    """One call's work off the event loop; `store` (a local one) reads this patient's snoozes
+    and records the cards issued, else `snoozes` are given."""
+    if store is not None:
+        snoozes = store.snoozes(patient_key)
+    result = evaluate_call(
+        k,
+        service,
+        request,
+        context,
+        data,
+        as_of=as_of,
+        timings=timings,
+        snoozes=snoozes,
+        patient_key=patient_key,
+        caller=caller,
+        now=time.time(),
+    )
+    if store is not None and result.issued:
+        store.record_issued(result.issued)
+        timings.mark("store")
+    return result
