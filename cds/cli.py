@@ -25,7 +25,7 @@ from cds.store import Store
 DESCRIPTION = """\
 CDS Hooks 2.0 service for metastatic breast cancer with bone metastases.
 
-Configuration comes from CDS_* environment variables (see README.md); `cds check` shows it.
+Configuration comes from CDS_* environment variables (docs/configuration.md); `cds check` shows it.
 """
 
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics: what an operator alerts on (README, "Operating it").
+"""Prometheus metrics: what an operator alerts on (docs/operations.md, "Operating it").
 
 Every label takes one of a bounded set of values: service ids the knowledge defines (any other
 path is "unknown"), hooks, HTTP status codes, rule ids, card indicators and fixed reason words.
