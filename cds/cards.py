@@ -18,13 +18,13 @@ from pathlib import Path
 from string import Template
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from cds import schemas
 from cds.errors import ConfigError
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
+from cds.knowledge_file import KnowledgeFile, read_model
 from cds.parameters import Parameters
 from cds.rules import Decision, DeleteDraft, Order, Proposal, RegimenOrder, Rule, UpdateDraft
 from cds.terminology import Coding, Terminology
@@ -42,31 +42,27 @@ UCUM = "http://unitsofmeasure.org"
 _DOSE_IN_TEXT = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s*mg(?![\w/])", re.IGNORECASE)
 
 
-class _File(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Topic(_File):
+class Topic(KnowledgeFile):
     code: str
     display: str
 
 
-class SourceSpec(_File):
+class SourceSpec(KnowledgeFile):
     label: str
     url: str
 
 
-class LinkSpec(_File):
+class LinkSpec(KnowledgeFile):
     label: str
     url: str
 
 
-class VariantSpec(_File):
+class VariantSpec(KnowledgeFile):
     summary: str = Field(max_length=139)
     detail: str
 
 
-class CardFile(_File):
+class CardFile(KnowledgeFile):
     rule: str
     title: str
     topic: Topic
@@ -80,52 +76,38 @@ class CardFile(_File):
     notes: dict[str, str] = Field(default_factory=dict)
 
 
-class CommonFile(_File):
+class CommonFile(KnowledgeFile):
     disclaimer: str
     suggestions: dict[str, str]
     notes: dict[str, str]
 
 
-class MedicationOrder(_File):
+class MedicationOrder(KnowledgeFile):
     name: str
     rxnorm: str | None = None
 
 
-class ServiceOrder(_File):
+class ServiceOrder(KnowledgeFile):
     name: str
     valueset: str | None = None
     code: str | None = None
 
 
-class IntentSpec(_File):
+class IntentSpec(KnowledgeFile):
     url: str
     valueset: str
     code: str
 
 
-class OrdersFile(_File):
+class OrdersFile(KnowledgeFile):
     treatment_intent: IntentSpec
     medications: dict[str, MedicationOrder]
     services: dict[str, ServiceOrder]
 
 
-class OverrideFile(_File):
+class OverrideFile(KnowledgeFile):
     system: str
     codes: dict[str, str]
-
-
-def _yaml(path: Path) -> object:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-
-
-def _model(cls: type[_File], path: Path) -> Any:
-    try:
-        return cls.model_validate(_yaml(path))
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
 
 
 def _sentence(text: str) -> str:
@@ -162,12 +144,12 @@ class CardBook:
 def load_cards(
     cards_dir: Path, terminology: Terminology, rules: Mapping[str, Rule], parameters: Parameters
 ) -> CardBook:
-    files = {p.stem: _model(CardFile, p) for p in sorted((cards_dir / "rules").glob("*.yaml"))}
+    files = {p.stem: read_model(CardFile, p) for p in sorted((cards_dir / "rules").glob("*.yaml"))}
     book = CardBook(
         cards=files,
-        common=_model(CommonFile, cards_dir / "common.yaml"),
-        orders=_model(OrdersFile, cards_dir / "orders.yaml"),
-        overrides=_model(OverrideFile, cards_dir / "override-reasons.yaml"),
+        common=read_model(CommonFile, cards_dir / "common.yaml"),
+        orders=read_model(OrdersFile, cards_dir / "orders.yaml"),
+        overrides=read_model(OverrideFile, cards_dir / "override-reasons.yaml"),
         terminology=terminology,
         parameters=parameters,
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from cds.errors import ConfigError
+from cds.knowledge_file import read_yaml
 
 
 class DoseBand(BaseModel):
@@ -151,10 +151,7 @@ class Parameters(BaseModel):
 
 
 def _mapping(path: Path) -> dict[str, object]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping")
     return raw

@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from cds.cards import CardBook
 from cds.errors import ConfigError
+from cds.knowledge_file import read_model, read_yaml
 from cds.parameters import Parameters
 from cds.rules import Rule
 
@@ -106,26 +107,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-
-
 class _Files:
     """Knowledge files parsed once for all the rules' digests."""
 
     def __init__(self, cards_dir: Path) -> None:
         self.cards_dir = cards_dir
         self._valuesets: dict[str, Any] = {}
-        self.ingredients: dict[str, Any] = (_yaml(cards_dir / "medications.yaml") or {}).get(
+        self.ingredients: dict[str, Any] = (read_yaml(cards_dir / "medications.yaml") or {}).get(
             "ingredients", {}
         )
 
     def valueset(self, vs_id: str) -> Any:
         if vs_id not in self._valuesets:
-            self._valuesets[vs_id] = _yaml(self.cards_dir / "valuesets" / f"{vs_id}.yaml")
+            self._valuesets[vs_id] = read_yaml(self.cards_dir / "valuesets" / f"{vs_id}.yaml")
         return self._valuesets[vs_id]
 
 
@@ -171,10 +165,7 @@ def load_reviews_file(cards_dir: Path) -> ReviewsFile:
     path = cards_dir / REVIEWS_FILE
     if not path.exists():
         raise ConfigError(f"{path} is missing: it records clinician reviews of the rules")
-    try:
-        return ReviewsFile.model_validate(_yaml(path))
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    return read_model(ReviewsFile, path)
 
 
 def review_states(

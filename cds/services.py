@@ -10,14 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from cds import schemas
 from cds.cards import CardBook, Renderer, load_cards
 from cds.errors import ConfigError
 from cds.facts import FACT_VALUESETS
 from cds.facts.conformance import Checker, Mode
+from cds.knowledge_file import KnowledgeFile, read_model
 from cds.parameters import Parameters, load_parameters
 from cds.review import RuleReview, review_states
 from cds.rules import Rule, load_rules
@@ -26,11 +26,7 @@ from cds.terminology import Terminology, load_terminology
 _VS = re.compile(r"\$\{vs:([a-z0-9,-]+)\}")
 
 
-class _File(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ServiceSpec(_File):
+class ServiceSpec(KnowledgeFile):
     id: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
     hook: str
     title: str
@@ -38,7 +34,7 @@ class ServiceSpec(_File):
     prefetch: dict[str, str]
 
 
-class ServicesFile(_File):
+class ServicesFile(KnowledgeFile):
     common_prefetch: dict[str, str]
     usage_requirements: str
     services: list[ServiceSpec]
@@ -107,10 +103,7 @@ def load_knowledge(
     rules = load_rules()
     book = load_cards(cards_dir, t, rules, params)
     path = cards_dir / "services.yaml"
-    try:
-        spec = ServicesFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    spec = read_model(ServicesFile, path)
     services: dict[str, Service] = {}
     for s in spec.services:
         if s.id in services:

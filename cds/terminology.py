@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from cds.errors import ConfigError
+from cds.knowledge_file import KnowledgeFile, read_yaml
 
 Level = Literal["V", "S", "UNVERIFIED"]
 MedClass = Literal[
@@ -149,11 +149,7 @@ class Screen:
         return any(vs.matches_text_str(text) for vs in self.text_sets)
 
 
-class _File(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CodeEntry(_File):
+class CodeEntry(KnowledgeFile):
     system: str
     code: str
     display: str
@@ -161,7 +157,7 @@ class CodeEntry(_File):
     source: str
 
 
-class PrefixEntry(_File):
+class PrefixEntry(KnowledgeFile):
     system: str
     prefix: str
     display: str
@@ -169,7 +165,7 @@ class PrefixEntry(_File):
     source: str
 
 
-class ValueSetFile(_File):
+class ValueSetFile(KnowledgeFile):
     title: str
     use: str
     codes: list[CodeEntry] = Field(default_factory=list)
@@ -235,7 +231,7 @@ class ValueSet:
         raise KeyError(f"{code} is not an emittable code of value set {self.id}")
 
 
-class MedCode(_File):
+class MedCode(KnowledgeFile):
     code: str
     display: str
     level: Level
@@ -243,13 +239,13 @@ class MedCode(_File):
     bma_dose: Literal["onc", "osteo"] | None = None
 
 
-class Ingredient(_File):
+class Ingredient(KnowledgeFile):
     names: list[str]
     codes: list[MedCode]
     class_: MedClass = Field(alias="class")
 
 
-class Combination(_File):
+class Combination(KnowledgeFile):
     code: str
     display: str
     ingredients: list[str]
@@ -257,12 +253,12 @@ class Combination(_File):
     source: str
 
 
-class CombinationName(_File):
+class CombinationName(KnowledgeFile):
     name: str
     ingredients: list[str]
 
 
-class MedicationFile(_File):
+class MedicationFile(KnowledgeFile):
     ingredients: dict[str, Ingredient]
     combinations: list[Combination]
     combination_names: list[CombinationName]
@@ -344,15 +340,8 @@ def _words(names: Iterable[str], *, regex: bool = False) -> re.Pattern[str]:
     return re.compile(r"(?<![\w-])(" + "|".join(parts) + r")(?![\w-])")
 
 
-def _read_yaml(path: Path) -> object:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-
-
 def load_terminology(cards_dir: Path) -> Terminology:
-    raw_systems = _read_yaml(cards_dir / "code-systems.yaml")
+    raw_systems = read_yaml(cards_dir / "code-systems.yaml")
     if not isinstance(raw_systems, dict) or not isinstance(raw_systems.get("systems"), dict):
         raise ConfigError(f"{cards_dir / 'code-systems.yaml'}: expected a 'systems' mapping")
     systems = {str(k): str(v) for k, v in raw_systems["systems"].items()}
@@ -368,7 +357,7 @@ def load_terminology(cards_dir: Path) -> Terminology:
     specs: dict[str, dict[str, Any]] = {}
     for path in sorted((cards_dir / "valuesets").glob("*.yaml")):
         try:
-            spec = ValueSetFile.model_validate(_read_yaml(path))
+            spec = ValueSetFile.model_validate(read_yaml(path))
         except ValidationError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
         entries = tuple(e.model_copy(update={"system": uri(e.system, path)}) for e in spec.codes)
@@ -422,7 +411,7 @@ def load_terminology(cards_dir: Path) -> Terminology:
 
 def _load_medications(path: Path) -> MedicationTable:
     try:
-        spec = MedicationFile.model_validate(_read_yaml(path))
+        spec = MedicationFile.model_validate(read_yaml(path))
     except ValidationError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     by_code: dict[str, list[DrugMatch]] = {}

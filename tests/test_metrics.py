@@ -49,16 +49,20 @@ def _request(patient: str = "p-metrics") -> dict[str, Any]:
 def test_calls_stages_cards_and_feedback_are_counted(metered: TestClient) -> None:
     ok = {"service": PATIENT_VIEW, "hook": "patient-view", "status": "200"}
     bad = {"service": PATIENT_VIEW, "hook": "patient-view", "status": "400"}
-    before = (
-        value("cds_calls_total", **ok),
-        value("cds_calls_total", **bad),
-        value("cds_calls_total", service="unknown", hook="unknown", status="404"),
-        value("cds_stage_duration_seconds_count", stage="facts"),
-        value("cds_cards_total", rule="R1", indicator="warning"),
-        value("cds_feedback_items_total", outcome="overridden"),
-        value("cds_feedback_items_total", outcome="refused"),
-        value("cds_call_duration_seconds_count", service=PATIENT_VIEW),
-    )
+
+    def snapshot() -> tuple[float, ...]:
+        return (
+            value("cds_calls_total", **ok),
+            value("cds_calls_total", **bad),
+            value("cds_calls_total", service="unknown", hook="unknown", status="404"),
+            value("cds_stage_duration_seconds_count", stage="facts"),
+            value("cds_cards_total", rule="R1", indicator="warning"),
+            value("cds_feedback_items_total", outcome="overridden"),
+            value("cds_feedback_items_total", outcome="refused"),
+            value("cds_call_duration_seconds_count", service=PATIENT_VIEW),
+        )
+
+    before = snapshot()
     cards = []
     for _ in range(3):
         r = metered.post(f"/cds-services/{PATIENT_VIEW}", json=_request())
@@ -78,16 +82,7 @@ def test_calls_stages_cards_and_feedback_are_counted(metered: TestClient) -> Non
     stranger = {**override, "card": str(uuid.uuid4())}
     r = metered.post(f"/cds-services/{PATIENT_VIEW}/feedback", json={"feedback": [stranger]})
     assert r.status_code == 422
-    after = (
-        value("cds_calls_total", **ok),
-        value("cds_calls_total", **bad),
-        value("cds_calls_total", service="unknown", hook="unknown", status="404"),
-        value("cds_stage_duration_seconds_count", stage="facts"),
-        value("cds_cards_total", rule="R1", indicator="warning"),
-        value("cds_feedback_items_total", outcome="overridden"),
-        value("cds_feedback_items_total", outcome="refused"),
-        value("cds_call_duration_seconds_count", service=PATIENT_VIEW),
-    )
+    after = snapshot()
     assert [a - b for a, b in zip(after, before, strict=True)] == [3, 1, 1, 3, 3, 1, 1, 4]
     # No identifier of a patient, card or request reaches any label.
     exposition = generate_latest(REGISTRY).decode()
