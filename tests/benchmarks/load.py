@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -200,9 +200,11 @@ def requests_per_second(
     seconds: float,
     clients: int,
     tokens: Sequence[str] = (),
+    measured: Callable[[bool], None] | None = None,
 ) -> float:
     """Throughput at `clients` concurrent connections for `seconds`, after a one-second
-    warm-up. With `tokens`, one per request, shared between the two by their length."""
+    warm-up. With `tokens`, one per request, shared between the two by their length.
+    `measured(True)` is called as the measured run starts, `measured(False)` as it ends."""
     cut = round(len(tokens) / (1 + seconds))
     warm, run = tokens[:cut], tokens[cut:]
     folder.mkdir(parents=True, exist_ok=True)
@@ -210,7 +212,14 @@ def requests_per_second(
         (folder / f"{i}.json").write_bytes(body)
     drive = _wrk if shutil.which("wrk") else _python
     drive(url, folder, 1, clients, _token_file(folder / "warm-tokens.txt", warm))
-    return drive(url, folder, seconds, clients, _token_file(folder / "run-tokens.txt", run))
+    tokens_file = _token_file(folder / "run-tokens.txt", run)
+    if measured:
+        measured(True)
+    try:
+        return drive(url, folder, seconds, clients, tokens_file)
+    finally:
+        if measured:
+            measured(False)
 
 
 if __name__ == "__main__":

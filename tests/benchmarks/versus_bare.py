@@ -204,6 +204,7 @@ def _saturated_health(
     folder: Path,
     seconds: float,
     tokens: list[str],
+    measured: Callable[[bool], None] | None = None,
 ) -> tuple[float, list[float]]:
     """Throughput at 50 clients while /health is asked every 20 ms from another connection."""
     probes: list[float] = []
@@ -222,7 +223,13 @@ def _saturated_health(
     prober.start()
     try:
         rps = requests_per_second(
-            service_url, bodies, folder, seconds=seconds, clients=50, tokens=tokens
+            service_url,
+            bodies,
+            folder,
+            seconds=seconds,
+            clients=50,
+            tokens=tokens,
+            measured=measured,
         )
     finally:
         done.set()
@@ -230,10 +237,32 @@ def _saturated_health(
     return rps, probes
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (/proc/PID/stat): steadier than requests per
+    second on a shared machine, where a busy neighbour takes wall-clock time, not CPU time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "performance.md"
+DOCS_START, DOCS_END = "<!-- bench table: start -->", "<!-- bench table: end -->"
+
+
+def write_docs(table: list[str], note: str) -> None:
+    """Replace the table between the markers in docs/performance.md with this run's."""
+    text = DOCS.read_text(encoding="utf-8")
+    head, rest = text.split(DOCS_START, 1)
+    _, tail = rest.split(DOCS_END, 1)
+    body = "\n".join(table) + "\n\n" + note
+    DOCS.write_text(f"{head}{DOCS_START}\n{body}\n{DOCS_END}{tail}", encoding="utf-8")
+    print(f"\nwrote the table into {DOCS}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calls", type=int, default=200, help="calls per latency row (typical)")
     ap.add_argument("--seconds", type=float, default=10, help="throughput run, each endpoint")
+    ap.add_argument("--docs", action="store_true", help="write the table into docs/performance.md")
     args = ap.parse_args()
     _pin(1)()  # this process and the load generator it starts: the second core
     tmp = Path(tempfile.mkdtemp(prefix="cds-bench-"))
@@ -263,6 +292,7 @@ def _run(
     }
     signer = Signer(tmp)
     urls: dict[str, tuple[str, str]] = {}  # each server's call and /health
+    pids: dict[str, int] = {}
     for name, command in commands.items():
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -270,6 +300,7 @@ def _run(
         if name == "signed":  # the service as an EHR calls it: a client JWT required
             server_env |= signer.env(base)
         procs.append(_start([sys.executable, *command, "--port", str(port)], server_env, port))
+        pids[name] = procs[-1].pid
         service = "x" if name == "bare" else "mbc-bone-patient-view"
         urls[name] = f"{base}/cds-services/{service}", f"{base}/health"
     pair = (urls["bare"][0], urls["service"][0])
@@ -300,6 +331,7 @@ def _run(
     # are asked for /health the same way while saturated: each carries its load.
     bodies = [_fresh(typical) for _ in range(500)]
     served: dict[str, float] = dict.fromkeys(urls, 0.0)
+    cpu: dict[str, float] = dict.fromkeys(urls, 0.0)  # CPU seconds used in the measured runs
     probes: dict[str, list[float]] = {name: [] for name in urls}
     for i in range(2):
         for name, (url, health) in urls.items():
@@ -309,10 +341,16 @@ def _run(
                 if name == "signed"
                 else []
             )
+            mark: list[float] = []
+
+            def measured(start: bool, pid: int = pids[name], mark: list[float] = mark) -> None:
+                mark.append(cpu_seconds(pid))
+
             rps, probed = _saturated_health(
-                url, health, bodies, tmp / f"{name}{i}", args.seconds / 2, tokens
+                url, health, bodies, tmp / f"{name}{i}", args.seconds / 2, tokens, measured
             )
             served[name] += rps / 2
+            cpu[name] += mark[1] - mark[0]
             probes[name] += probed
     for name, label in (
         ("service", "~80-resource chart, 50 clients"),
@@ -323,6 +361,17 @@ def _run(
         table.line(
             f"| {label}, requests/s | {served['bare']:.0f} | {served[name]:.0f} | "
             f"| {served[name] / served['bare']:.2f} |"
+        )
+    # CPU per request: what the process spent on its calls, whatever else ran on the machine.
+    per_request = {n: 1000 * cpu[n] / (served[n] * args.seconds) for n in urls if served[n]}
+    for name, label in (
+        ("service", "~80-resource chart, 50 clients"),
+        ("request-path", "the same, request path alone"),
+        ("signed", "the same, signed JWT"),
+    ):
+        table.line(
+            f"| {label}, CPU ms per request | {per_request['bare']:.2f} | "
+            f"{per_request[name]:.2f} | | {per_request[name] / per_request['bare']:.1f}x |"
         )
     for name, q in (("p50", 50), ("p99", 99)):
         table.line(
@@ -341,11 +390,15 @@ def _run(
     )
     print()
     print("\n".join(table.rows))
-    print(
-        f"\n2,000 against 200 resources: {sized[2000] / sized[200]:.1f}x. {os.cpu_count()} cores, "
+    note = (
+        f"2,000 against 200 resources: {sized[2000] / sized[200]:.1f}x. {os.cpu_count()} cores, "
         f"Python {sys.version.split()[0]}, load from {generator()}, one uvicorn worker each "
-        "(pinned to core 0; client and load generator on core 1)."
+        "(pinned to core 0; client and load generator on core 1); "
+        f"{time.strftime('%Y-%m-%d')}, `python3 dev.py bench --docs`."
     )
+    print("\n" + note)
+    if args.docs:
+        write_docs(table.rows, note)
 
 
 if __name__ == "__main__":
