@@ -1,5 +1,5 @@
 """`python -m cds` is the `cds` command."""
 
-from cds.cli import main
+from cds.tools.cli import main
 
 raise SystemExit(main())

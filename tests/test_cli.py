@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from cds import __version__, schemas
-from cds.cli import main
 from cds.store import SQLiteStore
+from cds.tools.cli import main
 from tests.conftest import ROOT, SHARED, needs_shared, record_issued
 from tests.servers import running_service
 from tests.test_sandbox_requests import captured

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from cds.app import create_app
 from cds.facts.conformance import Checker, check_r4b, check_read_fields
 from cds.facts.reading import read_records
-from cds.replay import inline_prefetch, iter_scenarios
 from cds.services import load_knowledge
 from cds.settings import REPO_CARDS, Settings
 from cds.terminology import Terminology
+from cds.tools.replay import inline_prefetch, iter_scenarios
 from tests.conftest import ROOT, SHARED, needs_shared
 
 SCENARIOS = list(iter_scenarios([str(ROOT / "fixtures")]))

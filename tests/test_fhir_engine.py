@@ -19,9 +19,15 @@ from fastapi.testclient import TestClient
 
 from cds.api import today
 from cds.app import create_app
-from cds.replay import digest, iter_scenarios, load_into, scenario_resources, through_fhir_server
 from cds.services import Knowledge
 from cds.settings import Settings
+from cds.tools.replay import (
+    digest,
+    iter_scenarios,
+    load_into,
+    scenario_resources,
+    through_fhir_server,
+)
 from tests.conftest import AS_OF, ROOT
 from tests.servers import ENGINE
 

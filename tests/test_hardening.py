@@ -28,7 +28,6 @@ from hypothesis import strategies as st
 
 from cds import jsonsafe, schemas
 from cds.app import create_app
-from cds.cli import main, printable
 from cds.errors import ConfigError, PrefetchUnavailable
 from cds.jsonsafe import TooDeep, loads, nesting_within
 from cds.logs import JSONFormatter
@@ -36,6 +35,8 @@ from cds.prefetch import FetchLimits, OutboundGate, render_template, resolve, se
 from cds.settings import Settings
 from cds.store import SQLiteStore, open_store
 from cds.store.postgres import _check_database_url
+from cds.tools.cli import main
+from cds.tools.common import printable
 from tests.conftest import issue_card, record_issued
 from tests.servers import free_port, production, running_service
 

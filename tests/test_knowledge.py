@@ -10,10 +10,10 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from cds.cli import main
 from cds.errors import ConfigError
 from cds.services import Knowledge, load_knowledge
 from cds.settings import DEV_PATIENT_KEY_SECRET, REPO_CARDS, Settings, TrustedIssuer
+from cds.tools.cli import main
 from tests.conftest import SHARED, needs_shared
 from tests.servers import production
 

@@ -14,10 +14,10 @@ import respx
 from fastapi.testclient import TestClient
 
 from cds import schemas
-from cds.cli import main
 from cds.prefetch import render_template
-from cds.replay import Scenario, digest, iter_scenarios
 from cds.services import Knowledge
+from cds.tools.cli import main
+from cds.tools.replay import Scenario, digest, iter_scenarios
 from tests.conftest import ROOT, SHARED, needs_shared
 
 FIXTURES = ROOT / "fixtures"
@@ -244,7 +244,7 @@ class TestCli:
 
 
 def test_replay_against_a_running_server_sends_fetch_files_as_prefetch() -> None:
-    from cds.replay import inline_prefetch
+    from cds.tools.replay import inline_prefetch
 
     fetched = next(s for s in SCENARIOS if s.fhir_dir is not None and s.case["status"] == 200)
     refused = next(s for s in SCENARIOS if s.case["status"] == 412)

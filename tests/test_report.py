@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from cds import report, report_html
-from cds.cli import main
 from cds.schemas import FeedbackItem
 from cds.store import DAY_S, IssuedCard, PostgresStore, SQLiteStore, Store
+from cds.tools import report, report_html
+from cds.tools.cli import main
 from tests.conftest import ROOT
 from tests.e2e.harness import chromium_path
 from tests.servers import postgres_cluster

@@ -18,12 +18,12 @@ from fastapi.testclient import TestClient
 
 from cds.app import create_app
 from cds.cards import EXT_REVIEWED, EXT_RULE, EXT_RULE_VERSION
-from cds.cli import main
 from cds.errors import ConfigError
-from cds.replay import iter_scenarios
 from cds.review import load_reviews_file, sign
 from cds.services import Knowledge, load_knowledge
 from cds.settings import REPO_CARDS, Settings
+from cds.tools.cli import main
+from cds.tools.replay import iter_scenarios
 from tests.conftest import BONE_METS_REQUEST, PATIENT_VIEW, ROOT
 from tests.e2e.harness import chromium_path
 from tests.servers import production

@@ -28,9 +28,9 @@ from fastapi.testclient import TestClient
 from cds.api import today
 from cds.app import create_app
 from cds.facts.fhir_json import flatten
-from cds.replay import digest
 from cds.services import Knowledge
 from cds.settings import Settings
+from cds.tools.replay import digest
 from tests.conftest import AS_OF, SHARED, needs_shared
 
 CAPTURED = SHARED / "cds-hooks" / "examples" / "captured-from-real-sandbox"

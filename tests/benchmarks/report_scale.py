@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from cds import report  # noqa: E402
 from cds.store import DAY_S, PostgresStore, SQLiteStore, Store  # noqa: E402
+from cds.tools import report  # noqa: E402
 
 START = 1_767_225_600.0  # 2026-01-01
 VARIANTS = [(f"R{i // 2 + 1}", f"v{i % 2}") for i in range(12)]

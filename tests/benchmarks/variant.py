@@ -25,7 +25,7 @@ import anyio
 
 import cds.call
 from cds.call import Outcome, evaluate_call
-from cds.cli import main
+from cds.tools.cli import main
 
 _outcome: list[Outcome] = []  # the first call's
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from html import escape
 
-from cds.report import Report, RuleLine, Week
+from cds.tools.report import Report, RuleLine, Week
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;max-width:72em}

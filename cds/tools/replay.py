@@ -24,7 +24,7 @@ from cds.cards import EXT_RULE, EXT_VARIANT
 
 # The official and captured CDS Hooks requests beside a source checkout (reference material,
 # not shipped: an installed service is given the folder with --examples).
-EXAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "cds-hooks" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "cds-hooks" / "examples"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,14 @@ search and filter, nothing fetched when the pages are viewed.
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import re
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -25,9 +28,12 @@ from typing import Any
 from markdown_it import MarkdownIt
 
 from cds.cards import EXT_RULE, EXT_VARIANT
-from cds.catalog import show_parameter
+from cds.errors import ConfigError
 from cds.review import RuleReview
 from cds.services import Knowledge
+from cds.settings import Settings
+from cds.tools.catalog import show_parameter
+from cds.tools.common import printable, settings_or_exit
 
 # CommonMark as the CDS Hooks spec asks for card detail (GitHub-flavoured: tables too); raw HTML
 # in a card is shown as text, never interpreted.
@@ -353,3 +359,71 @@ def write_site(k: Knowledge, answers: list[Answer], out: Path, cards_dir: Path) 
     index.write_text(_page("Rule review", body, _FILTER), encoding="utf-8")
     written.append(index)
     return written
+
+
+def command(args: argparse.Namespace) -> int:
+    from cds.review import sign
+    from cds.services import load_knowledge
+
+    settings = settings_or_exit()
+    try:
+        k = load_knowledge(settings.cards_dir, settings.parameters, settings.validation)
+    except ConfigError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    if args.sign:
+        if args.sign not in k.reviews:
+            print(f"no rule {args.sign!r}; rules: {', '.join(sorted(k.reviews))}", file=sys.stderr)
+            return 2
+        if not (args.by and args.role):
+            print("--sign needs --by NAME and --role ROLE", file=sys.stderr)
+            return 2
+        try:
+            entry = sign(
+                settings.cards_dir,
+                k.reviews[args.sign],
+                by=args.by,
+                role=args.role,
+                on=args.date or datetime.now(UTC).date(),
+                note=args.note or "",
+            )
+        except (ConfigError, ValueError) as exc:
+            print(f"FAILED: {exc}", file=sys.stderr)
+            return 1
+        after = load_knowledge(settings.cards_dir, settings.parameters, settings.validation)
+        state = after.reviews[args.sign]
+        still = f"; still needs {', '.join(state.missing_roles)}" if state.missing_roles else ""
+        print(
+            f"signed {args.sign} version {entry.version} by {printable(entry.reviewed_by)} "
+            f"({entry.role}) on {entry.date}: {state.state}{still}"
+        )
+        return 0
+    return _write_review_site(k, settings, Path(args.out), Path(args.fixtures))
+
+
+def _write_review_site(k: Any, settings: Settings, out: Path, fixtures: Path) -> int:
+    from cds.tools.replay import answer_in_process, in_process_client, iter_scenarios
+
+    scenarios = list(iter_scenarios([str(fixtures)]))
+    if not scenarios:
+        print(f"no fixture scenarios under {fixtures}", file=sys.stderr)
+        return 1
+    answers = []
+    client, fhir = in_process_client()
+    with client:
+        for i, sc in enumerate(scenarios, 1):
+            status, body = answer_in_process(client, fhir, sc)
+            cards = body.get("cards", []) if status == 200 else []
+            answers.append(Answer(name=sc.name, case=sc.case, status=status, cards=cards))
+            if sys.stderr.isatty():
+                print(f"\r  scenarios answered: {i}/{len(scenarios)}", end="", file=sys.stderr)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    written = write_site(k, answers, out, settings.cards_dir)
+    states = [r.state for r in k.reviews.values()]
+    print(
+        f"wrote {len(written)} pages to {out} ({len(k.rules)} rules, {len(answers)} scenarios; "
+        f"{states.count('reviewed')} reviewed, {states.count('stale')} stale, "
+        f"{states.count('unreviewed')} unreviewed); open {out / 'index.html'}"
+    )
+    return 0

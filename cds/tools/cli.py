@@ -9,38 +9,25 @@ import json
 import os
 import shutil
 import sys
-import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
 
 from cds import __version__
 from cds.errors import ConfigError
 from cds.settings import Settings
-from cds.store import Store
+from cds.tools.common import (
+    day_arg,
+    open_store_for,
+    printable,
+    rate_arg,
+    settings_or_exit,
+)
 
 DESCRIPTION = """\
 CDS Hooks 2.0 service for metastatic breast cancer with bone metastases.
 
 Configuration comes from CDS_* environment variables (docs/configuration.md); `cds check` shows it.
 """
-
-
-def printable(text: str) -> str:
-    """Stored feedback is client text: control characters (terminal escapes) are shown escaped."""
-    return "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
-    )
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        raise SystemExit(f"configuration error:\n{exc}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -50,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from cds.server import port_is_free, serve_workers, server_options, tune_for_serving
     from cds.settings import host_port
 
-    settings = _settings()
+    settings = settings_or_exit()
     metrics_dir = None
     own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
     if settings.metrics_address and args.workers > 1:
@@ -130,23 +117,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(
-    settings: Settings, *, require_schema: bool = True, timeout_s: float | None = None
-) -> Store:
-    from cds.store import open_store
-
-    url = settings.database_url.get_secret_value() if settings.database_url else None
-    return open_store(
-        database_url=url,
-        sqlite_path=settings.feedback_db,
-        snooze_days=settings.snooze_days,
-        accept_snooze_days=settings.accept_snooze_days,
-        retention_days=settings.issued_retention_days,
-        timeout_s=timeout_s or settings.database_timeout_s,
-        require_schema=require_schema,
-    )
-
-
 def _where(settings: Settings) -> str:
     return (
         "PostgreSQL (CDS_DATABASE_URL)"
@@ -156,9 +126,9 @@ def _where(settings: Settings) -> str:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = settings_or_exit()
     try:
-        store = _open_store(settings, require_schema=False)
+        store = open_store_for(settings, require_schema=False)
         before = store.schema_version()
         after = store.migrate()
         store.close()
@@ -173,13 +143,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     from cds.app import refuse_unreviewed
     from cds.services import load_knowledge
 
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         k = load_knowledge(settings.cards_dir, settings.parameters, settings.validation)
         if settings.mode == "production":
             refuse_unreviewed(k, settings.allow_unreviewed)
         if settings.database_url is not None:
-            store = _open_store(settings)  # refuses a schema that `cds migrate` has not set
+            store = open_store_for(settings)  # refuses a schema that `cds migrate` has not set
             version = store.schema_version()
             store.close()
             print(f"database: {_where(settings)}: schema version {version}, OK")
@@ -206,160 +176,13 @@ def _where_reviews(settings: Settings) -> str:
     return str(settings.cards_dir / "reviews.yaml")
 
 
-REPORT_TIMEOUT_S = 600.0
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a rate between 0 and 1")
-    return value
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from cds import report, report_html
-
-    settings = _settings()
-    until = args.until or (datetime.now(UTC).date() + timedelta(days=1))
-    if args.since and args.since >= until:
-        print(f"--since {args.since} is not before --until {until}", file=sys.stderr)
-        return 2
-    if settings.database_url is None and not settings.feedback_db.exists():
-        print(f"no cards recorded yet ({settings.feedback_db} does not exist)", file=sys.stderr)
-        return 1
-    try:
-        # The service's statement timeout (CDS_DATABASE_TIMEOUT_S) bounds a call; the report
-        # reads the whole period (~5 s at 1,000,000 cards), so it may take minutes.
-        store = _open_store(settings, timeout_s=REPORT_TIMEOUT_S)
-        titles = _rule_titles(settings)
-    except ConfigError as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)
-        return 1
-    start = time.perf_counter()
-    try:
-        rows = store.report_rows(
-            _epoch(args.since) if args.since else 0.0, _epoch(until), args.service
-        )
-    finally:
-        store.close()
-    built = report.build(
-        rows,
-        since=args.since,
-        until=until,
-        flag=args.flag,
-        min_cards=args.min_cards,
-        titles=titles,
-    )
-    if args.html:
-        Path(args.html).write_text(report_html.render(built), encoding="utf-8")
-        print(f"wrote {args.html}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(built.as_json(), indent=2))
-    elif not args.html:
-        print(report.text(built), end="")
-    issued = sum(r.issued for r in built.rules)
-    print(
-        f"{issued} cards issued, {len(built.rules)} rule variants, "
-        f"{sum(r.flagged for r in built.rules)} flagged ({time.perf_counter() - start:.2f} s)",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def _epoch(day: date) -> float:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
-
-
-def _rule_titles(settings: Settings) -> dict[str, str]:
-    from cds.services import load_knowledge
-
-    k = load_knowledge(settings.cards_dir, settings.parameters, settings.validation)
-    return {rule: card.title for rule, card in k.renderer.book.cards.items()}
-
-
-def cmd_review(args: argparse.Namespace) -> int:
-    from cds.review import sign
-    from cds.services import load_knowledge
-
-    settings = _settings()
-    try:
-        k = load_knowledge(settings.cards_dir, settings.parameters, settings.validation)
-    except ConfigError as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)
-        return 1
-    if args.sign:
-        if args.sign not in k.reviews:
-            print(f"no rule {args.sign!r}; rules: {', '.join(sorted(k.reviews))}", file=sys.stderr)
-            return 2
-        if not (args.by and args.role):
-            print("--sign needs --by NAME and --role ROLE", file=sys.stderr)
-            return 2
-        try:
-            entry = sign(
-                settings.cards_dir,
-                k.reviews[args.sign],
-                by=args.by,
-                role=args.role,
-                on=args.date or datetime.now(UTC).date(),
-                note=args.note or "",
-            )
-        except (ConfigError, ValueError) as exc:
-            print(f"FAILED: {exc}", file=sys.stderr)
-            return 1
-        after = load_knowledge(settings.cards_dir, settings.parameters, settings.validation)
-        state = after.reviews[args.sign]
-        still = f"; still needs {', '.join(state.missing_roles)}" if state.missing_roles else ""
-        print(
-            f"signed {args.sign} version {entry.version} by {printable(entry.reviewed_by)} "
-            f"({entry.role}) on {entry.date}: {state.state}{still}"
-        )
-        return 0
-    return _write_review_site(k, settings, Path(args.out), Path(args.fixtures))
-
-
-def _write_review_site(k: Any, settings: Settings, out: Path, fixtures: Path) -> int:
-    from cds.replay import answer_in_process, in_process_client, iter_scenarios
-    from cds.review_site import Answer, write_site
-
-    scenarios = list(iter_scenarios([str(fixtures)]))
-    if not scenarios:
-        print(f"no fixture scenarios under {fixtures}", file=sys.stderr)
-        return 1
-    answers = []
-    client, fhir = in_process_client()
-    with client:
-        for i, sc in enumerate(scenarios, 1):
-            status, body = answer_in_process(client, fhir, sc)
-            cards = body.get("cards", []) if status == 200 else []
-            answers.append(Answer(name=sc.name, case=sc.case, status=status, cards=cards))
-            if sys.stderr.isatty():
-                print(f"\r  scenarios answered: {i}/{len(scenarios)}", end="", file=sys.stderr)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    written = write_site(k, answers, out, settings.cards_dir)
-    states = [r.state for r in k.reviews.values()]
-    print(
-        f"wrote {len(written)} pages to {out} ({len(k.rules)} rules, {len(answers)} scenarios; "
-        f"{states.count('reviewed')} reviewed, {states.count('stale')} stale, "
-        f"{states.count('unreviewed')} unreviewed); open {out / 'index.html'}"
-    )
-    return 0
-
-
 def cmd_feedback(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = settings_or_exit()
     if settings.database_url is None and not settings.feedback_db.exists():
         print(f"no feedback stored yet ({settings.feedback_db} does not exist)")
         return 0
     try:
-        store = _open_store(settings)
+        store = open_store_for(settings)
     except ConfigError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
@@ -387,10 +210,10 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    from cds.catalog import write_catalog
     from cds.services import load_knowledge
+    from cds.tools.catalog import write_catalog
 
-    settings = _settings()
+    settings = settings_or_exit()
     k = load_knowledge(settings.cards_dir, settings.parameters, settings.validation)
     written = write_catalog(k, Path(args.out), Path(args.fixtures))
     print(f"wrote {len(written)} pages to {args.out}")
@@ -400,7 +223,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     import logging
 
-    from cds.replay import main as replay_main
+    from cds.tools.replay import main as replay_main
 
     # In-process replay runs the service here: its warnings (expected 412s, excluded resources
     # in the scenarios that test them) would drown the summary.
@@ -416,7 +239,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Full R4B validation: exit 1 if a resource is invalid, 2 if a file cannot be read."""
     from cds import jsonsafe
-    from cds.validation import findings
+    from cds.tools.validation import findings
 
     invalid = total = 0
     for name in args.files:
@@ -441,6 +264,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cds.tools.report import command as report_command
+    from cds.tools.review_site import command as review_command
+
     parser = argparse.ArgumentParser(
         prog="cds", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -482,14 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
         "its 95%% Wilson interval; rules above --flag are flagged. Reads the store "
         "(CDS_FEEDBACK_DB or CDS_DATABASE_URL).",
     )
-    p.add_argument("--since", type=_day, help="first day of cards issued (default: all kept)")
-    p.add_argument("--until", type=_day, help="day after the last (default: tomorrow, UTC)")
+    p.add_argument("--since", type=day_arg, help="first day of cards issued (default: all kept)")
+    p.add_argument("--until", type=day_arg, help="day after the last (default: tomorrow, UTC)")
     p.add_argument("--service", help="one service id")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     p.add_argument(
         "--flag",
-        type=_rate,
+        type=rate_arg,
         default=0.9,
         help="flag override rates above this (default 0.9)",
     )
@@ -499,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=30,
         help="answered cards a rule needs before it is flagged (default 30)",
     )
-    p.set_defaults(fn=cmd_report)
+    p.set_defaults(fn=report_command)
 
     p = sub.add_parser(
         "review",
@@ -511,15 +337,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="review", help="folder for the site (default: review)")
     p.add_argument(
         "--fixtures",
-        default=str(Path(__file__).resolve().parent.parent / "fixtures"),
+        default=str(Path(__file__).resolve().parents[2] / "fixtures"),
         help="the scenario library (default: fixtures/ of the source checkout)",
     )
     p.add_argument("--sign", metavar="RULE", help="record a review of RULE's current version")
     p.add_argument("--by", metavar="NAME", help="with --sign: the reviewer")
     p.add_argument("--role", help="with --sign: one of the required roles in reviews.yaml")
     p.add_argument("--note", help="with --sign: what was checked, conditions")
-    p.add_argument("--date", type=_day, help="with --sign: the review date (default: today)")
-    p.set_defaults(fn=cmd_review)
+    p.add_argument("--date", type=day_arg, help="with --sign: the review date (default: today)")
+    p.set_defaults(fn=review_command)
 
     p = sub.add_parser("catalog", help="write a Markdown page per rule for clinician review")
     p.add_argument("--out", default="catalog", help="output folder (default ./catalog)")
