@@ -134,7 +134,7 @@ def digest_inputs(rule: Rule, book: CardBook, params: Parameters, files: _Files)
         "hooks": list(rule.hooks),
         "variants": sorted(rule.variants),
         "bindings": sorted(rule.bindings),
-        "code": inspect.getsource(rule.fn),
+        "code": inspect.getsource(inspect.unwrap(rule.fn)),
         "card": _plain(card),
         # Parsed, so a comment or layout change is not a content change.
         "valuesets": {v: files.valueset(v) for v in sorted(uses.valuesets)},

@@ -7,8 +7,9 @@ Every rule function's docstring cites its guideline section; the catalog renders
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, NewType
 
 from cds.facts import PatientFacts
@@ -75,8 +76,9 @@ class Proposal:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Decision:
-    rule: str
     variant: str
+    # Stamped by the rule that returns it (`rule` below): a rule function never types its id.
+    rule: str = ""
     indicator: Indicator
     bindings: Mapping[str, str] = field(default_factory=dict)
     data: tuple[str, ...] = ()  # the patient's own data that triggered it, with dates
@@ -172,6 +174,11 @@ def rule(
     def register(fn: RuleFn) -> RuleFn:
         if rule_id in RULES:
             raise ValueError(f"rule {rule_id} registered twice")
+
+        @functools.wraps(fn)
+        def decide(facts: PatientFacts, drafts: DraftOrders, params: Parameters) -> list[Decision]:
+            return [replace(d, rule=rule_id) for d in fn(facts, drafts, params)]
+
         RULES[rule_id] = Rule(
             id=rule_id,
             hooks=hooks,
@@ -187,9 +194,9 @@ def rule(
                 suggestions=frozenset(suggestions),
                 notes=frozenset(notes),
             ),
-            fn=fn,
+            fn=decide,
         )
-        return fn
+        return decide
 
     return register
 

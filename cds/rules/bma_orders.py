@@ -152,7 +152,6 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
             proposals = (proposal,)
             out.append(
                 Decision(
-                    rule="R2b",
                     variant=variant,
                     indicator=indicator,
                     bindings={**base, "label_dose": _mg(target)},
@@ -164,7 +163,6 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
         if draft.every_weeks is not None and draft.every_weeks < limit.min_interval_weeks:
             out.append(
                 Decision(
-                    rule="R2b",
                     variant="too-frequent",
                     indicator="warning",
                     bindings=base,
@@ -253,7 +251,6 @@ def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
         data += [f"Also drafted: {o.ref}" for o in together]
         out.append(
             Decision(
-                rule="R2c",
                 variant="switch-not-add",
                 indicator="warning",
                 bindings={"drug": " + ".join(sorted(mine)), "other": " and ".join(others)},

@@ -357,7 +357,6 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         refs += tuple(d.ref for d in healing)
     return [
         Decision(
-            rule="R1",
             variant=variant,
             indicator=indicator,
             bindings={"agents": agents_offered(proposals)},
@@ -459,7 +458,6 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         if severe_renal(f, p) and not hcm:
             out.append(
                 Decision(
-                    rule="R2",
                     variant="renal-contraindicated",
                     indicator="critical",
                     bindings=base,
@@ -489,7 +487,6 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
             # a dose reduction in the same answer (C2).
             out.append(
                 Decision(
-                    rule="R2",
                     variant="creatinine-rise",
                     indicator="warning",
                     bindings=base,
@@ -501,7 +498,6 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
             if draft.dose_mg is None:
                 out.append(
                     Decision(
-                        rule="R2",
                         variant="dose-unknown",
                         indicator="warning",
                         bindings={**base, "dose": f"{dose:g} mg"},
@@ -513,7 +509,6 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                 # A unit error (4 g) is R2b's critical card, not a band reduction.
                 out.append(
                     Decision(
-                        rule="R2",
                         variant="dose-adjust",
                         indicator="warning",
                         bindings={**base, "dose": f"{dose:g} mg"},
@@ -531,7 +526,6 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         if hcm:
             out.append(
                 Decision(
-                    rule="R2",
                     variant="hypercalcaemia",
                     indicator="info",
                     bindings={**base, "dose": "4 mg"},
@@ -547,7 +541,6 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
             # leaves the renal dose unchecked, and the card says what is missing (no band).
             out.append(
                 Decision(
-                    rule="R2",
                     variant="crcl-unknown",
                     indicator="warning",
                     bindings=base,
@@ -559,7 +552,6 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         if f.renal.creatinine is None:
             out.append(
                 Decision(
-                    rule="R2",
                     variant="no-creatinine",
                     indicator="warning",
                     bindings=base,
@@ -579,7 +571,6 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         if draft.infusion_minutes is not None and draft.infusion_minutes < minimum:
             out.append(
                 Decision(
-                    rule="R2",
                     variant="infusion-time",
                     indicator="warning",
                     bindings={**base, "minimum": f"{minimum:g}"},
@@ -615,7 +606,6 @@ def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
             data.append(f"Calcium {f.calcium.corrected:g} mg/dL on {on(f.calcium.when)}")
             out.append(
                 Decision(
-                    rule="R3a",
                     variant="hypocalcaemia",
                     indicator="critical",
                     data=tuple(data),
@@ -628,7 +618,6 @@ def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
         elif f.calcium.corrected is None:
             out.append(
                 Decision(
-                    rule="R3a",
                     variant="calcium-unknown",
                     indicator="warning",
                     data=tuple(data),
@@ -641,7 +630,6 @@ def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
             data.append(f"Renal function: {renal_words(f)}")
             out.append(
                 Decision(
-                    rule="R3a",
                     variant="renal-monitor",
                     indicator="warning",
                     data=tuple(data),
@@ -683,7 +671,6 @@ def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
         return []
     return [
         Decision(
-            rule="R3b",
             variant="supplement",
             indicator="info",
             data=tuple(f"On {e.ingredient} ({e.ref})" for e in bma),
@@ -720,7 +707,6 @@ def r3c_denosumab_calcium_check(
         return []
     return [
         Decision(
-            rule="R3c",
             variant="check-calcium",
             indicator="info",
             data=tuple(f"On denosumab ({e.ref})" for e in on_denosumab),
@@ -765,7 +751,6 @@ def r4a_dental_review(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> li
         data.append("A bone-modifying agent is indicated (see the bone-modifying agent card)")
     return [
         Decision(
-            rule="R4a",
             variant="dental-review",
             indicator="warning",
             data=tuple(data),
@@ -799,7 +784,6 @@ def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     if healing:
         return [
             Decision(
-                rule="R4b",
                 variant="socket-healing",
                 indicator="warning",
                 data=(
@@ -813,7 +797,6 @@ def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         return []
     return [
         Decision(
-            rule="R4b",
             variant="dental-before-bma",
             indicator="warning",
             data=(dental_words(f).capitalize(), *(f"Draft order: {o.ref}" for o in orders)),
@@ -845,7 +828,6 @@ def r4c_invasive_dental(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         return []
     return [
         Decision(
-            rule="R4c",
             variant="invasive-dental",
             indicator="warning",
             data=tuple(f"Draft order: {s.ref}" for s in hits),
@@ -873,7 +855,6 @@ def r4d_mronj(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decis
     on_bma = f.meds.active("BMA")
     return [
         Decision(
-            rule="R4d",
             variant="mronj",
             indicator="warning",
             data=(
@@ -908,7 +889,6 @@ def r5_zoledronic_interval(f: PatientFacts, drafts: DraftOrders, p: Parameters) 
         return []
     return [
         Decision(
-            rule="R5",
             variant="interval",
             indicator="info",
             data=(f"Zoledronic acid since {on(min(starts))}, every 3-4 weeks",),

@@ -54,7 +54,6 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         data += [f"Draft order: HER2 therapy ({h.ref})" for h in her2_drafts]
         out.append(
             Decision(
-                rule="R10",
                 variant="concurrent",
                 indicator="critical",
                 data=tuple(data),
@@ -71,7 +70,6 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     if reverse and anthra_active:
         out.append(
             Decision(
-                rule="R10",
                 variant="concurrent",
                 indicator="critical",
                 data=tuple(f"Draft order: HER2 therapy ({h.ref})" for h in reverse)
@@ -88,7 +86,6 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         if last is not None and f.as_of - last <= timedelta(days=p.anthracycline_washout_days):
             out.append(
                 Decision(
-                    rule="R10",
                     variant="washout",
                     indicator="warning",
                     data=(
@@ -119,7 +116,6 @@ def r10_both_active(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list
         return []
     return [
         Decision(
-            rule="R10pv",
             variant="both-active",
             indicator="warning",
             data=tuple(f"On {e.ingredient} ({e.ref})" for e in anthra + her2),
@@ -228,7 +224,6 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     on_them = [e for e in f.meds.active(*HER2_AB) if e.ingredient in {i for i, _ in monitored}]
     return [
         Decision(
-            rule="R11a",
             variant="lvef-due",
             indicator="warning",
             bindings={"drugs": _names([r for _, r in monitored])},
@@ -257,7 +252,6 @@ def r11b_baseline_lvef(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
         return []
     return [
         Decision(
-            rule="R11b",
             variant="baseline-lvef",
             indicator="warning",
             data=tuple(f"Draft order: {o.ref}" for o in orders) + _lvef_data(f),
@@ -316,7 +310,6 @@ def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
     if failing:
         out.append(
             Decision(
-                rule="R11c",
                 variant="heart-failure",
                 indicator="critical",
                 bindings={"drugs": _names([r for _, r in failing])},
@@ -357,7 +350,6 @@ def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
         drops = [d for _, _, d in found if d is not None]
         out.append(
             Decision(
-                rule="R11c",
                 variant=action,
                 indicator=indicator,
                 bindings={
@@ -376,7 +368,6 @@ def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
     if not hits["withhold"] and no_baseline and latest.value < p.lvef_lln_percent:
         out.append(
             Decision(
-                rule="R11c",
                 variant="low-no-baseline",
                 indicator="warning",
                 bindings={"drugs": _names([r for _, r, _ in drugs])},
@@ -429,7 +420,6 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
         refs = tuple(o.ref for o in ordered) + tuple(g.ref for g in history)
         return [
             Decision(
-                rule="R12",
                 variant="ild-order" if ever else "start-monitoring",
                 indicator="critical" if ever else "info",
                 data=tuple(f"Draft order: {o.ref}" for o in ordered)
@@ -452,7 +442,6 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
         grade = None if None in grades else max(g for g in grades if g is not None)
         return [
             Decision(
-                rule="R12",
                 variant=_grade_variant(grade, p),
                 indicator="critical",
                 bindings={"grade": str(grade) if grade is not None else "unknown"},
@@ -470,7 +459,6 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     if ild.present:
         return [
             Decision(
-                rule="R12",
                 variant="ild-before-tdxd",
                 indicator="warning",
                 data=(f"ILD/pneumonitis recorded {on(ild.since)}", *tdxd),

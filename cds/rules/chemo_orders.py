@@ -79,7 +79,6 @@ def r6b_capecitabine_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) 
             continue
         out.append(
             Decision(
-                rule="R6b",
                 variant=variant,
                 indicator=indicator,
                 data=data,

@@ -21,7 +21,6 @@ def r0_unreadable_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         return []
     return [
         Decision(
-            rule="R0",
             variant="unreadable",
             indicator="warning",
             bindings={"count": str(len(chosen))},

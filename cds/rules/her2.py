@@ -325,7 +325,6 @@ def r6_next_line(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
         data += (f"Renal function: {renal_words(f)}",)  # it shaped the capecitabine options
     return [
         Decision(
-            rule="R6",
             variant=variant,
             indicator="info",
             bindings={"line": str(number), "confidence": lines.confidence},
@@ -369,7 +368,6 @@ def r7_progression_undocumented(
         return []
     return [
         Decision(
-            rule="R7",
             variant="undocumented",
             indicator="info",
             data=therapy_data(f) + tuple(f"Found: {r}" for r in f.lines.findings),
@@ -401,7 +399,6 @@ def r8a_brain_local_therapy(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         return []
     return [
         Decision(
-            rule="R8a",
             variant="local-therapy",
             indicator="warning",
             data=(f"Brain metastasis recorded {on(since)}",),
@@ -456,7 +453,6 @@ def r8b_brain_systemic(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
         return []
     return [
         Decision(
-            rule="R8b",
             variant="tucatinib",
             indicator="info",
             data=(

@@ -156,7 +156,6 @@ def r15_her2_low(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
             return []
         return [
             Decision(
-                rule="R15",
                 variant="order-not-indicated",
                 indicator="warning",
                 bindings=bindings,
@@ -183,7 +182,6 @@ def r15_her2_low(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
         )
         return [
             Decision(
-                rule="R15",
                 variant=variant,
                 indicator="info",
                 bindings=bindings,
@@ -196,7 +194,6 @@ def r15_her2_low(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     if category == "unknown" and (db04 or db06):
         return [
             Decision(
-                rule="R15",
                 variant="ihc-score-needed",
                 indicator="info",
                 bindings=bindings,

@@ -49,7 +49,6 @@ def r13_retest_receptors(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
         )
         out.append(
             Decision(
-                rule="R13",
                 variant="retest",
                 indicator="info",
                 data=(
@@ -79,7 +78,6 @@ def r13_retest_receptors(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     if discordances:
         out.append(
             Decision(
-                rule="R13",
                 variant="discordance",
                 indicator="info",
                 data=discordances,
@@ -118,7 +116,6 @@ def r14_her2_testing(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> lis
     if her2 is not None and her2.needs_reflex_ish:
         return [
             Decision(
-                rule="R14",
                 variant="reflex-ish",
                 indicator="warning",
                 data=(f"HER2 IHC 2+ on {on(her2.when)} ({her2.specimen_site} specimen), no ISH",),
@@ -129,7 +126,6 @@ def r14_her2_testing(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> lis
     if her2 is not None and her2.needs_concurrent_ihc:
         return [
             Decision(
-                rule="R14",
                 variant="needs-ihc",
                 indicator="warning",
                 data=(f"HER2 ISH group {her2.ish_group} on {on(her2.when)}, no IHC",),
@@ -140,7 +136,6 @@ def r14_her2_testing(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> lis
     if f.receptors.serum_her2_only:
         return [
             Decision(
-                rule="R14",
                 variant="serum-only",
                 indicator="info",
                 data=("Only serum HER2 results were found; no tissue HER2 result",),

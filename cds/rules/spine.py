@@ -47,7 +47,6 @@ def r9a_vertebral(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     )
     return [
         Decision(
-            rule="R9a",
             variant="vertebral",
             indicator="info",
             data=(
@@ -90,7 +89,6 @@ def r9b_cord_compression(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
         return []
     return [
         Decision(
-            rule="R9b",
             variant="cord-compression",
             indicator="critical",
             data=(
