@@ -1,10 +1,5 @@
-"""Card knowledge (cards/rules/*.yaml, orders, override reasons) and Decision → Card rendering.
-
-Everything a clinician reads comes from these files. At start-up they are validated and
-cross-checked with the rule registry: every rule has a card file whose variants match, every
-template placeholder is a binding the rule provides, every suggestion, note and order a rule can
-name exists, and every emitted code is a verified or seen code of the terminology.
-"""
+"""Decision → Card: a rule's decision rendered as the CDS Hooks card an EHR shows, from the
+card knowledge (cds.card_book) and the patient's facts."""
 
 from __future__ import annotations
 
@@ -14,20 +9,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from string import Template
-from typing import Any, Literal
-
-from pydantic import Field
+from typing import Any
 
 from cds import schemas
-from cds.errors import ConfigError
+from cds.card_book import CardBook, CardFile, VariantSpec, parameter_bindings
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
-from cds.knowledge_file import KnowledgeFile, read_model
-from cds.parameters import Parameters
 from cds.rules import Decision, DeleteDraft, Order, Proposal, RegimenOrder, Rule, UpdateDraft
-from cds.terminology import Coding, Terminology
+from cds.terminology import Coding
 
 TOPIC_SYSTEM = "https://cds-mbc-bone.example.org/CodeSystem/card-topic"
 CARD_NAMESPACE = uuid.UUID("6f1c3a52-8c1e-4a57-9a77-3f1d1f0a9b21")
@@ -42,271 +32,9 @@ UCUM = "http://unitsofmeasure.org"
 _DOSE_IN_TEXT = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s*mg(?![\w/])", re.IGNORECASE)
 
 
-class Topic(KnowledgeFile):
-    code: str
-    display: str
-
-
-class SourceSpec(KnowledgeFile):
-    label: str
-    url: str
-
-
-class LinkSpec(KnowledgeFile):
-    label: str
-    url: str
-
-
-class VariantSpec(KnowledgeFile):
-    summary: str = Field(max_length=139)
-    detail: str
-
-
-class CardFile(KnowledgeFile):
-    rule: str
-    title: str
-    topic: Topic
-    source: SourceSpec
-    evidence: str
-    selection: Literal["at-most-one", "any"]
-    override_reasons: list[str] = Field(min_length=1)
-    links: list[LinkSpec] = Field(default_factory=list)
-    variants: dict[str, VariantSpec]
-    suggestions: dict[str, str] = Field(default_factory=dict)
-    notes: dict[str, str] = Field(default_factory=dict)
-
-
-class CommonFile(KnowledgeFile):
-    disclaimer: str
-    suggestions: dict[str, str]
-    notes: dict[str, str]
-
-
-class MedicationOrder(KnowledgeFile):
-    name: str
-    rxnorm: str | None = None
-
-
-class ServiceOrder(KnowledgeFile):
-    name: str
-    valueset: str | None = None
-    code: str | None = None
-
-
-class IntentSpec(KnowledgeFile):
-    url: str
-    valueset: str
-    code: str
-
-
-class OrdersFile(KnowledgeFile):
-    treatment_intent: IntentSpec
-    medications: dict[str, MedicationOrder]
-    services: dict[str, ServiceOrder]
-
-
-class OverrideFile(KnowledgeFile):
-    system: str
-    codes: dict[str, str]
-
-
 def _sentence(text: str) -> str:
     """A summary that opens with a drug name ('zoledronic acid ...') starts with a capital."""
     return text[:1].upper() + text[1:]
-
-
-def _placeholders(text: str) -> set[str]:
-    return set(Template(text).get_identifiers())
-
-
-@dataclass(frozen=True, slots=True)
-class CardBook:
-    cards: Mapping[str, CardFile]
-    common: CommonFile
-    orders: OrdersFile
-    overrides: OverrideFile
-    terminology: Terminology
-    parameters: Parameters
-
-    def suggestion_label(self, rule: str, key: str) -> str:
-        own = self.cards[rule].suggestions
-        if key in own:
-            return own[key]
-        if key in self.common.suggestions:
-            return self.common.suggestions[key]
-        return self.parameters.regimens[key].label
-
-    def note(self, rule: str, key: str) -> str:
-        own = self.cards[rule].notes
-        return own[key] if key in own else self.common.notes[key]
-
-
-def load_cards(
-    cards_dir: Path, terminology: Terminology, rules: Mapping[str, Rule], parameters: Parameters
-) -> CardBook:
-    files = {p.stem: read_model(CardFile, p) for p in sorted((cards_dir / "rules").glob("*.yaml"))}
-    book = CardBook(
-        cards=files,
-        common=read_model(CommonFile, cards_dir / "common.yaml"),
-        orders=read_model(OrdersFile, cards_dir / "orders.yaml"),
-        overrides=read_model(OverrideFile, cards_dir / "override-reasons.yaml"),
-        terminology=terminology,
-        parameters=parameters,
-    )
-    problems = cross_check(book, rules)
-    if problems:
-        raise ConfigError("knowledge files do not match the rules:\n  " + "\n  ".join(problems))
-    return book
-
-
-def parameter_bindings(p: Parameters, names: frozenset[str]) -> dict[str, str]:
-    """Card-text values of the parameters a rule declares: `$dental_lookback_days`, and for
-    day windows also `$..._weeks` and `$..._months`, so no card restates a threshold."""
-    out: dict[str, str] = {}
-    for name in names:
-        value = getattr(p, name)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        out[name] = f"{value:g}"
-        if name.endswith("_days"):
-            out[f"{name[:-5]}_weeks"] = f"{round(value / 7):g}"
-            out[f"{name[:-5]}_months"] = f"{round(value / 30.44):g}"
-    return out
-
-
-# How a threshold would be restated in card text, by the parameter's name.
-_RESTATED = (
-    ("_days", ("days?",)),
-    ("_percent", ("%",)),
-    ("_minutes", ("min(?:utes?)?",)),
-    ("_mg_dl", ("mg/dL",)),
-    ("crcl", ("mL/min",)),
-    ("creatinine_rise", ("mg/dL",)),
-    ("creatinine_abnormal_baseline", ("mg/dL",)),
-)
-
-
-def restated_literals(text: str, p: Parameters, names: frozenset[str]) -> list[str]:
-    """Parameters whose value a card text writes out as a literal instead of a placeholder."""
-    found = []
-    for name in sorted(names):
-        value = getattr(p, name)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        units = [u for suffix, us in _RESTATED if suffix in name for u in us]
-        forms = [(f"{value:g}", u) for u in units]
-        if name.endswith("_days"):
-            # 183 days is also written "6 months", 35 days "5 weeks": only near-exact ones.
-            for per, unit in ((30.44, "months?"), (7.0, "weeks?")):
-                n = value / per
-                if n >= 1 and abs(n - round(n)) < 0.1:
-                    forms.append((f"{round(n):g}", unit))
-        for form, unit in forms:
-            # Not a range's upper end ("4-6 months" is not "6 months").
-            pattern = rf"(?<![\d.$\-–]){re.escape(form)}(?:-(?:day|week|month))?\s*{unit}(?!\w)"
-            if re.search(pattern, text, flags=re.IGNORECASE):
-                found.append(f"{name}={value:g} written as '{form} {unit.rstrip('?')}'")
-    return found
-
-
-def _texts(card: CardFile) -> list[tuple[str, str]]:
-    """Every sentence of a card file a clinician reads, except the quoted evidence."""
-    out = []
-    for name, v in card.variants.items():
-        out += [(f"{name}.summary", v.summary), (f"{name}.detail", v.detail)]
-    out += [(f"suggestions.{k}", v) for k, v in card.suggestions.items()]
-    out += [(f"notes.{k}", v) for k, v in card.notes.items()]
-    return out
-
-
-def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
-    problems: list[str] = []
-    t = book.terminology
-    params = book.parameters
-    regimens = params.regimens
-    labelled = set(book.common.suggestions).union(*(c.suggestions for c in book.cards.values()))
-    for rid, r in rules.items():
-        card = book.cards.get(rid)
-        if card is None:
-            problems.append(f"rule {rid} has no cards/rules/{rid}.yaml")
-            continue
-        if card.rule != rid:
-            problems.append(f"cards/rules/{rid}.yaml says rule {card.rule}")
-        if set(card.variants) != set(r.variants):
-            problems.append(
-                f"{rid}: card variants {sorted(card.variants)} != "
-                f"rule variants {sorted(r.variants)}"
-            )
-        allowed = set(r.bindings) | set(parameter_bindings(params, r.uses.parameters))
-        for where, text in _texts(card):
-            extra = _placeholders(text) - allowed
-            if extra and not where.startswith("suggestions."):
-                problems.append(f"{rid}.{where}: placeholders {sorted(extra)} are not bindings")
-            for hit in restated_literals(text, params, r.uses.parameters):
-                problems.append(f"{rid}.{where}: restates a parameter ({hit}); use a placeholder")
-        for code in card.override_reasons:
-            if code not in book.overrides.codes:
-                problems.append(f"{rid}: unknown override reason {code!r}")
-        both = set(card.suggestions) & set(book.common.suggestions)
-        both |= set(card.notes) & set(book.common.notes)
-        if both:
-            problems.append(f"{rid}: keys defined in both the card file and common.yaml: {both}")
-        # Everything the rule declares must resolve (rule-engine style: at load, not per call).
-        u = r.uses
-        for vs in sorted(u.valuesets - set(t.value_sets)):
-            problems.append(f"{rid}: value set {vs!r} is not in cards/valuesets/")
-        for ing in sorted(u.ingredients - set(t.medications.classes)):
-            problems.append(f"{rid}: ingredient {ing!r} is not in cards/medications.yaml")
-        for name in sorted(u.parameters - set(type(params).model_fields)):
-            problems.append(f"{rid}: parameter {name!r} is not in cards/parameters.yaml")
-        for key in sorted(u.orders - set(book.orders.services)):
-            problems.append(f"{rid}: order {key!r} is not a service in cards/orders.yaml")
-        for key in sorted(u.medications - set(book.orders.medications)):
-            problems.append(f"{rid}: medication {key!r} is not in cards/orders.yaml")
-        for key in sorted(u.regimens - set(regimens)):
-            problems.append(f"{rid}: regimen {key!r} is not in cards/regimens.yaml")
-        for key in sorted(u.suggestions - labelled):
-            problems.append(f"{rid}: suggestion {key!r} has no label")
-        own_notes = set(card.notes) | set(book.common.notes)
-        for key in sorted(u.notes - own_notes):
-            problems.append(f"{rid}: note {key!r} is not in its card file or common.yaml")
-    for rid in set(book.cards) - set(rules):
-        problems.append(f"cards/rules/{rid}.yaml has no rule")
-    # Regimens: every drug is a medication order; $dose only with a default.
-    for key, reg in regimens.items():
-        for drug in reg.drugs:
-            for order in (drug.order, drug.reduced_order):
-                if order is not None and order not in book.orders.medications:
-                    problems.append(f"regimens.{key}: {order!r} is not in cards/orders.yaml")
-            for ingredient in (drug.ingredient, *drug.also):
-                if ingredient is not None and ingredient not in t.medications.classes:
-                    problems.append(f"regimens.{key}: unknown ingredient {ingredient!r}")
-            if drug.ingredient == "capecitabine" and drug.renal_reduced_dose is None:
-                problems.append(f"regimens.{key}: capecitabine needs a renal_reduced_dose (D8)")
-            if _placeholders(drug.dose) - {"dose"}:
-                problems.append(f"regimens.{key}: unknown placeholder in a dose")
-            if "dose" in _placeholders(drug.dose) and reg.default_dose is None:
-                problems.append(f"regimens.{key}: a dose has $dose but no default_dose")
-            if re.search(r"\blabel\b|\bor every\b", drug.dose, flags=re.IGNORECASE):
-                problems.append(f"regimens.{key}: {drug.order} dose is not orderable as written")
-    # Every emitted code must be verified or seen, never UNVERIFIED (terminology.md).
-    for key, med in book.orders.medications.items():
-        if med.rxnorm is not None and med.rxnorm not in t.medications.displays:
-            problems.append(f"orders.{key}: RxNorm {med.rxnorm} is not in medications.yaml")
-    for key, svc in book.orders.services.items():
-        if (svc.valueset is None) != (svc.code is None):
-            problems.append(f"orders.{key}: valueset and code go together")
-        elif svc.valueset is not None and svc.code is not None:
-            try:
-                t[svc.valueset].coding(svc.code)
-            except (KeyError, ConfigError) as exc:
-                problems.append(f"orders.{key}: {exc}")
-    intent = book.orders.treatment_intent
-    try:
-        t[intent.valueset].coding(intent.code)
-    except (KeyError, ConfigError) as exc:
-        problems.append(f"orders.treatment_intent: {exc}")
-    return problems
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

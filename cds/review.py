@@ -30,7 +30,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from cds.cards import CardBook
+from cds.card_book import CardBook
 from cds.errors import ConfigError
 from cds.knowledge_file import read_model, read_yaml
 from cds.parameters import Parameters

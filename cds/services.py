@@ -13,7 +13,8 @@ from pathlib import Path
 from pydantic import Field
 
 from cds import schemas
-from cds.cards import CardBook, Renderer, load_cards
+from cds.card_book import CardBook, load_cards
+from cds.cards import Renderer
 from cds.errors import ConfigError
 from cds.facts import FACT_VALUESETS
 from cds.facts.conformance import Checker, Mode
