@@ -204,10 +204,13 @@ def rule(
 def load_rules() -> Mapping[str, Rule]:
     """Import the rule modules (their decorators fill RULES) and return the registry."""
     from cds.rules import (  # noqa: F401
+        bisphosphonates,
         bma_orders,
         bone,
+        bone_calcium,
         cardiac,
         chemo_orders,
+        dental,
         drafts,
         her2,
         her2low,

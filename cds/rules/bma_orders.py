@@ -2,7 +2,8 @@
 
 Clinical-logic §3c D1 (dose and schedule ceilings at every renal function), D2 (hypercalcaemia of
 malignancy: no renal reduction of zoledronic acid), D3 (one bone-modifying agent at a time). The
-predicates here are shared with R1 and R2 (cds/rules/bone.py), which choose and check the dose.
+predicates here are shared with R1 (cds/rules/bone.py) and R2 (cds/rules/bisphosphonates.py),
+which choose and check the dose.
 """
 
 from __future__ import annotations

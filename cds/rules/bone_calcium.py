@@ -1,0 +1,166 @@
+"""R3a-R3c: calcium and vitamin D around bone-modifying agents (denosumab above all)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cds.facts import PatientFacts
+from cds.facts.orders import DraftOrders
+from cds.parameters import Parameters
+from cds.rules import (
+    ORDER_HOOKS,
+    PATIENT_VIEW,
+    Decision,
+    NoteKey,
+    Proposal,
+    RegimenOrder,
+    on,
+    rule,
+)
+from cds.rules.bone import (
+    BMA_PARAMETERS,
+    CALCIUM_PARAMETERS,
+    CALCIUM_VALUESETS,
+    LAB_PARAMETERS,
+    ORDER_CALCIUM,
+    RENAL_VALUESETS,
+    SUPPORT_REGIMENS,
+    renal_words,
+    severe_renal,
+)
+
+
+@rule(
+    "R3a",
+    hooks=ORDER_HOOKS,
+    variants=("hypocalcaemia", "calcium-unknown", "renal-monitor"),
+    valuesets=(*RENAL_VALUESETS, *CALCIUM_VALUESETS),
+    ingredients=("denosumab",),
+    parameters=(*LAB_PARAMETERS, *CALCIUM_PARAMETERS, "crcl_not_recommended"),
+    orders=("lab-calcium", "lab-albumin"),
+    suggestions=("order-calcium",),
+    notes=("calcium-uncorrected",),
+)
+def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Denosumab order with low corrected calcium → correct it first; severe renal → monitor.
+
+    Xgeva safety labelling change (FDA, 2013): pre-existing hypocalcaemia must be corrected before
+    starting Xgeva. Label (June 2014): hypocalcaemia risk is highest with CrCl <30 mL/min or
+    dialysis; monitor calcium.
+    """
+    out: list[Decision] = []
+    for draft in drafts.with_ingredient("denosumab"):
+        data = [f"Draft order: denosumab ({draft.ref})"]
+        if f.calcium.low:
+            data.append(f"Calcium {f.calcium.corrected:g} mg/dL on {on(f.calcium.when)}")
+            out.append(
+                Decision(
+                    variant="hypocalcaemia",
+                    indicator="critical",
+                    data=tuple(data),
+                    refs=(draft.ref, *f.calcium.refs),
+                    note_keys=()
+                    if f.calcium.albumin_corrected
+                    else (NoteKey("calcium-uncorrected"),),
+                )
+            )
+        elif f.calcium.corrected is None:
+            out.append(
+                Decision(
+                    variant="calcium-unknown",
+                    indicator="warning",
+                    data=tuple(data),
+                    missing=(f"serum calcium within {p.lab_freshness_days} days",),
+                    refs=(draft.ref,),
+                    proposals=(ORDER_CALCIUM,),
+                )
+            )
+        elif severe_renal(f, p):
+            data.append(f"Renal function: {renal_words(f)}")
+            out.append(
+                Decision(
+                    variant="renal-monitor",
+                    indicator="warning",
+                    data=tuple(data),
+                    refs=(draft.ref, *f.renal.refs),
+                    proposals=(ORDER_CALCIUM,),
+                )
+            )
+    return out
+
+
+@rule(
+    "R3b",
+    hooks=PATIENT_VIEW,
+    variants=("supplement",),
+    valuesets=CALCIUM_VALUESETS,
+    ingredients=("denosumab", "zoledronic acid", "pamidronate", "calcium", "vitamin d"),
+    parameters=(*CALCIUM_PARAMETERS, *BMA_PARAMETERS, "bma_recent_start_days"),
+    regimens=SUPPORT_REGIMENS,
+)
+def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """A BMA started in the last 30 days (or calcium low) without calcium or vitamin D →
+    supplement, unless hypercalcaemic; not at every chart open (clinical-logic §3c D10).
+
+    Zometa label: oral calcium 500 mg and a multivitamin with 400 IU vitamin D daily. Xgeva label:
+    calcium and vitamin D as necessary, unless hypercalcaemia is present. Seed 001.
+    RxNorm codes for calcium carbonate and cholecalciferol are UNVERIFIED: sent as text only.
+    """
+    bma = f.meds.active_bma()
+    if not bma or f.meds.active("CALCIUM", "VITD") or f.calcium.high:
+        return []
+    # D10: over-the-counter supplements are rarely recorded, so this is not a card at every
+    # chart open: only around the start of an agent, or when calcium is low.
+    started = [
+        e
+        for e in bma
+        if e.start is not None and f.as_of - e.start <= timedelta(days=p.bma_recent_start_days)
+    ]
+    if not started and not f.calcium.low:
+        return []
+    return [
+        Decision(
+            variant="supplement",
+            indicator="info",
+            data=tuple(f"On {e.ingredient} ({e.ref})" for e in bma),
+            missing=()
+            if f.calcium.corrected is not None
+            else ("a recent serum calcium: check it is not high before supplementing",),
+            refs=tuple(e.ref for e in bma),
+            proposals=(
+                Proposal(key="calcium-vitamin-d", actions=(RegimenOrder(key="calcium-vitamin-d"),)),
+            ),
+        )
+    ]
+
+
+@rule(
+    "R3c",
+    hooks=PATIENT_VIEW,
+    variants=("check-calcium",),
+    valuesets=CALCIUM_VALUESETS,
+    ingredients=("denosumab",),
+    parameters=("calcium_check_days", *BMA_PARAMETERS),
+    orders=("lab-calcium", "lab-albumin"),
+    suggestions=("order-calcium",),
+)
+def r3c_denosumab_calcium_check(
+    f: PatientFacts, drafts: DraftOrders, p: Parameters
+) -> list[Decision]:
+    """On denosumab with no calcium result in 35 days → check serum calcium (Xgeva label)."""
+    on_denosumab = [e for e in f.meds.active_bma() if e.ingredient == "denosumab"]
+    last = f.calcium.last_result
+    if not on_denosumab or (
+        last is not None and f.as_of - last <= timedelta(days=p.calcium_check_days)
+    ):
+        return []
+    return [
+        Decision(
+            variant="check-calcium",
+            indicator="info",
+            data=tuple(f"On denosumab ({e.ref})" for e in on_denosumab),
+            missing=(f"serum calcium within {p.calcium_check_days} days",),
+            refs=tuple(e.ref for e in on_denosumab),
+            proposals=(ORDER_CALCIUM,),
+        )
+    ]

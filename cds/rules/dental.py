@@ -1,0 +1,177 @@
+"""R4a-R4d: dental review before and during bone-modifying agents, recent invasive dental
+work, MRONJ."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cds.facts import PatientFacts
+from cds.facts.orders import DraftOrders
+from cds.parameters import Parameters
+from cds.rules import (
+    ORDER_HOOKS,
+    PATIENT_VIEW,
+    Decision,
+    Order,
+    Proposal,
+    on,
+    rule,
+)
+from cds.rules.bone import (
+    BMA_PARAMETERS,
+    BONE_VALUESETS,
+    bma_indicated,
+    dental_words,
+    no_recent_dental,
+    r1_offers_dental_referral,
+    recent_invasive_dental,
+)
+
+
+@rule(
+    "R4a",
+    hooks=PATIENT_VIEW,
+    variants=("dental-review",),
+    valuesets=(*BONE_VALUESETS, "dental-evaluation"),
+    ingredients=("denosumab", "zoledronic acid", "pamidronate"),
+    parameters=("dental_lookback_days", "bma_recent_start_days", *BMA_PARAMETERS),
+    orders=("dental-referral",),
+    suggestions=("dental-referral",),
+)
+def r4a_dental_review(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """A BMA is indicated or just started, and no dental evaluation in 6 months → refer.
+
+    ASCO-BMA-2017/2011: all patients should have a dental examination and preventive dentistry
+    before using a BMA. Xgeva label: dental examination before treatment; avoid invasive dental
+    procedures during it. MRONJ-2019. The 6-month look-back is a configurable default. When the
+    bone-modifying agent card already carries the dental referral, it is not repeated (C9).
+    """
+    if not no_recent_dental(f, p) or r1_offers_dental_referral(f, p):
+        return []
+    needs_bma = bma_indicated(f)
+    recent = [
+        e
+        for e in f.meds.active_bma()
+        if e.start is not None and f.as_of - e.start <= timedelta(days=p.bma_recent_start_days)
+    ]
+    if not needs_bma and not recent:
+        return []
+    data = [dental_words(f).capitalize()]
+    data += [f"{e.ingredient} started {on(e.start)} ({e.ref})" for e in recent]
+    if needs_bma:
+        data.append("A bone-modifying agent is indicated (see the bone-modifying agent card)")
+    return [
+        Decision(
+            variant="dental-review",
+            indicator="warning",
+            data=tuple(data),
+            refs=tuple(e.ref for e in recent),
+            proposals=(Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),),
+        )
+    ]
+
+
+@rule(
+    "R4b",
+    hooks=ORDER_HOOKS,
+    variants=("dental-before-bma", "socket-healing"),
+    valuesets=("dental-evaluation", "invasive-dental"),
+    ingredients=("denosumab", "zoledronic acid", "pamidronate"),
+    parameters=("dental_lookback_days", "dental_healing_days"),
+    orders=("dental-referral",),
+    suggestions=("dental-referral",),
+)
+def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """A first BMA is being ordered with no dental evaluation in 6 months → refer; never blocks.
+    After an extraction or other invasive dental procedure in the last 21 days → wait for the
+    socket to heal if the clinical situation allows (AAOMS 2022; §3c D6).
+
+    ASCO-BMA-2017; Xgeva label; MRONJ-2019 (the oncologist may start without delay when needed).
+    """
+    orders = drafts.with_class("BMA")
+    if not orders or f.meds.ever("BMA"):
+        return []
+    healing = recent_invasive_dental(f, p)
+    if healing:
+        return [
+            Decision(
+                variant="socket-healing",
+                indicator="warning",
+                data=(
+                    *(f"Invasive dental procedure {on(d.when)} ({d.ref})" for d in healing),
+                    *(f"Draft order: {o.ref}" for o in orders),
+                ),
+                refs=(*(d.ref for d in healing), *(o.ref for o in orders)),
+            )
+        ]
+    if not no_recent_dental(f, p):
+        return []
+    return [
+        Decision(
+            variant="dental-before-bma",
+            indicator="warning",
+            data=(dental_words(f).capitalize(), *(f"Draft order: {o.ref}" for o in orders)),
+            refs=tuple(o.ref for o in orders),
+            proposals=(Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),),
+        )
+    ]
+
+
+@rule(
+    "R4c",
+    hooks=ORDER_HOOKS,
+    variants=("invasive-dental",),
+    valuesets=("invasive-dental",),
+    ingredients=("denosumab", "zoledronic acid", "pamidronate"),
+    parameters=BMA_PARAMETERS,
+)
+def r4c_invasive_dental(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """On a BMA and an extraction or implant is being ordered → MRONJ risk; coordinate.
+
+    Xgeva label: avoid invasive dental procedures during treatment. MRONJ-2019. The procedure
+    code set is UNVERIFIED, so the draft is recognised by dental words (value set
+    invasive-dental): a cataract extraction or a breast implant never matches (C9).
+    """
+    if not f.meds.active("BMA"):
+        return []
+    hits = [s for s in drafts.services if s.invasive_dental]
+    if not hits:
+        return []
+    return [
+        Decision(
+            variant="invasive-dental",
+            indicator="warning",
+            data=tuple(f"Draft order: {s.ref}" for s in hits),
+            refs=tuple(s.ref for s in hits),
+        )
+    ]
+
+
+@rule(
+    "R4d",
+    hooks=PATIENT_VIEW,
+    variants=("mronj",),
+    valuesets=("mronj",),
+    ingredients=("denosumab", "zoledronic acid", "pamidronate"),
+    parameters=BMA_PARAMETERS,
+)
+def r4d_mronj(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Osteonecrosis of the jaw recorded → review BMA continuation with dental/oral surgery.
+
+    Xgeva label: temporary interruption should be considered on individual risk/benefit.
+    MRONJ codes are UNVERIFIED: recognised by text.
+    """
+    if not f.disease.mronj.present:
+        return []
+    on_bma = f.meds.active("BMA")
+    return [
+        Decision(
+            variant="mronj",
+            indicator="warning",
+            data=(
+                f"Osteonecrosis of the jaw recorded {on(f.disease.mronj.since)}",
+                *(f"On {e.ingredient} ({e.ref})" for e in on_bma),
+            ),
+            refs=f.disease.mronj.refs + tuple(e.ref for e in on_bma),
+        )
+    ]
