@@ -17,18 +17,13 @@ from cds.facts.labs import (
     extract_renal,
     impossible_values,
 )
-from cds.facts.lines import (
-    LineHistory,
-    SystemicLines,
-    extract_lines,
-    extract_systemic_lines,
-    metastatic_setting,
-)
+from cds.facts.lines import LineHistory, extract_lines, metastatic_setting
 from cds.facts.medications import HER2_ANTIBODY_CLASSES, Medications, extract_medications
 from cds.facts.reading import read_records
 from cds.facts.receptors import Receptors, extract_receptors
 from cds.facts.records import ActivityRecord, Excluded, Records
 from cds.facts.screening import CONDITION_SETS, OBSERVATION_SETS, RESULT_SETS, SERVICE_SETS
+from cds.facts.systemic_lines import SystemicLines, extract_systemic_lines
 from cds.parameters import Parameters
 from cds.terminology import Terminology
 

@@ -14,10 +14,10 @@ from cds.facts.medications import (
     Medications,
     StopReason,
 )
-from cds.facts.records import ObservationRecord, Records
+from cds.facts.progression import CnsProgression, Progression, progression_dates, progression_of
+from cds.facts.records import Records
 from cds.terminology import MedClass, Terminology
 
-Progression = Literal["high", "medium", "none", "undetermined"]
 Confidence = Literal["high", "medium", "low"]
 
 PARTNER_CLASSES: frozenset[MedClass] = frozenset(
@@ -44,16 +44,6 @@ class Line:
     active: bool
     end_reason: StopReason | None
     refs: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CnsProgression:
-    """A new brain (or leptomeningeal) metastasis on the current line (C5): intracranial
-    progression, which is not by itself systemic progression."""
-
-    onset: date
-    ref: str
-    status_ref: str | None  # a disease status documenting systemic disease as stable, if any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,7 +101,7 @@ class LineHistory:
         return ended + int(progressing) + 1 + (1 if self.adjuvant_within_12_months else 0)
 
 
-def _by_setting(
+def by_setting(
     exposures: list[Exposure], tmet: date | None, t: Terminology, cutoff_days: int, group_days: int
 ) -> tuple[list[Exposure], list[Exposure]]:
     """(neo)adjuvant and metastatic-setting exposures (F6.1, §3c D14).
@@ -145,7 +135,7 @@ def _by_setting(
     return [e for e in early if e not in moved], metastatic + moved
 
 
-def _regimens(exposures: list[Exposure], group_days: int) -> list[list[Exposure]]:
+def regimens_of(exposures: list[Exposure], group_days: int) -> list[list[Exposure]]:
     """Drugs starting within `group_days` of a regimen's first drug join that regimen (F6.2)."""
     regimens: list[list[Exposure]] = []
     for e in sorted(exposures, key=lambda x: x.start or date.min):
@@ -235,19 +225,19 @@ def extract_lines(
 ) -> LineHistory:
     tmet = setting.date
     anchors = [e for e in meds.given() if e.med_class in HER2_CLASSES | PARTNER_CLASSES]
-    adjuvant, metastatic = _by_setting(anchors, tmet, t, adjuvant_cutoff_days, group_days)
+    adjuvant, metastatic = by_setting(anchors, tmet, t, adjuvant_cutoff_days, group_days)
 
     # F6.3/F6.4: a regimen is a new line only if it brings a HER2 agent the line did not have.
     # Dropping the chemotherapy partner, adding endocrine therapy, switching formulation or
     # biosimilar (one ingredient), or swapping taxanes all stay within the line - unless
     # progression was documented first: then a change of partner or of HER2 drugs is a new line
     # even if trastuzumab continues (C6).
-    evidence = _progression_dates(meds, disease, records, t)
+    evidence = progression_dates(meds, disease, records, t)
     grouped: list[list[Exposure]] = []
     anchor_sets: list[set[str]] = []
     closed: list[date | None] = []  # a line ended by documented progression, on this date
     opened: list[date | None] = []  # a line split off by it starts with its new drugs
-    for regimen in _regimens(metastatic, group_days):
+    for regimen in regimens_of(metastatic, group_days):
         her2 = {e.ingredient for e in regimen if e.med_class in HER2_CLASSES}
         if grouped and (not her2 or her2 <= anchor_sets[-1]):
             line_start = min((e.start for e in grouped[-1] if e.start), default=None)
@@ -331,7 +321,7 @@ def extract_lines(
             for site, onset, _ in disease.site_onsets
             if onset is not None and onset <= recorded + timedelta(days=adjuvant_cutoff_days)
         )
-    progression, why, refs, findings, cns = _progression(
+    progression, why, refs, findings, cns = progression_of(
         tuple(lines),
         disease,
         records,
@@ -356,212 +346,4 @@ def extract_lines(
         findings=findings,
         cns_progression=cns,
         setting_conflicts=setting.conflicts,
-    )
-
-
-def _statuses(records: Records, t: Terminology) -> list[ObservationRecord]:
-    return sorted(
-        records.observations_coded_in(t["disease-status"]),
-        key=lambda o: o.effective or date.min,
-    )
-
-
-def _worsened(o: ObservationRecord, t: Terminology) -> bool:
-    return o.value.concept is not None and t["status-worsened"].matches_code(o.value.concept)
-
-
-def _progression_dates(
-    meds: Medications, disease: Disease, records: Records, t: Terminology
-) -> list[date]:
-    """When progression was documented: 'worsened' statuses, therapy stopped for no response,
-    and the first date of each metastatic site (F7 HIGH a-c), for the line grouping of C6."""
-    out = [o.effective for o in _statuses(records, t) if o.effective and _worsened(o, t)]
-    out += [e.last for e in meds.given() if e.stop_reason == "progression" and e.last]
-    first: dict[str, date] = {}
-    for site, onset, _ in disease.site_onsets:
-        if onset is not None and (site not in first or onset < first[site]):
-            first[site] = onset
-    return out + list(first.values())
-
-
-Assessment = tuple[
-    Progression, tuple[str, ...], tuple[str, ...], tuple[str, ...], CnsProgression | None
-]
-
-
-def _progression(
-    lines: tuple[Line, ...],
-    disease: Disease,
-    records: Records,
-    t: Terminology,
-    *,
-    brain_window_days: int,
-    documented: frozenset[str] = frozenset(),
-) -> Assessment:
-    """F7 on the last line: HIGH, NOT progression, UNDETERMINED, or none while it continues.
-
-    Returns (progression, its evidence, refs, other findings, intracranial-only progression).
-    """
-    if not lines:
-        return "none", (), (), (), None
-    line = lines[-1]
-    start = line.start
-    reasons: list[str] = []
-    refs: list[str] = []
-
-    statuses = _statuses(records, t)
-    after = [
-        o
-        for o in statuses
-        if start is None or (o.effective is not None and o.effective > start + timedelta(days=14))
-    ]
-    latest = after[-1] if after else None
-    for o in after:
-        if _worsened(o, t):
-            reasons.append(f"disease status 'worsened' on {_d(o.effective)}")
-            refs.append(f"Observation/{o.id}")
-    if latest is not None and _not_progressed(latest, t) and reasons:
-        # A later 'stable' or 'responding' status supersedes an earlier 'worsened' on this line.
-        reasons, refs = [], []
-    if line.end_reason == "progression":
-        reasons.append("therapy stopped for no response to treatment")
-        refs.extend(line.refs)
-    cns: CnsProgression | None = None
-    if start is not None:
-        known_before = {s for s, d, _ in disease.site_onsets if d is not None and d <= start}
-        known_before |= documented
-        for site, onset, ref in disease.site_onsets:
-            if onset is None or onset <= start + timedelta(days=30) or site in known_before:
-                continue
-            if site in ("brain", "leptomeningeal"):
-                # C5: brain metastases are not, by themselves, systemic progression: they call
-                # for local therapy, not a change of line (systemic progression needs its own
-                # evidence). Whether systemic disease was documented stable is kept for the card.
-                stable = _stable_around(statuses, onset, brain_window_days, t)
-                if cns is None:
-                    cns = CnsProgression(
-                        onset=onset,
-                        ref=ref,
-                        status_ref=f"Observation/{stable.id}" if stable is not None else None,
-                    )
-                continue
-            reasons.append(f"new {site} metastasis recorded {_d(onset)}")
-            refs.append(ref)
-    if reasons:
-        return "high", tuple(reasons), tuple(dict.fromkeys(refs)), (), cns
-    if line.active:
-        return "none", (), (), (), cns
-    if line.end_reason in ("toxicity", "other"):
-        found = (f"last line stopped for {line.end_reason}, not progression",)
-        return "none", (), line.refs, found, cns
-    if latest is not None and _not_progressed(latest, t):
-        return "none", (), (), (f"disease status not progressing on {_d(latest.effective)}",), cns
-    why = [f"{', '.join(sorted(line.anchor or line.drugs))} ended {_d(line.end)} with no reason"]
-    if not statuses:
-        why.append("no disease-status record")
-    return "undetermined", (), line.refs, tuple(why), cns
-
-
-def _stable_around(
-    statuses: list[ObservationRecord], onset: date, window_days: int, t: Terminology
-) -> ObservationRecord | None:
-    """The latest disease status from `window_days` before the onset on, if it says stable."""
-    near = [
-        o
-        for o in statuses
-        if o.effective is not None and o.effective >= onset - timedelta(days=window_days)
-    ]
-    return near[-1] if near and _not_progressed(near[-1], t) else None
-
-
-def _not_progressed(obs: ObservationRecord, t: Terminology) -> bool:
-    concept = obs.value.concept
-    return concept is not None and t["status-not-progressed"].matches_code(concept)
-
-
-def _d(value: date | None) -> str:
-    return value.isoformat() if value else "(date unknown)"
-
-
-CHEMO_CLASSES: frozenset[MedClass] = frozenset(
-    {"TAXANE", "CAPE", "VINORELBINE", "OTHER_CHEMO", "ANTHRACYCLINE"}
-)
-# A CDK4/6 inhibitor given with endocrine therapy is part of an endocrine line (R15).
-ENDOCRINE_CLASSES: frozenset[MedClass] = frozenset(
-    {"ENDOCRINE_AI", "ENDOCRINE_SERD", "ENDOCRINE_SERM", "CDK46"}
-)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SystemicLine:
-    kind: Literal["chemotherapy", "endocrine"]
-    drugs: frozenset[str]
-    start: date | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SystemicLines:
-    """Chemotherapy and endocrine lines in the metastatic setting, for HER2-negative disease
-    (R15, DESTINY-Breast04/-06): the F6 grouping (drugs started within the grouping window are
-    one regimen; the same drugs continuing stay one line)."""
-
-    lines: tuple[SystemicLine, ...]
-    adjuvant_chemo_end: date | None
-    # Recurrence within 6 months of completing (neo)adjuvant chemotherapy (DB-04 criterion).
-    adjuvant_chemo_within_6_months: bool | None
-    confidence: Confidence
-
-    @property
-    def chemotherapy(self) -> int:
-        return sum(1 for line in self.lines if line.kind == "chemotherapy")
-
-    @property
-    def endocrine(self) -> int:
-        return sum(1 for line in self.lines if line.kind == "endocrine")
-
-
-def extract_systemic_lines(
-    meds: Medications,
-    *,
-    group_days: int,
-    adjuvant_cutoff_days: int,
-    adjuvant_chemo_days: int,
-    setting: Setting,
-    t: Terminology,
-) -> SystemicLines:
-    tmet = setting.date
-    wanted = CHEMO_CLASSES | ENDOCRINE_CLASSES
-    early, metastatic = _by_setting(
-        [e for e in meds.given() if e.med_class in wanted],
-        tmet,
-        t,
-        adjuvant_cutoff_days,
-        group_days,
-    )
-    adjuvant_chemo = [e for e in early if e.med_class in CHEMO_CLASSES]
-    lines: list[SystemicLine] = []
-    for regimen in _regimens(metastatic, group_days):
-        drugs = frozenset(e.ingredient for e in regimen)
-        if lines and drugs <= lines[-1].drugs:
-            continue  # the same drugs, given again: the line goes on
-        chemo = any(e.med_class in CHEMO_CLASSES for e in regimen)
-        starts = [e.start for e in regimen if e.start is not None]
-        lines.append(
-            SystemicLine(
-                kind="chemotherapy" if chemo else "endocrine",
-                drugs=drugs,
-                start=min(starts) if starts else None,
-            )
-        )
-    end = max((e.last for e in adjuvant_chemo if e.last is not None), default=None)
-    within: bool | None = None
-    if end is not None and tmet is not None:
-        within = tmet - end <= timedelta(days=adjuvant_chemo_days)
-    elif tmet is not None and meds.received:
-        within = False
-    return SystemicLines(
-        lines=tuple(lines),
-        adjuvant_chemo_end=end,
-        adjuvant_chemo_within_6_months=within,
-        confidence="low" if tmet is None else "high",
     )

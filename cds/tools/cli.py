@@ -264,7 +264,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cds.tools.report import command as report_command
+    from cds.tools.report_command import command as report_command
     from cds.tools.review_site import command as review_command
 
     parser = argparse.ArgumentParser(
