@@ -147,16 +147,56 @@ async def answer(
     timings: Timings,
 ) -> bytes:
     """The answer to one call, as JSON bytes; a CDSError (4xx/5xx) when it cannot be given."""
-    k, settings, http, gate, store = env.knowledge, env.settings, env.http, env.gate, env.store
+    settings = env.settings
+    hook_request, as_of = checked_request(service, body, settings, as_of)
+    context = hook_request.context
+    timings.mark("parse")
+    resolved = await resolve(
+        service.prefetch,
+        hook_request,
+        context,
+        env.http,
+        FetchLimits(
+            timeout_s=settings.fhir_timeout_s,
+            deadline_s=settings.fetch_deadline_s,
+            max_pages=settings.max_pages,
+            max_resources=settings.max_resources,
+            max_bytes=settings.max_fetch_bytes,
+        ),
+        settings.fetch_allowlist(client.fhir_servers if client else ()),
+        env.gate,
+    )
+    timings.mark("prefetch")
+    key = patient_key(
+        settings.patient_key_secret.get_secret_value(),
+        str(context["patientId"]),
+        iss=client.iss if client else "",
+        tenant=(client.tenant or "") if client else "",
+        fhir_server=hook_request.fhirServer or "",
+    )
+    result = await _evaluate_and_store(
+        env, service, hook_request, resolved.data, as_of, timings, key, caller_of(client)
+    )
+    wire = result.response.wire_json()
+    timings.mark("serialize")
+    metrics.observe_call(timings.stages, ((c.rule, c.indicator) for c in result.issued))
+    _log_call(service, hook_request, result, len(resolved.fetched), timings)
+    return wire
+
+
+def checked_request(
+    service: Service, body: Any, settings: Settings, as_of: date
+) -> tuple[schemas.HookRequest, date]:
+    """The body as a request for this service, within the resource limit, and the evaluation
+    date (the as-of extension where development allows it); RequestInvalid or PayloadTooLarge
+    naming what is wrong."""
     hook_request: schemas.HookRequest = schemas.parse(schemas.HookRequest, body)
     if hook_request.hook != service.hook:
         raise RequestInvalid(
             f"service {service.id} answers the {service.hook} hook, not {hook_request.hook}",
             issues=(Issue("invalid", f"hook must be {service.hook}", "hook"),),
         )
-    context_model = schemas.CONTEXT_MODELS[service.hook]
-    schemas.parse(context_model, hook_request.context, "context")
-    context = hook_request.context
+    schemas.parse(schemas.CONTEXT_MODELS[service.hook], hook_request.context, "context")
     ext = hook_request.extension or {}
     if settings.allow_as_of_extension and isinstance(ext.get(AS_OF_EXTENSION), str):
         try:
@@ -166,6 +206,18 @@ async def answer(
                 f"extension {AS_OF_EXTENSION} must be a date (YYYY-MM-DD)",
                 issues=(Issue("invalid", "not a date", f"extension.{AS_OF_EXTENSION}"),),
             ) from None
+    sent = resources_sent(hook_request)
+    if sent > settings.max_resources:
+        raise PayloadTooLarge(
+            f"the prefetch holds {sent} resources; this service accepts at most "
+            f"{settings.max_resources} (CDS_MAX_RESOURCES)"
+        )
+    return hook_request, as_of
+
+
+def resources_sent(hook_request: schemas.HookRequest) -> int:
+    """Resources the client sent, prefetch and draft orders alike (both are read and checked:
+    issue 28); a prefetch value that is neither a resource, a Bundle nor null is refused."""
     sent = 0
     for key, value in (hook_request.prefetch or {}).items():
         if value is None:
@@ -177,60 +229,44 @@ async def answer(
                 issues=(Issue("invalid", "not a FHIR resource or Bundle", f"prefetch.{key}"),),
             )
         sent += len(json_list(value.get("entry"))) if value["resourceType"] == "Bundle" else 1
+    context = hook_request.context
     drafts = context.get("draftOrders") if isinstance(context, dict) else None
     if isinstance(drafts, dict):
-        # Draft orders are read and checked like prefetch: they count (issue 28).
         sent += len(json_list(drafts.get("entry"))) if drafts.get("resourceType") == "Bundle" else 1
-    if sent > settings.max_resources:
-        raise PayloadTooLarge(
-            f"the prefetch holds {sent} resources; this service accepts at most "
-            f"{settings.max_resources} (CDS_MAX_RESOURCES)"
-        )
-    timings.mark("parse")
-    allowlist = settings.fetch_allowlist(client.fhir_servers if client else ())
-    resolved = await resolve(
-        service.prefetch,
-        hook_request,
-        context,
-        http,
-        FetchLimits(
-            timeout_s=settings.fhir_timeout_s,
-            deadline_s=settings.fetch_deadline_s,
-            max_pages=settings.max_pages,
-            max_resources=settings.max_resources,
-            max_bytes=settings.max_fetch_bytes,
-        ),
-        allowlist,
-        gate,
-    )
-    timings.mark("prefetch")
-    key = patient_key(
-        settings.patient_key_secret.get_secret_value(),
-        str(context["patientId"]),
-        iss=client.iss if client else "",
-        tenant=(client.tenant or "") if client else "",
-        fhir_server=hook_request.fhirServer or "",
-    )
-    # Facts, rules and cards are CPU work: in a worker thread (one evaluation at a time per
-    # process), so the event loop keeps serving /health, other calls' FHIR fetches and I/O. The
-    # SQLite store's snoozes and issued-card record go in the same hop (microseconds); a
-    # PostgreSQL store is waited for outside the evaluation slot.
-    local = store if settings.snooze_days and store.local else None
-    remote = store if settings.snooze_days and local is None else None
+    return sent
+
+
+async def _evaluate_and_store(
+    env: CallEnv,
+    service: Service,
+    hook_request: schemas.HookRequest,
+    data: Mapping[str, Any],
+    as_of: date,
+    timings: Timings,
+    key: str,
+    who: str,
+) -> Outcome:
+    """Facts, rules and cards are CPU work: in a worker thread (one evaluation at a time per
+    process), so the event loop keeps serving /health, other calls' FHIR fetches and I/O. A
+    local store's snoozes and issued-card record go in the same hop (microseconds); a remote
+    one is waited for outside the evaluation slot."""
+    store, snoozing = env.store, bool(env.settings.snooze_days)
+    local = store if snoozing and store.local else None
+    remote = store if snoozing and local is None else None
     snoozes = await anyio.to_thread.run_sync(remote.snoozes, key) if remote else {}
-    result = await anyio.to_thread.run_sync(
+    result: Outcome = await anyio.to_thread.run_sync(
         functools.partial(
             _evaluate,
-            k,
+            env.knowledge,
             local,
             service,
             hook_request,
-            context,
-            resolved.data,
+            hook_request.context,
+            data,
             as_of=as_of,
             timings=timings,
             patient_key=key,
-            caller=caller_of(client),
+            caller=who,
             snoozes=snoozes,
         ),
         limiter=env.evaluations,
@@ -238,9 +274,17 @@ async def answer(
     if remote is not None and result.issued:
         await anyio.to_thread.run_sync(remote.record_issued, result.issued)
         timings.mark("store")
-    wire = result.response.wire_json()
-    timings.mark("serialize")
-    metrics.observe_call(timings.stages, ((c.rule, c.indicator) for c in result.issued))
+    return result
+
+
+def _log_call(
+    service: Service,
+    hook_request: schemas.HookRequest,
+    result: Outcome,
+    fetched: int,
+    timings: Timings,
+) -> None:
+    """The call's one log line: ids, counts and stage times, never patient data."""
     log.info(
         "call",
         extra={
@@ -250,7 +294,7 @@ async def answer(
             "hookInstance": hook_request.hookInstance,
             "cards": len(result.response.cards),
             "rules": list(result.rules),
-            "fetched": len(resolved.fetched),
+            "fetched": fetched,
             "excluded": result.excluded,
             "unchecked_orders": result.unchecked_orders,
             "snoozed": result.snoozed,
@@ -258,7 +302,6 @@ async def answer(
             "total_ms": round(sum(timings.stages.values()), 2),
         },
     )
-    return wire
 
 
 def _evaluate(

@@ -52,7 +52,7 @@ def _install(variant: str) -> None:
             sys.exit("cds.call no longer calls evaluate_call by that name: update variant.py")
         route["evaluate_call"] = _remembered
     elif variant == "on-the-loop":
-        source = inspect.getsource(cds.call.answer)
+        source = inspect.getsource(cds.call._evaluate_and_store)
         if route.get("anyio") is not anyio or "limiter=env.evaluations" not in source:
             sys.exit(
                 "cds.call no longer hands the evaluation to a limited thread: update variant.py"
