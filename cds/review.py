@@ -1,9 +1,10 @@
 """Clinician sign-off of each rule, bound to exactly what was reviewed.
 
-Every rule has a content digest of everything that decides its cards: its code (the rule
-function's source), its card file, the value sets and medication entries it reads, the values
-of its parameters (configuration overrides included), its regimens and orders, the shared
-suggestion and note texts it names, and its override reasons. The rule's version is the
+Every rule has a content digest of everything that decides its cards: its code (the source of
+its rule module and of the rule modules it draws on), its card file, the value sets and
+medication entries it reads, the values of its parameters (configuration overrides included),
+its regimens and orders, the shared suggestion and note texts it names, and its override
+reasons. The rule's version is the
 digest's first 12 hex digits.
 
 `cards/reviews.yaml` records reviews: who (name and role), when, of which digest, with a note.
@@ -22,6 +23,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import sys
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -134,7 +136,7 @@ def digest_inputs(rule: Rule, book: CardBook, params: Parameters, files: _Files)
         "hooks": list(rule.hooks),
         "variants": sorted(rule.variants),
         "bindings": sorted(rule.bindings),
-        "code": inspect.getsource(inspect.unwrap(rule.fn)),
+        "code": rule_code(rule),
         "card": _plain(card),
         # Parsed, so a comment or layout change is not a content change.
         "valuesets": {v: files.valueset(v) for v in sorted(uses.valuesets)},
@@ -152,6 +154,23 @@ def digest_inputs(rule: Rule, book: CardBook, params: Parameters, files: _Files)
             "codes": {c: book.overrides.codes[c] for c in card.override_reasons},
         },
     }
+
+
+def rule_code(rule: Rule) -> dict[str, str]:
+    """The source of the rule's module and of every rule module it draws on (the shared bone
+    predicates, the label dose checks): a rule's variants are helper functions beside it, so a
+    change anywhere in those modules makes the review stale. Conservative on purpose: a review
+    may go stale for a change that did not touch the rule, never stay current when it did."""
+    module = inspect.getmodule(inspect.unwrap(rule.fn))
+    if module is None:
+        raise ConfigError(f"rule {rule.id}: its code cannot be found for the review digest")
+    names = {module.__name__}
+    for value in vars(module).values():
+        # an imported function or class names its module; an imported module names itself
+        origin = str(getattr(value, "__module__", None) or getattr(value, "__name__", ""))
+        if origin.startswith("cds.rules."):
+            names.add(origin)
+    return {n: inspect.getsource(sys.modules[n]) for n in sorted(names) if n in sys.modules}
 
 
 def rule_digest(rule: Rule, book: CardBook, params: Parameters, files: _Files) -> str:

@@ -111,6 +111,17 @@ def test_other_inputs_change_the_digest(cards: Path, edit: str, rule: str) -> No
     assert after.digest != before.digest
 
 
+def test_the_code_digest_covers_the_helpers_beside_a_rule(knowledge: Knowledge) -> None:
+    """R2's variants are functions beside it: its digest covers its module and the rule
+    modules it draws on, so changing a helper cannot leave a review current."""
+    from cds.review import rule_code
+
+    code = rule_code(knowledge.rules["R2"])
+    assert set(code) == {"cds.rules.bisphosphonates", "cds.rules.bma_orders", "cds.rules.bone"}
+    assert "def _renal_dose(" in code["cds.rules.bisphosphonates"]
+    assert "def renal_words(" in code["cds.rules.bone"]
+
+
 def test_a_parameter_override_is_not_the_reviewed_rule(cards: Path) -> None:
     sign_all(cards, ["R4a"])
     assert load_knowledge(cards).reviews["R4a"].reviewed

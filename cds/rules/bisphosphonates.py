@@ -3,10 +3,11 @@ time) and the zoledronic acid interval."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from cds.facts import PatientFacts
-from cds.facts.orders import DraftOrders
+from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
 from cds.rules import (
     ORDER_HOOKS,
@@ -116,141 +117,172 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     """
     out: list[Decision] = []
     for draft in drafts.with_ingredient(*BISPHOSPHONATES):
+        order = _BisphosphonateOrder.of(draft, f, p)
+        if severe_renal(f, p) and not order.hcm:
+            out.append(_renal_contraindicated(order, f, p))
+            continue
+        for check in (_renal_dose, _hypercalcaemia_or_crcl_unknown, _no_creatinine, _too_fast):
+            decision = check(order, f, p)
+            if decision is not None:
+                out.append(decision)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _BisphosphonateOrder:
+    """One zoledronic acid or pamidronate draft as R2's checks read it."""
+
+    draft: DraftMedication
+    drug: str
+    base: dict[str, str]  # the card bindings every variant starts from
+    data: tuple[str, ...]  # the patient data every variant shows
+    hcm: bool  # D2: zoledronic acid in hypercalcaemia of malignancy (4 mg, no reduction)
+
+    @classmethod
+    def of(cls, draft: DraftMedication, f: PatientFacts, p: Parameters) -> _BisphosphonateOrder:
         drug = "zoledronic acid" if draft.has("zoledronic acid") else "pamidronate"
-        base = {
-            "drug": drug,
-            "dose": f"{draft.dose_mg:g} mg" if draft.dose_mg else "as ordered",
-            "minimum": "",
-        }
         data = [f"Draft order: {drug} ({draft.ref})", f"Renal function: {renal_words(f)}"]
         if draft.dose_note:
             data.append(f"Draft dose unknown: {draft.dose_note}")
-        # D2: hypercalcaemia of malignancy - zoledronic acid 4 mg, no renal reduction.
-        hcm = drug == "zoledronic acid" and hcm_dosing(f, p)
-        if severe_renal(f, p) and not hcm:
-            out.append(
-                Decision(
-                    variant="renal-contraindicated",
-                    indicator="critical",
-                    bindings=base,
-                    data=tuple(data),
-                    refs=(draft.ref, *f.renal.refs),
-                    notes=("Dialysis is recorded.",) if f.on_dialysis else (),
-                    proposals=(
-                        Proposal(
-                            key="replace-with-denosumab",
-                            # Create before delete: a client that applies actions in order
-                            # (the CDS Hooks Sandbox applies only the first) never ends with
-                            # an empty order (§3c D19).
-                            actions=(
-                                RegimenOrder(key="denosumab"),
-                                *support_actions(f, p),
-                                DeleteDraft(draft_ref=draft.ref),
-                            ),
-                        ),
-                    ),
-                )
-            )
-            continue
-        rise = _creatinine_rise(f, p, drug)
-        crcl = f.renal.crcl
-        if rise is not None:
-            # Renal deterioration on treatment: withhold, and resume at the same dose - never
-            # a dose reduction in the same answer (C2).
-            out.append(
-                Decision(
-                    variant="creatinine-rise",
-                    indicator="warning",
-                    bindings=base,
-                    data=(*data, rise[0]),
-                    refs=(draft.ref, *f.renal.refs, rise[1]),
-                )
-            )
-        elif (dose := renal_band_dose(f, p, drug)) is not None:
-            if draft.dose_mg is None:
-                out.append(
-                    Decision(
-                        variant="dose-unknown",
-                        indicator="warning",
-                        bindings={**base, "dose": f"{dose:g} mg"},
-                        data=tuple(data),
-                        refs=(draft.ref, *f.renal.refs),
-                    )
-                )
-            elif draft.dose_mg > dose and not unit_error(draft, dose, p):
-                # A unit error (4 g) is R2b's critical card, not a band reduction.
-                out.append(
-                    Decision(
-                        variant="dose-adjust",
-                        indicator="warning",
-                        bindings={**base, "dose": f"{dose:g} mg"},
-                        data=tuple(data),
-                        refs=(draft.ref, *f.renal.refs),
-                        proposals=(
-                            Proposal(
-                                key="adjust-dose",
-                                actions=(dose_update(draft, drug, dose, p),),
-                                label_bindings={"dose": f"{dose:g} mg"},
-                            ),
-                        ),
-                    )
-                )
-        if hcm:
-            out.append(
-                Decision(
-                    variant="hypercalcaemia",
-                    indicator="info",
-                    bindings={**base, "dose": "4 mg"},
-                    data=(
-                        *data,
-                        f"Calcium {f.calcium.corrected:g} mg/dL on {on(f.calcium.when)}",
-                    ),
-                    refs=(draft.ref, *f.calcium.refs),
-                )
-            )
-        elif f.renal.creatinine is not None and crcl is None and drug == "zoledronic acid":
-            # Missing data is never a pass: a creatinine without the rest of Cockcroft-Gault
-            # leaves the renal dose unchecked, and the card says what is missing (no band).
-            out.append(
-                Decision(
-                    variant="crcl-unknown",
-                    indicator="warning",
-                    bindings=base,
-                    data=tuple(data),
-                    missing=f.renal.missing,
-                    refs=(draft.ref, *f.renal.refs),
-                )
-            )
-        if f.renal.creatinine is None:
-            out.append(
-                Decision(
-                    variant="no-creatinine",
-                    indicator="warning",
-                    bindings=base,
-                    data=tuple(data),
-                    missing=(f"serum creatinine within {p.lab_freshness_days} days",),
-                    refs=(draft.ref,),
-                    proposals=(
-                        Proposal(key="order-creatinine", actions=(Order(key="lab-creatinine"),)),
-                    ),
-                )
-            )
-        minimum = (
-            p.zoledronic_min_infusion_minutes
-            if drug == "zoledronic acid"
-            else p.pamidronate_min_infusion_minutes
+        return cls(
+            draft=draft,
+            drug=drug,
+            base={
+                "drug": drug,
+                "dose": f"{draft.dose_mg:g} mg" if draft.dose_mg else "as ordered",
+                "minimum": "",
+            },
+            data=tuple(data),
+            hcm=drug == "zoledronic acid" and hcm_dosing(f, p),
         )
-        if draft.infusion_minutes is not None and draft.infusion_minutes < minimum:
-            out.append(
-                Decision(
-                    variant="infusion-time",
-                    indicator="warning",
-                    bindings={**base, "minimum": f"{minimum:g}"},
-                    data=(*data, f"Infusion time on the order: {draft.infusion_minutes:g} minutes"),
-                    refs=(draft.ref,),
-                )
-            )
-    return out
+
+
+def _renal_contraindicated(o: _BisphosphonateOrder, f: PatientFacts, p: Parameters) -> Decision:
+    """Zometa label: not recommended below CrCl 30 mL/min (or on dialysis): replace the draft
+    with denosumab, created before the draft is deleted (§3c D19: a client that applies only
+    the first action never ends with no order)."""
+    return Decision(
+        variant="renal-contraindicated",
+        indicator="critical",
+        bindings=o.base,
+        data=o.data,
+        refs=(o.draft.ref, *f.renal.refs),
+        notes=("Dialysis is recorded.",) if f.on_dialysis else (),
+        proposals=(
+            Proposal(
+                key="replace-with-denosumab",
+                actions=(
+                    RegimenOrder(key="denosumab"),
+                    *support_actions(f, p),
+                    DeleteDraft(draft_ref=o.draft.ref),
+                ),
+            ),
+        ),
+    )
+
+
+def _renal_dose(o: _BisphosphonateOrder, f: PatientFacts, p: Parameters) -> Decision | None:
+    """On treatment, a creatinine rise (≥0.5 mg/dL from a normal baseline, ≥1.0 from an
+    abnormal one) withholds the dose, to resume at the same dose - never a reduction in the
+    same answer (C2). Otherwise the label's CrCl band: a draft above it is reduced (a 10x unit
+    error is R2b's critical card instead), a draft without a readable dose is named."""
+    rise = _creatinine_rise(f, p, o.drug)
+    if rise is not None:
+        return Decision(
+            variant="creatinine-rise",
+            indicator="warning",
+            bindings=o.base,
+            data=(*o.data, rise[0]),
+            refs=(o.draft.ref, *f.renal.refs, rise[1]),
+        )
+    dose = renal_band_dose(f, p, o.drug)
+    if dose is None:
+        return None
+    if o.draft.dose_mg is None:
+        return Decision(
+            variant="dose-unknown",
+            indicator="warning",
+            bindings={**o.base, "dose": f"{dose:g} mg"},
+            data=o.data,
+            refs=(o.draft.ref, *f.renal.refs),
+        )
+    if o.draft.dose_mg > dose and not unit_error(o.draft, dose, p):
+        return Decision(
+            variant="dose-adjust",
+            indicator="warning",
+            bindings={**o.base, "dose": f"{dose:g} mg"},
+            data=o.data,
+            refs=(o.draft.ref, *f.renal.refs),
+            proposals=(
+                Proposal(
+                    key="adjust-dose",
+                    actions=(dose_update(o.draft, o.drug, dose, p),),
+                    label_bindings={"dose": f"{dose:g} mg"},
+                ),
+            ),
+        )
+    return None
+
+
+def _hypercalcaemia_or_crcl_unknown(
+    o: _BisphosphonateOrder, f: PatientFacts, p: Parameters
+) -> Decision | None:
+    """D2: in hypercalcaemia of malignancy zoledronic acid is 4 mg whatever the CrCl band (the
+    card says so). Otherwise a creatinine without the rest of Cockcroft-Gault leaves the renal
+    dose unchecked: missing data is never a pass, the card names what is missing."""
+    if o.hcm:
+        return Decision(
+            variant="hypercalcaemia",
+            indicator="info",
+            bindings={**o.base, "dose": "4 mg"},
+            data=(*o.data, f"Calcium {f.calcium.corrected:g} mg/dL on {on(f.calcium.when)}"),
+            refs=(o.draft.ref, *f.calcium.refs),
+        )
+    if f.renal.creatinine is not None and f.renal.crcl is None and o.drug == "zoledronic acid":
+        return Decision(
+            variant="crcl-unknown",
+            indicator="warning",
+            bindings=o.base,
+            data=o.data,
+            missing=f.renal.missing,
+            refs=(o.draft.ref, *f.renal.refs),
+        )
+    return None
+
+
+def _no_creatinine(o: _BisphosphonateOrder, f: PatientFacts, p: Parameters) -> Decision | None:
+    """ASCO-BMA-2011/2017: serum creatinine before each dose; without a recent one, order it."""
+    if f.renal.creatinine is not None:
+        return None
+    return Decision(
+        variant="no-creatinine",
+        indicator="warning",
+        bindings=o.base,
+        data=o.data,
+        missing=(f"serum creatinine within {p.lab_freshness_days} days",),
+        refs=(o.draft.ref,),
+        proposals=(Proposal(key="order-creatinine", actions=(Order(key="lab-creatinine"),)),),
+    )
+
+
+def _too_fast(o: _BisphosphonateOrder, f: PatientFacts, p: Parameters) -> Decision | None:
+    """Zoledronic acid over no less than 15 minutes (Zometa label); pamidronate over at least
+    2 hours (Aredia label): a shorter infusion on the draft is named."""
+    minimum = (
+        p.zoledronic_min_infusion_minutes
+        if o.drug == "zoledronic acid"
+        else p.pamidronate_min_infusion_minutes
+    )
+    minutes = o.draft.infusion_minutes
+    if minutes is None or minutes >= minimum:
+        return None
+    return Decision(
+        variant="infusion-time",
+        indicator="warning",
+        bindings={**o.base, "minimum": f"{minimum:g}"},
+        data=(*o.data, f"Infusion time on the order: {minutes:g} minutes"),
+        refs=(o.draft.ref,),
+    )
 
 
 @rule(
