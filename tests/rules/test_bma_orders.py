@@ -10,7 +10,7 @@ from cds.parameters import Parameters
 from cds.rules import UpdateDraft
 from cds.terminology import Terminology
 from fixtures.build_scenarios import ENHERTU, PAMIDRONATE, XGEVA, ZOL4, Patient, draft_med
-from tests.rules.test_rules import bone_patient, concerns, creatinine_for, run
+from tests.rules.helpers import bone_patient, concerns, creatinine_for, run
 
 UCUM = "http://unitsofmeasure.org"
 

@@ -12,7 +12,7 @@ from cds.parameters import Parameters
 from cds.rules import Decision, Order, RegimenOrder
 from cds.terminology import Terminology
 from fixtures.build_scenarios import ICD10, SNOMED, TOXICITY, XGEVA, ZOL4, Patient, draft_med
-from tests.rules.test_rules import bone_patient, concerns, run
+from tests.rules.helpers import bone_patient, concerns, run
 
 
 def _r1(p: Patient, t: Terminology, params: Parameters) -> Decision:

@@ -20,7 +20,7 @@ from fixtures.build_scenarios import (
     drop_codes,
     her2_positive_base,
 )
-from tests.rules.test_rules import concerns, creatinine_for, run
+from tests.rules.helpers import concerns, creatinine_for, run
 
 
 def _third_line(crcl: float | None) -> Patient:

@@ -21,7 +21,7 @@ from fixtures.build_scenarios import (
     her2_low_base,
     her2_positive_base,
 )
-from tests.rules.test_rules import concerns, facts, run
+from tests.rules.helpers import concerns, facts, run
 
 
 def _reflex(days_after: int, *, specimen: str | None = None) -> Patient:

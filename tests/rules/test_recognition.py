@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from cds.parameters import Parameters
 from cds.terminology import Terminology
 from fixtures.build_scenarios import ICD10, SNOMED, TDXD, Patient
-from tests.rules.test_rules import concerns, facts, run
+from tests.rules.helpers import concerns, facts, run
 
 
 def _bone_mets_patient(pid: str = "p") -> Patient:

@@ -1,0 +1,70 @@
+"""F1 disease: breast cancer, metastatic sites, dates (mCODE patients too)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from cds.facts import extract_facts
+from cds.parameters import Parameters
+from cds.terminology import Terminology
+from fixtures.build_scenarios import (
+    Patient,
+)
+from tests.conftest import AS_OF, SHARED, needs_shared
+from tests.facts.helpers import facts, metastatic
+
+
+class TestDisease:
+    def test_regional_nodes_alone_are_not_metastatic(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = Patient("p")
+        p.breast_cancer()
+        p.condition("http://hl7.org/fhir/sid/icd-10-cm", "C77.3", "axillary nodes", 100)
+        assert not facts(p, t, params).disease.metastatic.present
+
+    def test_vertebral_from_body_site(self, t: Terminology, params: Parameters) -> None:
+        p = Patient("p")
+        p.breast_cancer()
+        p.condition(
+            "http://snomed.info/sct",
+            "128462008",
+            "Secondary malignant neoplastic disease",
+            50,
+            body_site={"coding": [{"system": "http://snomed.info/sct", "code": "421060004"}]},
+        )
+        f = facts(p, t, params)
+        assert f.disease.vertebral.present
+        assert f.disease.bone.present
+
+    def test_cord_compression_needs_bone_metastases(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = Patient("p")
+        p.breast_cancer()
+        p.condition("http://hl7.org/fhir/sid/icd-10-cm", "G95.20", "cord compression", 5)
+        assert not facts(p, t, params).disease.cord_compression.present
+
+    def test_metastatic_date_is_the_earliest(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic(met_days=100)
+        p.condition("http://snomed.info/sct", "94381002", "liver", 300)
+        f = facts(p, t, params)
+        assert f.disease.metastatic_date == AS_OF - timedelta(days=300)
+
+
+MCODE = SHARED / "fhir-examples" / "mcode-ig" / "Bundle-mcode-patient-bundle-jenny-m.json"
+
+
+@needs_shared(MCODE)
+def test_mcode_jenny_m(t: Terminology, params: Parameters) -> None:
+    """Outside check: HER2-negative, ER-positive, PR-negative, not metastatic."""
+    f = extract_facts([json.loads(MCODE.read_text())], t, params, as_of=AS_OF)
+    assert f.receptors.her2 is not None
+    assert f.receptors.her2.status == "negative"
+    assert f.receptors.er is not None
+    assert f.receptors.er.status == "positive"
+    assert f.receptors.pr is not None
+    assert f.receptors.pr.status == "negative"
+    assert not f.disease.metastatic.present
+    assert f.excluded == ()

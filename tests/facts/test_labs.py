@@ -1,0 +1,122 @@
+"""Labs: renal function (Cockcroft-Gault), calcium, LVEF."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds.facts.labs import cockcroft_gault
+from cds.parameters import Parameters
+from cds.terminology import Terminology
+from fixtures.build_scenarios import (
+    TRAS,
+)
+from tests.facts.helpers import facts, metastatic
+
+
+class TestRenal:
+    def test_cockcroft_gault(self) -> None:
+        assert cockcroft_gault(age=60, weight_kg=72, creatinine_mg_dl=1.0, female=False) == 80
+        assert cockcroft_gault(age=60, weight_kg=72, creatinine_mg_dl=1.0, female=True) == 68
+
+    def test_umol_per_litre_is_converted(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.birth = "1966-11-22"  # 60 on AS_OF
+        p.labs(creatinine=1.0, weight=72, units="si")
+        f = facts(p, t, params)
+        assert f.renal.method == "cockcroft-gault"
+        assert f.renal.crcl == pytest.approx(68, abs=0.5)
+
+    def test_missing_weight_leaves_crcl_unknown_and_says_why(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.obs("2160-0", 3, valueQuantity={"value": 1.0, "unit": "mg/dL", "code": "mg/dL"})
+        f = facts(p, t, params)
+        assert f.renal.crcl is None
+        assert any("body weight" in m for m in f.renal.missing)
+
+    def test_stale_creatinine_is_not_used(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.labs(days_ago=31)
+        assert facts(p, t, params).renal.crcl is None
+
+    def test_reported_crcl_is_used(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs("35591-7", 3, valueQuantity={"value": 42, "unit": "mL/min"})
+        f = facts(p, t, params)
+        assert (f.renal.crcl, f.renal.method) == (42, "reported")
+
+    def test_egfr_is_never_creatinine_clearance(self, t: Terminology, params: Parameters) -> None:
+        """C2: an eGFR is context only; CrCl stays unknown without Cockcroft-Gault inputs."""
+        p = metastatic()
+        p.obs("98979-8", 3, valueQuantity={"value": 55, "unit": "mL/min/{1.73_m2}"})
+        f = facts(p, t, params)
+        assert (f.renal.crcl, f.renal.method) == (None, None)
+        assert f.renal.egfr is not None
+        assert f.renal.egfr.value == 55
+
+    @pytest.mark.parametrize("value", [0, -1.0])
+    def test_impossible_creatinine_is_unusable(
+        self, t: Terminology, params: Parameters, value: float
+    ) -> None:
+        """A creatinine of 0 is unusable data, never a divisor."""
+        p = metastatic()
+        p.labs(creatinine=0.8)
+        p.resources = [r for r in p.resources if "2160-0" not in str(r.get("code"))]
+        p.obs("2160-0", 3, valueQuantity={"value": value, "unit": "mg/dL", "code": "mg/dL"})
+        assert facts(p, t, params).renal.crcl is None
+
+    def test_unknown_sex_leaves_crcl_unknown(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.gender = "unknown"
+        p.labs()
+        assert facts(p, t, params).renal.crcl is None
+
+
+class TestCalcium:
+    def test_albumin_correction(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.labs(calcium=8.0, albumin=3.0)  # 8.0 + 0.8 × 1.0 = 8.8: not low
+        f = facts(p, t, params)
+        assert f.calcium.corrected == pytest.approx(8.8)
+        assert f.calcium.low is False
+
+    def test_low_against_the_reference_range(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.labs(calcium=8.4, albumin=4.0)
+        assert facts(p, t, params).calcium.low is True
+
+    def test_mmol_per_litre_and_fallback_limit(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs("17861-6", 2, valueQuantity={"value": 2.0, "unit": "mmol/L", "code": "mmol/L"})
+        f = facts(p, t, params)
+        assert f.calcium.corrected == pytest.approx(8.02, abs=0.01)
+        assert f.calcium.low is True  # under the 8.5 mg/dL fallback
+        assert f.calcium.albumin_corrected is False
+
+    def test_no_calcium_is_unknown_not_normal(self, t: Terminology, params: Parameters) -> None:
+        f = facts(metastatic(), t, params)
+        assert (f.calcium.low, f.calcium.high) == (None, None)
+
+
+class TestLvef:
+    def test_baseline_is_the_last_before_her2_therapy(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic(met_days=400)
+        p.lvef(300, 64)
+        p.lvef(250, 60)
+        p.med("MedicationStatement", TRAS, status="active", start=240)
+        p.lvef(20, 50)
+        f = facts(p, t, params)
+        assert f.lvef.baseline is not None
+        assert f.lvef.latest is not None
+        assert (f.lvef.baseline.value, f.lvef.latest.value) == (60, 50)
+
+    def test_text_coded_ejection_fraction(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        o = p.obs("x", 5, system="urn:local", valueQuantity={"value": 55, "unit": "%"})
+        o["code"]["text"] = "LV ejection fraction (echo)"
+        f = facts(p, t, params)
+        assert f.lvef.latest is not None
+        assert f.lvef.latest.value == 55

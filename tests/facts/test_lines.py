@@ -1,0 +1,192 @@
+"""F6 lines of HER2-targeted therapy, the metastatic setting and F7 progression."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cds.parameters import Parameters
+from cds.terminology import Terminology
+from fixtures.build_scenarios import (
+    DOCE,
+    PERT,
+    PROGRESSION,
+    SNOMED,
+    STABLE,
+    TDXD,
+    TOXICITY,
+    TRAS,
+    WORSENED,
+    Patient,
+)
+from tests.facts.helpers import facts, metastatic
+
+
+class TestLines:
+    def thp(self, p: Patient, start: int, end: int | None = None, reason: Any = None) -> None:
+        status = "active" if end is None else "stopped"
+        for drug in (DOCE, TRAS, PERT):
+            p.med("MedicationStatement", drug, status=status, start=start, end=end, reason=reason)
+
+    def test_chemo_stop_is_not_a_new_line(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic(met_days=600)
+        p.med("MedicationStatement", DOCE, status="completed", start=500, end=380)
+        for drug in (TRAS, PERT):
+            p.med("MedicationStatement", drug, status="active", start=500)
+        f = facts(p, t, params)
+        assert len(f.lines.lines) == 1
+        assert f.lines.current is not None
+
+    def test_new_anchor_is_a_new_line(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic(met_days=600)
+        self.thp(p, 500, 200, PROGRESSION)
+        p.med("MedicationStatement", TDXD, status="active", start=190)
+        f = facts(p, t, params)
+        assert [sorted(line.anchor) for line in f.lines.lines] == [
+            ["pertuzumab", "trastuzumab"],
+            ["trastuzumab deruxtecan"],
+        ]
+        assert f.lines.lines_completed == 1
+
+    @pytest.mark.parametrize(
+        ("gap_days", "within"),
+        [pytest.param(365, True, id="12-months"), pytest.param(366, False, id="12-months+1")],
+    )
+    def test_adjuvant_window(
+        self, t: Terminology, params: Parameters, gap_days: int, within: bool
+    ) -> None:
+        p = metastatic(met_days=100)
+        p.med(
+            "MedicationRequest", TRAS, status="completed", start=gap_days + 400, end=100 + gap_days
+        )
+        f = facts(p, t, params)
+        assert f.lines.adjuvant_within_12_months is within
+        assert f.lines.lines == ()
+
+    @pytest.mark.parametrize(
+        ("gap_days", "within", "label_window"),
+        [
+            pytest.param(183, True, True, id="6-months"),
+            pytest.param(184, True, False, id="6-months+1"),
+            pytest.param(365, True, False, id="12-months"),
+            pytest.param(366, False, False, id="12-months+1"),
+        ],
+    )
+    def test_adjuvant_tdm1_counts(
+        self, t: Terminology, params: Parameters, gap_days: int, within: bool, label_window: bool
+    ) -> None:
+        """C6: T-DM1 (KATHERINE) is trastuzumab-based adjuvant therapy; ≤6 months also meets the
+        Enhertu label."""
+        p = metastatic(met_days=100)
+        tdm1 = ("1371041", "Ado-trastuzumab emtansine")
+        p.med(
+            "MedicationStatement",
+            tdm1,
+            status="completed",
+            start=gap_days + 300,
+            end=100 + gap_days,
+        )
+        f = facts(p, t, params)
+        assert f.lines.adjuvant_within_12_months is within
+        assert f.lines.adjuvant_within_label_window is label_window
+
+    def test_partner_change_after_progression_is_a_new_line(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """C6: THP, progression, then trastuzumab + capecitabine: two lines."""
+        p = metastatic(met_days=600)
+        p.med("MedicationStatement", DOCE, status="stopped", start=500, end=200, reason=PROGRESSION)
+        p.med("MedicationStatement", PERT, status="stopped", start=500, end=200, reason=PROGRESSION)
+        p.med("MedicationStatement", TRAS, status="active", start=500)
+        p.med("MedicationStatement", ("194000", "Capecitabine"), status="active", start=190)
+        f = facts(p, t, params)
+        assert len(f.lines.lines) == 2
+        # §3c D16: the current line (still working) is not yet a prior regimen for the labels;
+        # THP, ended by progression, is.
+        assert f.lines.metastatic_her2_regimens == 1
+
+    def test_partner_change_without_progression_stays_one_line(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """C6: a change for toxicity or planned maintenance is not a new line."""
+        p = metastatic(met_days=600)
+        p.med("MedicationStatement", DOCE, status="stopped", start=500, end=200, reason=TOXICITY)
+        p.med("MedicationStatement", TRAS, status="active", start=500)
+        p.med("MedicationStatement", PERT, status="active", start=500)
+        p.med("MedicationStatement", ("194000", "Capecitabine"), status="active", start=190)
+        assert len(facts(p, t, params).lines.lines) == 1
+
+    def test_a_later_stable_status_supersedes_worsened(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """C6: worsened early on the current line, stable since: not progressing on it."""
+        p = metastatic(met_days=600)
+        self.thp(p, 500)
+        p.disease_status(300, *WORSENED)
+        p.disease_status(30, *STABLE)
+        assert facts(p, t, params).lines.progression == "none"
+
+    def test_new_brain_metastasis_with_stable_disease_is_cns_only(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """C5: a new brain metastasis while systemic disease is documented stable."""
+        p = metastatic(met_days=600)
+        self.thp(p, 500)
+        p.condition(SNOMED, "94225005", "Secondary malignant neoplasm of brain", 20)
+        p.disease_status(15, *STABLE)
+        f = facts(p, t, params)
+        assert f.lines.progression == "none"
+        assert f.lines.cns_progression is not None
+
+    def test_progression_by_disease_status(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic(met_days=600)
+        self.thp(p, 500)
+        p.disease_status(20, *WORSENED)
+        f = facts(p, t, params)
+        assert f.lines.progression == "high"
+        assert f.lines.next_line_number() == 2
+
+    def test_progression_by_stop_reason(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic(met_days=600)
+        self.thp(p, 500, 20, PROGRESSION)
+        assert facts(p, t, params).lines.progression == "high"
+
+    def test_new_site_is_progression(self, t: Terminology, params: Parameters) -> None:
+        """F7(c): a new visceral site on the line is progression (RECIST new lesion)."""
+        p = metastatic(met_days=600)
+        self.thp(p, 500)
+        p.condition(SNOMED, "94381002", "Secondary malignant neoplasm of liver", 30)
+        f = facts(p, t, params)
+        assert f.lines.progression == "high"
+        assert "new visceral metastasis" in f.lines.progression_reasons[0]
+
+    def test_new_brain_site_alone_is_not_systemic_progression(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """C5: a new brain metastasis, systemic status undocumented: CNS progression only."""
+        p = metastatic(met_days=600)
+        self.thp(p, 500)
+        p.condition(SNOMED, "94225005", "Secondary malignant neoplasm of brain", 30)
+        f = facts(p, t, params)
+        assert f.lines.progression == "none"
+        assert f.lines.cns_progression is not None
+        assert f.lines.cns_progression.status_ref is None
+
+    def test_toxicity_is_not_progression(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic(met_days=600)
+        self.thp(p, 500, 20, TOXICITY)
+        f = facts(p, t, params)
+        assert f.lines.progression == "none"
+        assert "trastuzumab" in f.meds.ingredients_stopped_for("toxicity")
+
+    def test_stopped_without_reason_is_undetermined(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic(met_days=600)
+        self.thp(p, 500, 60)
+        f = facts(p, t, params)
+        assert f.lines.progression == "undetermined"
+        # C9: what is not evidence of progression is a finding, never "Progression".
+        assert f.lines.progression_reasons == ()
+        assert any("no disease-status record" in r for r in f.lines.findings)

@@ -1,0 +1,191 @@
+"""F5 medications: exposures from statements, requests and administrations; activity."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds.parameters import Parameters
+from cds.terminology import Concept, Terminology
+from fixtures.build_scenarios import (
+    PERT,
+    PROLIA,
+    TRAS,
+    XGEVA,
+    ZOL4,
+)
+from tests.facts.helpers import facts, metastatic
+
+
+class TestMedications:
+    @pytest.mark.parametrize(
+        ("text", "ingredients"),
+        [
+            pytest.param(
+                "ado-trastuzumab emtansine 3.6 mg/kg",
+                {"trastuzumab emtansine"},
+                id="tdm1-not-trastuzumab",
+            ),
+            pytest.param(
+                "fam-trastuzumab deruxtecan-nxki",
+                {"trastuzumab deruxtecan"},
+                id="tdxd-not-trastuzumab",
+            ),
+            pytest.param("trastuzumab-dkst 6 mg/kg", {"trastuzumab"}, id="biosimilar"),
+            pytest.param("Phesgo 600/600", {"trastuzumab", "pertuzumab"}, id="phesgo"),
+            pytest.param("Kadcyla", {"trastuzumab emtansine"}, id="brand"),
+        ],
+    )
+    def test_text_last_resort(self, t: Terminology, text: str, ingredients: set[str]) -> None:
+        got = {m.ingredient for m in t.medications.match(Concept(text=text), t.rxnorm)}
+        assert got == ingredients
+
+    @pytest.mark.parametrize(
+        ("med", "mg", "weeks", "dose"),
+        [
+            pytest.param(XGEVA, None, None, "onc", id="xgeva-product"),
+            pytest.param(PROLIA, None, None, "osteo", id="prolia-product"),
+            pytest.param(("993449", "Denosumab"), 120, None, "onc", id="ingredient-120mg"),
+            pytest.param(("993449", "Denosumab"), 60, None, "osteo", id="ingredient-60mg"),
+            pytest.param(("993449", "Denosumab"), None, 4, "onc", id="ingredient-q4w"),
+            pytest.param(("993449", "Denosumab"), None, None, "unknown", id="ingredient-no-dose"),
+            pytest.param(("77655", "Zoledronic acid"), 5, None, "osteo", id="zoledronic-5mg"),
+            pytest.param(ZOL4, None, None, "onc", id="zometa-product"),
+        ],
+    )
+    def test_bma_dose_class(
+        self,
+        t: Terminology,
+        params: Parameters,
+        med: tuple[str, str],
+        mg: float | None,
+        weeks: float | None,
+        dose: str,
+    ) -> None:
+        p = metastatic()
+        p.med("MedicationStatement", med, status="active", start=10, mg=mg, every_weeks=weeks)
+        f = facts(p, t, params)
+        assert f.meds.exposures[0].bma_dose == dose
+
+    def test_unknown_dose_counts_as_on_a_bma(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.med("MedicationStatement", ("993449", "Denosumab"), status="active", start=10)
+        assert facts(p, t, params).meds.active_bma()
+
+    def test_administration_window(self, t: Terminology, params: Parameters) -> None:
+        for days, active in ((35, True), (36, False)):
+            p = metastatic()
+            p.med("MedicationAdministration", XGEVA, status="completed", start=days)
+            assert bool(facts(p, t, params).meds.active_bma()) is active
+
+    def test_zoledronic_acid_has_a_12_week_window(self, t: Terminology, params: Parameters) -> None:
+        for days, active in ((100, True), (101, False)):
+            p = metastatic()
+            p.med("MedicationAdministration", ZOL4, status="completed", start=days)
+            assert bool(facts(p, t, params).meds.active_bma()) is active
+
+    def test_not_taken_and_entered_in_error_are_not_exposure(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.med("MedicationStatement", TRAS, status="not-taken", start=10)
+        p.med("MedicationStatement", PERT, status="entered-in-error", start=10)
+        f = facts(p, t, params)
+        assert not f.meds.ever("HER2_MAB")
+
+    def test_stale_active_order_is_not_trusted(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.med("MedicationRequest", TRAS, status="active", start=400)
+        assert not facts(p, t, params).meds.active("HER2_MAB")
+
+    def test_medication_reference_is_resolved(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.resources.append(
+            {
+                "resourceType": "Medication",
+                "id": "m1",
+                "code": {
+                    "coding": [
+                        {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1046402"}
+                    ]
+                },
+            }
+        )
+        p.add(
+            {
+                "resourceType": "MedicationStatement",
+                "id": "ms-ref",
+                "status": "active",
+                "medicationReference": {"reference": "Medication/m1"},
+                "effectiveDateTime": p.day(5),
+            }
+        )
+        p.add(
+            {
+                "resourceType": "MedicationRequest",
+                "id": "mr-contained",
+                "status": "active",
+                "intent": "order",
+                "authoredOn": p.day(5),
+                "contained": [
+                    {"resourceType": "Medication", "id": "c", "code": {"text": "pertuzumab 420 mg"}}
+                ],
+                "medicationReference": {"reference": "#c"},
+            }
+        )
+        f = facts(p, t, params)
+        assert {e.ingredient for e in f.meds.exposures} == {"denosumab", "pertuzumab"}
+
+
+class TestActivities:
+    def test_dental_encounter_and_completed_referral_count(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.add(
+            {
+                "resourceType": "Encounter",
+                "id": "e1",
+                "status": "finished",
+                "class": {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "AMB",
+                },
+                "serviceType": {"text": "Dental clinic"},
+                "period": {"start": p.day(40)},
+            }
+        )
+        p.add(
+            {
+                "resourceType": "ServiceRequest",
+                "id": "sr1",
+                "status": "completed",
+                "intent": "order",
+                "authoredOn": p.day(20),
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "103697008"}]},
+            }
+        )
+        p.add(
+            {
+                "resourceType": "ServiceRequest",
+                "id": "sr2",
+                "status": "active",
+                "intent": "order",
+                "authoredOn": p.day(5),
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "103697008"}]},
+            }
+        )
+        f = facts(p, t, params)
+        assert [d.ref for d in f.dental_evaluations] == ["Encounter/e1", "ServiceRequest/sr1"]
+
+    def test_dialysis_procedure(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.add(
+            {
+                "resourceType": "Procedure",
+                "id": "d",
+                "status": "completed",
+                "code": {"text": "Haemodialysis session"},
+                "performedDateTime": p.day(2),
+            }
+        )
+        assert facts(p, t, params).on_dialysis

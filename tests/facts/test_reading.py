@@ -1,0 +1,82 @@
+"""Screening and validation of what is read: narratives, full R4B verdicts remembered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from cds.app import create_app
+from cds.facts.conformance import Checker
+from cds.facts.reading import read_records
+from cds.services import load_knowledge
+from cds.settings import REPO_CARDS, Settings
+from cds.terminology import Terminology
+
+
+def test_a_broken_narrative_does_not_exclude_a_resource(t: Terminology) -> None:
+    """The narrative is not read by any rule, so it cannot cost us the clinical data."""
+    obs = {
+        "resourceType": "Observation",
+        "id": "x",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+        "valueQuantity": {"value": 1.0, "unit": "mg/dL"},
+        "text": {"status": "not-a-status"},  # invalid: unknown status and no div
+    }
+    records = read_records([obs], t)
+    assert records.excluded == ()
+    assert len(records.observations) == 1
+
+
+class TestFullValidationMemo:
+    def obs(self, value: Any) -> dict[str, Any]:
+        return {
+            "resourceType": "Observation",
+            "id": "x",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+            "valueQuantity": {"value": value, "unit": "mg/dL"},
+        }
+
+    def test_same_content_hits_and_changed_content_misses(self, t: Terminology) -> None:
+        cache = Checker("full")
+        read_records([self.obs(1.0)], t, cache)
+        read_records([self.obs(1.0)], t, cache)
+        assert (cache.hits, cache.misses) == (1, 1)
+        read_records([self.obs(1.1)], t, cache)
+        assert cache.misses == 2
+
+    def test_invalid_verdicts_are_cached_and_still_excluded(self, t: Terminology) -> None:
+        cache = Checker("full")
+        for _ in range(2):
+            records = read_records([self.obs("high")], t, cache)
+            assert records.observations == ()
+            assert records.excluded[0].location.startswith("valueQuantity")
+        assert cache.hits == 1
+
+    def test_capacity_is_bounded(self, t: Terminology) -> None:
+        cache = Checker("full", capacity=2)
+        for v in (1.0, 2.0, 3.0):
+            read_records([self.obs(v)], t, cache)
+        read_records([self.obs(1.0)], t, cache)  # evicted: validated again
+        assert (cache.hits, cache.misses) == (0, 4)
+
+
+def test_the_service_reuses_full_verdicts_across_calls(tmp_path: Path) -> None:
+    """CDS_VALIDATION=full: the service validates with R4B and remembers verdicts by content."""
+    from tests.conftest import ROOT
+
+    settings = Settings(validation="full", feedback_db=tmp_path / "f.sqlite3")
+    knowledge = load_knowledge(REPO_CARDS, validation=settings.validation)
+    request = json.loads(
+        (ROOT / "fixtures/mbc-bone-patient-view/her2-positive-first-line/request.json").read_text()
+    )
+    with TestClient(create_app(settings, knowledge=knowledge)) as client:
+        client.post("/cds-services/mbc-bone-patient-view", json=request)
+        hits = knowledge.checker.hits
+        client.post("/cds-services/mbc-bone-patient-view", json=request)
+    assert knowledge.checker.mode == "full"
+    assert knowledge.checker.hits > hits

@@ -1,0 +1,284 @@
+"""F2-F4 receptors and the ASCO/CAP HER2 algorithm (clinical-logic §2, §5): tables, HER2-low
+categories, ISH groups, IHC scores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cds.facts.receptors import ihc_score, interpret_her2, ish_group
+from cds.facts.records import ObservationRecord, Value
+from cds.parameters import Parameters
+from cds.terminology import Concept, Terminology
+from tests.facts.helpers import facts, metastatic, obs_with
+
+
+class TestHer2Table:
+    """Every row of the §5 interpretation table."""
+
+    @pytest.mark.parametrize(
+        ("ihc", "group", "status", "category", "reflex", "needs_ihc"),
+        [
+            pytest.param(3, None, "positive", "positive", False, False, id="ihc3-no-ish"),
+            # C7: every IHC score against every ISH group (ASCO/CAP 2018, affirmed 2023).
+            *[
+                pytest.param(3, g, "positive", "positive", False, False, id=f"ihc3-group{g}")
+                for g in (1, 2, 3, 4, 5)
+            ],
+            pytest.param(2, None, "equivocal", "equivocal", True, False, id="ihc2-no-ish"),
+            pytest.param(2, 1, "positive", "positive", False, False, id="ihc2-group1"),
+            pytest.param(2, 2, "negative", "low", False, False, id="ihc2-group2-low"),
+            pytest.param(2, 3, "positive", "positive", False, False, id="ihc2-group3-positive"),
+            pytest.param(2, 4, "negative", "low", False, False, id="ihc2-group4-low"),
+            pytest.param(2, 5, "negative", "low", False, False, id="ihc2-group5-low"),
+            pytest.param(1, None, "negative", "low", False, False, id="ihc1-low"),
+            pytest.param(1, 1, "positive", "positive", False, False, id="ihc1-group1-positive"),
+            *[
+                pytest.param(1, g, "negative", "low", False, False, id=f"ihc1-group{g}")
+                for g in (2, 3, 4, 5)
+            ],
+            pytest.param(0, None, "negative", "0", False, False, id="ihc0"),
+            pytest.param(0, 1, "positive", "positive", False, False, id="ihc0-group1-positive"),
+            *[
+                pytest.param(0, g, "negative", "0", False, False, id=f"ihc0-group{g}")
+                for g in (2, 3, 4, 5)
+            ],
+            pytest.param(None, 1, "positive", "positive", False, False, id="ish-only-group1"),
+            pytest.param(None, 5, "negative", "unknown", False, False, id="ish-only-group5"),
+            pytest.param(None, 2, "unknown", "unknown", False, True, id="ish-only-group2"),
+            pytest.param(None, 3, "unknown", "unknown", False, True, id="ish-only-group3"),
+            pytest.param(None, 4, "unknown", "unknown", False, True, id="ish-only-group4"),
+            pytest.param(None, None, "unknown", "unknown", False, False, id="nothing"),
+        ],
+    )
+    def test_derived(
+        self,
+        ihc: int | None,
+        group: int | None,
+        status: str,
+        category: str,
+        reflex: bool,
+        needs_ihc: bool,
+    ) -> None:
+        got = interpret_her2(
+            final=None, ihc=ihc, ihc_status=None, ish_qualitative=None, group=group
+        )
+        assert got == (status, category, True, reflex, needs_ihc)
+
+    def test_reported_interpretation_wins_and_keeps_the_ihc_score(self) -> None:
+        got = interpret_her2(
+            final="negative", ihc=1, ihc_status=None, ish_qualitative=None, group=None
+        )
+        assert got == ("negative", "low", False, False, False)
+
+    def test_ultralow_needs_membrane_staining(self) -> None:
+        faint = interpret_her2(
+            final=None,
+            ihc=0,
+            ihc_status=None,
+            ish_qualitative=None,
+            group=None,
+            ihc_text="0 - faint incomplete membrane staining in 5% of cells",
+        )
+        none = interpret_her2(
+            final=None,
+            ihc=0,
+            ihc_status=None,
+            ish_qualitative=None,
+            group=None,
+            ihc_text="0, no staining",
+        )
+        assert faint[1] == "ultralow"
+        assert none[1] == "0"
+
+    def test_qualitative_ish_amplified(self) -> None:
+        assert (
+            interpret_her2(
+                final=None, ihc=None, ihc_status=None, ish_qualitative="positive", group=None
+            )[0]
+            == "positive"
+        )
+
+
+class TestHer2LowCategory:
+    """R15: the IHC score read precisely, from every form a result arrives in."""
+
+    @pytest.mark.parametrize(
+        ("value", "category"),
+        [
+            pytest.param({"valueString": "0"}, "0", id="string-0"),
+            pytest.param({"valueString": "0, no membrane staining"}, "0", id="0-no-staining"),
+            pytest.param(
+                {"valueString": "0 with faint incomplete membrane staining in ≤10% of cells"},
+                "ultralow",
+                id="0-faint-ultralow",
+            ),
+            pytest.param({"valueString": "IHC 0 (ultralow)"}, "ultralow", id="0-ultralow-word"),
+            pytest.param({"valueString": "1+"}, "low", id="string-1+"),
+            pytest.param({"valueInteger": 1}, "low", id="integer-1"),
+            pytest.param({"valueCodeableConcept": {"text": "Score 1+"}}, "low", id="text-1+"),
+            pytest.param({"note": [{"text": "HER2 IHC 1+"}]}, "low", id="note-1+"),
+            pytest.param(
+                {"component": [{"code": {"text": "score"}, "valueString": "1+"}]},
+                "low",
+                id="component-1+",
+            ),
+            pytest.param({"valueString": "3+"}, "positive", id="string-3+"),
+        ],
+    )
+    def test_category_with_a_negative_final_result(
+        self, t: Terminology, params: Parameters, value: dict[str, Any], category: str
+    ) -> None:
+        p = metastatic()
+        if category != "positive":
+            p.her2(90, "neg")
+        p.obs("85319-2", 90, **value)
+        her2 = facts(p, t, params).receptors.her2
+        assert her2 is not None
+        assert her2.her2_category == category
+
+    def test_ihc_2_plus_ish_not_amplified_is_low(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.her2_ihc(90, "2+")
+        p.obs("49683-6", 90, valueQuantity={"value": 1.3, "unit": "{ratio}"})
+        p.obs("74860-8", 90, valueQuantity={"value": 2.5, "unit": "{copies}/{nucleus}"})
+        her2 = facts(p, t, params).receptors.her2
+        assert her2 is not None
+        assert (her2.status, her2.her2_category) == ("negative", "low")
+
+    def test_only_negative_known_is_unknown_category(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.her2(90, "neg")
+        her2 = facts(p, t, params).receptors.her2
+        assert her2 is not None
+        assert (her2.status, her2.her2_category) == ("negative", "unknown")
+
+
+class TestIshGroups:
+    @pytest.mark.parametrize(
+        ("ratio", "copies", "group"),
+        [
+            pytest.param(2.0, 4.0, 1, id="ratio-2.0-copies-4.0"),
+            pytest.param(1.99, 4.0, 4, id="ratio-1.99-copies-4.0"),
+            pytest.param(2.0, 3.99, 2, id="ratio-2.0-copies-3.99"),
+            pytest.param(1.99, 3.99, 5, id="ratio-1.99-copies-3.99"),
+            pytest.param(1.5, 5.99, 4, id="copies-5.99-group4"),
+            pytest.param(1.5, 6.0, 3, id="copies-6.0-group3"),
+            pytest.param(None, 6.0, None, id="ratio-missing"),
+            pytest.param(2.1, None, None, id="copies-missing"),
+        ],
+    )
+    def test_group(self, ratio: float | None, copies: float | None, group: int | None) -> None:
+        assert ish_group(ratio, copies) == group
+
+
+class TestIhcScoreParsing:
+    @pytest.mark.parametrize(
+        ("value", "score"),
+        [
+            pytest.param({"string": "3+"}, 3, id="plain-3+"),
+            pytest.param({"string": "Equivocal (Score 2+)"}, 2, id="cap-2+"),
+            pytest.param({"string": "HER2 IHC 1+"}, 1, id="her2-prefix-not-2"),
+            pytest.param({"string": "Negative (Score 0)"}, 0, id="score-0"),
+            pytest.param({"integer": 2}, 2, id="integer"),
+            pytest.param({"concept": Concept(text="2 +")}, 2, id="coded-text"),
+            pytest.param({"string": "staining in 10% of cells"}, None, id="percent-not-score"),
+            pytest.param({"string": "ratio 2.0"}, None, id="decimal-not-score"),
+            pytest.param({"string": "positive"}, None, id="no-score"),
+        ],
+    )
+    def test_score(self, value: dict[str, Any], score: int | None) -> None:
+        assert ihc_score(obs_with(**value)) == score
+
+    def test_score_from_a_note(self) -> None:
+        obs = ObservationRecord(
+            id="o", code=Concept(), effective=None, value=Value(), notes=("IHC score 3+",)
+        )
+        assert ihc_score(obs) == 3
+
+
+class TestReceptors:
+    def test_metastatic_result_is_used_and_discordance_reported(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.her2(1500, "neg")
+        p.her2(90, "pos")
+        f = facts(p, t, params)
+        assert f.receptors.her2 is not None
+        assert f.receptors.her2.status == "positive"
+        assert f.receptors.her2.specimen_site == "metastatic"
+        assert f.receptors.her2_positive is True
+        assert "HER2 negative on the primary" in f.receptors.discordances()[0]
+
+    def test_primary_only_is_marked_primary(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.her2(1500, "pos")
+        f = facts(p, t, params)
+        assert f.receptors.her2 is not None
+        assert f.receptors.her2.specimen_site == "primary"
+        assert not f.receptors.has_metastatic_specimen
+
+    def test_specimen_collection_date_wins_over_observation_date(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic(met_days=100)
+        o = p.obs(
+            "48676-1",
+            5,
+            valueCodeableConcept={"coding": [{"system": "http://loinc.org", "code": "LA6576-8"}]},
+        )
+        o["specimen"] = {"reference": "Specimen/s1"}
+        p.resources.append(
+            {
+                "resourceType": "Specimen",
+                "id": "s1",
+                "collection": {"collectedDateTime": p.day(1500)},
+            }
+        )
+        f = facts(p, t, params)
+        assert f.receptors.her2 is not None
+        assert f.receptors.her2.specimen_site == "primary"
+
+    @pytest.mark.parametrize(
+        ("percent", "status", "low"),
+        [
+            pytest.param(0.5, "negative", False, id="0.5%-negative"),
+            pytest.param(1.0, "positive", True, id="1%-low-positive"),
+            pytest.param(10.0, "positive", True, id="10%-low-positive"),
+            pytest.param(11.0, "positive", False, id="11%-positive"),
+        ],
+    )
+    def test_er_percent(
+        self, t: Terminology, params: Parameters, percent: float, status: str, low: bool
+    ) -> None:
+        p = metastatic()
+        p.obs("85329-1", 90, valueQuantity={"value": percent, "unit": "%"})
+        f = facts(p, t, params)
+        assert f.receptors.er is not None
+        assert (f.receptors.er.status, f.receptors.er.low_positive) == (status, low)
+
+    def test_ichom_er_negative_only_with_its_code(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        absent = {"coding": [{"system": "http://snomed.info/sct", "code": "373572006"}]}
+        p.obs("445028008", 90, system="http://snomed.info/sct", valueCodeableConcept=absent)
+        f = facts(p, t, params)
+        assert f.receptors.er is not None
+        assert f.receptors.er.status == "negative"
+
+    def test_hr_status_is_unknown_without_data(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.er(90, "neg")
+        assert facts(p, t, params).receptors.hr_positive is None  # PR unknown
+        p.pr(90, "neg")
+        assert facts(p, t, params).receptors.hr_positive is False
+
+    def test_serum_her2_only(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs("42914-2", 10, valueQuantity={"value": 20, "unit": "ng/mL"})
+        f = facts(p, t, params)
+        assert f.receptors.serum_her2_only
+        assert f.receptors.her2 is None

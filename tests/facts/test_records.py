@@ -1,0 +1,268 @@
+"""Reading resources into records: values, result forms, units, concepts."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import pytest
+
+from cds.facts.fhir_json import concept, date_by_pattern, fhir_date
+from cds.facts.reading import read_records
+from cds.parameters import Parameters
+from cds.terminology import Terminology
+from tests.facts.helpers import facts, metastatic
+
+
+class TestRecords:
+    def test_invalid_resource_is_excluded_and_counted(self, t: Terminology) -> None:
+        bad = {
+            "resourceType": "Observation",
+            "id": "x",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+            "valueQuantity": {"value": "high"},
+        }
+        records = read_records([bad], t)
+        assert records.observations == ()
+        assert records.excluded[0].resource_type == "Observation"
+        assert "valueQuantity" in records.excluded[0].location
+
+    def test_preliminary_observations_do_not_count(self, t: Terminology) -> None:
+        obs = {
+            "resourceType": "Observation",
+            "id": "x",
+            "status": "preliminary",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+            "valueQuantity": {"value": 1.0},
+        }
+        assert read_records([obs], t).observations == ()
+
+    def test_refuted_condition_does_not_count(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.condition("http://snomed.info/sct", "94225005", "brain", 10, verification="refuted")
+        assert not facts(p, t, params).disease.brain.present
+
+    def test_irrelevant_resources_are_not_parsed(self, t: Terminology) -> None:
+        records = read_records(
+            [
+                {"resourceType": "Observation", "status": "final", "code": {"text": "heart rate"}},
+                {"resourceType": "Immunization", "id": "i"},
+            ],
+            t,
+        )
+        assert records.observations == ()
+        assert records.received == {"Observation", "Immunization"}
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            ("2024", date(2024, 1, 1)),
+            ("2024-03", date(2024, 3, 1)),
+            ("2024-03-05T23:00:00-05:00", date(2024, 3, 5)),
+            ("garbage", None),
+            (None, None),
+        ],
+    )
+    def test_partial_dates(self, value: Any, expected: date | None) -> None:
+        assert fhir_date(value) == expected
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "2026-02-11",
+            "2026-02-11T10:00:00Z",
+            "2026-02-11junk",
+            "2026-02-30",  # not a real day
+            "2026-13-01",
+            "0000-01-01",
+            "2026-02-1x",  # a broken day: the pattern reads the month
+            "\u0662\u0660\u0662\u0666-02-11",  # digits, but not ASCII ones
+            " 2026-02-11",
+            "20260211",  # ISO basic format, which FHIR does not allow
+            "2026-W06-3",  # an ISO week date, likewise
+            "2026-002-11",
+        ],
+    )
+    def test_fast_full_dates_read_as_the_pattern_does(self, value: str) -> None:
+        assert fhir_date(value) == date_by_pattern(value)
+
+
+class TestResultForms:
+    """Results as EHRs send them: coded answers, text, strings, integers, ratios, components."""
+
+    @pytest.mark.parametrize(
+        ("value", "status"),
+        [
+            pytest.param({"valueString": "Equivocal"}, "equivocal", id="text-equivocal"),
+            pytest.param({"valueString": "HER2 not amplified"}, "negative", id="not-amplified"),
+            pytest.param({"valueString": "Amplified"}, "positive", id="amplified"),
+            pytest.param({"valueString": "Inconclusive, repeat"}, "unknown", id="inconclusive"),
+            pytest.param(
+                {
+                    "valueCodeableConcept": {
+                        "coding": [{"system": "http://snomed.info/sct", "code": "280414007"}]
+                    }
+                },
+                "equivocal",
+                id="snomed-equivocal",
+            ),
+            pytest.param(
+                {
+                    "valueCodeableConcept": {
+                        "coding": [{"system": "http://loinc.org", "code": "LA9663-1"}]
+                    }
+                },
+                "unknown",
+                id="loinc-inconclusive",
+            ),
+            pytest.param(
+                {
+                    "valueCodeableConcept": {
+                        "coding": [{"system": "http://snomed.info/sct", "code": "427685000"}]
+                    }
+                },
+                "positive",
+                id="ichom-her2-positive",
+            ),
+        ],
+    )
+    def test_her2_interpretation_values(
+        self, t: Terminology, params: Parameters, value: dict[str, Any], status: str
+    ) -> None:
+        p = metastatic()
+        p.obs("48676-1", 90, **value)
+        f = facts(p, t, params)
+        assert f.receptors.her2 is not None
+        assert f.receptors.her2.status == status
+
+    def test_ish_numbers_as_ratio_integer_and_string(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.obs(
+            "49683-6", 90, valueRatio={"numerator": {"value": 5.0}, "denominator": {"value": 2.0}}
+        )
+        p.obs("74860-8", 90, valueString="mean 6.1 copies per cell")
+        f = facts(p, t, params)
+        assert f.receptors.her2 is not None
+        assert (f.receptors.her2.ish_group, f.receptors.her2.status) == (1, "positive")
+
+    def test_ihc_score_in_a_component(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs("85319-2", 90, component=[{"code": {"text": "IHC score"}, "valueInteger": 3}])
+        f = facts(p, t, params)
+        assert f.receptors.her2 is not None
+        assert (f.receptors.her2.ihc_score, f.receptors.her2.status) == (3, "positive")
+
+    def test_qualitative_ihc_negative_without_score(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.obs(
+            "85319-2",
+            90,
+            valueCodeableConcept={
+                "coding": [{"system": "http://snomed.info/sct", "code": "260385009"}]
+            },
+        )
+        f = facts(p, t, params)
+        assert f.receptors.her2 is not None
+        assert (f.receptors.her2.status, f.receptors.her2.her2_category) == ("negative", "unknown")
+
+    def test_pr_negative_snomed(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs(
+            "16113-3",
+            90,
+            valueCodeableConcept={
+                "coding": [{"system": "http://snomed.info/sct", "code": "441118006"}]
+            },
+        )
+        f = facts(p, t, params)
+        assert f.receptors.pr is not None
+        assert f.receptors.pr.status == "negative"
+
+
+class TestUnits:
+    def test_albumin_in_g_per_litre_and_weight_in_pounds(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.birth = "1966-11-22"
+        p.obs("2160-0", 3, valueQuantity={"value": 1.0, "unit": "mg/dL", "code": "mg/dL"})
+        p.obs("29463-7", 3, valueQuantity={"value": 158.73, "unit": "lb", "code": "[lb_av]"})
+        p.obs("17861-6", 3, valueQuantity={"value": 8.0, "unit": "mg/dL", "code": "mg/dL"})
+        p.obs("1751-7", 3, valueQuantity={"value": 30, "unit": "g/L", "code": "g/L"})
+        f = facts(p, t, params)
+        assert f.renal.crcl == pytest.approx(68, abs=0.1)  # 158.73 lb = 72 kg
+        assert f.calcium.corrected == pytest.approx(8.8)
+
+    def test_unknown_units_are_not_guessed(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs("2160-0", 3, valueQuantity={"value": 90, "unit": "mmol/mol"})
+        p.obs("17861-6", 3, valueQuantity={"value": 9, "unit": "furlongs"})
+        f = facts(p, t, params)
+        assert f.renal.creatinine is None
+        assert f.calcium.corrected is None
+
+    def test_lvef_as_integer(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs("18043-0", 3, valueInteger=58)
+        f = facts(p, t, params)
+        assert f.lvef.latest is not None
+        assert f.lvef.latest.value == 58
+
+
+def test_one_concept_per_distinct_codeable_concept() -> None:
+    """Identical CodeableConcepts (a lab code in every chart) share one Concept, so matching
+    works each one out once; anything else is still read as sent, whatever its shape."""
+    loinc = {"coding": [{"system": "http://loinc.org", "code": "2160-0", "display": "Creatinine"}]}
+    first = concept(json.loads(json.dumps(loinc)))
+    assert concept(json.loads(json.dumps(loinc))) is first
+    assert first.codings[0].code == "2160-0"
+    other = concept({**loinc, "text": "Creatinine, serum"})
+    assert other is not first
+    assert other.text == "Creatinine, serum"
+    # Not JSON to orjson (an integer beyond 64 bits): built, not remembered.
+    odd = {"coding": [{"system": "s", "code": "c", "version": 2**70}]}
+    assert concept(odd).codings[0].code == "c"
+    assert concept(odd) is not concept(odd)
+    # Long free text is built each time, never kept.
+    long = {"text": "x" * 5000}
+    assert concept(long).text == "x" * 5000
+    assert concept(long) is not concept(long)
+
+
+def test_observations_are_picked_by_value_set_in_the_order_sent(t: Terminology) -> None:
+    """Each distinct concept is matched once, the observations keep the order they came in,
+    and a code-only pick never reads text."""
+
+    def obs(rid: str, code: dict[str, Any]) -> dict[str, Any]:
+        return {"resourceType": "Observation", "id": rid, "status": "final", "code": code}
+
+    loinc = "http://loinc.org"
+    creatinine = {"coding": [{"system": loinc, "code": "2160-0"}]}
+    egfr = {"coding": [{"system": loinc, "code": "62238-1"}]}
+    ef_text = {"text": "Ejection fraction"}  # the LVEF set's documented text pattern
+    records = read_records(
+        [
+            obs("c1", creatinine),
+            obs("e2", egfr),
+            obs("c3", json.loads(json.dumps(creatinine))),
+            obs("f4", ef_text),
+        ],
+        t,
+    )
+
+    def ids(picked: tuple[Any, ...]) -> list[str]:
+        return [o.id for o in picked]
+
+    assert ids(records.observations_in(t["creatinine"])) == ["c1", "c3"]
+    assert ids(records.observations_in(t["egfr"])) == ["e2"]
+    assert ids(records.observations_in(t["calcium"])) == []
+    assert ids(records.observations_in(t["lvef"])) == ["f4"]
+    assert ids(records.observations_coded_in(t["lvef"])) == []
+    only = read_records([obs("c1", creatinine), obs("c2", creatinine)], t)
+    assert ids(only.observations_in(t["creatinine"])) == ["c1", "c2"]

@@ -1,0 +1,65 @@
+"""What the rule tests share: facts and decisions for a patient built with the scenario
+factories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cds.facts import PatientFacts, extract_facts
+from cds.facts.orders import NO_DRAFTS, DraftOrders, read_draft_orders
+from cds.parameters import Parameters
+from cds.rules import Decision, evaluate
+from cds.terminology import Terminology
+from fixtures.build_scenarios import (
+    Patient,
+)
+
+
+def facts(p: Patient, t: Terminology, params: Parameters) -> PatientFacts:
+    return extract_facts([p.patient(), *p.resources], t, params, as_of=p.as_of)
+
+
+def run(
+    p: Patient,
+    t: Terminology,
+    params: Parameters,
+    hook: str = "patient-view",
+    drafts: list[dict[str, Any]] | None = None,
+) -> list[Decision]:
+    d: DraftOrders = NO_DRAFTS
+    if drafts is not None:
+        d = read_draft_orders(
+            {"resourceType": "Bundle", "entry": [{"resource": x} for x in drafts]}, (), t
+        )
+    return evaluate(hook, facts(p, t, params), d, params)
+
+
+def concerns(decisions: list[Decision]) -> list[str]:
+    return [d.concern for d in decisions]
+
+
+def bone_patient(
+    pid: str = "p",
+    *,
+    her2: str = "neg",
+    age_birth: str = "1964-05-17",
+    creatinine: float = 0.8,
+    weight: float = 68.0,
+    calcium: float = 9.4,
+    dental: bool = True,
+) -> Patient:
+    p = Patient(pid, birth=age_birth)
+    p.breast_cancer()
+    p.bone_mets(100)
+    p.her2(90, her2)
+    p.er(90, "pos")
+    p.pr(90, "pos")
+    p.labs(creatinine=creatinine, weight=weight, calcium=calcium)
+    if dental:
+        p.dental_exam(30)
+    return p
+
+
+def creatinine_for(crcl: float, *, age: int = 62, weight: float = 68.0) -> float:
+    """The creatinine that gives this Cockcroft-Gault CrCl for a woman of this age and weight."""
+    return (140 - age) * weight * 0.85 / (72 * crcl)

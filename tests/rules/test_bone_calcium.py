@@ -1,0 +1,41 @@
+"""R3 calcium and vitamin D (rules/bone_calcium.py)."""
+
+from __future__ import annotations
+
+from cds.parameters import Parameters
+from cds.terminology import Terminology
+from fixtures.build_scenarios import (
+    XGEVA,
+    draft_med,
+)
+from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run  # noqa: F401
+
+
+class TestR3Calcium:
+    def test_denosumab_order_with_low_calcium_is_critical(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        d = run(
+            bone_patient(calcium=8.0),
+            t,
+            params,
+            "order-sign",
+            [draft_med("p", "d", XGEVA, "120 mg SC q4w", 120)],
+        )
+        assert concerns(d)[0] == "R3a:hypocalcaemia"
+        assert d[0].indicator == "critical"
+
+    def test_supplements_not_suggested_when_hypercalcaemic(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        for calcium, fires in ((10.4, True), (10.6, False)):
+            p = bone_patient(calcium=calcium)
+            p.med("MedicationStatement", XGEVA, status="active", start=20)
+            assert ("R3b:supplement" in concerns(run(p, t, params))) is fires
+
+    def test_calcium_check_on_denosumab(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient()
+        p.resources = [r for r in p.resources if "17861-6" not in str(r.get("code"))]
+        p.med("MedicationStatement", XGEVA, status="active", start=20)
+        p.med("MedicationStatement", "calcium carbonate", status="active", start=20)
+        assert "R3c:check-calcium" in concerns(run(p, t, params))

@@ -1,0 +1,160 @@
+"""R10 anthracycline + HER2 therapy, R11 LVEF (rules/cardiac.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cds.facts.orders import NO_DRAFTS
+from cds.parameters import Parameters
+from cds.rules import evaluate
+from cds.rules.cardiac import lvef_action
+from cds.terminology import Terminology
+from fixtures.build_scenarios import (
+    DOXO,
+    TDXD,
+    TRAS,
+    XGEVA,
+    Patient,
+    draft_med,
+)
+from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run  # noqa: F401
+
+
+class TestR10Anthracycline:
+    def on_trastuzumab(self) -> Patient:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TRAS, status="active", start=60)
+        return p
+
+    def test_order_while_on_trastuzumab_is_critical_with_delete(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        d = run(
+            self.on_trastuzumab(),
+            t,
+            params,
+            "order-sign",
+            [draft_med("p", "dox", DOXO, "60 mg/m2")],
+        )
+        r10 = next(x for x in d if x.rule == "R10")
+        assert (r10.concern, r10.indicator) == ("R10:concurrent", "critical")
+        assert type(r10.proposals[0].actions[0]).__name__ == "DeleteDraft"
+
+    @pytest.mark.parametrize(
+        ("days", "fires"),
+        [pytest.param(213, True, id="7-months"), pytest.param(214, False, id="7-months+1")],
+    )
+    def test_washout(self, t: Terminology, params: Parameters, days: int, fires: bool) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TRAS, status="completed", start=600, end=days)
+        d = run(p, t, params, "order-sign", [draft_med("p", "dox", DOXO, "60 mg/m2")])
+        assert ("R10:washout" in concerns(d)) is fires
+
+
+class TestR11Lvef:
+    @pytest.mark.parametrize(
+        ("drug", "baseline", "latest", "action"),
+        [
+            # Herceptin: ≥16-point drop, or below the LLN (50) with a ≥10-point drop.
+            pytest.param("trastuzumab", 65, 50, None, id="tras-drop-15-at-lln"),
+            pytest.param("trastuzumab", 66, 50, "withhold", id="tras-drop-16"),
+            pytest.param("trastuzumab", 58, 49, None, id="tras-drop-9-below-lln"),
+            pytest.param("trastuzumab", 59, 49, "withhold", id="tras-drop-10-below-lln"),
+            pytest.param("trastuzumab", 62, 52, None, id="tras-drop-10-above-lln"),
+            # Perjeta: <40, or 40-45 with a ≥10-point drop.
+            pytest.param("pertuzumab", 45, 39, "withhold", id="pert-39"),
+            pytest.param("pertuzumab", 41, 40, None, id="pert-40-drop-1"),
+            pytest.param("pertuzumab", 54, 45, None, id="pert-45-drop-9"),
+            pytest.param("pertuzumab", 55, 45, "withhold", id="pert-45-drop-10"),
+            pytest.param("pertuzumab", 70, 46, None, id="pert-46-drop-24"),
+            # Kadcyla: <40 withhold; 40-45 drop ≥10 withhold, <10 repeat; >45 continue.
+            pytest.param("trastuzumab emtansine", 50, 39, "withhold", id="tdm1-39"),
+            pytest.param("trastuzumab emtansine", 49, 40, "repeat", id="tdm1-40-drop-9"),
+            pytest.param("trastuzumab emtansine", 50, 40, "withhold", id="tdm1-40-drop-10"),
+            pytest.param("trastuzumab emtansine", 60, 46, None, id="tdm1-46-drop-14"),
+            # Enhertu: <40 or drop >20 interrupt; 40-45 drop ≥10 interrupt, <10 repeat;
+            # >45 with a 10-20 drop continue.
+            pytest.param("trastuzumab deruxtecan", 62, 46, None, id="tdxd-62-to-46"),
+            pytest.param("trastuzumab deruxtecan", 66, 46, None, id="tdxd-46-drop-20"),
+            pytest.param("trastuzumab deruxtecan", 67, 46, "withhold", id="tdxd-46-drop-21"),
+            pytest.param("trastuzumab deruxtecan", 54, 45, "repeat", id="tdxd-45-drop-9"),
+            pytest.param("trastuzumab deruxtecan", 55, 45, "withhold", id="tdxd-45-drop-10"),
+            pytest.param("trastuzumab deruxtecan", 45, 39, "withhold", id="tdxd-39"),
+        ],
+    )
+    def test_label_thresholds_per_drug(
+        self, params: Parameters, drug: str, baseline: float, latest: float, action: str | None
+    ) -> None:
+        """C4: each drug's own label decides; 62→46% on T-DXd continues."""
+        rule = params.lvef_by_drug[drug]
+        assert lvef_action(rule, baseline, latest, params.lvef_lln_percent) == action
+
+    def test_tdxd_drop_is_not_a_trastuzumab_hold(self, t: Terminology, params: Parameters) -> None:
+        """C4: on T-DXd, LVEF 62→46% gives no 'withhold trastuzumab' (Enhertu: continue)."""
+        p = bone_patient(her2="pos")
+        p.lvef(130, 62)
+        p.med("MedicationStatement", TDXD, status="active", start=120)
+        p.lvef(5, 46)
+        assert not [c for c in concerns(run(p, t, params)) if c.startswith("R11")]
+
+    def test_withhold_card_names_the_drug(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient(her2="pos")
+        p.lvef(130, 60)
+        p.med("MedicationStatement", TDXD, status="active", start=120)
+        p.lvef(5, 38)
+        d = next(x for x in run(p, t, params) if x.rule == "R11c")
+        assert (d.variant, d.indicator, d.bindings["drugs"]) == ("withhold", "critical", "T-DXd")
+        assert d.note_keys == ("lvef-trastuzumab-deruxtecan-withhold",)
+
+    def test_no_lvef_due_on_tdxd_alone(self, t: Terminology, params: Parameters) -> None:
+        """C4: the Enhertu label sets no 3-monthly LVEF."""
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TDXD, status="active", start=300)
+        p.lvef(200, 60)
+        assert "R11a:lvef-due" not in concerns(run(p, t, params))
+
+    def test_lvef_due_boundary(self, t: Terminology, params: Parameters) -> None:
+        for days, fires in ((104, False), (105, True)):
+            p = bone_patient(her2="pos")
+            p.med("MedicationStatement", XGEVA, status="active", start=20)
+            p.med("MedicationStatement", TRAS, status="active", start=300)
+            p.lvef(days, 60)
+            assert ("R11a:lvef-due" in concerns(run(p, t, params))) is fires
+
+    def test_no_baseline_low_lvef_is_a_warning(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TRAS, status="active", start=300)
+        p.lvef(10, 45)
+        assert "R11c:low-no-baseline" in concerns(run(p, t, params))
+
+
+def test_lvef_rules_scan_the_exposures_a_bounded_number_of_times(
+    t: Terminology, params: Parameters, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28 item 6: every active exposure rescanned all exposures - quadratic, seconds on a
+    1.5 MB chart inside every limit. The scans no longer grow with the number of records."""
+    from cds.facts.medications import Medications
+
+    scans = 0
+    ever = Medications.ever
+
+    def counting(self: Medications, *classes: str) -> Any:
+        nonlocal scans
+        scans += 1
+        return ever(self, *classes)  # type: ignore[arg-type]
+
+    def run_with(n: int) -> int:
+        nonlocal scans
+        p = bone_patient(her2="pos")
+        for i in range(n):
+            p.med("MedicationAdministration", TRAS, status="completed", start=1 + i % 20, mg=420)
+        f = facts(p, t, params)
+        scans = 0
+        monkeypatch.setattr(Medications, "ever", counting)
+        evaluate("patient-view", f, NO_DRAFTS, params)
+        monkeypatch.setattr(Medications, "ever", ever)
+        return scans
+
+    assert run_with(200) == run_with(10)

@@ -1,0 +1,115 @@
+"""R6 next line of HER2-targeted therapy (rules/her2.py)."""
+
+from __future__ import annotations
+
+from cds.parameters import Parameters
+from cds.terminology import Terminology
+from fixtures.build_scenarios import (
+    DOCE,
+    PERT,
+    PROGRESSION,
+    TDXD,
+    TRAS,
+    WORSENED,
+    XGEVA,
+    Patient,
+)
+from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run  # noqa: F401
+
+
+class TestR6NextLine:
+    def her2_patient(self) -> Patient:
+        p = Patient("h")
+        p.breast_cancer(2000)
+        p.bone_mets(900)
+        p.her2(890, "pos")
+        p.er(890, "neg")
+        p.pr(890, "neg")
+        p.labs()
+        p.lvef(20, 60)
+        p.med("MedicationStatement", XGEVA, status="active", start=800)
+        p.med("MedicationStatement", "calcium carbonate", status="active", start=800)
+        p.dental_exam(30)
+        return p
+
+    def test_never_for_her2_negative_equivocal_or_unknown(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        for her2 in ("neg", None, "equivocal"):
+            p = bone_patient()
+            p.resources = [r for r in p.resources if "48676-1" not in str(r.get("code"))]
+            if her2 == "neg":
+                p.her2(90, "neg")
+            elif her2 == "equivocal":
+                p.her2_ihc(90, "2+")
+            assert not [c for c in concerns(run(p, t, params)) if c.startswith(("R6", "R7"))]
+
+    def test_first_line_options_are_info_and_unranked(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        d = next(x for x in run(self.her2_patient(), t, params) if x.rule == "R6")
+        assert d.variant == "line-1"
+        assert d.indicator == "info"
+        assert [p.key for p in d.proposals] == [
+            "thp-docetaxel",
+            "thp-paclitaxel",
+            "phesgo-docetaxel",  # §3c D17: the subcutaneous form, with docetaxel (label)
+            "tdxd-pertuzumab",
+        ]
+
+    def test_no_card_while_the_line_continues(self, t: Terminology, params: Parameters) -> None:
+        p = self.her2_patient()
+        for drug in (TRAS, PERT):
+            p.med("MedicationStatement", drug, status="active", start=700)
+        assert not [x for x in run(p, t, params) if x.rule in ("R6", "R7")]
+
+    def test_second_line_after_progression_excludes_nothing_used(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = self.her2_patient()
+        for drug in (DOCE, TRAS, PERT):
+            p.med(
+                "MedicationStatement", drug, status="stopped", start=700, end=30, reason=PROGRESSION
+            )
+        d = next(x for x in run(p, t, params) if x.rule == "R6")
+        assert d.variant == "line-2"
+        assert [x.key for x in d.proposals] == ["tdxd", "tdm1"]
+
+    def test_tdxd_hidden_with_ild(self, t: Terminology, params: Parameters) -> None:
+        p = self.her2_patient()
+        for drug in (DOCE, TRAS, PERT):
+            p.med(
+                "MedicationStatement", drug, status="stopped", start=700, end=30, reason=PROGRESSION
+            )
+        p.condition("", "", "", 300, text="Pneumonitis")
+        d = next(x for x in run(p, t, params) if x.rule == "R6")
+        assert [x.key for x in d.proposals] == ["tdm1"]
+        assert any("interstitial" in n for n in d.notes)
+
+    def test_tdxd_not_reoffered_after_progression(self, t: Terminology, params: Parameters) -> None:
+        p = self.her2_patient()
+        for drug in (DOCE, TRAS, PERT):
+            p.med(
+                "MedicationStatement",
+                drug,
+                status="stopped",
+                start=700,
+                end=400,
+                reason=PROGRESSION,
+            )
+        p.med("MedicationStatement", TDXD, status="active", start=390)
+        p.disease_status(10, *WORSENED)
+        d = next(x for x in run(p, t, params) if x.rule == "R6")
+        assert d.variant == "line-3-plus"
+        keys = [x.key for x in d.proposals]
+        assert "tdxd" not in keys
+        assert "tdm1" in keys
+        assert "active-regimen-review" in d.note_keys
+
+    def test_echocardiogram_added_when_lvef_is_old(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = self.her2_patient()
+        p.resources = [r for r in p.resources if "10230-1" not in str(r.get("code"))]
+        d = next(x for x in run(p, t, params) if x.rule == "R6")
+        assert all(a.key == "echocardiogram" for a in [x.actions[-1] for x in d.proposals])  # type: ignore[union-attr]

@@ -1,0 +1,114 @@
+"""R15 trastuzumab deruxtecan for HER2-low and -ultralow disease (rules/her2low.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds.parameters import Parameters
+from cds.terminology import Terminology
+from fixtures.build_scenarios import (
+    XGEVA,
+    Patient,
+)
+from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run  # noqa: F401
+
+
+class TestR15Her2Low:
+    """R15: T-DXd for HER2-low/ultralow by the DESTINY-Breast04/-06 criteria; never HER2-0."""
+
+    def patient(self, ihc: str | None, hr: str) -> Patient:
+        p = Patient("p")
+        p.breast_cancer()
+        p.bone_mets(300)
+        p.her2(290, "neg")
+        if ihc is not None:
+            p.her2_ihc(290, ihc)
+        p.er(290, hr)
+        p.pr(290, hr)
+        p.labs()
+        p.lvef(30, 60)
+        p.med("MedicationStatement", XGEVA, status="active", start=280)
+        p.med(
+            "MedicationStatement",
+            "Calcium carbonate 500 mg + vitamin D3",
+            status="active",
+            start=280,
+        )
+        p.dental_exam(30)
+        return p
+
+    @pytest.mark.parametrize(
+        ("ihc", "hr", "chemo", "endocrine", "expected"),
+        [
+            pytest.param("1+", "neg", True, False, "R15:db04", id="low-hr-neg-chemo"),
+            pytest.param("1+", "neg", False, False, None, id="low-hr-neg-no-chemo"),
+            pytest.param("1+", "pos", True, False, None, id="low-hr-pos-chemo-not-refractory"),
+            pytest.param("1+", "pos", True, True, "R15:db04", id="low-hr-pos-chemo-refractory"),
+            pytest.param("1+", "pos", False, True, "R15:db06", id="low-hr-pos-endocrine-only"),
+            pytest.param(
+                "0, faint incomplete staining", "pos", False, True, "R15:db06", id="ultralow-db06"
+            ),
+            pytest.param(
+                "0, faint incomplete staining", "neg", True, False, None, id="ultralow-hr-neg"
+            ),
+            pytest.param(
+                "0, faint incomplete staining", "pos", True, True, None, id="ultralow-after-chemo"
+            ),
+            pytest.param("0, no staining", "pos", False, True, None, id="her2-0"),
+            pytest.param(None, "neg", True, False, "R15:ihc-score-needed", id="score-unknown"),
+            pytest.param(None, "neg", False, False, None, id="score-unknown-not-eligible"),
+        ],
+    )
+    def test_criteria(
+        self,
+        t: Terminology,
+        params: Parameters,
+        ihc: str | None,
+        hr: str,
+        chemo: bool,
+        endocrine: bool,
+        expected: str | None,
+    ) -> None:
+        p = self.patient(ihc, hr)
+        if endocrine:
+            p.med(
+                "MedicationStatement", ("72965", "Letrozole"), status="stopped", start=270, end=150
+            )
+        if chemo:
+            p.med(
+                "MedicationStatement",
+                ("194000", "Capecitabine"),
+                status="stopped",
+                start=140,
+                end=20,
+            )
+        got = [c for c in concerns(run(p, t, params)) if c.startswith("R15")]
+        assert got == ([expected] if expected else [])
+
+    def test_her2_positive_rules_never_fire(self, t: Terminology, params: Parameters) -> None:
+        p = self.patient("1+", "neg")
+        p.med(
+            "MedicationStatement", ("194000", "Capecitabine"), status="stopped", start=140, end=20
+        )
+        assert [
+            c for c in concerns(run(p, t, params)) if c[:3] in ("R6:", "R8a", "R8b", "R11")
+        ] == []
+
+    def test_unknown_hr_status_meets_neither(self, t: Terminology, params: Parameters) -> None:
+        p = self.patient("1+", "neg")
+        p.resources = [
+            r for r in p.resources if "85337-4" not in str(r) and "85339-0" not in str(r)
+        ]
+        p.med(
+            "MedicationStatement", ("194000", "Capecitabine"), status="stopped", start=140, end=20
+        )
+        assert not [c for c in concerns(run(p, t, params)) if c.startswith("R15")]
+
+    def test_tdxd_suggestion_is_the_label_dose(self, t: Terminology, params: Parameters) -> None:
+        p = self.patient("1+", "neg")
+        p.med(
+            "MedicationStatement", ("194000", "Capecitabine"), status="stopped", start=140, end=20
+        )
+        d = next(x for x in run(p, t, params) if x.rule == "R15")
+        assert [a.key for prop in d.proposals for a in prop.actions] == ["tdxd"]  # type: ignore[union-attr]
+        assert params.regimens["tdxd"].drugs[0].dose == "5.4 mg/kg IV every 3 weeks"

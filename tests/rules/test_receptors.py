@@ -1,0 +1,45 @@
+"""R13 receptor re-testing, R14 HER2 results needing more testing (rules/receptors.py)."""
+
+from __future__ import annotations
+
+from cds.parameters import Parameters
+from cds.terminology import Terminology
+from fixtures.build_scenarios import (
+    Patient,
+)
+from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run  # noqa: F401
+
+
+class TestR13R14Testing:
+    def test_no_metastatic_specimen_suggests_retest(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = Patient("p")
+        p.breast_cancer(2000)
+        p.bone_mets(100)
+        p.her2(1900, "neg")
+        d = run(p, t, params)
+        assert "R13:retest" in concerns(d)
+
+    def test_unknown_metastatic_date_no_retest_card(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = Patient("p")
+        p.breast_cancer(2000)
+        p.add(
+            {
+                "resourceType": "Condition",
+                "id": "m",
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "94222008"}]},
+            }
+        )
+        assert "R13:retest" not in concerns(run(p, t, params))
+
+    def test_ihc_2_plus_then_ish_resolves(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient()
+        p.resources = [r for r in p.resources if "48676-1" not in str(r.get("code"))]
+        p.her2_ihc(80, "2+")
+        assert "R14:reflex-ish" in concerns(run(p, t, params))
+        p.obs("49683-6", 80, valueQuantity={"value": 2.4})
+        p.obs("74860-8", 80, valueQuantity={"value": 5.0})
+        assert "R14:reflex-ish" not in concerns(run(p, t, params))
