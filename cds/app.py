@@ -217,14 +217,14 @@ def refuse_unreviewed(knowledge: Knowledge, allowed: tuple[str, ...]) -> None:
         if not review.reviewed and rule_id not in allowed
     }
     if missing:
-        detail = "; ".join(
-            f"{rule_id} {r.version} ({r.state}: needs {', '.join(r.missing_roles)})"
+        detail = "".join(
+            f"\n  {rule_id} {r.version} ({r.state}: needs {', '.join(r.missing_roles)})"
             for rule_id, r in missing.items()
         )
         raise ConfigError(
-            f"production runs only reviewed rules; not reviewed: {detail}. Sign each with "
-            "`cds review --sign RULE --by NAME --role ROLE` after review, or list it in "
-            "CDS_ALLOW_UNREVIEWED"
+            "production runs only rules reviewed in their current version; not reviewed "
+            f"({len(missing)}):{detail}\nSign each with `cds review --sign RULE --by NAME "
+            "--role ROLE` after review, or list it in CDS_ALLOW_UNREVIEWED"
         )
 
 

@@ -132,12 +132,12 @@ def test_production_refuses_unreviewed_rules_and_starts_when_signed(
     cards: Path, tmp_path: Path
 ) -> None:
     settings = Settings(**production(tmp_path, cards_dir=cards, allow_unreviewed=()))
-    with pytest.raises(ConfigError, match="not reviewed: R0 ") as refused:
+    with pytest.raises(ConfigError, match=r"not reviewed \(29\)") as refused:
         create_app(settings)
-    assert all(f"{r} " in str(refused.value) for r in load_knowledge(cards).rules)
+    assert all(f"\n  {r} " in str(refused.value) for r in load_knowledge(cards).rules)
     # Listing a rule lets it run (on purpose, and visibly)...
     k = sign_all(cards, [r for r in load_knowledge(cards).rules if r != "R1"])
-    with pytest.raises(ConfigError, match=r"not reviewed: R1 \w+ \(unreviewed"):
+    with pytest.raises(ConfigError, match=r"not reviewed \(1\):\n  R1 \w+ \(unreviewed"):
         create_app(settings)
     create_app(settings.model_copy(update={"allow_unreviewed": ("R1",)}))
     with pytest.raises(ConfigError, match="unknown rules: R99"):
