@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 import httpx
+import orjson
 
 from cds import metrics, schemas, snooze
 from cds.auth import ClientIdentity
@@ -64,7 +65,7 @@ class Timings:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    response: schemas.CDSResponse
+    cards: list[dict[str, Any]]  # as wire JSON (cds.cards.Renderer)
     rules: tuple[str, ...]
     excluded: int
     unchecked_orders: int = 0  # draft orders that could not be read (each named in an R0 card)
@@ -110,24 +111,23 @@ def evaluate_call(
     cards = [k.renderer.render(d, ctx) for d, _ in shown]
     timings.mark("cards")
     return Outcome(
-        response=schemas.CDSResponse(cards=cards),
+        cards=cards,
         rules=tuple(d.concern for d, _ in shown),
         excluded=len(facts.excluded),
         unchecked_orders=len(drafts.unreadable),
         issued=tuple(
             IssuedCard(
-                card=c.uuid,
+                card=c["uuid"],
                 rule=d.rule,
                 patient_key=patient_key,
                 evidence=digest,
                 service_id=service.id,
                 caller=caller,
-                suggestions=tuple(s.uuid for s in c.suggestions or () if s.uuid),
+                suggestions=tuple(s["uuid"] for s in c.get("suggestions", ())),
                 variant=d.variant,
                 indicator=d.indicator,
             )
             for c, (d, digest) in zip(cards, shown, strict=True)
-            if c.uuid is not None
         ),
         snoozed=len(decisions) - len(shown),
     )
@@ -177,7 +177,7 @@ async def answer(
     result = await _evaluate_and_store(
         env, service, hook_request, resolved.data, as_of, timings, key, caller_of(client)
     )
-    wire = result.response.wire_json()
+    wire = orjson.dumps({"cards": result.cards})
     timings.mark("serialize")
     metrics.observe_call(timings.stages, ((c.rule, c.indicator) for c in result.issued))
     _log_call(service, hook_request, result, len(resolved.fetched), timings)
@@ -292,7 +292,7 @@ def _log_call(
             "service": service.id,
             "hook": service.hook,
             "hookInstance": hook_request.hookInstance,
-            "cards": len(result.response.cards),
+            "cards": len(result.cards),
             "rules": list(result.rules),
             "fetched": fetched,
             "excluded": result.excluded,

@@ -59,9 +59,11 @@ def _coding(c: Coding) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class _CardParts:
-    source: schemas.Source
-    override_reasons: tuple[schemas.OverrideReason, ...]
-    links: tuple[schemas.Link, ...]
+    """What a rule's cards say whatever the patient, as wire JSON, validated once."""
+
+    source: dict[str, Any]
+    override_reasons: list[dict[str, Any]]
+    links: list[dict[str, Any]]
 
 
 class Renderer:
@@ -118,21 +120,25 @@ class Renderer:
                 topic=schemas.Coding(
                     system=TOPIC_SYSTEM, code=spec.topic.code, display=spec.topic.display
                 ),
-            ),
-            override_reasons=tuple(
+            ).wire(),
+            override_reasons=[
                 schemas.OverrideReason(
                     system=self.book.overrides.system,
                     code=code,
                     display=self.book.overrides.codes[code],
-                )
+                ).wire()
                 for code in spec.override_reasons
-            ),
-            links=tuple(
-                schemas.Link(label=li.label, url=li.url, type="absolute") for li in spec.links
-            ),
+            ],
+            links=[
+                schemas.Link(label=li.label, url=li.url, type="absolute").wire()
+                for li in spec.links
+            ],
         )
 
-    def render(self, decision: Decision, ctx: RenderContext) -> schemas.Card:
+    def render(self, decision: Decision, ctx: RenderContext) -> dict[str, Any]:
+        """The card as wire JSON (the field order of schemas.Card, absent fields left out):
+        built as plain data, a third of the cost of building the models and dumping them; the
+        scenario library validates every card against schemas.Card in the tests."""
         spec = self.book.cards[decision.rule]
         variant = spec.variants[decision.variant]
         card_id = uuid.uuid5(
@@ -141,23 +147,26 @@ class Renderer:
         bindings = {**self._params[decision.rule], **decision.bindings}
         suggestions = [self._suggestion(decision.rule, p, ctx, card_id) for p in decision.proposals]
         parts = self._static[decision.rule]
-        return schemas.Card(
-            uuid=str(card_id),
-            summary=_sentence(Template(variant.summary).substitute(bindings)),
-            detail=self._detail(decision, spec, variant, bindings, ctx.facts),
-            indicator=decision.indicator,
-            source=parts.source,
-            suggestions=suggestions or None,
-            selectionBehavior=spec.selection if suggestions else None,
-            overrideReasons=list(parts.override_reasons),
-            links=list(parts.links) or None,
-            extension={
-                EXT_RULE: decision.rule,
-                EXT_VARIANT: decision.variant,
-                **self._review_ext.get(decision.rule, {}),
-                **({EXT_EVIDENCE: list(dict.fromkeys(decision.refs))} if decision.refs else {}),
-            },
-        )
+        card: dict[str, Any] = {
+            "uuid": str(card_id),
+            "summary": _sentence(Template(variant.summary).substitute(bindings)),
+            "detail": self._detail(decision, spec, variant, bindings, ctx.facts),
+            "indicator": decision.indicator,
+            "source": parts.source,
+        }
+        if suggestions:
+            card["suggestions"] = suggestions
+            card["selectionBehavior"] = spec.selection
+        card["overrideReasons"] = parts.override_reasons
+        if parts.links:
+            card["links"] = parts.links
+        card["extension"] = {
+            EXT_RULE: decision.rule,
+            EXT_VARIANT: decision.variant,
+            **self._review_ext.get(decision.rule, {}),
+            **({EXT_EVIDENCE: list(dict.fromkeys(decision.refs))} if decision.refs else {}),
+        }
+        return card
 
     def _detail(
         self,
@@ -190,7 +199,7 @@ class Renderer:
 
     def _suggestion(
         self, rule: str, p: Proposal, ctx: RenderContext, card_id: uuid.UUID
-    ) -> schemas.Suggestion:
+    ) -> dict[str, Any]:
         label = Template(self.book.suggestion_label(rule, p.key)).safe_substitute(
             {"dose": self._regimen_dose(p), **p.label_bindings}
         )
@@ -214,17 +223,16 @@ class Renderer:
                 actions.append(self._update(a, ctx))
             elif isinstance(a, DeleteDraft):
                 actions.append(
-                    schemas.Action(
-                        type="delete",
-                        description=f"Remove the draft order {a.draft_ref}",
-                        resourceId=a.draft_ref,
-                    )
+                    {
+                        "type": "delete",
+                        "description": f"Remove the draft order {a.draft_ref}",
+                        "resourceId": a.draft_ref,
+                    }
                 )
-        return schemas.Suggestion(
-            label=label,
-            uuid=str(uuid.uuid5(card_id, p.key)),
-            actions=actions or None,
-        )
+        suggestion: dict[str, Any] = {"label": label, "uuid": str(uuid.uuid5(card_id, p.key))}
+        if actions:
+            suggestion["actions"] = actions
+        return suggestion
 
     def _reason(self, ctx: RenderContext) -> list[dict[str, str]]:
         refs = ctx.facts.disease.breast_cancer.refs
@@ -246,7 +254,7 @@ class Renderer:
             base["encounter"] = {"reference": f"Encounter/{ctx.encounter_id}"}
         return base
 
-    def _create_medication(self, key: str, dose: str, ctx: RenderContext) -> schemas.Action:
+    def _create_medication(self, key: str, dose: str, ctx: RenderContext) -> dict[str, Any]:
         med = self.book.orders.medications[key]
         resource = {
             "resourceType": "MedicationRequest",
@@ -258,11 +266,13 @@ class Renderer:
         reason = self._reason(ctx)
         if reason:
             resource["reasonReference"] = reason
-        return schemas.Action(
-            type="create", description=f"Propose {med.name}: {dose}", resource=resource
-        )
+        return {
+            "type": "create",
+            "description": f"Propose {med.name}: {dose}",
+            "resource": resource,
+        }
 
-    def _create(self, order: Order, ctx: RenderContext) -> schemas.Action:
+    def _create(self, order: Order, ctx: RenderContext) -> dict[str, Any]:
         svc = self.book.orders.services[order.key]
         resource = {
             "resourceType": "ServiceRequest",
@@ -272,9 +282,9 @@ class Renderer:
         reason = self._reason(ctx)
         if reason:
             resource["reasonReference"] = reason
-        return schemas.Action(type="create", description=f"Order {svc.name}", resource=resource)
+        return {"type": "create", "description": f"Order {svc.name}", "resource": resource}
 
-    def _update(self, a: UpdateDraft, ctx: RenderContext) -> schemas.Action:
+    def _update(self, a: UpdateDraft, ctx: RenderContext) -> dict[str, Any]:
         """The draft as sent with only its dose changed: route, infusion time and interval stay
         (clinical-logic §3b C2)."""
         draft = next((m for m in ctx.drafts.medications if m.ref == a.draft_ref), None)
@@ -301,8 +311,8 @@ class Renderer:
         resource["dosageInstruction"] = [first, *dosage[1:]]
         if a.recode_order is not None:
             resource["medicationCodeableConcept"] = self._medication_concepts[a.recode_order]
-        return schemas.Action(
-            type="update",
-            description=f"Change the dose of {a.draft_ref} to {new_dose} (nothing else changes)",
-            resource=resource,
-        )
+        return {
+            "type": "update",
+            "description": f"Change the dose of {a.draft_ref} to {new_dose} (nothing else changes)",
+            "resource": resource,
+        }

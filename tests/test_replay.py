@@ -176,6 +176,7 @@ def test_fetch_path_scenarios(client: TestClient, knowledge: Knowledge, sc: Scen
         calls = mock.calls.call_count
     assert r.status_code == sc.case["status"], r.text
     if r.status_code == 200:
+        schemas.CDSResponse.model_validate(r.json())  # every card conforms (cds-resp-1..6)
         assert digest(r.json()) == sc.expected
         assert calls == len(data)  # one request per prefetch key, in parallel
     else:

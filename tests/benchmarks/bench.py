@@ -142,7 +142,7 @@ def main() -> None:
             "rules + cards: one patient-view call (3 cards)",
             median_ms(
                 lambda: [
-                    k.renderer.render(d, ctx).wire()
+                    k.renderer.render(d, ctx)
                     for d in evaluate("patient-view", facts, NO_DRAFTS, params)
                 ],
                 args.runs * 10,
