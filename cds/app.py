@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypedDict
 
 import anyio
@@ -28,7 +28,7 @@ from cds.openapi import install as install_openapi
 from cds.prefetch import OutboundGate
 from cds.services import Knowledge, load_knowledge
 from cds.settings import Settings
-from cds.store import Store, open_store
+from cds.store import Store, open_configured
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +62,15 @@ def outcome(status: int, issues: tuple[Issue, ...]) -> JSONResponse:
     return JSONResponse(body.wire(), status_code=status, media_type="application/fhir+json")
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    knowledge: Knowledge | None = None,
-    http_client: httpx.AsyncClient | None = None,
-    store: Store | None = None,
-    verifier_clock: Any = None,
-) -> FastAPI:
-    """Build the app. Everything stateful is created in the lifespan, nothing at import."""
-    settings = settings or Settings()
-    knowledge = knowledge or load_knowledge(
-        settings.cards_dir, settings.parameters, settings.validation
-    )
-    if settings.mode == "production":
-        refuse_unreviewed(knowledge, settings.allow_unreviewed)
+def _lifespan(
+    settings: Settings,
+    knowledge: Knowledge,
+    http_client: httpx.AsyncClient | None,
+    store: Store | None,
+    verifier_clock: Any,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[State]]:
+    """What the app holds while it serves: the outbound HTTP client, the store, the JWT
+    verifier and what every call runs with; those it created it closes."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
@@ -95,16 +89,7 @@ def create_app(
             ),
         )
         own_store = store is None
-        shared = store or open_store(
-            database_url=settings.database_url.get_secret_value()
-            if settings.database_url
-            else None,
-            sqlite_path=settings.feedback_db,
-            snooze_days=settings.snooze_days,
-            accept_snooze_days=settings.accept_snooze_days,
-            retention_days=settings.issued_retention_days,
-            timeout_s=settings.database_timeout_s,
-        )
+        shared = store or open_configured(settings)
         kwargs: dict[str, Any] = {"clock": verifier_clock} if verifier_clock is not None else {}
         gate = OutboundGate(settings.fhir_connections_per_host)
         evaluations = anyio.CapacityLimiter(EVALUATION_THREADS)
@@ -130,6 +115,27 @@ def create_app(
                 await client.aclose()
             if own_store:
                 shared.close()
+
+    return lifespan
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    knowledge: Knowledge | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    store: Store | None = None,
+    verifier_clock: Any = None,
+) -> FastAPI:
+    """Build the app. Everything stateful is created in the lifespan, nothing at import."""
+    settings = settings or Settings()
+    knowledge = knowledge or load_knowledge(
+        settings.cards_dir, settings.parameters, settings.validation
+    )
+    if settings.mode == "production":
+        refuse_unreviewed(knowledge, settings.allow_unreviewed)
+
+    lifespan = _lifespan(settings, knowledge, http_client, store, verifier_clock)
 
     docs = settings.docs_enabled
     app = FastAPI(
@@ -164,45 +170,51 @@ def create_app(
     if docs:
         install_openapi(app, list(knowledge.services))
 
-    @app.exception_handler(CDSError)
-    async def _cds_error(request: Request, exc: CDSError) -> JSONResponse:
-        response = outcome(exc.http_status, exc.issues)
-        if exc.http_status == 401:
-            response.headers["WWW-Authenticate"] = "Bearer"
-        if isinstance(exc, Busy):
-            response.headers["Retry-After"] = "1"  # bodies in flight end within seconds
-        if isinstance(exc, StoreUnavailable):
-            STORE_ERRORS.inc()
-        return response
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        issues = tuple(
-            Issue("invalid", str(e.get("msg")), ".".join(str(p) for p in e.get("loc", ())))
-            for e in exc.errors()
-        )
-        return outcome(400, issues or (Issue("invalid", "invalid request"),))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
-        response = outcome(exc.status_code, (Issue(code, str(exc.detail)),))
-        response.headers.update(exc.headers or {})  # e.g. Allow on 405 (RFC 9110)
-        return response
-
-    @app.exception_handler(RecursionError)
-    async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
-        # The backstop behind the parser's depth bound: input nested too deeply is the
-        # caller's problem (400), never a 500.
-        log.warning("input nested too deeply on %s", request.url.path)
-        return outcome(400, (Issue("invalid", "the input is nested too deeply"),))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s", request.url.path)
-        return outcome(500, (Issue("exception", "internal error; see the service log"),))
-
+    app.add_exception_handler(CDSError, _cds_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
+    app.add_exception_handler(RecursionError, _too_deep)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected)
     return app
+
+
+# Every error is a FHIR OperationOutcome with the status its cause calls for.
+async def _cds_error(request: Request, exc: CDSError) -> JSONResponse:
+    response = outcome(exc.http_status, exc.issues)
+    if exc.http_status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, Busy):
+        response.headers["Retry-After"] = "1"  # bodies in flight end within seconds
+    if isinstance(exc, StoreUnavailable):
+        STORE_ERRORS.inc()
+    return response
+
+
+async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    issues = tuple(
+        Issue("invalid", str(e.get("msg")), ".".join(str(p) for p in e.get("loc", ())))
+        for e in exc.errors()
+    )
+    return outcome(400, issues or (Issue("invalid", "invalid request"),))
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+    response = outcome(exc.status_code, (Issue(code, str(exc.detail)),))
+    response.headers.update(exc.headers or {})  # e.g. Allow on 405 (RFC 9110)
+    return response
+
+
+async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+    # The backstop behind the parser's depth bound: input nested too deeply is the
+    # caller's problem (400), never a 500.
+    log.warning("input nested too deeply on %s", request.url.path)
+    return outcome(400, (Issue("invalid", "the input is nested too deeply"),))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s", request.url.path)
+    return outcome(500, (Issue("exception", "internal error; see the service log"),))
 
 
 def refuse_unreviewed(knowledge: Knowledge, allowed: tuple[str, ...]) -> None:

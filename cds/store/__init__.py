@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cds.errors import ConfigError
+from cds.settings import Settings
 from cds.store.postgres import PostgresStore, _check_database_url
 from cds.store.records import (
     DAY_S,
@@ -50,8 +51,25 @@ __all__ = [
     "Store",
     "StoredFeedback",
     "caller",
+    "open_configured",
     "open_store",
 ]
+
+
+def open_configured(
+    settings: Settings, *, require_schema: bool = True, timeout_s: float | None = None
+) -> Store:
+    """The store the settings name (the service, and each command that reads the store)."""
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    return open_store(
+        database_url=url,
+        sqlite_path=settings.feedback_db,
+        snooze_days=settings.snooze_days,
+        accept_snooze_days=settings.accept_snooze_days,
+        retention_days=settings.issued_retention_days,
+        timeout_s=timeout_s or settings.database_timeout_s,
+        require_schema=require_schema,
+    )
 
 
 def open_store(

@@ -15,9 +15,9 @@ from pathlib import Path
 from cds import __version__
 from cds.errors import ConfigError
 from cds.settings import Settings
+from cds.store import open_configured
 from cds.tools.common import (
     day_arg,
-    open_store_for,
     printable,
     rate_arg,
     settings_or_exit,
@@ -128,7 +128,7 @@ def _where(settings: Settings) -> str:
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = settings_or_exit()
     try:
-        store = open_store_for(settings, require_schema=False)
+        store = open_configured(settings, require_schema=False)
         before = store.schema_version()
         after = store.migrate()
         store.close()
@@ -149,7 +149,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if settings.mode == "production":
             refuse_unreviewed(k, settings.allow_unreviewed)
         if settings.database_url is not None:
-            store = open_store_for(settings)  # refuses a schema that `cds migrate` has not set
+            store = open_configured(settings)  # refuses a schema that `cds migrate` has not set
             version = store.schema_version()
             store.close()
             print(f"database: {_where(settings)}: schema version {version}, OK")
@@ -182,7 +182,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         print(f"no feedback stored yet ({settings.feedback_db} does not exist)")
         return 0
     try:
-        store = open_store_for(settings)
+        store = open_configured(settings)
     except ConfigError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1

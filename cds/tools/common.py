@@ -9,7 +9,6 @@ from datetime import date
 from pydantic import ValidationError
 
 from cds.settings import Settings
-from cds.store import Store
 
 
 def printable(text: str) -> str:
@@ -24,23 +23,6 @@ def settings_or_exit() -> Settings:
         return Settings()
     except ValidationError as exc:
         raise SystemExit(f"configuration error:\n{exc}") from None
-
-
-def open_store_for(
-    settings: Settings, *, require_schema: bool = True, timeout_s: float | None = None
-) -> Store:
-    from cds.store import open_store
-
-    url = settings.database_url.get_secret_value() if settings.database_url else None
-    return open_store(
-        database_url=url,
-        sqlite_path=settings.feedback_db,
-        snooze_days=settings.snooze_days,
-        accept_snooze_days=settings.accept_snooze_days,
-        retention_days=settings.issued_retention_days,
-        timeout_s=timeout_s or settings.database_timeout_s,
-        require_schema=require_schema,
-    )
 
 
 def day_arg(text: str) -> date:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from cds.errors import ConfigError
 from cds.settings import Settings
+from cds.store import open_configured
 from cds.tools import report_html
-from cds.tools.common import open_store_for, settings_or_exit
+from cds.tools.common import settings_or_exit
 from cds.tools.report import build, text
 
 REPORT_TIMEOUT_S = 600.0
@@ -30,7 +31,7 @@ def command(args: argparse.Namespace) -> int:
     try:
         # The service's statement timeout (CDS_DATABASE_TIMEOUT_S) bounds a call; the report
         # reads the whole period (~5 s at 1,000,000 cards), so it may take minutes.
-        store = open_store_for(settings, timeout_s=REPORT_TIMEOUT_S)
+        store = open_configured(settings, timeout_s=REPORT_TIMEOUT_S)
         titles = _rule_titles(settings)
     except ConfigError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
