@@ -69,6 +69,16 @@ def report_rows(store: Any, since: float, until: float, service_id: str | None) 
             (since, until),
         )
         snoozes = [(r[0], r[1], int(r[2])) for r in cur]
+    return _rolled_up(by_week, patients, reasons, snoozes)
+
+
+def _rolled_up(
+    by_week: list[tuple[Any, ...]],
+    patients: dict[tuple[str, str, str], int],
+    reasons: list[tuple[str, str, str, str, int]],
+    snoozes: list[tuple[str, str, int]],
+) -> ReportRows:
+    """Variant totals and per-rule weeks, both sums of the (variant, week) counts."""
     totals: dict[tuple[str, str, str], list[int]] = {}
     weeks: dict[tuple[str, str, int], list[int]] = {}
     for service, rule, variant, wk, *counts in by_week:

@@ -11,6 +11,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cds import __version__
 from cds.errors import ConfigError
@@ -34,8 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cds.logs import configure
-    from cds.server import port_is_free, serve_workers, server_options, tune_for_serving
-    from cds.settings import host_port
+    from cds.server import serve_workers, server_options, tune_for_serving
 
     settings = settings_or_exit()
     metrics_dir = None
@@ -49,40 +49,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from cds.app import create_app
 
     configure(settings.log_level)
-    try:
-        host = ipaddress.ip_address(args.host)
-        loopback = host.is_loopback
-    except ValueError:
-        loopback = args.host == "localhost"
-    if settings.mode == "development" and not loopback:
-        print(
-            f"warning: development mode (no client authentication) on {args.host}; "
-            "use CDS_MODE=production with trusted issuers outside a test machine",
-            file=sys.stderr,
-        )
-    if not port_is_free(args.host, args.port):
-        # The workers share their port (SO_REUSEPORT): without this check a second instance
-        # with other settings would start silently and take half the traffic.
-        print(
-            f"cannot start: {args.host}:{args.port} is already in use (another cds serve?)",
-            file=sys.stderr,
-        )
+    refusal = _cannot_serve(args, settings)
+    if refusal:
+        print(f"cannot start: {refusal}", file=sys.stderr)
         return 2
-    if settings.metrics_address:
-        metrics_host, metrics_port = host_port(settings.metrics_address)
-        if metrics_port == args.port:
-            print(
-                f"cannot start: CDS_METRICS_ADDRESS {settings.metrics_address} uses the hook "
-                "port; metrics are served on their own port",
-                file=sys.stderr,
-            )
-            return 2
-        if not port_is_free(metrics_host, metrics_port):
-            print(
-                f"cannot start: CDS_METRICS_ADDRESS {settings.metrics_address} is in use",
-                file=sys.stderr,
-            )
-            return 2
     try:
         app = create_app(settings)  # builds and cross-checks everything once, here
     except ConfigError as exc:
@@ -115,6 +85,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tune_for_serving()
         uvicorn.run(app, host=args.host, port=args.port, **options)
     return 0
+
+
+def _cannot_serve(args: argparse.Namespace, settings: Settings) -> str | None:
+    """Why this instance must not start on its addresses (None: it may); warns of a
+    development service listening beyond loopback."""
+    from cds.server import port_is_free
+    from cds.settings import host_port
+
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    if settings.mode == "development" and not loopback:
+        print(
+            f"warning: development mode (no client authentication) on {args.host}; "
+            "use CDS_MODE=production with trusted issuers outside a test machine",
+            file=sys.stderr,
+        )
+    if not port_is_free(args.host, args.port):
+        # The workers share their port (SO_REUSEPORT): without this check a second instance
+        # with other settings would start silently and take half the traffic.
+        return f"{args.host}:{args.port} is already in use (another cds serve?)"
+    if settings.metrics_address:
+        metrics_host, metrics_port = host_port(settings.metrics_address)
+        if metrics_port == args.port:
+            return (
+                f"CDS_METRICS_ADDRESS {settings.metrics_address} uses the hook port; metrics "
+                "are served on their own port"
+            )
+        if not port_is_free(metrics_host, metrics_port):
+            return f"CDS_METRICS_ADDRESS {settings.metrics_address} is in use"
+    return None
 
 
 def _where(settings: Settings) -> str:
@@ -264,15 +266,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cds.tools.report_command import command as report_command
-    from cds.tools.review_site import command as review_command
-
     parser = argparse.ArgumentParser(
         prog="cds", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"cds {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _service_commands(sub)
+    _governance_commands(sub)
+    _replay_commands(sub)
+    return parser
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.fn(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+def _service_commands(sub: Any) -> None:
+    """Running the service and its store: serve, migrate, check, feedback."""
     p = sub.add_parser("serve", help="run the service (default 127.0.0.1:8080)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
@@ -299,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(fn=cmd_feedback)
+
+
+def _governance_commands(sub: Any) -> None:
+    """For the CDS committee and clinical reviewers: report, review, catalog."""
+    from cds.tools.report_command import command as report_command
+    from cds.tools.review_site import command as review_command
 
     p = sub.add_parser(
         "report",
@@ -352,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fixtures", default="fixtures", help="fixture library, for coverage")
     p.set_defaults(fn=cmd_catalog)
 
+
+def _replay_commands(sub: Any) -> None:
+    """Replaying scenarios and validating what an EHR sends: replay, validate."""
     p = sub.add_parser(
         "replay",
         help="replay fixture requests in-process or against a server and compare the cards",
@@ -385,14 +410,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help="JSON files")
     p.add_argument("-v", "--verbose", action="store_true", help="also list the valid resources")
     p.set_defaults(fn=cmd_validate)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    code: int = args.fn(args)
-    return code
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
