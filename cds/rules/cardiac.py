@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from typing import Literal
 
 from cds.facts import PatientFacts
+from cds.facts.labs import Measurement
 from cds.facts.medications import HER2_ANTIBODY_CLASSES
 from cds.facts.orders import DraftOrders
 from cds.parameters import LvefRule, Parameters
@@ -291,35 +292,55 @@ def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
     above 45%; symptomatic heart failure on T-DM1 or T-DXd - discontinue. The card names the drug
     whose label it applies and never a drug the patient is not on.
     """
-    latest = f.lvef.latest
     drugs = lvef_drugs(f, p)
     if not drugs:
         return []
-    out: list[Decision] = []
+    out = [d for d in (_heart_failure_on_drug(f, drugs),) if d is not None]
+    latest = f.lvef.latest
+    if latest is None:
+        return out
+    out += _label_actions(f, p, drugs, latest)
+    low = _low_without_baseline(
+        f, p, drugs, latest, withheld="withhold" in {d.variant for d in out}
+    )
+    return [*out, low] if low is not None else out
+
+
+def _heart_failure_on_drug(
+    f: PatientFacts, drugs: list[tuple[str, LvefRule, date | None]]
+) -> Decision | None:
+    """Kadcyla and Enhertu labels: symptomatic congestive heart failure on treatment -
+    discontinue. Only heart failure dated on the drug counts: an undated or earlier diagnosis is
+    not the label's "on treatment" (R6 notes heart failure case by case)."""
     hf = f.disease.heart_failure
     failing = [
         (i, r)
         for i, r, start in drugs
-        # Only heart failure dated on the drug: an undated or earlier diagnosis is not the
-        # label's "symptomatic CHF on treatment" (R6 notes heart failure case by case).
         if r.chf_discontinue
         and hf.present
         and hf.since is not None
         and (start is None or hf.since >= start)
     ]
-    if failing:
-        out.append(
-            Decision(
-                variant="heart-failure",
-                indicator="critical",
-                bindings={"drugs": _names([r for _, r in failing])},
-                data=(f"Heart failure recorded {on(hf.since)}", *_lvef_data(f)),
-                note_keys=tuple(NoteKey(f"lvef-{_slug(i)}-heart-failure") for i, _ in failing),
-                refs=hf.refs,
-            )
-        )
-    if latest is None:
-        return out
+    if not failing:
+        return None
+    return Decision(
+        variant="heart-failure",
+        indicator="critical",
+        bindings={"drugs": _names([r for _, r in failing])},
+        data=(f"Heart failure recorded {on(hf.since)}", *_lvef_data(f)),
+        note_keys=tuple(NoteKey(f"lvef-{_slug(i)}-heart-failure") for i, _ in failing),
+        refs=hf.refs,
+    )
+
+
+def _label_actions(
+    f: PatientFacts,
+    p: Parameters,
+    drugs: list[tuple[str, LvefRule, date | None]],
+    latest: Measurement,
+) -> list[Decision]:
+    """Each drug's own label thresholds against its pre-treatment LVEF (lvef_action): withhold
+    (critical) before repeat (warning), each card naming only the drugs it applies to."""
     hits: dict[LvefAction, list[tuple[str, LvefRule, float | None]]] = {
         "withhold": [],
         "repeat": [],
@@ -343,6 +364,7 @@ def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
         ("withhold", "critical"),
         ("repeat", "warning"),
     )
+    out = []
     for action, indicator in levels:
         found = hits[action]
         if not found:
@@ -364,18 +386,29 @@ def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
                 proposals=(ORDER_ECHO,),
             )
         )
-    no_baseline = all(f.lvef.baseline_before(start) in (None, latest) for _, _, start in drugs)
-    if not hits["withhold"] and no_baseline and latest.value < p.lvef_lln_percent:
-        out.append(
-            Decision(
-                variant="low-no-baseline",
-                indicator="warning",
-                bindings={"drugs": _names([r for _, r, _ in drugs])},
-                data=_lvef_data(f),
-                refs=(latest.ref,),
-            )
-        )
     return out
+
+
+def _low_without_baseline(
+    f: PatientFacts,
+    p: Parameters,
+    drugs: list[tuple[str, LvefRule, date | None]],
+    latest: Measurement,
+    *,
+    withheld: bool,
+) -> Decision | None:
+    """An LVEF below the lower limit of normal with no pre-treatment value to measure a drop
+    from: the label thresholds cannot be applied, and missing data is never a pass."""
+    no_baseline = all(f.lvef.baseline_before(start) in (None, latest) for _, _, start in drugs)
+    if withheld or not no_baseline or latest.value >= p.lvef_lln_percent:
+        return None
+    return Decision(
+        variant="low-no-baseline",
+        indicator="warning",
+        bindings={"drugs": _names([r for _, r, _ in drugs])},
+        data=_lvef_data(f),
+        refs=(latest.ref,),
+    )
 
 
 def _grade_variant(grade: int | None, p: Parameters) -> str:
