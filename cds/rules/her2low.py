@@ -167,49 +167,58 @@ def r15_her2_low(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
         return []  # order hooks speak only of the orders
     if f.meds.ever("HER2_ADC_TDXD"):
         return []  # already received: the T-DXd safety rules take over
-    ild = f.disease.interstitial_lung_disease.present
-    notes = [NoteKey("not-her2-positive")]
     if meets:
-        variant = "db04" if category == "low" and db04 else "db06"
-        echo = (Order(key="echocardiogram"),) if not _lvef_recent(f, p) else ()
-        notes += [NoteKey("tdxd-ild"), NoteKey("lvef-baseline")]
-        if variant == "db06":
-            notes.append(NoteKey("fda-approved-test"))
-        if ild:
-            notes.append(NoteKey("ild-recorded"))
-        proposals = (
-            () if ild else (Proposal(key="tdxd", actions=(RegimenOrder(key="tdxd"), *echo)),)
-        )
-        return [
-            Decision(
-                variant=variant,
-                indicator="info",
-                bindings=bindings,
-                data=_data(f),
-                note_keys=tuple(notes),
-                refs=her2.refs,
-                proposals=proposals,
-            )
-        ]
+        return [_tdxd_indicated(f, p, her2.refs, bindings, db04=category == "low" and db04)]
     if category == "unknown" and (db04 or db06):
-        return [
-            Decision(
-                variant="ihc-score-needed",
-                indicator="info",
-                bindings=bindings,
-                data=_data(f),
-                missing=("the HER2 IHC score (0, 0 with membrane staining, 1+ or 2+/ISH-)",),
-                note_keys=tuple(notes),
-                refs=her2.refs,
-                proposals=(
-                    Proposal(
-                        key="ask-pathology-ihc-score",
-                        actions=(Order(key="her2-ihc-score-request"),),
-                    ),
-                ),
-            )
-        ]
+        return [_ihc_score_needed(f, her2.refs, bindings)]
     return []
+
+
+def _tdxd_indicated(
+    f: PatientFacts, p: Parameters, refs: tuple[str, ...], bindings: dict[str, str], *, db04: bool
+) -> Decision:
+    """A DESTINY-Breast04 (HER2-low) or -06 (HR-positive HER2-low/-ultralow) criterion is met:
+    T-DXd proposed, with its boxed ILD warning and a baseline LVEF (an echocardiogram when none
+    is recent); with interstitial lung disease recorded, named and not proposed. DB-06 needs an
+    FDA-approved test result."""
+    ild = f.disease.interstitial_lung_disease.present
+    variant = "db04" if db04 else "db06"
+    echo = (Order(key="echocardiogram"),) if not _lvef_recent(f, p) else ()
+    notes = [NoteKey("not-her2-positive"), NoteKey("tdxd-ild"), NoteKey("lvef-baseline")]
+    if variant == "db06":
+        notes.append(NoteKey("fda-approved-test"))
+    if ild:
+        notes.append(NoteKey("ild-recorded"))
+    proposals = () if ild else (Proposal(key="tdxd", actions=(RegimenOrder(key="tdxd"), *echo)),)
+    return Decision(
+        variant=variant,
+        indicator="info",
+        bindings=bindings,
+        data=_data(f),
+        note_keys=tuple(notes),
+        refs=refs,
+        proposals=proposals,
+    )
+
+
+def _ihc_score_needed(f: PatientFacts, refs: tuple[str, ...], bindings: dict[str, str]) -> Decision:
+    """A criterion would be met but the IHC score is not known: HER2-0 never qualifies, so the
+    score decides (ASCO/CAP 2023) - ask pathology for it; missing data is never a pass."""
+    return Decision(
+        variant="ihc-score-needed",
+        indicator="info",
+        bindings=bindings,
+        data=_data(f),
+        missing=("the HER2 IHC score (0, 0 with membrane staining, 1+ or 2+/ISH-)",),
+        note_keys=(NoteKey("not-her2-positive"),),
+        refs=refs,
+        proposals=(
+            Proposal(
+                key="ask-pathology-ihc-score",
+                actions=(Order(key="her2-ihc-score-request"),),
+            ),
+        ),
+    )
 
 
 def _lvef_recent(f: PatientFacts, p: Parameters) -> bool:
