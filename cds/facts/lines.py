@@ -227,17 +227,55 @@ def extract_lines(
     anchors = [e for e in meds.given() if e.med_class in HER2_CLASSES | PARTNER_CLASSES]
     adjuvant, metastatic = by_setting(anchors, tmet, t, adjuvant_cutoff_days, group_days)
 
-    # F6.3/F6.4: a regimen is a new line only if it brings a HER2 agent the line did not have.
-    # Dropping the chemotherapy partner, adding endocrine therapy, switching formulation or
-    # biosimilar (one ingredient), or swapping taxanes all stay within the line - unless
-    # progression was documented first: then a change of partner or of HER2 drugs is a new line
-    # even if trastuzumab continues (C6).
     evidence = progression_dates(meds, disease, records, t)
+    lines = _lines(_grouped(regimens_of(metastatic, group_days), evidence))
+    adj_end, within, within_label = _adjuvant_windows(
+        adjuvant, tmet, bool(meds.received), adjuvant_window_days, adjuvant_label_days
+    )
+    documented = _documented_sites(setting, disease, adjuvant_cutoff_days)
+    progression, why, refs, findings, cns = progression_of(
+        tuple(lines),
+        disease,
+        records,
+        t,
+        brain_window_days=brain_window_days,
+        documented=documented,
+    )
+    confidence: Confidence = "high"
+    if tmet is None or setting.conflicts:
+        confidence = "low"
+    elif any(not line.active and line.end_reason is None for line in lines[:-1]):
+        confidence = "medium"  # a line changed with no documented reason (F7 MEDIUM)
+    return LineHistory(
+        lines=tuple(lines),
+        adjuvant_her2_end=adj_end,
+        adjuvant_within_12_months=within,
+        adjuvant_within_label_window=within_label,
+        progression=progression,
+        progression_reasons=why,
+        progression_refs=refs,
+        confidence=confidence,
+        findings=findings,
+        cns_progression=cns,
+        setting_conflicts=setting.conflicts,
+    )
+
+
+_Group = tuple[list[Exposure], set[str], date | None, date | None]  # members, HER2 agents,
+# closed (ended by documented progression on this date), opened (split off by it on this date)
+
+
+def _grouped(regimens: list[list[Exposure]], evidence: list[date]) -> list[_Group]:
+    """F6.3/F6.4: a regimen is a new line only if it brings a HER2 agent the line did not have.
+    Dropping the chemotherapy partner, adding endocrine therapy, switching formulation or
+    biosimilar (one ingredient), or swapping taxanes all stay within the line - unless
+    progression was documented first: then a change of partner or of HER2 drugs is a new line
+    even if trastuzumab continues (C6)."""
     grouped: list[list[Exposure]] = []
     anchor_sets: list[set[str]] = []
-    closed: list[date | None] = []  # a line ended by documented progression, on this date
-    opened: list[date | None] = []  # a line split off by it starts with its new drugs
-    for regimen in regimens_of(metastatic, group_days):
+    closed: list[date | None] = []
+    opened: list[date | None] = []
+    for regimen in regimens:
         her2 = {e.ingredient for e in regimen if e.med_class in HER2_CLASSES}
         if grouped and (not her2 or her2 <= anchor_sets[-1]):
             line_start = min((e.start for e in grouped[-1] if e.start), default=None)
@@ -264,18 +302,20 @@ def extract_lines(
         grouped.append(list(regimen))
         anchor_sets.append(her2)
         closed.append(None)
-
     # D15: chemotherapy alone (before any HER2 agent) is not a line of HER2-targeted therapy:
     # HER2-positive disease treated so far with chemotherapy only still needs its first line.
-    kept = [i for i, anchor in enumerate(anchor_sets) if anchor]
-    grouped = [grouped[i] for i in kept]
-    anchor_sets = [anchor_sets[i] for i in kept]
-    closed = [closed[i] for i in kept]
-    opened = [opened[i] for i in kept]
+    return [
+        (grouped[i], anchor_sets[i], closed[i], opened[i])
+        for i, anchor in enumerate(anchor_sets)
+        if anchor
+    ]
+
+
+def _lines(groups: list[_Group]) -> list[Line]:
+    """Each group as a numbered line: active while a HER2 member is, ended by documented
+    progression or by its members' last doses, with the stop reason they give."""
     lines = []
-    for i, (members, anchor, closed_on, opened_on) in enumerate(
-        zip(grouped, anchor_sets, closed, opened, strict=True), start=1
-    ):
+    for i, (members, anchor, closed_on, opened_on) in enumerate(groups, start=1):
         her2_members = [e for e in members if e.ingredient in anchor] or members
         active = closed_on is None and any(e.active for e in her2_members)
         ends = [e.last for e in her2_members if e.last is not None]
@@ -299,51 +339,41 @@ def extract_lines(
                 refs=tuple(dict.fromkeys(e.ref for e in members)),
             )
         )
+    return lines
 
-    # Any trastuzumab-based (neo)adjuvant therapy, T-DM1 included (KATHERINE; C6).
+
+def _adjuvant_windows(
+    adjuvant: list[Exposure],
+    tmet: date | None,
+    received: bool,
+    window_days: int,
+    label_days: int,
+) -> tuple[date | None, bool | None, bool | None]:
+    """Any trastuzumab-based (neo)adjuvant therapy, T-DM1 included (KATHERINE; C6): when it
+    ended, and whether the recurrence came within ASCO's 12 months (Rec 5.0) and within the
+    Enhertu label's window. Unknown (None) when the dates are."""
     adj_her2 = [e for e in adjuvant if e.med_class in HER2_ANTIBODY_CLASSES and e.last is not None]
     adj_end = max((e.last for e in adj_her2 if e.last), default=None)
-    within: bool | None = None
-    within_label: bool | None = None
     if adj_end is not None and tmet is not None:
-        within = tmet - adj_end <= timedelta(days=adjuvant_window_days)
-        within_label = tmet - adj_end <= timedelta(days=adjuvant_label_days)
-    elif not adj_her2 and tmet is not None and meds.received:
-        within = within_label = False
-
-    # D14: when therapy dates the setting before the first metastasis record, the sites of that
-    # record document the disease being treated: they are not new sites on the current line.
-    recorded = disease.metastatic_date
-    documented: frozenset[str] = frozenset()
-    if setting.conflicts and recorded is not None:
-        documented = frozenset(
-            site
-            for site, onset, _ in disease.site_onsets
-            if onset is not None and onset <= recorded + timedelta(days=adjuvant_cutoff_days)
+        return (
+            adj_end,
+            tmet - adj_end <= timedelta(days=window_days),
+            tmet - adj_end <= timedelta(days=label_days),
         )
-    progression, why, refs, findings, cns = progression_of(
-        tuple(lines),
-        disease,
-        records,
-        t,
-        brain_window_days=brain_window_days,
-        documented=documented,
-    )
-    confidence: Confidence = "high"
-    if tmet is None or setting.conflicts:
-        confidence = "low"
-    elif any(not line.active and line.end_reason is None for line in lines[:-1]):
-        confidence = "medium"  # a line changed with no documented reason (F7 MEDIUM)
-    return LineHistory(
-        lines=tuple(lines),
-        adjuvant_her2_end=adj_end,
-        adjuvant_within_12_months=within,
-        adjuvant_within_label_window=within_label,
-        progression=progression,
-        progression_reasons=why,
-        progression_refs=refs,
-        confidence=confidence,
-        findings=findings,
-        cns_progression=cns,
-        setting_conflicts=setting.conflicts,
+    if not adj_her2 and tmet is not None and received:
+        return adj_end, False, False
+    return adj_end, None, None
+
+
+def _documented_sites(setting: Setting, disease: Disease, cutoff_days: int) -> frozenset[str]:
+    """D14: when therapy dates the setting before the first metastasis record, the sites of
+    that record document the disease being treated: they are not new sites on the current
+    line."""
+    recorded = disease.metastatic_date
+    if not setting.conflicts or recorded is None:
+        return frozenset()
+    return frozenset(
+        site
+        for site, onset, _ in disease.site_onsets
+        if onset is not None and onset <= recorded + timedelta(days=cutoff_days)
     )
