@@ -344,98 +344,18 @@ def extract_receptors(
         if kind is None:
             continue
         w = when(obs)
-        ref = f"Observation/{obs.id}"
         if kind == "her2-serum":
             serum = True
-            continue
-        if kind.startswith("her2"):
-            ev = _her2_event(her2_events, obs, kind, w, event_days)
-            ev.refs.append(ref)
-            ev.kinds.add(kind)
-            if w is not None:
-                ev.dates.add(w)
-                ev.when = min(ev.when or w, w)
-            if kind == "her2-interpretation":
-                ev.final = _value_status(obs.value, obs.code, t) or ev.final
-                ev.ihc = ev.ihc if ev.ihc is not None else ihc_score(obs)
-            elif kind == "her2-ihc":
-                score = ihc_score(obs)
-                ev.ihc = score if score is not None else ev.ihc
-                ev.ihc_text = " ".join(_ihc_texts(obs))
-                if score is None:
-                    ev.ihc_status = _value_status(obs.value, obs.code, t)
-            elif kind == "her2-ish":
-                ev.ish_status = _value_status(obs.value, obs.code, t)
-            elif kind == "her2-ish-ratio":
-                ev.ratio = _number(obs.value)
-            else:
-                ev.copies = _number(obs.value)
-            continue
-        marker: Literal["ER", "PR"] = "ER" if kind.startswith("er") else "PR"
-        site = _site(w, metastatic_since, metastatic)
-        if kind.endswith("percent"):
-            # ASCO/CAP 2020: ≥1% of nuclei is positive (1-10% "low positive").
-            pct = _number(obs.value)
-            if pct is None:
-                continue
-            status: Status = "positive" if pct >= 1.0 else "negative"
+        elif kind.startswith("her2"):
+            _add_to_event(_her2_event(her2_events, obs, kind, w, event_days), obs, kind, w, t)
         else:
-            pct = None
-            status = _value_status(obs.value, obs.code, t) or "unknown"
-        marker_events[marker].append(
-            MarkerResult(
-                marker=marker,
-                status=status,
-                when=w,
-                specimen_site=site,
-                derived=pct is not None,
-                refs=(ref,),
-                percent=pct,
-            )
-        )
-
-    her2_results = []
-    for ev in her2_events:
-        status, category, derived, reflex, needs_ihc = interpret_her2(
-            final=ev.final,
-            ihc=ev.ihc,
-            ihc_status=ev.ihc_status,
-            ish_qualitative=ev.ish_status,
-            group=ish_group(ev.ratio, ev.copies),
-            ihc_text=ev.ihc_text,
-        )
-        her2_results.append(
-            MarkerResult(
-                marker="HER2",
-                status=status,
-                when=ev.when,
-                specimen_site=_site(ev.when, metastatic_since, metastatic),
-                derived=derived,
-                refs=tuple(ev.refs),
-                report_dates=tuple(sorted(ev.dates)),
-                her2_category=category,
-                ihc_score=ev.ihc,
-                ish_group=ish_group(ev.ratio, ev.copies),
-                needs_reflex_ish=reflex,
-                needs_concurrent_ihc=needs_ihc,
-            )
-        )
-
-    def choose(results: list[MarkerResult]) -> tuple[MarkerResult | None, MarkerResult | None]:
-        """(result used, latest primary) - metastatic first, then most recent (F4)."""
-
-        def latest(rs: list[MarkerResult]) -> MarkerResult | None:
-            # Within one date a percent result (derived) outranks a qualitative one; otherwise
-            # the most recent; undated results rank last.
-            return max(rs, key=lambda r: (r.when or date.min, r.percent is not None), default=None)
-
-        met = latest([r for r in results if r.specimen_site == "metastatic"])
-        primary = latest([r for r in results if r.specimen_site != "metastatic"])
-        return (met or primary), primary
-
-    her2, her2_primary = choose(her2_results)
-    er, er_primary = choose(marker_events["ER"])
-    pr, pr_primary = choose(marker_events["PR"])
+            result = _er_pr_result(obs, kind, w, _site(w, metastatic_since, metastatic), t)
+            if result is not None:
+                marker_events[result.marker].append(result)
+    her2_results = [_her2_result(ev, metastatic_since, metastatic) for ev in her2_events]
+    her2, her2_primary = _chosen(her2_results)
+    er, er_primary = _chosen(marker_events["ER"])
+    pr, pr_primary = _chosen(marker_events["PR"])
     every = her2_results + marker_events["ER"] + marker_events["PR"]
     return Receptors(
         her2=her2,
@@ -447,3 +367,93 @@ def extract_receptors(
         serum_her2_only=serum and not her2_results,
         has_metastatic_specimen=any(r.specimen_site == "metastatic" for r in every),
     )
+
+
+def _add_to_event(
+    ev: _Event, obs: ObservationRecord, kind: str, w: date | None, t: Terminology
+) -> None:
+    """One HER2 result (interpretation, IHC, ISH, ratio or copies) into its testing event."""
+    ev.refs.append(f"Observation/{obs.id}")
+    ev.kinds.add(kind)
+    if w is not None:
+        ev.dates.add(w)
+        ev.when = min(ev.when or w, w)
+    if kind == "her2-interpretation":
+        ev.final = _value_status(obs.value, obs.code, t) or ev.final
+        ev.ihc = ev.ihc if ev.ihc is not None else ihc_score(obs)
+    elif kind == "her2-ihc":
+        score = ihc_score(obs)
+        ev.ihc = score if score is not None else ev.ihc
+        ev.ihc_text = " ".join(_ihc_texts(obs))
+        if score is None:
+            ev.ihc_status = _value_status(obs.value, obs.code, t)
+    elif kind == "her2-ish":
+        ev.ish_status = _value_status(obs.value, obs.code, t)
+    elif kind == "her2-ish-ratio":
+        ev.ratio = _number(obs.value)
+    else:
+        ev.copies = _number(obs.value)
+
+
+def _er_pr_result(
+    obs: ObservationRecord, kind: str, w: date | None, site: SpecimenSite, t: Terminology
+) -> MarkerResult | None:
+    """An ER or PR result: a percent read by ASCO/CAP 2020 (>= 1% of nuclei is positive,
+    1-10% "low positive"), else its coded status; a percent without a number is no result."""
+    marker: Literal["ER", "PR"] = "ER" if kind.startswith("er") else "PR"
+    if kind.endswith("percent"):
+        pct = _number(obs.value)
+        if pct is None:
+            return None
+        status: Status = "positive" if pct >= 1.0 else "negative"
+    else:
+        pct = None
+        status = _value_status(obs.value, obs.code, t) or "unknown"
+    return MarkerResult(
+        marker=marker,
+        status=status,
+        when=w,
+        specimen_site=site,
+        derived=pct is not None,
+        refs=(f"Observation/{obs.id}",),
+        percent=pct,
+    )
+
+
+def _her2_result(ev: _Event, metastatic_since: date | None, metastatic: bool) -> MarkerResult:
+    """A HER2 testing event interpreted by the ASCO/CAP algorithm (interpret_her2)."""
+    status, category, derived, reflex, needs_ihc = interpret_her2(
+        final=ev.final,
+        ihc=ev.ihc,
+        ihc_status=ev.ihc_status,
+        ish_qualitative=ev.ish_status,
+        group=ish_group(ev.ratio, ev.copies),
+        ihc_text=ev.ihc_text,
+    )
+    return MarkerResult(
+        marker="HER2",
+        status=status,
+        when=ev.when,
+        specimen_site=_site(ev.when, metastatic_since, metastatic),
+        derived=derived,
+        refs=tuple(ev.refs),
+        report_dates=tuple(sorted(ev.dates)),
+        her2_category=category,
+        ihc_score=ev.ihc,
+        ish_group=ish_group(ev.ratio, ev.copies),
+        needs_reflex_ish=reflex,
+        needs_concurrent_ihc=needs_ihc,
+    )
+
+
+def _chosen(results: list[MarkerResult]) -> tuple[MarkerResult | None, MarkerResult | None]:
+    """(result used, latest primary) - metastatic first, then most recent (F4)."""
+
+    def latest(rs: list[MarkerResult]) -> MarkerResult | None:
+        # Within one date a percent result (derived) outranks a qualitative one; otherwise
+        # the most recent; undated results rank last.
+        return max(rs, key=lambda r: (r.when or date.min, r.percent is not None), default=None)
+
+    met = latest([r for r in results if r.specimen_site == "metastatic"])
+    primary = latest([r for r in results if r.specimen_site != "metastatic"])
+    return (met or primary), primary
