@@ -201,8 +201,10 @@ def text(report: Report) -> str:
             else "-"
         )
         mark = "  FLAGGED" if r.flagged else ""
+        # Cards recorded before schema 5 have no service or variant: shown as "-".
         out.append(
-            f"{r.service:<26} {r.rule:<6} {r.variant:<28} {r.issued:>7} {r.patients:>8} "
+            f"{r.service or '-':<26} {r.rule:<6} {r.variant or '-':<28} {r.issued:>7} "
+            f"{r.patients:>8} "
             f"{r.accepted:>8} {r.overridden:>8} {r.no_feedback:>6}  {rate}{mark}"
         )
     flagged = [r for r in report.rules if r.flagged]

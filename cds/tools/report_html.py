@@ -32,7 +32,7 @@ def _row(r: RuleLine) -> str:
     reasons = ", ".join(f"{escape(code)}: {n}" for code, n in r.override_reasons.items()) or "-"
     flag = '<span class="flag">flagged</span>' if r.flagged else ""
     cells = (
-        f"<td>{escape(r.rule)}</td><td>{escape(r.title)}</td><td>{escape(r.variant)}</td>"
+        f"<td>{escape(r.rule)}</td><td>{escape(r.title)}</td><td>{escape(r.variant or '-')}</td>"
         f'<td class="n">{r.issued}</td><td class="n">{r.patients}</td>'
         f'<td class="n">{r.accepted}</td><td class="n">{r.overridden}</td>'
         f'<td class="n">{r.no_feedback}</td><td class="n">{_pct(r.override_rate)}</td>'
@@ -154,7 +154,8 @@ def render(report: Report) -> str:
             _trend(rule, weeks) for (svc, rule), weeks in report.weeks.items() if svc == service
         )
         sections.append(
-            f'<section class="service"><h2>{escape(service)}</h2>{_table(rules)}'
+            f'<section class="service"><h2>{escape(service or "(service not recorded)")}</h2>'
+            f"{_table(rules)}"
             f"{_bars(rules, report.flag)}<h3>Weekly trend</h3>{trends}</section>"
         )
     snoozes = "".join(
