@@ -6,9 +6,10 @@ from datetime import date, timedelta
 from typing import Literal
 
 from cds.facts import PatientFacts
+from cds.facts.disease import GradedCondition
 from cds.facts.labs import Measurement
-from cds.facts.medications import HER2_ANTIBODY_CLASSES
-from cds.facts.orders import DraftOrders
+from cds.facts.medications import HER2_ANTIBODY_CLASSES, Exposure
+from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import LvefRule, Parameters
 from cds.rules import (
     ORDER_HOOKS,
@@ -445,50 +446,23 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     later. ILD is recognised by code (ICD-10-CM J70.2-J70.4, J84.89, J84.9; SNOMED 233703007,
     205237003), by text only for text-only conditions (§3c D12).
     """
-    ild = f.disease.interstitial_lung_disease
     ordered = drafts.with_ingredient("trastuzumab deruxtecan")
-    history = f.disease.ild_history
     if ordered:
-        ever = ild.present or bool(history)
-        refs = tuple(o.ref for o in ordered) + tuple(g.ref for g in history)
-        return [
-            Decision(
-                variant="ild-order" if ever else "start-monitoring",
-                indicator="critical" if ever else "info",
-                data=tuple(f"Draft order: {o.ref}" for o in ordered)
-                + tuple(f"ILD/pneumonitis recorded {on(g.onset)} ({g.ref})" for g in history),
-                refs=refs,
-            )
-        ]
+        return [_tdxd_ordered(f, ordered)]
     active = list(f.meds.active("HER2_ADC_TDXD"))
     if not active:
         return []
     starts = [e.start for e in f.meds.ever("HER2_ADC_TDXD") if e.start is not None]
     first = min(starts) if starts else None
+    history = f.disease.ild_history
     on_it = [g for g in history if first is None or g.onset is None or g.onset >= first]
     current = [
         g for g in on_it if g.active or (g.grade is not None and g.grade >= p.ild_grade_discontinue)
     ]
     tdxd = tuple(f"On trastuzumab deruxtecan since {on(first)} ({e.ref})" for e in active)
     if current:
-        grades = [g.grade for g in current]
-        grade = None if None in grades else max(g for g in grades if g is not None)
-        return [
-            Decision(
-                variant=_grade_variant(grade, p),
-                indicator="critical",
-                bindings={"grade": str(grade) if grade is not None else "unknown"},
-                data=(
-                    *tuple(
-                        f"ILD/pneumonitis recorded {on(g.onset)}, grade "
-                        f"{g.grade if g.grade is not None else 'not recorded'} ({g.ref})"
-                        for g in current
-                    ),
-                    *tdxd,
-                ),
-                refs=tuple(g.ref for g in current) + tuple(e.ref for e in active),
-            )
-        ]
+        return [_ild_on_tdxd(current, active, tdxd, p)]
+    ild = f.disease.interstitial_lung_disease
     if ild.present:
         return [
             Decision(
@@ -499,3 +473,40 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
             )
         ]
     return []
+
+
+def _tdxd_ordered(f: PatientFacts, ordered: tuple[DraftMedication, ...]) -> Decision:
+    """Ordering T-DXd with any ILD/pneumonitis history: critical (boxed warning); without one,
+    monitor from the start (info)."""
+    history = f.disease.ild_history
+    ever = f.disease.interstitial_lung_disease.present or bool(history)
+    return Decision(
+        variant="ild-order" if ever else "start-monitoring",
+        indicator="critical" if ever else "info",
+        data=tuple(f"Draft order: {o.ref}" for o in ordered)
+        + tuple(f"ILD/pneumonitis recorded {on(g.onset)} ({g.ref})" for g in history),
+        refs=tuple(o.ref for o in ordered) + tuple(g.ref for g in history),
+    )
+
+
+def _ild_on_tdxd(
+    current: list[GradedCondition], active: list[Exposure], tdxd: tuple[str, ...], p: Parameters
+) -> Decision:
+    """ILD/pneumonitis on T-DXd, by the worst grade recorded (Enhertu label): grade >= 2
+    discontinue permanently, grade 1 interrupt, grade unknown interrupt and evaluate."""
+    grades = [g.grade for g in current]
+    grade = None if None in grades else max(g for g in grades if g is not None)
+    return Decision(
+        variant=_grade_variant(grade, p),
+        indicator="critical",
+        bindings={"grade": str(grade) if grade is not None else "unknown"},
+        data=(
+            *tuple(
+                f"ILD/pneumonitis recorded {on(g.onset)}, grade "
+                f"{g.grade if g.grade is not None else 'not recorded'} ({g.ref})"
+                for g in current
+            ),
+            *tdxd,
+        ),
+        refs=tuple(g.ref for g in current) + tuple(e.ref for e in active),
+    )
