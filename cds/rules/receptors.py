@@ -33,68 +33,73 @@ def r13_retest_receptors(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     re-assess ER, PgR and HER2 (strong). Seeds 003/004. A discordance between primary and
     metastatic results is shown with the result used (metastatic, F4).
     """
-    d = f.disease
-    if not d.metastatic.present:
+    if not f.disease.metastatic.present:
         return []
-    out: list[Decision] = []
+    found = (_retest(f, p), _discordance(f))
+    return [d for d in found if d is not None]
+
+
+def _retest(f: PatientFacts, p: Parameters) -> Decision | None:
+    """ESMO-MBC-2021: no receptor result from a specimen at or after metastasis and no biopsy
+    since - biopsy and re-test ER, PgR and HER2 (bone-only disease: decalcification note)."""
+    d = f.disease
     tmet = d.metastatic_date
     biopsied = tmet is not None and any(
         b.when >= tmet - timedelta(days=p.adjuvant_cutoff_days) for b in f.biopsies
     )
-    if tmet is not None and not f.receptors.has_metastatic_specimen and not biopsied:
-        notes = (
-            (NoteKey("bone-only-decalcification"),)
-            if d.bone.present and not d.visceral.present
-            else ()
-        )
-        out.append(
-            Decision(
-                variant="retest",
-                indicator="info",
-                data=(
-                    f"Metastatic disease recorded {on(tmet)}",
-                    *tuple(
-                        f"{m.marker} {m.status} from a {m.specimen_site} specimen, {on(m.when)}"
-                        for m in (f.receptors.er, f.receptors.pr, f.receptors.her2)
-                        if m is not None
-                    ),
+    if tmet is None or f.receptors.has_metastatic_specimen or biopsied:
+        return None
+    notes = (
+        (NoteKey("bone-only-decalcification"),) if d.bone.present and not d.visceral.present else ()
+    )
+    return Decision(
+        variant="retest",
+        indicator="info",
+        data=(
+            f"Metastatic disease recorded {on(tmet)}",
+            *tuple(
+                f"{m.marker} {m.status} from a {m.specimen_site} specimen, {on(m.when)}"
+                for m in (f.receptors.er, f.receptors.pr, f.receptors.her2)
+                if m is not None
+            ),
+        ),
+        refs=d.metastatic.refs,
+        note_keys=notes,
+        proposals=(
+            Proposal(
+                key="biopsy-retest",
+                actions=(
+                    Order(key="metastatic-biopsy"),
+                    Order(key="test-er"),
+                    Order(key="test-pr"),
+                    Order(key="test-her2"),
                 ),
-                refs=d.metastatic.refs,
-                note_keys=notes,
-                proposals=(
-                    Proposal(
-                        key="biopsy-retest",
-                        actions=(
-                            Order(key="metastatic-biopsy"),
-                            Order(key="test-er"),
-                            Order(key="test-pr"),
-                            Order(key="test-her2"),
-                        ),
-                    ),
-                ),
-            )
-        )
+            ),
+        ),
+    )
+
+
+def _discordance(f: PatientFacts) -> Decision | None:
+    """Primary and metastatic results disagree: shown, with the result used (metastatic, F4)."""
     discordances = f.receptors.discordances()
-    if discordances:
-        out.append(
-            Decision(
-                variant="discordance",
-                indicator="info",
-                data=discordances,
-                refs=tuple(
-                    r
-                    for m in (
-                        f.receptors.her2,
-                        f.receptors.her2_primary,
-                        f.receptors.er,
-                        f.receptors.er_primary,
-                    )
-                    if m is not None
-                    for r in m.refs
-                ),
+    if not discordances:
+        return None
+    return Decision(
+        variant="discordance",
+        indicator="info",
+        data=discordances,
+        refs=tuple(
+            r
+            for m in (
+                f.receptors.her2,
+                f.receptors.her2_primary,
+                f.receptors.er,
+                f.receptors.er_primary,
             )
-        )
-    return out
+            if m is not None
+            for r in m.refs
+        ),
+    )
 
 
 @rule(
