@@ -236,6 +236,44 @@ def cardiac_notes(f: PatientFacts, p: Parameters) -> tuple[NoteKey, ...]:
     return tuple(notes)
 
 
+def _line_options(f: PatientFacts, number: int) -> tuple[str, tuple[str, ...], list[NoteKey]]:
+    """The card variant, the regimens listed and the line's notes (ASCO-HER2-2022): line 1
+    THP (T-DXd + pertuzumab noted as newly approved); line 2 T-DXd, never skipped for brain
+    metastases, with HER2CLIMB added for them (C5), adjuvant relapse counted (Rec 5.0); line 3+
+    unranked, tucatinib listed first with brain metastases (order only, not rank)."""
+    lines, brain = f.lines, f.disease.brain.present
+    notes: list[NoteKey] = []
+    if number == 1:
+        notes.append(NoteKey("line-1-currency"))
+        if f.receptors.hr_positive:
+            notes.append(NoteKey("hr-positive-line-1"))
+        return "line-1", LINE_1, notes
+    if number == 2:
+        if lines.adjuvant_within_12_months:
+            notes.append(NoteKey("adjuvant-relapse"))
+            if lines.adjuvant_within_label_window:
+                notes.append(NoteKey("adjuvant-relapse-label"))
+        return "line-2", LINE_2 + ((TUCATINIB,) if brain else ()), notes
+    tail = LINE_3 + LINE_3_HR_POSITIVE
+    notes.append(NoteKey("line-3-unranked"))
+    if f.receptors.hr_positive:
+        notes.append(NoteKey("hr-positive-line-3"))
+    return "line-3-plus", (TUCATINIB, *tail) if brain else (*tail, TUCATINIB), notes
+
+
+def _proposal_notes(proposals: tuple[Proposal, ...], p: Parameters) -> list[NoteKey]:
+    """What the proposed regimens call for: T-DXd's boxed ILD warning, capecitabine reduced
+    for renal function (D8), the subcutaneous trastuzumab alternatives (D17)."""
+    notes: list[NoteKey] = []
+    if any("trastuzumab deruxtecan" in p.regimens[prop.key].ingredients for prop in proposals):
+        notes.append(NoteKey("tdxd-ild"))
+    if capecitabine_reduced(proposals):
+        notes.append(NoteKey("capecitabine-renal"))
+    if any("trastuzumab" in p.regimens[prop.key].ingredients for prop in proposals):
+        notes.append(NoteKey("trastuzumab-sc"))
+    return notes
+
+
 @rule(
     "R6",
     hooks=PATIENT_VIEW,
@@ -288,37 +326,12 @@ def r6_next_line(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
         notes.append(NoteKey("active-regimen-review"))
     if f.disease.leptomeningeal.present:
         notes.append(NoteKey("leptomeningeal"))
-    brain = f.disease.brain.present
-    if brain:
+    if f.disease.brain.present:
         notes.append(NoteKey("brain-metastases-systemic"))
-    regimens: tuple[str, ...]
-    if number == 1:
-        variant, regimens = "line-1", LINE_1
-        notes.append(NoteKey("line-1-currency"))
-        if f.receptors.hr_positive:
-            notes.append(NoteKey("hr-positive-line-1"))
-    elif number == 2:
-        # T-DXd second line is never skipped for brain metastases; HER2CLIMB is added (C5).
-        variant, regimens = "line-2", LINE_2 + ((TUCATINIB,) if brain else ())
-        if lines.adjuvant_within_12_months:
-            notes.append(NoteKey("adjuvant-relapse"))
-            if lines.adjuvant_within_label_window:
-                notes.append(NoteKey("adjuvant-relapse-label"))
-    else:
-        variant = "line-3-plus"
-        tail = LINE_3 + LINE_3_HR_POSITIVE
-        # Brain metastases put the tucatinib regimen first in the list: order only, not rank.
-        regimens = (TUCATINIB, *tail) if brain else (*tail, TUCATINIB)
-        notes.append(NoteKey("line-3-unranked"))
-        if f.receptors.hr_positive:
-            notes.append(NoteKey("hr-positive-line-3"))
+    variant, regimens, line_notes = _line_options(f, number)
+    notes += line_notes
     proposals, left_out = regimen_proposals(f, p, regimens)
-    if any("trastuzumab deruxtecan" in p.regimens[prop.key].ingredients for prop in proposals):
-        notes.append(NoteKey("tdxd-ild"))
-    if capecitabine_reduced(proposals):
-        notes.append(NoteKey("capecitabine-renal"))
-    if any("trastuzumab" in p.regimens[prop.key].ingredients for prop in proposals):
-        notes.append(NoteKey("trastuzumab-sc"))  # D17: the subcutaneous alternative
+    notes += _proposal_notes(proposals, p)
     data = therapy_data(f)
     with_cape = any("capecitabine" in p.regimens[k].ingredients for k in regimens)
     if with_cape and capecitabine_renal(f, p) != "full":
