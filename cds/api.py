@@ -110,30 +110,7 @@ def _service(k: Knowledge, service_id: str) -> Service:
 
 @router.get("/cds-services", response_model=None)
 async def discovery(request: Request, client: ClientDep) -> JSONResponse:
-    k = _knowledge(request)
-    body = schemas.Discovery(services=[_describe(k, s) for s in k.services.values()])
-    return JSONResponse(body.wire())
-
-
-def _describe(k: Knowledge, service: Service) -> schemas.ServiceDescription:
-    """A service with the version and review date of each rule it runs (cds.review)."""
-    rules = []
-    for rule_id, rule in k.rules.items():
-        if service.hook in rule.hooks:
-            review = k.reviews[rule_id]
-            rules.append(
-                {
-                    "rule": rule_id,
-                    "version": review.version,
-                    "reviewed": review.review_date.isoformat() if review.review_date else None,
-                }
-            )
-    described = service.describe()
-    described.extension = {EXT_RULES: rules}
-    return described
-
-
-EXT_RULES = "org.cds-mbc-bone.rules"
+    return JSONResponse(_knowledge(request).discovery)
 
 
 @router.post("/cds-services/{service_id}", response_model=None)

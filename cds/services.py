@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -83,6 +84,8 @@ class Knowledge:
     services: Mapping[str, Service]
     # Each rule's clinician review against its current content digest (cards/reviews.yaml).
     reviews: Mapping[str, RuleReview]
+    # GET /cds-services, built once: the services with each rule's version and review date.
+    discovery: Mapping[str, Any]
     # How resources are checked before they are read (CDS_VALIDATION), and its R4B verdict memo.
     checker: Checker
 
@@ -120,6 +123,7 @@ def load_knowledge(
             usage_requirements=spec.usage_requirements,
         )
     reviews = review_states(rules, book, params, cards_dir)
+    described = [_describe(s, rules, reviews) for s in services.values()]
     return Knowledge(
         terminology=t,
         parameters=params,
@@ -128,5 +132,29 @@ def load_knowledge(
         renderer=Renderer(book, rules, {r: (v.version, v.review_date) for r, v in reviews.items()}),
         services=services,
         reviews=reviews,
+        discovery=schemas.Discovery(services=described).wire(),
         checker=Checker(validation),
     )
+
+
+EXT_RULES = "org.cds-mbc-bone.rules"
+
+
+def _describe(
+    service: Service, rules: Mapping[str, Rule], reviews: Mapping[str, RuleReview]
+) -> schemas.ServiceDescription:
+    """A service with the version and review date of each rule it runs (cds.review)."""
+    entries = []
+    for rule_id, rule in rules.items():
+        if service.hook in rule.hooks:
+            when = reviews[rule_id].review_date
+            entries.append(
+                {
+                    "rule": rule_id,
+                    "version": reviews[rule_id].version,
+                    "reviewed": when.isoformat() if when else None,
+                }
+            )
+    described = service.describe()
+    described.extension = {EXT_RULES: entries}
+    return described

@@ -85,10 +85,6 @@ class ReportRows:
     snoozes: list[tuple[str, str, int]]
 
 
-# Weeks start on Monday: the epoch was a Thursday, three days after one.
-_WEEK_S, _MONDAY_OFFSET_S = 7 * DAY_S, 3 * DAY_S
-
-
 class Store(Protocol):
     # "sqlite": a local file, a call takes microseconds; "postgresql": a database over the network.
     backend: str

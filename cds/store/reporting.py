@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cds.store.records import _MONDAY_OFFSET_S, _WEEK_S, CardTally, ReportRows
+from cds.store.records import DAY_S, CardTally, ReportRows
+
+# Weeks start on Monday: the epoch was a Thursday, three days after one.
+_WEEK_S, _MONDAY_OFFSET_S = 7 * DAY_S, 3 * DAY_S
 
 
 def report_rows(store: Any, since: float, until: float, service_id: str | None) -> ReportRows:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from cds.store.records import DAY_S  # noqa: F401 - kept for the migrations' readers
-
 SCHEMA_VERSION = 5
 # Version 2: the JWT replay cache, issued cards and snoozes (the same SQL on both backends).
 _V2 = (

@@ -130,11 +130,6 @@ def answer_in_process(
     return call_in_process(client, scenario)
 
 
-def in_process_client() -> tuple[Any, FixtureFHIRServer]:
-    """The service in-process with the configured knowledge and its FHIR stand-in."""
-    return _in_process_client()
-
-
 def compare(scenario: Scenario, status: int, body: dict[str, Any]) -> Result:
     want_status = int(scenario.case.get("status", 200))
     got = digest(body) if status == 200 else {"cards": []}
@@ -239,7 +234,8 @@ def through_fhir_server(sc: Scenario, fhir_server: str) -> dict[str, Any]:
     return request
 
 
-def _in_process_client(fhir_server: str | None = None) -> tuple[Any, FixtureFHIRServer]:
+def in_process_client(fhir_server: str | None = None) -> tuple[Any, FixtureFHIRServer]:
+    """The service in-process with the configured knowledge, and its FHIR stand-in."""
     import tempfile
     import warnings
 
@@ -343,7 +339,7 @@ def _conformance_one(
 def main(args: argparse.Namespace) -> int:
     if args.url:
         return _conformance(args, None) if args.conformance else _replay(args, None, None)
-    client, fhir = _in_process_client(getattr(args, "fhir_server", None))
+    client, fhir = in_process_client(getattr(args, "fhir_server", None))
     with client:
         if args.conformance:
             return _conformance(args, client)
