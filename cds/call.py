@@ -98,7 +98,7 @@ def evaluate_call(
         drafts = read_draft_orders(context["draftOrders"], context.get("selections") or (), t)
     timings.mark("facts")
     decisions = evaluate(service.hook, facts, drafts, k.parameters)
-    shown = snooze.apply(decisions, snoozes or {}, now)
+    shown = snooze.apply(decisions, snoozes or {}, now, k.renderer.text)
     timings.mark("rules")
     ctx = RenderContext(
         hook_instance=request.hookInstance,

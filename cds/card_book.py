@@ -20,9 +20,10 @@ from typing import Literal
 from pydantic import Field
 
 from cds.errors import ConfigError
-from cds.knowledge_file import KnowledgeFile, read_model
+from cds.knowledge_file import KnowledgeFile, read_model, read_yaml
 from cds.parameters import Parameters
 from cds.rules import Rule
+from cds.said import Sentences, check, sayings
 from cds.terminology import Terminology
 
 
@@ -106,6 +107,7 @@ class CardBook:
     overrides: OverrideFile
     terminology: Terminology
     parameters: Parameters
+    sentences: Sentences
 
     def suggestion_label(self, rule: str, key: str) -> str:
         own = self.cards[rule].suggestions
@@ -131,11 +133,33 @@ def load_cards(
         overrides=read_model(OverrideFile, cards_dir / "override-reasons.yaml"),
         terminology=terminology,
         parameters=parameters,
+        sentences=Sentences(read_sentences(cards_dir / "sentences.yaml")),
     )
     problems = cross_check(book, rules)
+    problems += check(book.sentences.templates, sayings(speaking_modules()))
     if problems:
         raise ConfigError("knowledge files do not match the rules:\n  " + "\n  ".join(problems))
     return book
+
+
+def read_sentences(path: Path) -> dict[str, str]:
+    """cards/sentences.yaml: key → template (str.format placeholders, `{value:g}`)."""
+    data = read_yaml(path)
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise ConfigError(f"{path}: must map each sentence key to its text")
+    return data
+
+
+def speaking_modules() -> list[Path]:
+    """The modules whose say() calls the sentences are checked against: rules, facts and
+    snoozing (a card shown again says why)."""
+    package = Path(__file__).parent
+    rules_and_facts = sorted((package / "rules").glob("*.py")) + sorted(
+        (package / "facts").glob("*.py")
+    )
+    return [*rules_and_facts, package / "snooze.py"]
 
 
 def parameter_bindings(p: Parameters, names: frozenset[str]) -> dict[str, str]:

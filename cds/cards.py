@@ -74,6 +74,7 @@ class Renderer:
         versions: Mapping[str, tuple[str, date | None]] | None = None,
     ) -> None:
         self.book = book
+        self.text = book.sentences.text  # a Said line of a decision as the clinician reads it
         # Each card names its rule's version and, once clinicians have signed that version,
         # the review date (cds.review); only unreviewed rules carry the research-draft banner.
         self._review_ext: dict[str, dict[str, str]] = {}
@@ -144,7 +145,11 @@ class Renderer:
         card_id = uuid.uuid5(
             CARD_NAMESPACE, f"{ctx.patient_key}|{ctx.hook_instance}|{decision.concern}"
         )
-        bindings = {**self._params[decision.rule], **decision.bindings}
+        text = self.text
+        bindings = {
+            **self._params[decision.rule],
+            **{k: v if isinstance(v, str) else text(v) for k, v in decision.bindings.items()},
+        }
         suggestions = [self._suggestion(decision.rule, p, ctx, card_id) for p in decision.proposals]
         parts = self._static[decision.rule]
         card: dict[str, Any] = {
@@ -177,13 +182,14 @@ class Renderer:
         facts: PatientFacts,
     ) -> str:
         parts = [Template(variant.detail).substitute(bindings).strip()]
+        text = self.text
         if d.data:
-            parts.append("**Patient data**\n" + "\n".join(f"- {x}" for x in d.data))
+            parts.append("**Patient data**\n" + "\n".join(f"- {text(x)}" for x in d.data))
         if d.missing:
-            parts.append("**Missing data**\n" + "\n".join(f"- {x}" for x in d.missing))
+            parts.append("**Missing data**\n" + "\n".join(f"- {text(x)}" for x in d.missing))
         notes = [
             Template(self.book.note(d.rule, k)).safe_substitute(bindings) for k in d.note_keys
-        ] + list(d.notes)
+        ] + [text(x) for x in d.notes]
         if facts.excluded:
             kinds = ", ".join(sorted({f"{e.resource_type} ({e.location})" for e in facts.excluded}))
             notes.append(

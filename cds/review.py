@@ -20,6 +20,7 @@ CDS_ALLOW_UNREVIEWED; cards of unreviewed rules carry the research-draft banner.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -32,11 +33,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from cds.card_book import CardBook
+from cds.card_book import CardBook, speaking_modules
 from cds.errors import ConfigError
 from cds.knowledge_file import read_model, read_yaml
 from cds.parameters import Parameters
 from cds.rules import Rule
+from cds.said import sayings
 
 REVIEWS_FILE = "reviews.yaml"
 VERSION_DIGITS = 12
@@ -131,12 +133,13 @@ def digest_inputs(rule: Rule, book: CardBook, params: Parameters, files: _Files)
     uses = rule.uses
     ingredients = files.ingredients
     common = book.common
+    code = rule_code(rule)
     return {
         "rule": rule.id,
         "hooks": list(rule.hooks),
         "variants": sorted(rule.variants),
         "bindings": sorted(rule.bindings),
-        "code": rule_code(rule),
+        "code": code,
         "card": _plain(card),
         # Parsed, so a comment or layout change is not a content change.
         "valuesets": {v: files.valueset(v) for v in sorted(uses.valuesets)},
@@ -149,11 +152,25 @@ def digest_inputs(rule: Rule, book: CardBook, params: Parameters, files: _Files)
             s: common.suggestions[s] for s in sorted(uses.suggestions) if s in common.suggestions
         },
         "shared_notes": {n: common.notes[n] for n in sorted(uses.notes) if n in common.notes},
+        "sentences": {k: book.sentences.templates[k] for k in rule_sentences(code)},
         "override_reasons": {
             "system": book.overrides.system,
             "codes": {c: book.overrides.codes[c] for c in card.override_reasons},
         },
     }
+
+
+def rule_sentences(code: Mapping[str, str]) -> list[str]:
+    """The keys of the lines a rule's cards can show (cards/sentences.yaml): those its rule
+    modules (`rule_code`) say, and - shared, so conservatively - those facts and snoozing say."""
+    shared = [p for p in speaking_modules() if p.parent.name != "rules"]
+    own = [Path(str(sys.modules[n].__file__)) for n in code]
+    return sorted(set().union(*(_said_in(p) for p in (*own, *shared))))
+
+
+@functools.cache
+def _said_in(path: Path) -> frozenset[str]:
+    return frozenset(s.key for s in sayings([path]))
 
 
 def rule_code(rule: Rule) -> dict[str, str]:

@@ -14,10 +14,11 @@ import dataclasses
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from cds.rules import Decision
+from cds.said import Said, say
 from cds.store import Snooze
 
 
@@ -31,9 +32,11 @@ def patient_key(
     return hmac.new(secret.encode(), scope.encode(), hashlib.sha256).hexdigest()
 
 
-def evidence(d: Decision) -> str:
-    """A digest of what the card is about: its variant, the resources and the values shown."""
-    data = json.dumps([d.rule, d.variant, sorted(set(d.refs)), list(d.data)], sort_keys=True)
+def evidence(d: Decision, text: Callable[[Said], str]) -> str:
+    """A digest of what the card is about: its variant, the resources and the lines of data
+    shown, as the clinician reads them (`text` renders a Said line)."""
+    shown = [text(x) for x in d.data]
+    data = json.dumps([d.rule, d.variant, sorted(set(d.refs)), shown], sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()
 
 
@@ -42,26 +45,25 @@ def _day(ts: float) -> str:
 
 
 def apply(
-    decisions: Sequence[Decision], snoozes: Mapping[str, Snooze], now: float
+    decisions: Sequence[Decision],
+    snoozes: Mapping[str, Snooze],
+    now: float,
+    text: Callable[[Said], str],
 ) -> list[tuple[Decision, str]]:
     """The decisions to show, each with its evidence digest; snoozed ones left out."""
     out = []
     for d in decisions:
-        digest = evidence(d)
+        digest = evidence(d, text)
         snooze = snoozes.get(d.rule)
         if snooze is None or d.indicator == "critical":
             out.append((d, digest))
             continue
-        what = "overridden" if snooze.reason == "overridden" else "acted on"
+        what = say("snooze-overridden") if snooze.reason == "overridden" else say("snooze-acted-on")
         if snooze.evidence != digest:
-            why = (
-                f"Shown again: this card was {what} on {_day(snooze.since)}, and the data "
-                "behind it has changed since."
-            )
+            why = say("shown-again-changed", what=what, since=_day(snooze.since))
         elif snooze.until <= now:
-            why = (
-                f"Shown again: this card was {what} on {_day(snooze.since)}; its snooze ended "
-                f"on {_day(snooze.until)}."
+            why = say(
+                "shown-again-ended", what=what, since=_day(snooze.since), until=_day(snooze.until)
             )
         else:
             continue  # snoozed: same data, still within the period

@@ -84,6 +84,26 @@ def test_editing_a_value_set_makes_the_rules_that_read_it_stale(cards: Path) -> 
     assert {r for r, s in load_knowledge(cards).reviews.items() if s.state == "stale"} == users
 
 
+def test_editing_a_sentence_makes_the_rules_that_show_it_stale(cards: Path) -> None:
+    """A line a rule's module says (the LVEF ones: cardiac) re-opens those rules' review and no
+    other; a line the facts say (renal function's missing values) re-opens every rule's."""
+    before = sign_all(cards)
+    path = cards / "sentences.yaml"
+    text = path.read_text()
+    path.write_text(text.replace('lvef-none: "No LVEF result on record"', 'lvef-none: "No LVEF"'))
+    after = load_knowledge(cards)
+    cardiac = {r for r, rule in after.rules.items() if rule.fn.__module__ == "cds.rules.cardiac"}
+    assert cardiac >= {"R10", "R11a", "R11b"}
+    assert {r for r, s in after.reviews.items() if s.state == "stale"} == cardiac
+    # A layout change is not content: the digest is of the parsed templates.
+    path.write_text("# reviewed wording\n" + path.read_text())
+    assert {r for r, s in load_knowledge(cards).reviews.items() if s.state == "stale"} == cardiac
+    path.write_text(text.replace("date of birth", "birth date"))
+    assert {r for r, s in load_knowledge(cards).reviews.items() if s.state == "stale"} == set(
+        before.reviews
+    )
+
+
 @pytest.mark.parametrize(
     ("edit", "rule"),
     [
@@ -119,7 +139,7 @@ def test_the_code_digest_covers_the_helpers_beside_a_rule(knowledge: Knowledge) 
     code = rule_code(knowledge.rules["R2"])
     assert set(code) == {"cds.rules.bisphosphonates", "cds.rules.bma_orders", "cds.rules.bone"}
     assert "def _renal_dose(" in code["cds.rules.bisphosphonates"]
-    assert "def renal_words(" in code["cds.rules.bone"]
+    assert "def renal_line(" in code["cds.rules.bone"]
 
 
 def test_a_parameter_override_is_not_the_reviewed_rule(cards: Path) -> None:
@@ -236,6 +256,10 @@ def test_site_covers_every_rule_and_scenario(
     r2 = (out / "R2.html").read_text()
     assert 'class="state reviewed"' in r2
     assert "Dr oncologist" in r2
+    # The lines its code composes, as the committee reads them (cards/sentences.yaml).
+    lines = r2.split("Lines its cards may show", 1)[1]
+    assert "<code>creatinine-rise</code>: Creatinine {latest:.2f} mg/dL" in lines
+    assert "<code>lvef-latest</code>" not in lines  # a cardiac line is not R2's
 
 
 def test_site_in_chromium(tmp_path: Path, cards: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,23 +13,27 @@ from fastapi.testclient import TestClient
 
 from cds import snooze
 from cds.rules import Decision
+from cds.said import say
 from cds.schemas import FeedbackItem
 from cds.store import Snooze, SQLiteStore
 from tests.conftest import ROOT, record_issued
+from tests.rules.helpers import text
 
 PV = "/cds-services/mbc-bone-patient-view"
 SCENARIO = ROOT / "fixtures" / "mbc-bone-patient-view" / "her2-negative-bone-mets-no-bma"
 NOW = 1_800_000_000.0
 
 
-def decision(indicator: str = "warning", data: tuple[str, ...] = ("a",)) -> Decision:
-    return Decision(rule="R1", variant="start", indicator=indicator, data=data, refs=("C/1",))  # type: ignore[arg-type]
+def decision(indicator: str = "warning", data: tuple[str, ...] = ("2026-01-05",)) -> Decision:
+    """A decision whose data lines are the bone-metastasis line on these dates."""
+    lines = tuple(say("bone-metastasis", when=d) for d in data)
+    return Decision(rule="R1", variant="start", indicator=indicator, data=lines, refs=("C/1",))  # type: ignore[arg-type]
 
 
 def held(d: Decision, **over: Any) -> Snooze:
     values: dict[str, Any] = {
         "rule": "R1",
-        "evidence": snooze.evidence(d),
+        "evidence": snooze.evidence(d, text),
         "reason": "overridden",
         "since": NOW - 10,
         "until": NOW + 10,
@@ -40,21 +44,21 @@ def held(d: Decision, **over: Any) -> Snooze:
 class TestApply:
     def test_same_evidence_within_the_period_is_left_out(self) -> None:
         d = decision()
-        assert snooze.apply([d], {"R1": held(d)}, NOW) == []
+        assert snooze.apply([d], {"R1": held(d)}, NOW, text) == []
 
     def test_changed_evidence_comes_back_saying_why(self) -> None:
         d = decision()
-        ((shown, _),) = snooze.apply([decision(data=("b",))], {"R1": held(d)}, NOW)
-        assert "changed since" in shown.notes[-1]
+        ((shown, _),) = snooze.apply([decision(data=("b",))], {"R1": held(d)}, NOW, text)
+        assert "changed since" in text(shown.notes[-1])
 
     def test_an_ended_snooze_comes_back_saying_why(self) -> None:
         d = decision()
-        ((shown, _),) = snooze.apply([d], {"R1": held(d, until=NOW - 1)}, NOW)
-        assert "snooze ended" in shown.notes[-1]
+        ((shown, _),) = snooze.apply([d], {"R1": held(d, until=NOW - 1)}, NOW, text)
+        assert "snooze ended" in text(shown.notes[-1])
 
     def test_critical_cards_are_never_snoozed(self) -> None:
         d = decision("critical")
-        assert [x for x, _ in snooze.apply([d], {"R1": held(d)}, NOW)] == [d]
+        assert [x for x, _ in snooze.apply([d], {"R1": held(d)}, NOW, text)] == [d]
 
     def test_patient_key_is_keyed_and_stable(self) -> None:
         assert snooze.patient_key("s", "p1") == snooze.patient_key("s", "p1")

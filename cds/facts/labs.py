@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from typing import Literal, NamedTuple
 
 from cds.facts.records import Excluded, ObservationRecord, PatientRecord, Records
+from cds.said import Said, say
 from cds.terminology import Terminology
 
 CrClMethod = Literal["reported", "cockcroft-gault"]
@@ -34,8 +35,8 @@ class Renal:
     method: CrClMethod | None
     creatinine: Measurement | None  # latest, mg/dL, within the freshness window
     creatinine_baseline: Measurement | None
-    missing: tuple[str, ...]  # what kept CrCl unknown, in words for the card
-    basis: str = ""  # the inputs, in words, so the clinician can check the arithmetic
+    missing: tuple[Said, ...]  # what kept CrCl unknown, for the card
+    basis: Said | None = None  # the inputs, so the clinician can check the arithmetic
     egfr: Measurement | None = None  # mL/min/1.73 m², context only
     creatinine_series: tuple[Measurement, ...] = ()  # every usable creatinine, oldest first
 
@@ -250,26 +251,31 @@ def extract_renal(
             egfr=egfr,
             creatinine_series=series,
         )
-    missing = []
+    missing: list[Said] = []
     weight = _fresh(_series(records, t, "body-weight", _kg), as_of, weight_days)
     age = age_on(records.patient, as_of)
     sex = records.patient.gender if records.patient else None
     if latest is None:
-        missing.append(f"serum creatinine within {lab_days} days")
+        missing.append(say("missing-creatinine", days=lab_days))
     if not weight:
-        missing.append(f"body weight within {weight_days} days")
+        missing.append(say("missing-weight", days=weight_days))
     if age is None:
-        missing.append("date of birth")
+        missing.append(say("missing-birth-date"))
     if sex not in ("male", "female"):
-        missing.append("sex (Cockcroft-Gault needs it)")
+        missing.append(say("missing-sex"))
     if latest is not None and weight and age is not None and sex in ("male", "female"):
         kg = weight[-1][1]
         crcl = cockcroft_gault(
             age=age, weight_kg=kg, creatinine_mg_dl=latest.value, female=sex == "female"
         )
-        basis = (
-            f"{sex}, age {age}, {kg:.1f} kg on {weight[-1][0].effective}, "
-            f"creatinine {latest.value:.2f} mg/dL on {latest.when}"
+        basis = say(
+            "crcl-basis",
+            sex=sex,
+            age=age,
+            kg=kg,
+            weighed=weight[-1][0].effective,
+            creatinine=latest.value,
+            creatinine_on=latest.when,
         )
         return Renal(
             crcl=crcl,

@@ -16,6 +16,7 @@ from cds.facts.medications import (
 )
 from cds.facts.progression import CnsProgression, Progression, progression_dates, progression_of
 from cds.facts.records import Records
+from cds.said import Said, say
 from cds.terminology import MedClass, Terminology
 
 Confidence = Literal["high", "medium", "low"]
@@ -57,13 +58,13 @@ class LineHistory:
     progression: Progression
     # Evidence of progression on the last line, and, apart from it, other findings about how it
     # ended (stopped for toxicity, stopped with no reason): never shown as progression (C9).
-    progression_reasons: tuple[str, ...]
+    progression_reasons: tuple[Said, ...]
     progression_refs: tuple[str, ...]
     confidence: Confidence
-    findings: tuple[str, ...] = ()
+    findings: tuple[Said, ...] = ()
     cns_progression: CnsProgression | None = None
     # Which dates dated the metastatic setting when the records disagree (D14).
-    setting_conflicts: tuple[str, ...] = ()
+    setting_conflicts: tuple[Said, ...] = ()
 
     @property
     def metastatic_her2_regimens(self) -> int:
@@ -159,7 +160,7 @@ class Setting:
     """
 
     date: date | None
-    conflicts: tuple[str, ...] = ()
+    conflicts: tuple[Said, ...] = ()
     refs: tuple[str, ...] = ()
 
 
@@ -197,14 +198,16 @@ def metastatic_setting(
     if recorded is not None and recorded <= first.start:
         return Setting(date=recorded)
     before = (
-        f"before the first metastasis record ({recorded.isoformat()})"
+        say("before-first-metastasis", when=recorded)
         if recorded is not None
-        else "with no metastasis date on record"
+        else say("no-metastasis-date")
     )
-    conflict = (
-        f"Metastatic setting dated {first.start.isoformat()} from the start of "
-        f"{first.ingredient}, a metastatic-setting therapy ({first.ref}), {before}; the line "
-        "count is uncertain"
+    conflict = say(
+        "setting-from-therapy",
+        when=first.start,
+        drug=first.ingredient,
+        ref=first.ref,
+        before=before,
     )
     return Setting(date=first.start, conflicts=(conflict,), refs=(first.ref,))
 

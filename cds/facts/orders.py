@@ -16,6 +16,7 @@ from typing import Any
 from cds.facts import units
 from cds.facts.fhir_json import flatten
 from cds.facts.records import activity_record, medication_record
+from cds.said import Said, say
 from cds.terminology import DrugMatch, Terminology
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class DraftMedication:
     ref: str  # "MedicationRequest/id"
     drugs: tuple[DrugMatch, ...]
     dose_mg: float | None  # a mass dose in mg; None when absent, per weight, or in an unknown unit
-    dose_note: str | None  # why the dose is unknown, for the card ("unit '{pill}' is not a mass")
+    dose_note: Said | None  # why the dose is unknown, for the card (a unit that is not a mass)
     infusion_minutes: float | None
     every_weeks: float | None  # the dosing interval (timing.repeat first, then free text)
     selected: bool
@@ -50,7 +51,7 @@ class DraftService:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnreadableDraft:
     ref: str
-    reason: str
+    reason: Said
     selected: bool
 
 
@@ -81,7 +82,7 @@ NO_DRAFTS = DraftOrders()
 @dataclass(frozen=True, slots=True)
 class _DraftDose:
     mg: float | None = None
-    note: str | None = None
+    note: Said | None = None
     infusion_minutes: float | None = None
     every_weeks: float | None = None
 
@@ -90,15 +91,20 @@ def _dose(raw: dict[str, Any], rid: str) -> _DraftDose:
     """The dose in mg (or why it is unknown), infusion minutes and interval of a draft."""
     record = medication_record(rid, raw, {})
     dose_mg: float | None = None
-    note: str | None = None
+    note: Said | None = None
     infusion: float | None = None
     every: float | None = None
     for d in record.doses:
         if d.quantity is not None and dose_mg is None and note is None:
             dose_mg = units.to_mg(d.quantity)
             if dose_mg is None:
-                unit = d.quantity.code or d.quantity.unit or "no unit"
-                note = f"dose {d.quantity.value:g} in '{unit}', not a mass unit this check reads"
+                unit = d.quantity.code or d.quantity.unit
+                value = d.quantity.value
+                note = (
+                    say("dose-not-mass", value=value, unit=unit)
+                    if unit
+                    else say("dose-not-mass-no-unit", value=value)
+                )
         if infusion is None:
             infusion = units.minutes(d.duration, d.duration_unit)
         if every is None:
@@ -133,7 +139,7 @@ def read_draft_orders(
                     # when Rx View opens). Nothing has been ordered, so nothing to warn about
                     # (clinical-logic §3c D21); a medication that cannot be read still is.
                     continue
-                why = "the medication is a reference the request does not contain"
+                why = say("medication-reference-missing")
                 unreadable.append(UnreadableDraft(ref=ref, reason=why, selected=ref in selected))
                 continue
             dose = _dose(raw, rid or "")

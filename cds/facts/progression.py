@@ -11,6 +11,7 @@ from typing import Literal, Protocol
 from cds.facts.disease import Disease
 from cds.facts.medications import Medications, StopReason
 from cds.facts.records import ObservationRecord, Records
+from cds.said import Said, say
 from cds.terminology import Terminology
 
 
@@ -72,7 +73,7 @@ def progression_dates(
 
 
 Assessment = tuple[
-    Progression, tuple[str, ...], tuple[str, ...], tuple[str, ...], CnsProgression | None
+    Progression, tuple[Said, ...], tuple[str, ...], tuple[Said, ...], CnsProgression | None
 ]
 
 
@@ -93,7 +94,7 @@ def progression_of(
         return "none", (), (), (), None
     line = lines[-1]
     start = line.start
-    reasons: list[str] = []
+    reasons: list[Said] = []
     refs: list[str] = []
 
     statuses = status_observations(records, t)
@@ -105,13 +106,13 @@ def progression_of(
     latest = after[-1] if after else None
     for o in after:
         if worsened(o, t):
-            reasons.append(f"disease status 'worsened' on {_d(o.effective)}")
+            reasons.append(say("status-worsened", when=_d(o.effective)))
             refs.append(f"Observation/{o.id}")
     if latest is not None and not_progressed(latest, t) and reasons:
         # A later 'stable' or 'responding' status supersedes an earlier 'worsened' on this line.
         reasons, refs = [], []
     if line.end_reason == "progression":
-        reasons.append("therapy stopped for no response to treatment")
+        reasons.append(say("stopped-for-no-response"))
         refs.extend(line.refs)
     cns: CnsProgression | None = None
     if start is not None:
@@ -132,20 +133,21 @@ def progression_of(
                         status_ref=f"Observation/{stable.id}" if stable is not None else None,
                     )
                 continue
-            reasons.append(f"new {site} metastasis recorded {_d(onset)}")
+            reasons.append(say("new-site", site=site, when=_d(onset)))
             refs.append(ref)
     if reasons:
         return "high", tuple(reasons), tuple(dict.fromkeys(refs)), (), cns
     if line.active:
         return "none", (), (), (), cns
     if line.end_reason in ("toxicity", "other"):
-        found = (f"last line stopped for {line.end_reason}, not progression",)
+        found = (say("stopped-not-progression", reason=line.end_reason),)
         return "none", (), line.refs, found, cns
     if latest is not None and not_progressed(latest, t):
-        return "none", (), (), (f"disease status not progressing on {_d(latest.effective)}",), cns
-    why = [f"{', '.join(sorted(line.anchor or line.drugs))} ended {_d(line.end)} with no reason"]
+        return "none", (), (), (say("status-not-progressing", when=_d(latest.effective)),), cns
+    drugs = ", ".join(sorted(line.anchor or line.drugs))
+    why = [say("ended-without-reason", drugs=drugs, when=_d(line.end))]
     if not statuses:
-        why.append("no disease-status record")
+        why.append(say("no-status-record"))
     return "undetermined", (), line.refs, tuple(why), cns
 
 
@@ -166,5 +168,5 @@ def not_progressed(obs: ObservationRecord, t: Terminology) -> bool:
     return concept is not None and t["status-not-progressed"].matches_code(concept)
 
 
-def _d(value: date | None) -> str:
-    return value.isoformat() if value else "(date unknown)"
+def _d(value: date | None) -> date | Said:
+    return value if value else say("date-unknown-bracketed")

@@ -14,6 +14,7 @@ from typing import Literal
 
 from cds.facts.records import ObservationRecord, Records, Value
 from cds.facts.screening import MARKER_SETS
+from cds.said import Said, say
 from cds.terminology import Concept, Terminology
 
 _ANY_MARKER = frozenset(MARKER_SETS)
@@ -49,19 +50,19 @@ class MarkerResult:
     needs_concurrent_ihc: bool = False
 
     @property
-    def ihc_words(self) -> str:
+    def ihc_words(self) -> Said:
         """'IHC 0', 'IHC 2+', or 'no IHC score', as a pathologist writes it."""
         if self.ihc_score is None:
-            return "no IHC score"
-        return f"IHC {self.ihc_score}+" if self.ihc_score else "IHC 0"
+            return say("ihc-none")
+        return say("ihc-positive", score=self.ihc_score) if self.ihc_score else say("ihc-0")
 
     @property
-    def reported(self) -> str:
+    def reported(self) -> Said | date | None:
         """The date(s) the result stands on, as the card says them (D13)."""
         if len(self.report_dates) > 1:
             days = " and ".join(d.isoformat() for d in self.report_dates)
-            return f"{days} (read as one testing event)"
-        return _d(self.when)
+            return say("one-testing-event", days=days)
+        return self.when
 
     @property
     def low_positive(self) -> bool:
@@ -97,7 +98,7 @@ class Receptors:
             return False
         return None
 
-    def discordances(self) -> tuple[str, ...]:
+    def discordances(self) -> tuple[Said, ...]:
         out = []
         for name, met, primary in (
             ("HER2", self.her2, self.her2_primary),
@@ -111,15 +112,16 @@ class Receptors:
                 and {met.status, primary.status} == {"positive", "negative"}
             ):
                 out.append(
-                    f"{name} {primary.status} on the primary ({_d(primary.when)}) but "
-                    f"{met.status} on the metastatic specimen ({_d(met.when)}); the metastatic "
-                    "result is used"
+                    say(
+                        "discordance",
+                        marker=name,
+                        primary=primary.status,
+                        primary_on=primary.when,
+                        metastatic=met.status,
+                        metastatic_on=met.when,
+                    )
                 )
         return tuple(out)
-
-
-def _d(value: date | None) -> str:
-    return value.isoformat() if value else "date unknown"
 
 
 def _value_status(value: Value, code: Concept, t: Terminology) -> Status | None:

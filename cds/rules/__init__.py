@@ -15,6 +15,7 @@ from typing import Literal, NewType
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
+from cds.said import Said
 
 Indicator = Literal["info", "warning", "critical"]
 Hook = Literal["patient-view", "order-select", "order-sign"]
@@ -80,10 +81,10 @@ class Decision:
     # Stamped by the rule that returns it (`rule` below): a rule function never types its id.
     rule: str = ""
     indicator: Indicator
-    bindings: Mapping[str, str] = field(default_factory=dict)
-    data: tuple[str, ...] = ()  # the patient's own data that triggered it, with dates
-    missing: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()  # sentences computed from the data (left-out regimens, dialysis)
+    bindings: Mapping[str, str | Said] = field(default_factory=dict)  # card-text values
+    data: tuple[Said, ...] = ()  # the patient's own data that triggered it, with dates
+    missing: tuple[Said, ...] = ()
+    notes: tuple[Said, ...] = ()  # lines computed from the data (left-out regimens)
     refs: tuple[str, ...] = ()
     proposals: tuple[Proposal, ...] = ()
     note_keys: tuple[NoteKey, ...] = ()  # detail paragraphs from the card file
@@ -235,11 +236,3 @@ def evaluate(
             seen.setdefault(d.concern, d)
     return sorted(seen.values(), key=lambda d: (INDICATOR_RANK[d.indicator], d.rule, d.variant))
 
-
-def on(value: object) -> str:
-    """A date or value for card text; 'date unknown' rather than an empty string."""
-    if value is None:
-        return "date unknown"
-    if hasattr(value, "isoformat"):
-        return str(value.isoformat())
-    return str(value)

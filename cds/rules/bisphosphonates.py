@@ -17,7 +17,6 @@ from cds.rules import (
     Order,
     Proposal,
     RegimenOrder,
-    on,
     rule,
 )
 from cds.rules.bma_orders import (
@@ -36,16 +35,17 @@ from cds.rules.bone import (
     RENAL_VALUESETS,
     SUPPORT_ORDERS,
     SUPPORT_REGIMENS,
-    renal_words,
+    renal_line,
     severe_renal,
     support_actions,
 )
+from cds.said import Said, say
 
 
-def _creatinine_rise(f: PatientFacts, p: Parameters, drug: str) -> tuple[str, ...] | None:
+def _creatinine_rise(f: PatientFacts, p: Parameters, drug: str) -> tuple[Said, str] | None:
     """Zometa label renal deterioration on treatment: a rise of ≥0.5 mg/dL from a normal
     baseline, or ≥1.0 mg/dL from an abnormal one. The baseline is the creatinine before the
-    first dose of the course. Returns the data lines when it applies."""
+    first dose of the course. Returns the data line and the baseline's reference when it applies."""
     latest = f.renal.creatinine
     if latest is None:
         return None
@@ -60,11 +60,14 @@ def _creatinine_rise(f: PatientFacts, p: Parameters, drug: str) -> tuple[str, ..
     )
     if latest.value - baseline.value < limit:
         return None
-    return (
-        f"Creatinine {latest.value:.2f} mg/dL on {on(latest.when)}; "
-        f"baseline {baseline.value:.2f} mg/dL on {on(baseline.when)}",
-        baseline.ref,
+    line = say(
+        "creatinine-rise",
+        latest=latest.value,
+        latest_on=latest.when,
+        baseline=baseline.value,
+        baseline_on=baseline.when,
     )
+    return line, baseline.ref
 
 
 @rule(
@@ -134,22 +137,22 @@ class _BisphosphonateOrder:
 
     draft: DraftMedication
     drug: str
-    base: dict[str, str]  # the card bindings every variant starts from
-    data: tuple[str, ...]  # the patient data every variant shows
+    base: dict[str, str | Said]  # the card bindings every variant starts from
+    data: tuple[Said, ...]  # the patient data every variant shows
     hcm: bool  # D2: zoledronic acid in hypercalcaemia of malignancy (4 mg, no reduction)
 
     @classmethod
     def of(cls, draft: DraftMedication, f: PatientFacts, p: Parameters) -> _BisphosphonateOrder:
         drug = "zoledronic acid" if draft.has("zoledronic acid") else "pamidronate"
-        data = [f"Draft order: {drug} ({draft.ref})", f"Renal function: {renal_words(f)}"]
+        data = [say("draft-order", drug=drug, ref=draft.ref), renal_line(f)]
         if draft.dose_note:
-            data.append(f"Draft dose unknown: {draft.dose_note}")
+            data.append(say("draft-dose-unknown", why=draft.dose_note))
         return cls(
             draft=draft,
             drug=drug,
             base={
                 "drug": drug,
-                "dose": f"{draft.dose_mg:g} mg" if draft.dose_mg else "as ordered",
+                "dose": f"{draft.dose_mg:g} mg" if draft.dose_mg else say("dose-as-ordered"),
                 "minimum": "",
             },
             data=tuple(data),
@@ -167,7 +170,7 @@ def _renal_contraindicated(o: _BisphosphonateOrder, f: PatientFacts, p: Paramete
         bindings=o.base,
         data=o.data,
         refs=(o.draft.ref, *f.renal.refs),
-        notes=("Dialysis is recorded.",) if f.on_dialysis else (),
+        notes=(say("dialysis-recorded"),) if f.on_dialysis else (),
         proposals=(
             Proposal(
                 key="replace-with-denosumab",
@@ -235,7 +238,7 @@ def _hypercalcaemia_or_crcl_unknown(
             variant="hypercalcaemia",
             indicator="info",
             bindings={**o.base, "dose": "4 mg"},
-            data=(*o.data, f"Calcium {f.calcium.corrected:g} mg/dL on {on(f.calcium.when)}"),
+            data=(*o.data, say("calcium", value=f.calcium.corrected, when=f.calcium.when)),
             refs=(o.draft.ref, *f.calcium.refs),
         )
     if f.renal.creatinine is not None and f.renal.crcl is None and o.drug == "zoledronic acid":
@@ -259,7 +262,7 @@ def _no_creatinine(o: _BisphosphonateOrder, f: PatientFacts, p: Parameters) -> D
         indicator="warning",
         bindings=o.base,
         data=o.data,
-        missing=(f"serum creatinine within {p.lab_freshness_days} days",),
+        missing=(say("missing-creatinine", days=p.lab_freshness_days),),
         refs=(o.draft.ref,),
         proposals=(Proposal(key="order-creatinine", actions=(Order(key="lab-creatinine"),)),),
     )
@@ -280,7 +283,7 @@ def _too_fast(o: _BisphosphonateOrder, f: PatientFacts, p: Parameters) -> Decisi
         variant="infusion-time",
         indicator="warning",
         bindings={**o.base, "minimum": f"{minimum:g}"},
-        data=(*o.data, f"Infusion time on the order: {minutes:g} minutes"),
+        data=(*o.data, say("infusion-time", minutes=minutes)),
         refs=(o.draft.ref,),
     )
 
@@ -310,7 +313,7 @@ def r5_zoledronic_interval(f: PatientFacts, drafts: DraftOrders, p: Parameters) 
         Decision(
             variant="interval",
             indicator="info",
-            data=(f"Zoledronic acid since {on(min(starts))}, every 3-4 weeks",),
+            data=(say("zoledronic-monthly-since", when=min(starts)),),
             refs=tuple(e.ref for e in monthly),
         )
     ]

@@ -22,9 +22,9 @@ from cds.rules import (
     Proposal,
     RegimenOrder,
     UpdateDraft,
-    on,
     rule,
 )
+from cds.said import Said, say
 
 # Drugs whose label dose and interval R2b checks; zoledronic acid and pamidronate doses are R2's.
 CEILING_DRUGS = ("denosumab", "trastuzumab deruxtecan", "zoledronic acid", "pamidronate")
@@ -77,13 +77,15 @@ def unit_error(draft: DraftMedication, label_mg: float, p: Parameters) -> bool:
     return draft.dose_mg is not None and draft.dose_mg >= label_mg * p.unit_error_factor
 
 
-def interval_words(weeks: float) -> str:
+def interval_words(weeks: float) -> Said:
     days = round(weeks * 7)
     if days == 1:
-        return "daily"
+        return say("interval-daily")
+    if days == 7:
+        return say("interval-week")
     if days % 7 == 0:
-        return f"every {days // 7} week{'s' if days > 7 else ''}"
-    return f"every {days} days"
+        return say("interval-weeks", weeks=days // 7)
+    return say("interval-days", days=days)
 
 
 def _mg(value: float) -> str:
@@ -124,15 +126,15 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     for draft in drafts.with_ingredient(*CEILING_DRUGS):
         drug = next(d.ingredient for d in draft.drugs if d.ingredient in CEILING_DRUGS)
         limit = p.dose_limits[drug]
-        base = {
+        base: dict[str, str | Said] = {
             "drug": limit.drug,
-            "dose": _mg(draft.dose_mg) if draft.dose_mg is not None else "as ordered",
+            "dose": _mg(draft.dose_mg) if draft.dose_mg is not None else say("dose-as-ordered"),
             "label": limit.label,
             "label_dose": _mg(limit.dose_mg) if limit.dose_mg is not None else "",
             "interval": interval_words(draft.every_weeks) if draft.every_weeks else "",
             "min_interval": f"{limit.min_interval_weeks:g}",
         }
-        data = [f"Draft order: {limit.drug} ({draft.ref})"]
+        data = [say("draft-order", drug=limit.drug, ref=draft.ref)]
         found = _dose_finding(f, p, draft, drug, limit)
         if found is not None:
             variant, indicator, target = found
@@ -167,7 +169,7 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                     variant="too-frequent",
                     indicator="warning",
                     bindings=base,
-                    data=(*data, f"Interval on the order: {base['interval']}"),
+                    data=(*data, say("interval-on-order", interval=base["interval"])),
                     refs=(draft.ref,),
                 )
             )
@@ -247,9 +249,11 @@ def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
             {e.ingredient for e in acting}
             | {d.ingredient for o in together for d in o.drugs if d.med_class == "BMA"}
         )
-        data = [f"Draft order: {', '.join(sorted(mine))} ({draft.ref})"]
-        data += [f"{e.ingredient}: last recorded {on(e.last)} ({e.ref})" for e in acting]
-        data += [f"Also drafted: {o.ref}" for o in together]
+        data = [say("draft-order", drug=", ".join(sorted(mine)), ref=draft.ref)]
+        data += [
+            say("drug-last-recorded", drug=e.ingredient, when=e.last, ref=e.ref) for e in acting
+        ]
+        data += [say("also-drafted", ref=o.ref) for o in together]
         out.append(
             Decision(
                 variant="switch-not-add",

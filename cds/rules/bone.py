@@ -1,5 +1,6 @@
 """R1: start a bone-modifying agent; and what the bone rules share (R2-R5 in bisphosphonates,
-bone_calcium and dental): bone metastases, renal words, dental timing, the agents offered."""
+bone_calcium and dental): bone metastases, renal and dental lines, dental timing, the agents
+offered."""
 
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ from cds.rules import (
     Order,
     Proposal,
     RegimenOrder,
-    on,
     rule,
 )
 from cds.rules.bma_orders import (
     hcm_dosing,
 )
+from cds.said import Said, say
 
 BISPHOSPHONATES = ("zoledronic acid", "pamidronate")
 # Serum calcium with albumin, for the corrected value (F8); several rules suggest it.
@@ -56,22 +57,20 @@ def has_bone_metastases(f: PatientFacts) -> bool:
     return f.disease.bone.present or f.disease.bone_marrow_only.present
 
 
-def renal_words(f: PatientFacts) -> str:
+def renal_line(f: PatientFacts) -> Said:
+    """The renal function a bone or capecitabine card shows: the Cockcroft-Gault CrCl and what
+    it was calculated from, or why it cannot be, with the eGFR as context only."""
     r = f.renal
     if r.crcl is None:
-        words = "Cockcroft-Gault creatinine clearance cannot be calculated"
-        if r.missing:
-            words += f" (missing: {'; '.join(r.missing)})"
-        if r.egfr is not None:
-            # eGFR is not creatinine clearance (C2): context only, labelled as such.
-            words += (
-                f"; eGFR {r.egfr.value:g} mL/min/1.73 m² on {on(r.egfr.when)} "
-                "(context only: the dose table is by Cockcroft-Gault CrCl)"
-            )
-        return words
-    if r.method == "cockcroft-gault":
-        return f"CrCl {r.crcl:.1f} mL/min (Cockcroft-Gault: {r.basis})"
-    return f"CrCl {r.crcl:.1f} mL/min (Cockcroft-Gault, as reported)"
+        # eGFR is not creatinine clearance (C2): context only, labelled as such.
+        egfr = say("egfr-context", value=r.egfr.value, when=r.egfr.when) if r.egfr else ""
+        missing = say("crcl-missing", missing=r.missing) if r.missing else ""
+        renal = say("crcl-not-calculable", missing=missing, egfr=egfr)
+    elif r.method == "cockcroft-gault":
+        renal = say("crcl-calculated", crcl=r.crcl, basis=r.basis)
+    else:
+        renal = say("crcl-reported", crcl=r.crcl)
+    return say("renal-function", renal=renal)
 
 
 def severe_renal(f: PatientFacts, p: Parameters) -> bool:
@@ -84,9 +83,9 @@ def no_recent_dental(f: PatientFacts, p: Parameters) -> bool:
     return last is None or f.as_of - last.when > timedelta(days=p.dental_lookback_days)
 
 
-def dental_words(f: PatientFacts) -> str:
+def dental_line(f: PatientFacts) -> Said:
     last = f.last_dental_evaluation()
-    return f"last dental evaluation {on(last.when)}" if last else "no dental evaluation on record"
+    return say("dental-last", when=last.when) if last else say("dental-none")
 
 
 def support_actions(f: PatientFacts, p: Parameters) -> tuple[Action, ...]:
@@ -200,12 +199,14 @@ _AGENT_OF = {
 }
 
 
-def agents_offered(proposals: tuple[Proposal, ...]) -> str:
+def agents_offered(proposals: tuple[Proposal, ...]) -> str | Said:
     """'denosumab, zoledronic acid or pamidronate', 'denosumab', ... in the proposals' order."""
     names = list(dict.fromkeys(_AGENT_OF[p.key] for p in proposals if p.key in _AGENT_OF))
     if not names:
-        return "a bone-modifying agent (none can be pre-filled: see Notes)"
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        return say("no-agent-prefilled")
+    if len(names) == 1:
+        return names[0]
+    return say("agents-either", agents=", ".join(names[:-1]), last=names[-1])
 
 
 def bma_indicated(f: PatientFacts) -> bool:
@@ -226,27 +227,30 @@ def r1_offers_dental_referral(f: PatientFacts, p: Parameters) -> bool:
     return bool(bma_options(f, p)[0]) or prefill_withheld(f) == "held-mronj"
 
 
-def bone_data(f: PatientFacts) -> tuple[str, ...]:
+def bone_data(f: PatientFacts) -> tuple[Said, ...]:
     d = f.disease
     lines = []
     if d.bone.present:
-        lines.append(f"Bone metastasis recorded {on(d.bone.since)}")
+        lines.append(say("bone-metastasis", when=d.bone.since))
     if d.vertebral.present:
-        lines.append(f"Vertebral involvement recorded {on(d.vertebral.since)}")
+        lines.append(say("vertebral-involvement", when=d.vertebral.since))
     if d.bone_marrow_only.present:
-        lines.append(f"Bone-marrow metastasis (C79.52) recorded {on(d.bone_marrow_only.since)}")
-    lines.append(f"Renal function: {renal_words(f)}")
+        lines.append(say("bone-marrow-metastasis", when=d.bone_marrow_only.since))
+    lines.append(renal_line(f))
     if f.calcium.corrected is not None:
-        kind = "corrected" if f.calcium.albumin_corrected else "measured, not albumin-corrected"
-        lines.append(f"Calcium {f.calcium.corrected:g} mg/dL ({kind}) on {on(f.calcium.when)}")
-    lines.append(dental_words(f).capitalize())
+        value, when = f.calcium.corrected, f.calcium.when
+        if f.calcium.albumin_corrected:
+            lines.append(say("calcium-corrected", value=value, when=when))
+        else:
+            lines.append(say("calcium-measured", value=value, when=when))
+    lines.append(dental_line(f))
     return tuple(lines)
 
 
-def _missing(f: PatientFacts) -> tuple[str, ...]:
+def _missing(f: PatientFacts) -> tuple[Said, ...]:
     out = list(f.renal.missing) if f.renal.crcl is None else []
     if f.calcium.corrected is None:
-        out.append("serum calcium (and albumin) within the freshness window")
+        out.append(say("missing-calcium-fresh"))
     return tuple(out)
 
 
@@ -334,21 +338,21 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     else:
         variant, indicator = "marrow-only", "info"
     data = list(bone_data(f))
-    data += [f"Osteoporosis-dose agent: {e.ingredient} ({e.ref})" for e in osteo]
+    data += [say("osteoporosis-dose-agent", drug=e.ingredient, ref=e.ref) for e in osteo]
     refs = f.disease.bone.refs + f.disease.bone_marrow_only.refs + tuple(e.ref for e in osteo)
     if withheld == "held-mronj":
-        data.append(f"Osteonecrosis of the jaw recorded {on(f.disease.mronj.since)}")
+        data.append(say("mronj", when=f.disease.mronj.since))
         refs += f.disease.mronj.refs
         # The oral surgery/dental team decides with the oncologist (MASCC/ISOO/ASCO 2019).
         proposals = (Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),)
     stopped = bma_intolerance(f)
-    data += [f"{e.ingredient} stopped as not tolerated {on(e.last)} ({e.ref})" for e in stopped]
+    data += [say("bma-not-tolerated", drug=e.ingredient, when=e.last, ref=e.ref) for e in stopped]
     refs += tuple(e.ref for e in stopped)
     healing = recent_invasive_dental(f, p)
     if healing and proposals:
         # D6: the socket heals first (AAOMS 2022), if the clinical situation allows.
         notes = (*notes, NoteKey("dental-healing"))
-        data += [f"Invasive dental procedure {on(d.when)} ({d.ref})" for d in healing]
+        data += [say("invasive-dental", when=d.when, ref=d.ref) for d in healing]
         refs += tuple(d.ref for d in healing)
     return [
         Decision(

@@ -14,7 +14,6 @@ from cds.rules import (
     NoteKey,
     Proposal,
     RegimenOrder,
-    on,
     rule,
 )
 from cds.rules.bone import (
@@ -25,9 +24,10 @@ from cds.rules.bone import (
     ORDER_CALCIUM,
     RENAL_VALUESETS,
     SUPPORT_REGIMENS,
-    renal_words,
+    renal_line,
     severe_renal,
 )
+from cds.said import say
 
 
 @rule(
@@ -50,9 +50,9 @@ def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     """
     out: list[Decision] = []
     for draft in drafts.with_ingredient("denosumab"):
-        data = [f"Draft order: denosumab ({draft.ref})"]
+        data = [say("draft-order", drug="denosumab", ref=draft.ref)]
         if f.calcium.low:
-            data.append(f"Calcium {f.calcium.corrected:g} mg/dL on {on(f.calcium.when)}")
+            data.append(say("calcium", value=f.calcium.corrected, when=f.calcium.when))
             out.append(
                 Decision(
                     variant="hypocalcaemia",
@@ -70,13 +70,13 @@ def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                     variant="calcium-unknown",
                     indicator="warning",
                     data=tuple(data),
-                    missing=(f"serum calcium within {p.lab_freshness_days} days",),
+                    missing=(say("missing-calcium", days=p.lab_freshness_days),),
                     refs=(draft.ref,),
                     proposals=(ORDER_CALCIUM,),
                 )
             )
         elif severe_renal(f, p):
-            data.append(f"Renal function: {renal_words(f)}")
+            data.append(renal_line(f))
             out.append(
                 Decision(
                     variant="renal-monitor",
@@ -122,10 +122,10 @@ def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
         Decision(
             variant="supplement",
             indicator="info",
-            data=tuple(f"On {e.ingredient} ({e.ref})" for e in bma),
+            data=tuple(say("on-drug", drug=e.ingredient, ref=e.ref) for e in bma),
             missing=()
             if f.calcium.corrected is not None
-            else ("a recent serum calcium: check it is not high before supplementing",),
+            else (say("missing-calcium-before-supplement"),),
             refs=tuple(e.ref for e in bma),
             proposals=(
                 Proposal(key="calcium-vitamin-d", actions=(RegimenOrder(key="calcium-vitamin-d"),)),
@@ -158,8 +158,8 @@ def r3c_denosumab_calcium_check(
         Decision(
             variant="check-calcium",
             indicator="info",
-            data=tuple(f"On denosumab ({e.ref})" for e in on_denosumab),
-            missing=(f"serum calcium within {p.calcium_check_days} days",),
+            data=tuple(say("on-drug", drug="denosumab", ref=e.ref) for e in on_denosumab),
+            missing=(say("missing-calcium", days=p.calcium_check_days),),
             refs=tuple(e.ref for e in on_denosumab),
             proposals=(ORDER_CALCIUM,),
         )

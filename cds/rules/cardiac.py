@@ -20,9 +20,9 @@ from cds.rules import (
     NoteKey,
     Order,
     Proposal,
-    on,
     rule,
 )
+from cds.said import Said, say
 
 HER2_AB = tuple(HER2_ANTIBODY_CLASSES)
 ANTIBODIES = ("trastuzumab", "pertuzumab", "trastuzumab emtansine", "trastuzumab deruxtecan")
@@ -51,9 +51,9 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     her2_active = f.meds.active(*HER2_AB)
     out: list[Decision] = []
     if anthra and (her2_active or her2_drafts):
-        data = [f"Draft order: anthracycline ({a.ref})" for a in anthra]
-        data += [f"On {e.ingredient} ({e.ref})" for e in her2_active]
-        data += [f"Draft order: HER2 therapy ({h.ref})" for h in her2_drafts]
+        data = [say("draft-order-anthracycline", ref=a.ref) for a in anthra]
+        data += [say("on-drug", drug=e.ingredient, ref=e.ref) for e in her2_active]
+        data += [say("draft-order-her2", ref=h.ref) for h in her2_drafts]
         out.append(
             Decision(
                 variant="concurrent",
@@ -74,8 +74,8 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
             Decision(
                 variant="concurrent",
                 indicator="critical",
-                data=tuple(f"Draft order: HER2 therapy ({h.ref})" for h in reverse)
-                + tuple(f"On {e.ingredient} ({e.ref})" for e in anthra_active),
+                data=tuple(say("draft-order-her2", ref=h.ref) for h in reverse)
+                + tuple(say("on-drug", drug=e.ingredient, ref=e.ref) for e in anthra_active),
                 refs=tuple(h.ref for h in reverse) + tuple(e.ref for e in anthra_active),
             )
         )
@@ -91,8 +91,8 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                     variant="washout",
                     indicator="warning",
                     data=(
-                        f"Last trastuzumab {on(last)}",
-                        *(f"Draft order: {a.ref}" for a in anthra),
+                        say("last-trastuzumab", when=last),
+                        *(say("draft-order-ref", ref=a.ref) for a in anthra),
                     ),
                     refs=tuple(a.ref for a in anthra),
                 )
@@ -120,7 +120,7 @@ def r10_both_active(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list
         Decision(
             variant="both-active",
             indicator="warning",
-            data=tuple(f"On {e.ingredient} ({e.ref})" for e in anthra + her2),
+            data=tuple(say("on-drug", drug=e.ingredient, ref=e.ref) for e in anthra + her2),
             refs=tuple(e.ref for e in anthra + her2),
         )
     ]
@@ -135,14 +135,15 @@ def _lvef_recent(f: PatientFacts, days: int) -> bool:
     )
 
 
-def _lvef_data(f: PatientFacts) -> tuple[str, ...]:
+def _lvef_data(f: PatientFacts) -> tuple[Said, ...]:
     out = []
-    if f.lvef.baseline is not None:
-        out.append(f"LVEF baseline {f.lvef.baseline.value:g}% on {on(f.lvef.baseline.when)}")
-    if f.lvef.latest is not None:
-        out.append(f"LVEF latest {f.lvef.latest.value:g}% on {on(f.lvef.latest.when)}")
+    base, latest = f.lvef.baseline, f.lvef.latest
+    if base is not None:
+        out.append(say("lvef-baseline", percent=base.value, when=base.when))
+    if latest is not None:
+        out.append(say("lvef-latest", percent=latest.value, when=latest.when))
     else:
-        out.append("No LVEF result on record")
+        out.append(say("lvef-none"))
     return tuple(out)
 
 
@@ -229,7 +230,8 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
             variant="lvef-due",
             indicator="warning",
             bindings={"drugs": _names([r for _, r in monitored])},
-            data=tuple(f"On {e.ingredient} ({e.ref})" for e in on_them) + _lvef_data(f),
+            data=tuple(say("on-drug", drug=e.ingredient, ref=e.ref) for e in on_them)
+            + _lvef_data(f),
             refs=tuple(e.ref for e in on_them),
             proposals=(ORDER_ECHO,),
         )
@@ -256,7 +258,7 @@ def r11b_baseline_lvef(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
         Decision(
             variant="baseline-lvef",
             indicator="warning",
-            data=tuple(f"Draft order: {o.ref}" for o in orders) + _lvef_data(f),
+            data=tuple(say("draft-order-ref", ref=o.ref) for o in orders) + _lvef_data(f),
             refs=tuple(o.ref for o in orders),
             proposals=(ORDER_ECHO,),
         )
@@ -328,7 +330,7 @@ def _heart_failure_on_drug(
         variant="heart-failure",
         indicator="critical",
         bindings={"drugs": _names([r for _, r in failing])},
-        data=(f"Heart failure recorded {on(hf.since)}", *_lvef_data(f)),
+        data=(say("heart-failure", when=hf.since), *_lvef_data(f)),
         note_keys=tuple(NoteKey(f"lvef-{_slug(i)}-heart-failure") for i, _ in failing),
         refs=hf.refs,
     )
@@ -346,7 +348,7 @@ def _label_actions(
         "withhold": [],
         "repeat": [],
     }
-    data: list[str] = []
+    data: list[Said] = []
     refs: list[str] = [latest.ref]
     for ingredient, r, start in drugs:
         base = f.lvef.baseline_before(start)
@@ -355,12 +357,18 @@ def _label_actions(
         action = lvef_action(r, base.value if base else None, latest.value, p.lvef_lln_percent)
         if base is not None:
             data.append(
-                f"{r.drug} ({r.label}): pre-treatment LVEF {base.value:g}% on {on(base.when)}"
+                say(
+                    "lvef-pretreatment",
+                    drug=r.drug,
+                    label=r.label,
+                    percent=base.value,
+                    when=base.when,
+                )
             )
             refs.append(base.ref)
         if action is not None:
             hits[action].append((ingredient, r, base.value - latest.value if base else None))
-    data.append(f"LVEF latest {latest.value:g}% on {on(latest.when)}")
+    data.append(say("lvef-latest", percent=latest.value, when=latest.when))
     levels: tuple[tuple[LvefAction, Indicator], ...] = (
         ("withhold", "critical"),
         ("repeat", "warning"),
@@ -459,7 +467,7 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     current = [
         g for g in on_it if g.active or (g.grade is not None and g.grade >= p.ild_grade_discontinue)
     ]
-    tdxd = tuple(f"On trastuzumab deruxtecan since {on(first)} ({e.ref})" for e in active)
+    tdxd = tuple(say("on-tdxd-since", when=first, ref=e.ref) for e in active)
     if current:
         return [_ild_on_tdxd(current, active, tdxd, p)]
     ild = f.disease.interstitial_lung_disease
@@ -468,7 +476,7 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
             Decision(
                 variant="ild-before-tdxd",
                 indicator="warning",
-                data=(f"ILD/pneumonitis recorded {on(ild.since)}", *tdxd),
+                data=(say("ild", when=ild.since), *tdxd),
                 refs=ild.refs + tuple(e.ref for e in active),
             )
         ]
@@ -483,14 +491,14 @@ def _tdxd_ordered(f: PatientFacts, ordered: tuple[DraftMedication, ...]) -> Deci
     return Decision(
         variant="ild-order" if ever else "start-monitoring",
         indicator="critical" if ever else "info",
-        data=tuple(f"Draft order: {o.ref}" for o in ordered)
-        + tuple(f"ILD/pneumonitis recorded {on(g.onset)} ({g.ref})" for g in history),
+        data=tuple(say("draft-order-ref", ref=o.ref) for o in ordered)
+        + tuple(say("ild-ref", when=g.onset, ref=g.ref) for g in history),
         refs=tuple(o.ref for o in ordered) + tuple(g.ref for g in history),
     )
 
 
 def _ild_on_tdxd(
-    current: list[GradedCondition], active: list[Exposure], tdxd: tuple[str, ...], p: Parameters
+    current: list[GradedCondition], active: list[Exposure], tdxd: tuple[Said, ...], p: Parameters
 ) -> Decision:
     """ILD/pneumonitis on T-DXd, by the worst grade recorded (Enhertu label): grade >= 2
     discontinue permanently, grade 1 interrupt, grade unknown interrupt and evaluate."""
@@ -502,8 +510,9 @@ def _ild_on_tdxd(
         bindings={"grade": str(grade) if grade is not None else "unknown"},
         data=(
             *tuple(
-                f"ILD/pneumonitis recorded {on(g.onset)}, grade "
-                f"{g.grade if g.grade is not None else 'not recorded'} ({g.ref})"
+                say("ild-graded", when=g.onset, grade=g.grade, ref=g.ref)
+                if g.grade is not None
+                else say("ild-ungraded", when=g.onset, ref=g.ref)
                 for g in current
             ),
             *tdxd,

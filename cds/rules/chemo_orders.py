@@ -13,6 +13,7 @@ from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, Decision, DeleteDraft, Indicator, Proposal, rule
+from cds.said import Said, say
 
 CapecitabineRenal = Literal["full", "reduced", "contraindicated", "unknown"]
 CAPECITABINE_PARAMETERS = (
@@ -22,12 +23,13 @@ CAPECITABINE_PARAMETERS = (
     "weight_freshness_days",
 )
 CAPECITABINE_VALUESETS = ("creatinine", "body-weight", "creatinine-clearance", "egfr")
-# Why a capecitabine regimen is not offered (the "Not suggested" lines of R6 and R8b).
-CAPECITABINE_LEFT_OUT: dict[CapecitabineRenal, str] = {
-    "contraindicated": "capecitabine is contraindicated below Cockcroft-Gault CrCl 30 mL/min",
-    "unknown": "the capecitabine dose depends on Cockcroft-Gault CrCl, which cannot be "
-    "calculated: see the missing values",
-}
+
+
+def capecitabine_left_out(band: CapecitabineRenal, p: Parameters) -> Said:
+    """Why a capecitabine regimen is not offered (the "Not suggested" lines of R6 and R8b)."""
+    if band == "contraindicated":
+        return say("capecitabine-contraindicated", below=p.capecitabine_crcl_contraindicated_below)
+    return say("capecitabine-crcl-unknown")
 
 
 def capecitabine_renal(f: PatientFacts, p: Parameters) -> CapecitabineRenal:
@@ -64,7 +66,7 @@ def r6b_capecitabine_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) 
     first = not f.meds.ever("CAPE")
     for draft in drafts.with_ingredient("capecitabine"):
         band = capecitabine_renal(f, p)
-        data = (f"Draft order: capecitabine ({draft.ref})", f"Renal function: {_renal(f)}")
+        data = (say("draft-order", drug="capecitabine", ref=draft.ref), _renal(f))
         variant: str
         indicator: Indicator
         proposals: tuple[Proposal, ...] = ()
@@ -90,10 +92,12 @@ def r6b_capecitabine_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) 
     return out
 
 
-def _renal(f: PatientFacts) -> str:
+def _renal(f: PatientFacts) -> Said:
     r = f.renal
     if f.on_dialysis:
-        return "dialysis recorded"
-    if r.crcl is None:
-        return "Cockcroft-Gault creatinine clearance cannot be calculated"
-    return f"CrCl {r.crcl:.1f} mL/min (Cockcroft-Gault)"
+        renal = say("dialysis-recorded-short")
+    elif r.crcl is None:
+        renal = say("crcl-not-calculable", missing="", egfr="")
+    else:
+        renal = say("crcl-cockcroft-gault", crcl=r.crcl)
+    return say("renal-function", renal=renal)

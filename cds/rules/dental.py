@@ -14,18 +14,18 @@ from cds.rules import (
     Decision,
     Order,
     Proposal,
-    on,
     rule,
 )
 from cds.rules.bone import (
     BMA_PARAMETERS,
     BONE_VALUESETS,
     bma_indicated,
-    dental_words,
+    dental_line,
     no_recent_dental,
     r1_offers_dental_referral,
     recent_invasive_dental,
 )
+from cds.said import say
 
 
 @rule(
@@ -56,10 +56,10 @@ def r4a_dental_review(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> li
     ]
     if not needs_bma and not recent:
         return []
-    data = [dental_words(f).capitalize()]
-    data += [f"{e.ingredient} started {on(e.start)} ({e.ref})" for e in recent]
+    data = [dental_line(f)]
+    data += [say("drug-started", drug=e.ingredient, when=e.start, ref=e.ref) for e in recent]
     if needs_bma:
-        data.append("A bone-modifying agent is indicated (see the bone-modifying agent card)")
+        data.append(say("bma-indicated"))
     return [
         Decision(
             variant="dental-review",
@@ -98,8 +98,8 @@ def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                 variant="socket-healing",
                 indicator="warning",
                 data=(
-                    *(f"Invasive dental procedure {on(d.when)} ({d.ref})" for d in healing),
-                    *(f"Draft order: {o.ref}" for o in orders),
+                    *(say("invasive-dental", when=d.when, ref=d.ref) for d in healing),
+                    *(say("draft-order-ref", ref=o.ref) for o in orders),
                 ),
                 refs=(*(d.ref for d in healing), *(o.ref for o in orders)),
             )
@@ -110,7 +110,7 @@ def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         Decision(
             variant="dental-before-bma",
             indicator="warning",
-            data=(dental_words(f).capitalize(), *(f"Draft order: {o.ref}" for o in orders)),
+            data=(dental_line(f), *(say("draft-order-ref", ref=o.ref) for o in orders)),
             refs=tuple(o.ref for o in orders),
             proposals=(Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),),
         )
@@ -141,7 +141,7 @@ def r4c_invasive_dental(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         Decision(
             variant="invasive-dental",
             indicator="warning",
-            data=tuple(f"Draft order: {s.ref}" for s in hits),
+            data=tuple(say("draft-order-ref", ref=s.ref) for s in hits),
             refs=tuple(s.ref for s in hits),
         )
     ]
@@ -169,8 +169,8 @@ def r4d_mronj(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decis
             variant="mronj",
             indicator="warning",
             data=(
-                f"Osteonecrosis of the jaw recorded {on(f.disease.mronj.since)}",
-                *(f"On {e.ingredient} ({e.ref})" for e in on_bma),
+                say("mronj", when=f.disease.mronj.since),
+                *(say("on-drug", drug=e.ingredient, ref=e.ref) for e in on_bma),
             ),
             refs=f.disease.mronj.refs + tuple(e.ref for e in on_bma),
         )

@@ -6,6 +6,7 @@ from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, Decision, rule
+from cds.said import say
 
 
 @rule("R0", hooks=ORDER_HOOKS, variants=("unreadable",), bindings=("count",))
@@ -24,7 +25,7 @@ def r0_unreadable_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
             variant="unreadable",
             indicator="warning",
             bindings={"count": str(len(chosen))},
-            data=tuple(f"{u.ref}: {u.reason}" for u in chosen),
+            data=tuple(say("draft-unreadable", ref=u.ref, reason=u.reason) for u in chosen),
             refs=tuple(u.ref for u in chosen if "(" not in u.ref),
         )
     ]

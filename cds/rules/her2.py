@@ -9,15 +9,16 @@ from cds.facts.medications import HER2_CLASSES
 from cds.facts.orders import DraftOrders
 from cds.facts.screening import STAGING_SETS
 from cds.parameters import Parameters
-from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, RegimenOrder, on, rule
-from cds.rules.bone import renal_words
+from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, RegimenOrder, rule
+from cds.rules.bone import renal_line
 from cds.rules.chemo_orders import (
-    CAPECITABINE_LEFT_OUT,
     CAPECITABINE_PARAMETERS,
     CAPECITABINE_VALUESETS,
+    capecitabine_left_out,
     capecitabine_renal,
 )
 from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS
+from cds.said import Said, say
 
 # Regimens by key (cards/regimens.yaml holds their drugs, doses and label criteria). The order
 # and content follow clinical-logic R6; lists are never a ranking.
@@ -90,31 +91,31 @@ def eligible(f: PatientFacts) -> bool:
     )
 
 
-def excluded_agents(f: PatientFacts) -> dict[str, str]:
+def excluded_agents(f: PatientFacts) -> dict[str, Said]:
     """Agents not to suggest, with why (R6 common exclusions).
 
     A HER2 agent of an ended metastatic line (progression or a change of unknown cause), of a
     line with documented progression, any ADC ever received ("if either not previously
     administered", ASCO-HER2-2022 Rec 3.1), a drug stopped for toxicity, or an allergy.
     """
-    out: dict[str, str] = {}
+    out: dict[str, Said] = {}
     for line in f.lines.lines:
         if not line.active and line.end_reason not in ("toxicity", "other"):
             for drug in line.anchor:
-                out.setdefault(drug, f"used in metastatic line {line.number}")
+                out.setdefault(drug, say("agent-used-in-line", line=line.number))
     last = f.lines.last
     if f.lines.progression == "high" and last is not None:
         for drug in last.anchor:
-            out.setdefault(drug, f"progression on metastatic line {last.number}")
+            out.setdefault(drug, say("agent-progression-on-line", line=last.number))
     for e in f.meds.ever("HER2_ADC_TDM1", "HER2_ADC_TDXD"):
-        out.setdefault(e.ingredient, "previously received")
+        out.setdefault(e.ingredient, say("agent-previously-received"))
     if tdxd_ild(f):
         # C3: after T-DXd was stopped for ILD/pneumonitis it is not suggested again.
-        out["trastuzumab deruxtecan"] = "ILD/pneumonitis recorded on it"
+        out["trastuzumab deruxtecan"] = say("agent-ild-on-it")
     for drug in f.meds.ingredients_stopped_for("toxicity"):
-        out[drug] = "stopped for toxicity"
+        out[drug] = say("agent-stopped-for-toxicity")
     for drug in f.allergies:
-        out[drug] = "allergy or intolerance recorded"
+        out[drug] = say("agent-allergy")
     return out
 
 
@@ -136,12 +137,13 @@ def _echo_due(f: PatientFacts, p: Parameters) -> bool:
     )
 
 
-_HARD_STOPS = frozenset({"stopped for toxicity", "allergy or intolerance recorded"})
+# A stop for toxicity or an allergy excludes even the HER2 antibody backbone of a regimen.
+_HARD_STOPS = frozenset({"agent-stopped-for-toxicity", "agent-allergy"})
 
 
 def regimen_proposals(
     f: PatientFacts, p: Parameters, keys: tuple[str, ...]
-) -> tuple[tuple[Proposal, ...], tuple[str, ...]]:
+) -> tuple[tuple[Proposal, ...], tuple[Said, ...]]:
     """Proposals for the regimens not excluded; the reasons for the ones left out."""
     excluded = excluded_agents(f)
     # Trastuzumab and pertuzumab continue beyond progression (ASCO Rec 4.0; seed 000), so only
@@ -149,33 +151,41 @@ def regimen_proposals(
     backbone = {"trastuzumab", "pertuzumab"}
     ild = f.disease.interstitial_lung_disease.present
     prior = f.lines.metastatic_her2_regimens
-    proposals, left_out = [], []
+    proposals: list[Proposal] = []
+    left_out: list[Said] = []
     echo = (Order(key="echocardiogram"),) if _echo_due(f, p) else ()
     for key in keys:
         regimen = p.regimens[key]
         drugs = regimen.ingredients
         name = " + ".join(drugs)
         blockers = [
-            d for d in drugs if d in excluded and (d not in backbone or excluded[d] in _HARD_STOPS)
+            d
+            for d in drugs
+            if d in excluded and (d not in backbone or excluded[d].key in _HARD_STOPS)
         ]
         if blockers:
-            why = "; ".join(f"{d} {excluded[d]}" for d in blockers)
-            left_out.append(f"{name} ({why})")
+            why = tuple(say("agent-excluded", drug=d, reason=excluded[d]) for d in blockers)
+            left_out.append(say("regimen-left-out", regimen=name, why=why))
             continue
         if ild and "trastuzumab deruxtecan" in drugs:
-            left_out.append(f"{name} (interstitial lung disease/pneumonitis recorded)")
+            left_out.append(say("regimen-left-out-ild", regimen=name))
             continue
         if regimen.hr_positive_only and not f.receptors.hr_positive:
             continue
         if prior < regimen.min_prior_her2_regimens:
             left_out.append(
-                f"{name} (label: at least {regimen.min_prior_her2_regimens} prior anti-HER2 "
-                f"regimens in the metastatic setting; {prior} on record)"
+                say(
+                    "regimen-left-out-prior-lines",
+                    regimen=name,
+                    needed=regimen.min_prior_her2_regimens,
+                    prior=prior,
+                )
             )
             continue
         renal = capecitabine_renal(f, p) if "capecitabine" in drugs else "full"
         if renal in ("contraindicated", "unknown"):
-            left_out.append(f"{name} ({CAPECITABINE_LEFT_OUT[renal]})")
+            why = (capecitabine_left_out(renal, p),)
+            left_out.append(say("regimen-left-out", regimen=name, why=why))
             continue
         order = RegimenOrder(key=key, renal_reduced=renal == "reduced")
         proposals.append(Proposal(key=key, actions=(order, *echo)))
@@ -189,38 +199,54 @@ def capecitabine_reduced(proposals: tuple[Proposal, ...]) -> bool:
     )
 
 
-def therapy_data(f: PatientFacts) -> tuple[str, ...]:
+def therapy_data(f: PatientFacts) -> tuple[Said, ...]:
     """What every HER2 therapy card shows: HER2 result, HR status, lines, agents used (R6)."""
     her2 = f.receptors.her2
     out = []
     if her2 is not None:
-        how = "derived from IHC/ISH" if her2.derived else "reported"
-        score = f", {her2.ihc_words}" if her2.ihc_score is not None else ""
         out.append(
-            f"HER2 {her2.status} ({how}{score}), {her2.specimen_site} specimen, {her2.reported}"
+            say(
+                "her2-result",
+                status=her2.status,
+                how=say("derived") if her2.derived else say("reported"),
+                score=say("ihc-score", words=her2.ihc_words) if her2.ihc_score is not None else "",
+                site=her2.specimen_site,
+                reported=her2.reported,
+            )
         )
     hr = f.receptors.hr_positive
-    out.append("Hormone receptor: " + {True: "positive", False: "negative", None: "unknown"}[hr])
+    if hr is None:
+        out.append(say("hr-unknown"))
+    else:
+        out.append(say("hr-positive") if hr else say("hr-negative"))
     for line in f.lines.lines:
-        state = "ongoing" if line.active else f"ended {on(line.end)}"
-        reason = f", stopped for {line.end_reason}" if line.end_reason else ""
         out.append(
-            f"Metastatic line {line.number}: {', '.join(sorted(line.drugs))} from "
-            f"{on(line.start)}, {state}{reason}"
+            say(
+                "her2-line",
+                number=line.number,
+                drugs=", ".join(sorted(line.drugs)),
+                start=line.start,
+                state=say("line-ongoing") if line.active else say("line-ended", when=line.end),
+                reason=say("line-stopped-for", reason=line.end_reason) if line.end_reason else "",
+            )
         )
     if not f.lines.lines:
         # D15: chemotherapy alone is not HER2-targeted therapy (and never "stopped" as one).
         out.extend(
-            f"Metastatic-setting {line.kind} without HER2-targeted therapy: "
-            f"{', '.join(sorted(line.drugs))} from {on(line.start)}"
+            say(
+                "line-without-her2",
+                kind=line.kind,
+                drugs=", ".join(sorted(line.drugs)),
+                start=line.start,
+            )
             for line in f.systemic.lines
         )
     if f.lines.adjuvant_her2_end is not None:
-        out.append(f"(Neo)adjuvant HER2-targeted therapy ended {on(f.lines.adjuvant_her2_end)}")
-    out.extend(f"Dates: {c}" for c in f.lines.setting_conflicts)
+        out.append(say("adjuvant-her2-ended", when=f.lines.adjuvant_her2_end))
+    out.extend(say("dates-conflict", conflict=c) for c in f.lines.setting_conflicts)
     # Only evidence of progression goes under "Progression" (C9); other findings have their own.
-    out.extend(f"Progression: {r}" for r in f.lines.progression_reasons)
-    out.extend(f"Receptor discordance: {d}" for d in f.receptors.discordances())
+    out.extend(say("progression", reason=r) for r in f.lines.progression_reasons)
+    out.extend(say("receptor-discordance", finding=d) for d in f.receptors.discordances())
     return tuple(out)
 
 
@@ -335,14 +361,14 @@ def r6_next_line(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     data = therapy_data(f)
     with_cape = any("capecitabine" in p.regimens[k].ingredients for k in regimens)
     if with_cape and capecitabine_renal(f, p) != "full":
-        data += (f"Renal function: {renal_words(f)}",)  # it shaped the capecitabine options
+        data += (renal_line(f),)  # it shaped the capecitabine options
     return [
         Decision(
             variant=variant,
             indicator="info",
             bindings={"line": str(number), "confidence": lines.confidence},
             data=data,
-            notes=tuple(f"Not suggested: {x}" for x in left_out),
+            notes=tuple(say("not-suggested", regimen=x) for x in left_out),
             note_keys=tuple(dict.fromkeys(notes)),
             refs=(*(f.receptors.her2.refs if f.receptors.her2 else ()), *lines.progression_refs),
             proposals=proposals,
@@ -383,7 +409,7 @@ def r7_progression_undocumented(
         Decision(
             variant="undocumented",
             indicator="info",
-            data=therapy_data(f) + tuple(f"Found: {r}" for r in f.lines.findings),
+            data=therapy_data(f) + tuple(say("found", finding=r) for r in f.lines.findings),
             refs=last.refs,
         )
     ]
@@ -414,8 +440,8 @@ def r8a_brain_local_therapy(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         Decision(
             variant="local-therapy",
             indicator="warning",
-            data=(f"Brain metastasis recorded {on(since)}",),
-            missing=("a radiation oncology or neurosurgery encounter since the brain metastasis",),
+            data=(say("brain-metastasis", when=since),),
+            missing=(say("missing-brain-local-therapy"),),
             refs=f.disease.brain.refs,
             note_keys=(NoteKey("leptomeningeal"),) if f.disease.leptomeningeal.present else (),
             proposals=(
@@ -469,12 +495,9 @@ def r8b_brain_systemic(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
             variant="tucatinib",
             indicator="info",
             data=(
-                f"New brain metastasis recorded {on(cns.onset)} on the current line; systemic "
-                + (
-                    f"disease documented stable ({cns.status_ref})"
-                    if cns.status_ref
-                    else "progression not documented"
-                ),
+                say("new-brain-metastasis-stable", when=cns.onset, ref=cns.status_ref)
+                if cns.status_ref
+                else say("new-brain-metastasis", when=cns.onset),
                 *therapy_data(f),
             ),
             refs=(cns.ref, *((cns.status_ref,) if cns.status_ref else ())),

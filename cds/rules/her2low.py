@@ -15,17 +15,25 @@ from cds.rules import (
     Order,
     Proposal,
     RegimenOrder,
-    on,
     rule,
 )
 from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS
+from cds.said import Said, say
 
-CATEGORY_WORDS = {
-    "low": "HER2-low",
-    "ultralow": "HER2-ultralow",
-    "0": "HER2-0 (IHC 0, no membrane staining)",
-    "unknown": "HER2-negative, IHC score not known",
-}
+
+def category_words(category: str) -> Said:
+    """The HER2-negative category as the card names it (ASCO/CAP 2023; DB-04, DB-06)."""
+    if category == "low":
+        return say("her2-low")
+    if category == "ultralow":
+        return say("her2-ultralow")
+    if category == "0":
+        return say("her2-0")
+    if category == "unknown":
+        return say("her2-negative-score-unknown")
+    return say("her2-negative")
+
+
 R15_VALUESETS = (
     *MARKER_VALUESETS,
     *STAGING_SETS,
@@ -89,30 +97,45 @@ def negative_her2(f: PatientFacts) -> MarkerResult | None:
     return her2 if her2 is not None and her2.status == "negative" else None
 
 
-def _data(f: PatientFacts) -> tuple[str, ...]:
+def _data(f: PatientFacts) -> tuple[Said, ...]:
     her2 = f.receptors.her2
     out = []
     if her2 is not None:
-        how = "derived from IHC/ISH" if her2.derived else "reported"
-        score = f", {her2.ihc_words}"
-        category = CATEGORY_WORDS.get(her2.her2_category or "unknown", "HER2-negative")
         out.append(
-            f"{category}: HER2 negative ({how}{score}), {her2.specimen_site} specimen, "
-            f"{her2.reported}"
+            say(
+                "her2-negative-result",
+                category=category_words(her2.her2_category or "unknown"),
+                how=say("derived") if her2.derived else say("reported"),
+                score=say("ihc-score", words=her2.ihc_words),
+                site=her2.specimen_site,
+                reported=her2.reported,
+            )
         )
     hr = f.receptors.hr_positive
-    out.append("Hormone receptor: " + {True: "positive", False: "negative", None: "unknown"}[hr])
+    if hr is None:
+        out.append(say("hr-unknown"))
+    else:
+        out.append(say("hr-positive") if hr else say("hr-negative"))
     s = f.systemic
     out.append(
-        f"Metastatic setting: {s.chemotherapy} chemotherapy line(s), {s.endocrine} endocrine "
-        f"line(s) (confidence: {s.confidence})"
+        say(
+            "metastatic-setting-lines",
+            chemotherapy=s.chemotherapy,
+            endocrine=s.endocrine,
+            confidence=s.confidence,
+        )
     )
     out += [
-        f"{line.kind.capitalize()} line from {on(line.start)}: {', '.join(sorted(line.drugs))}"
+        say(
+            "systemic-line",
+            kind=line.kind.capitalize(),
+            start=line.start,
+            drugs=", ".join(sorted(line.drugs)),
+        )
         for line in s.lines
     ]
     if s.adjuvant_chemo_within_6_months:
-        out.append(f"(Neo)adjuvant chemotherapy ended {on(s.adjuvant_chemo_end)}, within 6 months")
+        out.append(say("adjuvant-chemo-recent", when=s.adjuvant_chemo_end))
     return tuple(out)
 
 
@@ -149,7 +172,7 @@ def r15_her2_low(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     category = her2.her2_category or "unknown"
     db04, db06 = criteria(f)
     meets = (category == "low" and db04) or (category in ("low", "ultralow") and db06)
-    bindings = {"category": CATEGORY_WORDS.get(category, "HER2-negative")}
+    bindings: dict[str, str | Said] = {"category": category_words(category)}
     ordered = drafts.with_ingredient("trastuzumab deruxtecan")
     if ordered:
         if meets:
@@ -159,7 +182,7 @@ def r15_her2_low(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
                 variant="order-not-indicated",
                 indicator="warning",
                 bindings=bindings,
-                data=(*(f"Draft order: {o.ref}" for o in ordered), *_data(f)),
+                data=(*(say("draft-order-ref", ref=o.ref) for o in ordered), *_data(f)),
                 refs=(*(o.ref for o in ordered), *her2.refs),
             )
         ]
@@ -175,7 +198,12 @@ def r15_her2_low(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
 
 
 def _tdxd_indicated(
-    f: PatientFacts, p: Parameters, refs: tuple[str, ...], bindings: dict[str, str], *, db04: bool
+    f: PatientFacts,
+    p: Parameters,
+    refs: tuple[str, ...],
+    bindings: dict[str, str | Said],
+    *,
+    db04: bool,
 ) -> Decision:
     """A DESTINY-Breast04 (HER2-low) or -06 (HR-positive HER2-low/-ultralow) criterion is met:
     T-DXd proposed, with its boxed ILD warning and a baseline LVEF (an echocardiogram when none
@@ -201,7 +229,9 @@ def _tdxd_indicated(
     )
 
 
-def _ihc_score_needed(f: PatientFacts, refs: tuple[str, ...], bindings: dict[str, str]) -> Decision:
+def _ihc_score_needed(
+    f: PatientFacts, refs: tuple[str, ...], bindings: dict[str, str | Said]
+) -> Decision:
     """A criterion would be met but the IHC score is not known: HER2-0 never qualifies, so the
     score decides (ASCO/CAP 2023) - ask pathology for it; missing data is never a pass."""
     return Decision(
@@ -209,7 +239,7 @@ def _ihc_score_needed(f: PatientFacts, refs: tuple[str, ...], bindings: dict[str
         indicator="info",
         bindings=bindings,
         data=_data(f),
-        missing=("the HER2 IHC score (0, 0 with membrane staining, 1+ or 2+/ISH-)",),
+        missing=(say("missing-her2-ihc-score"),),
         note_keys=(NoteKey("not-her2-positive"),),
         refs=refs,
         proposals=(

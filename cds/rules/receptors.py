@@ -8,7 +8,8 @@ from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
 from cds.facts.screening import MARKER_SETS, RESULT_SETS
 from cds.parameters import Parameters
-from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, on, rule
+from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, rule
+from cds.said import say
 
 # What the receptor facts read (F4): the marker codes and their answer sets.
 MARKER_VALUESETS = (*MARKER_SETS, *RESULT_SETS, "er-negative-ichom")
@@ -56,9 +57,15 @@ def _retest(f: PatientFacts, p: Parameters) -> Decision | None:
         variant="retest",
         indicator="info",
         data=(
-            f"Metastatic disease recorded {on(tmet)}",
+            say("metastatic-disease", when=tmet),
             *tuple(
-                f"{m.marker} {m.status} from a {m.specimen_site} specimen, {on(m.when)}"
+                say(
+                    "marker-result",
+                    marker=m.marker,
+                    status=m.status,
+                    site=m.specimen_site,
+                    when=m.when,
+                )
                 for m in (f.receptors.er, f.receptors.pr, f.receptors.her2)
                 if m is not None
             ),
@@ -123,7 +130,7 @@ def r14_her2_testing(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> lis
             Decision(
                 variant="reflex-ish",
                 indicator="warning",
-                data=(f"HER2 IHC 2+ on {on(her2.when)} ({her2.specimen_site} specimen), no ISH",),
+                data=(say("her2-ihc-2-no-ish", when=her2.when, site=her2.specimen_site),),
                 refs=her2.refs,
                 proposals=(Proposal(key="reflex-ish", actions=(Order(key="her2-ish"),)),),
             )
@@ -133,7 +140,7 @@ def r14_her2_testing(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> lis
             Decision(
                 variant="needs-ihc",
                 indicator="warning",
-                data=(f"HER2 ISH group {her2.ish_group} on {on(her2.when)}, no IHC",),
+                data=(say("her2-ish-no-ihc", group=her2.ish_group, when=her2.when),),
                 refs=her2.refs,
                 proposals=(Proposal(key="her2-ihc", actions=(Order(key="test-her2"),)),),
             )
@@ -143,7 +150,7 @@ def r14_her2_testing(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> lis
             Decision(
                 variant="serum-only",
                 indicator="info",
-                data=("Only serum HER2 results were found; no tissue HER2 result",),
+                data=(say("her2-serum-only"),),
             )
         ]
     return []

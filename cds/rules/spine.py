@@ -5,7 +5,8 @@ from __future__ import annotations
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
-from cds.rules import PATIENT_VIEW, Decision, Order, Proposal, on, rule
+from cds.rules import PATIENT_VIEW, Decision, Order, Proposal, rule
+from cds.said import say
 
 SPINE_VALUESETS = (
     "secondary-neoplasm",
@@ -50,8 +51,8 @@ def r9a_vertebral(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
             variant="vertebral",
             indicator="info",
             data=(
-                f"Vertebral metastasis recorded {on(since)}",
-                *tuple(f"Radiation oncology seen {on(x.when)} ({x.ref})" for x in seen),
+                say("vertebral-metastasis", when=since),
+                *tuple(say("radiation-oncology-seen", when=x.when, ref=x.ref) for x in seen),
             ),
             refs=d.vertebral.refs,
             proposals=proposals,
@@ -92,8 +93,8 @@ def r9b_cord_compression(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
             variant="cord-compression",
             indicator="critical",
             data=(
-                f"Cord compression recorded {on(d.cord_compression.since)}",
-                f"Bone metastasis recorded {on(d.bone.since)}",
+                say("cord-compression", when=d.cord_compression.since),
+                say("bone-metastasis", when=d.bone.since),
             ),
             refs=d.cord_compression.refs + d.bone.refs,
             proposals=(

@@ -29,7 +29,8 @@ from markdown_it import MarkdownIt
 
 from cds.cards import EXT_RULE, EXT_VARIANT
 from cds.errors import ConfigError
-from cds.review import RuleReview
+from cds.review import RuleReview, rule_code, rule_sentences
+from cds.rules import Rule
 from cds.services import Knowledge
 from cds.settings import Settings
 from cds.tools.catalog import show_parameter
@@ -215,7 +216,22 @@ def _logic(k: Knowledge, rule_id: str, sources: Mapping[str, str]) -> str:
             f"<br><span class='muted'>{escape(v.detail.strip())}</span></li>"
         )
     out.append("</ul>")
+    out.append(_lines(k, rule))
     return "".join(out)
+
+
+def _lines(k: Knowledge, rule: Rule) -> str:
+    """The data, missing-data and note lines its cards can show (cards/sentences.yaml), with
+    their placeholders: the sentences the rule's code composes from the patient's record."""
+    templates = k.cards.sentences.templates
+    items = "".join(
+        f"<li><code>{escape(key)}</code>: {escape(templates[key])}</li>"
+        for key in rule_sentences(rule_code(rule))
+    )
+    return (
+        "<h3>Lines its cards may show</h3><p class='muted'>From cards/sentences.yaml; "
+        "{placeholders} are filled from the patient's record.</p><ul>" + items + "</ul>"
+    )
 
 
 def _citations(k: Knowledge, rule_id: str) -> str:

@@ -12,6 +12,7 @@ from cds.facts.records import ObservationRecord, Value
 from cds.parameters import Parameters
 from cds.terminology import Concept, Terminology
 from tests.facts.helpers import facts, metastatic, obs_with
+from tests.rules.helpers import text
 
 
 class TestHer2Table:
@@ -212,7 +213,7 @@ class TestReceptors:
         assert f.receptors.her2.status == "positive"
         assert f.receptors.her2.specimen_site == "metastatic"
         assert f.receptors.her2_positive is True
-        assert "HER2 negative on the primary" in f.receptors.discordances()[0]
+        assert "HER2 negative on the primary" in text(f.receptors.discordances()[0])
 
     def test_primary_only_is_marked_primary(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()

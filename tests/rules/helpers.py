@@ -5,14 +5,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from cds.card_book import read_sentences
 from cds.facts import PatientFacts, extract_facts
 from cds.facts.orders import NO_DRAFTS, DraftOrders, read_draft_orders
 from cds.parameters import Parameters
 from cds.rules import Decision, evaluate
+from cds.said import Said, Sentences
+from cds.settings import REPO_CARDS
 from cds.terminology import Terminology
 from fixtures.build_scenarios import (
     Patient,
 )
+
+SENTENCES = Sentences(read_sentences(REPO_CARDS / "sentences.yaml"))
+
+
+def text(line: Said | str) -> str:
+    """A line of a card as the clinician reads it."""
+    return SENTENCES.text(line)
+
+
+def lines(d: Decision) -> list[str]:
+    """Every line a decision puts on its card (data, missing, notes, card-text values)."""
+    return [text(x) for x in (*d.data, *d.missing, *d.notes, *d.bindings.values())]
 
 
 def facts(p: Patient, t: Terminology, params: Parameters) -> PatientFacts:
@@ -31,7 +46,10 @@ def run(
         d = read_draft_orders(
             {"resourceType": "Bundle", "entry": [{"resource": x} for x in drafts]}, (), t
         )
-    return evaluate(hook, facts(p, t, params), d, params)
+    out = evaluate(hook, facts(p, t, params), d, params)
+    for decision in out:
+        lines(decision)  # every decision a rule test makes renders: its values fit the templates
+    return out
 
 
 def concerns(decisions: list[Decision]) -> list[str]:

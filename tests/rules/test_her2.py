@@ -14,7 +14,7 @@ from fixtures.build_scenarios import (
     XGEVA,
     Patient,
 )
-from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run  # noqa: F401
+from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run, text  # noqa: F401
 
 
 class TestR6NextLine:
@@ -84,7 +84,7 @@ class TestR6NextLine:
         p.condition("", "", "", 300, text="Pneumonitis")
         d = next(x for x in run(p, t, params) if x.rule == "R6")
         assert [x.key for x in d.proposals] == ["tdm1"]
-        assert any("interstitial" in n for n in d.notes)
+        assert any("interstitial" in text(n) for n in d.notes)
 
     def test_tdxd_not_reoffered_after_progression(self, t: Terminology, params: Parameters) -> None:
         p = self.her2_patient()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cds.parameters import Parameters
+from cds.said import Said
 from cds.terminology import Terminology
 from fixtures.build_scenarios import (
     DOCE,
@@ -21,7 +22,7 @@ from fixtures.build_scenarios import (
     her2_low_base,
     her2_positive_base,
 )
-from tests.rules.helpers import concerns, facts, run
+from tests.rules.helpers import concerns, facts, run, text
 
 
 def _reflex(days_after: int, *, specimen: str | None = None) -> Patient:
@@ -56,7 +57,8 @@ class TestOneTestingEvent:
             5,
         )
         assert len(her2.report_dates) == 2
-        assert "one testing event" in her2.reported
+        assert isinstance(her2.reported, Said)
+        assert "one testing event" in text(her2.reported)
         assert concerns(run(_reflex(6), t, params)) == ["R15:db04"]
 
     @pytest.mark.parametrize(("days", "one_event"), [(30, True), (31, False)])
