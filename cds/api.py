@@ -74,8 +74,8 @@ ClientDep = Annotated[ClientIdentity | None, Depends(require_client)]
 TodayDep = Annotated[date, Depends(today)]
 
 
-async def _json_body(request: Request, settings: Settings, *, stored: bool = False) -> Any:
-    """The body parsed within its bounds. `stored`: its text is kept (feedback), so a NUL
+async def _body(request: Request, settings: Settings, *, stored: bool = False) -> bytes:
+    """The body's bytes within their bounds. `stored`: its text is kept (feedback), so a NUL
     character - which FHIR and CDS Hooks text may not hold - is refused up front."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in ("application/json", "application/fhir+json") and not ctype.endswith("+json"):
@@ -95,6 +95,12 @@ async def _json_body(request: Request, settings: Settings, *, stored: bool = Fal
         # and the call answered 500. (In a hook call it may sit in a resource no rule reads,
         # which costs nothing; the ids a call uses are FHIR ids, which cannot hold it.)
         raise RequestInvalid("the body contains a NUL character (\\u0000), which text may not hold")
+    return body
+
+
+async def _json_body(request: Request, settings: Settings, *, stored: bool = False) -> Any:
+    """The body parsed within its bounds (off the loop when large)."""
+    body = await _body(request, settings, stored=stored)
     try:
         return await jsonsafe.loads_off_loop(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -120,9 +126,9 @@ async def call_service(
     env = _env(request)
     timings = Timings()  # from the first byte: reading the body counts to the first stage
     service = _service(env.knowledge, service_id)
-    body = await _json_body(request, env.settings)
+    raw = await _body(request, env.settings)
     return Response(
-        await answer(env, service, body, client, as_of, timings),
+        await answer(env, service, raw, client, as_of, timings),
         media_type="application/json",
     )
 

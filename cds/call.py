@@ -1,14 +1,24 @@
-"""One CDS Hooks call, from its parsed body to the bytes of its answer.
+"""One CDS Hooks call, from the bytes of its body to the bytes of its answer.
 
-check the request (hook, context, limits, the evaluation date) → resolve the prefetch (fetching
-what is missing) → in one worker-thread hop: read → facts → rules → snoozes → cards (and, with
-a local store, the snooze lookup and the issued-card record) → the store → the log line and
-metrics. The routes (cds.api) only read the body and hand it here; `evaluate_call` is the pure
-middle part, synchronous, which the benchmarks and tests also drive directly.
+parse and check the request (hook, context, limits, the evaluation date) → resolve the prefetch
+(fetching what is missing) → read → facts → rules → snoozes → cards (with a local store, the
+snooze lookup and the issued-card record) → the store → the log line and metrics. The routes
+(cds.api) only read the body and hand it here; `evaluate_call` is the pure middle part,
+synchronous, which the benchmarks and tests also drive directly.
+
+Where the work runs: a typical call (its prefetch all sent, a chart of at most
+INLINE_MAX_RESOURCES, a local store) runs on the event loop from parse to answer in one turn,
+one call's turn at a time (CallEnv.turn), so /health and other calls' I/O go between two calls,
+never wait behind fifty; handing it to a worker thread cost more than the whole request path
+(context switches, the parsed body gone cold while calls queued for the one evaluation slot).
+A call that fetches from the EHR's FHIR server, a large chart or a body over 256 KB is
+evaluated in the worker thread (one at a time per process), as its evaluation would hold the
+loop for longer than a few milliseconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -21,7 +31,7 @@ import anyio
 import httpx
 import orjson
 
-from cds import metrics, schemas, snooze
+from cds import jsonsafe, metrics, schemas, snooze
 from cds.auth import ClientIdentity
 from cds.cards import RenderContext
 from cds.errors import Issue, PayloadTooLarge, RequestInvalid
@@ -29,7 +39,7 @@ from cds.facts import facts_from_records
 from cds.facts.fhir_json import json_list
 from cds.facts.orders import NO_DRAFTS, read_draft_orders
 from cds.facts.reading import read_records
-from cds.prefetch import FetchLimits, OutboundGate, resolve
+from cds.prefetch import FetchLimits, OutboundGate, Resolved, is_operation_outcome, resolve
 from cds.rules import evaluate
 from cds.services import Knowledge, Service
 from cds.settings import Settings
@@ -38,6 +48,9 @@ from cds.store import IssuedCard, Snooze, Store, caller
 
 log = logging.getLogger("cds.calls")
 AS_OF_EXTENSION = "cds-mbc-bone.as-of"
+# The largest chart (resources sent, prefetch and draft orders) evaluated on the event loop:
+# ~1-2 ms of evaluation; a 2,000-resource chart takes ~7 ms and goes to the worker thread.
+INLINE_MAX_RESOURCES = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +63,9 @@ class CallEnv:
     gate: OutboundGate
     store: Store
     evaluations: anyio.CapacityLimiter  # one evaluation at a time per process
+    # One call's turn on the event loop at a time: calls waiting for it are suspended, so a
+    # loop iteration runs at most one call's parse-to-answer and /health goes between two.
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass(slots=True)
@@ -141,20 +157,87 @@ def caller_of(client: ClientIdentity | None) -> str:
 async def answer(
     env: CallEnv,
     service: Service,
-    body: Any,
+    raw: bytes,
     client: ClientIdentity | None,
     as_of: date,
     timings: Timings,
 ) -> bytes:
-    """The answer to one call, as JSON bytes; a CDSError (4xx/5xx) when it cannot be given."""
+    """The answer to one call (its body's bytes), as JSON bytes; a CDSError (4xx/5xx) when it
+    cannot be given."""
     settings = env.settings
-    hook_request, as_of = checked_request(service, body, settings, as_of)
-    context = hook_request.context
-    timings.mark("parse")
-    resolved = await resolve(
+    if len(raw) < jsonsafe.PARSE_ON_LOOP_BYTES:
+        async with env.turn:
+            # Step aside once holding the turn: the calls that are ready meanwhile find it
+            # taken and wait suspended, so the next loop iteration runs this call alone
+            # (with /health and I/O), and each later one runs one more.
+            await asyncio.sleep(0)
+            hook_request, as_of = checked_request(service, parse_body(raw), settings, as_of)
+            timings.mark("parse")
+            if _inline(env, service, hook_request):
+                # Everything was sent: resolving fetches nothing, so no await suspends and the
+                # whole call is this one turn.
+                resolved = await _resolve(env, service, hook_request, client)
+                timings.mark("prefetch")
+                result = _evaluate(
+                    env.knowledge,
+                    env.store if env.settings.snooze_days else None,
+                    service,
+                    hook_request,
+                    hook_request.context,
+                    resolved.data,
+                    as_of=as_of,
+                    timings=timings,
+                    patient_key=_patient_key(env, hook_request, client),
+                    caller=caller_of(client),
+                    snoozes={},
+                )
+                return _respond(service, hook_request, result, resolved, timings)
+    else:
+        try:
+            body = await jsonsafe.loads_off_loop(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RequestInvalid(f"the body is not valid JSON: {exc}") from None
+        hook_request, as_of = checked_request(service, body, settings, as_of)
+        timings.mark("parse")
+    resolved = await _resolve(env, service, hook_request, client)
+    timings.mark("prefetch")
+    key = _patient_key(env, hook_request, client)
+    result = await _evaluate_and_store(
+        env, service, hook_request, resolved.data, as_of, timings, key, caller_of(client)
+    )
+    return _respond(service, hook_request, result, resolved, timings)
+
+
+def parse_body(raw: bytes) -> Any:
+    """A request body as JSON within the depth limit; RequestInvalid when it is not JSON."""
+    try:
+        return jsonsafe.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestInvalid(f"the body is not valid JSON: {exc}") from None
+
+
+def _inline(env: CallEnv, service: Service, hook_request: schemas.HookRequest) -> bool:
+    """Whether the call is evaluated on the event loop in one turn: nothing to fetch, a chart
+    of at most INLINE_MAX_RESOURCES, and a store on this machine (or no snoozing)."""
+    sent = hook_request.prefetch or {}
+    if any(k not in sent or is_operation_outcome(sent[k]) for k in service.prefetch):
+        return False
+    if env.settings.snooze_days and not env.store.local:
+        return False  # a remote store is waited for off the loop
+    return resources_sent(hook_request) <= INLINE_MAX_RESOURCES
+
+
+async def _resolve(
+    env: CallEnv,
+    service: Service,
+    hook_request: schemas.HookRequest,
+    client: ClientIdentity | None,
+) -> Resolved:
+    settings = env.settings
+    return await resolve(
         service.prefetch,
         hook_request,
-        context,
+        hook_request.context,
         env.http,
         FetchLimits(
             timeout_s=settings.fhir_timeout_s,
@@ -166,17 +249,27 @@ async def answer(
         settings.fetch_allowlist(client.fhir_servers if client else ()),
         env.gate,
     )
-    timings.mark("prefetch")
-    key = patient_key(
-        settings.patient_key_secret.get_secret_value(),
-        str(context["patientId"]),
+
+
+def _patient_key(
+    env: CallEnv, hook_request: schemas.HookRequest, client: ClientIdentity | None
+) -> str:
+    return patient_key(
+        env.settings.patient_key_secret.get_secret_value(),
+        str(hook_request.context["patientId"]),
         iss=client.iss if client else "",
         tenant=(client.tenant or "") if client else "",
         fhir_server=hook_request.fhirServer or "",
     )
-    result = await _evaluate_and_store(
-        env, service, hook_request, resolved.data, as_of, timings, key, caller_of(client)
-    )
+
+
+def _respond(
+    service: Service,
+    hook_request: schemas.HookRequest,
+    result: Outcome,
+    resolved: Resolved,
+    timings: Timings,
+) -> bytes:
     wire = orjson.dumps({"cards": result.cards})
     timings.mark("serialize")
     metrics.observe_call(timings.stages, ((c.rule, c.indicator) for c in result.issued))

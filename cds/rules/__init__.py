@@ -235,4 +235,3 @@ def evaluate(
         for d in r.fn(facts, drafts, params):
             seen.setdefault(d.concern, d)
     return sorted(seen.values(), key=lambda d: (INDICATOR_RANK[d.indicator], d.rule, d.variant))
-
