@@ -223,60 +223,83 @@ def _texts(card: CardFile) -> list[tuple[str, str]]:
 
 
 def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
+    """Every mismatch between the knowledge files and the rule registry, in words."""
     problems: list[str] = []
-    t = book.terminology
-    params = book.parameters
-    regimens = params.regimens
-    labelled = set(book.common.suggestions).union(*(c.suggestions for c in book.cards.values()))
     for rid, r in rules.items():
         card = book.cards.get(rid)
         if card is None:
             problems.append(f"rule {rid} has no cards/rules/{rid}.yaml")
             continue
-        if card.rule != rid:
-            problems.append(f"cards/rules/{rid}.yaml says rule {card.rule}")
-        if set(card.variants) != set(r.variants):
-            problems.append(
-                f"{rid}: card variants {sorted(card.variants)} != "
-                f"rule variants {sorted(r.variants)}"
-            )
-        allowed = set(r.bindings) | set(parameter_bindings(params, r.uses.parameters))
-        for where, text in _texts(card):
-            extra = _placeholders(text) - allowed
-            if extra and not where.startswith("suggestions."):
-                problems.append(f"{rid}.{where}: placeholders {sorted(extra)} are not bindings")
-            for hit in restated_literals(text, params, r.uses.parameters):
-                problems.append(f"{rid}.{where}: restates a parameter ({hit}); use a placeholder")
-        for code in card.override_reasons:
-            if code not in book.overrides.codes:
-                problems.append(f"{rid}: unknown override reason {code!r}")
-        both = set(card.suggestions) & set(book.common.suggestions)
-        both |= set(card.notes) & set(book.common.notes)
-        if both:
-            problems.append(f"{rid}: keys defined in both the card file and common.yaml: {both}")
-        # Everything the rule declares must resolve (rule-engine style: at load, not per call).
-        u = r.uses
-        for vs in sorted(u.valuesets - set(t.value_sets)):
-            problems.append(f"{rid}: value set {vs!r} is not in cards/valuesets/")
-        for ing in sorted(u.ingredients - set(t.medications.classes)):
-            problems.append(f"{rid}: ingredient {ing!r} is not in cards/medications.yaml")
-        for name in sorted(u.parameters - set(type(params).model_fields)):
-            problems.append(f"{rid}: parameter {name!r} is not in cards/parameters.yaml")
-        for key in sorted(u.orders - set(book.orders.services)):
-            problems.append(f"{rid}: order {key!r} is not a service in cards/orders.yaml")
-        for key in sorted(u.medications - set(book.orders.medications)):
-            problems.append(f"{rid}: medication {key!r} is not in cards/orders.yaml")
-        for key in sorted(u.regimens - set(regimens)):
-            problems.append(f"{rid}: regimen {key!r} is not in cards/regimens.yaml")
-        for key in sorted(u.suggestions - labelled):
-            problems.append(f"{rid}: suggestion {key!r} has no label")
-        own_notes = set(card.notes) | set(book.common.notes)
-        for key in sorted(u.notes - own_notes):
-            problems.append(f"{rid}: note {key!r} is not in its card file or common.yaml")
+        problems += _card_problems(book, rid, r, card) + _uses_problems(book, rid, r, card)
     for rid in set(book.cards) - set(rules):
         problems.append(f"cards/rules/{rid}.yaml has no rule")
-    # Regimens: every drug is a medication order; $dose only with a default.
-    for key, reg in regimens.items():
+    return problems + _regimen_problems(book) + _code_problems(book)
+
+
+def _card_problems(book: CardBook, rid: str, r: Rule, card: CardFile) -> list[str]:
+    """A rule's card file: its variants, placeholders, thresholds, override reasons."""
+    problems = []
+    params = book.parameters
+    if card.rule != rid:
+        problems.append(f"cards/rules/{rid}.yaml says rule {card.rule}")
+    if set(card.variants) != set(r.variants):
+        problems.append(
+            f"{rid}: card variants {sorted(card.variants)} != rule variants {sorted(r.variants)}"
+        )
+    allowed = set(r.bindings) | set(parameter_bindings(params, r.uses.parameters))
+    for where, text in _texts(card):
+        extra = _placeholders(text) - allowed
+        if extra and not where.startswith("suggestions."):
+            problems.append(f"{rid}.{where}: placeholders {sorted(extra)} are not bindings")
+        for hit in restated_literals(text, params, r.uses.parameters):
+            problems.append(f"{rid}.{where}: restates a parameter ({hit}); use a placeholder")
+    for code in card.override_reasons:
+        if code not in book.overrides.codes:
+            problems.append(f"{rid}: unknown override reason {code!r}")
+    both = set(card.suggestions) & set(book.common.suggestions)
+    both |= set(card.notes) & set(book.common.notes)
+    if both:
+        problems.append(f"{rid}: keys defined in both the card file and common.yaml: {both}")
+    return problems
+
+
+def _uses_problems(book: CardBook, rid: str, r: Rule, card: CardFile) -> list[str]:
+    """Everything the rule declares must resolve (rule-engine style: at load, not per call)."""
+    t, params, u = book.terminology, book.parameters, r.uses
+    labelled = set(book.common.suggestions).union(*(c.suggestions for c in book.cards.values()))
+    unresolved = (
+        ("value set", u.valuesets - set(t.value_sets), "is not in cards/valuesets/"),
+        (
+            "ingredient",
+            u.ingredients - set(t.medications.classes),
+            "is not in cards/medications.yaml",
+        ),
+        (
+            "parameter",
+            u.parameters - set(type(params).model_fields),
+            "is not in cards/parameters.yaml",
+        ),
+        ("order", u.orders - set(book.orders.services), "is not a service in cards/orders.yaml"),
+        ("medication", u.medications - set(book.orders.medications), "is not in cards/orders.yaml"),
+        ("regimen", u.regimens - set(params.regimens), "is not in cards/regimens.yaml"),
+        ("suggestion", u.suggestions - labelled, "has no label"),
+        (
+            "note",
+            u.notes - set(card.notes) - set(book.common.notes),
+            "is not in its card file or common.yaml",
+        ),
+    )
+    return [
+        f"{rid}: {kind} {key!r} {why}" for kind, keys, why in unresolved for key in sorted(keys)
+    ]
+
+
+def _regimen_problems(book: CardBook) -> list[str]:
+    """Every regimen drug is a medication order of a known ingredient; $dose only with a
+    default; capecitabine has its renal dose (D8); every dose is orderable as written."""
+    problems = []
+    t = book.terminology
+    for key, reg in book.parameters.regimens.items():
         for drug in reg.drugs:
             for order in (drug.order, drug.reduced_order):
                 if order is not None and order not in book.orders.medications:
@@ -292,7 +315,13 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
                 problems.append(f"regimens.{key}: a dose has $dose but no default_dose")
             if re.search(r"\blabel\b|\bor every\b", drug.dose, flags=re.IGNORECASE):
                 problems.append(f"regimens.{key}: {drug.order} dose is not orderable as written")
-    # Every emitted code must be verified or seen, never UNVERIFIED (terminology.md).
+    return problems
+
+
+def _code_problems(book: CardBook) -> list[str]:
+    """Every emitted code must be verified or seen, never UNVERIFIED (terminology.md)."""
+    problems = []
+    t = book.terminology
     for key, med in book.orders.medications.items():
         if med.rxnorm is not None and med.rxnorm not in t.medications.displays:
             problems.append(f"orders.{key}: RxNorm {med.rxnorm} is not in medications.yaml")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -354,35 +354,10 @@ def load_terminology(cards_dir: Path) -> Terminology:
             raise ConfigError(f"{where}: unknown code system alias {alias!r}")
         return systems[alias]
 
-    specs: dict[str, dict[str, Any]] = {}
-    for path in sorted((cards_dir / "valuesets").glob("*.yaml")):
-        try:
-            spec = ValueSetFile.model_validate(read_yaml(path))
-        except ValidationError as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
-        entries = tuple(e.model_copy(update={"system": uri(e.system, path)}) for e in spec.codes)
-        usable = [e for e in entries if e.level != "UNVERIFIED"]
-        try:
-            text_re = _words((t.lower() for t in spec.text), regex=True) if spec.text else None
-            exclude_re = (
-                _words((t.lower() for t in spec.text_exclude), regex=True)
-                if spec.text_exclude
-                else None
-            )
-        except re.error as exc:
-            raise ConfigError(f"{path}: bad text pattern: {exc}") from exc
-        specs[path.stem] = {
-            "title": spec.title,
-            "codes": frozenset((e.system, e.code) for e in usable),
-            "prefixes": tuple(
-                (uri(p.system, path), p.prefix) for p in spec.prefixes if p.level != "UNVERIFIED"
-            ),
-            "text_patterns": tuple(spec.text),
-            "entries": entries,
-            "unverified": frozenset((e.system, e.code) for e in entries if e.level == "UNVERIFIED"),
-            "_text_re": text_re,
-            "_exclude_re": exclude_re,
-        }
+    specs = {
+        path.stem: _valueset_fields(path, uri)
+        for path in sorted((cards_dir / "valuesets").glob("*.yaml"))
+    }
     by_code: dict[tuple[str, str], set[str]] = {}
     for vs_id, fields in specs.items():
         for key in fields["codes"]:
@@ -407,6 +382,38 @@ def load_terminology(cards_dir: Path) -> Terminology:
         medications=_load_medications(cards_dir / "medications.yaml"),
         codes=index,
     )
+
+
+def _valueset_fields(path: Path, uri: Callable[[str, Path], str]) -> dict[str, Any]:
+    """A value set file as ValueSet fields: its usable codes and prefixes (UNVERIFIED ones
+    kept only to be shown, never matched) and its compiled text patterns."""
+    try:
+        spec = ValueSetFile.model_validate(read_yaml(path))
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    entries = tuple(e.model_copy(update={"system": uri(e.system, path)}) for e in spec.codes)
+    usable = [e for e in entries if e.level != "UNVERIFIED"]
+    try:
+        text_re = _words((t.lower() for t in spec.text), regex=True) if spec.text else None
+        exclude_re = (
+            _words((t.lower() for t in spec.text_exclude), regex=True)
+            if spec.text_exclude
+            else None
+        )
+    except re.error as exc:
+        raise ConfigError(f"{path}: bad text pattern: {exc}") from exc
+    return {
+        "title": spec.title,
+        "codes": frozenset((e.system, e.code) for e in usable),
+        "prefixes": tuple(
+            (uri(p.system, path), p.prefix) for p in spec.prefixes if p.level != "UNVERIFIED"
+        ),
+        "text_patterns": tuple(spec.text),
+        "entries": entries,
+        "unverified": frozenset((e.system, e.code) for e in entries if e.level == "UNVERIFIED"),
+        "_text_re": text_re,
+        "_exclude_re": exclude_re,
+    }
 
 
 def _load_medications(path: Path) -> MedicationTable:

@@ -131,6 +131,54 @@ def facts_from_records(
     records: Records, t: Terminology, params: Parameters, *, as_of: date
 ) -> PatientFacts:
     disease = extract_disease(records.conditions, t, records.observations)
+    meds, lines, systemic = _therapy(records, t, params, disease, as_of)
+    her2_starts = [e.start for e in meds.active(*HER2_ANTIBODY_CLASSES) if e.start is not None]
+    allergies = frozenset(
+        m.ingredient for a in records.allergies for m in t.medications.match(a.code, t.rxnorm)
+    )
+    return PatientFacts(
+        as_of=as_of,
+        age=age_on(records.patient, as_of),
+        sex=records.patient.gender if records.patient else None,
+        disease=disease,
+        receptors=extract_receptors(
+            records,
+            t,
+            metastatic=disease.metastatic.present,
+            metastatic_since=disease.metastatic_date,
+            event_days=params.her2_event_days,
+        ),
+        meds=meds,
+        lines=lines,
+        systemic=systemic,
+        renal=extract_renal(
+            records,
+            t,
+            as_of=as_of,
+            lab_days=params.lab_freshness_days,
+            weight_days=params.weight_freshness_days,
+        ),
+        calcium=extract_calcium(
+            records,
+            t,
+            as_of=as_of,
+            lab_days=params.lab_freshness_days,
+            low_fallback=params.hypocalcaemia_mg_dl,
+            high_fallback=params.hypercalcaemia_mg_dl,
+        ),
+        lvef=extract_lvef(records, t, her2_start=min(her2_starts) if her2_starts else None),
+        **_activities(records, t),
+        allergies=allergies,
+        excluded=records.excluded + impossible_values(records, t),
+        received=records.received,
+        latest_disease_status=_latest_disease_status(records, t),
+    )
+
+
+def _therapy(
+    records: Records, t: Terminology, params: Parameters, disease: Disease, as_of: date
+) -> tuple[Medications, LineHistory, SystemicLines]:
+    """Medications (F5), the metastatic HER2 lines (F6, F7) and all systemic lines (D15)."""
     meds = extract_medications(
         records,
         t,
@@ -168,54 +216,20 @@ def facts_from_records(
         adjuvant_cutoff_days=params.adjuvant_cutoff_days,
         adjuvant_chemo_days=params.adjuvant_chemo_window_days,
     )
-    her2_starts = [e.start for e in meds.active(*HER2_ANTIBODY_CLASSES) if e.start is not None]
-    allergies = frozenset(
-        m.ingredient for a in records.allergies for m in t.medications.match(a.code, t.rxnorm)
-    )
-    return PatientFacts(
-        as_of=as_of,
-        age=age_on(records.patient, as_of),
-        sex=records.patient.gender if records.patient else None,
-        disease=disease,
-        receptors=extract_receptors(
-            records,
-            t,
-            metastatic=disease.metastatic.present,
-            metastatic_since=disease.metastatic_date,
-            event_days=params.her2_event_days,
-        ),
-        meds=meds,
-        lines=lines,
-        systemic=systemic,
-        renal=extract_renal(
-            records,
-            t,
-            as_of=as_of,
-            lab_days=params.lab_freshness_days,
-            weight_days=params.weight_freshness_days,
-        ),
-        calcium=extract_calcium(
-            records,
-            t,
-            as_of=as_of,
-            lab_days=params.lab_freshness_days,
-            low_fallback=params.hypocalcaemia_mg_dl,
-            high_fallback=params.hypercalcaemia_mg_dl,
-        ),
-        lvef=extract_lvef(records, t, her2_start=min(her2_starts) if her2_starts else None),
-        dental_evaluations=_dated(records.activities, t, "dental-evaluation", done_only=True),
-        invasive_dental=_dated(records.activities, t, "invasive-dental", done_only=True),
-        radiation_or_neurosurgery=_dated(
-            records.activities, t, "radiation-oncology", done_only=False
-        ),
-        spine_surgeries=_dated(records.activities, t, "spine-surgery", done_only=False),
-        biopsies=_dated(records.activities, t, "biopsy", done_only=False),
-        dialysis_procedures=_dated(records.activities, t, "dialysis", done_only=False),
-        allergies=allergies,
-        excluded=records.excluded + impossible_values(records, t),
-        received=records.received,
-        latest_disease_status=_latest_disease_status(records, t),
-    )
+    return meds, lines, systemic
+
+
+def _activities(records: Records, t: Terminology) -> dict[str, tuple[Dated, ...]]:
+    """Dental, radiation, spine, biopsy and dialysis activities, each sorted by date."""
+    acts = records.activities
+    return {
+        "dental_evaluations": _dated(acts, t, "dental-evaluation", done_only=True),
+        "invasive_dental": _dated(acts, t, "invasive-dental", done_only=True),
+        "radiation_or_neurosurgery": _dated(acts, t, "radiation-oncology", done_only=False),
+        "spine_surgeries": _dated(acts, t, "spine-surgery", done_only=False),
+        "biopsies": _dated(acts, t, "biopsy", done_only=False),
+        "dialysis_procedures": _dated(acts, t, "dialysis", done_only=False),
+    }
 
 
 def extract_facts(

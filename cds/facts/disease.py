@@ -137,22 +137,10 @@ def extract_disease(
         vs = t[vs_id]
         return [c for c in active if vs.matches(c.code)]
 
-    breast_site = re.compile(r"\bbreast\b")
-    # F1(b): the mCODE PrimaryCancerCondition profile with a breast body site.
-    mcode_breast = [
-        c
-        for c in active
-        if c.primary_cancer_profile and any(breast_site.search(s.all_text()) for s in c.body_sites)
-    ]
-    breast = having("breast-cancer") + [c for c in mcode_breast if c not in having("breast-cancer")]
     secondary = having("secondary-neoplasm")
     regional = {id(c) for c in having("regional-nodes")}
     distant = [c for c in secondary if id(c) not in regional]
-    if not breast and distant:
-        # D11: a personal history of breast cancer (Z85.3) with a distant metastasis is
-        # recurrent breast cancer; a history entry is often not 'active', so any status counts.
-        history = t["breast-cancer-history"]
-        breast = [c for c in conditions if history.matches(c.code)]
+    breast = _breast_cancer(conditions, active, having("breast-cancer"), distant, t)
     bone = having("bone-metastasis")
     vertebral_site = t["vertebral-body-site"]
     # A secondary neoplasm whose bodySite is the vertebral column is a vertebral (bone) metastasis.
@@ -164,16 +152,17 @@ def extract_disease(
     brain = having("brain-metastasis")
     cord = having("cord-compression")
 
-    sites: list[tuple[str, date | None, str]] = []
-    for name, group in (
-        ("bone", bone_all),
-        ("bone marrow", marrow),
-        ("brain", brain),
-        ("leptomeningeal", having("leptomeningeal-metastasis")),
-        ("visceral", having("visceral-metastasis")),
-    ):
-        for c in group:
-            sites.append((name, c.date, f"Condition/{c.id}"))
+    sites = tuple(
+        (name, c.date, f"Condition/{c.id}")
+        for name, group in (
+            ("bone", bone_all),
+            ("bone marrow", marrow),
+            ("brain", brain),
+            ("leptomeningeal", having("leptomeningeal-metastasis")),
+            ("visceral", having("visceral-metastasis")),
+        )
+        for c in group
+    )
     return Disease(
         breast_cancer=_finding(breast),
         metastatic=_merge(_finding(distant), _staged_metastatic(observations, t)),
@@ -189,15 +178,49 @@ def extract_disease(
         interstitial_lung_disease=_finding(having("interstitial-lung-disease")),
         mronj=_finding(having("mronj")),
         dialysis=_finding(having("dialysis")),
-        site_onsets=tuple(sites),
-        ild_history=tuple(
-            GradedCondition(
-                onset=c.date,
-                grade=ild_grade(c.grade_text),
-                active=c.active and c.abated is None,
-                ref=f"Condition/{c.id}",
-            )
-            for c in conditions
-            if t["interstitial-lung-disease"].matches(c.code)
-        ),
+        site_onsets=sites,
+        ild_history=_ild_history(conditions, t),
+    )
+
+
+_BREAST_SITE = re.compile(r"\bbreast\b")
+
+
+def _breast_cancer(
+    conditions: tuple[ConditionRecord, ...],
+    active: list[ConditionRecord],
+    coded: list[ConditionRecord],
+    distant: list[ConditionRecord],
+    t: Terminology,
+) -> list[ConditionRecord]:
+    """F1: a breast cancer condition (a), the mCODE PrimaryCancerCondition profile with a
+    breast body site (b), or - with a distant metastasis - a history of breast cancer (D11)."""
+    mcode_breast = [
+        c
+        for c in active
+        if c.primary_cancer_profile and any(_BREAST_SITE.search(s.all_text()) for s in c.body_sites)
+    ]
+    breast = coded + [c for c in mcode_breast if c not in coded]
+    if not breast and distant:
+        # D11: a personal history of breast cancer (Z85.3) with a distant metastasis is
+        # recurrent breast cancer; a history entry is often not 'active', so any status counts.
+        history = t["breast-cancer-history"]
+        breast = [c for c in conditions if history.matches(c.code)]
+    return breast
+
+
+def _ild_history(
+    conditions: tuple[ConditionRecord, ...], t: Terminology
+) -> tuple[GradedCondition, ...]:
+    """Every ILD/pneumonitis condition, of any status, with its grade (C3, D18)."""
+    ild = t["interstitial-lung-disease"]
+    return tuple(
+        GradedCondition(
+            onset=c.date,
+            grade=ild_grade(c.grade_text),
+            active=c.active and c.abated is None,
+            ref=f"Condition/{c.id}",
+        )
+        for c in conditions
+        if ild.matches(c.code)
     )

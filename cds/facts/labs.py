@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Literal, NamedTuple
 
@@ -223,38 +223,38 @@ def cockcroft_gault(*, age: int, weight_kg: float, creatinine_mg_dl: float, fema
 def extract_renal(
     records: Records, t: Terminology, *, as_of: date, lab_days: int, weight_days: int
 ) -> Renal:
+    """F2: the latest fresh creatinine, its series and baseline, eGFR (context only), and CrCl
+    as reported, else by Cockcroft-Gault, else what is missing to calculate it."""
     scr = _series(records, t, "creatinine", _mg_dl_creatinine)
     fresh_scr = _fresh(scr, as_of, lab_days)
-    latest = _m(fresh_scr[-1], "mg/dL") if fresh_scr else None
-    baseline = _m(scr[0], "mg/dL") if scr else None
-    series = tuple(_m(x, "mg/dL") for x in scr)
     egfr_series = _fresh(_series(records, t, "egfr", _plain), as_of, lab_days)
-    egfr = _m(egfr_series[-1], "mL/min/1.73 m²") if egfr_series else None
-
-    reported = _fresh(
-        _series(
-            records,
-            t,
-            "creatinine-clearance",
-            _plain,
-        ),
-        as_of,
-        lab_days,
+    base = Renal(
+        crcl=None,
+        method=None,
+        creatinine=_m(fresh_scr[-1], "mg/dL") if fresh_scr else None,
+        creatinine_baseline=_m(scr[0], "mg/dL") if scr else None,
+        missing=(),
+        egfr=_m(egfr_series[-1], "mL/min/1.73 m²") if egfr_series else None,
+        creatinine_series=tuple(_m(x, "mg/dL") for x in scr),
     )
+    reported = _fresh(_series(records, t, "creatinine-clearance", _plain), as_of, lab_days)
     if reported:
-        return Renal(
-            crcl=reported[-1][1],
-            method="reported",
-            creatinine=latest,
-            creatinine_baseline=baseline,
-            missing=(),
-            egfr=egfr,
-            creatinine_series=series,
-        )
-    missing: list[Said] = []
+        return replace(base, crcl=reported[-1][1], method="reported")
+    return _by_cockcroft_gault(
+        base, records, t, as_of=as_of, lab_days=lab_days, weight_days=weight_days
+    )
+
+
+def _by_cockcroft_gault(
+    base: Renal, records: Records, t: Terminology, *, as_of: date, lab_days: int, weight_days: int
+) -> Renal:
+    """CrCl by Cockcroft-Gault with the inputs it used (the card shows them), or the inputs
+    that are missing: never a CrCl from partial data."""
+    latest = base.creatinine
     weight = _fresh(_series(records, t, "body-weight", _kg), as_of, weight_days)
     age = age_on(records.patient, as_of)
     sex = records.patient.gender if records.patient else None
+    missing: list[Said] = []
     if latest is None:
         missing.append(say("missing-creatinine", days=lab_days))
     if not weight:
@@ -263,39 +263,22 @@ def extract_renal(
         missing.append(say("missing-birth-date"))
     if sex not in ("male", "female"):
         missing.append(say("missing-sex"))
-    if latest is not None and weight and age is not None and sex in ("male", "female"):
-        kg = weight[-1][1]
-        crcl = cockcroft_gault(
-            age=age, weight_kg=kg, creatinine_mg_dl=latest.value, female=sex == "female"
-        )
-        basis = say(
-            "crcl-basis",
-            sex=sex,
-            age=age,
-            kg=kg,
-            weighed=weight[-1][0].effective,
-            creatinine=latest.value,
-            creatinine_on=latest.when,
-        )
-        return Renal(
-            crcl=crcl,
-            method="cockcroft-gault",
-            creatinine=latest,
-            creatinine_baseline=baseline,
-            missing=(),
-            basis=basis,
-            egfr=egfr,
-            creatinine_series=series,
-        )
-    return Renal(
-        crcl=None,
-        method=None,
-        creatinine=latest,
-        creatinine_baseline=baseline,
-        missing=tuple(missing),
-        egfr=egfr,
-        creatinine_series=series,
+    if latest is None or not weight or age is None or sex not in ("male", "female"):
+        return replace(base, missing=tuple(missing))
+    kg = weight[-1][1]
+    crcl = cockcroft_gault(
+        age=age, weight_kg=kg, creatinine_mg_dl=latest.value, female=sex == "female"
     )
+    basis = say(
+        "crcl-basis",
+        sex=sex,
+        age=age,
+        kg=kg,
+        weighed=weight[-1][0].effective,
+        creatinine=latest.value,
+        creatinine_on=latest.when,
+    )
+    return replace(base, crcl=crcl, method="cockcroft-gault", basis=basis)
 
 
 def extract_calcium(

@@ -116,23 +116,8 @@ def progression_of(
         refs.extend(line.refs)
     cns: CnsProgression | None = None
     if start is not None:
-        known_before = {s for s, d, _ in disease.site_onsets if d is not None and d <= start}
-        known_before |= documented
-        for site, onset, ref in disease.site_onsets:
-            if onset is None or onset <= start + timedelta(days=30) or site in known_before:
-                continue
-            if site in ("brain", "leptomeningeal"):
-                # C5: brain metastases are not, by themselves, systemic progression: they call
-                # for local therapy, not a change of line (systemic progression needs its own
-                # evidence). Whether systemic disease was documented stable is kept for the card.
-                stable = stable_around(statuses, onset, brain_window_days, t)
-                if cns is None:
-                    cns = CnsProgression(
-                        onset=onset,
-                        ref=ref,
-                        status_ref=f"Observation/{stable.id}" if stable is not None else None,
-                    )
-                continue
+        new, cns = _new_sites(start, disease, documented, statuses, brain_window_days, t)
+        for site, onset, ref in new:
             reasons.append(say("new-site", site=site, when=_d(onset)))
             refs.append(ref)
     if reasons:
@@ -149,6 +134,39 @@ def progression_of(
     if not statuses:
         why.append(say("no-status-record"))
     return "undetermined", (), line.refs, tuple(why), cns
+
+
+def _new_sites(
+    start: date,
+    disease: Disease,
+    documented: frozenset[str],
+    statuses: list[ObservationRecord],
+    brain_window_days: int,
+    t: Terminology,
+) -> tuple[list[tuple[str, date, str]], CnsProgression | None]:
+    """Metastatic sites first recorded more than 30 days into the line and not known before
+    it (F7 HIGH c), apart from the first new brain or leptomeningeal one (C5)."""
+    known_before = {s for s, d, _ in disease.site_onsets if d is not None and d <= start}
+    known_before |= documented
+    new: list[tuple[str, date, str]] = []
+    cns: CnsProgression | None = None
+    for site, onset, ref in disease.site_onsets:
+        if onset is None or onset <= start + timedelta(days=30) or site in known_before:
+            continue
+        if site in ("brain", "leptomeningeal"):
+            # C5: brain metastases are not, by themselves, systemic progression: they call
+            # for local therapy, not a change of line (systemic progression needs its own
+            # evidence). Whether systemic disease was documented stable is kept for the card.
+            stable = stable_around(statuses, onset, brain_window_days, t)
+            if cns is None:
+                cns = CnsProgression(
+                    onset=onset,
+                    ref=ref,
+                    status_ref=f"Observation/{stable.id}" if stable is not None else None,
+                )
+            continue
+        new.append((site, onset, ref))
+    return new, cns
 
 
 def stable_around(

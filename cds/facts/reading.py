@@ -43,21 +43,7 @@ def read_records(
 ) -> Records:
     """Screen, check once, and reduce every resource the rules could read."""
     screen = screening(terminology)
-    seen: dict[tuple[str, str], dict[str, Any]] = {}
-    anonymous: list[dict[str, Any]] = []
-    received: set[str] = set()
-    for payload in payloads:
-        for raw in flatten(payload):
-            rtype = raw["resourceType"]
-            received.add(rtype)
-            if rtype not in RELEVANT_TYPES:
-                continue
-            rid = raw.get("id")
-            if isinstance(rid, str):
-                seen.setdefault((rtype, rid), raw)  # the same resource from two keys counts once
-            else:
-                anonymous.append(raw)
-    resources = list(seen.values()) + anonymous
+    resources, received = _distinct(payloads)
     medications = {
         f"Medication/{r['id']}": r
         for r in resources
@@ -110,5 +96,25 @@ def read_records(
         allergies=tuple(allergies),
         specimen_dates=specimen_dates,
         excluded=tuple(excluded),
-        received=frozenset(received),
+        received=received,
     )
+
+
+def _distinct(payloads: Iterable[object]) -> tuple[list[dict[str, Any]], frozenset[str]]:
+    """The resources of the types the rules read, each once (the same resource sent under two
+    prefetch keys counts once), and every resource type received."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    anonymous: list[dict[str, Any]] = []
+    received: set[str] = set()
+    for payload in payloads:
+        for raw in flatten(payload):
+            rtype = raw["resourceType"]
+            received.add(rtype)
+            if rtype not in RELEVANT_TYPES:
+                continue
+            rid = raw.get("id")
+            if isinstance(rid, str):
+                seen.setdefault((rtype, rid), raw)
+            else:
+                anonymous.append(raw)
+    return list(seen.values()) + anonymous, frozenset(received)

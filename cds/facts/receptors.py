@@ -225,13 +225,7 @@ def interpret_her2(
     ihc_text: str = "",
 ) -> tuple[Status, Her2Category, bool, bool, bool]:
     """(status, category, derived, needs reflex ISH, needs concurrent IHC) per §5."""
-    low_category: Her2Category = "unknown"
-    if ihc in (1, 2):
-        low_category = "low"
-    elif ihc == 0:
-        low = ihc_text.lower()
-        ultralow = bool(_ULTRALOW.search(low)) and not _NO_STAINING.search(low)
-        low_category = "ultralow" if ultralow else "0"
+    low_category = _low_category(ihc, ihc_text)
     if final is not None and final != "unknown":
         # Step 1: a reported interpretation wins; keep the IHC score for HER2-low.
         category: Her2Category = low_category
@@ -278,6 +272,18 @@ def interpret_her2(
     if amplified is False:
         return "negative", "unknown", True, False, False
     return "unknown", "unknown", True, False, False
+
+
+def _low_category(ihc: int | None, ihc_text: str) -> Her2Category:
+    """The HER2-negative category an IHC score gives: 1+ and 2+ low; 0 with faint, incomplete
+    membrane staining ultralow, else 0 (ASCO/CAP 2023; DESTINY-Breast06)."""
+    if ihc in (1, 2):
+        return "low"
+    if ihc == 0:
+        low = ihc_text.lower()
+        ultralow = bool(_ULTRALOW.search(low)) and not _NO_STAINING.search(low)
+        return "ultralow" if ultralow else "0"
+    return "unknown"
 
 
 def _site(when: date | None, metastatic_since: date | None, metastatic: bool) -> SpecimenSite:

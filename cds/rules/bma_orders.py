@@ -138,21 +138,6 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
         found = _dose_finding(f, p, draft, drug, limit)
         if found is not None:
             variant, indicator, target = found
-            if drug == "denosumab":
-                # A dose-only change would leave Prolia's product and 6-monthly interval: the
-                # Xgeva regimen takes the draft's place, created before the draft is removed
-                # so that a client applying actions in order never holds an empty order (D19).
-                proposal = Proposal(
-                    key="replace-with-xgeva",
-                    actions=(RegimenOrder(key="denosumab"), DeleteDraft(draft_ref=draft.ref)),
-                )
-            else:
-                proposal = Proposal(
-                    key="adjust-dose",
-                    actions=(dose_update(draft, drug, target, p),),
-                    label_bindings={"dose": _mg(target)},
-                )
-            proposals = (proposal,)
             out.append(
                 Decision(
                     variant=variant,
@@ -160,7 +145,7 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                     bindings={**base, "label_dose": _mg(target)},
                     data=tuple(data),
                     refs=(draft.ref,),
-                    proposals=proposals,
+                    proposals=(_to_label_dose(draft, drug, target, p),),
                 )
             )
         if draft.every_weeks is not None and draft.every_weeks < limit.min_interval_weeks:
@@ -174,6 +159,23 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                 )
             )
     return out
+
+
+def _to_label_dose(draft: DraftMedication, drug: str, target: float, p: Parameters) -> Proposal:
+    """The draft at its label dose: a dose change, except for denosumab, where a dose-only
+    change would leave Prolia's product and 6-monthly interval - the Xgeva regimen takes the
+    draft's place, created before the draft is removed so that a client applying actions in
+    order never holds an empty order (D19)."""
+    if drug == "denosumab":
+        return Proposal(
+            key="replace-with-xgeva",
+            actions=(RegimenOrder(key="denosumab"), DeleteDraft(draft_ref=draft.ref)),
+        )
+    return Proposal(
+        key="adjust-dose",
+        actions=(dose_update(draft, drug, target, p),),
+        label_bindings={"dose": _mg(target)},
+    )
 
 
 def _dose_finding(

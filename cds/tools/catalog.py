@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 from cds.parameters import DoseBand, LvefRule
@@ -63,6 +64,7 @@ def _regimen_lines(k: Knowledge, keys: frozenset[str]) -> list[str]:
 
 
 def write_catalog(k: Knowledge, out: Path, fixtures: Path) -> list[Path]:
+    """One Markdown page per rule and an index, each variant with the fixtures that give it."""
     out.mkdir(parents=True, exist_ok=True)
     coverage = _coverage(fixtures)
     written = []
@@ -73,57 +75,9 @@ def write_catalog(k: Knowledge, out: Path, fixtures: Path) -> list[Path]:
         "|---|---|---|---|---|",
     ]
     for rule_id in sorted(k.rules, key=lambda r: (len(r.rstrip("abcdpv")), r)):
-        rule = k.rules[rule_id]
-        card = k.cards.cards[rule_id]
-        params = sorted(rule.uses.parameters)
-        lines = [
-            f"# {rule_id}: {card.title}",
-            "",
-            f"**Hooks**: {', '.join(rule.hooks)}  ",
-            f"**Source**: [{card.source.label}]({card.source.url})  ",
-            f"**Selection behaviour**: {card.selection}",
-            "",
-            "## Trigger and logic",
-            "",
-            inspect.cleandoc(rule.doc),
-            "",
-            "## Parameters",
-            "",
-        ]
-        lines += [f"- `{p}` = {show_parameter(getattr(k.parameters, p))}" for p in params] or [
-            "- none"
-        ]
-        if rule.uses.regimens:
-            lines += ["", "## Regimens (each drug with this regimen's dose)", ""]
-            lines += _regimen_lines(k, rule.uses.regimens)
-        if rule.uses.valuesets:
-            lines += ["", "## Value sets read", ""]
-            lines += [", ".join(f"`{v}`" for v in sorted(rule.uses.valuesets))]
-        lines += ["", "## Cards", ""]
-        for name, variant in card.variants.items():
-            covered = coverage.get(f"{rule_id}:{name}", [])
-            lines += [
-                f"### Variant `{name}`",
-                "",
-                f"- **Summary**: {variant.summary}",
-                f"- **Detail**: {variant.detail.strip()}",
-                f"- **Covered by**: {', '.join(covered) if covered else '**no fixture yet**'}",
-                "",
-            ]
-        if card.suggestions:
-            lines += ["## Suggestions", ""] + [
-                f"- `{k_}`: {v}" for k_, v in card.suggestions.items()
-            ]
-            lines.append("")
-        if card.notes:
-            lines += ["## Notes", ""] + [f"- `{k_}`: {v.strip()}" for k_, v in card.notes.items()]
-            lines.append("")
-        lines += ["## Evidence", "", card.evidence.strip(), ""]
-        lines += ["## Override reasons", ""] + [
-            f"- {code}: {k.cards.overrides.codes[code]}" for code in card.override_reasons
-        ]
+        rule, card = k.rules[rule_id], k.cards.cards[rule_id]
         page = out / f"{rule_id}.md"
-        page.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        page.write_text("\n".join(_rule_page(k, rule_id, coverage)) + "\n", encoding="utf-8")
         written.append(page)
         n = sum(len(coverage.get(f"{rule_id}:{v}", [])) for v in card.variants)
         index.append(
@@ -133,3 +87,52 @@ def write_catalog(k: Knowledge, out: Path, fixtures: Path) -> list[Path]:
     (out / "README.md").write_text("\n".join(index) + "\n", encoding="utf-8")
     written.append(out / "README.md")
     return written
+
+
+def _rule_page(k: Knowledge, rule_id: str, coverage: Mapping[str, list[str]]) -> list[str]:
+    rule, card = k.rules[rule_id], k.cards.cards[rule_id]
+    params = sorted(rule.uses.parameters)
+    lines = [
+        f"# {rule_id}: {card.title}",
+        "",
+        f"**Hooks**: {', '.join(rule.hooks)}  ",
+        f"**Source**: [{card.source.label}]({card.source.url})  ",
+        f"**Selection behaviour**: {card.selection}",
+        "",
+        "## Trigger and logic",
+        "",
+        inspect.cleandoc(rule.doc),
+        "",
+        "## Parameters",
+        "",
+    ]
+    lines += [f"- `{p}` = {show_parameter(getattr(k.parameters, p))}" for p in params] or ["- none"]
+    if rule.uses.regimens:
+        lines += ["", "## Regimens (each drug with this regimen's dose)", ""]
+        lines += _regimen_lines(k, rule.uses.regimens)
+    if rule.uses.valuesets:
+        lines += ["", "## Value sets read", ""]
+        lines += [", ".join(f"`{v}`" for v in sorted(rule.uses.valuesets))]
+    lines += ["", "## Cards", ""]
+    for name, variant in card.variants.items():
+        covered = coverage.get(f"{rule_id}:{name}", [])
+        lines += [
+            f"### Variant `{name}`",
+            "",
+            f"- **Summary**: {variant.summary}",
+            f"- **Detail**: {variant.detail.strip()}",
+            f"- **Covered by**: {', '.join(covered) if covered else '**no fixture yet**'}",
+            "",
+        ]
+    if card.suggestions:
+        lines += ["## Suggestions", ""] + [f"- `{k_}`: {v}" for k_, v in card.suggestions.items()]
+        lines.append("")
+    if card.notes:
+        lines += ["## Notes", ""] + [f"- `{k_}`: {v.strip()}" for k_, v in card.notes.items()]
+        lines.append("")
+    lines += ["## Evidence", "", card.evidence.strip(), ""]
+    return (
+        lines
+        + ["## Override reasons", ""]
+        + [f"- {code}: {k.cards.overrides.codes[code]}" for code in card.override_reasons]
+    )

@@ -163,25 +163,7 @@ def _logic(k: Knowledge, rule_id: str, sources: Mapping[str, str]) -> str:
         + f". Selection: {escape(card.selection)}.</p>",
     ]
     if u.valuesets:
-        out.append("<h3>Value sets read (a code decides before any text)</h3><ul>")
-        for vs_id in sorted(u.valuesets):
-            vs = k.terminology[vs_id]
-            codes = ", ".join(
-                f"{escape(e.system.rsplit('/', 1)[-1])} <code>{escape(e.code)}</code> "
-                f"{escape(e.display)}"
-                + (" <em>(UNVERIFIED: not matched)</em>" if e.level == "UNVERIFIED" else "")
-                for e in vs.entries
-            )
-            prefixes = ", ".join(f"<code>{escape(p)}*</code>" for _, p in vs.prefixes)
-            text = ", ".join(f"<code>{escape(t)}</code>" for t in vs.text_patterns)
-            out.append(
-                f"<li><strong>{escape(vs.title)}</strong> (<code>{escape(vs_id)}</code>): "
-                f"{codes or 'no codes'}"
-                + (f"; ICD-10-CM prefixes {prefixes}" if prefixes else "")
-                + (f"; text patterns (uncoded entries only) {text}" if text else "")
-                + "</li>"
-            )
-        out.append("</ul>")
+        out.append(_valuesets(k, u.valuesets))
     if u.parameters:
         out.append("<h3>Parameters</h3><table><tr><th>name</th><th>value</th><th>source</th></tr>")
         for p in sorted(u.parameters):
@@ -217,6 +199,31 @@ def _logic(k: Knowledge, rule_id: str, sources: Mapping[str, str]) -> str:
         )
     out.append("</ul>")
     out.append(_lines(k, rule))
+    return "".join(out)
+
+
+def _valuesets(k: Knowledge, ids: frozenset[str]) -> str:
+    """Each value set read: every code with its system (UNVERIFIED ones marked), ICD-10-CM
+    prefixes and text patterns."""
+    out = ["<h3>Value sets read (a code decides before any text)</h3><ul>"]
+    for vs_id in sorted(ids):
+        vs = k.terminology[vs_id]
+        codes = ", ".join(
+            f"{escape(e.system.rsplit('/', 1)[-1])} <code>{escape(e.code)}</code> "
+            f"{escape(e.display)}"
+            + (" <em>(UNVERIFIED: not matched)</em>" if e.level == "UNVERIFIED" else "")
+            for e in vs.entries
+        )
+        prefixes = ", ".join(f"<code>{escape(p)}*</code>" for _, p in vs.prefixes)
+        text = ", ".join(f"<code>{escape(t)}</code>" for t in vs.text_patterns)
+        out.append(
+            f"<li><strong>{escape(vs.title)}</strong> (<code>{escape(vs_id)}</code>): "
+            f"{codes or 'no codes'}"
+            + (f"; ICD-10-CM prefixes {prefixes}" if prefixes else "")
+            + (f"; text patterns (uncoded entries only) {text}" if text else "")
+            + "</li>"
+        )
+    out.append("</ul>")
     return "".join(out)
 
 
