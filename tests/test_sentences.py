@@ -99,7 +99,7 @@ ALLOWED = {
     ),
     *(
         (m, "trastuzumab deruxtecan")
-        for m in ("bma_orders.py", "cardiac.py", "her2.py", "her2low.py")
+        for m in ("bma_orders.py", "cardiac.py", "her2.py", "her2low.py", "ild.py")
     ),
     *((m, "trastuzumab emtansine") for m in ("cardiac.py", "her2.py")),
     ("her2low.py", "paclitaxel protein-bound"),

@@ -1,0 +1,114 @@
+"""R12: interstitial lung disease / pneumonitis and trastuzumab deruxtecan (Enhertu boxed
+warning; clinical-logic §3c C3, D12, D18)."""
+
+from __future__ import annotations
+
+from cds.facts import PatientFacts
+from cds.facts.disease import GradedCondition
+from cds.facts.medications import Exposure
+from cds.facts.orders import DraftMedication, DraftOrders
+from cds.parameters import Parameters
+from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, rule
+from cds.said import Said, say
+
+
+def _grade_variant(grade: int | None, p: Parameters) -> str:
+    if grade is None:
+        return "ild-grade-unknown"
+    return "ild-discontinue" if grade >= p.ild_grade_discontinue else "ild-interrupt"
+
+
+@rule(
+    "R12",
+    hooks=(*PATIENT_VIEW, *ORDER_HOOKS),
+    variants=(
+        "ild-discontinue",
+        "ild-interrupt",
+        "ild-grade-unknown",
+        "ild-before-tdxd",
+        "ild-order",
+        "start-monitoring",
+    ),
+    bindings=("grade",),
+    valuesets=("interstitial-lung-disease",),
+    ingredients=("trastuzumab deruxtecan",),
+    # What makes trastuzumab deruxtecan active (F5), besides the grade threshold.
+    parameters=("ild_grade_discontinue", "active_window_days", "request_active_max_days"),
+)
+def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """T-DXd and interstitial lung disease/pneumonitis (Enhertu label boxed warning; C3).
+
+    ILD/pneumonitis recorded after T-DXd started, while on it → critical: grade ≥2 (symptomatic)
+    permanently discontinue; grade 1 interrupt until resolved to grade 0; grade unknown interrupt
+    and evaluate (high-resolution CT, pulmonology). A grade ≥2 event that has resolved still
+    means T-DXd is not resumed. ILD recorded before T-DXd → warning. Ordering T-DXd with any
+    ILD history → critical; starting T-DXd → monitor (info). DB-09 ILD rate 12.1%. Grade 1
+    (§3c D18): resume at the same dose if it resolved within 28 days of onset, one level lower if
+    later. ILD is recognised by code (ICD-10-CM J70.2-J70.4, J84.89, J84.9; SNOMED 233703007,
+    205237003), by text only for text-only conditions (§3c D12).
+    """
+    ordered = drafts.with_ingredient("trastuzumab deruxtecan")
+    if ordered:
+        return [_tdxd_ordered(f, ordered)]
+    active = list(f.meds.active("HER2_ADC_TDXD"))
+    if not active:
+        return []
+    starts = [e.start for e in f.meds.ever("HER2_ADC_TDXD") if e.start is not None]
+    first = min(starts) if starts else None
+    history = f.disease.ild_history
+    on_it = [g for g in history if first is None or g.onset is None or g.onset >= first]
+    current = [
+        g for g in on_it if g.active or (g.grade is not None and g.grade >= p.ild_grade_discontinue)
+    ]
+    tdxd = tuple(say("on-tdxd-since", when=first, ref=e.ref) for e in active)
+    if current:
+        return [_ild_on_tdxd(current, active, tdxd, p)]
+    ild = f.disease.interstitial_lung_disease
+    if ild.present:
+        return [
+            Decision(
+                variant="ild-before-tdxd",
+                indicator="warning",
+                data=(say("ild", when=ild.since), *tdxd),
+                refs=ild.refs + tuple(e.ref for e in active),
+            )
+        ]
+    return []
+
+
+def _tdxd_ordered(f: PatientFacts, ordered: tuple[DraftMedication, ...]) -> Decision:
+    """Ordering T-DXd with any ILD/pneumonitis history: critical (boxed warning); without one,
+    monitor from the start (info)."""
+    history = f.disease.ild_history
+    ever = f.disease.interstitial_lung_disease.present or bool(history)
+    return Decision(
+        variant="ild-order" if ever else "start-monitoring",
+        indicator="critical" if ever else "info",
+        data=tuple(say("draft-order-ref", ref=o.ref) for o in ordered)
+        + tuple(say("ild-ref", when=g.onset, ref=g.ref) for g in history),
+        refs=tuple(o.ref for o in ordered) + tuple(g.ref for g in history),
+    )
+
+
+def _ild_on_tdxd(
+    current: list[GradedCondition], active: list[Exposure], tdxd: tuple[Said, ...], p: Parameters
+) -> Decision:
+    """ILD/pneumonitis on T-DXd, by the worst grade recorded (Enhertu label): grade >= 2
+    discontinue permanently, grade 1 interrupt, grade unknown interrupt and evaluate."""
+    grades = [g.grade for g in current]
+    grade = None if None in grades else max(g for g in grades if g is not None)
+    return Decision(
+        variant=_grade_variant(grade, p),
+        indicator="critical",
+        bindings={"grade": str(grade) if grade is not None else "unknown"},
+        data=(
+            *tuple(
+                say("ild-graded", when=g.onset, grade=g.grade, ref=g.ref)
+                if g.grade is not None
+                else say("ild-ungraded", when=g.onset, ref=g.ref)
+                for g in current
+            ),
+            *tdxd,
+        ),
+        refs=tuple(g.ref for g in current) + tuple(e.ref for e in active),
+    )
