@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cds import schemas
-from fixtures.build_scenarios import SERVICE_KEYS
+from fixtures.factories import SERVICE_KEYS
 from tests.conftest import SHARED, issue_card, needs_shared
 
 EXAMPLES = SHARED / "cds-hooks" / "examples"

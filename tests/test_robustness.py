@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds import schemas
-from fixtures.build_scenarios import SERVICE_KEYS
+from fixtures.factories import SERVICE_KEYS
 from tests.conftest import ROOT, issue_card
 from tests.servers import post_feedback_until_killed, running_service
 

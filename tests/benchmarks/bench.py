@@ -26,7 +26,7 @@ from cds.facts.reading import read_records  # noqa: E402
 from cds.rules import evaluate  # noqa: E402
 from cds.services import load_knowledge  # noqa: E402
 from cds.settings import REPO_CARDS  # noqa: E402
-from fixtures.build_scenarios import PERT, TRAS, XGEVA, Patient  # noqa: E402
+from fixtures.factories import PERT, TRAS, XGEVA, Patient  # noqa: E402
 
 
 def record(relevant_share: float, size: int = 2000) -> Patient:

@@ -8,7 +8,7 @@ from cds.facts import PatientFacts, extract_facts
 from cds.facts.records import ObservationRecord, Value
 from cds.parameters import Parameters
 from cds.terminology import Concept, Terminology
-from fixtures.build_scenarios import (
+from fixtures.factories import (
     Patient,
 )
 

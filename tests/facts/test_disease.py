@@ -8,7 +8,7 @@ from datetime import timedelta
 from cds.facts import extract_facts
 from cds.parameters import Parameters
 from cds.terminology import Terminology
-from fixtures.build_scenarios import (
+from fixtures.factories import (
     Patient,
 )
 from tests.conftest import AS_OF, SHARED, needs_shared

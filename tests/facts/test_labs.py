@@ -7,7 +7,7 @@ import pytest
 from cds.facts.labs import cockcroft_gault
 from cds.parameters import Parameters
 from cds.terminology import Terminology
-from fixtures.build_scenarios import (
+from fixtures.factories import (
     TRAS,
 )
 from tests.facts.helpers import facts, metastatic

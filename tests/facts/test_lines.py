@@ -8,7 +8,7 @@ import pytest
 
 from cds.parameters import Parameters
 from cds.terminology import Terminology
-from fixtures.build_scenarios import (
+from fixtures.factories import (
     DOCE,
     PERT,
     PROGRESSION,

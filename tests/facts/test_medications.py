@@ -6,7 +6,7 @@ import pytest
 
 from cds.parameters import Parameters
 from cds.terminology import Concept, Terminology
-from fixtures.build_scenarios import (
+from fixtures.factories import (
     PERT,
     PROLIA,
     TRAS,

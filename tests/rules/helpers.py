@@ -13,7 +13,7 @@ from cds.rules import Decision, evaluate
 from cds.said import Said, Sentences
 from cds.settings import REPO_CARDS
 from cds.terminology import Terminology
-from fixtures.build_scenarios import (
+from fixtures.factories import (
     Patient,
 )
 

@@ -9,7 +9,7 @@ import pytest
 from cds.parameters import Parameters
 from cds.rules import UpdateDraft
 from cds.terminology import Terminology
-from fixtures.build_scenarios import (
+from fixtures.factories import (
     ZOL4,
     draft_med,
 )

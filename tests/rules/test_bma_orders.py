@@ -9,7 +9,7 @@ import pytest
 from cds.parameters import Parameters
 from cds.rules import UpdateDraft
 from cds.terminology import Terminology
-from fixtures.build_scenarios import ENHERTU, PAMIDRONATE, XGEVA, ZOL4, Patient, draft_med
+from fixtures.factories import ENHERTU, PAMIDRONATE, XGEVA, ZOL4, Patient, draft_med
 from tests.rules.helpers import bone_patient, concerns, creatinine_for, run
 
 UCUM = "http://unitsofmeasure.org"

@@ -8,7 +8,7 @@ from cds.facts.orders import NO_DRAFTS
 from cds.parameters import Parameters
 from cds.rules import RegimenOrder, evaluate
 from cds.terminology import Terminology
-from fixtures.build_scenarios import (
+from fixtures.factories import (
     XGEVA,
 )
 from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run, text

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from cds.parameters import Parameters
 from cds.rules import Decision, Order, RegimenOrder
 from cds.terminology import Terminology
-from fixtures.build_scenarios import ICD10, SNOMED, TOXICITY, XGEVA, ZOL4, Patient, draft_med
+from fixtures.factories import ICD10, SNOMED, TOXICITY, XGEVA, ZOL4, Patient, draft_med
 from tests.rules.helpers import bone_patient, concerns, run
 
 

@@ -11,7 +11,7 @@ from cds.parameters import Parameters
 from cds.rules import evaluate
 from cds.rules.cardiac import lvef_action
 from cds.terminology import Terminology
-from fixtures.build_scenarios import (
+from fixtures.factories import (
     DOXO,
     TDXD,
     TRAS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cds.parameters import Parameters
 from cds.rules import load_rules
 from cds.terminology import Terminology
-from fixtures.build_scenarios import (
+from fixtures.factories import (
     XGEVA,
     ZOL4,
     Patient,

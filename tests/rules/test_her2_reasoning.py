@@ -7,7 +7,7 @@ import pytest
 from cds.parameters import Parameters
 from cds.said import Said
 from cds.terminology import Terminology
-from fixtures.build_scenarios import (
+from fixtures.factories import (
     DOCE,
     PACLI,
     PERT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cds.parameters import Parameters
 from cds.terminology import Terminology
-from fixtures.build_scenarios import (
+from fixtures.factories import (
     Patient,
 )
 from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run  # noqa: F401

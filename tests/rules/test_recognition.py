@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from cds.parameters import Parameters
 from cds.terminology import Terminology
-from fixtures.build_scenarios import ICD10, SNOMED, TDXD, Patient
+from fixtures.factories import ICD10, SNOMED, TDXD, Patient
 from tests.rules.helpers import concerns, facts, run
 
 
