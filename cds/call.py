@@ -171,9 +171,10 @@ async def answer(
             # taken and wait suspended, so the next loop iteration runs this call alone
             # (with /health and I/O), and each later one runs one more.
             await asyncio.sleep(0)
-            hook_request, as_of = checked_request(service, parse_body(raw), settings, as_of)
+            body = parse_body(raw)
+            hook_request, as_of, sent = checked_request(service, body, settings, as_of)
             timings.mark("parse")
-            if _inline(env, service, hook_request):
+            if _inline(env, service, hook_request, sent):
                 # Everything was sent: resolving fetches nothing, so no await suspends and the
                 # whole call is this one turn.
                 resolved = await _resolve(env, service, hook_request, client)
@@ -197,7 +198,7 @@ async def answer(
             body = await jsonsafe.loads_off_loop(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise RequestInvalid(f"the body is not valid JSON: {exc}") from None
-        hook_request, as_of = checked_request(service, body, settings, as_of)
+        hook_request, as_of, _ = checked_request(service, body, settings, as_of)
         timings.mark("parse")
     resolved = await _resolve(env, service, hook_request, client)
     timings.mark("prefetch")
@@ -216,15 +217,15 @@ def parse_body(raw: bytes) -> Any:
         raise RequestInvalid(f"the body is not valid JSON: {exc}") from None
 
 
-def _inline(env: CallEnv, service: Service, hook_request: schemas.HookRequest) -> bool:
+def _inline(env: CallEnv, service: Service, hook_request: schemas.HookRequest, sent: int) -> bool:
     """Whether the call is evaluated on the event loop in one turn: nothing to fetch, a chart
-    of at most INLINE_MAX_RESOURCES, and a store on this machine (or no snoozing)."""
-    sent = hook_request.prefetch or {}
-    if any(k not in sent or is_operation_outcome(sent[k]) for k in service.prefetch):
+    of at most INLINE_MAX_RESOURCES (`sent`), and a store on this machine (or no snoozing)."""
+    prefetch = hook_request.prefetch or {}
+    if any(k not in prefetch or is_operation_outcome(prefetch[k]) for k in service.prefetch):
         return False
     if env.settings.snooze_days and not env.store.local:
         return False  # a remote store is waited for off the loop
-    return resources_sent(hook_request) <= INLINE_MAX_RESOURCES
+    return sent <= INLINE_MAX_RESOURCES
 
 
 async def _resolve(
@@ -279,10 +280,10 @@ def _respond(
 
 def checked_request(
     service: Service, body: Any, settings: Settings, as_of: date
-) -> tuple[schemas.HookRequest, date]:
-    """The body as a request for this service, within the resource limit, and the evaluation
-    date (the as-of extension where development allows it); RequestInvalid or PayloadTooLarge
-    naming what is wrong."""
+) -> tuple[schemas.HookRequest, date, int]:
+    """The body as a request for this service, the evaluation date (the as-of extension where
+    development allows it) and the resources it holds, within the limit; RequestInvalid or
+    PayloadTooLarge naming what is wrong."""
     hook_request: schemas.HookRequest = schemas.parse(schemas.HookRequest, body)
     if hook_request.hook != service.hook:
         raise RequestInvalid(
@@ -305,7 +306,7 @@ def checked_request(
             f"the prefetch holds {sent} resources; this service accepts at most "
             f"{settings.max_resources} (CDS_MAX_RESOURCES)"
         )
-    return hook_request, as_of
+    return hook_request, as_of, sent
 
 
 def resources_sent(hook_request: schemas.HookRequest) -> int:

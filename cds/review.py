@@ -20,7 +20,6 @@ CDS_ALLOW_UNREVIEWED; cards of unreviewed rules carry the research-draft banner.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import inspect
 import json
@@ -168,7 +167,6 @@ def rule_sentences(code: Mapping[str, str]) -> list[str]:
     return sorted(set().union(*(_said_in(p) for p in (*own, *shared))))
 
 
-@functools.cache
 def _said_in(path: Path) -> frozenset[str]:
     return frozenset(s.key for s in sayings([path]))
 

@@ -11,6 +11,7 @@ a value name stops the service at start-up instead of failing a call.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,30 +76,29 @@ class Saying:
 
 def sayings(paths: Iterable[Path]) -> list[Saying]:
     """Every `say("key", name=...)` call in these modules' source."""
+    return [s for path in paths for s in _sayings_in(path)]
+
+
+@functools.cache
+def _sayings_in(path: Path) -> tuple[Saying, ...]:
+    # Each module parsed once per process: the knowledge check and every rule's review digest
+    # read the same modules, whose source does not change while the process runs.
     out = []
-    for path in paths:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        for node in ast.walk(tree):
-            if not (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id == "say"
-            ):
-                continue
-            where = f"{path.parent.name}/{path.name}:{node.lineno}"
-            first = node.args[0] if node.args else None
-            if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
-                out.append(Saying(where, "", None))  # a computed key cannot be checked
-                continue
-            names = [k.arg for k in node.keywords]
-            out.append(
-                Saying(
-                    where,
-                    first.value,
-                    None if None in names else frozenset(n for n in names if n is not None),
-                )
-            )
-    return out
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "say"
+        ):
+            continue
+        where = f"{path.parent.name}/{path.name}:{node.lineno}"
+        first = node.args[0] if node.args else None
+        if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+            out.append(Saying(where, "", None))  # a computed key cannot be checked
+            continue
+        names = [k.arg for k in node.keywords]
+        given = None if None in names else frozenset(n for n in names if n is not None)
+        out.append(Saying(where, first.value, given))
+    return tuple(out)
 
 
 def check(templates: Mapping[str, str], said: list[Saying]) -> list[str]:
