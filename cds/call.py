@@ -174,25 +174,15 @@ async def answer(
             body = parse_body(raw)
             hook_request, as_of, sent = checked_request(service, body, settings, as_of)
             timings.mark("parse")
+            done = None
             if _inline(env, service, hook_request, sent):
-                # Everything was sent: resolving fetches nothing, so no await suspends and the
-                # whole call is this one turn.
-                resolved = await _resolve(env, service, hook_request, client)
-                timings.mark("prefetch")
-                result = _evaluate(
-                    env.knowledge,
-                    env.store if env.settings.snooze_days else None,
-                    service,
-                    hook_request,
-                    hook_request.context,
-                    resolved.data,
-                    as_of=as_of,
-                    timings=timings,
-                    patient_key=_patient_key(env, hook_request, client),
-                    caller=caller_of(client),
-                    snoozes={},
-                )
-                return _respond(service, hook_request, result, resolved, timings)
+                done = await _in_this_turn(env, service, hook_request, client, as_of, timings)
+        if done is not None:
+            resolved, result, recorded = done
+            if not recorded:  # the store was busy: its cards are recorded off the loop
+                await anyio.to_thread.run_sync(env.store.record_issued, result.issued)
+                timings.mark("store")
+            return _respond(service, hook_request, result, resolved, timings)
     else:
         try:
             body = await jsonsafe.loads_off_loop(raw)
@@ -207,6 +197,45 @@ async def answer(
         env, service, hook_request, resolved.data, as_of, timings, key, caller_of(client)
     )
     return _respond(service, hook_request, result, resolved, timings)
+
+
+async def _in_this_turn(
+    env: CallEnv,
+    service: Service,
+    hook_request: schemas.HookRequest,
+    client: ClientIdentity | None,
+    as_of: date,
+    timings: Timings,
+) -> tuple[Resolved, Outcome, bool] | None:
+    """The call evaluated on the event loop: (the prefetch, the outcome, whether its cards were
+    recorded); None, having done nothing, when the store would make the loop wait for this
+    patient's snoozes (the worker thread then does it all)."""
+    key = _patient_key(env, hook_request, client)
+    store = env.store if env.settings.snooze_days else None
+    snoozes = store.snoozes_now(key) if store is not None else {}
+    if snoozes is None:
+        return None
+    # Everything was sent: resolving fetches nothing, so no await suspends and the whole
+    # call is this one turn.
+    resolved = await _resolve(env, service, hook_request, client)
+    timings.mark("prefetch")
+    result = evaluate_call(
+        env.knowledge,
+        service,
+        hook_request,
+        hook_request.context,
+        resolved.data,
+        as_of=as_of,
+        timings=timings,
+        snoozes=snoozes,
+        patient_key=key,
+        caller=caller_of(client),
+        now=time.time(),
+    )
+    recorded = store is None or store.record_issued_now(result.issued)
+    if recorded and store is not None and result.issued:
+        timings.mark("store")
+    return resolved, result, recorded
 
 
 def parse_body(raw: bytes) -> Any:

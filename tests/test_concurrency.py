@@ -5,6 +5,8 @@ keep answering."""
 from __future__ import annotations
 
 import gc
+import json
+import sqlite3
 import sys
 import threading
 from collections.abc import MutableMapping
@@ -18,6 +20,8 @@ from fastapi.testclient import TestClient
 import cds.call
 from cds.call import evaluate_call
 from cds.server import tune_for_serving
+from cds.settings import Settings
+from tests.conftest import BONE_METS_REQUEST, PATIENT_VIEW
 from tests.test_api import PV, minimal_request
 
 
@@ -131,6 +135,73 @@ def test_calls_evaluated_on_the_loop_take_one_loop_iteration_each(
     client.portal.call(together)
     assert len(at) == 12
     assert len(set(at)) == 12, at  # never two evaluations in one loop iteration
+
+
+def test_a_busy_store_never_holds_up_the_event_loop(client: TestClient) -> None:
+    """A typical call whose store is busy (here: another thread holds it, as a feedback write
+    waiting for the disk does) waits in the worker thread, not on the event loop: /health
+    answers meanwhile, and the call ends with its cards recorded once the store is free."""
+    store = client.app_state["store"]
+    answers: dict[str, int] = {}
+
+    def call() -> None:
+        body = json.loads(BONE_METS_REQUEST.read_text())
+        answers["call"] = client.post(f"/cds-services/{PATIENT_VIEW}", json=body).status_code
+
+    def health() -> None:
+        answers["health"] = client.get("/health").status_code
+
+    with store._lock:
+        caller = threading.Thread(target=call)
+        caller.start()
+        caller.join(0.5)
+        assert caller.is_alive()  # waiting for the store
+        prober = threading.Thread(target=health)
+        prober.start()
+        prober.join(5)  # (were the loop waiting for the store, this would wait for the lock)
+        assert answers.get("health") == 200  # the loop is free
+        assert "call" not in answers
+    caller.join(30)
+    assert answers["call"] == 200
+    with store.tx(read=True) as cur:
+        cur.execute("SELECT COUNT(*) FROM issued_card")
+        assert cur.fetchone()[0] >= 1
+
+
+def test_cards_are_recorded_off_the_loop_while_another_process_writes(
+    client: TestClient, settings: Settings
+) -> None:
+    """Another process holds the SQLite file's write lock: the call reads its snoozes and is
+    evaluated on the loop (WAL readers do not wait), its cards are written from the worker
+    thread once the lock is free, and /health answers meanwhile."""
+    answers: dict[str, int] = {}
+
+    def call() -> None:
+        body = json.loads(BONE_METS_REQUEST.read_text())
+        answers["call"] = client.post(f"/cds-services/{PATIENT_VIEW}", json=body).status_code
+
+    def health() -> None:
+        answers["health"] = client.get("/health").status_code
+
+    other = sqlite3.connect(settings.feedback_db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        caller = threading.Thread(target=call)
+        caller.start()
+        caller.join(0.5)
+        assert caller.is_alive()  # its cards wait for the writer
+        prober = threading.Thread(target=health)
+        prober.start()
+        prober.join(5)
+        assert answers.get("health") == 200
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    caller.join(30)
+    assert answers["call"] == 200
+    with client.app_state["store"].tx(read=True) as cur:
+        cur.execute("SELECT COUNT(*) FROM issued_card")
+        assert cur.fetchone()[0] >= 1
 
 
 def test_tune_for_serving_freezes_start_up_and_shortens_the_switch_interval() -> None:

@@ -230,3 +230,36 @@ def test_with_snoozing_off_feedback_is_stored_as_received(tmp_path: Path) -> Non
     store = SQLiteStore(tmp_path / "s.sqlite3", snooze_days=0)
     assert store.add("mbc-bone-patient-view", [_overridden("never-recorded")]) == 1
     store.close()
+
+
+def test_the_event_loops_store_calls_never_wait(tmp_path: Path) -> None:
+    """record_issued_now and snoozes_now (what a call on the event loop uses) give up at once,
+    writing nothing, while another thread of this process holds the store (a feedback write
+    waiting for the disk) or another process holds the file's write lock; a read still goes
+    through past another process's writer (WAL)."""
+    import time
+
+    path = tmp_path / "busy.sqlite3"
+    store = SQLiteStore(path, timeout_s=2.0)
+    assert store.record_issued_now([issued("free")])
+    assert store.snoozes_now("p") == {}
+
+    with store._lock:  # another thread's transaction
+        started = time.monotonic()
+        assert not store.record_issued_now([issued("held-by-a-thread")])
+        assert store.snoozes_now("p") is None
+        assert time.monotonic() - started < 0.5  # well under the 2 s a waiting call would take
+
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing
+    started = time.monotonic()
+    assert not store.record_issued_now([issued("held-by-a-process")])
+    assert store.snoozes_now("p") == {}
+    assert time.monotonic() - started < 0.5
+    other.execute("COMMIT")
+    other.close()
+
+    assert store.record_issued_now([issued("free-again")])
+    cards = {r[0] for r in rows(path, "SELECT card FROM issued_card")}
+    assert cards == {"free", "free-again"}
+    store.close()

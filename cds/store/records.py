@@ -88,8 +88,9 @@ class ReportRows:
 class Store(Protocol):
     # "sqlite": a local file, a call takes microseconds; "postgresql": a database over the network.
     backend: str
-    # Whether its calls are fast enough to make inside a call's evaluation (a local file): then
-    # a call reads snoozes and records its cards in the same thread hop as its evaluation.
+    # Whether its calls are fast enough to make beside a call's evaluation (a local file): then
+    # a call reads snoozes and records its cards where it evaluates (on the event loop, with
+    # the *_now methods, which never wait; or in the same worker-thread hop).
     local: bool
 
     def add(
@@ -108,6 +109,13 @@ class Store(Protocol):
     def record_issued(self, cards: Sequence[IssuedCard]) -> None: ...
 
     def snoozes(self, patient_key: str) -> dict[str, Snooze]: ...
+
+    def record_issued_now(self, cards: Sequence[IssuedCard]) -> bool:
+        """record_issued without waiting for a lock (the event loop calls it): False, with
+        nothing written, when it would have to wait; the caller then waits off the loop."""
+
+    def snoozes_now(self, patient_key: str) -> dict[str, Snooze] | None:
+        """snoozes without waiting for a lock (the event loop calls it): None when it would."""
 
     def report_rows(self, since: float, until: float, service_id: str | None) -> ReportRows:
         """The committee report's counts for cards issued in [since, until) (epoch seconds)."""

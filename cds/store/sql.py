@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -236,54 +236,82 @@ class _SQL:
     def record_issued(self, cards: Sequence[IssuedCard]) -> None:
         if not cards:
             return
-        now = self._clock()
         with self.tx(durable=False) as cur:
-            if self._prune_due("issued cards and snoozes", now):
-                expired = now - self.retention_s
-                cur.execute(self.q("DELETE FROM issued_card WHERE issued_at < %s"), (expired,))
-                cur.execute(self.q("DELETE FROM snooze WHERE until < %s"), (expired,))
-            # One statement for all of a call's cards: one round trip to PostgreSQL, not one
-            # a card. A card named twice would be updated twice, which PostgreSQL refuses.
-            latest = {c.card: c for c in cards}
-            rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(latest))
-            cur.execute(
-                self.q(
-                    "INSERT INTO issued_card (card, rule, patient_key, evidence, issued_at,"  # noqa: S608
-                    " service_id, caller, suggestions, variant, indicator)"
-                    f" VALUES {rows} ON CONFLICT (card) DO UPDATE"
-                    " SET evidence = excluded.evidence, issued_at = excluded.issued_at,"
-                    " service_id = excluded.service_id, suggestions = excluded.suggestions"
-                ),
-                [
-                    x
-                    for c in latest.values()
-                    for x in (
-                        c.card,
-                        c.rule,
-                        c.patient_key,
-                        c.evidence,
-                        now,
-                        c.service_id,
-                        c.caller,
-                        json.dumps(c.suggestions),
-                        c.variant,
-                        c.indicator,
-                    )
-                ],
-            )
+            self._record_issued(cur, cards)
+
+    def record_issued_now(self, cards: Sequence[IssuedCard]) -> bool:
+        """record_issued if it can be done without waiting (the event loop calls it); False,
+        and nothing written, when the store is busy."""
+        if not cards:
+            return True
+        with self.tx_now() as cur:
+            if cur is None:
+                return False
+            self._record_issued(cur, cards)
+            return True
+
+    def snoozes_now(self, patient_key: str) -> dict[str, Snooze] | None:
+        """snoozes if they can be read without waiting (the event loop calls it); None when
+        the store is busy."""
+        with self.tx_now(read=True) as cur:
+            return None if cur is None else self._snoozes(cur, patient_key)
+
+    def tx_now(self, *, read: bool = False) -> AbstractContextManager[Any]:
+        """A transaction begun at once, or None: a backend that cannot tell never begins one
+        (its callers then wait off the event loop)."""
+        return nullcontext(None)
+
+    def _record_issued(self, cur: Any, cards: Sequence[IssuedCard]) -> None:
+        now = self._clock()
+        if self._prune_due("issued cards and snoozes", now):
+            expired = now - self.retention_s
+            cur.execute(self.q("DELETE FROM issued_card WHERE issued_at < %s"), (expired,))
+            cur.execute(self.q("DELETE FROM snooze WHERE until < %s"), (expired,))
+        # One statement for all of a call's cards: one round trip to PostgreSQL, not one
+        # a card. A card named twice would be updated twice, which PostgreSQL refuses.
+        latest = {c.card: c for c in cards}
+        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(latest))
+        cur.execute(
+            self.q(
+                "INSERT INTO issued_card (card, rule, patient_key, evidence, issued_at,"  # noqa: S608
+                " service_id, caller, suggestions, variant, indicator)"
+                f" VALUES {rows} ON CONFLICT (card) DO UPDATE"
+                " SET evidence = excluded.evidence, issued_at = excluded.issued_at,"
+                " service_id = excluded.service_id, suggestions = excluded.suggestions"
+            ),
+            [
+                x
+                for c in latest.values()
+                for x in (
+                    c.card,
+                    c.rule,
+                    c.patient_key,
+                    c.evidence,
+                    now,
+                    c.service_id,
+                    c.caller,
+                    json.dumps(c.suggestions),
+                    c.variant,
+                    c.indicator,
+                )
+            ],
+        )
 
     def snoozes(self, patient_key: str) -> dict[str, Snooze]:
         with self.tx(durable=False, read=True) as cur:
-            cur.execute(
-                self.q(
-                    "SELECT rule, evidence, reason, since, until FROM snooze WHERE patient_key = %s"
-                ),
-                (patient_key,),
-            )
-            return {
-                r[0]: Snooze(rule=r[0], evidence=r[1], reason=r[2], since=r[3], until=r[4])
-                for r in cur.fetchall()
-            }
+            return self._snoozes(cur, patient_key)
+
+    def _snoozes(self, cur: Any, patient_key: str) -> dict[str, Snooze]:
+        cur.execute(
+            self.q(
+                "SELECT rule, evidence, reason, since, until FROM snooze WHERE patient_key = %s"
+            ),
+            (patient_key,),
+        )
+        return {
+            r[0]: Snooze(rule=r[0], evidence=r[1], reason=r[2], since=r[3], until=r[4])
+            for r in cur.fetchall()
+        }
 
     def report_rows(self, since: float, until: float, service_id: str | None) -> ReportRows:
         return report_rows(self, since, until, service_id)

@@ -44,6 +44,8 @@ class SQLiteStore(_SQL):
         # What every call writes (issued cards, JWT ids): WAL without an fsync per commit, as
         # durable across a process crash as FULL (sqlite.org/pragma.html#pragma_synchronous).
         self._fast = self._connect(path, "NORMAL", timeout_s)
+        # What the event loop writes and reads (tx_now): never waits for another writer.
+        self._now = self._connect(path, "NORMAL", 0.0)
         self.migrate()
 
     @staticmethod
@@ -74,6 +76,31 @@ class SQLiteStore(_SQL):
                 raise
             cur.execute("COMMIT")
 
+    @contextmanager
+    def tx_now(self, *, read: bool = False) -> Iterator[sqlite3.Cursor | None]:
+        """A transaction begun at once, or None when it would wait: another thread in this
+        process holds the store (a feedback write waiting for the disk), or another process
+        writes to the file. The event loop uses it, and must never wait on a lock."""
+        if not self._lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            cur = self._now.cursor()
+            try:
+                cur.execute("BEGIN" if read else "BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:  # "database is locked": busy_timeout is 0
+                yield None
+                return
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+        finally:
+            self._lock.release()
+
     def close(self) -> None:
         self._db.close()
         self._fast.close()
+        self._now.close()
