@@ -33,7 +33,8 @@ from cds.store import Store, open_configured
 log = logging.getLogger(__name__)
 
 
-# Evaluations at once in one process: the work holds the GIL, so a second thread would only
+# Evaluations at once in worker threads of one process (large or fetched charts; typical ones
+# run on the event loop, one call a turn: cds.call): the work holds the GIL, so a second would only
 # take turns with the first and with the event loop (measured: /health p99 under saturation
 # 7 ms with one, 11 ms with two, 30 ms with four).
 EVALUATION_THREADS = 1
