@@ -61,10 +61,37 @@ class CardFile(KnowledgeFile):
     notes: dict[str, str] = Field(default_factory=dict)
 
 
+class FrameTexts(KnowledgeFile):
+    """What every card says around its rule's own text: the detail's headings, the note on
+    resources left out, and the description of each kind of action."""
+
+    patient_data: str
+    missing_data: str
+    notes: str
+    evidence: str  # $evidence
+    left_out: str  # $count, $kinds
+    propose_medication: str  # $medication, $dose
+    order_service: str  # $service
+    update_dose: str  # $draft, $dose
+    delete_draft: str  # $draft
+
+
+# The placeholders each frame text may use (checked at start-up).
+FRAME_PLACEHOLDERS = {
+    "evidence": {"evidence"},
+    "left_out": {"count", "kinds"},
+    "propose_medication": {"medication", "dose"},
+    "order_service": {"service"},
+    "update_dose": {"draft", "dose"},
+    "delete_draft": {"draft"},
+}
+
+
 class CommonFile(KnowledgeFile):
     disclaimer: str
     suggestions: dict[str, str]
     notes: dict[str, str]
+    card: FrameTexts
 
 
 class MedicationOrder(KnowledgeFile):
@@ -233,7 +260,7 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
         problems += _card_problems(book, rid, r, card) + _uses_problems(book, rid, r, card)
     for rid in set(book.cards) - set(rules):
         problems.append(f"cards/rules/{rid}.yaml has no rule")
-    return problems + _regimen_problems(book) + _code_problems(book)
+    return problems + _regimen_problems(book) + _code_problems(book) + _frame_problems(book)
 
 
 def _card_problems(book: CardBook, rid: str, r: Rule, card: CardFile) -> list[str]:
@@ -316,6 +343,17 @@ def _regimen_problems(book: CardBook) -> list[str]:
             if re.search(r"\blabel\b|\bor every\b", drug.dose, flags=re.IGNORECASE):
                 problems.append(f"regimens.{key}: {drug.order} dose is not orderable as written")
     return problems
+
+
+def _frame_problems(book: CardBook) -> list[str]:
+    """Each frame text uses exactly the placeholders the renderer fills."""
+    frame = book.common.card
+    return [
+        f"common.yaml card.{name}: placeholders {sorted(_placeholders(text))}, "
+        f"expected {sorted(FRAME_PLACEHOLDERS.get(name, set()))}"
+        for name, text in frame.model_dump().items()
+        if _placeholders(text) != FRAME_PLACEHOLDERS.get(name, set())
+    ]
 
 
 def _code_problems(book: CardBook) -> list[str]:

@@ -75,6 +75,7 @@ class Renderer:
     ) -> None:
         self.book = book
         self.text = book.sentences.text  # a Said line of a decision as the clinician reads it
+        self._frame = book.common.card  # headings, the left-out note, action descriptions
         # Each card names its rule's version and, once clinicians have signed that version,
         # the review date (cds.review); only unreviewed rules carry the research-draft banner.
         self._review_ext: dict[str, dict[str, str]] = {}
@@ -182,23 +183,22 @@ class Renderer:
         facts: PatientFacts,
     ) -> str:
         parts = [Template(variant.detail).substitute(bindings).strip()]
-        text = self.text
+        text, frame = self.text, self._frame
         if d.data:
-            parts.append("**Patient data**\n" + "\n".join(f"- {text(x)}" for x in d.data))
+            parts.append(frame.patient_data + "\n" + "\n".join(f"- {text(x)}" for x in d.data))
         if d.missing:
-            parts.append("**Missing data**\n" + "\n".join(f"- {text(x)}" for x in d.missing))
+            parts.append(frame.missing_data + "\n" + "\n".join(f"- {text(x)}" for x in d.missing))
         notes = [
             Template(self.book.note(d.rule, k)).safe_substitute(bindings) for k in d.note_keys
         ] + [text(x) for x in d.notes]
         if facts.excluded:
             kinds = ", ".join(sorted({f"{e.resource_type} ({e.location})" for e in facts.excluded}))
             notes.append(
-                f"{len(facts.excluded)} resource(s) could not be read and were left out: {kinds}. "
-                "This recommendation may be incomplete."
+                Template(frame.left_out).substitute(count=len(facts.excluded), kinds=kinds)
             )
         if notes:
-            parts.append("**Notes**\n" + "\n".join(f"- {n}" for n in notes))
-        parts.append(f"**Evidence**: {spec.evidence}")
+            parts.append(frame.notes + "\n" + "\n".join(f"- {n}" for n in notes))
+        parts.append(Template(frame.evidence).substitute(evidence=spec.evidence))
         if d.rule not in self._reviewed:
             parts.append(f"_{self.book.common.disclaimer}_")
         return "\n\n".join(parts)
@@ -231,7 +231,9 @@ class Renderer:
                 actions.append(
                     {
                         "type": "delete",
-                        "description": f"Remove the draft order {a.draft_ref}",
+                        "description": Template(self._frame.delete_draft).substitute(
+                            draft=a.draft_ref
+                        ),
                         "resourceId": a.draft_ref,
                     }
                 )
@@ -274,7 +276,9 @@ class Renderer:
             resource["reasonReference"] = reason
         return {
             "type": "create",
-            "description": f"Propose {med.name}: {dose}",
+            "description": Template(self._frame.propose_medication).substitute(
+                medication=med.name, dose=dose
+            ),
             "resource": resource,
         }
 
@@ -288,7 +292,8 @@ class Renderer:
         reason = self._reason(ctx)
         if reason:
             resource["reasonReference"] = reason
-        return {"type": "create", "description": f"Order {svc.name}", "resource": resource}
+        description = Template(self._frame.order_service).substitute(service=svc.name)
+        return {"type": "create", "description": description, "resource": resource}
 
     def _update(self, a: UpdateDraft, ctx: RenderContext) -> dict[str, Any]:
         """The draft as sent with only its dose changed: route, infusion time and interval stay
@@ -319,6 +324,8 @@ class Renderer:
             resource["medicationCodeableConcept"] = self._medication_concepts[a.recode_order]
         return {
             "type": "update",
-            "description": f"Change the dose of {a.draft_ref} to {new_dose} (nothing else changes)",
+            "description": Template(self._frame.update_dose).substitute(
+                draft=a.draft_ref, dose=new_dose
+            ),
             "resource": resource,
         }

@@ -152,6 +152,7 @@ def digest_inputs(rule: Rule, book: CardBook, params: Parameters, files: _Files)
         },
         "shared_notes": {n: common.notes[n] for n in sorted(uses.notes) if n in common.notes},
         "sentences": {k: book.sentences.templates[k] for k in rule_sentences(code)},
+        "frame": common.card.model_dump(),  # headings and action descriptions of every card
         "override_reasons": {
             "system": book.overrides.system,
             "codes": {c: book.overrides.codes[c] for c in card.override_reasons},

@@ -106,6 +106,20 @@ class TestCrossCheck:
         with pytest.raises(ConfigError, match="oops"):
             load_knowledge(cards)
 
+    def test_a_card_frame_text_with_the_wrong_placeholder_fails(self, tmp_path: Path) -> None:
+        cards = copy_cards(tmp_path)
+        path = cards / "common.yaml"
+        path.write_text(path.read_text().replace("Remove the draft order $draft", "Remove $ref"))
+        with pytest.raises(ConfigError, match=r"card.delete_draft: placeholders \['ref'\]"):
+            load_knowledge(cards)
+
+    def test_a_sentence_a_rule_says_must_exist(self, tmp_path: Path) -> None:
+        cards = copy_cards(tmp_path)
+        path = cards / "sentences.yaml"
+        path.write_text(path.read_text().replace("lvef-none:", "lvef-missing:"))
+        with pytest.raises(ConfigError, match="sentence 'lvef-none' is not in cards/sentences"):
+            load_knowledge(cards)
+
     def test_an_order_with_an_unlisted_code_fails(self, tmp_path: Path) -> None:
         cards = copy_cards(tmp_path)
         path = cards / "orders.yaml"
