@@ -7,13 +7,13 @@ snooze lookup and the issued-card record) → the store → the log line and met
 synchronous, which the benchmarks and tests also drive directly.
 
 Where the work runs: a typical call (its prefetch all sent, a chart of at most
-INLINE_MAX_RESOURCES, a local store) runs on the event loop from parse to answer in one turn,
-one call's turn at a time (CallEnv.turn), so /health and other calls' I/O go between two calls,
-never wait behind fifty; handing it to a worker thread cost more than the whole request path
-(context switches, the parsed body gone cold while calls queued for the one evaluation slot).
-A call that fetches from the EHR's FHIR server, a large chart or a body over 256 KB is
-evaluated in the worker thread (one at a time per process), as its evaluation would hold the
-loop for longer than a few milliseconds.
+CDS_EVALUATE_ON_LOOP_MAX_RESOURCES, 300: ~1-2 ms of evaluation, a local store) runs on the
+event loop from parse to answer in one turn, one call's turn at a time (CallEnv.turn), so
+/health and other calls' I/O go between two calls, never wait behind fifty; handing it to a
+worker thread cost more than the whole request path (context switches, the parsed body gone
+cold while calls queued for the one evaluation slot). A call that fetches from the EHR's FHIR
+server, a large chart or a body over 256 KB is evaluated in the worker thread (one at a time
+per process), as its evaluation would hold the loop for longer than a few milliseconds.
 """
 
 from __future__ import annotations
@@ -48,9 +48,6 @@ from cds.store import IssuedCard, Snooze, Store, caller
 
 log = logging.getLogger("cds.calls")
 AS_OF_EXTENSION = "cds-mbc-bone.as-of"
-# The largest chart (resources sent, prefetch and draft orders) evaluated on the event loop:
-# ~1-2 ms of evaluation; a 2,000-resource chart takes ~7 ms and goes to the worker thread.
-INLINE_MAX_RESOURCES = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,13 +245,15 @@ def parse_body(raw: bytes) -> Any:
 
 def _inline(env: CallEnv, service: Service, hook_request: schemas.HookRequest, sent: int) -> bool:
     """Whether the call is evaluated on the event loop in one turn: nothing to fetch, a chart
-    of at most INLINE_MAX_RESOURCES (`sent`), and a store on this machine (or no snoozing)."""
+    of at most CDS_EVALUATE_ON_LOOP_MAX_RESOURCES (`sent`; 0: never), and a store on this
+    machine (or no snoozing)."""
     prefetch = hook_request.prefetch or {}
     if any(k not in prefetch or is_operation_outcome(prefetch[k]) for k in service.prefetch):
         return False
     if env.settings.snooze_days and not env.store.local:
         return False  # a remote store is waited for off the loop
-    return sent <= INLINE_MAX_RESOURCES
+    limit = env.settings.evaluate_on_loop_max_resources
+    return limit > 0 and sent <= limit
 
 
 async def _resolve(

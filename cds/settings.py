@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     fetch_deadline_s: float = Field(default=4.0, gt=0)
     max_pages: int = Field(default=10, ge=1)
     max_resources: int = Field(default=5000, ge=1)
+    # Charts of at most this many resources (prefetch and draft orders, all sent) are evaluated
+    # on the event loop, one call a turn; larger ones, and all with 0, in the worker thread.
+    evaluate_on_loop_max_resources: int = Field(default=300, ge=0)
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
     # All of one call's FHIR responses together, compressed and decoded.
     max_fetch_bytes: int = Field(default=10_000_000, ge=1024)

@@ -9,7 +9,9 @@ import json
 import sqlite3
 import sys
 import threading
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -18,17 +20,38 @@ import pytest
 from fastapi.testclient import TestClient
 
 import cds.call
-from cds.call import evaluate_call
+from cds.api import today
+from cds.app import create_app
+from cds.call import evaluate_call, resources_sent
+from cds.schemas import HookRequest
 from cds.server import tune_for_serving
+from cds.services import Knowledge
 from cds.settings import Settings
-from tests.conftest import BONE_METS_REQUEST, PATIENT_VIEW
+from tests.conftest import AS_OF, BONE_METS_REQUEST, PATIENT_VIEW
 from tests.test_api import PV, minimal_request
 
 
+@contextmanager
+def client_with(tmp_path: Path, knowledge: Knowledge, **settings: Any) -> Iterator[TestClient]:
+    """The app in-process with these settings (the `client` fixture's, otherwise)."""
+    app = create_app(
+        Settings(feedback_db=tmp_path / "other.sqlite3", **settings),
+        knowledge=knowledge,
+        http_client=httpx.AsyncClient(),
+    )
+    app.dependency_overrides[today] = lambda: AS_OF
+    with TestClient(app) as client:
+        yield client
+
+
 def test_health_and_discovery_answer_while_every_evaluation_slot_is_busy(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, knowledge: Knowledge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cds.call, "INLINE_MAX_RESOURCES", -1)  # every chart counts as large
+    with client_with(tmp_path, knowledge, evaluate_on_loop_max_resources=0) as client:
+        _health_while_held(client, monkeypatch)
+
+
+def _health_while_held(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     started, release = threading.Event(), threading.Event()
 
     def held(*args: Any, **kwargs: Any) -> Any:
@@ -56,7 +79,9 @@ def test_health_and_discovery_answer_while_every_evaluation_slot_is_busy(
     assert answers["call"] == 200
 
 
-def _threads(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+def _threads(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, body: dict[str, Any] | None = None
+) -> tuple[int, int]:
     """(the thread that parsed the call, the thread that evaluated it) for one call."""
     seen: dict[str, int] = {}
     checked, evaluated = cds.call.checked_request, cds.call.evaluate_call
@@ -71,7 +96,8 @@ def _threads(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> tuple[int, 
 
     monkeypatch.setattr(cds.call, "checked_request", checking)
     monkeypatch.setattr(cds.call, "evaluate_call", evaluating)
-    assert client.post(PV, json=minimal_request()).status_code == 200
+    path = f"/cds-services/{PATIENT_VIEW}" if body else PV
+    assert client.post(path, json=body or minimal_request()).status_code == 200
     return seen["loop"], seen["evaluation"]
 
 
@@ -83,10 +109,24 @@ def test_a_typical_chart_is_evaluated_on_the_event_loop(
 
 
 def test_a_large_chart_is_evaluated_in_the_worker_thread(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, knowledge: Knowledge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cds.call, "INLINE_MAX_RESOURCES", 0)
-    loop, evaluation = _threads(client, monkeypatch)
+    body = json.loads(BONE_METS_REQUEST.read_text())
+    sent = resources_sent(HookRequest.model_validate(body))
+    with client_with(tmp_path, knowledge, evaluate_on_loop_max_resources=sent - 1) as client:
+        loop, evaluation = _threads(client, monkeypatch, body)
+    assert evaluation != loop
+    # One resource fewer than the chart holds sends it to the thread; as many keeps it.
+    with client_with(tmp_path, knowledge, evaluate_on_loop_max_resources=sent) as client:
+        loop, evaluation = _threads(client, monkeypatch, body)
+    assert evaluation == loop
+
+
+def test_with_0_every_chart_is_evaluated_in_the_worker_thread(
+    tmp_path: Path, knowledge: Knowledge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with client_with(tmp_path, knowledge, evaluate_on_loop_max_resources=0) as client:
+        loop, evaluation = _threads(client, monkeypatch)
     assert evaluation != loop
 
 

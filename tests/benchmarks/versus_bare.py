@@ -9,9 +9,9 @@ hookInstance, so no cache can help, except in the row that sends the same chart 
 one table (markdown, ready for the README): p50 and p90 with one client for a typical chart
 (~80 resources), a 200- and a 2,000-resource chart (15% of them read by the rules), requests
 per second with 50 clients (wrk where installed), and /health on each while it is saturated.
-Two more servers, the service with one piece changed (`variant.py`), are driven the same way:
-with its evaluation answered from memory (the throughput the request path alone leaves, whatever
-the evaluation costs), and with every evaluation in the worker thread, as large charts are (what
+Two more servers are driven the same way: the service with its evaluation answered from memory
+(`variant.py`; the throughput the request path alone leaves, whatever the evaluation costs), and
+the service with every evaluation in the worker thread, as large charts are (what
 evaluating typical charts on the event loop gains, and what it costs /health). A fifth requires
 a client JWT, as an EHR calls it: a latency row and
 a throughput row with an ES384 token (a new jti each) on every call.
@@ -288,7 +288,7 @@ def _run(
         "bare": ["-m", "uvicorn", "bare:app", "--log-level", "error"],
         "service": ["-m", "cds", "serve"],
         "request-path": [variant, "request-path", "serve"],
-        "worker-thread": [variant, "worker-thread", "serve"],
+        "worker-thread": ["-m", "cds", "serve"],  # with CDS_EVALUATE_ON_LOOP_MAX_RESOURCES=0
         "signed": ["-m", "cds", "serve"],  # with a client JWT required
     }
     signer = Signer(tmp)
@@ -300,6 +300,8 @@ def _run(
         server_env = {**env, "CDS_FEEDBACK_DB": str(tmp / f"{name}.sqlite3")}
         if name == "signed":  # the service as an EHR calls it: a client JWT required
             server_env |= signer.env(base)
+        if name == "worker-thread":  # every evaluation off the event loop, as large charts are
+            server_env["CDS_EVALUATE_ON_LOOP_MAX_RESOURCES"] = "0"
         procs.append(_start([sys.executable, *command, "--port", str(port)], server_env, port))
         pids[name] = procs[-1].pid
         service = "x" if name == "bare" else "mbc-bone-patient-view"
