@@ -4,10 +4,11 @@ cannot hide a change.
     python tests/benchmarks/instructions.py            # needs valgrind (Debian: valgrind)
 
 Wall-clock numbers on a shared machine move by 15% or more from one run to the next, which is
-more than most single changes gain or lose. Instructions executed are the same from run to run
-(hash seed fixed, garbage collector off while counting), so two versions can be compared one
-change at a time. Each row runs the same setup twice under callgrind, once with N calls and once
-without; the difference over N is the cost of one call:
+more than most single changes gain or lose. Instructions executed are far steadier (hash seed
+fixed, garbage collector off while counting), though identical code has counted up to half a
+million apart in different runs: compare two versions side by side in one run. Each row runs
+the same setup twice under callgrind, once with N calls and once without; the difference over N
+is the cost of one call:
 
 * the bare FastAPI endpoint and the service, each called in-process through ASGI (no sockets,
   no uvicorn), with the typical ~80-resource chart, new resource ids on every call;
