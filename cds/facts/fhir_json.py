@@ -43,6 +43,9 @@ def date_by_pattern(value: str) -> date | None:
 
 
 _CONCEPTS: dict[bytes, Concept] = {}
+# What an absent (or not an object) CodeableConcept reads as: one shared object, so what matching
+# works out about it is worked out once, not for every resource that lacks the element.
+NO_CONCEPT = Concept()
 _MAX_CONCEPTS = 4096  # distinct CodeableConcepts remembered (a few MB at most)
 _MAX_KEY = 1024  # longer ones (long free text) are built each time, never kept
 
@@ -56,7 +59,7 @@ def concept(raw: object) -> Concept:
     memo holds depends only on their content and the loaded knowledge.
     """
     if not isinstance(raw, dict):
-        return Concept()
+        return NO_CONCEPT
     try:
         key = orjson.dumps(raw)
     except TypeError:  # not JSON (an integer beyond 64 bits, a non-text key): build it
@@ -67,6 +70,7 @@ def concept(raw: object) -> Concept:
         if len(key) <= _MAX_KEY:
             if len(_CONCEPTS) >= _MAX_CONCEPTS:
                 _CONCEPTS.clear()
+                NO_CONCEPT._memo.clear()  # what it holds for knowledge loaded since, bounded too
             _CONCEPTS[key] = found
     return found
 

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from cds.facts.conformance import Checker
-from cds.facts.fhir_json import concept, flatten
+from cds.facts.fhir_json import concept, flatten, json_list
 from cds.facts.records import (
     ActivityRecord,
     AllergyRecord,
@@ -60,9 +60,10 @@ def read_records(
     specimen_dates: dict[str, date] = {}
     for raw in resources:
         rtype = raw["resourceType"]
-        if rtype == "Medication" or entered_in_error(raw):
+        # Most of a large chart is screened out: the screen first, the withdrawn test after.
+        if rtype == "Medication" or not screen.relevant(raw, medications):
             continue
-        if not screen.relevant(raw, medications):
+        if entered_in_error(raw):
             continue
         verdict = checker.verdict(raw)
         if verdict is not None:
@@ -107,7 +108,7 @@ def _distinct(payloads: Iterable[object]) -> tuple[list[dict[str, Any]], frozens
     anonymous: list[dict[str, Any]] = []
     received: set[str] = set()
     for payload in payloads:
-        for raw in flatten(payload):
+        for raw in _resources(payload):
             rtype = raw["resourceType"]
             received.add(rtype)
             if rtype not in RELEVANT_TYPES:
@@ -118,3 +119,22 @@ def _distinct(payloads: Iterable[object]) -> tuple[list[dict[str, Any]], frozens
             else:
                 anonymous.append(raw)
     return list(seen.values()) + anonymous, frozenset(received)
+
+
+def _resources(payload: object) -> list[dict[str, Any]]:
+    """`flatten`, with a Bundle's plain entries taken in one loop: they are most of a call."""
+    if not (isinstance(payload, dict) and payload.get("resourceType") == "Bundle"):
+        return flatten(payload)
+    out: list[dict[str, Any]] = []
+    for entry in json_list(payload.get("entry")):
+        if isinstance(entry, dict):
+            resource = entry.get("resource")
+            if (
+                isinstance(resource, dict)
+                and isinstance(rtype := resource.get("resourceType"), str)
+                and rtype != "Bundle"
+            ):
+                out.append(resource)
+            else:
+                out.extend(flatten(resource))  # a Bundle in a Bundle, a list, or nothing
+    return out

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from cds.facts.fhir_json import (
+    NO_CONCEPT,
     as_number,
     as_text,
     choice_period,
@@ -257,7 +258,7 @@ def medication_concept(
         return concept(raw["medicationCodeableConcept"])
     ref = reference_of(raw.get("medicationReference"))
     if ref is None:
-        return Concept()
+        return NO_CONCEPT
     target: Mapping[str, Any] | None = None
     if ref.startswith("#"):
         for c in json_list(raw.get("contained")):

@@ -115,7 +115,8 @@ class Screening:
             codes = [raw.get("code")] if rtype != "Encounter" else []
             types = raw.get("type")
             codes += (types if isinstance(types, list) else [types]) + [raw.get("serviceType")]
-            return any(self.services.matches(concept(c)) for c in codes)
+            # An element not sent matches nothing: only the ones sent are looked up.
+            return any(self.services.matches(concept(c)) for c in codes if c is not None)
         if rtype == "AllergyIntolerance":
             return bool(self.t.medications.match(concept(raw.get("code")), self.t.rxnorm))
         return False

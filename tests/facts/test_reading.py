@@ -80,3 +80,47 @@ def test_the_service_reuses_full_verdicts_across_calls(tmp_path: Path) -> None:
         client.post("/cds-services/mbc-bone-patient-view", json=request)
     assert knowledge.checker.mode == "full"
     assert knowledge.checker.hits > hits
+
+
+def _creatinine(rid: str, status: str = "final") -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": status,
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+        "valueQuantity": {"value": 1.0, "unit": "mg/dL"},
+    }
+
+
+def test_payloads_are_read_in_every_shape_each_resource_once(t: Terminology) -> None:
+    """Bundles (nested too), lists, single resources; the same resource under two keys once."""
+    nested = {"resourceType": "Bundle", "entry": [{"resource": _creatinine("b")}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "entry": [
+            {"resource": _creatinine("a")},
+            {"resource": nested},
+            {"resource": [_creatinine("c"), _creatinine("a")]},
+            {"fullUrl": "urn:uuid:no-resource"},
+            "not an entry",
+            {"resource": {"id": "no type"}},
+        ],
+    }
+    records = read_records([bundle, _creatinine("d"), [_creatinine("c")], None], t)
+    assert sorted(o.id for o in records.observations) == ["a", "b", "c", "d"]
+    assert records.received == {"Observation"}  # a Bundle is a container, not data
+
+
+def test_withdrawn_and_unread_resources_are_screened_out(t: Terminology) -> None:
+    withdrawn = _creatinine("w", status="entered-in-error")
+    heart_rate = _creatinine("hr") | {"code": {"coding": [{"code": "8867-4"}]}}
+    procedure = {  # no code, type or service type: nothing to match, nothing read
+        "resourceType": "Procedure",
+        "id": "p",
+        "status": "completed",
+    }
+    records = read_records([withdrawn, heart_rate, procedure, _creatinine("ok")], t)
+    assert [o.id for o in records.observations] == ["ok"]
+    assert records.activities == ()
+    assert records.excluded == ()
+    assert records.received == {"Observation", "Procedure"}
