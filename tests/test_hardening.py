@@ -374,6 +374,10 @@ class TestNo500sFromInput:
 
     def test_depth_bound(self) -> None:
         assert loads(b"[" * 60 + b"]" * 60) is not None
+        assert loads(b"[{}," * 14 + b"[]" + b"]" * 14) is not None  # within the pair passes
+        assert loads(b"[{}," * 63 + b"[]" + b"]" * 63) is not None  # beyond them, measured
+        with pytest.raises(TooDeep):
+            loads(b'{"a":' * 40 + b"[" * 25 + b"]" * 25 + b"}" * 40)
         with pytest.raises(TooDeep):
             loads(b"[" * 65 + b"]" * 65)
         assert loads(b'["' + b"[" * 200 + b'"]') == ["[" * 200]  # brackets in a string
@@ -408,7 +412,9 @@ class TestNo500sFromInput:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Issue 28 item 8: 9.8 MB of `[[[...]]]` took 64 whole passes (5 s on the event
-        loop). The depth is now one running sum over the brackets, whatever their shape."""
+        loop). The depth is now at most 16 passes that remove innermost pairs (balanced
+        text nested no deeper than that is measured by them), then one running sum over the
+        brackets, whatever their shape."""
         seen: list[int] = []
         real = jsonsafe._depth
 
