@@ -38,7 +38,9 @@ class Renal:
     missing: tuple[Said, ...]  # what kept CrCl unknown, for the card
     basis: Said | None = None  # the inputs, so the clinician can check the arithmetic
     egfr: Measurement | None = None  # mL/min/1.73 m², context only
-    creatinine_series: tuple[Measurement, ...] = ()  # every usable creatinine, oldest first
+    # Every usable creatinine (its record and mg/dL), oldest first: a chart may hold dozens, and
+    # a rule asks for one of them, built as a Measurement when it does.
+    creatinine_points: tuple[tuple[ObservationRecord, float], ...] = ()
 
     @property
     def refs(self) -> tuple[str, ...]:
@@ -48,9 +50,11 @@ class Renal:
         """The creatinine before the first dose of a course (the label's baseline), else the
         earliest one on record."""
         if first_dose is not None:
-            before = [m for m in self.creatinine_series if m.when and m.when <= first_dose]
+            before = [
+                p for p in self.creatinine_points if p[0].effective and p[0].effective <= first_dose
+            ]
             if before:
-                return before[-1]
+                return _m(before[-1], "mg/dL")
         return self.creatinine_baseline
 
 
@@ -188,12 +192,12 @@ def _series(
 def _fresh(
     series: list[tuple[ObservationRecord, float]], as_of: date, days: int
 ) -> list[tuple[ObservationRecord, float]]:
-    return [
-        p
-        for p in series
-        if p[0].effective is not None
-        and timedelta(0) <= as_of - p[0].effective <= timedelta(days=days)
-    ]
+    try:
+        oldest = as_of - timedelta(days=days)
+    except OverflowError:  # a window reaching back before year 1
+        oldest = date.min
+    # Within the window: on or before as_of, and no more than `days` before it.
+    return [p for p in series if p[0].effective is not None and oldest <= p[0].effective <= as_of]
 
 
 def _m(p: tuple[ObservationRecord, float], unit: str) -> Measurement:
@@ -235,7 +239,7 @@ def extract_renal(
         creatinine_baseline=_m(scr[0], "mg/dL") if scr else None,
         missing=(),
         egfr=_m(egfr_series[-1], "mL/min/1.73 m²") if egfr_series else None,
-        creatinine_series=tuple(_m(x, "mg/dL") for x in scr),
+        creatinine_points=tuple(scr),
     )
     reported = _fresh(_series(records, t, "creatinine-clearance", _plain), as_of, lab_days)
     if reported:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from cds.facts.labs import cockcroft_gault
@@ -40,6 +42,35 @@ class TestRenal:
         p = metastatic()
         p.labs(days_ago=31)
         assert facts(p, t, params).renal.crcl is None
+
+    def test_the_freshness_window_holds_its_last_day_and_no_future(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.labs(days_ago=30)  # lab_freshness_days: 30
+        assert facts(p, t, params).renal.crcl is not None
+        p = metastatic()
+        p.labs(days_ago=-1)  # dated after the evaluation date: not a result to act on
+        assert facts(p, t, params).renal.creatinine is None
+
+    def test_baseline_before_a_course_is_the_last_creatinine_on_or_before_it(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        for days_ago, value in ((100, 0.7), (50, 0.9), (10, 1.4)):
+            p.obs("2160-0", days_ago, valueQuantity={"value": value, "unit": "mg/dL"})
+        renal = facts(p, t, params).renal
+        on = p.as_of - timedelta(days=50)
+        baseline = renal.baseline_before(on)
+        assert baseline is not None
+        assert (baseline.value, baseline.when, baseline.unit) == (0.9, on, "mg/dL")
+        assert baseline.ref.startswith("Observation/")
+        earliest = renal.baseline_before(p.as_of - timedelta(days=60))
+        assert earliest is not None
+        assert earliest.value == 0.7
+        # No creatinine before the course: the earliest on record stands in.
+        assert renal.baseline_before(p.as_of - timedelta(days=400)) == renal.creatinine_baseline
+        assert renal.baseline_before(None) == renal.creatinine_baseline
 
     def test_reported_crcl_is_used(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
