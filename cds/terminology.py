@@ -214,7 +214,18 @@ class ValueSet:
         RxNorm) is a member only by its codes, so a skin cancer of the breast (C44.5x) or a lung
         cancer whose text names the breast is never breast cancer. Text patterns are the last
         resort for concepts sent as text only (or coded only in local or unverified codes),
-        and for sets that hold no verified code yet (their codes go out as text only)."""
+        and for sets that hold no verified code yet (their codes go out as text only).
+
+        Worked out once a concept and set: the facts ask the same question of the same concept
+        many times a call. Keyed by the set's index object and id, never id(self); three parts,
+        so never one of the index's own two-part keys."""
+        key = (self.index, "member", self.id)
+        hit = concept._memo.get(key)
+        if hit is None:
+            hit = concept._memo[key] = self._matches(concept)
+        return bool(hit)
+
+    def _matches(self, concept: Concept) -> bool:
         if self.matches_code(concept):
             return True
         if (self.codes or self.prefixes) and any(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +13,8 @@ import pytest
 from cds.facts.fhir_json import concept, date_by_pattern, fhir_date
 from cds.facts.reading import read_records
 from cds.parameters import Parameters
-from cds.terminology import Terminology
+from cds.settings import REPO_CARDS
+from cds.terminology import Terminology, load_terminology
 from tests.facts.helpers import facts, metastatic
 
 
@@ -233,6 +236,22 @@ def test_one_concept_per_distinct_codeable_concept() -> None:
     long = {"text": "x" * 5000}
     assert concept(long).text == "x" * 5000
     assert concept(long) is not concept(long)
+
+
+def test_what_a_concept_remembers_is_kept_apart_for_each_loaded_knowledge(
+    t: Terminology, tmp_path: Path
+) -> None:
+    """A Concept outlives the knowledge it was matched against (it is shared across calls):
+    knowledge loaded again with a value set changed must get its own answer, not the memo's."""
+    changed = tmp_path / "cards"
+    shutil.copytree(REPO_CARDS, changed)
+    creatinine = changed / "valuesets" / "creatinine.yaml"
+    creatinine.write_text(creatinine.read_text().replace('code: "2160-0"', 'code: "0000-0"'))
+    other = load_terminology(changed)
+    code = concept({"coding": [{"system": "http://loinc.org", "code": "2160-0"}]})
+    for _ in range(2):  # the second time from the memo
+        assert t["creatinine"].matches(code)
+        assert not other["creatinine"].matches(code)
 
 
 def test_observations_are_picked_by_value_set_in_the_order_sent(t: Terminology) -> None:
