@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cds.app import create_app
 from cds.facts.conformance import Checker
-from cds.facts.reading import read_records
+from cds.facts.fhir_json import flatten
+from cds.facts.reading import _resources, read_records
 from cds.services import load_knowledge
 from cds.settings import REPO_CARDS, Settings
 from cds.terminology import Terminology
@@ -124,3 +127,30 @@ def test_withdrawn_and_unread_resources_are_screened_out(t: Terminology) -> None
     assert records.activities == ()
     assert records.excluded == ()
     assert records.received == {"Observation", "Procedure"}
+
+
+def _bundles() -> st.SearchStrategy[Any]:
+    """Bundles whose entries hold resources, Bundles, lists of resources or junk: every shape
+    the one-loop path hands back to `flatten` is drawn often."""
+    resource = st.builds(
+        lambda t, i: {"resourceType": t, "id": i},
+        st.sampled_from(["Observation", "Condition", "Patient"]),
+        st.sampled_from(["a", "b"]),
+    )
+    junk = st.none() | st.integers() | st.just({"id": "no type"}) | st.just({})
+
+    def bundle(content: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        entry = st.builds(lambda r: {"resource": r}, content) | junk
+        return st.builds(
+            lambda entries: {"resourceType": "Bundle", "entry": entries},
+            st.lists(entry, min_size=1, max_size=4),
+        )
+
+    nested = bundle(resource) | st.lists(resource, min_size=1, max_size=3)
+    return bundle(st.one_of(resource, nested, junk))
+
+
+@given(payload=_bundles())
+def test_bundle_entries_are_taken_as_flatten_takes_them(payload: Any) -> None:
+    """The one-loop path for a Bundle's entries finds the same resources, in the same order."""
+    assert [id(r) for r in _resources(payload)] == [id(r) for r in flatten(payload)]
