@@ -137,7 +137,9 @@ def _bundles() -> st.SearchStrategy[Any]:
         st.sampled_from(["Observation", "Condition", "Patient"]),
         st.sampled_from(["a", "b"]),
     )
-    junk = st.none() | st.integers() | st.just({"id": "no type"}) | st.just({})
+    junk: st.SearchStrategy[Any] = st.one_of(
+        st.none(), st.integers(), st.just({"id": "no type"}), st.just({})
+    )
 
     def bundle(content: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         entry = st.builds(lambda r: {"resource": r}, content) | junk
