@@ -105,6 +105,26 @@ def test_a_calls_cards_are_recorded_together_and_a_repeated_card_once(
     s.close()
 
 
+@pytest.mark.parametrize("way", ["tx", "tx_now"])
+def test_a_transaction_that_raises_writes_nothing_and_the_next_one_commits(
+    store: tuple[SQLiteStore, Path, Clock], way: str
+) -> None:
+    s, db, _ = store
+    begin = s.tx if way == "tx" else s.tx_now
+
+    def fail_after_insert() -> None:
+        with begin() as cur:
+            s._record_issued(cur, [issued("lost")])
+            raise KeyError("the call failed after its insert")
+
+    with pytest.raises(KeyError):
+        fail_after_insert()
+    with begin() as cur:
+        s._record_issued(cur, [issued("kept")])
+    assert rows(db, "SELECT card FROM issued_card") == [("kept",)]
+    s.close()
+
+
 @pytest.mark.parametrize(("table", "column"), [("issued_card", "issued_at"), ("snooze", "until")])
 def test_pruning_finds_expired_rows_through_an_index(
     store: tuple[SQLiteStore, Path, Clock], table: str, column: str

@@ -69,12 +69,7 @@ class SQLiteStore(_SQL):
                 raise StoreUnavailable(
                     f"the SQLite store is locked by another process ({exc}); try again"
                 ) from exc
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
+            yield from _committed(cur)
 
     @contextmanager
     def tx_now(self, *, read: bool = False) -> Iterator[sqlite3.Cursor | None]:
@@ -91,12 +86,7 @@ class SQLiteStore(_SQL):
             except sqlite3.OperationalError:  # "database is locked": busy_timeout is 0
                 yield None
                 return
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
+            yield from _committed(cur)
         finally:
             self._lock.release()
 
@@ -104,3 +94,14 @@ class SQLiteStore(_SQL):
         self._db.close()
         self._fast.close()
         self._now.close()
+
+
+def _committed(cur: sqlite3.Cursor) -> Iterator[sqlite3.Cursor]:
+    """The body of a transaction `cur` has begun: committed when the block ends, rolled back
+    when it raises."""
+    try:
+        yield cur
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+    cur.execute("COMMIT")
