@@ -177,35 +177,50 @@ def test_calls_evaluated_on_the_loop_take_one_loop_iteration_each(
     assert len(set(at)) == 12, at  # never two evaluations in one loop iteration
 
 
-def test_a_busy_store_never_holds_up_the_event_loop(client: TestClient) -> None:
-    """A typical call whose store is busy (here: another thread holds it, as a feedback write
-    waiting for the disk does) waits in the worker thread, not on the event loop: /health
-    answers meanwhile, and the call ends with its cards recorded once the store is free."""
-    store = client.app_state["store"]
-    answers: dict[str, int] = {}
+class _StoreHeldCall:
+    """A typical call started while the store is held: it must wait off the event loop, so
+    /health answers meanwhile; once the store is free it ends with its cards recorded."""
 
-    def call() -> None:
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.answers: dict[str, int] = {}
+        self.caller = threading.Thread(target=self._call)
+
+    def _call(self) -> None:
         body = json.loads(BONE_METS_REQUEST.read_text())
-        answers["call"] = client.post(f"/cds-services/{PATIENT_VIEW}", json=body).status_code
+        path = f"/cds-services/{PATIENT_VIEW}"
+        self.answers["call"] = self.client.post(path, json=body).status_code
 
-    def health() -> None:
-        answers["health"] = client.get("/health").status_code
+    def _health(self) -> None:
+        self.answers["health"] = self.client.get("/health").status_code
 
-    with store._lock:
-        caller = threading.Thread(target=call)
-        caller.start()
-        caller.join(0.5)
-        assert caller.is_alive()  # waiting for the store
-        prober = threading.Thread(target=health)
+    def start_and_probe(self) -> None:
+        """While the store is held: the call waits, /health answers."""
+        self.caller.start()
+        self.caller.join(0.5)
+        assert self.caller.is_alive()  # waiting for the store
+        prober = threading.Thread(target=self._health)
         prober.start()
         prober.join(5)  # (were the loop waiting for the store, this would wait for the lock)
-        assert answers.get("health") == 200  # the loop is free
-        assert "call" not in answers
-    caller.join(30)
-    assert answers["call"] == 200
-    with store.tx(read=True) as cur:
-        cur.execute("SELECT COUNT(*) FROM issued_card")
-        assert cur.fetchone()[0] >= 1
+        assert self.answers.get("health") == 200  # the loop is free
+        assert "call" not in self.answers
+
+    def finish(self) -> None:
+        """Once the store is free: the call answered and its cards are recorded."""
+        self.caller.join(30)
+        assert self.answers["call"] == 200
+        with self.client.app_state["store"].tx(read=True) as cur:
+            cur.execute("SELECT COUNT(*) FROM issued_card")
+            assert cur.fetchone()[0] >= 1
+
+
+def test_a_busy_store_never_holds_up_the_event_loop(client: TestClient) -> None:
+    """A typical call whose store is busy (here: another thread holds it, as a feedback write
+    waiting for the disk does) waits in the worker thread, not on the event loop."""
+    call = _StoreHeldCall(client)
+    with client.app_state["store"]._lock:
+        call.start_and_probe()
+    call.finish()
 
 
 def test_cards_are_recorded_off_the_loop_while_another_process_writes(
@@ -213,35 +228,16 @@ def test_cards_are_recorded_off_the_loop_while_another_process_writes(
 ) -> None:
     """Another process holds the SQLite file's write lock: the call reads its snoozes and is
     evaluated on the loop (WAL readers do not wait), its cards are written from the worker
-    thread once the lock is free, and /health answers meanwhile."""
-    answers: dict[str, int] = {}
-
-    def call() -> None:
-        body = json.loads(BONE_METS_REQUEST.read_text())
-        answers["call"] = client.post(f"/cds-services/{PATIENT_VIEW}", json=body).status_code
-
-    def health() -> None:
-        answers["health"] = client.get("/health").status_code
-
+    thread once the lock is free."""
+    call = _StoreHeldCall(client)
     other = sqlite3.connect(settings.feedback_db, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:
-        caller = threading.Thread(target=call)
-        caller.start()
-        caller.join(0.5)
-        assert caller.is_alive()  # its cards wait for the writer
-        prober = threading.Thread(target=health)
-        prober.start()
-        prober.join(5)
-        assert answers.get("health") == 200
+        call.start_and_probe()
     finally:
         other.execute("COMMIT")
         other.close()
-    caller.join(30)
-    assert answers["call"] == 200
-    with client.app_state["store"].tx(read=True) as cur:
-        cur.execute("SELECT COUNT(*) FROM issued_card")
-        assert cur.fetchone()[0] >= 1
+    call.finish()
 
 
 def test_tune_for_serving_freezes_start_up_and_shortens_the_switch_interval() -> None:
