@@ -7,6 +7,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 MAX_FIELD = 200  # a logged string longer than this is cut: a client cannot write 4 MB lines
 # LogRecord attributes that are not the caller's `extra` fields.
 # uvicorn's color_message repeats the message with terminal colour codes: never written.
@@ -29,7 +31,11 @@ class JSONFormatter(logging.Formatter):
         entry["message"] = _cap(entry["message"])
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        try:
+            # orjson: every call writes a line, and the standard encoder took half its cost.
+            return orjson.dumps(entry, default=str).decode()
+        except TypeError:  # what orjson refuses (a lone surrogate, an int beyond 64 bits)
+            return json.dumps(entry, default=str)
 
 
 def _cap(value: Any) -> Any:

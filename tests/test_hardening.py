@@ -14,6 +14,7 @@ import json
 import logging
 import socket
 from collections.abc import AsyncIterator, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -458,6 +459,22 @@ def test_long_log_fields_are_capped() -> None:
     record = logging.LogRecord("cds", logging.INFO, "", 0, "call", (), None)
     record.hookInstance = "x" * 4_000_000
     assert len(JSONFormatter().format(record)) < 1000
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["plain", "caf\u00e9", "\ud800 a lone surrogate", 2**70, date(2026, 12, 5), {"ms": 1.5}],
+)
+def test_every_log_line_is_one_json_object(value: object) -> None:
+    """Whatever a field holds (text orjson refuses, an integer beyond 64 bits, a date), the
+    line is one JSON object with every field."""
+    record = logging.LogRecord("cds", logging.INFO, "", 0, "call", (), None)
+    record.field = value
+    line = JSONFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "call"
+    assert entry["field"] == (value if isinstance(value, str | int | dict) else str(value))
 
 
 class TestFeedbackOutput:
