@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import date
 from typing import Any, TypedDict
 
 import anyio
@@ -69,6 +70,7 @@ def _lifespan(
     http_client: httpx.AsyncClient | None,
     store: Store | None,
     verifier_clock: Any,
+    today: Callable[[], date],
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[State]]:
     """What the app holds while it serves: the outbound HTTP client, the store, the JWT
     verifier and what every call runs with; those it created it closes."""
@@ -109,6 +111,7 @@ def _lifespan(
                     gate=gate,
                     store=shared,
                     evaluations=evaluations,
+                    today=today,
                 ),
             }
         finally:
@@ -127,8 +130,10 @@ def create_app(
     http_client: httpx.AsyncClient | None = None,
     store: Store | None = None,
     verifier_clock: Any = None,
+    today: Callable[[], date] = date.today,
 ) -> FastAPI:
-    """Build the app. Everything stateful is created in the lifespan, nothing at import."""
+    """Build the app. Everything stateful is created in the lifespan, nothing at import.
+    `today`: the evaluation date's source (the server's local date; tests fix it)."""
     settings = settings or Settings()
     knowledge = knowledge or load_knowledge(
         settings.cards_dir, settings.parameters, settings.validation
@@ -136,7 +141,7 @@ def create_app(
     if settings.mode == "production":
         refuse_unreviewed(knowledge, settings.allow_unreviewed)
 
-    lifespan = _lifespan(settings, knowledge, http_client, store, verifier_clock)
+    lifespan = _lifespan(settings, knowledge, http_client, store, verifier_clock, today)
 
     docs = settings.docs_enabled
     app = FastAPI(

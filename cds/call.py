@@ -22,7 +22,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -60,6 +60,8 @@ class CallEnv:
     gate: OutboundGate
     store: Store
     evaluations: anyio.CapacityLimiter  # one evaluation at a time per process
+    # The evaluation date: the server's local calendar date (tests give a fixed one).
+    today: Callable[[], date] = date.today
     # One call's turn on the event loop at a time: calls waiting for it are suspended, so a
     # loop iteration runs at most one call's parse-to-answer and /health goes between two.
     turn: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -16,7 +16,6 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import settings as hypothesis_settings
 
-from cds.api import today
 from cds.app import create_app
 from cds.parameters import Parameters
 from cds.services import Knowledge, load_knowledge
@@ -131,8 +130,9 @@ def _settings(tmp_path: Path) -> Settings:
 @pytest.fixture(name="client")
 def _client(settings: Settings, knowledge: Knowledge) -> Iterator[TestClient]:
     """The app in-process; outbound HTTP goes nowhere unless a test mocks it (respx)."""
-    app = create_app(settings, knowledge=knowledge, http_client=httpx.AsyncClient())
-    app.dependency_overrides[today] = lambda: AS_OF
+    app = create_app(
+        settings, knowledge=knowledge, http_client=httpx.AsyncClient(), today=lambda: AS_OF
+    )
     with TestClient(app) as client:
         yield client
 

@@ -20,7 +20,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 import cds.call
-from cds.api import today
 from cds.app import create_app
 from cds.call import evaluate_call, resources_sent
 from cds.schemas import HookRequest
@@ -38,8 +37,8 @@ def client_with(tmp_path: Path, knowledge: Knowledge, **settings: Any) -> Iterat
         Settings(feedback_db=tmp_path / "other.sqlite3", **settings),
         knowledge=knowledge,
         http_client=httpx.AsyncClient(),
+        today=lambda: AS_OF,
     )
-    app.dependency_overrides[today] = lambda: AS_OF
     with TestClient(app) as client:
         yield client
 

@@ -17,7 +17,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from cds.api import today
 from cds.app import create_app
 from cds.services import Knowledge
 from cds.settings import Settings
@@ -46,8 +45,7 @@ def _through_engine(
     settings = Settings(
         feedback_db=tmp_path_factory.mktemp("fb") / "f.sqlite3", fhir_server_allowlist=(engine,)
     )
-    app = create_app(settings, knowledge=knowledge)  # its own HTTP client, closed with it
-    app.dependency_overrides[today] = lambda: AS_OF
+    app = create_app(settings, knowledge=knowledge, today=lambda: AS_OF)  # its own HTTP client
     with TestClient(app) as client:
         yield client
 

@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from cds.api import today
 from cds.app import create_app
 from cds.settings import Settings
 from tests.conftest import AS_OF
@@ -22,8 +21,8 @@ from tests.conftest import AS_OF
 APP = create_app(
     Settings(feedback_db=Path(tempfile.mkdtemp(prefix="cds-openapi-")) / "fb.sqlite3"),
     http_client=httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(503))),
+    today=lambda: AS_OF,
 )
-APP.dependency_overrides[today] = lambda: AS_OF
 SCHEMA = schemathesis.openapi.from_dict(APP.openapi())
 
 

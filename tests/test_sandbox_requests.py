@@ -25,7 +25,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from cds.api import today
 from cds.app import create_app
 from cds.facts.fhir_json import flatten
 from cds.services import Knowledge
@@ -58,8 +57,7 @@ def _sandbox(
     settings = Settings(
         feedback_db=tmp_path_factory.mktemp("fb") / "f.sqlite3", fhir_server_allowlist=(engine,)
     )
-    app = create_app(settings, knowledge=knowledge)
-    app.dependency_overrides[today] = lambda: AS_OF
+    app = create_app(settings, knowledge=knowledge, today=lambda: AS_OF)
     with TestClient(app) as client:
         yield client
 
