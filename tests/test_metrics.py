@@ -225,6 +225,12 @@ def test_prometheus_scrapes_two_workers(tmp_path: Path) -> None:
                 f"{api}/query", params={"query": "sum(cds_cards_total)"}, timeout=5
             ).json()["data"]["result"]
             assert float(cards[0]["value"][1]) >= calls  # every call gave at least one card
+            facts = httpx.get(
+                f"{api}/query",
+                params={"query": 'sum(cds_stage_duration_seconds_count{stage="facts"})'},
+                timeout=5,
+            ).json()["data"]["result"]
+            assert float(facts[0]["value"][1]) == calls  # each worker's stage times, summed
     finally:
         prom.terminate()
         prom.wait(timeout=20)
