@@ -342,16 +342,18 @@ def extract_receptors(
     her2_events: list[_Event] = []
     marker_events: dict[str, list[MarkerResult]] = defaultdict(list)
     serum = False
-    # Oldest first, so that a reflex result finds the event it completes already there.
-    ordered = sorted(records.observations, key=lambda o: (when(o) is None, when(o) or date.min))
-    for obs in ordered:
+    marked: list[tuple[date | None, str, ObservationRecord]] = []
+    for obs in records.observations:
         in_sets = t.codes.sets_of(obs.code)
         if _ANY_MARKER.isdisjoint(in_sets):
             continue  # most of a chart: labs, vital signs
         kind = next((k for k in MARKER_SETS if k in in_sets), None)  # coded membership only
-        if kind is None:
-            continue
-        w = when(obs)
+        if kind is not None:
+            marked.append((when(obs), kind, obs))
+    # Oldest first, so that a reflex result finds the event it completes already there (a
+    # stable sort of the markers alone: the order sorting the whole chart gave them).
+    marked.sort(key=lambda m: (m[0] is None, m[0] or date.min))
+    for w, kind, obs in marked:
         if kind == "her2-serum":
             serum = True
         elif kind.startswith("her2"):
