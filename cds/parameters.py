@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -78,7 +79,7 @@ class Regimen(BaseModel):
     min_prior_her2_regimens: int = 0
     hr_positive_only: bool = False
 
-    @property
+    @functools.cached_property  # the regimens are fixed once loaded; rules ask every call
     def ingredients(self) -> tuple[str, ...]:
         return tuple(
             i for d in self.drugs for i in ((d.ingredient,) if d.ingredient else ()) + d.also
