@@ -43,7 +43,7 @@ pytestmark = pytest.mark.e2e
 
 ARTIFACTS = Path(os.environ.get("CDS_E2E_ARTIFACTS", ROOT / "var" / "e2e"))
 SCENARIOS = {s.slug: s for s in scenarios()}
-# The service evaluates as of its local calendar date (cds.api.today): the patients move with it.
+# The service evaluates as of its local calendar date (CallEnv.today): the patients move with it.
 SHIFT = (datetime.now().astimezone().date() - AS_OF).days
 LAPATINIB = "lapatinib 250 MG Oral Tablet"
 ZOLEDRONIC = {
