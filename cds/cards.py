@@ -72,7 +72,7 @@ def _runs(text: str) -> tuple[_Run, ...] | None:
 def _fill(text: str, values: Mapping[str, object], *, safe: bool = False) -> str:
     """`Template(text).substitute(values)` (`safe`: safe_substitute, which leaves a
     placeholder without a value as written), from the runs of the text split once instead of
-    matching its pattern again for every card and action (with the uuids below, a fifteenth
+    matching its pattern again for every card and action (with the uuids above, a fifteenth
     of the typical chart's evaluation)."""
     runs = _runs(text)
     if runs is None:
