@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from cds.facts.conformance import Checker
-from cds.facts.fhir_json import concept, flatten, json_list
+from cds.facts.fhir_json import flatten, json_list
 from cds.facts.records import (
     ActivityRecord,
     AllergyRecord,
@@ -24,6 +24,7 @@ from cds.facts.records import (
     PatientRecord,
     Records,
     activity_record,
+    allergy_record,
     condition_record,
     medication_record,
     observation_record,
@@ -85,7 +86,7 @@ def read_records(
             if (d := specimen_date(raw)) is not None:
                 specimen_dates[f"Specimen/{rid}"] = d
         elif rtype == "AllergyIntolerance":
-            allergies.append(AllergyRecord(id=rid, code=concept(raw.get("code"))))
+            allergies.append(allergy_record(rid, raw))
         else:
             activities.append(activity_record(rid, raw))
     return Records(

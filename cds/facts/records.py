@@ -423,7 +423,8 @@ def medication_record(
         id=rid,
         resource_type=rtype,
         status=as_text(raw.get("status")) or "unknown",
-        intent=as_text(raw.get("intent")),
+        # Only a request has an intent in R4: another type's would be a field nothing checked.
+        intent=as_text(raw.get("intent")) if rtype == "MedicationRequest" else None,
         medication=medication_concept(raw, medications),
         start=start,
         end=end,
@@ -458,6 +459,10 @@ def activity_record(rid: str, raw: Mapping[str, Any]) -> ActivityRecord:
     return ActivityRecord(
         id=rid, resource_type=rtype, status=as_text(raw.get("status")), code=code, when=when
     )
+
+
+def allergy_record(rid: str, raw: Mapping[str, Any]) -> AllergyRecord:
+    return AllergyRecord(id=rid, code=concept(raw.get("code")))
 
 
 def patient_record(rid: str, raw: Mapping[str, Any]) -> PatientRecord:
