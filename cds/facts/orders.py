@@ -15,7 +15,7 @@ from typing import Any
 
 from cds.facts import units
 from cds.facts.fhir_json import flatten
-from cds.facts.records import activity_record, medication_record
+from cds.facts.records import MedicationRecord, activity_record, medication_record
 from cds.said import Said, say
 from cds.terminology import DrugMatch, Terminology
 
@@ -87,9 +87,8 @@ class _DraftDose:
     every_weeks: float | None = None
 
 
-def _dose(raw: dict[str, Any], rid: str) -> _DraftDose:
+def _dose(record: MedicationRecord) -> _DraftDose:
     """The dose in mg (or why it is unknown), infusion minutes and interval of a draft."""
-    record = medication_record(rid, raw, {})
     dose_mg: float | None = None
     note: Said | None = None
     infusion: float | None = None
@@ -142,7 +141,7 @@ def read_draft_orders(
                 why = say("medication-reference-missing")
                 unreadable.append(UnreadableDraft(ref=ref, reason=why, selected=ref in selected))
                 continue
-            dose = _dose(raw, rid or "")
+            dose = _dose(record)
             meds.append(
                 DraftMedication(
                     ref=ref,
