@@ -22,7 +22,7 @@ from cds.auth import JWTVerifier
 from cds.body_budget import BodyBudgetMiddleware
 from cds.call import CallEnv
 from cds.errors import Busy, CDSError, ConfigError, Issue, StoreUnavailable
-from cds.facts.conformance import warm_up
+from cds.fhir.conformance import warm_up
 from cds.logs import silence_url_loggers
 from cds.metrics import STORE_ERRORS, CallMetrics
 from cds.openapi import install as install_openapi

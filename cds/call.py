@@ -36,9 +36,9 @@ from cds.auth import ClientIdentity
 from cds.cards import RenderContext
 from cds.errors import Issue, PayloadTooLarge, RequestInvalid
 from cds.facts import facts_from_records
-from cds.facts.fhir_json import json_list
 from cds.facts.orders import NO_DRAFTS, read_draft_orders
-from cds.facts.reading import read_records
+from cds.fhir.elements import json_list
+from cds.fhir.reading import read_records
 from cds.prefetch import FetchLimits, OutboundGate, Resolved, is_operation_outcome, resolve
 from cds.rules import evaluate
 from cds.services import Knowledge, Service

@@ -180,13 +180,13 @@ def read_sentences(path: Path) -> dict[str, str]:
 
 
 def speaking_modules() -> list[Path]:
-    """The modules whose say() calls the sentences are checked against: rules, facts and
-    snoozing (a card shown again says why)."""
+    """The modules whose say() calls the sentences are checked against: rules, facts, the
+    FHIR reader and snoozing (a card shown again says why)."""
     package = Path(__file__).parent
-    rules_and_facts = sorted((package / "rules").glob("*.py")) + sorted(
-        (package / "facts").glob("*.py")
-    )
-    return [*rules_and_facts, package / "snooze.py"]
+    return [
+        *(m for part in ("rules", "facts", "fhir") for m in sorted((package / part).glob("*.py"))),
+        package / "snooze.py",
+    ]
 
 
 def parameter_bindings(p: Parameters, names: frozenset[str]) -> dict[str, str]:

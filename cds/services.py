@@ -18,7 +18,7 @@ from cds.card_book import CardBook, load_cards
 from cds.cards import Renderer
 from cds.errors import ConfigError
 from cds.facts import FACT_VALUESETS
-from cds.facts.conformance import Checker, Mode
+from cds.fhir.conformance import Checker, Mode
 from cds.knowledge_file import KnowledgeFile, read_model
 from cds.parameters import Parameters, load_parameters
 from cds.review import RuleReview, review_states

@@ -26,7 +26,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cds.app import create_app
-from cds.facts.fhir_json import flatten
+from cds.fhir.elements import flatten
 from cds.services import Knowledge
 from cds.settings import Settings
 from cds.tools.replay import digest

@@ -19,11 +19,11 @@ from cds.facts.labs import (
 )
 from cds.facts.lines import LineHistory, extract_lines, metastatic_setting
 from cds.facts.medications import HER2_ANTIBODY_CLASSES, Medications, extract_medications
-from cds.facts.reading import read_records
 from cds.facts.receptors import Receptors, extract_receptors
-from cds.facts.records import ActivityRecord, Excluded, Records
-from cds.facts.screening import CONDITION_SETS, OBSERVATION_SETS, RESULT_SETS, SERVICE_SETS
 from cds.facts.systemic_lines import SystemicLines, extract_systemic_lines
+from cds.fhir.reading import read_records
+from cds.fhir.records import ActivityRecord, Excluded, Records
+from cds.fhir.screening import CONDITION_SETS, OBSERVATION_SETS, RESULT_SETS, SERVICE_SETS
 from cds.parameters import Parameters
 from cds.terminology import Terminology
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from cds.facts.records import ConditionRecord, ObservationRecord
+from cds.fhir.records import ConditionRecord, ObservationRecord
 from cds.terminology import Terminology
 
 # A grade written in the condition's severity, text or notes ("grade 2", "CTCAE grade 1", "G2").

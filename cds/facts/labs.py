@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Literal, NamedTuple
 
-from cds.facts.records import Excluded, ObservationRecord, PatientRecord, Records
+from cds.fhir.records import Excluded, ObservationRecord, PatientRecord, Records
 from cds.said import Said, say
 from cds.terminology import Terminology
 

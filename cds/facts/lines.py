@@ -15,7 +15,7 @@ from cds.facts.medications import (
     StopReason,
 )
 from cds.facts.progression import CnsProgression, Progression, progression_dates, progression_of
-from cds.facts.records import Records
+from cds.fhir.records import Records
 from cds.said import Said, say
 from cds.terminology import MedClass, Terminology
 

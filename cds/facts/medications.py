@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from typing import Literal
 
 from cds.facts import units
-from cds.facts.records import MedicationRecord, Records
+from cds.fhir.records import MedicationRecord, Records
 from cds.terminology import DrugMatch, MedClass, Terminology
 
 BmaDose = Literal["onc", "osteo", "unknown"]

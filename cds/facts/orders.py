@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cds.facts import units
-from cds.facts.fhir_json import flatten
-from cds.facts.records import MedicationRecord, activity_record, medication_record
+from cds.fhir.elements import flatten
+from cds.fhir.records import MedicationRecord, activity_record, medication_record
 from cds.said import Said, say
 from cds.terminology import DrugMatch, Terminology
 

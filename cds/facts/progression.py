@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 
 from cds.facts.disease import Disease
 from cds.facts.medications import Medications, StopReason
-from cds.facts.records import ObservationRecord, Records
+from cds.fhir.records import ObservationRecord, Records
 from cds.said import Said, say
 from cds.terminology import Terminology
 

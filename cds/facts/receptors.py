@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
 
-from cds.facts.records import ObservationRecord, Records, Value
-from cds.facts.screening import MARKER_SETS
+from cds.fhir.records import ObservationRecord, Records, Value
+from cds.fhir.screening import MARKER_SETS
 from cds.said import Said, say
 from cds.terminology import Concept, Terminology
 

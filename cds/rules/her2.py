@@ -8,7 +8,7 @@ from datetime import timedelta
 from cds.facts import PatientFacts
 from cds.facts.medications import HER2_CLASSES
 from cds.facts.orders import DraftOrders
-from cds.facts.screening import STAGING_SETS
+from cds.fhir.screening import STAGING_SETS
 from cds.parameters import Parameters
 from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, RegimenOrder, rule
 from cds.rules.bone import renal_line

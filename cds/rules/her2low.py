@@ -5,7 +5,7 @@ from __future__ import annotations
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
 from cds.facts.receptors import MarkerResult
-from cds.facts.screening import STAGING_SETS
+from cds.fhir.screening import STAGING_SETS
 from cds.parameters import Parameters
 from cds.rules import (
     ORDER_HOOKS,

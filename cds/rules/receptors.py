@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
-from cds.facts.screening import MARKER_SETS, RESULT_SETS
+from cds.fhir.screening import MARKER_SETS, RESULT_SETS
 from cds.parameters import Parameters
 from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, rule
 from cds.said import say

@@ -195,7 +195,7 @@ class FixtureFHIRServer:
 
 def scenario_resources(sc: Scenario) -> list[dict[str, Any]]:
     """Every FHIR resource of a scenario's patient (prefetch or fhir/ files), once each."""
-    from cds.facts.fhir_json import flatten
+    from cds.fhir.elements import flatten
 
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     for value in inline_prefetch(sc).get("prefetch", {}).values():

@@ -1,7 +1,7 @@
 """Full R4B validation of what a client sends, for integrators: `cds validate FILE...`.
 
 The service itself checks only the fields its rules read, of the resources they read (see
-`cds.facts.conformance`; `CDS_VALIDATION=full` adds R4B for those). An integrator wiring up an
+`cds.fhir.conformance`; `CDS_VALIDATION=full` adds R4B for those). An integrator wiring up an
 EHR wants the whole picture: every resource of a CDS Hooks request (prefetch and draft orders),
 of a Bundle or of a single resource, checked against the `fhir.resources` R4B model of its
 type, narrative included.

@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from cds.facts import extract_facts, facts_from_records  # noqa: E402
-from cds.facts.conformance import Checker  # noqa: E402
 from cds.facts.orders import NO_DRAFTS  # noqa: E402
-from cds.facts.reading import read_records  # noqa: E402
+from cds.fhir.conformance import Checker  # noqa: E402
+from cds.fhir.reading import read_records  # noqa: E402
 from cds.rules import evaluate  # noqa: E402
 from cds.services import load_knowledge  # noqa: E402
 from cds.settings import REPO_CARDS  # noqa: E402

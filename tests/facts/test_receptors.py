@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cds.facts.receptors import ihc_score, interpret_her2, ish_group
-from cds.facts.records import ObservationRecord, Value
+from cds.fhir.records import ObservationRecord, Value
 from cds.parameters import Parameters
 from cds.terminology import Concept, Terminology
 from tests.facts.helpers import facts, metastatic, obs_with

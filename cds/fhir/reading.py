@@ -1,7 +1,7 @@
 """Prefetched JSON → records: screen, check, build. The first step of every call after prefetch.
 
 Each resource is screened on its raw JSON (type, status, the codes our value sets name); only the
-ones a rule could read are checked (`cds.facts.conformance`) and built into records. A resource
+ones a rule could read are checked (`cds.fhir.conformance`) and built into records. A resource
 that fails its check is excluded and named on the cards; the call goes on.
 """
 
@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from cds.facts.conformance import Checker
-from cds.facts.fhir_json import flatten, json_list
-from cds.facts.records import (
+from cds.fhir.conformance import Checker
+from cds.fhir.elements import flatten, json_list
+from cds.fhir.records import (
     ActivityRecord,
     AllergyRecord,
     ConditionRecord,
@@ -31,7 +31,7 @@ from cds.facts.records import (
     patient_record,
     specimen_date,
 )
-from cds.facts.screening import MEDICATION_TYPES, RELEVANT_TYPES, entered_in_error, screening
+from cds.fhir.screening import MEDICATION_TYPES, RELEVANT_TYPES, entered_in_error, screening
 from cds.terminology import Terminology
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@ or the whole resource against the `fhir.resources` R4B model (`CDS_VALIDATION=fu
 
 Full R4B validation costs 100-400 µs a resource and judges fields no rule reads: a chart with a
 bad narrative or an odd extension would lose a clinically valid resource for nothing. The narrow
-models below hold only what `cds.facts.records` reads, with FHIR's cardinalities (an array is an
+models below hold only what `cds.fhir.records` reads, with FHIR's cardinalities (an array is an
 array), its primitive formats (the regular expressions of the R4 specification, as `fhir_core`
 has them; dates must be real dates), and the required elements among them (status,
 intent, code) - so a resource that is wrong where the rules look is still excluded and reported,

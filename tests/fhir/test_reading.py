@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cds.app import create_app
-from cds.facts.conformance import Checker
-from cds.facts.fhir_json import flatten
-from cds.facts.reading import _resources, read_records
+from cds.fhir.conformance import Checker
+from cds.fhir.elements import flatten
+from cds.fhir.reading import _resources, read_records
 from cds.services import load_knowledge
 from cds.settings import REPO_CARDS, Settings
 from cds.terminology import Terminology

@@ -10,8 +10,8 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from cds.facts.fhir_json import as_text, concept
-from cds.facts.records import medication_concept
+from cds.fhir.elements import as_text, concept
+from cds.fhir.records import medication_concept
 from cds.terminology import Terminology
 
 RELEVANT_TYPES = frozenset(

@@ -1,6 +1,6 @@
 """Reading FHIR R4 JSON as sent: small tolerant helpers over dicts and lists.
 
-The readers run on raw JSON (a resource is checked by `cds.facts.conformance` before its record
+The readers run on raw JSON (a resource is checked by `cds.fhir.conformance` before its record
 is built, and screening looks at resources before any check), so every helper accepts a wrong
 shape and answers "nothing" rather than raising.
 """

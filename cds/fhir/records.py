@@ -1,7 +1,7 @@
 """The typed records the facts are computed from, one per kind of resource, built from JSON.
 
 A record holds only what the rules read, in the shapes they read it (dates as dates, doses with
-their units); a resource's record is built after `cds.facts.conformance` judged it fit.
+their units); a resource's record is built after `cds.fhir.conformance` judged it fit.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, NamedTuple
 
-from cds.facts.fhir_json import (
+from cds.fhir.elements import (
     NO_CONCEPT,
     as_number,
     as_text,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from cds.facts.fhir_json import concept, date_by_pattern, fhir_date
-from cds.facts.reading import read_records
+from cds.fhir.elements import concept, date_by_pattern, fhir_date
+from cds.fhir.reading import read_records
 from cds.parameters import Parameters
 from cds.settings import REPO_CARDS
 from cds.terminology import Terminology, load_terminology

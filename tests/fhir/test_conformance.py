@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cds.app import create_app
-from cds.facts.conformance import Checker, check_r4b, check_read_fields
-from cds.facts.reading import read_records
+from cds.fhir.conformance import Checker, check_r4b, check_read_fields
+from cds.fhir.reading import read_records
 from cds.services import load_knowledge
 from cds.settings import REPO_CARDS, Settings
 from cds.terminology import Terminology
@@ -221,7 +221,7 @@ def test_date_formats_are_fhir_cores(value: str) -> None:
 
     from fhir_core import types
 
-    from cds.facts.conformance import DATE_RE, DATETIME_RE, INSTANT_RE
+    from cds.fhir.conformance import DATE_RE, DATETIME_RE, INSTANT_RE
 
     for ours, theirs in (
         (DATE_RE, types.Date.pattern),
@@ -234,7 +234,7 @@ def test_date_formats_are_fhir_cores(value: str) -> None:
 def test_a_dose_is_read_only_from_the_elements_its_resource_type_has() -> None:
     """MedicationAdministration.dosage.dose is a dose; a `dose` inside a request's dosage is not
     FHIR R4 (the read-field check does not judge it), so it is never read as one."""
-    from cds.facts.records import medication_record
+    from cds.fhir.records import medication_record
 
     quantity = {"value": 4, "unit": "mg", "code": "mg"}
     given = medication_record(

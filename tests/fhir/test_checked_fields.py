@@ -1,7 +1,7 @@
 """Every field a record reads is one the read-field check judged.
 
-The narrow schemas in `cds.facts.conformance` are declared by hand beside the record builders in
-`cds.facts.records`; if a builder read a field the schema does not declare, that field would go
+The narrow schemas in `cds.fhir.conformance` are declared by hand beside the record builders in
+`cds.fhir.records`; if a builder read a field the schema does not declare, that field would go
 into the rules unchecked (a decimal sent as a string, an array sent as an object). Each builder
 is run here over every resource of the scenario library and of the captured and official
 requests, with the resource wrapped so that every element it reads is noted; each noted path
@@ -19,9 +19,9 @@ from typing import Any, NotRequired, Required
 import pytest
 import typing_extensions
 
-from cds.facts import conformance, fhir_json, reading
-from cds.facts.conformance import READ_TYPES
-from cds.facts.reading import read_records
+from cds.fhir import conformance, elements, reading
+from cds.fhir.conformance import READ_TYPES
+from cds.fhir.reading import read_records
 from cds.terminology import Terminology
 from cds.tools.replay import inline_prefetch, iter_scenarios
 from tests.conftest import ROOT, SHARED
@@ -242,7 +242,7 @@ def test_every_field_a_record_reads_is_checked(
 
     for name in _BUILDERS:
         monkeypatch.setattr(reading, name, traced(getattr(reading, name)))
-    monkeypatch.setattr(fhir_json, "_CONCEPTS", _Forgetful())
+    monkeypatch.setattr(elements, "_CONCEPTS", _Forgetful())
     requests = 0
     for _, payloads in _every_request():
         read_records(payloads, t)
