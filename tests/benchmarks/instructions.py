@@ -1,12 +1,14 @@
-"""Benchmark (not a test): CPU instructions per call, counted by valgrind, so machine noise
-cannot hide a change.
+"""Benchmark (not a test): CPU instructions per call, counted by valgrind, which no other
+process on the machine moves; and the Python function calls an evaluation makes, which are exact.
 
     python tests/benchmarks/instructions.py            # needs valgrind (Debian: valgrind)
 
 Wall-clock numbers on a shared machine move by 15% or more from one run to the next, which is
-more than most single changes gain or lose. Instructions executed are far steadier (hash seed
-fixed, garbage collector off while counting), though identical code has counted up to half a
-million apart in different runs: compare two versions side by side in one run. Each row runs
+more than most single changes gain or lose. Instructions executed are steadier (hash seed
+fixed, garbage collector off while counting) and the same tree counts the same every time, but
+the memory layout the code happens to get moves them: trees running exactly the same Python
+counted 7.7 to 11.2 million for the typical evaluation (docs/performance.md). A difference under
+about a fifth says nothing; compare the Python function calls (cProfile) first. Each row runs
 the same setup twice under callgrind, once with N calls and once without; the difference over N
 is the cost of one call:
 
@@ -21,8 +23,10 @@ and the bare endpoint here tracks the throughput ratio that `dev.py bench` measu
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import gc
 import os
+import pstats
 import shutil
 import subprocess
 import sys
@@ -129,7 +133,7 @@ async def _asgi_calls(which: str, n: int) -> None:
     await lifespan
 
 
-def _evaluations(size: int, n: int) -> None:
+def _evaluations(size: int, n: int, *, count_calls: bool = False) -> None:
     from cds import jsonsafe, schemas
     from cds.call import evaluate_call
     from cds.services import load_knowledge
@@ -147,8 +151,14 @@ def _evaluations(size: int, n: int) -> None:
     gc.collect()
     gc.freeze()
     gc.disable()
+    profile = cProfile.Profile() if count_calls else None
+    if profile is not None:
+        profile.enable()
     for r in requests[:n]:
         evaluate_call(k, service, r, r.context, r.prefetch or {}, as_of=AS_OF)
+    if profile is not None:
+        profile.disable()
+        print(pstats.Stats(profile).total_calls / n)  # type: ignore[attr-defined]
 
 
 def _inner(which: str, n: int) -> None:
@@ -187,9 +197,24 @@ def _per_call(which: str, n: int) -> float:
     return (loaded - base) / n / 1e6
 
 
+def _function_calls(size: int, n: int) -> float:
+    """Python function calls per evaluation (cProfile, in a process of its own): exact, the same
+    on every run and every memory layout."""
+    out = subprocess.run(  # noqa: S603
+        [sys.executable, __file__, "--calls", str(size), str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(out.stdout.split()[-1])
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--inner":
         _inner(sys.argv[2], int(sys.argv[3]))
+        return
+    if len(sys.argv) == 4 and sys.argv[1] == "--calls":
+        _evaluations(int(sys.argv[2]), int(sys.argv[3]), count_calls=True)
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt install valgrind)")
@@ -214,6 +239,12 @@ def main() -> None:
         f"| evaluation alone, ~80-resource chart | {typical:.1f} | {typical / bare:.1f}x |",
         f"| evaluation alone, 2,000-resource chart | {big:.1f} | |",
     ]
+    calls = (_function_calls(0, 20), _function_calls(2000, 3))
+    rows.append("")
+    rows.append(
+        f"Python function calls per evaluation: {calls[0]:,.0f} (~80-resource chart),"
+        f" {calls[1]:,.0f} (2,000 resources)."
+    )
     print("\n".join(rows))
 
 
