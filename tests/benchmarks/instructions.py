@@ -22,12 +22,15 @@ and the bare endpoint here tracks the throughput ratio that `dev.py bench` measu
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import cProfile
+import functools
 import gc
 import os
 import pstats
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -161,8 +164,14 @@ def _evaluations(size: int, n: int, *, count_calls: bool = False) -> None:
         print(pstats.Stats(profile).total_calls / n)  # type: ignore[attr-defined]
 
 
+# Small objects allocated before anything else: another memory layout for the same code.
+_LAYOUT_PADS = (0, 1000, 3333, 10000, 20000)
+_pad: list[object] = []
+
+
 def _inner(which: str, n: int) -> None:
     """One counted run (under valgrind): setup, then n calls."""
+    _pad.extend(object() for _ in range(int(os.environ.get("CDS_BENCH_PAD", "0"))))
     os.environ["CDS_FEEDBACK_DB"] = str(Path(tempfile.mkdtemp(prefix="cds-ir-")) / "f.sqlite3")
     if which in ("bare", "service"):
         asyncio.run(_asgi_calls(which, n))
@@ -170,7 +179,7 @@ def _inner(which: str, n: int) -> None:
         _evaluations(2000 if which == "evaluation-2000" else 0, n)
 
 
-def _count(which: str, n: int) -> int:
+def _count(which: str, n: int, pad: int = 0) -> int:
     out = subprocess.run(  # noqa: S603
         [
             shutil.which("valgrind") or "valgrind",
@@ -185,16 +194,30 @@ def _count(which: str, n: int) -> int:
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
+        env={**os.environ, "PYTHONHASHSEED": "0", "CDS_BENCH_PAD": str(pad)},
     ).stderr
     line = next(x for x in out.splitlines() if "Collected :" in x)
     return int(line.split()[-1])
 
 
-def _per_call(which: str, n: int) -> float:
-    with ThreadPoolExecutor(2) as pool:  # the two runs of a row side by side
-        base, loaded = pool.map(lambda k: _count(which, k), (0, n))
-    return (loaded - base) / n / 1e6
+def _per_call(which: str, n: int, layouts: int) -> list[float]:
+    """Million instructions a call, once for each memory layout."""
+    out = []
+    for pad in _LAYOUT_PADS[:layouts]:
+        with ThreadPoolExecutor(2) as pool:  # the two runs of a row side by side
+            base, loaded = pool.map(functools.partial(_count, which, pad=pad), (0, n))
+        out.append((loaded - base) / n / 1e6)
+    return out
+
+
+def _cell(counts: list[float]) -> str:
+    """The median, and with several layouts their range: what one layout alone cannot say."""
+    median = statistics.median(counts)
+    return (
+        f"{median:.1f}"
+        if len(counts) == 1
+        else f"{median:.1f} ({min(counts):.1f}-{max(counts):.1f})"
+    )
 
 
 def _function_calls(size: int, n: int) -> float:
@@ -216,6 +239,17 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--calls":
         _evaluations(int(sys.argv[2]), int(sys.argv[3]), count_calls=True)
         return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--layouts",
+        type=int,
+        default=1,
+        choices=range(1, len(_LAYOUT_PADS) + 1),
+        metavar=f"1-{len(_LAYOUT_PADS)}",
+        help="count each row in this many memory layouts and print the median and range"
+        " (each layout takes as long as the first; 3 to compare two trees)",
+    )
+    layouts = parser.parse_args().layouts
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt install valgrind)")
     # Bytecode compiled first: a run that compiles a module the other finds compiled (both
@@ -226,18 +260,21 @@ def main() -> None:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    print("counting (about a minute a row) ...", flush=True)
-    bare = _per_call("bare", 20)
-    service = _per_call("service", 20)
-    typical = _per_call("evaluation", 20)
-    big = _per_call("evaluation-2000", 3)
+    print(f"counting (about a minute a row and layout; {layouts} layout(s)) ...", flush=True)
+    bare = _per_call("bare", 20, layouts)
+    service = _per_call("service", 20, layouts)
+    typical = _per_call("evaluation", 20, layouts)
+    big = _per_call("evaluation-2000", 3, layouts)
+    ratio = statistics.median(bare)
     rows = [
         "| in-process call (ASGI, no sockets) | million instructions | against bare |",
         "|---|---|---|",
-        f"| bare FastAPI endpoint, ~80-resource chart | {bare:.1f} | 1.0x |",
-        f"| service, ~80-resource chart | {service:.1f} | {service / bare:.1f}x |",
-        f"| evaluation alone, ~80-resource chart | {typical:.1f} | {typical / bare:.1f}x |",
-        f"| evaluation alone, 2,000-resource chart | {big:.1f} | |",
+        f"| bare FastAPI endpoint, ~80-resource chart | {_cell(bare)} | 1.0x |",
+        f"| service, ~80-resource chart | {_cell(service)} |"
+        f" {statistics.median(service) / ratio:.1f}x |",
+        f"| evaluation alone, ~80-resource chart | {_cell(typical)} |"
+        f" {statistics.median(typical) / ratio:.1f}x |",
+        f"| evaluation alone, 2,000-resource chart | {_cell(big)} | |",
     ]
     calls = (_function_calls(0, 20), _function_calls(2000, 3))
     rows.append("")
