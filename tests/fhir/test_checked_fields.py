@@ -70,16 +70,13 @@ class _Read(dict[str, Any]):
         self._noted.add(self._at(key))
         return _traced(super().__getitem__(key), self._at(key), self._noted)
 
-    def _whole(self) -> Any:
-        # Reading every element at once (items, values) reads fields no schema may declare.
+    # Reading every element at once (items, values) reads fields no schema may declare.
+    def items(self) -> Any:
         self._noted.add(self._at("*"))
         return super().items()
 
-    def items(self) -> Any:
-        return self._whole()
-
     def values(self) -> Any:
-        self._whole()
+        self._noted.add(self._at("*"))
         return super().values()
 
 
