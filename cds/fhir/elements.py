@@ -118,9 +118,14 @@ def as_number(raw: object) -> float | None:
 
 
 def json_list(raw: object) -> list[Any]:
-    """A JSON array as sent, or nothing when it is not an array (screening precedes validation,
-    and a referenced Medication is never validated itself)."""
-    return raw if isinstance(raw, list) else []
+    """A JSON array as sent; a single value sent where FHIR has an array, as an array of one
+    (real clients send `"doseAndRate": {...}`: a draft dose so sent is still checked, and a
+    resource so sent is screened in and then named by its check, not dropped unseen); nothing
+    for nothing. Screening precedes validation, drafts and a referenced Medication are never
+    validated, and callers take only the item shapes they read."""
+    if isinstance(raw, list):
+        return raw
+    return [] if raw is None else [raw]
 
 
 def json_object(raw: object) -> dict[str, Any]:

@@ -129,6 +129,19 @@ def test_withdrawn_and_unread_resources_are_screened_out(t: Terminology) -> None
     assert records.received == {"Observation", "Procedure"}
 
 
+def test_an_array_sent_as_one_object_is_screened_in_and_named(t: Terminology) -> None:
+    """A creatinine whose coding is one object, not an array, is a creatinine: the screen
+    lets it in and its check names it as left out, instead of dropping it unseen."""
+    creatinine = _creatinine("one")
+    [creatinine["code"]["coding"]] = creatinine["code"]["coding"]
+    bundle = {"resourceType": "Bundle", "entry": {"resource": _creatinine("entry")}}
+    records = read_records([creatinine, bundle], t)
+    assert [(e.resource_type, e.location) for e in records.excluded] == [
+        ("Observation", "code.coding")
+    ]
+    assert [o.id for o in records.observations] == ["entry"]
+
+
 def _bundles() -> st.SearchStrategy[Any]:
     """Bundles whose entries hold resources, Bundles, lists of resources or junk: every shape
     the one-loop path hands back to `flatten` is drawn often."""

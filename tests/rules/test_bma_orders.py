@@ -120,6 +120,20 @@ class TestDoseCeilings:
         ]
         assert not [c for c in _order(bone_patient(), t, params, d) if c.startswith("R2b")]
 
+    @pytest.mark.parametrize("where", ["dosageInstruction", "doseAndRate"])
+    def test_a_dose_sent_as_one_object_is_still_checked(
+        self, t: Terminology, params: Parameters, where: str
+    ) -> None:
+        """Real clients send one object where FHIR has an array: a 4 g dose so sent is still
+        the critical unit error, never an order that passes unchecked."""
+        d = _draft(ZOL4, 4000)
+        [instruction] = d["dosageInstruction"]
+        if where == "doseAndRate":
+            [instruction["doseAndRate"]] = instruction["doseAndRate"]
+        else:
+            d["dosageInstruction"] = instruction
+        assert _order(bone_patient(), t, params, d) == ["R2b:unit-error"]
+
 
 class TestScheduleCeilings:
     """D1: no more often than the label interval ('daily' is an order-form default, an error)."""
