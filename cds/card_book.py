@@ -59,6 +59,8 @@ class CardFile(KnowledgeFile):
     variants: dict[str, VariantSpec]
     suggestions: dict[str, str] = Field(default_factory=dict)
     notes: dict[str, str] = Field(default_factory=dict)
+    # The card's subject is the resources left out (R0b): the frame's note on them is not repeated.
+    names_left_out: bool = False
 
 
 class FrameTexts(KnowledgeFile):

@@ -249,7 +249,7 @@ class Renderer:
         notes = [_fill(self.book.note(d.rule, k), bindings, safe=True) for k in d.note_keys] + [
             text(x) for x in d.notes
         ]
-        if facts.excluded:
+        if facts.excluded and not spec.names_left_out:
             kinds = ", ".join(sorted({f"{e.resource_type} ({e.location})" for e in facts.excluded}))
             notes.append(_fill(frame.left_out, {"count": len(facts.excluded), "kinds": kinds}))
         if notes:

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from cds import jsonsafe, schemas
 from cds.app import create_app
+from cds.cards import EXT_RULE
 from cds.errors import ConfigError, PrefetchUnavailable
 from cds.jsonsafe import TooDeep, loads, nesting_within
 from cds.logs import JSONFormatter
@@ -372,6 +373,10 @@ class TestNo500sFromInput:
         detail = res.json()["cards"][0]["detail"]
         assert "could not be read and were left out" in detail
         assert "serum creatinine within" in detail  # and the card says what is missing
+        # R0b names it on a card of its own, which does not repeat the note about itself.
+        [r0b] = [c for c in res.json()["cards"] if c["extension"][EXT_RULE] == "R0b"]
+        assert "Serum creatinine 0 mg/dL, a value no patient can have" in r0b["detail"]
+        assert "could not be read and were left out" not in r0b["detail"]
 
     def test_depth_bound(self) -> None:
         assert loads(b"[" * 60 + b"]" * 60) is not None

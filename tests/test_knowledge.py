@@ -387,6 +387,7 @@ CANONICAL_HOSTS = {
     "doi.org",
     "dailymed.nlm.nih.gov",
     "cds-hooks.hl7.org",
+    "hl7.org",  # the FHIR R4 specification itself (R0b: the datatypes a resource is held to)
     "ace.asco.org",
     "meridian.allenpress.com",
 }

@@ -106,12 +106,10 @@ ALLOWED = {
     ("medications.py", "zoledronic acid"),
     # Site names a condition's code is read as ("bone marrow").
     ("disease.py", "bone marrow"),
-    # Lab names and units in facts that never reach a card (excluded-value reasons, a unit).
-    *(
-        ("labs.py", x)
-        for x in ("serum creatinine", "body weight", "serum calcium", "serum albumin")
-    ),
+    # A unit in facts that never reaches a card.
     ("labs.py", "mL/min/1.73 m²"),
+    # What R0b names a resource sent without an id by: its type, and that it has none.
+    ("records.py", "{} (no id)"),
     # The HER2 text a pathology report uses, read by pattern (not written to a card).
     ("receptors.py", "not amplified"),
     ("receptors.py", "ultralow|ultra-low|faint|incomplete|barely perceptible"),

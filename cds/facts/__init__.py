@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from cds.facts.disease import Disease, extract_disease
+from cds.facts.disease import Disease, breast_cancer_left_out, extract_disease
 from cds.facts.labs import (
     Calcium,
     Lvef,
@@ -82,6 +82,8 @@ class PatientFacts:
     dialysis_procedures: tuple[Dated, ...]
     allergies: frozenset[str]  # ingredients the patient is allergic or intolerant to
     excluded: tuple[Excluded, ...]
+    # Of those, the Conditions coded as breast cancer: F1 unmet for want of readable evidence.
+    breast_cancer_left_out: tuple[str, ...]
     received: frozenset[str]  # resource types that arrived: absent data is unknown
     # The latest CancerDiseaseStatus: worsened, stable (stable/improved/remission), undetermined.
     latest_disease_status: str | None = None
@@ -136,6 +138,7 @@ def facts_from_records(
     allergies = frozenset(
         m.ingredient for a in records.allergies for m in t.medications.match(a.code, t.rxnorm)
     )
+    excluded = records.excluded + impossible_values(records, t)
     return PatientFacts(
         as_of=as_of,
         age=age_on(records.patient, as_of),
@@ -169,7 +172,8 @@ def facts_from_records(
         lvef=extract_lvef(records, t, her2_start=min(her2_starts) if her2_starts else None),
         **_activities(records, t),
         allergies=allergies,
-        excluded=records.excluded + impossible_values(records, t),
+        excluded=excluded,
+        breast_cancer_left_out=breast_cancer_left_out(excluded, t),
         received=records.received,
         latest_disease_status=_latest_disease_status(records, t),
     )

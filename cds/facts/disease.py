@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from cds.fhir.records import ConditionRecord, ObservationRecord
+from cds.fhir.records import ConditionRecord, Excluded, ObservationRecord
 from cds.terminology import Terminology
 
 # A grade written in the condition's severity, text or notes ("grade 2", "CTCAE grade 1", "G2").
@@ -223,4 +223,15 @@ def _ild_history(
         )
         for c in conditions
         if ild.matches(c.code)
+    )
+
+
+def breast_cancer_left_out(excluded: tuple[Excluded, ...], t: Terminology) -> tuple[str, ...]:
+    """The Conditions left out whose code, as sent, says breast cancer (or its history): F1
+    may have failed only because its evidence could not be read, which R0b must say."""
+    sets = (t["breast-cancer"], t["breast-cancer-history"])
+    return tuple(
+        e.ref
+        for e in excluded
+        if e.resource_type == "Condition" and any(vs.matches(e.code) for vs in sets)
     )

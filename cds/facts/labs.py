@@ -7,9 +7,16 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Literal, NamedTuple
 
-from cds.fhir.records import Excluded, ObservationRecord, PatientRecord, Records
+from cds.fhir.records import (
+    Excluded,
+    ObservationRecord,
+    PatientRecord,
+    Quantity,
+    Records,
+    resource_ref,
+)
 from cds.said import Said, say
-from cds.terminology import Terminology
+from cds.terminology import Terminology, ValueSet
 
 CrClMethod = Literal["reported", "cockcroft-gault"]
 
@@ -148,29 +155,38 @@ def _percent(obs: ObservationRecord) -> float | None:
     return value if value is not None and 0 < value <= 100 else None
 
 
-# Values no patient can have: unusable data, left out of the arithmetic and reported (a
-# creatinine of 0 used to divide Cockcroft-Gault by zero).
-_POSSIBLE = {
-    "creatinine": "serum creatinine",
-    "body-weight": "body weight",
-    "calcium": "serum calcium",
-    "albumin": "serum albumin",
-}
+# Values no patient can have: unusable data, left out of the arithmetic and named on the cards
+# (R0b; a creatinine of 0 used to divide Cockcroft-Gault by zero).
+_POSITIVE = ("creatinine", "body-weight", "calcium", "albumin")
 
 
 def impossible_values(records: Records, t: Terminology) -> tuple[Excluded, ...]:
     out = []
-    for vs_id, name in _POSSIBLE.items():
+    for vs_id in _POSITIVE:
         vs = t[vs_id]
         for o in records.observations_in(vs):
             q = o.value.quantity
             if q is not None and q.value <= 0:
-                out.append(Excluded("Observation", "valueQuantity.value", f"{name} {q.value:g}"))
-    for o in records.observations_in(t["lvef"]):
+                out.append(_impossible(o, q, vs))
+    lvef = t["lvef"]
+    for o in records.observations_in(lvef):
         q = o.value.quantity
         if q is not None and not 0 < q.value <= 100:
-            out.append(Excluded("Observation", "valueQuantity.value", f"LVEF {q.value:g}%"))
+            out.append(_impossible(o, q, lvef))
     return tuple(out)
+
+
+def _impossible(o: ObservationRecord, q: Quantity, vs: ValueSet) -> Excluded:
+    """Named as the lab names itself (its code's text or display), else by its value set."""
+    lab = o.code.text or next((c.display for c in o.code.codings if c.display), None) or vs.title
+    unit = q.unit_text()
+    reason = (
+        say("impossible-value", lab=lab, value=q.value, unit=unit)
+        if unit
+        else say("impossible-value-no-unit", lab=lab, value=q.value)
+    )
+    ref = resource_ref("Observation", o.id)
+    return Excluded("Observation", "valueQuantity.value", reason, ref, o.code)
 
 
 def _series(

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from cds.fhir.conformance import Checker
-from cds.fhir.elements import flatten, json_list
+from cds.fhir.elements import concept, flatten, json_list
 from cds.fhir.records import (
     ActivityRecord,
     AllergyRecord,
@@ -29,6 +29,7 @@ from cds.fhir.records import (
     medication_record,
     observation_record,
     patient_record,
+    resource_ref,
     specimen_date,
 )
 from cds.fhir.screening import MEDICATION_TYPES, RELEVANT_TYPES, entered_in_error, screening
@@ -67,12 +68,13 @@ def read_records(
         if entered_in_error(raw):
             continue
         verdict = checker.verdict(raw)
+        rid = str(raw.get("id") or "")
         if verdict is not None:
             where, reason = verdict
-            excluded.append(Excluded(rtype, where, reason))
+            ref = resource_ref(rtype, rid)
+            excluded.append(Excluded(rtype, where, reason, ref, concept(raw.get("code"))))
             log.warning("excluded invalid %s at %s", rtype, where)
             continue
-        rid = str(raw.get("id") or "")
         # Most common first: a chart is mostly Observations.
         if rtype == "Observation":
             observations.append(observation_record(rid, raw))

@@ -24,6 +24,7 @@ from cds.fhir.elements import (
     json_object,
     reference_of,
 )
+from cds.said import Said
 from cds.terminology import Coding, Concept, ValueSet
 
 
@@ -198,13 +199,21 @@ class AllergyRecord:
     code: Concept
 
 
+def resource_ref(resource_type: str, rid: str) -> str:
+    """How a card names a resource: its reference, or its type when it was sent without an id."""
+    return f"{resource_type}/{rid}" if rid else f"{resource_type} (no id)"
+
+
 @dataclass(frozen=True, slots=True)
 class Excluded:
-    """A resource that failed validation: type and where, never its content."""
+    """A resource left out: failed its check, or a value no patient can have. Its reference and
+    code are for the card that names it (R0b), never for a log line."""
 
     resource_type: str
     location: str
-    reason: str
+    reason: str | Said  # as the check said it (for integrators), or a sentence of cards/
+    ref: str  # "Observation/abc", or "Observation (no id)"
+    code: Concept = NO_CONCEPT  # its code as sent, read before the check: what it might have said
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ Indicator = Literal["info", "warning", "critical"]
 Hook = Literal["patient-view", "order-select", "order-sign"]
 PATIENT_VIEW: tuple[Hook, ...] = ("patient-view",)
 ORDER_HOOKS: tuple[Hook, ...] = ("order-select", "order-sign")
+ALL_HOOKS: tuple[Hook, ...] = (*PATIENT_VIEW, *ORDER_HOOKS)
 INDICATOR_RANK: Mapping[Indicator, int] = {"critical": 0, "warning": 1, "info": 2}
 # A key of a detail paragraph in a card file (or common.yaml). Its own type, so that a key can
 # never be rendered as if it were the sentence (and a sentence never looked up as a key).
@@ -124,6 +125,9 @@ class Rule:
     bindings: frozenset[str]
     uses: Uses
     fn: RuleFn
+    # Runs only for breast cancer (F1), as every rule but R0b: it says when F1's own evidence
+    # could not be read, so it runs before F1 is known to hold.
+    after_f1: bool = True
 
     @property
     def doc(self) -> str:
@@ -169,6 +173,7 @@ def rule(
     regimens: tuple[str, ...] = (),
     suggestions: tuple[str, ...] = (),
     notes: tuple[str, ...] = (),
+    after_f1: bool = True,
 ) -> Callable[[RuleFn], RuleFn]:
     """Register a rule with everything it uses; all of it is cross-checked with cards/."""
 
@@ -196,6 +201,7 @@ def rule(
                 notes=frozenset(notes),
             ),
             fn=decide,
+            after_f1=after_f1,
         )
         return decide
 
@@ -213,12 +219,12 @@ def load_rules() -> Mapping[str, Rule]:
         cardiac,
         chemo_orders,
         dental,
-        drafts,
         her2,
         her2low,
         ild,
         receptors,
         spine,
+        unread,
     )
 
     return RULES
@@ -228,11 +234,12 @@ def evaluate(
     hook: str, facts: PatientFacts, drafts: DraftOrders, params: Parameters
 ) -> list[Decision]:
     """All rules for the hook, gated on F1; one decision per concern, critical first."""
-    if not facts.disease.breast_cancer.present:
-        return []
+    breast_cancer = facts.disease.breast_cancer.present
+    if not (breast_cancer or facts.breast_cancer_left_out):
+        return []  # most charts an EHR opens: not this service's patients
     seen: dict[str, Decision] = {}
     for r in load_rules().values():
-        if hook not in r.hooks:
+        if hook not in r.hooks or (r.after_f1 and not breast_cancer):
             continue
         for d in r.fn(facts, drafts, params):
             seen.setdefault(d.concern, d)

@@ -1,0 +1,73 @@
+"""What the service could not read is never passed over in silence: a draft order it was asked
+to check (R0), a resource of the chart a rule would have read (R0b)."""
+
+from __future__ import annotations
+
+from cds.facts import PatientFacts
+from cds.facts.orders import DraftOrders
+from cds.fhir.records import Excluded
+from cds.parameters import Parameters
+from cds.rules import ALL_HOOKS, ORDER_HOOKS, Decision, rule
+from cds.said import Said, say
+
+
+@rule("R0", hooks=ORDER_HOOKS, variants=("unreadable",), bindings=("count",))
+def r0_unreadable_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """A draft order whose medication cannot be identified → say it was not checked.
+
+    CDS Hooks order-select/order-sign: the service is asked to check the draft orders; one it
+    cannot read must not pass as checked (clinical-logic §3b, issue: real clients send slightly
+    wrong FHIR). The card names each order and why.
+    """
+    chosen = [u for u in drafts.unreadable if u.selected] or list(drafts.unreadable)
+    if not chosen:
+        return []
+    return [
+        Decision(
+            variant="unreadable",
+            indicator="warning",
+            bindings={"count": str(len(chosen))},
+            data=tuple(say("draft-unreadable", ref=u.ref, reason=u.reason) for u in chosen),
+            refs=tuple(u.ref for u in chosen if "(" not in u.ref),
+        )
+    ]
+
+
+@rule(
+    "R0b",
+    hooks=ALL_HOOKS,
+    variants=("left-out", "diagnosis-left-out"),
+    bindings=("count",),
+    valuesets=("breast-cancer", "breast-cancer-history"),
+    after_f1=False,
+)
+def r0b_left_out(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Resources a rule would read that failed their check, or hold a value no patient can
+    have → name each one, with where it is wrong, on a card of its own.
+
+    FHIR R4 datatypes and cardinalities decide what is read (`cds.fhir.conformance`). Missing
+    data is never a negative finding: a resource left out is missing data, and a card it would
+    have raised is missing with it. Each card that fires says so in a note; this card says it
+    when none fires too, and when the breast cancer diagnosis itself was left out, so that no
+    other rule could run (a warning then: clinical-logic §0 indicator policy, a check missing).
+    """
+    if not f.excluded:
+        return []
+    diagnosis = not f.disease.breast_cancer.present
+    return [
+        Decision(
+            variant="diagnosis-left-out" if diagnosis else "left-out",
+            indicator="warning" if diagnosis else "info",
+            bindings={"count": str(len(f.excluded))},
+            data=tuple(_named(e) for e in f.excluded),
+            refs=tuple(e.ref for e in f.excluded if "(" not in e.ref),
+        )
+    ]
+
+
+def _named(e: Excluded) -> Said:
+    """Where a resource failed FHIR R4 (the check's own wording differs between validation
+    modes and is for `cds validate` to give); what was impossible about a value, as said."""
+    if isinstance(e.reason, Said):
+        return say("resource-left-out-value", ref=e.ref, why=e.reason)
+    return say("resource-left-out-invalid", ref=e.ref, where=e.location)

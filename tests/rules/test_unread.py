@@ -1,0 +1,88 @@
+"""R0b: chart resources a rule would read that were left out are named, never dropped unseen."""
+
+from __future__ import annotations
+
+from cds.parameters import Parameters
+from cds.terminology import Terminology
+from fixtures.factories import Patient
+from tests.rules.helpers import bone_patient, concerns, facts, lines, run
+
+
+def _creatinine(p: Patient, value: object) -> None:
+    p.obs("2160-0", 3, valueQuantity={"value": value, "unit": "mg/dL"})
+
+
+class TestLeftOut:
+    def test_nothing_left_out_no_card(self, t: Terminology, params: Parameters) -> None:
+        assert not [c for c in concerns(run(bone_patient(), t, params)) if c.startswith("R0b")]
+
+    def test_each_resource_left_out_is_named_with_where_and_why(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient()
+        _creatinine(p, "not-a-number")  # fails its check
+        _creatinine(p, 0)  # no patient has it
+        [card] = [d for d in run(p, t, params) if d.rule == "R0b"]
+        assert (card.variant, card.indicator) == ("left-out", "info")
+        assert card.bindings["count"] == "2"
+        named = lines(card)
+        assert any(
+            line.startswith("Observation/obs-")
+            and line.endswith(": not valid FHIR R4 at valueQuantity.value")
+            for line in named
+        )
+        assert any(
+            line.endswith(": Serum creatinine 0 mg/dL, a value no patient can have")
+            for line in named
+        )
+        assert len(card.refs) == 2
+        assert all(r.startswith("Observation/obs-") for r in card.refs)
+
+    def test_every_hook(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient()
+        _creatinine(p, "not-a-number")
+        for hook in ("patient-view", "order-select", "order-sign"):
+            assert "R0b:left-out" in concerns(run(p, t, params, hook))
+
+
+class TestDiagnosisLeftOut:
+    """F1 unmet because its own evidence was left out: R0b alone says so."""
+
+    def _unreadable_breast_cancer(self) -> Patient:
+        p = bone_patient()
+        [breast] = [
+            r for r in p.resources if r["resourceType"] == "Condition" and "254837009" in str(r)
+        ]
+        breast["onsetDateTime"] = "2022-02-30"
+        return p
+
+    def test_only_r0b_runs_and_warns(self, t: Terminology, params: Parameters) -> None:
+        p = self._unreadable_breast_cancer()
+        f = facts(p, t, params)
+        assert not f.disease.breast_cancer.present
+        assert f.disease.bone.present  # R1 would fire for breast cancer: it must not run
+        [card] = run(p, t, params)
+        assert (card.concern, card.indicator) == ("R0b:diagnosis-left-out", "warning")
+        assert card.refs == f.breast_cancer_left_out
+
+    def test_a_readable_breast_cancer_beside_it_runs_every_rule(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = self._unreadable_breast_cancer()
+        p.breast_cancer(1400)
+        got = concerns(run(p, t, params))
+        assert "R0b:left-out" in got
+        assert "R0b:diagnosis-left-out" not in got
+        assert len(got) > 1
+
+    def test_not_a_breast_cancer_patient_gets_no_card(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Most charts an EHR opens: something left out is not this service's to say."""
+        p = Patient("other")
+        p.condition(
+            "http://snomed.info/sct", "94222008", "Secondary malignant neoplasm of bone", 60
+        )
+        _creatinine(p, "not-a-number")
+        assert facts(p, t, params).excluded
+        assert run(p, t, params) == []
