@@ -141,6 +141,18 @@ def read_draft_orders(
                 why = say("medication-reference-missing")
                 unreadable.append(UnreadableDraft(ref=ref, reason=why, selected=ref in selected))
                 continue
+            medication = record.medication
+            if not medication.all_text() and all(c.system != t.rxnorm for c in medication.codings):
+                # Only codes of a system the rules do not read (NDC, a local code, a misspelt
+                # RxNorm URI) and no name: nothing says which drug it is, so it is not checked.
+                systems = ", ".join(sorted({c.system for c in medication.codings if c.system}))
+                why = (
+                    say("medication-code-unread", systems=systems)
+                    if systems
+                    else say("medication-code-no-system")
+                )
+                unreadable.append(UnreadableDraft(ref=ref, reason=why, selected=ref in selected))
+                continue
             dose = _dose(record)
             meds.append(
                 DraftMedication(

@@ -77,18 +77,20 @@ def concept(raw: object) -> Concept:
 
 def _build_concept(raw: dict[str, Any]) -> Concept:
     codings = []
+    texts = [raw["text"]] if isinstance(raw.get("text"), str) else []
     for c in json_list(raw.get("coding")):
-        if isinstance(c, dict) and isinstance(c.get("code"), str):
-            display = c.get("display")
+        if not isinstance(c, dict):
+            continue
+        display = c.get("display") if isinstance(c.get("display"), str) else None
+        if isinstance(c.get("code"), str):
             codings.append(
-                Coding(
-                    system=str(c.get("system") or ""),
-                    code=c["code"],
-                    display=display if isinstance(display, str) else None,
-                )
+                Coding(system=str(c.get("system") or ""), code=c["code"], display=display)
             )
-    text = raw.get("text")
-    return Concept(codings=tuple(codings), text=text if isinstance(text, str) else None)
+        elif display and display not in texts:
+            # Coding.code is 0..1: a coding with a display only still names the concept, read
+            # as its text (a draft "Enhertu" so sent is checked, not taken for an empty draft).
+            texts.append(display)
+    return Concept(codings=tuple(codings), text=" ".join(texts) or None)
 
 
 def concepts(raw: object) -> tuple[Concept, ...]:

@@ -9,8 +9,8 @@ import pytest
 from cds.parameters import Parameters
 from cds.rules import UpdateDraft
 from cds.terminology import Terminology
-from fixtures.factories import ENHERTU, PAMIDRONATE, XGEVA, ZOL4, Patient, draft_med
-from tests.rules.helpers import bone_patient, concerns, creatinine_for, run
+from fixtures.factories import ENHERTU, PAMIDRONATE, RXNORM, XGEVA, ZOL4, Patient, draft_med
+from tests.rules.helpers import bone_patient, concerns, creatinine_for, lines, run
 
 UCUM = "http://unitsofmeasure.org"
 
@@ -297,3 +297,25 @@ class TestEmptyDraft:
             "medicationReference": {"reference": "Medication/absent"},
         }
         assert concerns(run(bone_patient(), t, params, "order-select", [ref])) == ["R0:unreadable"]
+
+    def test_a_coding_with_a_display_only_is_read_by_its_name(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Coding.code is 0..1: 'Xgeva' sent as a display is a denosumab order, not an empty
+        draft (it used to pass with no card)."""
+        d = _draft(XGEVA, 60)
+        d["medicationCodeableConcept"] = {"coding": [{"display": "Xgeva"}]}
+        assert "R2b:not-label-dose" in concerns(run(bone_patient(), t, params, "order-sign", [d]))
+
+    @pytest.mark.parametrize(
+        "system", [f"{RXNORM}/", "http://hl7.org/fhir/sid/ndc", "urn:oid:1.2.3", None]
+    )
+    def test_a_drug_coded_only_outside_rxnorm_and_unnamed_is_not_checked_silently(
+        self, t: Terminology, params: Parameters, system: str | None
+    ) -> None:
+        coding = {"code": "1046402"} | ({"system": system} if system else {})
+        d = _draft(XGEVA, 60)
+        d["medicationCodeableConcept"] = {"coding": [coding]}
+        [card] = run(bone_patient(), t, params, "order-sign", [d])
+        assert card.concern == "R0:unreadable"
+        assert any((system or "its code has no code system") in line for line in lines(card))
