@@ -27,13 +27,17 @@ _MG_NAMES: dict[str, str] = {
     "milligrams": "mg",
     "gram": "g",
     "grams": "g",
+    "gm": "g",  # the pharmacy abbreviation
     "microgram": "ug",
     "micrograms": "ug",
 }
 # UCUM time units to minutes (timing.repeat.durationUnit is a UCUM code: s, min, h, d).
 _MIN_PER: dict[str, float] = {"s": 1 / 60, "min": 1.0, "h": 60.0, "d": 1440.0}
+# A number with thousands separators is read whole: "4,000 mg" is 4000 mg (it used to be read
+# as "000 mg", 0 mg, under every ceiling). A decimal comma ("2,5 mg") is not read at all.
 _TEXT_MASS = re.compile(
-    r"(?<![\w.])(\d+(?:\.\d+)?)\s*(mg|g|mcg|ug|µg|micrograms?|milligrams?)(?![\w/])",
+    r"(?<![\w.,])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*"
+    r"(mg|g|gm|mcg|ug|µg|micrograms?|milligrams?|grams?)(?![\w/])",
     re.IGNORECASE,
 )
 _TEXT_MINUTES = re.compile(
@@ -90,7 +94,7 @@ def mg_from_text(text: str) -> float | None:
     if m is None:
         return None
     unit = _MG_NAMES.get(m.group(2).lower(), m.group(2).lower())
-    return float(m.group(1)) * _MG_PER[unit]
+    return float(m.group(1).replace(",", "")) * _MG_PER[unit]
 
 
 def minutes(value: float | None, ucum: str | None) -> float | None:
