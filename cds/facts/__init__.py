@@ -173,7 +173,9 @@ def facts_from_records(
         **_activities(records, t),
         allergies=allergies,
         excluded=excluded,
-        breast_cancer_left_out=breast_cancer_left_out(excluded, t),
+        breast_cancer_left_out=breast_cancer_left_out(
+            excluded, t, metastatic=disease.metastatic.present
+        ),
         received=records.received,
         latest_disease_status=_latest_disease_status(records, t),
     )

@@ -226,10 +226,13 @@ def _ild_history(
     )
 
 
-def breast_cancer_left_out(excluded: tuple[Excluded, ...], t: Terminology) -> tuple[str, ...]:
-    """The Conditions left out whose code, as sent, says breast cancer (or its history): F1
-    may have failed only because its evidence could not be read, which R0b must say."""
-    sets = (t["breast-cancer"], t["breast-cancer-history"])
+def breast_cancer_left_out(
+    excluded: tuple[Excluded, ...], t: Terminology, *, metastatic: bool
+) -> tuple[str, ...]:
+    """The Conditions left out whose code, as sent, says breast cancer - or its history, with a
+    metastasis, as F1 reads it (D11): F1 may have failed only because its evidence could not be
+    read, which R0b must say. A history alone is not this service's patient, left out or not."""
+    sets = (t["breast-cancer"], t["breast-cancer-history"]) if metastatic else (t["breast-cancer"],)
     return tuple(
         e.ref
         for e in excluded

@@ -213,7 +213,7 @@ class Excluded:
     location: str
     reason: str | Said  # as the check said it (for integrators), or a sentence of cards/
     ref: str  # "Observation/abc", or "Observation (no id)"
-    code: Concept = NO_CONCEPT  # its code as sent, read before the check: what it might have said
+    code: Concept  # its code as sent, read before the check: what it might have said
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cds.parameters import Parameters
 from cds.terminology import Terminology
-from fixtures.factories import Patient
+from fixtures.factories import ICD10, Patient
 from tests.rules.helpers import bone_patient, concerns, facts, lines, run
 
 
@@ -86,3 +88,19 @@ class TestDiagnosisLeftOut:
         _creatinine(p, "not-a-number")
         assert facts(p, t, params).excluded
         assert run(p, t, params) == []
+
+    @pytest.mark.parametrize("metastatic", [True, False])
+    def test_a_history_of_breast_cancer_counts_only_with_a_metastasis(
+        self, t: Terminology, params: Parameters, metastatic: bool
+    ) -> None:
+        """As F1 reads it (D11): a personal history left out is this service's patient only
+        when a metastasis is recorded."""
+        p = Patient("history")
+        history = p.condition(
+            ICD10, "Z85.3", "Personal history of malignant neoplasm of breast", 1800
+        )
+        history["recordedDate"] = "last year"  # fails its check
+        if metastatic:
+            p.bone_mets(60)
+        expected = ["R0b:diagnosis-left-out"] if metastatic else []
+        assert concerns(run(p, t, params)) == expected
