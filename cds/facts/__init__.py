@@ -15,7 +15,7 @@ from cds.facts.labs import (
     extract_calcium,
     extract_lvef,
     extract_renal,
-    impossible_values,
+    unusable_values,
 )
 from cds.facts.lines import LineHistory, extract_lines, metastatic_setting
 from cds.facts.medications import HER2_ANTIBODY_CLASSES, Medications, extract_medications
@@ -138,7 +138,7 @@ def facts_from_records(
     allergies = frozenset(
         m.ingredient for a in records.allergies for m in t.medications.match(a.code, t.rxnorm)
     )
-    excluded = records.excluded + impossible_values(records, t)
+    excluded = records.excluded + unusable_values(records, t)
     return PatientFacts(
         as_of=as_of,
         age=age_on(records.patient, as_of),

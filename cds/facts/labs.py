@@ -91,9 +91,9 @@ class Lvef:
 
 
 def _mg_dl_creatinine(obs: ObservationRecord) -> float | None:
-    q = obs.value.quantity
-    if q is None or q.value <= 0:
-        return None  # an impossible creatinine is unusable data, never a divisor
+    q = _measured(obs)
+    if q is None:
+        return None  # an impossible or bounded creatinine is unusable data, never a divisor
     unit = q.unit_text().lower()
     if unit in {"mg/dl", "mg/100ml"}:
         return q.value
@@ -103,8 +103,8 @@ def _mg_dl_creatinine(obs: ObservationRecord) -> float | None:
 
 
 def _mg_dl_calcium(obs: ObservationRecord) -> float | None:
-    q = obs.value.quantity
-    if q is None or q.value <= 0:
+    q = _measured(obs)
+    if q is None:
         return None
     unit = q.unit_text().lower()
     if unit == "mg/dl":
@@ -115,8 +115,8 @@ def _mg_dl_calcium(obs: ObservationRecord) -> float | None:
 
 
 def _g_dl_albumin(obs: ObservationRecord) -> float | None:
-    q = obs.value.quantity
-    if q is None or q.value <= 0:
+    q = _measured(obs)
+    if q is None:
         return None
     unit = q.unit_text().lower()
     if unit == "g/dl":
@@ -127,8 +127,8 @@ def _g_dl_albumin(obs: ObservationRecord) -> float | None:
 
 
 def _kg(obs: ObservationRecord) -> float | None:
-    q = obs.value.quantity
-    if q is None or q.value <= 0:
+    q = _measured(obs)
+    if q is None:
         return None
     unit = q.unit_text().lower()
     if unit == "kg":
@@ -140,14 +140,25 @@ def _kg(obs: ObservationRecord) -> float | None:
     return None
 
 
+def _measured(obs: ObservationRecord) -> Quantity | None:
+    """The quantity when it is a measurement: not a bound ("< 0.5 mg/dL") and above zero."""
+    q = obs.value.quantity
+    if q is None or q.comparator is not None or q.value <= 0:
+        return None
+    return q
+
+
 def _plain(obs: ObservationRecord) -> float | None:
     """The number as reported, for results whose unit is fixed by their code (CrCl, eGFR)."""
-    return obs.value.quantity.value if obs.value.quantity is not None else None
+    q = obs.value.quantity
+    return q.value if q is not None and q.comparator is None else None
 
 
 def _percent(obs: ObservationRecord) -> float | None:
     q = obs.value.quantity
     value: float | None = None
+    if q is not None and q.comparator is not None:
+        return None  # "< 40%" is a bound: an LVEF band cannot be read from it
     if q is not None and q.unit_text() in {"%", ""}:
         value = q.value
     elif obs.value.integer is not None:
@@ -155,36 +166,42 @@ def _percent(obs: ObservationRecord) -> float | None:
     return value if value is not None and 0 < value <= 100 else None
 
 
-# Values no patient can have: unusable data, left out of the arithmetic and named on the cards
-# (R0b; a creatinine of 0 used to divide Cockcroft-Gault by zero).
+# Values no patient can have, and bounds ("< 0.5 mg/dL") that are no measurement: unusable
+# data, left out of the arithmetic and named on the cards (R0b; a creatinine of 0 used to divide
+# Cockcroft-Gault by zero).
 _POSITIVE = ("creatinine", "body-weight", "calcium", "albumin")
+_BOUNDED = (*_POSITIVE, "creatinine-clearance", "egfr", "lvef")
 
 
-def impossible_values(records: Records, t: Terminology) -> tuple[Excluded, ...]:
+def unusable_values(records: Records, t: Terminology) -> tuple[Excluded, ...]:
     out = []
-    for vs_id in _POSITIVE:
+    for vs_id in _BOUNDED:
         vs = t[vs_id]
         for o in records.observations_in(vs):
             q = o.value.quantity
-            if q is not None and q.value <= 0:
-                out.append(_impossible(o, q, vs))
-    lvef = t["lvef"]
-    for o in records.observations_in(lvef):
-        q = o.value.quantity
-        if q is not None and not 0 < q.value <= 100:
-            out.append(_impossible(o, q, lvef))
+            if q is not None and _unusable_value(vs_id, q):
+                out.append(_unusable(o, q, vs))
     return tuple(out)
 
 
-def _impossible(o: ObservationRecord, q: Quantity, vs: ValueSet) -> Excluded:
+def _unusable_value(vs_id: str, q: Quantity) -> bool:
+    if q.comparator is not None:
+        return True
+    if vs_id == "lvef":
+        return not 0 < q.value <= 100
+    return vs_id in _POSITIVE and q.value <= 0
+
+
+def _unusable(o: ObservationRecord, q: Quantity, vs: ValueSet) -> Excluded:
     """Named as the lab names itself (its code's text or display), else by its value set."""
     lab = o.code.text or next((c.display for c in o.code.codings if c.display), None) or vs.title
     unit = q.unit_text()
-    reason = (
-        say("impossible-value", lab=lab, value=q.value, unit=unit)
-        if unit
-        else say("impossible-value-no-unit", lab=lab, value=q.value)
-    )
+    if q.comparator is not None:
+        reason = say("bounded-value", lab=lab, bound=f"{q.comparator} {q.value:g} {unit}".strip())
+    elif unit:
+        reason = say("impossible-value", lab=lab, value=q.value, unit=unit)
+    else:
+        reason = say("impossible-value-no-unit", lab=lab, value=q.value)
     ref = resource_ref("Observation", o.id)
     return Excluded("Observation", "valueQuantity.value", reason, ref, o.code)
 

@@ -151,16 +151,43 @@ def _value_status(value: Value, code: Concept, t: Terminology) -> Status | None:
     return None
 
 
-def _number(value: Value) -> float | None:
+# The cut-offs each number is judged by (ASCO/CAP 2018 ISH groups; ASCO/CAP 2020 ER/PR: >= 1%
+# positive, 1-10% low positive): a bound is read against them.
+_RATIO_CUTOFFS = (2.0,)
+_COPIES_CUTOFFS = (4.0, 6.0)
+_PERCENT_CUTOFFS = (1.0, 10.0)
+_STRING_NUMBER = re.compile(r"(<=|>=|≤|≥|<|>)?\s*(\d+(?:\.\d+)?)")
+_SYMBOLS = {"≤": "<=", "≥": ">="}
+
+
+def _number(value: Value, cutoffs: tuple[float, ...]) -> float | None:
+    """The number a result gives. A bound ("<1%", "< 2.0", as results below a cut-off are
+    reported) is no number: it stands for one only beyond every cut-off it is judged by (half
+    the bound below them, twice it above), never at the bound itself - read as 2.0, "< 2.0"
+    made a HER2-negative ratio positive. A bound with a cut-off inside it ("<10%" against 1%)
+    gives nothing."""
+    comparator: str | None = None
     if value.quantity is not None:
-        return value.quantity.value
-    if value.ratio is not None:
-        return value.ratio
-    if value.integer is not None:
-        return float(value.integer)
-    if value.string:
-        m = re.search(r"\d+(?:\.\d+)?", value.string)
-        return float(m.group(0)) if m else None
+        number, comparator = value.quantity.value, value.quantity.comparator
+    elif value.ratio is not None:
+        number = value.ratio
+    elif value.integer is not None:
+        number = float(value.integer)
+    elif value.string and (m := _STRING_NUMBER.search(value.string)):
+        number, comparator = float(m.group(2)), m.group(1)
+        comparator = _SYMBOLS.get(comparator or "", comparator)
+    else:
+        return None
+    if comparator is None:
+        return number
+    if comparator in ("<", "<=") and (
+        number < min(cutoffs) or (comparator == "<" and number == min(cutoffs))
+    ):
+        return number / 2
+    if comparator in (">", ">=") and (
+        number > max(cutoffs) or (comparator == ">" and number == max(cutoffs))
+    ):
+        return number * 2
     return None
 
 
@@ -400,9 +427,9 @@ def _add_to_event(
     elif kind == "her2-ish":
         ev.ish_status = _value_status(obs.value, obs.code, t)
     elif kind == "her2-ish-ratio":
-        ev.ratio = _number(obs.value)
+        ev.ratio = _number(obs.value, _RATIO_CUTOFFS)
     else:
-        ev.copies = _number(obs.value)
+        ev.copies = _number(obs.value, _COPIES_CUTOFFS)
 
 
 def _er_pr_result(
@@ -412,7 +439,7 @@ def _er_pr_result(
     1-10% "low positive"), else its coded status; a percent without a number is no result."""
     marker: Literal["ER", "PR"] = "ER" if kind.startswith("er") else "PR"
     if kind.endswith("percent"):
-        pct = _number(obs.value)
+        pct = _number(obs.value, _PERCENT_CUTOFFS)
         if pct is None:
             return None
         status: Status = "positive" if pct >= 1.0 else "negative"

@@ -89,6 +89,7 @@ class CodeableConcept(TypedDict, total=False):
 @with_config(_STRICT)
 class Quantity(TypedDict, total=False):
     value: Decimal
+    comparator: Literal["<", "<=", ">=", ">"]  # "<1%": a bound, not a measurement
     unit: String
     system: Uri
     code: Code

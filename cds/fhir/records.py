@@ -34,6 +34,8 @@ class Quantity(NamedTuple):
     value: float
     unit: str | None = None
     code: str | None = None
+    # "<", "<=", ">=", ">": the value is a bound ("<1%", "<2.0"), not a measurement.
+    comparator: str | None = None
 
     def unit_text(self) -> str:
         return (self.code or self.unit or "").strip()
@@ -77,7 +79,8 @@ _NOT_QUANTITY = _VALUE_KEYS - {"valueQuantity"}
 def _quantity(raw: object) -> Quantity | None:
     """A Quantity as sent, or None when it has no numeric value."""
     if isinstance(raw, dict) and (v := as_number(raw.get("value"))) is not None:
-        return Quantity(v, as_text(raw.get("unit")), as_text(raw.get("code")))
+        comparator = as_text(raw["comparator"]) if "comparator" in raw else None
+        return Quantity(v, as_text(raw.get("unit")), as_text(raw.get("code")), comparator)
     return None
 
 

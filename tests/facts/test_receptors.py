@@ -262,6 +262,62 @@ class TestReceptors:
         assert f.receptors.er is not None
         assert (f.receptors.er.status, f.receptors.er.low_positive) == (status, low)
 
+    @pytest.mark.parametrize(
+        ("value", "status", "low"),
+        [
+            pytest.param(
+                {"valueQuantity": {"value": 1, "comparator": "<", "unit": "%"}},
+                "negative",
+                False,
+                id="<1%-negative",
+            ),
+            pytest.param({"valueString": "<1%"}, "negative", False, id="'<1%'-negative"),
+            pytest.param({"valueString": "≤ 0.5 %"}, "negative", False, id="'≤0.5%'-negative"),
+            pytest.param(
+                {"valueQuantity": {"value": 10, "comparator": ">", "unit": "%"}},
+                "positive",
+                False,
+                id=">10%-positive-not-low",
+            ),
+            pytest.param({"valueString": ">90%"}, "positive", False, id="'>90%'-positive"),
+        ],
+    )
+    def test_er_percent_reported_as_a_bound(
+        self,
+        t: Terminology,
+        params: Parameters,
+        value: dict[str, Any],
+        status: str,
+        low: bool,
+    ) -> None:
+        """'<1%' is ASCO/CAP's negative; read as 1% it was a low positive."""
+        p = metastatic()
+        p.obs("85329-1", 90, **value)
+        f = facts(p, t, params)
+        assert f.receptors.er is not None
+        assert (f.receptors.er.status, f.receptors.er.low_positive) == (status, low)
+
+    @pytest.mark.parametrize("value", [{"valueString": "<10%"}, {"valueString": ">= 1%"}])
+    def test_a_bound_across_a_cut_off_is_no_percent(
+        self, t: Terminology, params: Parameters, value: dict[str, Any]
+    ) -> None:
+        p = metastatic()
+        p.obs("85329-1", 90, **value)
+        assert facts(p, t, params).receptors.er is None
+
+    def test_a_ratio_below_2_reported_as_a_bound_is_not_amplified(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """'< 2.0' with 4.6 copies is group 4, HER2-low with IHC 2+: read as 2.0 it was group 1,
+        HER2-positive, and the first-line HER2 card fired."""
+        p = metastatic()
+        p.obs("85319-2", 20, valueCodeableConcept={"text": "2+"})
+        p.obs("49683-6", 20, valueQuantity={"value": 2.0, "comparator": "<", "unit": "{ratio}"})
+        p.obs("74860-8", 20, valueQuantity={"value": 4.6, "unit": "{copies}/{nucleus}"})
+        her2 = facts(p, t, params).receptors.her2
+        assert her2 is not None
+        assert (her2.status, her2.ish_group) == ("negative", 4)
+
     def test_ichom_er_negative_only_with_its_code(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
         absent = {"coding": [{"system": "http://snomed.info/sct", "code": "373572006"}]}

@@ -40,6 +40,24 @@ class TestLeftOut:
         assert len(card.refs) == 2
         assert all(r.startswith("Observation/obs-") for r in card.refs)
 
+    def test_a_result_reported_as_a_bound_is_named_and_not_used(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """'< 0.5 mg/dL' is a bound, not a creatinine: Cockcroft-Gault is not computed from
+        it as if it were one; the card says what was sent."""
+        p = bone_patient()
+        p.obs("2160-0", 1, valueQuantity={"value": 0.5, "comparator": "<", "unit": "mg/dL"})
+        f = facts(p, t, params)
+        assert f.renal.creatinine is not None
+        assert f.renal.creatinine.value == 0.8  # the measurement before it
+        [card] = [d for d in run(p, t, params) if d.rule == "R0b"]
+        assert any(
+            line.endswith(
+                ": Serum creatinine < 0.5 mg/dL: a bound, not a measurement the checks can use"
+            )
+            for line in lines(card)
+        )
+
     def test_every_hook(self, t: Terminology, params: Parameters) -> None:
         p = bone_patient()
         _creatinine(p, "not-a-number")
