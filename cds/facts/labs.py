@@ -154,6 +154,12 @@ def _plain(obs: ObservationRecord) -> float | None:
     return q.value if q is not None and q.comparator is None else None
 
 
+# An LVEF of 1 or less is no percent: an ejection fraction sent as a fraction without its unit
+# (0.46 for 46%), or a typing error. Read as a percent, 0.46 was a critical "withhold" card.
+# It is left out and named, never multiplied by 100: the unit is not known.
+_LVEF_FRACTION_MAX = 1.0
+
+
 def _percent(obs: ObservationRecord) -> float | None:
     q = obs.value.quantity
     value: float | None = None
@@ -163,7 +169,7 @@ def _percent(obs: ObservationRecord) -> float | None:
         value = q.value
     elif obs.value.integer is not None:
         value = float(obs.value.integer)
-    return value if value is not None and 0 < value <= 100 else None
+    return value if value is not None and _LVEF_FRACTION_MAX < value <= 100 else None
 
 
 # Values no patient can have, and bounds ("< 0.5 mg/dL") that are no measurement: unusable
@@ -188,7 +194,7 @@ def _unusable_value(vs_id: str, q: Quantity) -> bool:
     if q.comparator is not None:
         return True
     if vs_id == "lvef":
-        return not 0 < q.value <= 100
+        return not _LVEF_FRACTION_MAX < q.value <= 100
     return vs_id in _POSITIVE and q.value <= 0
 
 

@@ -58,6 +58,18 @@ class TestLeftOut:
             for line in lines(card)
         )
 
+    @pytest.mark.parametrize("value", [{"value": 0.46}, {"value": 0.46, "unit": "%"}])
+    def test_an_lvef_of_1_or_less_is_no_percent(
+        self, t: Terminology, params: Parameters, value: dict[str, object]
+    ) -> None:
+        """0.46 is 46% sent as a fraction without its unit: read as 0.46% it was a critical
+        'withhold' card. It is left out and named, never multiplied."""
+        p = bone_patient()
+        p.obs("10230-1", 10, valueQuantity=value)
+        f = facts(p, t, params)
+        assert f.lvef.latest is None
+        assert [e.location for e in f.excluded] == ["valueQuantity.value"]
+
     def test_every_hook(self, t: Terminology, params: Parameters) -> None:
         p = bone_patient()
         _creatinine(p, "not-a-number")
