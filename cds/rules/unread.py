@@ -38,12 +38,24 @@ def r0_unreadable_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     hooks=ALL_HOOKS,
     variants=("left-out", "diagnosis-left-out"),
     bindings=("count",),
-    valuesets=("breast-cancer", "breast-cancer-history"),
+    # F1's, and the labs whose unusable values (impossible, a bound) are left out.
+    valuesets=(
+        "breast-cancer",
+        "breast-cancer-history",
+        "creatinine",
+        "body-weight",
+        "calcium",
+        "albumin",
+        "creatinine-clearance",
+        "egfr",
+        "lvef",
+    ),
     after_f1=False,
 )
 def r0b_left_out(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """Resources a rule would read that failed their check, or hold a value no patient can
-    have → name each one, with where it is wrong, on a card of its own.
+    """Resources a rule would read that failed their check, or hold a value the checks cannot
+    use (one no patient can have, a bound such as "< 0.5", an LVEF of 1 or less) → name each
+    one, with where it is wrong, on a card of its own.
 
     FHIR R4 datatypes and cardinalities decide what is read (`cds.fhir.conformance`). Missing
     data is never a negative finding: a resource left out is missing data, and a card it would
