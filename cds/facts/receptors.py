@@ -162,8 +162,8 @@ _SYMBOLS = {"≤": "<=", "≥": ">="}
 
 def _number(value: Value, cutoffs: tuple[float, ...]) -> float | None:
     """The number a result gives. A bound ("<1%", "< 2.0", as results below a cut-off are
-    reported) is no number: it stands for one only beyond every cut-off it is judged by (half
-    the bound below them, twice it above), never at the bound itself - read as 2.0, "< 2.0"
+    reported) stands for a number only when the true value lies beyond every cut-off it is
+    judged by, and then for one on that side - never the cut-off itself: read as 2.0, "< 2.0"
     made a HER2-negative ratio positive. A bound with a cut-off inside it ("<10%" against 1%)
     gives nothing."""
     comparator: str | None = None
@@ -180,13 +180,15 @@ def _number(value: Value, cutoffs: tuple[float, ...]) -> float | None:
         return None
     if comparator is None:
         return number
-    if comparator in ("<", "<=") and (
-        number < min(cutoffs) or (comparator == "<" and number == min(cutoffs))
-    ):
-        return number / 2
-    if comparator in (">", ">=") and (
-        number > max(cutoffs) or (comparator == ">" and number == max(cutoffs))
-    ):
+    lowest, highest = min(cutoffs), max(cutoffs)
+    if comparator in ("<", "<="):
+        if number < lowest:
+            return number  # beyond every cut-off, on the same side as the true value
+        if comparator == "<" and number == lowest:
+            return number / 2  # "< 2.0": any number under 2.0 is judged alike
+    elif number > highest:
+        return number
+    elif comparator == ">" and number == highest:
         return number * 2
     return None
 
