@@ -174,7 +174,7 @@ def facts_from_records(
         allergies=allergies,
         excluded=excluded,
         breast_cancer_left_out=breast_cancer_left_out(
-            excluded, t, metastatic=disease.metastatic.present
+            excluded, records.conditions, t, metastatic=disease.metastatic.present
         ),
         received=records.received,
         latest_disease_status=_latest_disease_status(records, t),

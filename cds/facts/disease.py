@@ -227,12 +227,21 @@ def _ild_history(
 
 
 def breast_cancer_left_out(
-    excluded: tuple[Excluded, ...], t: Terminology, *, metastatic: bool
+    excluded: tuple[Excluded, ...],
+    conditions: tuple[ConditionRecord, ...],
+    t: Terminology,
+    *,
+    metastatic: bool,
 ) -> tuple[str, ...]:
-    """The Conditions left out whose code, as sent, says breast cancer - or its history, with a
-    metastasis, as F1 reads it (D11): F1 may have failed only because its evidence could not be
-    read, which R0b must say. A history alone is not this service's patient, left out or not."""
-    sets = (t["breast-cancer"], t["breast-cancer-history"]) if metastatic else (t["breast-cancer"],)
+    """The Conditions left out without which F1 may have failed, which R0b must say: one coded
+    as breast cancer; a history of breast cancer beside a metastasis; a metastasis beside a
+    history (D11 needs both). A history alone is not this service's patient, left out or not."""
+    history = t["breast-cancer-history"]
+    sets = [t["breast-cancer"]]
+    if metastatic:
+        sets.append(history)
+    if any(history.matches(c.code) for c in conditions):
+        sets.append(t["secondary-neoplasm"])
     return tuple(
         e.ref
         for e in excluded

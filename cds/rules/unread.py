@@ -42,6 +42,7 @@ def r0_unreadable_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     valuesets=(
         "breast-cancer",
         "breast-cancer-history",
+        "secondary-neoplasm",
         "creatinine",
         "body-weight",
         "calcium",

@@ -134,3 +134,15 @@ class TestDiagnosisLeftOut:
             p.bone_mets(60)
         expected = ["R0b:diagnosis-left-out"] if metastatic else []
         assert concerns(run(p, t, params)) == expected
+
+    def test_a_metastasis_left_out_beside_a_history_of_breast_cancer(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """D11 needs the history and a metastasis: with the metastasis left out, F1 fails for
+        want of readable evidence, and R0b says so (it used to be silent)."""
+        p = Patient("history")
+        p.condition(ICD10, "Z85.3", "Personal history of malignant neoplasm of breast", 1800)
+        p.bone_mets(60)
+        [bone] = [r for r in p.resources if "94222008" in str(r)]
+        [bone["code"]["coding"]] = bone["code"]["coding"]  # one object: fails its check
+        assert concerns(run(p, t, params)) == ["R0b:diagnosis-left-out"]
