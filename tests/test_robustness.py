@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds import schemas
+from cds.cards import EXT_RULE, EXT_VARIANT
 from fixtures.factories import SERVICE_KEYS
 from tests.conftest import ROOT, issue_card
 from tests.servers import post_feedback_until_killed, running_service
@@ -274,6 +275,47 @@ class TestFuzz:
         node[target[-1]] = value
         r = client.post(f"/cds-services/{service}", json=request)
         assert r.status_code < 500, (target, r.text)
+
+    def test_slightly_wrong_fhir_never_changes_the_cards_silently(self, client: TestClient) -> None:
+        """Every single-item array inside a prefetched resource sent as one object, and every
+        number sent as a string, in every patient-view scenario: the cards stay as they were,
+        or R0b names what was left out. (This found a metastasis left out beside a history of
+        breast cancer: F1 failed, and no card said why.)"""
+
+        def concerns(request: Any) -> list[str]:
+            r = client.post(PV, json=request)
+            assert r.status_code == 200, r.text
+            return sorted(
+                c["extension"][EXT_RULE] + ":" + c["extension"][EXT_VARIANT]
+                for c in r.json()["cards"]
+            )
+
+        silent = []
+        for service, request in MUTABLE:
+            if service != "mbc-bone-patient-view" or not request.get("prefetch"):
+                continue
+            cards = concerns(request)
+            for where in _paths(request["prefetch"]):
+                if len(where) < 4 or where[-1] == "entry":
+                    continue  # a key, a Bundle or its entries: inside a resource only
+                node = request["prefetch"]
+                for key in where:
+                    node = node[key]
+                if isinstance(node, list) and len(node) == 1:
+                    wrong: Any = node[0]
+                elif isinstance(node, int | float) and not isinstance(node, bool):
+                    wrong = str(node)
+                else:
+                    continue
+                mutated = copy.deepcopy(request)
+                parent = mutated["prefetch"]
+                for key in where[:-1]:
+                    parent = parent[key]
+                parent[where[-1]] = wrong
+                got = concerns(mutated)
+                if got != cards and not any(c.startswith("R0b:") for c in got):
+                    silent.append((request["context"]["patientId"], where, cards, got))
+        assert silent == []
 
     @pytest.mark.parametrize(
         "body",
