@@ -277,28 +277,32 @@ class TestFuzz:
         assert r.status_code < 500, (target, r.text)
 
     def test_slightly_wrong_fhir_never_changes_the_cards_silently(self, client: TestClient) -> None:
-        """Every single-item array inside a prefetched resource sent as one object, and every
-        number sent as a string, in every patient-view scenario: the cards stay as they were,
-        or R0b names what was left out. (This found a metastasis left out beside a history of
-        breast cancer: F1 failed, and no card said why.)"""
+        """Every single-item array inside a resource sent as one object, and every number sent
+        as a string - prefetched resources and draft orders, in every scenario: the cards stay
+        as they were, or R0/R0b names what could not be read. (This found a metastasis left out
+        beside a history of breast cancer: F1 failed, and no card said why.)"""
 
-        def concerns(request: Any) -> list[str]:
-            r = client.post(PV, json=request)
-            assert r.status_code == 200, r.text
+        def concerns(service: str, request: Any) -> list[str] | None:
+            r = client.post(f"/cds-services/{service}", json=request)
+            if r.status_code != 200:
+                return None
             return sorted(
                 c["extension"][EXT_RULE] + ":" + c["extension"][EXT_VARIANT]
                 for c in r.json()["cards"]
             )
 
         silent = []
+        tried = 0
         for service, request in MUTABLE:
-            if service != "mbc-bone-patient-view" or not request.get("prefetch"):
-                continue
-            cards = concerns(request)
-            for where in _paths(request["prefetch"]):
-                if len(where) < 4 or where[-1] == "entry":
-                    continue  # a key, a Bundle or its entries: inside a resource only
-                node = request["prefetch"]
+            if (cards := concerns(service, request)) is None:
+                continue  # a scenario of a refused call (no prefetch, a bad request)
+            for where in _paths(request):
+                # Inside a resource: prefetch.KEY.entry.I.resource.… or context.draftOrders.…
+                inside = where[:1] == ("prefetch",) and len(where) > 5
+                inside |= where[:2] == ("context", "draftOrders") and len(where) > 4
+                if not inside or where[-1] == "entry":
+                    continue
+                node = request
                 for key in where:
                     node = node[key]
                 if isinstance(node, list) and len(node) == 1:
@@ -308,13 +312,16 @@ class TestFuzz:
                 else:
                     continue
                 mutated = copy.deepcopy(request)
-                parent = mutated["prefetch"]
+                parent = mutated
                 for key in where[:-1]:
                     parent = parent[key]
                 parent[where[-1]] = wrong
-                got = concerns(mutated)
-                if got != cards and not any(c.startswith("R0b:") for c in got):
+                tried += 1
+                got = concerns(service, mutated)
+                assert got is not None, where
+                if got != cards and not any(c.startswith(("R0:", "R0b:")) for c in got):
                     silent.append((request["context"]["patientId"], where, cards, got))
+        assert tried > 2000
         assert silent == []
 
     @pytest.mark.parametrize(
