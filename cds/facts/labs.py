@@ -172,42 +172,47 @@ def _percent(obs: ObservationRecord) -> float | None:
     return value if value is not None and _LVEF_FRACTION_MAX < value <= 100 else None
 
 
-# Values no patient can have, and bounds ("< 0.5 mg/dL") that are no measurement: unusable
-# data, left out of the arithmetic and named on the cards (R0b; a creatinine of 0 used to divide
-# Cockcroft-Gault by zero).
-_POSITIVE = ("creatinine", "body-weight", "calcium", "albumin")
-_BOUNDED = (*_POSITIVE, "creatinine-clearance", "egfr", "lvef")
+# How each lab is read into the unit the rules use. A result its reader cannot use - a value no
+# patient can have, a bound ("< 0.5 mg/dL"), a unit it does not know - is left out of the
+# arithmetic and named on the cards (R0b): a creatinine of 0 used to divide Cockcroft-Gault by
+# zero, and a newer creatinine without a unit was passed over for an older one, unsaid.
+_READERS: dict[str, Callable[[ObservationRecord], float | None]] = {
+    "creatinine": _mg_dl_creatinine,
+    "body-weight": _kg,
+    "calcium": _mg_dl_calcium,
+    "albumin": _g_dl_albumin,
+    "creatinine-clearance": _plain,
+    "egfr": _plain,
+    "lvef": _percent,
+}
 
 
 def unusable_values(records: Records, t: Terminology) -> tuple[Excluded, ...]:
     out = []
-    for vs_id in _BOUNDED:
+    for vs_id, read in _READERS.items():
         vs = t[vs_id]
         for o in records.observations_in(vs):
             q = o.value.quantity
-            if q is not None and _unusable_value(vs_id, q):
+            if q is not None and read(o) is None:
                 out.append(_unusable(o, q, vs))
     return tuple(out)
-
-
-def _unusable_value(vs_id: str, q: Quantity) -> bool:
-    if q.comparator is not None:
-        return True
-    if vs_id == "lvef":
-        return not _LVEF_FRACTION_MAX < q.value <= 100
-    return vs_id in _POSITIVE and q.value <= 0
 
 
 def _unusable(o: ObservationRecord, q: Quantity, vs: ValueSet) -> Excluded:
     """Named as the lab names itself (its code's text or display), else by its value set."""
     lab = o.code.text or next((c.display for c in o.code.codings if c.display), None) or vs.title
     unit = q.unit_text()
+    impossible = q.value <= 0 or (vs.id == "lvef" and not _LVEF_FRACTION_MAX < q.value <= 100)
     if q.comparator is not None:
         reason = say("bounded-value", lab=lab, bound=f"{q.comparator} {q.value:g} {unit}".strip())
-    elif unit:
+    elif impossible and unit:
         reason = say("impossible-value", lab=lab, value=q.value, unit=unit)
-    else:
+    elif impossible:
         reason = say("impossible-value-no-unit", lab=lab, value=q.value)
+    elif unit:
+        reason = say("unit-unread", lab=lab, value=q.value, unit=unit)
+    else:
+        reason = say("unit-missing", lab=lab, value=q.value)
     ref = resource_ref("Observation", o.id)
     return Excluded("Observation", "valueQuantity.value", reason, ref, o.code)
 

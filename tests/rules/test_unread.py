@@ -58,6 +58,26 @@ class TestLeftOut:
             for line in lines(card)
         )
 
+    @pytest.mark.parametrize(
+        ("quantity", "said"),
+        [
+            ({"value": 3.0}, "Serum creatinine 3 with no unit: the checks do not guess one"),
+            (
+                {"value": 0.3, "unit": "mmol/L"},
+                "Serum creatinine 0.3 in 'mmol/L', a unit the checks do not read",
+            ),
+        ],
+    )
+    def test_a_result_in_a_unit_not_read_is_named(
+        self, t: Terminology, params: Parameters, quantity: dict[str, object], said: str
+    ) -> None:
+        """A newer creatinine the checks cannot read used to be passed over for an older one
+        with nothing said: the card now names it, beside the dated value the checks used."""
+        p = bone_patient()
+        p.obs("2160-0", 1, valueQuantity=quantity)
+        [card] = [d for d in run(p, t, params) if d.rule == "R0b"]
+        assert any(line.endswith(": " + said) for line in lines(card))
+
     @pytest.mark.parametrize("value", [{"value": 0.46}, {"value": 0.46, "unit": "%"}])
     def test_an_lvef_of_1_or_less_is_no_percent(
         self, t: Terminology, params: Parameters, value: dict[str, object]
