@@ -191,9 +191,13 @@ def unusable_values(records: Records, t: Terminology) -> tuple[Excluded, ...]:
     out = []
     for vs_id, read in _READERS.items():
         vs = t[vs_id]
-        for o in records.observations_in(vs):
+        series, observations = _series(records, t, vs_id, read), records.observations_in(vs)
+        if len(series) == len(observations):
+            continue  # every result usable: the common case
+        usable = {id(o) for o, _ in series}
+        for o in observations:
             q = o.value.quantity
-            if q is not None and read(o) is None:
+            if q is not None and id(o) not in usable:
                 out.append(_unusable(o, q, vs))
     return tuple(out)
 
@@ -217,25 +221,31 @@ def _unusable(o: ObservationRecord, q: Quantity, vs: ValueSet) -> Excluded:
     return Excluded("Observation", "valueQuantity.value", reason, ref, o.code)
 
 
+Series = tuple[tuple[ObservationRecord, float], ...]
+
+
 def _series(
     records: Records,
     t: Terminology,
     vs_id: str,
     convert: Callable[[ObservationRecord], float | None],
-) -> list[tuple[ObservationRecord, float]]:
-    vs = t[vs_id]
-    out = []
-    for o in records.observations_in(vs):
-        v = convert(o)
-        if v is not None:
-            out.append((o, float(v)))
-    out.sort(key=lambda p: p[0].effective or date.min)
-    return out
+) -> Series:
+    """A lab's usable results in the rules' unit, oldest first; read once a call (the unusable
+    ones are named from the same reading)."""
+
+    def read() -> Series:
+        out = []
+        for o in records.observations_in(t[vs_id]):
+            v = convert(o)
+            if v is not None:
+                out.append((o, float(v)))
+        out.sort(key=lambda p: p[0].effective or date.min)
+        return tuple(out)
+
+    return records.once((_series, vs_id, convert), read)
 
 
-def _fresh(
-    series: list[tuple[ObservationRecord, float]], as_of: date, days: int
-) -> list[tuple[ObservationRecord, float]]:
+def _fresh(series: Series, as_of: date, days: int) -> list[tuple[ObservationRecord, float]]:
     try:
         oldest = as_of - timedelta(days=days)
     except OverflowError:  # a window reaching back before year 1

@@ -6,10 +6,10 @@ their units); a resource's record is built after `cds.fhir.conformance` judged i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 
 from cds.fhir.elements import (
     NO_CONCEPT,
@@ -26,6 +26,8 @@ from cds.fhir.elements import (
 )
 from cds.said import Said
 from cds.terminology import Coding, Concept, ValueSet
+
+_T = TypeVar("_T")
 
 
 # The per-resource value types below are NamedTuples, not frozen dataclasses: as immutable, and
@@ -238,6 +240,14 @@ class Records:
     )
     # Their distinct codes: a chart repeats a few (sixty creatinines are one concept, shared).
     _codes: dict[int, Concept] = field(default_factory=dict, compare=False, repr=False)
+    # What the facts work out from these records, once a call (each lab read into its unit).
+    _once: dict[Hashable, object] = field(default_factory=dict, compare=False, repr=False)
+
+    def once(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """`compute()`, worked out once for these records: several facts read the same labs."""
+        if key not in self._once:
+            self._once[key] = compute()
+        return cast(_T, self._once[key])
 
     def observations_in(self, vs: ValueSet) -> tuple[ObservationRecord, ...]:
         """The observations whose code is in the value set (codes, then its text patterns)."""
