@@ -9,7 +9,7 @@ medication cannot be identified at all is kept as `unreadable`, and a card says 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from cds.facts import units
 from cds.fhir.elements import flatten
 from cds.fhir.records import MedicationRecord, activity_record, medication_record
 from cds.said import Said, say
-from cds.terminology import DrugMatch, Terminology
+from cds.terminology import Concept, DrugMatch, Terminology
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,30 @@ def _dose(record: MedicationRecord) -> _DraftDose:
     return _DraftDose(dose_mg, note, infusion, every)
 
 
+def _nothing_chosen(medication: Concept, raw: Mapping[str, Any]) -> bool:
+    """An empty draft: no medication chosen yet (the CDS Hooks Sandbox sends one when Rx View
+    opens). Nothing has been ordered, so nothing to warn about (clinical-logic §3c D21)."""
+    return not medication.codings and not medication.all_text() and "medicationReference" not in raw
+
+
+def _why_unidentified(medication: Concept, t: Terminology) -> Said | None:
+    """Why nothing says which drug a draft is (R0 names it, never passes it as checked), or
+    None when its name or an RxNorm code does."""
+    if medication.all_text():
+        return None
+    if not medication.codings:
+        return say("medication-reference-missing")
+    if any(c.system == t.rxnorm for c in medication.codings):
+        return None
+    # Only codes of a system the rules do not read (NDC, a local code, a misspelt RxNorm URI).
+    systems = ", ".join(sorted({c.system for c in medication.codings if c.system}))
+    return (
+        say("medication-code-unread", systems=systems)
+        if systems
+        else say("medication-code-no-system")
+    )
+
+
 def read_draft_orders(
     draft_orders: object, selections: Iterable[str], t: Terminology
 ) -> DraftOrders:
@@ -132,25 +156,10 @@ def read_draft_orders(
         ref = f"{rtype}/{rid}" if rid else f"{rtype} (draft entry {i + 1}, no id)"
         if rtype == "MedicationRequest":
             record = medication_record(rid or "", raw, {})
-            if not record.medication.codings and not record.medication.all_text():
-                if "medicationReference" not in raw:
-                    # An empty draft: no medication chosen yet (the CDS Hooks Sandbox sends one
-                    # when Rx View opens). Nothing has been ordered, so nothing to warn about
-                    # (clinical-logic §3c D21); a medication that cannot be read still is.
-                    continue
-                why = say("medication-reference-missing")
-                unreadable.append(UnreadableDraft(ref=ref, reason=why, selected=ref in selected))
+            if _nothing_chosen(record.medication, raw):
                 continue
-            medication = record.medication
-            if not medication.all_text() and all(c.system != t.rxnorm for c in medication.codings):
-                # Only codes of a system the rules do not read (NDC, a local code, a misspelt
-                # RxNorm URI) and no name: nothing says which drug it is, so it is not checked.
-                systems = ", ".join(sorted({c.system for c in medication.codings if c.system}))
-                why = (
-                    say("medication-code-unread", systems=systems)
-                    if systems
-                    else say("medication-code-no-system")
-                )
+            why = _why_unidentified(record.medication, t)
+            if why is not None:
                 unreadable.append(UnreadableDraft(ref=ref, reason=why, selected=ref in selected))
                 continue
             dose = _dose(record)

@@ -46,11 +46,7 @@ def read_records(
     """Screen, check once, and reduce every resource the rules could read."""
     screen = screening(terminology)
     resources, received = _distinct(payloads)
-    medications = {
-        f"Medication/{r['id']}": r
-        for r in resources
-        if r["resourceType"] == "Medication" and isinstance(r.get("id"), str)
-    }
+    medications = _medications(resources)
 
     excluded: list[Excluded] = []
     conditions: list[ConditionRecord] = []
@@ -102,6 +98,15 @@ def read_records(
         excluded=tuple(excluded),
         received=received,
     )
+
+
+def _medications(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The Medication resources sent, by the reference a medication statement or order uses."""
+    return {
+        f"Medication/{r['id']}": r
+        for r in resources
+        if r["resourceType"] == "Medication" and isinstance(r.get("id"), str)
+    }
 
 
 def _distinct(payloads: Iterable[object]) -> tuple[list[dict[str, Any]], frozenset[str]]:
