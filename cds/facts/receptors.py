@@ -29,6 +29,13 @@ _IHC_SCORE = re.compile(r"(?<![\w.])([0-3])(?:\s*\+|(?![\w.%]))")
 _ULTRALOW = re.compile(r"ultralow|ultra-low|faint|incomplete|barely perceptible")
 _NO_STAINING = re.compile(r"no (membrane )?staining|null|absent staining|without staining")
 
+# The cut-offs each number is judged by - ASCO/CAP 2018 ISH groups (HER2/CEP17 ratio 2.0, HER2
+# copies 4 and 6), ASCO/CAP 2020 ER/PR (>= 1% positive, 1-10% low positive) - once, for the
+# interpretation and for reading a bound ("<1%") against them.
+_RATIO_AMPLIFIED = 2.0
+_COPIES_LOW, _COPIES_HIGH = 4.0, 6.0
+_PERCENT_POSITIVE, _PERCENT_LOW_UPTO = 1.0, 10.0
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MarkerResult:
@@ -67,7 +74,7 @@ class MarkerResult:
     @property
     def low_positive(self) -> bool:
         """ER/PR 1-10% (ASCO/CAP 2020 'low positive')."""
-        return self.percent is not None and 1.0 <= self.percent <= 10.0
+        return self.percent is not None and _PERCENT_POSITIVE <= self.percent <= _PERCENT_LOW_UPTO
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,11 +158,6 @@ def _value_status(value: Value, code: Concept, t: Terminology) -> Status | None:
     return None
 
 
-# The cut-offs each number is judged by (ASCO/CAP 2018 ISH groups; ASCO/CAP 2020 ER/PR: >= 1%
-# positive, 1-10% low positive): a bound is read against them.
-_RATIO_CUTOFFS = (2.0,)
-_COPIES_CUTOFFS = (4.0, 6.0)
-_PERCENT_CUTOFFS = (1.0, 10.0)
 _STRING_NUMBER = re.compile(r"(<=|>=|≤|≥|<|>)?\s*(\d+(?:\.\d+)?)")
 _SYMBOLS = {"≤": "<=", "≥": ">="}
 
@@ -219,11 +221,11 @@ def ish_group(ratio: float | None, copies: float | None) -> int | None:
     """ASCO/CAP 2018 dual-probe ISH groups 1-5; None without both numbers."""
     if ratio is None or copies is None:
         return None
-    if ratio >= 2.0:
-        return 1 if copies >= 4.0 else 2
-    if copies >= 6.0:
+    if ratio >= _RATIO_AMPLIFIED:
+        return 1 if copies >= _COPIES_LOW else 2
+    if copies >= _COPIES_HIGH:
         return 3
-    if copies >= 4.0:
+    if copies >= _COPIES_LOW:
         return 4
     return 5
 
@@ -429,9 +431,9 @@ def _add_to_event(
     elif kind == "her2-ish":
         ev.ish_status = _value_status(obs.value, obs.code, t)
     elif kind == "her2-ish-ratio":
-        ev.ratio = _number(obs.value, _RATIO_CUTOFFS)
+        ev.ratio = _number(obs.value, (_RATIO_AMPLIFIED,))
     else:
-        ev.copies = _number(obs.value, _COPIES_CUTOFFS)
+        ev.copies = _number(obs.value, (_COPIES_LOW, _COPIES_HIGH))
 
 
 def _er_pr_result(
@@ -441,10 +443,10 @@ def _er_pr_result(
     1-10% "low positive"), else its coded status; a percent without a number is no result."""
     marker: Literal["ER", "PR"] = "ER" if kind.startswith("er") else "PR"
     if kind.endswith("percent"):
-        pct = _number(obs.value, _PERCENT_CUTOFFS)
+        pct = _number(obs.value, (_PERCENT_POSITIVE, _PERCENT_LOW_UPTO))
         if pct is None:
             return None
-        status: Status = "positive" if pct >= 1.0 else "negative"
+        status: Status = "positive" if pct >= _PERCENT_POSITIVE else "negative"
     else:
         pct = None
         status = _value_status(obs.value, obs.code, t) or "unknown"

@@ -211,8 +211,9 @@ def resource_ref(resource_type: str, rid: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Excluded:
-    """A resource left out: failed its check, or a value no patient can have. Its reference and
-    code are for the card that names it (R0b), never for a log line."""
+    """A resource left out: it failed its check, or its value is one the checks cannot use (no
+    patient has it, a bound, a unit not read). Its reference and code are for the card that
+    names it (R0b), never for a log line."""
 
     resource_type: str
     location: str
