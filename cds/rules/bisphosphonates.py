@@ -49,7 +49,13 @@ def _creatinine_rise(f: PatientFacts, p: Parameters, drug: str) -> tuple[Said, s
     latest = f.renal.creatinine
     if latest is None:
         return None
-    starts = [e.start for e in f.meds.ever("BMA") if e.ingredient == drug and e.start]
+    courses = [e for e in f.meds.ever("BMA") if e.ingredient == drug]
+    if not courses:
+        # Before the first dose there is no treatment to withhold: the dose table applies to
+        # the CrCl of now, the baseline (C2). A rise between two pre-treatment results read as
+        # "withhold" kept a first dose that the table reduces.
+        return None
+    starts = [e.start for e in courses if e.start]
     baseline = f.renal.baseline_before(min(starts) if starts else None)
     if baseline is None or baseline.ref == latest.ref:
         return None

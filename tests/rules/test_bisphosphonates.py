@@ -140,8 +140,23 @@ class TestR2BisphosphonateOrders:
         p.obs("2160-0", 300, valueQuantity={"value": baseline, "unit": "mg/dL", "code": "mg/dL"})
         p.obs("2160-0", 3, valueQuantity={"value": latest, "unit": "mg/dL", "code": "mg/dL"})
         p.obs("35591-7", 3, valueQuantity={"value": 80, "unit": "mL/min"})  # isolate the rise
+        p.med("MedicationAdministration", ZOL4, status="completed", start=200, mg=4)
         d = run(p, t, params, "order-sign", [self.draft()])
         assert ("R2:creatinine-rise" in concerns(d)) is fires
+
+    def test_before_the_first_dose_a_rise_is_the_baseline_for_the_dose_table(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """C2: the withhold rule is for a patient on treatment. Before the first dose the
+        latest creatinine is the baseline, and the table sets the dose from it."""
+        p = bone_patient(creatinine=creatinine_for(45))
+        p.obs("2160-0", 300, valueQuantity={"value": 0.6, "unit": "mg/dL", "code": "mg/dL"})
+        got = [
+            c
+            for c in concerns(run(p, t, params, "order-sign", [self.draft()]))
+            if c.startswith("R2")
+        ]
+        assert got == ["R2:dose-adjust"]
 
     def test_severe_renal_suggests_delete_and_denosumab(
         self, t: Terminology, params: Parameters
