@@ -99,6 +99,7 @@ class Parameters(BaseModel):
     adjuvant_cutoff_days: int
     adjuvant_window_days: int
     lab_freshness_days: int
+    clock_lead_days: int
     weight_freshness_days: int
     hypocalcaemia_mg_dl: float
     hypercalcaemia_mg_dl: float

@@ -138,7 +138,8 @@ def facts_from_records(
     allergies = frozenset(
         m.ingredient for a in records.allergies for m in t.medications.match(a.code, t.rxnorm)
     )
-    excluded = records.excluded + unusable_values(records, t)
+    lead = params.clock_lead_days
+    excluded = records.excluded + unusable_values(records, t, as_of=as_of, lead_days=lead)
     return PatientFacts(
         as_of=as_of,
         age=age_on(records.patient, as_of),
@@ -160,16 +161,24 @@ def facts_from_records(
             as_of=as_of,
             lab_days=params.lab_freshness_days,
             weight_days=params.weight_freshness_days,
+            lead_days=lead,
         ),
         calcium=extract_calcium(
             records,
             t,
             as_of=as_of,
             lab_days=params.lab_freshness_days,
+            lead_days=lead,
             low_fallback=params.hypocalcaemia_mg_dl,
             high_fallback=params.hypercalcaemia_mg_dl,
         ),
-        lvef=extract_lvef(records, t, her2_start=min(her2_starts) if her2_starts else None),
+        lvef=extract_lvef(
+            records,
+            t,
+            her2_start=min(her2_starts) if her2_starts else None,
+            as_of=as_of,
+            lead_days=lead,
+        ),
         **_activities(records, t),
         allergies=allergies,
         excluded=excluded,
@@ -192,6 +201,7 @@ def _therapy(
         active_window_days=params.active_window_days,
         zoledronic_window_days=params.zoledronic_window_days,
         request_max_days=params.request_active_max_days,
+        lead_days=params.clock_lead_days,
     )
     setting = metastatic_setting(
         meds,

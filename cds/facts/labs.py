@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date
 from typing import Literal, NamedTuple
 
+from cds.facts.days import after_today, within
 from cds.fhir.records import (
     Excluded,
     ObservationRecord,
@@ -187,11 +188,18 @@ _READERS: dict[str, Callable[[ObservationRecord], float | None]] = {
 }
 
 
-def unusable_values(records: Records, t: Terminology) -> tuple[Excluded, ...]:
-    out = []
+def unusable_values(
+    records: Records, t: Terminology, *, as_of: date, lead_days: int
+) -> tuple[Excluded, ...]:
+    out: list[Excluded] = []
     for vs_id, read in _READERS.items():
         vs = t[vs_id]
         series, observations = _series(records, t, vs_id, read), records.observations_in(vs)
+        out.extend(
+            _dated_after_today(o, vs)
+            for o, _ in series
+            if o.effective is not None and after_today(o.effective, as_of, lead_days)
+        )
         if len(series) == len(observations):
             continue  # every result usable: the common case
         usable = {id(o) for o, _ in series}
@@ -202,9 +210,26 @@ def unusable_values(records: Records, t: Terminology) -> tuple[Excluded, ...]:
     return tuple(out)
 
 
+def _lab_name(o: ObservationRecord, vs: ValueSet) -> str:
+    """A lab as it names itself (its code's text or display), else by its value set."""
+    return o.code.text or next((c.display for c in o.code.codings if c.display), None) or vs.title
+
+
+def _dated_after_today(o: ObservationRecord, vs: ValueSet) -> Excluded:
+    """A result dated later than any clock's today (a typing error in the year, most often) is
+    not the latest result: it is left out of the checks, and named, never passed over unsaid."""
+    q = o.value.quantity
+    shown = f"{q.value:g} {q.unit_text()}".strip() if q is not None else ""
+    if q is None and o.value.integer is not None:
+        shown = str(o.value.integer)
+    reason = say("dated-after-today", lab=_lab_name(o, vs), value=shown, on=o.effective)
+    return Excluded(
+        "Observation", "effective[x]", reason, resource_ref("Observation", o.id), o.code
+    )
+
+
 def _unusable(o: ObservationRecord, q: Quantity, vs: ValueSet) -> Excluded:
-    """Named as the lab names itself (its code's text or display), else by its value set."""
-    lab = o.code.text or next((c.display for c in o.code.codings if c.display), None) or vs.title
+    lab = _lab_name(o, vs)
     unit = q.unit_text()
     impossible = q.value <= 0 or (vs.id == "lvef" and not _LVEF_FRACTION_MAX < q.value <= 100)
     if q.comparator is not None:
@@ -245,13 +270,15 @@ def _series(
     return records.once((_series, vs_id, convert), read)
 
 
-def _fresh(series: Series, as_of: date, days: int) -> list[tuple[ObservationRecord, float]]:
-    try:
-        oldest = as_of - timedelta(days=days)
-    except OverflowError:  # a window reaching back before year 1
-        oldest = date.min
-    # Within the window: on or before as_of, and no more than `days` before it.
-    return [p for p in series if p[0].effective is not None and oldest <= p[0].effective <= as_of]
+def _fresh(
+    series: Series, as_of: date, days: int, lead_days: int
+) -> list[tuple[ObservationRecord, float]]:
+    """The results no more than `days` before as_of (and not in the future: `days.within`)."""
+    return [
+        p
+        for p in series
+        if p[0].effective is not None and within(p[0].effective, as_of, days, lead_days)
+    ]
 
 
 def _m(p: tuple[ObservationRecord, float], unit: str) -> Measurement:
@@ -279,13 +306,19 @@ def cockcroft_gault(*, age: int, weight_kg: float, creatinine_mg_dl: float, fema
 
 
 def extract_renal(
-    records: Records, t: Terminology, *, as_of: date, lab_days: int, weight_days: int
+    records: Records,
+    t: Terminology,
+    *,
+    as_of: date,
+    lab_days: int,
+    weight_days: int,
+    lead_days: int,
 ) -> Renal:
     """F2: the latest fresh creatinine, its series and baseline, eGFR (context only), and CrCl
     as reported, else by Cockcroft-Gault, else what is missing to calculate it."""
     scr = _series(records, t, "creatinine", _mg_dl_creatinine)
-    fresh_scr = _fresh(scr, as_of, lab_days)
-    egfr_series = _fresh(_series(records, t, "egfr", _plain), as_of, lab_days)
+    fresh_scr = _fresh(scr, as_of, lab_days, lead_days)
+    egfr_series = _fresh(_series(records, t, "egfr", _plain), as_of, lab_days, lead_days)
     base = Renal(
         crcl=None,
         method=None,
@@ -295,21 +328,36 @@ def extract_renal(
         egfr=_m(egfr_series[-1], "mL/min/1.73 m²") if egfr_series else None,
         creatinine_points=tuple(scr),
     )
-    reported = _fresh(_series(records, t, "creatinine-clearance", _plain), as_of, lab_days)
+    reported = _fresh(
+        _series(records, t, "creatinine-clearance", _plain), as_of, lab_days, lead_days
+    )
     if reported:
         return replace(base, crcl=reported[-1][1], method="reported")
     return _by_cockcroft_gault(
-        base, records, t, as_of=as_of, lab_days=lab_days, weight_days=weight_days
+        base,
+        records,
+        t,
+        as_of=as_of,
+        lab_days=lab_days,
+        weight_days=weight_days,
+        lead_days=lead_days,
     )
 
 
 def _by_cockcroft_gault(
-    base: Renal, records: Records, t: Terminology, *, as_of: date, lab_days: int, weight_days: int
+    base: Renal,
+    records: Records,
+    t: Terminology,
+    *,
+    as_of: date,
+    lab_days: int,
+    weight_days: int,
+    lead_days: int,
 ) -> Renal:
     """CrCl by Cockcroft-Gault with the inputs it used (the card shows them), or the inputs
     that are missing: never a CrCl from partial data."""
     latest = base.creatinine
-    weight = _fresh(_series(records, t, "body-weight", _kg), as_of, weight_days)
+    weight = _fresh(_series(records, t, "body-weight", _kg), as_of, weight_days, lead_days)
     age = age_on(records.patient, as_of)
     sex = records.patient.gender if records.patient else None
     missing: list[Said] = []
@@ -345,12 +393,13 @@ def extract_calcium(
     *,
     as_of: date,
     lab_days: int,
+    lead_days: int,
     low_fallback: float,
     high_fallback: float,
 ) -> Calcium:
     every = _series(records, t, "calcium", _mg_dl_calcium)
     last_result = every[-1][0].effective if every else None
-    ca = _fresh(every, as_of, lab_days)
+    ca = _fresh(every, as_of, lab_days, lead_days)
     if not ca:
         return Calcium(
             corrected=None,
@@ -363,7 +412,7 @@ def extract_calcium(
         )
     obs, value = ca[-1]
     refs = [f"Observation/{obs.id}"]
-    alb = _fresh(_series(records, t, "albumin", _g_dl_albumin), as_of, lab_days)
+    alb = _fresh(_series(records, t, "albumin", _g_dl_albumin), as_of, lab_days, lead_days)
     corrected = value
     if alb:
         # Corrected Ca = Ca + 0.8 × (4.0 − albumin g/dL) (clinical-logic F8).
@@ -382,8 +431,14 @@ def extract_calcium(
     )
 
 
-def extract_lvef(records: Records, t: Terminology, *, her2_start: date | None) -> Lvef:
-    series = _series(records, t, "lvef", _percent)
+def extract_lvef(
+    records: Records, t: Terminology, *, her2_start: date | None, as_of: date, lead_days: int
+) -> Lvef:
+    series = tuple(
+        p
+        for p in _series(records, t, "lvef", _percent)
+        if p[0].effective is None or not after_today(p[0].effective, as_of, lead_days)
+    )
     latest = _m(series[-1], "%") if series else None
     baseline = None
     if her2_start is not None:

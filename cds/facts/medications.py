@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from typing import Literal
 
 from cds.facts import units
+from cds.facts.days import within
 from cds.fhir.records import MedicationRecord, Records
 from cds.terminology import DrugMatch, MedClass, Terminology
 
@@ -134,7 +135,7 @@ def _given(record: MedicationRecord) -> bool:
 
 
 def is_active(
-    record: MedicationRecord, as_of: date, window_days: int, request_max_days: int
+    record: MedicationRecord, as_of: date, window_days: int, request_max_days: int, lead_days: int
 ) -> bool:
     """F5 active: an active status, or a dose within the window (statuses are often stale).
 
@@ -145,7 +146,7 @@ def is_active(
     if not _given(record):
         return False
     last = record.end or record.start
-    recent = last is not None and timedelta(0) <= as_of - last <= timedelta(days=window_days)
+    recent = last is not None and within(last, as_of, window_days, lead_days)
     if record.resource_type == "MedicationAdministration":
         # 'completed' here means the dose was given: activity comes from the dosing window.
         return recent and record.status not in ("stopped", "not-done")
@@ -174,6 +175,7 @@ def extract_medications(
     active_window_days: int,
     zoledronic_window_days: int,
     request_max_days: int,
+    lead_days: int,
 ) -> Medications:
     exposures = []
     for record in records.medications:
@@ -188,7 +190,7 @@ def extract_medications(
                     ingredient=match.ingredient,
                     med_class=match.med_class,
                     record=record,
-                    active=is_active(record, as_of, window, request_max_days),
+                    active=is_active(record, as_of, window, request_max_days, lead_days),
                     given=_given(record),
                     stop_reason=stop_reason(record, t),
                     bma_dose=bma_dose(record, match) if match.med_class == "BMA" else None,

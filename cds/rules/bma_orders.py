@@ -8,9 +8,8 @@ which choose and check the dose.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from cds.facts import PatientFacts
+from cds.facts.days import within
 from cds.facts.medications import Exposure
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import DoseLimit, Parameters
@@ -203,9 +202,7 @@ def _still_acting(e: Exposure, f: PatientFacts, p: Parameters) -> bool:
     days = p.bma_overlap_days.get(e.ingredient)
     last = e.last
     recent = (
-        days is not None
-        and last is not None
-        and timedelta(0) <= f.as_of - last <= timedelta(days=days)
+        days is not None and last is not None and within(last, f.as_of, days, p.clock_lead_days)
     )
     if e.record.resource_type == "MedicationAdministration":
         return recent  # a dose given on a date: its interval decides
@@ -223,6 +220,7 @@ def _still_acting(e: Exposure, f: PatientFacts, p: Parameters) -> bool:
         "active_window_days",
         "zoledronic_window_days",
         "request_active_max_days",
+        "clock_lead_days",
     ),
     suggestions=("remove-draft",),
 )

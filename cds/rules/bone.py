@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cds.facts import Dated, PatientFacts
+from cds.facts.days import within
 from cds.facts.medications import Exposure
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
@@ -43,9 +44,19 @@ BONE_VALUESETS = (
     "vertebral-body-site",
     "bone-marrow-metastasis",
 )
-LAB_PARAMETERS = ("lab_freshness_days", "weight_freshness_days")
-CALCIUM_PARAMETERS = ("hypocalcaemia_mg_dl", "hypercalcaemia_mg_dl", "lab_freshness_days")
-BMA_PARAMETERS = ("active_window_days", "zoledronic_window_days", "request_active_max_days")
+LAB_PARAMETERS = ("lab_freshness_days", "weight_freshness_days", "clock_lead_days")
+CALCIUM_PARAMETERS = (
+    "hypocalcaemia_mg_dl",
+    "hypercalcaemia_mg_dl",
+    "lab_freshness_days",
+    "clock_lead_days",
+)
+BMA_PARAMETERS = (
+    "active_window_days",
+    "zoledronic_window_days",
+    "request_active_max_days",
+    "clock_lead_days",
+)
 HCM_PARAMETERS = ("hypercalcaemia_of_malignancy_mg_dl", "hcm_creatinine_below_mg_dl")
 # What every bone-modifying-agent suggestion may carry (R1; C2 for "replace with denosumab").
 SUPPORT_ORDERS = ("dental-referral", "lab-creatinine", "lab-calcium", "lab-albumin")
@@ -186,7 +197,7 @@ def recent_invasive_dental(f: PatientFacts, p: Parameters) -> tuple[Dated, ...]:
     return tuple(
         d
         for d in f.invasive_dental
-        if timedelta(0) <= f.as_of - d.when <= timedelta(days=p.dental_healing_days)
+        if within(d.when, f.as_of, p.dental_healing_days, p.clock_lead_days)
     )
 
 

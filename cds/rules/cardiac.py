@@ -147,7 +147,7 @@ def _lvef_data(f: PatientFacts) -> tuple[Said, ...]:
 
 
 LvefAction = Literal["withhold", "repeat"]
-ACTIVE_PARAMETERS = ("active_window_days", "request_active_max_days")
+ACTIVE_PARAMETERS = ("active_window_days", "request_active_max_days", "clock_lead_days")
 
 
 def lvef_action(

@@ -11,9 +11,12 @@ from cds.parameters import Parameters
 from cds.terminology import Terminology
 from fixtures.factories import (
     TRAS,
+    mg_dl,
 )
 from tests.facts.helpers import facts, metastatic
 from tests.rules.helpers import text
+
+ONE_DAY = timedelta(days=1)
 
 
 class TestRenal:
@@ -43,15 +46,52 @@ class TestRenal:
         p.labs(days_ago=31)
         assert facts(p, t, params).renal.crcl is None
 
-    def test_the_freshness_window_holds_its_last_day_and_no_future(
+    def test_the_freshness_window_holds_its_last_day(
         self, t: Terminology, params: Parameters
     ) -> None:
         p = metastatic()
         p.labs(days_ago=30)  # lab_freshness_days: 30
         assert facts(p, t, params).renal.crcl is not None
+
+    def test_a_result_dated_tomorrow_is_today_for_an_ehr_ahead_of_the_server(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """clock_lead_days: 1. This morning's creatinine in a clinic east of the server is
+        dated tomorrow; it is the latest result, not an older one."""
         p = metastatic()
-        p.labs(days_ago=-1)  # dated after the evaluation date: not a result to act on
-        assert facts(p, t, params).renal.creatinine is None
+        p.labs(days_ago=7, creatinine=0.8)
+        p.obs("2160-0", -1, valueQuantity=mg_dl(1.3))
+        f = facts(p, t, params)
+        assert f.renal.creatinine is not None
+        assert (f.renal.creatinine.value, f.renal.creatinine.when) == (1.3, p.as_of + ONE_DAY)
+        assert f.excluded == ()
+
+    def test_a_result_dated_after_any_clocks_today_is_left_out_and_named(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.labs(days_ago=7, creatinine=0.8, calcium=9.4)
+        p.obs("2160-0", -2, valueQuantity=mg_dl(1.3))
+        p.obs("17861-6", -365, valueQuantity=mg_dl(7.2))
+        f = facts(p, t, params)
+        assert f.renal.creatinine is not None
+        assert f.renal.creatinine.value == 0.8
+        assert f.calcium.corrected == 9.4
+        named = [text(e.reason) for e in f.excluded]
+        assert len(named) == 2
+        assert any("1.3 mg/dL dated" in n and "after today" in n for n in named)
+        assert any("7.2 mg/dL dated" in n for n in named)
+
+    def test_an_lvef_dated_after_today_is_not_the_latest(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.lvef(20, 60)
+        p.lvef(-30, 35)
+        f = facts(p, t, params)
+        assert f.lvef.latest is not None
+        assert f.lvef.latest.value == 60
+        assert [e.ref for e in f.excluded] == [f"Observation/{p.resources[-1]['id']}"]
 
     def test_baseline_before_a_course_is_the_last_creatinine_on_or_before_it(
         self, t: Terminology, params: Parameters

@@ -231,7 +231,8 @@ class TestOneBoneAgentAtATime:
         got = _order(p, t, params, _draft(ZOL4, 4))
         assert ("R2c:switch-not-add" in got) is warn
 
-    @pytest.mark.parametrize(("ended_days_ago", "warn"), [(84, True), (85, False)])
+    # -1: a dose given this morning, dated tomorrow by a clinic a day ahead of the server.
+    @pytest.mark.parametrize(("ended_days_ago", "warn"), [(-1, True), (84, True), (85, False)])
     def test_denosumab_after_zoledronic_acid(
         self, t: Terminology, params: Parameters, ended_days_ago: int, warn: bool
     ) -> None:

@@ -1,0 +1,22 @@
+"""How far a record's date lies from the evaluation date (`as_of`), with the EHR's clock ahead.
+
+The server's calendar date is its own time zone's. An EHR east of it is already on the next
+day: a creatinine drawn this morning in Sydney is dated tomorrow for a server on UTC. Read as
+the future, that creatinine was passed over for an older one, a low calcium drawn today went
+unseen, and a dose given today did not count as given. A date up to `lead_days` after `as_of`
+is therefore today; only a later one is the future.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+
+def within(when: date, as_of: date, days: int, lead_days: int) -> bool:
+    """`when` is no more than `days` before `as_of`, and no more than `lead_days` after it."""
+    return -lead_days <= (as_of - when).days <= days
+
+
+def after_today(when: date, as_of: date, lead_days: int) -> bool:
+    """`when` is later than any clock's today: a date the record cannot hold yet."""
+    return (when - as_of).days > lead_days

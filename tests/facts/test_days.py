@@ -1,0 +1,30 @@
+"""A record's date seen from the evaluation date, with the EHR's clock up to a day ahead."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from cds.facts.days import after_today, within
+
+AS_OF = date(2026, 12, 5)
+
+
+def test_within_holds_both_ends_of_its_window_and_the_lead() -> None:
+    assert within(date(2026, 11, 5), AS_OF, 30, 1)  # the window's last day
+    assert not within(date(2026, 11, 4), AS_OF, 30, 1)
+    assert within(AS_OF, AS_OF, 30, 1)
+    assert within(date(2026, 12, 6), AS_OF, 30, 1)  # tomorrow: an EHR east of the server
+    assert not within(date(2026, 12, 7), AS_OF, 30, 1)
+    assert not within(date(2026, 12, 6), AS_OF, 30, 0)
+
+
+def test_after_today_is_beyond_the_lead_only() -> None:
+    assert not after_today(AS_OF, AS_OF, 1)
+    assert not after_today(date(2026, 12, 6), AS_OF, 1)
+    assert after_today(date(2026, 12, 7), AS_OF, 1)
+    assert after_today(date(2027, 12, 5), AS_OF, 1)
+    assert after_today(date(2026, 12, 6), AS_OF, 0)
+
+
+def test_a_window_reaching_back_before_year_one_does_not_overflow() -> None:
+    assert within(date(1, 1, 1), date(1, 1, 2), 10_000, 1)
