@@ -14,6 +14,7 @@ from cds.fhir.records import (
     PatientRecord,
     Quantity,
     Records,
+    Value,
     resource_ref,
 )
 from cds.said import Said, say
@@ -30,8 +31,6 @@ class Measurement(NamedTuple):
     unit: str
     when: date | None
     ref: str
-    ref_low: float | None = None
-    ref_high: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -281,14 +280,28 @@ def _fresh(
     ]
 
 
+def _reference_limit(
+    obs: ObservationRecord,
+    limit: Quantity | None,
+    read: Callable[[ObservationRecord], float | None],
+) -> float | None:
+    """A reference limit in the rules' unit, converted as the result is; a limit sent without a
+    unit is in the result's. A calcium of 2.0 mmol/L (8.0 mg/dL) was compared with its range's
+    2.15-2.55 as if that were mg/dL: not low, and high."""
+    if limit is None:
+        return None
+    result = obs.value.quantity
+    if not limit.unit_text() and result is not None:
+        limit = limit._replace(unit=result.unit, code=result.code)
+    return read(obs._replace(value=Value(limit)))
+
+
 def _m(p: tuple[ObservationRecord, float], unit: str) -> Measurement:
     return Measurement(
         value=p[1],
         unit=unit,
         when=p[0].effective,
         ref=f"Observation/{p[0].id}",
-        ref_low=p[0].ref_low,
-        ref_high=p[0].ref_high,
     )
 
 
@@ -418,8 +431,10 @@ def extract_calcium(
         # Corrected Ca = Ca + 0.8 × (4.0 − albumin g/dL) (clinical-logic F8).
         corrected = value + 0.8 * (4.0 - alb[-1][1])
         refs.append(f"Observation/{alb[-1][0].id}")
-    low_limit = obs.ref_low if obs.ref_low is not None else low_fallback
-    high_limit = obs.ref_high if obs.ref_high is not None else high_fallback
+    low_limit = _reference_limit(obs, obs.ref_low, _mg_dl_calcium)
+    high_limit = _reference_limit(obs, obs.ref_high, _mg_dl_calcium)
+    low_limit = low_fallback if low_limit is None else low_limit
+    high_limit = high_fallback if high_limit is None else high_limit
     return Calcium(
         corrected=round(corrected, 2),
         albumin_corrected=bool(alb),

@@ -152,8 +152,10 @@ class ObservationRecord(NamedTuple):
     components: tuple[Component, ...] = ()
     notes: tuple[str, ...] = ()
     specimen: str | None = None
-    ref_low: float | None = None
-    ref_high: float | None = None
+    # The first reference range's limits as sent, with their units: a calcium in mmol/L comes
+    # with a range in mmol/L, and is compared in mg/dL only once both are converted.
+    ref_low: Quantity | None = None
+    ref_high: Quantity | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,8 +381,7 @@ def observation_record(rid: str, raw: Mapping[str, Any]) -> ObservationRecord:
     if "referenceRange" in raw:  # often absent: no call for nothing
         for rr in json_list(raw["referenceRange"]):
             if isinstance(rr, dict):
-                low = as_number((rr.get("low") or {}).get("value"))
-                high = as_number((rr.get("high") or {}).get("value"))
+                low, high = _quantity(rr.get("low")), _quantity(rr.get("high"))
                 break
     # Components, notes and interpretations are rare: the common case builds no empty tuples.
     components = raw.get("component")

@@ -166,6 +166,50 @@ class TestCalcium:
         assert f.calcium.low is True  # under the 8.5 mg/dL fallback
         assert f.calcium.albumin_corrected is False
 
+    @pytest.mark.parametrize(
+        ("value", "range_unit", "low", "high"),
+        [
+            pytest.param(2.0, "mmol/L", True, False, id="low-mmol-range"),
+            pytest.param(2.4, "mmol/L", False, False, id="normal-mmol-range"),
+            pytest.param(2.7, "mmol/L", False, True, id="high-mmol-range"),
+            pytest.param(2.0, None, True, False, id="range-without-unit-is-the-results"),
+        ],
+    )
+    def test_a_reference_range_is_read_in_its_own_unit(
+        self,
+        t: Terminology,
+        params: Parameters,
+        value: float,
+        range_unit: str | None,
+        low: bool,
+        high: bool,
+    ) -> None:
+        """2.0 mmol/L against 2.15-2.55 mmol/L used to be 8.02 mg/dL against 2.15-2.55:
+        'not low, and high'."""
+        mmol = {"unit": "mmol/L", "code": "mmol/L"}
+        limit = mmol if range_unit else {}
+        p = metastatic()
+        p.obs(
+            "17861-6",
+            2,
+            valueQuantity={"value": value, **mmol},
+            referenceRange=[{"low": {"value": 2.15, **limit}, "high": {"value": 2.55, **limit}}],
+        )
+        f = facts(p, t, params)
+        assert (f.calcium.low, f.calcium.high) == (low, high)
+
+    def test_a_range_in_a_unit_not_read_falls_back_to_the_default_limits(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.obs(
+            "17861-6",
+            2,
+            valueQuantity={"value": 8.4, "unit": "mg/dL"},
+            referenceRange=[{"low": {"value": 4.3, "unit": "meq/L"}}],
+        )
+        assert facts(p, t, params).calcium.low is True  # under the 8.5 mg/dL fallback
+
     def test_no_calcium_is_unknown_not_normal(self, t: Terminology, params: Parameters) -> None:
         f = facts(metastatic(), t, params)
         assert (f.calcium.low, f.calcium.high) == (None, None)
