@@ -69,10 +69,37 @@ def to_mg(q: Quantity) -> float | None:
     return None if unit is None else q.value * _MG_PER[unit]
 
 
-# How often, in words an order's free text uses: "daily", "every 3 weeks", "q4w", "every 21 days".
-_TEXT_DAILY = re.compile(r"\b(?:daily|once a day|every day|qd|od)\b", re.IGNORECASE)
+# How often, in words an order's free text uses: "daily", "every 3 weeks", "q4w", "every 21 days",
+# "every four weeks", "weekly", "twice a week", "monthly". An interval not read is unknown (never
+# taken as a safe one); "weekly" used to be, and a weekly denosumab order passed unchecked (D1).
+_NUMBER_WORDS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "eight": 8,
+    "twelve": 12,
+}
 _TEXT_EVERY = re.compile(
-    r"\b(?:every|q)\s*(\d+(?:\.\d+)?)\s*(d|days?|w|wk|wks|weeks?|mo|months?)\b", re.IGNORECASE
+    r"\b(?:every|q)\s*(\d+(?:\.\d+)?|" + "|".join(_NUMBER_WORDS) + r")\s*"
+    r"(d|days?|w|wk|wks|weeks?|mo|months?)\b",
+    re.IGNORECASE,
+)
+# Words for a schedule, most frequent first: "twice weekly" is read before "weekly".
+_TEXT_SCHEDULES = tuple(
+    (re.compile(pattern, re.IGNORECASE), weeks)
+    for pattern, weeks in (
+        (r"\b(?:tid|t\.i\.d\.|three times (?:a |per )?day|three times daily)\b", 1 / 21),
+        (r"\b(?:bid|b\.i\.d\.|twice (?:a |per )?day|twice daily)\b", 1 / 14),
+        (r"\b(?:daily|once a day|every day|qd|od)\b", 1 / 7),
+        (r"\bevery other day\b", 2 / 7),
+        (r"\b(?:twice|two times) (?:a |per )?week(?:ly)?\b", 0.5),
+        (r"\b(?:weekly|every week|once (?:a|per) week)\b", 1.0),
+        (r"\bevery other week\b", 2.0),
+        (r"\b(?:monthly|every month|once (?:a|per) month)\b", 52 / 12),
+    )
 )
 
 
@@ -80,13 +107,17 @@ def weeks_from_text(text: str) -> float | None:
     """The dosing interval in weeks written in free text, or None when it says none."""
     m = _TEXT_EVERY.search(text)
     if m is not None:
-        value, unit = float(m.group(1)), m.group(2).lower()
+        number, unit = m.group(1).lower(), m.group(2).lower()
+        value = float(_NUMBER_WORDS.get(number) or number)
         if unit.startswith("d"):
             return value / 7
         if unit.startswith("m"):
             return value * 52 / 12
         return value
-    return 1 / 7 if _TEXT_DAILY.search(text) else None
+    for pattern, weeks in _TEXT_SCHEDULES:
+        if pattern.search(text):
+            return weeks
+    return None
 
 
 def mg_from_text(text: str) -> float | None:

@@ -78,6 +78,8 @@ def unit_error(draft: DraftMedication, label_mg: float, p: Parameters) -> bool:
 
 def interval_words(weeks: float) -> Said:
     days = round(weeks * 7)
+    if weeks * 7 < 1:
+        return say("interval-more-than-daily")
     if days == 1:
         return say("interval-daily")
     if days == 7:

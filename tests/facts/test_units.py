@@ -1,10 +1,13 @@
-"""Doses read from an order's free text: a mass in mg, or nothing (never a guess)."""
+"""Doses and schedules read from an order's free text: a mass in mg, an interval in weeks, or
+nothing (never a guess)."""
 
 from __future__ import annotations
 
 import pytest
 
-from cds.facts.units import mg_from_text
+from cds.facts.units import mg_from_text, weeks_from_text
+from cds.rules.bma_orders import interval_words
+from tests.rules.helpers import text as said
 
 
 @pytest.mark.parametrize(
@@ -34,3 +37,48 @@ from cds.facts.units import mg_from_text
 )
 def test_mass_from_text(text: str, mg: float | None) -> None:
     assert mg_from_text(text) == mg
+
+
+@pytest.mark.parametrize(
+    ("text", "weeks"),
+    [
+        ("4 mg IV every 12 weeks", 12.0),
+        ("q4w", 4.0),
+        ("Q 4 WEEKS", 4.0),
+        ("every 28 days", 4.0),
+        ("every four weeks", 4.0),
+        ("every 3 months", 13.0),
+        ("120 mg SC weekly", 1.0),  # was unread: a weekly denosumab order passed unchecked
+        ("once a week", 1.0),
+        ("every other week", 2.0),
+        ("twice weekly", 0.5),  # before "weekly"
+        ("120 mg twice a week", 0.5),
+        ("4 mg monthly", 52 / 12),
+        ("daily", 1 / 7),
+        ("5.4 mg/kg IV every day", 1 / 7),
+        ("every other day", 2 / 7),
+        ("bid", 1 / 14),
+        ("three times daily", 1 / 21),
+        # No schedule in the words: unknown, never a safe interval.
+        ("4 mg IV over 15 minutes", None),
+        ("biweekly", None),  # every two weeks, or twice a week: not guessed
+        ("as directed", None),
+    ],
+)
+def test_interval_from_text(text: str, weeks: float | None) -> None:
+    assert weeks_from_text(text) == weeks
+
+
+@pytest.mark.parametrize(
+    ("weeks", "words"),
+    [
+        (1 / 14, "more than once a day"),  # not "every 0 days"
+        (1 / 7, "daily"),
+        (2 / 7, "every 2 days"),
+        (1.0, "every 1 week"),
+        (4.0, "every 4 weeks"),
+        (52 / 12, "every 30 days"),
+    ],
+)
+def test_an_interval_as_the_card_says_it(weeks: float, words: str) -> None:
+    assert said(interval_words(weeks)) == words
