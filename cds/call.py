@@ -106,7 +106,7 @@ def evaluate_call(
     (key → JSON | None); `snoozes` are this patient's, keyed by rule."""
     timings = timings or Timings()
     t = k.terminology
-    records = read_records(data.values(), t, k.checker)
+    records = read_records(data.values(), t, k.checker, patient_id=str(context["patientId"]))
     facts = facts_from_records(records, t, k.parameters, as_of=as_of)
     drafts = NO_DRAFTS
     if service.hook in ("order-select", "order-sign"):

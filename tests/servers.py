@@ -22,6 +22,7 @@ import httpx
 
 from cds.rules import load_rules
 from cds.settings import TrustedIssuer
+from fixtures.factories import for_patient
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +86,7 @@ def issue_card(base: str, patient: str | None = None) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((request / "request.json").read_text())
     data["hookInstance"] = str(uuid.uuid4())
     if patient is not None:
-        data["context"]["patientId"] = patient
+        data = for_patient(data, patient)
     r = httpx.post(f"{base}/cds-services/mbc-bone-patient-view", json=data, timeout=30)
     r.raise_for_status()
     card: dict[str, Any] = next(c for c in r.json()["cards"] if c.get("suggestions"))

@@ -23,6 +23,7 @@ from prometheus_client import REGISTRY, generate_latest
 from cds.app import create_app
 from cds.services import Knowledge
 from cds.settings import Settings
+from fixtures.factories import for_patient
 from tests.conftest import BONE_METS_REQUEST, PATIENT_VIEW
 from tests.servers import free_port, running_service
 
@@ -40,9 +41,8 @@ def _metered(tmp_path: Path, knowledge: Knowledge) -> Iterator[TestClient]:
 
 
 def _request(patient: str = "p-metrics") -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(BONE_METS_REQUEST.read_text())
+    data: dict[str, Any] = for_patient(json.loads(BONE_METS_REQUEST.read_text()), patient)
     data["hookInstance"] = str(uuid.uuid4())
-    data["context"]["patientId"] = patient
     return data
 
 

@@ -19,6 +19,7 @@ from cds.schemas import FeedbackItem
 from cds.store import DAY_S, IssuedCard, PostgresStore, SQLiteStore, Store
 from cds.tools import report, report_html
 from cds.tools.cli import main
+from fixtures.factories import for_patient
 from tests.conftest import ROOT
 from tests.e2e.harness import chromium_path
 from tests.servers import postgres_cluster
@@ -303,9 +304,8 @@ def test_report_of_feedback_posted_through_the_api(client: Any, monkeypatch: pyt
     reasons: Counter[str] = Counter()
     for i in range(9):
         # A patient each: an overridden card is snoozed for its patient.
-        body = json.loads(BONE_METS_REQUEST.read_text())
+        body = for_patient(json.loads(BONE_METS_REQUEST.read_text()), f"report-patient-{i}")
         body["hookInstance"] = f"00000000-0000-4000-8000-00000000000{i}"
-        body["context"]["patientId"] = f"report-patient-{i}"
         answer = client.post(f"/cds-services/{PATIENT_VIEW}", json=body).json()
         card = next(c for c in answer["cards"] if c.get("suggestions"))
         when = f"2026-11-22T10:00:0{i}Z"

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from cds import schemas
 from cds.call import AS_OF_EXTENSION
 from cds.cards import EXT_RULE, EXT_VARIANT
-from fixtures.factories import SERVICE_KEYS
+from fixtures.factories import SERVICE_KEYS, for_patient
 from tests.conftest import ROOT, issue_card
 from tests.servers import post_feedback_until_killed, running_service
 
@@ -34,9 +34,9 @@ class TestNoPhiInLogs:
         self, client: TestClient, caplog: pytest.LogCaptureFixture
     ) -> None:
         caplog.set_level(logging.DEBUG)
-        request = json.loads((SCENARIO / "request.json").read_text())
-        request["context"]["patientId"] = "PATIENT-SECRET-4711"
-        request["prefetch"]["patient"]["id"] = "PATIENT-SECRET-4711"
+        request = for_patient(
+            json.loads((SCENARIO / "request.json").read_text()), "PATIENT-SECRET-4711"
+        )
         request["prefetch"]["patient"]["name"] = [{"family": "Zyxwvutson", "given": ["Quenby"]}]
         request["prefetch"]["patient"]["birthDate"] = "1961-07-23"
         bad = request["prefetch"]["labs"]["entry"][0]["resource"]

@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from cds.store import DAY_S, MIGRATIONS, IssuedCard, PostgresStore
+from fixtures.factories import for_patient
 from tests.conftest import ROOT
 from tests.servers import (
     issue_card,
@@ -196,8 +197,7 @@ def test_feedback_to_both_is_listed_once_each(instances: list[str], pg: str) -> 
     # card, and the store is shared with the other tests); either instance may take feedback.
     cards = {}
     for base in (a, b):
-        body = request_body()
-        body["context"]["patientId"] = f"feedback-{uuid.uuid4()}"
+        body = for_patient(request_body(), f"feedback-{uuid.uuid4()}")
         cards[base] = call(base, body).json()["cards"][0]["uuid"]
     for base, card in cards.items():
         item = {

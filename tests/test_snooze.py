@@ -16,6 +16,7 @@ from cds.rules import Decision
 from cds.said import say
 from cds.schemas import FeedbackItem
 from cds.store import Snooze, SQLiteStore
+from fixtures.factories import for_patient
 from tests.conftest import ROOT, record_issued
 from tests.rules.helpers import text
 
@@ -155,8 +156,7 @@ def test_a_reused_hook_instance_never_binds_another_patients_card(client: TestCl
     card under the same hookInstance was the first patient's, and its override snoozed the
     first patient's card. Item 1: nor can another caller derive a card's uuid."""
     first = body()
-    second = json.loads(json.dumps(first))
-    second["context"]["patientId"] = "another-patient"
+    second = for_patient(first, "another-patient")
     card_one, card_two = _r1(client, first), _r1(client, second)
     assert card_one is not None
     assert card_two is not None

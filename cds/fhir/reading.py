@@ -33,7 +33,8 @@ from cds.fhir.records import (
     specimen_date,
 )
 from cds.fhir.screening import MEDICATION_TYPES, RELEVANT_TYPES, entered_in_error, screening
-from cds.terminology import Terminology
+from cds.said import say
+from cds.terminology import Concept, Terminology
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,14 @@ _FIELDS_ONLY = Checker("fields")
 
 
 def read_records(
-    payloads: Iterable[object], terminology: Terminology, checker: Checker = _FIELDS_ONLY
+    payloads: Iterable[object],
+    terminology: Terminology,
+    checker: Checker = _FIELDS_ONLY,
+    *,
+    patient_id: str | None = None,
 ) -> Records:
-    """Screen, check once, and reduce every resource the rules could read."""
+    """Screen, check once, and reduce every resource the rules could read: the patient's own,
+    when `patient_id` (the call's context) says who that is."""
     screen = screening(terminology)
     resources, received = _distinct(payloads)
     medications = _medications(resources)
@@ -63,8 +69,14 @@ def read_records(
             continue
         if entered_in_error(raw):
             continue
-        verdict = checker.verdict(raw)
         rid = str(raw.get("id") or "")
+        if patient_id is not None and _of_another_patient(raw, rtype, patient_id):
+            # Its code is not carried: what another patient's record says is nothing to go by.
+            ref = resource_ref(rtype, rid)
+            excluded.append(Excluded(rtype, "subject", say("another-patient"), ref, Concept()))
+            log.warning("excluded %s of another patient", rtype)
+            continue
+        verdict = checker.verdict(raw)
         if verdict is not None:
             where, reason = verdict
             ref = resource_ref(rtype, rid)
@@ -98,6 +110,22 @@ def read_records(
         excluded=tuple(excluded),
         received=received,
     )
+
+
+def _of_another_patient(raw: dict[str, Any], rtype: str, patient_id: str) -> bool:
+    """A resource whose subject (AllergyIntolerance: patient) is plainly another Patient, or a
+    Patient with another id. A server that ignores the `patient` search parameter answers with
+    every patient's results; another patient's creatinine once set this one's renal dose. A
+    reference that cannot be read as Patient/id (urn:uuid, contained, none) is kept."""
+    own = patient_id.removeprefix("Patient/")
+    if rtype == "Patient":
+        return isinstance(raw.get("id"), str) and raw["id"] != own
+    subject = raw.get("patient" if rtype == "AllergyIntolerance" else "subject")
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    if not isinstance(reference, str):
+        return False
+    parts = reference.split("/_history/")[0].split("/")
+    return len(parts) >= 2 and parts[-2] == "Patient" and parts[-1] != own
 
 
 def _medications(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -32,6 +32,52 @@ class TestRecords:
         assert records.excluded[0].resource_type == "Observation"
         assert "valueQuantity" in records.excluded[0].location
 
+    @pytest.mark.parametrize(
+        ("reference", "own"),
+        [
+            ("Patient/p1", True),
+            ("https://ehr.example.org/fhir/Patient/p1", True),
+            ("Patient/p1/_history/3", True),
+            ("urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0", True),  # cannot tell: kept
+            ("#contained", True),
+            ("Patient/p2", False),
+            ("https://ehr.example.org/fhir/Patient/p2", False),
+            ("Patient/p2/_history/1", False),
+        ],
+    )
+    def test_a_resource_of_another_patient_is_left_out_and_named(
+        self, t: Terminology, reference: str, own: bool
+    ) -> None:
+        creatinine = {
+            "resourceType": "Observation",
+            "id": "c",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+            "subject": {"reference": reference},
+            "valueQuantity": {"value": 3.4, "unit": "mg/dL"},
+        }
+        records = read_records([creatinine], t, patient_id="p1")
+        assert len(records.observations) == int(own)
+        assert [(e.ref, e.location) for e in records.excluded] == (
+            [] if own else [("Observation/c", "subject")]
+        )
+        assert not own or read_records([creatinine], t, patient_id="Patient/p1").observations
+
+    def test_a_patient_resource_of_another_id_gives_no_age_or_sex(self, t: Terminology) -> None:
+        patient = {"resourceType": "Patient", "id": "p2", "gender": "male", "birthDate": "1940"}
+        allergy = {
+            "resourceType": "AllergyIntolerance",
+            "id": "a",
+            "patient": {"reference": "Patient/p2"},
+            "code": {"text": "denosumab"},
+        }
+        records = read_records([patient, allergy], t, patient_id="p1")
+        assert records.patient is None
+        assert records.allergies == ()
+        assert sorted(e.ref for e in records.excluded) == ["AllergyIntolerance/a", "Patient/p2"]
+        assert all(not e.code.codings and not e.code.text for e in records.excluded)
+        assert read_records([patient], t, patient_id="p2").patient is not None
+
     def test_preliminary_observations_do_not_count(self, t: Terminology) -> None:
         obs = {
             "resourceType": "Observation",
