@@ -203,9 +203,8 @@ def unusable_values(
             continue  # every result usable: the common case
         usable = {id(o) for o, _ in series}
         for o in observations:
-            q = o.value.quantity
-            if q is not None and id(o) not in usable:
-                out.append(_unusable(o, q, vs))
+            if id(o) not in usable and (excluded := _unusable(o, vs)) is not None:
+                out.append(excluded)
     return tuple(out)
 
 
@@ -227,8 +226,22 @@ def _dated_after_today(o: ObservationRecord, vs: ValueSet) -> Excluded:
     )
 
 
-def _unusable(o: ObservationRecord, q: Quantity, vs: ValueSet) -> Excluded:
+def _unusable(o: ObservationRecord, vs: ValueSet) -> Excluded | None:
+    """Why a result its reader could not use is left out, or None when it holds no value at
+    all (nothing was measured: a result with a dataAbsentReason is missing data, not unusable).
+    A result sent as text ("3.0 mg/dL" in valueString) used to be passed over unsaid, for an
+    older result or for none."""
     lab = _lab_name(o, vs)
+    ref = resource_ref("Observation", o.id)
+    q = o.value.quantity
+    if q is None and o.value.integer is not None:
+        q = Quantity(float(o.value.integer))  # a number without its unit
+    if q is None:
+        written = o.value.texts()
+        if not written:
+            return None
+        reason = say("value-as-text", lab=lab, text=written[0])
+        return Excluded("Observation", "value[x]", reason, ref, o.code)
     unit = q.unit_text()
     impossible = q.value <= 0 or (vs.id == "lvef" and not _LVEF_FRACTION_MAX < q.value <= 100)
     if q.comparator is not None:
@@ -241,7 +254,6 @@ def _unusable(o: ObservationRecord, q: Quantity, vs: ValueSet) -> Excluded:
         reason = say("unit-unread", lab=lab, value=q.value, unit=unit)
     else:
         reason = say("unit-missing", lab=lab, value=q.value)
-    ref = resource_ref("Observation", o.id)
     return Excluded("Observation", "valueQuantity.value", reason, ref, o.code)
 
 

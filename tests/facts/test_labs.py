@@ -82,6 +82,22 @@ class TestRenal:
         assert any("1.3 mg/dL dated" in n and "after today" in n for n in named)
         assert any("7.2 mg/dL dated" in n for n in named)
 
+    def test_a_result_sent_as_text_is_passed_over_but_named(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.labs(days_ago=7, creatinine=0.8)
+        p.obs("2160-0", 1, valueString="2.1 mg/dL")
+        p.obs("2160-0", 2, dataAbsentReason={"text": "haemolysed"})  # nothing measured
+        p.obs("10230-1", 3, valueInteger=150)  # no patient has it
+        f = facts(p, t, params)
+        assert f.renal.creatinine is not None
+        assert f.renal.creatinine.value == 0.8
+        named = sorted(text(e.reason) for e in f.excluded)
+        assert len(named) == 2
+        assert "'2.1 mg/dL'" in named[1]
+        assert "150" in named[0]
+
     def test_an_lvef_dated_after_today_is_not_the_latest(
         self, t: Terminology, params: Parameters
     ) -> None:
