@@ -253,6 +253,61 @@ def _shift_dates(node: Any, days: int) -> Any:
     return node
 
 
+_EVERY_DAYS = {"denosumab": 28, "zoledronic": 28, "pamidronate": 28}
+
+
+def _dose_by_dose(prefetch: dict[str, Any], as_of: date) -> bool:
+    """Each MedicationStatement with a period and no stop reason in `prefetch`, replaced by its
+    doses (MedicationAdministration); an active one's last dose a week before `as_of`."""
+    converted = False
+    for bundle in prefetch.values():
+        if not isinstance(bundle, dict) or not isinstance(bundle.get("entry"), list):
+            continue
+        entries: list[dict[str, Any]] = []
+        for entry in bundle["entry"]:
+            doses = _doses(entry.get("resource") or {}, as_of)
+            entries += [{"resource": d} for d in doses] if doses else [entry]
+            converted |= bool(doses)
+        bundle["entry"] = entries
+    return converted
+
+
+def _doses(statement: dict[str, Any], as_of: date) -> list[dict[str, Any]]:
+    if (
+        statement.get("resourceType") != "MedicationStatement"
+        or statement.get("statusReason")
+        or statement.get("status") not in ("active", "completed", "stopped")
+    ):
+        return []
+    period = statement.get("effectivePeriod") or {}
+    start = _day(period.get("start"))
+    end = _day(period.get("end")) or (
+        as_of - timedelta(days=7) if statement["status"] == "active" else None
+    )
+    if start is None or end is None:
+        return []
+    drug = json.dumps(statement["medicationCodeableConcept"]).lower()
+    every = next((d for name, d in _EVERY_DAYS.items() if name in drug), 21)
+    dose: dict[str, Any] = {}
+    for dosage in statement.get("dosage") or []:
+        if dosage.get("text"):
+            dose["text"] = dosage["text"]
+        for rate in dosage.get("doseAndRate") or []:
+            dose["dose"] = rate.get("doseQuantity")
+    out = []
+    for i in range((end - start).days // every + 1):
+        given = {
+            "resourceType": "MedicationAdministration",
+            "id": f"{statement['id']}-dose-{i}",
+            "status": "completed",
+            "medicationCodeableConcept": statement["medicationCodeableConcept"],
+            "subject": statement.get("subject"),
+            "effectiveDateTime": (start + timedelta(days=i * every)).isoformat(),
+        }
+        out.append(given | ({"dosage": dose} if dose else {}))
+    return out
+
+
 class TestFuzz:
     @settings(
         max_examples=150,
@@ -394,6 +449,36 @@ class TestFuzz:
             assert a_day_behind == same_day, request["context"]["patientId"]
             moved += 1
         assert moved > 100
+
+    def test_a_chart_recorded_dose_by_dose_gives_the_cards_of_its_statements(
+        self, client: TestClient
+    ) -> None:
+        """Real EHRs record infusions one MedicationAdministration a dose. Each scenario's
+        medication statements (those with a period and no stop reason) are sent instead as
+        a dose every 3 weeks (denosumab, pamidronate and zoledronic acid every 4) over the
+        same period: the cards must not change. (This found denosumab courses of months read
+        as started at their latest dose: R3b and R4a after every dose.)"""
+
+        def concerns(service: str, request: Any) -> list[str]:
+            r = client.post(f"/cds-services/{service}", json=request)
+            assert r.status_code == 200, r.text
+            return sorted(
+                c["extension"][EXT_RULE] + ":" + c["extension"][EXT_VARIANT]
+                for c in r.json()["cards"]
+            )
+
+        converted = 0
+        for service, request in MUTABLE:
+            as_of = request.get("extension", {}).get(AS_OF_EXTENSION)
+            if as_of is None or "prefetch" not in request:
+                continue
+            prefetch = copy.deepcopy(request["prefetch"])
+            if not _dose_by_dose(prefetch, date.fromisoformat(as_of)):
+                continue
+            dose_by_dose = concerns(service, request | {"prefetch": prefetch})
+            assert dose_by_dose == concerns(service, request), request["context"]["patientId"]
+            converted += 1
+        assert converted > 40
 
     @pytest.mark.parametrize(
         "body",

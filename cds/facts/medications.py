@@ -37,6 +37,7 @@ class Exposure:
     stop_reason: StopReason | None
     bma_dose: BmaDose | None
     by_text: bool
+    window_days: int = 0  # F5: a dose keeps the agent active this long (the course's longest gap)
 
     @property
     def ref(self) -> str:
@@ -64,6 +65,34 @@ class Medications:
 
     def ever(self, *classes: MedClass) -> tuple[Exposure, ...]:
         return tuple(e for e in self.exposures if e.given and e.med_class in classes)
+
+    def course_start(self, e: Exposure) -> date | None:
+        """The first dose of the course `e` belongs to: back from it, each earlier record of the
+        same agent that ends within the agent's active window of the next one's start. A course
+        recorded as infusions (a MedicationAdministration a dose) started at its first dose, not
+        at its latest: read from each record, a denosumab course of months 'started' at every
+        dose, and its start-of-course cards (R3b, R4a) came back each month."""
+        if e.start is None:
+            return None
+        earlier = sorted(
+            (
+                x
+                for x in self.exposures
+                if x.given
+                and x.ingredient == e.ingredient
+                and x.start is not None
+                and x.start <= e.start
+            ),
+            key=lambda x: x.start or date.min,
+            reverse=True,
+        )
+        first = e.start
+        for x in earlier:
+            last = x.last or x.start
+            if last is None or x.start is None or (first - last).days > e.window_days:
+                break
+            first = min(first, x.start)
+        return first
 
     def ingredients_stopped_for(self, reason: StopReason) -> frozenset[str]:
         return frozenset(e.ingredient for e in self.exposures if e.stop_reason == reason)
@@ -195,6 +224,7 @@ def extract_medications(
                     stop_reason=stop_reason(record, t),
                     bma_dose=bma_dose(record, match) if match.med_class == "BMA" else None,
                     by_text=match.by_text,
+                    window_days=window,
                 )
             )
     received = any(k in records.received for k in ("MedicationStatement", "MedicationRequest"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import pairwise
 
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftMedication, DraftOrders
@@ -294,6 +295,19 @@ def _too_fast(o: _BisphosphonateOrder, f: PatientFacts, p: Parameters) -> Decisi
     )
 
 
+def _given_monthly(f: PatientFacts) -> bool:
+    """Doses recorded one by one (MedicationAdministration, no schedule): the last three of
+    zoledronic acid given no more than 5 weeks apart."""
+    days = sorted(
+        e.start
+        for e in f.meds.ever("BMA")
+        if e.ingredient == "zoledronic acid"
+        and e.record.resource_type == "MedicationAdministration"
+        and e.start is not None
+    )[-3:]
+    return len(days) == 3 and all((b - a).days <= 35 for a, b in pairwise(days))
+
+
 @rule(
     "R5",
     hooks=PATIENT_VIEW,
@@ -310,6 +324,8 @@ def r5_zoledronic_interval(f: PatientFacts, drafts: DraftOrders, p: Parameters) 
     """
     zol = [e for e in f.meds.active_bma() if e.ingredient == "zoledronic acid"]
     monthly = [e for e in zol if any(d.every_weeks and d.every_weeks <= 5 for d in e.record.doses)]
+    if not monthly and _given_monthly(f):
+        monthly = zol
     starts = [e.start for e in f.meds.ever("BMA") if e.ingredient == "zoledronic acid" and e.start]
     if not monthly or not starts or f.as_of - min(starts) < timedelta(days=90):
         return []

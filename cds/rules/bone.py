@@ -4,7 +4,7 @@ offered."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from cds.facts import Dated, PatientFacts
 from cds.facts.days import within
@@ -208,6 +208,17 @@ _AGENT_OF = {
     "zoledronic-acid-4-weekly": "zoledronic acid",
     "pamidronate": "pamidronate",
 }
+
+
+def recently_started(f: PatientFacts, p: Parameters) -> list[tuple[Exposure, date]]:
+    """Active bone agents whose course began in the last `bma_recent_start_days` (R3b, R4a),
+    each with the day its course began (its first dose, not its latest infusion)."""
+    out = []
+    for e in f.meds.active_bma():
+        began = f.meds.course_start(e)
+        if began is not None and f.as_of - began <= timedelta(days=p.bma_recent_start_days):
+            out.append((e, began))
+    return out
 
 
 def agents_offered(proposals: tuple[Proposal, ...]) -> str | Said:

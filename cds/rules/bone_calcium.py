@@ -24,6 +24,7 @@ from cds.rules.bone import (
     ORDER_CALCIUM,
     RENAL_VALUESETS,
     SUPPORT_REGIMENS,
+    recently_started,
     renal_line,
     severe_renal,
 )
@@ -111,12 +112,7 @@ def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
         return []
     # D10: over-the-counter supplements are rarely recorded, so this is not a card at every
     # chart open: only around the start of an agent, or when calcium is low.
-    started = [
-        e
-        for e in bma
-        if e.start is not None and f.as_of - e.start <= timedelta(days=p.bma_recent_start_days)
-    ]
-    if not started and not f.calcium.low:
+    if not recently_started(f, p) and not f.calcium.low:
         return []
     return [
         Decision(

@@ -3,8 +3,6 @@ work, MRONJ."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
@@ -24,6 +22,7 @@ from cds.rules.bone import (
     no_recent_dental,
     r1_offers_dental_referral,
     recent_invasive_dental,
+    recently_started,
 )
 from cds.said import say
 
@@ -49,15 +48,11 @@ def r4a_dental_review(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> li
     if not no_recent_dental(f, p) or r1_offers_dental_referral(f, p):
         return []
     needs_bma = bma_indicated(f)
-    recent = [
-        e
-        for e in f.meds.active_bma()
-        if e.start is not None and f.as_of - e.start <= timedelta(days=p.bma_recent_start_days)
-    ]
+    recent = recently_started(f, p)
     if not needs_bma and not recent:
         return []
     data = [dental_line(f)]
-    data += [say("drug-started", drug=e.ingredient, when=e.start, ref=e.ref) for e in recent]
+    data += [say("drug-started", drug=e.ingredient, when=when, ref=e.ref) for e, when in recent]
     if needs_bma:
         data.append(say("bma-indicated"))
     return [
@@ -65,7 +60,7 @@ def r4a_dental_review(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> li
             variant="dental-review",
             indicator="warning",
             data=tuple(data),
-            refs=tuple(e.ref for e in recent),
+            refs=tuple(e.ref for e, _ in recent),
             proposals=(Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),),
         )
     ]

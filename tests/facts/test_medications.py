@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 
 from cds.parameters import Parameters
@@ -77,6 +79,20 @@ class TestMedications:
             p = metastatic()
             p.med("MedicationAdministration", XGEVA, status="completed", start=days)
             assert bool(facts(p, t, params).meds.active_bma()) is active
+
+    def test_a_course_recorded_dose_by_dose_began_at_its_first_dose(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        for days_ago in (400, 372):  # an earlier course, then a gap of a year
+            p.med("MedicationAdministration", XGEVA, status="completed", start=days_ago)
+        for days_ago in (84, 56, 28, 0):
+            p.med("MedicationAdministration", XGEVA, status="completed", start=days_ago)
+        meds = facts(p, t, params).meds
+        latest = max(meds.exposures, key=lambda e: e.start or date.min)
+        assert meds.course_start(latest) == p.as_of - timedelta(days=84)
+        first = min(meds.exposures, key=lambda e: e.start or date.min)
+        assert meds.course_start(first) == p.as_of - timedelta(days=400)
 
     def test_zoledronic_acid_has_a_12_week_window(self, t: Terminology, params: Parameters) -> None:
         for days, active in ((100, True), (101, False)):
