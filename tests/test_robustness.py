@@ -480,6 +480,41 @@ class TestFuzz:
             converted += 1
         assert converted > 40
 
+    def test_a_chart_sent_without_resource_ids_gives_the_same_cards(
+        self, client: TestClient
+    ) -> None:
+        """Resource.id is 0..1: every prefetched resource but the Patient sent without one. (Two
+        results without ids had the same reference, 'Observation/', and were taken for one: no
+        creatinine rise, no LVEF drop from baseline.)"""
+
+        def concerns(service: str, request: Any) -> list[str]:
+            r = client.post(f"/cds-services/{service}", json=request)
+            assert r.status_code == 200, r.text
+            return sorted(
+                c["extension"][EXT_RULE] + ":" + c["extension"][EXT_VARIANT]
+                for c in r.json()["cards"]
+            )
+
+        stripped = 0
+        for service, request in MUTABLE:
+            if "prefetch" not in request or request.get("context", {}).get("draftOrders"):
+                continue  # draft orders keep their ids: selections name them
+            prefetch = copy.deepcopy(request["prefetch"])
+            resources = []
+            for where in _paths(prefetch):
+                node = prefetch
+                for key in where:
+                    node = node[key]
+                if isinstance(node, dict) and node.get("resourceType") not in (None, "Patient"):
+                    resources.append(node)
+            for resource in resources:
+                resource.pop("id", None)
+            cards = concerns(service, request)
+            without_ids = concerns(service, request | {"prefetch": prefetch})
+            assert without_ids == cards, request["context"]["patientId"]
+            stripped += 1
+        assert stripped > 80
+
     @pytest.mark.parametrize(
         "body",
         [

@@ -58,7 +58,9 @@ def _creatinine_rise(f: PatientFacts, p: Parameters, drug: str) -> tuple[Said, s
         return None
     starts = [e.start for e in courses if e.start]
     baseline = f.renal.baseline_before(min(starts) if starts else None)
-    if baseline is None or baseline.ref == latest.ref:
+    # The same result, not merely the same reference: a result sent without an id has the
+    # reference 'Observation/', and any two such were taken for one (no rise, ever).
+    if baseline is None or baseline == latest:
         return None
     limit = (
         p.creatinine_rise_abnormal

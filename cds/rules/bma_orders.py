@@ -243,7 +243,7 @@ def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
             e for e in f.meds.ever("BMA") if e.ingredient not in mine and _still_acting(e, f, p)
         ]
         together = [
-            o for o in drafted if o.ref != draft.ref and not mine & {d.ingredient for d in o.drugs}
+            o for o in drafted if o is not draft and not mine & {d.ingredient for d in o.drugs}
         ]
         if not acting and not together:
             continue

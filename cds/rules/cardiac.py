@@ -351,7 +351,7 @@ def _label_actions(
     refs: list[str] = [latest.ref]
     for ingredient, r, start in drugs:
         base = f.lvef.baseline_before(start)
-        if base is not None and base.ref == latest.ref:
+        if base is not None and base == latest:  # the same result (ids may be missing)
             base = None
         action = lvef_action(r, base.value if base else None, latest.value, p.lvef_lln_percent)
         if base is not None:
