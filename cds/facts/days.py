@@ -9,7 +9,7 @@ is therefore today; only a later one is the future.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 
 def within(when: date, as_of: date, days: int, lead_days: int) -> bool:
@@ -20,3 +20,16 @@ def within(when: date, as_of: date, days: int, lead_days: int) -> bool:
 def after_today(when: date, as_of: date, lead_days: int) -> bool:
     """`when` is later than any clock's today: a date the record cannot hold yet."""
     return (when - as_of).days > lead_days
+
+
+def window(as_of: date, days: int, lead_days: int) -> tuple[date, date]:
+    """The first and last dates `within` accepts, for comparing a whole series at once."""
+    try:
+        first = as_of - timedelta(days=days)
+    except OverflowError:  # a window reaching back before year 1
+        first = date.min
+    try:
+        last = as_of + timedelta(days=lead_days)
+    except OverflowError:
+        last = date.max
+    return first, last

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal, NamedTuple
 
-from cds.facts.days import after_today, within
+from cds.facts.days import window
 from cds.fhir.records import (
     Excluded,
     ObservationRecord,
@@ -191,13 +191,14 @@ def unusable_values(
     records: Records, t: Terminology, *, as_of: date, lead_days: int
 ) -> tuple[Excluded, ...]:
     out: list[Excluded] = []
+    today = window(as_of, 0, lead_days)[1]  # the last date that is not after today
     for vs_id, read in _READERS.items():
         vs = t[vs_id]
         series, observations = _series(records, t, vs_id, read), records.observations_in(vs)
         out.extend(
             _dated_after_today(o, vs)
             for o, _ in series
-            if o.effective is not None and after_today(o.effective, as_of, lead_days)
+            if o.effective is not None and o.effective > today
         )
         if len(series) == len(observations):
             continue  # every result usable: the common case
@@ -285,11 +286,8 @@ def _fresh(
     series: Series, as_of: date, days: int, lead_days: int
 ) -> list[tuple[ObservationRecord, float]]:
     """The results no more than `days` before as_of (and not in the future: `days.within`)."""
-    return [
-        p
-        for p in series
-        if p[0].effective is not None and within(p[0].effective, as_of, days, lead_days)
-    ]
+    first, last = window(as_of, days, lead_days)
+    return [p for p in series if p[0].effective is not None and first <= p[0].effective <= last]
 
 
 def _reference_limit(
@@ -461,10 +459,11 @@ def extract_calcium(
 def extract_lvef(
     records: Records, t: Terminology, *, her2_start: date | None, as_of: date, lead_days: int
 ) -> Lvef:
+    today = window(as_of, 0, lead_days)[1]
     series = tuple(
         p
         for p in _series(records, t, "lvef", _percent)
-        if p[0].effective is None or not after_today(p[0].effective, as_of, lead_days)
+        if p[0].effective is None or p[0].effective <= today
     )
     latest = _m(series[-1], "%") if series else None
     baseline = None

@@ -54,6 +54,7 @@ def read_records(
     resources, received = _distinct(payloads)
     medications = _medications(resources)
 
+    own = f"Patient/{(patient_id or '').removeprefix('Patient/')}"
     excluded: list[Excluded] = []
     conditions: list[ConditionRecord] = []
     observations: list[ObservationRecord] = []
@@ -70,7 +71,13 @@ def read_records(
         if entered_in_error(raw):
             continue
         rid = str(raw.get("id") or "")
-        if patient_id is not None and _of_another_patient(raw, rtype, patient_id):
+        subject = raw.get("subject")
+        if (
+            patient_id is not None
+            # The common case, a subject that is the patient's own reference, decided here.
+            and not (type(subject) is dict and subject.get("reference") == own)
+            and _of_another_patient(raw, rtype, patient_id)
+        ):
             # Its code is not carried: what another patient's record says is nothing to go by.
             ref = resource_ref(rtype, rid)
             excluded.append(Excluded(rtype, "subject", say("another-patient"), ref, Concept()))

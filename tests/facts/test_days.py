@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from cds.facts.days import after_today, within
+from cds.facts.days import after_today, window, within
 
 AS_OF = date(2026, 12, 5)
 
@@ -28,3 +28,12 @@ def test_after_today_is_beyond_the_lead_only() -> None:
 
 def test_a_window_reaching_back_before_year_one_does_not_overflow() -> None:
     assert within(date(1, 1, 1), date(1, 1, 2), 10_000, 1)
+
+
+def test_window_is_the_first_and_last_date_within_accepts() -> None:
+    first, last = window(AS_OF, 30, 1)
+    assert (first, last) == (date(2026, 11, 5), date(2026, 12, 6))
+    assert within(first, AS_OF, 30, 1)
+    assert within(last, AS_OF, 30, 1)
+    assert window(date(1, 1, 2), 10_000, 1)[0] == date.min
+    assert window(date.max, 30, 1)[1] == date.max
