@@ -204,8 +204,11 @@ def _breast_cancer(
     if not breast and distant:
         # D11: a personal history of breast cancer (Z85.3) with a distant metastasis is
         # recurrent breast cancer; a history entry is often not 'active', so any status counts.
-        history = t["breast-cancer-history"]
-        breast = [c for c in conditions if history.matches(c.code)]
+        # So does the primary itself, marked resolved, in remission, inactive or abated after
+        # its treatment years before: the same history, coded as the cancer. With the
+        # metastasis active, F1 used to fail on it, and no card at all was shown.
+        history, primary = t["breast-cancer-history"], t["breast-cancer"]
+        breast = [c for c in conditions if history.matches(c.code) or primary.matches(c.code)]
     return breast
 
 
@@ -236,11 +239,12 @@ def breast_cancer_left_out(
     """The Conditions left out without which F1 may have failed, which R0b must say: one coded
     as breast cancer; a history of breast cancer beside a metastasis; a metastasis beside a
     history (D11 needs both). A history alone is not this service's patient, left out or not."""
-    history = t["breast-cancer-history"]
-    sets = [t["breast-cancer"]]
+    history, primary = t["breast-cancer-history"], t["breast-cancer"]
+    sets = [primary]
     if metastatic:
         sets.append(history)
-    if any(history.matches(c.code) for c in conditions):
+    # A history, or a primary of any status (one that is over counts only beside a metastasis).
+    if any(history.matches(c.code) or primary.matches(c.code) for c in conditions):
         sets.append(t["secondary-neoplasm"])
     return tuple(
         e.ref

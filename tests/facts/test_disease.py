@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
+
 from cds.facts import extract_facts
 from cds.parameters import Parameters
 from cds.terminology import Terminology
@@ -23,6 +25,24 @@ class TestDisease:
         p.breast_cancer()
         p.condition("http://hl7.org/fhir/sid/icd-10-cm", "C77.3", "axillary nodes", 100)
         assert not facts(p, t, params).disease.metastatic.present
+
+    @pytest.mark.parametrize("status", ["resolved", "remission", "inactive", "abated"])
+    def test_a_primary_over_long_ago_with_a_distant_metastasis_is_recurrent_disease(
+        self, t: Terminology, params: Parameters, status: str
+    ) -> None:
+        """D11, as for a Z85.3 history: with the metastasis active, F1 holds."""
+        p = Patient("p")
+        p.breast_cancer(3000)
+        [primary] = p.resources
+        if status == "abated":
+            primary["abatementDateTime"] = p.day(2500)
+        else:
+            primary["clinicalStatus"] = {"coding": [{"code": status}]}
+        assert not facts(p, t, params).disease.breast_cancer.present  # no metastasis: not ours
+        p.bone_mets(30)
+        f = facts(p, t, params)
+        assert f.disease.breast_cancer.present
+        assert f.disease.bone.present
 
     def test_vertebral_from_body_site(self, t: Terminology, params: Parameters) -> None:
         p = Patient("p")
