@@ -15,6 +15,7 @@ from typing import Any
 
 from cds.facts import units
 from cds.fhir.elements import flatten
+from cds.fhir.reading import medication_index
 from cds.fhir.records import MedicationRecord, activity_record, medication_record
 from cds.said import Said, say
 from cds.terminology import Concept, DrugMatch, Terminology
@@ -150,12 +151,16 @@ def read_draft_orders(
     meds: list[DraftMedication] = []
     services: list[DraftService] = []
     unreadable: list[UnreadableDraft] = []
-    for i, raw in enumerate(flatten(draft_orders)):
+    entries = flatten(draft_orders)
+    # A draft may name its drug by a Medication sent beside it in the same Bundle: read as
+    # the prefetch reads it (it used to be 'could not be checked').
+    medications = medication_index(entries)
+    for i, raw in enumerate(entries):
         rtype = raw["resourceType"]
         rid = raw.get("id") if isinstance(raw.get("id"), str) else None
         ref = f"{rtype}/{rid}" if rid else f"{rtype} (draft entry {i + 1}, no id)"
         if rtype == "MedicationRequest":
-            record = medication_record(rid or "", raw, {})
+            record = medication_record(rid or "", raw, medications)
             if _nothing_chosen(record.medication, raw):
                 continue
             why = _why_unidentified(record.medication, t)

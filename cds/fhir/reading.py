@@ -52,7 +52,7 @@ def read_records(
     when `patient_id` (the call's context) says who that is."""
     screen = screening(terminology)
     resources, received = _distinct(payloads)
-    medications = _medications(resources)
+    medications = medication_index(resources)
 
     own = f"Patient/{(patient_id or '').removeprefix('Patient/')}"
     excluded: list[Excluded] = []
@@ -135,8 +135,9 @@ def _of_another_patient(raw: dict[str, Any], rtype: str, patient_id: str) -> boo
     return len(parts) >= 2 and parts[-2] == "Patient" and parts[-1] != own
 
 
-def _medications(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The Medication resources sent, by the reference a medication statement or order uses."""
+def medication_index(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The Medication resources sent, by the reference a medication statement or order uses
+    (a prefetch's, or a draftOrders Bundle's own entries)."""
     return {
         f"Medication/{r['id']}": r
         for r in resources

@@ -134,6 +134,24 @@ class TestDoseCeilings:
             d["dosageInstruction"] = instruction
         assert _order(bone_patient(), t, params, d) == ["R2b:unit-error"]
 
+    @pytest.mark.parametrize("reference", ["Medication/zol", "#zol"])
+    def test_a_drug_named_by_a_medication_beside_the_draft_is_checked(
+        self, t: Terminology, params: Parameters, reference: str
+    ) -> None:
+        """A draft may name its drug by a Medication sent in the same draftOrders Bundle (or
+        contained in it): a 4 g dose so named was 'could not be checked'."""
+        d = _draft(ZOL4, 4000)
+        medication = {
+            "resourceType": "Medication",
+            "id": "zol",
+            "code": d.pop("medicationCodeableConcept"),
+        }
+        d["medicationReference"] = {"reference": reference}
+        drafts = [d] if reference.startswith("#") else [d, medication]
+        if reference.startswith("#"):
+            d["contained"] = [medication]
+        assert concerns(run(bone_patient(), t, params, "order-sign", drafts)) == ["R2b:unit-error"]
+
 
 class TestScheduleCeilings:
     """D1: no more often than the label interval ('daily' is an order-form default, an error)."""
