@@ -68,6 +68,15 @@ class TestMedications:
         f = facts(p, t, params)
         assert f.meds.exposures[0].bma_dose == dose
 
+    @pytest.mark.parametrize("brand", ["Kanjinti", "Ogivri", "Trazimera", "Herzuma", "Ontruzant"])
+    def test_a_trastuzumab_biosimilar_named_by_its_brand_is_trastuzumab(
+        self, t: Terminology, params: Parameters, brand: str
+    ) -> None:
+        p = metastatic()
+        p.med("MedicationStatement", f"{brand} 420 mg IV every 3 weeks", status="active", start=10)
+        [e] = facts(p, t, params).meds.active("HER2_MAB")
+        assert (e.ingredient, e.by_text) == ("trastuzumab", True)
+
     def test_unknown_dose_counts_as_on_a_bma(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
         p.med("MedicationStatement", ("993449", "Denosumab"), status="active", start=10)
