@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import re
@@ -253,6 +254,15 @@ def _shift_dates(node: Any, days: int) -> Any:
     return node
 
 
+def _concerns(client: TestClient, service: str, request: Any) -> list[str]:
+    """The rule:variant of each card the service answers a request with (it must answer)."""
+    r = client.post(f"/cds-services/{service}", json=request)
+    assert r.status_code == 200, r.text
+    return sorted(
+        c["extension"][EXT_RULE] + ":" + c["extension"][EXT_VARIANT] for c in r.json()["cards"]
+    )
+
+
 _EVERY_DAYS = {"denosumab": 28, "zoledronic": 28, "pamidronate": 28}
 
 
@@ -423,13 +433,7 @@ class TestFuzz:
         scenarios changed: today's creatinine and calcium were read as the future, and passed
         over for older ones or for none.)"""
 
-        def concerns(service: str, request: Any) -> list[str]:
-            r = client.post(f"/cds-services/{service}", json=request)
-            assert r.status_code == 200, r.text
-            return sorted(
-                c["extension"][EXT_RULE] + ":" + c["extension"][EXT_VARIANT]
-                for c in r.json()["cards"]
-            )
+        concerns = functools.partial(_concerns, client)
 
         moved = 0
         for service, request in MUTABLE:
@@ -459,13 +463,7 @@ class TestFuzz:
         same period: the cards must not change. (This found denosumab courses of months read
         as started at their latest dose: R3b and R4a after every dose.)"""
 
-        def concerns(service: str, request: Any) -> list[str]:
-            r = client.post(f"/cds-services/{service}", json=request)
-            assert r.status_code == 200, r.text
-            return sorted(
-                c["extension"][EXT_RULE] + ":" + c["extension"][EXT_VARIANT]
-                for c in r.json()["cards"]
-            )
+        concerns = functools.partial(_concerns, client)
 
         converted = 0
         for service, request in MUTABLE:
@@ -487,13 +485,7 @@ class TestFuzz:
         results without ids had the same reference, 'Observation/', and were taken for one: no
         creatinine rise, no LVEF drop from baseline.)"""
 
-        def concerns(service: str, request: Any) -> list[str]:
-            r = client.post(f"/cds-services/{service}", json=request)
-            assert r.status_code == 200, r.text
-            return sorted(
-                c["extension"][EXT_RULE] + ":" + c["extension"][EXT_VARIANT]
-                for c in r.json()["cards"]
-            )
+        concerns = functools.partial(_concerns, client)
 
         stripped = 0
         for service, request in MUTABLE:
