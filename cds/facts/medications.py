@@ -88,7 +88,8 @@ class Medications:
         )
         first = e.start
         for x in earlier:
-            last = x.last or x.start
+            # A record still active with no end date runs on to the later one.
+            last = x.record.end or (first if x.active else x.start)
             if last is None or x.start is None or (first - last).days > e.window_days:
                 break
             first = min(first, x.start)

@@ -103,6 +103,18 @@ class TestMedications:
         first = min(meds.exposures, key=lambda e: e.start or date.min)
         assert meds.course_start(first) == p.as_of - timedelta(days=400)
 
+    def test_a_dose_given_during_an_active_statement_continues_its_course(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.med("MedicationStatement", XGEVA, status="active", start=200)
+        p.med("MedicationAdministration", XGEVA, status="completed", start=5)
+        meds = facts(p, t, params).meds
+        dose = next(
+            e for e in meds.exposures if e.record.resource_type == "MedicationAdministration"
+        )
+        assert meds.course_start(dose) == p.as_of - timedelta(days=200)
+
     def test_zoledronic_acid_has_a_12_week_window(self, t: Terminology, params: Parameters) -> None:
         for days, active in ((100, True), (101, False)):
             p = metastatic()
