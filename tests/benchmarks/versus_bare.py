@@ -75,7 +75,9 @@ def _chart(n_extra: int) -> dict[str, Any]:
 def _sized(size: int) -> dict[str, Any]:
     body = _chart(0)
     p = record(0.15, size)
-    entries = [{"resource": r} for r in p.resources]
+    # The chart's own patient: the service leaves out a resource of another patient.
+    own = {"reference": f"Patient/{body['context']['patientId']}"}
+    entries = [{"resource": r | {"subject": own}} for r in p.resources]
     body["prefetch"]["conditions"]["entry"] = entries  # all in one key: the service sorts
     return body
 
