@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
 
@@ -56,6 +56,8 @@ class Exposure:
 class Medications:
     exposures: tuple[Exposure, ...]
     received: bool  # any Medication* data arrived: without it "not on a BMA" is unknown
+    # Each agent's course starts, worked out on first use (one sort an agent, not one a call).
+    _courses: dict[str, list[date]] = field(default_factory=dict, repr=False, compare=False)
 
     def given(self) -> tuple[Exposure, ...]:
         return tuple(e for e in self.exposures if e.given)
@@ -67,33 +69,37 @@ class Medications:
         return tuple(e for e in self.exposures if e.given and e.med_class in classes)
 
     def course_start(self, e: Exposure) -> date | None:
-        """The first dose of the course `e` belongs to: back from it, each earlier record of the
-        same agent that ends within the agent's active window of the next one's start. A course
-        recorded as infusions (a MedicationAdministration a dose) started at its first dose, not
-        at its latest: read from each record, a denosumab course of months 'started' at every
-        dose, and its start-of-course cards (R3b, R4a) came back each month."""
+        """The first dose of the course `e` belongs to. A course recorded as infusions (a
+        MedicationAdministration a dose) started at its first dose, not at its latest: read
+        from each record, a denosumab course of months 'started' at every dose, and its
+        start-of-course cards (R3b, R4a) came back each month."""
         if e.start is None:
             return None
-        earlier = sorted(
+        courses = self._courses.get(e.ingredient)
+        if courses is None:
+            courses = self._courses[e.ingredient] = self._courses_of(e.ingredient)
+        return next((first for first in reversed(courses) if first <= e.start), e.start)
+
+    def _courses_of(self, ingredient: str) -> list[date]:
+        """The first days of an agent's courses, oldest first: its given records in order of
+        start, a new course wherever one starts more than the agent's active window after all
+        before it have ended (a record still active with no end date has not ended)."""
+        records = sorted(
             (
-                x
+                (start, x)
                 for x in self.exposures
-                if x.given
-                and x.ingredient == e.ingredient
-                and x.start is not None
-                and x.start <= e.start
+                if x.given and x.ingredient == ingredient and (start := x.start) is not None
             ),
-            key=lambda x: x.start or date.min,
-            reverse=True,
+            key=lambda pair: pair[0],
         )
-        first = e.start
-        for x in earlier:
-            # A record still active with no end date runs on to the later one.
-            last = x.record.end or (first if x.active else x.start)
-            if last is None or x.start is None or (first - last).days > e.window_days:
-                break
-            first = min(first, x.start)
-        return first
+        firsts: list[date] = []
+        reach = date.min
+        for start, x in records:
+            if not firsts or (start - reach).days > x.window_days:
+                firsts.append(start)
+                reach = start
+            reach = max(reach, x.record.end or (date.max if x.active else start))
+        return firsts
 
     def ingredients_stopped_for(self, reason: StopReason) -> frozenset[str]:
         return frozenset(e.ingredient for e in self.exposures if e.stop_reason == reason)
