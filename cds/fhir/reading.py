@@ -71,24 +71,8 @@ def read_records(
         if entered_in_error(raw):
             continue
         rid = str(raw.get("id") or "")
-        subject = raw.get("subject")
-        if (
-            patient_id is not None
-            # The common case, a subject that is the patient's own reference, decided here.
-            and not (type(subject) is dict and subject.get("reference") == own)
-            and _of_another_patient(raw, rtype, patient_id)
-        ):
-            # Its code is not carried: what another patient's record says is nothing to go by.
-            ref = resource_ref(rtype, rid)
-            excluded.append(Excluded(rtype, "subject", say("another-patient"), ref, Concept()))
-            log.warning("excluded %s of another patient", rtype)
-            continue
-        verdict = checker.verdict(raw)
-        if verdict is not None:
-            where, reason = verdict
-            ref = resource_ref(rtype, rid)
-            excluded.append(Excluded(rtype, where, reason, ref, concept(raw.get("code"))))
-            log.warning("excluded invalid %s at %s", rtype, where)
+        if (left_out := _left_out(raw, rtype, rid, checker, patient_id, own)) is not None:
+            excluded.append(left_out)
             continue
         # Most common first: a chart is mostly Observations.
         if rtype == "Observation":
@@ -117,6 +101,35 @@ def read_records(
         excluded=tuple(excluded),
         received=received,
     )
+
+
+def _left_out(
+    raw: dict[str, Any],
+    rtype: str,
+    rid: str,
+    checker: Checker,
+    patient_id: str | None,
+    own: str,
+) -> Excluded | None:
+    """Why a resource the rules would read is left out: another patient's, or failing its
+    check; None when it is read."""
+    subject = raw.get("subject")
+    if (
+        patient_id is not None
+        # The common case, a subject that is the patient's own reference, decided here.
+        and not (type(subject) is dict and subject.get("reference") == own)
+        and _of_another_patient(raw, rtype, patient_id)
+    ):
+        log.warning("excluded %s of another patient", rtype)
+        # Its code is not carried: what another patient's record says is nothing to go by.
+        ref = resource_ref(rtype, rid)
+        return Excluded(rtype, "subject", say("another-patient"), ref, Concept())
+    verdict = checker.verdict(raw)
+    if verdict is None:
+        return None
+    where, reason = verdict
+    log.warning("excluded invalid %s at %s", rtype, where)
+    return Excluded(rtype, where, reason, resource_ref(rtype, rid), concept(raw.get("code")))
 
 
 def _of_another_patient(raw: dict[str, Any], rtype: str, patient_id: str) -> bool:
