@@ -17,9 +17,12 @@ def within(when: date, as_of: date, days: int, lead_days: int) -> bool:
     return -lead_days <= (as_of - when).days <= days
 
 
-def after_today(when: date, as_of: date, lead_days: int) -> bool:
-    """`when` is later than any clock's today: a date the record cannot hold yet."""
-    return (when - as_of).days > lead_days
+def last_day(as_of: date, lead_days: int) -> date:
+    """The last date that is still today on some clock: a later one the record cannot hold yet."""
+    try:
+        return as_of + timedelta(days=lead_days)
+    except OverflowError:
+        return date.max
 
 
 def window(as_of: date, days: int, lead_days: int) -> tuple[date, date]:
@@ -28,8 +31,4 @@ def window(as_of: date, days: int, lead_days: int) -> tuple[date, date]:
         first = as_of - timedelta(days=days)
     except OverflowError:  # a window reaching back before year 1
         first = date.min
-    try:
-        last = as_of + timedelta(days=lead_days)
-    except OverflowError:
-        last = date.max
-    return first, last
+    return first, last_day(as_of, lead_days)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal, NamedTuple
 
-from cds.facts.days import window
+from cds.facts.days import last_day, window
 from cds.fhir.records import (
     Excluded,
     ObservationRecord,
@@ -191,7 +191,7 @@ def unusable_values(
     records: Records, t: Terminology, *, as_of: date, lead_days: int
 ) -> tuple[Excluded, ...]:
     out: list[Excluded] = []
-    today = window(as_of, 0, lead_days)[1]  # the last date that is not after today
+    today = last_day(as_of, lead_days)
     for vs_id, read in _READERS.items():
         vs = t[vs_id]
         series, observations = _series(records, t, vs_id, read), records.observations_in(vs)
@@ -459,7 +459,7 @@ def extract_calcium(
 def extract_lvef(
     records: Records, t: Terminology, *, her2_start: date | None, as_of: date, lead_days: int
 ) -> Lvef:
-    today = window(as_of, 0, lead_days)[1]
+    today = last_day(as_of, lead_days)
     series = tuple(
         p
         for p in _series(records, t, "lvef", _percent)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from cds.facts.days import after_today, window, within
+from cds.facts.days import last_day, window, within
 
 AS_OF = date(2026, 12, 5)
 
@@ -19,11 +19,9 @@ def test_within_holds_both_ends_of_its_window_and_the_lead() -> None:
 
 
 def test_after_today_is_beyond_the_lead_only() -> None:
-    assert not after_today(AS_OF, AS_OF, 1)
-    assert not after_today(date(2026, 12, 6), AS_OF, 1)
-    assert after_today(date(2026, 12, 7), AS_OF, 1)
-    assert after_today(date(2027, 12, 5), AS_OF, 1)
-    assert after_today(date(2026, 12, 6), AS_OF, 0)
+    assert last_day(AS_OF, 1) == date(2026, 12, 6)
+    assert last_day(AS_OF, 0) == AS_OF
+    assert last_day(date.max, 1) == date.max
 
 
 def test_a_window_reaching_back_before_year_one_does_not_overflow() -> None:
