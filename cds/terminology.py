@@ -254,6 +254,9 @@ class Ingredient(KnowledgeFile):
     names: list[str]
     codes: list[MedCode]
     class_: MedClass = Field(alias="class")
+    # Brands sold in one strength only (Xgeva 120 mg, Prolia 60 mg): the dose a record that
+    # names the brand implies when it gives none.
+    name_strengths: dict[Literal["onc", "osteo"], list[str]] = Field(default_factory=dict)
 
 
 class Combination(KnowledgeFile):
@@ -292,6 +295,7 @@ class MedicationTable:
     displays: Mapping[str, str]
     name_re: re.Pattern[str]
     by_name: Mapping[str, tuple[str, ...]]
+    name_strengths: Mapping[str, Literal["onc", "osteo"]]
 
     def match(self, concept: Concept, rxnorm: str) -> tuple[DrugMatch, ...]:
         found: dict[str, DrugMatch] = {}
@@ -304,10 +308,16 @@ class MedicationTable:
         # Last resort: names in the text. The alternation is longest-first, so a name that
         # contains another ("ado-trastuzumab emtansine" ⊃ "trastuzumab") consumes it.
         for hit in self.name_re.finditer(concept.all_text()):
-            for ingredient in self.by_name[hit.group(0)]:
+            name = hit.group(0)
+            for ingredient in self.by_name[name]:
                 found.setdefault(
                     ingredient,
-                    DrugMatch(ingredient, self.classes[ingredient], None, by_text=True),
+                    DrugMatch(
+                        ingredient,
+                        self.classes[ingredient],
+                        self.name_strengths.get(name),
+                        by_text=True,
+                    ),
                 )
         return tuple(found.values())
 
@@ -435,6 +445,7 @@ def _load_medications(path: Path) -> MedicationTable:
     by_code: dict[str, list[DrugMatch]] = {}
     displays: dict[str, str] = {}
     by_name: dict[str, list[str]] = {}
+    name_strengths: dict[str, Literal["onc", "osteo"]] = {}
     classes = {name: ing.class_ for name, ing in spec.ingredients.items()}
     for name, ing in spec.ingredients.items():
         for mc in ing.codes:
@@ -446,6 +457,11 @@ def _load_medications(path: Path) -> MedicationTable:
             displays[mc.code] = mc.display
         for n in ing.names:
             by_name.setdefault(n.lower(), []).append(name)
+        for strength, brands in ing.name_strengths.items():
+            for brand in brands:
+                if brand.lower() not in (n.lower() for n in ing.names):
+                    raise ConfigError(f"{path}: {name}: {brand!r} has a strength but is no name")
+                name_strengths[brand.lower()] = strength
     for combo in spec.combinations:
         unknown = [i for i in combo.ingredients if i not in classes]
         if unknown:
@@ -463,4 +479,5 @@ def _load_medications(path: Path) -> MedicationTable:
         displays=displays,
         name_re=_words(by_name),
         by_name={k: tuple(v) for k, v in by_name.items()},
+        name_strengths=name_strengths,
     )

@@ -127,6 +127,13 @@ class TestCrossCheck:
         with pytest.raises(ConfigError, match="9999999"):
             load_knowledge(cards)
 
+    def test_a_brand_strength_for_a_name_not_listed_fails(self, tmp_path: Path) -> None:
+        cards = copy_cards(tmp_path)
+        path = cards / "medications.yaml"
+        path.write_text(path.read_text().replace("osteo: [reclast, aclasta]", "osteo: [boniva]"))
+        with pytest.raises(ConfigError, match="'boniva' has a strength but is no name"):
+            load_knowledge(cards)
+
     def test_a_long_summary_fails(self, tmp_path: Path) -> None:
         cards = copy_cards(tmp_path)
         path = cards / "rules" / "R5.yaml"

@@ -131,8 +131,9 @@ def stop_reason(record: MedicationRecord, t: Terminology) -> StopReason | None:
 
 
 def bma_dose(record: MedicationRecord, match: DrugMatch) -> BmaDose:
-    """Oncologic versus osteoporosis dosing (F5): product strength first, then the dosage."""
-    if match.bma_dose is not None:
+    """Oncologic versus osteoporosis dosing (F5): a coded product's strength first, then the
+    dosage, then the strength of a brand sold in one (a record that names Prolia and no dose)."""
+    if match.bma_dose is not None and not match.by_text:
         return match.bma_dose
     if match.ingredient == "pamidronate":
         return "onc"
@@ -161,7 +162,7 @@ def bma_dose(record: MedicationRecord, match: DrugMatch) -> BmaDose:
             return "osteo"
         if (mg is not None and mg <= 4) or (weeks is not None and weeks <= 13):
             return "onc"
-    return "unknown"
+    return "unknown" if match.bma_dose is None else match.bma_dose
 
 
 def _given(record: MedicationRecord) -> bool:

@@ -77,6 +77,63 @@ class TestMedications:
         [e] = facts(p, t, params).meds.active("HER2_MAB")
         assert (e.ingredient, e.by_text) == ("trastuzumab", True)
 
+    @pytest.mark.parametrize(
+        ("text", "ingredient"),
+        [
+            ("Xeloda 1,000 mg/m2 twice daily", "capecitabine"),
+            ("Adriamycin 60 mg/m2", "doxorubicin"),
+            ("Doxil 50 mg/m2", "doxorubicin"),
+            ("Ellence 100 mg/m2", "epirubicin"),
+            ("Tukysa 300 mg twice daily", "tucatinib"),
+            ("Taxol 80 mg/m2 weekly", "paclitaxel"),
+            ("Navelbine 25 mg/m2", "vinorelbine"),
+            ("Halaven 1.4 mg/m2", "eribulin"),
+            ("Cytoxan 600 mg/m2", "cyclophosphamide"),
+            ("Paraplatin AUC 6", "carboplatin"),
+            ("Nolvadex 20 mg daily", "tamoxifen"),
+            ("Ibrance 125 mg", "palbociclib"),
+            ("Kisqali 600 mg", "ribociclib"),
+            ("Aredia 90 mg IV", "pamidronate"),
+            ("Aclasta 5 mg IV yearly", "zoledronic acid"),
+            ("Xbryk 120 mg SC", "denosumab"),
+            ("denosumab-bnht 120 mg", "denosumab"),
+            ("Osvyrti", "denosumab"),
+        ],
+    )
+    def test_a_drug_named_by_its_brand_alone_is_its_ingredient(
+        self, t: Terminology, text: str, ingredient: str
+    ) -> None:
+        [m] = t.medications.match(Concept(text=text), t.rxnorm)
+        assert (m.ingredient, m.by_text) == (ingredient, True)
+
+    @pytest.mark.parametrize(
+        ("text", "mg", "weeks", "dose"),
+        [
+            pytest.param("Bosaya", None, None, "osteo", id="prolia-biosimilar"),
+            pytest.param("Aukelso", None, None, "onc", id="xgeva-biosimilar"),
+            pytest.param("Prolia", None, None, "osteo", id="prolia"),
+            pytest.param("Zometa", None, None, "onc", id="zometa"),
+            pytest.param("Reclast", None, None, "osteo", id="reclast"),
+            # A dose or schedule the record gives decides before the brand's strength.
+            pytest.param("Prolia", 120, None, "onc", id="prolia-brand-120mg-given"),
+            pytest.param("Xgeva", None, 26, "osteo", id="xgeva-brand-every-6-months"),
+            pytest.param("denosumab", None, None, "unknown", id="ingredient-name-no-dose"),
+        ],
+    )
+    def test_a_brand_sold_in_one_strength_gives_it_when_the_record_gives_none(
+        self,
+        t: Terminology,
+        params: Parameters,
+        text: str,
+        mg: float | None,
+        weeks: float | None,
+        dose: str,
+    ) -> None:
+        p = metastatic()
+        p.med("MedicationStatement", text, status="active", start=10, mg=mg, every_weeks=weeks)
+        [e] = facts(p, t, params).meds.exposures
+        assert (e.by_text, e.bma_dose) == (True, dose)
+
     def test_unknown_dose_counts_as_on_a_bma(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
         p.med("MedicationStatement", ("993449", "Denosumab"), status="active", start=10)
