@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from cds import schemas
 from cds.call import AS_OF_EXTENSION
 from cds.cards import EXT_RULE, EXT_VARIANT
+from cds.terminology import Terminology
 from fixtures.factories import SERVICE_KEYS, for_patient
 from tests.conftest import ROOT, issue_card
 from tests.servers import post_feedback_until_killed, running_service
@@ -261,6 +262,70 @@ def _concerns(client: TestClient, service: str, request: Any) -> list[str]:
     return sorted(
         c["extension"][EXT_RULE] + ":" + c["extension"][EXT_VARIANT] for c in r.json()["cards"]
     )
+
+
+# A brand for each ingredient the scenarios code (each seen naming only that ingredient); the
+# bone agents by the strength their product code fixes.
+_BRANDS: dict[tuple[str, str | None], str] = {
+    ("trastuzumab", None): "Herceptin",
+    ("pertuzumab", None): "Perjeta",
+    ("trastuzumab emtansine", None): "Kadcyla",
+    ("trastuzumab deruxtecan", None): "Enhertu",
+    ("tucatinib", None): "Tukysa",
+    ("neratinib", None): "Nerlynx",
+    ("lapatinib", None): "Tykerb",
+    ("capecitabine", None): "Xeloda",
+    ("docetaxel", None): "Taxotere",
+    ("paclitaxel", None): "Taxol",
+    ("paclitaxel protein-bound", None): "Abraxane",
+    ("vinorelbine", None): "Navelbine",
+    ("doxorubicin", None): "Adriamycin",
+    ("epirubicin", None): "Ellence",
+    ("cyclophosphamide", None): "Cytoxan",
+    ("carboplatin", None): "Paraplatin",
+    ("eribulin", None): "Halaven",
+    ("letrozole", None): "Femara",
+    ("anastrozole", None): "Arimidex",
+    ("exemestane", None): "Aromasin",
+    ("fulvestrant", None): "Faslodex",
+    ("tamoxifen", None): "Nolvadex",
+    ("abemaciclib", None): "Verzenio",
+    ("palbociclib", None): "Ibrance",
+    ("ribociclib", None): "Kisqali",
+    ("pamidronate", "onc"): "Aredia",
+    ("denosumab", "onc"): "Xbryk",
+    ("denosumab", "osteo"): "Bosaya",
+    ("zoledronic acid", "onc"): "Zometa",
+    ("zoledronic acid", "osteo"): "Reclast",
+}
+
+
+def _medicines(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every medication resource in a request's prefetch and draft orders."""
+    for where in _paths(request):
+        node: Any = request
+        for key in where:
+            node = node[key]
+        if isinstance(node, dict) and node.get("resourceType", "").startswith("Medication"):
+            yield node
+
+
+def _by_brand(resource: dict[str, Any], t: Terminology) -> bool:
+    """Replace a medicine coded as one ingredient by its brand name alone (no code, no other
+    text); False where it is not so coded or that ingredient has no brand here."""
+    concept = resource.get("medicationCodeableConcept")
+    if not isinstance(concept, dict) or not isinstance(concept.get("coding"), list):
+        return False
+    codes = [c.get("code") for c in concept["coding"] if c.get("system") == t.rxnorm]
+    matches = {m for code in codes for m in t.medications.by_code.get(code, ())}
+    if len(matches) != 1:
+        return False
+    [m] = matches
+    brand = _BRANDS.get((m.ingredient, m.bma_dose))
+    if brand is None:
+        return False
+    resource["medicationCodeableConcept"] = {"text": brand}
+    return True
 
 
 _EVERY_DAYS = {"denosumab": 28, "zoledronic": 28, "pamidronate": 28}
@@ -506,6 +571,28 @@ class TestFuzz:
             assert without_ids == cards, request["context"]["patientId"]
             stripped += 1
         assert stripped > 80
+
+    def test_a_chart_naming_its_medicines_by_brand_alone_gives_the_same_cards(
+        self, client: TestClient, t: Terminology
+    ) -> None:
+        """EHRs send free-text medicines, often the brand alone. Each scenario's medicines coded
+        as one ingredient (prefetch and draft orders) are sent instead as a brand name with no
+        code: Xeloda, Adriamycin, Xbryk for Xgeva-strength denosumab, Bosaya for Prolia's... The
+        cards must not change. (Before the brands were names the reader knew, a capecitabine
+        order named Xeloda was not checked against renal function.)"""
+
+        concerns = functools.partial(_concerns, client)
+
+        renamed = 0
+        for service, request in MUTABLE:
+            body = copy.deepcopy(request)
+            if not sum(_by_brand(r, t) for r in _medicines(body)):
+                continue
+            assert concerns(service, body) == concerns(service, request), request["context"][
+                "patientId"
+            ]
+            renamed += 1
+        assert renamed > 100
 
     @pytest.mark.parametrize(
         "body",
