@@ -111,9 +111,9 @@ ALLOWED = {
     # What R0b names a resource sent without an id by: its type, and that it has none.
     ("records.py", "{} (no id)"),
     # The HER2 text a pathology report uses, read by pattern (not written to a card).
-    ("receptors.py", "not amplified"),
-    ("receptors.py", "ultralow|ultra-low|faint|incomplete|barely perceptible"),
-    ("receptors.py", "no (membrane )?staining|null|absent staining|without staining"),
+    ("marker_results.py", "not amplified"),
+    ("marker_results.py", "ultralow|ultra-low|faint|incomplete|barely perceptible"),
+    ("marker_results.py", "no (membrane )?staining|null|absent staining|without staining"),
 }
 
 

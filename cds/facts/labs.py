@@ -8,15 +8,8 @@ from datetime import date
 from typing import Literal, NamedTuple
 
 from cds.facts.days import last_day, window
-from cds.fhir.records import (
-    Excluded,
-    ObservationRecord,
-    PatientRecord,
-    Quantity,
-    Records,
-    Value,
-    resource_ref,
-)
+from cds.fhir.records import Excluded, ObservationRecord, PatientRecord, Records, resource_ref
+from cds.fhir.values import Quantity, Value
 from cds.said import Said, say
 from cds.terminology import Terminology, ValueSet
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from cds.fhir.records import Quantity
+from cds.fhir.values import Quantity
 
 # UCUM mass units (case-sensitive codes) and the spellings EHRs put in `unit`, to milligrams.
 _MG_PER: dict[str, float] = {

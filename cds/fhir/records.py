@@ -24,93 +24,11 @@ from cds.fhir.elements import (
     json_object,
     reference_of,
 )
+from cds.fhir.values import Quantity, Value, read_quantity, read_value
 from cds.said import Said
 from cds.terminology import Coding, Concept, ValueSet
 
 _T = TypeVar("_T")
-
-
-# The per-resource value types below are NamedTuples, not frozen dataclasses: as immutable, and
-# built in a third of the time (a typical chart's read builds hundreds of them: ~25% of it).
-class Quantity(NamedTuple):
-    value: float
-    unit: str | None = None
-    code: str | None = None
-    # "<", "<=", ">=", ">": the value is a bound ("<1%", "<2.0"), not a measurement.
-    comparator: str | None = None
-
-    def unit_text(self) -> str:
-        return (self.code or self.unit or "").strip()
-
-
-class Value(NamedTuple):
-    """Observation.value[x] (or a component's), reduced to the forms the rules read."""
-
-    quantity: Quantity | None = None
-    concept: Concept | None = None
-    string: str | None = None
-    integer: int | None = None
-    ratio: float | None = None
-    boolean: bool | None = None
-
-    def texts(self) -> tuple[str, ...]:
-        out = []
-        if self.string:
-            out.append(self.string)
-        if self.concept is not None:
-            out.append(self.concept.all_text())
-        return tuple(out)
-
-
-_NO_VALUE = Value()
-_VALUE_KEYS = frozenset(
-    {
-        "valueQuantity",
-        "valueRatio",
-        "valueInteger",
-        "valueString",
-        "valueBoolean",
-        "valueCodeableConcept",
-    }
-)
-
-
-_NOT_QUANTITY = _VALUE_KEYS - {"valueQuantity"}
-
-
-def _quantity(raw: object) -> Quantity | None:
-    """A Quantity as sent, or None when it has no numeric value."""
-    if isinstance(raw, dict) and (v := as_number(raw.get("value"))) is not None:
-        comparator = as_text(raw["comparator"]) if "comparator" in raw else None
-        return Quantity(v, as_text(raw.get("unit")), as_text(raw.get("code")), comparator)
-    return None
-
-
-def _value(raw: Mapping[str, Any]) -> Value:
-    if "valueQuantity" in raw:
-        if _NOT_QUANTITY.isdisjoint(raw):  # most labs: one Quantity, nothing else to look for
-            return Value(_quantity(raw["valueQuantity"]))
-    elif _VALUE_KEYS.isdisjoint(raw):
-        return _NO_VALUE  # most components and many observations: nothing to build
-    quantity = _quantity(raw.get("valueQuantity"))
-    ratio = None
-    r = raw.get("valueRatio")
-    if isinstance(r, dict):
-        num = as_number((r.get("numerator") or {}).get("value"))
-        den = as_number((r.get("denominator") or {}).get("value")) if r.get("denominator") else 1.0
-        if num is not None and den:
-            ratio = num / den
-    integer = raw.get("valueInteger")
-    string = raw.get("valueString")
-    boolean = raw.get("valueBoolean")
-    return Value(
-        boolean=boolean if isinstance(boolean, bool) else None,
-        quantity=quantity,
-        concept=concept(raw["valueCodeableConcept"]) if "valueCodeableConcept" in raw else None,
-        string=string if isinstance(string, str) else None,
-        integer=integer if isinstance(integer, int) and not isinstance(integer, bool) else None,
-        ratio=ratio,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,11 +235,11 @@ def _dose(raw: object, *, administration: bool = False) -> Dose:
     text = raw.get("text")
     if administration:  # text and dose: a given dose has no timing
         return Dose(
-            text=text if isinstance(text, str) else None, quantity=_quantity(raw.get("dose"))
+            text=text if isinstance(text, str) else None, quantity=read_quantity(raw.get("dose"))
         )
     quantity = None
     for dr in json_list(raw.get("doseAndRate")):
-        if isinstance(dr, dict) and (found := _quantity(dr.get("doseQuantity"))) is not None:
+        if isinstance(dr, dict) and (found := read_quantity(dr.get("doseQuantity"))) is not None:
             quantity = found  # the last readable one, as before
     every = duration = None
     duration_unit = None
@@ -381,7 +299,7 @@ def observation_record(rid: str, raw: Mapping[str, Any]) -> ObservationRecord:
     if "referenceRange" in raw:  # often absent: no call for nothing
         for rr in json_list(raw["referenceRange"]):
             if isinstance(rr, dict):
-                low, high = _quantity(rr.get("low")), _quantity(rr.get("high"))
+                low, high = read_quantity(rr.get("low")), read_quantity(rr.get("high"))
                 break
     # Components, notes and interpretations are rare: the common case builds no empty tuples.
     components = raw.get("component")
@@ -390,10 +308,10 @@ def observation_record(rid: str, raw: Mapping[str, Any]) -> ObservationRecord:
         rid,
         concept(raw.get("code")),
         effective,
-        _value(raw),
+        read_value(raw),
         concepts(raw["interpretation"]) if "interpretation" in raw else (),
         tuple(
-            Component(code=concept(c.get("code")), value=_value(c))
+            Component(code=concept(c.get("code")), value=read_value(c))
             for c in json_list(components)
             if isinstance(c, dict)
         )

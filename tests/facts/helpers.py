@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from cds.facts import PatientFacts, extract_facts
-from cds.fhir.records import ObservationRecord, Value
+from cds.fhir.records import ObservationRecord
+from cds.fhir.values import Value
 from cds.parameters import Parameters
 from cds.terminology import Concept, Terminology
 from fixtures.factories import (

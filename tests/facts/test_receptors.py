@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from cds.facts.receptors import ihc_score, interpret_her2, ish_group
-from cds.fhir.records import ObservationRecord, Value
+from cds.facts.marker_results import ihc_score, interpret_her2, ish_group
+from cds.fhir.records import ObservationRecord
+from cds.fhir.values import Value
 from cds.parameters import Parameters
 from cds.terminology import Concept, Terminology
 from tests.facts.helpers import facts, metastatic, obs_with
