@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from cds.facts.disease import Disease, breast_cancer_left_out, extract_disease
+from cds.facts.lab_results import unusable_values
 from cds.facts.labs import (
     Calcium,
     Lvef,
@@ -15,7 +16,6 @@ from cds.facts.labs import (
     extract_calcium,
     extract_lvef,
     extract_renal,
-    unusable_values,
 )
 from cds.facts.lines import LineHistory, extract_lines, metastatic_setting
 from cds.facts.medications import HER2_ANTIBODY_CLASSES, Medications, extract_medications

@@ -32,7 +32,13 @@ from cds.fhir.records import (
     resource_ref,
     specimen_date,
 )
-from cds.fhir.screening import MEDICATION_TYPES, RELEVANT_TYPES, entered_in_error, screening
+from cds.fhir.screening import (
+    MEDICATION_TYPES,
+    PRELIMINARY_OBSERVATION,
+    RELEVANT_TYPES,
+    entered_in_error,
+    screening,
+)
 from cds.said import say
 from cds.terminology import Concept, Terminology
 
@@ -53,11 +59,11 @@ def read_records(
     screen = screening(terminology)
     resources, received = _distinct(payloads)
     medications = medication_index(resources)
-
     own = f"Patient/{(patient_id or '').removeprefix('Patient/')}"
     excluded: list[Excluded] = []
     conditions: list[ConditionRecord] = []
     observations: list[ObservationRecord] = []
+    preliminary: list[ObservationRecord] = []
     medication_records: list[MedicationRecord] = []
     activities: list[ActivityRecord] = []
     allergies: list[AllergyRecord] = []
@@ -66,17 +72,15 @@ def read_records(
     for raw in resources:
         rtype = raw["resourceType"]
         # Most of a large chart is screened out: the screen first, the withdrawn test after.
-        if rtype == "Medication" or not screen.relevant(raw, medications):
-            continue
-        if entered_in_error(raw):
+        if rtype == "Medication" or not screen.relevant(raw, medications) or entered_in_error(raw):
             continue
         rid = str(raw.get("id") or "")
         if (left_out := _left_out(raw, rtype, rid, checker, patient_id, own)) is not None:
             excluded.append(left_out)
             continue
-        # Most common first: a chart is mostly Observations.
-        if rtype == "Observation":
-            observations.append(observation_record(rid, raw))
+        if rtype == "Observation":  # most common first: a chart is mostly Observations
+            kept = preliminary if raw.get("status") == PRELIMINARY_OBSERVATION else observations
+            kept.append(observation_record(rid, raw))
         elif rtype == "Condition":
             conditions.append(condition_record(rid, raw))
         elif rtype in MEDICATION_TYPES:
@@ -99,6 +103,7 @@ def read_records(
         allergies=tuple(allergies),
         specimen_dates=specimen_dates,
         excluded=tuple(excluded),
+        preliminary=tuple(preliminary),
         received=received,
     )
 

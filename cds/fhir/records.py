@@ -152,6 +152,9 @@ class Records:
     allergies: tuple[AllergyRecord, ...] = ()
     specimen_dates: Mapping[str, date] = field(default_factory=dict)
     excluded: tuple[Excluded, ...] = ()
+    # Lab results still preliminary: never used (final, amended and corrected only), but one
+    # newer than the final result in use is named (a creatinine drawn today, not yet verified).
+    preliminary: tuple[ObservationRecord, ...] = ()
     # Which kinds of data arrived at all: absent data is unknown, never negative.
     received: frozenset[str] = frozenset()
     # Observations by value set (and whether text counted), worked out once a call: several

@@ -32,6 +32,7 @@ RELEVANT_TYPES = frozenset(
 )
 MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 FINAL_OBSERVATION = frozenset({"final", "amended", "corrected"})
+PRELIMINARY_OBSERVATION = "preliminary"
 
 CONDITION_SETS = (
     "breast-cancer",
@@ -95,6 +96,7 @@ class Screening:
         self.t = terminology
         self.conditions = terminology.screen(CONDITION_SETS)
         self.observations = terminology.screen(OBSERVATION_SETS)
+        self.labs = terminology.screen((*LAB_SETS, "lvef"))
         self.services = terminology.screen(SERVICE_SETS)
 
     def relevant(self, raw: Mapping[str, Any], medications: Mapping[str, Any]) -> bool:
@@ -104,9 +106,11 @@ class Screening:
         if rtype == "Condition":
             return self.conditions.matches(concept(raw.get("code")))
         if rtype == "Observation":
-            if as_text(raw.get("status")) not in FINAL_OBSERVATION:
-                return False
-            return self.observations.matches(concept(raw.get("code")))
+            status = as_text(raw.get("status"))
+            if status in FINAL_OBSERVATION:
+                return self.observations.matches(concept(raw.get("code")))
+            # A preliminary lab is read only to be named when it is newer than the final one.
+            return status == PRELIMINARY_OBSERVATION and self.labs.matches(concept(raw.get("code")))
         if rtype in MEDICATION_TYPES:
             return bool(
                 self.t.medications.match(medication_concept(raw, medications), self.t.rxnorm)

@@ -98,6 +98,41 @@ class TestRenal:
         assert "'2.1 mg/dL'" in named[1]
         assert "150" in named[0]
 
+    def test_a_preliminary_result_newer_than_the_final_one_is_named_not_used(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.labs(days_ago=7, creatinine=0.8, calcium=9.4)
+        p.obs("2160-0", 0, status="preliminary", valueQuantity=mg_dl(2.6))
+        p.obs("2160-0", 9, status="preliminary", valueQuantity=mg_dl(0.9))  # older: superseded
+        p.obs("2160-0", 1, status="preliminary", dataAbsentReason={"text": "pending"})
+        p.obs("17861-6", 1, status="preliminary", valueString="6.1 mg/dL")
+        p.obs("17861-6", -3, status="preliminary", valueQuantity=mg_dl(7.0))  # after today
+        f = facts(p, t, params)
+        assert f.renal.creatinine is not None
+        assert f.renal.creatinine.value == 0.8
+        assert f.calcium.corrected == 9.4
+        named = sorted(text(e.reason) for e in f.excluded)
+        week_ago = (p.as_of - timedelta(days=7)).isoformat()
+        assert len(named) == 2, named
+        assert "creatinine 2.6 mg/dL dated" in named[1]
+        assert (
+            f"preliminary: the checks use final results only (the newest is of {week_ago})"
+            in (named[1])
+        )
+        assert "calcium 6.1 mg/dL dated" in named[0]
+
+    def test_a_preliminary_result_with_no_final_one_is_named(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.obs("2160-0", 2, status="preliminary", valueQuantity=mg_dl(1.9))
+        f = facts(p, t, params)
+        assert f.renal.creatinine is None
+        [e] = f.excluded
+        assert (e.location, e.ref) == ("status", f"Observation/{p.resources[-1]['id']}")
+        assert text(e.reason).endswith("final results only, and there is none")
+
     def test_an_lvef_dated_after_today_is_not_the_latest(
         self, t: Terminology, params: Parameters
     ) -> None:

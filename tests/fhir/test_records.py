@@ -15,6 +15,7 @@ from cds.fhir.reading import read_records
 from cds.parameters import Parameters
 from cds.settings import REPO_CARDS
 from cds.terminology import Terminology, load_terminology
+from fixtures.factories import LOINC
 from tests.facts.helpers import facts, metastatic
 
 
@@ -86,7 +87,12 @@ class TestRecords:
             "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
             "valueQuantity": {"value": 1.0},
         }
-        assert read_records([obs], t).observations == ()
+        her2 = obs | {"id": "h", "code": {"coding": [{"system": LOINC, "code": "48676-1"}]}}
+        records = read_records([obs, her2], t)
+        assert records.observations == ()
+        # A preliminary lab is kept aside, only to be named when newer than the final one; a
+        # preliminary tumour marker is not read at all.
+        assert [o.id for o in records.preliminary] == ["x"]
 
     def test_refuted_condition_does_not_count(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
