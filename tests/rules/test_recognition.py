@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from cds.parameters import Parameters
-from cds.terminology import Terminology
+from cds.terminology import Coding, Concept, Terminology
 from fixtures.factories import ICD10, SNOMED, TDXD, Patient
 from tests.rules.helpers import concerns, facts, run
 
@@ -143,3 +144,85 @@ def test_grade_1_ild_card_gives_the_labels_28_day_rule(client: TestClient) -> No
     assert "within 28 days of onset" in card["detail"]
     assert "one dose level lower" in card["detail"]
     assert card["source"]["url"].startswith("https://dailymed.nlm.nih.gov/")
+
+
+def _sites(text: str, t: Terminology) -> set[str]:
+    concept = Concept(text=text)
+    sets = (
+        "secondary-neoplasm",
+        "bone-metastasis",
+        "vertebral-metastasis",
+        "brain-metastasis",
+        "visceral-metastasis",
+    )
+    return {s.removesuffix("-metastasis") for s in sets if t[s].matches(concept)}
+
+
+class TestMetastasesByText:
+    """A metastasis sent as text only (a free-text problem, or coded only in a local system) is
+    read from its words (D11); it used to be no metastasis at all, and no bone card."""
+
+    @pytest.mark.parametrize(
+        ("text", "sites"),
+        [
+            ("Bone metastases", {"secondary-neoplasm", "bone"}),
+            ("Osseous metastatic disease", {"secondary-neoplasm", "bone"}),
+            ("Secondary malignant neoplasm of bone", {"secondary-neoplasm", "bone"}),
+            ("Metastatic breast cancer to bone", {"secondary-neoplasm", "bone"}),
+            ("Breast cancer, metastatic to the liver", {"secondary-neoplasm", "visceral"}),
+            ("Metastases to the thoracic spine", {"secondary-neoplasm", "bone", "vertebral"}),
+            ("Spinal mets", {"secondary-neoplasm", "bone", "vertebral"}),
+            ("Metastatic bone disease", {"secondary-neoplasm", "bone"}),
+            ("Brain metastases", {"secondary-neoplasm", "brain"}),
+            ("Pulmonary metastases", {"secondary-neoplasm", "visceral"}),
+            ("Metastatic breast cancer", {"secondary-neoplasm"}),
+            ("Stage IV breast cancer", {"secondary-neoplasm"}),
+            ("Bone marrow metastasis", {"secondary-neoplasm"}),
+            ("Metastasis to bone marrow", {"secondary-neoplasm"}),  # distant, not bone
+            # Regional, negated, uncertain or someone else's: not a distant metastasis.
+            ("Metastatic breast cancer to axillary lymph nodes", set()),
+            ("No evidence of bone metastases", set()),
+            ("Suspected bone metastases", set()),
+            ("Rule out brain metastases", set()),
+            ("Family history of metastatic breast cancer", set()),
+            ("No bone metastases on scan", set()),
+            ("Bone scan", set()),
+            ("Osteoporosis", set()),
+        ],
+    )
+    def test_the_words_of_a_metastasis(self, t: Terminology, text: str, sites: set[str]) -> None:
+        assert _sites(text, t) == sites
+
+    @pytest.mark.parametrize(
+        ("text", "breast", "history"),
+        [
+            ("Invasive ductal carcinoma of left breast", True, False),
+            ("Squamous cell carcinoma of skin of right breast", False, False),
+            ("Personal history of malignant neoplasm of breast", False, True),
+            ("History of breast cancer", False, True),
+            ("Family history of breast cancer", False, False),
+        ],
+    )
+    def test_the_words_of_a_breast_cancer(
+        self, t: Terminology, text: str, breast: bool, history: bool
+    ) -> None:
+        concept = Concept(text=text)
+        got = (t["breast-cancer"].matches(concept), t["breast-cancer-history"].matches(concept))
+        assert got == (breast, history)
+
+    def test_a_coded_condition_is_read_by_its_code_not_its_words(self, t: Terminology) -> None:
+        concept = Concept(codings=(Coding(SNOMED, "94381002"),), text="Bone metastases")
+        assert not t["bone-metastasis"].matches(concept)
+        assert t["visceral-metastasis"].matches(concept)
+
+    def test_bone_metastases_written_as_text_start_a_bone_agent(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = Patient("text-mets")
+        p.condition("", "", "", 400, text="Invasive ductal carcinoma of left breast")
+        p.condition("", "", "", 60, text="Metastatic breast cancer to bone")
+        p.labs()
+        p.dental_exam(30)
+        f = facts(p, t, params)
+        assert (f.disease.metastatic.present, f.disease.bone.present) == (True, True)
+        assert "R1:start" in concerns(run(p, t, params))
