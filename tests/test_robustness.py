@@ -302,12 +302,30 @@ _BRANDS: dict[tuple[str, str | None], str] = {
 
 def _medicines(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every medication resource in a request's prefetch and draft orders."""
-    for where in _paths(request):
-        node: Any = request
+    return _resources_of(request, "Medication")
+
+
+def _resources_of(node: Any, type_prefix: str) -> Iterator[dict[str, Any]]:
+    """Every resource under `node` whose type starts with `type_prefix`."""
+    for where in _paths(node):
+        found: Any = node
         for key in where:
-            node = node[key]
-        if isinstance(node, dict) and node.get("resourceType", "").startswith("Medication"):
-            yield node
+            found = found[key]
+        if isinstance(found, dict) and str(found.get("resourceType", "")).startswith(type_prefix):
+            yield found
+
+
+def _as_words(condition: dict[str, Any]) -> bool:
+    """A coded Condition's code replaced by its words alone; False where it has none."""
+    code = condition.get("code")
+    if not isinstance(code, dict) or not isinstance(code.get("coding"), list):
+        return False
+    displays = [c.get("display") for c in code["coding"] if isinstance(c, dict)]
+    words = code.get("text") or next((d for d in displays if isinstance(d, str) and d), None)
+    if not words:
+        return False
+    condition["code"] = {"text": words}
+    return True
 
 
 def _by_brand(resource: dict[str, Any], t: Terminology) -> bool:
@@ -593,6 +611,29 @@ class TestFuzz:
             ]
             renamed += 1
         assert renamed > 100
+
+    def test_a_chart_whose_conditions_are_text_only_gives_the_same_cards(
+        self, client: TestClient
+    ) -> None:
+        """A problem list sent as words: each scenario's Conditions with their codes taken off,
+        keeping their text (or, without one, their code's display), as a free-text problem
+        entry is sent. The cards must not change. (This found metastases unread as text: no
+        bone card for 'Secondary malignant neoplasm of bone' written out; and a skin cancer of
+        the breast written out read as breast cancer.)"""
+
+        concerns = functools.partial(_concerns, client)
+
+        written = 0
+        for service, request in MUTABLE:
+            if "prefetch" not in request:
+                continue
+            prefetch = copy.deepcopy(request["prefetch"])
+            if not sum(_as_words(r) for r in _resources_of(prefetch, "Condition")):
+                continue
+            same = concerns(service, request | {"prefetch": prefetch}) == concerns(service, request)
+            assert same, request["context"]["patientId"]
+            written += 1
+        assert written > 100
 
     @pytest.mark.parametrize(
         "body",
