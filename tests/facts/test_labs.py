@@ -8,7 +8,7 @@ import pytest
 
 from cds.facts.labs import cockcroft_gault
 from cds.parameters import Parameters
-from cds.terminology import Terminology
+from cds.terminology import Coding, Concept, Terminology
 from fixtures.factories import (
     TRAS,
     mg_dl,
@@ -287,3 +287,48 @@ class TestLvef:
         f = facts(p, t, params)
         assert f.lvef.latest is not None
         assert f.lvef.latest.value == 55
+
+
+class TestLabsByName:
+    """A result under a local code, or its name alone, is read by its name (D11), never a
+    look-alike: an ionized calcium read as total calcium is severe hypocalcaemia."""
+
+    @pytest.mark.parametrize(
+        ("name", "lab"),
+        [
+            ("Creatinine", "creatinine"),
+            ("Creatinine, serum", "creatinine"),
+            ("CREATININE [Moles/volume] in Serum or Plasma", "creatinine"),
+            ("Calcium", "calcium"),
+            ("Calcium, total, serum", "calcium"),
+            ("Albumin [Mass/volume] in Serum or Plasma", "albumin"),
+            ("Body weight", "body-weight"),
+            ("Weight", "body-weight"),
+            ("Creatinine clearance, 24 hour urine", None),
+            ("Creatinine [Mass/volume] in Urine", None),
+            ("Albumin/Creatinine [Mass Ratio] in Urine", None),
+            ("Creatine kinase", None),
+            ("Calcium, ionized", None),
+            ("Calcium.ionized [Moles/volume] in Blood", None),
+            ("Calcium corrected for albumin", None),
+            ("Microalbumin, urine", None),
+            ("Weight change", None),
+            ("Ideal body weight", None),
+            ("Body height", None),
+        ],
+    )
+    def test_a_lab_named_without_loinc(self, t: Terminology, name: str, lab: str | None) -> None:
+        local = Concept(codings=(Coding("urn:oid:2.16.840.1.113883.3.0.1", "L1", name),))
+        labs = ("creatinine", "calcium", "albumin", "body-weight")
+        assert [v for v in labs if t[v].matches(local)] == ([lab] if lab else [])
+
+    def test_a_calcium_under_a_local_code_is_corrected_with_its_albumin(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        local = "urn:oid:2.16.840.1.113883.3.0.1"
+        for name, value, unit in (("Calcium", 7.6, "mg/dL"), ("Albumin", 3.0, "g/dL")):
+            p.obs("L", 2, system=local, valueQuantity={"value": value, "unit": unit})
+            p.resources[-1]["code"]["coding"][0]["display"] = name
+        f = facts(p, t, params)
+        assert f.calcium.corrected == pytest.approx(8.4)
