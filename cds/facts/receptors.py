@@ -205,9 +205,14 @@ def extract_receptors(
     marked: list[tuple[date | None, str, ObservationRecord]] = []
     for obs in records.observations:
         in_sets = t.codes.sets_of(obs.code)
-        if _ANY_MARKER.isdisjoint(in_sets):
+        kind: str | None
+        if not _ANY_MARKER.isdisjoint(in_sets):
+            kind = next(k for k in MARKER_SETS if k in in_sets)
+        elif not t.codes.deciding_codes(obs.code) and t.codes.text_may_match(obs.code):
+            # A result under a local code or its name alone (a pathology report): its words.
+            kind = next((k for k in MARKER_SETS if t[k].matches(obs.code)), None)
+        else:
             continue  # most of a chart: labs, vital signs
-        kind = next((k for k in MARKER_SETS if k in in_sets), None)  # coded membership only
         if kind is not None:
             marked.append((when(obs), kind, obs))
     # Oldest first, so that a reflex result finds the event it completes already there (a

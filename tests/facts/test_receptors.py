@@ -9,9 +9,10 @@ import pytest
 
 from cds.facts.marker_results import ihc_score, interpret_her2, ish_group
 from cds.fhir.records import ObservationRecord
+from cds.fhir.screening import MARKER_SETS
 from cds.fhir.values import Value
 from cds.parameters import Parameters
-from cds.terminology import Concept, Terminology
+from cds.terminology import Coding, Concept, Terminology
 from tests.facts.helpers import facts, metastatic, obs_with
 from tests.rules.helpers import text
 
@@ -318,3 +319,52 @@ class TestReceptors:
         f = facts(p, t, params)
         assert f.receptors.serum_her2_only
         assert f.receptors.her2 is None
+
+
+class TestMarkersByName:
+    """A pathology result under a local code, or its name alone, is read by its name (D11):
+    the method words keep the kinds apart, and a serum HER2 or a pending test is no result."""
+
+    @pytest.mark.parametrize(
+        ("name", "kind"),
+        [
+            ("HER2 IHC", "her2-ihc"),
+            ("HER2/neu by immunohistochemistry", "her2-ihc"),
+            ("HER2 [Presence] in Breast cancer specimen by Immune stain", "her2-ihc"),
+            ("HER2 FISH", "her2-ish"),
+            ("ERBB2 gene duplication in Tumor by FISH", "her2-ish"),
+            ("HER2/CEP17 ratio", "her2-ish-ratio"),
+            ("HER2 FISH ratio", "her2-ish-ratio"),
+            ("Average HER2 copy number per cell", "her2-ish-copies"),
+            ("ERBB2 gene copy number/nucleus in Tissue by FISH", "her2-ish-copies"),
+            ("HER2 status", "her2-interpretation"),
+            ("HER2 [Interpretation] in Tissue", "her2-interpretation"),
+            ("HER2, serum", "her2-serum"),
+            ("Serum HER2 extracellular domain", "her2-serum"),
+            ("Estrogen receptor", "er-status"),
+            ("Oestrogen receptor status", "er-status"),
+            ("Estrogen receptor, % positive cells", "er-percent"),
+            ("Cells.progesterone receptor/100 cells in Tissue by Immune stain", "pr-percent"),
+            ("Progesterone receptor", "pr-status"),
+            ("HER2 testing pending", None),
+            ("HER2 gene mutation", None),
+            ("Estrogen receptor Allred score", None),
+            ("ER H-score", None),
+            ("Hemoglobin", None),
+        ],
+    )
+    def test_a_marker_named_without_loinc(
+        self, t: Terminology, name: str, kind: str | None
+    ) -> None:
+        local = Concept(codings=(Coding("urn:oid:2.16.840.1.113883.3.0.1", "P1", name),))
+        assert [k for k in MARKER_SETS if t[k].matches(local)] == ([kind] if kind else [])
+
+    def test_a_her2_ihc_2plus_named_only_asks_for_reflex_ish(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.obs("P2", 20, system="urn:oid:2.16.840.1.113883.3.0.1", valueString="2+")
+        p.resources[-1]["code"] = {"text": "HER2 IHC"}
+        r = facts(p, t, params).receptors.her2
+        assert r is not None
+        assert (r.status, r.ihc_score) == ("equivocal", 2)
