@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from cds import schemas
 from cds.call import AS_OF_EXTENSION
 from cds.cards import EXT_RULE, EXT_VARIANT
+from cds.fhir.screening import MARKER_SETS
 from cds.terminology import Terminology
 from fixtures.factories import SERVICE_KEYS, for_patient
 from tests.conftest import ROOT, issue_card
@@ -319,13 +320,13 @@ _LOCAL_LABS = "urn:oid:2.16.840.1.113883.3.0.1"  # a laboratory's own code syste
 
 
 def _local_lab(observation: dict[str, Any], t: Terminology) -> bool:
-    """A lab result coded in LOINC as one of the labs the checks read, recoded under a local
-    code with LOINC's name for it; False for any other result."""
+    """A result coded in LOINC as one of the labs or tumour markers the checks read, recoded
+    under a local code with LOINC's name for it; False for any other result."""
     code = observation.get("code")
     codings = code.get("coding") if isinstance(code, dict) else None
     if not isinstance(codings, list):
         return False
-    for vs_id in ("creatinine", "calcium", "albumin", "body-weight"):
+    for vs_id in ("creatinine", "calcium", "albumin", "body-weight", *MARKER_SETS):
         for entry in t[vs_id].entries:
             if any(isinstance(c, dict) and c.get("code") == entry.code for c in codings):
                 local = {"system": _LOCAL_LABS, "code": f"L{entry.code}", "display": entry.display}
@@ -654,13 +655,15 @@ class TestFuzz:
             written += 1
         assert written > 100
 
-    def test_labs_sent_under_a_local_code_with_their_name_give_the_same_cards(
+    def test_results_sent_under_a_local_code_with_their_name_give_the_same_cards(
         self, client: TestClient, t: Terminology
     ) -> None:
         """Many laboratories send a local code, not LOINC. Each scenario's creatinine, calcium,
-        albumin and weight are sent under a local code with the name LOINC gives them
-        ("Calcium [Mass/volume] in Serum or Plasma"): the cards must not change. (Before, all
-        four were read by their LOINC code alone: 76 scenarios lost or changed a card.)"""
+        albumin and weight, and its HER2, ER and PR results, are sent under a local code with
+        the name LOINC gives them ("Calcium [Mass/volume] in Serum or Plasma", "HER2 [Presence]
+        in Breast cancer specimen by Immune stain"): the cards must not change. (Before, each
+        was read by its LOINC code alone: calcium alone so sent changed 76 scenarios' cards,
+        HER2 33.)"""
 
         concerns = functools.partial(_concerns, client)
 
