@@ -115,6 +115,8 @@ def _dose(record: MedicationRecord) -> _DraftDose:
             dose_mg = units.mg_from_text(text)
         if infusion is None and text:
             infusion = units.minutes_from_text(text)
+        if every is None and d.timing_text:
+            every = units.weeks_from_text(d.timing_text)  # "Every 4 weeks" as timing.code
         if every is None and text:
             every = units.weeks_from_text(text)
     return _DraftDose(dose_mg, note, infusion, every)

@@ -217,6 +217,7 @@ class Repeat(TypedDict, total=False):
 @with_config(_STRICT)
 class Timing(TypedDict, total=False):
     repeat: Repeat
+    code: CodeableConcept
 
 
 @with_config(_STRICT)

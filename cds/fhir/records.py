@@ -86,6 +86,8 @@ class Dose:
     # timing.repeat.duration with its UCUM durationUnit: how long one administration takes.
     duration: float | None = None
     duration_unit: str | None = None
+    # timing.code in words ("Every 4 weeks"), read for the interval after timing.repeat.
+    timing_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +230,19 @@ def medication_concept(
 
 
 _WEEKS = {"d": 1 / 7, "wk": 1.0, "mo": 52 / 12, "a": 52.0, "h": 1 / 168}
+# timing.code from the FHIR R4 TimingAbbreviation value set (v3-GTSAbbreviation), in weeks:
+# the codes seen in the published R4 value set; others are read by their words, if any.
+_GTS = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
+_ABBREVIATION_WEEKS = {
+    "QD": 1 / 7,
+    "AM": 1 / 7,
+    "PM": 1 / 7,
+    "QOD": 2 / 7,
+    "BID": 1 / 14,
+    "TID": 1 / 21,
+    "QID": 1 / 28,
+    **{f"Q{h}H": h / 168 for h in (1, 2, 3, 4, 6)},
+}
 
 
 def _dose(raw: object, *, administration: bool = False) -> Dose:
@@ -245,20 +260,29 @@ def _dose(raw: object, *, administration: bool = False) -> Dose:
         if isinstance(dr, dict) and (found := read_quantity(dr.get("doseQuantity"))) is not None:
             quantity = found  # the last readable one, as before
     every = duration = None
-    duration_unit = None
-    rep = (raw.get("timing") or {}).get("repeat") if isinstance(raw.get("timing"), dict) else None
+    duration_unit = timing_text = None
+    timing = json_object(raw.get("timing"))
+    rep = timing.get("repeat")
     if isinstance(rep, dict):
         period, unit = as_number(rep.get("period")), rep.get("periodUnit")
         freq = as_number(rep.get("frequency")) or 1.0
         if period is not None and unit in _WEEKS:
             every = period * _WEEKS[unit] / freq
         duration, duration_unit = as_number(rep.get("duration")), as_text(rep.get("durationUnit"))
+    if "code" in timing:
+        code = concept(timing["code"])
+        if every is None:
+            every = next(
+                (_ABBREVIATION_WEEKS.get(c.code) for c in code.codings if c.system == _GTS), None
+            )
+        timing_text = code.text or next((c.display for c in code.codings if c.display), None)
     return Dose(
         text=text if isinstance(text, str) else None,
         quantity=quantity,
         every_weeks=every,
         duration=duration,
         duration_unit=duration_unit,
+        timing_text=timing_text,
     )
 
 

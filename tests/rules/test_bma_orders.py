@@ -13,6 +13,7 @@ from fixtures.factories import ENHERTU, PAMIDRONATE, RXNORM, XGEVA, ZOL4, Patien
 from tests.rules.helpers import bone_patient, concerns, creatinine_for, lines, run
 
 UCUM = "http://unitsofmeasure.org"
+GTS = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
 
 
 def _draft(rx: tuple[str, str], mg: float, *, every: tuple[float, str] | None = None) -> Any:
@@ -194,6 +195,27 @@ class TestScheduleCeilings:
     ) -> None:
         d = draft_med("p", "draft-1", XGEVA, "120 mg SC q2w", 120)
         assert "R2b:too-frequent" in _order(bone_patient(), t, params, d)
+
+    @pytest.mark.parametrize(
+        ("code", "too_often"),
+        [
+            ({"coding": [{"system": GTS, "code": "QD"}]}, True),
+            ({"coding": [{"system": GTS, "code": "BID"}]}, True),
+            ({"text": "Every 2 weeks"}, True),
+            ({"text": "Every 4 weeks"}, False),
+            ({"coding": [{"system": GTS, "code": "WK", "display": "weekly"}]}, True),
+        ],
+    )
+    def test_interval_read_from_the_timing_code(
+        self, t: Terminology, params: Parameters, code: dict[str, Any], too_often: bool
+    ) -> None:
+        """timing.code is how many order forms send the interval: an abbreviation of the FHIR
+        R4 TimingAbbreviation value set, or its words. It went unread, so a denosumab ordered
+        daily this way passed unchecked."""
+        d = draft_med("p", "draft-1", XGEVA, "", 120)
+        d["dosageInstruction"][0].pop("text")
+        d["dosageInstruction"][0]["timing"] = {"code": code}
+        assert ("R2b:too-frequent" in _order(bone_patient(), t, params, d)) is too_often
 
 
 class TestHypercalcaemiaOfMalignancy:
