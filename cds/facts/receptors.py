@@ -208,8 +208,9 @@ def extract_receptors(
         kind: str | None
         if not _ANY_MARKER.isdisjoint(in_sets):
             kind = next(k for k in MARKER_SETS if k in in_sets)
-        elif not t.codes.deciding_codes(obs.code) and t.codes.text_may_match(obs.code):
-            # A result under a local code or its name alone (a pathology report): its words.
+        elif not in_sets and not t.codes.deciding_codes(obs.code):
+            # A result under a local code or its name alone (a pathology report): its words. A
+            # concept in any value set is coded in a known system, which decides (D11).
             kind = next((k for k in MARKER_SETS if t[k].matches(obs.code)), None)
         else:
             continue  # most of a chart: labs, vital signs

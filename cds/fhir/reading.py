@@ -79,7 +79,7 @@ def read_records(
             excluded.append(left_out)
             continue
         if rtype == "Observation":  # most common first: a chart is mostly Observations
-            kept = preliminary if raw.get("status") == PRELIMINARY_OBSERVATION else observations
+            kept = preliminary if raw["status"] == PRELIMINARY_OBSERVATION else observations
             kept.append(observation_record(rid, raw))
         elif rtype == "Condition":
             conditions.append(condition_record(rid, raw))
