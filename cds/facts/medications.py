@@ -147,11 +147,14 @@ def bma_dose(record: MedicationRecord, match: DrugMatch) -> BmaDose:
             mg = q_mg
         weeks = d.every_weeks or weeks
         texts.append(d.text or "")
+        texts.append(d.timing_text or "")
     if mg is None:
         for text in texts:
             mg = units.mg_from_text(text)
             if mg is not None:
                 break
+    if weeks is None:  # "every 6 months" in the dosage's or the timing's words
+        weeks = next((w for w in map(units.weeks_from_text, texts) if w is not None), None)
     if match.ingredient == "denosumab":
         if (mg is not None and mg >= 120) or (weeks is not None and weeks <= 5):
             return "onc"

@@ -134,6 +134,26 @@ class TestMedications:
         [e] = facts(p, t, params).meds.exposures
         assert (e.by_text, e.bma_dose) == (True, dose)
 
+    @pytest.mark.parametrize(
+        ("dosage", "dose"),
+        [
+            pytest.param({"text": "SC every 6 months"}, "osteo", id="text-6-monthly"),
+            pytest.param({"text": "SC every 4 weeks"}, "onc", id="text-4-weekly"),
+            pytest.param({"timing": {"code": {"text": "Every 6 months"}}}, "osteo", id="timing"),
+            pytest.param({"text": "as directed"}, "unknown", id="no-schedule"),
+        ],
+    )
+    def test_a_schedule_in_words_tells_the_bma_dose(
+        self, t: Terminology, params: Parameters, dosage: dict[str, object], dose: str
+    ) -> None:
+        """A denosumab statement whose only schedule is in words: 'every 6 months' is the
+        osteoporosis dose (an unknown dose counts as oncologic, and hid R1's osteoporosis card)."""
+        p = metastatic()
+        r = p.med("MedicationStatement", ("993449", "Denosumab"), status="active", start=10)
+        r["dosage"] = [dosage]
+        [e] = facts(p, t, params).meds.exposures
+        assert e.bma_dose == dose
+
     def test_unknown_dose_counts_as_on_a_bma(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
         p.med("MedicationStatement", ("993449", "Denosumab"), status="active", start=10)
