@@ -182,6 +182,8 @@ class TestMetastasesByText:
             # Regional, negated, uncertain or someone else's: not a distant metastasis.
             ("Metastatic breast cancer to axillary lymph nodes", set()),
             ("No evidence of bone metastases", set()),
+            ("Negative for metastatic disease", set()),
+            ("Bone metastases, no evidence of cord compression", {"secondary-neoplasm", "bone"}),
             ("Suspected bone metastases", set()),
             ("Rule out brain metastases", set()),
             ("Family history of metastatic breast cancer", set()),
