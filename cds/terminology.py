@@ -307,18 +307,17 @@ class MedicationTable:
             return tuple(found.values())
         # Last resort: names in the text. The alternation is longest-first, so a name that
         # contains another ("ado-trastuzumab emtansine" ⊃ "trastuzumab") consumes it.
+        # A brand's strength is kept when the ingredient's name comes first ("denosumab
+        # (Prolia)"); the first name with a strength decides.
         for hit in self.name_re.finditer(concept.all_text()):
             name = hit.group(0)
+            strength = self.name_strengths.get(name)
             for ingredient in self.by_name[name]:
-                found.setdefault(
-                    ingredient,
-                    DrugMatch(
-                        ingredient,
-                        self.classes[ingredient],
-                        self.name_strengths.get(name),
-                        by_text=True,
-                    ),
-                )
+                prior = found.get(ingredient)
+                if prior is None or (prior.bma_dose is None and strength is not None):
+                    found[ingredient] = DrugMatch(
+                        ingredient, self.classes[ingredient], strength, by_text=True
+                    )
         return tuple(found.values())
 
     def rxnorm_coding(self, code: str, rxnorm: str) -> Coding:

@@ -114,6 +114,7 @@ class TestMedications:
             pytest.param("Prolia", None, None, "osteo", id="prolia"),
             pytest.param("Zometa", None, None, "onc", id="zometa"),
             pytest.param("Reclast", None, None, "osteo", id="reclast"),
+            pytest.param("Denosumab (Prolia)", None, None, "osteo", id="ingredient-then-brand"),
             # A dose or schedule the record gives decides before the brand's strength.
             pytest.param("Prolia", 120, None, "onc", id="prolia-brand-120mg-given"),
             pytest.param("Xgeva", None, 26, "osteo", id="xgeva-brand-every-6-months"),
