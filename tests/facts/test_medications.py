@@ -98,6 +98,9 @@ class TestMedications:
             ("Xbryk 120 mg SC", "denosumab"),
             ("denosumab-bnht 120 mg", "denosumab"),
             ("Osvyrti", "denosumab"),
+            ("Gemzar 1,000 mg/m2", "gemcitabine"),
+            ("Ixempra 40 mg/m2", "ixabepilone"),
+            ("cisplatin 75 mg/m2", "cisplatin"),
         ],
     )
     def test_a_drug_named_by_its_brand_alone_is_its_ingredient(
