@@ -87,8 +87,13 @@ def _staged_metastatic(observations: tuple[ObservationRecord, ...], t: Terminolo
     hits: list[ObservationRecord] = []
     wanted = frozenset(vs.id for vs in (stage, m_cat, history, site_history))
     for o in observations:
-        if wanted.isdisjoint(t.codes.sets_of(o.code)):
-            continue  # most observations: labs and vital signs, in none of the four sets
+        in_sets = t.codes.sets_of(o.code)
+        if wanted.isdisjoint(in_sets) and (
+            in_sets  # coded in a known system, which decides (D11): most labs and vital signs
+            or t.codes.deciding_codes(o.code)
+            or not (stage.matches(o.code) or m_cat.matches(o.code))  # nor staging in words
+        ):
+            continue
         if history.matches_code(o.code):
             if o.value.boolean is True:  # mCODE HistoryOfMetastaticCancer: valueBoolean true
                 hits.append(o)
@@ -103,8 +108,8 @@ def _staged_metastatic(observations: tuple[ObservationRecord, ...], t: Terminolo
             values += [c.display or "" for c in o.value.concept.codings]
             values += [c.code for c in o.value.concept.codings if "cancerstaging" in c.system]
         words = [v.strip().lower() for v in values if v and v.strip()]
-        if (stage.matches_code(o.code) and any(_STAGE_IV.match(w) for w in words)) or (
-            m_cat.matches_code(o.code) and any(_M1.match(w) for w in words)
+        if (stage.matches(o.code) and any(_STAGE_IV.match(w) for w in words)) or (
+            m_cat.matches(o.code) and any(_M1.match(w) for w in words)
         ):
             hits.append(o)
     if not hits:

@@ -88,3 +88,31 @@ def test_mcode_jenny_m(t: Terminology, params: Parameters) -> None:
     assert f.receptors.pr.status == "negative"
     assert not f.disease.metastatic.present
     assert f.excluded == ()
+
+
+class TestStagingByName:
+    """A staging result under a local code is read by its name (D11), only with a word of
+    cancer staging: a CKD or pressure-ulcer stage IV is no metastatic breast cancer."""
+
+    @pytest.mark.parametrize(
+        ("name", "value", "metastatic"),
+        [
+            ("Cancer stage", "Stage IV", True),
+            ("AJCC stage group", "IV", True),
+            ("Stage group.clinical Cancer", "Stage IV", True),
+            ("Distant metastases.clinical [Class] Cancer", "cM1", True),
+            ("Cancer stage", "Stage IIB", False),
+            ("CKD stage", "Stage IV", False),
+            ("Pressure ulcer stage", "Stage IV", False),
+        ],
+    )
+    def test_a_stage_named_without_loinc(
+        self, t: Terminology, params: Parameters, name: str, value: str, metastatic: bool
+    ) -> None:
+        p = Patient("staged")
+        p.breast_cancer()
+        p.obs(
+            "S1", 30, system="urn:oid:2.16.840.1.113883.3.0.1", valueCodeableConcept={"text": value}
+        )
+        p.resources[-1]["code"]["coding"][0]["display"] = name
+        assert facts(p, t, params).disease.metastatic.present is metastatic
