@@ -335,6 +335,7 @@ def _resources_of(node: Any, type_prefix: str) -> Iterator[dict[str, Any]]:
 
 
 _LOCAL_LABS = "urn:oid:2.16.840.1.113883.3.0.1"  # a laboratory's own code system
+_STAGING = ("stage-group", "m-category")
 
 
 def _local_lab(observation: dict[str, Any], t: Terminology) -> bool:
@@ -344,7 +345,7 @@ def _local_lab(observation: dict[str, Any], t: Terminology) -> bool:
     codings = code.get("coding") if isinstance(code, dict) else None
     if not isinstance(codings, list):
         return False
-    for vs_id in ("creatinine", "calcium", "albumin", "body-weight", *MARKER_SETS):
+    for vs_id in ("creatinine", "calcium", "albumin", "body-weight", *MARKER_SETS, *_STAGING):
         for entry in t[vs_id].entries:
             if any(isinstance(c, dict) and c.get("code") == entry.code for c in codings):
                 local = {"system": _LOCAL_LABS, "code": f"L{entry.code}", "display": entry.display}
@@ -665,11 +666,11 @@ class TestFuzz:
         self, client: TestClient, t: Terminology
     ) -> None:
         """Many laboratories send a local code, not LOINC. Each scenario's creatinine, calcium,
-        albumin and weight, and its HER2, ER and PR results, are sent under a local code with
-        the name LOINC gives them ("Calcium [Mass/volume] in Serum or Plasma", "HER2 [Presence]
-        in Breast cancer specimen by Immune stain"): the cards must not change. (Before, each
-        was read by its LOINC code alone: calcium alone so sent changed 76 scenarios' cards,
-        HER2 33.)"""
+        albumin and weight, its HER2, ER and PR results and its staging are sent under a local
+        code with the name LOINC gives them ("Calcium [Mass/volume] in Serum or Plasma", "HER2
+        [Presence] in Breast cancer specimen by Immune stain"): the cards must not change.
+        (Before, each was read by its LOINC code alone: calcium alone so sent changed 76
+        scenarios' cards, HER2 33.)"""
 
         assert _rewritten_alike(client, "Observation", functools.partial(_local_lab, t=t)) > 100
 
