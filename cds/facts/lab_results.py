@@ -22,7 +22,7 @@ def read_creatinine(obs: ObservationRecord) -> float | None:
     unit = q.unit_text().lower()
     if unit in {"mg/dl", "mg/100ml"}:
         return q.value
-    if unit in {"umol/l", "µmol/l", "μmol/l"}:
+    if unit in {"umol/l", "µmol/l", "μmol/l", "micromol/l"}:
         return q.value / 88.4
     return None
 
@@ -56,9 +56,9 @@ def read_weight(obs: ObservationRecord) -> float | None:
     if q is None:
         return None
     unit = q.unit_text().lower()
-    if unit == "kg":
+    if unit in {"kg", "kgs", "kilogram", "kilograms"}:
         return q.value
-    if unit in {"[lb_av]", "lb", "lbs"}:
+    if unit in {"[lb_av]", "lb", "lbs", "pound", "pounds"}:
         return q.value * 0.45359237
     if unit == "g":
         return q.value / 1000

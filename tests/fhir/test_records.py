@@ -254,6 +254,27 @@ class TestUnits:
         assert f.renal.crcl == pytest.approx(68, abs=0.1)  # 158.73 lb = 72 kg
         assert f.calcium.corrected == pytest.approx(8.8)
 
+    @pytest.mark.parametrize(
+        ("weight", "creatinine"),
+        [
+            ({"value": 72, "unit": "kilograms"}, {"value": 88.4, "unit": "micromol/L"}),
+            ({"value": 158.73, "unit": "pounds"}, {"value": 1.0, "unit": "mg/dl"}),
+        ],
+    )
+    def test_units_spelled_out(
+        self,
+        t: Terminology,
+        params: Parameters,
+        weight: dict[str, object],
+        creatinine: dict[str, object],
+    ) -> None:
+        """Units written as words, with no UCUM code, as some systems send them."""
+        p = metastatic()
+        p.birth = "1966-11-22"
+        p.obs("2160-0", 3, valueQuantity=creatinine)
+        p.obs("29463-7", 3, valueQuantity=weight)
+        assert facts(p, t, params).renal.crcl == pytest.approx(68, abs=0.1)
+
     def test_unknown_units_are_not_guessed(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
         p.obs("2160-0", 3, valueQuantity={"value": 90, "unit": "mmol/mol"})
