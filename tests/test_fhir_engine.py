@@ -32,11 +32,13 @@ from tests.servers import ENGINE
 
 # A server that searches by patient never returns another patient's resource: the scenarios
 # whose prefetch holds one (the fault a server that ignores the parameter makes) are prefetch-only.
-# So are labs under a laboratory's own codes only: the prefetch templates search by LOINC code,
-# and a server answers such a search without them (an EHR that maps its codes sends both).
+# So are labs and markers under a laboratory's own codes only: the prefetch templates search by
+# LOINC code, and a server answers such a search without them (an EHR that maps its codes sends
+# both).
 PREFETCH_ONLY = {
     "mbc-bone-patient-view/another-patients-creatinine-in-the-prefetch",
     "mbc-bone-order-sign/zoledronic-order-crcl-25-labs-under-local-codes",
+    "mbc-bone-patient-view/her2-ihc-2plus-under-a-pathology-systems-own-code",
 }
 SCENARIOS = [
     s
