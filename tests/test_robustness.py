@@ -334,6 +334,31 @@ def _resources_of(node: Any, type_prefix: str) -> Iterator[dict[str, Any]]:
             yield found
 
 
+def _as_finished_order(statement: dict[str, Any]) -> bool:
+    """A finished course (completed or stopped, with its period) sent as the order an EHR
+    keeps for it: a MedicationRequest whose dates are its dosing's boundsPeriod."""
+    period = statement.get("effectivePeriod")
+    reasons = statement.get("statusReason") or [None]
+    if (
+        statement.get("status") not in ("completed", "stopped")
+        or not isinstance(period, dict)
+        or len(reasons) != 1
+    ):
+        return False
+    for element in ("effectivePeriod", "dateAsserted", "informationSource", "statusReason"):
+        statement.pop(element, None)
+    dosages = statement.pop("dosage", None) or [{}]
+    for dosage in dosages:
+        dosage.setdefault("timing", {}).setdefault("repeat", {})["boundsPeriod"] = period
+    statement |= {"resourceType": "MedicationRequest", "intent": "order"}
+    statement["dosageInstruction"] = dosages
+    if reasons[0] is not None:
+        statement["statusReason"] = reasons[0]  # 0..1 on a request
+    if "start" in period:
+        statement["authoredOn"] = period["start"]
+    return True
+
+
 _LOCAL_LABS = "urn:oid:2.16.840.1.113883.3.0.1"  # a laboratory's own code system
 _STAGING = ("stage-group", "m-category")
 
@@ -673,6 +698,15 @@ class TestFuzz:
         scenarios' cards, HER2 33.)"""
 
         assert _rewritten_alike(client, "Observation", functools.partial(_local_lab, t=t)) > 100
+
+    def test_finished_courses_sent_as_orders_give_the_same_cards(self, client: TestClient) -> None:
+        """Many EHRs keep a medicine's history as its orders, the course's start and stop in
+        the dosing's timing.repeat.boundsPeriod. Each scenario's completed or stopped
+        statements are sent so: the cards must not change. (Before boundsPeriod was read, a
+        trastuzumab course so sent had no end date: no washout card for an anthracycline
+        ordered two months after it, and an adjuvant course's end was unknown.)"""
+
+        assert _rewritten_alike(client, "MedicationStatement", _as_finished_order) > 40
 
     @pytest.mark.parametrize(
         "body",

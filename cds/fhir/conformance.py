@@ -212,6 +212,7 @@ class Repeat(TypedDict, total=False):
     periodUnit: Code
     duration: Decimal
     durationUnit: Code
+    boundsPeriod: Period
 
 
 @with_config(_STRICT)

@@ -88,6 +88,8 @@ class Dose:
     duration_unit: str | None = None
     # timing.code in words ("Every 4 weeks"), read for the interval after timing.repeat.
     timing_text: str | None = None
+    # timing.repeat.boundsPeriod: when this dosing starts and stops (an order's course dates).
+    bounds: tuple[date | None, date | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +263,7 @@ def _dose(raw: object, *, administration: bool = False) -> Dose:
             quantity = found  # the last readable one, as before
     every = duration = None
     duration_unit = timing_text = None
+    bounds = None
     timing = json_object(raw.get("timing"))
     rep = timing.get("repeat")
     if isinstance(rep, dict):
@@ -269,6 +272,8 @@ def _dose(raw: object, *, administration: bool = False) -> Dose:
         if period is not None and unit in _WEEKS:
             every = period * _WEEKS[unit] / freq
         duration, duration_unit = as_number(rep.get("duration")), as_text(rep.get("durationUnit"))
+        if "boundsPeriod" in rep:
+            bounds = choice_period(rep, "bounds")
     if "code" in timing:
         code = concept(timing["code"])
         if every is None:
@@ -283,6 +288,19 @@ def _dose(raw: object, *, administration: bool = False) -> Dose:
         duration=duration,
         duration_unit=duration_unit,
         timing_text=timing_text,
+        bounds=bounds,
+    )
+
+
+def _dosing_bounds(doses: tuple[Dose, ...]) -> tuple[date | None, date | None]:
+    """The course the dosages' boundsPeriods span: their first start, and their last end
+    only when every bounded dosage has one (an open-ended dosing has not stopped)."""
+    bounded = [d.bounds for d in doses if d.bounds is not None]
+    starts = [s for s, _ in bounded if s is not None]
+    ends = [e for _, e in bounded if e is not None]
+    return (
+        min(starts, default=None),
+        max(ends) if ends and len(ends) == len(bounded) else None,
     )
 
 
@@ -374,17 +392,21 @@ def medication_record(
 ) -> MedicationRecord:
     rtype = raw["resourceType"]
     if rtype == "MedicationRequest":
-        start = fhir_date(raw.get("authoredOn"))
-        end = None
+        doses = tuple(_dose(d) for d in json_list(raw.get("dosageInstruction")))
+        # The course dates: the dosing's own bounds (EHRs write an order's start and stop
+        # there), else the prescription's validity, else the day it was written.
+        start, end = _dosing_bounds(doses)
         validity = (raw.get("dispenseRequest") or {}).get("validityPeriod")
         if isinstance(validity, dict):
-            start = fhir_date(validity.get("start")) or start
-            end = fhir_date(validity.get("end"))
-        doses = tuple(_dose(d) for d in json_list(raw.get("dosageInstruction")))
+            start = start or fhir_date(validity.get("start"))
+            end = end or fhir_date(validity.get("end"))
+        start = start or fhir_date(raw.get("authoredOn"))
     elif rtype == "MedicationStatement":
-        start, end = choice_period(raw, "effective")
-        start = start or fhir_date(raw.get("dateAsserted"))
         doses = tuple(_dose(d) for d in json_list(raw.get("dosage")))
+        start, end = choice_period(raw, "effective")
+        if start is None and end is None:
+            start, end = _dosing_bounds(doses)
+        start = start or fhir_date(raw.get("dateAsserted"))
     else:
         start, end = choice_period(raw, "effective")
         doses = (_dose(raw.get("dosage"), administration=True),) if raw.get("dosage") else ()

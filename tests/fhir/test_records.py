@@ -144,6 +144,96 @@ class TestRecords:
         assert fhir_date(value) == date_by_pattern(value)
 
 
+def _trastuzumab(resource_type: str, **elements: Any) -> dict[str, Any]:
+    return {
+        "resourceType": resource_type,
+        "id": "m1",
+        "status": "completed",
+        "medicationCodeableConcept": {"text": "trastuzumab"},
+        "subject": {"reference": "Patient/p1"},
+        **({"intent": "order"} if resource_type == "MedicationRequest" else {}),
+        **elements,
+    }
+
+
+def _bounded(start: str | None, end: str | None = None) -> dict[str, Any]:
+    period = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
+    return {"timing": {"repeat": {"boundsPeriod": period, "period": 3, "periodUnit": "wk"}}}
+
+
+class TestCourseDates:
+    """A medicine's start and end, from the element each resource type keeps them in."""
+
+    @pytest.mark.parametrize(
+        ("elements", "start", "end"),
+        [
+            # the dosing's bounds decide before the prescription's validity and authoredOn
+            (
+                {
+                    "authoredOn": "2026-01-02",
+                    "dispenseRequest": {
+                        "validityPeriod": {"start": "2026-01-03", "end": "2027-01-03"}
+                    },
+                    "dosageInstruction": [_bounded("2026-01-05", "2026-06-01")],
+                },
+                date(2026, 1, 5),
+                date(2026, 6, 1),
+            ),
+            # a loading dose then maintenance: the course spans both
+            (
+                {
+                    "dosageInstruction": [
+                        _bounded("2026-01-05", "2026-01-05"),
+                        _bounded("2026-01-26", "2026-09-01"),
+                    ]
+                },
+                date(2026, 1, 5),
+                date(2026, 9, 1),
+            ),
+            # one dosing still open-ended: the course has not stopped
+            (
+                {
+                    "dosageInstruction": [
+                        _bounded("2026-01-05", "2026-01-05"),
+                        _bounded("2026-01-26"),
+                    ]
+                },
+                date(2026, 1, 5),
+                None,
+            ),
+            # no bounds: validity, then authoredOn, as before
+            (
+                {
+                    "authoredOn": "2026-01-02",
+                    "dispenseRequest": {"validityPeriod": {"end": "2026-04-01"}},
+                },
+                date(2026, 1, 2),
+                date(2026, 4, 1),
+            ),
+        ],
+    )
+    def test_an_order_course_from_its_dosing_bounds(
+        self, t: Terminology, elements: dict[str, Any], start: date, end: date | None
+    ) -> None:
+        [record] = read_records([_trastuzumab("MedicationRequest", **elements)], t).medications
+        assert (record.start, record.end) == (start, end)
+
+    def test_a_statement_reads_bounds_only_without_an_effective_date(self, t: Terminology) -> None:
+        bounded = [_bounded("2025-03-01", "2025-09-01")]
+        without = _trastuzumab("MedicationStatement", dosage=bounded)
+        with_period = without | {"effectivePeriod": {"start": "2025-02-01", "end": "2025-08-01"}}
+        [a] = read_records([without], t).medications
+        [b] = read_records([with_period], t).medications
+        assert (a.start, a.end) == (date(2025, 3, 1), date(2025, 9, 1))
+        assert (b.start, b.end) == (date(2025, 2, 1), date(2025, 8, 1))
+
+    def test_a_malformed_bound_sets_the_order_aside(self, t: Terminology) -> None:
+        bad = _trastuzumab("MedicationRequest", dosageInstruction=[_bounded("01/05/2026")])
+        records = read_records([bad], t)
+        assert records.medications == ()
+        assert "boundsPeriod" in records.excluded[0].location
+
+
 class TestResultForms:
     """Results as EHRs send them: coded answers, text, strings, integers, ratios, components."""
 
