@@ -16,7 +16,7 @@ from typing import Any
 from cds.facts import units
 from cds.fhir.elements import flatten
 from cds.fhir.reading import medication_index
-from cds.fhir.records import MedicationRecord, activity_record, medication_record
+from cds.fhir.records import MedicationRecord, activity_record, medication_record, why_unnamed
 from cds.said import Said, say
 from cds.terminology import Concept, DrugMatch, Terminology
 
@@ -128,24 +128,6 @@ def _nothing_chosen(medication: Concept, raw: Mapping[str, Any]) -> bool:
     return not medication.codings and not medication.all_text() and "medicationReference" not in raw
 
 
-def _why_unidentified(medication: Concept, t: Terminology) -> Said | None:
-    """Why nothing says which drug a draft is (R0 names it, never passes it as checked), or
-    None when its name or an RxNorm code does."""
-    if medication.all_text():
-        return None
-    if not medication.codings:
-        return say("medication-reference-missing")
-    if any(c.system == t.rxnorm for c in medication.codings):
-        return None
-    # Only codes of a system the rules do not read (NDC, a local code, a misspelt RxNorm URI).
-    systems = ", ".join(sorted({c.system for c in medication.codings if c.system}))
-    return (
-        say("medication-code-unread", systems=systems)
-        if systems
-        else say("medication-code-no-system")
-    )
-
-
 def read_draft_orders(
     draft_orders: object, selections: Iterable[str], t: Terminology
 ) -> DraftOrders:
@@ -165,7 +147,7 @@ def read_draft_orders(
             record = medication_record(rid or "", raw, medications)
             if _nothing_chosen(record.medication, raw):
                 continue
-            why = _why_unidentified(record.medication, t)
+            why = why_unnamed(record.medication, t.rxnorm, referenced=True)
             if why is not None:
                 unreadable.append(UnreadableDraft(ref=ref, reason=why, selected=ref in selected))
                 continue

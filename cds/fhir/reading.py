@@ -26,11 +26,13 @@ from cds.fhir.records import (
     activity_record,
     allergy_record,
     condition_record,
+    medication_concept,
     medication_record,
     observation_record,
     patient_record,
     resource_ref,
     specimen_date,
+    why_unnamed,
 )
 from cds.fhir.screening import (
     MEDICATION_TYPES,
@@ -72,7 +74,15 @@ def read_records(
     for raw in resources:
         rtype = raw["resourceType"]
         # Most of a large chart is screened out: the screen first, the withdrawn test after.
-        if rtype == "Medication" or not screen.relevant(raw, medications) or entered_in_error(raw):
+        if rtype == "Medication":
+            continue
+        if not screen.relevant(raw, medications):
+            if rtype in MEDICATION_TYPES and (
+                unnamed := _unnamed(raw, rtype, terminology, medications, patient_id)
+            ):
+                excluded.append(unnamed)
+            continue
+        if entered_in_error(raw):
             continue
         rid = str(raw.get("id") or "")
         if (left_out := _left_out(raw, rtype, rid, checker, patient_id, own)) is not None:
@@ -135,6 +145,30 @@ def _left_out(
     where, reason = verdict
     log.warning("excluded invalid %s at %s", rtype, where)
     return Excluded(rtype, where, reason, resource_ref(rtype, rid), concept(raw.get("code")))
+
+
+def _unnamed(
+    raw: dict[str, Any],
+    rtype: str,
+    terminology: Terminology,
+    medications: dict[str, dict[str, Any]],
+    patient_id: str | None,
+) -> Excluded | None:
+    """A medication record that names no medicine the service can read: a reference to a
+    Medication not sent, with no display; codes of another system only, with no text. It may
+    be a bone agent or a HER2 antibody, so it is named (R0b), never taken for another drug."""
+    why = why_unnamed(
+        medication_concept(raw, medications),
+        terminology.rxnorm,
+        referenced="medicationReference" in raw,
+    )
+    if why is None or entered_in_error(raw):
+        return None
+    if patient_id is not None and _of_another_patient(raw, rtype, patient_id):
+        return None  # another patient's record: nothing to go by
+    log.warning("excluded %s naming no readable medication", rtype)
+    rid = str(raw.get("id") or "")
+    return Excluded(rtype, "medication[x]", why, resource_ref(rtype, rid), Concept())
 
 
 def _of_another_patient(raw: dict[str, Any], rtype: str, patient_id: str) -> bool:

@@ -25,7 +25,7 @@ from cds.fhir.elements import (
     reference_of,
 )
 from cds.fhir.values import Quantity, Value, read_quantity, read_value
-from cds.said import Said
+from cds.said import Said, say
 from cds.terminology import Coding, Concept, ValueSet
 
 _T = TypeVar("_T")
@@ -228,6 +228,25 @@ def medication_concept(
             texts.append(item.text or "")
     return Concept(
         codings=base.codings + tuple(extra), text=" ".join(t for t in texts if t) or None
+    )
+
+
+def why_unnamed(medication: Concept, rxnorm: str, *, referenced: bool) -> Said | None:
+    """Why nothing says which medicine a record is (a chart record is named on R0b, a draft on
+    R0: never passed over as some other drug), or None when its name or an RxNorm code does
+    (an RxNorm code the knowledge does not list is another drug: the code decides)."""
+    if medication.all_text():
+        return None
+    if not medication.codings:
+        return say("medication-reference-missing") if referenced else say("medication-none")
+    if any(c.system == rxnorm for c in medication.codings):
+        return None
+    # Only codes of a system the rules do not read (NDC, a local code, a misspelt RxNorm URI).
+    systems = ", ".join(sorted({c.system for c in medication.codings if c.system}))
+    return (
+        say("medication-code-unread", systems=systems)
+        if systems
+        else say("medication-code-no-system")
     )
 
 

@@ -234,6 +234,83 @@ class TestCourseDates:
         assert "boundsPeriod" in records.excluded[0].location
 
 
+class TestMedicineNames:
+    """A medication record that names no medicine the service can read is named (R0b), never
+    taken for some other drug: it may be the bone agent or the HER2 antibody."""
+
+    @pytest.mark.parametrize(
+        ("medication", "sent", "left_out"),
+        [
+            # a reference to a Medication not sent, with no display
+            ({"medicationReference": {"reference": "Medication/m9"}}, [], True),
+            # the same Medication sent beside it (prefetch `_include`): read
+            (
+                {"medicationReference": {"reference": "Medication/m9"}},
+                [{"resourceType": "Medication", "id": "m9", "code": {"text": "trastuzumab"}}],
+                False,
+            ),
+            # a reference with a display: read by its name
+            (
+                {"medicationReference": {"reference": "Medication/m9", "display": "Herceptin"}},
+                [],
+                False,
+            ),
+            # an NDC alone, no text
+            (
+                {
+                    "medicationCodeableConcept": {
+                        "coding": [
+                            {"system": "http://hl7.org/fhir/sid/ndc", "code": "50242-0134-01"}
+                        ]
+                    }
+                },
+                [],
+                True,
+            ),
+            # an RxNorm code the knowledge does not list is another drug: the code decides
+            (
+                {
+                    "medicationCodeableConcept": {
+                        "coding": [
+                            {
+                                "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                "code": "197361",
+                            }
+                        ]
+                    }
+                },
+                [],
+                False,
+            ),
+        ],
+    )
+    def test_a_medicine_with_no_readable_name_is_left_out_and_named(
+        self, t: Terminology, medication: dict[str, Any], sent: list[Any], left_out: bool
+    ) -> None:
+        record = {
+            "resourceType": "MedicationStatement",
+            "id": "s1",
+            "status": "active",
+            "subject": {"reference": "Patient/p1"},
+            **medication,
+        }
+        records = read_records([record, *sent], t, patient_id="p1")
+        assert [e.ref for e in records.excluded] == (["MedicationStatement/s1"] if left_out else [])
+        if left_out:
+            assert records.excluded[0].location == "medication[x]"
+
+    def test_another_patients_unnamed_medicine_is_not_named(self, t: Terminology) -> None:
+        record = {
+            "resourceType": "MedicationRequest",
+            "id": "r1",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/p2"},
+            "medicationReference": {"reference": "Medication/m9"},
+        }
+        assert read_records([record], t, patient_id="p1").excluded == ()
+
+
 class TestResultForms:
     """Results as EHRs send them: coded answers, text, strings, integers, ratios, components."""
 
