@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 import anyio
 import httpx
 
-from cds import jsonsafe, metrics, schemas
+from cds import jsonsafe, medication_references, metrics, schemas
 from cds.errors import Issue, PrefetchUnavailable
 
 log = logging.getLogger(__name__)
@@ -413,6 +413,18 @@ async def resolve(
     if issues:
         raise PrefetchUnavailable(
             "data the rules need could not be prefetched or fetched", issues=tuple(issues)
+        )
+    ids = medication_references.missing_medication_ids(data)
+    if (
+        ids
+        and request.fhirServer is not None
+        and server_allowed(request.fhirServer, fhir_allowlist)
+    ):
+        # Not fetched, the records stay unread and are named on a card: the call goes on.
+        query = {medication_references.KEY: medication_references.search_query(ids)}
+        server = request.fhirServer.rstrip("/")
+        await _fetch_all(
+            server, request, context, client, gate or OutboundGate(), limits, query, data
         )
     return Resolved(
         data=data,

@@ -245,6 +245,68 @@ class TestPaging:
         assert resolved.data["conditions"]["entry"][0]["resource"]["id"] == "c1"
 
 
+MEDS = {"medications": "MedicationStatement?patient={{context.patientId}}"}
+XGEVA = {"resourceType": "Medication", "id": "m1", "code": {"text": "Xgeva 120 mg"}}
+
+
+def statement(sid: str, reference: str, **ref: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationStatement",
+        "id": sid,
+        "status": "active",
+        "subject": {"reference": "Patient/p1"},
+        "medicationReference": {"reference": reference, **ref},
+    }
+
+
+@pytest.mark.anyio
+class TestReferencedMedications:
+    """A server may ignore `_include`: the Medications the records name without a display are
+    fetched in one search, and their absence never fails the call."""
+
+    async def test_the_medications_not_sent_are_searched_once(self) -> None:
+        statements = bundle(
+            statement("s1", "Medication/m1"),
+            statement("s2", f"{BASE}/Medication/m2"),
+            statement("s3", "Medication/m3", display="Herceptin"),  # read by its name
+            statement("s4", "#contained"),
+            statement("s5", "Medication/m1"),
+        )
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/MedicationStatement").respond(json=statements)
+            search = mock.get(f"{BASE}/Medication", params={"_id": "m1,m2"}).respond(
+                json=bundle(XGEVA)
+            )
+            resolved = await run(request({}), MEDS)
+        assert search.call_count == 1
+        assert resolved.data["referencedMedications"]["entry"][0]["resource"] == XGEVA
+        assert resolved.fetched == ("medications",)
+
+    async def test_medications_sent_beside_their_records_are_not_searched(self) -> None:
+        sent = {"medications": bundle(statement("s1", "Medication/m1"), XGEVA)}
+        with respx.mock(assert_all_called=False) as mock:
+            route = mock.route(host="127.0.0.1")
+            resolved = await run(request(sent), MEDS)
+        assert not route.called
+        assert "referencedMedications" not in resolved.data
+
+    async def test_a_failed_search_leaves_the_records_to_be_named(self) -> None:
+        sent = {"medications": bundle(statement("s1", "Medication/m1"))}
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Medication").respond(status_code=403)
+            resolved = await run(request(sent), MEDS)
+        assert "referencedMedications" not in resolved.data
+        assert resolved.data["medications"] == sent["medications"]
+
+    async def test_no_search_without_an_allowed_server(self) -> None:
+        sent = {"medications": bundle(statement("s1", "Medication/m1"))}
+        with respx.mock(assert_all_called=False) as mock:
+            route = mock.route(host="127.0.0.1")
+            resolved = await run(request(sent, fhirServer="http://127.0.0.2:9/fhir"), MEDS)
+        assert not route.called
+        assert "referencedMedications" not in resolved.data
+
+
 @pytest.mark.parametrize(
     ("server", "allowed"),
     [

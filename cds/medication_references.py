@@ -1,0 +1,66 @@
+"""Medication resources a chart's medication records name by reference but did not come with.
+
+EHRs with a formulary name a medicine by `medicationReference`; the prefetch templates ask for
+the Medications with `_include`, but a server may ignore it, and a client's prefetch may leave
+them out. A record whose medicine is neither sent nor displayed is unread (named on R0b): when
+the call may query the FHIR server, the missing Medications are fetched in one search instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+KEY = "referencedMedications"  # the data key the Medications fetched for them are kept under
+MAX_IDS = 100  # one search; a record past these is named as unread, as with no server
+_USES = frozenset({"MedicationStatement", "MedicationRequest", "MedicationAdministration"})
+
+
+def missing_medication_ids(data: Mapping[str, Any]) -> list[str]:
+    """The ids of the Medications the records reference without a display, not among those
+    sent, in the order first named (at most MAX_IDS)."""
+    sent: set[str] = set()
+    wanted: dict[str, None] = {}
+    for resource in _resources(data.values()):
+        rtype = resource.get("resourceType")
+        if rtype == "Medication" and isinstance(resource.get("id"), str):
+            sent.add(resource["id"])
+        elif rtype in _USES:
+            ref = resource.get("medicationReference")
+            if isinstance(ref, dict) and not ref.get("display"):
+                mid = _medication_id(ref.get("reference"))
+                if mid is not None:
+                    wanted[mid] = None
+    return [mid for mid in wanted if mid not in sent][:MAX_IDS]
+
+
+def search_query(ids: list[str]) -> str:
+    return "Medication?_id=" + ",".join(ids)
+
+
+def _medication_id(reference: object) -> str | None:
+    """The id of a `Medication/<id>` reference, relative or absolute; None for a contained
+    (`#id`) or urn reference, which no search finds."""
+    if not isinstance(reference, str):
+        return None
+    parts = reference.split("/_history/")[0].split("/")
+    if len(parts) < 2 or parts[-2] != "Medication" or not _plain_id(parts[-1]):
+        return None
+    return parts[-1]
+
+
+def _plain_id(value: str) -> bool:
+    # FHIR id: [A-Za-z0-9\-\.]{1,64}; anything else is not put into a query.
+    return 0 < len(value) <= 64 and all(c.isalnum() or c in "-." for c in value) and value.isascii()
+
+
+def _resources(payloads: Any) -> Iterator[dict[str, Any]]:
+    for payload in payloads:
+        if not isinstance(payload, dict):
+            continue
+        if payload.get("resourceType") == "Bundle":
+            for entry in payload.get("entry") or ():
+                if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
+                    yield entry["resource"]
+        else:
+            yield payload
