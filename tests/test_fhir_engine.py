@@ -113,3 +113,25 @@ def test_fetch_path_sends_no_prefetch(engine: str) -> None:
     body = through_fhir_server(SCENARIOS[0], engine)
     assert "prefetch" not in body
     assert body["fhirServer"] == engine
+
+
+def test_medications_a_prefetch_left_out_are_fetched(
+    engine: str, through_engine: TestClient
+) -> None:
+    """A prefetch whose records name their medicine by reference, without the Medications (a
+    server that ignores `_include`): the service searches the engine for them, and the cards
+    are the reviewed ones, not 'start a bone agent' for a patient on denosumab."""
+    [sc] = [s for s in SCENARIOS if s.name.endswith("/on-first-line-stable-medicines-by-reference")]
+    with httpx.Client(timeout=30) as loader:
+        load_into(loader, engine, sc)
+    body = json.loads(json.dumps(sc.request)) | {"fhirServer": engine}
+    for bundle in body["prefetch"].values():
+        if isinstance(bundle, dict) and "entry" in bundle:
+            bundle["entry"] = [
+                e for e in bundle["entry"] if e["resource"]["resourceType"] != "Medication"
+            ]
+    left_out = through_engine.post(f"/cds-services/{sc.service}", json=body)
+    assert [c["extension"]["org.cds-mbc-bone.rule"] for c in left_out.json()["cards"]] == []
+    body["fhirServer"] = engine.replace("127.0.0.1", "localhost")  # not allowed: nothing fetched
+    named = through_engine.post(f"/cds-services/{sc.service}", json=body)
+    assert "R0b" in [c["extension"]["org.cds-mbc-bone.rule"] for c in named.json()["cards"]]
