@@ -8,30 +8,38 @@ the call may query the FHIR server, the missing Medications are fetched in one s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 KEY = "referencedMedications"  # the data key the Medications fetched for them are kept under
 MAX_IDS = 100  # one search; a record past these is named as unread, as with no server
-_USES = frozenset({"MedicationStatement", "MedicationRequest", "MedicationAdministration"})
+_USES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")  # ==, not hash
 
 
-def missing_medication_ids(data: Mapping[str, Any]) -> list[str]:
-    """The ids of the Medications the records reference without a display, not among those
-    sent, in the order first named (at most MAX_IDS)."""
+def missing_medication_ids(data: Mapping[str, Any], medication_keys: Iterable[str]) -> list[str]:
+    """The ids of the Medications the records under `medication_keys` reference without a
+    display, not among those sent, in the order first named (at most MAX_IDS). The other keys
+    (most of a large chart) are looked through only when one is missing there."""
+    keys = set(medication_keys)
     sent: set[str] = set()
     wanted: dict[str, None] = {}
-    for resource in _resources(data.values()):
-        rtype = resource.get("resourceType")
-        if rtype == "Medication" and isinstance(resource.get("id"), str):
+    for resource in _resources(v for k, v in data.items() if k in keys):
+        if _is_medication(resource):
             sent.add(resource["id"])
-        elif rtype in _USES:
+        elif resource.get("resourceType") in _USES:
             ref = resource.get("medicationReference")
             if isinstance(ref, dict) and not ref.get("display"):
                 mid = _medication_id(ref.get("reference"))
                 if mid is not None:
                     wanted[mid] = None
+    if wanted.keys() - sent:
+        others = _resources(v for k, v in data.items() if k not in keys)
+        sent.update(r["id"] for r in others if _is_medication(r))
     return [mid for mid in wanted if mid not in sent][:MAX_IDS]
+
+
+def _is_medication(resource: dict[str, Any]) -> bool:
+    return resource.get("resourceType") == "Medication" and isinstance(resource.get("id"), str)
 
 
 def search_query(ids: list[str]) -> str:

@@ -380,56 +380,62 @@ async def resolve(
             to_fetch[key] = render_template(template, context)
         except TokenMissing as exc:
             issues.append(Issue("incomplete", f"prefetch {key}: {exc}", f"prefetch.{key}"))
-    if to_fetch:
-        if request.fhirServer is None:
-            issues += [
-                Issue(
-                    "incomplete",
-                    f"prefetch {k} was not sent and no fhirServer was given",
-                    f"prefetch.{k}",
-                )
-                for k in to_fetch
-            ]
-        elif not server_allowed(request.fhirServer, fhir_allowlist):
-            issues += [
-                Issue(
-                    "incomplete",
-                    f"prefetch {k} was not sent and fhirServer is not on this service's allowlist",
-                    f"prefetch.{k}",
-                )
-                for k in to_fetch
-            ]
-        else:
-            issues += await _fetch_all(
-                request.fhirServer.rstrip("/"),
-                request,
-                context,
-                client,
-                gate or OutboundGate(),
-                limits,
-                to_fetch,
-                data,
-            )
+    server = request.fhirServer
+    allowed = server is not None and server_allowed(server, fhir_allowlist)
+    if to_fetch and server is not None and allowed:
+        issues += await _fetch_all(
+            server.rstrip("/"),
+            request,
+            context,
+            client,
+            gate or OutboundGate(),
+            limits,
+            to_fetch,
+            data,
+        )
+    elif to_fetch:
+        why = (
+            "fhirServer is not on this service's allowlist"
+            if server is not None
+            else "no fhirServer was given"
+        )
+        issues += [
+            Issue("incomplete", f"prefetch {k} was not sent and {why}", f"prefetch.{k}")
+            for k in to_fetch
+        ]
     if issues:
         raise PrefetchUnavailable(
             "data the rules need could not be prefetched or fetched", issues=tuple(issues)
         )
-    ids = medication_references.missing_medication_ids(data)
-    if (
-        ids
-        and request.fhirServer is not None
-        and server_allowed(request.fhirServer, fhir_allowlist)
-    ):
-        # Not fetched, the records stay unread and are named on a card: the call goes on.
-        query = {medication_references.KEY: medication_references.search_query(ids)}
-        server = request.fhirServer.rstrip("/")
-        await _fetch_all(
-            server, request, context, client, gate or OutboundGate(), limits, query, data
+    if server is not None and allowed:
+        keys = [k for k, template in templates.items() if template.startswith("Medication")]
+        await _fetch_referenced_medications(
+            server.rstrip("/"), request, context, client, gate, limits, data, keys
         )
     return Resolved(
         data=data,
         fetched=tuple(to_fetch),
     )
+
+
+async def _fetch_referenced_medications(
+    server: str,
+    request: schemas.HookRequest,
+    context: Mapping[str, Any],
+    client: httpx.AsyncClient,
+    gate: OutboundGate | None,
+    limits: FetchLimits,
+    data: dict[str, Any],
+    medication_keys: list[str],
+) -> None:
+    """The Medications the records name by reference and no key brought, in one search. Not
+    fetched, the records stay unread and are named on a card: the call goes on."""
+    ids = medication_references.missing_medication_ids(data, medication_keys)
+    if ids:
+        query = {medication_references.KEY: medication_references.search_query(ids)}
+        await _fetch_all(
+            server, request, context, client, gate or OutboundGate(), limits, query, data
+        )
 
 
 async def _fetch_all(

@@ -290,6 +290,16 @@ class TestReferencedMedications:
         assert not route.called
         assert "referencedMedications" not in resolved.data
 
+    async def test_a_medication_sent_under_another_key_is_not_searched(self) -> None:
+        sent = {
+            "medications": bundle(statement("s1", "Medication/m1")),
+            "conditions": bundle(COND, XGEVA),
+        }
+        with respx.mock(assert_all_called=False) as mock:
+            route = mock.route(host="127.0.0.1")
+            await run(request(sent), MEDS | {"conditions": TEMPLATES["conditions"]})
+        assert not route.called
+
     async def test_a_failed_search_leaves_the_records_to_be_named(self) -> None:
         sent = {"medications": bundle(statement("s1", "Medication/m1"))}
         with respx.mock() as mock:

@@ -445,6 +445,7 @@ def _dose_by_dose(prefetch: dict[str, Any], as_of: date) -> bool:
 def _doses(statement: dict[str, Any], as_of: date) -> list[dict[str, Any]]:
     if (
         statement.get("resourceType") != "MedicationStatement"
+        or "medicationCodeableConcept" not in statement  # one named by reference stays as sent
         or statement.get("statusReason")
         or statement.get("status") not in ("active", "completed", "stopped")
     ):
@@ -641,7 +642,8 @@ class TestFuzz:
     def test_a_chart_sent_without_resource_ids_gives_the_same_cards(
         self, client: TestClient
     ) -> None:
-        """Resource.id is 0..1: every prefetched resource but the Patient sent without one. (Two
+        """Resource.id is 0..1: every prefetched resource but the Patient (and a Medication the
+        records reference) sent without one. (Two
         results without ids had the same reference, 'Observation/', and were taken for one: no
         creatinine rise, no LVEF drop from baseline.)"""
 
@@ -657,7 +659,12 @@ class TestFuzz:
                 node = prefetch
                 for key in where:
                     node = node[key]
-                if isinstance(node, dict) and node.get("resourceType") not in (None, "Patient"):
+                # A Medication keeps its id: the records that name it reference it by id.
+                if isinstance(node, dict) and node.get("resourceType") not in (
+                    None,
+                    "Patient",
+                    "Medication",
+                ):
                     resources.append(node)
             for resource in resources:
                 resource.pop("id", None)

@@ -74,13 +74,9 @@ def read_records(
     for raw in resources:
         rtype = raw["resourceType"]
         # Most of a large chart is screened out: the screen first, the withdrawn test after.
-        if rtype == "Medication":
-            continue
-        if not screen.relevant(raw, medications):
-            if rtype in MEDICATION_TYPES and (
-                unnamed := _unnamed(raw, rtype, terminology, medications, patient_id)
-            ):
-                excluded.append(unnamed)
+        if not screen.relevant(raw, medications):  # a Medication too: read through its users
+            if rtype in MEDICATION_TYPES:  # one naming no medicine is named, not passed over
+                excluded.extend(_unnamed(raw, rtype, terminology, medications, patient_id))
             continue
         if entered_in_error(raw):
             continue
@@ -89,8 +85,8 @@ def read_records(
             excluded.append(left_out)
             continue
         if rtype == "Observation":  # most common first: a chart is mostly Observations
-            kept = preliminary if raw["status"] == PRELIMINARY_OBSERVATION else observations
-            kept.append(observation_record(rid, raw))
+            final = raw["status"] != PRELIMINARY_OBSERVATION
+            (observations if final else preliminary).append(observation_record(rid, raw))
         elif rtype == "Condition":
             conditions.append(condition_record(rid, raw))
         elif rtype in MEDICATION_TYPES:
@@ -153,7 +149,7 @@ def _unnamed(
     terminology: Terminology,
     medications: dict[str, dict[str, Any]],
     patient_id: str | None,
-) -> Excluded | None:
+) -> tuple[Excluded, ...]:
     """A medication record that names no medicine the service can read: a reference to a
     Medication not sent, with no display; codes of another system only, with no text. It may
     be a bone agent or a HER2 antibody, so it is named (R0b), never taken for another drug."""
@@ -163,12 +159,12 @@ def _unnamed(
         referenced="medicationReference" in raw,
     )
     if why is None or entered_in_error(raw):
-        return None
+        return ()
     if patient_id is not None and _of_another_patient(raw, rtype, patient_id):
-        return None  # another patient's record: nothing to go by
+        return ()  # another patient's record: nothing to go by
     log.warning("excluded %s naming no readable medication", rtype)
     rid = str(raw.get("id") or "")
-    return Excluded(rtype, "medication[x]", why, resource_ref(rtype, rid), Concept())
+    return (Excluded(rtype, "medication[x]", why, resource_ref(rtype, rid), Concept()),)
 
 
 def _of_another_patient(raw: dict[str, Any], rtype: str, patient_id: str) -> bool:
