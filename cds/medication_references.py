@@ -2,8 +2,9 @@
 
 EHRs with a formulary name a medicine by `medicationReference`; the prefetch templates ask for
 the Medications with `_include`, but a server may ignore it, and a client's prefetch may leave
-them out. A record whose medicine is neither sent nor displayed is unread (named on R0b): when
-the call may query the FHIR server, the missing Medications are fetched in one search instead.
+them out; a draft order may name one the request does not hold. A record whose medicine is
+neither sent nor displayed is unread (named on R0b; a draft on R0, not checked): when the call
+may query the FHIR server, the missing Medications are fetched in one search instead.
 """
 
 from __future__ import annotations

@@ -430,7 +430,10 @@ async def _fetch_referenced_medications(
 ) -> None:
     """The Medications the records name by reference and no key brought, in one search. Not
     fetched, the records stay unread and are named on a card: the call goes on."""
-    ids = medication_references.missing_medication_ids(data, medication_keys)
+    drafts = {"draftOrders": context.get("draftOrders")}  # an order's Medication, too
+    ids = medication_references.missing_medication_ids(
+        data | drafts, [*medication_keys, "draftOrders"]
+    )
     if ids:
         query = {medication_references.KEY: medication_references.search_query(ids)}
         await _fetch_all(

@@ -135,3 +135,26 @@ def test_medications_a_prefetch_left_out_are_fetched(
     body["fhirServer"] = engine.replace("127.0.0.1", "localhost")  # not allowed: nothing fetched
     named = through_engine.post(f"/cds-services/{sc.service}", json=body)
     assert "R0b" in [c["extension"]["org.cds-mbc-bone.rule"] for c in named.json()["cards"]]
+
+
+def test_a_draft_naming_a_medication_the_request_lacks_is_checked(
+    engine: str, through_engine: TestClient
+) -> None:
+    """An order-sign draft naming its drug by a reference to the EHR's formulary Medication,
+    not in the request: the service searches the engine for it and checks the order (the
+    critical renal card), where without a server it can only say it was not checked (R0)."""
+    [sc] = [s for s in SCENARIOS if s.name == "mbc-bone-order-sign/zoledronic-order-crcl-25"]
+    body = json.loads(json.dumps(through_fhir_server(sc, engine)))
+    [entry] = body["context"]["draftOrders"]["entry"]
+    medication = {"resourceType": "Medication", "id": "formulary-zoledronic-acid"}
+    medication["code"] = entry["resource"].pop("medicationCodeableConcept")
+    entry["resource"]["medicationReference"] = {"reference": "Medication/" + medication["id"]}
+    with httpx.Client(timeout=30) as loader:
+        load_into(loader, engine, sc)
+        loader.put(f"{engine}/Medication/{medication['id']}", json=medication).raise_for_status()
+    checked = through_engine.post(f"/cds-services/{sc.service}", json=body)
+    assert digest(checked.json()) == sc.expected
+    body["fhirServer"] = engine.replace("127.0.0.1", "localhost")  # not allowed
+    body["prefetch"] = sc.request["prefetch"]
+    unchecked = through_engine.post(f"/cds-services/{sc.service}", json=body)
+    assert [c["extension"]["org.cds-mbc-bone.rule"] for c in unchecked.json()["cards"]] == ["R0"]

@@ -300,6 +300,23 @@ class TestReferencedMedications:
             await run(request(sent), MEDS | {"conditions": TEMPLATES["conditions"]})
         assert not route.called
 
+    async def test_a_draft_orders_medication_is_searched_for_too(self) -> None:
+        draft = statement("d1", "Medication/m1") | {
+            "resourceType": "MedicationRequest",
+            "status": "draft",
+            "intent": "order",
+        }
+        context = CONTEXT | {"draftOrders": bundle(draft)}
+        req = request({"medications": bundle()}, context=context)
+        with respx.mock() as mock:
+            search = mock.get(f"{BASE}/Medication", params={"_id": "m1"}).respond(
+                json=bundle(XGEVA)
+            )
+            async with httpx.AsyncClient() as client:
+                resolved = await resolve(MEDS, req, context, client, LIMITS, ALLOW)
+        assert search.call_count == 1
+        assert resolved.data["referencedMedications"]["entry"][0]["resource"] == XGEVA
+
     async def test_a_failed_search_leaves_the_records_to_be_named(self) -> None:
         sent = {"medications": bundle(statement("s1", "Medication/m1"))}
         with respx.mock() as mock:

@@ -129,16 +129,20 @@ def _nothing_chosen(medication: Concept, raw: Mapping[str, Any]) -> bool:
 
 
 def read_draft_orders(
-    draft_orders: object, selections: Iterable[str], t: Terminology
+    draft_orders: object,
+    selections: Iterable[str],
+    t: Terminology,
+    fetched_medications: object = None,
 ) -> DraftOrders:
     selected = set(selections)
     meds: list[DraftMedication] = []
     services: list[DraftService] = []
     unreadable: list[UnreadableDraft] = []
     entries = flatten(draft_orders)
-    # A draft may name its drug by a Medication sent beside it in the same Bundle: read as
-    # the prefetch reads it (it used to be 'could not be checked').
-    medications = medication_index(entries)
+    # A draft may name its drug by a Medication sent beside it in the same Bundle, or one the
+    # service fetched from the FHIR server for it: read as the prefetch reads it (it used to
+    # be 'could not be checked').
+    medications = medication_index(flatten(fetched_medications)) | medication_index(entries)
     for i, raw in enumerate(entries):
         rtype = raw["resourceType"]
         rid = raw.get("id") if isinstance(raw.get("id"), str) else None
