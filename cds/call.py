@@ -31,7 +31,7 @@ import anyio
 import httpx
 import orjson
 
-from cds import jsonsafe, medication_references, metrics, schemas, snooze
+from cds import jsonsafe, metrics, schemas, snooze
 from cds.auth import ClientIdentity
 from cds.cards import RenderContext
 from cds.errors import Issue, PayloadTooLarge, RequestInvalid
@@ -110,12 +110,7 @@ def evaluate_call(
     facts = facts_from_records(records, t, k.parameters, as_of=as_of)
     drafts = NO_DRAFTS
     if service.hook in ("order-select", "order-sign"):
-        drafts = read_draft_orders(
-            context["draftOrders"],
-            context.get("selections") or (),
-            t,
-            data.get(medication_references.KEY),
-        )
+        drafts = read_draft_orders(context["draftOrders"], context.get("selections") or (), t, data)
     timings.mark("facts")
     decisions = evaluate(service.hook, facts, drafts, k.parameters)
     shown = snooze.apply(decisions, snoozes or {}, now, k.renderer.text)

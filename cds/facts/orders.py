@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cds import medication_references
 from cds.facts import units
 from cds.fhir.elements import flatten
 from cds.fhir.reading import medication_index
@@ -132,8 +133,10 @@ def read_draft_orders(
     draft_orders: object,
     selections: Iterable[str],
     t: Terminology,
-    fetched_medications: object = None,
+    resolved: Mapping[str, Any] | None = None,
 ) -> DraftOrders:
+    """The drafts, each read as the chart is; `resolved` is the call's data, where the
+    Medications fetched for records and drafts that name one not sent are kept."""
     selected = set(selections)
     meds: list[DraftMedication] = []
     services: list[DraftService] = []
@@ -142,7 +145,8 @@ def read_draft_orders(
     # A draft may name its drug by a Medication sent beside it in the same Bundle, or one the
     # service fetched from the FHIR server for it: read as the prefetch reads it (it used to
     # be 'could not be checked').
-    medications = medication_index(flatten(fetched_medications)) | medication_index(entries)
+    fetched = flatten((resolved or {}).get(medication_references.KEY))
+    medications = medication_index(fetched) | medication_index(entries)
     for i, raw in enumerate(entries):
         rtype = raw["resourceType"]
         rid = raw.get("id") if isinstance(raw.get("id"), str) else None
