@@ -6,12 +6,15 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from cds.errors import ConfigError, StoreUnavailable
 from cds.store.schema import SCHEMA_VERSION
 from cds.store.sql import _SQL
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
 
 class PostgresStore(_SQL):
@@ -34,34 +37,12 @@ class PostgresStore(_SQL):
     ) -> None:
         super().__init__(snooze_days, retention_days, clock, accept_snooze_days)
         import psycopg
-        from psycopg_pool import ConnectionPool, PoolTimeout
+        from psycopg_pool import PoolTimeout
 
         self._errors: tuple[type[Exception], ...] = (PoolTimeout, psycopg.OperationalError)
         self.timeout_s = timeout_s
 
-        # Every statement (and every wait for a lock, as behind a migration or VACUUM FULL) is
-        # bounded like the wait for a connection: a 503, never a hang (issue 28 item 9). Not
-        # for `cds migrate` (require_schema False), whose statements may rightly take longer.
-        limits = {}
-        if require_schema:
-            ms = max(1, int(timeout_s * 1000))
-            limits["options"] = f"-c statement_timeout={ms} -c lock_timeout={ms}"
-
-        def pool(max_size: int, *, autocommit: bool, **options: Any) -> ConnectionPool[Any]:
-            return ConnectionPool(
-                url,
-                min_size=1,
-                max_size=max_size,
-                timeout=timeout_s,
-                open=False,
-                kwargs={
-                    "connect_timeout": max(1, int(timeout_s)),
-                    "autocommit": autocommit,
-                    **limits,
-                },
-                **options,
-            )
-
+        pool = _pool_maker(url, timeout_s, bounded=require_schema)
         # Feedback, migrations, reads of stored feedback: transactions, fsynced at commit.
         self._pool = pool(max(2, pool_size // 4), autocommit=False)  # feedback is rare
         # What every call reads and writes (snoozes, issued cards, JWT ids): each statement its
@@ -100,6 +81,38 @@ class PostgresStore(_SQL):
     def close(self) -> None:
         self._pool.close()
         self._fast.close()
+
+
+def _pool_maker(url: str, timeout_s: float, *, bounded: bool) -> Callable[..., ConnectionPool[Any]]:
+    """A maker of connection pools to `url`, each wait for a connection bounded by timeout_s.
+
+    Every statement (and every wait for a lock, as behind a migration or VACUUM FULL) is
+    bounded like the wait for a connection: a 503, never a hang (issue 28 item 9). Not for
+    `cds migrate` (`bounded` False), whose statements may rightly take longer.
+    """
+    from psycopg_pool import ConnectionPool  # psycopg loads only when PostgreSQL is used
+
+    limits = {}
+    if bounded:
+        ms = max(1, int(timeout_s * 1000))
+        limits["options"] = f"-c statement_timeout={ms} -c lock_timeout={ms}"
+
+    def pool(max_size: int, *, autocommit: bool, **options: Any) -> ConnectionPool[Any]:
+        return ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            timeout=timeout_s,
+            open=False,
+            kwargs={
+                "connect_timeout": max(1, int(timeout_s)),
+                "autocommit": autocommit,
+                **limits,
+            },
+            **options,
+        )
+
+    return pool
 
 
 def _commit_without_waiting(conn: Any) -> None:
