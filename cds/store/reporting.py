@@ -10,6 +10,22 @@ from cds.store.records import DAY_S, CardTally, ReportRows
 _WEEK_S, _MONDAY_OFFSET_S = 7 * DAY_S, 3 * DAY_S
 
 
+# Each card once, with whether any feedback accepted or overrode it.
+_PER_CARD = (
+    "SELECT service_id, card,"
+    " MAX(CASE WHEN outcome = 'accepted' THEN 1 ELSE 0 END) AS accepted,"
+    " MAX(CASE WHEN outcome = 'overridden' THEN 1 ELSE 0 END) AS overridden"
+    " FROM feedback GROUP BY service_id, card"
+)
+
+
+def _week(backend: str) -> str:
+    """The issued card's week (weeks start on Monday), in the backend's SQL."""
+    if backend == "postgresql":
+        return f"CAST(FLOOR((i.issued_at + {_MONDAY_OFFSET_S}) / {_WEEK_S}) AS BIGINT)"
+    return f"CAST((i.issued_at + {_MONDAY_OFFSET_S}) / {_WEEK_S} AS INTEGER)"
+
+
 def report_rows(store: Any, since: float, until: float, service_id: str | None) -> ReportRows:
     """The committee report's counts for cards issued in [since, until) (epoch seconds)."""
     # Aggregates only, nothing read row by row into Python: cards by variant and week
@@ -21,17 +37,7 @@ def report_rows(store: Any, since: float, until: float, service_id: str | None) 
     if service_id is not None:
         where += " AND i.service_id = %s"
         args.append(service_id)
-    per_card = (
-        "SELECT service_id, card,"
-        " MAX(CASE WHEN outcome = 'accepted' THEN 1 ELSE 0 END) AS accepted,"
-        " MAX(CASE WHEN outcome = 'overridden' THEN 1 ELSE 0 END) AS overridden"
-        " FROM feedback GROUP BY service_id, card"
-    )
-    week = (
-        f"CAST(FLOOR((i.issued_at + {_MONDAY_OFFSET_S}) / {_WEEK_S}) AS BIGINT)"
-        if store.backend == "postgresql"
-        else f"CAST((i.issued_at + {_MONDAY_OFFSET_S}) / {_WEEK_S} AS INTEGER)"
-    )
+    per_card, week = _PER_CARD, _week(store.backend)
     with store.tx(durable=False, read=True) as cur:
         cur.execute(
             store.q(
