@@ -364,25 +364,7 @@ def _replay(args: argparse.Namespace, client: Any, fhir: FixtureFHIRServer | Non
             if int(sc.case.get("status", 200)) == 200 and scenario_resources(sc)
         ]
     for i, sc in enumerate(scenarios, 1):
-        if fhir_server and loader is not None:
-            load_into(loader, fhir_server, sc)
-            request = through_fhir_server(sc, fhir_server)
-            if args.url:
-                answer = httpx.post(
-                    f"{args.url.rstrip('/')}/cds-services/{sc.service}", json=request, timeout=30
-                )
-            else:
-                answer = client.post(f"/cds-services/{sc.service}", json=request)
-            status, body = answer.status_code, answer.json()
-        elif args.url:
-            answer = httpx.post(
-                f"{args.url.rstrip('/')}/cds-services/{sc.service}",
-                json=inline_prefetch(sc),
-                timeout=30,
-            )
-            status, body = answer.status_code, answer.json()
-        else:
-            status, body = answer_in_process(client, fhir, sc)
+        status, body = _answer(args, sc, client, fhir, loader)
         result = compare(sc, status, body)
         missing = sc.expected is None
         if args.update and (missing or not result.ok) and status == int(sc.case.get("status", 200)):
@@ -397,7 +379,41 @@ def _replay(args: argparse.Namespace, client: Any, fhir: FixtureFHIRServer | Non
             print(f"[{i}/{len(scenarios)}] {mark} {sc.name}", file=sys.stderr)
     if loader is not None:
         loader.close()
-    elapsed = time.perf_counter() - start
+    return _summarise(results, time.perf_counter() - start)
+
+
+def _answer(
+    args: argparse.Namespace,
+    sc: Scenario,
+    client: Any,
+    fhir: FixtureFHIRServer | None,
+    loader: httpx.Client | None,
+) -> tuple[int, Any]:
+    """The service's status and body for one scenario: through the FHIR server (loaded with
+    its patient first), posted to a running service, or in process."""
+    fhir_server: str | None = getattr(args, "fhir_server", None)
+    if fhir_server and loader is not None:
+        load_into(loader, fhir_server, sc)
+        request = through_fhir_server(sc, fhir_server)
+        if args.url:
+            answer = httpx.post(
+                f"{args.url.rstrip('/')}/cds-services/{sc.service}", json=request, timeout=30
+            )
+        else:
+            answer = client.post(f"/cds-services/{sc.service}", json=request)
+        return answer.status_code, answer.json()
+    if args.url:
+        answer = httpx.post(
+            f"{args.url.rstrip('/')}/cds-services/{sc.service}",
+            json=inline_prefetch(sc),
+            timeout=30,
+        )
+        return answer.status_code, answer.json()
+    return answer_in_process(client, fhir, sc)
+
+
+def _summarise(results: list[Result], elapsed: float) -> int:
+    """The summary table and each difference; 1 if any scenario differs."""
     failed = [r for r in results if not r.ok]
     print(f"\n{'scenario':<58} {'expected':<28} got")
     for r in results:
