@@ -51,6 +51,8 @@ FACT_VALUESETS: frozenset[str] = frozenset(
         "treatment-intent-curative",
         *RESULT_SETS,
         "er-negative-ichom",
+        "her2-diagnosis-positive",
+        "her2-diagnosis-negative",
     }
 )
 

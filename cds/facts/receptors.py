@@ -44,6 +44,9 @@ class MarkerResult:
     specimen_site: SpecimenSite
     derived: bool
     refs: tuple[str, ...]
+    # No test result in the chart: the status is a Condition's code ("HER2 positive carcinoma
+    # of breast"), and the cards say so.
+    from_diagnosis: bool = False
     # Every date a result of this testing event was reported on (D13: a reflex ISH can follow
     # the IHC by days); the card names them.
     report_dates: tuple[date, ...] = ()
@@ -61,6 +64,16 @@ class MarkerResult:
         if self.ihc_score is None:
             return say("ihc-none")
         return say("ihc-positive", score=self.ihc_score) if self.ihc_score else say("ihc-0")
+
+    @property
+    def how(self) -> Said:
+        """How the status is known: a reported result, or derived from IHC/ISH."""
+        return say("derived") if self.derived else say("reported")
+
+    @property
+    def diagnosis_line(self) -> Said:
+        """The card's line for a status known only from a diagnosis code (no test result)."""
+        return say("her2-from-diagnosis", status=self.status, ref=self.refs[0], when=self.when)
 
     @property
     def reported(self) -> Said | date | None:
@@ -230,6 +243,8 @@ def extract_receptors(
                 marker_events[result.marker].append(result)
     her2_results = [_her2_result(ev, metastatic_since, metastatic) for ev in her2_events]
     her2, her2_primary = _chosen(her2_results)
+    if her2 is None:
+        her2 = _her2_diagnosis(records, t)
     er, er_primary = _chosen(marker_events["ER"])
     pr, pr_primary = _chosen(marker_events["PR"])
     every = her2_results + marker_events["ER"] + marker_events["PR"]
@@ -242,6 +257,33 @@ def extract_receptors(
         pr_primary=pr_primary,
         serum_her2_only=serum and not her2_results,
         has_metastatic_specimen=any(r.specimen_site == "metastatic" for r in every),
+    )
+
+
+def _her2_diagnosis(records: Records, t: Terminology) -> MarkerResult | None:
+    """With no HER2 test result in the chart, a breast cancer diagnosis coded as HER2-positive
+    or HER2-negative (SNOMED 427685000 / 431396003: terminology.md §1.4, 'as value or
+    Condition.code'). The newest one decides; a test result always comes first. Its IHC
+    score is unknown, so it never makes a HER2-low card on its own."""
+    positive, negative = t["her2-diagnosis-positive"], t["her2-diagnosis-negative"]
+    found = [
+        c
+        for c in records.conditions
+        if positive.matches_code(c.code) or negative.matches_code(c.code)
+    ]
+    if not found:
+        return None
+    condition = max(found, key=lambda c: c.date or date.min)
+    status: Status = "positive" if positive.matches_code(condition.code) else "negative"
+    return MarkerResult(
+        marker="HER2",
+        status=status,
+        when=condition.date,
+        specimen_site="unknown",
+        derived=False,
+        refs=(f"Condition/{condition.id}",),
+        her2_category="positive" if status == "positive" else "unknown",
+        from_diagnosis=True,
     )
 
 

@@ -204,12 +204,14 @@ def therapy_data(f: PatientFacts) -> tuple[Said, ...]:
     """What every HER2 therapy card shows: HER2 result, HR status, lines, agents used (R6)."""
     her2 = f.receptors.her2
     out = []
-    if her2 is not None:
+    if her2 is not None and her2.from_diagnosis:
+        out.append(her2.diagnosis_line)
+    elif her2 is not None:
         out.append(
             say(
                 "her2-result",
                 status=her2.status,
-                how=say("derived") if her2.derived else say("reported"),
+                how=her2.how,
                 score=say("ihc-score", words=her2.ihc_words) if her2.ihc_score is not None else "",
                 site=her2.specimen_site,
                 reported=her2.reported,

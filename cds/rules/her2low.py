@@ -100,12 +100,14 @@ def negative_her2(f: PatientFacts) -> MarkerResult | None:
 def _data(f: PatientFacts) -> tuple[Said, ...]:
     her2 = f.receptors.her2
     out = []
-    if her2 is not None:
+    if her2 is not None and her2.from_diagnosis:
+        out.append(her2.diagnosis_line)
+    elif her2 is not None:
         out.append(
             say(
                 "her2-negative-result",
                 category=category_words(her2.her2_category or "unknown"),
-                how=say("derived") if her2.derived else say("reported"),
+                how=her2.how,
                 score=say("ihc-score", words=her2.ihc_words),
                 site=her2.specimen_site,
                 reported=her2.reported,

@@ -13,6 +13,7 @@ from cds.fhir.screening import MARKER_SETS
 from cds.fhir.values import Value
 from cds.parameters import Parameters
 from cds.terminology import Coding, Concept, Terminology
+from fixtures.factories import SNOMED
 from tests.facts.helpers import facts, metastatic, obs_with
 from tests.rules.helpers import text
 
@@ -223,6 +224,29 @@ class TestReceptors:
         assert f.receptors.her2.specimen_site == "metastatic"
         assert f.receptors.her2_positive is True
         assert "HER2 negative on the primary" in text(f.receptors.discordances()[0])
+
+    @pytest.mark.parametrize(
+        ("code", "status", "category"),
+        [("427685000", "positive", "positive"), ("431396003", "negative", "unknown")],
+    )
+    def test_a_her2_diagnosis_stands_in_only_for_a_missing_result(
+        self, t: Terminology, params: Parameters, code: str, status: str, category: str
+    ) -> None:
+        """terminology.md §1.4: SNOMED 427685000 / 431396003 mean HER2 POS / NEG as a value or
+        as Condition.code. With no HER2 test result the diagnosis gives the status (its IHC
+        score unknown, so never HER2-low on its own); any test result decides before it."""
+        p = metastatic()
+        p.condition(SNOMED, code, "HER2 carcinoma of breast", 900)
+        her2 = facts(p, t, params).receptors.her2
+        assert her2 is not None
+        assert (her2.status, her2.her2_category, her2.from_diagnosis) == (status, category, True)
+        assert her2.refs == ("Condition/cond-3",)
+        assert "no HER2 test result in the chart" in text(her2.diagnosis_line)
+        p.her2(90, "neg" if status == "positive" else "pos")
+        tested = facts(p, t, params).receptors.her2
+        assert tested is not None
+        assert not tested.from_diagnosis
+        assert tested.status != status
 
     def test_primary_only_is_marked_primary(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
