@@ -263,18 +263,16 @@ def extract_receptors(
 def _her2_diagnosis(records: Records, t: Terminology) -> MarkerResult | None:
     """With no HER2 test result in the chart, a breast cancer diagnosis coded as HER2-positive
     or HER2-negative (SNOMED 427685000 / 431396003: terminology.md §1.4, 'as value or
-    Condition.code'). The newest one decides; a test result always comes first. Its IHC
-    score is unknown, so it never makes a HER2-low card on its own."""
+    Condition.code'), or one sent as text only that says so (D11). The newest one decides; a
+    test result always comes first. Its IHC score is unknown, so it never makes a HER2-low
+    card on its own."""
     positive, negative = t["her2-diagnosis-positive"], t["her2-diagnosis-negative"]
-    found = [
-        c
-        for c in records.conditions
-        if positive.matches_code(c.code) or negative.matches_code(c.code)
-    ]
+    # One that reads as both (a conversion written out) says neither.
+    found = [c for c in records.conditions if positive.matches(c.code) != negative.matches(c.code)]
     if not found:
         return None
     condition = max(found, key=lambda c: c.date or date.min)
-    status: Status = "positive" if positive.matches_code(condition.code) else "negative"
+    status: Status = "positive" if positive.matches(condition.code) else "negative"
     return MarkerResult(
         marker="HER2",
         status=status,

@@ -248,6 +248,27 @@ class TestReceptors:
         assert not tested.from_diagnosis
         assert tested.status != status
 
+    @pytest.mark.parametrize(
+        ("words", "status"),
+        [
+            ("HER2-positive metastatic breast cancer", "positive"),
+            ("Carcinoma of breast, HER2/neu positive", "positive"),
+            ("ER positive, HER2 negative breast cancer", "negative"),
+            ("Triple negative breast cancer", "negative"),
+            ("HER2 equivocal breast carcinoma", None),
+            ("Breast cancer, HER2 status unknown", None),
+            ("Family history of HER2 positive breast cancer", None),
+            ("HER2 positive breast cancer, converted to HER2 negative", None),
+        ],
+    )
+    def test_a_her2_diagnosis_sent_as_words(
+        self, t: Terminology, params: Parameters, words: str, status: str | None
+    ) -> None:
+        p = metastatic()
+        p.condition("", "", "", 900, text=words)
+        her2 = facts(p, t, params).receptors.her2
+        assert (her2.status if her2 else None) == status
+
     def test_primary_only_is_marked_primary(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
         p.her2(1500, "pos")
