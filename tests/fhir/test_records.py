@@ -144,16 +144,22 @@ class TestRecords:
         assert fhir_date(value) == date_by_pattern(value)
 
 
-def _trastuzumab(resource_type: str, **elements: Any) -> dict[str, Any]:
+def _medication_use(resource_type: str, rid: str = "m1", **elements: Any) -> dict[str, Any]:
+    """A MedicationStatement, Request or Administration of Patient/p1 with `elements`."""
     return {
         "resourceType": resource_type,
-        "id": "m1",
+        "id": rid,
         "status": "completed",
-        "medicationCodeableConcept": {"text": "trastuzumab"},
         "subject": {"reference": "Patient/p1"},
         **({"intent": "order"} if resource_type == "MedicationRequest" else {}),
         **elements,
     }
+
+
+def _trastuzumab(resource_type: str, **elements: Any) -> dict[str, Any]:
+    return _medication_use(
+        resource_type, medicationCodeableConcept={"text": "trastuzumab"}, **elements
+    )
 
 
 def _bounded(start: str | None, end: str | None = None) -> dict[str, Any]:
@@ -287,27 +293,18 @@ class TestMedicineNames:
     def test_a_medicine_with_no_readable_name_is_left_out_and_named(
         self, t: Terminology, medication: dict[str, Any], sent: list[Any], left_out: bool
     ) -> None:
-        record = {
-            "resourceType": "MedicationStatement",
-            "id": "s1",
-            "status": "active",
-            "subject": {"reference": "Patient/p1"},
-            **medication,
-        }
+        record = _medication_use("MedicationStatement", "s1", **medication)
         records = read_records([record, *sent], t, patient_id="p1")
         assert [e.ref for e in records.excluded] == (["MedicationStatement/s1"] if left_out else [])
         if left_out:
             assert records.excluded[0].location == "medication[x]"
 
     def test_another_patients_unnamed_medicine_is_not_named(self, t: Terminology) -> None:
-        record = {
-            "resourceType": "MedicationRequest",
-            "id": "r1",
-            "status": "active",
-            "intent": "order",
-            "subject": {"reference": "Patient/p2"},
-            "medicationReference": {"reference": "Medication/m9"},
-        }
+        record = _medication_use(
+            "MedicationRequest",
+            subject={"reference": "Patient/p2"},
+            medicationReference={"reference": "Medication/m9"},
+        )
         assert read_records([record], t, patient_id="p1").excluded == ()
 
 
