@@ -14,7 +14,7 @@ import re
 import time
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -368,6 +368,7 @@ async def resolve(
     gate: OutboundGate | None = None,
 ) -> Resolved:
     """Prefetched data for every template key, fetching what the client did not send."""
+    started = anyio.current_time()
     sent = request.prefetch or {}
     data: dict[str, Any] = {}
     to_fetch: dict[str, str] = {}
@@ -408,9 +409,9 @@ async def resolve(
             "data the rules need could not be prefetched or fetched", issues=tuple(issues)
         )
     if server is not None and allowed:
-        keys = [k for k, template in templates.items() if template.startswith("Medication")]
+        spent = anyio.current_time() - started
         await _fetch_referenced_medications(
-            server.rstrip("/"), request, context, client, gate, limits, data, keys
+            server.rstrip("/"), request, context, client, gate, limits, data, templates, spent
         )
     return Resolved(
         data=data,
@@ -426,18 +427,20 @@ async def _fetch_referenced_medications(
     gate: OutboundGate | None,
     limits: FetchLimits,
     data: dict[str, Any],
-    medication_keys: list[str],
+    templates: Mapping[str, str],
+    spent: float,
 ) -> None:
-    """The Medications the records name by reference and no key brought, in one search. Not
+    """The Medications the records name by reference and no key brought, in one search, in
+    what is left of the call's fetch deadline (CDS_FETCH_DEADLINE_S covers both rounds). Not
     fetched, the records stay unread and are named on a card: the call goes on."""
+    keys = [k for k, template in templates.items() if template.startswith("Medication")]
     drafts = {"draftOrders": context.get("draftOrders")}  # an order's Medication, too
-    ids = medication_references.missing_medication_ids(
-        data | drafts, [*medication_keys, "draftOrders"]
-    )
-    if ids:
+    ids = medication_references.missing_medication_ids(data | drafts, [*keys, "draftOrders"])
+    left = replace(limits, deadline_s=limits.deadline_s - spent)
+    if ids and left.deadline_s > 0:
         query = {medication_references.KEY: medication_references.search_query(ids)}
         await _fetch_all(
-            server, request, context, client, gate or OutboundGate(), limits, query, data
+            server, request, context, client, gate or OutboundGate(), left, query, data
         )
 
 

@@ -317,6 +317,17 @@ class TestReferencedMedications:
         assert search.call_count == 1
         assert resolved.data["referencedMedications"]["entry"][0]["resource"] == XGEVA
 
+    async def test_no_search_once_the_calls_fetch_deadline_is_spent(self) -> None:
+        """CDS_FETCH_DEADLINE_S bounds both rounds: with none of it left, nothing is searched."""
+        sent = {"medications": bundle(statement("s1", "Medication/m1"))}
+        spent = FetchLimits(timeout_s=0.5, deadline_s=0.0, max_pages=3, max_resources=100)
+        with respx.mock(assert_all_called=False) as mock:
+            route = mock.route(host="127.0.0.1")
+            async with httpx.AsyncClient() as client:
+                resolved = await resolve(MEDS, request(sent), CONTEXT, client, spent, ALLOW)
+        assert not route.called
+        assert "referencedMedications" not in resolved.data
+
     async def test_a_failed_search_leaves_the_records_to_be_named(self) -> None:
         sent = {"medications": bundle(statement("s1", "Medication/m1"))}
         with respx.mock() as mock:
