@@ -55,8 +55,9 @@ def r0_unreadable_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
 )
 def r0b_left_out(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """Resources a rule would read that failed their check, or hold a value the checks cannot
-    use (one no patient can have, a bound such as "< 0.5", an LVEF of 1 or less) → name each
-    one, with where it is wrong, on a card of its own.
+    use (one no patient can have, a bound such as "< 0.5", an LVEF of 1 or less), and
+    medication records that name no medicine the service can read → name each one, with where
+    it is wrong, on a card of its own.
 
     FHIR R4 datatypes and cardinalities decide what is read (`cds.fhir.conformance`). Missing
     data is never a negative finding: a resource left out is missing data, and a card it would
