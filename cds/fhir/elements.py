@@ -42,6 +42,16 @@ def date_by_pattern(value: str) -> date | None:
         return None
 
 
+# The code systems the rules read, sent under their HL7 OIDs instead of their FHIR URIs (FHIR R4
+# NamingSystem registry, namingsystem-terminologies.html; ICD-10-CM: HL7 Terminology's
+# CodeSystem icd10CM). Some EHRs and CDA converters send them so; a code is the same code.
+_URI_OF_OID = {
+    "urn:oid:2.16.840.1.113883.6.1": "http://loinc.org",
+    "urn:oid:2.16.840.1.113883.6.96": "http://snomed.info/sct",
+    "urn:oid:2.16.840.1.113883.6.88": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "urn:oid:2.16.840.1.113883.6.90": "http://hl7.org/fhir/sid/icd-10-cm",
+}
+
 _CONCEPTS: dict[bytes, Concept] = {}
 # What an absent (or not an object) CodeableConcept reads as: one shared object, so what matching
 # works out about it is worked out once, not for every resource that lacks the element.
@@ -83,9 +93,9 @@ def _build_concept(raw: dict[str, Any]) -> Concept:
             continue
         display = c.get("display") if isinstance(c.get("display"), str) else None
         if isinstance(c.get("code"), str):
-            codings.append(
-                Coding(system=str(c.get("system") or ""), code=c["code"], display=display)
-            )
+            system = str(c.get("system") or "")
+            system = _URI_OF_OID.get(system, system)
+            codings.append(Coding(system=system, code=c["code"], display=display))
         elif display and display not in texts:
             # Coding.code is 0..1: a coding with a display only still names the concept, read
             # as its text (a draft "Enhertu" so sent is checked, not taken for an empty draft).
