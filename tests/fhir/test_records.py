@@ -439,6 +439,28 @@ class TestUnits:
         p.obs("29463-7", 3, valueQuantity=weight)
         assert facts(p, t, params).renal.crcl == pytest.approx(68, abs=0.1)
 
+    @pytest.mark.parametrize(
+        ("code", "read"),
+        [
+            ("3141-9", True),
+            ("8350-1", True),
+            ("8351-9", True),
+            ("3142-7", False),
+            ("8335-2", False),
+        ],
+    )
+    def test_a_measured_weight_under_its_own_loinc_code(
+        self, t: Terminology, params: Parameters, code: str, read: bool
+    ) -> None:
+        """The measured weights of FHIR's vital-signs body-weight set count for Cockcroft-Gault;
+        a stated or estimated weight (a LOINC code, which decides) does not."""
+        p = metastatic()
+        p.birth = "1966-11-22"
+        p.obs("2160-0", 3, valueQuantity={"value": 1.0, "unit": "mg/dL", "code": "mg/dL"})
+        p.obs(code, 3, valueQuantity={"value": 72, "unit": "kg", "code": "kg"})
+        crcl = facts(p, t, params).renal.crcl
+        assert crcl == (pytest.approx(68, abs=0.1) if read else None)
+
     def test_unknown_units_are_not_guessed(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
         p.obs("2160-0", 3, valueQuantity={"value": 90, "unit": "mmol/mol"})
