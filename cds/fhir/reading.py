@@ -8,7 +8,7 @@ that fails its check is excluded and named on the cards; the call goes on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -71,14 +71,11 @@ def read_records(
     allergies: list[AllergyRecord] = []
     patient: PatientRecord | None = None
     specimen_dates: dict[str, date] = {}
+    unmatched: list[Mapping[str, Any]] = []  # of no drug the rules know: named if of none
     for raw in resources:
         rtype = raw["resourceType"]
         # Most of a large chart is screened out: the screen first, the withdrawn test after.
-        if not screen.relevant(raw, medications):  # a Medication too: read through its users
-            if rtype in MEDICATION_TYPES:  # one naming no medicine is named, not passed over
-                excluded.extend(_unnamed(raw, rtype, terminology, medications, patient_id))
-            continue
-        if entered_in_error(raw):
+        if not screen.relevant(raw, medications, unmatched) or entered_in_error(raw):
             continue
         rid = str(raw.get("id") or "")
         if (left_out := _left_out(raw, rtype, rid, checker, patient_id, own)) is not None:
@@ -108,7 +105,7 @@ def read_records(
         activities=tuple(activities),
         allergies=tuple(allergies),
         specimen_dates=specimen_dates,
-        excluded=tuple(excluded),
+        excluded=(*excluded, *_unnamed(unmatched, terminology, medications, patient_id)),
         preliminary=tuple(preliminary),
         received=received,
     )
@@ -144,30 +141,31 @@ def _left_out(
 
 
 def _unnamed(
-    raw: dict[str, Any],
-    rtype: str,
+    records: list[Mapping[str, Any]],
     terminology: Terminology,
     medications: dict[str, dict[str, Any]],
     patient_id: str | None,
-) -> tuple[Excluded, ...]:
-    """A medication record that names no medicine the service can read: a reference to a
-    Medication not sent, with no display; codes of another system only, with no text. It may
-    be a bone agent or a HER2 antibody, so it is named (R0b), never taken for another drug."""
-    why = why_unnamed(
-        medication_concept(raw, medications),
-        terminology.rxnorm,
-        referenced="medicationReference" in raw,
-    )
-    if why is None or entered_in_error(raw):
-        return ()
-    if patient_id is not None and _of_another_patient(raw, rtype, patient_id):
-        return ()  # another patient's record: nothing to go by
-    log.warning("excluded %s naming no readable medication", rtype)
-    rid = str(raw.get("id") or "")
-    return (Excluded(rtype, "medication[x]", why, resource_ref(rtype, rid), Concept()),)
+) -> list[Excluded]:
+    """The medication records that name no medicine the service can read: a reference to a
+    Medication not sent, with no display; codes of another system only, with no text. Each
+    may be a bone agent or a HER2 antibody, so it is named (R0b), never taken for another
+    drug."""
+    out = []
+    for raw in records:
+        medicine = medication_concept(raw, medications)
+        why = why_unnamed(medicine, terminology.rxnorm, referenced="medicationReference" in raw)
+        rtype = raw["resourceType"]
+        if why is None or entered_in_error(raw):
+            continue
+        if patient_id is not None and _of_another_patient(raw, rtype, patient_id):
+            continue  # another patient's record: nothing to go by
+        log.warning("excluded %s naming no readable medication", rtype)
+        rid = str(raw.get("id") or "")
+        out.append(Excluded(rtype, "medication[x]", why, resource_ref(rtype, rid), Concept()))
+    return out
 
 
-def _of_another_patient(raw: dict[str, Any], rtype: str, patient_id: str) -> bool:
+def _of_another_patient(raw: Mapping[str, Any], rtype: str, patient_id: str) -> bool:
     """A resource whose subject (AllergyIntolerance: patient) is plainly another Patient, or a
     Patient with another id. A server that ignores the `patient` search parameter answers with
     every patient's results; another patient's creatinine once set this one's renal dose. A

@@ -99,7 +99,15 @@ class Screening:
         self.labs = terminology.screen((*LAB_SETS, "lvef"))
         self.services = terminology.screen(SERVICE_SETS)
 
-    def relevant(self, raw: Mapping[str, Any], medications: Mapping[str, Any]) -> bool:
+    def relevant(
+        self,
+        raw: Mapping[str, Any],
+        medications: Mapping[str, Any],
+        unmatched: list[Mapping[str, Any]],
+    ) -> bool:
+        """Whether a rule could read the resource. A medication record that matches no drug
+        the rules know goes into `unmatched`: it may name no medicine at all (the reader names
+        those), and the test is made here, where only medication records arrive."""
         rtype = raw["resourceType"]
         if rtype in {"Patient", "Specimen"}:
             return True
@@ -112,9 +120,10 @@ class Screening:
             # A preliminary lab is read only to be named when it is newer than the final one.
             return status == PRELIMINARY_OBSERVATION and self.labs.matches(concept(raw.get("code")))
         if rtype in MEDICATION_TYPES:
-            return bool(
-                self.t.medications.match(medication_concept(raw, medications), self.t.rxnorm)
-            )
+            if self.t.medications.match(medication_concept(raw, medications), self.t.rxnorm):
+                return True
+            unmatched.append(raw)
+            return False
         if rtype in {"Procedure", "ServiceRequest", "Encounter"}:
             codes = [raw.get("code")] if rtype != "Encounter" else []
             types = raw.get("type")
