@@ -372,6 +372,31 @@ def _by_reference(record: dict[str, Any]) -> bool:
     return True
 
 
+_UNREAD_MODIFIER = {
+    "url": "http://example.org/fhir/StructureDefinition/unread",
+    "valueBoolean": True,
+}
+
+
+def _with_modifiers_that_change_nothing(resource: dict[str, Any]) -> bool:
+    """`doNotPerform: false` on a request; a modifier extension on an element no rule reads."""
+    rtype = resource.get("resourceType")
+    if rtype in ("MedicationRequest", "ServiceRequest"):
+        resource.setdefault("doNotPerform", False)
+        if rtype == "MedicationRequest":
+            resource["substitution"] = {
+                "allowedBoolean": True,
+                "modifierExtension": [_UNREAD_MODIFIER],
+            }
+        return True
+    if rtype == "Condition":
+        resource["evidence"] = [
+            {"detail": [{"display": "imaging"}], "modifierExtension": [_UNREAD_MODIFIER]}
+        ]
+        return True
+    return False
+
+
 _OIDS = {
     "http://loinc.org": "urn:oid:2.16.840.1.113883.6.1",
     "http://snomed.info/sct": "urn:oid:2.16.840.1.113883.6.96",
@@ -767,6 +792,17 @@ class TestFuzz:
         no creatinine, calcium or receptor result was read by code.)"""
 
         assert _rewritten_alike(client, "", _under_oids) > 140
+
+    def test_modifiers_said_false_or_where_nothing_is_read_give_the_same_cards(
+        self, client: TestClient
+    ) -> None:
+        """A modifier turns a resource's meaning around only where it stands: every request sent
+        with `doNotPerform: false`, every order with a modifier extension on its substitution
+        and every Condition with one on its evidence (elements no rule reads) must get the
+        cards it gets as sent. The modifiers that do apply are left out and named
+        (tests/fhir/test_modifiers.py)."""
+
+        assert _rewritten_alike(client, "", _with_modifiers_that_change_nothing) > 100
 
     @pytest.mark.parametrize(
         "body",

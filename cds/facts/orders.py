@@ -16,12 +16,15 @@ from typing import Any
 from cds import medication_references
 from cds.facts import units
 from cds.fhir.elements import flatten
+from cds.fhir.modifiers import modifier_of
 from cds.fhir.reading import medication_index
 from cds.fhir.records import MedicationRecord, activity_record, medication_record, why_unnamed
 from cds.said import Said, say
 from cds.terminology import Concept, DrugMatch, Terminology
 
 log = logging.getLogger(__name__)
+
+_CHECKED = frozenset({"MedicationRequest", "ServiceRequest", "Procedure"})  # the drafts read
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,6 +154,12 @@ def read_draft_orders(
         rtype = raw["resourceType"]
         rid = raw.get("id") if isinstance(raw.get("id"), str) else None
         ref = f"{rtype}/{rid}" if rid else f"{rtype} (draft entry {i + 1}, no id)"
+        if rtype in _CHECKED and (modified := modifier_of(raw)) is not None:
+            # An order not to give, or one whose meaning an extension may turn: not checked.
+            unreadable.append(
+                UnreadableDraft(ref=ref, reason=modified[1], selected=ref in selected)
+            )
+            continue
         if rtype == "MedicationRequest":
             record = medication_record(rid or "", raw, medications)
             if _nothing_chosen(record.medication, raw):

@@ -292,6 +292,7 @@ class DispenseRequest(TypedDict, total=False):
 @with_config(_STRICT)
 class MedicationRequest(_MedicationUse, total=False):
     intent: Required[Code]
+    doNotPerform: bool  # a modifier: read by cds.fhir.modifiers
     statusReason: CodeableConcept
     authoredOn: DateTime
     dispenseRequest: DispenseRequest
@@ -318,6 +319,7 @@ class Procedure(_Resource, total=False):
 class ServiceRequest(_Resource, total=False):
     status: Required[Code]
     intent: Required[Code]
+    doNotPerform: bool
     code: CodeableConcept
     authoredOn: DateTime
     occurrenceDateTime: DateTime

@@ -14,6 +14,7 @@ from typing import Any
 
 from cds.fhir.conformance import Checker
 from cds.fhir.elements import concept, flatten, json_list
+from cds.fhir.modifiers import modifier_of
 from cds.fhir.records import (
     ActivityRecord,
     AllergyRecord,
@@ -134,7 +135,11 @@ def _left_out(
         return Excluded(rtype, "subject", say("another-patient"), ref, Concept())
     verdict = checker.verdict(raw)
     if verdict is None:
-        return None
+        if (modified := modifier_of(raw)) is None:
+            return None
+        where, said = modified
+        log.warning("excluded %s carrying a modifier at %s", rtype, where)
+        return Excluded(rtype, where, said, resource_ref(rtype, rid), concept(raw.get("code")))
     where, reason = verdict
     log.warning("excluded invalid %s at %s", rtype, where)
     return Excluded(rtype, where, reason, resource_ref(rtype, rid), concept(raw.get("code")))

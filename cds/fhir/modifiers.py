@@ -1,0 +1,93 @@
+"""Modifier elements: what can turn a resource's meaning around, so it is never read as if it
+did not.
+
+FHIR R4 marks some elements as modifiers: `MedicationRequest.doNotPerform` and
+`ServiceRequest.doNotPerform` (true: the request is *not* to give the medicine, *not* to do the
+service) and every `modifierExtension` ("Applications processing a resource are required to
+check for modifier extensions", R4 BackboneElement). Read as ordinary, an order not to give
+zoledronic acid was an oncologic BMA on course (no R1, a calcium card for a drug not given),
+and a creatinine under an extension saying its result is not valid set a renal dose. The
+service understands no modifier extension, so a resource carrying one, at its root or in an
+element the records read, is left out and named (R0b; a draft order: R0, not checked); so is
+a request not to perform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cds.fhir.elements import display_of, json_list
+from cds.said import Said, say
+
+# The backbone elements `cds.fhir.records` reads, by resource type: a modifier extension on
+# one changes what the record would say. Dosage.timing is a Timing, a BackboneElement in R4.
+_READ_BACKBONES: dict[str, tuple[str, ...]] = {
+    "Observation": ("component", "referenceRange"),
+    "MedicationRequest": ("dosageInstruction", "dispenseRequest"),
+    "MedicationStatement": ("dosage",),
+    "MedicationAdministration": ("dosage",),
+    "Specimen": ("collection",),
+}
+_DOSAGES = frozenset({"dosageInstruction", "dosage"})
+# Only requests can be requests not to act (R4: MedicationRequest and ServiceRequest).
+_REQUESTS = frozenset({"MedicationRequest", "ServiceRequest"})
+
+
+def modifier_of(raw: Mapping[str, Any]) -> tuple[str, Said] | None:
+    """Where the resource carries a modifier that changes what it means, and what it says; None
+    when it carries none the records would read past."""
+    rtype = raw["resourceType"]
+    # A draft order is not field-checked: "true" as text is taken at its word, not as false.
+    if rtype in _REQUESTS and raw.get("doNotPerform", False) is not False:
+        what = _named(raw)
+        said = (
+            say("request-not-to-perform", what=what)
+            if what
+            else say("request-not-to-perform-unnamed")
+        )
+        return "doNotPerform", said
+    if "modifierExtension" in raw:
+        return "modifierExtension", _extension(raw["modifierExtension"])
+    for name in _READ_BACKBONES.get(rtype, ()):
+        if name not in raw:
+            continue
+        value = raw[name]
+        for i, element in enumerate(value if isinstance(value, list) else [value]):
+            if not isinstance(element, dict):
+                continue
+            at = f"{name}[{i}]" if isinstance(value, list) else name
+            if "modifierExtension" in element:
+                return f"{at}.modifierExtension", _extension(element["modifierExtension"])
+            timing = element.get("timing") if name in _DOSAGES else None
+            if isinstance(timing, dict) and "modifierExtension" in timing:
+                return f"{at}.timing.modifierExtension", _extension(timing["modifierExtension"])
+    return None
+
+
+def _named(raw: Mapping[str, Any]) -> str | None:
+    """What a request names, as sent: its text, else a coding's display, else its reference's."""
+    for key in ("medicationCodeableConcept", "code"):
+        element = raw.get(key)
+        if not isinstance(element, dict):
+            continue
+        if isinstance(element.get("text"), str):
+            return str(element["text"])
+        for coding in json_list(element.get("coding")):
+            if isinstance(coding, dict) and isinstance(coding.get("display"), str):
+                return str(coding["display"])
+    return display_of(raw.get("medicationReference"))
+
+
+def _extension(extensions: object) -> Said:
+    """The modifier extensions' URLs, for the integrator who must map them (never PHI)."""
+    urls = sorted(
+        {
+            e["url"]
+            for e in (extensions if isinstance(extensions, list) else [extensions])
+            if isinstance(e, dict) and isinstance(e.get("url"), str)
+        }
+    )
+    if not urls:
+        return say("modifier-extension-no-url")
+    return say("modifier-extension", urls=", ".join(urls))

@@ -1,0 +1,165 @@
+"""FHIR modifiers: a resource whose meaning one can turn around is never read as ordinary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cds.facts.orders import read_draft_orders
+from cds.fhir.conformance import Checker
+from cds.fhir.modifiers import modifier_of
+from cds.fhir.reading import read_records
+from cds.said import Said
+from cds.terminology import Terminology
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+ZOL = {"coding": [{"system": RXNORM, "code": "1114085"}], "text": "zoledronic acid 4 mg"}
+LOCAL = {"url": "http://example.org/fhir/StructureDefinition/result-invalidated"}
+
+
+def order(**more: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": "zol",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p"},
+        "medicationCodeableConcept": ZOL,
+        "authoredOn": "2026-11-20",
+        **more,
+    }
+
+
+def creatinine(**more: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": "cr",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+        "effectiveDateTime": "2026-11-30",
+        "valueQuantity": {"value": 0.8, "unit": "mg/dL", "code": "mg/dL"},
+        **more,
+    }
+
+
+class TestWhereAModifierStands:
+    def test_an_order_not_to_give_names_what_it_forbids(self) -> None:
+        found = modifier_of(order(doNotPerform=True))
+        assert found == ("doNotPerform", Said("request-not-to-perform", (("what", ZOL["text"]),)))
+
+    def test_a_service_request_not_to_perform_is_one_too(self) -> None:
+        request = {"resourceType": "ServiceRequest", "doNotPerform": True, "code": {}}
+        assert modifier_of(request) == ("doNotPerform", Said("request-not-to-perform-unnamed", ()))
+
+    @pytest.mark.parametrize("flag", [False, None])
+    def test_an_order_to_give_carries_no_modifier(self, flag: bool | None) -> None:
+        sent = order() if flag is None else order(doNotPerform=flag)
+        assert modifier_of(sent) is None
+
+    def test_do_not_perform_as_text_is_taken_at_its_word(self) -> None:
+        """A draft order is not field-checked: "true" sent as text is no order to give."""
+        assert modifier_of(order(doNotPerform="true")) is not None
+
+    def test_only_requests_have_do_not_perform(self) -> None:
+        """A statement has no such element in R4: one sent is a field nothing reads."""
+        statement = order(resourceType="MedicationStatement", doNotPerform=True)
+        assert modifier_of(statement) is None
+
+    @pytest.mark.parametrize(
+        ("resource", "where"),
+        [
+            (creatinine(modifierExtension=[LOCAL]), "modifierExtension"),
+            (
+                creatinine(referenceRange=[{"text": "x"}, {"modifierExtension": [LOCAL]}]),
+                "referenceRange[1].modifierExtension",
+            ),
+            (
+                creatinine(component=[{"modifierExtension": [LOCAL]}]),
+                "component[0].modifierExtension",
+            ),
+            (
+                order(dosageInstruction=[{"text": "4 mg"}, {"modifierExtension": [LOCAL]}]),
+                "dosageInstruction[1].modifierExtension",
+            ),
+            (
+                order(dosageInstruction=[{"timing": {"modifierExtension": [LOCAL]}}]),
+                "dosageInstruction[0].timing.modifierExtension",
+            ),
+            (
+                order(dispenseRequest={"modifierExtension": [LOCAL]}),
+                "dispenseRequest.modifierExtension",
+            ),
+        ],
+    )
+    def test_a_modifier_extension_where_the_records_read(
+        self, resource: dict[str, Any], where: str
+    ) -> None:
+        found = modifier_of(resource)
+        assert found is not None
+        assert found[0] == where
+        assert found[1] == Said("modifier-extension", (("urls", LOCAL["url"]),))
+
+    def test_a_modifier_extension_where_nothing_is_read_changes_nothing(self) -> None:
+        assert modifier_of(order(substitution={"modifierExtension": [LOCAL]})) is None
+
+    def test_a_modifier_extension_without_a_url_is_one_still(self) -> None:
+        found = modifier_of(creatinine(modifierExtension=[{"valueBoolean": True}]))
+        assert found == ("modifierExtension", Said("modifier-extension-no-url", ()))
+
+
+class TestTheChart:
+    def test_an_order_not_to_give_is_no_course_and_is_named(self, t: Terminology) -> None:
+        records = read_records([order(doNotPerform=True)], t, patient_id="p")
+        assert records.medications == ()
+        [left_out] = records.excluded
+        assert (left_out.ref, left_out.location) == ("MedicationRequest/zol", "doNotPerform")
+        # The same order to give is read as one.
+        assert len(read_records([order()], t, patient_id="p").medications) == 1
+
+    @pytest.mark.parametrize("mode", ["fields", "full"])
+    def test_a_modified_result_is_left_out_in_both_modes(self, t: Terminology, mode: Any) -> None:
+        records = read_records([creatinine(modifierExtension=[LOCAL])], t, Checker(mode))
+        assert records.observations == ()
+        assert [e.location for e in records.excluded] == ["modifierExtension"]
+
+    @pytest.mark.parametrize("mode", ["fields", "full"])
+    def test_do_not_perform_that_is_not_a_boolean_is_invalid(
+        self, t: Terminology, mode: Any
+    ) -> None:
+        records = read_records([order(doNotPerform="true")], t, Checker(mode))
+        assert records.medications == ()
+        [left_out] = records.excluded
+        assert left_out.location == "doNotPerform"
+        assert isinstance(left_out.reason, str)  # the check's words: not valid FHIR R4
+
+
+class TestDraftOrders:
+    def test_a_draft_not_to_give_is_named_not_checked(self, t: Terminology) -> None:
+        draft = order(status="draft", intent="proposal", id="d1", doNotPerform=True)
+        drafts = read_draft_orders([draft], ["MedicationRequest/d1"], t)
+        assert drafts.medications == ()
+        [unread] = drafts.unreadable
+        assert (unread.ref, unread.selected) == ("MedicationRequest/d1", True)
+        assert unread.reason.key == "request-not-to-perform"
+
+    def test_a_dental_extraction_not_to_be_done_is_no_extraction(self, t: Terminology) -> None:
+        extraction = {
+            "resourceType": "ServiceRequest",
+            "id": "s1",
+            "status": "draft",
+            "intent": "proposal",
+            "doNotPerform": True,
+            "code": {"text": "Tooth extraction"},
+        }
+        drafts = read_draft_orders([extraction], [], t)
+        assert drafts.services == ()
+        assert [u.ref for u in drafts.unreadable] == ["ServiceRequest/s1"]
+        without = read_draft_orders([extraction | {"doNotPerform": False}], [], t)
+        assert [s.invasive_dental for s in without.services] == [True]
+
+    def test_a_draft_with_a_modifier_on_its_dosing_is_not_checked(self, t: Terminology) -> None:
+        draft = order(id="d2", dosageInstruction=[{"text": "4 mg", "modifierExtension": [LOCAL]}])
+        drafts = read_draft_orders([draft], [], t)
+        assert drafts.medications == ()
+        assert drafts.unreadable[0].reason.key == "modifier-extension"
