@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import Field
 
 from cds.errors import ConfigError
+from cds.fhir.screening import CONDITION_SETS
 from cds.knowledge_file import KnowledgeFile, read_model, read_yaml
 from cds.parameters import Parameters
 from cds.rules import Rule
@@ -262,7 +263,17 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
         problems += _card_problems(book, rid, r, card) + _uses_problems(book, rid, r, card)
     for rid in set(book.cards) - set(rules):
         problems.append(f"cards/rules/{rid}.yaml has no rule")
-    return problems + _regimen_problems(book) + _code_problems(book) + _frame_problems(book)
+    problems += _regimen_problems(book) + _code_problems(book) + _frame_problems(book)
+    return problems + _confirmation_problems(book)
+
+
+def _confirmation_problems(book: CardBook) -> list[str]:
+    """`confirmed_only` acts where Conditions are screened: on another set it would do nothing."""
+    return [
+        f"valuesets/{vs_id}.yaml: confirmed_only, but Conditions are not screened by it"
+        for vs_id, vs in book.terminology.value_sets.items()
+        if vs.confirmed_only and vs_id not in CONDITION_SETS
+    ]
 
 
 def _card_problems(book: CardBook, rid: str, r: Rule, card: CardFile) -> list[str]:

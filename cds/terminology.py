@@ -172,6 +172,9 @@ class ValueSetFile(KnowledgeFile):
     prefixes: list[PrefixEntry] = Field(default_factory=list)
     text: list[str] = Field(default_factory=list)
     text_exclude: list[str] = Field(default_factory=list)
+    # A Condition in this set is read only once confirmed (not unconfirmed, provisional or a
+    # differential): a diagnosis a treatment card starts from (cds.fhir.modifiers).
+    confirmed_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +194,7 @@ class ValueSet:
     # Codes this set lists as UNVERIFIED: held for the record, they neither include nor exclude
     # (a concept coded only with one of them is judged by its text).
     unverified: frozenset[tuple[str, str]] = frozenset()
+    confirmed_only: bool = False
     _text_re: re.Pattern[str] | None = field(default=None, compare=False)
     _exclude_re: re.Pattern[str] | None = field(default=None, compare=False)
 
@@ -431,6 +435,7 @@ def _valueset_fields(path: Path, uri: Callable[[str, Path], str]) -> dict[str, A
         "text_patterns": tuple(spec.text),
         "entries": entries,
         "unverified": frozenset((e.system, e.code) for e in entries if e.level == "UNVERIFIED"),
+        "confirmed_only": spec.confirmed_only,
         "_text_re": text_re,
         "_exclude_re": exclude_re,
     }

@@ -150,6 +150,17 @@ class TestCrossCheck:
         with pytest.raises(ConfigError, match="status-worsened"):
             load_knowledge(cards)
 
+    def test_confirmed_only_on_a_set_no_condition_is_screened_by_fails(
+        self, tmp_path: Path
+    ) -> None:
+        """The flag acts where Conditions are screened; elsewhere it would promise and do
+        nothing."""
+        cards = copy_cards(tmp_path)
+        path = cards / "valuesets" / "bone-metastasis.yaml"
+        path.write_text(path.read_text() + "confirmed_only: true\n")
+        with pytest.raises(ConfigError, match=r"bone-metastasis\.yaml: confirmed_only"):
+            load_knowledge(cards)
+
     def test_a_value_set_only_a_rule_declares_is_checked(self, tmp_path: Path) -> None:
         cards = copy_cards(tmp_path)
         (cards / "valuesets" / "spine-surgery.yaml").unlink()

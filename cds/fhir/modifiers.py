@@ -30,6 +30,7 @@ _READ_BACKBONES: dict[str, tuple[str, ...]] = {
     "Specimen": ("collection",),
 }
 _DOSAGES = frozenset({"dosageInstruction", "dosage"})
+_UNCONFIRMED = frozenset({"unconfirmed", "provisional", "differential"})
 # Only requests can be requests not to act (R4: MedicationRequest and ServiceRequest).
 _REQUESTS = frozenset({"MedicationRequest", "ServiceRequest"})
 
@@ -62,6 +63,19 @@ def modifier_of(raw: Mapping[str, Any]) -> tuple[str, Said] | None:
             timing = element.get("timing") if name in _DOSAGES else None
             if isinstance(timing, dict) and "modifierExtension" in timing:
                 return f"{at}.timing.modifierExtension", _extension(timing["modifierExtension"])
+    return None
+
+
+def unconfirmed_status(raw: Mapping[str, Any]) -> str | None:
+    """A Condition's verificationStatus when it says the condition is not established. The
+    element is a modifier too: 'refuted' and 'entered-in-error' withdraw the record (the screen
+    drops it); 'unconfirmed', 'provisional' and 'differential' leave it a possibility."""
+    status = raw.get("verificationStatus")
+    if not isinstance(status, dict):
+        return None
+    for coding in json_list(status.get("coding")):
+        if isinstance(coding, dict) and coding.get("code") in _UNCONFIRMED:
+            return str(coding["code"])
     return None
 
 

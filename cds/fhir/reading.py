@@ -14,7 +14,7 @@ from typing import Any
 
 from cds.fhir.conformance import Checker
 from cds.fhir.elements import concept, flatten, json_list
-from cds.fhir.modifiers import modifier_of
+from cds.fhir.modifiers import modifier_of, unconfirmed_status
 from cds.fhir.records import (
     ActivityRecord,
     AllergyRecord,
@@ -39,6 +39,7 @@ from cds.fhir.screening import (
     MEDICATION_TYPES,
     PRELIMINARY_OBSERVATION,
     RELEVANT_TYPES,
+    Screening,
     entered_in_error,
     screening,
 )
@@ -79,7 +80,7 @@ def read_records(
         if not screen.relevant(raw, medications, unmatched) or entered_in_error(raw):
             continue
         rid = str(raw.get("id") or "")
-        if (left_out := _left_out(raw, rtype, rid, checker, patient_id, own)) is not None:
+        if (left_out := _left_out(raw, rtype, rid, checker, patient_id, own, screen)) is not None:
             excluded.append(left_out)
             continue
         if rtype == "Observation":  # most common first: a chart is mostly Observations
@@ -119,9 +120,10 @@ def _left_out(
     checker: Checker,
     patient_id: str | None,
     own: str,
+    screen: Screening,
 ) -> Excluded | None:
-    """Why a resource the rules would read is left out: another patient's, or failing its
-    check; None when it is read."""
+    """Why a resource the rules would read is left out: another patient's, failing its check,
+    carrying a modifier, or a diagnosis not yet confirmed; None when it is read."""
     subject = raw.get("subject")
     if (
         patient_id is not None
@@ -136,13 +138,27 @@ def _left_out(
     verdict = checker.verdict(raw)
     if verdict is None:
         if (modified := modifier_of(raw)) is None:
-            return None
+            return _unconfirmed(raw, rtype, rid, screen)
         where, said = modified
         log.warning("excluded %s carrying a modifier at %s", rtype, where)
         return Excluded(rtype, where, said, resource_ref(rtype, rid), concept(raw.get("code")))
     where, reason = verdict
     log.warning("excluded invalid %s at %s", rtype, where)
     return Excluded(rtype, where, reason, resource_ref(rtype, rid), concept(raw.get("code")))
+
+
+def _unconfirmed(raw: dict[str, Any], rtype: str, rid: str, screen: Screening) -> Excluded | None:
+    """A breast cancer or metastasis Condition recorded as unconfirmed, provisional or a
+    differential: a suspected diagnosis starts no treatment card (a suspected metastasis
+    written out is not read either: 'suspected' is excluded from the sets' text)."""
+    if rtype != "Condition" or (status := unconfirmed_status(raw)) is None:
+        return None
+    code = concept(raw.get("code"))
+    if not screen.needs_confirmation(code):
+        return None
+    log.warning("excluded Condition recorded as %s", status)
+    said = say("condition-unconfirmed", status=status)
+    return Excluded(rtype, "verificationStatus", said, resource_ref(rtype, rid), code)
 
 
 def _unnamed(

@@ -12,7 +12,7 @@ from typing import Any
 
 from cds.fhir.elements import as_text, concept
 from cds.fhir.records import medication_concept
-from cds.terminology import Terminology
+from cds.terminology import Concept, Terminology
 
 RELEVANT_TYPES = frozenset(
     {
@@ -98,6 +98,17 @@ class Screening:
         self.observations = terminology.screen(OBSERVATION_SETS)
         self.labs = terminology.screen((*LAB_SETS, "lvef"))
         self.services = terminology.screen(SERVICE_SETS)
+        condition_sets = [terminology[v] for v in CONDITION_SETS]
+        self._confirmed_only = tuple(vs for vs in condition_sets if vs.confirmed_only)
+        self._suspicion_counts = tuple(vs for vs in condition_sets if not vs.confirmed_only)
+
+    def needs_confirmation(self, code: Concept) -> bool:
+        """A Condition read only once confirmed: a diagnosis a treatment card starts from
+        (breast cancer, a metastasis), and nothing else the rules read. A suspected ILD, cord
+        compression or heart failure still counts: the cards they raise are safety checks."""
+        return any(vs.matches(code) for vs in self._confirmed_only) and not any(
+            vs.matches(code) for vs in self._suspicion_counts
+        )
 
     def relevant(
         self,

@@ -163,3 +163,57 @@ class TestDraftOrders:
         drafts = read_draft_orders([draft], [], t)
         assert drafts.medications == ()
         assert drafts.unreadable[0].reason.key == "modifier-extension"
+
+
+def condition(code: dict[str, Any], status: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "resourceType": "Condition",
+        "id": "c",
+        "code": code,
+        "onsetDateTime": "2026-10-01",
+    }
+    if status is not None:
+        system = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+        out["verificationStatus"] = {"coding": [{"system": system, "code": status}]}
+    return out
+
+
+BONE_METASTASIS = {
+    "coding": [{"system": "http://snomed.info/sct", "code": "94222008"}],
+    "text": "Secondary malignant neoplasm of bone",
+}
+
+
+class TestUnconfirmedDiagnoses:
+    """Condition.verificationStatus is a modifier: a suspected diagnosis starts no treatment."""
+
+    @pytest.mark.parametrize("status", ["unconfirmed", "provisional", "differential"])
+    def test_a_suspected_metastasis_is_left_out_and_named(
+        self, t: Terminology, status: str
+    ) -> None:
+        records = read_records([condition(BONE_METASTASIS, status)], t)
+        assert records.conditions == ()
+        [left_out] = records.excluded
+        assert (left_out.ref, left_out.location) == ("Condition/c", "verificationStatus")
+        assert left_out.reason == Said("condition-unconfirmed", (("status", status),))
+
+    @pytest.mark.parametrize("status", ["confirmed", None])
+    def test_a_confirmed_metastasis_is_read(self, t: Terminology, status: str | None) -> None:
+        records = read_records([condition(BONE_METASTASIS, status)], t)
+        assert len(records.conditions) == 1
+        assert records.excluded == ()
+
+    def test_a_suspected_breast_cancer_written_out_is_left_out(self, t: Terminology) -> None:
+        records = read_records([condition({"text": "Carcinoma of breast"}, "differential")], t)
+        assert records.conditions == ()
+        assert [e.location for e in records.excluded] == ["verificationStatus"]
+
+    @pytest.mark.parametrize("text", ["Pneumonitis", "Spinal cord compression"])
+    def test_a_suspected_toxicity_or_emergency_still_counts(
+        self, t: Terminology, text: str
+    ) -> None:
+        """A suspected ILD interrupts T-DXd and a suspected cord compression needs an MRI: the
+        cards they raise are safety checks, so the suspicion is read."""
+        records = read_records([condition({"text": text}, "provisional")], t)
+        assert len(records.conditions) == 1
+        assert records.excluded == ()
