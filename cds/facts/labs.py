@@ -213,14 +213,20 @@ def _by_cockcroft_gault(
     crcl = cockcroft_gault(
         age=age, weight_kg=kg, creatinine_mg_dl=latest.value, female=sex == "female"
     )
-    basis = say(
-        "crcl-basis",
-        sex=sex,
-        age=age,
-        kg=kg,
-        weighed=weight[-1][0].effective,
-        creatinine=latest.value,
-        creatinine_on=latest.when,
+    inputs = {
+        "sex": sex,
+        "age": age,
+        "kg": kg,
+        "weighed": weight[-1][0].effective,
+        "creatinine": latest.value,
+        "creatinine_on": latest.when,
+    }
+    # A birth year (or year and month) alone is read as its first day: the card says so.
+    born = records.patient.birth_date_partial if records.patient else None
+    basis = (
+        say("crcl-basis-partial-birth-date", born=born, **inputs)
+        if born
+        else say("crcl-basis", **inputs)
     )
     return replace(base, crcl=crcl, method="cockcroft-gault", basis=basis)
 

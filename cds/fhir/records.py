@@ -35,7 +35,8 @@ _T = TypeVar("_T")
 class PatientRecord:
     id: str
     gender: str | None
-    birth_date: date | None
+    birth_date: date | None  # a year or a year-month falls on its first day: the oldest age
+    birth_date_partial: str | None = None  # the birthDate as sent, when it is not a full date
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,8 +477,12 @@ def allergy_record(rid: str, raw: Mapping[str, Any]) -> AllergyRecord:
 
 
 def patient_record(rid: str, raw: Mapping[str, Any]) -> PatientRecord:
+    sent = as_text(raw.get("birthDate"))
     return PatientRecord(
-        id=rid, gender=as_text(raw.get("gender")), birth_date=fhir_date(raw.get("birthDate"))
+        id=rid,
+        gender=as_text(raw.get("gender")),
+        birth_date=fhir_date(sent),
+        birth_date_partial=sent if sent is not None and len(sent) < 10 else None,
     )
 
 

@@ -32,6 +32,25 @@ class TestRenal:
         assert f.renal.method == "cockcroft-gault"
         assert f.renal.crcl == pytest.approx(68, abs=0.5)
 
+    @pytest.mark.parametrize(
+        ("born", "age"),
+        [("1966", 60), ("1966-11", 60), ("1966-12", 59), ("1966-11-22", 60)],
+    )
+    def test_a_partial_birth_date_gives_the_oldest_age_and_says_so(
+        self, t: Terminology, params: Parameters, born: str, age: int
+    ) -> None:
+        """A birth year (or a year and month) alone is read as its first day: the oldest the
+        patient can be, so the lowest clearance, and the card names the date as sent."""
+        p = metastatic()
+        p.birth = born
+        p.labs(creatinine=1.0, weight=72)
+        f = facts(p, t, params)
+        assert f.renal.crcl == pytest.approx((140 - age) * 72 / 72 * 0.85)
+        assert f.renal.basis is not None
+        said = text(f.renal.basis)
+        assert f"age {age}" in said
+        assert (f"the oldest a birth date sent as {born} allows" in said) == (len(born) < 10)
+
     def test_missing_weight_leaves_crcl_unknown_and_says_why(
         self, t: Terminology, params: Parameters
     ) -> None:
