@@ -54,15 +54,19 @@ def modifier_of(raw: Mapping[str, Any]) -> tuple[str, Said] | None:
         if name not in raw:
             continue
         value = raw[name]
-        for i, element in enumerate(value if isinstance(value, list) else [value]):
+        many = isinstance(value, list)
+        for i, element in enumerate(value if many else [value]):
             if not isinstance(element, dict):
                 continue
-            at = f"{name}[{i}]" if isinstance(value, list) else name
             if "modifierExtension" in element:
-                return f"{at}.modifierExtension", _extension(element["modifierExtension"])
-            timing = element.get("timing") if name in _DOSAGES else None
-            if isinstance(timing, dict) and "modifierExtension" in timing:
-                return f"{at}.timing.modifierExtension", _extension(timing["modifierExtension"])
+                found, where = element, ""
+            else:
+                timing = element.get("timing") if name in _DOSAGES else None
+                if not (isinstance(timing, dict) and "modifierExtension" in timing):
+                    continue
+                found, where = timing, ".timing"
+            at = f"{name}[{i}]" if many else name
+            return f"{at}{where}.modifierExtension", _extension(found["modifierExtension"])
     return None
 
 

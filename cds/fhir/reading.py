@@ -138,6 +138,9 @@ def _left_out(
     verdict = checker.verdict(raw)
     if verdict is None:
         if (modified := modifier_of(raw)) is None:
+            # Most resources are not Conditions with a verification status: no call for them.
+            if rtype != "Condition" or "verificationStatus" not in raw:
+                return None
             return _unconfirmed(raw, rtype, rid, screen)
         where, said = modified
         log.warning("excluded %s carrying a modifier at %s", rtype, where)
@@ -151,7 +154,7 @@ def _unconfirmed(raw: dict[str, Any], rtype: str, rid: str, screen: Screening) -
     """A breast cancer or metastasis Condition recorded as unconfirmed, provisional or a
     differential: a suspected diagnosis starts no treatment card (a suspected metastasis
     written out is not read either: 'suspected' is excluded from the sets' text)."""
-    if rtype != "Condition" or (status := unconfirmed_status(raw)) is None:
+    if (status := unconfirmed_status(raw)) is None:
         return None
     code = concept(raw.get("code"))
     if not screen.needs_confirmation(code):
