@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, NamedTuple, TypeVar, cast
 
+from cds.fhir.dosing import Dose, dosing_bounds, read_dose
 from cds.fhir.elements import (
     NO_CONCEPT,
-    as_number,
     as_text,
     choice_period,
     concept,
@@ -75,22 +75,6 @@ class ObservationRecord(NamedTuple):
     # with a range in mmol/L, and is compared in mg/dL only once both are converted.
     ref_low: Quantity | None = None
     ref_high: Quantity | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Dose:
-    """What the dosage says, as far as the BMA dose test and the order checks need it."""
-
-    text: str | None = None
-    quantity: Quantity | None = None
-    every_weeks: float | None = None
-    # timing.repeat.duration with its UCUM durationUnit: how long one administration takes.
-    duration: float | None = None
-    duration_unit: str | None = None
-    # timing.code in words ("Every 4 weeks"), read for the interval after timing.repeat.
-    timing_text: str | None = None
-    # timing.repeat.boundsPeriod: when this dosing starts and stops (an order's course dates).
-    bounds: tuple[date | None, date | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,79 +235,6 @@ def why_unnamed(medication: Concept, rxnorm: str, *, referenced: bool) -> Said |
     )
 
 
-_WEEKS = {"d": 1 / 7, "wk": 1.0, "mo": 52 / 12, "a": 52.0, "h": 1 / 168}
-# timing.code from the FHIR R4 TimingAbbreviation value set (v3-GTSAbbreviation), in weeks:
-# the codes seen in the published R4 value set; others are read by their words, if any.
-_GTS = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
-_ABBREVIATION_WEEKS = {
-    "QD": 1 / 7,
-    "AM": 1 / 7,
-    "PM": 1 / 7,
-    "QOD": 2 / 7,
-    "BID": 1 / 14,
-    "TID": 1 / 21,
-    "QID": 1 / 28,
-    **{f"Q{h}H": h / 168 for h in (1, 2, 3, 4, 6)},
-}
-
-
-def _dose(raw: object, *, administration: bool = False) -> Dose:
-    """A Dosage (request, statement) or a MedicationAdministration.dosage (`administration`):
-    each is read by its own elements only, the ones the read-field check judged."""
-    if not isinstance(raw, dict):
-        return Dose()
-    text = raw.get("text")
-    if administration:  # text and dose: a given dose has no timing
-        return Dose(
-            text=text if isinstance(text, str) else None, quantity=read_quantity(raw.get("dose"))
-        )
-    quantity = None
-    for dr in json_list(raw.get("doseAndRate")):
-        if isinstance(dr, dict) and (found := read_quantity(dr.get("doseQuantity"))) is not None:
-            quantity = found  # the last readable one, as before
-    every = duration = None
-    duration_unit = timing_text = None
-    bounds = None
-    timing = json_object(raw.get("timing"))
-    rep = timing.get("repeat")
-    if isinstance(rep, dict):
-        period, unit = as_number(rep.get("period")), rep.get("periodUnit")
-        freq = as_number(rep.get("frequency")) or 1.0
-        if period is not None and unit in _WEEKS:
-            every = period * _WEEKS[unit] / freq
-        duration, duration_unit = as_number(rep.get("duration")), as_text(rep.get("durationUnit"))
-        if "boundsPeriod" in rep:
-            bounds = choice_period(rep, "bounds")
-    if "code" in timing:
-        code = concept(timing["code"])
-        if every is None:
-            every = next(
-                (_ABBREVIATION_WEEKS.get(c.code) for c in code.codings if c.system == _GTS), None
-            )
-        timing_text = code.text or next((c.display for c in code.codings if c.display), None)
-    return Dose(
-        text=text if isinstance(text, str) else None,
-        quantity=quantity,
-        every_weeks=every,
-        duration=duration,
-        duration_unit=duration_unit,
-        timing_text=timing_text,
-        bounds=bounds,
-    )
-
-
-def _dosing_bounds(doses: tuple[Dose, ...]) -> tuple[date | None, date | None]:
-    """The course the dosages' boundsPeriods span: their first start, and their last end
-    only when every bounded dosage has one (an open-ended dosing has not stopped)."""
-    bounded = [d.bounds for d in doses if d.bounds is not None]
-    starts = [s for s, _ in bounded if s is not None]
-    ends = [e for _, e in bounded if e is not None]
-    return (
-        min(starts, default=None),
-        max(ends) if ends and len(ends) == len(bounded) else None,
-    )
-
-
 def condition_record(rid: str, raw: Mapping[str, Any]) -> ConditionRecord:
     status = concept(raw.get("clinicalStatus"))
     codes = {c.code for c in status.codings}
@@ -412,24 +323,24 @@ def medication_record(
 ) -> MedicationRecord:
     rtype = raw["resourceType"]
     if rtype == "MedicationRequest":
-        doses = tuple(_dose(d) for d in json_list(raw.get("dosageInstruction")))
+        doses = tuple(read_dose(d) for d in json_list(raw.get("dosageInstruction")))
         # The course dates: the dosing's own bounds (EHRs write an order's start and stop
         # there), else the prescription's validity, else the day it was written.
-        start, end = _dosing_bounds(doses)
+        start, end = dosing_bounds(doses)
         validity = (raw.get("dispenseRequest") or {}).get("validityPeriod")
         if isinstance(validity, dict):
             start = start or fhir_date(validity.get("start"))
             end = end or fhir_date(validity.get("end"))
         start = start or fhir_date(raw.get("authoredOn"))
     elif rtype == "MedicationStatement":
-        doses = tuple(_dose(d) for d in json_list(raw.get("dosage")))
+        doses = tuple(read_dose(d) for d in json_list(raw.get("dosage")))
         start, end = choice_period(raw, "effective")
         if start is None and end is None:
-            start, end = _dosing_bounds(doses)
+            start, end = dosing_bounds(doses)
         start = start or fhir_date(raw.get("dateAsserted"))
     else:
         start, end = choice_period(raw, "effective")
-        doses = (_dose(raw.get("dosage"), administration=True),) if raw.get("dosage") else ()
+        doses = (read_dose(raw.get("dosage"), administration=True),) if raw.get("dosage") else ()
     return MedicationRecord(
         id=rid,
         resource_type=rtype,
