@@ -38,6 +38,7 @@ class Exposure:
     bma_dose: BmaDose | None
     by_text: bool
     window_days: int = 0  # F5: a dose keeps the agent active this long (the course's longest gap)
+    prohibits: bool = False  # an order not to give it, in force on the day (never `given`)
 
     @property
     def ref(self) -> str:
@@ -110,6 +111,11 @@ class Medications:
     def active_osteo_bma(self) -> tuple[Exposure, ...]:
         return tuple(e for e in self.active("BMA") if e.bma_dose == "osteo")
 
+    def prohibitions(self) -> tuple[Exposure, ...]:
+        """Orders not to give a medicine (MedicationRequest.doNotPerform) still in force: the
+        clinician's decision about that agent, so it is not offered (R1, R6)."""
+        return tuple(e for e in self.exposures if e.prohibits)
+
     def declined_bma(self) -> tuple[Exposure, ...]:
         """A recorded decision not to treat: a not-taken BMA statement with a reason (R1)."""
         return tuple(
@@ -169,7 +175,7 @@ def bma_dose(record: MedicationRecord, match: DrugMatch) -> BmaDose:
 
 
 def _given(record: MedicationRecord) -> bool:
-    if record.status in _NEVER_GIVEN:
+    if record.status in _NEVER_GIVEN or record.do_not_perform:
         return False
     return not (record.resource_type == "MedicationRequest" and record.intent == "proposal")
 
@@ -207,6 +213,13 @@ def is_active(
     return recent
 
 
+def _in_force(record: MedicationRecord, as_of: date) -> bool:
+    """An order not to give, not lifted: neither completed, stopped nor cancelled, nor ended
+    before the day (one of unknown status is taken at its word)."""
+    lifted = record.status in ("completed", "stopped", "cancelled")
+    return not lifted and (record.end is None or record.end >= as_of)
+
+
 def extract_medications(
     records: Records,
     t: Terminology,
@@ -236,6 +249,7 @@ def extract_medications(
                     bma_dose=bma_dose(record, match) if match.med_class == "BMA" else None,
                     by_text=match.by_text,
                     window_days=window,
+                    prohibits=record.do_not_perform and _in_force(record, as_of),
                 )
             )
     received = any(k in records.received for k in ("MedicationStatement", "MedicationRequest"))

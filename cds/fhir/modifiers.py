@@ -9,7 +9,9 @@ zoledronic acid was an oncologic BMA on course (no R1, a calcium card for a drug
 and a creatinine under an extension saying its result is not valid set a renal dose. The
 service understands no modifier extension, so a resource carrying one, at its root or in an
 element the records read, is left out and named (R0b; a draft order: R0, not checked); so is
-a request not to perform.
+a request not to do a service, and any draft not to perform. The chart's orders not to give a
+medicine are read as such (`MedicationRecord.do_not_perform`): never a course of it, and its
+medicine is not offered while the order is in force.
 """
 
 from __future__ import annotations
@@ -29,18 +31,27 @@ _READ_BACKBONES: dict[str, tuple[str, ...]] = {
     "MedicationAdministration": ("dosage",),
     "Specimen": ("collection",),
 }
+_NONE: tuple[str, ...] = ()
 _DOSAGES = frozenset({"dosageInstruction", "dosage"})
 _UNCONFIRMED = frozenset({"unconfirmed", "provisional", "differential"})
 # Only requests can be requests not to act (R4: MedicationRequest and ServiceRequest).
 _REQUESTS = frozenset({"MedicationRequest", "ServiceRequest"})
 
 
-def modifier_of(raw: Mapping[str, Any]) -> tuple[str, Said] | None:
+def modifier_of(
+    raw: Mapping[str, Any], *, orders_not_to_give_read: bool = False
+) -> tuple[str, Said] | None:
     """Where the resource carries a modifier that changes what it means, and what it says; None
-    when it carries none the records would read past."""
+    when it carries none the records would read past. The chart's reader reads an order not to
+    give a medicine (`orders_not_to_give_read`): its medicine is then not offered."""
     rtype = raw["resourceType"]
     # A draft order is not field-checked: "true" as text is taken at its word, not as false.
-    if rtype in _REQUESTS and raw.get("doNotPerform", False) is not False:
+    if (
+        "doNotPerform" in raw
+        and rtype in _REQUESTS
+        and raw["doNotPerform"] is not False
+        and not (orders_not_to_give_read and rtype == "MedicationRequest")
+    ):
         what = _named(raw)
         said = (
             say("request-not-to-perform", what=what)
@@ -50,7 +61,7 @@ def modifier_of(raw: Mapping[str, Any]) -> tuple[str, Said] | None:
         return "doNotPerform", said
     if "modifierExtension" in raw:
         return "modifierExtension", _extension(raw["modifierExtension"])
-    for name in _READ_BACKBONES.get(rtype, ()):
+    for name in _READ_BACKBONES.get(rtype, _NONE):
         if name not in raw:
             continue
         value = raw[name]

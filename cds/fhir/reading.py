@@ -137,7 +137,7 @@ def _left_out(
         return Excluded(rtype, "subject", say("another-patient"), ref, Concept())
     verdict = checker.verdict(raw)
     if verdict is None:
-        if (modified := modifier_of(raw)) is None:
+        if (modified := modifier_of(raw, orders_not_to_give_read=True)) is None:
             # Most resources are not Conditions with a verification status: no call for them.
             if rtype != "Condition" or "verificationStatus" not in raw:
                 return None

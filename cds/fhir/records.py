@@ -90,6 +90,8 @@ class MedicationRecord:
     doses: tuple[Dose, ...]
     # mCODE procedure-intent extension (curative, palliative), when the record carries it.
     treatment_intent: Concept | None = None
+    # An order not to give the medicine (MedicationRequest.doNotPerform): never a course of it.
+    do_not_perform: bool = False
 
     @property
     def reference(self) -> str:
@@ -353,6 +355,8 @@ def medication_record(
         status_reasons=_status_reasons(raw),
         doses=doses,
         treatment_intent=_treatment_intent(raw) if "extension" in raw else None,
+        # Only a request can be one not to give (R4): another type's would be unchecked.
+        do_not_perform=rtype == "MedicationRequest" and raw.get("doNotPerform") is True,
     )
 
 

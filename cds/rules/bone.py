@@ -125,8 +125,11 @@ def bma_options(f: PatientFacts, p: Parameters) -> tuple[tuple[Proposal, ...], t
     notes: list[NoteKey] = []
     if prefill_withheld(f) is not None:
         return (), ()
+    prohibited = prohibited_agents(f)
     if "denosumab" in f.allergies:
         notes.append(NoteKey("denosumab-allergy"))
+    elif "denosumab" in prohibited:
+        notes.append(NoteKey("denosumab-prohibited"))
     else:
         if severe_renal(f, p):
             notes.append(NoteKey("denosumab-renal"))
@@ -144,6 +147,8 @@ def bma_options(f: PatientFacts, p: Parameters) -> tuple[tuple[Proposal, ...], t
         zol_hcm = hcm and drug == "zoledronic acid"
         if drug in f.allergies:
             notes.append(NoteKey(f"{key}-allergy"))
+        elif drug in prohibited:
+            notes.append(NoteKey(f"{key}-prohibited"))
         elif severe_renal(f, p) and not zol_hcm:
             notes.append(NoteKey(f"{key}-renal-contraindicated"))
         elif f.renal.crcl is None and not zol_hcm:
@@ -231,14 +236,22 @@ def agents_offered(proposals: tuple[Proposal, ...]) -> str | Said:
     return say("agents-either", agents=", ".join(names[:-1]), last=names[-1])
 
 
+def prohibited_agents(f: PatientFacts) -> frozenset[str]:
+    """Bone agents under an order not to give them (doNotPerform), still in force: the
+    clinician's decision about that agent, respected as an allergy is."""
+    return frozenset(e.ingredient for e in f.meds.prohibitions() if e.med_class == "BMA")
+
+
 def bma_indicated(f: PatientFacts) -> bool:
     """R1 population: metastatic bone (or marrow) disease, no oncologic BMA, no recorded decision
-    not to treat, and at least one agent the patient is not allergic to."""
+    not to treat, and at least one agent the patient is neither allergic to nor under an order
+    not to give."""
     if not f.disease.metastatic.present or not has_bone_metastases(f):
         return False
     if f.meds.active_bma() or f.meds.declined_bma():
         return False
-    return not all(b in f.allergies for b in ("denosumab", "zoledronic acid", "pamidronate"))
+    blocked = f.allergies | prohibited_agents(f)
+    return not all(b in blocked for b in ("denosumab", "zoledronic acid", "pamidronate"))
 
 
 def r1_offers_dental_referral(f: PatientFacts, p: Parameters) -> bool:
@@ -325,6 +338,9 @@ def _missing(f: PatientFacts) -> tuple[Said, ...]:
         "denosumab-renal-egfr",
         "zoledronic-acid-allergy",
         "pamidronate-allergy",
+        "denosumab-prohibited",
+        "zoledronic-acid-prohibited",
+        "pamidronate-prohibited",
         "zoledronic-acid-renal-contraindicated",
         "pamidronate-renal-contraindicated",
         "zoledronic-acid-dose-reduced",
@@ -370,6 +386,11 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     stopped = bma_intolerance(f)
     data += [say("bma-not-tolerated", drug=e.ingredient, when=e.last, ref=e.ref) for e in stopped]
     refs += tuple(e.ref for e in stopped)
+    forbidden = [e for e in f.meds.prohibitions() if e.med_class == "BMA"]
+    data += [
+        say("order-not-to-give", drug=e.ingredient, when=e.start, ref=e.ref) for e in forbidden
+    ]
+    refs += tuple(e.ref for e in forbidden)
     healing = recent_invasive_dental(f, p)
     if healing and proposals:
         # D6: the socket heals first (AAOMS 2022), if the clinical situation allows.

@@ -97,7 +97,8 @@ def excluded_agents(f: PatientFacts) -> dict[str, Said]:
 
     A HER2 agent of an ended metastatic line (progression or a change of unknown cause), of a
     line with documented progression, any ADC ever received ("if either not previously
-    administered", ASCO-HER2-2022 Rec 3.1), a drug stopped for toxicity, or an allergy.
+    administered", ASCO-HER2-2022 Rec 3.1), a drug stopped for toxicity, an allergy, or an
+    order not to give it.
     """
     out: dict[str, Said] = {}
     for line in f.lines.lines:
@@ -117,6 +118,8 @@ def excluded_agents(f: PatientFacts) -> dict[str, Said]:
         out[drug] = say("agent-stopped-for-toxicity")
     for drug in f.allergies:
         out[drug] = say("agent-allergy")
+    for e in f.meds.prohibitions():
+        out[e.ingredient] = say("agent-prohibited", ref=e.ref)
     return out
 
 
@@ -138,8 +141,9 @@ def _echo_due(f: PatientFacts, p: Parameters) -> bool:
     )
 
 
-# A stop for toxicity or an allergy excludes even the HER2 antibody backbone of a regimen.
-_HARD_STOPS = frozenset({"agent-stopped-for-toxicity", "agent-allergy"})
+# A stop for toxicity, an allergy or an order not to give excludes even the HER2 antibody
+# backbone of a regimen.
+_HARD_STOPS = frozenset({"agent-stopped-for-toxicity", "agent-allergy", "agent-prohibited"})
 
 
 def regimen_proposals(

@@ -18,6 +18,36 @@ from fixtures.factories import (
 from tests.facts.helpers import facts, metastatic
 
 
+class TestOrdersNotToGive:
+    """MedicationRequest.doNotPerform: never a course of the medicine, a decision about it."""
+
+    @pytest.mark.parametrize(
+        ("status", "end", "in_force"),
+        [
+            ("active", None, True),
+            ("on-hold", None, True),
+            ("unknown", None, True),
+            ("active", 5, False),  # ended before the day
+            ("completed", None, False),
+            ("stopped", None, False),
+            ("cancelled", None, False),
+        ],
+    )
+    def test_never_given_and_in_force_until_lifted(
+        self, t: Terminology, params: Parameters, status: str, end: int | None, in_force: bool
+    ) -> None:
+        p = metastatic()
+        order = p.med("MedicationRequest", TRAS, status=status, start=40, dose="6 mg/kg")
+        order["doNotPerform"] = True
+        if end is not None:
+            order["dispenseRequest"] = {"validityPeriod": {"end": p.day(end)}}
+        meds = facts(p, t, params).meds
+        [e] = meds.exposures
+        assert (e.given, e.active) == (False, False)
+        assert meds.ever("HER2_MAB") == ()
+        assert bool(meds.prohibitions()) == in_force
+
+
 class TestMedications:
     @pytest.mark.parametrize(
         ("text", "ingredients"),

@@ -109,13 +109,33 @@ class TestWhereAModifierStands:
 
 
 class TestTheChart:
-    def test_an_order_not_to_give_is_no_course_and_is_named(self, t: Terminology) -> None:
+    def test_an_order_not_to_give_is_read_as_one(self, t: Terminology) -> None:
+        """The chart's reader keeps it: its medicine is then not offered (tests/rules)."""
         records = read_records([order(doNotPerform=True)], t, patient_id="p")
-        assert records.medications == ()
-        [left_out] = records.excluded
-        assert (left_out.ref, left_out.location) == ("MedicationRequest/zol", "doNotPerform")
-        # The same order to give is read as one.
-        assert len(read_records([order()], t, patient_id="p").medications) == 1
+        assert [m.do_not_perform for m in records.medications] == [True]
+        assert records.excluded == ()
+        assert [m.do_not_perform for m in read_records([order()], t).medications] == [False]
+
+    def test_a_service_request_not_to_perform_is_left_out_and_named(self, t: Terminology) -> None:
+        referral = {
+            "resourceType": "ServiceRequest",
+            "id": "s",
+            "status": "active",
+            "intent": "order",
+            "doNotPerform": True,
+            "code": {"text": "Dental referral"},
+        }
+        records = read_records([referral], t)
+        assert records.activities == ()
+        assert [e.location for e in records.excluded] == ["doNotPerform"]
+        assert len(read_records([referral | {"doNotPerform": False}], t).activities) == 1
+
+    def test_a_modifier_extension_on_an_order_not_to_give_still_counts(
+        self, t: Terminology
+    ) -> None:
+        sent = order(doNotPerform=True, modifierExtension=[LOCAL])
+        [left_out] = read_records([sent], t).excluded
+        assert left_out.location == "modifierExtension"
 
     @pytest.mark.parametrize("mode", ["fields", "full"])
     def test_a_modified_result_is_left_out_in_both_modes(self, t: Terminology, mode: Any) -> None:

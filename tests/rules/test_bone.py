@@ -9,7 +9,9 @@ from cds.parameters import Parameters
 from cds.rules import RegimenOrder, evaluate
 from cds.terminology import Terminology
 from fixtures.factories import (
+    PAMIDRONATE,
     XGEVA,
+    ZOL4,
 )
 from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run, text
 
@@ -124,6 +126,39 @@ class TestR1BoneAgent:
             "zoledronic-acid-4-weekly",
             "pamidronate",
         ]
+
+    def test_an_order_not_to_give_removes_the_agent_and_is_named(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """An order not to give zoledronic acid (doNotPerform) is the clinician's decision about
+        that agent: it is no course of it (R1 still fires) and it is not offered."""
+        p = bone_patient()
+        order = p.med("MedicationRequest", ZOL4, status="active", start=10, mg=4)
+        order["doNotPerform"] = True
+        d = run(p, t, params)[0]
+        assert d.concern == "R1:start"
+        assert [x.key for x in d.proposals] == ["denosumab", "pamidronate"]
+        assert "zoledronic-acid-prohibited" in d.note_keys
+        assert f"MedicationRequest/{order['id']}" in d.refs
+        assert any("Order not to give zoledronic acid" in text(x) for x in d.data)
+
+    @pytest.mark.parametrize("status", ["completed", "stopped", "cancelled"])
+    def test_an_order_not_to_give_that_was_lifted_removes_nothing(
+        self, t: Terminology, params: Parameters, status: str
+    ) -> None:
+        p = bone_patient()
+        p.med("MedicationRequest", ZOL4, status=status, start=10, mg=4)["doNotPerform"] = True
+        d = run(p, t, params)[0]
+        assert "zoledronic-acid-12-weekly" in [x.key for x in d.proposals]
+
+    def test_every_agent_forbidden_or_not_tolerated_means_no_card(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient()
+        p.allergy("993449", "Denosumab")
+        for drug in (ZOL4, PAMIDRONATE):
+            p.med("MedicationRequest", drug, status="active", start=10)["doNotPerform"] = True
+        assert "R1" not in [x.rule for x in run(p, t, params)]
 
     def test_proposals_carry_dental_and_supplements_when_needed(
         self, t: Terminology, params: Parameters

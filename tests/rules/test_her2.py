@@ -75,6 +75,18 @@ class TestR6NextLine:
         assert d.variant == "line-2"
         assert [x.key for x in d.proposals] == ["tdxd", "tdm1"]
 
+    def test_an_order_not_to_give_trastuzumab_leaves_out_its_regimens(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Like an allergy, an order not to give an agent excludes even the antibody backbone."""
+        p = self.her2_patient()
+        p.med("MedicationRequest", TRAS, status="active", start=20)["doNotPerform"] = True
+        d = next(x for x in run(p, t, params) if x.rule == "R6")
+        assert d.variant == "line-1"  # no course of it: the order is not a line
+        # Only the agent forbidden: trastuzumab deruxtecan is another medicine.
+        assert [x.key for x in d.proposals] == ["tdxd-pertuzumab"]
+        assert any("an order not to give it is on the chart" in text(n) for n in d.notes)
+
     def test_tdxd_hidden_with_ild(self, t: Terminology, params: Parameters) -> None:
         p = self.her2_patient()
         for drug in (DOCE, TRAS, PERT):
