@@ -154,7 +154,8 @@ def read_draft_orders(
         rtype = raw["resourceType"]
         rid = raw.get("id") if isinstance(raw.get("id"), str) else None
         ref = f"{rtype}/{rid}" if rid else f"{rtype} (draft entry {i + 1}, no id)"
-        if rtype in _CHECKED and (modified := modifier_of(raw)) is not None:
+        modified = modifier_of(raw, medications=medications) if rtype in _CHECKED else None
+        if modified is not None:
             # An order not to give, or one whose meaning an extension may turn: not checked.
             unreadable.append(
                 UnreadableDraft(ref=ref, reason=modified[1], selected=ref in selected)

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cds.fhir.elements import display_of, json_list
+from cds.fhir.records import referenced_medication
 from cds.said import Said, say
 
 # The backbone elements `cds.fhir.records` reads, by resource type: a modifier extension on
@@ -30,6 +31,7 @@ _READ_BACKBONES: dict[str, tuple[str, ...]] = {
     "MedicationStatement": ("dosage",),
     "MedicationAdministration": ("dosage",),
     "Specimen": ("collection",),
+    "Medication": ("ingredient",),  # what a record's medicationReference names
 }
 _NONE: tuple[str, ...] = ()
 _DOSAGES = frozenset({"dosageInstruction", "dosage"})
@@ -39,11 +41,16 @@ _REQUESTS = frozenset({"MedicationRequest", "ServiceRequest"})
 
 
 def modifier_of(
-    raw: Mapping[str, Any], *, orders_not_to_give_read: bool = False
+    raw: Mapping[str, Any],
+    *,
+    orders_not_to_give_read: bool = False,
+    medications: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[str, Said] | None:
     """Where the resource carries a modifier that changes what it means, and what it says; None
     when it carries none the records would read past. The chart's reader reads an order not to
-    give a medicine (`orders_not_to_give_read`): its medicine is then not offered."""
+    give a medicine (`orders_not_to_give_read`): its medicine is then not offered. With the
+    Medications sent (`medications`), the one a record references is checked too: it says what
+    the record's medicine is."""
     rtype = raw["resourceType"]
     # A draft order is not field-checked: "true" as text is taken at its word, not as false.
     if (
@@ -59,8 +66,19 @@ def modifier_of(
             else say("request-not-to-perform-unnamed")
         )
         return "doNotPerform", said
+    if (found := _extension_at(raw, rtype)) is not None:
+        return found[0], _extension(found[1])
+    if medications is not None and "medicationReference" in raw:
+        medicine = referenced_medication(raw, medications)
+        if medicine is not None and (hit := _extension_at(medicine, "Medication")) is not None:
+            return "medicationReference", _extension(hit[1], of_medication=True)
+    return None
+
+
+def _extension_at(raw: Mapping[str, Any], rtype: str) -> tuple[str, object] | None:
+    """Where a modifier extension stands in what the records read of a resource, and it."""
     if "modifierExtension" in raw:
-        return "modifierExtension", _extension(raw["modifierExtension"])
+        return "modifierExtension", raw["modifierExtension"]
     for name in _READ_BACKBONES.get(rtype, _NONE):
         if name not in raw:
             continue
@@ -77,7 +95,7 @@ def modifier_of(
                     continue
                 found, where = timing, ".timing"
             at = f"{name}[{i}]" if many else name
-            return f"{at}{where}.modifierExtension", _extension(found["modifierExtension"])
+            return f"{at}{where}.modifierExtension", found["modifierExtension"]
     return None
 
 
@@ -108,7 +126,7 @@ def _named(raw: Mapping[str, Any]) -> str | None:
     return display_of(raw.get("medicationReference"))
 
 
-def _extension(extensions: object) -> Said:
+def _extension(extensions: object, *, of_medication: bool = False) -> Said:
     """The modifier extensions' URLs, for the integrator who must map them (never PHI)."""
     urls = sorted(
         {
@@ -117,6 +135,8 @@ def _extension(extensions: object) -> Said:
             if isinstance(e, dict) and isinstance(e.get("url"), str)
         }
     )
+    if of_medication:
+        return say("medication-modifier-extension", urls=", ".join(urls) or "no URL")
     if not urls:
         return say("modifier-extension-no-url")
     return say("modifier-extension", urls=", ".join(urls))

@@ -80,7 +80,8 @@ def read_records(
         if not screen.relevant(raw, medications, unmatched) or entered_in_error(raw):
             continue
         rid = str(raw.get("id") or "")
-        if (left_out := _left_out(raw, rtype, rid, checker, patient_id, own, screen)) is not None:
+        left_out = _left_out(raw, rtype, rid, checker, patient_id, own, screen, medications)
+        if left_out is not None:
             excluded.append(left_out)
             continue
         if rtype == "Observation":  # most common first: a chart is mostly Observations
@@ -121,6 +122,7 @@ def _left_out(
     patient_id: str | None,
     own: str,
     screen: Screening,
+    medications: Mapping[str, Mapping[str, Any]],
 ) -> Excluded | None:
     """Why a resource the rules would read is left out: another patient's, failing its check,
     carrying a modifier, or a diagnosis not yet confirmed; None when it is read."""
@@ -137,7 +139,8 @@ def _left_out(
         return Excluded(rtype, "subject", say("another-patient"), ref, Concept())
     verdict = checker.verdict(raw)
     if verdict is None:
-        if (modified := modifier_of(raw, orders_not_to_give_read=True)) is None:
+        modified = modifier_of(raw, orders_not_to_give_read=True, medications=medications)
+        if modified is None:
             # Most resources are not Conditions with a verification status: no call for them.
             if rtype != "Condition" or "verificationStatus" not in raw:
                 return None

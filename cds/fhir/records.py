@@ -193,16 +193,9 @@ def medication_concept(
 ) -> Concept:
     if "medicationCodeableConcept" in raw:
         return concept(raw["medicationCodeableConcept"])
-    ref = reference_of(raw.get("medicationReference"))
-    if ref is None:
+    if reference_of(raw.get("medicationReference")) is None:
         return NO_CONCEPT
-    target: Mapping[str, Any] | None = None
-    if ref.startswith("#"):
-        for c in json_list(raw.get("contained")):
-            if isinstance(c, dict) and c.get("id") == ref[1:]:
-                target = c
-    else:
-        target = medications.get(ref) or medications.get(ref.rsplit("/", 1)[-1])
+    target = referenced_medication(raw, medications)
     if target is None:
         return Concept(text=display_of(raw.get("medicationReference")))
     base = concept(target.get("code"))
@@ -216,6 +209,23 @@ def medication_concept(
     return Concept(
         codings=base.codings + tuple(extra), text=" ".join(t for t in texts if t) or None
     )
+
+
+def referenced_medication(
+    raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
+) -> Mapping[str, Any] | None:
+    """The Medication a record's medicationReference names: contained in the record (#id), or
+    sent beside it (by its reference, or its id alone); None when it did not come."""
+    ref = reference_of(raw.get("medicationReference"))
+    if ref is None:
+        return None
+    if ref.startswith("#"):
+        found = None
+        for c in json_list(raw.get("contained")):
+            if isinstance(c, dict) and c.get("id") == ref[1:]:
+                found = c
+        return found
+    return medications.get(ref) or medications.get(ref.rsplit("/", 1)[-1])
 
 
 def why_unnamed(medication: Concept, rxnorm: str, *, referenced: bool) -> Said | None:

@@ -237,3 +237,49 @@ class TestUnconfirmedDiagnoses:
         records = read_records([condition({"text": text}, "provisional")], t)
         assert len(records.conditions) == 1
         assert records.excluded == ()
+
+
+class TestTheMedicationNamed:
+    """A record's medicine is what its Medication says: a modifier extension there counts."""
+
+    def medicine(self, **more: Any) -> dict[str, Any]:
+        return {"resourceType": "Medication", "id": "m", "code": ZOL, **more}
+
+    def statement(self, reference: str, **more: Any) -> dict[str, Any]:
+        return {
+            "resourceType": "MedicationStatement",
+            "id": "s",
+            "status": "active",
+            "medicationReference": {"reference": reference},
+            "effectiveDateTime": "2026-11-20",
+            **more,
+        }
+
+    @pytest.mark.parametrize(
+        "medicine",
+        [{"modifierExtension": [LOCAL]}, {"ingredient": [{"modifierExtension": [LOCAL]}]}],
+    )
+    def test_one_sent_beside_the_record(self, t: Terminology, medicine: dict[str, Any]) -> None:
+        records = read_records([self.statement("Medication/m"), self.medicine(**medicine)], t)
+        assert records.medications == ()
+        [left_out] = records.excluded
+        assert left_out.location == "medicationReference"
+        assert left_out.reason == Said("medication-modifier-extension", (("urls", LOCAL["url"]),))
+
+    def test_one_contained_in_the_record(self, t: Terminology) -> None:
+        contained = [self.medicine(id="c", modifierExtension=[LOCAL])]
+        records = read_records([self.statement("#c", contained=contained)], t)
+        assert [e.location for e in records.excluded] == ["medicationReference"]
+
+    def test_one_without_a_modifier_is_read(self, t: Terminology) -> None:
+        records = read_records([self.statement("Medication/m"), self.medicine()], t)
+        assert len(records.medications) == 1
+        assert records.excluded == ()
+
+    def test_a_draft_naming_one_is_not_checked(self, t: Terminology) -> None:
+        draft = order(id="d", medicationReference={"reference": "Medication/m"}, status="draft")
+        del draft["medicationCodeableConcept"]
+        bundle = [draft, self.medicine(modifierExtension=[LOCAL])]
+        drafts = read_draft_orders(bundle, [], t)
+        assert drafts.medications == ()
+        assert drafts.unreadable[0].reason.key == "medication-modifier-extension"
