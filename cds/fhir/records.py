@@ -193,8 +193,9 @@ def medication_concept(
 ) -> Concept:
     if "medicationCodeableConcept" in raw:
         return concept(raw["medicationCodeableConcept"])
-    if reference_of(raw.get("medicationReference")) is None:
+    if "medicationReference" not in raw:
         return NO_CONCEPT
+    # A Reference may be a display alone: the medicine is then named by it.
     target = referenced_medication(raw, medications)
     if target is None:
         return Concept(text=display_of(raw.get("medicationReference")))

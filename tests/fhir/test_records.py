@@ -261,6 +261,10 @@ class TestMedicineNames:
                 [],
                 False,
             ),
+            # a display alone (FHIR allows a Reference of a display only): read by its name
+            ({"medicationReference": {"display": "Herceptin"}}, [], False),
+            # a Reference of nothing at all
+            ({"medicationReference": {}}, [], True),
             # an NDC alone, no text
             (
                 {
