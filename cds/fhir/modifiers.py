@@ -135,8 +135,10 @@ def _extension(extensions: object, *, of_medication: bool = False) -> Said:
             if isinstance(e, dict) and isinstance(e.get("url"), str)
         }
     )
-    if of_medication:
-        return say("medication-modifier-extension", urls=", ".join(urls) or "no URL")
     if not urls:
+        if of_medication:
+            return say("medication-modifier-extension-no-url")
         return say("modifier-extension-no-url")
+    if of_medication:
+        return say("medication-modifier-extension", urls=", ".join(urls))
     return say("modifier-extension", urls=", ".join(urls))

@@ -266,6 +266,11 @@ class TestTheMedicationNamed:
         assert left_out.location == "medicationReference"
         assert left_out.reason == Said("medication-modifier-extension", (("urls", LOCAL["url"]),))
 
+    def test_one_whose_extension_has_no_url(self, t: Terminology) -> None:
+        medicine = self.medicine(modifierExtension=[{"valueBoolean": True}])
+        [left_out] = read_records([self.statement("Medication/m"), medicine], t).excluded
+        assert left_out.reason == Said("medication-modifier-extension-no-url", ())
+
     def test_one_contained_in_the_record(self, t: Terminology) -> None:
         contained = [self.medicine(id="c", modifierExtension=[LOCAL])]
         records = read_records([self.statement("#c", contained=contained)], t)
