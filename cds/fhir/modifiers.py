@@ -31,7 +31,6 @@ _READ_BACKBONES: dict[str, tuple[str, ...]] = {
     "MedicationStatement": ("dosage",),
     "MedicationAdministration": ("dosage",),
     "Specimen": ("collection",),
-    "Medication": ("ingredient",),  # what a record's medicationReference names
 }
 _NONE: tuple[str, ...] = ()
 _DOSAGES = frozenset({"dosageInstruction", "dosage"})
@@ -66,36 +65,44 @@ def modifier_of(
             else say("request-not-to-perform-unnamed")
         )
         return "doNotPerform", said
-    if (found := _extension_at(raw, rtype)) is not None:
-        return found[0], _extension(found[1])
+    if "modifierExtension" in raw:
+        return "modifierExtension", _extension(raw["modifierExtension"])
+    # Inline: this runs for every resource read, and most send none of these elements.
+    for name in _READ_BACKBONES.get(rtype, _NONE):
+        if name in raw and (found := _in_backbone(name, raw[name])) is not None:
+            return found[0], _extension(found[1])
     if medications is not None and "medicationReference" in raw:
         medicine = referenced_medication(raw, medications)
-        if medicine is not None and (hit := _extension_at(medicine, "Medication")) is not None:
+        if medicine is not None and (hit := _extension_at(medicine)) is not None:
             return "medicationReference", _extension(hit[1], of_medication=True)
     return None
 
 
-def _extension_at(raw: Mapping[str, Any], rtype: str) -> tuple[str, object] | None:
-    """Where a modifier extension stands in what the records read of a resource, and it."""
-    if "modifierExtension" in raw:
-        return "modifierExtension", raw["modifierExtension"]
-    for name in _READ_BACKBONES.get(rtype, _NONE):
-        if name not in raw:
+def _extension_at(medicine: Mapping[str, Any]) -> tuple[str, object] | None:
+    """Where a modifier extension stands in what the records read of a Medication, and it."""
+    if "modifierExtension" in medicine:
+        return "modifierExtension", medicine["modifierExtension"]
+    if "ingredient" in medicine:
+        return _in_backbone("ingredient", medicine["ingredient"])
+    return None
+
+
+def _in_backbone(name: str, value: object) -> tuple[str, object] | None:
+    """A modifier extension in a backbone element (or, in a dosage, its timing): where, and it."""
+    many = isinstance(value, list)
+    elements: list[object] = value if isinstance(value, list) else [value]
+    for i, element in enumerate(elements):
+        if not isinstance(element, dict):
             continue
-        value = raw[name]
-        many = isinstance(value, list)
-        for i, element in enumerate(value if many else [value]):
-            if not isinstance(element, dict):
+        if "modifierExtension" in element:
+            found, where = element, ""
+        else:
+            timing = element.get("timing") if name in _DOSAGES else None
+            if not (isinstance(timing, dict) and "modifierExtension" in timing):
                 continue
-            if "modifierExtension" in element:
-                found, where = element, ""
-            else:
-                timing = element.get("timing") if name in _DOSAGES else None
-                if not (isinstance(timing, dict) and "modifierExtension" in timing):
-                    continue
-                found, where = timing, ".timing"
-            at = f"{name}[{i}]" if many else name
-            return f"{at}{where}.modifierExtension", found["modifierExtension"]
+            found, where = timing, ".timing"
+        at = f"{name}[{i}]" if many else name
+        return f"{at}{where}.modifierExtension", found["modifierExtension"]
     return None
 
 
