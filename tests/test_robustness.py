@@ -378,6 +378,12 @@ _UNREAD_MODIFIER = {
 }
 
 
+_CONFIRMED = {
+    "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+    "code": "confirmed",
+}
+
+
 def _with_modifiers_that_change_nothing(resource: dict[str, Any]) -> bool:
     """`doNotPerform: false` on a request; a modifier extension on an element no rule reads."""
     rtype = resource.get("resourceType")
@@ -393,6 +399,7 @@ def _with_modifiers_that_change_nothing(resource: dict[str, Any]) -> bool:
         resource["evidence"] = [
             {"detail": [{"display": "imaging"}], "modifierExtension": [_UNREAD_MODIFIER]}
         ]
+        resource.setdefault("verificationStatus", {"coding": [_CONFIRMED]})
         return True
     return False
 
@@ -798,9 +805,9 @@ class TestFuzz:
     ) -> None:
         """A modifier turns a resource's meaning around only where it stands: every request sent
         with `doNotPerform: false`, every order with a modifier extension on its substitution
-        and every Condition with one on its evidence (elements no rule reads) must get the
-        cards it gets as sent. The modifiers that do apply are left out and named
-        (tests/fhir/test_modifiers.py)."""
+        and every Condition with one on its evidence (elements no rule reads) and marked
+        confirmed must get the cards it gets as sent. The modifiers that do apply are read
+        or left out and named (tests/fhir/test_modifiers.py)."""
 
         assert _rewritten_alike(client, "", _with_modifiers_that_change_nothing) > 100
 
