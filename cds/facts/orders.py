@@ -132,6 +132,36 @@ def _nothing_chosen(medication: Concept, raw: Mapping[str, Any]) -> bool:
     return not medication.codings and not medication.all_text() and "medicationReference" not in raw
 
 
+def _medication_draft(
+    raw: dict[str, Any],
+    ref: str,
+    medications: Mapping[str, Mapping[str, Any]],
+    t: Terminology,
+    *,
+    selected: bool,
+) -> DraftMedication | Said | None:
+    """A draft medication order as the checks read it; why it cannot be checked (its medicine
+    unnamed); or None when no medicine was chosen yet."""
+    rid = raw.get("id")
+    record = medication_record(rid if isinstance(rid, str) else "", raw, medications)
+    if _nothing_chosen(record.medication, raw):
+        return None
+    why = why_unnamed(record.medication, t.rxnorm, referenced=True)
+    if why is not None:
+        return why
+    dose = _dose(record)
+    return DraftMedication(
+        ref=ref,
+        drugs=t.medications.match(record.medication, t.rxnorm),
+        dose_mg=dose.mg,
+        dose_note=dose.note,
+        infusion_minutes=dose.infusion_minutes,
+        every_weeks=dose.every_weeks,
+        selected=selected,
+        raw=raw,
+    )
+
+
 def read_draft_orders(
     draft_orders: object,
     selections: Iterable[str],
@@ -162,26 +192,13 @@ def read_draft_orders(
             )
             continue
         if rtype == "MedicationRequest":
-            record = medication_record(rid or "", raw, medications)
-            if _nothing_chosen(record.medication, raw):
-                continue
-            why = why_unnamed(record.medication, t.rxnorm, referenced=True)
-            if why is not None:
-                unreadable.append(UnreadableDraft(ref=ref, reason=why, selected=ref in selected))
-                continue
-            dose = _dose(record)
-            meds.append(
-                DraftMedication(
-                    ref=ref,
-                    drugs=t.medications.match(record.medication, t.rxnorm),
-                    dose_mg=dose.mg,
-                    dose_note=dose.note,
-                    infusion_minutes=dose.infusion_minutes,
-                    every_weeks=dose.every_weeks,
-                    selected=ref in selected,
-                    raw=raw,
+            drafted = _medication_draft(raw, ref, medications, t, selected=ref in selected)
+            if isinstance(drafted, DraftMedication):
+                meds.append(drafted)
+            elif drafted is not None:  # why it cannot be checked
+                unreadable.append(
+                    UnreadableDraft(ref=ref, reason=drafted, selected=ref in selected)
                 )
-            )
         elif rtype in ("ServiceRequest", "Procedure"):
             a = activity_record(rid or "", raw)
             services.append(

@@ -80,9 +80,8 @@ def read_records(
         if not screen.relevant(raw, medications, unmatched) or entered_in_error(raw):
             continue
         rid = str(raw.get("id") or "")
-        left_out = _left_out(raw, rtype, rid, checker, patient_id, own, screen, medications)
-        if left_out is not None:
-            excluded.append(left_out)
+        if out := _left_out(raw, rtype, rid, checker, patient_id, own, screen, medications):
+            excluded.append(out)
             continue
         if rtype == "Observation":  # most common first: a chart is mostly Observations
             final = raw["status"] != PRELIMINARY_OBSERVATION
