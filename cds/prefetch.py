@@ -1,6 +1,7 @@
 """Prefetch or fetch: render templates, classify each key, fetch what is missing, or 412.
 
-A key the client sent is data (a resource or a searchset Bundle); `null` means "no data" and is
+A key the client sent is data (a resource or a searchset Bundle, whose pages after the first,
+when it has a `next` link, are fetched); `null` means "no data" and is
 not refetched; an omitted key or an OperationOutcome (the client's fetch failed) is fetched from
 `fhirServer` with the `fhirAuthorization` bearer token. All fetches run in parallel, each with a
 timeout and all under one deadline; Bundle `next` links are followed up to a page limit, on the
@@ -303,9 +304,25 @@ async def _fetch_key(
     if body["resourceType"] != "Bundle":
         _count(key, [body], budget, limits)
         return body
-    entries: list[Any] = list(_count(key, body.get("entry"), budget, limits))
+    _count(key, _entries(key, body), budget, limits)
+    return await _rest_of_pages(client, gate, base, key, body, headers, limits, budget)
+
+
+async def _rest_of_pages(
+    client: httpx.AsyncClient,
+    gate: OutboundGate,
+    base: str,
+    key: str,
+    first: dict[str, Any],
+    headers: dict[str, str],
+    limits: FetchLimits,
+    budget: _Budget,
+) -> dict[str, Any]:
+    """A searchset whole: the pages its `next` links lead to, after the first (counted by the
+    caller), taken into one Bundle without links."""
+    entries = list(_entries(key, first))
     pages = 1
-    next_url = _next_link(body)
+    next_url = _next_link(first)
     while next_url is not None:
         if pages >= limits.max_pages:
             raise _KeyFailed(key, f"more than {limits.max_pages} pages of results")
@@ -314,10 +331,24 @@ async def _fetch_key(
         status, page = await _get_json(client, gate, next_url, headers, key, limits, budget)
         if status >= 400 or not isinstance(page, dict) or page.get("resourceType") != "Bundle":
             raise _KeyFailed(key, f"a result page could not be read (HTTP {status})")
-        entries.extend(_count(key, page.get("entry"), budget, limits))
+        entries.extend(_count(key, _entries(key, page), budget, limits))
         pages += 1
         next_url = _next_link(page)
-    return {**body, "entry": entries, "link": []}
+    return {**first, "entry": entries, "link": []}
+
+
+def _is_paged(sent: object) -> bool:
+    """A sent searchset with more pages to come."""
+    return (
+        isinstance(sent, dict) and sent.get("resourceType") == "Bundle" and bool(_next_link(sent))
+    )
+
+
+def _entries(key: str, page: Mapping[str, Any]) -> list[Any]:
+    entries = page.get("entry", [])
+    if not isinstance(entries, list):
+        raise _KeyFailed(key, "a page of results has an entry that is not a list")
+    return entries
 
 
 def _next_link(bundle: Mapping[str, Any]) -> str | None:
@@ -381,9 +412,13 @@ async def resolve(
             to_fetch[key] = render_template(template, context)
         except TokenMissing as exc:
             issues.append(Issue("incomplete", f"prefetch {key}: {exc}", f"prefetch.{key}"))
+    # A client may send a search's first page (spec 2.0.1, Prefetch: "MAY paginate"): the
+    # rest is fetched like an omitted key, and a page that cannot be had is a 412, never a
+    # chart read as if its first page were all of it.
+    paged: dict[str, str | dict[str, Any]] = {k: v for k, v in data.items() if _is_paged(v)}
     server = request.fhirServer
     allowed = server is not None and server_allowed(server, fhir_allowlist)
-    if to_fetch and server is not None and allowed:
+    if (to_fetch or paged) and server is not None and allowed:
         issues += await _fetch_all(
             server.rstrip("/"),
             request,
@@ -391,10 +426,10 @@ async def resolve(
             client,
             gate or OutboundGate(),
             limits,
-            to_fetch,
+            {**to_fetch, **paged},
             data,
         )
-    elif to_fetch:
+    elif to_fetch or paged:
         why = (
             "fhirServer is not on this service's allowlist"
             if server is not None
@@ -403,6 +438,15 @@ async def resolve(
         issues += [
             Issue("incomplete", f"prefetch {k} was not sent and {why}", f"prefetch.{k}")
             for k in to_fetch
+        ]
+        issues += [
+            Issue(
+                "incomplete",
+                f"prefetch {k} was sent as the first page of its results (a next link) and "
+                f"{why} to fetch the rest",
+                f"prefetch.{k}",
+            )
+            for k in paged
         ]
     if issues:
         raise PrefetchUnavailable(
@@ -415,7 +459,7 @@ async def resolve(
         )
     return Resolved(
         data=data,
-        fetched=tuple(to_fetch),
+        fetched=(*to_fetch, *paged),
     )
 
 
@@ -451,9 +495,11 @@ async def _fetch_all(
     client: httpx.AsyncClient,
     gate: OutboundGate,
     limits: FetchLimits,
-    to_fetch: Mapping[str, str],
+    to_fetch: Mapping[str, str | dict[str, Any]],
     data: dict[str, Any],
 ) -> list[Issue]:
+    """Each key's query fetched, or (a Bundle) the pages after the first page a client sent;
+    into `data`. What could not be had, an Issue each."""
     headers = {"Accept": "application/fhir+json", "Accept-Encoding": "gzip, deflate"}
     if request.fhirAuthorization is not None:
         headers["Authorization"] = f"Bearer {request.fhirAuthorization.access_token}"
@@ -465,11 +511,16 @@ async def _fetch_all(
         resources_left=limits.max_resources,
     )
 
-    async def one(key: str, query: str) -> None:
+    async def one(key: str, query: str | dict[str, Any]) -> None:
         try:
-            data[key] = await _fetch_key(
-                client, gate, server, key, query, patient_id, headers, limits, budget
-            )
+            if isinstance(query, str):
+                data[key] = await _fetch_key(
+                    client, gate, server, key, query, patient_id, headers, limits, budget
+                )
+            else:
+                data[key] = await _rest_of_pages(
+                    client, gate, server, key, query, headers, limits, budget
+                )
         except _KeyFailed as exc:
             failures[key] = exc.reason
 

@@ -9,6 +9,7 @@ it is never skipped.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cds.app import create_app
+from cds.prefetch import render_template
 from cds.services import Knowledge
 from cds.settings import Settings
 from cds.tools.replay import (
@@ -158,3 +160,42 @@ def test_a_draft_naming_a_medication_the_request_lacks_is_checked(
     body["prefetch"] = sc.request["prefetch"]
     unchecked = through_engine.post(f"/cds-services/{sc.service}", json=body)
     assert [c["extension"]["org.cds-mbc-bone.rule"] for c in unchecked.json()["cards"]] == ["R0"]
+
+
+def test_a_prefetch_sent_a_page_at_a_time_is_read_whole(
+    engine: str, through_engine: TestClient
+) -> None:
+    """A CDS Client MAY paginate prefetch (spec 2.0.1): each search key sent as the engine's
+    own first page of two results, its next link pointing at the engine. The service fetches
+    the pages after it and the cards are the reviewed ones - where the first pages alone hide
+    the denosumab and the trastuzumab of a patient on both. With no server to fetch from, the
+    call is refused (412) naming the paged keys, never answered from the first pages."""
+    [sc] = [s for s in SCENARIOS if s.name.endswith("/on-first-line-stable-medicines-by-reference")]
+    templates = {
+        s["id"]: s.get("prefetch", {})
+        for s in through_engine.get("/cds-services").json()["services"]
+    }[sc.service]
+    patient = sc.request["context"]["patientId"]
+    body = json.loads(json.dumps(sc.request)) | {"fhirServer": engine}
+    paged = []
+    with httpx.Client(timeout=30) as fhir:
+        load_into(fhir, engine, sc)
+        for key, template in templates.items():
+            if "?" not in template:
+                continue
+            query = re.sub(r"&_count=\d+", "", render_template(template, {"patientId": patient}))
+            first = fhir.get(f"{engine}/{query}&_count=2").raise_for_status().json()
+            matches = [e for e in first.get("entry", []) if e["search"]["mode"] == "match"]
+            assert len(matches) <= 2  # and the Medications they include
+            if any(link["relation"] == "next" for link in first["link"]):
+                paged.append(key)
+            body["prefetch"][key] = first
+    assert {"medicationStatements", "labs"} <= set(paged)
+    whole = through_engine.post(f"/cds-services/{sc.service}", json=body)
+    assert digest(whole.json()) == sc.expected
+
+    body["fhirServer"] = engine.replace("127.0.0.1", "localhost")  # not allowed: no fetching
+    refused = through_engine.post(f"/cds-services/{sc.service}", json=body)
+    assert refused.status_code == 412
+    named = {i["expression"][0] for i in refused.json()["issue"]}
+    assert named == {f"prefetch.{key}" for key in paged}

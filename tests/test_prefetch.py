@@ -234,6 +234,90 @@ class TestPaging:
                 await run(request({"patient": PATIENT}))
         assert "outside the FHIR server's base" in info.value.issues[0].diagnostics
 
+    async def test_the_pages_after_a_sent_first_page_are_fetched(self) -> None:
+        """A client MAY paginate prefetch (spec 2.0.1): the rest is fetched, with the token."""
+        sent = {"patient": PATIENT, "conditions": bundle(COND, next_url=f"{BASE}/page2")}
+        with respx.mock() as mock:
+            page2 = mock.get(f"{BASE}/page2").respond(
+                json=bundle({"resourceType": "Condition", "id": "c2"}, next_url=f"{BASE}/page3")
+            )
+            mock.get(f"{BASE}/page3").respond(
+                json=bundle({"resourceType": "Condition", "id": "c3"})
+            )
+            resolved = await run(request(sent))
+        assert page2.calls.last.request.headers["Authorization"] == "Bearer tok-123"
+        whole = resolved.data["conditions"]
+        assert [e["resource"]["id"] for e in whole["entry"]] == ["c1", "c2", "c3"]
+        assert whole["link"] == []
+        assert resolved.fetched == ("conditions",)
+
+    @pytest.mark.parametrize(
+        ("over", "why"),
+        [
+            ({"fhirServer": None, "fhirAuthorization": None}, "no fhirServer was given"),
+            ({"fhirServer": "https://ehr.example.org/fhir"}, "not on this service's allowlist"),
+        ],
+    )
+    async def test_a_sent_first_page_with_no_way_to_the_rest_is_412(
+        self, over: dict[str, Any], why: str
+    ) -> None:
+        """Read as if it were all of the chart, a first page could hide a bone agent on the
+        next: the call is refused, naming the key, as an omitted key would be."""
+        sent = {"patient": PATIENT, "conditions": bundle(COND, next_url=f"{BASE}/page2")}
+        with pytest.raises(PrefetchUnavailable) as info:
+            await run(request(sent, **over))
+        [issue] = info.value.issues
+        assert issue.expression == "prefetch.conditions"
+        assert issue.diagnostics.startswith("prefetch conditions was sent as the first page")
+        assert why in issue.diagnostics
+
+    @pytest.mark.parametrize(
+        ("next_url", "words"),
+        [
+            ("http://evil.example/steal", "outside the FHIR server's base"),
+            (f"{BASE}/page2", "HTTP 500"),
+        ],
+    )
+    async def test_a_sent_first_page_whose_rest_fails_is_412(
+        self, next_url: str, words: str
+    ) -> None:
+        sent = {"patient": PATIENT, "conditions": bundle(COND, next_url=next_url)}
+        with respx.mock(assert_all_called=False) as mock:
+            mock.get(f"{BASE}/page2").respond(status_code=500)
+            with pytest.raises(PrefetchUnavailable) as info:
+                await run(request(sent))
+        assert info.value.issues[0].expression == "prefetch.conditions"
+        assert words in info.value.issues[0].diagnostics
+
+    async def test_a_sent_first_page_counts_against_the_page_limit(self) -> None:
+        sent = {"patient": PATIENT, "conditions": bundle(COND, next_url=f"{BASE}/more")}
+        with respx.mock() as mock:
+            more = mock.get(f"{BASE}/more").respond(json=bundle(COND, next_url=f"{BASE}/more"))
+            with pytest.raises(PrefetchUnavailable) as info:
+                await run(request(sent))
+        assert "more than 3 pages" in info.value.issues[0].diagnostics
+        assert more.call_count == 2  # pages 2 and 3; the sent one was the first
+
+    async def test_a_sent_bundle_without_a_next_link_is_not_fetched(self) -> None:
+        sent = {
+            "patient": PATIENT,
+            "conditions": bundle(COND) | {"link": [{"relation": "self", "url": f"{BASE}/x"}]},
+        }
+        with respx.mock():  # any request would fail: nothing is mocked
+            resolved = await run(request(sent))
+        assert resolved.data == sent
+        assert resolved.fetched == ()
+
+    async def test_a_page_whose_entry_is_not_a_list_is_412(self) -> None:
+        """Read as no entries, it would lose the page's resources without a word."""
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Condition").respond(
+                json={"resourceType": "Bundle", "type": "searchset", "entry": {"resource": COND}}
+            )
+            with pytest.raises(PrefetchUnavailable) as info:
+                await run(request({"patient": PATIENT}))
+        assert "entry that is not a list" in info.value.issues[0].diagnostics
+
     async def test_patient_reference_form_fallback(self) -> None:
         """Servers differ on patient=<id> versus patient=Patient/<id>."""
         with respx.mock() as mock:

@@ -6,7 +6,7 @@
 // Base URL http://127.0.0.1:PORT/fhir. Serves reads, searches and transaction/batch Bundles
 // as the engine implements them, a minimal /metadata, and POST /fhir/$reset, which empties the
 // repository (the scenarios reuse resource ids, so each is loaded into a fresh one). Prints
-// "listening <port>" when ready. For browser clients (the CDS Hooks Sandbox in the end-to-end
+// "listening <port>" when ready. Searches page (_count, default 20) with next links. For browser clients (the CDS Hooks Sandbox in the end-to-end
 // tests) it answers CORS requests from any origin, and a form-encoded POST [type]/_search as the
 // search it stands for (the Sandbox's first prefetch attempt).
 'use strict';
@@ -110,7 +110,29 @@ async function handle(req, res) {
     { method, url: route + url.search, query, params: {}, body, config: { transactions: true } },
     repo,
   );
+  if (method === 'GET' && resource && resource.resourceType === 'Bundle' && resource.type === 'searchset') {
+    addPageLinks(resource, req, route, url.searchParams);
+  }
   return send(res, getStatus(result), resource ?? result);
+}
+
+// The engine pages a search (_count, default 20; _offset) but leaves out the Bundle's links,
+// which a FHIR server adds: without a next link a client would take the first page for the
+// whole result. Added here as a server such as HAPI FHIR sends them (absolute URLs).
+const DEFAULT_COUNT = 20;
+function addPageLinks(bundle, req, route, params) {
+  const count = Number(params.get('_count') || DEFAULT_COUNT);
+  const offset = Number(params.get('_offset') || 0);
+  const at = (start) => {
+    const page = new URLSearchParams(params);
+    page.set('_count', String(count));
+    page.set('_offset', String(start));
+    return `http://${req.headers.host}${BASE}${route}?${page}`;
+  };
+  bundle.link = [{ relation: 'self', url: at(offset) }];
+  if (typeof bundle.total === 'number' && count > 0 && offset + count < bundle.total) {
+    bundle.link.push({ relation: 'next', url: at(offset + count) });
+  }
 }
 
 const port = Number(process.argv[2] || process.env.PORT || 8103);
