@@ -52,6 +52,24 @@ _URI_OF_OID = {
     "urn:oid:2.16.840.1.113883.6.90": "http://hl7.org/fhir/sid/icd-10-cm",
 }
 
+# ICD codes "SHALL be represented with the period included" (FHIR R4 icd.html), which also
+# notes that some systems drop it; feeds derived from billing often do ("C7951"). An ICD-10-CM
+# code's period always follows its third character, so a code sent without it (or in lower
+# case) is that code: read so, a dotless bone metastasis or cord compression is not passed over
+# as an unknown code of a system whose codes decide before text.
+_ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+_DOTLESS_ICD10CM = re.compile(r"[A-Z][0-9][0-9A-Z][0-9A-Z]{1,4}")
+
+
+def _icd10cm_code(code: str) -> str:
+    """An ICD-10-CM code as the code system writes it: its period after the third character,
+    its letters upper case (the tabular has no lower-case code)."""
+    if code.isupper() and "." in code:
+        return code  # the common case, as sent
+    code = code.upper()
+    return f"{code[:3]}.{code[3:]}" if _DOTLESS_ICD10CM.fullmatch(code) else code
+
+
 _CONCEPTS: dict[bytes, Concept] = {}
 # What an absent (or not an object) CodeableConcept reads as: one shared object, so what matching
 # works out about it is worked out once, not for every resource that lacks the element.
@@ -95,7 +113,10 @@ def _build_concept(raw: dict[str, Any]) -> Concept:
         if isinstance(c.get("code"), str):
             system = str(c.get("system") or "")
             system = _URI_OF_OID.get(system, system)
-            codings.append(Coding(system=system, code=c["code"], display=display))
+            code = c["code"]
+            if system == _ICD10CM:
+                code = _icd10cm_code(code)
+            codings.append(Coding(system=system, code=code, display=display))
         elif display and display not in texts:
             # Coding.code is 0..1: a coding with a display only still names the concept, read
             # as its text (a draft "Enhertu" so sent is checked, not taken for an empty draft).

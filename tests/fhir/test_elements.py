@@ -1,0 +1,60 @@
+"""FHIR elements as the rules read them: CodeableConcepts and their codings."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds.fhir.elements import concept
+from cds.terminology import Terminology
+
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+
+
+def icd(code: str, display: str | None = None) -> dict[str, object]:
+    coding: dict[str, object] = {"system": ICD10CM, "code": code}
+    if display is not None:
+        coding["display"] = display
+    return {"coding": [coding]}
+
+
+@pytest.mark.parametrize(
+    ("sent", "read"),
+    [
+        ("C79.51", "C79.51"),  # as the code system writes it
+        ("C7951", "C79.51"),  # the period dropped, as billing feeds do
+        ("c79.51", "C79.51"),
+        ("c7951", "C79.51"),
+        ("C50911", "C50.911"),
+        ("Z992", "Z99.2"),
+        ("C50", "C50"),  # a category: no period to restore
+        ("C7951X12", "C7951X12"),  # too long for ICD-10-CM: left as sent, matching nothing
+        ("79.51", "79.51"),
+    ],
+)
+def test_an_icd10cm_code_is_read_with_its_period(sent: str, read: str) -> None:
+    [coding] = concept(icd(sent)).codings
+    assert coding.code == read
+
+
+def test_other_systems_codes_are_read_as_sent() -> None:
+    raw = {"coding": [{"system": "http://snomed.info/sct", "code": "94222008"}]}
+    assert concept(raw).codings[0].code == "94222008"
+    local = {"coding": [{"system": "urn:oid:1.2.3", "code": "c7951"}]}
+    assert concept(local).codings[0].code == "c7951"
+
+
+@pytest.mark.parametrize(
+    ("code", "value_set"),
+    [
+        ("C7951", "bone-metastasis"),
+        ("C50911", "breast-cancer"),
+        ("G9520", "cord-compression"),
+        ("z992", "dialysis"),
+    ],
+)
+def test_a_dotless_icd10cm_code_is_in_the_value_sets_of_its_code(
+    t: Terminology, code: str, value_set: str
+) -> None:
+    """Codes decide before text: read as an unknown code, a dotless bone metastasis or cord
+    compression was passed over (no R1, no R9b), its words never read."""
+    assert t[value_set].matches(concept(icd(code)))
