@@ -439,6 +439,23 @@ def _icd10cm_as_billed(resource: dict[str, Any]) -> bool:
 
 
 _ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+
+
+def _systems_with_a_slash_or_https(resource: dict[str, Any], *, https: bool) -> bool:
+    """Every coding in LOINC, SNOMED CT, RxNorm or ICD-10-CM with its system's URI written
+    with a closing slash, or (https) with https instead of http, anywhere in the resource."""
+    changed = False
+    for where in _paths(resource):
+        node: Any = resource
+        for key in where:
+            node = node[key]
+        if isinstance(node, dict) and node.get("system") in _OIDS and "code" in node:
+            uri = node["system"]
+            node["system"] = uri.replace("http://", "https://", 1) if https else f"{uri}/"
+            changed = True
+    return changed
+
+
 _LOCAL_LABS = "urn:oid:2.16.840.1.113883.3.0.1"  # a laboratory's own code system
 _STAGING = ("stage-group", "m-category")
 
@@ -824,6 +841,17 @@ class TestFuzz:
         whose codes decide, its words never read.)"""
 
         assert _rewritten_alike(client, "", _icd10cm_as_billed) >= 10
+
+    @pytest.mark.parametrize("https", [False, True])
+    def test_code_systems_written_with_a_slash_or_https_give_the_same_cards(
+        self, client: TestClient, https: bool
+    ) -> None:
+        """ "http://loinc.org/", "https://snomed.info/sct": the same systems, sent so by some.
+        Every scenario's codes sent each way: the cards must not change. (Before, 137 of 154
+        scenarios changed: no creatinine, receptor or metastasis was read by code.)"""
+
+        rewrite = functools.partial(_systems_with_a_slash_or_https, https=https)
+        assert _rewritten_alike(client, "", rewrite) > 140
 
     def test_modifiers_said_false_or_where_nothing_is_read_give_the_same_cards(
         self, client: TestClient

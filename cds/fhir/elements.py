@@ -42,15 +42,29 @@ def date_by_pattern(value: str) -> date | None:
         return None
 
 
-# The code systems the rules read, sent under their HL7 OIDs instead of their FHIR URIs (FHIR R4
-# NamingSystem registry, namingsystem-terminologies.html; ICD-10-CM: HL7 Terminology's
-# CodeSystem icd10CM). Some EHRs and CDA converters send them so; a code is the same code.
-_URI_OF_OID = {
+# The code systems the rules read, as some systems send them: under their HL7 OIDs instead of
+# their FHIR URIs (FHIR R4 NamingSystem registry, namingsystem-terminologies.html; ICD-10-CM:
+# HL7 Terminology's CodeSystem icd10CM), as some EHRs and CDA converters do, or with https or a
+# closing slash ("http://loinc.org/"). No other code system lives there, and read as unknown
+# systems their codes were lost (sent with a slash, 137 of 154 scenarios' cards changed).
+_OIDS = {
     "urn:oid:2.16.840.1.113883.6.1": "http://loinc.org",
     "urn:oid:2.16.840.1.113883.6.96": "http://snomed.info/sct",
     "urn:oid:2.16.840.1.113883.6.88": "http://www.nlm.nih.gov/research/umls/rxnorm",
     "urn:oid:2.16.840.1.113883.6.90": "http://hl7.org/fhir/sid/icd-10-cm",
 }
+
+
+def _spellings(oids: Mapping[str, str]) -> dict[str, str]:
+    """Each other way of writing a system the rules read → its FHIR URI."""
+    table = dict(oids)
+    for uri in oids.values():
+        https = uri.replace("http://", "https://", 1)
+        table |= {f"{uri}/": uri, https: uri, f"{https}/": uri}
+    return table
+
+
+_URI_OF_SPELLING = _spellings(_OIDS)
 
 # ICD codes "SHALL be represented with the period included" (FHIR R4 icd.html), which also
 # notes that some systems drop it; feeds derived from billing often do ("C7951"). An ICD-10-CM
@@ -112,7 +126,7 @@ def _build_concept(raw: dict[str, Any]) -> Concept:
         display = c.get("display") if isinstance(c.get("display"), str) else None
         if isinstance(c.get("code"), str):
             system = str(c.get("system") or "")
-            system = _URI_OF_OID.get(system, system)
+            system = _URI_OF_SPELLING.get(system, system)
             code = c["code"]
             if system == _ICD10CM:
                 code = _icd10cm_code(code)
