@@ -39,7 +39,14 @@ from cds.facts import facts_from_records
 from cds.facts.orders import NO_DRAFTS, read_draft_orders
 from cds.fhir.elements import json_list
 from cds.fhir.reading import read_records
-from cds.prefetch import FetchLimits, OutboundGate, Resolved, is_operation_outcome, resolve
+from cds.prefetch import (
+    FetchLimits,
+    OutboundGate,
+    Resolved,
+    WouldFetch,
+    is_operation_outcome,
+    resolve,
+)
 from cds.rules import evaluate
 from cds.services import Knowledge, Service
 from cds.settings import Settings
@@ -214,9 +221,13 @@ async def _in_this_turn(
     snoozes = store.snoozes_now(key) if store is not None else {}
     if snoozes is None:
         return None
-    # Everything was sent: resolving fetches nothing, so no await suspends and the whole
-    # call is this one turn.
-    resolved = await _resolve(env, service, hook_request, client)
+    # Every key was sent: resolving fetches nothing, so no await suspends and the whole call
+    # is this one turn - unless a key is a first page or a record names a Medication not sent,
+    # which the worker thread then fetches, the turn given back.
+    try:
+        resolved = await _resolve(env, service, hook_request, client, offline=True)
+    except WouldFetch:
+        return None
     timings.mark("prefetch")
     result = evaluate_call(
         env.knowledge,
@@ -263,6 +274,8 @@ async def _resolve(
     service: Service,
     hook_request: schemas.HookRequest,
     client: ClientIdentity | None,
+    *,
+    offline: bool = False,
 ) -> Resolved:
     settings = env.settings
     return await resolve(
@@ -279,6 +292,7 @@ async def _resolve(
         ),
         settings.fetch_allowlist(client.fhir_servers if client else ()),
         env.gate,
+        offline=offline,
     )
 
 

@@ -100,6 +100,10 @@ class Resolved:
     fetched: tuple[str, ...]
 
 
+class WouldFetch(Exception):
+    """`resolve(..., offline=True)` found something to fetch; it fetched nothing."""
+
+
 class _KeyFailed(Exception):
     def __init__(self, key: str, reason: str) -> None:
         super().__init__(reason)
@@ -397,8 +401,13 @@ async def resolve(
     limits: FetchLimits,
     fhir_allowlist: Sequence[str],
     gate: OutboundGate | None = None,
+    *,
+    offline: bool = False,
 ) -> Resolved:
-    """Prefetched data for every template key, fetching what the client did not send."""
+    """Prefetched data for every template key, fetching what the client did not send.
+
+    `offline`: WouldFetch, before any request, when anything is to be fetched (a call that
+    holds the event loop's turn never waits on the network)."""
     started = anyio.current_time()
     sent = request.prefetch or {}
     data: dict[str, Any] = {}
@@ -419,6 +428,8 @@ async def resolve(
     server = request.fhirServer
     allowed = server is not None and server_allowed(server, fhir_allowlist)
     if (to_fetch or paged) and server is not None and allowed:
+        if offline:
+            raise WouldFetch
         issues += await _fetch_all(
             server.rstrip("/"),
             request,
@@ -455,7 +466,15 @@ async def resolve(
     if server is not None and allowed:
         spent = anyio.current_time() - started
         await _fetch_referenced_medications(
-            server.rstrip("/"), request, context, client, gate, limits, data, templates, spent
+            server.rstrip("/"),
+            request,
+            context,
+            client,
+            gate,
+            replace(limits, deadline_s=limits.deadline_s - spent),
+            data,
+            templates,
+            offline=offline,
         )
     return Resolved(
         data=data,
@@ -472,19 +491,21 @@ async def _fetch_referenced_medications(
     limits: FetchLimits,
     data: dict[str, Any],
     templates: Mapping[str, str],
-    spent: float,
+    *,
+    offline: bool,
 ) -> None:
     """The Medications the records name by reference and no key brought, in one search, in
-    what is left of the call's fetch deadline (CDS_FETCH_DEADLINE_S covers both rounds). Not
-    fetched, the records stay unread and are named on a card: the call goes on."""
+    what is left of the call's fetch deadline (`limits`: CDS_FETCH_DEADLINE_S covers both
+    rounds). Not fetched, the records stay unread and are named on a card: the call goes on."""
     keys = [k for k, template in templates.items() if template.startswith("Medication")]
     drafts = {"draftOrders": context.get("draftOrders")}  # an order's Medication, too
     ids = medication_references.missing_medication_ids(data | drafts, [*keys, "draftOrders"])
-    left = replace(limits, deadline_s=limits.deadline_s - spent)
-    if ids and left.deadline_s > 0:
+    if ids and offline:
+        raise WouldFetch
+    if ids and limits.deadline_s > 0:
         query = {medication_references.KEY: medication_references.search_query(ids)}
         await _fetch_all(
-            server, request, context, client, gate or OutboundGate(), left, query, data
+            server, request, context, client, gate or OutboundGate(), limits, query, data
         )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import respx
 from fastapi.testclient import TestClient
 
 import cds.call
@@ -126,6 +127,48 @@ def test_with_0_every_chart_is_evaluated_in_the_worker_thread(
 ) -> None:
     with client_with(tmp_path, knowledge, evaluate_on_loop_max_resources=0) as client:
         loop, evaluation = _threads(client, monkeypatch)
+    assert evaluation != loop
+
+
+FHIR = "http://127.0.0.1:8090/fhir"
+
+
+@pytest.mark.parametrize("what", ["a first page", "a Medication not sent"])
+def test_a_sent_prefetch_with_something_to_fetch_is_evaluated_in_the_worker_thread(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    """Every key sent, but one is the first page of its search, or a record names a Medication
+    the request lacks: what is missing is fetched, and never while the call holds the event
+    loop's turn (every other call would wait on the EHR): the call goes to the worker thread."""
+    condition = {"resourceType": "Condition", "id": "c2", "subject": {"reference": "Patient/p1"}}
+    statement = {
+        "resourceType": "MedicationStatement",
+        "id": "s1",
+        "status": "active",
+        "subject": {"reference": "Patient/p1"},
+        "medicationReference": {"reference": "Medication/m1"},
+    }
+    body = minimal_request(fhirServer=FHIR)
+    if what == "a first page":
+        body["prefetch"]["conditions"] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "link": [{"relation": "next", "url": f"{FHIR}/Condition?page=2"}],
+        }
+        answer = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": condition}]}
+        path = "/fhir/Condition"
+    else:
+        body["prefetch"]["medicationStatements"] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": statement}],
+        }
+        answer = {"resourceType": "Bundle", "type": "searchset"}
+        path = "/fhir/Medication"
+    with respx.mock() as mock:
+        fetched = mock.get(url__startswith=f"http://127.0.0.1:8090{path}").respond(json=answer)
+        loop, evaluation = _threads(client, monkeypatch, body)
+    assert fetched.call_count == 1
     assert evaluation != loop
 
 
