@@ -1,11 +1,12 @@
 """Prefetch or fetch: render templates, classify each key, fetch what is missing, or 412.
 
-A key the client sent is data (a resource or a searchset Bundle, whose pages after the first,
-when it has a `next` link, are fetched); `null` means "no data" and is
-not refetched; an omitted key or an OperationOutcome (the client's fetch failed) is fetched from
-`fhirServer` with the `fhirAuthorization` bearer token. All fetches run in parallel, each with a
-timeout and all under one deadline; Bundle `next` links are followed up to a page limit, on the
-same server only. Data that can be neither prefetched nor fetched is a 412 naming the key.
+A key the client sent is data (a resource or a searchset Bundle; one with a `next` link has
+the pages after it fetched, one with fewer results than its `total` is fetched whole); `null`
+means "no data" and is not refetched; an omitted key or an OperationOutcome (the client's fetch
+failed) is fetched from `fhirServer` with the `fhirAuthorization` bearer token. All fetches run
+in parallel, each with a timeout and all under one deadline; Bundle `next` links are followed up
+to a page limit, on the same server only. Data that can be neither prefetched nor fetched is a
+412 naming the key.
 """
 
 from __future__ import annotations
@@ -348,6 +349,28 @@ def _is_paged(sent: object) -> bool:
     )
 
 
+def _fewer_than_total(sent: object) -> tuple[int, int] | None:
+    """(results sent, Bundle.total) for a sent searchset holding fewer results than its total
+    says and no next link to the rest (a client that dropped the pages after the first, or
+    the links): read as the whole chart, it could hide a bone agent. None otherwise."""
+    if not (isinstance(sent, dict) and sent.get("resourceType") == "Bundle"):
+        return None
+    total = sent.get("total")
+    if type(total) is not int or _next_link(sent):
+        return None
+    entries = sent.get("entry")
+    entries = entries if isinstance(entries, list) else [] if entries is None else [entries]
+    matches = sum(
+        1 for e in entries if not isinstance(e, dict) or _search_mode(e) in (None, "match")
+    )
+    return (matches, total) if matches < total else None
+
+
+def _search_mode(entry: Mapping[str, Any]) -> object:
+    search = entry.get("search")
+    return search.get("mode") if isinstance(search, dict) else None
+
+
 def _entries(key: str, page: Mapping[str, Any]) -> list[Any]:
     entries = page.get("entry", [])
     if not isinstance(entries, list):
@@ -413,10 +436,13 @@ async def resolve(
     data: dict[str, Any] = {}
     to_fetch: dict[str, str] = {}
     issues: list[Issue] = []
+    short: dict[str, tuple[int, int]] = {}  # key → (results sent, Bundle.total)
     for key, template in templates.items():
         if key in sent and not is_operation_outcome(sent[key]):
-            data[key] = sent[key]  # a resource, a Bundle, or None ("no data")
-            continue
+            if (counts := _fewer_than_total(sent[key])) is None:
+                data[key] = sent[key]  # a resource, a Bundle, or None ("no data")
+                continue
+            short[key] = counts  # fetched whole, as if it had not been sent
         try:
             to_fetch[key] = render_template(template, context)
         except TokenMissing as exc:
@@ -447,7 +473,14 @@ async def resolve(
             else "no fhirServer was given"
         )
         issues += [
-            Issue("incomplete", f"prefetch {k} was not sent and {why}", f"prefetch.{k}")
+            Issue(
+                "incomplete",
+                f"prefetch {k} holds {short[k][0]} of the {short[k][1]} results its "
+                f"Bundle.total counts, and {why} to fetch them all"
+                if k in short
+                else f"prefetch {k} was not sent and {why}",
+                f"prefetch.{k}",
+            )
             for k in to_fetch
         ]
         issues += [

@@ -162,14 +162,16 @@ def test_a_draft_naming_a_medication_the_request_lacks_is_checked(
     assert [c["extension"]["org.cds-mbc-bone.rule"] for c in unchecked.json()["cards"]] == ["R0"]
 
 
+@pytest.mark.parametrize("links", ["kept", "dropped"])
 def test_a_prefetch_sent_a_page_at_a_time_is_read_whole(
-    engine: str, through_engine: TestClient
+    engine: str, through_engine: TestClient, links: str
 ) -> None:
     """A CDS Client MAY paginate prefetch (spec 2.0.1): each search key sent as the engine's
-    own first page of two results, its next link pointing at the engine. The service fetches
-    the pages after it and the cards are the reviewed ones - where the first pages alone hide
-    the denosumab and the trastuzumab of a patient on both. With no server to fetch from, the
-    call is refused (412) naming the paged keys, never answered from the first pages."""
+    own first page of two results, its next link pointing at the engine (or the links dropped
+    on the way, Bundle.total kept). The service fetches the rest and the cards are the
+    reviewed ones - where the first pages alone hide the denosumab and the trastuzumab of a
+    patient on both. With no server to fetch from, the call is refused (412) naming the paged
+    keys, never answered from the first pages."""
     [sc] = [s for s in SCENARIOS if s.name.endswith("/on-first-line-stable-medicines-by-reference")]
     templates = {
         s["id"]: s.get("prefetch", {})
@@ -189,6 +191,9 @@ def test_a_prefetch_sent_a_page_at_a_time_is_read_whole(
             assert len(matches) <= 2  # and the Medications they include
             if any(link["relation"] == "next" for link in first["link"]):
                 paged.append(key)
+                assert first["total"] > len(matches)
+            if links == "dropped":
+                del first["link"]
             body["prefetch"][key] = first
     assert {"medicationStatements", "labs"} <= set(paged)
     whole = through_engine.post(f"/cds-services/{sc.service}", json=body)

@@ -308,6 +308,64 @@ class TestPaging:
         assert resolved.data == sent
         assert resolved.fetched == ()
 
+    async def test_a_sent_bundle_holding_fewer_results_than_its_total_is_fetched_whole(
+        self,
+    ) -> None:
+        """Bundle.total 3, one result sent and no next link (the pages after the first, or
+        the links, dropped on the way): the key is fetched whole, as if it were not sent."""
+        short = bundle(COND) | {"total": 3}
+        c2, c3 = ({"resourceType": "Condition", "id": i} for i in ("c2", "c3"))
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Condition", params={"patient": "p1"}).respond(
+                json=bundle(COND, c2, c3) | {"total": 3}
+            )
+            resolved = await run(request({"patient": PATIENT, "conditions": short}))
+        assert [e["resource"]["id"] for e in resolved.data["conditions"]["entry"]] == [
+            "c1",
+            "c2",
+            "c3",
+        ]
+        assert resolved.fetched == ("conditions",)
+
+    async def test_a_sent_bundle_short_of_its_total_with_no_server_is_412(self) -> None:
+        short = bundle(COND) | {"total": 3}
+        req = request(
+            {"patient": PATIENT, "conditions": short}, fhirServer=None, fhirAuthorization=None
+        )
+        with pytest.raises(PrefetchUnavailable) as info:
+            await run(req)
+        [issue] = info.value.issues
+        assert issue.diagnostics == (
+            "prefetch conditions holds 1 of the 3 results its Bundle.total counts, and no "
+            "fhirServer was given to fetch them all"
+        )
+
+    @pytest.mark.parametrize(
+        "sent",
+        [
+            bundle(COND) | {"total": 1},
+            bundle() | {"total": 0},
+            # Included resources are not results: total counts the matches only.
+            {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "total": 1,
+                "entry": [
+                    {"resource": COND, "search": {"mode": "match"}},
+                    {"resource": PATIENT, "search": {"mode": "include"}},
+                ],
+            },
+            bundle(COND) | {"total": "3"},  # not a number: read as sent
+        ],
+    )
+    async def test_a_sent_bundle_holding_its_total_is_read_as_sent(
+        self, sent: dict[str, Any]
+    ) -> None:
+        with respx.mock():  # any request would fail: nothing is mocked
+            resolved = await run(request({"patient": PATIENT, "conditions": sent}))
+        assert resolved.data["conditions"] == sent
+        assert resolved.fetched == ()
+
     async def test_a_page_whose_entry_is_not_a_list_is_412(self) -> None:
         """Read as no entries, it would lose the page's resources without a word."""
         with respx.mock() as mock:
