@@ -239,7 +239,8 @@ def why_unnamed(medication: Concept, rxnorm: str, *, referenced: bool) -> Said |
         return say("medication-reference-missing") if referenced else say("medication-none")
     if any(c.system == rxnorm for c in medication.codings):
         return None
-    # Only codes of a system the rules do not read (NDC, a local code, a misspelt RxNorm URI).
+    # Only codes of a system the rules do not read (NDC, a local code, an RxNorm URI misspelt
+    # beyond https or a closing slash).
     systems = ", ".join(sorted({c.system for c in medication.codings if c.system}))
     return (
         say("medication-code-unread", systems=systems)

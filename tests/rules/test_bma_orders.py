@@ -348,9 +348,17 @@ class TestEmptyDraft:
         d["medicationCodeableConcept"] = {"coding": [{"display": "Xgeva"}]}
         assert "R2b:not-label-dose" in concerns(run(bone_patient(), t, params, "order-sign", [d]))
 
-    @pytest.mark.parametrize(
-        "system", [f"{RXNORM}/", "http://hl7.org/fhir/sid/ndc", "urn:oid:1.2.3", None]
-    )
+    @pytest.mark.parametrize("system", [f"{RXNORM}/", RXNORM.replace("http:", "https:")])
+    def test_a_drug_coded_under_rxnorm_spelt_with_a_slash_or_https_is_checked(
+        self, t: Terminology, params: Parameters, system: str
+    ) -> None:
+        """The RxNorm URI with a closing slash or https is RxNorm: the Xgeva code so sent is
+        checked as Xgeva (it was named as unreadable, unchecked)."""
+        d = _draft(XGEVA, 60)
+        d["medicationCodeableConcept"] = {"coding": [{"system": system, "code": "1046402"}]}
+        assert "R2b:not-label-dose" in concerns(run(bone_patient(), t, params, "order-sign", [d]))
+
+    @pytest.mark.parametrize("system", ["http://hl7.org/fhir/sid/ndc", "urn:oid:1.2.3", None])
     def test_a_drug_coded_only_outside_rxnorm_and_unnamed_is_not_checked_silently(
         self, t: Terminology, params: Parameters, system: str | None
     ) -> None:
