@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -204,3 +205,42 @@ def test_a_prefetch_sent_a_page_at_a_time_is_read_whole(
     assert refused.status_code == 412
     named = {i["expression"][0] for i in refused.json()["issue"]}
     assert named == {f"prefetch.{key}" for key in paged}
+
+
+def test_a_long_treated_patients_chart_is_fetched_whole(
+    engine: str, through_engine: TestClient
+) -> None:
+    """Years of infusions: 600 MedicationAdministrations (flushes and premedication, sent as
+    text) beside a patient on first-line HP with denosumab. The engine pages a search at 20
+    results unless asked for more: the templates ask for 200 a page, so the chart arrives in
+    a few pages within the page limit, and the cards are the reviewed ones (at 20 a page it
+    took 31 pages, over the limit of 10: a 412 and no card for the patients treated longest)."""
+    [sc] = [s for s in SCENARIOS if s.name.endswith("/on-first-line-stable-medicines-by-reference")]
+    patient = sc.request["context"]["patientId"]
+    with httpx.Client(timeout=60) as fhir:
+        load_into(fhir, engine, sc)
+        administrations = [
+            {
+                "resource": {
+                    "resourceType": "MedicationAdministration",
+                    "status": "completed",
+                    "medicationCodeableConcept": {
+                        "text": ("Sodium chloride 0.9% flush 10 mL", "Ondansetron 8 mg IV")[i % 2]
+                    },
+                    "subject": {"reference": f"Patient/{patient}"},
+                    "effectiveDateTime": (AS_OF - timedelta(days=3 * i + 1)).isoformat(),
+                },
+                "request": {"method": "POST", "url": "MedicationAdministration"},
+            }
+            for i in range(600)
+        ]
+        batch = {"resourceType": "Bundle", "type": "batch", "entry": administrations}
+        fhir.post(engine, json=batch).raise_for_status()
+        first = fhir.get(f"{engine}/MedicationAdministration?patient={patient}").json()
+        assert len(first["entry"]) == 20  # the engine's own page
+        assert first["total"] >= 600
+    answer = through_engine.post(
+        f"/cds-services/{sc.service}", json=through_fhir_server(sc, engine)
+    )
+    assert answer.status_code == 200, answer.text
+    assert digest(answer.json()) == sc.expected

@@ -102,6 +102,10 @@ async function handle(req, res) {
       return send(res, 400, outcome('error', 'structure', 'the body is not JSON'));
     }
   }
+  const search = method === 'GET' && /^\/[A-Za-z]+$/.test(route);
+  if (search && !url.searchParams.has('_count')) {
+    url.searchParams.set('_count', String(DEFAULT_COUNT)); // as a FHIR server pages by default
+  }
   const query = {};
   for (const [key, value] of url.searchParams) {
     query[key] = key in query ? [].concat(query[key], value) : value;
@@ -110,18 +114,19 @@ async function handle(req, res) {
     { method, url: route + url.search, query, params: {}, body, config: { transactions: true } },
     repo,
   );
-  if (method === 'GET' && resource && resource.resourceType === 'Bundle' && resource.type === 'searchset') {
+  if (search && resource && resource.resourceType === 'Bundle' && resource.type === 'searchset') {
     addPageLinks(resource, req, route, url.searchParams);
   }
   return send(res, getStatus(result), resource ?? result);
 }
 
-// The engine pages a search (_count, default 20; _offset) but leaves out the Bundle's links,
-// which a FHIR server adds: without a next link a client would take the first page for the
-// whole result. Added here as a server such as HAPI FHIR sends them (absolute URLs).
+// The engine pages a search when asked (_count, _offset) but returns every result otherwise
+// and leaves out the Bundle's links. A FHIR server such as HAPI FHIR pages every search (20
+// results unless asked for more) and links the pages (absolute URLs): done so here, or a
+// client would never meet a second page.
 const DEFAULT_COUNT = 20;
 function addPageLinks(bundle, req, route, params) {
-  const count = Number(params.get('_count') || DEFAULT_COUNT);
+  const count = Number(params.get('_count'));
   const offset = Number(params.get('_offset') || 0);
   const at = (start) => {
     const page = new URLSearchParams(params);
