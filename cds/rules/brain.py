@@ -7,6 +7,8 @@ from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
 from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, rule
+from cds.rules.bone import renal_line
+from cds.rules.chemo_orders import capecitabine_renal
 from cds.rules.her2 import (
     HER2_INGREDIENTS,
     HER2_VALUESETS,
@@ -67,7 +69,7 @@ def r8a_brain_local_therapy(f: PatientFacts, drafts: DraftOrders, p: Parameters)
 @rule(
     "R8b",
     hooks=PATIENT_VIEW,
-    variants=("tucatinib",),
+    variants=("tucatinib", "tucatinib-not-offered"),
     valuesets=(*HER2_VALUESETS, "lvef", "heart-failure", "interstitial-lung-disease"),
     ingredients=HER2_INGREDIENTS,
     parameters=(*LINE_PARAMETERS, "lvef_interval_days", "lvef_lln_percent"),
@@ -85,7 +87,9 @@ def r8b_brain_systemic(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
     intracranial progression on the current line (C5): a patient stable on therapy with known,
     treated brain metastases is not offered a change at every chart open, and with systemic
     progression R6 lists the regimen instead. Not first line without metastatic HER2 therapy
-    (tucatinib label; R8c).
+    (tucatinib label; R8c, D16). When capecitabine's dose cannot be worked out because the
+    Cockcroft-Gault CrCl cannot be calculated (D8), the card still comes, without the regimen,
+    and says why: a missing creatinine or weight never makes the option vanish unsaid.
     """
     cns = f.lines.cns_progression
     if not eligible(f) or not f.disease.brain.present or cns is None:
@@ -94,19 +98,24 @@ def r8b_brain_systemic(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
         return []
     if f.meds.ever("HER2_TKI_TUC") or "tucatinib" in excluded_agents(f):
         return []
-    proposals, _ = regimen_proposals(f, p, (TUCATINIB,))
-    if not proposals:
-        return []
+    if f.lines.metastatic_her2_regimens < p.regimens[TUCATINIB].min_prior_her2_regimens:
+        return []  # D16: the label gates the option, so on first line there is no card
+    proposals, left_out = regimen_proposals(f, p, (TUCATINIB,))
+    if not proposals and capecitabine_renal(f, p) != "unknown":
+        return []  # capecitabine contraindicated, or a partner excluded: no option to offer
+    renal = (renal_line(f),) if capecitabine_renal(f, p) != "full" else ()
     return [
         Decision(
-            variant="tucatinib",
+            variant="tucatinib" if proposals else "tucatinib-not-offered",
             indicator="info",
             data=(
                 say("new-brain-metastasis-stable", when=cns.onset, ref=cns.status_ref)
                 if cns.status_ref
                 else say("new-brain-metastasis", when=cns.onset),
                 *therapy_data(f),
+                *renal,
             ),
+            notes=tuple(say("not-suggested", regimen=x) for x in left_out),
             refs=(cns.ref, *((cns.status_ref,) if cns.status_ref else ())),
             note_keys=cardiac_notes(f, p)
             + ((NoteKey("capecitabine-renal"),) if capecitabine_reduced(proposals) else ()),

@@ -16,6 +16,7 @@ from fixtures.factories import (
     STABLE,
     TDXD,
     TRAS,
+    UCUM,
     WORSENED,
     Patient,
     drop_codes,
@@ -208,6 +209,48 @@ class TestLabelsGateOptions:
     ) -> None:
         got = concerns(run(self._brain_on(first_line=False), t, params))
         assert got == ["R8a:local-therapy", "R8b:tucatinib"]
+
+    @pytest.mark.parametrize("missing", ["creatinine", "weight"])
+    def test_without_a_crcl_the_tucatinib_card_says_why_it_has_no_regimen(
+        self, t: Terminology, params: Parameters, missing: str
+    ) -> None:
+        """D8: capecitabine's dose needs a Cockcroft-Gault CrCl. Without a recent creatinine
+        (or weight) the regimen is not suggested, and the card says so - it used to vanish."""
+        code = {"creatinine": "2160-0", "weight": "29463-7"}[missing]
+        p = self._brain_on(first_line=False)
+        p.resources = [r for r in p.resources if code not in str(r.get("code"))]
+        [card] = [d for d in run(p, t, params) if d.rule == "R8b"]
+        assert (card.variant, card.indicator, card.proposals) == (
+            "tucatinib-not-offered",
+            "info",
+            (),
+        )
+        said = [text(x) for x in (*card.data, *card.notes)]
+        assert any("cannot be calculated" in x and missing in x for x in said), said
+        assert any(
+            x.startswith("Not suggested: tucatinib + trastuzumab + capecitabine") for x in said
+        )
+
+    def test_on_first_line_without_a_crcl_there_is_still_no_tucatinib_card(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """D16 first: the label gates the option before capecitabine's dose is looked at."""
+        p = self._brain_on(first_line=True)
+        p.resources = [r for r in p.resources if "2160-0" not in str(r.get("code"))]
+        assert [c for c in concerns(run(p, t, params)) if c.startswith("R8b")] == []
+
+    def test_with_capecitabine_contraindicated_there_is_no_tucatinib_card(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """CrCl under 30: capecitabine is contraindicated (D8), a finding, not missing data."""
+        p = self._brain_on(first_line=False)
+        p.resources = [r for r in p.resources if "2160-0" not in str(r.get("code"))]
+        p.obs(
+            "2160-0",
+            7,
+            valueQuantity={"value": 3.5, "unit": "mg/dL", "system": UCUM, "code": "mg/dL"},
+        )
+        assert [c for c in concerns(run(p, t, params)) if c.startswith("R8b")] == []
 
 
 class TestRegimenOptions:
