@@ -23,10 +23,10 @@ from cds.body_budget import BodyBudgetMiddleware
 from cds.call import CallEnv
 from cds.errors import Busy, CDSError, ConfigError, Issue, StoreUnavailable
 from cds.fhir.conformance import warm_up
+from cds.fhir_fetch import OutboundGate
 from cds.logs import silence_url_loggers
 from cds.metrics import STORE_ERRORS, CallMetrics
 from cds.openapi import install as install_openapi
-from cds.prefetch import OutboundGate
 from cds.services import Knowledge, load_knowledge
 from cds.settings import Settings
 from cds.store import Store, open_configured

@@ -39,14 +39,8 @@ from cds.facts import facts_from_records
 from cds.facts.orders import NO_DRAFTS, read_draft_orders
 from cds.fhir.elements import json_list
 from cds.fhir.reading import read_records
-from cds.prefetch import (
-    FetchLimits,
-    OutboundGate,
-    Resolved,
-    WouldFetch,
-    is_operation_outcome,
-    resolve,
-)
+from cds.fhir_fetch import FetchLimits, OutboundGate
+from cds.prefetch import Resolved, WouldFetch, is_operation_outcome, resolve
 from cds.rules import evaluate
 from cds.services import Knowledge, Service
 from cds.settings import Settings

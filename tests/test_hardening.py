@@ -31,9 +31,10 @@ from cds import jsonsafe, schemas
 from cds.app import create_app
 from cds.cards import EXT_RULE
 from cds.errors import ConfigError, PrefetchUnavailable
+from cds.fhir_fetch import FetchLimits, OutboundGate, server_allowed
 from cds.jsonsafe import TooDeep, loads, nesting_within
 from cds.logs import JSONFormatter
-from cds.prefetch import FetchLimits, OutboundGate, render_template, resolve, server_allowed
+from cds.prefetch import render_template, resolve
 from cds.settings import Settings
 from cds.store import SQLiteStore, open_store
 from cds.store.postgres import _check_database_url

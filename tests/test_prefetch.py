@@ -10,7 +10,8 @@ import respx
 
 from cds import schemas
 from cds.errors import PrefetchUnavailable
-from cds.prefetch import FetchLimits, TokenMissing, render_template, resolve, server_allowed
+from cds.fhir_fetch import FetchLimits, server_allowed
+from cds.prefetch import TokenMissing, render_template, resolve
 
 BASE = "http://127.0.0.1:8090/fhir"
 LIMITS = FetchLimits(timeout_s=0.5, deadline_s=2.0, max_pages=3, max_resources=100)
