@@ -251,6 +251,44 @@ def test_patient_view_shows_the_services_cards(stack: Stack, sandbox: Sandbox, s
         assert card["source"].startswith(("https://doi.org/", "https://dailymed.", "https://ace."))
 
 
+def test_a_chart_the_sandbox_sends_a_page_at_a_time_is_read_whole(
+    stack: Stack, sandbox: Sandbox
+) -> None:
+    """The Sandbox forwards each prefetch search as its FHIR server answers it. With 250 older
+    records ahead of them, the trastuzumab, pertuzumab and denosumab of a patient stable on
+    first-line HP are on the second page of her MedicationStatements (200 a page): the
+    Sandbox sends the first page with its next link, the service fetches the rest, and the
+    answer is the scenario's own - no card - not 'start a bone agent' and first-line options."""
+    pid = "pv-paged"
+    statuses: list[int] = []
+    sandbox.page.on(
+        "response",
+        lambda r: statuses.append(r.status) if "/cds-services/mbc-bone-" in r.url else None,
+    )
+    earlier = [
+        {
+            "resourceType": "MedicationStatement",
+            "id": f"{pid}-earlier-{i}",
+            "status": "completed",
+            "medicationCodeableConcept": {"text": "Ondansetron 8 mg tablet"},
+            "subject": {"reference": f"Patient/{pid}"},
+            "effectivePeriod": {"start": "2025-01-06", "end": "2025-01-08"},
+        }
+        for i in range(250)
+    ]
+    patient, *chart = _patient("on-first-line-stable", pid)
+    stack.load([patient, *earlier])
+    stack.load(chart)  # after the earlier records: the engine answers in the order it holds
+    sandbox.page.goto(stack.url(pid))
+    sandbox.wait_for_calls(1)
+    sandbox.shot("cards")
+    statements = sandbox.sent[0]["prefetch"]["medicationStatements"]
+    assert len(statements["entry"]) == 200
+    assert any(link["relation"] == "next" for link in statements["link"])
+    assert statuses == [200]
+    assert [c["summary"] for c in sandbox.cards()] == _replayed(stack, "on-first-line-stable") == []
+
+
 def test_accepting_a_suggestion_quiets_the_card_for_a_day(stack: Stack, sandbox: Sandbox) -> None:
     """D20: accepting 'Denosumab 120 mg SC every 4 weeks' posts 'accepted' feedback; the card is
     quiet on the next chart open, for one day - not the 30-day override snooze."""
