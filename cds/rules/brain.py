@@ -101,9 +101,10 @@ def r8b_brain_systemic(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
     if f.lines.metastatic_her2_regimens < p.regimens[TUCATINIB].min_prior_her2_regimens:
         return []  # D16: the label gates the option, so on first line there is no card
     proposals, left_out = regimen_proposals(f, p, (TUCATINIB,))
-    if not proposals and capecitabine_renal(f, p) != "unknown":
+    band = capecitabine_renal(f, p)
+    if not proposals and band != "unknown":
         return []  # capecitabine contraindicated, or a partner excluded: no option to offer
-    renal = (renal_line(f),) if capecitabine_renal(f, p) != "full" else ()
+    renal = (renal_line(f),) if band != "full" else ()  # as R6: it shaped the option
     return [
         Decision(
             variant="tucatinib" if proposals else "tucatinib-not-offered",
