@@ -74,39 +74,36 @@ class WouldFetch(Exception):
     """`resolve(..., offline=True)` found something to fetch; it fetched nothing."""
 
 
-def _is_paged(sent: object) -> bool:
-    """A sent searchset with more pages to come."""
-    return isinstance(sent, dict) and sent.get("resourceType") == "Bundle" and bool(next_link(sent))
-
-
-def _fewer_than_total(sent: object) -> tuple[int, int] | None:
-    """(results sent, Bundle.total) for a sent searchset holding fewer results than its total
-    says and no next link to the rest (a client that dropped the pages after the first, or
-    the links): read as the whole chart, it could hide a bone agent. None otherwise."""
-    if not (isinstance(sent, dict) and sent.get("resourceType") == "Bundle"):
+def _fewer_than_total(bundle: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(results sent, Bundle.total) for a sent searchset with no next link that holds fewer
+    results than its total says (a client that dropped the pages after the first, or their
+    links): read as the whole chart, it could hide a bone agent. None otherwise."""
+    total = bundle.get("total")
+    if type(total) is not int:
         return None
-    total = sent.get("total")
-    if type(total) is not int or next_link(sent):
-        return None
-    entries = sent.get("entry")
+    entries = bundle.get("entry")
     entries = entries if isinstance(entries, list) else [] if entries is None else [entries]
-    matches = sum(
-        1 for e in entries if not isinstance(e, dict) or _search_mode(e) in (None, "match")
-    )
-    return (matches, total) if matches < total else None
+    results = len(entries) - _not_results(entries)
+    return (results, total) if results < total else None
 
 
-def _search_mode(entry: Mapping[str, Any]) -> object:
-    search = entry.get("search")
-    return search.get("mode") if isinstance(search, dict) else None
+def _not_results(entries: list[Any]) -> int:
+    """Entries that are not results: included resources and outcomes (their search.mode)."""
+    n = 0
+    for e in entries:  # every entry of every call: operators, no calls, in the loop
+        if type(e) is dict and "search" in e and type(search := e["search"]) is dict:
+            n += "mode" in search and search["mode"] not in (None, "match")
+    return n
 
 
 @dataclass(slots=True)
 class _Sorted:
-    """A call's keys sorted: the data sent, the queries to fetch (with why a sent key is
-    refetched), and what cannot even be asked."""
+    """A call's keys sorted: the data sent, the sent first pages whose next pages are to be
+    fetched, the queries to fetch (with why a sent key is fetched again), and what cannot even
+    be asked."""
 
     data: dict[str, Any] = field(default_factory=dict)
+    paged: dict[str, str | dict[str, Any]] = field(default_factory=dict)
     to_fetch: dict[str, str] = field(default_factory=dict)
     short: dict[str, tuple[int, int]] = field(default_factory=dict)  # (results sent, total)
     issues: list[Issue] = field(default_factory=list)
@@ -117,16 +114,28 @@ def _sort_keys(
 ) -> _Sorted:
     out = _Sorted()
     for key, template in templates.items():
-        if key in sent and not is_operation_outcome(sent[key]):
-            if (counts := _fewer_than_total(sent[key])) is None:
-                out.data[key] = sent[key]  # a resource, a Bundle, or None ("no data")
-                continue
+        value = sent.get(key, _NOT_SENT)
+        kind = value.get("resourceType") if isinstance(value, dict) else None
+        # A client may send a search's first page (spec 2.0.1, Prefetch: "MAY paginate"): the
+        # rest is fetched, and a chart is never read as if its first page were all of it.
+        if value is _NOT_SENT or kind == "OperationOutcome":
+            pass  # fetched (an OperationOutcome: the client's own fetch failed)
+        elif kind == "Bundle" and next_link(value):
+            out.data[key] = out.paged[key] = value  # the pages after it are fetched
+            continue
+        elif kind == "Bundle" and (counts := _fewer_than_total(value)) is not None:
             out.short[key] = counts  # fetched whole, as if it had not been sent
+        else:
+            out.data[key] = value  # a resource, a Bundle, or None ("no data")
+            continue
         try:
             out.to_fetch[key] = render_template(template, context)
         except TokenMissing as exc:
             out.issues.append(Issue("incomplete", f"prefetch {key}: {exc}", f"prefetch.{key}"))
     return out
+
+
+_NOT_SENT = object()
 
 
 def _unfetchable(keys: _Sorted, paged: Mapping[str, object], why: str) -> list[Issue]:
@@ -168,11 +177,7 @@ async def resolve(
     holds the event loop's turn never waits on the network)."""
     started = anyio.current_time()
     keys = _sort_keys(templates, request.prefetch or {}, context)
-    data, to_fetch, issues = keys.data, keys.to_fetch, keys.issues
-    # A client may send a search's first page (spec 2.0.1, Prefetch: "MAY paginate"): the
-    # rest is fetched like an omitted key, and a page that cannot be had is a 412, never a
-    # chart read as if its first page were all of it.
-    paged: dict[str, str | dict[str, Any]] = {k: v for k, v in data.items() if _is_paged(v)}
+    data, paged, to_fetch, issues = keys.data, keys.paged, keys.to_fetch, keys.issues
     server = request.fhirServer
     allowed = server is not None and server_allowed(server, fhir_allowlist)
     if (to_fetch or paged) and server is not None and allowed:
