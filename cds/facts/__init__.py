@@ -138,7 +138,10 @@ def facts_from_records(
     meds, lines, systemic = _therapy(records, t, params, disease, as_of)
     her2_starts = [e.start for e in meds.active(*HER2_ANTIBODY_CLASSES) if e.start is not None]
     allergies = frozenset(
-        m.ingredient for a in records.allergies for m in t.medications.match(a.code, t.rxnorm)
+        m.ingredient
+        for a in records.allergies
+        if a.at_risk
+        for m in t.medications.match(a.code, t.rxnorm)
     )
     lead = params.clock_lead_days
     excluded = records.excluded + unusable_values(records, t, as_of=as_of, lead_days=lead)

@@ -336,6 +336,7 @@ class Encounter(_Resource, total=False):
 
 @with_config(_STRICT)
 class AllergyIntolerance(_Resource, total=False):
+    clinicalStatus: CodeableConcept
     code: CodeableConcept
 
 

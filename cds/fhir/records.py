@@ -113,6 +113,7 @@ class ActivityRecord:
 class AllergyRecord:
     id: str
     code: Concept
+    at_risk: bool = True  # clinicalStatus, a modifier: inactive or resolved is no longer a risk
 
 
 def resource_ref(resource_type: str, rid: str) -> str:
@@ -400,7 +401,13 @@ def activity_record(rid: str, raw: Mapping[str, Any]) -> ActivityRecord:
 
 
 def allergy_record(rid: str, raw: Mapping[str, Any]) -> AllergyRecord:
-    return AllergyRecord(id=rid, code=concept(raw.get("code")))
+    # FHIR R4 AllergyIntolerance.clinicalStatus (a modifier element): "inactive - the subject is
+    # no longer at risk of a reaction", "resolved" a kind of inactive. Without a status (or
+    # active) the allergy counts: a risk is never assumed gone for lack of a field.
+    status = {c.code for c in concept(raw.get("clinicalStatus")).codings}
+    return AllergyRecord(
+        id=rid, code=concept(raw.get("code")), at_risk=not status & {"inactive", "resolved"}
+    )
 
 
 def patient_record(rid: str, raw: Mapping[str, Any]) -> PatientRecord:

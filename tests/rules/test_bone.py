@@ -127,6 +127,31 @@ class TestR1BoneAgent:
             "pamidronate",
         ]
 
+    @pytest.mark.parametrize(
+        ("status", "offered"),
+        [("active", False), (None, False), ("inactive", True), ("resolved", True)],
+    )
+    def test_an_allergy_no_longer_a_risk_removes_nothing(
+        self, t: Terminology, params: Parameters, status: str | None, offered: bool
+    ) -> None:
+        """AllergyIntolerance.clinicalStatus is a FHIR modifier: 'inactive' (the patient is no
+        longer at risk of a reaction) and 'resolved' lift the allergy; active, or no status,
+        keep it. (An inactive allergy to denosumab used to keep it off the card.)"""
+        p = bone_patient()
+        p.allergy("993449", "Denosumab")
+        if status is not None:
+            p.resources[-1]["clinicalStatus"] = {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                        "code": status,
+                    }
+                ]
+            }
+        d = run(p, t, params)[0]
+        assert ("denosumab" in [x.key for x in d.proposals]) is offered
+        assert ("denosumab-allergy" in d.note_keys) is not offered
+
     def test_an_order_not_to_give_removes_the_agent_and_is_named(
         self, t: Terminology, params: Parameters
     ) -> None:
