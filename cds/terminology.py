@@ -280,6 +280,7 @@ class MedicationFile(KnowledgeFile):
     ingredients: dict[str, Ingredient]
     combinations: list[Combination]
     combination_names: list[CombinationName]
+    allergy_classes: dict[str, list[str]] = Field(default_factory=dict)  # word → ingredients
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +301,8 @@ class MedicationTable:
     name_re: re.Pattern[str]
     by_name: Mapping[str, tuple[str, ...]]
     name_strengths: Mapping[str, Literal["onc", "osteo"]]
+    allergy_classes: Mapping[str, tuple[str, ...]]  # an allergy's words → the drugs they name
+    allergy_class_re: re.Pattern[str] | None
 
     def match(self, concept: Concept, rxnorm: str) -> tuple[DrugMatch, ...]:
         found: dict[str, DrugMatch] = {}
@@ -477,6 +480,9 @@ def _load_medications(path: Path) -> MedicationTable:
             displays[combo.code] = combo.display
     for cn in spec.combination_names:
         by_name.setdefault(cn.name.lower(), []).extend(cn.ingredients)
+    if strays := {i for v in spec.allergy_classes.values() for i in v} - classes.keys():
+        raise ConfigError(f"{path}: allergy_classes name unknown ingredients {sorted(strays)}")
+    allergy = {k.lower(): tuple(v) for k, v in spec.allergy_classes.items()}
     return MedicationTable(
         by_code={k: tuple(v) for k, v in by_code.items()},
         classes=classes,
@@ -484,4 +490,6 @@ def _load_medications(path: Path) -> MedicationTable:
         name_re=_words(by_name),
         by_name={k: tuple(v) for k, v in by_name.items()},
         name_strengths=name_strengths,
+        allergy_classes=allergy,
+        allergy_class_re=_words(allergy) if allergy else None,
     )

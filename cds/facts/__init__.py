@@ -22,7 +22,7 @@ from cds.facts.medications import HER2_ANTIBODY_CLASSES, Medications, extract_me
 from cds.facts.receptors import Receptors, extract_receptors
 from cds.facts.systemic_lines import SystemicLines, extract_systemic_lines
 from cds.fhir.reading import read_records
-from cds.fhir.records import ActivityRecord, Excluded, Records
+from cds.fhir.records import ActivityRecord, Excluded, Records, allergens
 from cds.fhir.screening import CONDITION_SETS, OBSERVATION_SETS, RESULT_SETS, SERVICE_SETS
 from cds.parameters import Parameters
 from cds.terminology import Terminology
@@ -137,12 +137,7 @@ def facts_from_records(
     disease = extract_disease(records.conditions, t, records.observations)
     meds, lines, systemic = _therapy(records, t, params, disease, as_of)
     her2_starts = [e.start for e in meds.active(*HER2_ANTIBODY_CLASSES) if e.start is not None]
-    allergies = frozenset(
-        m.ingredient
-        for a in records.allergies
-        if a.at_risk
-        for m in t.medications.match(a.code, t.rxnorm)
-    )
+    allergies = frozenset(i for a in records.allergies if a.at_risk for i in allergens(a.code, t))
     lead = params.clock_lead_days
     excluded = records.excluded + unusable_values(records, t, as_of=as_of, lead_days=lead)
     return PatientFacts(

@@ -26,7 +26,7 @@ from cds.fhir.elements import (
 )
 from cds.fhir.values import Quantity, Value, read_quantity, read_value
 from cds.said import Said, say
-from cds.terminology import Coding, Concept, ValueSet
+from cds.terminology import Coding, Concept, Terminology, ValueSet
 
 _T = TypeVar("_T")
 
@@ -398,6 +398,17 @@ def activity_record(rid: str, raw: Mapping[str, Any]) -> ActivityRecord:
     return ActivityRecord(
         id=rid, resource_type=rtype, status=as_text(raw.get("status")), code=code, when=when
     )
+
+
+def allergens(code: Concept, t: Terminology) -> tuple[str, ...]:
+    """The ingredients an allergy names: its drugs (by RxNorm code, else by name) and those of
+    a drug class its words name ("Bisphosphonates": allergy_classes in cards/medications.yaml).
+    Allergies are often recorded to a class; read as naming no drug, one was passed over."""
+    drugs = [m.ingredient for m in t.medications.match(code, t.rxnorm)]
+    if (classes := t.medications.allergy_class_re) is not None:
+        for hit in classes.finditer(code.all_text()):
+            drugs.extend(t.medications.allergy_classes[hit.group(0)])
+    return tuple(dict.fromkeys(drugs))
 
 
 def allergy_record(rid: str, raw: Mapping[str, Any]) -> AllergyRecord:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cds.fhir.elements import as_text, concept
-from cds.fhir.records import medication_concept
+from cds.fhir.records import allergens, medication_concept
 from cds.terminology import Concept, Terminology
 
 RELEVANT_TYPES = frozenset(
@@ -142,7 +142,7 @@ class Screening:
             # An element not sent matches nothing: only the ones sent are looked up.
             return any(self.services.matches(concept(c)) for c in codes if c is not None)
         if rtype == "AllergyIntolerance":
-            return bool(self.t.medications.match(concept(raw.get("code")), self.t.rxnorm))
+            return bool(allergens(concept(raw.get("code")), self.t))
         return False
 
 

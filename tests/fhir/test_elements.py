@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cds.fhir.elements import concept
+from cds.fhir.records import allergens
 from cds.terminology import Terminology
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -84,3 +85,30 @@ def test_a_system_the_rules_read_is_known_however_it_is_written(
 def test_another_system_is_not_taken_for_one_the_rules_read() -> None:
     raw = {"coding": [{"system": "http://loinc.org/fhir", "code": "2160-0"}]}
     assert concept(raw).codings[0].system == "http://loinc.org/fhir"
+
+
+@pytest.mark.parametrize(
+    ("allergy", "drugs"),
+    [
+        ({"text": "Bisphosphonates"}, ("zoledronic acid", "pamidronate", "ibandronate")),
+        ({"text": "aminobisphosphonate"}, ("zoledronic acid", "pamidronate", "ibandronate")),
+        (
+            {"text": "Taxanes (anaphylaxis)"},
+            ("docetaxel", "paclitaxel", "paclitaxel protein-bound"),
+        ),
+        ({"text": "Zometa"}, ("zoledronic acid",)),
+        ({"text": "Bisphosphonate-related osteonecrosis"}, ()),  # a hyphenated word: no class
+        ({"text": "Penicillin"}, ()),
+    ],
+)
+def test_an_allergy_names_its_drugs_or_its_drug_class(
+    t: Terminology, allergy: dict[str, object], drugs: tuple[str, ...]
+) -> None:
+    """Allergies are often recorded to a drug class: 'Bisphosphonates' is zoledronic acid,
+    pamidronate and ibandronate (it was read as naming no drug, and both were offered)."""
+    assert allergens(concept(allergy), t) == drugs
+
+
+def test_a_class_name_on_a_medication_record_names_no_drug(t: Terminology) -> None:
+    """Which bisphosphonate a record of 'bisphosphonates' was is unknown: no exposure."""
+    assert t.medications.match(concept({"text": "Bisphosphonates"}), t.rxnorm) == ()

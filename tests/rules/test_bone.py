@@ -152,6 +152,18 @@ class TestR1BoneAgent:
         assert ("denosumab" in [x.key for x in d.proposals]) is offered
         assert ("denosumab-allergy" in d.note_keys) is not offered
 
+    def test_an_allergy_to_bisphosphonates_removes_every_bisphosphonate(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """An allergy recorded to the class, as words: zoledronic acid and pamidronate are not
+        offered, each named; denosumab is."""
+        p = bone_patient()
+        p.allergy("993449", "Denosumab")
+        p.resources[-1]["code"] = {"text": "Bisphosphonates"}
+        d = run(p, t, params)[0]
+        assert [x.key for x in d.proposals] == ["denosumab"]
+        assert {"zoledronic-acid-allergy", "pamidronate-allergy"} <= set(d.note_keys)
+
     def test_an_order_not_to_give_removes_the_agent_and_is_named(
         self, t: Terminology, params: Parameters
     ) -> None:
