@@ -276,11 +276,16 @@ class CombinationName(KnowledgeFile):
     ingredients: list[str]
 
 
+class AllergyClass(KnowledgeFile):
+    words: list[str]  # how an allergy to the class is written
+    ingredients: tuple[str, ...]
+
+
 class MedicationFile(KnowledgeFile):
     ingredients: dict[str, Ingredient]
     combinations: list[Combination]
     combination_names: list[CombinationName]
-    allergy_classes: dict[str, list[str]] = Field(default_factory=dict)  # word → ingredients
+    allergy_classes: dict[str, AllergyClass] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,9 +485,9 @@ def _load_medications(path: Path) -> MedicationTable:
             displays[combo.code] = combo.display
     for cn in spec.combination_names:
         by_name.setdefault(cn.name.lower(), []).extend(cn.ingredients)
-    if strays := {i for v in spec.allergy_classes.values() for i in v} - classes.keys():
+    allergy = {w.lower(): c.ingredients for c in spec.allergy_classes.values() for w in c.words}
+    if strays := {i for drugs in allergy.values() for i in drugs} - classes.keys():
         raise ConfigError(f"{path}: allergy_classes name unknown ingredients {sorted(strays)}")
-    allergy = {k.lower(): tuple(v) for k, v in spec.allergy_classes.items()}
     return MedicationTable(
         by_code={k: tuple(v) for k, v in by_code.items()},
         classes=classes,
