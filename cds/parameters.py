@@ -91,7 +91,6 @@ class Parameters(BaseModel):
 
     active_window_days: int
     zoledronic_window_days: int
-    request_active_max_days: int
     regimen_group_days: int
     her2_event_days: int
     metastatic_setting_agents: tuple[str, ...]

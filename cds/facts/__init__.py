@@ -200,7 +200,6 @@ def _therapy(
         as_of=as_of,
         active_window_days=params.active_window_days,
         zoledronic_window_days=params.zoledronic_window_days,
-        request_max_days=params.request_active_max_days,
         lead_days=params.clock_lead_days,
     )
     setting = metastatic_setting(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Literal
 
 from cds.facts import units
@@ -180,14 +180,14 @@ def _given(record: MedicationRecord) -> bool:
     return not (record.resource_type == "MedicationRequest" and record.intent == "proposal")
 
 
-def is_active(
-    record: MedicationRecord, as_of: date, window_days: int, request_max_days: int, lead_days: int
-) -> bool:
+def is_active(record: MedicationRecord, as_of: date, window_days: int, lead_days: int) -> bool:
     """F5 active: an active status, or a dose within the window (statuses are often stale).
 
-    An order (MedicationRequest) still 'active' long after it was written is not trusted on its
-    status alone: each new course writes a new order, so one older than `request_max_days`
-    counts only through a recent date.
+    An order (MedicationRequest) with an active status and intent order or plan is taken at its
+    word however long ago it was written, as F5 says: one order often covers a course that goes
+    on for years (maintenance HER2 antibodies, a bone agent every 4 weeks), and reading it as
+    ended on the day it was written told patients on a bone agent to start one and offered a
+    next line on the current one. An order ends by its status or its validity period's end.
     """
     if not _given(record):
         return False
@@ -208,8 +208,7 @@ def is_active(
     if record.status in _ACTIVE:
         if record.resource_type != "MedicationRequest":
             return True
-        fresh = record.start is None or as_of - record.start <= timedelta(days=request_max_days)
-        return record.intent in _ORDER_INTENTS and fresh
+        return record.intent in _ORDER_INTENTS
     return recent
 
 
@@ -227,7 +226,6 @@ def extract_medications(
     as_of: date,
     active_window_days: int,
     zoledronic_window_days: int,
-    request_max_days: int,
     lead_days: int,
 ) -> Medications:
     exposures = []
@@ -243,7 +241,7 @@ def extract_medications(
                     ingredient=match.ingredient,
                     med_class=match.med_class,
                     record=record,
-                    active=is_active(record, as_of, window, request_max_days, lead_days),
+                    active=is_active(record, as_of, window, lead_days),
                     given=_given(record),
                     stop_reason=stop_reason(record, t),
                     bma_dose=bma_dose(record, match) if match.med_class == "BMA" else None,

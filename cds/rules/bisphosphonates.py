@@ -316,7 +316,7 @@ def _given_monthly(f: PatientFacts) -> bool:
     variants=("interval",),
     valuesets=("disease-status", "status-not-progressed", "status-worsened"),
     ingredients=("zoledronic acid",),
-    parameters=("zoledronic_window_days", "active_window_days", "request_active_max_days"),
+    parameters=("zoledronic_window_days", "active_window_days"),
 )
 def r5_zoledronic_interval(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """Zoledronic acid every 3-4 weeks for ≥3 months with stable disease → 12-weekly is an option.

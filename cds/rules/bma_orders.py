@@ -221,7 +221,6 @@ def _still_acting(e: Exposure, f: PatientFacts, p: Parameters) -> bool:
         "bma_overlap_days",
         "active_window_days",
         "zoledronic_window_days",
-        "request_active_max_days",
         "clock_lead_days",
     ),
     suggestions=("remove-draft",),

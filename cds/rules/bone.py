@@ -54,7 +54,6 @@ CALCIUM_PARAMETERS = (
 BMA_PARAMETERS = (
     "active_window_days",
     "zoledronic_window_days",
-    "request_active_max_days",
     "clock_lead_days",
 )
 HCM_PARAMETERS = ("hypercalcaemia_of_malignancy_mg_dl", "hcm_creatinine_below_mg_dl")

@@ -34,7 +34,7 @@ ORDER_ECHO = Proposal(key="echocardiogram", actions=(Order(key="echocardiogram")
     hooks=ORDER_HOOKS,
     variants=("concurrent", "washout"),
     ingredients=(*ANTIBODIES, *ANTHRACYCLINES),
-    parameters=("anthracycline_washout_days", "active_window_days", "request_active_max_days"),
+    parameters=("anthracycline_washout_days", "active_window_days"),
     suggestions=("remove-anthracycline",),
 )
 def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
@@ -104,7 +104,7 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     hooks=PATIENT_VIEW,
     variants=("both-active",),
     ingredients=(*ANTIBODIES, *ANTHRACYCLINES),
-    parameters=("active_window_days", "request_active_max_days"),
+    parameters=("active_window_days",),
 )
 def r10_both_active(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """An anthracycline and a HER2 antibody/ADC both active → review the regimen (warning).
@@ -147,7 +147,7 @@ def _lvef_data(f: PatientFacts) -> tuple[Said, ...]:
 
 
 LvefAction = Literal["withhold", "repeat"]
-ACTIVE_PARAMETERS = ("active_window_days", "request_active_max_days", "clock_lead_days")
+ACTIVE_PARAMETERS = ("active_window_days", "clock_lead_days")
 
 
 def lvef_action(

@@ -69,7 +69,6 @@ LINE_PARAMETERS = (
     "adjuvant_tdxd_label_days",
     "brain_status_window_days",
     "active_window_days",
-    "request_active_max_days",
 )
 HER2_INGREDIENTS = (
     "trastuzumab",

@@ -51,7 +51,6 @@ R15_PARAMETERS = (
     "adjuvant_chemo_window_days",
     "lvef_interval_days",
     "active_window_days",
-    "request_active_max_days",
 )
 CHEMO_AND_ENDOCRINE = (
     "capecitabine",

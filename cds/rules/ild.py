@@ -33,7 +33,7 @@ def _grade_variant(grade: int | None, p: Parameters) -> str:
     valuesets=("interstitial-lung-disease",),
     ingredients=("trastuzumab deruxtecan",),
     # What makes trastuzumab deruxtecan active (F5), besides the grade threshold.
-    parameters=("ild_grade_discontinue", "active_window_days", "request_active_max_days"),
+    parameters=("ild_grade_discontinue", "active_window_days"),
 )
 def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """T-DXd and interstitial lung disease/pneumonitis (Enhertu label boxed warning; C3).

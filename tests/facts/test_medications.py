@@ -241,10 +241,30 @@ class TestMedications:
         f = facts(p, t, params)
         assert not f.meds.ever("HER2_MAB")
 
-    def test_stale_active_order_is_not_trusted(self, t: Terminology, params: Parameters) -> None:
+    @pytest.mark.parametrize("days", [10, 400, 3000])
+    def test_an_active_order_is_taken_at_its_word(
+        self, t: Terminology, params: Parameters, days: int
+    ) -> None:
+        """F5: one order often covers years of maintenance therapy; its age does not end it."""
         p = metastatic()
-        p.med("MedicationRequest", TRAS, status="active", start=400)
-        assert not facts(p, t, params).meds.active("HER2_MAB")
+        p.med("MedicationRequest", TRAS, status="active", start=days)
+        assert facts(p, t, params).meds.active("HER2_MAB")
+
+    @pytest.mark.parametrize(
+        ("status", "end", "active"),
+        [
+            ("active", 1, False),
+            ("active", -30, True),
+            ("stopped", None, False),
+            ("on-hold", None, True),
+        ],
+    )
+    def test_an_order_ends_by_its_status_or_validity(
+        self, t: Terminology, params: Parameters, status: str, end: int | None, active: bool
+    ) -> None:
+        p = metastatic()
+        p.med("MedicationRequest", TRAS, status=status, start=400, end=end)
+        assert bool(facts(p, t, params).meds.active("HER2_MAB")) is active
 
     def test_medication_reference_is_resolved(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
