@@ -48,6 +48,7 @@ FACT_VALUESETS: frozenset[str] = frozenset(
         "stop-progression",
         "stop-toxicity",
         "stop-other",
+        "patient-refusal",
         "treatment-intent-curative",
         *RESULT_SETS,
         "er-negative-ichom",

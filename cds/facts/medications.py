@@ -39,6 +39,7 @@ class Exposure:
     by_text: bool
     window_days: int = 0  # F5: a dose keeps the agent active this long (the course's longest gap)
     prohibits: bool = False  # an order not to give it, in force on the day (never `given`)
+    declined: bool = False  # a recorded decision not to take it (see `declined`)
 
     @property
     def ref(self) -> str:
@@ -117,12 +118,20 @@ class Medications:
         return tuple(e for e in self.exposures if e.prohibits)
 
     def declined_bma(self) -> tuple[Exposure, ...]:
-        """A recorded decision not to treat: a not-taken BMA statement with a reason (R1)."""
-        return tuple(
-            e
-            for e in self.exposures
-            if e.med_class == "BMA" and e.record.status == "not-taken" and e.record.status_reasons
-        )
+        """A recorded decision not to treat with a bone agent (R1)."""
+        return tuple(e for e in self.exposures if e.med_class == "BMA" and e.declined)
+
+
+def declined(record: MedicationRecord, t: Terminology) -> bool:
+    """A recorded decision not to take a medicine: a statement that it is not taken, with a
+    reason; or, where the decision is kept on the order or the dose, an order cancelled or a
+    dose not given because the patient refused it. A cancelled order's other reasons (a
+    duplicate, a wrong dose) say nothing of the patient's decision."""
+    if record.status == "not-taken":
+        return bool(record.status_reasons)
+    if record.status not in ("cancelled", "not-done"):
+        return False
+    return any(t["patient-refusal"].matches_code(reason) for reason in record.status_reasons)
 
 
 def stop_reason(record: MedicationRecord, t: Terminology) -> StopReason | None:
@@ -248,6 +257,7 @@ def extract_medications(
                     by_text=match.by_text,
                     window_days=window,
                     prohibits=record.do_not_perform and _in_force(record, as_of),
+                    declined=declined(record, t),
                 )
             )
     received = any(k in records.received for k in ("MedicationStatement", "MedicationRequest"))

@@ -308,6 +308,7 @@ def _missing(f: PatientFacts) -> tuple[Said, ...]:
         "mronj",
         "invasive-dental",
         "stop-toxicity",
+        "patient-refusal",
     ),
     ingredients=("denosumab", "zoledronic acid", "pamidronate", "calcium", "vitamin d"),
     parameters=(

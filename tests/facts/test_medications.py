@@ -17,6 +17,9 @@ from fixtures.factories import (
 )
 from tests.facts.helpers import facts, metastatic
 
+REFUSAL = ("105480006", "Refusal of treatment by patient")
+FINANCIAL = ("160932005", "Financial problem")
+
 
 class TestOrdersNotToGive:
     """MedicationRequest.doNotPerform: never a course of the medicine, a decision about it."""
@@ -265,6 +268,35 @@ class TestMedications:
         p = metastatic()
         p.med("MedicationRequest", TRAS, status=status, start=400, end=end)
         assert bool(facts(p, t, params).meds.active("HER2_MAB")) is active
+
+    @pytest.mark.parametrize(
+        ("rtype", "status", "reason", "declined"),
+        [
+            ("MedicationStatement", "not-taken", REFUSAL, True),
+            ("MedicationStatement", "not-taken", FINANCIAL, True),
+            ("MedicationStatement", "not-taken", None, False),
+            ("MedicationRequest", "cancelled", REFUSAL, True),
+            ("MedicationRequest", "cancelled", FINANCIAL, False),
+            ("MedicationRequest", "cancelled", None, False),
+            ("MedicationRequest", "stopped", REFUSAL, False),
+            ("MedicationAdministration", "not-done", REFUSAL, True),
+            ("MedicationAdministration", "not-done", None, False),
+        ],
+    )
+    def test_a_decision_not_to_take_a_bone_agent(
+        self,
+        t: Terminology,
+        params: Parameters,
+        rtype: str,
+        status: str,
+        reason: tuple[str, str] | None,
+        declined: bool,
+    ) -> None:
+        """A statement says it is not taken, with any reason; an order or a dose carries the
+        patient's decision only through a refusal: a cancelled duplicate order is no decision."""
+        p = metastatic()
+        p.med(rtype, XGEVA, status=status, start=20, reason=reason)
+        assert bool(facts(p, t, params).meds.declined_bma()) is declined
 
     def test_medication_reference_is_resolved(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
