@@ -217,6 +217,34 @@ class TestCli:
             (src / "expected.json").read_text()
         )
 
+    def test_a_scenario_without_its_golden_file_is_not_passed(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A new scenario's cards are reviewed before they become its golden file: until then
+        replay fails, even where the service gives no card."""
+        src = FIXTURES / "mbc-bone-patient-view" / "bma-declined"
+        dst = tmp_path / "mbc-bone-patient-view" / "case"
+        shutil.copytree(src, dst)
+        (dst / "expected.json").unlink()
+        assert main(["replay", "--quiet", str(tmp_path)]) == 1
+        assert "no expected.json yet" in capsys.readouterr().out
+
+    def test_cards_the_clinician_did_not_expect_never_become_a_golden_file(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        src = FIXTURES / "mbc-bone-patient-view" / "her2-negative-bone-mets-no-bma"
+        dst = tmp_path / "mbc-bone-patient-view" / "case"
+        shutil.copytree(src, dst)
+        (dst / "expected.json").unlink()
+        case = json.loads((dst / "case.json").read_text())
+        case["expect"] = ["R2b:dose-unread"]
+        (dst / "case.json").write_text(json.dumps(case))
+        assert main(["replay", "--quiet", "--update", str(tmp_path)]) == 1
+        out = capsys.readouterr().out
+        assert "not updating" in out
+        assert "the clinician expects ['R2b:dose-unread'] (case.json)" in out
+        assert not (dst / "expected.json").exists()
+
     @needs_shared(SHARED / "cds-hooks" / "examples")
     def test_conformance_mode(self, capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["replay", "--conformance", "--quiet"]) == 0

@@ -130,11 +130,28 @@ def answer_in_process(
     return call_in_process(client, scenario)
 
 
+def unexpected_rules(scenario: Scenario, got: Mapping[str, Any]) -> str | None:
+    """How the cards' rules differ from what the clinician expects (case.json `expect`, written
+    by hand before the golden file); None when they agree or the case states nothing."""
+    want = scenario.case.get("expect")
+    rules = [c["rule"] for c in got.get("cards", [])]
+    if want is None or rules == want:
+        return None
+    said = f"the clinician expects {want or 'no cards'} (case.json)"
+    return f"{said}, the service gave {rules or 'no cards'}"
+
+
 def compare(scenario: Scenario, status: int, body: dict[str, Any]) -> Result:
     want_status = int(scenario.case.get("status", 200))
     got = digest(body) if status == 200 else {"cards": []}
     expected = scenario.expected or {"cards": []}
-    ok = status == want_status and got == expected
+    contradicts = unexpected_rules(scenario, got)
+    ok = (
+        status == want_status
+        and scenario.expected is not None
+        and got == expected
+        and contradicts is None
+    )
     diff = []
     if not ok:
         diff = list(
@@ -146,6 +163,10 @@ def compare(scenario: Scenario, status: int, body: dict[str, Any]) -> Result:
                 lineterm="",
             )
         )
+        if contradicts is not None:
+            diff.insert(0, contradicts)
+        if scenario.expected is None:
+            diff.insert(0, "no expected.json yet: review the cards, then --update writes it")
         if status != want_status:
             diff.insert(0, f"HTTP {status}, expected {want_status}")
     return Result(
@@ -366,13 +387,18 @@ def _replay(args: argparse.Namespace, client: Any, fhir: FixtureFHIRServer | Non
     for i, sc in enumerate(scenarios, 1):
         status, body = _answer(args, sc, client, fhir, loader)
         result = compare(sc, status, body)
-        missing = sc.expected is None
-        if args.update and (missing or not result.ok) and status == int(sc.case.get("status", 200)):
+        if args.update and not result.ok and status == int(sc.case.get("status", 200)):
             new = digest(body) if status == 200 else {"cards": []}
-            print(f"--- updating {sc.path / 'expected.json'}")
-            print("\n".join(result.diff))
-            (sc.path / "expected.json").write_text(json.dumps(new, indent=2) + "\n")
-            result.ok = True
+            contradicts = unexpected_rules(sc, new)
+            if contradicts is not None:
+                # A golden file records reviewed cards; cards the clinician did not expect are
+                # a finding to look into, never a new golden.
+                print(f"--- not updating {sc.path / 'expected.json'}: {contradicts}")
+            else:
+                print(f"--- updating {sc.path / 'expected.json'}")
+                print("\n".join(result.diff))
+                (sc.path / "expected.json").write_text(json.dumps(new, indent=2) + "\n")
+                result.ok = True
         results.append(result)
         if not args.quiet:
             mark = "ok  " if result.ok else "FAIL"
