@@ -96,7 +96,7 @@ def _mg(value: float) -> str:
 @rule(
     "R2b",
     hooks=ORDER_HOOKS,
-    variants=("unit-error", "above-label", "not-label-dose", "too-frequent"),
+    variants=("unit-error", "above-label", "not-label-dose", "dose-unread", "too-frequent"),
     bindings=("drug", "dose", "label_dose", "label", "interval", "min_interval"),
     valuesets=("creatinine", "body-weight", "calcium", "albumin", "dialysis"),
     ingredients=CEILING_DRUGS,
@@ -120,8 +120,11 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     Zometa label 4 mg every 3-4 weeks (reduced at CrCl 30-60 before the first dose: R2 checks the
     band, this rule the ceiling above it); pamidronate label 90 mg every 3-4 weeks; Xgeva label
     120 mg every 4 weeks (60 mg is the Prolia osteoporosis dose); Enhertu label 5.4 mg/kg every 3
-    weeks. A dose ten times the label's or more is a unit error (critical). A draft with no
-    readable dose is R2's concern for bisphosphonates and not guessed here.
+    weeks. A dose ten times the label's or more is a unit error (critical). A dose in a unit
+    that is not a mass (100 mL of the premixed bag, one vial) cannot be checked, and the card
+    says so rather than pass it in silence (§3c C2: never assumed to be mg); in the reduced
+    renal band R2 names it instead. A draft with no dose at all is not named: at order-select
+    the dose is often not yet entered.
     """
     out: list[Decision] = []
     for draft in drafts.with_ingredient(*CEILING_DRUGS):
@@ -147,6 +150,16 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                     data=tuple(data),
                     refs=(draft.ref,),
                     proposals=(_to_label_dose(draft, drug, target, p),),
+                )
+            )
+        elif _dose_unread(f, p, draft, drug, limit):
+            out.append(
+                Decision(
+                    variant="dose-unread",
+                    indicator="info",
+                    bindings=base,
+                    data=(*data, say("draft-dose-unknown", why=draft.dose_note)),
+                    refs=(draft.ref,),
                 )
             )
         if draft.every_weeks is not None and draft.every_weeks < limit.min_interval_weeks:
@@ -196,6 +209,18 @@ def _dose_finding(
     if draft.dose_mg > limit.dose_mg:
         return "above-label", "warning", target
     return None
+
+
+def _dose_unread(
+    f: PatientFacts, p: Parameters, draft: DraftMedication, drug: str, limit: DoseLimit
+) -> bool:
+    """A dose stated in a unit that is not a mass, for a drug with a label dose in mg, outside
+    the renal band where R2 names it."""
+    return (
+        draft.dose_note is not None
+        and limit.dose_mg is not None
+        and renal_band_dose(f, p, drug) is None
+    )
 
 
 def _still_acting(e: Exposure, f: PatientFacts, p: Parameters) -> bool:

@@ -113,13 +113,44 @@ class TestDoseCeilings:
         got = _order(bone_patient(), t, params, _draft(XGEVA, mg))
         assert [c for c in got if c.startswith("R2b")] == expected
 
-    def test_an_unreadable_dose_is_not_guessed(self, t: Terminology, params: Parameters) -> None:
-        """'1 {pill}' is no dose: no ceiling card claims it is above the label."""
+    @pytest.mark.parametrize(
+        ("rx", "value", "code"),
+        [(ZOL4, 1, "{pill}"), (ZOL4, 100, "mL"), (XGEVA, 1.7, "mL"), (PAMIDRONATE, 1, "{vial}")],
+    )
+    def test_an_unreadable_dose_is_named_not_guessed(
+        self, t: Terminology, params: Parameters, rx: tuple[str, str], value: float, code: str
+    ) -> None:
+        """'1 {pill}' or 100 mL is no dose the ceiling can check: no card claims it is above
+        the label, and the order is not passed in silence either (§3c C2)."""
+        d = _draft(rx, 4)
+        d["dosageInstruction"][0]["doseAndRate"] = [
+            {"doseQuantity": {"value": value, "system": UCUM, "code": code}}
+        ]
+        decisions = run(bone_patient(), t, params, "order-sign", [d])
+        assert [c for c in concerns(decisions) if c.startswith("R2b")] == ["R2b:dose-unread"]
+        [unread] = [x for x in decisions if x.rule == "R2b"]
+        assert unread.indicator == "info"
+        assert not unread.proposals
+        assert any(f"'{code}', not a mass unit" in line for line in lines(unread))
+
+    def test_a_draft_with_no_dose_yet_is_not_named(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """At order-select the dose is often not entered yet: no card for its absence."""
+        d = _draft(ZOL4, 4)
+        del d["dosageInstruction"][0]["doseAndRate"]
+        assert not [c for c in _order(bone_patient(), t, params, d) if c.startswith("R2b")]
+
+    def test_an_unreadable_dose_in_the_reduced_band_is_r2s(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """At CrCl 30-60 on a first course R2 names it, with the band dose: one card, not two."""
         d = _draft(ZOL4, 4)
         d["dosageInstruction"][0]["doseAndRate"] = [
-            {"doseQuantity": {"value": 1, "system": UCUM, "code": "{pill}"}}
+            {"doseQuantity": {"value": 100, "system": UCUM, "code": "mL"}}
         ]
-        assert not [c for c in _order(bone_patient(), t, params, d) if c.startswith("R2b")]
+        p = bone_patient(creatinine=creatinine_for(55))
+        assert _order(p, t, params, d) == ["R2:dose-unknown"]
 
     @pytest.mark.parametrize("where", ["dosageInstruction", "doseAndRate"])
     def test_a_dose_sent_as_one_object_is_still_checked(
