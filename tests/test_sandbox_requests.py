@@ -140,17 +140,22 @@ def _with_medication(name: str, coding: dict[str, str], text: str) -> dict[str, 
     [
         # The Sandbox's order form sends a daily frequency (timing 1/d): every one of these
         # drugs is given every 3-4 weeks, so the schedule is questioned (§3c D1).
+        # The form's dose, 1 {pill}, is no mass: the ceiling cannot check it and says so
+        # (an info card, after the warnings).
         # A first BMA with no dental evaluation on record: refer (never blocks). CrCl about 85,
-        # so the dose (here in {pill}, unreadable) does not need a renal band.
+        # so the dose does not need a renal band.
         pytest.param(
             ZOLEDRONIC,
             "zoledronic acid 4 MG",
-            ["R2b:too-frequent", "R4b:dental-before-bma"],
+            ["R2b:too-frequent", "R4b:dental-before-bma", "R2b:dose-unread"],
             id="zoledronic",
         ),
         # Denosumab: calcium 9.4 is normal and renal function good, so only the dental referral.
         pytest.param(
-            DENOSUMAB, "Xgeva 120 MG", ["R2b:too-frequent", "R4b:dental-before-bma"], id="denosumab"
+            DENOSUMAB,
+            "Xgeva 120 MG",
+            ["R2b:too-frequent", "R4b:dental-before-bma", "R2b:dose-unread"],
+            id="denosumab",
         ),
         # T-DXd for HER2-positive disease after first-line progression: monitor for ILD (the
         # LVEF of 29 days ago is recent, so no baseline-LVEF card).
