@@ -22,7 +22,12 @@ HER2_ANTIBODY_CLASSES: frozenset[MedClass] = frozenset(
 )
 _ACTIVE = frozenset({"active", "intended", "on-hold", "in-progress"})
 _NEVER_GIVEN = frozenset({"not-taken", "not-done", "cancelled", "draft", "entered-in-error"})
-_ORDER_INTENTS = frozenset({"order", "plan", "original-order", "reflex-order", "instance-order"})
+# F5's "intent order/plan", with the kinds of order FHIR R4 nests under 'order' (request-intent):
+# original-, reflex- and filler-order, and instance-order under filler-order (a pharmacy's
+# verified order, one administration's order). 'proposal' and 'option' are not orders.
+_ORDER_INTENTS = frozenset(
+    {"order", "plan", "original-order", "reflex-order", "filler-order", "instance-order"}
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

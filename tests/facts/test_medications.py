@@ -254,6 +254,27 @@ class TestMedications:
         assert facts(p, t, params).meds.active("HER2_MAB")
 
     @pytest.mark.parametrize(
+        ("intent", "active"),
+        [
+            ("order", True),
+            ("plan", True),
+            ("original-order", True),
+            ("reflex-order", True),
+            ("filler-order", True),
+            ("instance-order", True),
+            ("proposal", False),
+            ("option", False),
+        ],
+    )
+    def test_an_active_order_of_every_kind(
+        self, t: Terminology, params: Parameters, intent: str, active: bool
+    ) -> None:
+        """FHIR nests original-, reflex-, filler- and instance-order under 'order'."""
+        p = metastatic()
+        p.med("MedicationRequest", XGEVA, status="active", start=100, intent=intent)
+        assert bool(facts(p, t, params).meds.active_bma()) is active
+
+    @pytest.mark.parametrize(
         ("status", "end", "active"),
         [
             ("active", 1, False),
