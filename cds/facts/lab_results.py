@@ -194,13 +194,18 @@ def _newer_preliminary(
 def _unusable(o: ObservationRecord, vs: ValueSet) -> Excluded | None:
     """Why a result its reader could not use is left out, or None when it holds no value at
     all (nothing was measured: a result with a dataAbsentReason is missing data, not unusable).
-    A result sent as text ("3.0 mg/dL" in valueString) used to be passed over unsaid, for an
-    older result or for none."""
+    A result sent as text ("3.0 mg/dL" in valueString) or as a range (an LVEF of "36-41 %" in
+    valueRange, as echo reports often give it) used to be passed over unsaid, for an older
+    result or for none: an LVEF of 36-41% on T-DXd lost its withhold card without a word. A
+    range is not read as either end: which end a threshold is held to is the clinician's call."""
     lab = _lab_name(o, vs)
     ref = resource_ref("Observation", o.id)
     q = o.value.quantity
     if q is None and o.value.integer is not None:
         q = Quantity(float(o.value.integer))  # a number without its unit
+    if q is None and o.value.range is not None:
+        reason = say("value-as-range", lab=lab, range=o.value.range)
+        return Excluded("Observation", "valueRange", reason, ref, o.code)
     if q is None:
         written = o.value.texts()
         if not written:

@@ -32,6 +32,8 @@ class Value(NamedTuple):
     integer: int | None = None
     ratio: float | None = None
     boolean: bool | None = None
+    # valueRange as written ("36-41 %"): a span, not a measurement a threshold can be read from
+    range: str | None = None
 
     def texts(self) -> tuple[str, ...]:
         out = []
@@ -51,6 +53,7 @@ _VALUE_KEYS = frozenset(
         "valueString",
         "valueBoolean",
         "valueCodeableConcept",
+        "valueRange",
     }
 )
 
@@ -90,4 +93,22 @@ def read_value(raw: Mapping[str, Any]) -> Value:
         string=string if isinstance(string, str) else None,
         integer=integer if isinstance(integer, int) and not isinstance(integer, bool) else None,
         ratio=ratio,
+        range=_range_text(raw.get("valueRange")),
     )
+
+
+def _range_text(raw: object) -> str | None:
+    """A Range as written: "36-41 %", ">= 50 %", "<= 35 %"; None when it bounds nothing."""
+    if not isinstance(raw, dict):
+        return None
+    low, high = read_quantity(raw.get("low")), read_quantity(raw.get("high"))
+    unit = next((q.unit_text() for q in (low, high) if q is not None and q.unit_text()), "")
+    if low is not None and high is not None:
+        span = f"{low.value:g}-{high.value:g}"
+    elif low is not None:
+        span = f">= {low.value:g}"
+    elif high is not None:
+        span = f"<= {high.value:g}"
+    else:
+        return None
+    return f"{span} {unit}".strip()

@@ -117,6 +117,29 @@ class TestRenal:
         assert "'2.1 mg/dL'" in named[1]
         assert "150" in named[0]
 
+    @pytest.mark.parametrize(
+        ("low", "high", "shown"),
+        [(36, 41, "(36-41 %)"), (50, None, "(>= 50 %)"), (None, 35, "(<= 35 %)")],
+    )
+    def test_a_result_sent_as_a_range_is_passed_over_but_named(
+        self, t: Terminology, params: Parameters, low: int | None, high: int | None, shown: str
+    ) -> None:
+        """An LVEF of 36-41% straddles the 40% threshold: neither end is read as the value."""
+        p = metastatic()
+        p.lvef(200, 58)
+        pct = {"unit": "%", "system": "http://unitsofmeasure.org", "code": "%"}
+        span = {k: {"value": v, **pct} for k, v in (("low", low), ("high", high)) if v is not None}
+        p.obs("10230-1", 5, valueRange=span)
+        f = facts(p, t, params)
+        assert [m.value for m in f.lvef.series] == [58]
+        [named] = [text(e.reason) for e in f.excluded]
+        assert f"reported as a range {shown}" in named
+
+    def test_an_empty_range_is_no_value(self, t: Terminology, params: Parameters) -> None:
+        p = metastatic()
+        p.obs("10230-1", 5, valueRange={})
+        assert not facts(p, t, params).excluded
+
     def test_a_preliminary_result_newer_than_the_final_one_is_named_not_used(
         self, t: Terminology, params: Parameters
     ) -> None:
