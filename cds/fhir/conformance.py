@@ -96,6 +96,22 @@ class Quantity(TypedDict, total=False):
 
 
 @with_config(_STRICT)
+class SimpleQuantity(TypedDict, total=False):
+    value: Decimal
+    unit: String
+    system: Uri
+    code: Code
+
+
+@with_config(_STRICT)
+class Range(TypedDict, total=False):
+    """An LVEF of 36-41% (read only to be named: cds.facts.lab_results)."""
+
+    low: SimpleQuantity
+    high: SimpleQuantity
+
+
+@with_config(_STRICT)
 class Ratio(TypedDict, total=False):
     numerator: Quantity
     denominator: Quantity
@@ -145,6 +161,7 @@ class _Valued(TypedDict, total=False):
     valueInteger: int
     valueRatio: Ratio
     valueBoolean: bool
+    valueRange: Range
 
 
 @with_config(_STRICT)

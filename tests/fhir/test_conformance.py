@@ -107,6 +107,11 @@ class TestReadFields:
             ({"code": {"coding": [{"system": "http://loinc.org", "code": " 2160-0"}]}}, "code"),
             ({"note": [{"authorString": "lab"}]}, "note.0.text"),  # Annotation.text is 1..1
             ({"valueString": "1.1 mg/dL"}, "value[x]"),  # sent twice
+            ({"valueRange": {"low": {"value": 36}}}, "value[x]"),
+            (
+                {"valueQuantity": _DROP, "valueRange": {"low": {"value": "36"}}},
+                "valueRange.low.value",
+            ),
             ({"id": "crea_1"}, "id"),
             ({"effectiveDateTime": None}, "effectiveDateTime"),  # JSON null: FHIR forbids it
         ],
