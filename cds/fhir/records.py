@@ -350,6 +350,12 @@ def medication_record(
     elif rtype == "MedicationStatement":
         doses = tuple(read_dose(d) for d in json_list(raw.get("dosage")))
         start, end = choice_period(raw, "effective")
+        if "effectiveDateTime" in raw:
+            # One date is when the patient was taking it (FHIR: the time the statement is
+            # about), not the day the course ended: an active statement so dated was read
+            # as ended, and T-DXd's ILD card and a BMA's presence with it. Its status says
+            # whether the course goes on; as its last known date, the date stays its `last`.
+            end = None
         if start is None and end is None:
             start, end = dosing_bounds(doses)
         start = start or fhir_date(raw.get("dateAsserted"))

@@ -15,7 +15,7 @@ from cds.fhir.reading import read_records
 from cds.parameters import Parameters
 from cds.settings import REPO_CARDS
 from cds.terminology import Terminology, load_terminology
-from fixtures.factories import LOINC
+from fixtures.factories import LOINC, TRAS
 from tests.facts.helpers import facts, metastatic
 
 
@@ -232,6 +232,27 @@ class TestCourseDates:
         [b] = read_records([with_period], t).medications
         assert (a.start, a.end) == (date(2025, 3, 1), date(2025, 9, 1))
         assert (b.start, b.end) == (date(2025, 2, 1), date(2025, 8, 1))
+
+    @pytest.mark.parametrize(
+        ("rtype", "end"),
+        [("MedicationStatement", None), ("MedicationAdministration", date(2026, 5, 4))],
+    )
+    def test_a_single_date_ends_a_dose_not_a_course(
+        self, t: Terminology, rtype: str, end: date | None
+    ) -> None:
+        """A statement's one date is when she was taking it; an administration's is the dose."""
+        one_date = _trastuzumab(rtype, effectiveDateTime="2026-05-04", status="active")
+        [record] = read_records([one_date], t).medications
+        assert (record.start, record.end) == (date(2026, 5, 4), end)
+
+    def test_an_active_statement_with_one_old_date_is_current(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.med("MedicationStatement", TRAS, status="active", start=290)
+        statement = p.resources[-1]
+        statement["effectiveDateTime"] = statement.pop("effectivePeriod")["start"]
+        assert facts(p, t, params).meds.active("HER2_MAB")
 
     def test_a_malformed_bound_sets_the_order_aside(self, t: Terminology) -> None:
         bad = _trastuzumab("MedicationRequest", dosageInstruction=[_bounded("01/05/2026")])
