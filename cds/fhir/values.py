@@ -93,7 +93,7 @@ def read_value(raw: Mapping[str, Any]) -> Value:
         string=string if isinstance(string, str) else None,
         integer=integer if isinstance(integer, int) and not isinstance(integer, bool) else None,
         ratio=ratio,
-        range=_range_text(raw.get("valueRange")),
+        range=_range_text(raw["valueRange"]) if "valueRange" in raw else None,
     )
 
 
