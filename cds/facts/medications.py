@@ -127,6 +127,9 @@ class Medications:
         return tuple(e for e in self.exposures if e.med_class == "BMA" and e.declined)
 
 
+_DECLINABLE = frozenset({"not-taken", "cancelled", "not-done"})
+
+
 def declined(record: MedicationRecord, t: Terminology) -> bool:
     """A recorded decision not to take a medicine: a statement that it is not taken, with a
     reason; or, where the decision is kept on the order or the dose, an order cancelled or a
@@ -262,7 +265,7 @@ def extract_medications(
                     by_text=match.by_text,
                     window_days=window,
                     prohibits=record.do_not_perform and _in_force(record, as_of),
-                    declined=declined(record, t),
+                    declined=record.status in _DECLINABLE and declined(record, t),
                 )
             )
     received = any(k in records.received for k in ("MedicationStatement", "MedicationRequest"))
