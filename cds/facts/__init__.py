@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
+from cds.facts.days import last_day
 from cds.facts.disease import Disease, breast_cancer_left_out, extract_disease
 from cds.facts.lab_results import unusable_values
 from cds.facts.labs import (
@@ -22,7 +23,7 @@ from cds.facts.medications import HER2_ANTIBODY_CLASSES, Medications, extract_me
 from cds.facts.receptors import Receptors, extract_receptors
 from cds.facts.systemic_lines import SystemicLines, extract_systemic_lines
 from cds.fhir.reading import read_records
-from cds.fhir.records import ActivityRecord, Excluded, Records, allergens
+from cds.fhir.records import ActivityRecord, Excluded, PatientRecord, Records, allergens
 from cds.fhir.screening import CONDITION_SETS, OBSERVATION_SETS, RESULT_SETS, SERVICE_SETS
 from cds.parameters import Parameters
 from cds.terminology import Terminology
@@ -90,6 +91,7 @@ class PatientFacts:
     received: frozenset[str]  # resource types that arrived: absent data is unknown
     # The latest CancerDiseaseStatus: worsened, stable (stable/improved/remission), undetermined.
     latest_disease_status: str | None = None
+    deceased: bool = False  # the Patient resource records her death (on or before today)
 
     @property
     def on_dialysis(self) -> bool:
@@ -132,6 +134,14 @@ def _latest_disease_status(records: Records, t: Terminology) -> str | None:
     return "undetermined"
 
 
+def _deceased(patient: PatientRecord | None, as_of: date, lead_days: int) -> bool:
+    """Recorded as deceased: deceasedBoolean true, or a deceasedDateTime on or before today
+    (a clock ahead allowed). A date of death after today is a record error: not read."""
+    if patient is None or not patient.deceased:
+        return False
+    return patient.deceased_on is None or patient.deceased_on <= last_day(as_of, lead_days)
+
+
 def facts_from_records(
     records: Records, t: Terminology, params: Parameters, *, as_of: date
 ) -> PatientFacts:
@@ -143,6 +153,7 @@ def facts_from_records(
     excluded = records.excluded + unusable_values(records, t, as_of=as_of, lead_days=lead)
     return PatientFacts(
         as_of=as_of,
+        deceased=_deceased(records.patient, as_of, lead),
         age=age_on(records.patient, as_of),
         sex=records.patient.gender if records.patient else None,
         disease=disease,

@@ -168,6 +168,8 @@ class _Valued(TypedDict, total=False):
 class Patient(_Resource, total=False):
     gender: Code
     birthDate: Date
+    deceasedBoolean: bool
+    deceasedDateTime: DateTime
 
 
 @with_config(_STRICT)

@@ -37,6 +37,8 @@ class PatientRecord:
     gender: str | None
     birth_date: date | None  # a year or a year-month falls on its first day: the oldest age
     birth_date_partial: str | None = None  # the birthDate as sent, when it is not a full date
+    deceased: bool = False  # deceasedBoolean true, or a deceasedDateTime (its date below)
+    deceased_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,11 +431,14 @@ def allergy_record(rid: str, raw: Mapping[str, Any]) -> AllergyRecord:
 
 def patient_record(rid: str, raw: Mapping[str, Any]) -> PatientRecord:
     sent = as_text(raw.get("birthDate"))
+    died = fhir_date(raw["deceasedDateTime"]) if "deceasedDateTime" in raw else None
     return PatientRecord(
         id=rid,
         gender=as_text(raw.get("gender")),
         birth_date=fhir_date(sent),
         birth_date_partial=sent if sent is not None and len(sent) < 10 else None,
+        deceased=raw.get("deceasedBoolean") is True or died is not None,
+        deceased_on=died,
     )
 
 

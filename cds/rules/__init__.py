@@ -237,6 +237,8 @@ def evaluate(
     breast_cancer = facts.disease.breast_cancer.present
     if not (breast_cancer or facts.breast_cancer_left_out):
         return []  # most charts an EHR opens: not this service's patients
+    if facts.deceased:
+        return []  # no treatment is suggested for a patient recorded as deceased
     seen: dict[str, Decision] = {}
     for r in load_rules().values():
         if hook not in r.hooks or (r.after_f1 and not breast_cancer):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cds.parameters import Parameters
 from cds.rules import load_rules
 from cds.terminology import Terminology
@@ -19,6 +21,27 @@ class TestGates:
         p = Patient("p")
         p.bone_mets(100)
         assert run(p, t, params) == []
+
+    @pytest.mark.parametrize(
+        ("elements", "cards"),
+        [
+            ({}, True),
+            ({"deceasedBoolean": False}, True),
+            ({"deceasedBoolean": True}, False),
+            ({"deceasedDateTime": "2026-11-19"}, False),  # 3 days before the scenario day
+            ({"deceasedDateTime": "2026-11-19T23:10:00-05:00"}, False),
+            ({"deceasedDateTime": "2027-02-01"}, True),  # after today: a record error
+        ],
+    )
+    def test_no_cards_for_a_patient_recorded_as_deceased(
+        self, t: Terminology, params: Parameters, elements: dict[str, object], cards: bool
+    ) -> None:
+        p = bone_patient()
+        p.demographics.update(elements)
+        assert bool(run(p, t, params)) is cards
+        assert (
+            bool(run(p, t, params, "order-sign", [draft_med("p", "d", ZOL4, "4 g", 4000)])) is cards
+        )
 
     def test_every_rule_predicate_cites_its_evidence(self) -> None:
         """The catalog renders these docstrings; each one names its source."""
