@@ -122,6 +122,19 @@ class Medications:
         clinician's decision about that agent, so it is not offered (R1, R6)."""
         return tuple(e for e in self.exposures if e.prohibits)
 
+    def of_unknown_status(self, *classes: MedClass) -> tuple[Exposure, ...]:
+        """Open-ended records whose status is 'unknown' (FHIR: the state of the medication use
+        is not known): not counted as in use (F5), and not as absent either - a card that
+        relies on their absence names them."""
+        return tuple(
+            e
+            for e in self.exposures
+            if e.med_class in classes
+            and e.record.status == "unknown"
+            and not e.active
+            and e.record.end is None
+        )
+
     def declined_bma(self) -> tuple[Exposure, ...]:
         """A recorded decision not to treat with a bone agent (R1)."""
         return tuple(e for e in self.exposures if e.med_class == "BMA" and e.declined)

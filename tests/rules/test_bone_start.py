@@ -12,7 +12,7 @@ from cds.parameters import Parameters
 from cds.rules import Decision, Order, RegimenOrder
 from cds.terminology import Terminology
 from fixtures.factories import ICD10, SNOMED, TOXICITY, XGEVA, ZOL4, Patient, draft_med
-from tests.rules.helpers import bone_patient, concerns, run
+from tests.rules.helpers import bone_patient, concerns, run, text
 
 
 def _r1(p: Patient, t: Terminology, params: Parameters) -> Decision:
@@ -52,6 +52,22 @@ class TestNothingPrefilled:
         assert d.concern == "R1:held-mronj"
         assert _agents(d) == set()
         assert [a for prop in d.proposals for a in prop.actions] == [Order(key="dental-referral")]
+
+    @pytest.mark.parametrize(
+        ("status", "end", "named"),
+        [("unknown", None, True), ("unknown", 100, False), ("stopped", None, False)],
+    )
+    def test_an_agent_of_unknown_status_is_named_not_taken_as_absent(
+        self, t: Terminology, params: Parameters, status: str, end: int | None, named: bool
+    ) -> None:
+        """An open-ended denosumab record of unknown status is not in use by F5, but the start
+        card names it and asks; one ended by its dates, or stopped, is history."""
+        p = bone_patient()
+        p.med("MedicationStatement", XGEVA, status=status, start=200, end=end)
+        [d] = run(p, t, params)
+        assert d.concern == "R1:start"
+        said = [text(x) for x in d.data]
+        assert any("status 'unknown'" in line for line in said) is named
 
     def test_an_agent_stopped_as_not_tolerated(self, t: Terminology, params: Parameters) -> None:
         p = bone_patient()
