@@ -38,7 +38,8 @@ def _grade_variant(grade: int | None, p: Parameters) -> str:
 def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """T-DXd and interstitial lung disease/pneumonitis (Enhertu label boxed warning; C3).
 
-    ILD/pneumonitis recorded after T-DXd started, while on it → critical: grade ≥2 (symptomatic)
+    ILD/pneumonitis recorded after T-DXd started, while on it (or while a record of unknown
+    status leaves that open: it is named) → critical: grade ≥2 (symptomatic)
     permanently discontinue; grade 1 interrupt until resolved to grade 0; grade unknown interrupt
     and evaluate (high-resolution CT, pulmonology). A grade ≥2 event that has resolved still
     means T-DXd is not resumed. ILD recorded before T-DXd → warning. Ordering T-DXd with any
@@ -50,7 +51,9 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     ordered = drafts.with_ingredient("trastuzumab deruxtecan")
     if ordered:
         return [_tdxd_ordered(f, ordered)]
-    active = list(f.meds.active("HER2_ADC_TDXD"))
+    # A record of unknown status may be in use: a lung check is not dropped for want of one.
+    unknown = f.meds.of_unknown_status("HER2_ADC_TDXD")
+    active = [*f.meds.active("HER2_ADC_TDXD"), *unknown]
     if not active:
         return []
     starts = [e.start for e in f.meds.ever("HER2_ADC_TDXD") if e.start is not None]
@@ -60,7 +63,12 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     current = [
         g for g in on_it if g.active or (g.grade is not None and g.grade >= p.ild_grade_discontinue)
     ]
-    tdxd = tuple(say("on-tdxd-since", when=first, ref=e.ref) for e in active)
+    tdxd = tuple(
+        say("status-unknown", drug=e.ingredient, when=e.start, ref=e.ref)
+        if e in unknown
+        else say("on-tdxd-since", when=first, ref=e.ref)
+        for e in active
+    )
     if current:
         return [_ild_on_tdxd(current, active, tdxd, p)]
     ild = f.disease.interstitial_lung_disease

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from cds.parameters import Parameters
 from cds.terminology import Coding, Concept, Terminology
 from fixtures.factories import ICD10, SNOMED, TDXD, Patient
-from tests.rules.helpers import concerns, facts, run
+from tests.rules.helpers import concerns, facts, run, text
 
 
 def _bone_mets_patient(pid: str = "p") -> Patient:
@@ -100,6 +100,25 @@ class TestSafetyConditionsByCode:
         decisions = run(p, t, params)
         assert "R12:ild-grade-unknown" in concerns(decisions)
         assert decisions[0].indicator == "critical"
+
+    @pytest.mark.parametrize(
+        ("status", "end", "card"),
+        [("active", None, True), ("unknown", None, True), ("unknown", 100, False)],
+    )
+    def test_ild_on_tdxd_of_unknown_status_is_still_critical(
+        self, t: Terminology, params: Parameters, status: str, end: int | None, card: bool
+    ) -> None:
+        """Whether she still receives T-DXd is unknown: the lung check is not dropped, and the
+        card names the record; one ended by its dates is history."""
+        p = _bone_mets_patient()
+        p.breast_cancer(2000)
+        p.her2(50, "pos")
+        p.med("MedicationStatement", TDXD, status=status, start=200, end=end)
+        p.condition(ICD10, "J70.2", "Acute drug-induced interstitial lung disorders", 20)
+        decisions = [d for d in run(p, t, params) if d.rule == "R12"]
+        assert bool(decisions) is card
+        if card and status == "unknown":
+            assert any("status 'unknown'" in text(x) for x in decisions[0].data)
 
     def test_pneumonitis_coded_in_snomed_is_read(self, t: Terminology, params: Parameters) -> None:
         p = self._on_tdxd()
