@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Literal
 
 from cds.facts import PatientFacts
 from cds.facts.labs import Measurement
-from cds.facts.medications import HER2_ANTIBODY_CLASSES
+from cds.facts.medications import HER2_ANTIBODY_CLASSES, Exposure
 from cds.facts.orders import DraftOrders
 from cds.parameters import LvefRule, Parameters
 from cds.rules import (
@@ -176,8 +178,25 @@ def lvef_action(
     return None
 
 
+def in_use(f: PatientFacts) -> tuple[Exposure, ...]:
+    """The HER2 antibodies and ADCs in use, and those of unknown status that may be: a heart
+    check is not dropped for want of a status (the card names such a record)."""
+    return (*f.meds.active(*HER2_AB), *f.meds.of_unknown_status(*HER2_AB))
+
+
+def in_use_lines(f: PatientFacts, exposures: Iterable[Exposure]) -> tuple[Said, ...]:
+    """'On trastuzumab (ref)', or the record's unknown status and the question it leaves."""
+    unknown = set(f.meds.of_unknown_status(*HER2_AB))
+    return tuple(
+        say("status-unknown", drug=e.ingredient, when=e.start, ref=e.ref)
+        if e in unknown
+        else say("on-drug", drug=e.ingredient, ref=e.ref)
+        for e in exposures
+    )
+
+
 def lvef_drugs(f: PatientFacts, p: Parameters) -> list[tuple[str, LvefRule, date | None]]:
-    """Each active HER2 antibody/ADC that has a label LVEF rule, with its first start.
+    """Each HER2 antibody/ADC in use (`in_use`) that has a label LVEF rule, with its first start.
 
     One pass over the exposures for the first starts: rescanning them for every active one was
     quadratic (a 1.5 MB chart took seconds: issue 28 item 6)."""
@@ -186,7 +205,7 @@ def lvef_drugs(f: PatientFacts, p: Parameters) -> list[tuple[str, LvefRule, date
         if x.start is not None and (x.ingredient not in first or x.start < first[x.ingredient]):
             first[x.ingredient] = x.start
     out: dict[str, tuple[str, LvefRule, date | None]] = {}
-    for e in f.meds.active(*HER2_AB):
+    for e in in_use(f):
         if e.ingredient in out:
             continue
         r = p.lvef_by_drug.get(e.ingredient)
@@ -223,14 +242,13 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     monitored = [(i, r) for i, r, _ in lvef_drugs(f, p) if r.monitor_every_3_months]
     if not monitored or _lvef_recent(f, p.lvef_interval_days + p.lvef_grace_days):
         return []
-    on_them = [e for e in f.meds.active(*HER2_AB) if e.ingredient in {i for i, _ in monitored}]
+    on_them = [e for e in in_use(f) if e.ingredient in {i for i, _ in monitored}]
     return [
         Decision(
             variant="lvef-due",
             indicator="warning",
             bindings={"drugs": _names([r for _, r in monitored])},
-            data=tuple(say("on-drug", drug=e.ingredient, ref=e.ref) for e in on_them)
-            + _lvef_data(f),
+            data=in_use_lines(f, on_them) + _lvef_data(f),
             refs=tuple(e.ref for e in on_them),
             proposals=(ORDER_ECHO,),
         )
@@ -299,13 +317,22 @@ def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
         return []
     out = [d for d in (_heart_failure_on_drug(f, drugs),) if d is not None]
     latest = f.lvef.latest
-    if latest is None:
-        return out
-    out += _label_actions(f, p, drugs, latest)
-    low = _low_without_baseline(
-        f, p, drugs, latest, withheld="withhold" in {d.variant for d in out}
-    )
-    return [*out, low] if low is not None else out
+    if latest is not None:
+        out += _label_actions(f, p, drugs, latest)
+        low = _low_without_baseline(
+            f, p, drugs, latest, withheld="withhold" in {d.variant for d in out}
+        )
+        out += [low] if low is not None else []
+    return [_naming_unknown(f, d) for d in out]
+
+
+def _naming_unknown(f: PatientFacts, d: Decision) -> Decision:
+    """A card that a record of unknown status helped raise names it (`in_use`)."""
+    unknown = f.meds.of_unknown_status(*HER2_AB)
+    if not unknown:
+        return d
+    lines = in_use_lines(f, unknown)
+    return replace(d, data=(*d.data, *lines), refs=(*d.refs, *(e.ref for e in unknown)))
 
 
 def _heart_failure_on_drug(

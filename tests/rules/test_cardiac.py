@@ -19,7 +19,14 @@ from fixtures.factories import (
     Patient,
     draft_med,
 )
-from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run  # noqa: F401
+from tests.rules.helpers import (  # noqa: F401
+    bone_patient,
+    concerns,
+    creatinine_for,
+    facts,
+    run,
+    text,
+)
 
 
 class TestR10Anthracycline:
@@ -107,6 +114,36 @@ class TestR11Lvef:
         d = next(x for x in run(p, t, params) if x.rule == "R11c")
         assert (d.variant, d.indicator, d.bindings["drugs"]) == ("withhold", "critical", "T-DXd")
         assert d.note_keys == ("lvef-trastuzumab-deruxtecan-withhold",)
+
+    @pytest.mark.parametrize(("status", "end"), [("active", None), ("unknown", None)])
+    def test_a_drug_of_unknown_status_keeps_its_heart_checks(
+        self, t: Terminology, params: Parameters, status: str, end: int | None
+    ) -> None:
+        """Whether she still receives T-DXd or trastuzumab is unknown: the withhold and the
+        LVEF-due cards still come, and name the record of unknown status."""
+        p = bone_patient(her2="pos")
+        p.lvef(130, 60)
+        p.med("MedicationStatement", TDXD, status=status, start=120, end=end)
+        p.lvef(5, 38)
+        d = next(x for x in run(p, t, params) if x.rule == "R11c")
+        assert (d.variant, d.indicator) == ("withhold", "critical")
+        unknown_named = any("status 'unknown'" in text(x) for x in d.data)
+        assert unknown_named is (status == "unknown")
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", XGEVA, status="active", start=20)
+        p.med("MedicationStatement", TRAS, status=status, start=300)
+        p.lvef(200, 60)
+        [due] = [x for x in run(p, t, params) if x.rule == "R11a"]
+        assert any("status 'unknown'" in text(x) for x in due.data) is (status == "unknown")
+
+    def test_a_drug_of_unknown_status_ended_by_its_dates_is_history(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.lvef(130, 60)
+        p.med("MedicationStatement", TDXD, status="unknown", start=120, end=60)
+        p.lvef(5, 38)
+        assert not [c for c in concerns(run(p, t, params)) if c.startswith("R11")]
 
     def test_no_lvef_due_on_tdxd_alone(self, t: Terminology, params: Parameters) -> None:
         """C4: the Enhertu label sets no 3-monthly LVEF."""
