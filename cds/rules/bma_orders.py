@@ -239,7 +239,7 @@ def _still_acting(e: Exposure, f: PatientFacts, p: Parameters) -> bool:
 @rule(
     "R2c",
     hooks=ORDER_HOOKS,
-    variants=("switch-not-add",),
+    variants=("switch-not-add", "other-status-unknown"),
     bindings=("drug", "other"),
     ingredients=("denosumab", "zoledronic acid", "pamidronate", "ibandronate"),
     parameters=(
@@ -257,7 +257,9 @@ def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     not give with other denosumab products or with bisphosphonates' effects overlapping). An
     agent is still acting while active, or within its interval of the last dose: denosumab 4
     weeks, zoledronic acid and pamidronate 12 weeks, oral ibandronate while taken. Two different
-    agents drafted together count too.
+    agents drafted together count too. Another agent recorded with status 'unknown' (open-ended)
+    may be acting: a warning asks to confirm it stopped, with no suggestion, since whether to
+    switch or add is not known; beside an agent that is acting, it is named on that card.
     """
     out: list[Decision] = []
     drafted = drafts.with_class("BMA")
@@ -266,30 +268,40 @@ def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
         acting = [
             e for e in f.meds.ever("BMA") if e.ingredient not in mine and _still_acting(e, f, p)
         ]
+        unknown = [
+            e
+            for e in f.meds.of_unknown_status("BMA")
+            if e.ingredient not in mine and e not in acting
+        ]
         together = [
             o for o in drafted if o is not draft and not mine & {d.ingredient for d in o.drugs}
         ]
-        if not acting and not together:
+        if not acting and not together and not unknown:
             continue
+        confirmed = bool(acting or together)
         others = sorted(
-            {e.ingredient for e in acting}
+            {e.ingredient for e in (acting if confirmed else unknown)}
             | {d.ingredient for o in together for d in o.drugs if d.med_class == "BMA"}
         )
         data = [say("draft-order", drug=", ".join(sorted(mine)), ref=draft.ref)]
         data += [
             say("drug-last-recorded", drug=e.ingredient, when=e.last, ref=e.ref) for e in acting
         ]
+        data += [say("status-unknown", drug=e.ingredient, when=e.start, ref=e.ref) for e in unknown]
         data += [say("also-drafted", ref=o.ref) for o in together]
+        remove = Proposal(key="remove-draft", actions=(DeleteDraft(draft_ref=draft.ref),))
         out.append(
             Decision(
-                variant="switch-not-add",
+                variant="switch-not-add" if confirmed else "other-status-unknown",
                 indicator="warning",
                 bindings={"drug": " + ".join(sorted(mine)), "other": " and ".join(others)},
                 data=tuple(data),
-                refs=(draft.ref, *(e.ref for e in acting), *(o.ref for o in together)),
-                proposals=(
-                    Proposal(key="remove-draft", actions=(DeleteDraft(draft_ref=draft.ref),)),
+                refs=(
+                    draft.ref,
+                    *(e.ref for e in (*acting, *unknown)),
+                    *(o.ref for o in together),
                 ),
+                proposals=(remove,) if confirmed else (),
             )
         )
     return out

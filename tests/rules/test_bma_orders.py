@@ -10,7 +10,7 @@ from cds.parameters import Parameters
 from cds.rules import UpdateDraft
 from cds.terminology import Terminology
 from fixtures.factories import ENHERTU, PAMIDRONATE, RXNORM, XGEVA, ZOL4, Patient, draft_med
-from tests.rules.helpers import bone_patient, concerns, creatinine_for, lines, run
+from tests.rules.helpers import bone_patient, concerns, creatinine_for, lines, run, text
 
 UCUM = "http://unitsofmeasure.org"
 GTS = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
@@ -301,6 +301,41 @@ class TestOneBoneAgentAtATime:
         )
         got = _order(p, t, params, _draft(ZOL4, 4))
         assert ("R2c:switch-not-add" in got) is warn
+
+    @pytest.mark.parametrize(
+        ("status", "end", "expected"),
+        [
+            ("unknown", None, ["R2c:other-status-unknown"]),
+            ("unknown", 100, []),  # ended by its dates: history
+            ("active", None, ["R2c:switch-not-add"]),
+        ],
+    )
+    def test_another_agent_of_unknown_status_is_asked_about(
+        self,
+        t: Terminology,
+        params: Parameters,
+        status: str,
+        end: int | None,
+        expected: list[str],
+    ) -> None:
+        p = bone_patient()
+        p.med("MedicationStatement", XGEVA, status=status, start=200, end=end)
+        r2c = [d for d in run(p, t, params, "order-sign", [_draft(ZOL4, 4)]) if d.rule == "R2c"]
+        assert concerns(r2c) == expected
+        if status == "unknown" and r2c:
+            assert not r2c[0].proposals  # switch or add: not known
+            assert any("status 'unknown'" in text(x) for x in r2c[0].data)
+
+    def test_an_agent_of_unknown_status_beside_an_acting_one_is_named_on_its_card(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient()
+        p.med("MedicationStatement", XGEVA, status="active", start=200)
+        p.med("MedicationStatement", PAMIDRONATE, status="unknown", start=300)
+        [d] = [x for x in run(p, t, params, "order-sign", [_draft(ZOL4, 4)]) if x.rule == "R2c"]
+        assert d.variant == "switch-not-add"
+        assert d.bindings["other"] == "denosumab"
+        assert any("pamidronate recorded with status 'unknown'" in text(x) for x in d.data)
 
     # -1: a dose given this morning, dated tomorrow by a clinic a day ahead of the server.
     @pytest.mark.parametrize(("ended_days_ago", "warn"), [(-1, True), (84, True), (85, False)])
