@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +49,25 @@ def test_check_verbose_prints_the_settings(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "cross-checked, OK" in out
     assert '"fetch_deadline_s"' in out
+
+
+def test_output_cut_short_by_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`cds replay | head -1`: no BrokenPipeError traceback, and exit 1 (the work was cut)."""
+    env = {**os.environ, "CDS_FEEDBACK_DB": str(tmp_path / "f.sqlite3")}
+    with subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "cds", "replay", str(ROOT / "fixtures")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.readline()
+        proc.stdout.close()  # the reader goes away, as head does after its line
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in err
+    assert "BrokenPipeError" not in err
 
 
 class TestFeedback:

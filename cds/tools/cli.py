@@ -279,7 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.fn(args)
+    try:
+        code: int = args.fn(args)
+    except BrokenPipeError:
+        # `cds replay | head`: the reader has all it wanted; no traceback for that. Python
+        # would report the pipe again when it flushes stdout at exit, so stdout goes quiet.
+        # Exit 1, as Python does on EPIPE: the command did not finish its work.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return code
 
 
