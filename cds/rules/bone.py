@@ -390,6 +390,7 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     data += [
         say("order-not-to-give", drug=e.ingredient, when=e.start, ref=e.ref) for e in forbidden
     ]
+    refs += tuple(e.ref for e in forbidden)
     unknown = f.meds.of_unknown_status("BMA")
     data += [say("status-unknown", drug=e.ingredient, when=e.start, ref=e.ref) for e in unknown]
     refs += tuple(e.ref for e in unknown)
