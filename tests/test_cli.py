@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -68,6 +69,23 @@ def test_output_cut_short_by_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
         assert proc.wait(timeout=120) == 1
     assert "Traceback" not in err
     assert "BrokenPipeError" not in err
+
+
+def test_replay_with_knowledge_that_does_not_fit_says_why_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cards = tmp_path / "cards"
+    shutil.copytree(ROOT / "cards", cards)
+    sentences = cards / "sentences.yaml"
+    kept = [x for x in sentences.read_text().splitlines() if not x.startswith("draft-order:")]
+    sentences.write_text("\n".join(kept) + "\n")
+    monkeypatch.setenv("CDS_CARDS_DIR", str(cards))
+    monkeypatch.setenv("CDS_FEEDBACK_DB", str(tmp_path / "f.sqlite3"))
+    scenario = ROOT / "fixtures" / "mbc-bone-patient-view" / "bma-declined"
+    assert main(["replay", "--quiet", str(scenario)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cds replay: knowledge files do not match the rules")
+    assert "draft-order" in err
 
 
 class TestFeedback:

@@ -281,6 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.fn(args)
+    except ConfigError as exc:
+        # Knowledge files or settings that do not fit together: the message names each
+        # problem; a traceback would only bury it.
+        print(f"cds {args.command}: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # `cds replay | head`: the reader has all it wanted; no traceback for that. Python
         # would report the pipe again when it flushes stdout at exit, so stdout goes quiet.
