@@ -180,11 +180,18 @@ def _newer_preliminary(
         if not value:
             continue  # nothing measured yet (a dataAbsentReason): no result to wait for
         lab = _lab_name(o, vs)
-        reason = (
-            say("preliminary-newer", lab=lab, value=value, on=when, final=used)
-            if used is not None
-            else say("preliminary-only", lab=lab, value=value, on=when)
-        )
+        if o.status == "preliminary":
+            reason = (
+                say("preliminary-newer", lab=lab, value=value, on=when, final=used)
+                if used is not None
+                else say("preliminary-only", lab=lab, value=value, on=when)
+            )
+        else:  # 'unknown': not known to be final
+            reason = (
+                say("status-unknown-newer", lab=lab, value=value, on=when, final=used)
+                if used is not None
+                else say("status-unknown-only", lab=lab, value=value, on=when)
+            )
         out.append(
             Excluded("Observation", "status", reason, resource_ref("Observation", o.id), o.code)
         )

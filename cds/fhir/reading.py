@@ -36,8 +36,8 @@ from cds.fhir.records import (
     why_unnamed,
 )
 from cds.fhir.screening import (
+    FINAL_OBSERVATION,
     MEDICATION_TYPES,
-    PRELIMINARY_OBSERVATION,
     RELEVANT_TYPES,
     Screening,
     entered_in_error,
@@ -84,8 +84,11 @@ def read_records(
             excluded.append(out)
             continue
         if rtype == "Observation":  # most common first: a chart is mostly Observations
-            final = raw["status"] != PRELIMINARY_OBSERVATION
-            (observations if final else preliminary).append(observation_record(rid, raw))
+            if raw["status"] in FINAL_OBSERVATION:
+                observations.append(observation_record(rid, raw))
+            else:
+                record = observation_record(rid, raw)
+                preliminary.append(record._replace(status=raw["status"]))
         elif rtype == "Condition":
             conditions.append(condition_record(rid, raw))
         elif rtype in MEDICATION_TYPES:

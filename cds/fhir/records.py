@@ -77,6 +77,7 @@ class ObservationRecord(NamedTuple):
     # with a range in mmol/L, and is compared in mg/dL only once both are converted.
     ref_low: Quantity | None = None
     ref_high: Quantity | None = None
+    status: str = "final"  # or amended, corrected; 'preliminary' or 'unknown' (never used)
 
 
 @dataclass(frozen=True, slots=True)

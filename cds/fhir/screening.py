@@ -32,7 +32,9 @@ RELEVANT_TYPES = frozenset(
 )
 MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 FINAL_OBSERVATION = frozenset({"final", "amended", "corrected"})
-PRELIMINARY_OBSERVATION = "preliminary"
+# Results not known to be final: 'preliminary', and 'unknown' (FHIR: the source does not know
+# which status applies). Never used; a lab among them is read to be named when newer.
+NOT_YET_FINAL_OBSERVATION = frozenset({"preliminary", "unknown"})
 
 CONDITION_SETS = (
     "breast-cancer",
@@ -129,7 +131,9 @@ class Screening:
             if status in FINAL_OBSERVATION:
                 return self.observations.matches(concept(raw.get("code")))
             # A preliminary lab is read only to be named when it is newer than the final one.
-            return status == PRELIMINARY_OBSERVATION and self.labs.matches(concept(raw.get("code")))
+            return status in NOT_YET_FINAL_OBSERVATION and self.labs.matches(
+                concept(raw.get("code"))
+            )
         if rtype in MEDICATION_TYPES:
             if self.t.medications.match(medication_concept(raw, medications), self.t.rxnorm):
                 return True

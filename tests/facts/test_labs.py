@@ -140,6 +140,23 @@ class TestRenal:
         p.obs("10230-1", 5, valueRange={})
         assert not facts(p, t, params).excluded
 
+    @pytest.mark.parametrize(
+        ("status", "used", "named"),
+        [("unknown", False, True), ("registered", False, False), ("final", True, False)],
+    )
+    def test_a_result_of_unknown_status_is_named_not_used(
+        self, t: Terminology, params: Parameters, status: str, used: bool, named: bool
+    ) -> None:
+        """FHIR 'unknown': the source does not know whether the result is final."""
+        p = metastatic()
+        p.labs(days_ago=7, creatinine=0.8)
+        p.obs("2160-0", 0, status=status, valueQuantity=mg_dl(2.6))
+        f = facts(p, t, params)
+        assert f.renal.creatinine is not None
+        assert (f.renal.creatinine.value == 2.6) is used
+        said = [text(e.reason) for e in f.excluded]
+        assert any("has status 'unknown', not known to be final" in x for x in said) is named
+
     def test_a_preliminary_result_newer_than_the_final_one_is_named_not_used(
         self, t: Terminology, params: Parameters
     ) -> None:
