@@ -84,11 +84,8 @@ def read_records(
             excluded.append(out)
             continue
         if rtype == "Observation":  # most common first: a chart is mostly Observations
-            if raw["status"] in FINAL_OBSERVATION:
-                observations.append(observation_record(rid, raw))
-            else:
-                record = observation_record(rid, raw)
-                preliminary.append(record._replace(status=raw["status"]))
+            record = observation_record(rid, raw)
+            (observations if record.status in FINAL_OBSERVATION else preliminary).append(record)
         elif rtype == "Condition":
             conditions.append(condition_record(rid, raw))
         elif rtype in MEDICATION_TYPES:

@@ -317,6 +317,7 @@ def observation_record(rid: str, raw: Mapping[str, Any]) -> ObservationRecord:
         reference_of(raw["specimen"]) if "specimen" in raw else None,
         low,
         high,
+        raw["status"],  # required: the checker has made sure it is a code
     )
 
 

@@ -288,6 +288,16 @@ def _missing(f: PatientFacts) -> tuple[Said, ...]:
     return tuple(out)
 
 
+def _other_bma_records(f: PatientFacts) -> tuple[list[Said], tuple[str, ...]]:
+    """R1's lines for bone-agent records that are no course: orders not to give one, and
+    records of unknown status (named, so the card never says 'without' in silence)."""
+    forbidden = [e for e in f.meds.prohibitions() if e.med_class == "BMA"]
+    unknown = f.meds.of_unknown_status("BMA")
+    said = [say("order-not-to-give", drug=e.ingredient, when=e.start, ref=e.ref) for e in forbidden]
+    said += [say("status-unknown", drug=e.ingredient, when=e.start, ref=e.ref) for e in unknown]
+    return said, tuple(e.ref for e in (*forbidden, *unknown))
+
+
 @rule(
     "R1",
     hooks=PATIENT_VIEW,
@@ -386,14 +396,9 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     stopped = bma_intolerance(f)
     data += [say("bma-not-tolerated", drug=e.ingredient, when=e.last, ref=e.ref) for e in stopped]
     refs += tuple(e.ref for e in stopped)
-    forbidden = [e for e in f.meds.prohibitions() if e.med_class == "BMA"]
-    data += [
-        say("order-not-to-give", drug=e.ingredient, when=e.start, ref=e.ref) for e in forbidden
-    ]
-    refs += tuple(e.ref for e in forbidden)
-    unknown = f.meds.of_unknown_status("BMA")
-    data += [say("status-unknown", drug=e.ingredient, when=e.start, ref=e.ref) for e in unknown]
-    refs += tuple(e.ref for e in unknown)
+    said, named = _other_bma_records(f)
+    data += said
+    refs += named
     healing = recent_invasive_dental(f, p)
     if healing and proposals:
         # D6: the socket heals first (AAOMS 2022), if the clinical situation allows.
