@@ -20,7 +20,7 @@ from cds.facts.labs import (
 )
 from cds.facts.lines import LineHistory, extract_lines, metastatic_setting
 from cds.facts.medications import HER2_ANTIBODY_CLASSES, Medications, extract_medications
-from cds.facts.receptors import Receptors, extract_receptors
+from cds.facts.receptors import Receptors, extract_receptors, pending_named
 from cds.facts.systemic_lines import SystemicLines, extract_systemic_lines
 from cds.fhir.reading import read_records
 from cds.fhir.records import ActivityRecord, Excluded, PatientRecord, Records, allergens
@@ -151,6 +151,8 @@ def facts_from_records(
     allergies = frozenset(i for a in records.allergies if a.at_risk for i in allergens(a.code, t))
     lead = params.clock_lead_days
     excluded = records.excluded + unusable_values(records, t, as_of=as_of, lead_days=lead)
+    if records.preliminary:
+        excluded += pending_named(records, t)
     return PatientFacts(
         as_of=as_of,
         deceased=_deceased(records.patient, as_of, lead),

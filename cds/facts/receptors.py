@@ -26,7 +26,7 @@ from cds.facts.marker_results import (
     result_number,
     value_status,
 )
-from cds.fhir.records import ObservationRecord, Records
+from cds.fhir.records import Excluded, ObservationRecord, Records, resource_ref
 from cds.fhir.screening import MARKER_SETS
 from cds.said import Said, say
 from cds.terminology import Terminology
@@ -100,6 +100,10 @@ class Receptors:
     serum_her2_only: bool
     # Whether any ER/PR/HER2 tissue result comes from a specimen at or after metastasis (R13).
     has_metastatic_specimen: bool
+    # The dates of tumour-marker results not known to be final (preliminary, status unknown):
+    # never read as results, but a biopsy whose results are on their way is no reason to
+    # ask for one (R13).
+    pending: tuple[date | None, ...] = ()
 
     @property
     def her2_positive(self) -> bool | None:
@@ -257,7 +261,33 @@ def extract_receptors(
         pr_primary=pr_primary,
         serum_her2_only=serum and not her2_results,
         has_metastatic_specimen=any(r.specimen_site == "metastatic" for r in every),
+        pending=tuple(when(o) for o in pending_markers(records, t)),
     )
+
+
+def pending_markers(records: Records, t: Terminology) -> tuple[ObservationRecord, ...]:
+    """Tumour-marker results not known to be final: preliminary, or of status 'unknown'."""
+    return tuple(o for o in records.preliminary if any(t[k].matches(o.code) for k in MARKER_SETS))
+
+
+def pending_named(records: Records, t: Terminology) -> tuple[Excluded, ...]:
+    """Each pending tumour-marker result, named (R0b): the checks use final results only."""
+    return tuple(
+        Excluded(
+            "Observation",
+            "status",
+            say("marker-not-final", what=_marker_name(o, t), on=o.effective, status=o.status),
+            resource_ref("Observation", o.id),
+            o.code,
+        )
+        for o in pending_markers(records, t)
+    )
+
+
+def _marker_name(o: ObservationRecord, t: Terminology) -> str:
+    """A result as it names itself (its code's text or display), else by its value set."""
+    named = o.code.text or next((c.display for c in o.code.codings if c.display), None)
+    return named or next(t[k].title for k in MARKER_SETS if t[k].matches(o.code))
 
 
 def _her2_diagnosis(records: Records, t: Terminology) -> MarkerResult | None:

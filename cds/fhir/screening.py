@@ -99,6 +99,7 @@ class Screening:
         self.conditions = terminology.screen(CONDITION_SETS)
         self.observations = terminology.screen(OBSERVATION_SETS)
         self.labs = terminology.screen((*LAB_SETS, "lvef"))
+        self.markers = terminology.screen(MARKER_SETS)
         self.services = terminology.screen(SERVICE_SETS)
         condition_sets = [terminology[v] for v in CONDITION_SETS]
         self._confirmed_only = tuple(vs for vs in condition_sets if vs.confirmed_only)
@@ -130,10 +131,12 @@ class Screening:
             status = as_text(raw.get("status"))
             if status in FINAL_OBSERVATION:
                 return self.observations.matches(concept(raw.get("code")))
-            # A preliminary lab is read only to be named when it is newer than the final one.
-            return status in NOT_YET_FINAL_OBSERVATION and self.labs.matches(
-                concept(raw.get("code"))
-            )
+            # A preliminary lab is read only to be named when it is newer than the final one,
+            # a preliminary tumour marker to be named (and to say a result is on its way).
+            if status not in NOT_YET_FINAL_OBSERVATION:
+                return False
+            code = concept(raw.get("code"))
+            return self.labs.matches(code) or self.markers.matches(code)
         if rtype in MEDICATION_TYPES:
             if self.t.medications.match(medication_concept(raw, medications), self.t.rxnorm):
                 return True

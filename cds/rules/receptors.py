@@ -45,10 +45,13 @@ def _retest(f: PatientFacts, p: Parameters) -> Decision | None:
     since - biopsy and re-test ER, PgR and HER2 (bone-only disease: decalcification note)."""
     d = f.disease
     tmet = d.metastatic_date
-    biopsied = tmet is not None and any(
-        b.when >= tmet - timedelta(days=p.adjuvant_cutoff_days) for b in f.biopsies
+    cutoff = timedelta(days=p.adjuvant_cutoff_days)
+    biopsied = tmet is not None and any(b.when >= tmet - cutoff for b in f.biopsies)
+    # A biopsy whose results are still preliminary is done: its results are on their way.
+    pending = (
+        any(w is not None and w >= tmet - cutoff for w in f.receptors.pending) if tmet else False
     )
-    if tmet is None or f.receptors.has_metastatic_specimen or biopsied:
+    if tmet is None or f.receptors.has_metastatic_specimen or biopsied or pending:
         return None
     notes = (
         (NoteKey("bone-only-decalcification"),) if d.bone.present and not d.visceral.present else ()

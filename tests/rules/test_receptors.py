@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cds.parameters import Parameters
 from cds.terminology import Terminology
 from fixtures.factories import (
     Patient,
 )
-from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run  # noqa: F401
+from tests.rules.helpers import (  # noqa: F401
+    bone_patient,
+    concerns,
+    creatinine_for,
+    facts,
+    run,
+    text,
+)
 
 
 class TestR13R14Testing:
@@ -20,6 +29,36 @@ class TestR13R14Testing:
         p.her2(1900, "neg")
         d = run(p, t, params)
         assert "R13:retest" in concerns(d)
+
+    @pytest.mark.parametrize(
+        ("days_ago", "status", "retest", "named"),
+        [
+            (10, "preliminary", False, True),  # the biopsy is done: results on their way
+            (10, "unknown", False, True),
+            (10, "final", False, False),  # a metastatic result: nothing to ask
+            (1800, "preliminary", True, True),  # pending from before the metastasis
+        ],
+    )
+    def test_a_metastatic_result_still_preliminary_is_no_reason_to_rebiopsy(
+        self,
+        t: Terminology,
+        params: Parameters,
+        days_ago: int,
+        status: str,
+        retest: bool,
+        named: bool,
+    ) -> None:
+        p = Patient("p")
+        p.breast_cancer(2000)
+        p.bone_mets(100)
+        p.her2(1900, "neg")
+        p.her2(days_ago, "neg")
+        p.resources[-1]["status"] = status
+        decisions = run(p, t, params)
+        assert ("R13:retest" in concerns(decisions)) is retest
+        said = [text(e.reason) for e in facts(p, t, params).excluded]
+        pending = f"has status '{status}', not final: the checks use final results only"
+        assert any(pending in x for x in said) is named
 
     def test_unknown_metastatic_date_no_retest_card(
         self, t: Terminology, params: Parameters
