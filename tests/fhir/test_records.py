@@ -90,9 +90,11 @@ class TestRecords:
         her2 = obs | {"id": "h", "code": {"coding": [{"system": LOINC, "code": "48676-1"}]}}
         records = read_records([obs, her2], t)
         assert records.observations == ()
-        # A preliminary lab is kept aside, only to be named when newer than the final one; a
-        # preliminary tumour marker is not read at all.
-        assert [o.id for o in records.preliminary] == ["x"]
+        # Both are kept aside, never read as results: a preliminary lab to be named when newer
+        # than the final one, a preliminary tumour marker to be named and to say that a
+        # metastatic result is on its way (R13).
+        assert [o.id for o in records.preliminary] == ["x", "h"]
+        assert [o.status for o in records.preliminary] == ["preliminary", "preliminary"]
 
     def test_refuted_condition_does_not_count(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
