@@ -45,15 +45,16 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     Herceptin SmPC: trastuzumab and anthracyclines should not be used concurrently outside a
     monitored trial; avoid anthracyclines for up to 25 weeks after stopping (EU) - the US label's
     7 months is UNVERIFIED; the longer window is the configurable default. Seed 000 (27% cardiac
-    dysfunction with AC + trastuzumab).
+    dysfunction with AC + trastuzumab). A HER2 antibody or ADC recorded with status 'unknown'
+    (open-ended) may still be given: it counts, and the card names it (`in_use`).
     """
     anthra = drafts.with_class("ANTHRACYCLINE")
     her2_drafts = drafts.any_with_class(*HER2_AB)
-    her2_active = f.meds.active(*HER2_AB)
+    her2_active = in_use(f)  # with records of unknown status, which may still be given
     out: list[Decision] = []
     if anthra and (her2_active or her2_drafts):
         data = [say("draft-order-anthracycline", ref=a.ref) for a in anthra]
-        data += [say("on-drug", drug=e.ingredient, ref=e.ref) for e in her2_active]
+        data += in_use_lines(f, her2_active)
         data += [say("draft-order-her2", ref=h.ref) for h in her2_drafts]
         out.append(
             Decision(
@@ -112,16 +113,18 @@ def r10_both_active(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list
     """An anthracycline and a HER2 antibody/ADC both active → review the regimen (warning).
 
     R10 patient-view variant. Herceptin SmPC: trastuzumab and anthracyclines should not be used
-    concurrently except in a well-controlled trial with cardiac monitoring; seed 000.
+    concurrently except in a well-controlled trial with cardiac monitoring; seed 000. A HER2
+    antibody or ADC recorded with status 'unknown' (open-ended) counts, named (`in_use`).
     """
-    anthra, her2 = f.meds.active("ANTHRACYCLINE"), f.meds.active(*HER2_AB)
+    anthra, her2 = f.meds.active("ANTHRACYCLINE"), in_use(f)
     if not anthra or not her2:
         return []
     return [
         Decision(
             variant="both-active",
             indicator="warning",
-            data=tuple(say("on-drug", drug=e.ingredient, ref=e.ref) for e in anthra + her2),
+            data=tuple(say("on-drug", drug=e.ingredient, ref=e.ref) for e in anthra)
+            + in_use_lines(f, her2),
             refs=tuple(e.ref for e in anthra + her2),
         )
     ]

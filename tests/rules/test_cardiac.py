@@ -50,6 +50,33 @@ class TestR10Anthracycline:
         assert type(r10.proposals[0].actions[0]).__name__ == "DeleteDraft"
 
     @pytest.mark.parametrize(
+        ("status", "end", "expected"),
+        [
+            ("unknown", None, "R10:concurrent"),  # may still be given: named
+            ("unknown", 300, None),  # ended by its dates, outside the washout
+            ("stopped", None, None),
+        ],
+    )
+    def test_trastuzumab_of_unknown_status_counts_and_is_named(
+        self,
+        t: Terminology,
+        params: Parameters,
+        status: str,
+        end: int | None,
+        expected: str | None,
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TRAS, status=status, start=600, end=end)
+        d = run(p, t, params, "order-sign", [draft_med("p", "dox", DOXO, "60 mg/m2")])
+        r10 = [x for x in d if x.rule == "R10"]
+        assert concerns(r10) == ([expected] if expected else [])
+        if expected:
+            assert any("status 'unknown'" in text(x) for x in r10[0].data)
+        p.med("MedicationStatement", DOXO, status="active", start=10)
+        both = [x for x in run(p, t, params) if x.rule == "R10pv"]
+        assert bool(both) is (expected is not None)
+
+    @pytest.mark.parametrize(
         ("days", "fires"),
         [pytest.param(213, True, id="7-months"), pytest.param(214, False, id="7-months+1")],
     )
