@@ -45,8 +45,7 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     Herceptin SmPC: trastuzumab and anthracyclines should not be used concurrently outside a
     monitored trial; avoid anthracyclines for up to 25 weeks after stopping (EU) - the US label's
     7 months is UNVERIFIED; the longer window is the configurable default. Seed 000 (27% cardiac
-    dysfunction with AC + trastuzumab). A HER2 antibody or ADC recorded with status 'unknown'
-    (open-ended) may still be given: it counts, and the card names it (`in_use`).
+    dysfunction with AC + trastuzumab). A HER2 antibody of unknown status counts (`in_use`).
     """
     anthra = drafts.with_class("ANTHRACYCLINE")
     her2_drafts = drafts.any_with_class(*HER2_AB)
