@@ -136,8 +136,8 @@ def unusable_values(
     return tuple(out)
 
 
-def _lab_name(o: ObservationRecord, vs: ValueSet) -> str:
-    """A lab as it names itself (its code's text or display), else by its value set."""
+def result_name(o: ObservationRecord, vs: ValueSet) -> str:
+    """A result as it names itself (its code's text or display), else by its value set."""
     return o.code.text or next((c.display for c in o.code.codings if c.display), None) or vs.title
 
 
@@ -152,7 +152,7 @@ def _shown(o: ObservationRecord) -> str:
 def _dated_after_today(o: ObservationRecord, vs: ValueSet) -> Excluded:
     """A result dated later than any clock's today (a typing error in the year, most often) is
     not the latest result: it is left out of the checks, and named, never passed over unsaid."""
-    reason = say("dated-after-today", lab=_lab_name(o, vs), value=_shown(o), on=o.effective)
+    reason = say("dated-after-today", lab=result_name(o, vs), value=_shown(o), on=o.effective)
     return Excluded(
         "Observation", "effective[x]", reason, resource_ref("Observation", o.id), o.code
     )
@@ -179,7 +179,7 @@ def _newer_preliminary(
         value = _shown(o) or next(iter(o.value.texts()), "")
         if not value:
             continue  # nothing measured yet (a dataAbsentReason): no result to wait for
-        lab = _lab_name(o, vs)
+        lab = result_name(o, vs)
         if o.status == "preliminary":
             reason = (
                 say("preliminary-newer", lab=lab, value=value, on=when, final=used)
@@ -205,7 +205,7 @@ def _unusable(o: ObservationRecord, vs: ValueSet) -> Excluded | None:
     valueRange, as echo reports often give it) used to be passed over unsaid, for an older
     result or for none: an LVEF of 36-41% on T-DXd lost its withhold card without a word. A
     range is not read as either end: which end a threshold is held to is the clinician's call."""
-    lab = _lab_name(o, vs)
+    lab = result_name(o, vs)
     ref = resource_ref("Observation", o.id)
     q = o.value.quantity
     if q is None and o.value.integer is not None:

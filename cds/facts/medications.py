@@ -45,6 +45,9 @@ class Exposure:
     window_days: int = 0  # F5: a dose keeps the agent active this long (the course's longest gap)
     prohibits: bool = False  # an order not to give it, in force on the day (never `given`)
     declined: bool = False  # a recorded decision not to take it (see `declined`)
+    # An open-ended record whose status is 'unknown' (FHIR: the state of the medication use is
+    # not known): not in use by F5, and not absent either - it may still be given.
+    status_unknown: bool = False
 
     @property
     def ref(self) -> str:
@@ -123,17 +126,14 @@ class Medications:
         return tuple(e for e in self.exposures if e.prohibits)
 
     def of_unknown_status(self, *classes: MedClass) -> tuple[Exposure, ...]:
-        """Open-ended records whose status is 'unknown' (FHIR: the state of the medication use
-        is not known): not counted as in use (F5), and not as absent either - a card that
-        relies on their absence names them."""
-        return tuple(
-            e
-            for e in self.exposures
-            if e.med_class in classes
-            and e.record.status == "unknown"
-            and not e.active
-            and e.record.end is None
-        )
+        """Records of unknown status (`Exposure.status_unknown`): a card that relies on their
+        absence names them."""
+        return tuple(e for e in self.exposures if e.status_unknown and e.med_class in classes)
+
+    def possibly_in_use(self, *classes: MedClass) -> tuple[Exposure, ...]:
+        """In use (F5), then those of unknown status, which may be: what a safety check on a
+        drug takes (cds.rules.in_use names them)."""
+        return (*self.active(*classes), *self.of_unknown_status(*classes))
 
     def declined_bma(self) -> tuple[Exposure, ...]:
         """A recorded decision not to treat with a bone agent (R1)."""
@@ -266,12 +266,13 @@ def extract_medications(
                 if match.ingredient == "zoledronic acid"
                 else active_window_days
             )
+            active = is_active(record, as_of, window, lead_days)
             exposures.append(
                 Exposure(
                     ingredient=match.ingredient,
                     med_class=match.med_class,
                     record=record,
-                    active=is_active(record, as_of, window, lead_days),
+                    active=active,
                     given=_given(record),
                     stop_reason=stop_reason(record, t),
                     bma_dose=bma_dose(record, match) if match.med_class == "BMA" else None,
@@ -279,6 +280,7 @@ def extract_medications(
                     window_days=window,
                     prohibits=record.do_not_perform and _in_force(record, as_of),
                     declined=record.status in _DECLINABLE and declined(record, t),
+                    status_unknown=record.status == "unknown" and not active and not record.end,
                 )
             )
     received = any(k in records.received for k in ("MedicationStatement", "MedicationRequest"))

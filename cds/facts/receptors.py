@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
 
+from cds.facts.lab_results import result_name
 from cds.facts.marker_results import (
     COPIES_HIGH,
     COPIES_LOW,
@@ -285,9 +286,7 @@ def pending_named(records: Records, t: Terminology) -> tuple[Excluded, ...]:
 
 
 def _marker_name(o: ObservationRecord, t: Terminology) -> str:
-    """A result as it names itself (its code's text or display), else by its value set."""
-    named = o.code.text or next((c.display for c in o.code.codings if c.display), None)
-    return named or next(t[k].title for k in MARKER_SETS if t[k].matches(o.code))
+    return result_name(o, next(t[k] for k in MARKER_SETS if t[k].matches(o.code)))
 
 
 def _her2_diagnosis(records: Records, t: Terminology) -> MarkerResult | None:

@@ -23,6 +23,7 @@ from cds.rules import (
     UpdateDraft,
     rule,
 )
+from cds.rules.in_use import unknown_status_line
 from cds.said import Said, say
 
 # Drugs whose label dose and interval R2b checks; zoledronic acid and pamidronate doses are R2's.
@@ -287,7 +288,7 @@ def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
         data += [
             say("drug-last-recorded", drug=e.ingredient, when=e.last, ref=e.ref) for e in acting
         ]
-        data += [say("status-unknown", drug=e.ingredient, when=e.start, ref=e.ref) for e in unknown]
+        data += [unknown_status_line(e) for e in unknown]
         data += [say("also-drafted", ref=o.ref) for o in together]
         remove = Proposal(key="remove-draft", actions=(DeleteDraft(draft_ref=draft.ref),))
         out.append(

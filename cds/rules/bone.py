@@ -25,6 +25,7 @@ from cds.rules import (
 from cds.rules.bma_orders import (
     hcm_dosing,
 )
+from cds.rules.in_use import unknown_status_line
 from cds.said import Said, say
 
 BISPHOSPHONATES = ("zoledronic acid", "pamidronate")
@@ -294,7 +295,7 @@ def _other_bma_records(f: PatientFacts) -> tuple[list[Said], tuple[str, ...]]:
     forbidden = [e for e in f.meds.prohibitions() if e.med_class == "BMA"]
     unknown = f.meds.of_unknown_status("BMA")
     said = [say("order-not-to-give", drug=e.ingredient, when=e.start, ref=e.ref) for e in forbidden]
-    said += [say("status-unknown", drug=e.ingredient, when=e.start, ref=e.ref) for e in unknown]
+    said += [unknown_status_line(e) for e in unknown]
     return said, tuple(e.ref for e in (*forbidden, *unknown))
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Literal
 
 from cds.facts import PatientFacts
 from cds.facts.labs import Measurement
-from cds.facts.medications import HER2_ANTIBODY_CLASSES, Exposure
+from cds.facts.medications import HER2_ANTIBODY_CLASSES
 from cds.facts.orders import DraftOrders
 from cds.parameters import LvefRule, Parameters
 from cds.rules import (
@@ -23,6 +22,7 @@ from cds.rules import (
     Proposal,
     rule,
 )
+from cds.rules.in_use import in_use_lines, unknown_status_line
 from cds.said import Said, say
 
 HER2_AB = tuple(HER2_ANTIBODY_CLASSES)
@@ -45,15 +45,15 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     Herceptin SmPC: trastuzumab and anthracyclines should not be used concurrently outside a
     monitored trial; avoid anthracyclines for up to 25 weeks after stopping (EU) - the US label's
     7 months is UNVERIFIED; the longer window is the configurable default. Seed 000 (27% cardiac
-    dysfunction with AC + trastuzumab). A HER2 antibody of unknown status counts (`in_use`).
+    dysfunction with AC + trastuzumab). A HER2 antibody of unknown status counts, named.
     """
     anthra = drafts.with_class("ANTHRACYCLINE")
     her2_drafts = drafts.any_with_class(*HER2_AB)
-    her2_active = in_use(f)  # with records of unknown status, which may still be given
+    her2_active = f.meds.possibly_in_use(*HER2_AB)  # of unknown status too: named
     out: list[Decision] = []
     if anthra and (her2_active or her2_drafts):
         data = [say("draft-order-anthracycline", ref=a.ref) for a in anthra]
-        data += in_use_lines(f, her2_active)
+        data += in_use_lines(her2_active)
         data += [say("draft-order-her2", ref=h.ref) for h in her2_drafts]
         out.append(
             Decision(
@@ -113,9 +113,9 @@ def r10_both_active(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list
 
     R10 patient-view variant. Herceptin SmPC: trastuzumab and anthracyclines should not be used
     concurrently except in a well-controlled trial with cardiac monitoring; seed 000. A HER2
-    antibody or ADC recorded with status 'unknown' (open-ended) counts, named (`in_use`).
+    antibody or ADC recorded with status 'unknown' (open-ended) counts, named.
     """
-    anthra, her2 = f.meds.active("ANTHRACYCLINE"), in_use(f)
+    anthra, her2 = f.meds.active("ANTHRACYCLINE"), f.meds.possibly_in_use(*HER2_AB)
     if not anthra or not her2:
         return []
     return [
@@ -123,7 +123,7 @@ def r10_both_active(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list
             variant="both-active",
             indicator="warning",
             data=tuple(say("on-drug", drug=e.ingredient, ref=e.ref) for e in anthra)
-            + in_use_lines(f, her2),
+            + in_use_lines(her2),
             refs=tuple(e.ref for e in anthra + her2),
         )
     ]
@@ -180,25 +180,9 @@ def lvef_action(
     return None
 
 
-def in_use(f: PatientFacts) -> tuple[Exposure, ...]:
-    """The HER2 antibodies and ADCs in use, and those of unknown status that may be: a heart
-    check is not dropped for want of a status (the card names such a record)."""
-    return (*f.meds.active(*HER2_AB), *f.meds.of_unknown_status(*HER2_AB))
-
-
-def in_use_lines(f: PatientFacts, exposures: Iterable[Exposure]) -> tuple[Said, ...]:
-    """'On trastuzumab (ref)', or the record's unknown status and the question it leaves."""
-    unknown = set(f.meds.of_unknown_status(*HER2_AB))
-    return tuple(
-        say("status-unknown", drug=e.ingredient, when=e.start, ref=e.ref)
-        if e in unknown
-        else say("on-drug", drug=e.ingredient, ref=e.ref)
-        for e in exposures
-    )
-
-
 def lvef_drugs(f: PatientFacts, p: Parameters) -> list[tuple[str, LvefRule, date | None]]:
-    """Each HER2 antibody/ADC in use (`in_use`) that has a label LVEF rule, with its first start.
+    """Each HER2 antibody/ADC possibly in use (F5, or of unknown status) that has a label LVEF
+    rule, with its first start.
 
     One pass over the exposures for the first starts: rescanning them for every active one was
     quadratic (a 1.5 MB chart took seconds: issue 28 item 6)."""
@@ -207,7 +191,7 @@ def lvef_drugs(f: PatientFacts, p: Parameters) -> list[tuple[str, LvefRule, date
         if x.start is not None and (x.ingredient not in first or x.start < first[x.ingredient]):
             first[x.ingredient] = x.start
     out: dict[str, tuple[str, LvefRule, date | None]] = {}
-    for e in in_use(f):
+    for e in f.meds.possibly_in_use(*HER2_AB):
         if e.ingredient in out:
             continue
         r = p.lvef_by_drug.get(e.ingredient)
@@ -244,13 +228,15 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     monitored = [(i, r) for i, r, _ in lvef_drugs(f, p) if r.monitor_every_3_months]
     if not monitored or _lvef_recent(f, p.lvef_interval_days + p.lvef_grace_days):
         return []
-    on_them = [e for e in in_use(f) if e.ingredient in {i for i, _ in monitored}]
+    on_them = [
+        e for e in f.meds.possibly_in_use(*HER2_AB) if e.ingredient in {i for i, _ in monitored}
+    ]
     return [
         Decision(
             variant="lvef-due",
             indicator="warning",
             bindings={"drugs": _names([r for _, r in monitored])},
-            data=in_use_lines(f, on_them) + _lvef_data(f),
+            data=in_use_lines(on_them) + _lvef_data(f),
             refs=tuple(e.ref for e in on_them),
             proposals=(ORDER_ECHO,),
         )
@@ -329,11 +315,11 @@ def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
 
 
 def _naming_unknown(f: PatientFacts, d: Decision) -> Decision:
-    """A card that a record of unknown status helped raise names it (`in_use`)."""
+    """A card that a record of unknown status helped raise names it (`possibly_in_use`)."""
     unknown = f.meds.of_unknown_status(*HER2_AB)
     if not unknown:
         return d
-    lines = in_use_lines(f, unknown)
+    lines = tuple(unknown_status_line(e) for e in unknown)
     return replace(d, data=(*d.data, *lines), refs=(*d.refs, *(e.ref for e in unknown)))
 
 

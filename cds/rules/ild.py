@@ -9,6 +9,7 @@ from cds.facts.medications import Exposure
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, rule
+from cds.rules.in_use import unknown_status_line
 from cds.said import Said, say
 
 
@@ -52,8 +53,7 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     if ordered:
         return [_tdxd_ordered(f, ordered)]
     # A record of unknown status may be in use: a lung check is not dropped for want of one.
-    unknown = f.meds.of_unknown_status("HER2_ADC_TDXD")
-    active = [*f.meds.active("HER2_ADC_TDXD"), *unknown]
+    active = list(f.meds.possibly_in_use("HER2_ADC_TDXD"))
     if not active:
         return []
     starts = [e.start for e in f.meds.ever("HER2_ADC_TDXD") if e.start is not None]
@@ -64,9 +64,7 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
         g for g in on_it if g.active or (g.grade is not None and g.grade >= p.ild_grade_discontinue)
     ]
     tdxd = tuple(
-        say("status-unknown", drug=e.ingredient, when=e.start, ref=e.ref)
-        if e in unknown
-        else say("on-tdxd-since", when=first, ref=e.ref)
+        unknown_status_line(e) if e.status_unknown else say("on-tdxd-since", when=first, ref=e.ref)
         for e in active
     )
     if current:

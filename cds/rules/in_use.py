@@ -1,0 +1,25 @@
+"""Drugs as the safety checks take them: in use by F5, or recorded with status 'unknown' and
+no end date, which may still be given (`Exposure.status_unknown`); and how a card names each.
+
+A safety check is never dropped for want of a status, and never says 'on' a drug whose status
+is unknown: the card names the record and asks whether the drug is still given."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cds.facts.medications import Exposure
+from cds.said import Said, say
+
+
+def unknown_status_line(e: Exposure) -> Said:
+    """'<drug> recorded with status 'unknown' from <start> (<ref>): confirm ...'"""
+    return say("status-unknown", drug=e.ingredient, when=e.start, ref=e.ref)
+
+
+def in_use_lines(exposures: Iterable[Exposure]) -> tuple[Said, ...]:
+    """'On trastuzumab (ref)', or the record's unknown status and the question it leaves."""
+    return tuple(
+        unknown_status_line(e) if e.status_unknown else say("on-drug", drug=e.ingredient, ref=e.ref)
+        for e in exposures
+    )
