@@ -28,6 +28,7 @@ from cds.rules.bone import (
     renal_line,
     severe_renal,
 )
+from cds.rules.in_use import in_use_lines
 from cds.said import say
 
 
@@ -133,7 +134,7 @@ def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
 @rule(
     "R3c",
     hooks=PATIENT_VIEW,
-    variants=("check-calcium",),
+    variants=("check-calcium", "check-calcium-status-unknown"),
     valuesets=CALCIUM_VALUESETS,
     ingredients=("denosumab",),
     parameters=("calcium_check_days", *BMA_PARAMETERS),
@@ -143,8 +144,10 @@ def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
 def r3c_denosumab_calcium_check(
     f: PatientFacts, drafts: DraftOrders, p: Parameters
 ) -> list[Decision]:
-    """On denosumab with no calcium result in 35 days → check serum calcium (Xgeva label)."""
-    on_denosumab = [e for e in f.meds.active_bma() if e.ingredient == "denosumab"]
+    """On denosumab with no calcium result in 35 days → check serum calcium (Xgeva label).
+    A denosumab record of unknown status may still be given: the card names it."""
+    unknown = [e for e in f.meds.of_unknown_status("BMA") if e.bma_dose != "osteo"]
+    on_denosumab = [e for e in (*f.meds.active_bma(), *unknown) if e.ingredient == "denosumab"]
     last = f.calcium.last_result
     if not on_denosumab or (
         last is not None and f.as_of - last <= timedelta(days=p.calcium_check_days)
@@ -152,9 +155,11 @@ def r3c_denosumab_calcium_check(
         return []
     return [
         Decision(
-            variant="check-calcium",
+            variant="check-calcium"
+            if any(not e.status_unknown for e in on_denosumab)
+            else "check-calcium-status-unknown",
             indicator="info",
-            data=tuple(say("on-drug", drug="denosumab", ref=e.ref) for e in on_denosumab),
+            data=in_use_lines(on_denosumab),
             missing=(say("missing-calcium", days=p.calcium_check_days),),
             refs=tuple(e.ref for e in on_denosumab),
             proposals=(ORDER_CALCIUM,),

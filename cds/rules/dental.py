@@ -24,6 +24,7 @@ from cds.rules.bone import (
     recent_invasive_dental,
     recently_started,
 )
+from cds.rules.in_use import in_use_lines, unknown_status_line
 from cds.said import say
 
 
@@ -115,7 +116,7 @@ def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
 @rule(
     "R4c",
     hooks=ORDER_HOOKS,
-    variants=("invasive-dental",),
+    variants=("invasive-dental", "invasive-dental-status-unknown"),
     valuesets=("invasive-dental",),
     ingredients=("denosumab", "zoledronic acid", "pamidronate"),
     parameters=BMA_PARAMETERS,
@@ -125,19 +126,27 @@ def r4c_invasive_dental(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
 
     Xgeva label: avoid invasive dental procedures during treatment. MRONJ-2019. The procedure
     code set is UNVERIFIED, so the draft is recognised by dental words (value set
-    invasive-dental): a cataract extraction or a breast implant never matches (C9).
+    invasive-dental): a cataract extraction or a breast implant never matches (C9). A bone
+    agent recorded with status 'unknown' may still be given: the card names it.
     """
-    if not f.meds.active("BMA"):
+    on_bma = f.meds.possibly_in_use("BMA")
+    if not on_bma:
         return []
     hits = [s for s in drafts.services if s.invasive_dental]
     if not hits:
         return []
+    unknown = [e for e in on_bma if e.status_unknown]
     return [
         Decision(
-            variant="invasive-dental",
+            variant="invasive-dental-status-unknown"
+            if len(unknown) == len(on_bma)
+            else "invasive-dental",
             indicator="warning",
-            data=tuple(say("draft-order-ref", ref=s.ref) for s in hits),
-            refs=tuple(s.ref for s in hits),
+            data=(
+                *(say("draft-order-ref", ref=s.ref) for s in hits),
+                *(unknown_status_line(e) for e in unknown),
+            ),
+            refs=(*(s.ref for s in hits), *(e.ref for e in unknown)),
         )
     ]
 
@@ -158,15 +167,12 @@ def r4d_mronj(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decis
     """
     if not f.disease.mronj.present:
         return []
-    on_bma = f.meds.active("BMA")
+    on_bma = f.meds.possibly_in_use("BMA")  # of unknown status too: named as such
     return [
         Decision(
             variant="mronj",
             indicator="warning",
-            data=(
-                say("mronj", when=f.disease.mronj.since),
-                *(say("on-drug", drug=e.ingredient, ref=e.ref) for e in on_bma),
-            ),
+            data=(say("mronj", when=f.disease.mronj.since), *in_use_lines(on_bma)),
             refs=f.disease.mronj.refs + tuple(e.ref for e in on_bma),
         )
     ]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cds.parameters import Parameters
 from cds.terminology import Terminology
 from fixtures.factories import (
     XGEVA,
     draft_med,
 )
-from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run  # noqa: F401
+from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run, text  # noqa: F401
 
 
 class TestR3Calcium:
@@ -39,3 +41,30 @@ class TestR3Calcium:
         p.med("MedicationStatement", XGEVA, status="active", start=20)
         p.med("MedicationStatement", "calcium carbonate", status="active", start=20)
         assert "R3c:check-calcium" in concerns(run(p, t, params))
+
+    @pytest.mark.parametrize(
+        ("status", "end", "expected"),
+        [
+            ("active", None, ["R3c:check-calcium"]),
+            ("unknown", None, ["R3c:check-calcium-status-unknown"]),
+            ("unknown", 100, []),  # ended by its dates: history
+        ],
+    )
+    def test_calcium_check_on_denosumab_of_unknown_status(
+        self,
+        t: Terminology,
+        params: Parameters,
+        status: str,
+        end: int | None,
+        expected: list[str],
+    ) -> None:
+        """A denosumab record of status 'unknown' may still be given: the check names it."""
+        p = bone_patient()
+        p.resources = [r for r in p.resources if "17861-6" not in str(r.get("code"))]
+        p.med("MedicationStatement", XGEVA, status=status, start=400, end=end)
+        decisions = [d for d in run(p, t, params) if d.rule == "R3c"]
+        assert concerns(decisions) == expected
+        if status == "unknown" and decisions:
+            said = [text(x) for x in decisions[0].data]
+            assert said
+            assert all("recorded with status 'unknown'" in x for x in said)

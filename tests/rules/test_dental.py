@@ -10,7 +10,7 @@ from fixtures.factories import (
     XGEVA,
     draft_med,
 )
-from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run  # noqa: F401
+from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run, text  # noqa: F401
 
 
 class TestR4Dental:
@@ -41,3 +41,63 @@ class TestR4Dental:
         p.med("MedicationStatement", XGEVA, status="completed", start=300, end=200)
         d = run(p, t, params, "order-select", [draft_med("p", "d", XGEVA, "120 mg", 120)])
         assert "R4b:dental-before-bma" not in concerns(d)
+
+
+_EXTRACTION = {
+    "resourceType": "ServiceRequest",
+    "id": "draft-ext",
+    "status": "draft",
+    "intent": "order",
+    "subject": {"reference": "Patient/p"},
+    "code": {"text": "Dental extraction, lower left molar"},
+}
+
+
+class TestR4DentalOnAnAgentOfUnknownStatus:
+    """A bone agent recorded with status 'unknown' may still be given: the MRONJ checks name
+    it instead of dropping the card (they never say 'on' it)."""
+
+    @pytest.mark.parametrize(
+        ("status", "end", "expected"),
+        [
+            ("active", None, ["R4c:invasive-dental"]),
+            ("unknown", None, ["R4c:invasive-dental-status-unknown"]),
+            ("unknown", 100, []),  # ended by its dates: history
+        ],
+    )
+    def test_an_extraction_drafted(
+        self,
+        t: Terminology,
+        params: Parameters,
+        status: str,
+        end: int | None,
+        expected: list[str],
+    ) -> None:
+        p = bone_patient()
+        p.med("MedicationStatement", XGEVA, status=status, start=400, end=end)
+        decisions = [d for d in run(p, t, params, "order-sign", [_EXTRACTION]) if d.rule == "R4c"]
+        assert concerns(decisions) == expected
+        if status == "unknown" and decisions:
+            said = [text(x) for x in decisions[0].data]
+            assert any("denosumab recorded with status 'unknown'" in x for x in said)
+
+    def test_an_agent_in_use_keeps_the_plain_warning_and_names_the_other(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient()
+        p.med("MedicationStatement", XGEVA, status="active", start=20)
+        p.med("MedicationStatement", ("1737461", "Pamidronate"), status="unknown", start=400)
+        [d] = [x for x in run(p, t, params, "order-sign", [_EXTRACTION]) if x.rule == "R4c"]
+        assert d.variant == "invasive-dental"
+        assert any("pamidronate recorded with status 'unknown'" in text(x) for x in d.data)
+
+    def test_mronj_names_the_agent_of_unknown_status(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient()
+        p.med("MedicationStatement", XGEVA, status="unknown", start=400)
+        p.condition("", "", "", 20, text="Osteonecrosis of the jaw, medication-related")
+        [d] = [x for x in run(p, t, params) if x.rule == "R4d"]
+        said = [text(x) for x in d.data]
+        assert any("denosumab recorded with status 'unknown'" in x for x in said)
+        assert not any(x.startswith("On denosumab") for x in said)
