@@ -45,6 +45,10 @@ class Line:
     active: bool
     end_reason: StopReason | None
     refs: tuple[str, ...]
+    # Its HER2 records of status 'unknown' with no end date, none in use: whether the line goes
+    # on is not known (never 'ended' on the day it started). The last such line is taken as
+    # current - no next-line card without progression - and its records are named.
+    unknown_refs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,29 +78,29 @@ class LineHistory:
         documented; the current line, still working, is not yet a prior regimen (Tukysa label:
         at least one prior anti-HER2 regimen in the metastatic setting).
         """
-        ended = sum(
-            1
-            for line in self.lines
-            if line.anchor and not line.active and line.end_reason != "toxicity"
-        )
+        ended = sum(1 for line in self._ended() if line.anchor and line.end_reason != "toxicity")
         progressing = self.current is not None and self.progression == "high"
         return ended + int(progressing)
 
     @property
     def current(self) -> Line | None:
-        return self.lines[-1] if self.lines and self.lines[-1].active else None
+        """The last line while it goes on, or may (its records of unknown status)."""
+        if self.lines and (self.lines[-1].active or self.lines[-1].unknown_refs):
+            return self.lines[-1]
+        return None
+
+    def _ended(self) -> list[Line]:
+        """The lines over: not in use, and not the current one."""
+        current = self.current
+        return [line for line in self.lines if not line.active and line is not current]
 
     @property
     def last(self) -> Line | None:
         return self.lines[-1] if self.lines else None
 
-    @property
-    def lines_completed(self) -> int:
-        return sum(1 for line in self.lines if not line.active)
-
     def next_line_number(self) -> int:
         """The metastatic line a new regimen would be: ended lines, plus one for early relapse."""
-        ended = sum(1 for line in self.lines if not line.active and line.end_reason != "toxicity")
+        ended = sum(1 for line in self._ended() if line.end_reason != "toxicity")
         # A current line with documented progression is over as far as sequencing goes.
         progressing = self.current is not None and self.progression == "high"
         return ended + int(progressing) + 1 + (1 if self.adjuvant_within_12_months else 0)
@@ -294,8 +298,13 @@ def _grouped(regimens: list[list[Exposure]], evidence: list[date]) -> list[_Grou
             if not (seen and changed):
                 grouped[-1].extend(regimen)
                 continue
-            # The HER2 antibodies that continue through the change belong to the new line too.
-            carried = [e for e in grouped[-1] if e.ingredient in anchor_sets[-1] and e.active]
+            # The HER2 antibodies that continue through the change belong to the new line too
+            # (or may: of unknown status).
+            carried = [
+                e
+                for e in grouped[-1]
+                if e.ingredient in anchor_sets[-1] and (e.active or e.status_unknown)
+            ]
             closed[-1] = min(seen)
             regimen = [*regimen, *carried]
             her2 = her2 | {e.ingredient for e in carried}
@@ -321,6 +330,7 @@ def _lines(groups: list[_Group]) -> list[Line]:
     for i, (members, anchor, closed_on, opened_on) in enumerate(groups, start=1):
         her2_members = [e for e in members if e.ingredient in anchor] or members
         active = closed_on is None and any(e.active for e in her2_members)
+        unknown = () if active or closed_on else tuple(_unknown_refs(her2_members))
         ends = [e.last for e in her2_members if e.last is not None]
         reasons = [e.stop_reason for e in her2_members if e.stop_reason]
         reason: StopReason | None = "progression" if closed_on is not None else None
@@ -336,13 +346,19 @@ def _lines(groups: list[_Group]) -> list[Line]:
                 anchor=frozenset(anchor),
                 drugs=frozenset(e.ingredient for e in members),
                 start=opened_on or (min(starts) if starts else None),
-                end=None if active else end,
+                end=None if active or unknown else end,
                 active=active,
                 end_reason=None if active else reason,
                 refs=tuple(dict.fromkeys(e.ref for e in members)),
+                unknown_refs=unknown,
             )
         )
     return lines
+
+
+def _unknown_refs(her2_members: list[Exposure]) -> dict[str, None]:
+    """The records of unknown status a line's HER2 drugs may go on under (none in use)."""
+    return dict.fromkeys(e.ref for e in her2_members if e.status_unknown)
 
 
 def _adjuvant_windows(

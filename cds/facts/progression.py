@@ -32,6 +32,8 @@ class LineSeen(Protocol):
     def anchor(self) -> frozenset[str]: ...
     @property
     def refs(self) -> tuple[str, ...]: ...
+    @property
+    def unknown_refs(self) -> tuple[str, ...]: ...
 
 
 Progression = Literal["high", "medium", "none", "undetermined"]
@@ -122,7 +124,7 @@ def progression_of(
             refs.append(ref)
     if reasons:
         return "high", tuple(reasons), tuple(dict.fromkeys(refs)), (), cns
-    if line.active:
+    if line.active or line.unknown_refs:  # goes on, or may: not 'ended without a reason'
         return "none", (), (), (), cns
     if line.end_reason in ("toxicity", "other"):
         found = (say("stopped-not-progression", reason=line.end_reason),)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cds.facts import PatientFacts
+from cds.facts.lines import Line
 from cds.facts.medications import HER2_CLASSES
 from cds.facts.orders import DraftOrders
 from cds.fhir.screening import STAGING_SETS
@@ -232,7 +233,7 @@ def therapy_data(f: PatientFacts) -> tuple[Said, ...]:
                 number=line.number,
                 drugs=", ".join(sorted(line.drugs)),
                 start=line.start,
-                state=say("line-ongoing") if line.active else say("line-ended", when=line.end),
+                state=_line_state(line),
                 reason=say("line-stopped-for", reason=line.end_reason) if line.end_reason else "",
             )
         )
@@ -254,6 +255,15 @@ def therapy_data(f: PatientFacts) -> tuple[Said, ...]:
     out.extend(say("progression", reason=r) for r in f.lines.progression_reasons)
     out.extend(say("receptor-discordance", finding=d) for d in f.receptors.discordances())
     return tuple(out)
+
+
+def _line_state(line: Line) -> Said:
+    """'ongoing', 'ended <date>', or its records of unknown status named."""
+    if line.active:
+        return say("line-ongoing")
+    if line.unknown_refs:
+        return say("line-status-unknown", refs=", ".join(line.unknown_refs))
+    return say("line-ended", when=line.end)
 
 
 def cardiac_notes(f: PatientFacts, p: Parameters) -> tuple[NoteKey, ...]:
@@ -353,7 +363,7 @@ def r6_next_line(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
         return []  # C6: the current (or last) line is not progressing
     number = lines.next_line_number() if lines.lines or lines.adjuvant_within_12_months else 1
     notes: list[NoteKey] = list(cardiac_notes(f, p))
-    if lines.current is not None:
+    if lines.current is not None and lines.current.active:
         # Conflicting signals: worsened while on therapy.
         notes.append(NoteKey("active-regimen-review"))
     if f.disease.leptomeningeal.present:

@@ -48,7 +48,50 @@ class TestLines:
             ["pertuzumab", "trastuzumab"],
             ["trastuzumab deruxtecan"],
         ]
-        assert f.lines.lines_completed == 1
+        assert [line.active for line in f.lines.lines] == [False, True]
+
+    def test_a_last_line_of_unknown_status_is_current_not_ended(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Records of status 'unknown' with no end date: the line may go on. It never 'ended'
+        on the day it started (which made it a completed regimen and asked to confirm
+        progression), and its records are named."""
+        p = metastatic(met_days=600)
+        self.thp(p, 500, 200, PROGRESSION)
+        tdxd = p.med("MedicationStatement", TDXD, status="unknown", start=190)
+        f = facts(p, t, params)
+        first, second = f.lines.lines
+        assert (second.active, second.end, second.end_reason) == (False, None, None)
+        assert second.unknown_refs == (f"MedicationStatement/{tdxd['id']}",)
+        assert f.lines.current is second
+        assert f.lines.progression == "none"  # not 'undetermined': not known to have stopped
+        assert f.lines.metastatic_her2_regimens == 1  # THP only
+        assert not first.unknown_refs
+
+    def test_a_line_of_unknown_status_followed_by_another_has_ended(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic(met_days=600)
+        for drug in (DOCE, TRAS, PERT):
+            p.med("MedicationStatement", drug, status="unknown", start=500)
+        p.med("MedicationStatement", TDXD, status="active", start=190)
+        f = facts(p, t, params)
+        first, second = f.lines.lines
+        assert first.unknown_refs
+        assert f.lines.current is second
+        assert f.lines.next_line_number() == 2  # THP over (superseded), T-DXd current
+
+    def test_a_progressing_line_of_unknown_status_is_over_for_sequencing(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic(met_days=600)
+        self.thp(p, 500, 200, PROGRESSION)
+        p.med("MedicationStatement", TDXD, status="unknown", start=190)
+        p.disease_status(20, *WORSENED)
+        f = facts(p, t, params)
+        assert f.lines.progression == "high"
+        assert f.lines.next_line_number() == 3
+        assert f.lines.metastatic_her2_regimens == 2
 
     @pytest.mark.parametrize(
         ("gap_days", "within"),
