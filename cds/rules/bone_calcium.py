@@ -115,15 +115,16 @@ def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     # chart open: only around the start of an agent, or when calcium is low.
     if not recently_started(f, p) and not f.calcium.low:
         return []
+    unknown = f.meds.of_unknown_status("CALCIUM", "VITD")  # may still be taken: named
     return [
         Decision(
             variant="supplement",
             indicator="info",
-            data=tuple(say("on-drug", drug=e.ingredient, ref=e.ref) for e in bma),
+            data=in_use_lines((*bma, *unknown)),
             missing=()
             if f.calcium.corrected is not None
             else (say("missing-calcium-before-supplement"),),
-            refs=tuple(e.ref for e in bma),
+            refs=tuple(e.ref for e in (*bma, *unknown)),
             proposals=(
                 Proposal(key="calcium-vitamin-d", actions=(RegimenOrder(key="calcium-vitamin-d"),)),
             ),

@@ -35,6 +35,15 @@ class TestR3Calcium:
             p.med("MedicationStatement", XGEVA, status="active", start=20)
             assert ("R3b:supplement" in concerns(run(p, t, params))) is fires
 
+    def test_a_supplement_of_unknown_status_is_named(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient()
+        p.med("MedicationStatement", XGEVA, status="active", start=20)
+        p.med("MedicationStatement", "calcium carbonate", status="unknown", start=400)
+        [d] = [x for x in run(p, t, params) if x.rule == "R3b"]
+        assert any("calcium recorded with status 'unknown'" in text(x) for x in d.data)
+
     def test_calcium_check_on_denosumab(self, t: Terminology, params: Parameters) -> None:
         p = bone_patient()
         p.resources = [r for r in p.resources if "17861-6" not in str(r.get("code"))]
