@@ -172,6 +172,9 @@ def regimen_proposals(
             why = tuple(say("agent-excluded", drug=d, reason=excluded[d]) for d in blockers)
             left_out.append(say("regimen-left-out", regimen=name, why=why))
             continue
+        if (line := _progressed_on(f, drugs)) is not None:
+            left_out.append(say("regimen-left-out-progressed", regimen=name, line=line))
+            continue
         if ild and "trastuzumab deruxtecan" in drugs:
             left_out.append(say("regimen-left-out-ild", regimen=name))
             continue
@@ -195,6 +198,22 @@ def regimen_proposals(
         order = RegimenOrder(key=key, renal_reduced=renal == "reduced")
         proposals.append(Proposal(key=key, actions=(order, *echo)))
     return tuple(proposals), tuple(left_out)
+
+
+def _progressed_on(f: PatientFacts, drugs: tuple[str, ...]) -> int | None:
+    """The metastatic line whose drugs include all of a regimen's and on which the disease
+    progressed (it ended for progression, or it is the last line and progression on it is
+    documented): the same regimen is not offered again (R6 common exclusions: an agent used
+    in a line that ended by progression). Trastuzumab going on with a new partner (Rec 4.0)
+    is another regimen."""
+    lines = f.lines
+    for line in lines.lines:
+        progressed = line.end_reason == "progression" or (
+            line is lines.last and lines.progression == "high"
+        )
+        if progressed and line.drugs.issuperset(drugs):
+            return line.number
+    return None
 
 
 def capecitabine_reduced(proposals: tuple[Proposal, ...]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cds.parameters import Parameters
 from cds.terminology import Terminology
 from fixtures.factories import (
+    CAPE,
     DOCE,
     PERT,
     PROGRESSION,
@@ -117,6 +118,31 @@ class TestR6NextLine:
         assert "tdxd" not in keys
         assert "tdm1" in keys
         assert "active-regimen-review" in d.note_keys
+
+    def test_the_regimen_progressed_on_is_not_offered_again(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Progressed on THP, then on trastuzumab + capecitabine: trastuzumab goes on with other
+        partners (Rec 4.0), but trastuzumab + capecitabine itself is left out, and says why."""
+        p = self.her2_patient()
+        for drug in (DOCE, PERT):
+            p.med(
+                "MedicationStatement",
+                drug,
+                status="stopped",
+                start=700,
+                end=400,
+                reason=PROGRESSION,
+            )
+        p.med("MedicationStatement", TRAS, status="active", start=700)
+        p.med("MedicationStatement", CAPE, status="active", start=390)
+        p.disease_status(10, *WORSENED)
+        d = next(x for x in run(p, t, params) if x.rule == "R6")
+        assert d.variant == "line-3-plus"
+        keys = [x.key for x in d.proposals]
+        assert "trastuzumab-capecitabine" not in keys
+        assert {"trastuzumab-vinorelbine", "tucatinib-trastuzumab-capecitabine"} <= set(keys)
+        assert any("the regimen of metastatic line 2" in text(n) for n in d.notes)
 
     def test_echocardiogram_added_when_lvef_is_old(
         self, t: Terminology, params: Parameters
