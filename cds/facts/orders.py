@@ -99,6 +99,8 @@ def _dose(record: MedicationRecord) -> _DraftDose:
     infusion: float | None = None
     every: float | None = None
     for d in record.doses:
+        if d.dose_range is not None and dose_mg is None and note is None:
+            note = say("dose-range", range=d.dose_range)  # a range is no dose to check
         if d.quantity is not None and dose_mg is None and note is None:
             dose_mg = units.to_mg(d.quantity)
             if dose_mg is None:

@@ -243,6 +243,7 @@ class Timing(TypedDict, total=False):
 @with_config(_STRICT)
 class DoseAndRate(TypedDict, total=False):
     doseQuantity: Quantity
+    doseRange: Range
 
 
 @with_config(_STRICT)

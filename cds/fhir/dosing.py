@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from cds.fhir.elements import as_number, as_text, choice_period, concept, json_list, json_object
-from cds.fhir.values import Quantity, read_quantity
+from cds.fhir.values import Quantity, range_text, read_quantity
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +16,8 @@ class Dose:
 
     text: str | None = None
     quantity: Quantity | None = None
+    # doseRange as written ("4-8 mg"), when it is no single dose: named, never read as one.
+    dose_range: str | None = None
     every_weeks: float | None = None
     # timing.repeat.duration with its UCUM durationUnit: how long one administration takes.
     duration: float | None = None
@@ -52,10 +54,15 @@ def read_dose(raw: object, *, administration: bool = False) -> Dose:
         return Dose(
             text=text if isinstance(text, str) else None, quantity=read_quantity(raw.get("dose"))
         )
-    quantity = None
+    quantity = dose_range = None
     for dr in json_list(raw.get("doseAndRate")):
         if isinstance(dr, dict) and (found := read_quantity(dr.get("doseQuantity"))) is not None:
             quantity = found  # the last readable one, as before
+        elif isinstance(dr, dict) and "doseRange" in dr:
+            dose_range = range_text(dr["doseRange"])
+            quantity = _one_dose(dr["doseRange"]) or quantity
+    if quantity is not None:
+        dose_range = None
     every = duration = None
     duration_unit = timing_text = None
     bounds = None
@@ -79,12 +86,21 @@ def read_dose(raw: object, *, administration: bool = False) -> Dose:
     return Dose(
         text=text if isinstance(text, str) else None,
         quantity=quantity,
+        dose_range=dose_range,
         every_weeks=every,
         duration=duration,
         duration_unit=duration_unit,
         timing_text=timing_text,
         bounds=bounds,
     )
+
+
+def _one_dose(raw: object) -> Quantity | None:
+    """A doseRange whose low and high are the same quantity ("4 mg to 4 mg"): that dose."""
+    if not isinstance(raw, dict):
+        return None
+    low, high = read_quantity(raw.get("low")), read_quantity(raw.get("high"))
+    return low if low is not None and low == high else None
 
 
 def dosing_bounds(doses: tuple[Dose, ...]) -> tuple[date | None, date | None]:

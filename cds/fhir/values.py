@@ -93,11 +93,11 @@ def read_value(raw: Mapping[str, Any]) -> Value:
         string=string if isinstance(string, str) else None,
         integer=integer if isinstance(integer, int) and not isinstance(integer, bool) else None,
         ratio=ratio,
-        range=_range_text(raw["valueRange"]) if "valueRange" in raw else None,
+        range=range_text(raw["valueRange"]) if "valueRange" in raw else None,
     )
 
 
-def _range_text(raw: object) -> str | None:
+def range_text(raw: object) -> str | None:
     """A Range as written: "36-41 %", ">= 50 %", "<= 35 %"; None when it bounds nothing."""
     if not isinstance(raw, dict):
         return None

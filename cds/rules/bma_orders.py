@@ -122,8 +122,8 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     band, this rule the ceiling above it); pamidronate label 90 mg every 3-4 weeks; Xgeva label
     120 mg every 4 weeks (60 mg is the Prolia osteoporosis dose); Enhertu label 5.4 mg/kg every 3
     weeks. A dose ten times the label's or more is a unit error (critical). A dose in a unit
-    that is not a mass (100 mL of the premixed bag, one vial) cannot be checked, and the card
-    says so rather than pass it in silence (§3c C2: never assumed to be mg); in the reduced
+    that is not a mass (100 mL of the premixed bag, one vial), or a range, cannot be checked:
+    the card says so rather than pass it in silence (§3c C2: never assumed to be mg); in the reduced
     renal band R2 names it instead. A draft with no dose at all is not named: at order-select
     the dose is often not yet entered.
     """

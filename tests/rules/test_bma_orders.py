@@ -133,6 +133,28 @@ class TestDoseCeilings:
         assert not unread.proposals
         assert any(f"'{code}', not a mass unit" in line for line in lines(unread))
 
+    @pytest.mark.parametrize(
+        ("low", "high", "expected"),
+        [
+            (4, 8, ["R2b:dose-unread"]),  # a range: named, neither end taken for the dose
+            (4, 4, []),  # "4 mg to 4 mg" is the label dose
+            (40, 40, ["R2b:unit-error"]),  # and a single dose so written is checked
+        ],
+    )
+    def test_a_dose_range_is_named_not_read_as_a_dose(
+        self, t: Terminology, params: Parameters, low: float, high: float, expected: list[str]
+    ) -> None:
+        d = _draft(ZOL4, 4)
+        mg = {"system": UCUM, "code": "mg", "unit": "mg"}
+        d["dosageInstruction"][0]["doseAndRate"] = [
+            {"doseRange": {"low": {"value": low, **mg}, "high": {"value": high, **mg}}}
+        ]
+        decisions = run(bone_patient(), t, params, "order-sign", [d])
+        assert [c for c in concerns(decisions) if c.startswith("R2b")] == expected
+        if expected == ["R2b:dose-unread"]:
+            [unread] = [x for x in decisions if x.rule == "R2b"]
+            assert any("a range, 4-8 mg" in line for line in lines(unread))
+
     def test_a_draft_with_no_dose_yet_is_not_named(
         self, t: Terminology, params: Parameters
     ) -> None:
