@@ -277,7 +277,7 @@ def _slug(ingredient: str) -> str:
 @rule(
     "R11c",
     hooks=PATIENT_VIEW,
-    variants=("withhold", "repeat", "heart-failure", "low-no-baseline"),
+    variants=("withhold", "repeat", "heart-failure", "heart-failure-undated", "low-no-baseline"),
     bindings=("drugs", "latest", "drop", "weeks"),
     valuesets=("lvef", "heart-failure"),
     ingredients=ANTIBODIES,
@@ -327,22 +327,24 @@ def _heart_failure_on_drug(
     f: PatientFacts, drugs: list[tuple[str, LvefRule, date | None]]
 ) -> Decision | None:
     """Kadcyla and Enhertu labels: symptomatic congestive heart failure on treatment -
-    discontinue. Only heart failure dated on the drug counts: an undated or earlier diagnosis is
-    not the label's "on treatment" (R6 notes heart failure case by case)."""
+    discontinue. Heart failure dated on the drug is the label's case (critical); an earlier
+    diagnosis is not "on treatment" (R6 notes heart failure case by case). Recorded with no
+    date at all, whether it began on treatment is not known: a warning that says so, never
+    silence (missing data is no negative finding)."""
     hf = f.disease.heart_failure
     failing = [
         (i, r)
         for i, r, start in drugs
         if r.chf_discontinue
         and hf.present
-        and hf.since is not None
-        and (start is None or hf.since >= start)
+        and (hf.since is None or start is None or hf.since >= start)
     ]
     if not failing:
         return None
+    undated = hf.since is None
     return Decision(
-        variant="heart-failure",
-        indicator="critical",
+        variant="heart-failure-undated" if undated else "heart-failure",
+        indicator="warning" if undated else "critical",
         bindings={"drugs": _names([r for _, r in failing])},
         data=(say("heart-failure", when=hf.since), *_lvef_data(f)),
         note_keys=tuple(NoteKey(f"lvef-{_slug(i)}-heart-failure") for i, _ in failing),

@@ -172,6 +172,29 @@ class TestR11Lvef:
         p.lvef(5, 38)
         assert not [c for c in concerns(run(p, t, params)) if c.startswith("R11")]
 
+    @pytest.mark.parametrize(
+        ("dated", "expected"),
+        [
+            (10, ("R11c:heart-failure", "critical")),  # on T-DXd: the label's case
+            (200, None),  # before T-DXd started: not "on treatment" (R6 notes it)
+            (None, ("R11c:heart-failure-undated", "warning")),  # when it began is not known
+        ],
+    )
+    def test_heart_failure_on_tdxd_by_its_date(
+        self,
+        t: Terminology,
+        params: Parameters,
+        dated: int | None,
+        expected: tuple[str, str] | None,
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TDXD, status="active", start=100)
+        hf = p.condition("", "", "", dated or 1, text="Congestive heart failure")
+        if dated is None:
+            del hf["onsetDateTime"], hf["recordedDate"]
+        got = [(d.concern, d.indicator) for d in run(p, t, params) if d.rule == "R11c"]
+        assert got == ([expected] if expected else [])
+
     def test_no_lvef_due_on_tdxd_alone(self, t: Terminology, params: Parameters) -> None:
         """C4: the Enhertu label sets no 3-monthly LVEF."""
         p = bone_patient(her2="pos")
