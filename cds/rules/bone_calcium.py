@@ -120,7 +120,7 @@ def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
         Decision(
             variant="supplement",
             indicator="info",
-            data=in_use_lines((*bma, *unknown)),
+            data=in_use_lines(f.meds, (*bma, *unknown)),
             missing=()
             if f.calcium.corrected is not None
             else (say("missing-calcium-before-supplement"),),
@@ -160,7 +160,7 @@ def r3c_denosumab_calcium_check(
             if any(not e.status_unknown for e in on_denosumab)
             else "check-calcium-status-unknown",
             indicator="info",
-            data=in_use_lines(on_denosumab),
+            data=in_use_lines(f.meds, on_denosumab),
             missing=(say("missing-calcium", days=p.calcium_check_days),),
             refs=tuple(e.ref for e in on_denosumab),
             proposals=(ORDER_CALCIUM,),

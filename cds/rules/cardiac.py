@@ -53,7 +53,7 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     out: list[Decision] = []
     if anthra and (her2_active or her2_drafts):
         data = [say("draft-order-anthracycline", ref=a.ref) for a in anthra]
-        data += in_use_lines(her2_active)
+        data += in_use_lines(f.meds, her2_active)
         data += [say("draft-order-her2", ref=h.ref) for h in her2_drafts]
         out.append(
             Decision(
@@ -76,7 +76,7 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                 variant="concurrent",
                 indicator="critical",
                 data=tuple(say("draft-order-her2", ref=h.ref) for h in reverse)
-                + tuple(say("on-drug", drug=e.ingredient, ref=e.ref) for e in anthra_active),
+                + in_use_lines(f.meds, anthra_active),
                 refs=tuple(h.ref for h in reverse) + tuple(e.ref for e in anthra_active),
             )
         )
@@ -122,8 +122,7 @@ def r10_both_active(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list
         Decision(
             variant="both-active",
             indicator="warning",
-            data=tuple(say("on-drug", drug=e.ingredient, ref=e.ref) for e in anthra)
-            + in_use_lines(her2),
+            data=in_use_lines(f.meds, (*anthra, *her2)),
             refs=tuple(e.ref for e in anthra + her2),
         )
     ]
@@ -236,7 +235,7 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
             variant="lvef-due",
             indicator="warning",
             bindings={"drugs": _names([r for _, r in monitored])},
-            data=in_use_lines(on_them) + _lvef_data(f),
+            data=in_use_lines(f.meds, on_them) + _lvef_data(f),
             refs=tuple(e.ref for e in on_them),
             proposals=(ORDER_ECHO,),
         )

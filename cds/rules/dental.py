@@ -172,7 +172,7 @@ def r4d_mronj(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decis
         Decision(
             variant="mronj",
             indicator="warning",
-            data=(say("mronj", when=f.disease.mronj.since), *in_use_lines(on_bma)),
+            data=(say("mronj", when=f.disease.mronj.since), *in_use_lines(f.meds, on_bma)),
             refs=f.disease.mronj.refs + tuple(e.ref for e in on_bma),
         )
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cds.facts.medications import Exposure
+from cds.facts.medications import Exposure, Medications
 from cds.said import Said, say
 
 
@@ -17,9 +17,18 @@ def unknown_status_line(e: Exposure) -> Said:
     return say("status-unknown", drug=e.ingredient, when=e.start, ref=e.ref)
 
 
-def in_use_lines(exposures: Iterable[Exposure]) -> tuple[Said, ...]:
-    """'On trastuzumab (ref)', or the record's unknown status and the question it leaves."""
+def in_use_lines(meds: Medications, exposures: Iterable[Exposure]) -> tuple[Said, ...]:
+    """'On trastuzumab since <date> (ref)', or the record's unknown status and the question it
+    leaves."""
     return tuple(
-        unknown_status_line(e) if e.status_unknown else say("on-drug", drug=e.ingredient, ref=e.ref)
-        for e in exposures
+        unknown_status_line(e) if e.status_unknown else on_drug_line(meds, e) for e in exposures
     )
+
+
+def on_drug_line(meds: Medications, e: Exposure) -> Said:
+    """'On <drug> since <the course's first dose> (ref)': the date a clinician judges a record
+    by (an anthracycline order 'active' since years ago is an order never closed)."""
+    since = meds.course_start(e)
+    if since is None:
+        return say("on-drug", drug=e.ingredient, ref=e.ref)
+    return say("on-drug-since", drug=e.ingredient, when=since, ref=e.ref)

@@ -87,6 +87,21 @@ class TestR10Anthracycline:
         assert ("R10:washout" in concerns(d)) is fires
 
 
+class TestR10BothActive:
+    def test_the_card_says_since_when_each_drug_is_recorded(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """An adjuvant doxorubicin order never closed reads as active (F5); the card gives its
+        date so that the clinician sees an order written years ago."""
+        p = bone_patient(her2="pos")
+        p.med("MedicationRequest", DOXO, status="active", start=1000)
+        p.med("MedicationStatement", TRAS, status="active", start=60)
+        [d] = [x for x in run(p, t, params) if x.rule == "R10pv"]
+        said = [text(x) for x in d.data]
+        assert any(x.startswith(f"On doxorubicin since {p.day(1000)[:10]} (") for x in said)
+        assert any(x.startswith(f"On trastuzumab since {p.day(60)[:10]} (") for x in said)
+
+
 class TestR11Lvef:
     @pytest.mark.parametrize(
         ("drug", "baseline", "latest", "action"),

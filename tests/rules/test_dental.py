@@ -101,3 +101,19 @@ class TestR4DentalOnAnAgentOfUnknownStatus:
         said = [text(x) for x in d.data]
         assert any("denosumab recorded with status 'unknown'" in x for x in said)
         assert not any(x.startswith("On denosumab") for x in said)
+
+
+class TestR4dMronjCard:
+    def test_a_course_charted_dose_by_dose_is_named_from_its_first_dose(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Denosumab charted as monthly administrations: 'since' is the course's first dose,
+        not the latest dose's date."""
+        p = bone_patient()
+        for days_ago in (84, 56, 28, 1):
+            p.med("MedicationAdministration", XGEVA, status="completed", start=days_ago)
+        p.condition("", "", "", 20, text="Osteonecrosis of the jaw, medication-related")
+        [d] = [x for x in run(p, t, params) if x.rule == "R4d"]
+        said = [text(x) for x in d.data if text(x).startswith("On denosumab")]
+        assert said
+        assert all(x.startswith(f"On denosumab since {p.day(84)[:10]} (") for x in said)
