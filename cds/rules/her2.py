@@ -270,6 +270,8 @@ def therapy_data(f: PatientFacts) -> tuple[Said, ...]:
     if f.lines.adjuvant_her2_end is not None:
         out.append(say("adjuvant-her2-ended", when=f.lines.adjuvant_her2_end))
     out.extend(say("dates-conflict", conflict=c) for c in f.lines.setting_conflicts)
+    if f.disease.metastatic_date is None and not f.lines.setting_conflicts and f.lines.lines:
+        out.append(say("metastasis-undated"))  # D14: say which dates the count rests on
     # Only evidence of progression goes under "Progression" (C9); other findings have their own.
     out.extend(say("progression", reason=r) for r in f.lines.progression_reasons)
     out.extend(say("receptor-discordance", finding=d) for d in f.receptors.discordances())

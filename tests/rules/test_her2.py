@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cds.parameters import Parameters
 from cds.terminology import Terminology
 from fixtures.factories import (
@@ -143,6 +145,29 @@ class TestR6NextLine:
         assert "trastuzumab-capecitabine" not in keys
         assert {"trastuzumab-vinorelbine", "tucatinib-trastuzumab-capecitabine"} <= set(keys)
         assert any("the regimen of metastatic line 2" in text(n) for n in d.notes)
+
+    @pytest.mark.parametrize("undated", [True, False])
+    def test_an_undated_metastasis_is_said_to_leave_the_count_uncertain(
+        self, t: Terminology, params: Parameters, undated: bool
+    ) -> None:
+        """With no metastasis date every regimen counts as metastatic (D14): the card says so."""
+        p = self.her2_patient()
+        if undated:
+            for r in p.resources:
+                if r["resourceType"] == "Condition" and "94222008" in str(r["code"]):
+                    del r["onsetDateTime"], r["recordedDate"]
+        for drug in (DOCE, TRAS, PERT):
+            p.med(
+                "MedicationStatement",
+                drug,
+                status="stopped",
+                start=700,
+                end=400,
+                reason=PROGRESSION,
+            )
+        d = next(x for x in run(p, t, params) if x.rule == "R6")
+        said = [text(x) for x in d.data]
+        assert any("recorded with no date" in x for x in said) is undated
 
     def test_echocardiogram_added_when_lvef_is_old(
         self, t: Terminology, params: Parameters
