@@ -28,7 +28,7 @@ from cds.rules.bone import (
     renal_line,
     severe_renal,
 )
-from cds.rules.in_use import in_use_lines
+from cds.rules.in_use import in_use_lines, none_known_in_use
 from cds.said import say
 
 
@@ -156,9 +156,9 @@ def r3c_denosumab_calcium_check(
         return []
     return [
         Decision(
-            variant="check-calcium"
-            if any(not e.status_unknown for e in on_denosumab)
-            else "check-calcium-status-unknown",
+            variant="check-calcium-status-unknown"
+            if none_known_in_use(on_denosumab)
+            else "check-calcium",
             indicator="info",
             data=in_use_lines(f.meds, on_denosumab),
             missing=(say("missing-calcium", days=p.calcium_check_days),),

@@ -24,7 +24,7 @@ from cds.rules.bone import (
     recent_invasive_dental,
     recently_started,
 )
-from cds.rules.in_use import in_use_lines, unknown_status_line
+from cds.rules.in_use import in_use_lines, none_known_in_use, unknown_status_line
 from cds.said import say
 
 
@@ -139,7 +139,7 @@ def r4c_invasive_dental(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     return [
         Decision(
             variant="invasive-dental-status-unknown"
-            if len(unknown) == len(on_bma)
+            if none_known_in_use(on_bma)
             else "invasive-dental",
             indicator="warning",
             data=(

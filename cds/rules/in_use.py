@@ -32,3 +32,9 @@ def on_drug_line(meds: Medications, e: Exposure) -> Said:
     if since is None:
         return say("on-drug", drug=e.ingredient, ref=e.ref)
     return say("on-drug-since", drug=e.ingredient, when=since, ref=e.ref)
+
+
+def none_known_in_use(exposures: Iterable[Exposure]) -> bool:
+    """Every record a card relies on is of unknown status: its headline cannot say 'on' the
+    drug (the '-status-unknown' variants)."""
+    return all(e.status_unknown for e in exposures)
