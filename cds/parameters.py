@@ -125,6 +125,7 @@ class Parameters(BaseModel):
     unit_error_factor: float
     hypercalcaemia_of_malignancy_mg_dl: float
     hcm_creatinine_below_mg_dl: float
+    hcm_retreatment_min_days: int
     capecitabine_crcl_contraindicated_below: float
     capecitabine_crcl_reduce_upto: float
     ild_grade_discontinue: int

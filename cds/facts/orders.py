@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from cds import medication_references
@@ -35,6 +36,8 @@ class DraftMedication:
     dose_note: Said | None  # why the dose is unknown, for the card (a unit that is not a mass)
     infusion_minutes: float | None
     every_weeks: float | None  # the dosing interval (timing.repeat first, then free text)
+    # When it starts: the dosing's bounds, else the validity period, else the day it was written.
+    start: date | None
     selected: bool
     raw: dict[str, Any]  # the draft as sent, for update suggestions
 
@@ -159,6 +162,7 @@ def _medication_draft(
         dose_note=dose.note,
         infusion_minutes=dose.infusion_minutes,
         every_weeks=dose.every_weeks,
+        start=record.start,
         selected=selected,
         raw=raw,
     )

@@ -8,6 +8,9 @@ which choose and check the dose.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date
+
 from cds.facts import PatientFacts
 from cds.facts.days import within
 from cds.facts.medications import Exposure
@@ -97,8 +100,24 @@ def _mg(value: float) -> str:
 @rule(
     "R2b",
     hooks=ORDER_HOOKS,
-    variants=("unit-error", "above-label", "not-label-dose", "dose-unread", "too-frequent"),
-    bindings=("drug", "dose", "label_dose", "label", "interval", "min_interval"),
+    variants=(
+        "unit-error",
+        "above-label",
+        "not-label-dose",
+        "dose-unread",
+        "too-frequent",
+        "too-soon",
+    ),
+    bindings=(
+        "drug",
+        "dose",
+        "label_dose",
+        "label",
+        "interval",
+        "min_interval",
+        "days",
+        "min_days",
+    ),
     valuesets=("creatinine", "body-weight", "calcium", "albumin", "dialysis"),
     ingredients=CEILING_DRUGS,
     parameters=(
@@ -109,6 +128,7 @@ def _mg(value: float) -> str:
         "zoledronic_dose_by_crcl",
         "hypercalcaemia_of_malignancy_mg_dl",
         "hcm_creatinine_below_mg_dl",
+        "hcm_retreatment_min_days",
     ),
     medications=(ZOLEDRONIC_REDUCED,),
     regimens=("denosumab",),
@@ -125,7 +145,8 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     that is not a mass (100 mL of the premixed bag, one vial), or a range, cannot be checked:
     the card says so rather than pass it in silence (§3c C2: never assumed to be mg); in the reduced
     renal band R2 names it instead. A draft with no dose at all is not named: at order-select
-    the dose is often not yet entered.
+    the dose is often not yet entered. A draft sooner after the last charted dose than the label
+    interval is named too (`_too_soon`).
     """
     out: list[Decision] = []
     for draft in drafts.with_ingredient(*CEILING_DRUGS):
@@ -163,17 +184,67 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                     refs=(draft.ref,),
                 )
             )
-        if draft.every_weeks is not None and draft.every_weeks < limit.min_interval_weeks:
-            out.append(
-                Decision(
-                    variant="too-frequent",
-                    indicator="warning",
-                    bindings=base,
-                    data=(*data, say("interval-on-order", interval=base["interval"])),
-                    refs=(draft.ref,),
-                )
-            )
+        out += _schedule(f, p, draft, drug, (limit, base, data))
     return out
+
+
+def _schedule(
+    f: PatientFacts,
+    p: Parameters,
+    draft: DraftMedication,
+    drug: str,
+    card: tuple[DoseLimit, dict[str, str | Said], list[Said]],
+) -> list[Decision]:
+    """D1 schedules: the order's own interval, and the time since the last charted dose."""
+    limit, base, data = card
+    out = []
+    if draft.every_weeks is not None and draft.every_weeks < limit.min_interval_weeks:
+        out.append(
+            Decision(
+                variant="too-frequent",
+                indicator="warning",
+                bindings=base,
+                data=(*data, say("interval-on-order", interval=base["interval"])),
+                refs=(draft.ref,),
+            )
+        )
+    if (soon := _too_soon(f, p, drug, limit, draft.start)) is not None:
+        bindings = {**base, **soon.bindings}
+        refs = (draft.ref, *soon.refs)
+        out.append(replace(soon, bindings=bindings, data=(*data, *soon.data), refs=refs))
+    return out
+
+
+def _too_soon(
+    f: PatientFacts, p: Parameters, drug: str, limit: DoseLimit, start: date | None
+) -> Decision | None:
+    """The drug drafted sooner after its last charted dose than its label interval: a dose
+    given at another visit, or charted twice. Only a MedicationAdministration dates a dose; a
+    statement's or an order's dates are a course's. A draft that starts later (the next
+    cycle's order, signed on the day of this one) is judged at its start. In hypercalcaemia of
+    malignancy zoledronic acid may be repeated after 7 days (Zometa label)."""
+    doses = [
+        e
+        for e in f.meds.ever("BMA", "HER2_ADC_TDXD")
+        if e.ingredient == drug
+        and e.record.resource_type == "MedicationAdministration"
+        and e.last is not None
+    ]
+    last = max(doses, key=lambda e: e.last or date.min, default=None)
+    if last is None or last.last is None:
+        return None
+    days = max((max(f.as_of, start or f.as_of) - last.last).days, 0)
+    hcm = drug == "zoledronic acid" and hcm_dosing(f, p)
+    min_days = p.hcm_retreatment_min_days if hcm else round(limit.min_interval_weeks * 7)
+    if days >= min_days:
+        return None
+    return Decision(
+        variant="too-soon",
+        indicator="warning",
+        bindings={"days": str(days), "min_days": str(min_days)},
+        data=(say("last-dose-given", drug=drug, when=last.last, days=days, ref=last.ref),),
+        refs=(last.ref,),
+    )
 
 
 def _to_label_dose(draft: DraftMedication, drug: str, target: float, p: Parameters) -> Proposal:

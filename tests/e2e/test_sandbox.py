@@ -25,8 +25,8 @@ import pytest
 from cds.settings import DEV_PATIENT_KEY_SECRET
 from cds.snooze import patient_key
 from cds.store import SQLiteStore, StoredFeedback
-from fixtures.scenarios import scenarios
 from fixtures.factories import AS_OF, Scenario
+from fixtures.scenarios import scenarios
 from tests.e2e.harness import (
     CARD,
     SOURCE_LINK,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from cds.parameters import Parameters
 from cds.rules import UpdateDraft
 from cds.terminology import Terminology
-from fixtures.factories import ENHERTU, PAMIDRONATE, RXNORM, XGEVA, ZOL4, Patient, draft_med
+from fixtures.factories import AS_OF, ENHERTU, PAMIDRONATE, RXNORM, XGEVA, ZOL4, Patient, draft_med
 from tests.rules.helpers import bone_patient, concerns, creatinine_for, lines, run, text
 
 UCUM = "http://unitsofmeasure.org"
@@ -27,6 +28,66 @@ def _draft(rx: tuple[str, str], mg: float, *, every: tuple[float, str] | None = 
 
 def _order(p: Patient, t: Terminology, params: Parameters, draft: Any) -> list[str]:
     return concerns(run(p, t, params, "order-sign", [draft]))
+
+
+class TestDoseTooSoonAfterTheLast:
+    """§3c D1 schedules: a draft sooner after the last charted dose than the label interval."""
+
+    @pytest.mark.parametrize(
+        ("rx", "mg", "days_ago", "calcium", "expected"),
+        [
+            (XGEVA, 120, 7, 9.4, ["R2b:too-soon"]),
+            (XGEVA, 120, 27, 9.4, ["R2b:too-soon"]),
+            (XGEVA, 120, 28, 9.4, []),  # every 4 weeks
+            (ZOL4, 4, 20, 9.4, ["R2b:too-soon"]),
+            (ZOL4, 4, 21, 9.4, []),  # every 3-4 weeks
+            (ZOL4, 4, 6, 13.0, ["R2b:too-soon"]),  # hypercalcaemia of malignancy: 7 days
+            (ZOL4, 4, 7, 13.0, []),
+        ],
+    )
+    def test_a_charted_dose_within_the_label_interval(
+        self,
+        t: Terminology,
+        params: Parameters,
+        rx: tuple[str, str],
+        mg: float,
+        days_ago: int,
+        calcium: float,
+        expected: list[str],
+    ) -> None:
+        p = bone_patient(calcium=calcium)
+        given = p.med("MedicationAdministration", rx, status="completed", start=days_ago, mg=mg)
+        decisions = run(p, t, params, "order-sign", [_draft(rx, mg)])
+        soon = [d for d in decisions if d.concern == "R2b:too-soon"]
+        assert [d.concern for d in soon] == expected
+        if soon:
+            assert f"MedicationAdministration/{given['id']}" in soon[0].refs
+            assert any(f"{days_ago} days ago" in text(x) for x in soon[0].data)
+
+    def test_a_course_recorded_by_statement_or_order_dates_no_dose(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """A statement's or an order's dates are a course's, not a dose's: no card."""
+        p = bone_patient()
+        p.med("MedicationStatement", XGEVA, status="active", start=7)
+        p.med("MedicationRequest", XGEVA, status="completed", start=7, end=7)
+        assert "R2b:too-soon" not in _order(p, t, params, _draft(XGEVA, 120))
+
+    def test_the_next_cycles_order_is_judged_at_its_start(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Signed on the day of a dose for the next cycle, four weeks on: no card."""
+        p = bone_patient()
+        p.med("MedicationAdministration", XGEVA, status="completed", start=0, mg=120)
+        draft = _draft(XGEVA, 120)
+        draft["dosageInstruction"][0]["timing"] = {
+            "repeat": {"boundsPeriod": {"start": (AS_OF + timedelta(days=28)).isoformat()}}
+        }
+        assert "R2b:too-soon" not in _order(p, t, params, draft)
+        draft["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["start"] = (
+            AS_OF + timedelta(days=14)
+        ).isoformat()
+        assert "R2b:too-soon" in _order(p, t, params, draft)
 
 
 class TestDoseCeilings:
