@@ -107,6 +107,7 @@ def _mg(value: float) -> str:
         "dose-unread",
         "too-frequent",
         "too-soon",
+        "drafted-twice",
     ),
     bindings=(
         "drug",
@@ -132,7 +133,7 @@ def _mg(value: float) -> str:
     ),
     medications=(ZOLEDRONIC_REDUCED,),
     regimens=("denosumab",),
-    suggestions=("adjust-dose", "replace-with-xgeva"),
+    suggestions=("adjust-dose", "replace-with-xgeva", "remove-duplicate"),
 )
 def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """A bone-modifying agent or T-DXd drafted above its label dose or more often than its label
@@ -185,7 +186,38 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                 )
             )
         out += _schedule(f, p, draft, drug, (limit, base, data))
+        out += _drafted_twice(drafts, draft, drug, (base, data))
     return out
+
+
+def _drafted_twice(
+    drafts: DraftOrders,
+    draft: DraftMedication,
+    drug: str,
+    card: tuple[dict[str, str | Said], list[Said]],
+) -> list[Decision]:
+    """The same agent drafted twice in one order (two doses where the label gives one): one
+    card, on the first of them being checked, naming the others."""
+    twins = [o for o in drafts.medications if o is not draft and o.has(drug)]
+    focus = drafts.focus()
+    if not twins or any(focus.index(o) < focus.index(draft) for o in twins if o in focus):
+        return []
+    base, data = card
+    return [
+        Decision(
+            variant="drafted-twice",
+            indicator="warning",
+            bindings=base,
+            data=(*data, *(say("also-drafted", ref=o.ref) for o in twins)),
+            refs=(draft.ref, *(o.ref for o in twins)),
+            proposals=(
+                Proposal(
+                    key="remove-duplicate",
+                    actions=tuple(DeleteDraft(draft_ref=o.ref) for o in twins),
+                ),
+            ),
+        )
+    ]
 
 
 def _schedule(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cds.parameters import Parameters
-from cds.rules import UpdateDraft
+from cds.rules import DeleteDraft, UpdateDraft
 from cds.terminology import Terminology
 from fixtures.factories import AS_OF, ENHERTU, PAMIDRONATE, RXNORM, XGEVA, ZOL4, Patient, draft_med
 from tests.rules.helpers import bone_patient, concerns, creatinine_for, lines, run, text
@@ -88,6 +88,28 @@ class TestDoseTooSoonAfterTheLast:
             AS_OF + timedelta(days=14)
         ).isoformat()
         assert "R2b:too-soon" in _order(p, t, params, draft)
+
+
+class TestDraftedTwice:
+    def test_one_card_on_the_first_with_the_second_to_remove(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        one, two = _draft(ZOL4, 4), _draft(ZOL4, 4)
+        two["id"] = "draft-2"
+        decisions = run(bone_patient(), t, params, "order-sign", [one, two])
+        [d] = [x for x in decisions if x.concern == "R2b:drafted-twice"]
+        assert d.refs == ("MedicationRequest/draft-1", "MedicationRequest/draft-2")
+        [proposal] = d.proposals
+        assert proposal.actions == (DeleteDraft(draft_ref="MedicationRequest/draft-2"),)
+
+    def test_two_different_agents_are_r2c_not_a_duplicate(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        two = _draft(XGEVA, 120)
+        two["id"] = "draft-2"
+        got = concerns(run(bone_patient(), t, params, "order-sign", [_draft(ZOL4, 4), two]))
+        assert "R2b:drafted-twice" not in got
+        assert "R2c:switch-not-add" in got
 
 
 class TestDoseCeilings:
