@@ -220,6 +220,7 @@ def load_rules() -> Mapping[str, Rule]:
         chemo_orders,
         dental,
         her2,
+        her2_orders,
         her2low,
         ild,
         receptors,

@@ -223,23 +223,29 @@ def capecitabine_reduced(proposals: tuple[Proposal, ...]) -> bool:
     )
 
 
+def her2_result_lines(f: PatientFacts) -> tuple[Said, ...]:
+    """The HER2 result in use (F4): status, how it was read, specimen and date."""
+    her2 = f.receptors.her2
+    if her2 is None:
+        return ()
+    if her2.from_diagnosis:
+        return (her2.diagnosis_line,)
+    score = say("ihc-score", words=her2.ihc_words) if her2.ihc_score is not None else ""
+    return (
+        say(
+            "her2-result",
+            status=her2.status,
+            how=her2.how,
+            score=score,
+            site=her2.specimen_site,
+            reported=her2.reported,
+        ),
+    )
+
+
 def therapy_data(f: PatientFacts) -> tuple[Said, ...]:
     """What every HER2 therapy card shows: HER2 result, HR status, lines, agents used (R6)."""
-    her2 = f.receptors.her2
-    out = []
-    if her2 is not None and her2.from_diagnosis:
-        out.append(her2.diagnosis_line)
-    elif her2 is not None:
-        out.append(
-            say(
-                "her2-result",
-                status=her2.status,
-                how=her2.how,
-                score=say("ihc-score", words=her2.ihc_words) if her2.ihc_score is not None else "",
-                site=her2.specimen_site,
-                reported=her2.reported,
-            )
-        )
+    out = list(her2_result_lines(f))
     hr = f.receptors.hr_positive
     if hr is None:
         out.append(say("hr-unknown"))

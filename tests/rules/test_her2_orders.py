@@ -1,0 +1,59 @@
+"""R6c: HER2-targeted drugs drafted against the HER2 result in use (rules/her2_orders.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds.parameters import Parameters
+from cds.terminology import Terminology
+from fixtures.factories import TDM1, TDXD, TRAS, Patient, draft_med
+from tests.rules.helpers import bone_patient, concerns, run, text
+
+
+def _r6c(p: Patient, t: Terminology, params: Parameters, rx: tuple[str, str]) -> list[str]:
+    drafts = [draft_med("p", "d1", rx, "as directed")]
+    return [c for c in concerns(run(p, t, params, "order-sign", drafts)) if c.startswith("R6c")]
+
+
+class TestR6cHer2DrugForHer2NegativeDisease:
+    @pytest.mark.parametrize(
+        ("her2", "rx", "expected"),
+        [
+            ("neg", TRAS, ["R6c:her2-negative"]),
+            ("neg", TDM1, ["R6c:her2-negative"]),
+            ("neg", TDXD, []),  # HER2-low use: R15 judges it
+            ("pos", TRAS, []),
+            (None, TRAS, []),  # no HER2 result: no negative finding
+        ],
+    )
+    def test_by_the_her2_result_in_use(
+        self,
+        t: Terminology,
+        params: Parameters,
+        her2: str | None,
+        rx: tuple[str, str],
+        expected: list[str],
+    ) -> None:
+        p = bone_patient(her2=her2 or "neg")
+        if her2 is None:
+            p.resources = [r for r in p.resources if "48676-1" not in str(r.get("code"))]
+        assert _r6c(p, t, params, rx) == expected
+
+    def test_a_newer_positive_result_is_the_one_in_use(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """F4 reads the newest metastatic-setting result: a positive re-test after a negative
+        one makes the order indicated (no card); the reverse order of results gives the card."""
+        p = bone_patient(her2="neg")  # negative 90 days ago, after the metastasis
+        p.her2(20, "pos")
+        assert _r6c(p, t, params, TRAS) == []
+        q = bone_patient(her2="pos")
+        q.her2(20, "neg")
+        assert _r6c(q, t, params, TRAS) == ["R6c:her2-negative"]
+
+    def test_the_card_shows_the_result_it_used(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient(her2="neg")
+        drafts = [draft_med("p", "d1", TRAS, "8 mg/kg")]
+        [d] = [x for x in run(p, t, params, "order-sign", drafts) if x.rule == "R6c"]
+        assert d.indicator == "warning"
+        assert any(text(x).startswith("HER2 negative") for x in d.data)
