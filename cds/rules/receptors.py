@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
+from cds.facts.receptors import MarkerResult
 from cds.fhir.screening import MARKER_SETS, RESULT_SETS
 from cds.parameters import Parameters
 from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, rule
-from cds.said import say
+from cds.said import Said, say
 
 # What the receptor facts read (F4): the marker codes and their answer sets.
 MARKER_VALUESETS = (*MARKER_SETS, *RESULT_SETS, "er-negative-ichom")
@@ -20,11 +21,11 @@ MARKER_PARAMETERS = ("her2_event_days",)
 @rule(
     "R13",
     hooks=PATIENT_VIEW,
-    variants=("retest", "discordance"),
+    variants=("retest", "her2-not-retested", "discordance"),
     valuesets=(*MARKER_VALUESETS, "secondary-neoplasm", "biopsy", "visceral-metastasis"),
     parameters=("adjuvant_cutoff_days", *MARKER_PARAMETERS),
     orders=("metastatic-biopsy", "test-er", "test-pr", "test-her2"),
-    suggestions=("biopsy-retest",),
+    suggestions=("biopsy-retest", "her2-retest"),
     notes=("bone-only-decalcification",),
 )
 def r13_retest_receptors(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
@@ -36,8 +37,43 @@ def r13_retest_receptors(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     """
     if not f.disease.metastatic.present:
         return []
-    found = (_retest(f, p), _discordance(f))
+    found = (_retest(f, p) or _her2_not_retested(f, p), _discordance(f))
     return [d for d in found if d is not None]
+
+
+def _her2_not_retested(f: PatientFacts, p: Parameters) -> Decision | None:
+    """ER or PR re-tested on a specimen at or after metastasis, HER2 not: F4 then uses the
+    primary tumour's HER2 ("R13 fires in that case"), or there is none. ESMO-MBC-2021 asks for
+    HER2 at metastatic diagnosis too: a HER2 test on that specimen, not another biopsy. Quiet
+    while results not yet final are on their way, when HER2 comes from a diagnosis code, and
+    with serum HER2 only (R14's card)."""
+    tmet, her2 = f.disease.metastatic_date, f.receptors.her2
+    if tmet is None or not f.receptors.has_metastatic_specimen or f.receptors.serum_her2_only:
+        return None  # serum HER2 only: R14 asks for tissue HER2
+    if her2 is not None and (her2.from_diagnosis or her2.specimen_site != "primary"):
+        return None
+    cutoff = tmet - timedelta(days=p.adjuvant_cutoff_days)
+    if any(w is not None and w >= cutoff for w in f.receptors.pending):
+        return None
+    retested = [m for m in (f.receptors.er, f.receptors.pr) if m is not None]
+    return Decision(
+        variant="her2-not-retested",
+        indicator="info",
+        data=(
+            say("metastatic-disease", when=tmet),
+            *(_marker_line(m) for m in (*retested, *((her2,) if her2 else ()))),
+            *(() if her2 else (say("her2-none-on-record"),)),
+        ),
+        refs=(
+            *f.disease.metastatic.refs,
+            *(r for m in (*retested, *((her2,) if her2 else ())) for r in m.refs),
+        ),
+        proposals=(Proposal(key="her2-retest", actions=(Order(key="test-her2"),)),),
+    )
+
+
+def _marker_line(m: MarkerResult) -> Said:
+    return say("marker-result", marker=m.marker, status=m.status, site=m.specimen_site, when=m.when)
 
 
 def _retest(f: PatientFacts, p: Parameters) -> Decision | None:
@@ -62,13 +98,7 @@ def _retest(f: PatientFacts, p: Parameters) -> Decision | None:
         data=(
             say("metastatic-disease", when=tmet),
             *tuple(
-                say(
-                    "marker-result",
-                    marker=m.marker,
-                    status=m.status,
-                    site=m.specimen_site,
-                    when=m.when,
-                )
+                _marker_line(m)
                 for m in (f.receptors.er, f.receptors.pr, f.receptors.her2)
                 if m is not None
             ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cds.parameters import Parameters
+from cds.rules import Order
 from cds.terminology import Terminology
 from fixtures.factories import (
     Patient,
@@ -82,3 +83,50 @@ class TestR13R14Testing:
         p.obs("49683-6", 80, valueQuantity={"value": 2.4})
         p.obs("74860-8", 80, valueQuantity={"value": 5.0})
         assert "R14:reflex-ish" not in concerns(run(p, t, params))
+
+
+class TestR13Her2NotRetested:
+    """F4 per marker: ER/PR re-tested at metastasis, HER2 not."""
+
+    def chart(self, her2_days: int | None) -> Patient:
+        p = Patient("p")
+        p.breast_cancer(2000)
+        p.bone_mets(100)
+        if her2_days is not None:
+            p.her2(her2_days, "pos")
+        p.er(90, "neg")
+        p.pr(90, "neg")
+        p.labs()
+        return p
+
+    @pytest.mark.parametrize(
+        ("her2_days", "expected", "her2_line"),
+        [
+            (1990, ["R13:her2-not-retested"], "HER2 positive from a primary specimen"),
+            (None, ["R13:her2-not-retested"], "HER2: no result on record"),
+            (90, [], None),  # HER2 re-tested with ER and PR
+        ],
+    )
+    def test_by_where_the_her2_in_use_comes_from(
+        self,
+        t: Terminology,
+        params: Parameters,
+        her2_days: int | None,
+        expected: list[str],
+        her2_line: str | None,
+    ) -> None:
+        decisions = [d for d in run(self.chart(her2_days), t, params) if d.rule == "R13"]
+        assert concerns(decisions) == expected
+        if decisions:
+            [d] = decisions
+            assert any(text(x).startswith(her2_line or "") for x in d.data)
+            assert [a for p in d.proposals for a in p.actions] == [Order(key="test-her2")]
+
+    def test_nothing_retested_is_the_biopsy_card(self, t: Terminology, params: Parameters) -> None:
+        p = Patient("p")
+        p.breast_cancer(2000)
+        p.bone_mets(100)
+        p.her2(1990, "pos")
+        p.er(1990, "neg")
+        p.labs()
+        assert [d.concern for d in run(p, t, params) if d.rule == "R13"] == ["R13:retest"]
