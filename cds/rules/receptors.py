@@ -42,20 +42,26 @@ def r13_retest_receptors(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
 
 
 def _her2_not_retested(f: PatientFacts, p: Parameters) -> Decision | None:
-    """ER or PR re-tested on a specimen at or after metastasis, HER2 not: F4 then uses the
-    primary tumour's HER2 ("R13 fires in that case"), or there is none. ESMO-MBC-2021 asks for
+    """A specimen at or after metastasis was tested, but HER2 has no usable result from it
+    (none, or one with no value - 'not performed'): F4 then uses the primary tumour's HER2 ("R13
+    fires in that case"), or HER2 is unknown. ESMO-MBC-2021 asks for
     HER2 at metastatic diagnosis too: a HER2 test on that specimen, not another biopsy. Quiet
     while results not yet final are on their way, when HER2 comes from a diagnosis code, and
-    with serum HER2 only (R14's card)."""
+    when R14 asks for HER2 testing already (serum HER2 only, reflex ISH, concurrent IHC)."""
     tmet, her2 = f.disease.metastatic_date, f.receptors.her2
     if tmet is None or not f.receptors.has_metastatic_specimen or f.receptors.serum_her2_only:
         return None  # serum HER2 only: R14 asks for tissue HER2
-    if her2 is not None and (her2.from_diagnosis or her2.specimen_site != "primary"):
+    if her2 is not None and (
+        her2.from_diagnosis
+        or her2.needs_reflex_ish  # R14 asks for the testing this result needs
+        or her2.needs_concurrent_ihc
+        or (her2.specimen_site != "primary" and her2.status != "unknown")
+    ):
         return None
     cutoff = tmet - timedelta(days=p.adjuvant_cutoff_days)
     if any(w is not None and w >= cutoff for w in f.receptors.pending):
         return None
-    retested = [m for m in (f.receptors.er, f.receptors.pr) if m is not None]
+    retested = [m for m in (f.receptors.er, f.receptors.pr) if m is not None]  # shown as is
     return Decision(
         variant="her2-not-retested",
         indicator="info",

@@ -130,3 +130,25 @@ class TestR13Her2NotRetested:
         p.er(1990, "neg")
         p.labs()
         assert [d.concern for d in run(p, t, params) if d.rule == "R13"] == ["R13:retest"]
+
+    def test_a_her2_result_with_no_value_at_metastasis(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """HER2 'not performed' on the metastatic specimen: HER2 is unknown, and the card asks
+        for it (no other card would: HER2 neither positive nor negative)."""
+        p = self.chart(None)
+        absent = {"coding": [{"code": "not-performed", "display": "Not Performed"}]}
+        p.obs("48676-1", 90, dataAbsentReason=absent)
+        [d] = [x for x in run(p, t, params) if x.rule == "R13"]
+        assert d.variant == "her2-not-retested"
+        assert any(text(x).startswith("HER2 unknown from a metastatic specimen") for x in d.data)
+
+    def test_r14s_own_testing_cards_are_not_repeated(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """HER2 ISH group 3 with no concurrent IHC: R14 asks for the IHC; R13 stays quiet."""
+        p = self.chart(None)
+        p.obs("49683-6", 90, valueQuantity={"value": 1.5, "unit": "{ratio}"})
+        p.obs("74860-8", 90, valueQuantity={"value": 6.5, "unit": "{copies}/{nucleus}"})
+        got = [d.concern for d in run(p, t, params) if d.rule in ("R13", "R14")]
+        assert got == ["R14:needs-ihc"]
