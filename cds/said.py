@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Formatter
 
+# The words for a record that gives no date, after 'recorded' (cards/sentences.yaml).
+_UNDATED = "recorded-undated"
+
 
 @dataclass(frozen=True, slots=True)
 class Said:
@@ -50,8 +53,13 @@ class Sentences:
     def text(self, said: Said | str) -> str:
         if isinstance(said, str):
             return said
+        template = self.templates[said.key]
+        for name, v in said.values:
+            # "Heart failure recorded date unknown" reads as "recorded with no date".
+            if v is None and f"recorded {{{name}}}" in template:
+                template = template.replace(f"recorded {{{name}}}", self.templates[_UNDATED])
         values = {name: self._value(v) for name, v in said.values}
-        return self.templates[said.key].format(**values)
+        return template.format(**values)
 
     def _value(self, v: object) -> object:
         if isinstance(v, Said):
@@ -115,7 +123,7 @@ def check(templates: Mapping[str, str], said: list[Saying]) -> list[str]:
                 f"{s.where}: sentence {s.key!r} has placeholders "
                 f"{sorted(fields(templates[s.key]))}, given {sorted(s.names)}"
             )
-    used = {s.key for s in said} | {"date-unknown"}
+    used = {s.key for s in said} | {"date-unknown", _UNDATED}
     problems += [
         f"cards/sentences.yaml: {k!r} is never said" for k in sorted(set(templates) - used)
     ]

@@ -56,6 +56,20 @@ def test_a_line_renders_values_dates_nested_lines_and_lists() -> None:
     assert s.text("already text") == "already text"
 
 
+def test_a_record_with_no_date_reads_recorded_with_no_date() -> None:
+    s = Sentences(
+        {
+            "date-unknown": "date unknown",
+            "recorded-undated": "recorded with no date",
+            "hf": "Heart failure recorded {when}",
+            "line": "Line from {start}, ended {end}",
+        }
+    )
+    assert s.text(say("hf", when=None)) == "Heart failure recorded with no date"
+    assert s.text(say("hf", when=date(2026, 3, 1))) == "Heart failure recorded 2026-03-01"
+    assert s.text(say("line", start=None, end=None)) == "Line from date unknown, ended date unknown"
+
+
 def test_the_check_names_each_kind_of_mistake(tmp_path: Path) -> None:
     module = tmp_path / "rule.py"
     module.write_text(
