@@ -254,7 +254,8 @@ def _too_soon(
     given at another visit, or charted twice. Only a MedicationAdministration dates a dose; a
     statement's or an order's dates are a course's. A draft that starts later (the next
     cycle's order, signed on the day of this one) is judged at its start. In hypercalcaemia of
-    malignancy zoledronic acid may be repeated after 7 days (Zometa label)."""
+    malignancy (corrected calcium at the threshold) zoledronic acid and pamidronate may be
+    repeated after 7 days (Zometa label; pamidronate, NCI PDQ hypercalcaemia)."""
     doses = [
         e
         for e in f.meds.ever("BMA", "HER2_ADC_TDXD")
@@ -266,7 +267,9 @@ def _too_soon(
     if last is None or last.last is None:
         return None
     days = max((max(f.as_of, start or f.as_of) - last.last).days, 0)
-    hcm = drug == "zoledronic acid" and hcm_dosing(f, p)
+    ca = f.calcium.corrected
+    bisphosphonate = drug in ("zoledronic acid", "pamidronate")
+    hcm = bisphosphonate and ca is not None and ca >= p.hypercalcaemia_of_malignancy_mg_dl
     min_days = p.hcm_retreatment_min_days if hcm else round(limit.min_interval_weeks * 7)
     if days >= min_days:
         return None

@@ -43,6 +43,9 @@ class TestDoseTooSoonAfterTheLast:
             (ZOL4, 4, 21, 9.4, []),  # every 3-4 weeks
             (ZOL4, 4, 6, 13.0, ["R2b:too-soon"]),  # hypercalcaemia of malignancy: 7 days
             (ZOL4, 4, 7, 13.0, []),
+            (PAMIDRONATE, 90, 6, 13.0, ["R2b:too-soon"]),  # the same 7 days (NCI PDQ)
+            (PAMIDRONATE, 90, 7, 13.0, []),
+            (PAMIDRONATE, 90, 20, 9.4, ["R2b:too-soon"]),
         ],
     )
     def test_a_charted_dose_within_the_label_interval(
