@@ -51,7 +51,8 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     """
     ordered = drafts.with_ingredient("trastuzumab deruxtecan")
     if ordered:
-        return [_tdxd_ordered(f, ordered)]
+        decision = _tdxd_ordered(f, ordered)
+        return [decision] if decision is not None else []
     # A record of unknown status may be in use: a lung check is not dropped for want of one.
     active = list(f.meds.possibly_in_use("HER2_ADC_TDXD"))
     if not active:
@@ -82,11 +83,15 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     return []
 
 
-def _tdxd_ordered(f: PatientFacts, ordered: tuple[DraftMedication, ...]) -> Decision:
+def _tdxd_ordered(f: PatientFacts, ordered: tuple[DraftMedication, ...]) -> Decision | None:
     """Ordering T-DXd with any ILD/pneumonitis history: critical (boxed warning); without one,
-    monitor from the start (info)."""
+    monitor from the start (info) - at the start only: the next cycle's order of a course
+    already given is no start, and an info card at every cycle teaches clinicians to ignore
+    cards."""
     history = f.disease.ild_history
     ever = f.disease.interstitial_lung_disease.present or bool(history)
+    if not ever and f.meds.ever("HER2_ADC_TDXD"):
+        return None
     return Decision(
         variant="ild-order" if ever else "start-monitoring",
         indicator="critical" if ever else "info",
