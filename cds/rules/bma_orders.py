@@ -8,7 +8,6 @@ which choose and check the dose.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 
 from cds.facts import PatientFacts
@@ -241,45 +240,48 @@ def _schedule(
             )
         )
     if (soon := _too_soon(f, p, drug, limit, draft.start)) is not None:
-        bindings = {**base, **soon.bindings}
-        refs = (draft.ref, *soon.refs)
-        out.append(replace(soon, bindings=bindings, data=(*data, *soon.data), refs=refs))
+        last, days, min_days = soon
+        out.append(
+            Decision(
+                variant="too-soon",
+                indicator="warning",
+                bindings={**base, "days": str(days), "min_days": str(min_days)},
+                data=(
+                    *data,
+                    say("last-dose-given", drug=drug, when=last.last, days=days, ref=last.ref),
+                ),
+                refs=(draft.ref, last.ref),
+            )
+        )
     return out
 
 
 def _too_soon(
     f: PatientFacts, p: Parameters, drug: str, limit: DoseLimit, start: date | None
-) -> Decision | None:
+) -> tuple[Exposure, int, int] | None:
     """The drug drafted sooner after its last charted dose than its label interval: a dose
     given at another visit, or charted twice. Only a MedicationAdministration dates a dose; a
     statement's or an order's dates are a course's. A draft that starts later (the next
     cycle's order, signed on the day of this one) is judged at its start. In hypercalcaemia of
     malignancy (corrected calcium at the threshold) zoledronic acid and pamidronate may be
-    repeated after 7 days (Zometa label; pamidronate, NCI PDQ hypercalcaemia)."""
+    repeated after 7 days (Zometa label; pamidronate, NCI PDQ hypercalcaemia). Returns the last
+    dose, the days from it to this one, and the fewest days the label allows."""
     doses = [
-        e
+        (e.last, e)
         for e in f.meds.ever("BMA", "HER2_ADC_TDXD")
         if e.ingredient == drug
         and e.record.resource_type == "MedicationAdministration"
         and e.last is not None
     ]
-    last = max(doses, key=lambda e: e.last or date.min, default=None)
-    if last is None or last.last is None:
+    if not doses:
         return None
-    days = max((max(f.as_of, start or f.as_of) - last.last).days, 0)
+    given, last = max(doses, key=lambda pair: pair[0])
+    days = max((max(f.as_of, start or f.as_of) - given).days, 0)
     ca = f.calcium.corrected
     bisphosphonate = drug in ("zoledronic acid", "pamidronate")
     hcm = bisphosphonate and ca is not None and ca >= p.hypercalcaemia_of_malignancy_mg_dl
     min_days = p.hcm_retreatment_min_days if hcm else round(limit.min_interval_weeks * 7)
-    if days >= min_days:
-        return None
-    return Decision(
-        variant="too-soon",
-        indicator="warning",
-        bindings={"days": str(days), "min_days": str(min_days)},
-        data=(say("last-dose-given", drug=drug, when=last.last, days=days, ref=last.ref),),
-        refs=(last.ref,),
-    )
+    return (last, days, min_days) if days < min_days else None
 
 
 def _to_label_dose(draft: DraftMedication, drug: str, target: float, p: Parameters) -> Proposal:
