@@ -62,9 +62,7 @@ def r6c_her2_drug_for_her2_negative(
         Decision(
             variant="her2-negative",
             indicator="warning",
-            bindings={
-                "drugs": " and ".join((", ".join(drugs[:-1]), drugs[-1]) if drugs[:-1] else drugs)
-            },
+            bindings={"drugs": " and ".join(drugs)},
             data=(
                 *(say("draft-order-ref", ref=o.ref) for o in ordered),
                 *her2_result_lines(f),

@@ -61,18 +61,18 @@ def _her2_not_retested(f: PatientFacts, p: Parameters) -> Decision | None:
     cutoff = tmet - timedelta(days=p.adjuvant_cutoff_days)
     if any(w is not None and w >= cutoff for w in f.receptors.pending):
         return None
-    retested = [m for m in (f.receptors.er, f.receptors.pr) if m is not None]  # shown as is
+    er_pr = [m for m in (f.receptors.er, f.receptors.pr) if m is not None]  # whatever their site
     return Decision(
         variant="her2-not-retested",
         indicator="info",
         data=(
             say("metastatic-disease", when=tmet),
-            *(_marker_line(m) for m in (*retested, *((her2,) if her2 else ()))),
+            *(_marker_line(m) for m in (*er_pr, *((her2,) if her2 else ()))),
             *(() if her2 else (say("her2-none-on-record"),)),
         ),
         refs=(
             *f.disease.metastatic.refs,
-            *(r for m in (*retested, *((her2,) if her2 else ())) for r in m.refs),
+            *(r for m in (*er_pr, *((her2,) if her2 else ())) for r in m.refs),
         ),
         proposals=(Proposal(key="her2-retest", actions=(Order(key="test-her2"),)),),
     )
