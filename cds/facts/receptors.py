@@ -58,6 +58,9 @@ class MarkerResult:
     # Findings that need action before status is known (R14a, R14b).
     needs_reflex_ish: bool = False
     needs_concurrent_ihc: bool = False
+    # An ISH result of this event that gives no ASCO/CAP reading, and why: the IHC 2+ it
+    # follows stays equivocal, but the ISH was done (R14 asks for its report, not a new test).
+    ish_unread: Said | None = None
 
     @property
     def ihc_words(self) -> Said:
@@ -162,6 +165,8 @@ class _Event:
     ish_status: Status | None = None
     ratio: float | None = None
     copies: float | None = None
+    ish_on: date | None = None  # the first ISH result's date (of any ISH kind)
+    ish_sent: bool = False
 
 
 def _site(when: date | None, metastatic_since: date | None, metastatic: bool) -> SpecimenSite:
@@ -326,13 +331,19 @@ def _add_to_event(
     if kind == "her2-interpretation":
         ev.final = value_status(obs.value, obs.code, t) or ev.final
         ev.ihc = ev.ihc if ev.ihc is not None else ihc_score(obs)
-    elif kind == "her2-ihc":
+        return
+    if kind == "her2-ihc":
         score = ihc_score(obs)
         ev.ihc = score if score is not None else ev.ihc
         ev.ihc_text = " ".join(ihc_texts(obs))
         if score is None:
             ev.ihc_status = value_status(obs.value, obs.code, t)
-    elif kind == "her2-ish":
+        return
+    # An ISH result: qualitative, ratio or copy number. The first one dated dates the ISH.
+    ev.ish_sent = True
+    if w is not None and (ev.ish_on is None or w < ev.ish_on):
+        ev.ish_on = w
+    if kind == "her2-ish":
         ev.ish_status = value_status(obs.value, obs.code, t)
     elif kind == "her2-ish-ratio":
         ev.ratio = result_number(obs.value, (RATIO_AMPLIFIED,))
@@ -388,7 +399,24 @@ def _her2_result(ev: _Event, metastatic_since: date | None, metastatic: bool) ->
         ish_group=ish_group(ev.ratio, ev.copies),
         needs_reflex_ish=reflex,
         needs_concurrent_ihc=needs_ihc,
+        ish_unread=_ish_unread(ev) if reflex and ev.ish_sent else None,
     )
+
+
+def _ish_unread(ev: _Event) -> Said:
+    """Why an ISH result on record gives no reading (§5): a dual-probe group needs both the
+    ratio and the copy number; 'equivocal' is a pre-2018 category; or no value is readable."""
+    if ev.ish_status == "equivocal":
+        why = say("ish-equivocal")
+    elif ev.ish_status == "unknown":
+        why = say("ish-inconclusive")
+    elif ev.ratio is not None and ev.copies is None:
+        why = say("ish-ratio-only", ratio=ev.ratio)
+    elif ev.copies is not None and ev.ratio is None:
+        why = say("ish-copies-only", copies=ev.copies)
+    else:
+        why = say("ish-no-value")
+    return say("her2-ish-unread", when=ev.ish_on, why=why)
 
 
 def _chosen(results: list[MarkerResult]) -> tuple[MarkerResult | None, MarkerResult | None]:

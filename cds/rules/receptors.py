@@ -151,7 +151,7 @@ def _discordance(f: PatientFacts) -> Decision | None:
 @rule(
     "R14",
     hooks=PATIENT_VIEW,
-    variants=("reflex-ish", "needs-ihc", "serum-only"),
+    variants=("reflex-ish", "ish-unread", "needs-ihc", "serum-only"),
     valuesets=MARKER_VALUESETS,
     parameters=MARKER_PARAMETERS,
     orders=("her2-ish", "test-her2"),
@@ -161,9 +161,23 @@ def r14_her2_testing(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> lis
     """HER2 IHC 2+ without ISH, ISH group 2-4 without IHC, or serum HER2 only → more testing.
 
     ASCO/CAP HER2 2018 (affirmed 2023): IHC 2+ is equivocal and needs reflex ISH; ISH groups 2-4
-    need concurrent IHC review; serum HER2 ECD does not define tissue status.
+    need concurrent IHC review; serum HER2 ECD does not define tissue status. An ISH on record
+    that gives no group (a ratio without the copy number) is named, its report asked for: the
+    test was done, so no new one is suggested.
     """
     her2 = f.receptors.her2
+    if her2 is not None and her2.needs_reflex_ish and her2.ish_unread is not None:
+        site = her2.specimen_site
+        return [
+            Decision(
+                variant="ish-unread",
+                indicator="warning",
+                data=(
+                    say("her2-ihc-2-ish-unread", when=her2.when, site=site, ish=her2.ish_unread),
+                ),
+                refs=her2.refs,
+            )
+        ]
     if her2 is not None and her2.needs_reflex_ish:
         return [
             Decision(

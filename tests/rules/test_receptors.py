@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from cds.parameters import Parameters
@@ -83,6 +85,44 @@ class TestR13R14Testing:
         p.obs("49683-6", 80, valueQuantity={"value": 2.4})
         p.obs("74860-8", 80, valueQuantity={"value": 5.0})
         assert "R14:reflex-ish" not in concerns(run(p, t, params))
+
+
+class TestR14IshUnread:
+    """IHC 2+ with an ISH on record that gives no ASCO/CAP reading: named, its report asked
+    for, no new ISH suggested; HER2 stays equivocal."""
+
+    @pytest.mark.parametrize(
+        ("ish", "why"),
+        [
+            ([("49683-6", {"valueQuantity": {"value": 2.3}})], "HER2/CEP17 ratio 2.3 without"),
+            ([("74860-8", {"valueQuantity": {"value": 5.1}})], "average HER2 copy number 5.1"),
+            ([("85318-4", {"valueQuantity": {"value": 2.5}})], "no result that can be read"),
+            ([("85318-4", {"valueString": "Equivocal"})], "reported as equivocal"),
+            ([("85318-4", {"valueString": "Indeterminate"})], "reported as inconclusive"),
+        ],
+    )
+    def test_named_not_reordered(
+        self, t: Terminology, params: Parameters, ish: list[tuple[str, dict[str, Any]]], why: str
+    ) -> None:
+        p = bone_patient()
+        p.resources = [r for r in p.resources if "48676-1" not in str(r.get("code"))]
+        p.her2_ihc(80, "2+")
+        for code, value in ish:
+            p.obs(code, 76, **value)
+        decisions = [d for d in run(p, t, params) if d.rule == "R14"]
+        assert concerns(decisions) == ["R14:ish-unread"]
+        [line] = [text(x) for x in decisions[0].data]
+        assert line.startswith("HER2 IHC 2+ on ")
+        assert f"; ISH on {p.day(76)}: {why}" in line
+        assert decisions[0].proposals == ()
+        assert facts(p, t, params).receptors.her2.status == "equivocal"  # type: ignore[union-attr]
+
+    def test_a_readable_ish_gives_no_card(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient()
+        p.resources = [r for r in p.resources if "48676-1" not in str(r.get("code"))]
+        p.her2_ihc(80, "2+")
+        p.obs("85318-4", 76, valueString="Not amplified")  # readable: HER2-low, no card
+        assert [d for d in run(p, t, params) if d.rule == "R14"] == []
 
 
 class TestR13Her2NotRetested:
