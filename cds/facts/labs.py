@@ -84,6 +84,9 @@ class Lvef:
     latest: Measurement | None
     baseline: Measurement | None  # before the first active HER2 antibody/ADC started
     series: tuple[Measurement, ...] = ()  # oldest first
+    # LVEF results on record that could not be read (text, a bound, a unit not read), each
+    # (reference, date): an echo done is never said to be missing (they are named on R0b).
+    unread: tuple[tuple[str, date | None], ...] = ()
 
     def baseline_before(self, start: date | None) -> Measurement | None:
         """The last LVEF on or before a drug's start: that drug's pre-treatment value (C4)."""
@@ -291,4 +294,15 @@ def extract_lvef(
     if her2_start is not None:
         before = [p for p in series if p[0].effective is not None and p[0].effective <= her2_start]
         baseline = _m(before[-1], "%") if before else None
-    return Lvef(latest=latest, baseline=baseline, series=tuple(_m(x, "%") for x in series))
+    usable = {id(o) for o, _ in series}
+    unread = tuple(
+        (f"Observation/{o.id}", o.effective)
+        for o in records.observations_in(t["lvef"])
+        if id(o) not in usable and (o.effective is None or o.effective <= today)
+    )
+    return Lvef(
+        latest=latest,
+        baseline=baseline,
+        series=tuple(_m(x, "%") for x in series),
+        unread=unread,
+    )

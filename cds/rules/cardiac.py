@@ -144,8 +144,16 @@ def _lvef_data(f: PatientFacts) -> tuple[Said, ...]:
         out.append(say("lvef-baseline", percent=base.value, when=base.when))
     if latest is not None:
         out.append(say("lvef-latest", percent=latest.value, when=latest.when))
-    else:
-        out.append(say("lvef-none"))
+    # An LVEF that could not be read is named where it would have counted: in place of none,
+    # or when newer than the latest read (the echo that is due may be done).
+    if latest is None:
+        refs = tuple(ref for ref, _ in f.lvef.unread)
+        out.append(say("lvef-none-readable", refs=refs) if refs else say("lvef-none"))
+    elif latest.when is not None:
+        newer = [(ref, w) for ref, w in f.lvef.unread if w is not None and w > latest.when]
+        if newer:
+            refs, when = tuple(ref for ref, _ in newer), max(w for _, w in newer)
+            out.append(say("lvef-newer-unread", refs=refs, when=when))
     return tuple(out)
 
 

@@ -232,6 +232,43 @@ class TestR11Lvef:
         assert "R11c:low-no-baseline" in concerns(run(p, t, params))
 
 
+class TestLvefUnread:
+    """An LVEF left out unread (text, a bound) is said where it would have counted: an echo
+    done is never 'no LVEF', nor passed over for an older value."""
+
+    @pytest.mark.parametrize(
+        ("read_days", "text_days", "line"),
+        [
+            (None, 12, "No LVEF result that can be read: Observation/obs-"),
+            (130, 12, "A newer LVEF result ({day12}) could not be read: Observation/obs-"),
+            (130, 200, None),  # older than the one read: nothing to add
+            (None, None, "No LVEF result on record"),
+        ],
+    )
+    def test_named_on_the_lvef_due_card(
+        self,
+        t: Terminology,
+        params: Parameters,
+        read_days: int | None,
+        text_days: int | None,
+        line: str | None,
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TRAS, status="active", start=300)
+        if read_days is not None:
+            p.lvef(read_days, 60)
+        if text_days is not None:
+            p.obs("10230-1", text_days, valueString="55-60%")
+        [d] = [d for d in run(p, t, params) if d.concern == "R11a:lvef-due"]
+        lines = [text(x) for x in d.data]
+        about = [x for x in lines if "LVEF" in x and "latest" not in x]
+        if line is None:
+            assert about == []
+        else:
+            assert [x for x in about if x.startswith(line.format(day12=p.day(12)))] == about
+            assert len(about) == 1
+
+
 def test_lvef_rules_scan_the_exposures_a_bounded_number_of_times(
     t: Terminology, params: Parameters, monkeypatch: pytest.MonkeyPatch
 ) -> None:
