@@ -36,6 +36,35 @@ class Measurement(NamedTuple):
     ref: str
 
 
+# A lab's results on record that its reader could not use (text, a bound, a unit not read),
+# each (reference, date): named on R0b, and never said to be missing.
+Unread = tuple[tuple[str, date | None], ...]
+
+
+def unread_results(
+    records: Records,
+    t: Terminology,
+    vs_id: str,
+    read: Callable[[ObservationRecord], float | None],
+) -> Unread:
+    """The results of one lab its reader could not use (read once a call: `series_of`)."""
+    usable = series_of(records, t, vs_id, read)
+    observations = records.observations_in(t[vs_id])
+    if len(usable) == len(observations):
+        return ()  # every result usable: the common case
+    read_ids = {id(o) for o, _ in usable}
+    return tuple(
+        (f"Observation/{o.id}", o.effective) for o in observations if id(o) not in read_ids
+    )
+
+
+def said_missing(missing: Said, unread: Unread, since: date) -> Said:
+    """What a card says is missing, with the results dated since `since` that are on record but
+    could not be read: a lab drawn is not missing, it is unreadable."""
+    refs = tuple(ref for ref, when in unread if when is not None and when >= since)
+    return say("missing-unread", missing=missing, refs=refs) if refs else missing
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Renal:
     """Cockcroft-Gault creatinine clearance only (the Zometa table is by CG CrCl; C2): an eGFR
@@ -51,6 +80,7 @@ class Renal:
     # Every usable creatinine (its record and mg/dL), oldest first: a chart may hold dozens, and
     # a rule asks for one of them, built as a Measurement when it does.
     creatinine_points: tuple[tuple[ObservationRecord, float], ...] = ()
+    creatinine_unread: Unread = ()
 
     @property
     def refs(self) -> tuple[str, ...]:
@@ -77,6 +107,7 @@ class Calcium:
     high: bool | None
     refs: tuple[str, ...]
     last_result: date | None = None  # any calcium result, however old (R3c)
+    unread: Unread = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,9 +115,7 @@ class Lvef:
     latest: Measurement | None
     baseline: Measurement | None  # before the first active HER2 antibody/ADC started
     series: tuple[Measurement, ...] = ()  # oldest first
-    # LVEF results on record that could not be read (text, a bound, a unit not read), each
-    # (reference, date): an echo done is never said to be missing (they are named on R0b).
-    unread: tuple[tuple[str, date | None], ...] = ()
+    unread: Unread = ()  # an echo done is never 'no LVEF'
 
     def baseline_before(self, start: date | None) -> Measurement | None:
         """The last LVEF on or before a drug's start: that drug's pre-treatment value (C4)."""
@@ -166,6 +195,7 @@ def extract_renal(
         missing=(),
         egfr=_m(egfr_series[-1], "mL/min/1.73 m²") if egfr_series else None,
         creatinine_points=tuple(scr),
+        creatinine_unread=unread_results(records, t, "creatinine", read_creatinine),
     )
     reported = _fresh(
         series_of(records, t, "creatinine-clearance", read_as_reported), as_of, lab_days, lead_days
@@ -203,9 +233,14 @@ def _by_cockcroft_gault(
     sex = records.patient.gender if records.patient else None
     missing: list[Said] = []
     if latest is None:
-        missing.append(say("missing-creatinine", days=lab_days))
+        since = window(as_of, lab_days, lead_days)[0]
+        missing.append(
+            said_missing(say("missing-creatinine", days=lab_days), base.creatinine_unread, since)
+        )
     if not weight:
-        missing.append(say("missing-weight", days=weight_days))
+        unread = unread_results(records, t, "body-weight", read_weight)
+        since = window(as_of, weight_days, lead_days)[0]
+        missing.append(said_missing(say("missing-weight", days=weight_days), unread, since))
     if age is None:
         missing.append(say("missing-birth-date"))
     if sex not in ("male", "female"):
@@ -246,6 +281,7 @@ def extract_calcium(
 ) -> Calcium:
     every = series_of(records, t, "calcium", read_calcium)
     last_result = every[-1][0].effective if every else None
+    unread = unread_results(records, t, "calcium", read_calcium)
     ca = _fresh(every, as_of, lab_days, lead_days)
     if not ca:
         return Calcium(
@@ -256,6 +292,7 @@ def extract_calcium(
             high=None,
             refs=(),
             last_result=last_result,
+            unread=unread,
         )
     obs, value = ca[-1]
     refs = [f"Observation/{obs.id}"]
@@ -277,6 +314,7 @@ def extract_calcium(
         high=corrected > high_limit,
         refs=tuple(refs),
         last_result=last_result,
+        unread=unread,
     )
 
 
@@ -294,11 +332,10 @@ def extract_lvef(
     if her2_start is not None:
         before = [p for p in series if p[0].effective is not None and p[0].effective <= her2_start]
         baseline = _m(before[-1], "%") if before else None
-    usable = {id(o) for o, _ in series}
     unread = tuple(
-        (f"Observation/{o.id}", o.effective)
-        for o in records.observations_in(t["lvef"])
-        if id(o) not in usable and (o.effective is None or o.effective <= today)
+        (ref, when)
+        for ref, when in unread_results(records, t, "lvef", read_lvef)
+        if when is None or when <= today
     )
     return Lvef(
         latest=latest,

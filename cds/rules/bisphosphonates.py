@@ -8,6 +8,7 @@ from datetime import timedelta
 from itertools import pairwise
 
 from cds.facts import PatientFacts
+from cds.facts.labs import said_missing
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
 from cds.rules import (
@@ -271,7 +272,13 @@ def _no_creatinine(o: _BisphosphonateOrder, f: PatientFacts, p: Parameters) -> D
         indicator="warning",
         bindings=o.base,
         data=o.data,
-        missing=(say("missing-creatinine", days=p.lab_freshness_days),),
+        missing=(
+            said_missing(
+                say("missing-creatinine", days=p.lab_freshness_days),
+                f.renal.creatinine_unread,
+                f.as_of - timedelta(days=p.lab_freshness_days),
+            ),
+        ),
         refs=(o.draft.ref,),
         proposals=(Proposal(key="order-creatinine", actions=(Order(key="lab-creatinine"),)),),
     )

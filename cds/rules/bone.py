@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 from cds.facts import Dated, PatientFacts
 from cds.facts.days import within
+from cds.facts.labs import said_missing
 from cds.facts.medications import Exposure
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
@@ -282,10 +283,11 @@ def bone_data(f: PatientFacts) -> tuple[Said, ...]:
     return tuple(lines)
 
 
-def _missing(f: PatientFacts) -> tuple[Said, ...]:
+def _missing(f: PatientFacts, p: Parameters) -> tuple[Said, ...]:
     out = list(f.renal.missing) if f.renal.crcl is None else []
     if f.calcium.corrected is None:
-        out.append(say("missing-calcium-fresh"))
+        since = f.as_of - timedelta(days=p.lab_freshness_days)
+        out.append(said_missing(say("missing-calcium-fresh"), f.calcium.unread, since))
     return tuple(out)
 
 
@@ -412,7 +414,7 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
             indicator=indicator,
             bindings={"agents": agents_offered(proposals)},
             data=tuple(data),
-            missing=_missing(f),
+            missing=_missing(f, p),
             note_keys=notes,
             refs=refs,
             proposals=proposals,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cds.facts import PatientFacts
+from cds.facts.labs import said_missing
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
 from cds.rules import (
@@ -72,7 +73,13 @@ def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                     variant="calcium-unknown",
                     indicator="warning",
                     data=tuple(data),
-                    missing=(say("missing-calcium", days=p.lab_freshness_days),),
+                    missing=(
+                        said_missing(
+                            say("missing-calcium", days=p.lab_freshness_days),
+                            f.calcium.unread,
+                            f.as_of - timedelta(days=p.lab_freshness_days),
+                        ),
+                    ),
                     refs=(draft.ref,),
                     proposals=(ORDER_CALCIUM,),
                 )
@@ -161,7 +168,13 @@ def r3c_denosumab_calcium_check(
             else "check-calcium",
             indicator="info",
             data=in_use_lines(f.meds, on_denosumab),
-            missing=(say("missing-calcium", days=p.calcium_check_days),),
+            missing=(
+                said_missing(
+                    say("missing-calcium", days=p.calcium_check_days),
+                    f.calcium.unread,
+                    f.as_of - timedelta(days=p.calcium_check_days),
+                ),
+            ),
             refs=tuple(e.ref for e in on_denosumab),
             proposals=(ORDER_CALCIUM,),
         )

@@ -6,8 +6,8 @@ import pytest
 
 from cds.parameters import Parameters
 from cds.terminology import Terminology
-from fixtures.factories import ICD10, Patient
-from tests.rules.helpers import bone_patient, concerns, facts, lines, run
+from fixtures.factories import ICD10, XGEVA, ZOL4, Patient, draft_med
+from tests.rules.helpers import bone_patient, concerns, facts, lines, run, text
 
 
 def _creatinine(p: Patient, value: object) -> None:
@@ -166,3 +166,62 @@ class TestDiagnosisLeftOut:
         [bone] = [r for r in p.resources if "94222008" in str(r)]
         [bone["code"]["coding"]] = bone["code"]["coding"]  # one object: fails its check
         assert concerns(run(p, t, params)) == ["R0b:diagnosis-left-out"]
+
+
+def _as_text(p: Patient, loinc: str) -> str:
+    """Send a lab's result as text (its number and unit written out): left out unread."""
+    [r] = [r for r in p.resources if loinc in str(r.get("code"))]
+    q = r.pop("valueQuantity")
+    r["valueString"] = f"{q['value']} {q['unit']}"
+    return f"Observation/{r['id']}"
+
+
+class TestMissingButOnRecord:
+    """A result on record that could not be read is named where the card says what is missing:
+    a lab drawn is unreadable, not missing."""
+
+    @pytest.mark.parametrize(
+        ("loinc", "draft", "concern", "missing"),
+        [
+            ("2160-0", ZOL4, "R2:no-creatinine", "serum creatinine within 30 days"),
+            ("29463-7", ZOL4, "R2:crcl-unknown", "body weight within 90 days"),
+            ("17861-6", XGEVA, "R3a:calcium-unknown", "serum calcium within 30 days"),
+        ],
+    )
+    def test_on_the_order_cards(
+        self,
+        t: Terminology,
+        params: Parameters,
+        loinc: str,
+        draft: tuple[str, str],
+        concern: str,
+        missing: str,
+    ) -> None:
+        p = bone_patient()
+        ref = _as_text(p, loinc)
+        drafts = [draft_med("p", "d1", draft, "as ordered", 4 if draft == ZOL4 else 120)]
+        [d] = [d for d in run(p, t, params, "order-select", drafts) if d.concern == concern]
+        assert f"{missing} that can be read: {ref} left out" in [text(m) for m in d.missing]
+
+    def test_on_the_start_card_and_the_calcium_check(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient()
+        ref = _as_text(p, "17861-6")
+        [d] = [d for d in run(p, t, params) if d.rule == "R1"]
+        said = "serum calcium (and albumin) within the freshness window that can be read"
+        assert f"{said}: {ref} left out" in [text(m) for m in d.missing]
+        p.med("MedicationStatement", XGEVA, status="active", start=200)
+        [d] = [d for d in run(p, t, params) if d.rule == "R3c"]
+        said = "serum calcium within 35 days that can be read"
+        assert f"{said}: {ref} left out" in [text(m) for m in d.missing]
+
+    def test_an_older_unread_result_is_not_named(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient()
+        p.resources = [r for r in p.resources if "2160-0" not in str(r.get("code"))]
+        p.obs("2160-0", 45, valueString="0.9 mg/dL")  # outside the 30 days: not this window's
+        drafts = [draft_med("p", "d1", ZOL4, "as ordered", 4)]
+        [d] = [
+            d for d in run(p, t, params, "order-select", drafts) if d.concern == "R2:no-creatinine"
+        ]
+        assert [text(m) for m in d.missing] == ["serum creatinine within 30 days"]
