@@ -1,5 +1,5 @@
-"""R4a-R4d: dental review before and during bone-modifying agents, recent invasive dental
-work, MRONJ."""
+"""R4a-R4e: dental review before and during bone-modifying agents, recent invasive dental
+work, MRONJ, and a bone agent ordered against what the chart records."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from cds.rules.bone import (
     BMA_PARAMETERS,
     BONE_VALUESETS,
     bma_indicated,
+    bma_intolerance,
     dental_line,
     no_recent_dental,
     r1_offers_dental_referral,
@@ -174,5 +175,60 @@ def r4d_mronj(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decis
             indicator="warning",
             data=(say("mronj", when=f.disease.mronj.since), *in_use_lines(f.meds, on_bma)),
             refs=f.disease.mronj.refs + tuple(e.ref for e in on_bma),
+        )
+    ]
+
+
+@rule(
+    "R4e",
+    hooks=ORDER_HOOKS,
+    variants=("mronj-order", "not-tolerated-order"),
+    valuesets=("mronj", "stop-toxicity"),
+    ingredients=("denosumab", "zoledronic acid", "pamidronate"),
+)
+def r4e_bma_order_against_the_record(
+    f: PatientFacts, drafts: DraftOrders, p: Parameters
+) -> list[Decision]:
+    """A bone-modifying agent ordered while osteonecrosis of the jaw is active, or the same
+    agent ordered again after it was stopped as not tolerated → warning; never blocks.
+
+    Clinical-logic §3c D5: with active MRONJ or an agent not tolerated no agent is pre-filled,
+    and the decision belongs with the oral surgery/dental team and the patient (Xgeva label:
+    temporary interruption considered on individual risk/benefit; MASCC/ISOO/ASCO 2019). The
+    order is where that decision is made. A different agent after intolerance is a switch,
+    which the start card leaves open: no card.
+    """
+    orders = drafts.with_class("BMA")
+    if not orders:
+        return []
+    if f.disease.mronj.present:
+        return [
+            Decision(
+                variant="mronj-order",
+                indicator="warning",
+                data=(
+                    say("mronj", when=f.disease.mronj.since),
+                    *(say("draft-order-ref", ref=o.ref) for o in orders),
+                ),
+                refs=(*f.disease.mronj.refs, *(o.ref for o in orders)),
+            )
+        ]
+    stopped = bma_intolerance(f)
+    again = [o for o in orders if o.has(*(e.ingredient for e in stopped))]
+    if not again:
+        return []
+    earlier = [e for e in stopped if any(o.has(e.ingredient) for o in again)]
+    return [
+        Decision(
+            variant="not-tolerated-order",
+            indicator="warning",
+            data=(
+                *(
+                    say("bma-not-tolerated", drug=e.ingredient, when=e.last, ref=e.ref)
+                    for e in earlier
+                ),
+                *(say("draft-order-ref", ref=o.ref) for o in again),
+            ),
+            refs=(*(e.ref for e in earlier), *(o.ref for o in again)),
         )
     ]

@@ -7,7 +7,10 @@ import pytest
 from cds.parameters import Parameters
 from cds.terminology import Terminology
 from fixtures.factories import (
+    TDXD,
+    TOXICITY,
     XGEVA,
+    ZOL4,
     draft_med,
 )
 from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run, text  # noqa: F401
@@ -117,3 +120,64 @@ class TestR4dMronjCard:
         said = [text(x) for x in d.data if text(x).startswith("On denosumab")]
         assert said
         assert all(x.startswith(f"On denosumab since {p.day(84)[:10]} (") for x in said)
+
+
+class TestR4eOrderAgainstTheRecord:
+    """A bone agent ordered with MRONJ active, or the same agent after it was not tolerated."""
+
+    MRONJ = "Osteonecrosis of the jaw, medication-related"
+
+    @pytest.mark.parametrize(
+        ("status", "draft", "expected"),
+        [
+            ("active", XGEVA, ["R4e:mronj-order"]),
+            ("active", ZOL4, ["R4e:mronj-order"]),
+            ("resolved", XGEVA, []),  # healed: nothing to decide at this order
+            ("active", TDXD, []),  # not a bone agent
+        ],
+    )
+    def test_mronj(
+        self,
+        t: Terminology,
+        params: Parameters,
+        status: str,
+        draft: tuple[str, str],
+        expected: list[str],
+    ) -> None:
+        p = bone_patient()
+        p.med("MedicationStatement", XGEVA, status="active", start=300)
+        p.condition("", "", "", 20, status=status, text=self.MRONJ)
+        drafts = [draft_med("p", "d1", draft, "as ordered", 120)]
+        decisions = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R4e"]
+        assert concerns(decisions) == expected
+        if expected:
+            assert [text(x) for x in decisions[0].data] == [
+                f"Osteonecrosis of the jaw recorded {p.day(20)}",
+                "Draft order: MedicationRequest/d1",
+            ]
+            assert decisions[0].proposals == ()  # the decision is not preselected
+
+    @pytest.mark.parametrize(
+        ("draft", "expected"),
+        [
+            (ZOL4, ["R4e:not-tolerated-order"]),
+            (XGEVA, []),  # another agent: a switch, which the start card leaves open
+        ],
+    )
+    def test_not_tolerated(
+        self, t: Terminology, params: Parameters, draft: tuple[str, str], expected: list[str]
+    ) -> None:
+        p = bone_patient()
+        p.med("MedicationStatement", ZOL4, status="stopped", start=260, end=150, reason=TOXICITY)
+        drafts = [draft_med("p", "d1", draft, "as ordered", 4)]
+        decisions = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R4e"]
+        assert concerns(decisions) == expected
+        if expected:
+            [stopped, order] = [text(x) for x in decisions[0].data]
+            assert stopped.startswith(f"zoledronic acid stopped as not tolerated {p.day(150)} (")
+            assert order == "Draft order: MedicationRequest/d1"
+
+    def test_not_on_patient_view(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient()
+        p.condition("", "", "", 20, text=self.MRONJ)
+        assert not [d for d in run(p, t, params) if d.rule == "R4e"]
