@@ -68,6 +68,9 @@ class DraftOrders:
     medications: tuple[DraftMedication, ...] = ()
     services: tuple[DraftService, ...] = ()
     unreadable: tuple[UnreadableDraft, ...] = ()
+    # An order hook's drafts (none chosen yet, D21, included): a rule that serves both kinds
+    # of hook checks the orders then, and the chart only when the chart is opened.
+    ordering: bool = False
 
     def focus(self) -> tuple[DraftMedication, ...]:
         """The orders being selected (order-select), or all drafts when no selection is given."""
@@ -218,5 +221,8 @@ def read_draft_orders(
     if unreadable:
         log.warning("draft orders that could not be checked: %d", len(unreadable))
     return DraftOrders(
-        medications=tuple(meds), services=tuple(services), unreadable=tuple(unreadable)
+        medications=tuple(meds),
+        services=tuple(services),
+        unreadable=tuple(unreadable),
+        ordering=True,
     )

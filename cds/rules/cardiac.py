@@ -9,7 +9,7 @@ from typing import Literal
 from cds.facts import PatientFacts
 from cds.facts.labs import Measurement
 from cds.facts.medications import HER2_ANTIBODY_CLASSES
-from cds.facts.orders import DraftOrders
+from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import LvefRule, Parameters
 from cds.rules import (
     ORDER_HOOKS,
@@ -187,9 +187,12 @@ def lvef_action(
     return None
 
 
-def lvef_drugs(f: PatientFacts, p: Parameters) -> list[tuple[str, LvefRule, date | None]]:
+def lvef_drugs(
+    f: PatientFacts, p: Parameters, *, ordered: tuple[DraftMedication, ...] | None = None
+) -> list[tuple[str, LvefRule, date | None]]:
     """Each HER2 antibody/ADC possibly in use (F5, or of unknown status) that has a label LVEF
-    rule, with its first start.
+    rule, with its first start; or, given `ordered`, each one being ordered, with its first
+    start on record (a first order starts with the draft: no pre-treatment drop yet).
 
     One pass over the exposures for the first starts: rescanning them for every active one was
     quadratic (a 1.5 MB chart took seconds: issue 28 item 6)."""
@@ -197,13 +200,20 @@ def lvef_drugs(f: PatientFacts, p: Parameters) -> list[tuple[str, LvefRule, date
     for x in f.meds.ever(*HER2_AB):
         if x.start is not None and (x.ingredient not in first or x.start < first[x.ingredient]):
             first[x.ingredient] = x.start
+    if ordered is None:
+        ingredients = [e.ingredient for e in f.meds.possibly_in_use(*HER2_AB)]
+    else:
+        ingredients = [d.ingredient for o in ordered for d in o.drugs]
     out: dict[str, tuple[str, LvefRule, date | None]] = {}
-    for e in f.meds.possibly_in_use(*HER2_AB):
-        if e.ingredient in out:
+    for ingredient in ingredients:
+        if ingredient in out:
             continue
-        r = p.lvef_by_drug.get(e.ingredient)
+        r = p.lvef_by_drug.get(ingredient)
         if r is not None:
-            out[e.ingredient] = (e.ingredient, r, first.get(e.ingredient))
+            start = first.get(ingredient)
+            if ordered is not None and start is None:
+                start = f.as_of  # never given: the latest LVEF is its pre-treatment value
+            out[ingredient] = (ingredient, r, start)
     return list(out.values())
 
 
@@ -283,8 +293,15 @@ def _slug(ingredient: str) -> str:
 
 @rule(
     "R11c",
-    hooks=PATIENT_VIEW,
-    variants=("withhold", "repeat", "heart-failure", "heart-failure-undated", "low-no-baseline"),
+    hooks=(*PATIENT_VIEW, *ORDER_HOOKS),
+    variants=(
+        "withhold",
+        "repeat",
+        "heart-failure",
+        "heart-failure-undated",
+        "low-no-baseline",
+        "low-before-start",
+    ),
     bindings=("drugs", "latest", "drop", "weeks"),
     valuesets=("lvef", "heart-failure"),
     ingredients=ANTIBODIES,
@@ -305,19 +322,41 @@ def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
     smaller drop; Enhertu - interrupt below 40% or for a drop over 20 points, or at 40-45% with
     a 10-20-point drop, continue and repeat within 3 weeks at 40-45% with a smaller drop, continue
     above 45%; symptomatic heart failure on T-DM1 or T-DXd - discontinue. The card names the drug
-    whose label it applies and never a drug the patient is not on.
+    whose label it applies and never a drug the patient is not on. On the order hooks the same
+    label actions apply to the drugs being ordered (the dose the label says to hold), and to
+    nothing else: the chart's own cards come when it is opened.
     """
-    drugs = lvef_drugs(f, p)
+    drafted: tuple[DraftMedication, ...] = ()
+    if drafts.ordering:
+        drafted = drafts.with_ingredient(*ANTIBODIES)
+        drugs = lvef_drugs(f, p, ordered=drafted)
+        # A first order has no heart failure "on" the drug (R6 notes heart failure).
+        given = {e.ingredient for e in f.meds.ever(*HER2_AB)}
+        treated = [d for d in drugs if d[0] in given]
+    else:
+        drugs = treated = lvef_drugs(f, p)
     if not drugs:
         return []
-    out = [d for d in (_heart_failure_on_drug(f, drugs),) if d is not None]
+    out = [d for d in (_heart_failure_on_drug(f, treated),) if d is not None]
     latest = f.lvef.latest
     if latest is not None:
         out += _label_actions(f, p, drugs, latest)
         low = _low_without_baseline(
-            f, p, drugs, latest, withheld="withhold" in {d.variant for d in out}
+            f,
+            p,
+            drugs,
+            latest,
+            withheld="withhold" in {d.variant for d in out},
+            starting=bool(drafted) and not treated,
         )
         out += [low] if low is not None else []
+    if drafted:
+        # The orders the card is about, named with their references.
+        lines = tuple(say("draft-order-ref", ref=o.ref) for o in drafted)
+        out = [
+            replace(d, data=(*lines, *d.data), refs=(*(o.ref for o in drafted), *d.refs))
+            for d in out
+        ]
     return [_naming_unknown(f, d) for d in out]
 
 
@@ -428,16 +467,18 @@ def _low_without_baseline(
     latest: Measurement,
     *,
     withheld: bool,
+    starting: bool = False,
 ) -> Decision | None:
     """An LVEF below the lower limit of normal with no pre-treatment value to measure a drop
-    from: the label thresholds cannot be applied, and missing data is never a pass."""
+    from: the label thresholds cannot be applied, and missing data is never a pass. Before a
+    first dose (`starting`: drugs being ordered that were never given) it is that value."""
     no_baseline = all(f.lvef.baseline_before(start) in (None, latest) for _, _, start in drugs)
     if withheld or not no_baseline or latest.value >= p.lvef_lln_percent:
         return None
     return Decision(
-        variant="low-no-baseline",
+        variant="low-before-start" if starting else "low-no-baseline",
         indicator="warning",
-        bindings={"drugs": _names([r for _, r, _ in drugs])},
+        bindings={"drugs": _names([r for _, r, _ in drugs]), "latest": f"{latest.value:g}"},
         data=_lvef_data(f),
         refs=(latest.ref,),
     )

@@ -13,6 +13,7 @@ from cds.rules.cardiac import lvef_action
 from cds.terminology import Terminology
 from fixtures.factories import (
     DOXO,
+    TDM1,
     TDXD,
     TRAS,
     XGEVA,
@@ -230,6 +231,49 @@ class TestR11Lvef:
         p.med("MedicationStatement", TRAS, status="active", start=300)
         p.lvef(10, 45)
         assert "R11c:low-no-baseline" in concerns(run(p, t, params))
+
+
+class TestR11cAtTheOrder:
+    """The label actions for the HER2 antibodies being ordered (order hooks), and nothing else."""
+
+    def chart(self) -> Patient:
+        p = bone_patient(her2="pos")
+        p.resources = [r for r in p.resources if "10230-1" not in str(r.get("code"))]
+        p.lvef(200, 61)
+        p.lvef(10, 45)
+        p.med("MedicationStatement", TRAS, status="active", start=180)
+        return p
+
+    def test_the_next_dose_after_a_16_point_drop(self, t: Terminology, params: Parameters) -> None:
+        p = self.chart()
+        drafts = [draft_med("p", "d1", TRAS, "6 mg/kg IV q3w")]
+        [d] = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R11c"]
+        assert (d.variant, d.indicator) == ("withhold", "critical")
+        assert text(d.data[0]) == "Draft order: MedicationRequest/d1"
+        assert "MedicationRequest/d1" in d.refs
+
+    @pytest.mark.parametrize(
+        "drafts",
+        [
+            [draft_med("p", "d1", XGEVA, "120 mg SC q4w", 120)],  # another drug's order
+            [],  # Rx View opened, no drug chosen yet (D21)
+        ],
+    )
+    def test_no_card_for_other_orders(
+        self, t: Terminology, params: Parameters, drafts: list[dict[str, Any]]
+    ) -> None:
+        assert "R11c" not in {d.rule for d in run(self.chart(), t, params, "order-select", drafts)}
+        assert "R11c:withhold" in concerns(run(self.chart(), t, params))  # the chart's own card
+
+    def test_a_first_dose_with_a_low_lvef(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient(her2="pos")
+        p.lvef(10, 45)
+        p.condition("", "", "", 300, text="Heart failure")
+        drafts = [draft_med("p", "d1", TDM1, "3.6 mg/kg IV q3w")]
+        decisions = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R11c"]
+        # Kadcyla: 40-45% is 'continue, repeat' only as a decline on treatment; a first dose
+        # below the lower limit of normal is reviewed first. No heart failure 'on' T-DM1 yet.
+        assert concerns(decisions) == ["R11c:low-before-start"]
 
 
 class TestLvefUnread:
