@@ -36,22 +36,26 @@ from cds.said import say
 @rule(
     "R3a",
     hooks=ORDER_HOOKS,
-    variants=("hypocalcaemia", "calcium-unknown", "renal-monitor"),
+    variants=("hypocalcaemia", "calcium-unknown", "renal-monitor", "hypocalcaemia-bisphosphonate"),
+    bindings=("drug",),
     valuesets=(*RENAL_VALUESETS, *CALCIUM_VALUESETS),
-    ingredients=("denosumab",),
+    ingredients=("denosumab", "zoledronic acid", "pamidronate"),
     parameters=(*LAB_PARAMETERS, *CALCIUM_PARAMETERS, "crcl_not_recommended"),
     orders=("lab-calcium", "lab-albumin"),
     suggestions=("order-calcium",),
     notes=("calcium-uncorrected",),
 )
-def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+def r3a_bma_order_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """Denosumab order with low corrected calcium → correct it first; severe renal → monitor.
 
     Xgeva safety labelling change (FDA, 2013): pre-existing hypocalcaemia must be corrected before
     starting Xgeva. Label (June 2014): hypocalcaemia risk is highest with CrCl <30 mL/min or
-    dialysis; monitor calcium.
+    dialysis; monitor calcium. A zoledronic acid or pamidronate order with low calcium → correct
+    it first too (clinical-logic §3c D4: hypocalcaemia blocks every bone agent; zoledronic acid's
+    EU product information reports hypocalcaemia, life-threatening in some cases): a warning,
+    the bisphosphonate labels being less absolute than Xgeva's.
     """
-    out: list[Decision] = []
+    out = _bisphosphonate_hypocalcaemia(f, drafts)
     for draft in drafts.with_ingredient("denosumab"):
         data = [say("draft-order", drug="denosumab", ref=draft.ref)]
         if f.calcium.low:
@@ -96,6 +100,32 @@ def r3a_denosumab_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                 )
             )
     return out
+
+
+def _bisphosphonate_hypocalcaemia(f: PatientFacts, drafts: DraftOrders) -> list[Decision]:
+    """Zoledronic acid or pamidronate ordered while corrected calcium is low (§3c D4)."""
+    if not f.calcium.low:
+        return []
+    out = []
+    for draft in drafts.with_ingredient(*_BISPHOSPHONATES):
+        drug = next(d.ingredient for d in draft.drugs if d.ingredient in _BISPHOSPHONATES)
+        out.append(
+            Decision(
+                variant="hypocalcaemia-bisphosphonate",
+                indicator="warning",
+                bindings={"drug": drug},
+                data=(
+                    say("draft-order", drug=drug, ref=draft.ref),
+                    say("calcium", value=f.calcium.corrected, when=f.calcium.when),
+                ),
+                refs=(draft.ref, *f.calcium.refs),
+                note_keys=() if f.calcium.albumin_corrected else (NoteKey("calcium-uncorrected"),),
+            )
+        )
+    return out
+
+
+_BISPHOSPHONATES = ("zoledronic acid", "pamidronate")
 
 
 @rule(

@@ -7,7 +7,9 @@ import pytest
 from cds.parameters import Parameters
 from cds.terminology import Terminology
 from fixtures.factories import (
+    PAMIDRONATE,
     XGEVA,
+    ZOL4,
     draft_med,
 )
 from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run, text  # noqa: F401
@@ -26,6 +28,34 @@ class TestR3Calcium:
         )
         assert concerns(d)[0] == "R3a:hypocalcaemia"
         assert d[0].indicator == "critical"
+
+    @pytest.mark.parametrize(
+        ("draft", "calcium", "expected"),
+        [
+            (ZOL4, 8.0, ["R3a:hypocalcaemia-bisphosphonate"]),
+            (PAMIDRONATE, 8.0, ["R3a:hypocalcaemia-bisphosphonate"]),
+            (ZOL4, 9.4, []),
+        ],
+    )
+    def test_a_bisphosphonate_order_with_low_calcium_is_a_warning(
+        self,
+        t: Terminology,
+        params: Parameters,
+        draft: tuple[str, str],
+        calcium: float,
+        expected: list[str],
+    ) -> None:
+        """§3c D4: low calcium is corrected before any bone agent, not only denosumab."""
+        drafts = [draft_med("p", "d", draft, "as ordered", 4)]
+        decisions = [
+            d
+            for d in run(bone_patient(calcium=calcium), t, params, "order-sign", drafts)
+            if d.rule == "R3a"
+        ]
+        assert concerns(decisions) == expected
+        if expected:
+            assert decisions[0].indicator == "warning"
+            assert [text(x) for x in decisions[0].data][1].startswith("Calcium 8 mg/dL on ")
 
     def test_supplements_not_suggested_when_hypercalcaemic(
         self, t: Terminology, params: Parameters
