@@ -8,7 +8,7 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -526,6 +526,16 @@ def _dose_by_dose(prefetch: dict[str, Any], as_of: date) -> bool:
     return converted
 
 
+def _medicine_codes(resources: Iterable[dict[str, Any]]) -> set[str]:
+    """The codes and texts the resources name their medicine by."""
+    out = set()
+    for r in resources:
+        concept = r.get("medicationCodeableConcept") or {}
+        out |= {str(c.get("code")) for c in concept.get("coding") or [] if c.get("code")}
+        out |= {concept["text"].lower()} if concept.get("text") else set()
+    return out
+
+
 def _doses(statement: dict[str, Any], as_of: date) -> list[dict[str, Any]]:
     if (
         statement.get("resourceType") != "MedicationStatement"
@@ -706,7 +716,9 @@ class TestFuzz:
         medication statements (those with a period and no stop reason) are sent instead as
         a dose every 3 weeks (denosumab, pamidronate and zoledronic acid every 4) over the
         same period: the cards must not change. (This found denosumab courses of months read
-        as started at their latest dose: R3b and R4a after every dose.)"""
+        as started at their latest dose: R3b and R4a after every dose.) A draft of a medicine
+        now recorded dose by dose is left out: its schedule is checked against the last dose
+        given (R2b too-soon), a date the conversion makes up."""
 
         concerns = functools.partial(_concerns, client)
 
@@ -717,6 +729,10 @@ class TestFuzz:
                 continue
             prefetch = copy.deepcopy(request["prefetch"])
             if not _dose_by_dose(prefetch, date.fromisoformat(as_of)):
+                continue
+            given = _medicine_codes(_resources_of(prefetch, "MedicationAdministration"))
+            drafts = request.get("context", {}).get("draftOrders")
+            if given & _medicine_codes(_resources_of(drafts, "MedicationRequest")):
                 continue
             dose_by_dose = concerns(service, request | {"prefetch": prefetch})
             assert dose_by_dose == concerns(service, request), request["context"]["patientId"]
