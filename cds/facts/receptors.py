@@ -111,7 +111,9 @@ class Receptors:
 
     @property
     def her2_positive(self) -> bool | None:
-        if self.her2 is None or self.her2.status == "unknown":
+        """True or False when the HER2 result in use says so; None while it is unknown or
+        equivocal (IHC 2+ awaiting ISH is neither)."""
+        if self.her2 is None or self.her2.status in ("unknown", "equivocal"):
             return None
         return self.her2.status == "positive"
 

@@ -28,7 +28,7 @@ HER2_POSITIVE_ONLY: tuple[MedClass, ...] = (
 @rule(
     "R6c",
     hooks=ORDER_HOOKS,
-    variants=("her2-negative",),
+    variants=("her2-negative", "her2-equivocal"),
     bindings=("drugs",),
     valuesets=HER2_VALUESETS,
     ingredients=(
@@ -46,10 +46,12 @@ def r6c_her2_drug_for_her2_negative(
 ) -> list[Decision]:
     """A drug indicated for HER2-positive breast cancer only (each drug's US label), drafted
     while the HER2 result the service uses (F4: the metastatic specimen's when there is one) is
-    negative → warning, with
-    that result and any discordance named. An unknown or equivocal HER2 status is no negative
-    finding: no card (R14 asks for the testing it needs)."""
-    if f.receptors.her2_positive is not False:
+    negative → warning, with that result and any discordance named. Equivocal (IHC 2+ with no
+    ISH read) → warning too: HER2-positive therapy waits for ISH (ASCO/CAP 2018). An unknown
+    HER2 status is no negative finding: no card (R13 and R14 ask for the testing it needs)."""
+    her2 = f.receptors.her2
+    equivocal = her2 is not None and her2.status == "equivocal"
+    if f.receptors.her2_positive is not False and not equivocal:
         return []
     ordered = drafts.with_class(*HER2_POSITIVE_ONLY)
     if not ordered:
@@ -57,10 +59,9 @@ def r6c_her2_drug_for_her2_negative(
     drugs = sorted(
         {d.ingredient for o in ordered for d in o.drugs if d.med_class in HER2_POSITIVE_ONLY}
     )
-    her2 = f.receptors.her2
     return [
         Decision(
-            variant="her2-negative",
+            variant="her2-equivocal" if equivocal else "her2-negative",
             indicator="warning",
             bindings={"drugs": " and ".join(drugs)},
             data=(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from cds.parameters import Parameters
@@ -38,6 +40,29 @@ class TestR6cHer2DrugForHer2NegativeDisease:
         if her2 is None:
             p.resources = [r for r in p.resources if "48676-1" not in str(r.get("code"))]
         assert _r6c(p, t, params, rx) == expected
+
+    @pytest.mark.parametrize(
+        ("ish", "expected"),
+        [
+            (None, ["R6c:her2-equivocal"]),  # IHC 2+, ISH not done
+            ({"valueQuantity": {"value": 2.3}}, ["R6c:her2-equivocal"]),  # ratio alone: no group
+            ({"valueString": "Amplified"}, []),  # resolved: positive
+            ({"valueString": "Not amplified"}, ["R6c:her2-negative"]),  # resolved: HER2-low
+        ],
+    )
+    def test_ihc_2_plus_is_never_called_negative_until_ish_says_so(
+        self, t: Terminology, params: Parameters, ish: dict[str, Any] | None, expected: list[str]
+    ) -> None:
+        p = bone_patient(her2="neg")
+        p.resources = [r for r in p.resources if "48676-1" not in str(r.get("code"))]
+        p.her2_ihc(80, "2+")
+        if ish is not None:
+            p.obs("49683-6" if "valueQuantity" in ish else "85318-4", 76, **ish)
+        assert _r6c(p, t, params, TRAS) == expected
+        drafts = [draft_med("p", "d1", TRAS, "8 mg/kg")]
+        said = [text(x) for d in run(p, t, params, "order-sign", drafts) for x in d.data]
+        if expected == ["R6c:her2-equivocal"]:
+            assert any(x.startswith("HER2 equivocal") for x in said)
 
     def test_a_newer_positive_result_is_the_one_in_use(
         self, t: Terminology, params: Parameters
