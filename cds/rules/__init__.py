@@ -223,6 +223,7 @@ def load_rules() -> Mapping[str, Rule]:
         her2_orders,
         her2low,
         ild,
+        not_to_give,
         receptors,
         spine,
         unread,

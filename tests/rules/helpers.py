@@ -3,6 +3,7 @@ factories."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from cds.card_book import read_sentences
@@ -40,11 +41,12 @@ def run(
     params: Parameters,
     hook: str = "patient-view",
     drafts: list[dict[str, Any]] | None = None,
+    selections: Sequence[str] = (),
 ) -> list[Decision]:
     d: DraftOrders = NO_DRAFTS
     if drafts is not None:
         d = read_draft_orders(
-            {"resourceType": "Bundle", "entry": [{"resource": x} for x in drafts]}, (), t
+            {"resourceType": "Bundle", "entry": [{"resource": x} for x in drafts]}, selections, t
         )
     out = evaluate(hook, facts(p, t, params), d, params)
     for decision in out:

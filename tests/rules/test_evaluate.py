@@ -59,6 +59,9 @@ class TestGates:
                     "Xgeva",
                     "Zometa",
                     "SmPC",
+                    # A rule about what the record itself says (an order not to give) cites
+                    # the standard that defines it.
+                    "FHIR R4",
                 )
             ), rule.id
 
