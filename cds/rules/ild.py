@@ -9,7 +9,7 @@ from cds.facts.medications import Exposure
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, rule
-from cds.rules.in_use import unknown_status_line
+from cds.rules.in_use import in_use_lines, unknown_status_line
 from cds.said import Said, say
 
 
@@ -122,4 +122,65 @@ def _ild_on_tdxd(
             *tdxd,
         ),
         refs=tuple(g.ref for g in current) + tuple(e.ref for e in active),
+    )
+
+
+@rule(
+    "R12b",
+    hooks=(*PATIENT_VIEW, *ORDER_HOOKS),
+    variants=("pneumonitis-on-trastuzumab", "pneumonitis-order"),
+    valuesets=("interstitial-lung-disease",),
+    ingredients=("trastuzumab",),
+    parameters=("active_window_days",),
+)
+def r12b_trastuzumab_pneumonitis(
+    f: PatientFacts, drafts: DraftOrders, p: Parameters
+) -> list[Decision]:
+    """Interstitial pneumonitis and trastuzumab → warning: evaluate before the next dose.
+
+    The trastuzumab labels' boxed warning (Herceptin, Herceptin Hylecta, the biosimilars;
+    Phesgo): discontinue for anaphylaxis, angioedema, interstitial pneumonitis or acute
+    respiratory distress syndrome. Active ILD/pneumonitis recorded on or after trastuzumab
+    started, while it may be in use (a record of unknown status is named); on the order hooks,
+    trastuzumab drafted while ILD/pneumonitis is active. A warning, not critical: whether the
+    recorded pneumonitis is the label's (its cause, its severity) is the clinician's evaluation.
+    On T-DXd, R12 applies the Enhertu label instead.
+    """
+    active = [g for g in f.disease.ild_history if g.active]
+    if not active:
+        return []
+    if drafts.ordering:
+        ordered = drafts.with_ingredient("trastuzumab")
+        if not ordered:
+            return []
+        return [
+            Decision(
+                variant="pneumonitis-order",
+                indicator="warning",
+                data=(*(say("draft-order-ref", ref=o.ref) for o in ordered), *_ild_lines(active)),
+                refs=(*(o.ref for o in ordered), *(g.ref for g in active)),
+            )
+        ]
+    on_it = [e for e in f.meds.possibly_in_use("HER2_MAB") if e.ingredient == "trastuzumab"]
+    starts = [e.start for e in f.meds.ever("HER2_MAB") if e.ingredient == "trastuzumab" and e.start]
+    first = min(starts, default=None)
+    during = [g for g in active if g.onset is None or first is None or g.onset >= first]
+    if not on_it or not during:
+        return []
+    return [
+        Decision(
+            variant="pneumonitis-on-trastuzumab",
+            indicator="warning",
+            data=(*_ild_lines(during), *in_use_lines(f.meds, on_it)),
+            refs=(*(g.ref for g in during), *(e.ref for e in on_it)),
+        )
+    ]
+
+
+def _ild_lines(conditions: list[GradedCondition]) -> tuple[Said, ...]:
+    return tuple(
+        say("ild-graded", when=g.onset, grade=g.grade, ref=g.ref)
+        if g.grade is not None
+        else say("ild-ungraded", when=g.onset, ref=g.ref)
+        for g in conditions
     )

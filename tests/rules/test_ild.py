@@ -1,4 +1,5 @@
-"""R12: T-DXd and interstitial lung disease / pneumonitis (rules/ild.py)."""
+"""R12: T-DXd and interstitial lung disease / pneumonitis; R12b: trastuzumab and interstitial
+pneumonitis (rules/ild.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import pytest
 
 from cds.parameters import Parameters
 from cds.terminology import Terminology
-from fixtures.factories import TDXD, draft_med
-from tests.rules.helpers import bone_patient, run
+from fixtures.factories import SNOMED, TDXD, TRAS, XGEVA, draft_med
+from tests.rules.helpers import bone_patient, concerns, run, text
 
 
 class TestR12TdxdOrdered:
@@ -36,3 +37,64 @@ class TestR12TdxdOrdered:
         drafts = [draft_med("p", "d", TDXD, "5.4 mg/kg every 3 weeks")]
         got = [d.concern for d in run(p, t, params, "order-sign", drafts) if d.rule == "R12"]
         assert got == expected
+
+
+class TestR12bTrastuzumabPneumonitis:
+    """The trastuzumab labels' boxed warning: discontinue for interstitial pneumonitis."""
+
+    @pytest.mark.parametrize(
+        ("drug", "tras_status", "onset", "ild_status", "expected"),
+        [
+            (TRAS, "active", 10, "active", ["R12b:pneumonitis-on-trastuzumab"]),
+            (TRAS, "unknown", 10, "active", ["R12b:pneumonitis-on-trastuzumab"]),  # named
+            (TRAS, "active", 400, "active", []),  # before trastuzumab: not 'on' it
+            (TRAS, "active", 10, "resolved", []),
+            (TRAS, "completed", 10, "active", []),  # no longer given
+            (TDXD, "active", 10, "active", []),  # T-DXd: R12's own label
+        ],
+    )
+    def test_on_the_chart(
+        self,
+        t: Terminology,
+        params: Parameters,
+        drug: tuple[str, str],
+        tras_status: str,
+        onset: int,
+        ild_status: str,
+        expected: list[str],
+    ) -> None:
+        p = bone_patient(her2="pos")
+        end = 30 if tras_status == "completed" else None
+        p.med("MedicationStatement", drug, status=tras_status, start=300, end=end)
+        p.condition(SNOMED, "205237003", "Pneumonitis", onset, status=ild_status)
+        decisions = [d for d in run(p, t, params) if d.rule == "R12b"]
+        assert concerns(decisions) == expected
+        if expected:
+            assert text(decisions[0].data[0]).startswith(
+                f"ILD/pneumonitis recorded {p.day(onset)}, grade not recorded ("
+            )
+
+    @pytest.mark.parametrize(
+        ("drafted", "ild_status", "expected"),
+        [
+            (TRAS, "active", ["R12b:pneumonitis-order"]),
+            (TRAS, "resolved", []),
+            (TDXD, "active", []),  # R12 judges a T-DXd order
+            (XGEVA, "active", []),  # another drug's order
+        ],
+    )
+    def test_at_the_order(
+        self,
+        t: Terminology,
+        params: Parameters,
+        drafted: tuple[str, str],
+        ild_status: str,
+        expected: list[str],
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.condition(SNOMED, "205237003", "Pneumonitis", 10, status=ild_status)
+        drafts = [draft_med("p", "d1", drafted, "as ordered")]
+        decisions = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R12b"]
+        assert concerns(decisions) == expected
+        if expected:
+            assert text(decisions[0].data[0]) == "Draft order: MedicationRequest/d1"
