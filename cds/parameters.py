@@ -29,6 +29,7 @@ class DoseLimit(BaseModel):
     drug: str  # the name the card shows
     label: str  # the prescribing information it comes from
     dose_mg: float | None = None  # the label's flat dose; None for a dose by weight (T-DXd)
+    dose_mg_per_kg: float | None = None  # the label's dose by body weight (T-DXd)
     exact: bool = False  # any other dose is not the label's (denosumab 120 mg, not 60 mg)
     min_interval_weeks: float
 

@@ -34,6 +34,7 @@ class DraftMedication:
     drugs: tuple[DrugMatch, ...]
     dose_mg: float | None  # a mass dose in mg; None when absent, per weight, or in an unknown unit
     dose_note: Said | None  # why the dose is unknown, for the card (a unit that is not a mass)
+    dose_mg_per_kg: float | None  # a dose by body weight (mg/kg), as structured or written
     infusion_minutes: float | None
     every_weeks: float | None  # the dosing interval (timing.repeat first, then free text)
     # When it starts: the dosing's bounds, else the validity period, else the day it was written.
@@ -96,6 +97,7 @@ class _DraftDose:
     note: Said | None = None
     infusion_minutes: float | None = None
     every_weeks: float | None = None
+    mg_per_kg: float | None = None
 
 
 def _dose(record: MedicationRecord) -> _DraftDose:
@@ -104,9 +106,12 @@ def _dose(record: MedicationRecord) -> _DraftDose:
     note: Said | None = None
     infusion: float | None = None
     every: float | None = None
+    per_kg: float | None = None
     for d in record.doses:
         if d.dose_range is not None and dose_mg is None and note is None:
             note = say("dose-range", range=d.dose_range)  # a range is no dose to check
+        if d.quantity is not None and per_kg is None:
+            per_kg = units.to_mg_per_kg(d.quantity)
         if d.quantity is not None and dose_mg is None and note is None:
             dose_mg = units.to_mg(d.quantity)
             if dose_mg is None:
@@ -125,13 +130,15 @@ def _dose(record: MedicationRecord) -> _DraftDose:
         text = d.text or ""
         if dose_mg is None and note is None and text:
             dose_mg = units.mg_from_text(text)
+        if per_kg is None and text:
+            per_kg = units.mg_per_kg_from_text(text)
         if infusion is None and text:
             infusion = units.minutes_from_text(text)
         if every is None and d.timing_text:
             every = units.weeks_from_text(d.timing_text)  # "Every 4 weeks" as timing.code
         if every is None and text:
             every = units.weeks_from_text(text)
-    return _DraftDose(dose_mg, note, infusion, every)
+    return _DraftDose(dose_mg, note, infusion, every, per_kg)
 
 
 def _nothing_chosen(medication: Concept, raw: Mapping[str, Any]) -> bool:
@@ -163,6 +170,7 @@ def _medication_draft(
         drugs=t.medications.match(record.medication, t.rxnorm),
         dose_mg=dose.mg,
         dose_note=dose.note,
+        dose_mg_per_kg=dose.mg_per_kg,
         infusion_minutes=dose.infusion_minutes,
         every_weeks=dose.every_weeks,
         start=record.start,

@@ -69,6 +69,24 @@ def to_mg(q: Quantity) -> float | None:
     return None if unit is None else q.value * _MG_PER[unit]
 
 
+# A dose by body weight, as the antibody-drug conjugates are ordered: UCUM "mg/kg" (code or
+# printed unit), or "5.4 mg/kg" in the order's text.
+_PER_KG = frozenset({"mg/kg", "mg/kg{body weight}", "mg/kg{bw}"})
+_TEXT_PER_KG = re.compile(r"(?<![\w.,])(\d+(?:\.\d+)?)\s*mg\s*/\s*kg\b", re.IGNORECASE)
+
+
+def to_mg_per_kg(q: Quantity) -> float | None:
+    """A dose in mg per kg of body weight, or None for any other unit."""
+    if any(raw and raw.strip().lower() in _PER_KG for raw in (q.code, q.unit)):
+        return q.value
+    return None
+
+
+def mg_per_kg_from_text(text: str) -> float | None:
+    m = _TEXT_PER_KG.search(text)
+    return float(m.group(1)) if m else None
+
+
 # How often, in words an order's free text uses: "daily", "every 3 weeks", "q4w", "every 21 days",
 # "every four weeks", "weekly", "twice a week", "monthly". An interval not read is unknown (never
 # taken as a safe one); "weekly" used to be, and a weekly denosumab order passed unchecked (D1).

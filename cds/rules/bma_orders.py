@@ -107,6 +107,7 @@ def _mg(value: float) -> str:
         "too-frequent",
         "too-soon",
         "drafted-twice",
+        "above-label-per-kg",
     ),
     bindings=(
         "drug",
@@ -141,7 +142,8 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     Zometa label 4 mg every 3-4 weeks (reduced at CrCl 30-60 before the first dose: R2 checks the
     band, this rule the ceiling above it); pamidronate label 90 mg every 3-4 weeks; Xgeva label
     120 mg every 4 weeks (60 mg is the Prolia osteoporosis dose); Enhertu label 5.4 mg/kg every 3
-    weeks. A dose ten times the label's or more is a unit error (critical). A dose in a unit
+    weeks for breast cancer (a draft dose by weight above it is named). A dose ten times the
+    label's or more is a unit error (critical). A dose in a unit
     that is not a mass (100 mL of the premixed bag, one vial), or a range, cannot be checked:
     the card says so rather than pass it in silence (§3c C2: never assumed to be mg); in the reduced
     renal band R2 names it instead. A draft with no dose at all is not named: at order-select
@@ -172,6 +174,21 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                     data=tuple(data),
                     refs=(draft.ref,),
                     proposals=(_to_label_dose(draft, drug, target, p),),
+                )
+            )
+        elif (per_kg := _per_kg_finding(p, draft, limit)) is not None:
+            variant, indicator, target = per_kg
+            out.append(
+                Decision(
+                    variant=variant,
+                    indicator=indicator,
+                    bindings={
+                        **base,
+                        "dose": _mg_per_kg(draft.dose_mg_per_kg or 0.0),
+                        "label_dose": _mg_per_kg(target),
+                    },
+                    data=tuple(data),
+                    refs=(draft.ref,),
                 )
             )
         elif _dose_unread(f, p, draft, drug, limit):
@@ -318,6 +335,24 @@ def _dose_finding(
     if draft.dose_mg > limit.dose_mg:
         return "above-label", "warning", target
     return None
+
+
+def _per_kg_finding(
+    p: Parameters, draft: DraftMedication, limit: DoseLimit
+) -> tuple[str, Indicator, float] | None:
+    """(variant, indicator, the label dose) when a dose by body weight is above the label's
+    (Enhertu: 5.4 mg/kg for breast cancer): ten times it or more reads as a unit error. No
+    suggestion: the dose to give is a weight-based calculation the pharmacist makes."""
+    label, dose = limit.dose_mg_per_kg, draft.dose_mg_per_kg
+    if label is None or dose is None or dose <= label:
+        return None
+    if dose >= label * p.unit_error_factor:
+        return "unit-error", "critical", label
+    return "above-label-per-kg", "warning", label
+
+
+def _mg_per_kg(value: float) -> str:
+    return f"{value:g} mg/kg"
 
 
 def _dose_unread(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from cds.facts.units import mg_from_text, weeks_from_text
+from cds.facts.units import mg_from_text, mg_per_kg_from_text, to_mg_per_kg, weeks_from_text
+from cds.fhir.values import Quantity
 from cds.rules.bma_orders import interval_words
 from tests.rules.helpers import text as said
 
@@ -37,6 +38,38 @@ from tests.rules.helpers import text as said
 )
 def test_mass_from_text(text: str, mg: float | None) -> None:
     assert mg_from_text(text) == mg
+
+
+@pytest.mark.parametrize(
+    ("text", "per_kg"),
+    [
+        ("5.4 mg/kg IV every 3 weeks", 5.4),
+        ("6.4mg/kg", 6.4),
+        ("3.6 mg / kg IV q3w", 3.6),
+        ("8 mg/kg IV loading dose", 8.0),
+        ("4 mg IV", None),  # a mass, not a dose by weight
+        ("1,000 mg/m2 twice daily", None),  # by body surface area
+        ("as directed", None),
+    ],
+)
+def test_dose_by_weight_from_text(text: str, per_kg: float | None) -> None:
+    assert mg_per_kg_from_text(text) == per_kg
+
+
+@pytest.mark.parametrize(
+    ("code", "unit", "per_kg"),
+    [
+        ("mg/kg", "mg/kg", 5.4),
+        (None, "MG/KG", 5.4),
+        ("mg", "mg", None),
+        ("mg/m2", "mg/m2", None),
+        (None, None, None),
+    ],
+)
+def test_dose_by_weight_from_a_quantity(
+    code: str | None, unit: str | None, per_kg: float | None
+) -> None:
+    assert to_mg_per_kg(Quantity(5.4, unit, code)) == per_kg
 
 
 @pytest.mark.parametrize(

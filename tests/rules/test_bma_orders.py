@@ -10,7 +10,17 @@ import pytest
 from cds.parameters import Parameters
 from cds.rules import DeleteDraft, UpdateDraft
 from cds.terminology import Terminology
-from fixtures.factories import AS_OF, ENHERTU, PAMIDRONATE, RXNORM, XGEVA, ZOL4, Patient, draft_med
+from fixtures.factories import (
+    AS_OF,
+    ENHERTU,
+    PAMIDRONATE,
+    RXNORM,
+    TDXD,
+    XGEVA,
+    ZOL4,
+    Patient,
+    draft_med,
+)
 from tests.rules.helpers import bone_patient, concerns, creatinine_for, lines, run, text
 
 UCUM = "http://unitsofmeasure.org"
@@ -117,6 +127,32 @@ class TestDraftedTwice:
 
 class TestDoseCeilings:
     """D1: every bone agent's label dose, at every renal function."""
+
+    @pytest.mark.parametrize(
+        ("dose", "structured", "expected"),
+        [
+            ("5.4 mg/kg IV every 3 weeks", True, []),
+            ("6.4 mg/kg IV every 3 weeks", True, ["R2b:above-label-per-kg"]),
+            ("6.4 mg/kg IV every 3 weeks", False, ["R2b:above-label-per-kg"]),  # text only
+            ("54 mg/kg IV every 3 weeks", True, ["R2b:unit-error"]),
+            ("300 mg IV every 3 weeks", False, []),  # a calculated dose in mg: not judged
+        ],
+    )
+    def test_tdxd_by_body_weight(
+        self, t: Terminology, params: Parameters, dose: str, structured: bool, expected: list[str]
+    ) -> None:
+        """Enhertu label: 5.4 mg/kg every 3 weeks for breast cancer."""
+        draft = draft_med("p", "d1", TDXD, dose)
+        if structured:
+            value = float(dose.split()[0])
+            draft["dosageInstruction"][0]["doseAndRate"] = [
+                {"doseQuantity": {"value": value, "unit": "mg/kg", "code": "mg/kg"}}
+            ]
+        decisions = run(bone_patient(her2="pos"), t, params, "order-sign", [draft])
+        r2b = [d for d in decisions if d.rule == "R2b"]
+        assert concerns(r2b) == expected
+        if expected:
+            assert r2b[0].bindings["label_dose"] == "5.4 mg/kg"
 
     @pytest.mark.parametrize(
         ("mg", "expected"),
