@@ -18,6 +18,7 @@ from cds import schemas
 from cds.card_book import CardBook, CardFile, VariantSpec, parameter_bindings
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
+from cds.fhir.elements import json_list
 from cds.rules import Decision, DeleteDraft, Order, Proposal, RegimenOrder, Rule, UpdateDraft
 from cds.terminology import Coding
 
@@ -366,7 +367,9 @@ class Renderer:
         else:
             first["text"] = new_dose
         quantity = {"value": a.dose_mg, "unit": "mg", "system": UCUM, "code": "mg"}
-        rates = [dict(r) for r in first.get("doseAndRate") or () if isinstance(r, dict)]
+        # As the draft was read: one rate sent as an object is a list of one; a value that is
+        # neither carries no dose to keep.
+        rates = [dict(r) for r in json_list(first.get("doseAndRate")) if isinstance(r, dict)]
         replaced = False
         for rate in rates:
             if "doseQuantity" in rate:

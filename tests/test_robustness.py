@@ -631,6 +631,34 @@ class TestFuzz:
         r = client.post(f"/cds-services/{service}", json=request)
         assert r.status_code < 500, (target, r.text)
 
+    def test_a_draft_order_value_of_the_wrong_type_is_never_a_5xx(self, client: TestClient) -> None:
+        """Drafts are read without a schema check (an order is never refused for slightly
+        wrong FHIR): every value inside the draft orders of the scenarios whose cards suggest
+        changing a draft, sent as a list and as a number. (This found two 500s: a
+        timing.repeat.periodUnit sent as a list, and a doseAndRate sent as a number when the
+        card updated that draft's dose.)"""
+        tried = 0
+        for service, request in MUTABLE:
+            drafts = request.get("context", {}).get("draftOrders")
+            if (
+                not drafts
+                or '"update"' not in client.post(f"/cds-services/{service}", json=request).text
+            ):
+                continue
+            for where in _paths(request):
+                if where[:2] != ("context", "draftOrders") or len(where) < 5:
+                    continue
+                for value in (["x"], 7):
+                    changed = copy.deepcopy(request)
+                    node = changed
+                    for key in where[:-1]:
+                        node = node[key]
+                    node[where[-1]] = value
+                    r = client.post(f"/cds-services/{service}", json=changed)
+                    assert r.status_code < 500, (where, value, r.text)
+                    tried += 1
+        assert tried > 200
+
     def test_slightly_wrong_fhir_never_changes_the_cards_silently(self, client: TestClient) -> None:
         """Every single-item array inside a resource sent as one object, and every number sent
         as a string - prefetched resources and draft orders, in every scenario: the cards stay

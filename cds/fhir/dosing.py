@@ -69,7 +69,7 @@ def read_dose(raw: object, *, administration: bool = False) -> Dose:
     timing = json_object(raw.get("timing"))
     rep = timing.get("repeat")
     if isinstance(rep, dict):
-        period, unit = as_number(rep.get("period")), rep.get("periodUnit")
+        period, unit = as_number(rep.get("period")), as_text(rep.get("periodUnit"))
         freq = as_number(rep.get("frequency")) or 1.0
         if period is not None and unit in _WEEKS:
             every = period * _WEEKS[unit] / freq
