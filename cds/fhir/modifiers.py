@@ -114,8 +114,9 @@ def unconfirmed_status(raw: Mapping[str, Any]) -> str | None:
     if not isinstance(status, dict):
         return None
     for coding in json_list(status.get("coding")):
-        if isinstance(coding, dict) and coding.get("code") in _UNCONFIRMED:
-            return str(coding["code"])
+        code = coding.get("code") if isinstance(coding, dict) else None
+        if isinstance(code, str) and code in _UNCONFIRMED:  # a list is no status (unhashable)
+            return code
     return None
 
 

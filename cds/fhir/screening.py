@@ -90,7 +90,11 @@ def entered_in_error(raw: Mapping[str, Any]) -> bool:
     status = raw.get("verificationStatus")
     if not isinstance(status, dict) or not isinstance(codings := status.get("coding"), list):
         return False
-    return any(isinstance(c, dict) and c.get("code") in _WITHDRAWN for c in codings)
+    # A code that is not a string (a list) is no status: looked up in a set, it raised.
+    return any(
+        isinstance(c, dict) and isinstance(code := c.get("code"), str) and code in _WITHDRAWN
+        for c in codings
+    )
 
 
 class Screening:

@@ -8,8 +8,9 @@ import pytest
 
 from cds.facts.orders import read_draft_orders
 from cds.fhir.conformance import Checker
-from cds.fhir.modifiers import modifier_of
+from cds.fhir.modifiers import modifier_of, unconfirmed_status
 from cds.fhir.reading import read_records
+from cds.fhir.screening import entered_in_error
 from cds.said import Said
 from cds.terminology import Terminology
 
@@ -288,3 +289,16 @@ class TestTheMedicationNamed:
         drafts = read_draft_orders(bundle, [], t)
         assert drafts.medications == ()
         assert drafts.unreadable[0].reason.key == "medication-modifier-extension"
+
+
+@pytest.mark.parametrize("code", [["refuted"], {"code": "refuted"}, 7, None])
+def test_a_verification_status_code_that_is_not_a_string_is_no_status(code: Any) -> None:
+    """A coding's code sent as a list was looked up in a set: a TypeError, a 500 (found by a
+    sweep of every prefetch value sent as a list)."""
+    condition = {
+        "resourceType": "Condition",
+        "verificationStatus": {"coding": [{"code": code}]},
+        "code": {"text": "Secondary malignant neoplasm of bone"},
+    }
+    assert unconfirmed_status(condition) is None
+    assert not entered_in_error(condition)
