@@ -4,6 +4,7 @@ offered."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 
 from cds.facts import Dated, PatientFacts
@@ -179,6 +180,11 @@ def bma_intolerance(f: PatientFacts) -> tuple[Exposure, ...]:
     return tuple(
         e for e in f.meds.exposures if e.med_class == "BMA" and e.stop_reason == "toxicity"
     )
+
+
+def not_tolerated_lines(stopped: Iterable[Exposure]) -> list[Said]:
+    """Each bone agent stopped as not tolerated, with its last date and record (D5)."""
+    return [say("bma-not-tolerated", drug=e.ingredient, when=e.last, ref=e.ref) for e in stopped]
 
 
 def prefill_withheld(f: PatientFacts) -> str | None:
@@ -397,7 +403,7 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         # The oral surgery/dental team decides with the oncologist (MASCC/ISOO/ASCO 2019).
         proposals = (Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),)
     stopped = bma_intolerance(f)
-    data += [say("bma-not-tolerated", drug=e.ingredient, when=e.last, ref=e.ref) for e in stopped]
+    data += not_tolerated_lines(stopped)
     refs += tuple(e.ref for e in stopped)
     said, named = _other_bma_records(f)
     data += said

@@ -66,9 +66,7 @@ def r3a_bma_order_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                     indicator="critical",
                     data=tuple(data),
                     refs=(draft.ref, *f.calcium.refs),
-                    note_keys=()
-                    if f.calcium.albumin_corrected
-                    else (NoteKey("calcium-uncorrected"),),
+                    note_keys=_uncorrected(f),
                 )
             )
         elif f.calcium.corrected is None:
@@ -119,13 +117,18 @@ def _bisphosphonate_hypocalcaemia(f: PatientFacts, drafts: DraftOrders) -> list[
                     say("calcium", value=f.calcium.corrected, when=f.calcium.when),
                 ),
                 refs=(draft.ref, *f.calcium.refs),
-                note_keys=() if f.calcium.albumin_corrected else (NoteKey("calcium-uncorrected"),),
+                note_keys=_uncorrected(f),
             )
         )
     return out
 
 
 _BISPHOSPHONATES = ("zoledronic acid", "pamidronate")
+
+
+def _uncorrected(f: PatientFacts) -> tuple[NoteKey, ...]:
+    """The note that calcium is not albumin-corrected, when no albumin was at hand."""
+    return () if f.calcium.albumin_corrected else (NoteKey("calcium-uncorrected"),)
 
 
 @rule(

@@ -21,6 +21,7 @@ from cds.rules.bone import (
     bma_intolerance,
     dental_line,
     no_recent_dental,
+    not_tolerated_lines,
     r1_offers_dental_referral,
     recent_invasive_dental,
     recently_started,
@@ -223,10 +224,7 @@ def r4e_bma_order_against_the_record(
             variant="not-tolerated-order",
             indicator="warning",
             data=(
-                *(
-                    say("bma-not-tolerated", drug=e.ingredient, when=e.last, ref=e.ref)
-                    for e in earlier
-                ),
+                *not_tolerated_lines(earlier),
                 *(say("draft-order-ref", ref=o.ref) for o in again),
             ),
             refs=(*(e.ref for e in earlier), *(o.ref for o in again)),

@@ -3,6 +3,8 @@ warning; clinical-logic §3c C3, D12, D18)."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from cds.facts import PatientFacts
 from cds.facts.disease import GradedCondition
 from cds.facts.medications import Exposure
@@ -57,8 +59,7 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     active = list(f.meds.possibly_in_use("HER2_ADC_TDXD"))
     if not active:
         return []
-    starts = [e.start for e in f.meds.ever("HER2_ADC_TDXD") if e.start is not None]
-    first = min(starts) if starts else None
+    first = _first_start(f, "trastuzumab deruxtecan")
     history = f.disease.ild_history
     on_it = [g for g in history if first is None or g.onset is None or g.onset >= first]
     current = [
@@ -112,15 +113,7 @@ def _ild_on_tdxd(
         variant=_grade_variant(grade, p),
         indicator="critical",
         bindings={"grade": str(grade) if grade is not None else "unknown"},
-        data=(
-            *tuple(
-                say("ild-graded", when=g.onset, grade=g.grade, ref=g.ref)
-                if g.grade is not None
-                else say("ild-ungraded", when=g.onset, ref=g.ref)
-                for g in current
-            ),
-            *tdxd,
-        ),
+        data=(*_ild_lines(current), *tdxd),
         refs=tuple(g.ref for g in current) + tuple(e.ref for e in active),
     )
 
@@ -162,8 +155,7 @@ def r12b_trastuzumab_pneumonitis(
             )
         ]
     on_it = [e for e in f.meds.possibly_in_use("HER2_MAB") if e.ingredient == "trastuzumab"]
-    starts = [e.start for e in f.meds.ever("HER2_MAB") if e.ingredient == "trastuzumab" and e.start]
-    first = min(starts, default=None)
+    first = _first_start(f, "trastuzumab")
     during = [g for g in active if g.onset is None or first is None or g.onset >= first]
     if not on_it or not during:
         return []
@@ -175,6 +167,14 @@ def r12b_trastuzumab_pneumonitis(
             refs=(*(g.ref for g in during), *(e.ref for e in on_it)),
         )
     ]
+
+
+def _first_start(f: PatientFacts, ingredient: str) -> date | None:
+    """When the drug was first started, by any record of it: ILD dated after it is 'on' it."""
+    return min(
+        (e.start for e in f.meds.exposures if e.given and e.ingredient == ingredient and e.start),
+        default=None,
+    )
 
 
 def _ild_lines(conditions: list[GradedCondition]) -> tuple[Said, ...]:
