@@ -115,7 +115,10 @@ ALLOWED = {
         (m, "trastuzumab deruxtecan")
         for m in ("bma_orders.py", "cardiac.py", "her2.py", "her2low.py", "ild.py")
     ),
-    *((m, "trastuzumab emtansine") for m in ("cardiac.py", "her2.py", "her2_orders.py")),
+    *(
+        (m, "trastuzumab emtansine")
+        for m in ("bma_orders.py", "cardiac.py", "her2.py", "her2_orders.py")
+    ),
     ("her2low.py", "paclitaxel protein-bound"),
     ("medications.py", "zoledronic acid"),
     # Site names a condition's code is read as ("bone marrow").

@@ -1,4 +1,5 @@
-"""R2b-R2c: what a bone-agent (or T-DXd) order asks for against its label, and one BMA at a time.
+"""R2b-R2c: a bone-agent (or HER2 antibody-drug conjugate) order against its label, and one
+BMA at a time.
 
 Clinical-logic §3c D1 (dose and schedule ceilings at every renal function), D2 (hypercalcaemia of
 malignancy: no renal reduction of zoledronic acid), D3 (one bone-modifying agent at a time). The
@@ -29,7 +30,13 @@ from cds.rules.in_use import unknown_status_line
 from cds.said import Said, say
 
 # Drugs whose label dose and interval R2b checks; zoledronic acid and pamidronate doses are R2's.
-CEILING_DRUGS = ("denosumab", "trastuzumab deruxtecan", "zoledronic acid", "pamidronate")
+CEILING_DRUGS = (
+    "denosumab",
+    "trastuzumab deruxtecan",
+    "trastuzumab emtansine",
+    "zoledronic acid",
+    "pamidronate",
+)
 # A reduced zoledronic acid dose is ordered at ingredient level, not as the 4 mg product (D9).
 ZOLEDRONIC_REDUCED = "zoledronic-acid-reduced"
 
@@ -136,17 +143,19 @@ def _mg(value: float) -> str:
     suggestions=("adjust-dose", "replace-with-xgeva", "remove-duplicate"),
 )
 def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """A bone-modifying agent or T-DXd drafted above its label dose or more often than its label
-    interval (clinical-logic §3c D1).
+    """A bone-modifying agent, T-DXd or T-DM1 drafted above its label dose or more often than its
+    label interval (clinical-logic §3c D1).
 
     Zometa label 4 mg every 3-4 weeks (reduced at CrCl 30-60 before the first dose: R2 checks the
     band, this rule the ceiling above it); pamidronate label 90 mg every 3-4 weeks; Xgeva label
     120 mg every 4 weeks (60 mg is the Prolia osteoporosis dose); Enhertu label 5.4 mg/kg every 3
-    weeks for breast cancer (a draft dose by weight above it is named). A dose ten times the
-    label's or more is a unit error (critical). A dose in a unit
-    that is not a mass (100 mL of the premixed bag, one vial), or a range, cannot be checked:
-    the card says so rather than pass it in silence (§3c C2: never assumed to be mg); in the reduced
-    renal band R2 names it instead. A draft with no dose at all is not named: at order-select
+    weeks for breast cancer, Kadcyla label 3.6 mg/kg every 3 weeks ("do not administer at doses
+    greater than 3.6 mg/kg"; 6 mg/kg is trastuzumab's dose, and the label warns not to
+    substitute one for the other): a draft dose by weight above either is named. A dose ten
+    times the label's or more is a unit error (critical). A dose in a unit that is not a mass
+    (100 mL of the premixed bag, one vial), or a range, cannot be checked: the card says so
+    rather than pass it in silence (§3c C2: never assumed to be mg); in the reduced renal band
+    R2 names it instead. A draft with no dose at all is not named: at order-select
     the dose is often not yet entered. A draft sooner after the last charted dose than the label
     interval is named too (`_too_soon`).
     """
@@ -341,8 +350,9 @@ def _per_kg_finding(
     p: Parameters, draft: DraftMedication, limit: DoseLimit
 ) -> tuple[str, Indicator, float] | None:
     """(variant, indicator, the label dose) when a dose by body weight is above the label's
-    (Enhertu: 5.4 mg/kg for breast cancer): ten times it or more reads as a unit error. No
-    suggestion: the dose to give is a weight-based calculation the pharmacist makes."""
+    (Enhertu: 5.4 mg/kg for breast cancer; Kadcyla: 3.6 mg/kg): ten times it or more reads as a
+    unit error. No suggestion: the dose to give is a weight-based calculation the pharmacist
+    makes."""
     label, dose = limit.dose_mg_per_kg, draft.dose_mg_per_kg
     if label is None or dose is None or dose <= label:
         return None

@@ -15,6 +15,7 @@ from fixtures.factories import (
     ENHERTU,
     PAMIDRONATE,
     RXNORM,
+    TDM1,
     TDXD,
     XGEVA,
     ZOL4,
@@ -153,6 +154,27 @@ class TestDoseCeilings:
         assert concerns(r2b) == expected
         if expected:
             assert r2b[0].bindings["label_dose"] == "5.4 mg/kg"
+
+    @pytest.mark.parametrize(
+        ("dose", "expected"),
+        [
+            ("3.6 mg/kg IV every 3 weeks", []),
+            ("3 mg/kg IV every 3 weeks", []),  # the label's first dose reduction
+            ("6 mg/kg IV every 3 weeks", ["R2b:above-label-per-kg"]),  # trastuzumab's dose
+            ("36 mg/kg IV every 3 weeks", ["R2b:unit-error"]),
+            ("3.6 mg/kg IV weekly", ["R2b:too-frequent"]),
+        ],
+    )
+    def test_tdm1_by_body_weight(
+        self, t: Terminology, params: Parameters, dose: str, expected: list[str]
+    ) -> None:
+        """Kadcyla label: 3.6 mg/kg every 3 weeks; do not administer above 3.6 mg/kg."""
+        draft = draft_med("p", "d1", TDM1, dose)
+        decisions = run(bone_patient(her2="pos"), t, params, "order-sign", [draft])
+        r2b = [d for d in decisions if d.rule == "R2b"]
+        assert concerns(r2b) == expected
+        if expected and expected[0] != "R2b:too-frequent":
+            assert r2b[0].bindings["label_dose"] == "3.6 mg/kg"
 
     @pytest.mark.parametrize(
         ("mg", "expected"),
