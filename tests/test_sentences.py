@@ -117,7 +117,7 @@ ALLOWED = {
     ),
     *(
         (m, "trastuzumab emtansine")
-        for m in ("bma_orders.py", "cardiac.py", "her2.py", "her2_orders.py")
+        for m in ("bma_orders.py", "cardiac.py", "her2.py", "her2_orders.py", "ild.py")
     ),
     ("her2low.py", "paclitaxel protein-bound"),
     ("medications.py", "zoledronic acid"),

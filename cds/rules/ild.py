@@ -1,5 +1,6 @@
 """R12: interstitial lung disease / pneumonitis and trastuzumab deruxtecan (Enhertu boxed
-warning; clinical-logic §3c C3, D12, D18)."""
+warning; clinical-logic §3c C3, D12, D18); R12b and R12c: the same for trastuzumab (its labels'
+boxed warning) and T-DM1 (the Kadcyla label)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, rule
 from cds.rules.in_use import in_use_lines, unknown_status_line
 from cds.said import Said, say
+from cds.terminology import MedClass
 
 
 def _grade_variant(grade: int | None, p: Parameters) -> str:
@@ -139,29 +141,72 @@ def r12b_trastuzumab_pneumonitis(
     recorded pneumonitis is the label's (its cause, its severity) is the clinician's evaluation.
     On T-DXd, R12 applies the Enhertu label instead.
     """
+    return _pneumonitis_on(
+        f, drafts, "trastuzumab", "HER2_MAB", ("pneumonitis-on-trastuzumab", "pneumonitis-order")
+    )
+
+
+@rule(
+    "R12c",
+    hooks=(*PATIENT_VIEW, *ORDER_HOOKS),
+    variants=("pneumonitis-on-tdm1", "pneumonitis-order-tdm1"),
+    valuesets=("interstitial-lung-disease",),
+    ingredients=("trastuzumab emtansine",),
+    parameters=("active_window_days",),
+)
+def r12c_tdm1_pneumonitis(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Interstitial lung disease/pneumonitis and T-DM1 → warning: evaluate before the next dose.
+
+    Kadcyla label, warnings and precautions (pulmonary toxicity): cases of ILD, including
+    pneumonitis, some fatal; permanently discontinue KADCYLA in patients diagnosed with ILD or
+    pneumonitis. Active ILD/pneumonitis recorded on or after T-DM1 started, while it may be in
+    use; on the order hooks, T-DM1 drafted while ILD/pneumonitis is active (T-DM1 is the
+    alternative after ILD on T-DXd, clinical-logic §0 item 1: once the ILD has resolved, its
+    order raises nothing). A warning, as R12b: whether the recorded ILD is the label's (its
+    cause, its severity) is the clinician's evaluation.
+    """
+    return _pneumonitis_on(
+        f,
+        drafts,
+        "trastuzumab emtansine",
+        "HER2_ADC_TDM1",
+        ("pneumonitis-on-tdm1", "pneumonitis-order-tdm1"),
+    )
+
+
+def _pneumonitis_on(
+    f: PatientFacts,
+    drafts: DraftOrders,
+    ingredient: str,
+    group: MedClass,
+    variants: tuple[str, str],
+) -> list[Decision]:
+    """The drug drafted while ILD/pneumonitis is active (order hooks), or active ILD/pneumonitis
+    dated on or after the drug started while it may be in use (patient-view): its warning."""
+    on_chart, on_order = variants
     active = [g for g in f.disease.ild_history if g.active]
     if not active:
         return []
     if drafts.ordering:
-        ordered = drafts.with_ingredient("trastuzumab")
+        ordered = drafts.with_ingredient(ingredient)
         if not ordered:
             return []
         return [
             Decision(
-                variant="pneumonitis-order",
+                variant=on_order,
                 indicator="warning",
                 data=(*(say("draft-order-ref", ref=o.ref) for o in ordered), *_ild_lines(active)),
                 refs=(*(o.ref for o in ordered), *(g.ref for g in active)),
             )
         ]
-    on_it = [e for e in f.meds.possibly_in_use("HER2_MAB") if e.ingredient == "trastuzumab"]
-    first = _first_start(f, "trastuzumab")
+    on_it = [e for e in f.meds.possibly_in_use(group) if e.ingredient == ingredient]
+    first = _first_start(f, ingredient)
     during = [g for g in active if g.onset is None or first is None or g.onset >= first]
     if not on_it or not during:
         return []
     return [
         Decision(
-            variant="pneumonitis-on-trastuzumab",
+            variant=on_chart,
             indicator="warning",
             data=(*_ild_lines(during), *in_use_lines(f.meds, on_it)),
             refs=(*(g.ref for g in during), *(e.ref for e in on_it)),

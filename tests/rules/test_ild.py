@@ -1,5 +1,5 @@
-"""R12: T-DXd and interstitial lung disease / pneumonitis; R12b: trastuzumab and interstitial
-pneumonitis (rules/ild.py)."""
+"""R12: T-DXd and interstitial lung disease / pneumonitis; R12b and R12c: trastuzumab and T-DM1
+with interstitial lung disease or pneumonitis (rules/ild.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from cds.parameters import Parameters
 from cds.terminology import Terminology
-from fixtures.factories import SNOMED, TDXD, TRAS, XGEVA, draft_med
+from fixtures.factories import SNOMED, TDM1, TDXD, TRAS, XGEVA, draft_med
 from tests.rules.helpers import bone_patient, concerns, run, text
 
 
@@ -95,6 +95,70 @@ class TestR12bTrastuzumabPneumonitis:
         p.condition(SNOMED, "205237003", "Pneumonitis", 10, status=ild_status)
         drafts = [draft_med("p", "d1", drafted, "as ordered")]
         decisions = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R12b"]
+        assert concerns(decisions) == expected
+        if expected:
+            assert text(decisions[0].data[0]) == "Draft order: MedicationRequest/d1"
+
+
+class TestR12cTdm1Pneumonitis:
+    """The Kadcyla label: permanently discontinue T-DM1 in patients diagnosed with ILD or
+    pneumonitis."""
+
+    @pytest.mark.parametrize(
+        ("drug", "status", "onset", "ild_status", "expected"),
+        [
+            (TDM1, "active", 10, "active", ["R12c:pneumonitis-on-tdm1"]),
+            (TDM1, "unknown", 10, "active", ["R12c:pneumonitis-on-tdm1"]),  # named
+            (TDM1, "active", 400, "active", []),  # before T-DM1: not 'on' it
+            (TDM1, "active", 10, "resolved", []),
+            (TDM1, "completed", 10, "active", []),  # no longer given
+            (TRAS, "active", 10, "active", []),  # trastuzumab: R12b's own label
+            (TDXD, "active", 10, "active", []),  # T-DXd: R12's
+        ],
+    )
+    def test_on_the_chart(
+        self,
+        t: Terminology,
+        params: Parameters,
+        drug: tuple[str, str],
+        status: str,
+        onset: int,
+        ild_status: str,
+        expected: list[str],
+    ) -> None:
+        p = bone_patient(her2="pos")
+        end = 30 if status == "completed" else None
+        p.med("MedicationStatement", drug, status=status, start=300, end=end)
+        p.condition(SNOMED, "205237003", "Pneumonitis", onset, status=ild_status)
+        decisions = [d for d in run(p, t, params) if d.rule == "R12c"]
+        assert concerns(decisions) == expected
+        if expected:
+            assert text(decisions[0].data[0]).startswith(
+                f"ILD/pneumonitis recorded {p.day(onset)}, grade not recorded ("
+            )
+            assert decisions[0].refs[-1].startswith("MedicationStatement/")
+
+    @pytest.mark.parametrize(
+        ("drafted", "ild_status", "expected"),
+        [
+            (TDM1, "active", ["R12c:pneumonitis-order-tdm1"]),
+            (TDM1, "resolved", []),  # after ILD on T-DXd has resolved: the label's alternative
+            (TRAS, "active", []),  # R12b judges a trastuzumab order
+            (TDXD, "active", []),  # R12 a T-DXd order
+        ],
+    )
+    def test_at_the_order(
+        self,
+        t: Terminology,
+        params: Parameters,
+        drafted: tuple[str, str],
+        ild_status: str,
+        expected: list[str],
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.condition(SNOMED, "205237003", "Pneumonitis", 10, status=ild_status)
+        drafts = [draft_med("p", "d1", drafted, "as ordered")]
+        decisions = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R12c"]
         assert concerns(decisions) == expected
         if expected:
             assert text(decisions[0].data[0]) == "Draft order: MedicationRequest/d1"
