@@ -124,6 +124,7 @@ class Parameters(BaseModel):
     dose_limits: dict[str, DoseLimit]
     bma_overlap_days: dict[str, int]
     unit_error_factor: float
+    weight_dose_tolerance_percent: int
     hypercalcaemia_of_malignancy_mg_dl: float
     hcm_creatinine_below_mg_dl: float
     hcm_retreatment_min_days: int

@@ -12,11 +12,13 @@ from cds.facts.lab_results import unusable_values
 from cds.facts.labs import (
     Calcium,
     Lvef,
+    Measurement,
     Renal,
     age_on,
     extract_calcium,
     extract_lvef,
     extract_renal,
+    extract_weight,
 )
 from cds.facts.lines import LineHistory, extract_lines, metastatic_setting
 from cds.facts.medications import HER2_ANTIBODY_CLASSES, Medications, extract_medications
@@ -92,6 +94,8 @@ class PatientFacts:
     # The latest CancerDiseaseStatus: worsened, stable (stable/improved/remission), undetermined.
     latest_disease_status: str | None = None
     deceased: bool = False  # the Patient resource records her death (on or before today)
+    # The latest body weight within the weight freshness window: doses by weight are read by it.
+    weight: Measurement | None = None
 
     @property
     def on_dialysis(self) -> bool:
@@ -176,6 +180,9 @@ def facts_from_records(
             lab_days=params.lab_freshness_days,
             weight_days=params.weight_freshness_days,
             lead_days=lead,
+        ),
+        weight=extract_weight(
+            records, t, as_of=as_of, weight_days=params.weight_freshness_days, lead_days=lead
         ),
         calcium=extract_calcium(
             records,

@@ -213,6 +213,15 @@ def extract_renal(
     )
 
 
+def extract_weight(
+    records: Records, t: Terminology, *, as_of: date, weight_days: int, lead_days: int
+) -> Measurement | None:
+    """The latest body weight within `weight_days` (kg): what a dose by weight is checked
+    against; None when no weight is that recent (never an older one)."""
+    fresh = _fresh(series_of(records, t, "body-weight", read_weight), as_of, weight_days, lead_days)
+    return _m(fresh[-1], "kg") if fresh else None
+
+
 def _by_cockcroft_gault(
     base: Renal,
     records: Records,

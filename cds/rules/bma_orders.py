@@ -9,6 +9,7 @@ which choose and check the dose.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from cds.facts import PatientFacts
@@ -115,10 +116,12 @@ def _mg(value: float) -> str:
         "too-soon",
         "drafted-twice",
         "above-label-per-kg",
+        "above-label-by-weight",
     ),
     bindings=(
         "drug",
         "dose",
+        "dose_per_kg",
         "label_dose",
         "label",
         "interval",
@@ -137,6 +140,8 @@ def _mg(value: float) -> str:
         "hypercalcaemia_of_malignancy_mg_dl",
         "hcm_creatinine_below_mg_dl",
         "hcm_retreatment_min_days",
+        "weight_freshness_days",
+        "weight_dose_tolerance_percent",
     ),
     medications=(ZOLEDRONIC_REDUCED,),
     regimens=("denosumab",),
@@ -151,7 +156,9 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     120 mg every 4 weeks (60 mg is the Prolia osteoporosis dose); Enhertu label 5.4 mg/kg every 3
     weeks for breast cancer, Kadcyla label 3.6 mg/kg every 3 weeks ("do not administer at doses
     greater than 3.6 mg/kg"; 6 mg/kg is trastuzumab's dose, and the label warns not to
-    substitute one for the other): a draft dose by weight above either is named. A dose ten
+    substitute one for the other): a draft dose by weight above either is named, and a dose in
+    mg more than 10% above the label's at the latest weight within 90 days (HOPA's position
+    statement on dose rounding accepts rounding within 10%). A dose ten
     times the label's or more is a unit error (critical). A dose in a unit that is not a mass
     (100 mL of the premixed bag, one vial), or a range, cannot be checked: the card says so
     rather than pass it in silence (§3c C2: never assumed to be mg); in the reduced renal band
@@ -185,19 +192,13 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                     proposals=(_to_label_dose(draft, drug, target, p),),
                 )
             )
-        elif (per_kg := _per_kg_finding(p, draft, limit)) is not None:
-            variant, indicator, target = per_kg
+        elif (by_weight := _by_weight_finding(f, p, draft, limit)) is not None:
             out.append(
-                Decision(
-                    variant=variant,
-                    indicator=indicator,
-                    bindings={
-                        **base,
-                        "dose": _mg_per_kg(draft.dose_mg_per_kg or 0.0),
-                        "label_dose": _mg_per_kg(target),
-                    },
-                    data=tuple(data),
-                    refs=(draft.ref,),
+                replace(
+                    by_weight,
+                    bindings={**base, **by_weight.bindings},
+                    data=(*data, *by_weight.data),
+                    refs=(draft.ref, *by_weight.refs),
                 )
             )
         elif _dose_unread(f, p, draft, drug, limit):
@@ -346,19 +347,55 @@ def _dose_finding(
     return None
 
 
-def _per_kg_finding(
-    p: Parameters, draft: DraftMedication, limit: DoseLimit
-) -> tuple[str, Indicator, float] | None:
-    """(variant, indicator, the label dose) when a dose by body weight is above the label's
-    (Enhertu: 5.4 mg/kg for breast cancer; Kadcyla: 3.6 mg/kg): ten times it or more reads as a
-    unit error. No suggestion: the dose to give is a weight-based calculation the pharmacist
-    makes."""
-    label, dose = limit.dose_mg_per_kg, draft.dose_mg_per_kg
-    if label is None or dose is None or dose <= label:
+def _by_weight_finding(
+    f: PatientFacts, p: Parameters, draft: DraftMedication, limit: DoseLimit
+) -> Decision | None:
+    """A drug dosed by weight (Enhertu 5.4 mg/kg for breast cancer, Kadcyla 3.6 mg/kg) drafted
+    above its label dose: a dose by weight as written, or a dose in mg against the label's
+    mg/kg at the latest fresh weight, more than the rounding tolerance above it (HOPA accepts
+    rounding within 10%). Ten times the label dose or more reads as a unit error. No suggestion:
+    the dose to give is a weight-based calculation the pharmacist makes. A dose in mg with no
+    fresh weight is not judged."""
+    label = limit.dose_mg_per_kg
+    if label is None:
         return None
-    if dose >= label * p.unit_error_factor:
-        return "unit-error", "critical", label
-    return "above-label-per-kg", "warning", label
+    if draft.dose_mg_per_kg is not None:
+        dose = draft.dose_mg_per_kg
+        if dose <= label:
+            return None
+        variant = "unit-error" if dose >= label * p.unit_error_factor else "above-label-per-kg"
+        return _by_weight_decision(
+            variant, {"dose": _mg_per_kg(dose), "label_dose": _mg_per_kg(label)}
+        )
+    weight = f.weight
+    if draft.dose_mg is None or weight is None:
+        return None
+    label_mg = label * weight.value
+    if draft.dose_mg >= label_mg * p.unit_error_factor:
+        variant = "unit-error"
+    elif draft.dose_mg > label_mg * (1 + p.weight_dose_tolerance_percent / 100):
+        variant = "above-label-by-weight"
+    else:
+        return None
+    bindings: dict[str, str | Said] = {
+        "dose_per_kg": _mg_per_kg(round(draft.dose_mg / weight.value, 1)),
+        "label_dose": say(
+            "dose-by-weight", per_kg=_mg_per_kg(label), mg=_mg(label_mg), kg=weight.value
+        ),
+    }
+    said = say("weight-read", kg=weight.value, when=weight.when, ref=weight.ref)
+    return _by_weight_decision(variant, bindings, (said,), (weight.ref,))
+
+
+def _by_weight_decision(
+    variant: str,
+    bindings: dict[str, str | Said],
+    data: tuple[Said, ...] = (),
+    refs: tuple[str, ...] = (),
+) -> Decision:
+    """The card of a dose above the label's by weight; the caller adds the draft."""
+    indicator: Indicator = "critical" if variant == "unit-error" else "warning"
+    return Decision(variant=variant, indicator=indicator, bindings=bindings, data=data, refs=refs)
 
 
 def _mg_per_kg(value: float) -> str:

@@ -255,6 +255,32 @@ class TestRenal:
         assert facts(p, t, params).renal.crcl is None
 
 
+class TestWeight:
+    @pytest.mark.parametrize(
+        ("weights", "expected"),
+        [
+            ([(200, 70.0), (30, 64.5)], 64.5),  # the latest within 90 days
+            ([(200, 70.0)], None),  # none within 90 days: never an older one
+            ([], None),
+        ],
+    )
+    def test_the_latest_fresh_weight(
+        self,
+        t: Terminology,
+        params: Parameters,
+        weights: list[tuple[int, float]],
+        expected: float | None,
+    ) -> None:
+        p = metastatic()
+        for days_ago, kg in weights:
+            p.obs("29463-7", days_ago, valueQuantity={"value": kg, "unit": "kg", "code": "kg"})
+        f = facts(p, t, params)
+        assert (f.weight.value if f.weight else None) == expected
+        if f.weight is not None:
+            assert f.weight.unit == "kg"
+            assert f.weight.ref.startswith("Observation/")
+
+
 class TestCalcium:
     def test_albumin_correction(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()

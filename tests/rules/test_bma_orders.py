@@ -21,6 +21,7 @@ from fixtures.factories import (
     ZOL4,
     Patient,
     draft_med,
+    drop_codes,
 )
 from tests.rules.helpers import bone_patient, concerns, creatinine_for, lines, run, text
 
@@ -175,6 +176,40 @@ class TestDoseCeilings:
         assert concerns(r2b) == expected
         if expected and expected[0] != "R2b:too-frequent":
             assert r2b[0].bindings["label_dose"] == "3.6 mg/kg"
+
+    @pytest.mark.parametrize(
+        ("drug", "mg", "weight", "expected"),
+        [
+            (TDM1, 245, 68.0, []),  # 3.6 mg/kg at 68 kg
+            (TDM1, 269, 68.0, []),  # 9.9% above: rounded to the vial (HOPA: within 10%)
+            (TDM1, 270, 68.0, ["R2b:above-label-by-weight"]),  # 10.3% above
+            (TDM1, 367, 68.0, ["R2b:above-label-by-weight"]),  # T-DXd's 5.4 mg/kg
+            (TDM1, 2448, 68.0, ["R2b:unit-error"]),  # ten times
+            (TDXD, 400, 68.0, []),  # 5.4 mg/kg is 367 mg: 400 mg is within 10%
+            (TDXD, 544, 68.0, ["R2b:above-label-by-weight"]),  # 8 mg/kg
+            (TDXD, 544, None, []),  # no weight within 90 days: a dose in mg is not judged
+        ],
+    )
+    def test_dose_in_mg_by_the_latest_weight(
+        self,
+        t: Terminology,
+        params: Parameters,
+        drug: tuple[str, str],
+        mg: float,
+        weight: float | None,
+        expected: list[str],
+    ) -> None:
+        """A dose in mg of a drug dosed by weight, against the label's mg/kg at the latest
+        weight, beyond the 10% HOPA accepts for rounding."""
+        p = bone_patient(her2="pos")
+        if weight is None:
+            drop_codes(p, "29463-7")
+        decisions = run(p, t, params, "order-sign", [draft_med("p", "d1", drug, "IV", mg)])
+        r2b = [d for d in decisions if d.rule == "R2b"]
+        assert concerns(r2b) == expected
+        if expected:
+            assert text(r2b[0].data[1]).startswith("Body weight 68 kg on ")
+            assert r2b[0].refs[1].startswith("Observation/")
 
     @pytest.mark.parametrize(
         ("mg", "expected"),
