@@ -39,87 +39,35 @@ class TestR12TdxdOrdered:
         assert got == expected
 
 
-class TestR12bTrastuzumabPneumonitis:
-    """The trastuzumab labels' boxed warning: discontinue for interstitial pneumonitis."""
-
-    @pytest.mark.parametrize(
-        ("drug", "tras_status", "onset", "ild_status", "expected"),
-        [
-            (TRAS, "active", 10, "active", ["R12b:pneumonitis-on-trastuzumab"]),
-            (TRAS, "unknown", 10, "active", ["R12b:pneumonitis-on-trastuzumab"]),  # named
-            (TRAS, "active", 400, "active", []),  # before trastuzumab: not 'on' it
-            (TRAS, "active", 10, "resolved", []),
-            (TRAS, "completed", 10, "active", []),  # no longer given
-            (TDXD, "active", 10, "active", []),  # T-DXd: R12's own label
-        ],
-    )
-    def test_on_the_chart(
-        self,
-        t: Terminology,
-        params: Parameters,
-        drug: tuple[str, str],
-        tras_status: str,
-        onset: int,
-        ild_status: str,
-        expected: list[str],
-    ) -> None:
-        p = bone_patient(her2="pos")
-        end = 30 if tras_status == "completed" else None
-        p.med("MedicationStatement", drug, status=tras_status, start=300, end=end)
-        p.condition(SNOMED, "205237003", "Pneumonitis", onset, status=ild_status)
-        decisions = [d for d in run(p, t, params) if d.rule == "R12b"]
-        assert concerns(decisions) == expected
-        if expected:
-            assert text(decisions[0].data[0]).startswith(
-                f"ILD/pneumonitis recorded {p.day(onset)}, grade not recorded ("
-            )
-
-    @pytest.mark.parametrize(
-        ("drafted", "ild_status", "expected"),
-        [
-            (TRAS, "active", ["R12b:pneumonitis-order"]),
-            (TRAS, "resolved", []),
-            (TDXD, "active", []),  # R12 judges a T-DXd order
-            (XGEVA, "active", []),  # another drug's order
-        ],
-    )
-    def test_at_the_order(
-        self,
-        t: Terminology,
-        params: Parameters,
-        drafted: tuple[str, str],
-        ild_status: str,
-        expected: list[str],
-    ) -> None:
-        p = bone_patient(her2="pos")
-        p.condition(SNOMED, "205237003", "Pneumonitis", 10, status=ild_status)
-        drafts = [draft_med("p", "d1", drafted, "as ordered")]
-        decisions = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R12b"]
-        assert concerns(decisions) == expected
-        if expected:
-            assert text(decisions[0].data[0]) == "Draft order: MedicationRequest/d1"
-
-
-class TestR12cTdm1Pneumonitis:
-    """The Kadcyla label: permanently discontinue T-DM1 in patients diagnosed with ILD or
+class TestPneumonitisOnTrastuzumabOrTdm1:
+    """R12b, the trastuzumab labels' boxed warning: discontinue for interstitial pneumonitis;
+    R12c, the Kadcyla label: permanently discontinue T-DM1 in patients diagnosed with ILD or
     pneumonitis."""
 
     @pytest.mark.parametrize(
-        ("drug", "status", "onset", "ild_status", "expected"),
+        ("rule", "drug", "status", "onset", "ild_status", "expected"),
         [
-            (TDM1, "active", 10, "active", ["R12c:pneumonitis-on-tdm1"]),
-            (TDM1, "unknown", 10, "active", ["R12c:pneumonitis-on-tdm1"]),  # named
-            (TDM1, "active", 400, "active", []),  # before T-DM1: not 'on' it
-            (TDM1, "active", 10, "resolved", []),
-            (TDM1, "completed", 10, "active", []),  # no longer given
-            (TRAS, "active", 10, "active", []),  # trastuzumab: R12b's own label
-            (TDXD, "active", 10, "active", []),  # T-DXd: R12's
+            ("R12b", TRAS, "active", 10, "active", ["R12b:pneumonitis-on-trastuzumab"]),
+            ("R12b", TRAS, "unknown", 10, "active", ["R12b:pneumonitis-on-trastuzumab"]),
+            ("R12b", TRAS, "active", 400, "active", []),  # before trastuzumab: not 'on' it
+            ("R12b", TRAS, "active", 10, "resolved", []),
+            ("R12b", TRAS, "completed", 10, "active", []),  # no longer given
+            ("R12b", TDXD, "active", 10, "active", []),  # T-DXd: R12's own label
+            ("R12b", TDM1, "active", 10, "active", []),  # T-DM1 is not trastuzumab: R12c's
+            ("R12c", TDM1, "active", 10, "active", ["R12c:pneumonitis-on-tdm1"]),
+            ("R12c", TDM1, "unknown", 10, "active", ["R12c:pneumonitis-on-tdm1"]),  # named
+            ("R12c", TDM1, "active", 400, "active", []),  # before T-DM1: not 'on' it
+            ("R12c", TDM1, "active", 10, "resolved", []),
+            ("R12c", TDM1, "completed", 10, "active", []),  # no longer given
+            ("R12c", TRAS, "active", 10, "active", []),  # trastuzumab: R12b's label
+            ("R12c", TDXD, "active", 10, "active", []),  # T-DXd: R12's
         ],
     )
     def test_on_the_chart(
         self,
         t: Terminology,
         params: Parameters,
+        rule: str,
         drug: tuple[str, str],
         status: str,
         onset: int,
@@ -130,7 +78,7 @@ class TestR12cTdm1Pneumonitis:
         end = 30 if status == "completed" else None
         p.med("MedicationStatement", drug, status=status, start=300, end=end)
         p.condition(SNOMED, "205237003", "Pneumonitis", onset, status=ild_status)
-        decisions = [d for d in run(p, t, params) if d.rule == "R12c"]
+        decisions = [d for d in run(p, t, params) if d.rule == rule]
         assert concerns(decisions) == expected
         if expected:
             assert text(decisions[0].data[0]).startswith(
@@ -139,18 +87,24 @@ class TestR12cTdm1Pneumonitis:
             assert decisions[0].refs[-1].startswith("MedicationStatement/")
 
     @pytest.mark.parametrize(
-        ("drafted", "ild_status", "expected"),
+        ("rule", "drafted", "ild_status", "expected"),
         [
-            (TDM1, "active", ["R12c:pneumonitis-order-tdm1"]),
-            (TDM1, "resolved", []),  # after ILD on T-DXd has resolved: the label's alternative
-            (TRAS, "active", []),  # R12b judges a trastuzumab order
-            (TDXD, "active", []),  # R12 a T-DXd order
+            ("R12b", TRAS, "active", ["R12b:pneumonitis-order"]),
+            ("R12b", TRAS, "resolved", []),
+            ("R12b", TDXD, "active", []),  # R12 judges a T-DXd order
+            ("R12b", XGEVA, "active", []),  # another drug's order
+            ("R12c", TDM1, "active", ["R12c:pneumonitis-order-tdm1"]),
+            # After ILD on T-DXd has resolved, T-DM1 is clinical-logic's alternative.
+            ("R12c", TDM1, "resolved", []),
+            ("R12c", TRAS, "active", []),  # R12b judges a trastuzumab order
+            ("R12c", TDXD, "active", []),
         ],
     )
     def test_at_the_order(
         self,
         t: Terminology,
         params: Parameters,
+        rule: str,
         drafted: tuple[str, str],
         ild_status: str,
         expected: list[str],
@@ -158,7 +112,7 @@ class TestR12cTdm1Pneumonitis:
         p = bone_patient(her2="pos")
         p.condition(SNOMED, "205237003", "Pneumonitis", 10, status=ild_status)
         drafts = [draft_med("p", "d1", drafted, "as ordered")]
-        decisions = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R12c"]
+        decisions = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == rule]
         assert concerns(decisions) == expected
         if expected:
             assert text(decisions[0].data[0]) == "Draft order: MedicationRequest/d1"
