@@ -131,6 +131,7 @@ class Parameters(BaseModel):
     capecitabine_crcl_contraindicated_below: float
     capecitabine_crcl_reduce_upto: float
     ild_grade_discontinue: int
+    tdxd_ild_crcl_below: float
     brain_status_window_days: int
     adjuvant_tdxd_label_days: int
     adjuvant_chemo_window_days: int

@@ -11,7 +11,8 @@ from cds.facts.disease import GradedCondition
 from cds.facts.medications import Exposure
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
-from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, rule
+from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, NoteKey, rule
+from cds.rules.bone import renal_line
 from cds.rules.in_use import in_use_lines, unknown_status_line
 from cds.said import Said, say
 from cds.terminology import MedClass
@@ -35,10 +36,11 @@ def _grade_variant(grade: int | None, p: Parameters) -> str:
         "start-monitoring",
     ),
     bindings=("grade",),
-    valuesets=("interstitial-lung-disease",),
+    # ILD/pneumonitis; the renal facts' creatinine, weight and dialysis for the start card.
+    valuesets=("interstitial-lung-disease", "creatinine", "body-weight", "dialysis"),
     ingredients=("trastuzumab deruxtecan",),
     # What makes trastuzumab deruxtecan active (F5), besides the grade threshold.
-    parameters=("ild_grade_discontinue", "active_window_days"),
+    parameters=("ild_grade_discontinue", "active_window_days", "tdxd_ild_crcl_below"),
 )
 def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """T-DXd and interstitial lung disease/pneumonitis (Enhertu label boxed warning; C3).
@@ -55,7 +57,7 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     """
     ordered = drafts.with_ingredient("trastuzumab deruxtecan")
     if ordered:
-        decision = _tdxd_ordered(f, ordered)
+        decision = _tdxd_ordered(f, ordered, p)
         return [decision] if decision is not None else []
     # A record of unknown status may be in use: a lung check is not dropped for want of one.
     active = list(f.meds.possibly_in_use("HER2_ADC_TDXD"))
@@ -86,22 +88,38 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     return []
 
 
-def _tdxd_ordered(f: PatientFacts, ordered: tuple[DraftMedication, ...]) -> Decision | None:
+def _tdxd_ordered(
+    f: PatientFacts, ordered: tuple[DraftMedication, ...], p: Parameters
+) -> Decision | None:
     """Ordering T-DXd with any ILD/pneumonitis history: critical (boxed warning); without one,
     monitor from the start (info) - at the start only: the next cycle's order of a course
     already given is no start, and an info card at every cycle teaches clinicians to ignore
-    cards."""
+    cards. With renal impairment (CrCl below 60 mL/min or dialysis) the start card says the
+    Enhertu label reports more grade 1-2 ILD/pneumonitis and asks for closer monitoring."""
     history = f.disease.ild_history
     ever = f.disease.interstitial_lung_disease.present or bool(history)
     if not ever and f.meds.ever("HER2_ADC_TDXD"):
         return None
+    renal = not ever and _renal_impairment(f, p)
     return Decision(
         variant="ild-order" if ever else "start-monitoring",
         indicator="critical" if ever else "info",
         data=tuple(say("draft-order-ref", ref=o.ref) for o in ordered)
-        + tuple(say("ild-ref", when=g.onset, ref=g.ref) for g in history),
-        refs=tuple(o.ref for o in ordered) + tuple(g.ref for g in history),
+        + tuple(say("ild-ref", when=g.onset, ref=g.ref) for g in history)
+        + ((renal_line(f),) if renal else ()),
+        refs=tuple(o.ref for o in ordered)
+        + tuple(g.ref for g in history)
+        + (f.renal.refs if renal else ()),
+        note_keys=(NoteKey("renal-impairment"),) if renal else (),
     )
+
+
+def _renal_impairment(f: PatientFacts, p: Parameters) -> bool:
+    """Moderate renal impairment or worse by Cockcroft-Gault CrCl, or dialysis: the Enhertu
+    label's higher incidence of grade 1-2 ILD/pneumonitis (US: moderate; EU: moderate or
+    severe). An unknown CrCl is not taken for either."""
+    crcl = f.renal.crcl
+    return f.on_dialysis or (crcl is not None and crcl < p.tdxd_ild_crcl_below)
 
 
 def _ild_on_tdxd(

@@ -7,8 +7,8 @@ import pytest
 
 from cds.parameters import Parameters
 from cds.terminology import Terminology
-from fixtures.factories import SNOMED, TDM1, TDXD, TRAS, XGEVA, draft_med
-from tests.rules.helpers import bone_patient, concerns, run, text
+from fixtures.factories import SNOMED, TDM1, TDXD, TRAS, XGEVA, draft_med, drop_codes
+from tests.rules.helpers import bone_patient, concerns, creatinine_for, run, text
 
 
 class TestR12TdxdOrdered:
@@ -37,6 +37,40 @@ class TestR12TdxdOrdered:
         drafts = [draft_med("p", "d", TDXD, "5.4 mg/kg every 3 weeks")]
         got = [d.concern for d in run(p, t, params, "order-sign", drafts) if d.rule == "R12"]
         assert got == expected
+
+    @pytest.mark.parametrize(
+        ("crcl", "dialysis", "ild", "renal_note"),
+        [
+            (45.0, False, False, True),  # moderate renal impairment: monitor more frequently
+            (59.0, False, False, True),
+            (80.0, False, False, False),
+            (None, False, False, False),  # CrCl unknown: never taken for impairment
+            (80.0, True, False, True),  # on dialysis, whatever the creatinine says
+            (45.0, False, True, False),  # ILD on record: the critical card, its own text
+        ],
+    )
+    def test_start_with_renal_impairment(
+        self,
+        t: Terminology,
+        params: Parameters,
+        crcl: float | None,
+        dialysis: bool,
+        ild: bool,
+        renal_note: bool,
+    ) -> None:
+        """Enhertu label: more grade 1-2 ILD/pneumonitis with moderate renal impairment."""
+        p = bone_patient(her2="pos", creatinine=creatinine_for(crcl or 80.0))
+        if crcl is None:
+            drop_codes(p, "2160-0")
+        if dialysis:
+            p.condition("", "", "", 200, text="Dependence on renal dialysis")
+        if ild:
+            p.condition("", "", "", 300, text="Pneumonitis")
+        drafts = [draft_med("p", "d", TDXD, "5.4 mg/kg every 3 weeks")]
+        r12 = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R12"]
+        assert len(r12) == 1
+        assert (r12[0].note_keys == ("renal-impairment",)) == renal_note
+        assert any(text(line).startswith("Renal function: ") for line in r12[0].data) == renal_note
 
 
 class TestPneumonitisOnTrastuzumabOrTdm1:
