@@ -41,6 +41,7 @@ def _grade_variant(grade: int | None, p: Parameters) -> str:
     ingredients=("trastuzumab deruxtecan",),
     # What makes trastuzumab deruxtecan active (F5), besides the grade threshold.
     parameters=("ild_grade_discontinue", "active_window_days", "tdxd_ild_crcl_below"),
+    notes=("renal-impairment",),
 )
 def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """T-DXd and interstitial lung disease/pneumonitis (Enhertu label boxed warning; C3).
