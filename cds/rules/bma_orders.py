@@ -158,13 +158,13 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     greater than 3.6 mg/kg"; 6 mg/kg is trastuzumab's dose, and the label warns not to
     substitute one for the other): a draft dose by weight above either is named, and a dose in
     mg more than 10% above the label's at the latest weight within 90 days (HOPA's position
-    statement on dose rounding accepts rounding within 10%). A dose ten
-    times the label's or more is a unit error (critical). A dose in a unit that is not a mass
-    (100 mL of the premixed bag, one vial), or a range, cannot be checked: the card says so
-    rather than pass it in silence (§3c C2: never assumed to be mg); in the reduced renal band
-    R2 names it instead. A draft with no dose at all is not named: at order-select
-    the dose is often not yet entered. A draft sooner after the last charted dose than the label
-    interval is named too (`_too_soon`).
+    statement on dose rounding accepts rounding within 10%). A dose ten times the label's or
+    more is a unit error (critical). A dose in a unit that is not a mass (100 mL of the
+    premixed bag, one vial), or a range, cannot be checked: the card says so rather than pass
+    it in silence (§3c C2: never assumed to be mg); in the reduced renal band R2 names it
+    instead. A draft with no dose at all is not named: at order-select the dose is often not
+    yet entered. A draft sooner after the last charted dose than the label interval is named
+    too (`_too_soon`).
     """
     out: list[Decision] = []
     for draft in drafts.with_ingredient(*CEILING_DRUGS):
