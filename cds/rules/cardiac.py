@@ -34,7 +34,7 @@ ORDER_ECHO = Proposal(key="echocardiogram", actions=(Order(key="echocardiogram")
 @rule(
     "R10",
     hooks=ORDER_HOOKS,
-    variants=("concurrent", "washout"),
+    variants=("concurrent", "concurrent-status-unknown", "washout"),
     ingredients=(*ANTIBODIES, *ANTHRACYCLINES),
     parameters=("anthracycline_washout_days", "active_window_days"),
     suggestions=("remove-anthracycline",),
@@ -45,7 +45,10 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     Herceptin SmPC: trastuzumab and anthracyclines should not be used concurrently outside a
     monitored trial; avoid anthracyclines for up to 25 weeks after stopping (EU) - the US label's
     7 months is UNVERIFIED; the longer window is the configurable default. Seed 000 (27% cardiac
-    dysfunction with AC + trastuzumab). A HER2 antibody of unknown status counts, named.
+    dysfunction with AC + trastuzumab). A HER2 antibody of unknown status counts, named; a HER2
+    drug ordered while the only anthracycline on record has status 'unknown' (no end date) gets
+    a warning that names it and asks whether it has finished: sequential anthracycline then
+    trastuzumab is standard, concurrent is not.
     """
     anthra = drafts.with_class("ANTHRACYCLINE")
     her2_drafts = drafts.any_with_class(*HER2_AB)
@@ -69,15 +72,17 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         )
         return out
     reverse = drafts.with_class(*HER2_AB)
-    anthra_active = f.meds.active("ANTHRACYCLINE")
-    if reverse and anthra_active:
+    # Of unknown status too: a safety check is never dropped for want of a status (named).
+    anthra_in_use = f.meds.possibly_in_use("ANTHRACYCLINE")
+    if reverse and anthra_in_use:
+        known = any(not e.status_unknown for e in anthra_in_use)
         out.append(
             Decision(
-                variant="concurrent",
-                indicator="critical",
+                variant="concurrent" if known else "concurrent-status-unknown",
+                indicator="critical" if known else "warning",
                 data=tuple(say("draft-order-her2", ref=h.ref) for h in reverse)
-                + in_use_lines(f.meds, anthra_active),
-                refs=tuple(h.ref for h in reverse) + tuple(e.ref for e in anthra_active),
+                + in_use_lines(f.meds, anthra_in_use),
+                refs=tuple(h.ref for h in reverse) + tuple(e.ref for e in anthra_in_use),
             )
         )
         return out

@@ -78,6 +78,33 @@ class TestR10Anthracycline:
         assert bool(both) is (expected is not None)
 
     @pytest.mark.parametrize(
+        ("records", "expected"),
+        [
+            ([("unknown", None)], ("R10:concurrent-status-unknown", "warning")),
+            ([("unknown", None), ("active", None)], ("R10:concurrent", "critical")),
+            ([("unknown", 300)], None),  # ended by its dates
+            ([("completed", 100)], None),  # sequential: anthracycline, then trastuzumab
+        ],
+    )
+    def test_her2_order_with_an_anthracycline_of_unknown_status(
+        self,
+        t: Terminology,
+        params: Parameters,
+        records: list[tuple[str, int | None]],
+        expected: tuple[str, str] | None,
+    ) -> None:
+        """The reverse order: an anthracycline that may still be given is named, never dropped;
+        one of unknown status only is a question (warning), not a finding."""
+        p = bone_patient(her2="pos")
+        for status, end in records:
+            p.med("MedicationStatement", DOXO, status=status, start=400, end=end)
+        d = run(p, t, params, "order-sign", [draft_med("p", "tras", TRAS, "8 mg/kg")])
+        r10 = [x for x in d if x.rule == "R10"]
+        assert [(x.concern, x.indicator) for x in r10] == ([expected] if expected else [])
+        if expected:
+            assert any("status 'unknown'" in text(x) for x in r10[0].data)
+
+    @pytest.mark.parametrize(
         ("days", "fires"),
         [pytest.param(213, True, id="7-months"), pytest.param(214, False, id="7-months+1")],
     )
