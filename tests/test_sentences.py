@@ -109,7 +109,14 @@ ALLOWED = {
     # Ingredient names (value-set members in cards/medications.yaml), not sentences.
     *(
         (m, "zoledronic acid")
-        for m in ("bisphosphonates.py", "bma_orders.py", "bone.py", "bone_calcium.py", "dental.py")
+        for m in (
+            "bisphosphonates.py",
+            "bma_orders.py",
+            "bma_overlap.py",
+            "bone.py",
+            "bone_calcium.py",
+            "dental.py",
+        )
     ),
     *(
         (m, "trastuzumab deruxtecan")

@@ -157,6 +157,7 @@ def facts_from_records(
     excluded = records.excluded + unusable_values(records, t, as_of=as_of, lead_days=lead)
     if records.preliminary:
         excluded += pending_named(records, t)
+    renal, weight, calcium = _labs(records, t, params, as_of)
     return PatientFacts(
         as_of=as_of,
         deceased=_deceased(records.patient, as_of, lead),
@@ -173,26 +174,9 @@ def facts_from_records(
         meds=meds,
         lines=lines,
         systemic=systemic,
-        renal=extract_renal(
-            records,
-            t,
-            as_of=as_of,
-            lab_days=params.lab_freshness_days,
-            weight_days=params.weight_freshness_days,
-            lead_days=lead,
-        ),
-        weight=extract_weight(
-            records, t, as_of=as_of, weight_days=params.weight_freshness_days, lead_days=lead
-        ),
-        calcium=extract_calcium(
-            records,
-            t,
-            as_of=as_of,
-            lab_days=params.lab_freshness_days,
-            lead_days=lead,
-            low_fallback=params.hypocalcaemia_mg_dl,
-            high_fallback=params.hypercalcaemia_mg_dl,
-        ),
+        renal=renal,
+        weight=weight,
+        calcium=calcium,
         lvef=extract_lvef(
             records,
             t,
@@ -209,6 +193,34 @@ def facts_from_records(
         received=records.received,
         latest_disease_status=_latest_disease_status(records, t),
     )
+
+
+def _labs(
+    records: Records, t: Terminology, params: Parameters, as_of: date
+) -> tuple[Renal, Measurement | None, Calcium]:
+    """F8: renal function (Cockcroft-Gault), the latest fresh body weight, and calcium."""
+    lead = params.clock_lead_days
+    renal = extract_renal(
+        records,
+        t,
+        as_of=as_of,
+        lab_days=params.lab_freshness_days,
+        weight_days=params.weight_freshness_days,
+        lead_days=lead,
+    )
+    weight = extract_weight(
+        records, t, as_of=as_of, weight_days=params.weight_freshness_days, lead_days=lead
+    )
+    calcium = extract_calcium(
+        records,
+        t,
+        as_of=as_of,
+        lab_days=params.lab_freshness_days,
+        lead_days=lead,
+        low_fallback=params.hypocalcaemia_mg_dl,
+        high_fallback=params.hypercalcaemia_mg_dl,
+    )
+    return renal, weight, calcium
 
 
 def _therapy(

@@ -213,6 +213,7 @@ def load_rules() -> Mapping[str, Rule]:
     from cds.rules import (  # noqa: F401
         bisphosphonates,
         bma_orders,
+        bma_overlap,
         bone,
         bone_calcium,
         brain,

@@ -1,10 +1,9 @@
-"""R2b-R2c: a bone-agent (or HER2 antibody-drug conjugate) order against its label, and one
-BMA at a time.
+"""R2b: a bone-agent (or HER2 antibody-drug conjugate) order against its label's dose and
+interval. One agent at a time (R2c) is `cds.rules.bma_overlap`.
 
 Clinical-logic §3c D1 (dose and schedule ceilings at every renal function), D2 (hypercalcaemia of
-malignancy: no renal reduction of zoledronic acid), D3 (one bone-modifying agent at a time). The
-predicates here are shared with R1 (cds/rules/bone.py) and R2 (cds/rules/bisphosphonates.py),
-which choose and check the dose.
+malignancy: no renal reduction of zoledronic acid). The predicates here are shared with R1
+(cds/rules/bone.py) and R2 (cds/rules/bisphosphonates.py), which choose and check the dose.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from dataclasses import replace
 from datetime import date
 
 from cds.facts import PatientFacts
-from cds.facts.days import within
 from cds.facts.medications import Exposure
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import DoseLimit, Parameters
@@ -27,7 +25,6 @@ from cds.rules import (
     UpdateDraft,
     rule,
 )
-from cds.rules.in_use import unknown_status_line
 from cds.said import Said, say
 
 # Drugs whose label dose and interval R2b checks; zoledronic acid and pamidronate doses are R2's.
@@ -179,41 +176,50 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
             "min_interval": f"{limit.min_interval_weeks:g}",
         }
         data = [say("draft-order", drug=limit.drug, ref=draft.ref)]
-        found = _dose_finding(f, p, draft, drug, limit)
-        if found is not None:
-            variant, indicator, target = found
-            out.append(
-                Decision(
-                    variant=variant,
-                    indicator=indicator,
-                    bindings={**base, "label_dose": _mg(target)},
-                    data=tuple(data),
-                    refs=(draft.ref,),
-                    proposals=(_to_label_dose(draft, drug, target, p),),
-                )
-            )
-        elif (by_weight := _by_weight_finding(f, p, draft, limit)) is not None:
-            out.append(
-                replace(
-                    by_weight,
-                    bindings={**base, **by_weight.bindings},
-                    data=(*data, *by_weight.data),
-                    refs=(draft.ref, *by_weight.refs),
-                )
-            )
-        elif _dose_unread(f, p, draft, drug, limit):
-            out.append(
-                Decision(
-                    variant="dose-unread",
-                    indicator="info",
-                    bindings=base,
-                    data=(*data, say("draft-dose-unknown", why=draft.dose_note)),
-                    refs=(draft.ref,),
-                )
-            )
+        if (dose := _dose_decision(f, p, draft, drug, (limit, base, data))) is not None:
+            out.append(dose)
         out += _schedule(f, p, draft, drug, (limit, base, data))
         out += _drafted_twice(drafts, draft, drug, (base, data))
     return out
+
+
+def _dose_decision(
+    f: PatientFacts,
+    p: Parameters,
+    draft: DraftMedication,
+    drug: str,
+    card: tuple[DoseLimit, dict[str, str | Said], list[Said]],
+) -> Decision | None:
+    """The draft's dose against the label's: above it by mass (with the label dose as the
+    suggestion), above it by weight, or in a unit the check cannot read."""
+    limit, base, data = card
+    found = _dose_finding(f, p, draft, drug, limit)
+    if found is not None:
+        variant, indicator, target = found
+        return Decision(
+            variant=variant,
+            indicator=indicator,
+            bindings={**base, "label_dose": _mg(target)},
+            data=tuple(data),
+            refs=(draft.ref,),
+            proposals=(_to_label_dose(draft, drug, target, p),),
+        )
+    if (by_weight := _by_weight_finding(f, p, draft, limit)) is not None:
+        return replace(
+            by_weight,
+            bindings={**base, **by_weight.bindings},
+            data=(*data, *by_weight.data),
+            refs=(draft.ref, *by_weight.refs),
+        )
+    if _dose_unread(f, p, draft, drug, limit):
+        return Decision(
+            variant="dose-unread",
+            indicator="info",
+            bindings=base,
+            data=(*data, say("draft-dose-unknown", why=draft.dose_note)),
+            refs=(draft.ref,),
+        )
+    return None
 
 
 def _drafted_twice(
@@ -412,87 +418,3 @@ def _dose_unread(
         and limit.dose_mg is not None
         and renal_band_dose(f, p, drug) is None
     )
-
-
-def _still_acting(e: Exposure, f: PatientFacts, p: Parameters) -> bool:
-    """Its last dose within the agent's own dosing interval, or (with no dose date to go by,
-    as a course still recorded active) active by F5 (D3)."""
-    days = p.bma_overlap_days.get(e.ingredient)
-    last = e.last
-    recent = (
-        days is not None and last is not None and within(last, f.as_of, days, p.clock_lead_days)
-    )
-    if e.record.resource_type == "MedicationAdministration":
-        return recent  # a dose given on a date: its interval decides
-    return recent or e.active
-
-
-@rule(
-    "R2c",
-    hooks=ORDER_HOOKS,
-    variants=("switch-not-add", "other-status-unknown"),
-    bindings=("drug", "other"),
-    ingredients=("denosumab", "zoledronic acid", "pamidronate", "ibandronate"),
-    parameters=(
-        "bma_overlap_days",
-        "active_window_days",
-        "zoledronic_window_days",
-        "clock_lead_days",
-    ),
-    suggestions=("remove-draft",),
-)
-def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """A bone-modifying agent drafted while another is acting → switch, do not add (§3c D3).
-
-    ASCO-BMA-2017 and the Xgeva and Zometa labels give one agent, never two together (Xgeva: do
-    not give with other denosumab products or with bisphosphonates' effects overlapping). An
-    agent is still acting while active, or within its interval of the last dose: denosumab 4
-    weeks, zoledronic acid and pamidronate 12 weeks, oral ibandronate while taken. Two different
-    agents drafted together count too. Another agent recorded with status 'unknown' (open-ended)
-    may be acting: a warning asks to confirm it stopped, with no suggestion, since whether to
-    switch or add is not known; beside an agent that is acting, it is named on that card.
-    """
-    out: list[Decision] = []
-    drafted = drafts.with_class("BMA")
-    for draft in drafted:
-        mine = {d.ingredient for d in draft.drugs if d.med_class == "BMA"}
-        acting = [
-            e for e in f.meds.ever("BMA") if e.ingredient not in mine and _still_acting(e, f, p)
-        ]
-        unknown = [
-            e
-            for e in f.meds.of_unknown_status("BMA")
-            if e.ingredient not in mine and e not in acting
-        ]
-        together = [
-            o for o in drafted if o is not draft and not mine & {d.ingredient for d in o.drugs}
-        ]
-        if not acting and not together and not unknown:
-            continue
-        confirmed = bool(acting or together)
-        others = sorted(
-            {e.ingredient for e in (acting if confirmed else unknown)}
-            | {d.ingredient for o in together for d in o.drugs if d.med_class == "BMA"}
-        )
-        data = [say("draft-order", drug=", ".join(sorted(mine)), ref=draft.ref)]
-        data += [
-            say("drug-last-recorded", drug=e.ingredient, when=e.last, ref=e.ref) for e in acting
-        ]
-        data += [unknown_status_line(e) for e in unknown]
-        data += [say("also-drafted", ref=o.ref) for o in together]
-        remove = Proposal(key="remove-draft", actions=(DeleteDraft(draft_ref=draft.ref),))
-        out.append(
-            Decision(
-                variant="switch-not-add" if confirmed else "other-status-unknown",
-                indicator="warning",
-                bindings={"drug": " + ".join(sorted(mine)), "other": " and ".join(others)},
-                data=tuple(data),
-                refs=(
-                    draft.ref,
-                    *(e.ref for e in (*acting, *unknown)),
-                    *(o.ref for o in together),
-                ),
-                proposals=(remove,) if confirmed else (),
-            )
-        )
-    return out

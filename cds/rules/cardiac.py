@@ -72,20 +72,8 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
         )
         return out
     reverse = drafts.with_class(*HER2_AB)
-    # Of unknown status too: a safety check is never dropped for want of a status (named).
-    anthra_in_use = f.meds.possibly_in_use("ANTHRACYCLINE")
-    if reverse and anthra_in_use:
-        known = any(not e.status_unknown for e in anthra_in_use)
-        out.append(
-            Decision(
-                variant="concurrent" if known else "concurrent-status-unknown",
-                indicator="critical" if known else "warning",
-                data=tuple(say("draft-order-her2", ref=h.ref) for h in reverse)
-                + in_use_lines(f.meds, anthra_in_use),
-                refs=tuple(h.ref for h in reverse) + tuple(e.ref for e in anthra_in_use),
-            )
-        )
-        return out
+    if reverse and (decision := _her2_drafted_on_anthracycline(f, reverse)) is not None:
+        return [decision]
     if anthra:
         last = max(
             (e.last for e in f.meds.ever("HER2_MAB") if e.ingredient == "trastuzumab" and e.last),
@@ -104,6 +92,25 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                 )
             )
     return out
+
+
+def _her2_drafted_on_anthracycline(
+    f: PatientFacts, drafted: tuple[DraftMedication, ...]
+) -> Decision | None:
+    """A HER2 drug drafted with an anthracycline that may be in use: critical when one is in
+    use, a question (warning) when the only ones have status 'unknown' - a safety check is never
+    dropped for want of a status, and every such record is named."""
+    anthra = f.meds.possibly_in_use("ANTHRACYCLINE")
+    if not anthra:
+        return None
+    known = any(not e.status_unknown for e in anthra)
+    return Decision(
+        variant="concurrent" if known else "concurrent-status-unknown",
+        indicator="critical" if known else "warning",
+        data=tuple(say("draft-order-her2", ref=h.ref) for h in drafted)
+        + in_use_lines(f.meds, anthra),
+        refs=tuple(h.ref for h in drafted) + tuple(e.ref for e in anthra),
+    )
 
 
 @rule(

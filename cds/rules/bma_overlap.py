@@ -1,0 +1,103 @@
+"""R2c: one bone-modifying agent at a time (clinical-logic §3c D3): an agent drafted while another
+is still acting is a switch, not an addition."""
+
+from __future__ import annotations
+
+from cds.facts import PatientFacts
+from cds.facts.days import within
+from cds.facts.medications import Exposure
+from cds.facts.orders import DraftOrders
+from cds.parameters import Parameters
+from cds.rules import (
+    ORDER_HOOKS,
+    Decision,
+    DeleteDraft,
+    Proposal,
+    rule,
+)
+from cds.rules.in_use import unknown_status_line
+from cds.said import say
+
+
+def _still_acting(e: Exposure, f: PatientFacts, p: Parameters) -> bool:
+    """Its last dose within the agent's own dosing interval, or (with no dose date to go by,
+    as a course still recorded active) active by F5 (D3)."""
+    days = p.bma_overlap_days.get(e.ingredient)
+    last = e.last
+    recent = (
+        days is not None and last is not None and within(last, f.as_of, days, p.clock_lead_days)
+    )
+    if e.record.resource_type == "MedicationAdministration":
+        return recent  # a dose given on a date: its interval decides
+    return recent or e.active
+
+
+@rule(
+    "R2c",
+    hooks=ORDER_HOOKS,
+    variants=("switch-not-add", "other-status-unknown"),
+    bindings=("drug", "other"),
+    ingredients=("denosumab", "zoledronic acid", "pamidronate", "ibandronate"),
+    parameters=(
+        "bma_overlap_days",
+        "active_window_days",
+        "zoledronic_window_days",
+        "clock_lead_days",
+    ),
+    suggestions=("remove-draft",),
+)
+def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """A bone-modifying agent drafted while another is acting → switch, do not add (§3c D3).
+
+    ASCO-BMA-2017 and the Xgeva and Zometa labels give one agent, never two together (Xgeva: do
+    not give with other denosumab products or with bisphosphonates' effects overlapping). An
+    agent is still acting while active, or within its interval of the last dose: denosumab 4
+    weeks, zoledronic acid and pamidronate 12 weeks, oral ibandronate while taken. Two different
+    agents drafted together count too. Another agent recorded with status 'unknown' (open-ended)
+    may be acting: a warning asks to confirm it stopped, with no suggestion, since whether to
+    switch or add is not known; beside an agent that is acting, it is named on that card.
+    """
+    out: list[Decision] = []
+    drafted = drafts.with_class("BMA")
+    for draft in drafted:
+        mine = {d.ingredient for d in draft.drugs if d.med_class == "BMA"}
+        acting = [
+            e for e in f.meds.ever("BMA") if e.ingredient not in mine and _still_acting(e, f, p)
+        ]
+        unknown = [
+            e
+            for e in f.meds.of_unknown_status("BMA")
+            if e.ingredient not in mine and e not in acting
+        ]
+        together = [
+            o for o in drafted if o is not draft and not mine & {d.ingredient for d in o.drugs}
+        ]
+        if not acting and not together and not unknown:
+            continue
+        confirmed = bool(acting or together)
+        others = sorted(
+            {e.ingredient for e in (acting if confirmed else unknown)}
+            | {d.ingredient for o in together for d in o.drugs if d.med_class == "BMA"}
+        )
+        data = [say("draft-order", drug=", ".join(sorted(mine)), ref=draft.ref)]
+        data += [
+            say("drug-last-recorded", drug=e.ingredient, when=e.last, ref=e.ref) for e in acting
+        ]
+        data += [unknown_status_line(e) for e in unknown]
+        data += [say("also-drafted", ref=o.ref) for o in together]
+        remove = Proposal(key="remove-draft", actions=(DeleteDraft(draft_ref=draft.ref),))
+        out.append(
+            Decision(
+                variant="switch-not-add" if confirmed else "other-status-unknown",
+                indicator="warning",
+                bindings={"drug": " + ".join(sorted(mine)), "other": " and ".join(others)},
+                data=tuple(data),
+                refs=(
+                    draft.ref,
+                    *(e.ref for e in (*acting, *unknown)),
+                    *(o.ref for o in together),
+                ),
+                proposals=(remove,) if confirmed else (),
+            )
+        )
+    return out
