@@ -20,6 +20,7 @@ from cds.rules import (
     Decision,
     DeleteDraft,
     Indicator,
+    NoteKey,
     Proposal,
     RegimenOrder,
     UpdateDraft,
@@ -35,6 +36,8 @@ CEILING_DRUGS = (
     "zoledronic acid",
     "pamidronate",
 )
+# The bisphosphonates that hypercalcaemia of malignancy may repeat sooner than their interval.
+HCM_RETREATABLE = ("zoledronic acid", "pamidronate")
 # A reduced zoledronic acid dose is ordered at ingredient level, not as the 4 mg product (D9).
 ZOLEDRONIC_REDUCED = "zoledronic-acid-reduced"
 
@@ -143,6 +146,7 @@ def _mg(value: float) -> str:
     medications=(ZOLEDRONIC_REDUCED,),
     regimens=("denosumab",),
     suggestions=("adjust-dose", "replace-with-xgeva", "remove-duplicate"),
+    notes=("xgeva-loading-doses", "hcm-retreatment"),
 )
 def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """A bone-modifying agent, T-DXd or T-DM1 drafted above its label dose or more often than its
@@ -270,6 +274,8 @@ def _schedule(
                 bindings=base,
                 data=(*data, say("interval-on-order", interval=base["interval"])),
                 refs=(draft.ref,),
+                # Xgeva's loading doses are its own label's: said on denosumab cards only.
+                note_keys=(NoteKey("xgeva-loading-doses"),) if drug == "denosumab" else (),
             )
         )
     if (soon := _too_soon(f, p, drug, limit, draft.start)) is not None:
@@ -284,6 +290,8 @@ def _schedule(
                     say("last-dose-given", drug=drug, when=last.last, days=days, ref=last.ref),
                 ),
                 refs=(draft.ref, last.ref),
+                # The early retreatment of hypercalcaemia is the bisphosphonates' alone.
+                note_keys=(NoteKey("hcm-retreatment"),) if drug in HCM_RETREATABLE else (),
             )
         )
     return out

@@ -78,6 +78,33 @@ class TestDoseTooSoonAfterTheLast:
         if soon:
             assert f"MedicationAdministration/{given['id']}" in soon[0].refs
             assert any(f"{days_ago} days ago" in text(x) for x in soon[0].data)
+            # The early retreatment of hypercalcaemia is said on the bisphosphonates' cards only.
+            hcm = ("hcm-retreatment",) if rx != XGEVA else ()
+            assert soon[0].note_keys == hcm
+
+    @pytest.mark.parametrize(
+        ("rx", "dose", "notes"),
+        [
+            (XGEVA, "120 mg SC weekly", ("xgeva-loading-doses",)),
+            (ZOL4, "4 mg IV weekly", ()),
+            (TDXD, "5.4 mg/kg IV daily", ()),
+            (TDM1, "3.6 mg/kg IV weekly", ()),
+        ],
+    )
+    def test_too_frequent_names_xgeva_loading_doses_on_denosumab_only(
+        self,
+        t: Terminology,
+        params: Parameters,
+        rx: tuple[str, str],
+        dose: str,
+        notes: tuple[str, ...],
+    ) -> None:
+        """Xgeva's days 8 and 15 are its own label's (giant cell tumour, hypercalcaemia): an
+        antibody-drug conjugate's or zoledronic acid's card never mentions them."""
+        draft = draft_med("p", "d", rx, dose)
+        decisions = run(bone_patient(her2="pos"), t, params, "order-sign", [draft])
+        [card] = [d for d in decisions if d.concern == "R2b:too-frequent"]
+        assert card.note_keys == notes
 
     def test_a_course_recorded_by_statement_or_order_dates_no_dose(
         self, t: Terminology, params: Parameters
