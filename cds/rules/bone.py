@@ -86,9 +86,14 @@ def renal_line(f: PatientFacts) -> Said:
     return say("renal-function", renal=renal)
 
 
+def renal_below(f: PatientFacts, crcl: float) -> bool:
+    """Cockcroft-Gault CrCl below `crcl`, or dialysis; an unknown CrCl is never taken for it."""
+    return f.on_dialysis or (f.renal.crcl is not None and f.renal.crcl < crcl)
+
+
 def severe_renal(f: PatientFacts, p: Parameters) -> bool:
     """CrCl below the zoledronic-acid threshold, or dialysis (Zometa and Xgeva labels)."""
-    return f.on_dialysis or (f.renal.crcl is not None and f.renal.crcl < p.crcl_not_recommended)
+    return renal_below(f, p.crcl_not_recommended)
 
 
 def no_recent_dental(f: PatientFacts, p: Parameters) -> bool:

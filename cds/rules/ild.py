@@ -12,7 +12,7 @@ from cds.facts.medications import Exposure
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, NoteKey, rule
-from cds.rules.bone import renal_line
+from cds.rules.bone import renal_below, renal_line
 from cds.rules.in_use import in_use_lines, unknown_status_line
 from cds.said import Said, say
 from cds.terminology import MedClass
@@ -101,7 +101,8 @@ def _tdxd_ordered(
     ever = f.disease.interstitial_lung_disease.present or bool(history)
     if not ever and f.meds.ever("HER2_ADC_TDXD"):
         return None
-    renal = not ever and _renal_impairment(f, p)
+    # Moderate renal impairment or worse (US label: moderate; EU: moderate or severe).
+    renal = not ever and renal_below(f, p.tdxd_ild_crcl_below)
     return Decision(
         variant="ild-order" if ever else "start-monitoring",
         indicator="critical" if ever else "info",
@@ -113,14 +114,6 @@ def _tdxd_ordered(
         + (f.renal.refs if renal else ()),
         note_keys=(NoteKey("renal-impairment"),) if renal else (),
     )
-
-
-def _renal_impairment(f: PatientFacts, p: Parameters) -> bool:
-    """Moderate renal impairment or worse by Cockcroft-Gault CrCl, or dialysis: the Enhertu
-    label's higher incidence of grade 1-2 ILD/pneumonitis (US: moderate; EU: moderate or
-    severe). An unknown CrCl is not taken for either."""
-    crcl = f.renal.crcl
-    return f.on_dialysis or (crcl is not None and crcl < p.tdxd_ild_crcl_below)
 
 
 def _ild_on_tdxd(
