@@ -96,6 +96,21 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+# CDS Hooks 2.0: a card's summary SHALL be under 140 characters. Templates are checked at start-
+# up, but a binding listing drugs can take a filled one past it (seven HER2 drugs drafted).
+SUMMARY_LIMIT = 139
+
+
+def _summary_within_limit(summary: str) -> str:
+    """The summary cut at a word boundary with an ellipsis when the filled text is too long;
+    the detail then opens with the whole of it (`_detail`), so nothing is lost."""
+    if len(summary) <= SUMMARY_LIMIT:
+        return summary
+    cut = summary[: SUMMARY_LIMIT - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > 0 else cut).rstrip(" ,:;-") + "\u2026"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RenderContext:
     hook_instance: str
@@ -212,10 +227,11 @@ class Renderer:
         }
         suggestions = [self._suggestion(decision.rule, p, ctx, card_id) for p in decision.proposals]
         parts = self._static[decision.rule]
+        summary = _sentence(_fill(variant.summary, bindings))
         card: dict[str, Any] = {
             "uuid": _uuid_text(card_id),
-            "summary": _sentence(_fill(variant.summary, bindings)),
-            "detail": self._detail(decision, spec, variant, bindings, ctx.facts),
+            "summary": _summary_within_limit(summary),
+            "detail": self._detail(decision, spec, variant, bindings, ctx.facts, summary),
             "indicator": decision.indicator,
             "source": parts.source,
         }
@@ -240,8 +256,11 @@ class Renderer:
         variant: VariantSpec,
         bindings: Mapping[str, str],
         facts: PatientFacts,
+        summary: str,
     ) -> str:
         parts = [_fill(variant.detail, bindings).strip()]
+        if len(summary) > SUMMARY_LIMIT:
+            parts.insert(0, f"**{summary}**")
         text, frame = self.text, self._frame
         if d.data:
             parts.append(frame.patient_data + "\n" + "\n".join(f"- {text(x)}" for x in d.data))

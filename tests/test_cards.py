@@ -3,14 +3,19 @@ every card's uuid and every line of its text depend on them."""
 
 from __future__ import annotations
 
+import copy
+import json
 import uuid
+from pathlib import Path
 from string import Template
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cds.cards import _fill, _uuid5, _uuid_text
+from cds.cards import SUMMARY_LIMIT, _fill, _summary_within_limit, _uuid5, _uuid_text
 
 
 @given(namespace=st.binary(min_size=16, max_size=16), name=st.text())
@@ -50,3 +55,41 @@ def test_fill_names_the_missing_value() -> None:
     with pytest.raises(KeyError, match="dose"):
         _fill("Give $dose of $drug", {"drug": "zoledronic acid"})
     assert _fill("Give $dose of $drug", {"drug": "x"}, safe=True) == "Give $dose of x"
+
+
+@given(text=st.text(alphabet=st.sampled_from("ab ,:-"), max_size=300))
+def test_a_summary_is_cut_under_140_characters_at_a_word(text: str) -> None:
+    """CDS Hooks: summary SHALL be under 140 characters. A short one is kept as it is; a long
+    one is a prefix of itself, cut at a space where there is one, with an ellipsis."""
+    out = _summary_within_limit(text)
+    assert len(out) <= SUMMARY_LIMIT
+    if len(text) <= SUMMARY_LIMIT:
+        assert out == text
+    else:
+        assert out.endswith("\u2026")
+        assert text.startswith(out[:-1])
+
+
+_R6C = Path(__file__).resolve().parent.parent / "fixtures" / "mbc-bone-order-sign"
+_R6C_REQUEST = _R6C / "trastuzumab-and-pertuzumab-drafted-for-her2-negative-disease/request.json"
+
+
+def test_a_card_listing_seven_drugs_keeps_its_summary_under_140(client: TestClient) -> None:
+    """Seven HER2 drugs drafted for HER2-negative disease filled R6c's summary to 202
+    characters, a card the spec forbids; it is cut, and the detail opens with all of it."""
+    request: dict[str, Any] = json.loads(_R6C_REQUEST.read_text())
+    entries = request["context"]["draftOrders"]["entry"]
+    for i, name in enumerate(["Kadcyla", "tucatinib", "neratinib", "lapatinib", "margetuximab"]):
+        extra = copy.deepcopy(entries[0])
+        extra["resource"]["id"] = f"extra-{i}"
+        extra["resource"]["medicationCodeableConcept"] = {"text": name}
+        entries.append(extra)
+    r = client.post("/cds-services/mbc-bone-order-sign", json=request)
+    assert r.status_code == 200
+    cards = r.json()["cards"]
+    assert all(len(c["summary"]) <= SUMMARY_LIMIT for c in cards)
+    [r6c] = [c for c in cards if c["summary"].startswith("Lapatinib and margetuximab")]
+    assert r6c["summary"].endswith("\u2026")
+    whole = r6c["detail"].split("\n\n")[0]
+    assert whole.startswith("**Lapatinib and margetuximab and neratinib and pertuzumab")
+    assert whole.endswith("indicated for HER2-positive breast cancer**")
