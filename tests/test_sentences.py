@@ -120,7 +120,14 @@ ALLOWED = {
     ),
     *(
         (m, "trastuzumab deruxtecan")
-        for m in ("bma_orders.py", "cardiac.py", "her2.py", "her2low.py", "ild.py")
+        for m in (
+            "bma_orders.py",
+            "cardiac.py",
+            "her2.py",
+            "her2_orders.py",
+            "her2low.py",
+            "ild.py",
+        )
     ),
     *(
         (m, "trastuzumab emtansine")

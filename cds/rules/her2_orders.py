@@ -1,4 +1,5 @@
 """R6c: a HER2-targeted drug other than T-DXd drafted while the HER2 result in use is negative.
+R6d: two products carrying the same HER2 antibody drafted together.
 
 Trastuzumab (Herceptin: "HER2-overexpressing breast cancer"; select patients by an FDA-approved
 companion diagnostic), pertuzumab (Perjeta), T-DM1 (Kadcyla), margetuximab, tucatinib
@@ -9,9 +10,9 @@ cancer only. T-DXd is also given for HER2-low and -ultralow disease: its orders 
 from __future__ import annotations
 
 from cds.facts import PatientFacts
-from cds.facts.orders import DraftOrders
+from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
-from cds.rules import ORDER_HOOKS, Decision, rule
+from cds.rules import ORDER_HOOKS, Decision, DeleteDraft, Proposal, rule
 from cds.rules.her2 import HER2_VALUESETS, her2_result_lines
 from cds.said import say
 from cds.terminology import MedClass
@@ -70,5 +71,91 @@ def r6c_her2_drug_for_her2_negative(
                 *(say("receptor-discordance", finding=d) for d in f.receptors.discordances()),
             ),
             refs=(*(o.ref for o in ordered), *(her2.refs if her2 else ())),
+        )
+    ]
+
+
+# The antibody each HER2 drug carries: both conjugates are trastuzumab with a payload (the
+# Enhertu and Kadcyla labels: do not substitute for or with trastuzumab), and Phesgo is
+# pertuzumab and trastuzumab in one injection.
+ANTIBODY_OF: dict[str, str] = {
+    "trastuzumab": "trastuzumab",
+    "trastuzumab deruxtecan": "trastuzumab",
+    "trastuzumab emtansine": "trastuzumab",
+    "pertuzumab": "pertuzumab",
+}
+
+
+def _product(draft: DraftMedication) -> frozenset[str]:
+    """The HER2 antibodies and conjugates in one draft: Phesgo is one product of two."""
+    return frozenset(d.ingredient for d in draft.drugs if d.ingredient in ANTIBODY_OF)
+
+
+def _clash(a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
+    """The antibodies two different products would both give (none for the same product twice,
+    as a loading and a maintenance dose, or for trastuzumab with pertuzumab, or T-DXd with
+    pertuzumab: the CLEOPATRA and DESTINY-Breast09 combinations)."""
+    if a == b:
+        return frozenset()
+    return frozenset(ANTIBODY_OF[i] for i in a) & frozenset(ANTIBODY_OF[i] for i in b)
+
+
+def _listed(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else items[0]
+
+
+@rule(
+    "R6d",
+    hooks=ORDER_HOOKS,
+    variants=("drafted-together",),
+    bindings=("drugs", "antibody"),
+    ingredients=tuple(ANTIBODY_OF),
+    suggestions=("keep-one",),
+)
+def r6d_one_trastuzumab_product(
+    f: PatientFacts, drafts: DraftOrders, p: Parameters
+) -> list[Decision]:
+    """Two different products carrying the same HER2 antibody drafted together (trastuzumab
+    with T-DXd or T-DM1, T-DXd with T-DM1, Phesgo with IV trastuzumab or pertuzumab) → one
+    warning, with a suggestion per product to keep it and remove the drafts that clash with it.
+
+    The Enhertu label: do not substitute ENHERTU for or with trastuzumab or ado-trastuzumab
+    emtansine; the Kadcyla label: do not substitute KADCYLA for or with trastuzumab; Phesgo's:
+    different dosing from IV pertuzumab and trastuzumab, not substituted for or with them or
+    the conjugates. Each has its own dose and schedule; signed together, the patient would get
+    the antibody twice. In order-select the card needs a selected draft among them.
+    """
+    her2 = [(o, _product(o)) for o in drafts.medications]
+    her2 = [(o, prod) for o, prod in her2 if prod]
+    clashing = [(o, prod) for o, prod in her2 if any(_clash(prod, other) for _, other in her2)]
+    focus = drafts.focus()
+    if not any(o in focus for o, _ in clashing):
+        return []
+    products = sorted({prod for _, prod in clashing}, key=sorted)
+    antibodies = sorted({a for x in products for y in products for a in _clash(x, y)})
+    names = {prod: " + ".join(sorted(prod)) for prod in products}
+    keep = tuple(
+        Proposal(
+            key="keep-one",
+            actions=tuple(
+                DeleteDraft(draft_ref=o.ref) for o, other in clashing if _clash(prod, other)
+            ),
+            label_bindings={"drug": names[prod]},
+        )
+        for prod in products
+    )
+    return [
+        Decision(
+            variant="drafted-together",
+            indicator="warning",
+            bindings={
+                "drugs": _listed([names[prod] for prod in products]),
+                "antibody": _listed(antibodies),
+            },
+            data=tuple(
+                say("draft-order", drug=" + ".join(sorted(prod)), ref=o.ref) for o, prod in clashing
+            ),
+            refs=tuple(o.ref for o, _ in clashing),
+            proposals=keep,
         )
     ]

@@ -1,4 +1,5 @@
-"""R6c: HER2-targeted drugs drafted against the HER2 result in use (rules/her2_orders.py)."""
+"""R6c: HER2-targeted drugs drafted against the HER2 result in use; R6d: two products of the
+same HER2 antibody drafted together (rules/her2_orders.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 import pytest
 
 from cds.parameters import Parameters
+from cds.rules import DeleteDraft
 from cds.terminology import Terminology
-from fixtures.factories import TDM1, TDXD, TRAS, Patient, draft_med
+from fixtures.factories import DOCE, PERT, TDM1, TDXD, TRAS, Patient, draft_med
 from tests.rules.helpers import bone_patient, concerns, run, text
 
 
@@ -82,3 +84,80 @@ class TestR6cHer2DrugForHer2NegativeDisease:
         [d] = [x for x in run(p, t, params, "order-sign", drafts) if x.rule == "R6c"]
         assert d.indicator == "warning"
         assert any(text(x).startswith("HER2 negative") for x in d.data)
+
+
+PHESGO = ("2382605", "Phesgo")
+
+
+class TestR6dOneProductPerHer2Antibody:
+    @staticmethod
+    def _r6d(t: Terminology, params: Parameters, *rx: tuple[str, str]) -> list[str]:
+        drafts = [draft_med("p", f"d{i}", x, "as directed") for i, x in enumerate(rx)]
+        out = run(bone_patient(her2="pos"), t, params, "order-sign", drafts)
+        return [c for c in concerns(out) if c.startswith("R6d")]
+
+    @pytest.mark.parametrize(
+        ("rx", "fires"),
+        [
+            ((TRAS, TDXD), True),
+            ((TRAS, TDM1), True),
+            ((TDXD, TDM1), True),
+            ((PHESGO, TRAS), True),  # trastuzumab twice
+            ((PHESGO, PERT), True),  # pertuzumab twice
+            ((PHESGO, TDXD), True),
+            ((TRAS, PERT, DOCE), False),  # CLEOPATRA's THP
+            ((TDXD, PERT), False),  # DESTINY-Breast09
+            ((TRAS, TRAS), False),  # a loading and a maintenance dose
+            ((PHESGO, PHESGO), False),
+            ((TDXD,), False),
+        ],
+    )
+    def test_which_pairs_clash(
+        self, t: Terminology, params: Parameters, rx: tuple[tuple[str, str], ...], fires: bool
+    ) -> None:
+        assert self._r6d(t, params, *rx) == (["R6d:drafted-together"] if fires else [])
+
+    def test_one_warning_naming_both_drafts_and_a_keep_suggestion_for_each(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        drafts = [
+            draft_med("p", "tras", TRAS, "6 mg/kg"),
+            draft_med("p", "pert", PERT, "420 mg"),
+            draft_med("p", "tdxd", TDXD, "5.4 mg/kg"),
+        ]
+        [d] = [
+            x
+            for x in run(bone_patient(her2="pos"), t, params, "order-sign", drafts)
+            if x.rule == "R6d"
+        ]
+        assert d.indicator == "warning"
+        assert d.bindings == {
+            "drugs": "trastuzumab and trastuzumab deruxtecan",
+            "antibody": "trastuzumab",
+        }
+        assert [text(x) for x in d.data] == [
+            "Draft order: trastuzumab (MedicationRequest/tras)",
+            "Draft order: trastuzumab deruxtecan (MedicationRequest/tdxd)",
+        ]
+        deletes = {
+            p.label_bindings["drug"]: [a.draft_ref for a in p.actions if isinstance(a, DeleteDraft)]
+            for p in d.proposals
+        }
+        # Keeping T-DXd removes trastuzumab only: pertuzumab stays, as in DESTINY-Breast09.
+        assert deletes == {
+            "trastuzumab": ["MedicationRequest/tdxd"],
+            "trastuzumab deruxtecan": ["MedicationRequest/tras"],
+        }
+
+    def test_order_select_needs_a_selected_draft_among_them(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        drafts = [
+            draft_med("p", "tras", TRAS, "6 mg/kg"),
+            draft_med("p", "tdxd", TDXD, "5.4 mg/kg"),
+            draft_med("p", "doce", DOCE, "75 mg/m2"),
+        ]
+        p = bone_patient(her2="pos")
+        for selected, fires in (("doce", False), ("tdxd", True), ("tras", True)):
+            out = run(p, t, params, "order-select", drafts, [f"MedicationRequest/{selected}"])
+            assert ("R6d:drafted-together" in concerns(out)) is fires, selected
