@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -32,6 +33,18 @@ class DoseLimit(BaseModel):
     dose_mg_per_kg: float | None = None  # the label's dose by body weight (T-DXd)
     exact: bool = False  # any other dose is not the label's (denosumab 120 mg, not 60 mg)
     min_interval_weeks: float
+    # The label's dose-reduction steps by weight, starting dose first; below the last the label
+    # discontinues treatment instead of reducing again (Enhertu, Kadcyla).
+    dose_levels_mg_per_kg: tuple[float, ...] = ()
+
+    @model_validator(mode="after")
+    def _levels_step_down_from_the_label_dose(self) -> DoseLimit:
+        levels = self.dose_levels_mg_per_kg
+        if levels and (
+            levels[0] != self.dose_mg_per_kg or any(a <= b for a, b in itertools.pairwise(levels))
+        ):
+            raise ValueError(f"{self.drug}: dose levels must step down from the label dose")
+        return self
 
 
 class LvefRule(BaseModel):

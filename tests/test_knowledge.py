@@ -227,6 +227,19 @@ class TestCrossCheck:
         with pytest.raises(ConfigError, match="dental_lookback_days"):
             load_knowledge(REPO_CARDS, {"dental_lookback_days": "soon"})
 
+    @pytest.mark.parametrize("levels", [[5.4, 3.2, 4.4], [4.4, 3.2], [5.4, 5.4, 3.2]])
+    def test_dose_levels_must_step_down_from_the_label_dose(
+        self, tmp_path: Path, levels: list[float]
+    ) -> None:
+        cards = tmp_path / "cards"
+        shutil.copytree(REPO_CARDS, cards)
+        path = cards / "parameters.yaml"
+        spec = yaml.safe_load(path.read_text())
+        spec["dose_limits"]["trastuzumab deruxtecan"]["dose_levels_mg_per_kg"] = levels
+        path.write_text(yaml.safe_dump(spec))
+        with pytest.raises(ConfigError, match="dose levels must step down"):
+            load_knowledge(cards)
+
     def test_parameter_override_applies(self) -> None:
         k = load_knowledge(REPO_CARDS, {"dental_lookback_days": 365})
         assert k.parameters.dental_lookback_days == 365

@@ -117,6 +117,8 @@ def _mg(value: float) -> str:
         "drafted-twice",
         "above-label-per-kg",
         "above-label-by-weight",
+        "below-lowest-level",
+        "below-lowest-level-by-weight",
     ),
     bindings=(
         "drug",
@@ -128,6 +130,8 @@ def _mg(value: float) -> str:
         "min_interval",
         "days",
         "min_days",
+        "lowest_dose",
+        "levels",
     ),
     valuesets=("creatinine", "body-weight", "calcium", "albumin", "dialysis"),
     ingredients=CEILING_DRUGS,
@@ -367,14 +371,23 @@ def _by_weight_finding(
     """A drug dosed by weight (Enhertu 5.4 mg/kg for breast cancer, Kadcyla 3.6 mg/kg) drafted
     above its label dose: a dose by weight as written, or a dose in mg against the label's
     mg/kg at the latest fresh weight, more than the rounding tolerance above it (HOPA accepts
-    rounding within 10%). Ten times the label dose or more reads as a unit error. No suggestion:
-    the dose to give is a weight-based calculation the pharmacist makes. A dose in mg with no
-    fresh weight is not judged."""
+    rounding within 10%). Ten times the label dose or more reads as a unit error. Below the
+    label's lowest dose level (Enhertu 3.2, Kadcyla 2.4 mg/kg), or a dose in mg more than the
+    tolerance below it, is named too: both labels discontinue treatment when a further
+    reduction would be needed. No suggestion: the dose to give is a weight-based calculation
+    the pharmacist makes. A dose in mg with no fresh weight is not judged."""
     label = limit.dose_mg_per_kg
     if label is None:
         return None
+    lowest = limit.dose_levels_mg_per_kg[-1] if limit.dose_levels_mg_per_kg else None
+    levels = {"levels": ", ".join(_mg_per_kg(x) for x in limit.dose_levels_mg_per_kg)}
     if draft.dose_mg_per_kg is not None:
         dose = draft.dose_mg_per_kg
+        if lowest is not None and dose < lowest:
+            return _by_weight_decision(
+                "below-lowest-level",
+                {"dose": _mg_per_kg(dose), "lowest_dose": _mg_per_kg(lowest), **levels},
+            )
         if dose <= label:
             return None
         variant = "unit-error" if dose >= label * p.unit_error_factor else "above-label-per-kg"
@@ -384,19 +397,21 @@ def _by_weight_finding(
     weight = f.weight
     if draft.dose_mg is None or weight is None:
         return None
-    label_mg = label * weight.value
-    if draft.dose_mg >= label_mg * p.unit_error_factor:
-        variant = "unit-error"
-    elif draft.dose_mg > label_mg * (1 + p.weight_dose_tolerance_percent / 100):
-        variant = "above-label-by-weight"
+    tolerance = p.weight_dose_tolerance_percent / 100
+    bindings: dict[str, str | Said] = {
+        "dose_per_kg": _mg_per_kg(round(draft.dose_mg / weight.value, 1))
+    }
+    if draft.dose_mg >= label * weight.value * p.unit_error_factor:
+        variant, key, per_kg = "unit-error", "label_dose", label
+    elif draft.dose_mg > label * weight.value * (1 + tolerance):
+        variant, key, per_kg = "above-label-by-weight", "label_dose", label
+    elif lowest is not None and draft.dose_mg < lowest * weight.value * (1 - tolerance):
+        variant, key, per_kg = "below-lowest-level-by-weight", "lowest_dose", lowest
+        bindings.update(levels)
     else:
         return None
-    bindings: dict[str, str | Said] = {
-        "dose_per_kg": _mg_per_kg(round(draft.dose_mg / weight.value, 1)),
-        "label_dose": say(
-            "dose-by-weight", per_kg=_mg_per_kg(label), mg=_mg(label_mg), kg=weight.value
-        ),
-    }
+    mg = _mg(per_kg * weight.value)
+    bindings[key] = say("dose-by-weight", per_kg=_mg_per_kg(per_kg), mg=mg, kg=weight.value)
     said = say("weight-read", kg=weight.value, when=weight.when, ref=weight.ref)
     return _by_weight_decision(variant, bindings, (said,), (weight.ref,))
 

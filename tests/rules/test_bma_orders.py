@@ -215,6 +215,11 @@ class TestDoseCeilings:
             (TDXD, 400, 68.0, []),  # 5.4 mg/kg is 367 mg: 400 mg is within 10%
             (TDXD, 544, 68.0, ["R2b:above-label-by-weight"]),  # 8 mg/kg
             (TDXD, 544, None, []),  # no weight within 90 days: a dose in mg is not judged
+            (TDM1, 147, 68.0, []),  # 2.4 mg/kg is 163 mg: 147 mg is within 10% below it
+            (TDM1, 146, 68.0, ["R2b:below-lowest-level-by-weight"]),
+            (TDXD, 196, 68.0, []),  # 3.2 mg/kg is 218 mg: within 10%
+            (TDXD, 195, 68.0, ["R2b:below-lowest-level-by-weight"]),
+            (TDXD, 100, None, []),
         ],
     )
     def test_dose_in_mg_by_the_latest_weight(
@@ -237,6 +242,41 @@ class TestDoseCeilings:
         if expected:
             assert text(r2b[0].data[1]).startswith("Body weight 68 kg on ")
             assert r2b[0].refs[1].startswith("Observation/")
+
+    @pytest.mark.parametrize(
+        ("drug", "per_kg", "expected"),
+        [
+            (TDXD, 4.4, []),  # the Enhertu label's first dose reduction
+            (TDXD, 3.2, []),  # its second
+            (TDXD, 3.1, ["R2b:below-lowest-level"]),
+            (TDXD, 0.54, ["R2b:below-lowest-level"]),
+            (TDM1, 3.0, []),  # the Kadcyla label's first dose reduction
+            (TDM1, 2.4, []),  # its second
+            (TDM1, 2.0, ["R2b:below-lowest-level"]),
+        ],
+    )
+    def test_below_the_lowest_dose_level(
+        self,
+        t: Terminology,
+        params: Parameters,
+        drug: tuple[str, str],
+        per_kg: float,
+        expected: list[str],
+    ) -> None:
+        """Both labels reduce in two steps and discontinue when a further reduction would be
+        needed: a dose below the last step is named, with the steps."""
+        draft = draft_med("p", "d1", drug, f"{per_kg:g} mg/kg IV every 3 weeks")
+        decisions = run(bone_patient(her2="pos"), t, params, "order-sign", [draft])
+        r2b = [d for d in decisions if d.rule == "R2b"]
+        assert concerns(r2b) == expected
+        if expected:
+            levels = (
+                "5.4 mg/kg, 4.4 mg/kg, 3.2 mg/kg"
+                if drug == TDXD
+                else "3.6 mg/kg, 3 mg/kg, 2.4 mg/kg"
+            )
+            assert r2b[0].bindings["levels"] == levels
+            assert r2b[0].indicator == "warning"
 
     @pytest.mark.parametrize(
         ("mg", "expected"),
