@@ -1,5 +1,6 @@
 """R6c: a HER2-targeted drug other than T-DXd drafted while the HER2 result in use is negative.
 R6d: two products carrying the same HER2 antibody drafted together.
+R6e: pertuzumab drafted with no trastuzumab or T-DXd to go with it.
 
 Trastuzumab (Herceptin: "HER2-overexpressing breast cancer"; select patients by an FDA-approved
 companion diagnostic), pertuzumab (Perjeta), T-DM1 (Kadcyla), margetuximab, tucatinib
@@ -8,6 +9,8 @@ cancer only. T-DXd is also given for HER2-low and -ultralow disease: its orders 
 """
 
 from __future__ import annotations
+
+from datetime import date
 
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftMedication, DraftOrders
@@ -157,5 +160,47 @@ def r6d_one_trastuzumab_product(
             ),
             refs=tuple(o.ref for o, _ in clashing),
             proposals=keep,
+        )
+    ]
+
+
+# What pertuzumab is given with: trastuzumab (CLEOPATRA, Phesgo) or T-DXd (DESTINY-Breast09).
+PERTUZUMAB_PARTNERS = ("trastuzumab", "trastuzumab deruxtecan")
+
+
+@rule(
+    "R6e",
+    hooks=ORDER_HOOKS,
+    variants=("without-trastuzumab",),
+    ingredients=("pertuzumab", *PERTUZUMAB_PARTNERS),
+    parameters=("active_window_days",),
+)
+def r6e_pertuzumab_alone(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Pertuzumab drafted while no trastuzumab or T-DXd is drafted in the order, in use, or of
+    unknown status in the record → warning.
+
+    The Perjeta label: pertuzumab is given with trastuzumab, and PERJETA should be discontinued
+    if trastuzumab is discontinued; the Enhertu DESTINY-Breast09 dosing: pertuzumab is not to be
+    administered as a single agent. The usual cause is trastuzumab stopped (for a fall in LVEF,
+    say) with pertuzumab left in the plan, or trastuzumab left out of the order. Phesgo carries
+    both. The latest trastuzumab or T-DXd record, when there is one, is named.
+    """
+    alone = [o for o in drafts.with_ingredient("pertuzumab") if not o.has(*PERTUZUMAB_PARTNERS)]
+    if not alone or any(o.has(*PERTUZUMAB_PARTNERS) for o in drafts.medications):
+        return []
+    classes: tuple[MedClass, ...] = ("HER2_MAB", "HER2_ADC_TDXD")
+    if any(e.ingredient in PERTUZUMAB_PARTNERS for e in f.meds.possibly_in_use(*classes)):
+        return []
+    before = [e for e in f.meds.ever(*classes) if e.ingredient in PERTUZUMAB_PARTNERS and e.last]
+    last = max(before, key=lambda e: e.last or date.min, default=None)
+    data = [say("draft-order", drug="pertuzumab", ref=o.ref) for o in alone]
+    if last is not None:
+        data.append(say("drug-last-recorded", drug=last.ingredient, when=last.last, ref=last.ref))
+    return [
+        Decision(
+            variant="without-trastuzumab",
+            indicator="warning",
+            data=tuple(data),
+            refs=(*(o.ref for o in alone), *((last.ref,) if last else ())),
         )
     ]

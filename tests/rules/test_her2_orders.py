@@ -161,3 +161,56 @@ class TestR6dOneProductPerHer2Antibody:
         for selected, fires in (("doce", False), ("tdxd", True), ("tras", True)):
             out = run(p, t, params, "order-select", drafts, [f"MedicationRequest/{selected}"])
             assert ("R6d:drafted-together" in concerns(out)) is fires, selected
+
+
+class TestR6ePertuzumabWithoutItsPartner:
+    @staticmethod
+    def _r6e(p: Patient, t: Terminology, params: Parameters, *rx: tuple[str, str]) -> list[str]:
+        drafts = [draft_med("p", f"d{i}", x, "as directed") for i, x in enumerate(rx)]
+        out = run(p, t, params, "order-sign", drafts)
+        return [c for c in concerns(out) if c.startswith("R6e")]
+
+    @pytest.mark.parametrize(
+        ("rx", "fires"),
+        [
+            ((PERT,), True),
+            ((PERT, DOCE), True),
+            ((PERT, TRAS, DOCE), False),  # CLEOPATRA's THP
+            ((PERT, TDXD), False),  # DESTINY-Breast09
+            ((PHESGO,), False),  # carries trastuzumab
+            ((PERT, TDM1), True),  # T-DM1 is not pertuzumab's partner
+            ((TRAS,), False),
+        ],
+    )
+    def test_by_what_is_drafted_with_it(
+        self, t: Terminology, params: Parameters, rx: tuple[tuple[str, str], ...], fires: bool
+    ) -> None:
+        p = bone_patient(her2="pos")
+        assert self._r6e(p, t, params, *rx) == (["R6e:without-trastuzumab"] if fires else [])
+
+    @pytest.mark.parametrize(
+        ("status", "end", "fires"),
+        [
+            ("active", None, False),  # trastuzumab ordered in its own signing
+            ("unknown", None, False),  # may be in use: not called absent
+            ("stopped", 20, True),  # stopped: pertuzumab goes too
+        ],
+    )
+    def test_by_the_trastuzumab_in_the_record(
+        self, t: Terminology, params: Parameters, status: str, end: int | None, fires: bool
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TRAS, status=status, start=200, end=end)
+        assert self._r6e(p, t, params, PERT) == (["R6e:without-trastuzumab"] if fires else [])
+
+    def test_the_card_names_the_draft_and_the_last_trastuzumab(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TRAS, status="stopped", start=200, end=20)
+        out = run(p, t, params, "order-sign", [draft_med("p", "pert", PERT, "420 mg IV")])
+        [d] = [x for x in out if x.rule == "R6e"]
+        assert d.indicator == "warning"
+        said = [text(x) for x in d.data]
+        assert said[0] == "Draft order: pertuzumab (MedicationRequest/pert)"
+        assert said[1].startswith("trastuzumab: last recorded ")
