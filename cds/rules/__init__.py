@@ -89,10 +89,14 @@ class Decision:
     refs: tuple[str, ...] = ()
     proposals: tuple[Proposal, ...] = ()
     note_keys: tuple[NoteKey, ...] = ()  # detail paragraphs from the card file
+    # The second and later decisions of one concern about other records (two drafts each
+    # above its label dose): numbered by `evaluate`, so that each keeps its own card.
+    instance: int = 1
 
     @property
     def concern(self) -> str:
-        return f"{self.rule}:{self.variant}"
+        base = f"{self.rule}:{self.variant}"
+        return base if self.instance == 1 else f"{base}#{self.instance}"
 
 
 RuleFn = Callable[[PatientFacts, DraftOrders, Parameters], list[Decision]]
@@ -247,5 +251,18 @@ def evaluate(
         if hook not in r.hooks or (r.after_f1 and not breast_cancer):
             continue
         for d in r.fn(facts, drafts, params):
-            seen.setdefault(d.concern, d)
-    return sorted(seen.values(), key=lambda d: (INDICATOR_RANK[d.indicator], d.rule, d.variant))
+            _keep(seen, d)
+    return sorted(
+        seen.values(), key=lambda d: (INDICATOR_RANK[d.indicator], d.rule, d.variant, d.instance)
+    )
+
+
+def _keep(seen: dict[str, Decision], d: Decision) -> None:
+    """One card per concern and records: a decision about records an earlier one of its
+    concern already names is the same card (R2c seen from each of two drafts); about other
+    records (a second draft above its own label dose) it is numbered and kept, never dropped."""
+    kept = [k for k in seen.values() if k.rule == d.rule and k.variant == d.variant]
+    if any(set(d.refs) <= set(k.refs) for k in kept):
+        return
+    d = replace(d, instance=len(kept) + 1)
+    seen[d.concern] = d

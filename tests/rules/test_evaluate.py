@@ -8,6 +8,7 @@ from cds.parameters import Parameters
 from cds.rules import load_rules
 from cds.terminology import Terminology
 from fixtures.factories import (
+    PAMIDRONATE,
     XGEVA,
     ZOL4,
     Patient,
@@ -74,6 +75,21 @@ class TestOrdering:
         assert len(concerns(d)) == len(set(concerns(d)))
         ranks = [{"critical": 0, "warning": 1, "info": 2}[x.indicator] for x in d]
         assert ranks == sorted(ranks)
+
+    def test_two_drafts_each_above_its_label_dose_keep_a_card_each(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Zoledronic acid 8 mg and pamidronate 180 mg in one order: R2b's decision for the
+        second draft shared the first's concern and was dropped, so the pamidronate dose was
+        never named. Each keeps its card now; R2c's one concern, seen from each draft, is one
+        card (the same records)."""
+        drafts = [
+            draft_med("p", "zol", ZOL4, "8 mg IV", 8),
+            draft_med("p", "pam", PAMIDRONATE, "180 mg IV", 180),
+        ]
+        d = run(bone_patient(), t, params, "order-sign", drafts)
+        assert concerns(d) == ["R2b:above-label", "R2b:above-label#2", "R2c:switch-not-add"]
+        assert [x.refs[0] for x in d[:2]] == ["MedicationRequest/zol", "MedicationRequest/pam"]
 
 
 class TestMissingDataOnOrders:
