@@ -47,6 +47,28 @@ class DoseLimit(BaseModel):
         return self
 
 
+class Reloading(BaseModel):
+    """A HER2 antibody's maintenance and re-loading doses (its label's missed-dose advice)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    drug: str  # the name the card shows
+    label: str  # the prescribing information it comes from
+    # The maintenance dose the check reads, and the re-loading dose after a gap: by weight
+    # (trastuzumab, every 3 weeks) or flat (pertuzumab).
+    maintenance_mg_per_kg: float | None = None
+    loading_mg_per_kg: float | None = None
+    maintenance_mg: float | None = None
+    loading_mg: float | None = None
+
+    @model_validator(mode="after")
+    def _one_kind_of_dose(self) -> Reloading:
+        by_weight = (self.maintenance_mg_per_kg, self.loading_mg_per_kg)
+        flat = (self.maintenance_mg, self.loading_mg)
+        if not (all(x is not None for x in by_weight) ^ all(x is not None for x in flat)):
+            raise ValueError(f"{self.drug}: give both doses by weight, or both flat")
+        return self
+
+
 class LvefRule(BaseModel):
     """One drug's LVEF action thresholds from its label (clinical-logic §3b C4).
 
@@ -148,6 +170,8 @@ class Parameters(BaseModel):
     brain_status_window_days: int
     adjuvant_tdxd_label_days: int
     adjuvant_chemo_window_days: int
+    reload_after_days: int
+    reloading: dict[str, Reloading]
     # Not a threshold: the regimens (cards/regimens.yaml), which the rules choose among.
     regimens: dict[str, Regimen]
 

@@ -226,6 +226,7 @@ def load_rules() -> Mapping[str, Rule]:
         dental,
         her2,
         her2_orders,
+        her2_reload,
         her2low,
         ild,
         not_to_give,

@@ -100,7 +100,7 @@ def interval_words(weeks: float) -> Said:
     return say("interval-days", days=days)
 
 
-def _mg(value: float) -> str:
+def mg_text(value: float) -> str:
     return f"{value:g} mg"
 
 
@@ -177,9 +177,9 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
         limit = p.dose_limits[drug]
         base: dict[str, str | Said] = {
             "drug": limit.drug,
-            "dose": _mg(draft.dose_mg) if draft.dose_mg is not None else say("dose-as-ordered"),
+            "dose": mg_text(draft.dose_mg) if draft.dose_mg is not None else say("dose-as-ordered"),
             "label": limit.label,
-            "label_dose": _mg(limit.dose_mg) if limit.dose_mg is not None else "",
+            "label_dose": mg_text(limit.dose_mg) if limit.dose_mg is not None else "",
             "interval": interval_words(draft.every_weeks) if draft.every_weeks else "",
             "min_interval": f"{limit.min_interval_weeks:g}",
         }
@@ -207,7 +207,7 @@ def _dose_decision(
         return Decision(
             variant=variant,
             indicator=indicator,
-            bindings={**base, "label_dose": _mg(target)},
+            bindings={**base, "label_dose": mg_text(target)},
             data=tuple(data),
             refs=(draft.ref,),
             proposals=(_to_label_dose(draft, drug, target, p),),
@@ -342,7 +342,7 @@ def _to_label_dose(draft: DraftMedication, drug: str, target: float, p: Paramete
     return Proposal(
         key="adjust-dose",
         actions=(dose_update(draft, drug, target, p),),
-        label_bindings={"dose": _mg(target)},
+        label_bindings={"dose": mg_text(target)},
     )
 
 
@@ -380,26 +380,26 @@ def _by_weight_finding(
     if label is None:
         return None
     lowest = limit.dose_levels_mg_per_kg[-1] if limit.dose_levels_mg_per_kg else None
-    levels = {"levels": ", ".join(_mg_per_kg(x) for x in limit.dose_levels_mg_per_kg)}
+    levels = {"levels": ", ".join(mg_per_kg_text(x) for x in limit.dose_levels_mg_per_kg)}
     if draft.dose_mg_per_kg is not None:
         dose = draft.dose_mg_per_kg
         if lowest is not None and dose < lowest:
             return _by_weight_decision(
                 "below-lowest-level",
-                {"dose": _mg_per_kg(dose), "lowest_dose": _mg_per_kg(lowest), **levels},
+                {"dose": mg_per_kg_text(dose), "lowest_dose": mg_per_kg_text(lowest), **levels},
             )
         if dose <= label:
             return None
         variant = "unit-error" if dose >= label * p.unit_error_factor else "above-label-per-kg"
         return _by_weight_decision(
-            variant, {"dose": _mg_per_kg(dose), "label_dose": _mg_per_kg(label)}
+            variant, {"dose": mg_per_kg_text(dose), "label_dose": mg_per_kg_text(label)}
         )
     weight = f.weight
     if draft.dose_mg is None or weight is None:
         return None
     tolerance = p.weight_dose_tolerance_percent / 100
     bindings: dict[str, str | Said] = {
-        "dose_per_kg": _mg_per_kg(round(draft.dose_mg / weight.value, 1))
+        "dose_per_kg": mg_per_kg_text(round(draft.dose_mg / weight.value, 1))
     }
     if draft.dose_mg >= label * weight.value * p.unit_error_factor:
         variant, key, per_kg = "unit-error", "label_dose", label
@@ -410,8 +410,8 @@ def _by_weight_finding(
         bindings.update(levels)
     else:
         return None
-    mg = _mg(per_kg * weight.value)
-    bindings[key] = say("dose-by-weight", per_kg=_mg_per_kg(per_kg), mg=mg, kg=weight.value)
+    mg = mg_text(per_kg * weight.value)
+    bindings[key] = say("dose-by-weight", per_kg=mg_per_kg_text(per_kg), mg=mg, kg=weight.value)
     said = say("weight-read", kg=weight.value, when=weight.when, ref=weight.ref)
     return _by_weight_decision(variant, bindings, (said,), (weight.ref,))
 
@@ -427,7 +427,7 @@ def _by_weight_decision(
     return Decision(variant=variant, indicator=indicator, bindings=bindings, data=data, refs=refs)
 
 
-def _mg_per_kg(value: float) -> str:
+def mg_per_kg_text(value: float) -> str:
     return f"{value:g} mg/kg"
 
 

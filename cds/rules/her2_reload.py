@@ -1,0 +1,99 @@
+"""R6f: a HER2 antibody's maintenance dose drafted long after its last charted dose.
+
+Herceptin label (missed doses): a dose missed by more than one week is given as a re-loading
+dose, then the maintenance dose; Perjeta label (delayed or missed doses, with trastuzumab): 6
+weeks or more between two doses - re-load both. A maintenance dose after such a gap leaves the
+antibody below its steady level for weeks.
+"""
+
+from __future__ import annotations
+
+from cds.facts import PatientFacts
+from cds.facts.medications import Exposure
+from cds.facts.orders import DraftMedication, DraftOrders
+from cds.parameters import Parameters, Reloading
+from cds.rules import ORDER_HOOKS, Decision, rule
+from cds.rules.bma_orders import mg_per_kg_text, mg_text
+from cds.said import say
+
+# A drafted dose is the maintenance dose within this much (a written 6 mg/kg, 420 mg).
+_SAME_DOSE = 0.01
+
+
+def _is_maintenance(draft: DraftMedication, r: Reloading) -> bool:
+    """The draft's dose is the label's maintenance dose: by weight as written (a dose in mg of
+    trastuzumab could be Herceptin Hylecta's fixed 600 mg, which has no loading dose), or
+    pertuzumab's flat dose."""
+    if r.maintenance_mg_per_kg is not None:
+        dose = draft.dose_mg_per_kg
+        return dose is not None and abs(dose - r.maintenance_mg_per_kg) <= _SAME_DOSE
+    dose = draft.dose_mg
+    return dose is not None and r.maintenance_mg is not None and abs(dose - r.maintenance_mg) <= 1
+
+
+def _last_dose(f: PatientFacts, drug: str) -> Exposure | None:
+    """The latest record of the drug, when it is a dose charted as given: a statement or an
+    order dated later says a course went on whose doses are not charted, and nothing is
+    judged."""
+    records = [e for e in f.meds.ever("HER2_MAB") if e.ingredient == drug and e.last]
+    last = max(records, key=lambda e: e.last or f.as_of, default=None)
+    if last is None or last.record.resource_type != "MedicationAdministration":
+        return None
+    return last
+
+
+@rule(
+    "R6f",
+    hooks=ORDER_HOOKS,
+    variants=("reload",),
+    bindings=("drugs", "loading", "labels", "weeks"),
+    ingredients=("trastuzumab", "pertuzumab"),
+    parameters=("reloading", "reload_after_days"),
+)
+def r6f_reload_after_a_gap(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Trastuzumab at its 3-weekly maintenance dose (6 mg/kg as written) or pertuzumab at 420
+    mg, drafted 6 weeks or more after the last dose charted as given → one warning for the
+    order: the labels give a re-loading dose (trastuzumab 8 mg/kg, pertuzumab 840 mg). From 6
+    weeks the Perjeta table and the Herceptin label's missed-dose advice agree. A draft that
+    starts later is judged at its start. A drug with no dose charted as given, or whose latest
+    record is not a dose, is not judged; Phesgo, a fixed dose with its own advice, is not read
+    here."""
+    found: list[tuple[DraftMedication, Reloading, Exposure, int]] = []
+    for draft in drafts.with_ingredient(*p.reloading):
+        if len(draft.drugs) != 1:
+            continue  # Phesgo: pertuzumab and trastuzumab in one injection
+        r = p.reloading[draft.drugs[0].ingredient]
+        last = _last_dose(f, r.drug)
+        if last is None or last.last is None or not _is_maintenance(draft, r):
+            continue
+        days = (max(f.as_of, draft.start or f.as_of) - last.last).days
+        if days >= p.reload_after_days:
+            found.append((draft, r, last, days))
+    if not found:
+        return []
+    data = []
+    for draft, r, last, _ in found:
+        data.append(say("draft-order", drug=r.drug, ref=draft.ref))
+        data.append(say("drug-last-recorded", drug=r.drug, when=last.last, ref=last.ref))
+    return [
+        Decision(
+            variant="reload",
+            indicator="warning",
+            bindings={
+                "drugs": " and ".join(dict.fromkeys(r.drug for _, r, _, _ in found)),
+                "loading": ", ".join(
+                    dict.fromkeys(f"{r.drug} {_loading(r)}" for _, r, _, _ in found)
+                ),
+                "labels": " and ".join(dict.fromkeys(r.label for _, r, _, _ in found)),
+                "weeks": f"{min(days for *_, days in found) // 7}",
+            },
+            data=tuple(data),
+            refs=tuple(ref for draft, _, last, _ in found for ref in (draft.ref, last.ref)),
+        )
+    ]
+
+
+def _loading(r: Reloading) -> str:
+    if r.loading_mg_per_kg is not None:
+        return mg_per_kg_text(r.loading_mg_per_kg)
+    return mg_text(r.loading_mg or 0)

@@ -1,0 +1,125 @@
+"""R6f: a HER2 antibody's maintenance dose drafted after a long gap (rules/her2_reload.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cds.parameters import Parameters
+from cds.terminology import Terminology
+from fixtures.factories import PERT, TRAS, UCUM, Patient, draft_med
+from tests.rules.helpers import bone_patient, concerns, run, text
+
+PHESGO = ("2382605", "Phesgo")
+
+
+def _tras(per_kg: float) -> dict[str, Any]:
+    draft = draft_med("p", "tras", TRAS, f"{per_kg:g} mg/kg IV every 3 weeks")
+    draft["dosageInstruction"][0]["doseAndRate"] = [
+        {"doseQuantity": {"value": per_kg, "unit": "mg/kg", "system": UCUM, "code": "mg/kg"}}
+    ]
+    return draft
+
+
+def _given(p: Patient, rx: tuple[str, str], *days_ago: int) -> None:
+    for day in days_ago:
+        p.med("MedicationAdministration", rx, status="completed", start=day)
+
+
+def _r6f(p: Patient, t: Terminology, params: Parameters, draft: dict[str, Any]) -> list[str]:
+    return [c for c in concerns(run(p, t, params, "order-sign", [draft])) if c.startswith("R6f")]
+
+
+class TestR6fReloadAfterAGap:
+    @pytest.mark.parametrize(
+        ("last", "per_kg", "fires"),
+        [
+            (21, 6, False),  # on schedule
+            (41, 6, False),  # under 6 weeks: the Perjeta table keeps the maintenance dose
+            (42, 6, True),
+            (90, 6, True),
+            (90, 8, False),  # already the re-loading dose
+            (90, 2, False),  # the weekly schedule's dose: not read
+        ],
+    )
+    def test_trastuzumab_by_the_last_dose_given(
+        self, t: Terminology, params: Parameters, last: int, per_kg: float, fires: bool
+    ) -> None:
+        p = bone_patient(her2="pos")
+        _given(p, TRAS, last + 42, last + 21, last)
+        assert _r6f(p, t, params, _tras(per_kg)) == (["R6f:reload"] if fires else [])
+
+    @pytest.mark.parametrize(("mg", "fires"), [(420, True), (840, False)])
+    def test_pertuzumab_by_its_flat_dose(
+        self, t: Terminology, params: Parameters, mg: float, fires: bool
+    ) -> None:
+        p = bone_patient(her2="pos")
+        _given(p, PERT, 70)
+        draft = draft_med("p", "pert", PERT, f"{mg:g} mg IV", mg)
+        assert _r6f(p, t, params, draft) == (["R6f:reload"] if fires else [])
+
+    def test_a_dose_from_phesgo_counts_and_phesgo_itself_is_not_read(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        _given(p, PHESGO, 20)
+        assert _r6f(p, t, params, draft_med("p", "pert", PERT, "420 mg IV", 420)) == []
+        q = bone_patient(her2="pos")
+        _given(q, PHESGO, 60)
+        assert _r6f(q, t, params, draft_med("p", "ph", PHESGO, "600 mg SC", 600)) == []
+
+    def test_no_dose_charted_or_a_later_course_record_is_not_judged(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Missing data is no finding: with no dose charted, or a statement dated after the
+        last charted dose (doses given but not charted here), nothing is said."""
+        p = bone_patient(her2="pos")
+        assert _r6f(p, t, params, _tras(6)) == []
+        q = bone_patient(her2="pos")
+        _given(q, TRAS, 90)
+        q.med("MedicationStatement", TRAS, status="active", start=30)
+        assert _r6f(q, t, params, _tras(6)) == []
+
+    def test_a_draft_that_starts_later_is_judged_at_its_start(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Last dose 30 days ago, the draft for 14 days ahead: 44 days between the two."""
+        p = bone_patient(her2="pos")
+        _given(p, TRAS, 30)
+        assert _r6f(p, t, params, _tras(6)) == []  # for today: 30 days
+        draft = _tras(6)
+        draft["dosageInstruction"][0]["timing"] = {
+            "repeat": {"boundsPeriod": {"start": p.day(-14)}}
+        }
+        assert _r6f(p, t, params, draft) == ["R6f:reload"]
+
+    def test_the_card_names_the_doses_and_the_last_one_given(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        _given(p, TRAS, 63)
+        [d] = [x for x in run(p, t, params, "order-sign", [_tras(6)]) if x.rule == "R6f"]
+        assert d.indicator == "warning"
+        assert d.bindings == {
+            "drugs": "trastuzumab",
+            "loading": "trastuzumab 8 mg/kg",
+            "labels": "Herceptin",
+            "weeks": "9",
+        }
+        said = [text(x) for x in d.data]
+        assert said[0] == "Draft order: trastuzumab (MedicationRequest/tras)"
+        assert said[1].startswith("trastuzumab: last recorded ")
+
+    def test_trastuzumab_and_pertuzumab_together_are_one_card(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        _given(p, TRAS, 63)
+        _given(p, PERT, 63)
+        drafts = [_tras(6), draft_med("p", "pert", PERT, "420 mg IV", 420)]
+        [d] = [x for x in run(p, t, params, "order-sign", drafts) if x.rule == "R6f"]
+        assert d.bindings["drugs"] == "trastuzumab and pertuzumab"
+        assert d.bindings["loading"] == "trastuzumab 8 mg/kg, pertuzumab 840 mg"
+        assert d.bindings["labels"] == "Herceptin and Perjeta"
+        assert len(d.data) == 4
