@@ -262,6 +262,10 @@ def _keep(seen: dict[str, Decision], d: Decision) -> None:
     """One card per concern and records: a decision about records an earlier one of its
     concern already names is the same card (R2c seen from each of two drafts); about other
     records (a second draft above its own label dose) it is numbered and kept, never dropped."""
+    concern = d.concern
+    if concern not in seen:  # the common case, decided in one look-up
+        seen[concern] = d
+        return
     kept = [k for k in seen.values() if k.rule == d.rule and k.variant == d.variant]
     if any(set(d.refs) <= set(k.refs) for k in kept):
         return
