@@ -155,9 +155,7 @@ def r6d_one_trastuzumab_product(
                 "drugs": _listed([names[prod] for prod in products]),
                 "antibody": _listed(antibodies),
             },
-            data=tuple(
-                say("draft-order", drug=" + ".join(sorted(prod)), ref=o.ref) for o, prod in clashing
-            ),
+            data=tuple(say("draft-order", drug=names[prod], ref=o.ref) for o, prod in clashing),
             refs=tuple(o.ref for o, _ in clashing),
             proposals=keep,
         )
