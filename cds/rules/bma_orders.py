@@ -119,6 +119,7 @@ def mg_text(value: float) -> str:
         "above-label-by-weight",
         "below-lowest-level",
         "below-lowest-level-by-weight",
+        "not-a-dose-level",
     ),
     bindings=(
         "drug",
@@ -132,6 +133,7 @@ def mg_text(value: float) -> str:
         "min_days",
         "lowest_dose",
         "levels",
+        "other_label",
     ),
     valuesets=("creatinine", "body-weight", "calcium", "albumin", "dialysis"),
     ingredients=CEILING_DRUGS,
@@ -150,7 +152,7 @@ def mg_text(value: float) -> str:
     medications=(ZOLEDRONIC_REDUCED,),
     regimens=("denosumab",),
     suggestions=("adjust-dose", "replace-with-xgeva", "remove-duplicate"),
-    notes=("xgeva-loading-doses", "hcm-retreatment"),
+    notes=("xgeva-loading-doses", "hcm-retreatment", "another-drugs-level"),
 )
 def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """A bone-modifying agent, T-DXd or T-DM1 drafted above its label dose or more often than its
@@ -374,26 +376,16 @@ def _by_weight_finding(
     rounding within 10%). Ten times the label dose or more reads as a unit error. Below the
     label's lowest dose level (Enhertu 3.2, Kadcyla 2.4 mg/kg), or a dose in mg more than the
     tolerance below it, is named too: both labels discontinue treatment when a further
-    reduction would be needed. No suggestion: the dose to give is a weight-based calculation
-    the pharmacist makes. A dose in mg with no fresh weight is not judged."""
+    reduction would be needed; so is a dose by weight between the levels (`_per_kg_finding`).
+    No suggestion: the dose to give is a weight-based calculation the pharmacist makes. A dose
+    in mg with no fresh weight is not judged."""
     label = limit.dose_mg_per_kg
     if label is None:
         return None
     lowest = limit.dose_levels_mg_per_kg[-1] if limit.dose_levels_mg_per_kg else None
     levels = {"levels": ", ".join(mg_per_kg_text(x) for x in limit.dose_levels_mg_per_kg)}
     if draft.dose_mg_per_kg is not None:
-        dose = draft.dose_mg_per_kg
-        if lowest is not None and dose < lowest:
-            return _by_weight_decision(
-                "below-lowest-level",
-                {"dose": mg_per_kg_text(dose), "lowest_dose": mg_per_kg_text(lowest), **levels},
-            )
-        if dose <= label:
-            return None
-        variant = "unit-error" if dose >= label * p.unit_error_factor else "above-label-per-kg"
-        return _by_weight_decision(
-            variant, {"dose": mg_per_kg_text(dose), "label_dose": mg_per_kg_text(label)}
-        )
+        return _per_kg_finding(p, draft.dose_mg_per_kg, limit, levels)
     weight = f.weight
     if draft.dose_mg is None or weight is None:
         return None
@@ -414,6 +406,50 @@ def _by_weight_finding(
     bindings[key] = say("dose-by-weight", per_kg=mg_per_kg_text(per_kg), mg=mg, kg=weight.value)
     said = say("weight-read", kg=weight.value, when=weight.when, ref=weight.ref)
     return _by_weight_decision(variant, bindings, (said,), (weight.ref,))
+
+
+def _per_kg_finding(
+    p: Parameters, dose: float, limit: DoseLimit, levels: dict[str, str]
+) -> Decision | None:
+    """A dose written by weight against the label's: above it, below its lowest level, or
+    between its levels (a dose no label step gives); one that is another drug's level is
+    named as that drug's (the labels: do not substitute one for the other)."""
+    label = limit.dose_mg_per_kg or 0.0
+    steps = limit.dose_levels_mg_per_kg
+    bindings = {"dose": mg_per_kg_text(dose), **levels}
+    if steps and dose < steps[-1]:
+        return _by_weight_decision(
+            "below-lowest-level", {**bindings, "lowest_dose": mg_per_kg_text(steps[-1])}
+        )
+    if dose > label:
+        variant = "unit-error" if dose >= label * p.unit_error_factor else "above-label-per-kg"
+        return _by_weight_decision(
+            variant, {"dose": mg_per_kg_text(dose), "label_dose": mg_per_kg_text(label)}
+        )
+    if not steps or any(abs(dose - x) <= _SAME_LEVEL for x in steps):
+        return None
+    decision = _by_weight_decision(
+        "not-a-dose-level", {**bindings, "label_dose": mg_per_kg_text(label)}
+    )
+    other = next(
+        (
+            x.label
+            for x in p.dose_limits.values()
+            if x is not limit and any(abs(dose - y) <= _SAME_LEVEL for y in x.dose_levels_mg_per_kg)
+        ),
+        None,
+    )
+    if other is None:
+        return decision
+    return replace(
+        decision,
+        bindings={**decision.bindings, "other_label": other},
+        note_keys=(NoteKey("another-drugs-level"),),
+    )
+
+
+# A dose written by weight is a label's dose level within this much (5.4 mg/kg, 4.4 mg/kg).
+_SAME_LEVEL = 0.05
 
 
 def _by_weight_decision(

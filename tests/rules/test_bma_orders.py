@@ -279,6 +279,37 @@ class TestDoseCeilings:
             assert r2b[0].indicator == "warning"
 
     @pytest.mark.parametrize(
+        ("drug", "per_kg", "other"),
+        [
+            (TDXD, 5.4, None),
+            (TDXD, 4.4, None),
+            (TDXD, 5.0, ""),  # between the levels: no label step
+            (TDXD, 3.6, "Kadcyla"),  # T-DM1's dose written into the T-DXd order
+            (TDM1, 3.0, None),
+            (TDM1, 3.2, "Enhertu"),  # T-DXd's second reduction
+        ],
+    )
+    def test_a_dose_between_the_label_levels(
+        self,
+        t: Terminology,
+        params: Parameters,
+        drug: tuple[str, str],
+        per_kg: float,
+        other: str | None,
+    ) -> None:
+        """A dose by weight that is no step of the label's; one that is another drug's step is
+        named as that drug's (the labels: do not substitute one for the other)."""
+        draft = draft_med("p", "d1", drug, f"{per_kg:g} mg/kg IV every 3 weeks")
+        decisions = run(bone_patient(her2="pos"), t, params, "order-sign", [draft])
+        r2b = [d for d in decisions if d.rule == "R2b"]
+        assert concerns(r2b) == ([] if other is None else ["R2b:not-a-dose-level"])
+        if other:
+            assert r2b[0].bindings["other_label"] == other
+            assert r2b[0].note_keys == ("another-drugs-level",)
+        elif other == "":
+            assert r2b[0].note_keys == ()
+
+    @pytest.mark.parametrize(
         ("mg", "expected"),
         [
             (4.0, []),
