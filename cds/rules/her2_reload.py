@@ -36,7 +36,12 @@ def _last_dose(f: PatientFacts, drug: str) -> Exposure | None:
     order dated later says a course went on whose doses are not charted, and nothing is
     judged."""
     records = [e for e in f.meds.ever("HER2_MAB") if e.ingredient == drug and e.last]
-    last = max(records, key=lambda e: e.last or f.as_of, default=None)
+    # On the same day a dose charted as given outweighs a statement or order ending then.
+    last = max(
+        records,
+        key=lambda e: (e.last or f.as_of, e.record.resource_type == "MedicationAdministration"),
+        default=None,
+    )
     if last is None or last.record.resource_type != "MedicationAdministration":
         return None
     return last

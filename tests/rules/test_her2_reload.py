@@ -81,6 +81,14 @@ class TestR6fReloadAfterAGap:
         q.med("MedicationStatement", TRAS, status="active", start=30)
         assert _r6f(q, t, params, _tras(6)) == []
 
+    def test_a_statement_ending_on_the_day_of_the_last_dose_leaves_the_dose_in_view(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TRAS, status="completed", start=300, end=60)
+        _given(p, TRAS, 60)
+        assert _r6f(p, t, params, _tras(6)) == ["R6f:reload"]
+
     def test_a_draft_that_starts_later_is_judged_at_its_start(
         self, t: Terminology, params: Parameters
     ) -> None:
