@@ -1,4 +1,4 @@
-"""R6f: a HER2 antibody's maintenance dose drafted after a long gap (rules/her2_reload.py)."""
+"""R6f: a HER2 antibody's maintenance dose drafted after a long gap (rules/her2_doses.py)."""
 
 from __future__ import annotations
 
@@ -131,3 +131,42 @@ class TestR6fReloadAfterAGap:
         assert d.bindings["loading"] == "trastuzumab 8 mg/kg, pertuzumab 840 mg"
         assert d.bindings["labels"] == "Herceptin and Perjeta"
         assert len(d.data) == 4
+
+
+class TestR6gPertuzumabDose:
+    @pytest.mark.parametrize(
+        ("dose", "mg", "expected"),
+        [
+            ("840 mg IV", 840, []),
+            ("420 mg IV every 3 weeks", 420, []),
+            ("420 mg IV every 3 weeks", None, []),  # the dose read from the text
+            ("210 mg IV every 3 weeks", 210, ["R6g:not-label-dose"]),  # reduced: not in the label
+            ("1000 mg IV", 1000, ["R6g:not-label-dose"]),
+            ("8400 mg IV", 8400, ["R6g:unit-error"]),
+            ("6 mg/kg IV every 3 weeks", None, ["R6g:not-label-dose"]),  # trastuzumab's dosing
+            ("as directed", None, []),  # no dose yet
+        ],
+    )
+    def test_by_the_dose_drafted(
+        self,
+        t: Terminology,
+        params: Parameters,
+        dose: str,
+        mg: float | None,
+        expected: list[str],
+    ) -> None:
+        draft = draft_med("p", "pert", PERT, dose, mg)
+        out = run(bone_patient(her2="pos"), t, params, "order-sign", [draft, _tras(6)])
+        assert [c for c in concerns(out) if c.startswith("R6g")] == expected
+
+    def test_phesgo_is_not_read_and_the_card_names_the_doses(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        out = run(p, t, params, "order-sign", [draft_med("p", "ph", PHESGO, "1200 mg SC", 1200)])
+        assert [d for d in out if d.rule == "R6g"] == []
+        drafts = [draft_med("p", "pert", PERT, "210 mg IV", 210), _tras(6)]
+        [d] = [x for x in run(p, t, params, "order-sign", drafts) if x.rule == "R6g"]
+        assert d.indicator == "warning"
+        assert d.bindings == {"dose": "210 mg", "loading": "840 mg", "maintenance": "420 mg"}
+        assert [text(x) for x in d.data] == ["Draft order: pertuzumab (MedicationRequest/pert)"]

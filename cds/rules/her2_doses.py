@@ -1,4 +1,5 @@
-"""R6f: a HER2 antibody's maintenance dose drafted long after its last charted dose.
+"""HER2 antibody doses: R6f, a maintenance dose drafted long after the last charted dose; R6g,
+pertuzumab at a dose that is not the label's.
 
 Herceptin label (missed doses): a dose missed by more than one week is given as a re-loading
 dose, then the maintenance dose; Perjeta label (delayed or missed doses, with trastuzumab): 6
@@ -102,3 +103,53 @@ def _loading(r: Reloading) -> str:
     if r.loading_mg_per_kg is not None:
         return mg_per_kg_text(r.loading_mg_per_kg)
     return mg_text(r.loading_mg or 0)
+
+
+@rule(
+    "R6g",
+    hooks=ORDER_HOOKS,
+    variants=("not-label-dose", "unit-error"),
+    bindings=("dose", "loading", "maintenance"),
+    ingredients=("pertuzumab",),
+    parameters=("reloading", "unit_error_factor", "reload_after_days"),
+)
+def r6g_pertuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Pertuzumab drafted at a dose that is neither its first dose (840 mg) nor its maintenance
+    dose (420 mg every 3 weeks), or written per kg → warning; ten times the first dose or more
+    → critical (a unit error).
+
+    The Perjeta label: a fixed dose regardless of body weight, 840 mg then 420 mg every 3
+    weeks; dose reductions are not recommended. A dose per kg is trastuzumab's way of dosing,
+    written into the pertuzumab order. Phesgo (its own fixed doses) is not read here; a draft
+    with no dose in mg or per kg is not judged (at order-select the dose is often not entered).
+    """
+    r = p.reloading["pertuzumab"]
+    if r.loading_mg is None or r.maintenance_mg is None:
+        return []
+    out = []
+    for draft in drafts.with_ingredient("pertuzumab"):
+        if len(draft.drugs) != 1:
+            continue  # Phesgo
+        if draft.dose_mg_per_kg is not None:
+            dose = mg_per_kg_text(draft.dose_mg_per_kg)
+        elif draft.dose_mg is not None:
+            if any(abs(draft.dose_mg - x) <= 1 for x in (r.loading_mg, r.maintenance_mg)):
+                continue
+            dose = mg_text(draft.dose_mg)
+        else:
+            continue
+        error = draft.dose_mg is not None and draft.dose_mg >= r.loading_mg * p.unit_error_factor
+        out.append(
+            Decision(
+                variant="unit-error" if error else "not-label-dose",
+                indicator="critical" if error else "warning",
+                bindings={
+                    "dose": dose,
+                    "loading": mg_text(r.loading_mg),
+                    "maintenance": mg_text(r.maintenance_mg),
+                },
+                data=(say("draft-order", drug=r.drug, ref=draft.ref),),
+                refs=(draft.ref,),
+            )
+        )
+    return out
