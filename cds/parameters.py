@@ -172,6 +172,7 @@ class Parameters(BaseModel):
     adjuvant_chemo_window_days: int
     reload_after_days: int
     reloading: dict[str, Reloading]
+    trastuzumab_doses_mg_per_kg: tuple[float, ...]
     # Not a threshold: the regimens (cards/regimens.yaml), which the rules choose among.
     regimens: dict[str, Regimen]
 

@@ -426,19 +426,12 @@ def _per_kg_finding(
         return _by_weight_decision(
             variant, {"dose": mg_per_kg_text(dose), "label_dose": mg_per_kg_text(label)}
         )
-    if not steps or any(abs(dose - x) <= _SAME_LEVEL for x in steps):
+    if not steps or any(abs(dose - x) <= SAME_LEVEL for x in steps):
         return None
     decision = _by_weight_decision(
         "not-a-dose-level", {**bindings, "label_dose": mg_per_kg_text(label)}
     )
-    other = next(
-        (
-            x.label
-            for x in p.dose_limits.values()
-            if x is not limit and any(abs(dose - y) <= _SAME_LEVEL for y in x.dose_levels_mg_per_kg)
-        ),
-        None,
-    )
+    other = label_with_level(p, dose, but=limit)
     if other is None:
         return decision
     return replace(
@@ -449,7 +442,16 @@ def _per_kg_finding(
 
 
 # A dose written by weight is a label's dose level within this much (5.4 mg/kg, 4.4 mg/kg).
-_SAME_LEVEL = 0.05
+SAME_LEVEL = 0.05
+
+
+def label_with_level(p: Parameters, dose: float, *, but: DoseLimit | None = None) -> str | None:
+    """The label (Enhertu, Kadcyla) one of whose dose levels a dose by weight is, other than
+    `but`'s: another drug's dose written into this drug's order."""
+    for x in p.dose_limits.values():
+        if x is not but and any(abs(dose - y) <= SAME_LEVEL for y in x.dose_levels_mg_per_kg):
+            return x.label
+    return None
 
 
 def _by_weight_decision(

@@ -1,5 +1,5 @@
 """HER2 antibody doses: R6f, a maintenance dose drafted long after the last charted dose; R6g,
-pertuzumab at a dose that is not the label's.
+pertuzumab at a dose that is not the label's; R6h, trastuzumab by weight at a dose that is not.
 
 Herceptin label (missed doses): a dose missed by more than one week is given as a re-loading
 dose, then the maintenance dose; Perjeta label (delayed or missed doses, with trastuzumab): 6
@@ -13,8 +13,8 @@ from cds.facts import PatientFacts
 from cds.facts.medications import Exposure
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters, Reloading
-from cds.rules import ORDER_HOOKS, Decision, rule
-from cds.rules.bma_orders import mg_per_kg_text, mg_text
+from cds.rules import ORDER_HOOKS, Decision, NoteKey, rule
+from cds.rules.bma_orders import SAME_LEVEL, label_with_level, mg_per_kg_text, mg_text
 from cds.said import say
 
 # A drafted dose is the maintenance dose within this much (a written 6 mg/kg, 420 mg).
@@ -150,6 +150,50 @@ def r6g_pertuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
                 },
                 data=(say("draft-order", drug=r.drug, ref=draft.ref),),
                 refs=(draft.ref,),
+            )
+        )
+    return out
+
+
+@rule(
+    "R6h",
+    hooks=ORDER_HOOKS,
+    variants=("not-label-dose", "unit-error"),
+    bindings=("dose", "doses", "other_label"),
+    ingredients=("trastuzumab",),
+    parameters=("trastuzumab_doses_mg_per_kg", "unit_error_factor", "dose_limits"),
+    notes=("another-drugs-level",),
+)
+def r6h_trastuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Trastuzumab written per kg at a dose that is none of the Herceptin label's (8 or 6
+    mg/kg every 3 weeks, 4 or 2 mg/kg weekly) → warning; when it is T-DXd's or T-DM1's dose
+    level (5.4, 3.6 mg/kg...) a note names that label: the drug meant may be the conjugate (the
+    labels: do not substitute one for the other). Ten times the largest dose or more →
+    critical (a unit error). A dose in mg is not judged: it is rounded to the vial, or
+    Herceptin Hylecta's fixed 600 mg; Phesgo is not read.
+    """
+    doses = p.trastuzumab_doses_mg_per_kg
+    out = []
+    for draft in drafts.with_ingredient("trastuzumab"):
+        dose = draft.dose_mg_per_kg
+        if len(draft.drugs) != 1 or dose is None:
+            continue
+        error = dose >= max(doses) * p.unit_error_factor
+        if not error and any(abs(dose - x) <= SAME_LEVEL for x in doses):
+            continue
+        other = None if error else label_with_level(p, dose)
+        out.append(
+            Decision(
+                variant="unit-error" if error else "not-label-dose",
+                indicator="critical" if error else "warning",
+                bindings={
+                    "dose": mg_per_kg_text(dose),
+                    "doses": ", ".join(mg_per_kg_text(x) for x in doses),
+                    "other_label": other or "",
+                },
+                data=(say("draft-order", drug="trastuzumab", ref=draft.ref),),
+                refs=(draft.ref,),
+                note_keys=(NoteKey("another-drugs-level"),) if other else (),
             )
         )
     return out

@@ -170,3 +170,42 @@ class TestR6gPertuzumabDose:
         assert d.indicator == "warning"
         assert d.bindings == {"dose": "210 mg", "loading": "840 mg", "maintenance": "420 mg"}
         assert [text(x) for x in d.data] == ["Draft order: pertuzumab (MedicationRequest/pert)"]
+
+
+class TestR6hTrastuzumabDose:
+    @pytest.mark.parametrize(
+        ("per_kg", "expected", "other"),
+        [
+            (8, [], None),
+            (6, [], None),
+            (4, [], None),
+            (2, [], None),
+            (5, ["R6h:not-label-dose"], None),
+            (5.4, ["R6h:not-label-dose"], "Enhertu"),  # T-DXd's dose: T-DXd meant?
+            (3.6, ["R6h:not-label-dose"], "Kadcyla"),
+            (80, ["R6h:unit-error"], None),
+        ],
+    )
+    def test_by_the_dose_written_per_kg(
+        self,
+        t: Terminology,
+        params: Parameters,
+        per_kg: float,
+        expected: list[str],
+        other: str | None,
+    ) -> None:
+        out = run(bone_patient(her2="pos"), t, params, "order-sign", [_tras(per_kg)])
+        r6h = [d for d in out if d.rule == "R6h"]
+        assert concerns(r6h) == expected
+        if expected:
+            assert r6h[0].bindings["other_label"] == (other or "")
+            assert r6h[0].note_keys == (("another-drugs-level",) if other else ())
+
+    def test_a_dose_in_mg_and_phesgo_are_not_read(self, t: Terminology, params: Parameters) -> None:
+        """A dose in mg is rounded to the vial, or is Herceptin Hylecta's fixed 600 mg."""
+        drafts = [
+            draft_med("p", "tras", TRAS, "437 mg IV", 437),
+            draft_med("p", "ph", PHESGO, "5.4 mg/kg SC"),
+        ]
+        out = run(bone_patient(her2="pos"), t, params, "order-sign", drafts)
+        assert [d for d in out if d.rule == "R6h"] == []
