@@ -1,10 +1,11 @@
 """HER2 antibody doses: R6f, a maintenance dose drafted long after the last charted dose; R6g,
 pertuzumab at a dose that is not the label's; R6h, trastuzumab by weight at a dose that is not.
 
-Herceptin label (missed doses): a dose missed by more than one week is given as a re-loading
-dose, then the maintenance dose; Perjeta label (delayed or missed doses, with trastuzumab): 6
-weeks or more between two doses - re-load both. A maintenance dose after such a gap leaves the
-antibody below its steady level for weeks.
+R6f: the Herceptin label (missed doses): a dose missed by more than one week is given as a
+re-loading dose, then the maintenance dose; the Perjeta label (delayed or missed doses, with
+trastuzumab): 6 weeks or more between two doses - re-load both. A maintenance dose after such a
+gap leaves the antibody below its steady level for weeks. R6g and R6h: the labels' fixed and
+by-weight doses, and the conjugates' doses by weight written into a trastuzumab order.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from cds.rules import ORDER_HOOKS, Decision, NoteKey, rule
 from cds.rules.bma_orders import SAME_LEVEL, label_with_level, mg_per_kg_text, mg_text
 from cds.said import say
 
-# A drafted dose is the maintenance dose within this much (a written 6 mg/kg, 420 mg).
-_SAME_DOSE = 0.01
+# A drafted flat dose is a label dose within this much (420 mg, 840 mg); by weight: SAME_LEVEL.
+_SAME_MG = 1.0
 
 
 def _is_maintenance(draft: DraftMedication, r: Reloading) -> bool:
@@ -27,9 +28,13 @@ def _is_maintenance(draft: DraftMedication, r: Reloading) -> bool:
     pertuzumab's flat dose."""
     if r.maintenance_mg_per_kg is not None:
         dose = draft.dose_mg_per_kg
-        return dose is not None and abs(dose - r.maintenance_mg_per_kg) <= _SAME_DOSE
+        return dose is not None and abs(dose - r.maintenance_mg_per_kg) <= SAME_LEVEL
     dose = draft.dose_mg
-    return dose is not None and r.maintenance_mg is not None and abs(dose - r.maintenance_mg) <= 1
+    return (
+        dose is not None
+        and r.maintenance_mg is not None
+        and abs(dose - r.maintenance_mg) <= _SAME_MG
+    )
 
 
 def _last_dose(f: PatientFacts, drug: str) -> Exposure | None:
@@ -133,7 +138,7 @@ def r6g_pertuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         if draft.dose_mg_per_kg is not None:
             dose = mg_per_kg_text(draft.dose_mg_per_kg)
         elif draft.dose_mg is not None:
-            if any(abs(draft.dose_mg - x) <= 1 for x in (r.loading_mg, r.maintenance_mg)):
+            if any(abs(draft.dose_mg - x) <= _SAME_MG for x in (r.loading_mg, r.maintenance_mg)):
                 continue
             dose = mg_text(draft.dose_mg)
         else:
