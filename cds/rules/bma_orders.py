@@ -148,6 +148,8 @@ def mg_text(value: float) -> str:
         "hcm_retreatment_min_days",
         "weight_freshness_days",
         "weight_dose_tolerance_percent",
+        "trastuzumab_doses_mg_per_kg",
+        "reloading",
     ),
     medications=(ZOLEDRONIC_REDUCED,),
     regimens=("denosumab",),
@@ -422,21 +424,30 @@ def _per_kg_finding(
             "below-lowest-level", {**bindings, "lowest_dose": mg_per_kg_text(steps[-1])}
         )
     if dose > label:
-        variant = "unit-error" if dose >= label * p.unit_error_factor else "above-label-per-kg"
-        return _by_weight_decision(
-            variant, {"dose": mg_per_kg_text(dose), "label_dose": mg_per_kg_text(label)}
-        )
+        if dose >= label * p.unit_error_factor:
+            return _by_weight_decision(
+                "unit-error", {"dose": mg_per_kg_text(dose), "label_dose": mg_per_kg_text(label)}
+            )
+        above: dict[str, str | Said] = {
+            "dose": mg_per_kg_text(dose),
+            "label_dose": mg_per_kg_text(label),
+        }
+        return _naming_other_drug(p, dose, limit, _by_weight_decision("above-label-per-kg", above))
     if not steps or any(abs(dose - x) <= SAME_LEVEL for x in steps):
         return None
-    decision = _by_weight_decision(
-        "not-a-dose-level", {**bindings, "label_dose": mg_per_kg_text(label)}
-    )
+    between: dict[str, str | Said] = {**bindings, "label_dose": mg_per_kg_text(label)}
+    return _naming_other_drug(p, dose, limit, _by_weight_decision("not-a-dose-level", between))
+
+
+def _naming_other_drug(p: Parameters, dose: float, limit: DoseLimit, d: Decision) -> Decision:
+    """The decision with a note when its dose is another HER2 drug's (T-DM1 at trastuzumab's 6
+    mg/kg, T-DXd at Kadcyla's 3.6 mg/kg)."""
     other = label_with_level(p, dose, but=limit)
     if other is None:
-        return decision
+        return d
     return replace(
-        decision,
-        bindings={**decision.bindings, "other_label": other},
+        d,
+        bindings={**d.bindings, "other_label": other},
         note_keys=(NoteKey("another-drugs-level"),),
     )
 
@@ -446,11 +457,13 @@ SAME_LEVEL = 0.05
 
 
 def label_with_level(p: Parameters, dose: float, *, but: DoseLimit | None = None) -> str | None:
-    """The label (Enhertu, Kadcyla) one of whose dose levels a dose by weight is, other than
-    `but`'s: another drug's dose written into this drug's order."""
+    """The label (Enhertu, Kadcyla, Herceptin) one of whose doses by weight a dose is, other
+    than `but`'s: another drug's dose written into this drug's order."""
     for x in p.dose_limits.values():
         if x is not but and any(abs(dose - y) <= SAME_LEVEL for y in x.dose_levels_mg_per_kg):
             return x.label
+    if any(abs(dose - y) <= SAME_LEVEL for y in p.trastuzumab_doses_mg_per_kg):
+        return p.reloading["trastuzumab"].label
     return None
 
 

@@ -166,7 +166,7 @@ def r6g_pertuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     variants=("not-label-dose", "unit-error"),
     bindings=("dose", "doses", "other_label"),
     ingredients=("trastuzumab",),
-    parameters=("trastuzumab_doses_mg_per_kg", "unit_error_factor", "dose_limits"),
+    parameters=("trastuzumab_doses_mg_per_kg", "unit_error_factor", "dose_limits", "reloading"),
     notes=("another-drugs-level",),
 )
 def r6h_trastuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:

@@ -281,6 +281,30 @@ class TestDoseCeilings:
     @pytest.mark.parametrize(
         ("drug", "per_kg", "other"),
         [
+            (TDM1, 6, "Herceptin"),  # trastuzumab's maintenance dose in the T-DM1 order
+            (TDXD, 8, "Herceptin"),  # its loading dose in the T-DXd order
+            (TDM1, 5.4, "Enhertu"),
+            (TDXD, 6.4, None),
+        ],
+    )
+    def test_a_dose_above_the_label_that_is_another_drugs_is_named(
+        self,
+        t: Terminology,
+        params: Parameters,
+        drug: tuple[str, str],
+        per_kg: float,
+        other: str | None,
+    ) -> None:
+        draft = draft_med("p", "d1", drug, f"{per_kg:g} mg/kg IV every 3 weeks")
+        decisions = run(bone_patient(her2="pos"), t, params, "order-sign", [draft])
+        [d] = [x for x in decisions if x.rule == "R2b"]
+        assert d.concern == "R2b:above-label-per-kg"
+        assert d.bindings.get("other_label") == other
+        assert d.note_keys == (("another-drugs-level",) if other else ())
+
+    @pytest.mark.parametrize(
+        ("drug", "per_kg", "other"),
+        [
             (TDXD, 5.4, None),
             (TDXD, 4.4, None),
             (TDXD, 5.0, ""),  # between the levels: no label step
