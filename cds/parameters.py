@@ -62,9 +62,9 @@ class Reloading(BaseModel):
 
     @model_validator(mode="after")
     def _one_kind_of_dose(self) -> Reloading:
-        by_weight = (self.maintenance_mg_per_kg, self.loading_mg_per_kg)
-        flat = (self.maintenance_mg, self.loading_mg)
-        if not (all(x is not None for x in by_weight) ^ all(x is not None for x in flat)):
+        by_weight = [x is not None for x in (self.maintenance_mg_per_kg, self.loading_mg_per_kg)]
+        flat = [x is not None for x in (self.maintenance_mg, self.loading_mg)]
+        if sorted([sum(by_weight), sum(flat)]) != [0, 2]:
             raise ValueError(f"{self.drug}: give both doses by weight, or both flat")
         return self
 

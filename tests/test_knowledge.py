@@ -240,6 +240,26 @@ class TestCrossCheck:
         with pytest.raises(ConfigError, match="dose levels must step down"):
             load_knowledge(cards)
 
+    @pytest.mark.parametrize(
+        "doses",
+        [
+            {"maintenance_mg": 420.0},  # a maintenance dose with no re-loading dose
+            {"maintenance_mg": 420.0, "loading_mg": 840.0, "maintenance_mg_per_kg": 6.0},
+            {},
+        ],
+    )
+    def test_reloading_gives_both_doses_of_one_kind(
+        self, tmp_path: Path, doses: dict[str, float]
+    ) -> None:
+        cards = tmp_path / "cards"
+        shutil.copytree(REPO_CARDS, cards)
+        path = cards / "parameters.yaml"
+        spec = yaml.safe_load(path.read_text())
+        spec["reloading"]["pertuzumab"] = {"drug": "pertuzumab", "label": "Perjeta", **doses}
+        path.write_text(yaml.safe_dump(spec))
+        with pytest.raises(ConfigError, match="give both doses by weight, or both flat"):
+            load_knowledge(cards)
+
     def test_parameter_override_applies(self) -> None:
         k = load_knowledge(REPO_CARDS, {"dental_lookback_days": 365})
         assert k.parameters.dental_lookback_days == 365
