@@ -1,6 +1,7 @@
 """R6c: a HER2-targeted drug other than T-DXd drafted while the HER2 result in use is negative.
 R6d: two products carrying the same HER2 antibody drafted together.
 R6e: pertuzumab drafted with no trastuzumab or T-DXd to go with it.
+R6i: T-DXd with pertuzumab, the first-line combination, after a prior metastatic regimen.
 
 Trastuzumab (Herceptin: "HER2-overexpressing breast cancer"; select patients by an FDA-approved
 companion diagnostic), pertuzumab (Perjeta), T-DM1 (Kadcyla), margetuximab, tucatinib
@@ -16,7 +17,7 @@ from cds.facts import PatientFacts
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, Decision, DeleteDraft, Proposal, rule
-from cds.rules.her2 import HER2_VALUESETS, her2_result_lines
+from cds.rules.her2 import HER2_VALUESETS, LINE_PARAMETERS, her2_result_lines, therapy_data
 from cds.said import say
 from cds.terminology import MedClass
 
@@ -200,5 +201,44 @@ def r6e_pertuzumab_alone(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
             indicator="warning",
             data=tuple(data),
             refs=(*(o.ref for o in alone), *((last.ref,) if last else ())),
+        )
+    ]
+
+
+@rule(
+    "R6i",
+    hooks=ORDER_HOOKS,
+    variants=("not-first-line",),
+    bindings=("prior",),
+    valuesets=HER2_VALUESETS,
+    ingredients=("trastuzumab deruxtecan", "pertuzumab"),
+    parameters=LINE_PARAMETERS,
+)
+def r6i_tdxd_pertuzumab_after_first_line(
+    f: PatientFacts, drafts: DraftOrders, p: Parameters
+) -> list[Decision]:
+    """T-DXd and pertuzumab drafted together while an anti-HER2 regimen in the metastatic setting
+    is already on record as ended or progressing (F6) → warning.
+
+    The Enhertu label gives T-DXd with pertuzumab as first-line treatment only (DESTINY-
+    Breast09; its dosing page: 'intended exclusively for the ... 1L HER2+ mBC indication');
+    after a prior anti-HER2 regimen in the metastatic setting T-DXd is given alone (DESTINY-
+    Breast03). The card shows the lines and the dates it counted, as R6 does; a count that
+    rests on conflicting dates says so.
+    """
+    together = drafts.with_ingredient("trastuzumab deruxtecan", "pertuzumab")
+    tdxd = [o for o in drafts.medications if o.has("trastuzumab deruxtecan")]
+    pert = [o for o in drafts.medications if o.has("pertuzumab")]
+    prior = f.lines.metastatic_her2_regimens
+    if not together or not tdxd or not pert or prior < 1:
+        return []
+    drafted = (*tdxd, *(o for o in pert if o not in tdxd))
+    return [
+        Decision(
+            variant="not-first-line",
+            indicator="warning",
+            bindings={"prior": str(prior)},
+            data=(*(say("draft-order-ref", ref=o.ref) for o in drafted), *therapy_data(f)),
+            refs=tuple(o.ref for o in drafted),
         )
     ]

@@ -10,7 +10,18 @@ import pytest
 from cds.parameters import Parameters
 from cds.rules import DeleteDraft
 from cds.terminology import Terminology
-from fixtures.factories import DOCE, PERT, TDM1, TDXD, TRAS, Patient, draft_med
+from fixtures.factories import (
+    DOCE,
+    PERT,
+    PROGRESSION,
+    TDM1,
+    TDXD,
+    TOXICITY,
+    TRAS,
+    Patient,
+    draft_med,
+    her2_positive_base,
+)
 from tests.rules.helpers import bone_patient, concerns, run, text
 
 
@@ -214,3 +225,49 @@ class TestR6ePertuzumabWithoutItsPartner:
         said = [text(x) for x in d.data]
         assert said[0] == "Draft order: pertuzumab (MedicationRequest/pert)"
         assert said[1].startswith("trastuzumab: last recorded ")
+
+
+class TestR6iTdxdWithPertuzumabAfterFirstLine:
+    @staticmethod
+    def _r6i(p: Patient, t: Terminology, params: Parameters, *rx: tuple[str, str]) -> list[str]:
+        drafts = [draft_med("p", f"d{i}", x, "as directed") for i, x in enumerate(rx)]
+        out = run(p, t, params, "order-sign", drafts)
+        return [c for c in concerns(out) if c.startswith("R6i")]
+
+    @staticmethod
+    def _after_thp(
+        status: str = "stopped", reason: tuple[str, str] | None = PROGRESSION
+    ) -> Patient:
+        p = her2_positive_base("p", met_days=500)  # metastatic before THP started
+        for drug in (DOCE, TRAS, PERT):
+            p.med("MedicationStatement", drug, status=status, start=450, end=20, reason=reason)
+        return p
+
+    def test_after_progression_on_thp(self, t: Terminology, params: Parameters) -> None:
+        p = self._after_thp()
+        assert self._r6i(p, t, params, TDXD, PERT) == ["R6i:not-first-line"]
+        assert self._r6i(p, t, params, TDXD) == []  # T-DXd alone: the second-line way
+        assert self._r6i(p, t, params, TRAS, PERT) == []  # not this rule's pairing
+
+    def test_first_line_raises_nothing(self, t: Terminology, params: Parameters) -> None:
+        assert self._r6i(bone_patient(her2="pos"), t, params, TDXD, PERT) == []
+
+    def test_a_regimen_stopped_for_toxicity_alone_is_not_a_prior_line(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """F6: a line ended for toxicity only is no prior regimen for label criteria."""
+        p = self._after_thp(reason=TOXICITY)
+        assert self._r6i(p, t, params, TDXD, PERT) == []
+
+    def test_the_card_shows_the_lines_it_counted(self, t: Terminology, params: Parameters) -> None:
+        p = self._after_thp()
+        drafts = [draft_med("p", "tdxd", TDXD, "5.4 mg/kg"), draft_med("p", "pert", PERT, "840 mg")]
+        [d] = [x for x in run(p, t, params, "order-sign", drafts) if x.rule == "R6i"]
+        assert d.indicator == "warning"
+        assert d.bindings == {"prior": "1"}
+        said = [text(x) for x in d.data]
+        assert said[:2] == [
+            "Draft order: MedicationRequest/tdxd",
+            "Draft order: MedicationRequest/pert",
+        ]
+        assert any(x.startswith("Metastatic line 1: ") for x in said), said
