@@ -142,7 +142,7 @@ ALLOWED = {
     # A UCUM spelling of a dose by weight that a Quantity is read by.
     ("units.py", "mg/kg{body weight}"),
     # A dose by weight as a card value: a number and its unit, as `_mg` gives 'N mg'.
-    ("bma_orders.py", "{} mg/kg"),
+    ("doses.py", "{} mg/kg"),
     # What R0b names a resource sent without an id by: its type, and that it has none.
     ("records.py", "{} (no id)"),
     # The HER2 text a pathology report uses, read by pattern (not written to a card).

@@ -26,6 +26,7 @@ from cds.rules import (
     UpdateDraft,
     rule,
 )
+from cds.rules.doses import SAME_LEVEL, label_with_level, mg_per_kg_text, mg_text
 from cds.said import Said, say
 
 # Drugs whose label dose and interval R2b checks; zoledronic acid and pamidronate doses are R2's.
@@ -98,10 +99,6 @@ def interval_words(weeks: float) -> Said:
     if days % 7 == 0:
         return say("interval-weeks", weeks=days // 7)
     return say("interval-days", days=days)
-
-
-def mg_text(value: float) -> str:
-    return f"{value:g} mg"
 
 
 @rule(
@@ -452,21 +449,6 @@ def _naming_other_drug(p: Parameters, dose: float, limit: DoseLimit, d: Decision
     )
 
 
-# A dose written by weight is a label's dose level within this much (5.4 mg/kg, 4.4 mg/kg).
-SAME_LEVEL = 0.05
-
-
-def label_with_level(p: Parameters, dose: float, *, but: DoseLimit | None = None) -> str | None:
-    """The label (Enhertu, Kadcyla, Herceptin) one of whose doses by weight a dose is, other
-    than `but`'s: another drug's dose written into this drug's order."""
-    for x in p.dose_limits.values():
-        if x is not but and any(abs(dose - y) <= SAME_LEVEL for y in x.dose_levels_mg_per_kg):
-            return x.label
-    if any(abs(dose - y) <= SAME_LEVEL for y in p.trastuzumab_doses_mg_per_kg):
-        return p.reloading["trastuzumab"].label
-    return None
-
-
 def _by_weight_decision(
     variant: str,
     bindings: dict[str, str | Said],
@@ -476,10 +458,6 @@ def _by_weight_decision(
     """The card of a dose above the label's by weight; the caller adds the draft."""
     indicator: Indicator = "critical" if variant == "unit-error" else "warning"
     return Decision(variant=variant, indicator=indicator, bindings=bindings, data=data, refs=refs)
-
-
-def mg_per_kg_text(value: float) -> str:
-    return f"{value:g} mg/kg"
 
 
 def _dose_unread(

@@ -15,7 +15,7 @@ from cds.facts.medications import Exposure
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters, Reloading
 from cds.rules import ORDER_HOOKS, Decision, NoteKey, rule
-from cds.rules.bma_orders import SAME_LEVEL, label_with_level, mg_per_kg_text, mg_text
+from cds.rules.doses import SAME_LEVEL, label_with_level, mg_per_kg_text, mg_text
 from cds.said import say
 
 # A drafted flat dose is a label dose within this much (420 mg, 840 mg); by weight: SAME_LEVEL.
