@@ -104,7 +104,7 @@ def evaluate_call(
     now: float = 0.0,
 ) -> Outcome:
     """Facts → rules → (snoozes) → cards for one call; `data` is the resolved prefetch
-    (key → JSON | None); `snoozes` are this patient's, keyed by rule."""
+    (key → JSON | None); `snoozes` are this patient's, keyed by concern."""
     timings = timings or Timings()
     t = k.terminology
     records = read_records(data.values(), t, k.checker, patient_id=str(context["patientId"]))
@@ -142,6 +142,7 @@ def evaluate_call(
                 suggestions=tuple(s["uuid"] for s in c.get("suggestions", ())),
                 variant=d.variant,
                 indicator=d.indicator,
+                concern=d.concern,
             )
             for c, (d, digest) in zip(cards, shown, strict=True)
         ),

@@ -1,11 +1,11 @@
 """Card snoozing: an overridden card stays quiet for a while unless the data behind it changes.
 
-The service records each card it issues (card uuid, rule, a keyed hash of the patient id, a
-digest of the evidence); feedback that overrides a card snoozes that rule for that patient
-(accepting a suggestion quiets it for a day: accepting is not ordering, §3c D20), and later
-calls drop the rule's card while the snooze holds and the evidence is the same. A card that
-comes back says why. Critical cards are never snoozed: an emergency or an unsafe order is shown
-every time.
+The service records each card it issues (card uuid, rule, concern, a keyed hash of the patient
+id, a digest of the evidence); feedback that overrides a card snoozes that card - its concern:
+rule, variant and number - for that patient (accepting a suggestion quiets it for a day:
+accepting is not ordering, §3c D20), and later calls drop the card while the snooze holds and
+the evidence is the same. A card that comes back says why. Critical cards are never snoozed:
+an emergency or an unsafe order is shown every time.
 """
 
 from __future__ import annotations
@@ -50,11 +50,17 @@ def apply(
     now: float,
     text: Callable[[Said], str],
 ) -> list[tuple[Decision, str]]:
-    """The decisions to show, each with its evidence digest; snoozed ones left out."""
+    """The decisions to show, each with its evidence digest; snoozed ones left out.
+
+    A snooze quiets the card it was given on: the same evidence, whatever number the card has
+    in this call (the drafts may come in another order), or the same concern with changed data,
+    which comes back saying why. Another card of the same rule - a second draft above its own
+    label dose - is not the overridden card and comes with no note."""
+    by_evidence = {s.evidence: s for s in snoozes.values()} if snoozes else {}
     out = []
     for d in decisions:
         digest = evidence(d, text)
-        snooze = snoozes.get(d.rule)
+        snooze = by_evidence.get(digest) or snoozes.get(d.concern)
         if snooze is None or d.indicator == "critical":
             out.append((d, digest))
             continue

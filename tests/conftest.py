@@ -117,6 +117,8 @@ def record_issued(
                 service_id=service_id,
                 caller=caller,
                 suggestions=suggestions,
+                variant="start",
+                concern="R1:start",
             )
         ]
     )

@@ -67,12 +67,12 @@ def test_migrate_is_versioned_and_idempotent_and_checked(pg: str) -> None:
     assert "run `cds migrate`" in before.stderr
     first = cli("migrate", CDS_DATABASE_URL=url)
     assert first.returncode == 0, first.stderr
-    assert "schema version 0 -> 5" in first.stdout
+    assert "schema version 0 -> 6" in first.stdout
     again = cli("migrate", CDS_DATABASE_URL=url)
-    assert "schema version 5 -> 5" in again.stdout
+    assert "schema version 6 -> 6" in again.stdout
     after = cli("check", CDS_DATABASE_URL=url)
     assert after.returncode == 0, after.stderr
-    assert "schema version 5, OK" in after.stdout
+    assert "schema version 6, OK" in after.stdout
 
 
 def test_a_version_2_database_is_refused_until_migrated_then_prunes_by_index(pg: str) -> None:
@@ -85,8 +85,8 @@ def test_a_version_2_database_is_refused_until_migrated_then_prunes_by_index(pg:
             c.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
     refused = cli("check", CDS_DATABASE_URL=url)
     assert refused.returncode == 1
-    assert "at version 2, this service needs 5: run `cds migrate`" in refused.stderr
-    assert "schema version 2 -> 5" in cli("migrate", CDS_DATABASE_URL=url).stdout
+    assert "at version 2, this service needs 6: run `cds migrate`" in refused.stderr
+    assert "schema version 2 -> 6" in cli("migrate", CDS_DATABASE_URL=url).stdout
     with psycopg.connect(url) as c:
         indexes = {r[0] for r in c.execute("SELECT indexname FROM pg_indexes")}
         assert {"snooze_until", "issued_card_age"} <= indexes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import uuid
 from pathlib import Path
@@ -33,7 +34,7 @@ def decision(indicator: str = "warning", data: tuple[str, ...] = ("2026-01-05",)
 
 def held(d: Decision, **over: Any) -> Snooze:
     values: dict[str, Any] = {
-        "rule": "R1",
+        "concern": d.concern,
         "evidence": snooze.evidence(d, text),
         "reason": "overridden",
         "since": NOW - 10,
@@ -45,21 +46,40 @@ def held(d: Decision, **over: Any) -> Snooze:
 class TestApply:
     def test_same_evidence_within_the_period_is_left_out(self) -> None:
         d = decision()
-        assert snooze.apply([d], {"R1": held(d)}, NOW, text) == []
+        assert snooze.apply([d], {d.concern: held(d)}, NOW, text) == []
 
     def test_changed_evidence_comes_back_saying_why(self) -> None:
         d = decision()
-        ((shown, _),) = snooze.apply([decision(data=("b",))], {"R1": held(d)}, NOW, text)
+        ((shown, _),) = snooze.apply([decision(data=("b",))], {d.concern: held(d)}, NOW, text)
         assert "changed since" in text(shown.notes[-1])
 
     def test_an_ended_snooze_comes_back_saying_why(self) -> None:
         d = decision()
-        ((shown, _),) = snooze.apply([d], {"R1": held(d, until=NOW - 1)}, NOW, text)
+        ((shown, _),) = snooze.apply([d], {d.concern: held(d, until=NOW - 1)}, NOW, text)
         assert "snooze ended" in text(shown.notes[-1])
+
+    def test_another_card_of_the_rule_is_not_the_snoozed_one(self) -> None:
+        """Two drafts each above its label dose are two cards of one rule and variant:
+        overriding the first must not bring the second back saying it was overridden."""
+        first = decision()
+        second = dataclasses.replace(decision(data=("2026-02-01",)), refs=("C/2",), instance=2)
+        shown = snooze.apply([first, second], {first.concern: held(first)}, NOW, text)
+        assert [(d, d.notes) for d, _ in shown] == [(second, ())]
+
+    def test_a_snoozed_card_under_another_number_is_still_snoozed(self) -> None:
+        """The drafts came in the other order this time: the card is found by its evidence."""
+        second = dataclasses.replace(decision(data=("2026-02-01",)), refs=("C/2",), instance=2)
+        now_first = dataclasses.replace(second, instance=1)
+        assert snooze.apply([now_first], {second.concern: held(second)}, NOW, text) == []
+
+    def test_a_snooze_from_before_concerns_still_quiets_its_card(self) -> None:
+        """Snoozes stored before schema version 6 are keyed by the rule alone."""
+        d = decision()
+        assert snooze.apply([d], {"R1": held(d, concern="R1")}, NOW, text) == []
 
     def test_critical_cards_are_never_snoozed(self) -> None:
         d = decision("critical")
-        assert [x for x, _ in snooze.apply([d], {"R1": held(d)}, NOW, text)] == [d]
+        assert [x for x, _ in snooze.apply([d], {d.concern: held(d)}, NOW, text)] == [d]
 
     def test_patient_key_is_keyed_and_stable(self) -> None:
         assert snooze.patient_key("s", "p1") == snooze.patient_key("s", "p1")
@@ -119,18 +139,18 @@ def test_accepting_quiets_for_a_day_overriding_for_the_snooze_period(
         }
     )
     store.add("mbc-bone-patient-view", [item])
-    snoozed = store.snoozes("k")["R1"]
+    snoozed = store.snoozes("k")["R1:start"]
     assert snoozed.until - now == days * 86400
 
 
-def _override(client: TestClient, card: dict[str, Any]) -> None:
+def _override(client: TestClient, card: dict[str, Any], service: str = PV) -> None:
     fb = {
         "card": card["uuid"],
         "outcome": "overridden",
         "outcomeTimestamp": "2026-11-22T10:00:00Z",
         "overrideReason": {"reason": card["overrideReasons"][0]},
     }
-    assert client.post(f"{PV}/feedback", json={"feedback": [fb]}).status_code == 200
+    assert client.post(f"{service}/feedback", json={"feedback": [fb]}).status_code == 200
 
 
 def _r1(client: TestClient, data: dict[str, Any]) -> dict[str, Any] | None:
@@ -169,3 +189,31 @@ def test_a_reused_hook_instance_never_binds_another_patients_card(client: TestCl
     again = _r1(client, first)
     assert again is not None  # the first patient's card is untouched
     assert again["uuid"] == card_one["uuid"]  # deterministic per call
+
+
+ORDER_SIGN = "/cds-services/mbc-bone-order-sign"
+TWO_DRAFTS = ROOT / "fixtures/mbc-bone-order-sign/zoledronic-acid-and-pamidronate-both-above-label"
+
+
+def test_overriding_one_of_two_cards_of_a_rule_leaves_the_other_as_it_was(
+    client: TestClient,
+) -> None:
+    """Zoledronic acid 8 mg and pamidronate 180 mg in one order: two R2b cards. Overriding
+    the pamidronate card quiets it alone; the zoledronic acid card is shown as before, with
+    no note that it was overridden (it was not)."""
+
+    def r2b(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        cards = client.post(ORDER_SIGN, json=data).json()["cards"]
+        return {
+            c["suggestions"][0]["actions"][0]["resource"]["id"]: c
+            for c in cards
+            if c["extension"]["org.cds-mbc-bone.rule"] == "R2b"
+        }
+
+    request = json.loads((TWO_DRAFTS / "request.json").read_text())
+    first = r2b(request | {"hookInstance": str(uuid.uuid4())})
+    assert sorted(first) == ["draft-pam", "draft-zol"]
+    _override(client, first["draft-pam"], ORDER_SIGN)
+    again = r2b(request | {"hookInstance": str(uuid.uuid4())})
+    assert sorted(again) == ["draft-zol"]
+    assert again["draft-zol"]["detail"] == first["draft-zol"]["detail"]

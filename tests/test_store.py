@@ -148,13 +148,35 @@ def test_a_version_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
         c.execute("INSERT INTO issued_card VALUES ('old-card', 'R1', 'p', 'e', 1)")
     assert "snooze_until" not in str(rows(db, "SELECT name FROM sqlite_master"))
     s = SQLiteStore(db)
-    assert s.schema_version() == SCHEMA_VERSION == 5
+    assert s.schema_version() == SCHEMA_VERSION == 6
     assert "snooze_until" in str(rows(db, "SELECT name FROM sqlite_master WHERE type='index'"))
     assert rows(db, "SELECT patient_key, reason FROM snooze") == [("p", "accepted")]
     # Version 4: a card issued before names no service nor caller, so it takes no feedback.
     assert rows(db, "SELECT card, service_id, caller, suggestions FROM issued_card") == [
         ("old-card", "", "", "[]")
     ]
+    s.close()
+
+
+def test_a_card_issued_before_concerns_were_kept_snoozes_under_its_rule(tmp_path: Path) -> None:
+    """Schema version 6 keeps each card's concern; feedback on a card issued by version 5
+    snoozes it by its rule, as version 5 did, and the snooze quiets it by its evidence."""
+    db = tmp_path / "v5.sqlite3"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version, statements in MIGRATIONS:
+            if version <= 5:
+                for sql in statements["sqlite"]:
+                    c.execute(sql)
+                c.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        c.execute(
+            "INSERT INTO issued_card (card, rule, patient_key, evidence, issued_at, service_id,"
+            " caller, suggestions, variant, indicator)"
+            " VALUES ('c5', 'R1', 'k', 'e', 1, 'mbc-bone-patient-view', '|', '[]', 'start', 'info')"
+        )
+    s = SQLiteStore(db)
+    assert s.add("mbc-bone-patient-view", [_overridden("c5")]) == 1
+    assert list(s.snoozes("k")) == ["R1"]
     s.close()
 
 
@@ -241,7 +263,7 @@ def test_feedback_from_another_caller_is_refused_and_snoozes_nothing(tmp_path: P
         store.add("mbc-bone-patient-view", [_overridden("c1")], caller="https://ehr-a.example.org|")
         == 1
     )
-    assert "R1" in store.snoozes("k")
+    assert list(store.snoozes("k")) == ["R1:start"]
     store.close()
 
 

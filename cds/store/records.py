@@ -42,6 +42,7 @@ class IssuedCard:
     suggestions: tuple[str, ...] = ()  # its suggestion uuids, the ones feedback may accept
     variant: str = ""  # the rule's variant and the card's indicator: for the committee report
     indicator: str = ""
+    concern: str = ""  # rule, variant and number (R2b:above-label#2): what its snooze quiets
 
 
 def caller(iss: str | None, tenant: str | None) -> str:
@@ -52,7 +53,10 @@ def caller(iss: str | None, tenant: str | None) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Snooze:
-    rule: str
+    """One card's snooze: `concern` names the card's kind (Decision.concern; the rule alone
+    in snoozes from before schema version 6), `evidence` the data it was snoozed on."""
+
+    concern: str
     evidence: str
     reason: Literal["overridden", "accepted"]
     since: float

@@ -77,7 +77,13 @@ def report_rows(store: Any, since: float, until: float, service_id: str | None) 
             ),
             (since, until),
         )
-        snoozes = [(r[0], r[1], int(r[2])) for r in cur]
+        # Snoozes are kept by concern (R2b:above-label#2; the rule alone before schema
+        # version 6): the report counts them by rule.
+        by_rule: dict[tuple[str, str], int] = {}
+        for concern, reason, n in cur:
+            key = (concern.partition(":")[0], reason)
+            by_rule[key] = by_rule.get(key, 0) + int(n)
+        snoozes = [(rule, reason, n) for (rule, reason), n in by_rule.items()]
     return _rolled_up(by_week, patients, reasons, snoozes)
 
 

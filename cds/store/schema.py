@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # Version 2: the JWT replay cache, issued cards and snoozes (the same SQL on both backends).
 _V2 = (
     """CREATE TABLE IF NOT EXISTS jwt_replay (
@@ -35,6 +35,13 @@ _V5 = (
     "CREATE INDEX IF NOT EXISTS issued_card_service ON issued_card (service_id, issued_at)",
     "CREATE INDEX IF NOT EXISTS feedback_card ON feedback (card)",
 )
+# Version 6: a snooze quiets one card, not every card of its rule: two drafts each above its
+# label dose are two cards of one rule and variant, and overriding the first had shown the
+# second again as "changed". Issued cards keep their concern (rule, variant and number), and the
+# snooze table's `rule` column holds it from now on (the column keeps its name, so a replica
+# not yet upgraded still reads the table). Snoozes from before hold the rule alone and go on
+# quieting their own card, which is found by its evidence.
+_V6 = ("ALTER TABLE issued_card ADD COLUMN concern TEXT NOT NULL DEFAULT ''",)
 # (version, {backend: statements}); a statement never breaks an existing database.
 MIGRATIONS: tuple[tuple[int, dict[str, tuple[str, ...]]], ...] = (
     (
@@ -67,6 +74,7 @@ MIGRATIONS: tuple[tuple[int, dict[str, tuple[str, ...]]], ...] = (
     (3, {"sqlite": _V3, "postgresql": _V3}),
     (4, {"sqlite": _V4, "postgresql": _V4}),
     (5, {"sqlite": _V5, "postgresql": _V5}),
+    (6, {"sqlite": _V6, "postgresql": _V6}),
 )
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"

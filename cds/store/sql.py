@@ -176,8 +176,8 @@ class _SQL:
             for n, item in enumerate(items):
                 cur.execute(
                     self.q(
-                        "SELECT rule, patient_key, evidence, service_id, caller, suggestions"
-                        " FROM issued_card WHERE card = %s"
+                        "SELECT rule, patient_key, evidence, service_id, caller, suggestions,"
+                        " concern FROM issued_card WHERE card = %s"
                     ),
                     (item.card,),
                 )
@@ -198,9 +198,12 @@ class _SQL:
                 until = now + (
                     self.snooze_s if item.outcome == "overridden" else self.accept_snooze_s
                 )
+                # The card's own concern: another card of its rule is not quieted with it
+                # (cards issued before schema version 6 name only their rule).
+                concern = issued[6] or issued[0]
                 cur.execute(
                     self.q(_UPSERT_SNOOZE),
-                    (issued[1], issued[0], issued[2], item.outcome, now, until),
+                    (issued[1], concern, issued[2], item.outcome, now, until),
                 )
         return new
 
@@ -270,11 +273,11 @@ class _SQL:
         # One statement for all of a call's cards: one round trip to PostgreSQL, not one
         # a card. A card named twice would be updated twice, which PostgreSQL refuses.
         latest = {c.card: c for c in cards}
-        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(latest))
+        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(latest))
         cur.execute(
             self.q(
                 "INSERT INTO issued_card (card, rule, patient_key, evidence, issued_at,"  # noqa: S608
-                " service_id, caller, suggestions, variant, indicator)"
+                " service_id, caller, suggestions, variant, indicator, concern)"
                 f" VALUES {rows} ON CONFLICT (card) DO UPDATE"
                 " SET evidence = excluded.evidence, issued_at = excluded.issued_at,"
                 " service_id = excluded.service_id, suggestions = excluded.suggestions"
@@ -293,6 +296,7 @@ class _SQL:
                     json.dumps(c.suggestions),
                     c.variant,
                     c.indicator,
+                    c.concern,
                 )
             ],
         )
@@ -302,6 +306,7 @@ class _SQL:
             return self._snoozes(cur, patient_key)
 
     def _snoozes(self, cur: Any, patient_key: str) -> dict[str, Snooze]:
+        # The `rule` column holds each snooze's concern (schema version 6).
         cur.execute(
             self.q(
                 "SELECT rule, evidence, reason, since, until FROM snooze WHERE patient_key = %s"
@@ -309,7 +314,7 @@ class _SQL:
             (patient_key,),
         )
         return {
-            r[0]: Snooze(rule=r[0], evidence=r[1], reason=r[2], since=r[3], until=r[4])
+            r[0]: Snooze(concern=r[0], evidence=r[1], reason=r[2], since=r[3], until=r[4])
             for r in cur.fetchall()
         }
 

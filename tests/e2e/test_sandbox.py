@@ -309,7 +309,7 @@ def test_accepting_a_suggestion_quiets_the_card_for_a_day(stack: Stack, sandbox:
     assert any("first-line options" in s for s in summaries)
     store = SQLiteStore(stack.db)
     key = patient_key(DEV_PATIENT_KEY_SECRET, pid, fhir_server=stack.fhir)
-    snoozed = store.snoozes(key)["R1"]
+    snoozed = store.snoozes(key)["R1:start"]
     store.close()
     assert 0.9 * 86400 < snoozed.until - snoozed.since <= 86400
 
