@@ -173,6 +173,7 @@ class Parameters(BaseModel):
     reload_after_days: int
     reloading: dict[str, Reloading]
     trastuzumab_doses_mg_per_kg: tuple[float, ...]
+    subcutaneous_trastuzumab_mg: float
     # Not a threshold: the regimens (cards/regimens.yaml), which the rules choose among.
     regimens: dict[str, Regimen]
 

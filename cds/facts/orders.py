@@ -26,6 +26,7 @@ from cds.terminology import Concept, DrugMatch, Terminology
 log = logging.getLogger(__name__)
 
 _CHECKED = frozenset({"MedicationRequest", "ServiceRequest", "Procedure"})  # the drafts read
+SUBCUTANEOUS_TRASTUZUMAB = "trastuzumab-subcutaneous"  # the value set of Herceptin Hylecta
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +42,9 @@ class DraftMedication:
     start: date | None
     selected: bool
     raw: dict[str, Any]  # the draft as sent, for update suggestions
+    # A product whose dosing its ingredient does not tell (Herceptin Hylecta: trastuzumab 600
+    # mg SC, no loading dose, none by weight), named by its value set's title; None for others.
+    form: str | None = None
 
     def has(self, *ingredients: str) -> bool:
         return any(d.ingredient in ingredients for d in self.drugs)
@@ -147,6 +151,17 @@ def _nothing_chosen(medication: Concept, raw: Mapping[str, Any]) -> bool:
     return not medication.codings and not medication.all_text() and "medicationReference" not in raw
 
 
+def _form(medication: Concept, drugs: tuple[DrugMatch, ...], t: Terminology) -> str | None:
+    """Herceptin Hylecta, by its codes; by its names only when the drug itself was named by
+    text (codes decide, §3c D11, as the medication table reads names). Phesgo is not it."""
+    if [d.ingredient for d in drugs] != ["trastuzumab"]:
+        return None
+    hylecta = t[SUBCUTANEOUS_TRASTUZUMAB]
+    if hylecta.matches_code(medication) or (drugs[0].by_text and hylecta.matches_text(medication)):
+        return hylecta.title
+    return None
+
+
 def _medication_draft(
     raw: dict[str, Any],
     ref: str,
@@ -165,9 +180,10 @@ def _medication_draft(
     if why is not None:
         return why
     dose = _dose(record)
+    drugs = t.medications.match(record.medication, t.rxnorm)
     return DraftMedication(
         ref=ref,
-        drugs=t.medications.match(record.medication, t.rxnorm),
+        drugs=drugs,
         dose_mg=dose.mg,
         dose_note=dose.note,
         dose_mg_per_kg=dose.mg_per_kg,
@@ -176,6 +192,7 @@ def _medication_draft(
         start=record.start,
         selected=selected,
         raw=raw,
+        form=_form(record.medication, drugs, t),
     )
 
 

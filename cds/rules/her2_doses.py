@@ -10,9 +10,11 @@ by-weight doses, and the conjugates' doses by weight written into a trastuzumab 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from cds.facts import PatientFacts
 from cds.facts.medications import Exposure
-from cds.facts.orders import DraftMedication, DraftOrders
+from cds.facts.orders import SUBCUTANEOUS_TRASTUZUMAB, DraftMedication, DraftOrders
 from cds.parameters import Parameters, Reloading
 from cds.rules import ORDER_HOOKS, Decision, NoteKey, rule
 from cds.rules.doses import SAME_LEVEL, label_with_level, mg_per_kg_text, mg_text
@@ -58,6 +60,7 @@ def _last_dose(f: PatientFacts, drug: str) -> Exposure | None:
     hooks=ORDER_HOOKS,
     variants=("reload",),
     bindings=("drugs", "loading", "labels", "weeks"),
+    valuesets=(SUBCUTANEOUS_TRASTUZUMAB,),
     ingredients=("trastuzumab", "pertuzumab"),
     parameters=("reloading", "reload_after_days"),
 )
@@ -67,12 +70,14 @@ def r6f_reload_after_a_gap(f: PatientFacts, drafts: DraftOrders, p: Parameters) 
     order: the labels give a re-loading dose (trastuzumab 8 mg/kg, pertuzumab 840 mg). From 6
     weeks the Perjeta table and the Herceptin label's missed-dose advice agree. A draft that
     starts later is judged at its start. A drug with no dose charted as given, or whose latest
-    record is not a dose, is not judged; Phesgo, a fixed dose with its own advice, is not read
-    here."""
+    record is not a dose, is not judged; Phesgo and Herceptin Hylecta, fixed doses with their
+    own advice, are not read here."""
     found: list[tuple[DraftMedication, Reloading, Exposure, int]] = []
     for draft in drafts.with_ingredient(*p.reloading):
-        if len(draft.drugs) != 1:
-            continue  # Phesgo: pertuzumab and trastuzumab in one injection
+        if len(draft.drugs) != 1 or draft.form is not None:
+            # Phesgo: pertuzumab and trastuzumab in one injection. Herceptin Hylecta has no
+            # loading dose: its label gives a missed dose as the next 600 mg.
+            continue
         r = p.reloading[draft.drugs[0].ingredient]
         last = _last_dose(f, r.drug)
         if last is None or last.last is None or not _is_maintenance(draft, r):
@@ -163,10 +168,17 @@ def r6g_pertuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
 @rule(
     "R6h",
     hooks=ORDER_HOOKS,
-    variants=("not-label-dose", "unit-error"),
-    bindings=("dose", "doses", "other_label"),
+    variants=("not-label-dose", "unit-error", "subcutaneous-dose"),
+    bindings=("dose", "doses", "other_label", "product", "sc_dose"),
+    valuesets=(SUBCUTANEOUS_TRASTUZUMAB,),
     ingredients=("trastuzumab",),
-    parameters=("trastuzumab_doses_mg_per_kg", "unit_error_factor", "dose_limits", "reloading"),
+    parameters=(
+        "trastuzumab_doses_mg_per_kg",
+        "subcutaneous_trastuzumab_mg",
+        "unit_error_factor",
+        "dose_limits",
+        "reloading",
+    ),
     notes=("another-drugs-level",),
 )
 def r6h_trastuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
@@ -174,31 +186,67 @@ def r6h_trastuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     mg/kg every 3 weeks, 4 or 2 mg/kg weekly) → warning; when it is T-DXd's or T-DM1's dose
     level (5.4, 3.6 mg/kg...) a note names that label: the drug meant may be the conjugate (the
     labels: do not substitute one for the other). Ten times the largest dose or more →
-    critical (a unit error). A dose in mg is not judged: it is rounded to the vial, or
-    Herceptin Hylecta's fixed 600 mg; Phesgo is not read.
+    critical (a unit error). A dose in mg of IV trastuzumab is not judged: it is rounded to
+    the vial. Herceptin Hylecta at any dose but its fixed 600 mg, or by weight → warning (ten
+    times 600 mg: critical); Phesgo is not read.
     """
     doses = p.trastuzumab_doses_mg_per_kg
     out = []
     for draft in drafts.with_ingredient("trastuzumab"):
-        dose = draft.dose_mg_per_kg
-        if len(draft.drugs) != 1 or dose is None:
+        if len(draft.drugs) != 1:
             continue
-        error = dose >= max(doses) * p.unit_error_factor
-        if not error and any(abs(dose - x) <= SAME_LEVEL for x in doses):
-            continue
-        other = None if error else label_with_level(p, dose)
-        out.append(
-            Decision(
-                variant="unit-error" if error else "not-label-dose",
-                indicator="critical" if error else "warning",
-                bindings={
-                    "dose": mg_per_kg_text(dose),
-                    "doses": ", ".join(mg_per_kg_text(x) for x in doses),
-                    "other_label": other or "",
-                },
-                data=(say("draft-order", drug="trastuzumab", ref=draft.ref),),
-                refs=(draft.ref,),
-                note_keys=(NoteKey("another-drugs-level"),) if other else (),
+        decided = _subcutaneous_dose(draft, p) if draft.form else _iv_dose(draft, p)
+        if decided is not None:
+            out.append(
+                Decision(
+                    variant=decided.variant,
+                    indicator="critical" if decided.variant == "unit-error" else "warning",
+                    bindings={
+                        "dose": decided.dose,
+                        # Herceptin Hylecta's one dose, or IV trastuzumab's by weight.
+                        "doses": mg_text(p.subcutaneous_trastuzumab_mg)
+                        if draft.form
+                        else ", ".join(mg_per_kg_text(x) for x in doses),
+                        "other_label": decided.other_label or "",
+                        "product": draft.form or "trastuzumab",
+                        "sc_dose": mg_text(p.subcutaneous_trastuzumab_mg),
+                    },
+                    data=(say("draft-order", drug=draft.form or "trastuzumab", ref=draft.ref),),
+                    refs=(draft.ref,),
+                    note_keys=(NoteKey("another-drugs-level"),) if decided.other_label else (),
+                )
             )
-        )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    variant: str
+    dose: str  # as the card shows it
+    other_label: str | None = None  # the conjugate whose dose level it is
+
+
+def _iv_dose(draft: DraftMedication, p: Parameters) -> _Judged | None:
+    """IV trastuzumab by weight: none of the label's doses, or a unit error."""
+    doses = p.trastuzumab_doses_mg_per_kg
+    dose = draft.dose_mg_per_kg
+    if dose is None:
+        return None
+    error = dose >= max(doses) * p.unit_error_factor
+    if not error and any(abs(dose - x) <= SAME_LEVEL for x in doses):
+        return None
+    if error:
+        return _Judged("unit-error", mg_per_kg_text(dose))
+    return _Judged("not-label-dose", mg_per_kg_text(dose), label_with_level(p, dose))
+
+
+def _subcutaneous_dose(draft: DraftMedication, p: Parameters) -> _Judged | None:
+    """Herceptin Hylecta: 600 mg flat (its label: no loading dose, no adjustment for body
+    weight); a dose by weight is IV trastuzumab's way of dosing, written into it."""
+    fixed = p.subcutaneous_trastuzumab_mg
+    if draft.dose_mg_per_kg is not None:
+        return _Judged("subcutaneous-dose", mg_per_kg_text(draft.dose_mg_per_kg))
+    if draft.dose_mg is None or abs(draft.dose_mg - fixed) <= _SAME_MG:
+        return None
+    error = draft.dose_mg >= fixed * p.unit_error_factor
+    return _Judged("unit-error" if error else "subcutaneous-dose", mg_text(draft.dose_mg))

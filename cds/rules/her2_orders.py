@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date
 
 from cds.facts import PatientFacts
-from cds.facts.orders import DraftMedication, DraftOrders
+from cds.facts.orders import SUBCUTANEOUS_TRASTUZUMAB, DraftMedication, DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, Decision, DeleteDraft, Proposal, rule
 from cds.rules.her2 import HER2_VALUESETS, LINE_PARAMETERS, her2_result_lines, therapy_data
@@ -90,18 +90,31 @@ ANTIBODY_OF: dict[str, str] = {
 }
 
 
-def _product(draft: DraftMedication) -> frozenset[str]:
-    """The HER2 antibodies and conjugates in one draft: Phesgo is one product of two."""
-    return frozenset(d.ingredient for d in draft.drugs if d.ingredient in ANTIBODY_OF)
+# A product is the antibodies and conjugates it carries, each as (name, antibody).
+Product = frozenset[tuple[str, str]]
 
 
-def _clash(a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
+def _product(draft: DraftMedication) -> Product:
+    """The HER2 antibodies and conjugates in one draft: Phesgo is one product of two, and
+    Herceptin Hylecta one of its own beside IV trastuzumab (the Hylecta label: dosage and
+    administration different from intravenous trastuzumab products)."""
+    found = frozenset(
+        (d.ingredient, ANTIBODY_OF[d.ingredient])
+        for d in draft.drugs
+        if d.ingredient in ANTIBODY_OF
+    )
+    if draft.form is not None and found == {("trastuzumab", "trastuzumab")}:
+        return frozenset({(draft.form, "trastuzumab")})
+    return found
+
+
+def _clash(a: Product, b: Product) -> frozenset[str]:
     """The antibodies two different products would both give (none for the same product twice,
     as a loading and a maintenance dose, or for trastuzumab with pertuzumab, or T-DXd with
     pertuzumab: the CLEOPATRA and DESTINY-Breast09 combinations)."""
     if a == b:
         return frozenset()
-    return frozenset(ANTIBODY_OF[i] for i in a) & frozenset(ANTIBODY_OF[i] for i in b)
+    return frozenset(antibody for _, antibody in a) & frozenset(antibody for _, antibody in b)
 
 
 def _listed(items: list[str]) -> str:
@@ -113,6 +126,7 @@ def _listed(items: list[str]) -> str:
     hooks=ORDER_HOOKS,
     variants=("drafted-together",),
     bindings=("drugs", "antibody"),
+    valuesets=(SUBCUTANEOUS_TRASTUZUMAB,),
     ingredients=tuple(ANTIBODY_OF),
     suggestions=("keep-one",),
 )
@@ -120,14 +134,16 @@ def r6d_one_trastuzumab_product(
     f: PatientFacts, drafts: DraftOrders, p: Parameters
 ) -> list[Decision]:
     """Two different products carrying the same HER2 antibody drafted together (trastuzumab
-    with T-DXd or T-DM1, T-DXd with T-DM1, Phesgo with IV trastuzumab or pertuzumab) → one
-    warning, with a suggestion per product to keep it and remove the drafts that clash with it.
+    with T-DXd or T-DM1, T-DXd with T-DM1, Phesgo with IV trastuzumab or pertuzumab, Herceptin
+    Hylecta with IV trastuzumab or any of these) → one warning, with a suggestion per product
+    to keep it and remove the drafts that clash with it.
 
     The Enhertu label: do not substitute ENHERTU for or with trastuzumab or ado-trastuzumab
     emtansine; the Kadcyla label: do not substitute KADCYLA for or with trastuzumab; Phesgo's:
     different dosing from IV pertuzumab and trastuzumab, not substituted for or with them or
-    the conjugates. Each has its own dose and schedule; signed together, the patient would get
-    the antibody twice. In order-select the card needs a selected draft among them.
+    the conjugates; Herceptin Hylecta's: dosage and administration different from intravenous
+    trastuzumab products. Each has its own dose and schedule; signed together, the patient
+    would get the antibody twice. In order-select the card needs a selected draft among them.
     """
     her2 = [(o, _product(o)) for o in drafts.medications]
     her2 = [(o, prod) for o, prod in her2 if prod]
@@ -137,7 +153,7 @@ def r6d_one_trastuzumab_product(
         return []
     products = sorted({prod for _, prod in clashing}, key=sorted)
     antibodies = sorted({a for x in products for y in products for a in _clash(x, y)})
-    names = {prod: " + ".join(sorted(prod)) for prod in products}
+    names = {prod: " + ".join(sorted(name for name, _ in prod)) for prod in products}
     keep = tuple(
         Proposal(
             key="keep-one",

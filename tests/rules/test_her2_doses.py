@@ -12,6 +12,7 @@ from fixtures.factories import PERT, TRAS, UCUM, Patient, draft_med
 from tests.rules.helpers import bone_patient, concerns, run, text
 
 PHESGO = ("2382605", "Phesgo")
+HYLECTA = ("2119719", "Herceptin Hylecta 600 MG / 10,000 UNT per 5 ML Injection")
 
 
 def _tras(per_kg: float) -> dict[str, Any]:
@@ -202,10 +203,47 @@ class TestR6hTrastuzumabDose:
             assert r6h[0].note_keys == (("another-drugs-level",) if other else ())
 
     def test_a_dose_in_mg_and_phesgo_are_not_read(self, t: Terminology, params: Parameters) -> None:
-        """A dose in mg is rounded to the vial, or is Herceptin Hylecta's fixed 600 mg."""
+        """A dose in mg of IV trastuzumab is rounded to the vial."""
         drafts = [
             draft_med("p", "tras", TRAS, "437 mg IV", 437),
             draft_med("p", "ph", PHESGO, "5.4 mg/kg SC"),
         ]
         out = run(bone_patient(her2="pos"), t, params, "order-sign", drafts)
         assert [d for d in out if d.rule == "R6h"] == []
+
+
+class TestHerceptinHylecta:
+    """Trastuzumab SC: 600 mg every 3 weeks, no loading dose, no dose by weight (its label)."""
+
+    @pytest.mark.parametrize(
+        ("dose", "mg", "expected"),
+        [
+            ("600 mg SC", 600, []),
+            ("8 mg/kg SC loading dose", None, ["R6h:subcutaneous-dose"]),  # the IV dose
+            ("6 mg/kg SC", None, ["R6h:subcutaneous-dose"]),
+            ("400 mg SC", 400, ["R6h:subcutaneous-dose"]),
+            ("6000 mg SC", 6000, ["R6h:unit-error"]),
+            ("SC every 3 weeks", None, []),  # no dose entered yet: not judged
+        ],
+    )
+    def test_r6h_by_its_fixed_dose(
+        self, t: Terminology, params: Parameters, dose: str, mg: float | None, expected: list[str]
+    ) -> None:
+        draft = draft_med("p", "hylecta", HYLECTA, dose, mg)
+        out = run(bone_patient(her2="pos"), t, params, "order-sign", [draft])
+        r6h = [d for d in out if d.rule == "R6h"]
+        assert concerns(r6h) == expected
+        if expected:
+            assert r6h[0].bindings["doses"] == "600 mg"
+            assert "Herceptin Hylecta" in text(r6h[0].data[0])
+
+    def test_r6f_gives_no_reloading_dose(self, t: Terminology, params: Parameters) -> None:
+        """The Hylecta label has no loading dose: a missed dose is the next 600 mg. Drafted
+        per kg after a 9-week gap, it is R6h's card, not a re-loading one."""
+        p = bone_patient(her2="pos")
+        _given(p, HYLECTA, 105, 84, 63)
+        draft = draft_med("p", "hylecta", HYLECTA, "6 mg/kg SC every 3 weeks")
+        out = concerns(run(p, t, params, "order-sign", [draft]))
+        assert [c for c in out if c.startswith(("R6f", "R6h"))] == ["R6h:subcutaneous-dose"]
+        # IV trastuzumab on the same chart is still re-loaded.
+        assert _r6f(p, t, params, _tras(6)) == ["R6f:reload"]

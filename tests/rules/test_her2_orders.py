@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from cds.facts.orders import read_draft_orders
 from cds.parameters import Parameters
 from cds.rules import DeleteDraft
 from cds.terminology import Terminology
@@ -98,11 +99,12 @@ class TestR6cHer2DrugForHer2NegativeDisease:
 
 
 PHESGO = ("2382605", "Phesgo")
+HYLECTA = ("2119719", "Herceptin Hylecta 600 MG / 10,000 UNT per 5 ML Injection")
 
 
 class TestR6dOneProductPerHer2Antibody:
     @staticmethod
-    def _r6d(t: Terminology, params: Parameters, *rx: tuple[str, str]) -> list[str]:
+    def _r6d(t: Terminology, params: Parameters, *rx: tuple[str, str] | str) -> list[str]:
         drafts = [draft_med("p", f"d{i}", x, "as directed") for i, x in enumerate(rx)]
         out = run(bone_patient(her2="pos"), t, params, "order-sign", drafts)
         return [c for c in concerns(out) if c.startswith("R6d")]
@@ -116,6 +118,14 @@ class TestR6dOneProductPerHer2Antibody:
             ((PHESGO, TRAS), True),  # trastuzumab twice
             ((PHESGO, PERT), True),  # pertuzumab twice
             ((PHESGO, TDXD), True),
+            ((HYLECTA, TRAS), True),  # trastuzumab SC and IV
+            ((HYLECTA, PHESGO), True),
+            ((HYLECTA, TDXD), True),
+            (("Trastuzumab and hyaluronidase-oysk 600 mg SC", TRAS), True),  # named by text
+            (("Herceptin SC 600 mg", "Herceptin 6 mg/kg IV"), True),
+            ((HYLECTA, PERT, DOCE), False),  # THP with trastuzumab SC
+            ((HYLECTA, HYLECTA), False),
+            (("Pertuzumab, trastuzumab and hyaluronidase-zzxf", PERT), True),  # Phesgo, by text
             ((TRAS, PERT, DOCE), False),  # CLEOPATRA's THP
             ((TDXD, PERT), False),  # DESTINY-Breast09
             ((TRAS, TRAS), False),  # a loading and a maintenance dose
@@ -124,7 +134,7 @@ class TestR6dOneProductPerHer2Antibody:
         ],
     )
     def test_which_pairs_clash(
-        self, t: Terminology, params: Parameters, rx: tuple[tuple[str, str], ...], fires: bool
+        self, t: Terminology, params: Parameters, rx: tuple[tuple[str, str] | str, ...], fires: bool
     ) -> None:
         assert self._r6d(t, params, *rx) == (["R6d:drafted-together"] if fires else [])
 
@@ -159,6 +169,29 @@ class TestR6dOneProductPerHer2Antibody:
             "trastuzumab": ["MedicationRequest/tdxd"],
             "trastuzumab deruxtecan": ["MedicationRequest/tras"],
         }
+
+    @pytest.mark.parametrize(
+        ("rx", "hylecta"),
+        [
+            (HYLECTA, True),
+            (("2119715", "Herceptin Hylecta"), True),
+            (("2119713", "Hyaluronidase / trastuzumab"), True),
+            ("Herceptin Hylecta 600 mg/10,000 units", True),
+            ("trastuzumab/hyaluronidase 600 mg SC", True),
+            (("99999999", "Herceptin Hylecta 600 mg"), True),  # a code the table lacks: by name
+            (TRAS, False),
+            (("101306", "Herceptin"), False),
+            (("224905", "Herceptin Hylecta"), False),  # the table's code says IV: codes decide
+            (PHESGO, False),
+            ("Pertuzumab, trastuzumab and hyaluronidase-zzxf", False),  # Phesgo by name
+        ],
+    )
+    def test_herceptin_hylecta_is_a_product_of_its_own(
+        self, t: Terminology, rx: tuple[str, str] | str, hylecta: bool
+    ) -> None:
+        drafts = read_draft_orders([draft_med("p", "d", rx, "as directed")], [], t)
+        [draft] = drafts.medications
+        assert draft.form == ("Herceptin Hylecta (subcutaneous trastuzumab)" if hylecta else None)
 
     def test_order_select_needs_a_selected_draft_among_them(
         self, t: Terminology, params: Parameters
