@@ -136,6 +136,7 @@ class Parameters(BaseModel):
     lab_freshness_days: int
     clock_lead_days: int
     weight_freshness_days: int
+    weight_kg_read_range: tuple[float, float]
     hypocalcaemia_mg_dl: float
     hypercalcaemia_mg_dl: float
     dental_lookback_days: int
@@ -176,6 +177,13 @@ class Parameters(BaseModel):
     subcutaneous_trastuzumab_mg: float
     # Not a threshold: the regimens (cards/regimens.yaml), which the rules choose among.
     regimens: dict[str, Regimen]
+
+    @model_validator(mode="after")
+    def _weight_range(self) -> Parameters:
+        low, high = self.weight_kg_read_range
+        if not 0 < low < high:
+            raise ValueError("weight_kg_read_range must be [low, high] kg with 0 < low < high")
+        return self
 
     @model_validator(mode="after")
     def _bands_descend(self) -> Parameters:

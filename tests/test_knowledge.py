@@ -227,6 +227,11 @@ class TestCrossCheck:
         with pytest.raises(ConfigError, match="dental_lookback_days"):
             load_knowledge(REPO_CARDS, {"dental_lookback_days": "soon"})
 
+    @pytest.mark.parametrize("bounds", [[300.0, 20.0], [0.0, 300.0], [60.0, 60.0]])
+    def test_the_weight_range_read_is_low_then_high(self, bounds: list[float]) -> None:
+        with pytest.raises(ConfigError, match=r"weight_kg_read_range must be .* 0 < low < high"):
+            load_knowledge(REPO_CARDS, {"weight_kg_read_range": bounds})
+
     @pytest.mark.parametrize("levels", [[5.4, 3.2, 4.4], [4.4, 3.2], [5.4, 5.4, 3.2]])
     def test_dose_levels_must_step_down_from_the_label_dose(
         self, tmp_path: Path, levels: list[float]

@@ -154,7 +154,9 @@ def facts_from_records(
     her2_starts = [e.start for e in meds.active(*HER2_ANTIBODY_CLASSES) if e.start is not None]
     allergies = frozenset(i for a in records.allergies if a.at_risk for i in allergens(a.code, t))
     lead = params.clock_lead_days
-    excluded = records.excluded + unusable_values(records, t, as_of=as_of, lead_days=lead)
+    excluded = records.excluded + unusable_values(
+        records, t, as_of=as_of, lead_days=lead, weight_kg=params.weight_kg_read_range
+    )
     if records.preliminary:
         excluded += pending_named(records, t)
     renal, weight, calcium = _labs(records, t, params, as_of)
@@ -207,9 +209,15 @@ def _labs(
         lab_days=params.lab_freshness_days,
         weight_days=params.weight_freshness_days,
         lead_days=lead,
+        weight_kg=params.weight_kg_read_range,
     )
     weight = extract_weight(
-        records, t, as_of=as_of, weight_days=params.weight_freshness_days, lead_days=lead
+        records,
+        t,
+        as_of=as_of,
+        weight_days=params.weight_freshness_days,
+        lead_days=lead,
+        weight_kg=params.weight_kg_read_range,
     )
     calcium = extract_calcium(
         records,

@@ -5,6 +5,7 @@ sent as text, a date after today, a preliminary result newer than the final one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import date
 
@@ -51,10 +52,7 @@ def read_albumin(obs: ObservationRecord) -> float | None:
     return None
 
 
-def read_weight(obs: ObservationRecord) -> float | None:
-    q = _measured(obs)
-    if q is None:
-        return None
+def _kg(q: Quantity) -> float | None:
     unit = q.unit_text().lower()
     if unit in {"kg", "kgs", "kilogram", "kilograms"}:
         return q.value
@@ -63,6 +61,26 @@ def read_weight(obs: ObservationRecord) -> float | None:
     if unit == "g":
         return q.value / 1000
     return None
+
+
+Reader = Callable[[ObservationRecord], float | None]
+
+
+@functools.cache
+def weight_reader(low: float, high: float) -> Reader:
+    """Body weight in kg, within the range an adult's weight is read in (parameter
+    weight_kg_read_range). Outside it a weight is a typing error or another unit far more often
+    than a patient: 650 kg for 65.0, 6.5 for 65. Read, it made Cockcroft-Gault ten times too
+    high (a renal dose reduction missed) or too low, and a T-DXd dose in mg ten times off. Like
+    an LVEF sent as a fraction it is left out and named; the checks use an earlier weight, or
+    say none is usable. One reader per range, so that a call reads the weights once."""
+
+    def read_weight(obs: ObservationRecord) -> float | None:
+        q = _measured(obs)
+        kg = None if q is None else _kg(q)
+        return kg if kg is not None and low <= kg <= high else None
+
+    return read_weight
 
 
 def _measured(obs: ObservationRecord) -> Quantity | None:
@@ -101,9 +119,12 @@ def read_lvef(obs: ObservationRecord) -> float | None:
 # patient can have, a bound ("< 0.5 mg/dL"), a unit it does not know - is left out of the
 # arithmetic and named on the cards (R0b): a creatinine of 0 used to divide Cockcroft-Gault by
 # zero, and a newer creatinine without a unit was passed over for an older one, unsaid.
-READERS: dict[str, Callable[[ObservationRecord], float | None]] = {
+def readers(weight_kg: tuple[float, float]) -> dict[str, Reader]:
+    return {**_READERS, "body-weight": weight_reader(*weight_kg)}
+
+
+_READERS: dict[str, Reader] = {
     "creatinine": read_creatinine,
-    "body-weight": read_weight,
     "calcium": read_calcium,
     "albumin": read_albumin,
     "creatinine-clearance": read_as_reported,
@@ -113,11 +134,16 @@ READERS: dict[str, Callable[[ObservationRecord], float | None]] = {
 
 
 def unusable_values(
-    records: Records, t: Terminology, *, as_of: date, lead_days: int
+    records: Records,
+    t: Terminology,
+    *,
+    as_of: date,
+    lead_days: int,
+    weight_kg: tuple[float, float],
 ) -> tuple[Excluded, ...]:
     out: list[Excluded] = []
     today = last_day(as_of, lead_days)
-    for vs_id, read in READERS.items():
+    for vs_id, read in readers(weight_kg).items():
         vs = t[vs_id]
         series, observations = series_of(records, t, vs_id, read), records.observations_in(vs)
         out.extend(
@@ -131,7 +157,7 @@ def unusable_values(
             continue  # every result usable: the common case
         usable = {id(o) for o, _ in series}
         for o in observations:
-            if id(o) not in usable and (excluded := _unusable(o, vs)) is not None:
+            if id(o) not in usable and (excluded := _unusable(o, vs, weight_kg)) is not None:
                 out.append(excluded)
     return tuple(out)
 
@@ -198,7 +224,9 @@ def _newer_preliminary(
     return out
 
 
-def _unusable(o: ObservationRecord, vs: ValueSet) -> Excluded | None:
+def _unusable(
+    o: ObservationRecord, vs: ValueSet, weight_kg: tuple[float, float]
+) -> Excluded | None:
     """Why a result its reader could not use is left out, or None when it holds no value at
     all (nothing was measured: a result with a dataAbsentReason is missing data, not unusable).
     A result sent as text ("3.0 mg/dL" in valueString) or as a range (an LVEF of "36-41 %" in
@@ -221,6 +249,11 @@ def _unusable(o: ObservationRecord, vs: ValueSet) -> Excluded | None:
         return Excluded("Observation", "value[x]", reason, ref, o.code)
     unit = q.unit_text()
     impossible = q.value <= 0 or (vs.id == "lvef" and not _LVEF_FRACTION_MAX < q.value <= 100)
+    kg = _kg(q) if vs.id == "body-weight" and q.comparator is None and not impossible else None
+    if kg is not None:  # a weight in a unit read, outside the range read
+        low, high = weight_kg
+        reason = say("weight-out-of-range", lab=lab, value=q.value, unit=unit, low=low, high=high)
+        return Excluded("Observation", "valueQuantity.value", reason, ref, o.code)
     if q.comparator is not None:
         reason = say("bounded-value", lab=lab, bound=f"{q.comparator} {q.value:g} {unit}".strip())
     elif impossible and unit:

@@ -15,8 +15,8 @@ from cds.facts.lab_results import (
     read_calcium,
     read_creatinine,
     read_lvef,
-    read_weight,
     series_of,
+    weight_reader,
 )
 from cds.fhir.records import ObservationRecord, PatientRecord, Records
 from cds.fhir.values import Quantity, Value
@@ -179,6 +179,7 @@ def extract_renal(
     lab_days: int,
     weight_days: int,
     lead_days: int,
+    weight_kg: tuple[float, float],
 ) -> Renal:
     """F2: the latest fresh creatinine, its series and baseline, eGFR (context only), and CrCl
     as reported, else by Cockcroft-Gault, else what is missing to calculate it."""
@@ -210,15 +211,24 @@ def extract_renal(
         lab_days=lab_days,
         weight_days=weight_days,
         lead_days=lead_days,
+        weight_kg=weight_kg,
     )
 
 
 def extract_weight(
-    records: Records, t: Terminology, *, as_of: date, weight_days: int, lead_days: int
+    records: Records,
+    t: Terminology,
+    *,
+    as_of: date,
+    weight_days: int,
+    lead_days: int,
+    weight_kg: tuple[float, float],
 ) -> Measurement | None:
-    """The latest body weight within `weight_days` (kg): what a dose by weight is checked
-    against; None when no weight is that recent (never an older one)."""
-    fresh = _fresh(series_of(records, t, "body-weight", read_weight), as_of, weight_days, lead_days)
+    """The latest body weight within `weight_days` (kg), of those within `weight_kg`: what a
+    dose by weight is checked against; None when no weight is that recent (never an older
+    one)."""
+    read = weight_reader(*weight_kg)
+    fresh = _fresh(series_of(records, t, "body-weight", read), as_of, weight_days, lead_days)
     return _m(fresh[-1], "kg") if fresh else None
 
 
@@ -231,12 +241,16 @@ def _by_cockcroft_gault(
     lab_days: int,
     weight_days: int,
     lead_days: int,
+    weight_kg: tuple[float, float],
 ) -> Renal:
     """CrCl by Cockcroft-Gault with the inputs it used (the card shows them), or the inputs
     that are missing: never a CrCl from partial data."""
     latest = base.creatinine
     weight = _fresh(
-        series_of(records, t, "body-weight", read_weight), as_of, weight_days, lead_days
+        series_of(records, t, "body-weight", weight_reader(*weight_kg)),
+        as_of,
+        weight_days,
+        lead_days,
     )
     age = age_on(records.patient, as_of)
     sex = records.patient.gender if records.patient else None
@@ -247,7 +261,7 @@ def _by_cockcroft_gault(
             said_missing(say("missing-creatinine", days=lab_days), base.creatinine_unread, since)
         )
     if not weight:
-        unread = unread_results(records, t, "body-weight", read_weight)
+        unread = unread_results(records, t, "body-weight", weight_reader(*weight_kg))
         since = window(as_of, weight_days, lead_days)[0]
         missing.append(said_missing(say("missing-weight", days=weight_days), unread, since))
     if age is None:

@@ -47,7 +47,12 @@ BONE_VALUESETS = (
     "vertebral-body-site",
     "bone-marrow-metastasis",
 )
-LAB_PARAMETERS = ("lab_freshness_days", "weight_freshness_days", "clock_lead_days")
+LAB_PARAMETERS = (
+    "lab_freshness_days",
+    "weight_freshness_days",
+    "weight_kg_read_range",
+    "clock_lead_days",
+)
 CALCIUM_PARAMETERS = (
     "hypocalcaemia_mg_dl",
     "hypercalcaemia_mg_dl",

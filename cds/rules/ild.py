@@ -40,7 +40,12 @@ def _grade_variant(grade: int | None, p: Parameters) -> str:
     valuesets=("interstitial-lung-disease", "creatinine", "body-weight", "dialysis"),
     ingredients=("trastuzumab deruxtecan",),
     # What makes trastuzumab deruxtecan active (F5), besides the grade threshold.
-    parameters=("ild_grade_discontinue", "active_window_days", "tdxd_ild_crcl_below"),
+    parameters=(
+        "ild_grade_discontinue",
+        "active_window_days",
+        "tdxd_ild_crcl_below",
+        "weight_kg_read_range",
+    ),
     notes=("renal-impairment",),
 )
 def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:

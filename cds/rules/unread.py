@@ -51,6 +51,7 @@ def r0_unreadable_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         "egfr",
         "lvef",
     ),
+    parameters=("weight_kg_read_range",),  # a weight outside it is left out and named
     after_f1=False,
 )
 def r0b_left_out(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:

@@ -280,6 +280,53 @@ class TestWeight:
             assert f.weight.unit == "kg"
             assert f.weight.ref.startswith("Observation/")
 
+    @pytest.mark.parametrize(
+        ("value", "unit", "read"),
+        [
+            (620, "kg", False),  # 62.0 typed as 620
+            (6.2, "kg", False),  # 62 typed as 6.2
+            (19.9, "kg", False),
+            (20, "kg", True),
+            (300, "kg", True),
+            (300.5, "kg", False),
+            (140, "[lb_av]", True),  # 63.5 kg
+            (1400, "[lb_av]", False),
+            (62000, "g", True),
+        ],
+    )
+    def test_a_weight_no_adult_has_is_left_out_and_named(
+        self, t: Terminology, params: Parameters, value: float, unit: str, read: bool
+    ) -> None:
+        """The newest weight typed ten times over: an earlier weight is used, and the typed one
+        is named among the results left out; it never reaches Cockcroft-Gault."""
+        p = metastatic()
+        p.labs(days_ago=20, creatinine=1.3, weight=62)
+        p.obs("29463-7", 1, valueQuantity={"value": value, "unit": unit, "code": unit})
+        f = facts(p, t, params)
+        assert f.weight is not None
+        assert f.weight.when == f.as_of - (ONE_DAY if read else 20 * ONE_DAY)
+        left_out = [text(e.reason) for e in f.excluded]
+        if read:
+            assert left_out == []
+        else:
+            [line] = left_out
+            assert line.startswith(f"Body weight {value:g} {unit}, outside the 20-300 kg")
+            assert f.renal.crcl == pytest.approx(cockcroft_gault(
+                age=f.age or 0, weight_kg=62, creatinine_mg_dl=1.3, female=True
+            ))  # fmt: skip
+
+    def test_with_only_a_weight_no_adult_has_crcl_is_unknown_and_says_why(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.labs(creatinine=1.3, weight=650)
+        f = facts(p, t, params)
+        assert (f.weight, f.renal.crcl) == (None, None)
+        [weight] = [r for r in p.resources if "29463-7" in str(r.get("code"))]
+        assert [text(m) for m in f.renal.missing] == [
+            f"body weight within 90 days that can be read: Observation/{weight['id']} left out"
+        ]
+
 
 class TestCalcium:
     def test_albumin_correction(self, t: Terminology, params: Parameters) -> None:
