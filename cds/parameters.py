@@ -173,6 +173,8 @@ class Parameters(BaseModel):
     adjuvant_chemo_window_days: int
     reload_after_days: int
     reloading: dict[str, Reloading]
+    phesgo_doses: Reloading
+    phesgo_trastuzumab_mg: float
     trastuzumab_doses_mg_per_kg: tuple[float, ...]
     subcutaneous_trastuzumab_mg: float
     # Not a threshold: the regimens (cards/regimens.yaml), which the rules choose among.

@@ -118,40 +118,50 @@ def _loading(r: Reloading) -> str:
 @rule(
     "R6g",
     hooks=ORDER_HOOKS,
-    variants=("not-label-dose", "unit-error"),
+    variants=("not-label-dose", "unit-error", "phesgo-dose", "phesgo-unit-error"),
     bindings=("dose", "loading", "maintenance"),
-    ingredients=("pertuzumab",),
-    parameters=("reloading", "unit_error_factor", "reload_after_days"),
+    ingredients=("pertuzumab", "trastuzumab"),
+    parameters=(
+        "reloading",
+        "phesgo_doses",
+        "phesgo_trastuzumab_mg",
+        "unit_error_factor",
+        "reload_after_days",
+    ),
 )
 def r6g_pertuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """Pertuzumab drafted at a dose that is neither its first dose (840 mg) nor its maintenance
     dose (420 mg every 3 weeks), or written per kg → warning; ten times the first dose or more
-    → critical (a unit error).
+    → critical (a unit error). Phesgo the same way by its own doses (1,200 mg pertuzumab
+    first, then 600 mg; 600 mg trastuzumab in both, so 600 mg is either).
 
     The Perjeta label: a fixed dose regardless of body weight, 840 mg then 420 mg every 3
     weeks; dose reductions are not recommended. A dose per kg is trastuzumab's way of dosing,
-    written into the pertuzumab order. Phesgo (its own fixed doses) is not read here; a draft
-    with no dose in mg or per kg is not judged (at order-select the dose is often not entered).
+    written into the pertuzumab order. The Phesgo label: fixed doses, no adjustment for body
+    weight, not substituted for or with IV pertuzumab or trastuzumab. A draft with no dose in
+    mg or per kg is not judged (at order-select the dose is often not entered).
     """
-    r = p.reloading["pertuzumab"]
-    if r.loading_mg is None or r.maintenance_mg is None:
-        return []
     out = []
     for draft in drafts.with_ingredient("pertuzumab"):
-        if len(draft.drugs) != 1:
-            continue  # Phesgo
-        if draft.dose_mg_per_kg is not None:
-            dose = mg_per_kg_text(draft.dose_mg_per_kg)
-        elif draft.dose_mg is not None:
-            if any(abs(draft.dose_mg - x) <= _SAME_MG for x in (r.loading_mg, r.maintenance_mg)):
-                continue
-            dose = mg_text(draft.dose_mg)
-        else:
+        phesgo = {d.ingredient for d in draft.drugs} == {"pertuzumab", "trastuzumab"}
+        r = p.phesgo_doses if phesgo else p.reloading["pertuzumab"]
+        if (
+            r.loading_mg is None
+            or r.maintenance_mg is None
+            or (len(draft.drugs) != 1 and not phesgo)
+        ):
             continue
-        error = draft.dose_mg is not None and draft.dose_mg >= r.loading_mg * p.unit_error_factor
+        judged = _fixed_dose(draft, (r.loading_mg, r.maintenance_mg), p.unit_error_factor)
+        if judged is None:
+            continue
+        error, dose = judged
+        if phesgo:
+            variant = "phesgo-unit-error" if error else "phesgo-dose"
+        else:
+            variant = "unit-error" if error else "not-label-dose"
         out.append(
             Decision(
-                variant="unit-error" if error else "not-label-dose",
+                variant=variant,
                 indicator="critical" if error else "warning",
                 bindings={
                     "dose": dose,
@@ -163,6 +173,23 @@ def r6g_pertuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
             )
         )
     return out
+
+
+def _fixed_dose(
+    draft: DraftMedication, doses: tuple[float, float], factor: float
+) -> tuple[bool, str] | None:
+    """(a unit error?, the dose as the card shows it) for a drug of fixed doses (first,
+    maintenance) drafted at none of them or by weight; None when it is one of them, or no dose
+    is given. Ten times the first dose or more is a unit error."""
+    if draft.dose_mg_per_kg is not None:
+        dose = mg_per_kg_text(draft.dose_mg_per_kg)
+    elif draft.dose_mg is not None:
+        if any(abs(draft.dose_mg - x) <= _SAME_MG for x in doses):
+            return None
+        dose = mg_text(draft.dose_mg)
+    else:
+        return None
+    return draft.dose_mg is not None and draft.dose_mg >= doses[0] * factor, dose
 
 
 @rule(
@@ -188,7 +215,7 @@ def r6h_trastuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     labels: do not substitute one for the other). Ten times the largest dose or more →
     critical (a unit error). A dose in mg of IV trastuzumab is not judged: it is rounded to
     the vial. Herceptin Hylecta at any dose but its fixed 600 mg, or by weight → warning (ten
-    times 600 mg: critical); Phesgo is not read.
+    times 600 mg: critical); Phesgo is R6g's.
     """
     doses = p.trastuzumab_doses_mg_per_kg
     out = []

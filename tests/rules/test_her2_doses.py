@@ -160,12 +160,12 @@ class TestR6gPertuzumabDose:
         out = run(bone_patient(her2="pos"), t, params, "order-sign", [draft, _tras(6)])
         assert [c for c in concerns(out) if c.startswith("R6g")] == expected
 
-    def test_phesgo_is_not_read_and_the_card_names_the_doses(
+    def test_phesgo_at_its_first_dose_and_the_card_names_the_doses(
         self, t: Terminology, params: Parameters
     ) -> None:
         p = bone_patient(her2="pos")
         out = run(p, t, params, "order-sign", [draft_med("p", "ph", PHESGO, "1200 mg SC", 1200)])
-        assert [d for d in out if d.rule == "R6g"] == []
+        assert [d for d in out if d.rule == "R6g"] == []  # Phesgo's own first dose
         drafts = [draft_med("p", "pert", PERT, "210 mg IV", 210), _tras(6)]
         [d] = [x for x in run(p, t, params, "order-sign", drafts) if x.rule == "R6g"]
         assert d.indicator == "warning"
@@ -203,7 +203,7 @@ class TestR6hTrastuzumabDose:
             assert r6h[0].note_keys == (("another-drugs-level",) if other else ())
 
     def test_a_dose_in_mg_and_phesgo_are_not_read(self, t: Terminology, params: Parameters) -> None:
-        """A dose in mg of IV trastuzumab is rounded to the vial."""
+        """A dose in mg of IV trastuzumab is rounded to the vial; Phesgo's doses are R6g's."""
         drafts = [
             draft_med("p", "tras", TRAS, "437 mg IV", 437),
             draft_med("p", "ph", PHESGO, "5.4 mg/kg SC"),
@@ -247,3 +247,34 @@ class TestHerceptinHylecta:
         assert [c for c in out if c.startswith(("R6f", "R6h"))] == ["R6h:subcutaneous-dose"]
         # IV trastuzumab on the same chart is still re-loaded.
         assert _r6f(p, t, params, _tras(6)) == ["R6f:reload"]
+
+
+class TestR6gPhesgoDose:
+    """Phesgo: 1,200 mg pertuzumab with 600 mg trastuzumab first, then 600 mg with 600 mg."""
+
+    @pytest.mark.parametrize(
+        ("dose", "mg", "expected"),
+        [
+            ("1,200 mg pertuzumab/600 mg trastuzumab SC", None, []),
+            ("600 mg/600 mg SC every 3 weeks", None, []),
+            ("1200/600 mg SC", None, []),  # read as 600 mg: a Phesgo dose either way
+            ("SC in the thigh", None, []),  # no dose entered: not judged
+            ("840 mg SC", 840, ["R6g:phesgo-dose"]),  # IV pertuzumab's first dose
+            ("420 mg SC", 420, ["R6g:phesgo-dose"]),
+            ("8 mg/kg SC", None, ["R6g:phesgo-dose"]),  # IV trastuzumab's
+            ("600 g SC", None, ["R6g:phesgo-unit-error"]),
+        ],
+    )
+    def test_by_its_own_doses(
+        self, t: Terminology, params: Parameters, dose: str, mg: float | None, expected: list[str]
+    ) -> None:
+        draft = draft_med("p", "ph", PHESGO, dose, mg)
+        out = run(bone_patient(her2="pos"), t, params, "order-sign", [draft])
+        r6g = [d for d in out if d.rule == "R6g"]
+        assert concerns(r6g) == expected
+        if expected:
+            assert (r6g[0].bindings["loading"], r6g[0].bindings["maintenance"]) == (
+                "1200 mg",
+                "600 mg",
+            )
+            assert text(r6g[0].data[0]) == "Draft order: Phesgo (MedicationRequest/ph)"
