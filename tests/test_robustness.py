@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from cds import schemas
 from cds.call import AS_OF_EXTENSION
 from cds.cards import EXT_RULE, EXT_VARIANT
+from cds.facts.orders import SUBCUTANEOUS_TRASTUZUMAB
 from cds.fhir.screening import MARKER_SETS
 from cds.terminology import Terminology
 from fixtures.factories import SERVICE_KEYS, for_patient
@@ -501,6 +502,8 @@ def _by_brand(resource: dict[str, Any], t: Terminology) -> bool:
         return False
     [m] = matches
     brand = _BRANDS.get((m.ingredient, m.bma_dose))
+    if any((t.rxnorm, c) in t[SUBCUTANEOUS_TRASTUZUMAB].codes for c in codes):
+        brand = "Herceptin Hylecta"  # trastuzumab SC, a product of its own (R6d, R6h)
     if brand is None:
         return False
     resource["medicationCodeableConcept"] = {"text": brand}
