@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 _CHECKED = frozenset({"MedicationRequest", "ServiceRequest", "Procedure"})  # the drafts read
 SUBCUTANEOUS_TRASTUZUMAB = "trastuzumab-subcutaneous"  # the value set of Herceptin Hylecta
+PHESGO_MAINTENANCE = "phesgo-maintenance-dose"  # Phesgo's maintenance-dose package, by code
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +46,9 @@ class DraftMedication:
     # A product whose dosing its ingredient does not tell (Herceptin Hylecta: trastuzumab 600
     # mg SC, no loading dose, none by weight), named by its value set's title; None for others.
     form: str | None = None
+    # Coded as Phesgo's maintenance-dose package (600 mg/600 mg/20,000 units in 10 mL): the one
+    # way to tell its maintenance dose from its first, whose trastuzumab is 600 mg too.
+    phesgo_maintenance: bool = False
 
     def has(self, *ingredients: str) -> bool:
         return any(d.ingredient in ingredients for d in self.drugs)
@@ -193,6 +197,7 @@ def _medication_draft(
         selected=selected,
         raw=raw,
         form=_form(record.medication, drugs, t),
+        phesgo_maintenance=t[PHESGO_MAINTENANCE].matches_code(record.medication),
     )
 
 

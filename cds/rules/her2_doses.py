@@ -14,7 +14,12 @@ from dataclasses import dataclass
 
 from cds.facts import PatientFacts
 from cds.facts.medications import Exposure
-from cds.facts.orders import SUBCUTANEOUS_TRASTUZUMAB, DraftMedication, DraftOrders
+from cds.facts.orders import (
+    PHESGO_MAINTENANCE,
+    SUBCUTANEOUS_TRASTUZUMAB,
+    DraftMedication,
+    DraftOrders,
+)
 from cds.parameters import Parameters, Reloading
 from cds.rules import ORDER_HOOKS, Decision, NoteKey, rule
 from cds.rules.doses import SAME_LEVEL, label_with_level, mg_per_kg_text, mg_text
@@ -60,27 +65,29 @@ def _last_dose(f: PatientFacts, drug: str) -> Exposure | None:
     hooks=ORDER_HOOKS,
     variants=("reload",),
     bindings=("drugs", "loading", "labels", "weeks"),
-    valuesets=(SUBCUTANEOUS_TRASTUZUMAB,),
+    valuesets=(SUBCUTANEOUS_TRASTUZUMAB, PHESGO_MAINTENANCE),
     ingredients=("trastuzumab", "pertuzumab"),
-    parameters=("reloading", "reload_after_days"),
+    parameters=("reloading", "phesgo_doses", "reload_after_days"),
 )
 def r6f_reload_after_a_gap(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """Trastuzumab at its 3-weekly maintenance dose (6 mg/kg as written) or pertuzumab at 420
-    mg, drafted 6 weeks or more after the last dose charted as given → one warning for the
-    order: the labels give a re-loading dose (trastuzumab 8 mg/kg, pertuzumab 840 mg). From 6
-    weeks the Perjeta table and the Herceptin label's missed-dose advice agree. A draft that
+    """Trastuzumab at its 3-weekly maintenance dose (6 mg/kg as written), pertuzumab at 420
+    mg, or Phesgo's maintenance-dose package, drafted 6 weeks or more after the last dose
+    charted as given → one warning for the order: the labels give a re-loading dose
+    (trastuzumab 8 mg/kg, pertuzumab 840 mg, Phesgo 1,200 mg pertuzumab with 600 mg
+    trastuzumab). From 6 weeks the Perjeta and Phesgo tables and the Herceptin label's
+    missed-dose advice agree; Phesgo's last dose is pertuzumab's, given as Phesgo or IV (its
+    label: from IV pertuzumab 6 weeks or more before, start with the first dose). A draft that
     starts later is judged at its start. A drug with no dose charted as given, or whose latest
-    record is not a dose, is not judged; Phesgo and Herceptin Hylecta, fixed doses with their
-    own advice, are not read here."""
+    record is not a dose, is not judged; nor is Herceptin Hylecta (no loading dose: its label
+    gives a missed dose as the next 600 mg)."""
     found: list[tuple[DraftMedication, Reloading, Exposure, int]] = []
     for draft in drafts.with_ingredient(*p.reloading):
-        if len(draft.drugs) != 1 or draft.form is not None:
-            # Phesgo: pertuzumab and trastuzumab in one injection. Herceptin Hylecta has no
-            # loading dose: its label gives a missed dose as the next 600 mg.
+        judged = _reloading(draft, p)
+        if judged is None:
             continue
-        r = p.reloading[draft.drugs[0].ingredient]
-        last = _last_dose(f, r.drug)
-        if last is None or last.last is None or not _is_maintenance(draft, r):
+        r, after = judged
+        last = _last_dose(f, after)
+        if last is None or last.last is None:
             continue
         days = (max(f.as_of, draft.start or f.as_of) - last.last).days
         if days >= p.reload_after_days:
@@ -90,7 +97,7 @@ def r6f_reload_after_a_gap(f: PatientFacts, drafts: DraftOrders, p: Parameters) 
     data = []
     for draft, r, last, _ in found:
         data.append(say("draft-order", drug=r.drug, ref=draft.ref))
-        data.append(say("drug-last-recorded", drug=r.drug, when=last.last, ref=last.ref))
+        data.append(say("drug-last-recorded", drug=last.ingredient, when=last.last, ref=last.ref))
     return [
         Decision(
             variant="reload",
@@ -107,6 +114,19 @@ def r6f_reload_after_a_gap(f: PatientFacts, drafts: DraftOrders, p: Parameters) 
             refs=tuple(ref for draft, _, last, _ in found for ref in (draft.ref, last.ref)),
         )
     ]
+
+
+def _reloading(draft: DraftMedication, p: Parameters) -> tuple[Reloading, str] | None:
+    """The doses a draft at its maintenance dose is re-loaded with, and the drug whose last
+    dose counts; None for a draft not at a maintenance dose the check reads."""
+    if {d.ingredient for d in draft.drugs} == {"pertuzumab", "trastuzumab"}:
+        # Phesgo, by its maintenance package's code only: 600 mg is both its maintenance dose
+        # and its first dose's trastuzumab.
+        return (p.phesgo_doses, "pertuzumab") if draft.phesgo_maintenance else None
+    if len(draft.drugs) != 1 or draft.form is not None:
+        return None  # Herceptin Hylecta: no loading dose
+    r = p.reloading[draft.drugs[0].ingredient]
+    return (r, r.drug) if _is_maintenance(draft, r) else None
 
 
 def _loading(r: Reloading) -> str:

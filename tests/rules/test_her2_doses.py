@@ -12,6 +12,8 @@ from fixtures.factories import PERT, TRAS, UCUM, Patient, draft_med
 from tests.rules.helpers import bone_patient, concerns, run, text
 
 PHESGO = ("2382605", "Phesgo")
+PHESGO_MAINTENANCE = ("2383307", "Phesgo 600 MG / 600 MG / 20,000 UNT per 10 ML Injection")
+PHESGO_FIRST = ("2382609", "Phesgo 1,200 MG / 600 MG / 30,000 UNT per 15 ML Injection")
 HYLECTA = ("2119719", "Herceptin Hylecta 600 MG / 10,000 UNT per 5 ML Injection")
 
 
@@ -69,6 +71,37 @@ class TestR6fReloadAfterAGap:
         q = bone_patient(her2="pos")
         _given(q, PHESGO, 60)
         assert _r6f(q, t, params, draft_med("p", "ph", PHESGO, "600 mg SC", 600)) == []
+
+    @pytest.mark.parametrize(
+        ("given", "last", "drafted", "fires"),
+        [
+            (PHESGO, 63, PHESGO_MAINTENANCE, True),  # a 9-week hold on Phesgo
+            (PHESGO, 21, PHESGO_MAINTENANCE, False),  # on schedule
+            (PERT, 50, PHESGO_MAINTENANCE, True),  # from IV pertuzumab after 7 weeks
+            (PERT, 30, PHESGO_MAINTENANCE, False),
+            (PHESGO, 63, PHESGO_FIRST, False),  # already the first dose
+            (PHESGO, 63, PHESGO, False),  # the brand alone: 600 mg is either dose
+        ],
+    )
+    def test_phesgo_by_its_maintenance_package(
+        self,
+        t: Terminology,
+        params: Parameters,
+        given: tuple[str, str],
+        last: int,
+        drafted: tuple[str, str],
+        fires: bool,
+    ) -> None:
+        p = bone_patient(her2="pos")
+        _given(p, given, last + 42, last + 21, last)
+        if given == PERT:
+            _given(p, TRAS, last + 42, last + 21, last)
+        draft = draft_med("p", "ph", drafted, "600 mg/600 mg SC every 3 weeks")
+        out = [d for d in run(p, t, params, "order-sign", [draft]) if d.rule == "R6f"]
+        assert concerns(out) == (["R6f:reload"] if fires else [])
+        if fires:
+            assert out[0].bindings["loading"] == "Phesgo 1200 mg"
+            assert text(out[0].data[1]).startswith("pertuzumab: last recorded")
 
     def test_no_dose_charted_or_a_later_course_record_is_not_judged(
         self, t: Terminology, params: Parameters
