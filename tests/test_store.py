@@ -135,15 +135,21 @@ def test_pruning_finds_expired_rows_through_an_index(
     s.close()
 
 
+def _database_at(db: Path, at: int) -> sqlite3.Connection:
+    """A SQLite file migrated to schema version `at` only, as an older release left it."""
+    c = sqlite3.connect(db)
+    c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for version, statements in MIGRATIONS:
+        if version <= at:
+            for sql in statements["sqlite"]:
+                c.execute(sql)
+            c.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    return c
+
+
 def test_a_version_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
     db = tmp_path / "v2.sqlite3"
-    with sqlite3.connect(db) as c:
-        c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        for version, statements in MIGRATIONS:
-            if version <= 2:
-                for sql in statements["sqlite"]:
-                    c.execute(sql)
-                c.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    with _database_at(db, 2) as c:
         c.execute("INSERT INTO snooze VALUES ('p', 'R1', 'e', 'accepted', 1, 2)")
         c.execute("INSERT INTO issued_card VALUES ('old-card', 'R1', 'p', 'e', 1)")
     assert "snooze_until" not in str(rows(db, "SELECT name FROM sqlite_master"))
@@ -162,13 +168,7 @@ def test_a_card_issued_before_concerns_were_kept_snoozes_under_its_rule(tmp_path
     """Schema version 6 keeps each card's concern; feedback on a card issued by version 5
     snoozes it by its rule, as version 5 did, and the snooze quiets it by its evidence."""
     db = tmp_path / "v5.sqlite3"
-    with sqlite3.connect(db) as c:
-        c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        for version, statements in MIGRATIONS:
-            if version <= 5:
-                for sql in statements["sqlite"]:
-                    c.execute(sql)
-                c.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    with _database_at(db, 5) as c:
         c.execute(
             "INSERT INTO issued_card (card, rule, patient_key, evidence, issued_at, service_id,"
             " caller, suggestions, variant, indicator)"
