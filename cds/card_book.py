@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import Field
 
 from cds.errors import ConfigError
+from cds.facts.lab_results import READ_UNITS
 from cds.fhir.screening import CONDITION_SETS
 from cds.knowledge_file import KnowledgeFile, read_model, read_yaml
 from cds.parameters import Parameters
@@ -264,7 +265,19 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
     for rid in set(book.cards) - set(rules):
         problems.append(f"cards/rules/{rid}.yaml has no rule")
     problems += _regimen_problems(book) + _code_problems(book) + _frame_problems(book)
-    return problems + _confirmation_problems(book)
+    return problems + _confirmation_problems(book) + _read_range_problems(book)
+
+
+def _read_range_problems(book: CardBook) -> list[str]:
+    """A read range is for a lab the facts read into a unit, and is given in that unit."""
+    problems = []
+    for vs_id, r in book.parameters.lab_read_ranges.items():
+        unit = READ_UNITS.get(vs_id)
+        if unit is None:
+            problems.append(f"lab_read_ranges: {vs_id!r} is not a lab read into a unit")
+        elif r.unit != unit:
+            problems.append(f"lab_read_ranges: {vs_id} is read in {unit}, not {r.unit}")
+    return problems
 
 
 def _confirmation_problems(book: CardBook) -> list[str]:

@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cds.errors import ConfigError
 from cds.knowledge_file import read_yaml
@@ -67,6 +67,29 @@ class Reloading(BaseModel):
         if sorted([sum(by_weight), sum(flat)]) != [0, 2]:
             raise ValueError(f"{self.drug}: give both doses by weight, or both flat")
         return self
+
+
+class ReadRange(BaseModel):
+    """The values a lab is read within, in the unit the rules use (lab_read_ranges): outside
+    them a result is a typing error or another unit far more often than a patient's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    unit: str
+    low: float | None = Field(default=None, gt=0)
+    high: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _a_range(self) -> ReadRange:
+        if self.low is None and self.high is None:
+            raise ValueError("a read range gives low, high or both")
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            raise ValueError(
+                f"read range {self.low}-{self.high} {self.unit}: low must be below high"
+            )
+        return self
+
+    def holds(self, value: float) -> bool:
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
 
 
 class LvefRule(BaseModel):
@@ -136,7 +159,7 @@ class Parameters(BaseModel):
     lab_freshness_days: int
     clock_lead_days: int
     weight_freshness_days: int
-    weight_kg_read_range: tuple[float, float]
+    lab_read_ranges: dict[str, ReadRange]
     hypocalcaemia_mg_dl: float
     hypercalcaemia_mg_dl: float
     dental_lookback_days: int
@@ -179,13 +202,6 @@ class Parameters(BaseModel):
     subcutaneous_trastuzumab_mg: float
     # Not a threshold: the regimens (cards/regimens.yaml), which the rules choose among.
     regimens: dict[str, Regimen]
-
-    @model_validator(mode="after")
-    def _weight_range(self) -> Parameters:
-        low, high = self.weight_kg_read_range
-        if not 0 < low < high:
-            raise ValueError("weight_kg_read_range must be [low, high] kg with 0 < low < high")
-        return self
 
     @model_validator(mode="after")
     def _bands_descend(self) -> Parameters:

@@ -227,10 +227,22 @@ class TestCrossCheck:
         with pytest.raises(ConfigError, match="dental_lookback_days"):
             load_knowledge(REPO_CARDS, {"dental_lookback_days": "soon"})
 
-    @pytest.mark.parametrize("bounds", [[300.0, 20.0], [0.0, 300.0], [60.0, 60.0]])
-    def test_the_weight_range_read_is_low_then_high(self, bounds: list[float]) -> None:
-        with pytest.raises(ConfigError, match=r"weight_kg_read_range must be .* 0 < low < high"):
-            load_knowledge(REPO_CARDS, {"weight_kg_read_range": bounds})
+    @pytest.mark.parametrize(
+        ("ranges", "message"),
+        [
+            ({"body-weight": {"unit": "kg", "low": 300.0, "high": 20.0}}, "low must be below"),
+            ({"body-weight": {"unit": "kg", "low": 60.0, "high": 60.0}}, "low must be below"),
+            ({"body-weight": {"unit": "kg", "low": 0.0}}, "greater than 0"),
+            ({"body-weight": {"unit": "kg"}}, "gives low, high or both"),
+            ({"body-weight": {"unit": "lb", "low": 40.0}}, "body-weight is read in kg, not lb"),
+            ({"her2-ihc": {"unit": "%", "low": 1.0}}, "'her2-ihc' is not a lab read into a unit"),
+        ],
+    )
+    def test_a_read_range_is_a_range_of_a_lab_in_its_unit(
+        self, ranges: dict[str, dict[str, object]], message: str
+    ) -> None:
+        with pytest.raises(ConfigError, match=message):
+            load_knowledge(REPO_CARDS, {"lab_read_ranges": ranges})
 
     @pytest.mark.parametrize("levels", [[5.4, 3.2, 4.4], [4.4, 3.2], [5.4, 5.4, 3.2]])
     def test_dose_levels_must_step_down_from_the_label_dose(

@@ -155,7 +155,7 @@ def facts_from_records(
     allergies = frozenset(i for a in records.allergies if a.at_risk for i in allergens(a.code, t))
     lead = params.clock_lead_days
     excluded = records.excluded + unusable_values(
-        records, t, as_of=as_of, lead_days=lead, weight_kg=params.weight_kg_read_range
+        records, t, as_of=as_of, lead_days=lead, ranges=params.lab_read_ranges
     )
     if records.preliminary:
         excluded += pending_named(records, t)
@@ -209,7 +209,7 @@ def _labs(
         lab_days=params.lab_freshness_days,
         weight_days=params.weight_freshness_days,
         lead_days=lead,
-        weight_kg=params.weight_kg_read_range,
+        ranges=params.lab_read_ranges,
     )
     weight = extract_weight(
         records,
@@ -217,7 +217,7 @@ def _labs(
         as_of=as_of,
         weight_days=params.weight_freshness_days,
         lead_days=lead,
-        weight_kg=params.weight_kg_read_range,
+        ranges=params.lab_read_ranges,
     )
     calcium = extract_calcium(
         records,

@@ -6,13 +6,14 @@ sent as text, a date after today, a preliminary result newer than the final one.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
 
 from cds.facts.days import last_day
 from cds.fhir.records import Excluded, ObservationRecord, Records, resource_ref
 from cds.fhir.values import Quantity
-from cds.said import say
+from cds.parameters import ReadRange
+from cds.said import Said, say
 from cds.terminology import Terminology, ValueSet
 
 
@@ -63,24 +64,9 @@ def _kg(q: Quantity) -> float | None:
     return None
 
 
-Reader = Callable[[ObservationRecord], float | None]
-
-
-@functools.cache
-def weight_reader(low: float, high: float) -> Reader:
-    """Body weight in kg, within the range an adult's weight is read in (parameter
-    weight_kg_read_range). Outside it a weight is a typing error or another unit far more often
-    than a patient: 650 kg for 65.0, 6.5 for 65. Read, it made Cockcroft-Gault ten times too
-    high (a renal dose reduction missed) or too low, and a T-DXd dose in mg ten times off. Like
-    an LVEF sent as a fraction it is left out and named; the checks use an earlier weight, or
-    say none is usable. One reader per range, so that a call reads the weights once."""
-
-    def read_weight(obs: ObservationRecord) -> float | None:
-        q = _measured(obs)
-        kg = None if q is None else _kg(q)
-        return kg if kg is not None and low <= kg <= high else None
-
-    return read_weight
+def read_weight(obs: ObservationRecord) -> float | None:
+    q = _measured(obs)
+    return None if q is None else _kg(q)
 
 
 def _measured(obs: ObservationRecord) -> Quantity | None:
@@ -115,22 +101,56 @@ def read_lvef(obs: ObservationRecord) -> float | None:
     return value if value is not None and _LVEF_FRACTION_MAX < value <= 100 else None
 
 
+Reader = Callable[[ObservationRecord], float | None]
+
 # How each lab is read into the unit the rules use. A result its reader cannot use - a value no
 # patient can have, a bound ("< 0.5 mg/dL"), a unit it does not know - is left out of the
 # arithmetic and named on the cards (R0b): a creatinine of 0 used to divide Cockcroft-Gault by
 # zero, and a newer creatinine without a unit was passed over for an older one, unsaid.
-def readers(weight_kg: tuple[float, float]) -> dict[str, Reader]:
-    return {**_READERS, "body-weight": weight_reader(*weight_kg)}
-
-
 _READERS: dict[str, Reader] = {
     "creatinine": read_creatinine,
+    "body-weight": read_weight,
     "calcium": read_calcium,
     "albumin": read_albumin,
     "creatinine-clearance": read_as_reported,
     "egfr": read_as_reported,
     "lvef": read_lvef,
 }
+# The unit each lab is read into: a read range (parameter lab_read_ranges) is given in it. CrCl
+# and eGFR are read as reported, in the unit their codes fix: they have no read range.
+READ_UNITS = {
+    "creatinine": "mg/dL",
+    "body-weight": "kg",
+    "calcium": "mg/dL",
+    "albumin": "g/dL",
+    "lvef": "%",
+}
+
+
+def reader(vs_id: str, ranges: Mapping[str, ReadRange]) -> Reader:
+    """The lab's reader, kept to its read range where it has one (lab_read_ranges): outside it
+    a value is a typing error or another unit far more often than a patient's - 620 kg for
+    62.0, a creatinine of 0.13 for 1.3 - and, read, it made Cockcroft-Gault ten times too high
+    (a renal dose reduction missed) or too low. Like an LVEF sent as a fraction it is left out
+    and named; the checks use an earlier result, or say none can be read."""
+    r = ranges.get(vs_id)
+    return _READERS[vs_id] if r is None else _within(vs_id, r)
+
+
+@functools.cache
+def _within(vs_id: str, r: ReadRange) -> Reader:
+    """One reader per lab and range, so that a call reads each lab once (`series_of`)."""
+    read = _READERS[vs_id]
+
+    def read_within(obs: ObservationRecord) -> float | None:
+        value = read(obs)
+        return value if value is not None and r.holds(value) else None
+
+    return read_within
+
+
+def readers(ranges: Mapping[str, ReadRange]) -> dict[str, Reader]:
+    return {vs_id: reader(vs_id, ranges) for vs_id in _READERS}
 
 
 def unusable_values(
@@ -139,11 +159,11 @@ def unusable_values(
     *,
     as_of: date,
     lead_days: int,
-    weight_kg: tuple[float, float],
+    ranges: Mapping[str, ReadRange],
 ) -> tuple[Excluded, ...]:
     out: list[Excluded] = []
     today = last_day(as_of, lead_days)
-    for vs_id, read in readers(weight_kg).items():
+    for vs_id, read in readers(ranges).items():
         vs = t[vs_id]
         series, observations = series_of(records, t, vs_id, read), records.observations_in(vs)
         out.extend(
@@ -157,7 +177,10 @@ def unusable_values(
             continue  # every result usable: the common case
         usable = {id(o) for o, _ in series}
         for o in observations:
-            if id(o) not in usable and (excluded := _unusable(o, vs, weight_kg)) is not None:
+            if (
+                id(o) not in usable
+                and (excluded := _unusable(o, vs, ranges.get(vs_id))) is not None
+            ):
                 out.append(excluded)
     return tuple(out)
 
@@ -224,9 +247,7 @@ def _newer_preliminary(
     return out
 
 
-def _unusable(
-    o: ObservationRecord, vs: ValueSet, weight_kg: tuple[float, float]
-) -> Excluded | None:
+def _unusable(o: ObservationRecord, vs: ValueSet, within: ReadRange | None) -> Excluded | None:
     """Why a result its reader could not use is left out, or None when it holds no value at
     all (nothing was measured: a result with a dataAbsentReason is missing data, not unusable).
     A result sent as text ("3.0 mg/dL" in valueString) or as a range (an LVEF of "36-41 %" in
@@ -249,10 +270,9 @@ def _unusable(
         return Excluded("Observation", "value[x]", reason, ref, o.code)
     unit = q.unit_text()
     impossible = q.value <= 0 or (vs.id == "lvef" and not _LVEF_FRACTION_MAX < q.value <= 100)
-    kg = _kg(q) if vs.id == "body-weight" and q.comparator is None and not impossible else None
-    if kg is not None:  # a weight in a unit read, outside the range read
-        low, high = weight_kg
-        reason = say("weight-out-of-range", lab=lab, value=q.value, unit=unit, low=low, high=high)
+    if within is not None and not impossible and _READERS[vs.id](o) is not None:
+        # Read in a unit the checks know, but outside the lab's read range.
+        reason = say("outside-read-range", lab=lab, value=q.value, unit=unit, range=_said(within))
         return Excluded("Observation", "valueQuantity.value", reason, ref, o.code)
     if q.comparator is not None:
         reason = say("bounded-value", lab=lab, bound=f"{q.comparator} {q.value:g} {unit}".strip())
@@ -265,6 +285,14 @@ def _unusable(
     else:
         reason = say("unit-missing", lab=lab, value=q.value)
     return Excluded("Observation", "valueQuantity.value", reason, ref, o.code)
+
+
+def _said(r: ReadRange) -> Said:
+    if r.low is not None and r.high is not None:
+        return say("read-range-between", low=r.low, high=r.high, unit=r.unit)
+    if r.low is not None:
+        return say("read-range-from", low=r.low, unit=r.unit)
+    return say("read-range-to", high=r.high, unit=r.unit)
 
 
 Series = tuple[tuple[ObservationRecord, float], ...]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal, NamedTuple
@@ -13,13 +13,13 @@ from cds.facts.lab_results import (
     read_albumin,
     read_as_reported,
     read_calcium,
-    read_creatinine,
     read_lvef,
+    reader,
     series_of,
-    weight_reader,
 )
 from cds.fhir.records import ObservationRecord, PatientRecord, Records
 from cds.fhir.values import Quantity, Value
+from cds.parameters import ReadRange
 from cds.said import Said, say
 from cds.terminology import Terminology
 
@@ -179,11 +179,12 @@ def extract_renal(
     lab_days: int,
     weight_days: int,
     lead_days: int,
-    weight_kg: tuple[float, float],
+    ranges: Mapping[str, ReadRange],
 ) -> Renal:
     """F2: the latest fresh creatinine, its series and baseline, eGFR (context only), and CrCl
     as reported, else by Cockcroft-Gault, else what is missing to calculate it."""
-    scr = series_of(records, t, "creatinine", read_creatinine)
+    read_scr = reader("creatinine", ranges)
+    scr = series_of(records, t, "creatinine", read_scr)
     fresh_scr = _fresh(scr, as_of, lab_days, lead_days)
     egfr_series = _fresh(
         series_of(records, t, "egfr", read_as_reported), as_of, lab_days, lead_days
@@ -196,7 +197,7 @@ def extract_renal(
         missing=(),
         egfr=_m(egfr_series[-1], "mL/min/1.73 m²") if egfr_series else None,
         creatinine_points=tuple(scr),
-        creatinine_unread=unread_results(records, t, "creatinine", read_creatinine),
+        creatinine_unread=unread_results(records, t, "creatinine", read_scr),
     )
     reported = _fresh(
         series_of(records, t, "creatinine-clearance", read_as_reported), as_of, lab_days, lead_days
@@ -211,7 +212,7 @@ def extract_renal(
         lab_days=lab_days,
         weight_days=weight_days,
         lead_days=lead_days,
-        weight_kg=weight_kg,
+        ranges=ranges,
     )
 
 
@@ -222,12 +223,12 @@ def extract_weight(
     as_of: date,
     weight_days: int,
     lead_days: int,
-    weight_kg: tuple[float, float],
+    ranges: Mapping[str, ReadRange],
 ) -> Measurement | None:
-    """The latest body weight within `weight_days` (kg), of those within `weight_kg`: what a
+    """The latest body weight within `weight_days` (kg), of those within its read range: what a
     dose by weight is checked against; None when no weight is that recent (never an older
     one)."""
-    read = weight_reader(*weight_kg)
+    read = reader("body-weight", ranges)
     fresh = _fresh(series_of(records, t, "body-weight", read), as_of, weight_days, lead_days)
     return _m(fresh[-1], "kg") if fresh else None
 
@@ -241,13 +242,13 @@ def _by_cockcroft_gault(
     lab_days: int,
     weight_days: int,
     lead_days: int,
-    weight_kg: tuple[float, float],
+    ranges: Mapping[str, ReadRange],
 ) -> Renal:
     """CrCl by Cockcroft-Gault with the inputs it used (the card shows them), or the inputs
     that are missing: never a CrCl from partial data."""
     latest = base.creatinine
     weight = _fresh(
-        series_of(records, t, "body-weight", weight_reader(*weight_kg)),
+        series_of(records, t, "body-weight", reader("body-weight", ranges)),
         as_of,
         weight_days,
         lead_days,
@@ -261,7 +262,7 @@ def _by_cockcroft_gault(
             said_missing(say("missing-creatinine", days=lab_days), base.creatinine_unread, since)
         )
     if not weight:
-        unread = unread_results(records, t, "body-weight", weight_reader(*weight_kg))
+        unread = unread_results(records, t, "body-weight", reader("body-weight", ranges))
         since = window(as_of, weight_days, lead_days)[0]
         missing.append(said_missing(say("missing-weight", days=weight_days), unread, since))
     if age is None:

@@ -144,7 +144,7 @@ def interval_words(weeks: float) -> Said:
         "hcm_creatinine_below_mg_dl",
         "hcm_retreatment_min_days",
         "weight_freshness_days",
-        "weight_kg_read_range",
+        "lab_read_ranges",
         "weight_dose_tolerance_percent",
         "trastuzumab_doses_mg_per_kg",
         "reloading",

@@ -50,7 +50,7 @@ BONE_VALUESETS = (
 LAB_PARAMETERS = (
     "lab_freshness_days",
     "weight_freshness_days",
-    "weight_kg_read_range",
+    "lab_read_ranges",
     "clock_lead_days",
 )
 CALCIUM_PARAMETERS = (

@@ -21,7 +21,7 @@ CAPECITABINE_PARAMETERS = (
     "capecitabine_crcl_reduce_upto",
     "lab_freshness_days",
     "weight_freshness_days",
-    "weight_kg_read_range",
+    "lab_read_ranges",
 )
 CAPECITABINE_VALUESETS = ("creatinine", "body-weight", "creatinine-clearance", "egfr")
 

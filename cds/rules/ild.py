@@ -44,7 +44,7 @@ def _grade_variant(grade: int | None, p: Parameters) -> str:
         "ild_grade_discontinue",
         "active_window_days",
         "tdxd_ild_crcl_below",
-        "weight_kg_read_range",
+        "lab_read_ranges",
     ),
     notes=("renal-impairment",),
 )

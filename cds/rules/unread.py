@@ -51,7 +51,7 @@ def r0_unreadable_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         "egfr",
         "lvef",
     ),
-    parameters=("weight_kg_read_range",),  # a weight outside it is left out and named
+    parameters=("lab_read_ranges",),  # a lab value outside its read range is left out, named
     after_f1=False,
 )
 def r0b_left_out(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:

@@ -237,6 +237,34 @@ class TestRenal:
         assert f.renal.egfr is not None
         assert f.renal.egfr.value == 55
 
+    @pytest.mark.parametrize(
+        ("value", "unit", "read"),
+        [
+            (0.13, "mg/dL", False),  # 1.3 typed as 0.13
+            (0.19, "mg/dL", False),
+            (0.2, "mg/dL", True),
+            (15, "umol/L", False),  # 0.17 mg/dL
+            (115, "umol/L", True),
+            (14.0, "mg/dL", True),  # a high creatinine is never set aside
+        ],
+    )
+    def test_a_creatinine_below_its_read_range_is_left_out_and_named(
+        self, t: Terminology, params: Parameters, value: float, unit: str, read: bool
+    ) -> None:
+        """A creatinine typed a tenth of itself made Cockcroft-Gault ten times too high: the
+        zoledronic acid reduction went unsaid. The earlier creatinine is used instead."""
+        p = metastatic()
+        p.labs(days_ago=10, creatinine=1.3, weight=62)
+        p.obs("2160-0", 1, valueQuantity={"value": value, "unit": unit, "code": unit})
+        f = facts(p, t, params)
+        assert f.renal.creatinine is not None
+        assert f.renal.creatinine.when == f.as_of - (ONE_DAY if read else 10 * ONE_DAY)
+        left_out = [text(e.reason) for e in f.excluded]
+        assert left_out == ([] if read else [
+            f"Serum creatinine {value:g} {unit}, outside the values the checks read "
+            "(0.2 mg/dL and above; a typing error, or another unit?): left out"
+        ])  # fmt: skip
+
     @pytest.mark.parametrize("value", [0, -1.0])
     def test_impossible_creatinine_is_unusable(
         self, t: Terminology, params: Parameters, value: float
@@ -310,7 +338,9 @@ class TestWeight:
             assert left_out == []
         else:
             [line] = left_out
-            assert line.startswith(f"Body weight {value:g} {unit}, outside the 20-300 kg")
+            assert line.startswith(
+                f"Body weight {value:g} {unit}, outside the values the checks read (20-300 kg;"
+            )
             assert f.renal.crcl == pytest.approx(cockcroft_gault(
                 age=f.age or 0, weight_kg=62, creatinine_mg_dl=1.3, female=True
             ))  # fmt: skip
