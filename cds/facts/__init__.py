@@ -185,6 +185,7 @@ def facts_from_records(
             her2_start=min(her2_starts) if her2_starts else None,
             as_of=as_of,
             lead_days=lead,
+            ranges=params.lab_read_ranges,
         ),
         **_activities(records, t),
         allergies=allergies,
@@ -227,6 +228,7 @@ def _labs(
         lead_days=lead,
         low_fallback=params.hypocalcaemia_mg_dl,
         high_fallback=params.hypercalcaemia_mg_dl,
+        ranges=params.lab_read_ranges,
     )
     return renal, weight, calcium
 

@@ -10,10 +10,8 @@ from typing import Literal, NamedTuple
 from cds.facts.days import last_day, window
 from cds.facts.lab_results import (
     Series,
-    read_albumin,
     read_as_reported,
     read_calcium,
-    read_lvef,
     reader,
     series_of,
 )
@@ -302,10 +300,12 @@ def extract_calcium(
     lead_days: int,
     low_fallback: float,
     high_fallback: float,
+    ranges: Mapping[str, ReadRange],
 ) -> Calcium:
-    every = series_of(records, t, "calcium", read_calcium)
+    read_ca = reader("calcium", ranges)
+    every = series_of(records, t, "calcium", read_ca)
     last_result = every[-1][0].effective if every else None
-    unread = unread_results(records, t, "calcium", read_calcium)
+    unread = unread_results(records, t, "calcium", read_ca)
     ca = _fresh(every, as_of, lab_days, lead_days)
     if not ca:
         return Calcium(
@@ -320,7 +320,8 @@ def extract_calcium(
         )
     obs, value = ca[-1]
     refs = [f"Observation/{obs.id}"]
-    alb = _fresh(series_of(records, t, "albumin", read_albumin), as_of, lab_days, lead_days)
+    albumin = series_of(records, t, "albumin", reader("albumin", ranges))
+    alb = _fresh(albumin, as_of, lab_days, lead_days)
     corrected = value
     if alb:
         # Corrected Ca = Ca + 0.8 × (4.0 − albumin g/dL) (clinical-logic F8).
@@ -343,12 +344,19 @@ def extract_calcium(
 
 
 def extract_lvef(
-    records: Records, t: Terminology, *, her2_start: date | None, as_of: date, lead_days: int
+    records: Records,
+    t: Terminology,
+    *,
+    her2_start: date | None,
+    as_of: date,
+    lead_days: int,
+    ranges: Mapping[str, ReadRange],
 ) -> Lvef:
     today = last_day(as_of, lead_days)
+    read = reader("lvef", ranges)
     series = tuple(
         p
-        for p in series_of(records, t, "lvef", read_lvef)
+        for p in series_of(records, t, "lvef", read)
         if p[0].effective is None or p[0].effective <= today
     )
     latest = _m(series[-1], "%") if series else None
@@ -358,7 +366,7 @@ def extract_lvef(
         baseline = _m(before[-1], "%") if before else None
     unread = tuple(
         (ref, when)
-        for ref, when in unread_results(records, t, "lvef", read_lvef)
+        for ref, when in unread_results(records, t, "lvef", read)
         if when is None or when <= today
     )
     return Lvef(

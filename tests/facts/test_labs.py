@@ -359,6 +359,44 @@ class TestWeight:
 
 
 class TestCalcium:
+    @pytest.mark.parametrize(
+        ("albumin", "unit", "read"),
+        [
+            (0.4, "g/dL", False),  # 4.0 typed as 0.4: the calcium would read 12.3, "malignant"
+            (40, "g/dL", False),  # g/L sent as g/dL: the calcium would read -19.4
+            (4.0, "g/L", False),  # 0.4 g/dL
+            (1.0, "g/dL", True),
+            (2.5, "g/dL", True),
+            (35, "g/L", True),
+        ],
+    )
+    def test_an_albumin_outside_its_read_range_corrects_nothing(
+        self, t: Terminology, params: Parameters, albumin: float, unit: str, read: bool
+    ) -> None:
+        p = metastatic()
+        p.labs(days_ago=10, calcium=9.4, albumin=4.0)
+        p.obs("1751-7", 1, valueQuantity={"value": albumin, "unit": unit, "code": unit})
+        f = facts(p, t, params)
+        kept = albumin / 10 if unit == "g/L" else albumin
+        assert f.calcium.corrected == pytest.approx(9.4 + 0.8 * (4.0 - (kept if read else 4.0)))
+        assert len(f.excluded) == (0 if read else 1)
+
+    @pytest.mark.parametrize(
+        ("calcium", "read"), [(94.0, False), (25.1, False), (18.5, True), (3.0, True)]
+    )
+    def test_a_calcium_above_its_read_range_is_left_out(
+        self, t: Terminology, params: Parameters, calcium: float, read: bool
+    ) -> None:
+        """9.4 typed as 94: read, it was a hypercalcaemia of malignancy. A low calcium is
+        never set aside: a critical low is shown, and the clinician judges it."""
+        p = metastatic()
+        p.labs(days_ago=10, calcium=9.4, albumin=4.0)
+        p.obs("17861-6", 1, valueQuantity={"value": calcium, "unit": "mg/dL", "code": "mg/dL"})
+        f = facts(p, t, params)
+        assert f.calcium.corrected == pytest.approx(calcium if read else 9.4)
+        [line] = [text(e.reason) for e in f.excluded] or ["none"]
+        assert ("outside the values the checks read (25 mg/dL and below;" in line) is not read
+
     def test_albumin_correction(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
         p.labs(calcium=8.0, albumin=3.0)  # 8.0 + 0.8 × 1.0 = 8.8: not low
