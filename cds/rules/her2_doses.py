@@ -10,7 +10,8 @@ by-weight doses, and the conjugates' doses by weight written into a trastuzumab 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from cds.facts import PatientFacts
 from cds.facts.medications import Exposure
@@ -23,7 +24,7 @@ from cds.facts.orders import (
 from cds.parameters import Parameters, Reloading
 from cds.rules import ORDER_HOOKS, Decision, NoteKey, rule
 from cds.rules.doses import SAME_LEVEL, label_with_level, mg_per_kg_text, mg_text
-from cds.said import say
+from cds.said import Said, say
 
 # A drafted flat dose is a label dose within this much (420 mg, 840 mg); by weight: SAME_LEVEL.
 _SAME_MG = 1.0
@@ -215,54 +216,67 @@ def _fixed_dose(
 @rule(
     "R6h",
     hooks=ORDER_HOOKS,
-    variants=("not-label-dose", "unit-error", "subcutaneous-dose"),
-    bindings=("dose", "doses", "other_label", "product", "sc_dose"),
-    valuesets=(SUBCUTANEOUS_TRASTUZUMAB,),
+    variants=("not-label-dose", "unit-error", "subcutaneous-dose", "above-label-by-weight"),
+    bindings=("dose", "doses", "other_label", "product", "sc_dose", "dose_per_kg", "label_dose"),
+    valuesets=(SUBCUTANEOUS_TRASTUZUMAB, "body-weight"),
     ingredients=("trastuzumab",),
     parameters=(
         "trastuzumab_doses_mg_per_kg",
         "subcutaneous_trastuzumab_mg",
         "unit_error_factor",
+        "weight_dose_tolerance_percent",
+        "weight_freshness_days",
+        "lab_read_ranges",
         "dose_limits",
         "reloading",
     ),
-    notes=("another-drugs-level",),
+    notes=("another-drugs-level", "subcutaneous-dose-as-iv"),
 )
 def r6h_trastuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """Trastuzumab written per kg at a dose that is none of the Herceptin label's (8 or 6
     mg/kg every 3 weeks, 4 or 2 mg/kg weekly) → warning; when it is T-DXd's or T-DM1's dose
     level (5.4, 3.6 mg/kg...) a note names that label: the drug meant may be the conjugate (the
     labels: do not substitute one for the other). Ten times the largest dose or more →
-    critical (a unit error). A dose in mg of IV trastuzumab is not judged: it is rounded to
-    the vial. Herceptin Hylecta at any dose but its fixed 600 mg, or by weight → warning (ten
-    times 600 mg: critical); Phesgo is R6g's.
+    critical (a unit error). A dose in mg of IV trastuzumab is judged by the latest weight, as
+    R2b judges T-DXd's: above the largest dose (8 mg/kg) by more than the rounding tolerance →
+    warning, with a note when it is Herceptin Hylecta's 600 mg; below it, a dose in mg is
+    rounded to the vial and not judged. Herceptin Hylecta at any dose but its fixed 600 mg, or
+    by weight → warning (ten times 600 mg: critical); Phesgo is R6g's.
     """
     doses = p.trastuzumab_doses_mg_per_kg
     out = []
     for draft in drafts.with_ingredient("trastuzumab"):
         if len(draft.drugs) != 1:
             continue
-        decided = _subcutaneous_dose(draft, p) if draft.form else _iv_dose(draft, p)
-        if decided is not None:
-            out.append(
-                Decision(
-                    variant=decided.variant,
-                    indicator="critical" if decided.variant == "unit-error" else "warning",
-                    bindings={
-                        "dose": decided.dose,
-                        # Herceptin Hylecta's one dose, or IV trastuzumab's by weight.
-                        "doses": mg_text(p.subcutaneous_trastuzumab_mg)
-                        if draft.form
-                        else ", ".join(mg_per_kg_text(x) for x in doses),
-                        "other_label": decided.other_label or "",
-                        "product": draft.form or "trastuzumab",
-                        "sc_dose": mg_text(p.subcutaneous_trastuzumab_mg),
-                    },
-                    data=(say("draft-order", drug=draft.form or "trastuzumab", ref=draft.ref),),
-                    refs=(draft.ref,),
-                    note_keys=(NoteKey("another-drugs-level"),) if decided.other_label else (),
-                )
+        decided = _subcutaneous_dose(draft, p) if draft.form else _iv_dose(f, draft, p)
+        if decided is None:
+            continue
+        notes = (NoteKey("another-drugs-level"),) if decided.other_label else ()
+        out.append(
+            Decision(
+                variant=decided.variant,
+                indicator="critical" if decided.variant == "unit-error" else "warning",
+                bindings={
+                    "dose": decided.dose,
+                    # Herceptin Hylecta's one dose, or IV trastuzumab's by weight.
+                    "doses": mg_text(p.subcutaneous_trastuzumab_mg)
+                    if draft.form
+                    else ", ".join(mg_per_kg_text(x) for x in doses),
+                    "other_label": decided.other_label or "",
+                    "product": draft.form or "trastuzumab",
+                    "sc_dose": mg_text(p.subcutaneous_trastuzumab_mg),
+                    "dose_per_kg": "",
+                    "label_dose": "",
+                    **decided.bindings,
+                },
+                data=(
+                    say("draft-order", drug=draft.form or "trastuzumab", ref=draft.ref),
+                    *decided.data,
+                ),
+                refs=(draft.ref, *decided.refs),
+                note_keys=notes + decided.notes,
             )
+        )
     return out
 
 
@@ -271,20 +285,57 @@ class _Judged:
     variant: str
     dose: str  # as the card shows it
     other_label: str | None = None  # the conjugate whose dose level it is
+    bindings: Mapping[str, str | Said] = field(default_factory=dict)
+    data: tuple[Said, ...] = ()  # the weight a dose in mg was judged by
+    refs: tuple[str, ...] = ()
+    notes: tuple[NoteKey, ...] = ()
 
 
-def _iv_dose(draft: DraftMedication, p: Parameters) -> _Judged | None:
-    """IV trastuzumab by weight: none of the label's doses, or a unit error."""
+def _iv_dose(f: PatientFacts, draft: DraftMedication, p: Parameters) -> _Judged | None:
+    """IV trastuzumab by weight: none of the label's doses, or a unit error; in mg, above the
+    largest by the latest weight."""
     doses = p.trastuzumab_doses_mg_per_kg
     dose = draft.dose_mg_per_kg
     if dose is None:
-        return None
+        return _iv_dose_in_mg(f, draft, p)
     error = dose >= max(doses) * p.unit_error_factor
     if not error and any(abs(dose - x) <= SAME_LEVEL for x in doses):
         return None
     if error:
         return _Judged("unit-error", mg_per_kg_text(dose))
     return _Judged("not-label-dose", mg_per_kg_text(dose), label_with_level(p, dose))
+
+
+def _iv_dose_in_mg(f: PatientFacts, draft: DraftMedication, p: Parameters) -> _Judged | None:
+    """A dose in mg above the largest label dose (8 mg/kg) at the latest fresh weight, by more
+    than rounding to the vial (HOPA's tolerance); ten times it is a unit error. Herceptin
+    Hylecta's fixed 600 mg written for the IV product is named. With no fresh weight, or below
+    the largest dose, nothing is judged."""
+    weight, dose = f.weight, draft.dose_mg
+    if weight is None or dose is None:
+        return None
+    largest = max(p.trastuzumab_doses_mg_per_kg)
+    if dose >= largest * weight.value * p.unit_error_factor:
+        return _Judged("unit-error", mg_text(dose))
+    if dose <= largest * weight.value * (1 + p.weight_dose_tolerance_percent / 100):
+        return None
+    hylecta = abs(dose - p.subcutaneous_trastuzumab_mg) <= _SAME_MG
+    return _Judged(
+        "above-label-by-weight",
+        mg_text(dose),
+        bindings={
+            "dose_per_kg": mg_per_kg_text(round(dose / weight.value, 1)),
+            "label_dose": say(
+                "dose-by-weight",
+                per_kg=mg_per_kg_text(largest),
+                mg=mg_text(largest * weight.value),
+                kg=weight.value,
+            ),
+        },
+        data=(say("weight-read", kg=weight.value, when=weight.when, ref=weight.ref),),
+        refs=(weight.ref,),
+        notes=(NoteKey("subcutaneous-dose-as-iv"),) if hylecta else (),
+    )
 
 
 def _subcutaneous_dose(draft: DraftMedication, p: Parameters) -> _Judged | None:

@@ -245,6 +245,44 @@ class TestR6hTrastuzumabDose:
         assert [d for d in out if d.rule == "R6h"] == []
 
 
+class TestR6hTrastuzumabDoseInMg:
+    """A dose in mg against the largest label dose (8 mg/kg) at the latest weight."""
+
+    @pytest.mark.parametrize(
+        ("mg", "kg", "expected", "hylecta"),
+        [
+            (496, 62, [], False),  # 8 mg/kg
+            (540, 62, [], False),  # 8.7 mg/kg: within rounding to the vial
+            (560, 62, ["R6h:above-label-by-weight"], False),  # 9.0 mg/kg
+            (600, 58, ["R6h:above-label-by-weight"], True),  # Hylecta's dose, written IV
+            (300, 62, [], False),  # below the largest dose: rounded, not judged
+            (6000, 62, ["R6h:unit-error"], False),
+            (600, None, [], False),  # no weight: not judged
+        ],
+    )
+    def test_by_the_latest_weight(
+        self,
+        t: Terminology,
+        params: Parameters,
+        mg: float,
+        kg: float | None,
+        expected: list[str],
+        hylecta: bool,
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.resources = [r for r in p.resources if "29463-7" not in str(r.get("code"))]
+        if kg is not None:
+            p.obs("29463-7", 5, valueQuantity={"value": kg, "unit": "kg", "code": "kg"})
+        draft = draft_med("p", "tras", TRAS, f"{mg:g} mg IV", mg)
+        out = [d for d in run(p, t, params, "order-sign", [draft]) if d.rule == "R6h"]
+        assert concerns(out) == expected
+        if expected == ["R6h:above-label-by-weight"]:
+            [d] = out
+            assert text(d.bindings["label_dose"]) == f"8 mg/kg ({8 * (kg or 0):g} mg at {kg:g} kg)"
+            assert [text(x) for x in d.data][1].startswith(f"Body weight {kg:g} kg")
+            assert d.note_keys == (("subcutaneous-dose-as-iv",) if hylecta else ())
+
+
 class TestHerceptinHylecta:
     """Trastuzumab SC: 600 mg every 3 weeks, no loading dose, no dose by weight (its label)."""
 
