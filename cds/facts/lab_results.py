@@ -5,7 +5,7 @@ sent as text, a date after today, a preliminary result newer than the final one.
 
 from __future__ import annotations
 
-import functools
+import math
 from collections.abc import Callable, Mapping
 from datetime import date
 
@@ -127,32 +127,6 @@ READ_UNITS = {
 }
 
 
-def reader(vs_id: str, ranges: Mapping[str, ReadRange]) -> Reader:
-    """The lab's reader, kept to its read range where it has one (lab_read_ranges): outside it
-    a value is a typing error or another unit far more often than a patient's - 620 kg for
-    62.0, a creatinine of 0.13 for 1.3 - and, read, it made Cockcroft-Gault ten times too high
-    (a renal dose reduction missed) or too low. Like an LVEF sent as a fraction it is left out
-    and named; the checks use an earlier result, or say none can be read."""
-    r = ranges.get(vs_id)
-    return _READERS[vs_id] if r is None else _within(vs_id, r)
-
-
-@functools.cache
-def _within(vs_id: str, r: ReadRange) -> Reader:
-    """One reader per lab and range, so that a call reads each lab once (`series_of`)."""
-    read = _READERS[vs_id]
-
-    def read_within(obs: ObservationRecord) -> float | None:
-        value = read(obs)
-        return value if value is not None and r.holds(value) else None
-
-    return read_within
-
-
-def readers(ranges: Mapping[str, ReadRange]) -> dict[str, Reader]:
-    return {vs_id: reader(vs_id, ranges) for vs_id in _READERS}
-
-
 def unusable_values(
     records: Records,
     t: Terminology,
@@ -163,9 +137,9 @@ def unusable_values(
 ) -> tuple[Excluded, ...]:
     out: list[Excluded] = []
     today = last_day(as_of, lead_days)
-    for vs_id, read in readers(ranges).items():
+    for vs_id in _READERS:
         vs = t[vs_id]
-        series, observations = series_of(records, t, vs_id, read), records.observations_in(vs)
+        series, observations = lab_series(records, t, vs_id, ranges), records.observations_in(vs)
         out.extend(
             _dated_after_today(o, vs)
             for o, _ in series
@@ -298,22 +272,39 @@ def _said(r: ReadRange) -> Said:
 Series = tuple[tuple[ObservationRecord, float], ...]
 
 
+def lab_series(
+    records: Records, t: Terminology, vs_id: str, ranges: Mapping[str, ReadRange]
+) -> Series:
+    """A lab's usable results in the rules' unit, oldest first, within its read range where it
+    has one (parameter lab_read_ranges): outside it a value is a typing error or another unit
+    far more often than a patient's - 620 kg for 62.0, a creatinine of 0.13 for 1.3 - and,
+    read, it made Cockcroft-Gault ten times too high (a renal dose reduction missed) or too
+    low. Like an LVEF sent as a fraction it is left out and named (`unusable_values`); the
+    checks use an earlier result, or say none can be read."""
+    return series_of(records, t, vs_id, _READERS[vs_id], ranges.get(vs_id))
+
+
 def series_of(
     records: Records,
     t: Terminology,
     vs_id: str,
     convert: Callable[[ObservationRecord], float | None],
+    within: ReadRange | None = None,
 ) -> Series:
-    """A lab's usable results in the rules' unit, oldest first; read once a call (the unusable
-    ones are named from the same reading)."""
+    """A lab's usable results in the rules' unit, oldest first, within `within`; read once a
+    call (the unusable ones are named from the same reading)."""
+
+    low = -math.inf if within is None or within.low is None else within.low
+    high = math.inf if within is None or within.high is None else within.high
 
     def read() -> Series:
         out = []
         for o in records.observations_in(t[vs_id]):
             v = convert(o)
-            if v is not None:
+            if v is not None and low <= v <= high:
                 out.append((o, float(v)))
         out.sort(key=lambda p: p[0].effective or date.min)
         return tuple(out)
 
-    return records.once((series_of, vs_id, convert), read)
+    # Keyed by the bounds, not the range: hashing a pydantic model is a Python call.
+    return records.once((series_of, vs_id, convert, low, high), read)

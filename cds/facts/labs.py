@@ -10,10 +10,8 @@ from typing import Literal, NamedTuple
 from cds.facts.days import last_day, window
 from cds.facts.lab_results import (
     Series,
-    read_as_reported,
+    lab_series,
     read_calcium,
-    reader,
-    series_of,
 )
 from cds.fhir.records import ObservationRecord, PatientRecord, Records
 from cds.fhir.values import Quantity, Value
@@ -40,13 +38,10 @@ Unread = tuple[tuple[str, date | None], ...]
 
 
 def unread_results(
-    records: Records,
-    t: Terminology,
-    vs_id: str,
-    read: Callable[[ObservationRecord], float | None],
+    records: Records, t: Terminology, vs_id: str, ranges: Mapping[str, ReadRange]
 ) -> Unread:
-    """The results of one lab its reader could not use (read once a call: `series_of`)."""
-    usable = series_of(records, t, vs_id, read)
+    """The results of one lab its reader could not use (read once a call: `lab_series`)."""
+    usable = lab_series(records, t, vs_id, ranges)
     observations = records.observations_in(t[vs_id])
     if len(usable) == len(observations):
         return ()  # every result usable: the common case
@@ -181,12 +176,9 @@ def extract_renal(
 ) -> Renal:
     """F2: the latest fresh creatinine, its series and baseline, eGFR (context only), and CrCl
     as reported, else by Cockcroft-Gault, else what is missing to calculate it."""
-    read_scr = reader("creatinine", ranges)
-    scr = series_of(records, t, "creatinine", read_scr)
+    scr = lab_series(records, t, "creatinine", ranges)
     fresh_scr = _fresh(scr, as_of, lab_days, lead_days)
-    egfr_series = _fresh(
-        series_of(records, t, "egfr", read_as_reported), as_of, lab_days, lead_days
-    )
+    egfr_series = _fresh(lab_series(records, t, "egfr", ranges), as_of, lab_days, lead_days)
     base = Renal(
         crcl=None,
         method=None,
@@ -195,10 +187,10 @@ def extract_renal(
         missing=(),
         egfr=_m(egfr_series[-1], "mL/min/1.73 m²") if egfr_series else None,
         creatinine_points=tuple(scr),
-        creatinine_unread=unread_results(records, t, "creatinine", read_scr),
+        creatinine_unread=unread_results(records, t, "creatinine", ranges),
     )
     reported = _fresh(
-        series_of(records, t, "creatinine-clearance", read_as_reported), as_of, lab_days, lead_days
+        lab_series(records, t, "creatinine-clearance", ranges), as_of, lab_days, lead_days
     )
     if reported:
         return replace(base, crcl=reported[-1][1], method="reported")
@@ -226,8 +218,7 @@ def extract_weight(
     """The latest body weight within `weight_days` (kg), of those within its read range: what a
     dose by weight is checked against; None when no weight is that recent (never an older
     one)."""
-    read = reader("body-weight", ranges)
-    fresh = _fresh(series_of(records, t, "body-weight", read), as_of, weight_days, lead_days)
+    fresh = _fresh(lab_series(records, t, "body-weight", ranges), as_of, weight_days, lead_days)
     return _m(fresh[-1], "kg") if fresh else None
 
 
@@ -246,7 +237,7 @@ def _by_cockcroft_gault(
     that are missing: never a CrCl from partial data."""
     latest = base.creatinine
     weight = _fresh(
-        series_of(records, t, "body-weight", reader("body-weight", ranges)),
+        lab_series(records, t, "body-weight", ranges),
         as_of,
         weight_days,
         lead_days,
@@ -260,7 +251,7 @@ def _by_cockcroft_gault(
             said_missing(say("missing-creatinine", days=lab_days), base.creatinine_unread, since)
         )
     if not weight:
-        unread = unread_results(records, t, "body-weight", reader("body-weight", ranges))
+        unread = unread_results(records, t, "body-weight", ranges)
         since = window(as_of, weight_days, lead_days)[0]
         missing.append(said_missing(say("missing-weight", days=weight_days), unread, since))
     if age is None:
@@ -302,10 +293,9 @@ def extract_calcium(
     high_fallback: float,
     ranges: Mapping[str, ReadRange],
 ) -> Calcium:
-    read_ca = reader("calcium", ranges)
-    every = series_of(records, t, "calcium", read_ca)
+    every = lab_series(records, t, "calcium", ranges)
     last_result = every[-1][0].effective if every else None
-    unread = unread_results(records, t, "calcium", read_ca)
+    unread = unread_results(records, t, "calcium", ranges)
     ca = _fresh(every, as_of, lab_days, lead_days)
     if not ca:
         return Calcium(
@@ -320,7 +310,7 @@ def extract_calcium(
         )
     obs, value = ca[-1]
     refs = [f"Observation/{obs.id}"]
-    albumin = series_of(records, t, "albumin", reader("albumin", ranges))
+    albumin = lab_series(records, t, "albumin", ranges)
     alb = _fresh(albumin, as_of, lab_days, lead_days)
     corrected = value
     if alb:
@@ -353,10 +343,9 @@ def extract_lvef(
     ranges: Mapping[str, ReadRange],
 ) -> Lvef:
     today = last_day(as_of, lead_days)
-    read = reader("lvef", ranges)
     series = tuple(
         p
-        for p in series_of(records, t, "lvef", read)
+        for p in lab_series(records, t, "lvef", ranges)
         if p[0].effective is None or p[0].effective <= today
     )
     latest = _m(series[-1], "%") if series else None
@@ -366,7 +355,7 @@ def extract_lvef(
         baseline = _m(before[-1], "%") if before else None
     unread = tuple(
         (ref, when)
-        for ref, when in unread_results(records, t, "lvef", read)
+        for ref, when in unread_results(records, t, "lvef", ranges)
         if when is None or when <= today
     )
     return Lvef(
