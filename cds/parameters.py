@@ -59,6 +59,9 @@ class Reloading(BaseModel):
     loading_mg_per_kg: float | None = None
     maintenance_mg: float | None = None
     loading_mg: float | None = None
+    # The longest time since the last dose (days) at which the label still gives the
+    # maintenance dose: a loading dose drafted sooner repeats the first dose (R6f).
+    maintenance_up_to_days: int | None = None
 
     @model_validator(mode="after")
     def _one_kind_of_dose(self) -> Reloading:
@@ -202,6 +205,17 @@ class Parameters(BaseModel):
     subcutaneous_trastuzumab_mg: float
     # Not a threshold: the regimens (cards/regimens.yaml), which the rules choose among.
     regimens: dict[str, Regimen]
+
+    @model_validator(mode="after")
+    def _maintenance_before_reloading(self) -> Parameters:
+        for r in (*self.reloading.values(), self.phesgo_doses):
+            if r.maintenance_up_to_days is not None and not (
+                0 < r.maintenance_up_to_days < self.reload_after_days
+            ):
+                raise ValueError(
+                    f"{r.drug}: maintenance_up_to_days must be under reload_after_days"
+                )
+        return self
 
     @model_validator(mode="after")
     def _bands_descend(self) -> Parameters:

@@ -257,6 +257,19 @@ class TestCrossCheck:
         with pytest.raises(ConfigError, match="dose levels must step down"):
             load_knowledge(cards)
 
+    @pytest.mark.parametrize("days", [42, 60, 0])
+    def test_the_maintenance_dose_is_due_only_before_re_loading_is(
+        self, tmp_path: Path, days: int
+    ) -> None:
+        cards = tmp_path / "cards"
+        shutil.copytree(REPO_CARDS, cards)
+        path = cards / "parameters.yaml"
+        spec = yaml.safe_load(path.read_text())
+        spec["reloading"]["pertuzumab"]["maintenance_up_to_days"] = days
+        path.write_text(yaml.safe_dump(spec))
+        with pytest.raises(ConfigError, match="maintenance_up_to_days must be under reload_after"):
+            load_knowledge(cards)
+
     @pytest.mark.parametrize(
         "doses",
         [

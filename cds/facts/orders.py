@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from cds import medication_references
 from cds.facts import units
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 _CHECKED = frozenset({"MedicationRequest", "ServiceRequest", "Procedure"})  # the drafts read
 SUBCUTANEOUS_TRASTUZUMAB = "trastuzumab-subcutaneous"  # the value set of Herceptin Hylecta
 PHESGO_MAINTENANCE = "phesgo-maintenance-dose"  # Phesgo's maintenance-dose package, by code
+PHESGO_INITIAL = "phesgo-initial-dose"  # and its initial-dose package
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,9 +47,10 @@ class DraftMedication:
     # A product whose dosing its ingredient does not tell (Herceptin Hylecta: trastuzumab 600
     # mg SC, no loading dose, none by weight), named by its value set's title; None for others.
     form: str | None = None
-    # Coded as Phesgo's maintenance-dose package (600 mg/600 mg/20,000 units in 10 mL): the one
-    # way to tell its maintenance dose from its first, whose trastuzumab is 600 mg too.
-    phesgo_maintenance: bool = False
+    # Coded as one of Phesgo's packages - its initial dose (1,200 mg/600 mg/30,000 units in 15
+    # mL) or its maintenance dose (600 mg/600 mg/20,000 units in 10 mL): the one way to tell
+    # them apart, as 600 mg is the trastuzumab of both.
+    phesgo_dose: Literal["initial", "maintenance"] | None = None
 
     def has(self, *ingredients: str) -> bool:
         return any(d.ingredient in ingredients for d in self.drugs)
@@ -166,6 +168,12 @@ def _form(medication: Concept, drugs: tuple[DrugMatch, ...], t: Terminology) -> 
     return None
 
 
+def _phesgo_dose(medication: Concept, t: Terminology) -> Literal["initial", "maintenance"] | None:
+    if t[PHESGO_MAINTENANCE].matches_code(medication):
+        return "maintenance"
+    return "initial" if t[PHESGO_INITIAL].matches_code(medication) else None
+
+
 def _medication_draft(
     raw: dict[str, Any],
     ref: str,
@@ -197,7 +205,7 @@ def _medication_draft(
         selected=selected,
         raw=raw,
         form=_form(record.medication, drugs, t),
-        phesgo_maintenance=t[PHESGO_MAINTENANCE].matches_code(record.medication),
+        phesgo_dose=_phesgo_dose(record.medication, t),
     )
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
 
 from cds.facts import PatientFacts
 from cds.facts.medications import Exposure
 from cds.facts.orders import (
+    PHESGO_INITIAL,
     PHESGO_MAINTENANCE,
     SUBCUTANEOUS_TRASTUZUMAB,
     DraftMedication,
@@ -30,19 +32,15 @@ from cds.said import Said, say
 _SAME_MG = 1.0
 
 
-def _is_maintenance(draft: DraftMedication, r: Reloading) -> bool:
-    """The draft's dose is the label's maintenance dose: by weight as written (a dose in mg of
-    trastuzumab could be Herceptin Hylecta's fixed 600 mg, which has no loading dose), or
-    pertuzumab's flat dose."""
-    if r.maintenance_mg_per_kg is not None:
+def _at_dose(draft: DraftMedication, per_kg: float | None, mg: float | None) -> bool:
+    """The draft's dose is this one: by weight as written (a dose in mg of trastuzumab could
+    be Herceptin Hylecta's fixed 600 mg, which has no loading dose), or pertuzumab's flat
+    dose."""
+    if per_kg is not None:
         dose = draft.dose_mg_per_kg
-        return dose is not None and abs(dose - r.maintenance_mg_per_kg) <= SAME_LEVEL
+        return dose is not None and abs(dose - per_kg) <= SAME_LEVEL
     dose = draft.dose_mg
-    return (
-        dose is not None
-        and r.maintenance_mg is not None
-        and abs(dose - r.maintenance_mg) <= _SAME_MG
-    )
+    return dose is not None and mg is not None and abs(dose - mg) <= _SAME_MG
 
 
 def _last_dose(f: PatientFacts, drug: str) -> Exposure | None:
@@ -64,9 +62,9 @@ def _last_dose(f: PatientFacts, drug: str) -> Exposure | None:
 @rule(
     "R6f",
     hooks=ORDER_HOOKS,
-    variants=("reload",),
-    bindings=("drugs", "loading", "labels", "weeks"),
-    valuesets=(SUBCUTANEOUS_TRASTUZUMAB, PHESGO_MAINTENANCE),
+    variants=("reload", "loading-too-soon"),
+    bindings=("drugs", "loading", "maintenance", "labels", "weeks", "days"),
+    valuesets=(SUBCUTANEOUS_TRASTUZUMAB, PHESGO_MAINTENANCE, PHESGO_INITIAL),
     ingredients=("trastuzumab", "pertuzumab"),
     parameters=("reloading", "phesgo_doses", "reload_after_days"),
 )
@@ -77,57 +75,95 @@ def r6f_reload_after_a_gap(f: PatientFacts, drafts: DraftOrders, p: Parameters) 
     (trastuzumab 8 mg/kg, pertuzumab 840 mg, Phesgo 1,200 mg pertuzumab with 600 mg
     trastuzumab). From 6 weeks the Perjeta and Phesgo tables and the Herceptin label's
     missed-dose advice agree; Phesgo's last dose is pertuzumab's, given as Phesgo or IV (its
-    label: from IV pertuzumab 6 weeks or more before, start with the first dose). A draft that
-    starts later is judged at its start. A drug with no dose charted as given, or whose latest
-    record is not a dose, is not judged; nor is Herceptin Hylecta (no loading dose: its label
-    gives a missed dose as the next 600 mg)."""
-    found: list[tuple[DraftMedication, Reloading, Exposure, int]] = []
+    label: from IV pertuzumab 6 weeks or more before, start with the first dose). The other
+    way round, a loading dose drafted while the maintenance dose is due (trastuzumab up to a
+    week late, where both labels give it; pertuzumab and Phesgo under 6 weeks) repeats the
+    first dose - a first-cycle order set used again → one warning. A draft that starts later is
+    judged at its start. A drug with no dose charted as given, or whose latest record is not a
+    dose, is not judged; nor is Herceptin Hylecta (no loading dose: its label gives a missed
+    dose as the next 600 mg)."""
+    late: list[_Gap] = []
+    early: list[_Gap] = []
     for draft in drafts.with_ingredient(*p.reloading):
-        judged = _reloading(draft, p)
-        if judged is None:
-            continue
-        r, after = judged
-        last = _last_dose(f, after)
-        if last is None or last.last is None:
-            continue
-        days = (max(f.as_of, draft.start or f.as_of) - last.last).days
-        if days >= p.reload_after_days:
-            found.append((draft, r, last, days))
-    if not found:
-        return []
-    data = []
-    for draft, r, last, _ in found:
-        data.append(say("draft-order", drug=r.drug, ref=draft.ref))
-        data.append(say("drug-last-recorded", drug=last.ingredient, when=last.last, ref=last.ref))
+        for kind in ("maintenance", "loading"):
+            judged = _reloading(draft, p, kind)
+            last = _last_dose(f, judged[1]) if judged else None
+            if judged is None or last is None or last.last is None:
+                continue
+            r = judged[0]
+            days = (max(f.as_of, draft.start or f.as_of) - last.last).days
+            if kind == "maintenance" and days >= p.reload_after_days:
+                late.append(_Gap(draft, r, last, days))
+            elif kind == "loading" and days <= _due_until(r):
+                early.append(_Gap(draft, r, last, days))
     return [
-        Decision(
-            variant="reload",
-            indicator="warning",
-            bindings={
-                "drugs": " and ".join(dict.fromkeys(r.drug for _, r, _, _ in found)),
-                "loading": ", ".join(
-                    dict.fromkeys(f"{r.drug} {_loading(r)}" for _, r, _, _ in found)
-                ),
-                "labels": " and ".join(dict.fromkeys(r.label for _, r, _, _ in found)),
-                "weeks": f"{min(days for *_, days in found) // 7}",
-            },
-            data=tuple(data),
-            refs=tuple(ref for draft, _, last, _ in found for ref in (draft.ref, last.ref)),
-        )
+        _gap_card(v, gaps) for v, gaps in (("reload", late), ("loading-too-soon", early)) if gaps
     ]
 
 
-def _reloading(draft: DraftMedication, p: Parameters) -> tuple[Reloading, str] | None:
-    """The doses a draft at its maintenance dose is re-loaded with, and the drug whose last
-    dose counts; None for a draft not at a maintenance dose the check reads."""
+def _due_until(r: Reloading) -> int:
+    """The longest gap at which the maintenance dose is due (-1: never judged)."""
+    return -1 if r.maintenance_up_to_days is None else r.maintenance_up_to_days
+
+
+class _Gap(NamedTuple):
+    draft: DraftMedication
+    doses: Reloading
+    last: Exposure  # the last dose charted as given
+    days: int  # from it to the draft
+
+
+def _gap_card(variant: str, gaps: list[_Gap]) -> Decision:
+    data = []
+    for g in gaps:
+        data.append(say("draft-order", drug=g.doses.drug, ref=g.draft.ref))
+        data.append(
+            say("drug-last-recorded", drug=g.last.ingredient, when=g.last.last, ref=g.last.ref)
+        )
+    return Decision(
+        variant=variant,
+        indicator="warning",
+        bindings={
+            "drugs": " and ".join(dict.fromkeys(g.doses.drug for g in gaps)),
+            "loading": ", ".join(
+                dict.fromkeys(f"{g.doses.drug} {_loading(g.doses)}" for g in gaps)
+            ),
+            "maintenance": ", ".join(
+                dict.fromkeys(f"{g.doses.drug} {_maintenance(g.doses)}" for g in gaps)
+            ),
+            "labels": " and ".join(dict.fromkeys(g.doses.label for g in gaps)),
+            "weeks": f"{min(g.days for g in gaps) // 7}",
+            "days": f"{max(g.days for g in gaps)}",
+        },
+        data=tuple(data),
+        refs=tuple(ref for g in gaps for ref in (g.draft.ref, g.last.ref)),
+    )
+
+
+def _reloading(
+    draft: DraftMedication, p: Parameters, kind: Literal["maintenance", "loading"]
+) -> tuple[Reloading, str] | None:
+    """The doses of a draft at its maintenance dose (or its loading dose), and the drug whose
+    last dose counts; None for a draft not at such a dose the check reads."""
     if {d.ingredient for d in draft.drugs} == {"pertuzumab", "trastuzumab"}:
-        # Phesgo, by its maintenance package's code only: 600 mg is both its maintenance dose
-        # and its first dose's trastuzumab.
-        return (p.phesgo_doses, "pertuzumab") if draft.phesgo_maintenance else None
+        # Phesgo, by its packages' codes only: 600 mg is both its maintenance dose and its
+        # first dose's trastuzumab.
+        package = "maintenance" if kind == "maintenance" else "initial"
+        return (p.phesgo_doses, "pertuzumab") if draft.phesgo_dose == package else None
     if len(draft.drugs) != 1 or draft.form is not None:
         return None  # Herceptin Hylecta: no loading dose
     r = p.reloading[draft.drugs[0].ingredient]
-    return (r, r.drug) if _is_maintenance(draft, r) else None
+    if kind == "maintenance":
+        at = _at_dose(draft, r.maintenance_mg_per_kg, r.maintenance_mg)
+    else:
+        at = _at_dose(draft, r.loading_mg_per_kg, r.loading_mg)
+    return (r, r.drug) if at else None
+
+
+def _maintenance(r: Reloading) -> str:
+    if r.maintenance_mg_per_kg is not None:
+        return mg_per_kg_text(r.maintenance_mg_per_kg)
+    return mg_text(r.maintenance_mg or 0)
 
 
 def _loading(r: Reloading) -> str:

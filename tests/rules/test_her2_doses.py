@@ -103,6 +103,46 @@ class TestR6fReloadAfterAGap:
             assert out[0].bindings["loading"] == "Phesgo 1200 mg"
             assert text(out[0].data[1]).startswith("pertuzumab: last recorded")
 
+    @pytest.mark.parametrize(
+        ("given", "last", "drafted", "fires"),
+        [
+            (TRAS, 21, "tras-8", True),  # the next cycle, at the loading dose again
+            (TRAS, 28, "tras-8", True),  # a week late: both labels give the maintenance dose
+            (TRAS, 29, "tras-8", False),  # the Herceptin label re-loads from here
+            (PERT, 21, "pert-840", True),
+            (PERT, 41, "pert-840", True),
+            (PERT, 42, "pert-840", False),  # re-loading is due
+            (PHESGO, 21, "phesgo-initial", True),
+            (PHESGO, 21, "phesgo-1200", False),  # the brand in mg: not told apart
+            (HYLECTA, 21, "hylecta", False),  # no loading dose
+        ],
+    )
+    def test_a_loading_dose_while_the_maintenance_dose_is_due(
+        self, t: Terminology, params: Parameters, given: tuple[str, str], last: int,
+        drafted: str, fires: bool,
+    ) -> None:  # fmt: skip
+        p = bone_patient(her2="pos")
+        _given(p, given, last + 21, last)
+        draft = {
+            "tras-8": _tras(8),
+            "pert-840": draft_med("p", "pert", PERT, "840 mg IV", 840),
+            "phesgo-initial": draft_med("p", "ph", PHESGO_FIRST, "1200 mg/600 mg SC"),
+            "phesgo-1200": draft_med("p", "ph", PHESGO, "1200 mg SC", 1200),
+            "hylecta": draft_med("p", "hy", HYLECTA, "600 mg SC", 600),
+        }[drafted]
+        out = [d for d in run(p, t, params, "order-sign", [draft]) if d.rule == "R6f"]
+        assert concerns(out) == (["R6f:loading-too-soon"] if fires else [])
+        if fires:
+            assert out[0].bindings["days"] == str(last)
+
+    def test_a_loading_dose_with_no_dose_charted_is_a_first_dose(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """A statement says trastuzumab went on, but no dose is charted: not judged."""
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TRAS, status="active", start=60)
+        assert _r6f(p, t, params, _tras(8)) == []
+
     def test_no_dose_charted_or_a_later_course_record_is_not_judged(
         self, t: Terminology, params: Parameters
     ) -> None:
@@ -146,8 +186,10 @@ class TestR6fReloadAfterAGap:
         assert d.bindings == {
             "drugs": "trastuzumab",
             "loading": "trastuzumab 8 mg/kg",
+            "maintenance": "trastuzumab 6 mg/kg",
             "labels": "Herceptin",
             "weeks": "9",
+            "days": "63",
         }
         said = [text(x) for x in d.data]
         assert said[0] == "Draft order: trastuzumab (MedicationRequest/tras)"
