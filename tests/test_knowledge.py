@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -78,6 +80,16 @@ def test_supplements_go_out_as_text_only(knowledge: Knowledge) -> None:
     orders = knowledge.cards.orders.medications
     assert orders["calcium-supplement"].rxnorm is None
     assert orders["vitamin-d-supplement"].rxnorm is None
+
+
+def cards_with(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of the knowledge files whose parameters.yaml `edit` has changed."""
+    cards = copy_cards(tmp_path)
+    path = cards / "parameters.yaml"
+    spec = yaml.safe_load(path.read_text())
+    edit(spec)
+    path.write_text(yaml.safe_dump(spec))
+    return cards
 
 
 def copy_cards(tmp_path: Path) -> Path:
@@ -248,27 +260,21 @@ class TestCrossCheck:
     def test_dose_levels_must_step_down_from_the_label_dose(
         self, tmp_path: Path, levels: list[float]
     ) -> None:
-        cards = tmp_path / "cards"
-        shutil.copytree(REPO_CARDS, cards)
-        path = cards / "parameters.yaml"
-        spec = yaml.safe_load(path.read_text())
-        spec["dose_limits"]["trastuzumab deruxtecan"]["dose_levels_mg_per_kg"] = levels
-        path.write_text(yaml.safe_dump(spec))
+        def edit(spec: dict[str, Any]) -> None:
+            spec["dose_limits"]["trastuzumab deruxtecan"]["dose_levels_mg_per_kg"] = levels
+
         with pytest.raises(ConfigError, match="dose levels must step down"):
-            load_knowledge(cards)
+            load_knowledge(cards_with(tmp_path, edit))
 
     @pytest.mark.parametrize("days", [42, 60, 0])
     def test_the_maintenance_dose_is_due_only_before_re_loading_is(
         self, tmp_path: Path, days: int
     ) -> None:
-        cards = tmp_path / "cards"
-        shutil.copytree(REPO_CARDS, cards)
-        path = cards / "parameters.yaml"
-        spec = yaml.safe_load(path.read_text())
-        spec["reloading"]["pertuzumab"]["maintenance_up_to_days"] = days
-        path.write_text(yaml.safe_dump(spec))
+        def edit(spec: dict[str, Any]) -> None:
+            spec["reloading"]["pertuzumab"]["maintenance_up_to_days"] = days
+
         with pytest.raises(ConfigError, match="maintenance_up_to_days must be under reload_after"):
-            load_knowledge(cards)
+            load_knowledge(cards_with(tmp_path, edit))
 
     @pytest.mark.parametrize(
         "doses",
@@ -281,14 +287,11 @@ class TestCrossCheck:
     def test_reloading_gives_both_doses_of_one_kind(
         self, tmp_path: Path, doses: dict[str, float]
     ) -> None:
-        cards = tmp_path / "cards"
-        shutil.copytree(REPO_CARDS, cards)
-        path = cards / "parameters.yaml"
-        spec = yaml.safe_load(path.read_text())
-        spec["reloading"]["pertuzumab"] = {"drug": "pertuzumab", "label": "Perjeta", **doses}
-        path.write_text(yaml.safe_dump(spec))
+        def edit(spec: dict[str, Any]) -> None:
+            spec["reloading"]["pertuzumab"] = {"drug": "pertuzumab", "label": "Perjeta", **doses}
+
         with pytest.raises(ConfigError, match="give both doses by weight, or both flat"):
-            load_knowledge(cards)
+            load_knowledge(cards_with(tmp_path, edit))
 
     def test_parameter_override_applies(self) -> None:
         k = load_knowledge(REPO_CARDS, {"dental_lookback_days": 365})
