@@ -62,6 +62,8 @@ class Reloading(BaseModel):
     # The longest time since the last dose (days) at which the label still gives the
     # maintenance dose: a loading dose drafted sooner repeats the first dose (R6f).
     maintenance_up_to_days: int | None = None
+    # A fixed dose's label interval: drafted more often, more than the label dose (R6g).
+    min_interval_weeks: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _one_kind_of_dose(self) -> Reloading:

@@ -26,7 +26,7 @@ from cds.rules import (
     UpdateDraft,
     rule,
 )
-from cds.rules.doses import SAME_LEVEL, label_with_level, mg_per_kg_text, mg_text
+from cds.rules.doses import SAME_LEVEL, interval_words, label_with_level, mg_per_kg_text, mg_text
 from cds.said import Said, say
 
 # Drugs whose label dose and interval R2b checks; zoledronic acid and pamidronate doses are R2's.
@@ -86,19 +86,6 @@ def unit_error(draft: DraftMedication, label_mg: float, p: Parameters) -> bool:
     """A dose so far above the patient's label dose (4 g for 4 mg) that it reads as a wrong
     unit (D1)."""
     return draft.dose_mg is not None and draft.dose_mg >= label_mg * p.unit_error_factor
-
-
-def interval_words(weeks: float) -> Said:
-    days = round(weeks * 7)
-    if weeks * 7 < 1:
-        return say("interval-more-than-daily")
-    if days == 1:
-        return say("interval-daily")
-    if days == 7:
-        return say("interval-week")
-    if days % 7 == 0:
-        return say("interval-weeks", weeks=days // 7)
-    return say("interval-days", days=days)
 
 
 @rule(

@@ -25,7 +25,7 @@ from cds.facts.orders import (
 )
 from cds.parameters import Parameters, Reloading
 from cds.rules import ORDER_HOOKS, Decision, NoteKey, rule
-from cds.rules.doses import SAME_LEVEL, label_with_level, mg_per_kg_text, mg_text
+from cds.rules.doses import SAME_LEVEL, interval_words, label_with_level, mg_per_kg_text, mg_text
 from cds.said import Said, say
 
 # A drafted flat dose is a label dose within this much (420 mg, 840 mg); by weight: SAME_LEVEL.
@@ -175,8 +175,8 @@ def _loading(r: Reloading) -> str:
 @rule(
     "R6g",
     hooks=ORDER_HOOKS,
-    variants=("not-label-dose", "unit-error", "phesgo-dose", "phesgo-unit-error"),
-    bindings=("dose", "loading", "maintenance"),
+    variants=("not-label-dose", "unit-error", "phesgo-dose", "phesgo-unit-error", "too-frequent"),
+    bindings=("dose", "loading", "maintenance", "drug", "label", "interval", "min_interval"),
     ingredients=("pertuzumab", "trastuzumab"),
     parameters=(
         "reloading",
@@ -190,13 +190,16 @@ def r6g_pertuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     """Pertuzumab drafted at a dose that is neither its first dose (840 mg) nor its maintenance
     dose (420 mg every 3 weeks), or written per kg → warning; ten times the first dose or more
     → critical (a unit error). Phesgo the same way by its own doses (1,200 mg pertuzumab
-    first, then 600 mg; 600 mg trastuzumab in both, so 600 mg is either).
+    first, then 600 mg; 600 mg trastuzumab in both, so 600 mg is either). Either drafted more
+    often than every 3 weeks → warning (weekly: the weekly paclitaxel or trastuzumab schedule
+    of the same order set, most often).
 
     The Perjeta label: a fixed dose regardless of body weight, 840 mg then 420 mg every 3
     weeks; dose reductions are not recommended. A dose per kg is trastuzumab's way of dosing,
-    written into the pertuzumab order. The Phesgo label: fixed doses, no adjustment for body
-    weight, not substituted for or with IV pertuzumab or trastuzumab. A draft with no dose in
-    mg or per kg is not judged (at order-select the dose is often not entered).
+    written into the pertuzumab order. The Phesgo label: fixed doses every 3 weeks, no
+    adjustment for body weight, not substituted for or with IV pertuzumab or trastuzumab. A
+    draft with no dose in mg or per kg is not judged (at order-select the dose is often not
+    entered), nor one with no interval.
     """
     out = []
     for draft in drafts.with_ingredient("pertuzumab"):
@@ -208,28 +211,52 @@ def r6g_pertuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
             or (len(draft.drugs) != 1 and not phesgo)
         ):
             continue
+        bindings: dict[str, str | Said] = {
+            "loading": mg_text(r.loading_mg),
+            "maintenance": mg_text(r.maintenance_mg),
+            "drug": r.drug,
+            "label": r.label,
+            "interval": interval_words(draft.every_weeks) if draft.every_weeks else "",
+            "min_interval": f"{r.min_interval_weeks or 0:g}",
+        }
+        data = (say("draft-order", drug=r.drug, ref=draft.ref),)
         judged = _fixed_dose(draft, (r.loading_mg, r.maintenance_mg), p.unit_error_factor)
-        if judged is None:
-            continue
-        error, dose = judged
-        if phesgo:
-            variant = "phesgo-unit-error" if error else "phesgo-dose"
-        else:
-            variant = "unit-error" if error else "not-label-dose"
-        out.append(
-            Decision(
-                variant=variant,
-                indicator="critical" if error else "warning",
-                bindings={
-                    "dose": dose,
-                    "loading": mg_text(r.loading_mg),
-                    "maintenance": mg_text(r.maintenance_mg),
-                },
-                data=(say("draft-order", drug=r.drug, ref=draft.ref),),
-                refs=(draft.ref,),
+        if judged is not None:
+            error, dose = judged
+            if phesgo:
+                variant = "phesgo-unit-error" if error else "phesgo-dose"
+            else:
+                variant = "unit-error" if error else "not-label-dose"
+            out.append(
+                Decision(
+                    variant=variant,
+                    indicator="critical" if error else "warning",
+                    bindings={**bindings, "dose": dose},
+                    data=data,
+                    refs=(draft.ref,),
+                )
             )
-        )
+        out.extend(_too_frequent(draft, r, bindings, data))
     return out
+
+
+def _too_frequent(
+    draft: DraftMedication, r: Reloading, bindings: dict[str, str | Said], data: tuple[Said, ...]
+) -> list[Decision]:
+    """A fixed dose drafted more often than its label interval: more than the label dose."""
+    every, least = draft.every_weeks, r.min_interval_weeks
+    if every is None or least is None or every >= least:
+        return []
+    interval = say("interval-on-order", interval=bindings["interval"])
+    return [
+        Decision(
+            variant="too-frequent",
+            indicator="warning",
+            bindings={**bindings, "dose": ""},
+            data=(*data, interval),
+            refs=(draft.ref,),
+        )
+    ]
 
 
 def _fixed_dose(

@@ -7,7 +7,7 @@ import pytest
 
 from cds.facts.units import mg_from_text, mg_per_kg_from_text, to_mg_per_kg, weeks_from_text
 from cds.fhir.values import Quantity
-from cds.rules.bma_orders import interval_words
+from cds.rules.doses import interval_words
 from tests.rules.helpers import text as said
 
 

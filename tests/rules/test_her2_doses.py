@@ -244,7 +244,15 @@ class TestR6gPertuzumabDose:
         drafts = [draft_med("p", "pert", PERT, "210 mg IV", 210), _tras(6)]
         [d] = [x for x in run(p, t, params, "order-sign", drafts) if x.rule == "R6g"]
         assert d.indicator == "warning"
-        assert d.bindings == {"dose": "210 mg", "loading": "840 mg", "maintenance": "420 mg"}
+        assert d.bindings == {
+            "dose": "210 mg",
+            "loading": "840 mg",
+            "maintenance": "420 mg",
+            "drug": "pertuzumab",
+            "label": "Perjeta",
+            "interval": "",
+            "min_interval": "3",
+        }
         assert [text(x) for x in d.data] == ["Draft order: pertuzumab (MedicationRequest/pert)"]
 
 
@@ -360,6 +368,37 @@ class TestHerceptinHylecta:
         assert [c for c in out if c.startswith(("R6f", "R6h"))] == ["R6h:subcutaneous-dose"]
         # IV trastuzumab on the same chart is still re-loaded.
         assert _r6f(p, t, params, _tras(6)) == ["R6f:reload"]
+
+
+class TestR6gInterval:
+    @pytest.mark.parametrize(
+        ("rx", "dose", "mg", "expected"),
+        [
+            (PERT, "420 mg IV every week", 420, ["R6g:too-frequent"]),  # the weekly set
+            (PERT, "420 mg IV every 2 weeks", 420, ["R6g:too-frequent"]),
+            (PERT, "420 mg IV every 3 weeks", 420, []),
+            (PERT, "420 mg IV", 420, []),  # no interval: not judged
+            (PHESGO, "600 mg/600 mg SC weekly", None, ["R6g:too-frequent"]),
+            (PERT, "210 mg IV weekly", 210, ["R6g:not-label-dose", "R6g:too-frequent"]),
+        ],
+    )
+    def test_a_fixed_dose_more_often_than_every_3_weeks(
+        self,
+        t: Terminology,
+        params: Parameters,
+        rx: tuple[str, str],
+        dose: str,
+        mg: float | None,
+        expected: list[str],
+    ) -> None:
+        draft = draft_med("p", "d", rx, dose, mg)
+        out = run(bone_patient(her2="pos"), t, params, "order-sign", [draft])
+        r6g = [d for d in out if d.rule == "R6g"]
+        assert concerns(r6g) == expected
+        for d in r6g:
+            if d.variant == "too-frequent":
+                assert d.bindings["min_interval"] == "3"
+                assert text(d.data[-1]).startswith("Interval on the order: every ")
 
 
 class TestR6gPhesgoDose:
