@@ -10,7 +10,7 @@ by-weight doses, and the conjugates' doses by weight written into a trastuzumab 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
@@ -125,11 +125,9 @@ def _gap_card(variant: str, gaps: list[_Gap]) -> Decision:
         indicator="warning",
         bindings={
             "drugs": " and ".join(dict.fromkeys(g.doses.drug for g in gaps)),
-            "loading": ", ".join(
-                dict.fromkeys(f"{g.doses.drug} {_loading(g.doses)}" for g in gaps)
-            ),
-            "maintenance": ", ".join(
-                dict.fromkeys(f"{g.doses.drug} {_maintenance(g.doses)}" for g in gaps)
+            "loading": _each(gaps, lambda r: _dose_text(r.loading_mg_per_kg, r.loading_mg)),
+            "maintenance": _each(
+                gaps, lambda r: _dose_text(r.maintenance_mg_per_kg, r.maintenance_mg)
             ),
             "labels": " and ".join(dict.fromkeys(g.doses.label for g in gaps)),
             "weeks": f"{min(g.days for g in gaps) // 7}",
@@ -145,7 +143,7 @@ def _reloading(
 ) -> tuple[Reloading, str] | None:
     """The doses of a draft at its maintenance dose (or its loading dose), and the drug whose
     last dose counts; None for a draft not at such a dose the check reads."""
-    if {d.ingredient for d in draft.drugs} == {"pertuzumab", "trastuzumab"}:
+    if _is_phesgo(draft):
         # Phesgo, by its packages' codes only: 600 mg is both its maintenance dose and its
         # first dose's trastuzumab.
         package = "maintenance" if kind == "maintenance" else "initial"
@@ -160,16 +158,19 @@ def _reloading(
     return (r, r.drug) if at else None
 
 
-def _maintenance(r: Reloading) -> str:
-    if r.maintenance_mg_per_kg is not None:
-        return mg_per_kg_text(r.maintenance_mg_per_kg)
-    return mg_text(r.maintenance_mg or 0)
+def _each(gaps: list[_Gap], dose: Callable[[Reloading], str]) -> str:
+    """Each drug with its dose, once: "trastuzumab 6 mg/kg, pertuzumab 420 mg"."""
+    return ", ".join(dict.fromkeys(f"{g.doses.drug} {dose(g.doses)}" for g in gaps))
 
 
-def _loading(r: Reloading) -> str:
-    if r.loading_mg_per_kg is not None:
-        return mg_per_kg_text(r.loading_mg_per_kg)
-    return mg_text(r.loading_mg or 0)
+def _dose_text(per_kg: float | None, mg: float | None) -> str:
+    """A label dose as the card shows it: by weight, else flat."""
+    return mg_per_kg_text(per_kg) if per_kg is not None else mg_text(mg or 0)
+
+
+def _is_phesgo(draft: DraftMedication) -> bool:
+    """Pertuzumab and trastuzumab in one product: Phesgo."""
+    return {d.ingredient for d in draft.drugs} == {"pertuzumab", "trastuzumab"}
 
 
 @rule(
@@ -203,7 +204,7 @@ def r6g_pertuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     """
     out = []
     for draft in drafts.with_ingredient("pertuzumab"):
-        phesgo = {d.ingredient for d in draft.drugs} == {"pertuzumab", "trastuzumab"}
+        phesgo = _is_phesgo(draft)
         r = p.phesgo_doses if phesgo else p.reloading["pertuzumab"]
         if (
             r.loading_mg is None
