@@ -158,11 +158,13 @@ def _with_medication(name: str, coding: dict[str, str], text: str) -> dict[str, 
             id="denosumab",
         ),
         # T-DXd for HER2-positive disease after first-line progression: monitor for ILD (the
-        # LVEF of 29 days ago is recent, so no baseline-LVEF card).
+        # LVEF of 29 days ago is recent, so no baseline-LVEF card). The patient's trastuzumab
+        # and pertuzumab statements are still active: T-DXd carries trastuzumab, so the
+        # trastuzumab record is to be stopped as T-DXd starts.
         pytest.param(
             TDXD,
             "trastuzumab deruxtecan",
-            ["R2b:too-frequent", "R12:start-monitoring"],
+            ["R2b:too-frequent", "R6d:switch-in-use", "R12:start-monitoring"],
             id="tdxd",
         ),
     ],

@@ -61,6 +61,14 @@ class Exposure:
     def last(self) -> date | None:
         return self.record.end or self.record.start
 
+    @property
+    def recorded_ongoing(self) -> bool:
+        """In use by its status - a statement or order still active, intended or on hold - not
+        by a recent dose: a record that stays open until somebody closes it, as a switch to
+        another drug must (F5's first branch)."""
+        kind = self.record.resource_type
+        return self.active and kind != "MedicationAdministration" and self.record.status in _ACTIVE
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Medications:

@@ -1,5 +1,6 @@
 """R6c: a HER2-targeted drug other than T-DXd drafted while the HER2 result in use is negative.
-R6d: two products carrying the same HER2 antibody drafted together.
+R6d: two products carrying the same HER2 antibody drafted together, or a conjugate drafted while
+another trastuzumab product is still recorded as given (or the other way round).
 R6e: pertuzumab drafted with no trastuzumab or T-DXd to go with it.
 R6i: T-DXd with pertuzumab, the first-line combination, after a prior metastatic regimen.
 
@@ -14,10 +15,12 @@ from __future__ import annotations
 from datetime import date
 
 from cds.facts import PatientFacts
+from cds.facts.medications import HER2_ANTIBODY_CLASSES, Exposure
 from cds.facts.orders import SUBCUTANEOUS_TRASTUZUMAB, DraftMedication, DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, Decision, DeleteDraft, Proposal, rule
 from cds.rules.her2 import HER2_VALUESETS, LINE_PARAMETERS, her2_result_lines, therapy_data
+from cds.rules.in_use import on_drug_line, unknown_status_line
 from cds.said import say
 from cds.terminology import MedClass
 
@@ -121,13 +124,60 @@ def _listed(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else items[0]
 
 
+# The conjugates: a switch to or from one of them is a change of drug (a new line), whose
+# start the record of the drug before it must not outlive. A switch of formulation (IV
+# trastuzumab, Hylecta, Phesgo; F6 (c)) is the same antibodies going on, and is not judged here.
+CONJUGATES = frozenset({"trastuzumab deruxtecan", "trastuzumab emtansine"})
+
+
+def _switch_from(f: PatientFacts, drafts: DraftOrders, draft: DraftMedication) -> list[Decision]:
+    """A conjugate drafted while another trastuzumab product is recorded as given - an order
+    or statement still open, not a dose given on a day - or the other way round; with none, a
+    record of unknown status that may be (§3c: never read as stopped). A product drafted in the
+    same order is the drafted-together card's."""
+    mine = {d.ingredient for d in draft.drugs if d.ingredient in ANTIBODY_OF}
+    drafted = {d.ingredient for o in drafts.medications for d in o.drugs}
+
+    def clashes(e: Exposure) -> bool:
+        antibody = ANTIBODY_OF.get(e.ingredient)
+        return (
+            e.ingredient not in drafted
+            and any(ANTIBODY_OF[m] == antibody for m in mine)
+            and bool((mine | {e.ingredient}) & CONJUGATES)
+        )
+
+    ongoing = [
+        e for e in f.meds.active(*HER2_ANTIBODY_CLASSES) if e.recorded_ongoing and clashes(e)
+    ]
+    unknown = [e for e in f.meds.of_unknown_status(*HER2_ANTIBODY_CLASSES) if clashes(e)]
+    records = ongoing or unknown
+    if not records:
+        return []
+    return [
+        Decision(
+            variant="switch-in-use" if ongoing else "other-status-unknown",
+            indicator="warning",
+            bindings={
+                "drug": " + ".join(sorted(mine)),
+                "other": _listed(sorted({e.ingredient for e in records})),
+            },
+            data=(
+                say("draft-order", drug=" + ".join(sorted(mine)), ref=draft.ref),
+                *(on_drug_line(f.meds, e) if ongoing else unknown_status_line(e) for e in records),
+            ),
+            refs=(draft.ref, *(e.ref for e in records)),
+        )
+    ]
+
+
 @rule(
     "R6d",
     hooks=ORDER_HOOKS,
-    variants=("drafted-together",),
-    bindings=("drugs", "antibody"),
+    variants=("drafted-together", "switch-in-use", "other-status-unknown"),
+    bindings=("drugs", "antibody", "drug", "other"),
     valuesets=(SUBCUTANEOUS_TRASTUZUMAB,),
     ingredients=tuple(ANTIBODY_OF),
+    parameters=("active_window_days",),
     suggestions=("keep-one",),
 )
 def r6d_one_trastuzumab_product(
@@ -144,7 +194,15 @@ def r6d_one_trastuzumab_product(
     the conjugates; Herceptin Hylecta's: dosage and administration different from intravenous
     trastuzumab products. Each has its own dose and schedule; signed together, the patient
     would get the antibody twice. In order-select the card needs a selected draft among them.
+    A conjugate drafted while another trastuzumab product is still recorded as given, or the
+    other way round, is the same double dose by way of an order nobody closed: one warning a
+    draft, naming the record to stop (`_switch_from`).
     """
+    switches = [d for o in drafts.focus() for d in _switch_from(f, drafts, o)]
+    return _drafted_together(drafts) + switches
+
+
+def _drafted_together(drafts: DraftOrders) -> list[Decision]:
     her2 = [(o, _product(o)) for o in drafts.medications]
     her2 = [(o, prod) for o, prod in her2 if prod]
     clashing = [(o, prod) for o, prod in her2 if any(_clash(prod, other) for _, other in her2)]

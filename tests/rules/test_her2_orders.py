@@ -207,6 +207,156 @@ class TestR6dOneProductPerHer2Antibody:
             assert ("R6d:drafted-together" in concerns(out)) is fires, selected
 
 
+class TestR6dSwitchWhileAnotherProductIsRecordedAsGiven:
+    @staticmethod
+    def _r6d(
+        t: Terminology,
+        params: Parameters,
+        recorded: tuple[tuple[str, str], dict[str, Any]],
+        *rx: tuple[str, str] | str,
+    ) -> list[str]:
+        rx_of, record = recorded
+        p = bone_patient(her2="pos")
+        p.med(record.pop("rtype"), rx_of, **record)
+        drafts = [draft_med("p", f"d{i}", x, "as directed") for i, x in enumerate(rx)]
+        return [c for c in concerns(run(p, t, params, "order-sign", drafts)) if c.startswith("R6d")]
+
+    @pytest.mark.parametrize(
+        ("recorded", "rx", "expected"),
+        [
+            # A conjugate drafted while another trastuzumab product's record is still open.
+            (
+                (TRAS, {"rtype": "MedicationRequest", "status": "active", "start": 400}),
+                (TDXD,),
+                ["R6d:switch-in-use"],
+            ),
+            (
+                (TRAS, {"rtype": "MedicationStatement", "status": "active", "start": 60}),
+                (TDM1,),
+                ["R6d:switch-in-use"],
+            ),
+            (
+                (TRAS, {"rtype": "MedicationStatement", "status": "on-hold", "start": 60}),
+                (TDXD,),
+                ["R6d:switch-in-use"],
+            ),
+            (
+                (PHESGO, {"rtype": "MedicationStatement", "status": "active", "start": 60}),
+                (TDXD,),
+                ["R6d:switch-in-use"],
+            ),
+            (
+                (HYLECTA, {"rtype": "MedicationRequest", "status": "active", "start": 60}),
+                (TDM1,),
+                ["R6d:switch-in-use"],
+            ),
+            (
+                (TDM1, {"rtype": "MedicationStatement", "status": "active", "start": 60}),
+                (TDXD,),
+                ["R6d:switch-in-use"],
+            ),
+            # ... or the other way round: trastuzumab drafted while a conjugate is still open.
+            (
+                (TDXD, {"rtype": "MedicationStatement", "status": "active", "start": 60}),
+                (TRAS,),
+                ["R6d:switch-in-use"],
+            ),
+            (
+                (TRAS, {"rtype": "MedicationStatement", "status": "unknown", "start": 60}),
+                (TDXD,),
+                ["R6d:other-status-unknown"],
+            ),
+            # A dose given on a day is not an open record: T-DXd needs no wait after it.
+            (
+                (TRAS, {"rtype": "MedicationAdministration", "status": "completed", "start": 21}),
+                (TDXD,),
+                [],
+            ),
+            # A statement completed without an end date, recent: in use by F5's window, not open.
+            (
+                (TRAS, {"rtype": "MedicationStatement", "status": "completed", "start": 20}),
+                (TDXD,),
+                [],
+            ),
+            (
+                (
+                    TRAS,
+                    {"rtype": "MedicationStatement", "status": "stopped", "start": 400, "end": 20},
+                ),
+                (TDXD,),
+                [],
+            ),
+            # Continuing the same drug, or switching formulation (F6 (c)): not this card.
+            (
+                (TDXD, {"rtype": "MedicationStatement", "status": "active", "start": 60}),
+                (TDXD,),
+                [],
+            ),
+            (
+                (TRAS, {"rtype": "MedicationStatement", "status": "active", "start": 60}),
+                (HYLECTA,),
+                [],
+            ),
+            (
+                (TRAS, {"rtype": "MedicationStatement", "status": "active", "start": 60}),
+                (PHESGO,),
+                [],
+            ),
+            (
+                (TRAS, {"rtype": "MedicationStatement", "status": "active", "start": 60}),
+                (PERT,),
+                [],
+            ),
+            # Pertuzumab, a different antibody, beside T-DXd (DESTINY-Breast09): not this card.
+            (
+                (PERT, {"rtype": "MedicationStatement", "status": "active", "start": 60}),
+                (TDXD,),
+                [],
+            ),
+            # The open product drafted too: the drafted-together card speaks, once.
+            (
+                (TRAS, {"rtype": "MedicationStatement", "status": "active", "start": 60}),
+                (TDXD, TRAS),
+                ["R6d:drafted-together"],
+            ),
+        ],
+    )
+    def test_which_records_a_switch_must_close(
+        self,
+        t: Terminology,
+        params: Parameters,
+        recorded: tuple[tuple[str, str], dict[str, Any]],
+        rx: tuple[tuple[str, str], ...],
+        expected: list[str],
+    ) -> None:
+        assert self._r6d(t, params, (recorded[0], dict(recorded[1])), *rx) == expected
+
+    def test_the_card_names_the_draft_and_the_open_record_with_its_course_start(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        order = p.med("MedicationRequest", TRAS, status="active", start=400)
+        p.med("MedicationAdministration", TRAS, status="completed", start=21)
+        drafts = [draft_med("p", "tdxd", TDXD, "5.4 mg/kg")]
+        [d] = [x for x in run(p, t, params, "order-sign", drafts) if x.rule == "R6d"]
+        assert (d.variant, d.indicator, d.proposals) == ("switch-in-use", "warning", ())
+        assert d.bindings == {"drug": "trastuzumab deruxtecan", "other": "trastuzumab"}
+        assert [text(x) for x in d.data] == [
+            "Draft order: trastuzumab deruxtecan (MedicationRequest/tdxd)",
+            f"On trastuzumab since {p.day(400)} (MedicationRequest/{order['id']})",
+        ]
+
+    def test_order_select_judges_the_selected_draft(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TRAS, status="active", start=60)
+        drafts = [draft_med("p", "tdxd", TDXD, "5.4 mg/kg"), draft_med("p", "doce", DOCE, "75")]
+        for selected, fires in (("doce", False), ("tdxd", True)):
+            out = run(p, t, params, "order-select", drafts, [f"MedicationRequest/{selected}"])
+            assert ("R6d:switch-in-use" in concerns(out)) is fires, selected
+
+
 class TestR6ePertuzumabWithoutItsPartner:
     @staticmethod
     def _r6e(p: Patient, t: Terminology, params: Parameters, *rx: tuple[str, str]) -> list[str]:
