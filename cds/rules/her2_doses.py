@@ -73,8 +73,9 @@ def r6f_reload_after_a_gap(f: PatientFacts, drafts: DraftOrders, p: Parameters) 
     mg, or Phesgo's maintenance-dose package, drafted 6 weeks or more after the last dose
     charted as given → one warning for the order: the labels give a re-loading dose
     (trastuzumab 8 mg/kg, pertuzumab 840 mg, Phesgo 1,200 mg pertuzumab with 600 mg
-    trastuzumab). From 6 weeks the Perjeta and Phesgo tables and the Herceptin label's
-    missed-dose advice agree; Phesgo's last dose is pertuzumab's, given as Phesgo or IV (its
+    trastuzumab; its initial dose read by its package's code or as 1,200 mg, its maintenance
+    dose by its package's code). From 6 weeks the Perjeta and Phesgo tables and the Herceptin
+    label's missed-dose advice agree; Phesgo's last dose is pertuzumab's, given as Phesgo or IV (its
     label: from IV pertuzumab 6 weeks or more before, start with the first dose). The other
     way round, a loading dose drafted while the maintenance dose is due (trastuzumab up to a
     week late, where both labels give it; pertuzumab and Phesgo under 6 weeks) repeats the
@@ -144,10 +145,12 @@ def _reloading(
     """The doses of a draft at its maintenance dose (or its loading dose), and the drug whose
     last dose counts; None for a draft not at such a dose the check reads."""
     if _is_phesgo(draft):
-        # Phesgo, by its packages' codes only: 600 mg is both its maintenance dose and its
-        # first dose's trastuzumab.
+        # Phesgo by its packages' codes; by a dose in mg only at the initial dose's 1,200 mg
+        # (pertuzumab), as 600 mg is both its maintenance dose and its first dose's trastuzumab.
+        r = p.phesgo_doses
         package = "maintenance" if kind == "maintenance" else "initial"
-        return (p.phesgo_doses, "pertuzumab") if draft.phesgo_dose == package else None
+        by_mg = kind == "loading" and draft.phesgo_dose is None and draft.dose_mg == r.loading_mg
+        return (r, "pertuzumab") if draft.phesgo_dose == package or by_mg else None
     if len(draft.drugs) != 1 or draft.form is not None:
         return None  # Herceptin Hylecta: no loading dose
     r = p.reloading[draft.drugs[0].ingredient]

@@ -113,7 +113,9 @@ class TestR6fReloadAfterAGap:
             (PERT, 41, "pert-840", True),
             (PERT, 42, "pert-840", False),  # re-loading is due
             (PHESGO, 21, "phesgo-initial", True),
-            (PHESGO, 21, "phesgo-1200", False),  # the brand in mg: not told apart
+            (PHESGO, 21, "phesgo-1200", True),  # in mg: 1,200 mg is the initial dose's alone
+            (PHESGO, 21, "phesgo-600", False),  # both doses' trastuzumab: not told apart
+            (PHESGO, 21, "phesgo-maintenance-1200", False),  # the package's code decides
             (HYLECTA, 21, "hylecta", False),  # no loading dose
         ],
     )
@@ -128,6 +130,8 @@ class TestR6fReloadAfterAGap:
             "pert-840": draft_med("p", "pert", PERT, "840 mg IV", 840),
             "phesgo-initial": draft_med("p", "ph", PHESGO_FIRST, "1200 mg/600 mg SC"),
             "phesgo-1200": draft_med("p", "ph", PHESGO, "1200 mg SC", 1200),
+            "phesgo-600": draft_med("p", "ph", PHESGO, "600 mg SC", 600),
+            "phesgo-maintenance-1200": draft_med("p", "ph", PHESGO_MAINTENANCE, "1200 mg", 1200),
             "hylecta": draft_med("p", "hy", HYLECTA, "600 mg SC", 600),
         }[drafted]
         out = [d for d in run(p, t, params, "order-sign", [draft]) if d.rule == "R6f"]
