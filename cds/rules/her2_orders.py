@@ -130,44 +130,59 @@ def _listed(items: list[str]) -> str:
 CONJUGATES = frozenset({"trastuzumab deruxtecan", "trastuzumab emtansine"})
 
 
-def _switch_from(f: PatientFacts, drafts: DraftOrders, draft: DraftMedication) -> list[Decision]:
+def _clashes(mine: frozenset[str], other: str) -> bool:
+    """A drafted product and a recorded one carry the same antibody and one is a conjugate."""
+    antibody = ANTIBODY_OF.get(other)
+    return any(ANTIBODY_OF[m] == antibody for m in mine) and bool((mine | {other}) & CONJUGATES)
+
+
+def _switch_from(f: PatientFacts, drafts: DraftOrders) -> list[Decision]:
     """A conjugate drafted while another trastuzumab product is recorded as given - an order
     or statement still open, not a dose given on a day - or the other way round; with none, a
-    record of unknown status that may be (§3c: never read as stopped). A product drafted in the
-    same order is the drafted-together card's."""
-    mine = {d.ingredient for d in draft.drugs if d.ingredient in ANTIBODY_OF}
+    record of unknown status that may be (§3c: never read as stopped). One card for the order,
+    however many drafts clash. A product drafted in the same order is the drafted-together
+    card's."""
+    ongoing = [e for e in f.meds.active(*HER2_ANTIBODY_CLASSES) if e.recorded_ongoing]
+    unknown = list(f.meds.of_unknown_status(*HER2_ANTIBODY_CLASSES))
+    for variant, pool in (("switch-in-use", ongoing), ("other-status-unknown", unknown)):
+        hits, shown = _clashing(drafts, pool)
+        if hits:
+            return [
+                Decision(
+                    variant=variant,
+                    indicator="warning",
+                    bindings={
+                        "drug": _listed(sorted({name for _, name in hits})),
+                        "other": _listed(sorted({e.ingredient for e in shown})),
+                    },
+                    data=(
+                        *(say("draft-order", drug=name, ref=draft.ref) for draft, name in hits),
+                        *(
+                            unknown_status_line(e) if e.status_unknown else on_drug_line(f.meds, e)
+                            for e in shown
+                        ),
+                    ),
+                    refs=(*(draft.ref for draft, _ in hits), *(e.ref for e in shown)),
+                )
+            ]
+    return []
+
+
+def _clashing(
+    drafts: DraftOrders, pool: list[Exposure]
+) -> tuple[list[tuple[DraftMedication, str]], list[Exposure]]:
+    """The focus drafts that clash with records of `pool` (each with its products' names), and
+    those records, each once."""
     drafted = {d.ingredient for o in drafts.medications for d in o.drugs}
-
-    def clashes(e: Exposure) -> bool:
-        antibody = ANTIBODY_OF.get(e.ingredient)
-        return (
-            e.ingredient not in drafted
-            and any(ANTIBODY_OF[m] == antibody for m in mine)
-            and bool((mine | {e.ingredient}) & CONJUGATES)
-        )
-
-    ongoing = [
-        e for e in f.meds.active(*HER2_ANTIBODY_CLASSES) if e.recorded_ongoing and clashes(e)
-    ]
-    unknown = [e for e in f.meds.of_unknown_status(*HER2_ANTIBODY_CLASSES) if clashes(e)]
-    records = ongoing or unknown
-    if not records:
-        return []
-    return [
-        Decision(
-            variant="switch-in-use" if ongoing else "other-status-unknown",
-            indicator="warning",
-            bindings={
-                "drug": " + ".join(sorted(mine)),
-                "other": _listed(sorted({e.ingredient for e in records})),
-            },
-            data=(
-                say("draft-order", drug=" + ".join(sorted(mine)), ref=draft.ref),
-                *(on_drug_line(f.meds, e) if ongoing else unknown_status_line(e) for e in records),
-            ),
-            refs=(draft.ref, *(e.ref for e in records)),
-        )
-    ]
+    hits: list[tuple[DraftMedication, str]] = []
+    records: dict[tuple[str, str], Exposure] = {}
+    for draft in drafts.focus():
+        mine = frozenset(d.ingredient for d in draft.drugs if d.ingredient in ANTIBODY_OF)
+        found = [e for e in pool if e.ingredient not in drafted and _clashes(mine, e.ingredient)]
+        if found:
+            hits.append((draft, " + ".join(sorted(mine))))
+            records.update(((e.ref, e.ingredient), e) for e in found)
+    return hits, list(records.values())
 
 
 @rule(
@@ -198,8 +213,7 @@ def r6d_one_trastuzumab_product(
     other way round, is the same double dose by way of an order nobody closed: one warning a
     draft, naming the record to stop (`_switch_from`).
     """
-    switches = [d for o in drafts.focus() for d in _switch_from(f, drafts, o)]
-    return _drafted_together(drafts) + switches
+    return _drafted_together(drafts) + _switch_from(f, drafts)
 
 
 def _drafted_together(drafts: DraftOrders) -> list[Decision]:

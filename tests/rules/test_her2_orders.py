@@ -346,6 +346,24 @@ class TestR6dSwitchWhileAnotherProductIsRecordedAsGiven:
             f"On trastuzumab since {p.day(400)} (MedicationRequest/{order['id']})",
         ]
 
+    def test_one_card_for_the_order_however_many_drafts_clash(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TRAS, status="active", start=60)
+        p.med("MedicationStatement", TRAS, status="unknown", start=300)
+        drafts = [
+            draft_med("p", "tdxd-1", TDXD, "5.4 mg/kg"),
+            draft_med("p", "tdxd-2", TDXD, "5.4 mg/kg"),  # the same drug twice: R2b's card
+        ]
+        [d] = [x for x in run(p, t, params, "order-sign", drafts) if x.rule == "R6d"]
+        assert d.variant == "switch-in-use"  # the open record decides; the unknown one waits
+        assert [text(x) for x in d.data][:2] == [
+            "Draft order: trastuzumab deruxtecan (MedicationRequest/tdxd-1)",
+            "Draft order: trastuzumab deruxtecan (MedicationRequest/tdxd-2)",
+        ]
+        assert len(d.data) == 3
+
     def test_order_select_judges_the_selected_draft(
         self, t: Terminology, params: Parameters
     ) -> None:
