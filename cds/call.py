@@ -111,7 +111,13 @@ def evaluate_call(
     facts = facts_from_records(records, t, k.parameters, as_of=as_of)
     drafts = NO_DRAFTS
     if service.hook in ("order-select", "order-sign"):
-        drafts = read_draft_orders(context["draftOrders"], context.get("selections") or (), t, data)
+        drafts = read_draft_orders(
+            context["draftOrders"],
+            context.get("selections") or (),
+            t,
+            data,
+            patient_id=str(context["patientId"]),
+        )
     timings.mark("facts")
     decisions = evaluate(service.hook, facts, drafts, k.parameters)
     shown = snooze.apply(decisions, snoozes or {}, now, k.renderer.text)

@@ -18,7 +18,7 @@ from cds import medication_references
 from cds.facts import units
 from cds.fhir.elements import flatten
 from cds.fhir.modifiers import modifier_of
-from cds.fhir.reading import medication_index
+from cds.fhir.reading import medication_index, of_another_patient
 from cds.fhir.records import MedicationRecord, activity_record, medication_record, why_unnamed
 from cds.said import Said, say
 from cds.terminology import Concept, DrugMatch, Terminology
@@ -72,6 +72,9 @@ class UnreadableDraft:
     ref: str
     reason: Said
     selected: bool
+    # Its subject is another patient: checked against this chart, its cards would be about the
+    # wrong patient's order (R0's own variant asks to confirm the patient).
+    another_patient: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,9 +217,11 @@ def read_draft_orders(
     selections: Iterable[str],
     t: Terminology,
     resolved: Mapping[str, Any] | None = None,
+    patient_id: str | None = None,
 ) -> DraftOrders:
     """The drafts, each read as the chart is; `resolved` is the call's data, where the
-    Medications fetched for records and drafts that name one not sent are kept."""
+    Medications fetched for records and drafts that name one not sent are kept. A draft whose
+    subject is plainly another patient than `patient_id` (the context's) is not checked."""
     selected = set(selections)
     meds: list[DraftMedication] = []
     services: list[DraftService] = []
@@ -231,6 +236,17 @@ def read_draft_orders(
         rtype = raw["resourceType"]
         rid = raw.get("id") if isinstance(raw.get("id"), str) else None
         ref = f"{rtype}/{rid}" if rid else f"{rtype} (draft entry {i + 1}, no id)"
+        if rtype in _CHECKED and patient_id and of_another_patient(raw, rtype, patient_id):
+            subject = raw["subject"]["reference"]  # of_another_patient read it as a reference
+            unreadable.append(
+                UnreadableDraft(
+                    ref=ref,
+                    reason=say("draft-of-another-patient", subject=subject),
+                    selected=ref in selected,
+                    another_patient=True,
+                )
+            )
+            continue
         modified = modifier_of(raw, medications=medications) if rtype in _CHECKED else None
         if modified is not None:
             # An order not to give, or one whose meaning an extension may turn: not checked.

@@ -130,7 +130,7 @@ def _left_out(
         patient_id is not None
         # The common case, a subject that is the patient's own reference, decided here.
         and not (type(subject) is dict and subject.get("reference") == own)
-        and _of_another_patient(raw, rtype, patient_id)
+        and of_another_patient(raw, rtype, patient_id)
     ):
         log.warning("excluded %s of another patient", rtype)
         # Its code is not carried: what another patient's record says is nothing to go by.
@@ -183,7 +183,7 @@ def _unnamed(
         rtype = raw["resourceType"]
         if why is None or entered_in_error(raw):
             continue
-        if patient_id is not None and _of_another_patient(raw, rtype, patient_id):
+        if patient_id is not None and of_another_patient(raw, rtype, patient_id):
             continue  # another patient's record: nothing to go by
         log.warning("excluded %s naming no readable medication", rtype)
         rid = str(raw.get("id") or "")
@@ -191,7 +191,7 @@ def _unnamed(
     return out
 
 
-def _of_another_patient(raw: Mapping[str, Any], rtype: str, patient_id: str) -> bool:
+def of_another_patient(raw: Mapping[str, Any], rtype: str, patient_id: str) -> bool:
     """A resource whose subject (AllergyIntolerance: patient) is plainly another Patient, or a
     Patient with another id. A server that ignores the `patient` search parameter answers with
     every patient's results; another patient's creatinine once set this one's renal dose. A

@@ -11,26 +11,34 @@ from cds.rules import ALL_HOOKS, ORDER_HOOKS, Decision, rule
 from cds.said import Said, say
 
 
-@rule("R0", hooks=ORDER_HOOKS, variants=("unreadable",), bindings=("count",))
+@rule("R0", hooks=ORDER_HOOKS, variants=("unreadable", "another-patient"), bindings=("count",))
 def r0_unreadable_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """A draft order whose medication cannot be identified → say it was not checked.
+    """A draft order whose medication cannot be identified → say it was not checked; one whose
+    subject is another patient → say so and ask to confirm the patient (a card of its own).
 
     CDS Hooks order-select/order-sign: the service is asked to check the draft orders; one it
     cannot read must not pass as checked (clinical-logic §3b, issue: real clients send slightly
-    wrong FHIR). The card names each order and why.
+    wrong FHIR). The draft orders of a call are the patient in context's; checked against her
+    chart, another patient's order would get cards about the wrong patient. The card names each
+    order and why.
     """
     chosen = [u for u in drafts.unreadable if u.selected] or list(drafts.unreadable)
-    if not chosen:
-        return []
-    return [
-        Decision(
-            variant="unreadable",
-            indicator="warning",
-            bindings={"count": str(len(chosen))},
-            data=tuple(say("draft-unreadable", ref=u.ref, reason=u.reason) for u in chosen),
-            refs=tuple(u.ref for u in chosen if "(" not in u.ref),
-        )
-    ]
+    out = []
+    for variant, group in (
+        ("unreadable", [u for u in chosen if not u.another_patient]),
+        ("another-patient", [u for u in chosen if u.another_patient]),
+    ):
+        if group:
+            out.append(
+                Decision(
+                    variant=variant,
+                    indicator="warning",
+                    bindings={"count": str(len(group))},
+                    data=tuple(say("draft-unreadable", ref=u.ref, reason=u.reason) for u in group),
+                    refs=tuple(u.ref for u in group if "(" not in u.ref),
+                )
+            )
+    return out
 
 
 @rule(

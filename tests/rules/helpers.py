@@ -45,9 +45,8 @@ def run(
 ) -> list[Decision]:
     d: DraftOrders = NO_DRAFTS
     if drafts is not None:
-        d = read_draft_orders(
-            {"resourceType": "Bundle", "entry": [{"resource": x} for x in drafts]}, selections, t
-        )
+        bundle = {"resourceType": "Bundle", "entry": [{"resource": x} for x in drafts]}
+        d = read_draft_orders(bundle, selections, t, patient_id=p.pid)
     out = evaluate(hook, facts(p, t, params), d, params)
     for decision in out:
         lines(decision)  # every decision a rule test makes renders: its values fit the templates

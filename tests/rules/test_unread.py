@@ -225,3 +225,58 @@ class TestMissingButOnRecord:
             d for d in run(p, t, params, "order-select", drafts) if d.concern == "R2:no-creatinine"
         ]
         assert [text(m) for m in d.missing] == ["serum creatinine within 30 days"]
+
+
+class TestDraftOfAnotherPatient:
+    """R0: a draft whose subject is another patient is not checked against this chart."""
+
+    @pytest.mark.parametrize(
+        ("subject", "another"),
+        [
+            ("Patient/someone-else", True),
+            ("https://ehr.example.org/fhir/Patient/someone-else", True),
+            ("Patient/someone-else/_history/2", True),
+            ("Patient/p", False),
+            ("https://ehr.example.org/fhir/Patient/p/_history/1", False),
+            ("urn:uuid:7f1c7a4e-0000-4000-8000-000000000000", False),  # not read as an id
+            (None, False),  # no subject: the context's patient
+        ],
+    )
+    def test_by_its_subject(
+        self, t: Terminology, params: Parameters, subject: str | None, another: bool
+    ) -> None:
+        draft = draft_med("p", "zol", ZOL4, "4 mg IV over 15 minutes", 4)
+        if subject is None:
+            del draft["subject"]
+        else:
+            draft["subject"] = {"reference": subject}
+        found = concerns(run(bone_patient(dental=False), t, params, "order-sign", [draft]))
+        assert found == (["R0:another-patient"] if another else ["R4b:dental-before-bma"])
+
+    def test_named_on_its_own_card_beside_an_unreadable_one(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        other = draft_med("someone-else", "xgeva", XGEVA, "120 mg SC", 120)
+        unnamed = draft_med("p", "ref", XGEVA, "120 mg SC", 120)
+        del unnamed["medicationCodeableConcept"]
+        unnamed["medicationReference"] = {"reference": "Medication/absent"}
+        out = {d.concern: d for d in run(bone_patient(), t, params, "order-sign", [other, unnamed])}
+        assert sorted(out) == ["R0:another-patient", "R0:unreadable"]
+        card = out["R0:another-patient"]
+        assert card.refs == ("MedicationRequest/xgeva",)
+        assert lines(card)[0] == (
+            "MedicationRequest/xgeva: an order for Patient/someone-else, not for the patient in "
+            "context"
+        )
+        assert out["R0:unreadable"].refs == ("MedicationRequest/ref",)
+
+    def test_order_select_names_it_whichever_draft_is_selected(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """As an unreadable draft is: never passed over silently because another was chosen."""
+        other = draft_med("someone-else", "xgeva", XGEVA, "120 mg SC", 120)
+        mine = draft_med("p", "zol", ZOL4, "4 mg IV over 15 minutes", 4)
+        for selected in ("xgeva", "zol"):
+            chosen = [f"MedicationRequest/{selected}"]
+            out = run(bone_patient(), t, params, "order-select", [other, mine], chosen)
+            assert [c for c in concerns(out) if c.startswith("R0")] == ["R0:another-patient"]
