@@ -98,14 +98,18 @@ def _tdxd_ordered(
     f: PatientFacts, ordered: tuple[DraftMedication, ...], p: Parameters
 ) -> Decision | None:
     """Ordering T-DXd with any ILD/pneumonitis history: critical (boxed warning); without one,
-    monitor from the start (info) - at the start only: the next cycle's order of a course
-    already given is no start, and an info card at every cycle teaches clinicians to ignore
-    cards. With renal impairment (CrCl below 60 mL/min or dialysis) the start card says the
-    Enhertu label reports more grade 1-2 ILD/pneumonitis and asks for closer monitoring."""
+    monitor from the start (info) - at the start of a course only: the next cycle's order of a
+    course going on (T-DXd in use by F5, or of unknown status) is no start, and an info card at
+    every cycle teaches clinicians to ignore cards. A course restarted after a break is a start,
+    and the card names the last T-DXd record. With renal impairment (CrCl below 60 mL/min or
+    dialysis) the start card says the Enhertu label reports more grade 1-2 ILD/pneumonitis and
+    asks for closer monitoring."""
     history = f.disease.ild_history
     ever = f.disease.interstitial_lung_disease.present or bool(history)
-    if not ever and f.meds.ever("HER2_ADC_TDXD"):
+    if not ever and f.meds.possibly_in_use("HER2_ADC_TDXD"):
         return None
+    before = () if ever else tuple(e for e in f.meds.ever("HER2_ADC_TDXD") if e.last)
+    last = max(before, key=lambda e: e.last or date.min, default=None)
     # Moderate renal impairment or worse (US label: moderate; EU: moderate or severe).
     renal = not ever and renal_below(f, p.tdxd_ild_crcl_below)
     return Decision(
@@ -113,9 +117,15 @@ def _tdxd_ordered(
         indicator="critical" if ever else "info",
         data=tuple(say("draft-order-ref", ref=o.ref) for o in ordered)
         + tuple(say("ild-ref", when=g.onset, ref=g.ref) for g in history)
+        + (
+            (say("drug-last-recorded", drug=last.ingredient, when=last.last, ref=last.ref),)
+            if last
+            else ()
+        )
         + ((renal_line(f),) if renal else ()),
         refs=tuple(o.ref for o in ordered)
         + tuple(g.ref for g in history)
+        + ((last.ref,) if last else ())
         + (f.renal.refs if renal else ()),
         note_keys=(NoteKey("renal-impairment"),) if renal else (),
     )

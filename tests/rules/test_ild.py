@@ -17,6 +17,9 @@ class TestR12TdxdOrdered:
         [
             (None, False, ["R12:start-monitoring"]),  # a first order: monitor from the start
             (21, False, []),  # the next cycle of a course already given: no start
+            (35, False, []),  # a cycle delayed two weeks: still in use (F5's window)
+            (36, False, ["R12:start-monitoring"]),  # past F5's window: a course restarted
+            (200, False, ["R12:start-monitoring"]),  # T-DXd again after a break
             (21, True, ["R12:ild-order"]),  # with ILD on record, every order is critical
         ],
     )
@@ -37,6 +40,21 @@ class TestR12TdxdOrdered:
         drafts = [draft_med("p", "d", TDXD, "5.4 mg/kg every 3 weeks")]
         got = [d.concern for d in run(p, t, params, "order-sign", drafts) if d.rule == "R12"]
         assert got == expected
+
+    def test_a_restart_names_the_last_record_and_unknown_status_is_no_restart(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.lvef(10, 60)
+        old = p.med("MedicationStatement", TDXD, status="stopped", start=400, end=120)
+        drafts = [draft_med("p", "d", TDXD, "5.4 mg/kg every 3 weeks")]
+        [r12] = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R12"]
+        assert [text(x) for x in r12.data] == [
+            "Draft order: MedicationRequest/d",
+            f"trastuzumab deruxtecan: last recorded {p.day(120)} (MedicationStatement/{old['id']})",
+        ]
+        p.med("MedicationStatement", TDXD, status="unknown", start=100)  # may still be given
+        assert not [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R12"]
 
     @pytest.mark.parametrize(
         ("crcl", "dialysis", "ild", "renal_note"),
