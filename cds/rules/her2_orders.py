@@ -1,7 +1,8 @@
 """R6c: a HER2-targeted drug other than T-DXd drafted while the HER2 result in use is negative.
 R6d: two products carrying the same HER2 antibody drafted together, or a conjugate drafted while
 another trastuzumab product is still recorded as given (or the other way round).
-R6e: pertuzumab drafted with no trastuzumab or T-DXd to go with it.
+R6e: pertuzumab drafted with no trastuzumab or T-DXd to go with it; R6epv: pertuzumab still
+recorded as given when the trastuzumab or T-DXd it went with has ended.
 R6i: T-DXd with pertuzumab, the first-line combination, after a prior metastatic regimen.
 
 Trastuzumab (Herceptin: "HER2-overexpressing breast cancer"; select patients by an FDA-approved
@@ -18,7 +19,7 @@ from cds.facts import PatientFacts
 from cds.facts.medications import HER2_ANTIBODY_CLASSES, Exposure
 from cds.facts.orders import SUBCUTANEOUS_TRASTUZUMAB, DraftMedication, DraftOrders
 from cds.parameters import Parameters
-from cds.rules import ORDER_HOOKS, Decision, DeleteDraft, Proposal, rule
+from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, DeleteDraft, Proposal, rule
 from cds.rules.her2 import HER2_VALUESETS, LINE_PARAMETERS, her2_result_lines, therapy_data
 from cds.rules.in_use import on_drug_line, unknown_status_line
 from cds.said import say
@@ -289,6 +290,50 @@ def r6e_pertuzumab_alone(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
             indicator="warning",
             data=tuple(data),
             refs=(*(o.ref for o in alone), *((last.ref,) if last else ())),
+        )
+    ]
+
+
+@rule(
+    "R6epv",
+    hooks=PATIENT_VIEW,
+    variants=("without-trastuzumab",),
+    bindings=("partner",),
+    ingredients=("pertuzumab", *PERTUZUMAB_PARTNERS),
+    parameters=("active_window_days",),
+)
+def r6e_pertuzumab_recorded_alone(
+    f: PatientFacts, drafts: DraftOrders, p: Parameters
+) -> list[Decision]:
+    """R6e's patient-view variant: pertuzumab in use (F5: a record open by its status, or a
+    dose within the active window, as a chart kept dose by dose says it) while no trastuzumab or
+    T-DXd is in use or of unknown status, and the latest one recorded has ended → warning,
+    naming both records with their dates.
+
+    The Perjeta label: PERJETA should be discontinued if trastuzumab is discontinued; the
+    Enhertu DESTINY-Breast09 dosing: pertuzumab is not administered as a single agent. No
+    record of trastuzumab or T-DXd at all is missing data, not a finding: no card. Phesgo
+    carries both, so its record never leaves pertuzumab alone."""
+    classes: tuple[MedClass, ...] = ("HER2_MAB", "HER2_ADC_TDXD")
+    if any(e.ingredient in PERTUZUMAB_PARTNERS for e in f.meds.possibly_in_use(*classes)):
+        return []
+    ended = [e for e in f.meds.ever(*classes) if e.ingredient in PERTUZUMAB_PARTNERS and e.last]
+    last = max(ended, key=lambda e: e.last or date.min, default=None)
+    if last is None:
+        return []
+    pertuzumab = [e for e in f.meds.active("HER2_MAB") if e.ingredient == "pertuzumab"]
+    if not pertuzumab:
+        return []
+    return [
+        Decision(
+            variant="without-trastuzumab",
+            indicator="warning",
+            bindings={"partner": last.ingredient},
+            data=(
+                *(on_drug_line(f.meds, e) for e in pertuzumab),
+                say("drug-last-recorded", drug=last.ingredient, when=last.last, ref=last.ref),
+            ),
+            refs=(*(e.ref for e in pertuzumab), last.ref),
         )
     ]
 

@@ -428,6 +428,82 @@ class TestR6ePertuzumabWithoutItsPartner:
         assert said[1].startswith("trastuzumab: last recorded ")
 
 
+class TestR6epvPertuzumabRecordedAlone:
+    @staticmethod
+    def _r6epv(
+        p: Patient, t: Terminology, params: Parameters, hook: str = "patient-view"
+    ) -> list[str]:
+        drafts: list[dict[str, Any]] | None = [] if hook != "patient-view" else None
+        return [c for c in concerns(run(p, t, params, hook, drafts)) if c.startswith("R6epv")]
+
+    @pytest.mark.parametrize(
+        ("partner", "fires"),
+        [
+            ({"status": "stopped", "start": 300, "end": 21}, True),
+            ({"status": "completed", "start": 300, "end": 90}, True),
+            ({"status": "active", "start": 300}, False),  # given together: as it should be
+            ({"status": "unknown", "start": 300}, False),  # may still be given
+            (None, False),  # no trastuzumab record at all: missing, not a finding
+        ],
+    )
+    def test_by_the_trastuzumab_record(
+        self, t: Terminology, params: Parameters, partner: dict[str, Any] | None, fires: bool
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", PERT, status="active", start=300)
+        if partner is not None:
+            p.med("MedicationStatement", TRAS, **partner)
+        assert self._r6epv(p, t, params) == (["R6epv:without-trastuzumab"] if fires else [])
+
+    def test_tdxd_in_use_is_a_partner(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", PERT, status="active", start=60)
+        p.med("MedicationStatement", TRAS, status="stopped", start=300, end=70)
+        p.med("MedicationStatement", TDXD, status="active", start=60)  # DESTINY-Breast09
+        assert self._r6epv(p, t, params) == []
+
+    @pytest.mark.parametrize(
+        ("pertuzumab_given", "trastuzumab_ended", "fires"),
+        [
+            (20, 21, True),  # a dose given alone, after trastuzumab ended
+            (24, 21, True),  # in use by F5's window, trastuzumab stopped since: due alone next
+            (40, 50, False),  # past F5's window: no longer in use
+        ],
+    )
+    def test_charted_dose_by_dose(
+        self,
+        t: Terminology,
+        params: Parameters,
+        pertuzumab_given: int,
+        trastuzumab_ended: int,
+        fires: bool,
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationAdministration", PERT, status="completed", start=pertuzumab_given)
+        p.med("MedicationStatement", TRAS, status="stopped", start=300, end=trastuzumab_ended)
+        assert self._r6epv(p, t, params) == (["R6epv:without-trastuzumab"] if fires else [])
+
+    def test_phesgo_carries_its_own_trastuzumab(self, t: Terminology, params: Parameters) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", PHESGO, status="active", start=60)
+        p.med("MedicationStatement", TRAS, status="stopped", start=300, end=70)
+        assert self._r6epv(p, t, params) == []
+
+    def test_the_card_names_both_records_and_only_on_patient_view(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        pert = p.med("MedicationStatement", PERT, status="active", start=300)
+        tras = p.med("MedicationStatement", TRAS, status="stopped", start=300, end=21)
+        [d] = [x for x in run(p, t, params) if x.rule == "R6epv"]
+        assert (d.indicator, d.bindings) == ("warning", {"partner": "trastuzumab"})
+        assert [text(x) for x in d.data] == [
+            f"On pertuzumab since {p.day(300)} (MedicationStatement/{pert['id']})",
+            f"trastuzumab: last recorded {p.day(21)} (MedicationStatement/{tras['id']})",
+        ]
+        assert self._r6epv(p, t, params, "order-sign") == []
+
+
 class TestR6iTdxdWithPertuzumabAfterFirstLine:
     @staticmethod
     def _r6i(p: Patient, t: Terminology, params: Parameters, *rx: tuple[str, str]) -> list[str]:
