@@ -1,6 +1,7 @@
 """R6c: a HER2-targeted drug other than T-DXd drafted while the HER2 result in use is negative.
 R6d: two products carrying the same HER2 antibody drafted together, or a conjugate drafted while
-another trastuzumab product is still recorded as given (or the other way round).
+another trastuzumab product is still recorded as given (or the other way round); R6dpv: a
+conjugate and another trastuzumab product both in use on the chart.
 R6e: pertuzumab drafted with no trastuzumab or T-DXd to go with it; R6epv: pertuzumab still
 recorded as given when the trastuzumab or T-DXd it went with has ended.
 R6i: T-DXd with pertuzumab, the first-line combination, after a prior metastatic regimen.
@@ -250,6 +251,50 @@ def _drafted_together(drafts: DraftOrders) -> list[Decision]:
             proposals=keep,
         )
     ]
+
+
+@rule(
+    "R6dpv",
+    hooks=PATIENT_VIEW,
+    variants=("both-in-use",),
+    bindings=("drug", "other"),
+    ingredients=tuple(ANTIBODY_OF),
+    parameters=("active_window_days",),
+)
+def r6d_two_trastuzumab_products_in_use(
+    f: PatientFacts, drafts: DraftOrders, p: Parameters
+) -> list[Decision]:
+    """R6d's patient-view rule: a conjugate (T-DXd or T-DM1) in use by F5, and another
+    trastuzumab product recorded as given since its course started - a record still open by
+    its status, or a dose given on or after the conjugate's first → warning naming both.
+
+    The Enhertu and Kadcyla labels: do not substitute for or with trastuzumab. Either both are
+    being given (trastuzumab twice) or the record of the one stopped was never closed, and the
+    other checks read it as given. A switch charted dose by dose - the last trastuzumab dose
+    before the first of the conjugate, both still within F5's window - is no finding."""
+    for conjugate in f.meds.active("HER2_ADC_TDXD", "HER2_ADC_TDM1"):
+        started = f.meds.course_start(conjugate) or conjugate.start
+        others = [
+            e
+            for e in f.meds.active(*HER2_ANTIBODY_CLASSES)
+            if ANTIBODY_OF.get(e.ingredient) == "trastuzumab"
+            and e.ingredient != conjugate.ingredient
+            and (e.recorded_ongoing or (e.last and started and e.last >= started))
+        ]
+        if others:
+            return [
+                Decision(
+                    variant="both-in-use",
+                    indicator="warning",
+                    bindings={
+                        "drug": conjugate.ingredient,
+                        "other": _listed(sorted({e.ingredient for e in others})),
+                    },
+                    data=tuple(on_drug_line(f.meds, e) for e in (conjugate, *others)),
+                    refs=tuple(e.ref for e in (conjugate, *others)),
+                )
+            ]
+    return []
 
 
 # What pertuzumab is given with: trastuzumab (CLEOPATRA, Phesgo) or T-DXd (DESTINY-Breast09).

@@ -375,6 +375,68 @@ class TestR6dSwitchWhileAnotherProductIsRecordedAsGiven:
             assert ("R6d:switch-in-use" in concerns(out)) is fires, selected
 
 
+class TestR6dpvTwoTrastuzumabProductsInUse:
+    @staticmethod
+    def _r6dpv(
+        p: Patient, t: Terminology, params: Parameters, hook: str = "patient-view"
+    ) -> list[str]:
+        drafts: list[dict[str, Any]] | None = [] if hook != "patient-view" else None
+        return [c for c in concerns(run(p, t, params, hook, drafts)) if c.startswith("R6dpv")]
+
+    @pytest.mark.parametrize(
+        ("conjugate", "other", "fires"),
+        [
+            # Both open by their status.
+            (("MedicationStatement", TDXD, 60), ("MedicationStatement", TRAS, 400), True),
+            (("MedicationRequest", TDM1, 60), ("MedicationStatement", PHESGO, 400), True),
+            (("MedicationStatement", TDXD, 60), ("MedicationRequest", HYLECTA, 400), True),
+            (("MedicationStatement", TDXD, 60), ("MedicationStatement", TDM1, 200), True),
+            # A dose of trastuzumab given after the conjugate's course started.
+            (("MedicationStatement", TDXD, 60), ("MedicationAdministration", TRAS, 10), True),
+            (("MedicationAdministration", TDXD, 5), ("MedicationAdministration", TRAS, 5), True),
+            # A switch charted dose by dose: the last trastuzumab dose before the first T-DXd.
+            (("MedicationAdministration", TDXD, 2), ("MedicationAdministration", TRAS, 23), False),
+            # Pertuzumab is another antibody (DESTINY-Breast09 gives it with T-DXd).
+            (("MedicationStatement", TDXD, 60), ("MedicationStatement", PERT, 400), False),
+            # Trastuzumab alone, or two records of the same conjugate.
+            (("MedicationStatement", TRAS, 60), ("MedicationStatement", PERT, 60), False),
+            (("MedicationStatement", TDXD, 60), ("MedicationAdministration", TDXD, 10), False),
+        ],
+    )
+    def test_which_records_are_both_in_use(
+        self,
+        t: Terminology,
+        params: Parameters,
+        conjugate: tuple[str, tuple[str, str], int],
+        other: tuple[str, tuple[str, str], int],
+        fires: bool,
+    ) -> None:
+        p = bone_patient(her2="pos")
+        for rtype, rx, start in (conjugate, other):
+            status = "completed" if rtype == "MedicationAdministration" else "active"
+            p.med(rtype, rx, status=status, start=start)
+        assert self._r6dpv(p, t, params) == (["R6dpv:both-in-use"] if fires else [])
+
+    def test_an_ended_record_is_no_finding_and_the_card_names_both(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        tdxd = p.med("MedicationStatement", TDXD, status="active", start=60)
+        p.med("MedicationStatement", TRAS, status="stopped", start=400, end=62)
+        assert self._r6dpv(p, t, params) == []
+        tras = p.med("MedicationRequest", TRAS, status="active", start=400)
+        [d] = [x for x in run(p, t, params) if x.rule == "R6dpv"]
+        assert (d.indicator, d.bindings) == (
+            "warning",
+            {"drug": "trastuzumab deruxtecan", "other": "trastuzumab"},
+        )
+        assert [text(x) for x in d.data] == [
+            f"On trastuzumab deruxtecan since {p.day(60)} (MedicationStatement/{tdxd['id']})",
+            f"On trastuzumab since {p.day(400)} (MedicationRequest/{tras['id']})",
+        ]
+        assert self._r6dpv(p, t, params, "order-sign") == []
+
+
 class TestR6ePertuzumabWithoutItsPartner:
     @staticmethod
     def _r6e(p: Patient, t: Terminology, params: Parameters, *rx: tuple[str, str]) -> list[str]:
