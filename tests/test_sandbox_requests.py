@@ -160,11 +160,17 @@ def _with_medication(name: str, coding: dict[str, str], text: str) -> dict[str, 
         # T-DXd for HER2-positive disease after first-line progression: monitor for ILD (the
         # LVEF of 29 days ago is recent, so no baseline-LVEF card). The patient's trastuzumab
         # and pertuzumab statements are still active: T-DXd carries trastuzumab, so the
-        # trastuzumab record is to be stopped as T-DXd starts.
+        # trastuzumab record is to be stopped as T-DXd starts (R6d), and after the first line
+        # T-DXd is given without pertuzumab (R6i).
         pytest.param(
             TDXD,
             "trastuzumab deruxtecan",
-            ["R2b:too-frequent", "R6d:switch-in-use", "R12:start-monitoring"],
+            [
+                "R2b:too-frequent",
+                "R6d:switch-in-use",
+                "R6i:pertuzumab-in-use",
+                "R12:start-monitoring",
+            ],
             id="tdxd",
         ),
     ],

@@ -386,11 +386,11 @@ def r6e_pertuzumab_recorded_alone(
 @rule(
     "R6i",
     hooks=ORDER_HOOKS,
-    variants=("not-first-line",),
+    variants=("not-first-line", "pertuzumab-in-use"),
     bindings=("prior",),
     valuesets=HER2_VALUESETS,
     ingredients=("trastuzumab deruxtecan", "pertuzumab"),
-    parameters=LINE_PARAMETERS,
+    parameters=(*LINE_PARAMETERS, "active_window_days"),
 )
 def r6i_tdxd_pertuzumab_after_first_line(
     f: PatientFacts, drafts: DraftOrders, p: Parameters
@@ -402,14 +402,18 @@ def r6i_tdxd_pertuzumab_after_first_line(
     Breast09; its dosing page: 'intended exclusively for the ... 1L HER2+ mBC indication');
     after a prior anti-HER2 regimen in the metastatic setting T-DXd is given alone (DESTINY-
     Breast03). The card shows the lines and the dates it counted, as R6 does; a count that
-    rests on conflicting dates says so.
+    rests on conflicting dates says so. T-DXd drafted alone while the pertuzumab of the line
+    before is still recorded as given (a record open by its status, as the trastuzumab of
+    R6d's switch card) would give the same combination: its own variant asks to stop it.
     """
     together = drafts.with_ingredient("trastuzumab deruxtecan", "pertuzumab")
     tdxd = [o for o in drafts.medications if o.has("trastuzumab deruxtecan")]
     pert = [o for o in drafts.medications if o.has("pertuzumab")]
     prior = f.lines.metastatic_her2_regimens
-    if not together or not tdxd or not pert or prior < 1:
+    if not together or not tdxd or prior < 1:
         return []
+    if not pert:
+        return _pertuzumab_left_open(f, drafts, prior)
     drafted = (*tdxd, *(o for o in pert if o not in tdxd))
     return [
         Decision(
@@ -418,5 +422,28 @@ def r6i_tdxd_pertuzumab_after_first_line(
             bindings={"prior": str(prior)},
             data=(*(say("draft-order-ref", ref=o.ref) for o in drafted), *therapy_data(f)),
             refs=tuple(o.ref for o in drafted),
+        )
+    ]
+
+
+def _pertuzumab_left_open(f: PatientFacts, drafts: DraftOrders, prior: int) -> list[Decision]:
+    """T-DXd drafted in a later line while pertuzumab's record is still open."""
+    tdxd = drafts.with_ingredient("trastuzumab deruxtecan")
+    left = [
+        e for e in f.meds.active("HER2_MAB") if e.ingredient == "pertuzumab" and e.recorded_ongoing
+    ]
+    if not tdxd or not left:
+        return []
+    return [
+        Decision(
+            variant="pertuzumab-in-use",
+            indicator="warning",
+            bindings={"prior": str(prior)},
+            data=(
+                *(say("draft-order-ref", ref=o.ref) for o in tdxd),
+                *(on_drug_line(f.meds, e) for e in left),
+                *therapy_data(f),
+            ),
+            refs=(*(o.ref for o in tdxd), *(e.ref for e in left)),
         )
     ]

@@ -19,6 +19,7 @@ from fixtures.factories import (
     TDXD,
     TOXICITY,
     TRAS,
+    WORSENED,
     Patient,
     draft_med,
     her2_positive_base,
@@ -590,6 +591,33 @@ class TestR6iTdxdWithPertuzumabAfterFirstLine:
 
     def test_first_line_raises_nothing(self, t: Terminology, params: Parameters) -> None:
         assert self._r6i(bone_patient(her2="pos"), t, params, TDXD, PERT) == []
+
+    @pytest.mark.parametrize(
+        ("rtype", "status", "expected"),
+        [
+            ("MedicationStatement", "active", ["R6i:pertuzumab-in-use"]),  # left open
+            ("MedicationRequest", "on-hold", ["R6i:pertuzumab-in-use"]),
+            ("MedicationAdministration", "completed", []),  # a dose given on a day
+            ("MedicationStatement", "stopped", []),
+        ],
+    )
+    def test_tdxd_alone_while_pertuzumab_is_left_open(
+        self, t: Terminology, params: Parameters, rtype: str, status: str, expected: list[str]
+    ) -> None:
+        p = her2_positive_base("p", met_days=500)
+        p.med("MedicationStatement", DOCE, status="completed", start=450, end=330)
+        p.med("MedicationStatement", TRAS, status="stopped", start=450, end=20, reason=PROGRESSION)
+        p.med(rtype, PERT, status=status, start=450 if status != "completed" else 21)
+        p.disease_status(12, *WORSENED)
+        assert self._r6i(p, t, params, TDXD) == expected
+        assert self._r6i(p, t, params, TDXD, PERT) == ["R6i:not-first-line"]  # one card
+
+    def test_first_line_tdxd_beside_open_pertuzumab_raises_nothing(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", PERT, status="active", start=20)
+        assert self._r6i(p, t, params, TDXD) == []  # DESTINY-Breast09
 
     def test_a_regimen_stopped_for_toxicity_alone_is_not_a_prior_line(
         self, t: Terminology, params: Parameters
