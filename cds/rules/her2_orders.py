@@ -22,7 +22,7 @@ from cds.facts.orders import SUBCUTANEOUS_TRASTUZUMAB, DraftMedication, DraftOrd
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, DeleteDraft, Proposal, rule
 from cds.rules.her2 import HER2_VALUESETS, LINE_PARAMETERS, her2_result_lines, therapy_data
-from cds.rules.in_use import on_drug_line, unknown_status_line
+from cds.rules.in_use import in_use_lines, on_drug_line, unknown_status_line
 from cds.said import say
 from cds.terminology import MedClass
 
@@ -386,7 +386,7 @@ def r6e_pertuzumab_recorded_alone(
 @rule(
     "R6i",
     hooks=ORDER_HOOKS,
-    variants=("not-first-line", "pertuzumab-in-use"),
+    variants=("not-first-line", "pertuzumab-in-use", "added-to-tdxd"),
     bindings=("prior",),
     valuesets=HER2_VALUESETS,
     ingredients=("trastuzumab deruxtecan", "pertuzumab"),
@@ -404,14 +404,18 @@ def r6i_tdxd_pertuzumab_after_first_line(
     Breast03). The card shows the lines and the dates it counted, as R6 does; a count that
     rests on conflicting dates says so. T-DXd drafted alone while the pertuzumab of the line
     before is still recorded as given (a record open by its status, as the trastuzumab of
-    R6d's switch card) would give the same combination: its own variant asks to stop it.
+    R6d's switch card) would give the same combination: its own variant asks to stop it; so
+    does pertuzumab drafted beside the T-DXd in use (Phesgo, which carries trastuzumab too, is
+    R6d's).
     """
     together = drafts.with_ingredient("trastuzumab deruxtecan", "pertuzumab")
     tdxd = [o for o in drafts.medications if o.has("trastuzumab deruxtecan")]
     pert = [o for o in drafts.medications if o.has("pertuzumab")]
     prior = f.lines.metastatic_her2_regimens
-    if not together or not tdxd or prior < 1:
+    if not together or prior < 1:
         return []
+    if not tdxd:
+        return _added_to_tdxd(f, drafts, prior)
     if not pert:
         return _pertuzumab_left_open(f, drafts, prior)
     drafted = (*tdxd, *(o for o in pert if o not in tdxd))
@@ -422,6 +426,27 @@ def r6i_tdxd_pertuzumab_after_first_line(
             bindings={"prior": str(prior)},
             data=(*(say("draft-order-ref", ref=o.ref) for o in drafted), *therapy_data(f)),
             refs=tuple(o.ref for o in drafted),
+        )
+    ]
+
+
+def _added_to_tdxd(f: PatientFacts, drafts: DraftOrders, prior: int) -> list[Decision]:
+    """Pertuzumab drafted (not as Phesgo) beside the T-DXd in use in a later line."""
+    pert = [o for o in drafts.with_ingredient("pertuzumab") if not o.has("trastuzumab")]
+    tdxd = f.meds.possibly_in_use("HER2_ADC_TDXD")
+    if not pert or not tdxd:
+        return []
+    return [
+        Decision(
+            variant="added-to-tdxd",
+            indicator="warning",
+            bindings={"prior": str(prior)},
+            data=(
+                *(say("draft-order-ref", ref=o.ref) for o in pert),
+                *in_use_lines(f.meds, tdxd),
+                *therapy_data(f),
+            ),
+            refs=(*(o.ref for o in pert), *(e.ref for e in tdxd)),
         )
     ]
 

@@ -612,6 +612,35 @@ class TestR6iTdxdWithPertuzumabAfterFirstLine:
         assert self._r6i(p, t, params, TDXD) == expected
         assert self._r6i(p, t, params, TDXD, PERT) == ["R6i:not-first-line"]  # one card
 
+    @pytest.mark.parametrize(
+        ("tdxd_status", "rx", "expected"),
+        [
+            ("active", PERT, ["R6i:added-to-tdxd"]),
+            ("unknown", PERT, ["R6i:added-to-tdxd"]),  # may be given: named as such
+            ("stopped", PERT, []),  # no T-DXd in use: R6e's pertuzumab-alone card
+            ("active", PHESGO, []),  # Phesgo carries trastuzumab: R6d's switch card
+        ],
+    )
+    def test_pertuzumab_added_to_the_tdxd_in_use(
+        self,
+        t: Terminology,
+        params: Parameters,
+        tdxd_status: str,
+        rx: tuple[str, str],
+        expected: list[str],
+    ) -> None:
+        p = self._after_thp()
+        stopped = tdxd_status == "stopped"
+        p.med("MedicationStatement", TDXD, status=tdxd_status, start=15, end=5 if stopped else None)
+        assert self._r6i(p, t, params, rx) == expected
+
+    def test_pertuzumab_beside_first_line_tdxd_raises_nothing(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TDXD, status="active", start=60)
+        assert self._r6i(p, t, params, PERT) == []  # DESTINY-Breast09
+
     def test_first_line_tdxd_beside_open_pertuzumab_raises_nothing(
         self, t: Terminology, params: Parameters
     ) -> None:
