@@ -2,8 +2,8 @@
 R6d: two products carrying the same HER2 antibody drafted together, or a conjugate drafted while
 another trastuzumab product is still recorded as given (or the other way round); R6dpv: a
 conjugate and another trastuzumab product both in use on the chart.
-R6e: pertuzumab drafted with no trastuzumab or T-DXd to go with it; R6epv: pertuzumab still
-recorded as given when the trastuzumab or T-DXd it went with has ended.
+R6e: pertuzumab drafted with no trastuzumab or T-DXd to go with it; R6epv: pertuzumab in use
+when the trastuzumab or T-DXd it went with has ended.
 R6i: T-DXd with pertuzumab, the first-line combination, after a prior metastatic regimen.
 
 Trastuzumab (Herceptin: "HER2-overexpressing breast cancer"; select patients by an FDA-approved
@@ -212,8 +212,8 @@ def r6d_one_trastuzumab_product(
     trastuzumab products. Each has its own dose and schedule; signed together, the patient
     would get the antibody twice. In order-select the card needs a selected draft among them.
     A conjugate drafted while another trastuzumab product is still recorded as given, or the
-    other way round, is the same double dose by way of an order nobody closed: one warning a
-    draft, naming the record to stop (`_switch_from`).
+    other way round, is the same double dose by way of an order nobody closed: one warning for
+    the order, naming the record to stop (`_switch_from`).
     """
     return _drafted_together(drafts) + _switch_from(f, drafts)
 
@@ -273,13 +273,13 @@ def r6d_two_trastuzumab_products_in_use(
     other checks read it as given. A switch charted dose by dose - the last trastuzumab dose
     before the first of the conjugate, both still within F5's window - is no finding."""
     for conjugate in f.meds.active("HER2_ADC_TDXD", "HER2_ADC_TDM1"):
-        started = f.meds.course_start(conjugate) or conjugate.start
+        started = f.meds.course_start(conjugate)
         others = [
             e
             for e in f.meds.active(*HER2_ANTIBODY_CLASSES)
             if ANTIBODY_OF.get(e.ingredient) == "trastuzumab"
             and e.ingredient != conjugate.ingredient
-            and (e.recorded_ongoing or (e.last and started and e.last >= started))
+            and (e.recorded_ongoing or _given_since(e, started))
         ]
         if others:
             return [
@@ -295,6 +295,11 @@ def r6d_two_trastuzumab_products_in_use(
                 )
             ]
     return []
+
+
+def _given_since(e: Exposure, started: date | None) -> bool:
+    """A dose or record of `e` dated on or after the day a course `started`."""
+    return e.last is not None and started is not None and e.last >= started
 
 
 # What pertuzumab is given with: trastuzumab (CLEOPATRA, Phesgo) or T-DXd (DESTINY-Breast09).
