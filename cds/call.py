@@ -36,7 +36,7 @@ from cds.auth import ClientIdentity
 from cds.cards import RenderContext
 from cds.errors import Issue, PayloadTooLarge, RequestInvalid
 from cds.facts import facts_from_records
-from cds.facts.orders import NO_DRAFTS, read_draft_orders
+from cds.facts.orders import NO_DRAFTS, DraftOrders, read_draft_orders
 from cds.fhir.elements import json_list
 from cds.fhir.reading import read_records
 from cds.fhir_fetch import FetchLimits, OutboundGate
@@ -46,6 +46,7 @@ from cds.services import Knowledge, Service
 from cds.settings import Settings
 from cds.snooze import patient_key
 from cds.store import IssuedCard, Snooze, Store, caller
+from cds.terminology import Terminology
 
 log = logging.getLogger("cds.calls")
 AS_OF_EXTENSION = "cds-mbc-bone.as-of"
@@ -107,24 +108,17 @@ def evaluate_call(
     (key → JSON | None); `snoozes` are this patient's, keyed by concern."""
     timings = timings or Timings()
     t = k.terminology
-    records = read_records(data.values(), t, k.checker, patient_id=str(context["patientId"]))
+    patient_id = str(context["patientId"])
+    records = read_records(data.values(), t, k.checker, patient_id=patient_id)
     facts = facts_from_records(records, t, k.parameters, as_of=as_of)
-    drafts = NO_DRAFTS
-    if service.hook in ("order-select", "order-sign"):
-        drafts = read_draft_orders(
-            context["draftOrders"],
-            context.get("selections") or (),
-            t,
-            data,
-            patient_id=str(context["patientId"]),
-        )
+    drafts = _drafts(service.hook, context, t, data, patient_id)
     timings.mark("facts")
     decisions = evaluate(service.hook, facts, drafts, k.parameters)
     shown = snooze.apply(decisions, snoozes or {}, now, k.renderer.text)
     timings.mark("rules")
     ctx = RenderContext(
         hook_instance=request.hookInstance,
-        patient_id=str(context["patientId"]),
+        patient_id=patient_id,
         patient_key=patient_key,
         encounter_id=context.get("encounterId"),
         facts=facts,
@@ -154,6 +148,15 @@ def evaluate_call(
         ),
         snoozed=len(decisions) - len(shown),
     )
+
+
+def _drafts(
+    hook: str, context: Mapping[str, Any], t: Terminology, data: Mapping[str, Any], patient_id: str
+) -> DraftOrders:
+    """An order hook's draft orders, read for the patient in context; none for patient-view."""
+    if hook not in ("order-select", "order-sign"):
+        return NO_DRAFTS
+    return read_draft_orders(context["draftOrders"], context.get("selections"), t, data, patient_id)
 
 
 def caller_of(client: ClientIdentity | None) -> str:

@@ -212,9 +212,34 @@ def _medication_draft(
     )
 
 
+def _not_checked(
+    raw: Mapping[str, Any],
+    ref: str,
+    medications: Mapping[str, Mapping[str, Any]],
+    patient_id: str | None,
+    *,
+    selected: bool,
+) -> UnreadableDraft | None:
+    """A draft the checks must not read: one whose subject is another patient, an order not to
+    give, or one whose meaning an extension may turn; None for every other."""
+    rtype = raw["resourceType"]
+    if rtype not in _CHECKED:
+        return None
+    if patient_id and of_another_patient(raw, rtype, patient_id):
+        subject = raw["subject"]["reference"]  # of_another_patient read it as a reference
+        reason = say("draft-of-another-patient", subject=subject)
+        return UnreadableDraft(ref=ref, reason=reason, selected=selected, another_patient=True)
+    modified = modifier_of(raw, medications=medications)
+    return (
+        None
+        if modified is None
+        else UnreadableDraft(ref=ref, reason=modified[1], selected=selected)
+    )
+
+
 def read_draft_orders(
     draft_orders: object,
-    selections: Iterable[str],
+    selections: Iterable[str] | None,
     t: Terminology,
     resolved: Mapping[str, Any] | None = None,
     patient_id: str | None = None,
@@ -222,7 +247,7 @@ def read_draft_orders(
     """The drafts, each read as the chart is; `resolved` is the call's data, where the
     Medications fetched for records and drafts that name one not sent are kept. A draft whose
     subject is plainly another patient than `patient_id` (the context's) is not checked."""
-    selected = set(selections)
+    selected = set(selections or ())
     meds: list[DraftMedication] = []
     services: list[DraftService] = []
     unreadable: list[UnreadableDraft] = []
@@ -236,23 +261,9 @@ def read_draft_orders(
         rtype = raw["resourceType"]
         rid = raw.get("id") if isinstance(raw.get("id"), str) else None
         ref = f"{rtype}/{rid}" if rid else f"{rtype} (draft entry {i + 1}, no id)"
-        if rtype in _CHECKED and patient_id and of_another_patient(raw, rtype, patient_id):
-            subject = raw["subject"]["reference"]  # of_another_patient read it as a reference
-            unreadable.append(
-                UnreadableDraft(
-                    ref=ref,
-                    reason=say("draft-of-another-patient", subject=subject),
-                    selected=ref in selected,
-                    another_patient=True,
-                )
-            )
-            continue
-        modified = modifier_of(raw, medications=medications) if rtype in _CHECKED else None
-        if modified is not None:
-            # An order not to give, or one whose meaning an extension may turn: not checked.
-            unreadable.append(
-                UnreadableDraft(ref=ref, reason=modified[1], selected=ref in selected)
-            )
+        left_out = _not_checked(raw, ref, medications, patient_id, selected=ref in selected)
+        if left_out is not None:
+            unreadable.append(left_out)
             continue
         if rtype == "MedicationRequest":
             drafted = _medication_draft(raw, ref, medications, t, selected=ref in selected)

@@ -14,6 +14,7 @@ cancer only. T-DXd is also given for HER2-low and -ultralow disease: its orders 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 from cds.facts import PatientFacts
@@ -419,61 +420,41 @@ def r6i_tdxd_pertuzumab_after_first_line(
     prior = f.lines.metastatic_her2_regimens
     if not together or prior < 1:
         return []
-    if not tdxd:
-        return _added_to_tdxd(f, drafts, prior)
-    if not pert:
-        return _pertuzumab_left_open(f, drafts, prior)
-    drafted = (*tdxd, *(o for o in pert if o not in tdxd))
+    if not tdxd:  # pertuzumab (not as Phesgo: R6d's) drafted beside the T-DXd in use
+        added = [o for o in drafts.with_ingredient("pertuzumab") if not o.has("trastuzumab")]
+        in_use = f.meds.possibly_in_use("HER2_ADC_TDXD")
+        return _later_line(f, "added-to-tdxd", prior, added, in_use) if added and in_use else []
+    if not pert:  # T-DXd drafted while pertuzumab's record is still open
+        drafted_tdxd = drafts.with_ingredient("trastuzumab deruxtecan")
+        left = [
+            e
+            for e in f.meds.active("HER2_MAB")
+            if e.ingredient == "pertuzumab" and e.recorded_ongoing
+        ]
+        if not drafted_tdxd or not left:
+            return []
+        return _later_line(f, "pertuzumab-in-use", prior, drafted_tdxd, left)
+    return _later_line(f, "not-first-line", prior, (*tdxd, *(o for o in pert if o not in tdxd)))
+
+
+def _later_line(
+    f: PatientFacts,
+    variant: str,
+    prior: int,
+    drafted: Sequence[DraftMedication],
+    records: Sequence[Exposure] = (),
+) -> list[Decision]:
+    """R6i's card: the drafts, the records in use beside them, the lines and their dates."""
     return [
         Decision(
-            variant="not-first-line",
-            indicator="warning",
-            bindings={"prior": str(prior)},
-            data=(*(say("draft-order-ref", ref=o.ref) for o in drafted), *therapy_data(f)),
-            refs=tuple(o.ref for o in drafted),
-        )
-    ]
-
-
-def _added_to_tdxd(f: PatientFacts, drafts: DraftOrders, prior: int) -> list[Decision]:
-    """Pertuzumab drafted (not as Phesgo) beside the T-DXd in use in a later line."""
-    pert = [o for o in drafts.with_ingredient("pertuzumab") if not o.has("trastuzumab")]
-    tdxd = f.meds.possibly_in_use("HER2_ADC_TDXD")
-    if not pert or not tdxd:
-        return []
-    return [
-        Decision(
-            variant="added-to-tdxd",
-            indicator="warning",
-            bindings={"prior": str(prior)},
-            data=(
-                *(say("draft-order-ref", ref=o.ref) for o in pert),
-                *in_use_lines(f.meds, tdxd),
-                *therapy_data(f),
-            ),
-            refs=(*(o.ref for o in pert), *(e.ref for e in tdxd)),
-        )
-    ]
-
-
-def _pertuzumab_left_open(f: PatientFacts, drafts: DraftOrders, prior: int) -> list[Decision]:
-    """T-DXd drafted in a later line while pertuzumab's record is still open."""
-    tdxd = drafts.with_ingredient("trastuzumab deruxtecan")
-    left = [
-        e for e in f.meds.active("HER2_MAB") if e.ingredient == "pertuzumab" and e.recorded_ongoing
-    ]
-    if not tdxd or not left:
-        return []
-    return [
-        Decision(
-            variant="pertuzumab-in-use",
+            variant=variant,
             indicator="warning",
             bindings={"prior": str(prior)},
             data=(
-                *(say("draft-order-ref", ref=o.ref) for o in tdxd),
-                *(on_drug_line(f.meds, e) for e in left),
+                *(say("draft-order-ref", ref=o.ref) for o in drafted),
+                *in_use_lines(f.meds, records),
                 *therapy_data(f),
             ),
-            refs=(*(o.ref for o in tdxd), *(e.ref for e in left)),
+            refs=(*(o.ref for o in drafted), *(e.ref for e in records)),
         )
     ]
