@@ -122,7 +122,7 @@ ALLOWED = {
         (m, "trastuzumab deruxtecan")
         for m in (
             "bma_orders.py",
-            "cardiac.py",
+            "lvef.py",
             "her2.py",
             "her2_orders.py",
             "her2low.py",
@@ -131,7 +131,7 @@ ALLOWED = {
     ),
     *(
         (m, "trastuzumab emtansine")
-        for m in ("bma_orders.py", "cardiac.py", "her2.py", "her2_orders.py", "ild.py")
+        for m in ("bma_orders.py", "lvef.py", "her2.py", "her2_orders.py", "ild.py")
     ),
     ("her2low.py", "paclitaxel protein-bound"),
     ("medications.py", "zoledronic acid"),

@@ -215,13 +215,13 @@ def rule(
 def load_rules() -> Mapping[str, Rule]:
     """Import the rule modules (their decorators fill RULES) and return the registry."""
     from cds.rules import (  # noqa: F401
+        anthracycline,
         bisphosphonates,
         bma_orders,
         bma_overlap,
         bone,
         bone_calcium,
         brain,
-        cardiac,
         chemo_orders,
         dental,
         her2,
@@ -229,6 +229,7 @@ def load_rules() -> Mapping[str, Rule]:
         her2_orders,
         her2low,
         ild,
+        lvef,
         not_to_give,
         receptors,
         spine,
