@@ -127,6 +127,7 @@ ALLOWED = {
             "her2_orders.py",
             "her2low.py",
             "ild.py",
+            "pertuzumab.py",
         )
     ),
     *(

@@ -231,6 +231,7 @@ def load_rules() -> Mapping[str, Rule]:
         ild,
         lvef,
         not_to_give,
+        pertuzumab,
         receptors,
         spine,
         unread,

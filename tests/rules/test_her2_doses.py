@@ -8,10 +8,9 @@ import pytest
 
 from cds.parameters import Parameters
 from cds.terminology import Terminology
-from fixtures.factories import PERT, TRAS, UCUM, Patient, draft_med
+from fixtures.factories import PERT, PHESGO, TRAS, UCUM, Patient, draft_med
 from tests.rules.helpers import bone_patient, concerns, run, text
 
-PHESGO = ("2382605", "Phesgo")
 PHESGO_MAINTENANCE = ("2383307", "Phesgo 600 MG / 600 MG / 20,000 UNT per 10 ML Injection")
 PHESGO_FIRST = ("2382609", "Phesgo 1,200 MG / 600 MG / 30,000 UNT per 15 ML Injection")
 HYLECTA = ("2119719", "Herceptin Hylecta 600 MG / 10,000 UNT per 5 ML Injection")
