@@ -234,6 +234,7 @@ def load_rules() -> Mapping[str, Rule]:
         pertuzumab,
         receptors,
         spine,
+        tki_orders,
         unread,
     )
 

@@ -1,0 +1,84 @@
+"""R6j: an oral HER2 kinase inhibitor drafted before its label's count of prior regimens.
+
+The Tukysa label indicates tucatinib, with trastuzumab and capecitabine, after one or more prior
+anti-HER2-based regimens in the metastatic setting (HER2CLIMB; clinical-logic §3c D16); the
+Nerlynx label indicates neratinib, with capecitabine, after two or more (NALA; §3b C1). The
+counts are the regimens' own (`min_prior_her2_regimens` in cards/regimens.yaml), the ones the
+next-line card applies to its options; the line count is F6's, with the dates it used.
+"""
+
+from __future__ import annotations
+
+from cds.facts import PatientFacts
+from cds.facts.medications import HER2_CLASSES
+from cds.facts.orders import DraftOrders
+from cds.parameters import Parameters
+from cds.rules import ORDER_HOOKS, Decision, rule
+from cds.rules.her2 import HER2_VALUESETS, LINE_PARAMETERS, eligible, therapy_data
+from cds.said import say
+
+# The regimens whose label criterion gates each inhibitor's order.
+TKI_REGIMENS = (
+    "tucatinib-trastuzumab-capecitabine",
+    "neratinib-capecitabine",
+    "neratinib-escalation-capecitabine",
+)
+TKIS = ("tucatinib", "neratinib")
+
+
+@rule(
+    "R6j",
+    hooks=ORDER_HOOKS,
+    variants=("before-label-line", "no-line-on-record"),
+    bindings=("drug", "needed", "prior"),
+    valuesets=HER2_VALUESETS,
+    ingredients=TKIS,
+    parameters=LINE_PARAMETERS,
+    regimens=TKI_REGIMENS,
+)
+def r6j_kinase_inhibitor_before_its_line(
+    f: PatientFacts, drafts: DraftOrders, p: Parameters
+) -> list[Decision]:
+    """Tucatinib or neratinib drafted for HER2-positive metastatic disease while fewer prior
+    anti-HER2 regimens in the metastatic setting are on record than its label asks → warning,
+    with the lines and their dates (F6 counts a line once it has ended, not for toxicity alone,
+    or once progression on it is documented: a first line still working is no prior regimen,
+    nor is (neo)adjuvant therapy one in the metastatic setting). With no HER2-targeted therapy on
+    record at all the count cannot be read (the history may be kept elsewhere; missing data is
+    not a first line) → information that says so."""
+    if not eligible(f):
+        return []  # HER2 not positive: R6c's; not metastatic: not these labels' setting
+    prior = f.lines.metastatic_her2_regimens
+    out = []
+    for drug, needed in label_counts(p).items():
+        drafted = drafts.with_ingredient(drug)
+        if not drafted or prior >= needed:
+            continue
+        recorded = bool(f.meds.ever(*HER2_CLASSES))  # in any setting, of any status
+        out.append(
+            Decision(
+                variant="before-label-line" if recorded else "no-line-on-record",
+                indicator="warning" if recorded else "info",
+                bindings={"drug": drug, "needed": str(needed), "prior": str(prior)},
+                data=(
+                    *(say("draft-order-ref", ref=o.ref) for o in drafted),
+                    *therapy_data(f),
+                ),
+                refs=tuple(o.ref for o in drafted),
+            )
+        )
+    return out
+
+
+def label_counts(p: Parameters) -> dict[str, int]:
+    """Each inhibitor's fewest prior regimens over the regimens that carry it."""
+    counts: dict[str, int] = {}
+    for key in TKI_REGIMENS:
+        regimen = p.regimens[key]
+        for drug in TKIS:
+            if drug in regimen.ingredients:
+                counts[drug] = min(
+                    counts.get(drug, regimen.min_prior_her2_regimens),
+                    regimen.min_prior_her2_regimens,
+                )
+    return counts

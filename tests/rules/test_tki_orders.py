@@ -1,0 +1,149 @@
+"""R6j: tucatinib and neratinib drafted before their labels' prior regimens (tki_orders.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds.parameters import Parameters
+from cds.rules.tki_orders import label_counts
+from cds.terminology import Terminology
+from fixtures.factories import (
+    CAPE,
+    DOCE,
+    PERT,
+    PROGRESSION,
+    TDXD,
+    TOXICITY,
+    TRAS,
+    WORSENED,
+    Patient,
+    draft_med,
+    her2_positive_base,
+)
+from tests.rules.helpers import bone_patient, concerns, run, text
+
+TUCATINIB = ("2361285", "Tucatinib")
+NERATINIB = ("1940643", "Neratinib")
+LAPATINIB = ("480167", "Lapatinib")
+
+
+def _r6j(p: Patient, t: Terminology, params: Parameters, *rx: tuple[str, str]) -> list[str]:
+    drafts = [draft_med(p.pid, f"d{i}", r, "as directed") for i, r in enumerate(rx)]
+    return [c for c in concerns(run(p, t, params, "order-sign", drafts)) if c.startswith("R6j")]
+
+
+def _after_thp(*, reason: tuple[str, str] = PROGRESSION, then_tdxd: bool = False) -> Patient:
+    p = her2_positive_base("p", met_days=900)
+    for drug in (DOCE, TRAS, PERT):
+        p.med("MedicationStatement", drug, status="stopped", start=800, end=400, reason=reason)
+    if then_tdxd:
+        p.med("MedicationStatement", TDXD, status="stopped", start=390, end=20, reason=PROGRESSION)
+    return p
+
+
+class TestR6jKinaseInhibitorBeforeItsLine:
+    def test_the_counts_are_the_regimens_own(self, params: Parameters) -> None:
+        """Tukysa: one or more prior regimens; Nerlynx: two or more (cards/regimens.yaml)."""
+        assert label_counts(params) == {"tucatinib": 1, "neratinib": 2}
+
+    @pytest.mark.parametrize(
+        ("then_tdxd", "rx", "expected"),
+        [
+            (False, TUCATINIB, []),  # one prior: HER2CLIMB's second line
+            (False, NERATINIB, ["R6j:before-label-line"]),  # one prior of the two
+            (True, NERATINIB, []),  # two priors: NALA's population
+            (False, LAPATINIB, []),  # no count in its regimens: not judged
+            (False, CAPE, []),
+        ],
+    )
+    def test_after_regimens_that_ended_in_progression(
+        self,
+        t: Terminology,
+        params: Parameters,
+        then_tdxd: bool,
+        rx: tuple[str, str],
+        expected: list[str],
+    ) -> None:
+        assert _r6j(_after_thp(then_tdxd=then_tdxd), t, params, rx) == expected
+
+    def test_a_first_line_still_working_is_no_prior_regimen(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """§3c D16: first-line THP, a new brain metastasis, extracranial disease stable."""
+        p = her2_positive_base("p", met_days=400)
+        for drug in (DOCE, TRAS, PERT):
+            p.med("MedicationStatement", drug, status="active", start=380)
+        assert _r6j(p, t, params, TUCATINIB, CAPE) == ["R6j:before-label-line"]
+        p.disease_status(10, *WORSENED)  # progression on it documented: it counts
+        assert _r6j(p, t, params, TUCATINIB, CAPE) == []
+
+    def test_a_regimen_stopped_for_toxicity_alone_is_no_prior_regimen(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """F6 and C6: a change without progression is not a new line."""
+        p = _after_thp(reason=TOXICITY)
+        assert _r6j(p, t, params, TUCATINIB) == ["R6j:before-label-line"]
+
+    def test_no_her2_therapy_on_record_is_not_a_first_line(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Missing history is no negative finding: information that the count cannot be read."""
+        [d] = [
+            x
+            for x in run(
+                her2_positive_base("p", met_days=400),
+                t,
+                params,
+                "order-sign",
+                [draft_med("p", "tuc", TUCATINIB, "300 mg twice daily")],
+            )
+            if x.rule == "R6j"
+        ]
+        assert (d.variant, d.indicator) == ("no-line-on-record", "info")
+        assert d.bindings == {"drug": "tucatinib", "needed": "1", "prior": "0"}
+
+    def test_adjuvant_therapy_is_on_record_but_no_metastatic_regimen(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Trastuzumab given as adjuvant therapy is HER2 therapy on record (the card may not
+        say there is none) and no regimen in the metastatic setting: the label's count is 0."""
+        p = her2_positive_base("p", met_days=100)
+        p.med("MedicationStatement", TRAS, status="completed", start=700, end=340)
+        [d] = [
+            x
+            for x in run(p, t, params, "order-sign", [draft_med("p", "tuc", TUCATINIB, "300 mg")])
+            if x.rule == "R6j"
+        ]
+        assert (d.variant, d.indicator) == ("before-label-line", "warning")
+        assert any(text(x).startswith("(Neo)adjuvant HER2-targeted therapy ended") for x in d.data)
+
+    def test_not_her2_positive_or_not_metastatic_is_not_this_rule(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        assert _r6j(bone_patient(her2="neg"), t, params, TUCATINIB) == []  # R6c's
+        p = Patient("p")
+        p.breast_cancer(900)
+        p.her2(880, "pos")
+        assert _r6j(p, t, params, NERATINIB) == []  # extended adjuvant is another label
+
+    def test_the_card_names_the_draft_and_the_lines(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        drafts = [draft_med("p", "ner", NERATINIB, "240 mg daily")]
+        [d] = [x for x in run(_after_thp(), t, params, "order-sign", drafts) if x.rule == "R6j"]
+        assert d.indicator == "warning"
+        assert d.bindings == {"drug": "neratinib", "needed": "2", "prior": "1"}
+        said = [text(x) for x in d.data]
+        assert said[0] == "Draft order: MedicationRequest/ner"
+        line = "Metastatic line 1: docetaxel, pertuzumab, trastuzumab"
+        assert any(x.startswith(line) for x in said), said
+        assert d.refs == ("MedicationRequest/ner",)
+
+    def test_each_inhibitor_drafted_gets_its_own_card(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = her2_positive_base("p", met_days=400)
+        for drug in (DOCE, TRAS, PERT):
+            p.med("MedicationStatement", drug, status="active", start=380)
+        got = _r6j(p, t, params, TUCATINIB, NERATINIB)
+        assert got == ["R6j:before-label-line", "R6j:before-label-line#2"]
