@@ -1,21 +1,28 @@
-"""R6j: an oral HER2 kinase inhibitor drafted before its label's count of prior regimens.
+"""R6j: an oral HER2 kinase inhibitor drafted before its label's count of prior regimens;
+R6k: drafted without the drugs its label gives it with.
 
 The Tukysa label indicates tucatinib, with trastuzumab and capecitabine, after one or more prior
 anti-HER2-based regimens in the metastatic setting (HER2CLIMB; clinical-logic §3c D16); the
 Nerlynx label indicates neratinib, with capecitabine, after two or more (NALA; §3b C1). The
 counts are the regimens' own (`min_prior_her2_regimens` in cards/regimens.yaml), the ones the
-next-line card applies to its options; the line count is F6's, with the dates it used.
+next-line card applies to its options; the line count is F6's, with the dates it used. Each
+label gives its inhibitor in combination: tucatinib with trastuzumab and capecitabine,
+neratinib with capecitabine (its single-agent use is extended adjuvant therapy of early
+breast cancer, not these labels' metastatic setting).
 """
 
 from __future__ import annotations
 
+from datetime import date
+
 from cds.facts import PatientFacts
-from cds.facts.medications import HER2_CLASSES
+from cds.facts.medications import HER2_CLASSES, Exposure
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, Decision, rule
 from cds.rules.her2 import HER2_VALUESETS, LINE_PARAMETERS, eligible, therapy_data
-from cds.said import say
+from cds.said import Said, say
+from cds.terminology import MedClass
 
 # The regimens whose label criterion gates each inhibitor's order.
 TKI_REGIMENS = (
@@ -24,6 +31,10 @@ TKI_REGIMENS = (
     "neratinib-escalation-capecitabine",
 )
 TKIS = ("tucatinib", "neratinib")
+# What each label gives its inhibitor with in the metastatic setting (Tukysa: HER2CLIMB; Nerlynx:
+# NALA); a product carrying trastuzumab (Phesgo, Herceptin Hylecta) carries it.
+PARTNERS = {"tucatinib": ("trastuzumab", "capecitabine"), "neratinib": ("capecitabine",)}
+PARTNER_CLASSES: tuple[MedClass, ...] = ("HER2_MAB", "CAPE")
 
 
 @rule(
@@ -82,3 +93,64 @@ def label_counts(p: Parameters) -> dict[str, int]:
                     regimen.min_prior_her2_regimens,
                 )
     return counts
+
+
+@rule(
+    "R6k",
+    hooks=ORDER_HOOKS,
+    variants=("without-partner",),
+    bindings=("drug", "missing"),
+    valuesets=HER2_VALUESETS,
+    ingredients=(*TKIS, "trastuzumab", "capecitabine"),
+    parameters=LINE_PARAMETERS,
+)
+def r6k_kinase_inhibitor_without_its_partners(
+    f: PatientFacts, drafts: DraftOrders, p: Parameters
+) -> list[Decision]:
+    """Tucatinib drafted with no trastuzumab or no capecitabine, or neratinib with no
+    capecitabine, drafted in the order or possibly in use (F5: a record open by its status, a
+    dose within the active window, or of unknown status) → warning naming what is missing and
+    its last record, if any. The Tukysa label gives tucatinib in combination with trastuzumab and
+    capecitabine, the Nerlynx label neratinib with capecitabine, for HER2-positive metastatic
+    disease: an inhibitor signed alone is a regimen left incomplete (a partner ordered elsewhere
+    is named by its record once it is there)."""
+    if not eligible(f):
+        return []
+    out = []
+    for drug, partners in PARTNERS.items():
+        drafted = drafts.with_ingredient(drug)
+        if not drafted:
+            continue
+        missing = [x for x in partners if not _with(f, drafts, x)]
+        if not missing:
+            continue
+        last = [e for x in missing if (e := _last_recorded(f, x)) is not None]
+        out.append(
+            Decision(
+                variant="without-partner",
+                indicator="warning",
+                bindings={"drug": drug, "missing": " or ".join(missing)},
+                data=(
+                    *(say("draft-order-ref", ref=o.ref) for o in drafted),
+                    *(_last_line(e) for e in last),
+                ),
+                refs=(*(o.ref for o in drafted), *(e.ref for e in last)),
+            )
+        )
+    return out
+
+
+def _with(f: PatientFacts, drafts: DraftOrders, ingredient: str) -> bool:
+    """The partner drafted anywhere in the order, or possibly in use on the chart."""
+    return any(o.has(ingredient) for o in drafts.medications) or any(
+        e.ingredient == ingredient for e in f.meds.possibly_in_use(*PARTNER_CLASSES)
+    )
+
+
+def _last_recorded(f: PatientFacts, ingredient: str) -> Exposure | None:
+    ended = [e for e in f.meds.ever(*PARTNER_CLASSES) if e.ingredient == ingredient and e.last]
+    return max(ended, key=lambda e: e.last or date.min, default=None)
+
+
+def _last_line(e: Exposure) -> Said:
+    return say("drug-last-recorded", drug=e.ingredient, when=e.last, ref=e.ref)

@@ -11,6 +11,7 @@ from fixtures.factories import (
     CAPE,
     DOCE,
     PERT,
+    PHESGO,
     PROGRESSION,
     TDXD,
     TOXICITY,
@@ -147,3 +148,82 @@ class TestR6jKinaseInhibitorBeforeItsLine:
             p.med("MedicationStatement", drug, status="active", start=380)
         got = _r6j(p, t, params, TUCATINIB, NERATINIB)
         assert got == ["R6j:before-label-line", "R6j:before-label-line#2"]
+
+
+def _r6k(p: Patient, t: Terminology, params: Parameters, *rx: tuple[str, str]) -> list[str]:
+    drafts = [draft_med(p.pid, f"d{i}", r, "as directed") for i, r in enumerate(rx)]
+    return [c for c in concerns(run(p, t, params, "order-sign", drafts)) if c.startswith("R6k")]
+
+
+class TestR6kKinaseInhibitorWithoutItsPartners:
+    @pytest.mark.parametrize(
+        ("rx", "missing"),
+        [
+            ((TUCATINIB, TRAS, CAPE), None),  # HER2CLIMB as the label gives it
+            ((TUCATINIB, PHESGO, CAPE), None),  # Phesgo carries trastuzumab
+            ((TUCATINIB, CAPE), "trastuzumab"),
+            ((TUCATINIB, TRAS), "capecitabine"),
+            ((TUCATINIB,), "trastuzumab or capecitabine"),
+            ((NERATINIB, CAPE), None),  # NALA
+            ((NERATINIB,), "capecitabine"),
+            ((LAPATINIB,), None),  # several partners in its label: not judged
+        ],
+    )
+    def test_partners_in_the_order(
+        self,
+        t: Terminology,
+        params: Parameters,
+        rx: tuple[tuple[str, str], ...],
+        missing: str | None,
+    ) -> None:
+        drafts = [draft_med("p", f"d{i}", r, "as directed") for i, r in enumerate(rx)]
+        found = run(_after_thp(then_tdxd=True), t, params, "order-sign", drafts)
+        got = [x.bindings["missing"] for x in found if x.rule == "R6k"]
+        assert got == ([] if missing is None else [missing])
+
+    @pytest.mark.parametrize(
+        ("status", "expected"),
+        [
+            ("active", []),  # in use: the inhibitor is added to it
+            ("unknown", []),  # may be in use: not said missing
+            ("stopped", ["R6k:without-partner"]),
+        ],
+    )
+    def test_partners_in_use_on_the_chart(
+        self, t: Terminology, params: Parameters, status: str, expected: list[str]
+    ) -> None:
+        p = _after_thp()
+        end = 5 if status == "stopped" else None
+        for rx in (TRAS, CAPE):
+            p.med("MedicationStatement", rx, status=status, start=15, end=end)
+        assert _r6k(p, t, params, TUCATINIB) == expected
+
+    def test_a_partner_given_dose_by_dose_is_in_use(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = _after_thp()
+        p.med("MedicationAdministration", TRAS, status="completed", start=10)
+        p.med("MedicationStatement", CAPE, status="active", start=10)
+        assert _r6k(p, t, params, TUCATINIB) == []
+
+    def test_the_card_names_the_last_record_of_what_is_missing(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        drafts = [draft_med("p", "tuc", TUCATINIB, "300 mg twice daily")]
+        [d] = [x for x in run(_after_thp(), t, params, "order-sign", drafts) if x.rule == "R6k"]
+        assert d.indicator == "warning"
+        said = [text(x) for x in d.data]
+        assert said[0] == "Draft order: MedicationRequest/tuc"
+        assert any(x.startswith("trastuzumab: last recorded") for x in said), said
+        assert d.refs[0] == "MedicationRequest/tuc"
+        assert len(d.refs) == 2  # and the trastuzumab record
+
+    def test_not_her2_positive_metastatic_is_not_this_rule(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Neratinib alone is the extended adjuvant therapy of early breast cancer."""
+        p = Patient("p")
+        p.breast_cancer(900)
+        p.her2(880, "pos")
+        assert _r6k(p, t, params, NERATINIB) == []
+        assert _r6k(bone_patient(her2="neg"), t, params, TUCATINIB) == []
