@@ -23,7 +23,8 @@ from cds.knowledge_file import KnowledgeFile, read_model
 from cds.parameters import Parameters, load_parameters
 from cds.review import RuleReview, review_states
 from cds.rules import Rule, load_rules
-from cds.terminology import Terminology, load_terminology
+from cds.terminology import Terminology
+from cds.terminology_files import load_terminology
 
 _VS = re.compile(r"\$\{vs:([a-z0-9,-]+)\}")
 

@@ -14,7 +14,8 @@ from cds.fhir.elements import concept, date_by_pattern, fhir_date
 from cds.fhir.reading import read_records
 from cds.parameters import Parameters
 from cds.settings import REPO_CARDS
-from cds.terminology import Terminology, load_terminology
+from cds.terminology import Terminology
+from cds.terminology_files import load_terminology
 from fixtures.factories import LOINC, TRAS
 from tests.facts.helpers import facts, metastatic
 
