@@ -205,6 +205,7 @@ class Parameters(BaseModel):
     phesgo_trastuzumab_mg: float
     trastuzumab_doses_mg_per_kg: tuple[float, ...]
     subcutaneous_trastuzumab_mg: float
+    neratinib_escalation_mg: tuple[float, ...]
     # Not a threshold: the regimens (cards/regimens.yaml), which the rules choose among.
     regimens: dict[str, Regimen]
 

@@ -31,6 +31,7 @@ MedClass = Literal[
     "BMA",
     "CALCIUM",
     "VITD",
+    "ANTIDIARRHEAL",
 ]
 
 

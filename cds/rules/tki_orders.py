@@ -1,5 +1,5 @@
 """R6j: an oral HER2 kinase inhibitor drafted before its label's count of prior regimens;
-R6k: drafted without the drugs its label gives it with.
+R6k: drafted without the drugs its label gives it with (neratinib's first dose: loperamide too).
 
 The Tukysa label indicates tucatinib, with trastuzumab and capecitabine, after one or more prior
 anti-HER2-based regimens in the metastatic setting (HER2CLIMB; clinical-logic §3c D16); the
@@ -19,7 +19,7 @@ from cds.facts import PatientFacts
 from cds.facts.medications import HER2_CLASSES, Exposure
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
-from cds.rules import ORDER_HOOKS, Decision, rule
+from cds.rules import ORDER_HOOKS, Decision, Proposal, RegimenOrder, rule
 from cds.rules.her2 import HER2_VALUESETS, LINE_PARAMETERS, eligible, therapy_data
 from cds.said import Said, say
 from cds.terminology import MedClass
@@ -34,7 +34,7 @@ TKIS = ("tucatinib", "neratinib")
 # What each label gives its inhibitor with in the metastatic setting (Tukysa: HER2CLIMB; Nerlynx:
 # NALA); a product carrying trastuzumab (Phesgo, Herceptin Hylecta) carries it.
 PARTNERS = {"tucatinib": ("trastuzumab", "capecitabine"), "neratinib": ("capecitabine",)}
-PARTNER_CLASSES: tuple[MedClass, ...] = ("HER2_MAB", "CAPE")
+PARTNER_CLASSES: tuple[MedClass, ...] = ("HER2_MAB", "CAPE", "ANTIDIARRHEAL")
 
 
 @rule(
@@ -98,11 +98,13 @@ def label_counts(p: Parameters) -> dict[str, int]:
 @rule(
     "R6k",
     hooks=ORDER_HOOKS,
-    variants=("without-partner",),
+    variants=("without-partner", "no-loperamide"),
     bindings=("drug", "missing"),
     valuesets=HER2_VALUESETS,
-    ingredients=(*TKIS, "trastuzumab", "capecitabine"),
-    parameters=LINE_PARAMETERS,
+    ingredients=(*TKIS, "trastuzumab", "capecitabine", "loperamide"),
+    parameters=(*LINE_PARAMETERS, "neratinib_escalation_mg"),
+    regimens=("loperamide-prophylaxis",),
+    suggestions=("loperamide-prophylaxis",),
 )
 def r6k_kinase_inhibitor_without_its_partners(
     f: PatientFacts, drafts: DraftOrders, p: Parameters
@@ -113,10 +115,11 @@ def r6k_kinase_inhibitor_without_its_partners(
     its last record, if any. The Tukysa label gives tucatinib in combination with trastuzumab and
     capecitabine, the Nerlynx label neratinib with capecitabine, for HER2-positive metastatic
     disease: an inhibitor signed alone is a regimen left incomplete (a partner ordered elsewhere
-    is named by its record once it is there)."""
+    is named by its record once it is there). Neratinib's first dose drafted with no loperamide
+    drafted or possibly in use → warning with loperamide to add (`_no_loperamide`)."""
     if not eligible(f):
         return []
-    out = []
+    out = _no_loperamide(f, drafts, p)
     for drug, partners in PARTNERS.items():
         drafted = drafts.with_ingredient(drug)
         if not drafted:
@@ -138,6 +141,33 @@ def r6k_kinase_inhibitor_without_its_partners(
             )
         )
     return out
+
+
+def _no_loperamide(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """Nerlynx label 2.3: antidiarrheal prophylaxis with loperamide during the first 56 days,
+    from the first dose - unless neratinib starts with the label's dose escalation (2.2: 120 mg,
+    then 160 mg; loperamide as needed). A first dose of unknown strength is no escalation;
+    loperamide is often bought over the counter and never recorded: the card says so."""
+    first = [
+        o for o in drafts.with_ingredient("neratinib") if o.dose_mg not in p.neratinib_escalation_mg
+    ]
+    if not first or f.meds.ever("HER2_TKI_NER") or _with(f, drafts, "loperamide"):
+        return []
+    return [
+        Decision(
+            variant="no-loperamide",
+            indicator="warning",
+            bindings={"drug": "neratinib", "missing": "loperamide"},
+            data=tuple(say("draft-order-ref", ref=o.ref) for o in first),
+            refs=tuple(o.ref for o in first),
+            proposals=(
+                Proposal(
+                    key="loperamide-prophylaxis",
+                    actions=(RegimenOrder(key="loperamide-prophylaxis"),),
+                ),
+            ),
+        )
+    ]
 
 
 def _with(f: PatientFacts, drafts: DraftOrders, ingredient: str) -> bool:

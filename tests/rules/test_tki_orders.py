@@ -178,7 +178,7 @@ class TestR6kKinaseInhibitorWithoutItsPartners:
     ) -> None:
         drafts = [draft_med("p", f"d{i}", r, "as directed") for i, r in enumerate(rx)]
         found = run(_after_thp(then_tdxd=True), t, params, "order-sign", drafts)
-        got = [x.bindings["missing"] for x in found if x.rule == "R6k"]
+        got = [x.bindings["missing"] for x in found if x.variant == "without-partner"]
         assert got == ([] if missing is None else [missing])
 
     @pytest.mark.parametrize(
@@ -227,3 +227,71 @@ class TestR6kKinaseInhibitorWithoutItsPartners:
         p.her2(880, "pos")
         assert _r6k(p, t, params, NERATINIB) == []
         assert _r6k(bone_patient(her2="neg"), t, params, TUCATINIB) == []
+
+
+LOPERAMIDE = "Loperamide 2 MG Oral Capsule"  # no RxNorm code in terminology.md: named only
+
+
+class TestR6kNeratinibFirstDoseWithoutLoperamide:
+    @staticmethod
+    def _first(
+        t: Terminology, params: Parameters, p: Patient, *drafts: dict[str, object]
+    ) -> list[str]:
+        ner = draft_med("p", "ner", NERATINIB, "240 mg by mouth daily", 240)
+        cape = draft_med("p", "cape", CAPE, "750 mg/m2 twice daily")
+        got = concerns(run(p, t, params, "order-sign", [ner, cape, *drafts]))
+        return [c for c in got if c == "R6k:no-loperamide"]
+
+    def test_the_first_dose_with_no_loperamide(self, t: Terminology, params: Parameters) -> None:
+        p = _after_thp(then_tdxd=True)
+        assert self._first(t, params, p) == ["R6k:no-loperamide"]
+        loperamide = draft_med("p", "lop", LOPERAMIDE, "4 mg three times daily")
+        assert self._first(t, params, p, loperamide) == []  # drafted beside it
+        imodium = draft_med("p", "imo", "Imodium 2 mg", "4 mg three times daily")
+        assert self._first(t, params, p, imodium) == []  # by its brand
+
+    @pytest.mark.parametrize(
+        ("status", "expected"),
+        [("active", []), ("unknown", []), ("stopped", ["R6k:no-loperamide"])],
+    )
+    def test_loperamide_on_the_chart(
+        self, t: Terminology, params: Parameters, status: str, expected: list[str]
+    ) -> None:
+        p = _after_thp(then_tdxd=True)
+        end = 300 if status == "stopped" else None
+        p.med("MedicationStatement", LOPERAMIDE, status=status, start=400, end=end)
+        assert self._first(t, params, p) == expected
+
+    def test_neratinib_given_before_is_not_a_first_dose(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = _after_thp(then_tdxd=True)
+        p.med("MedicationStatement", NERATINIB, status="active", start=10)
+        assert self._first(t, params, p) == []
+
+    @pytest.mark.parametrize(
+        ("mg", "expected"),
+        [
+            (120, []),  # the label's dose escalation: loperamide as needed
+            (160, []),
+            (240, ["R6k:no-loperamide"]),
+            (None, ["R6k:no-loperamide"]),  # a dose not known is no escalation
+        ],
+    )
+    def test_the_dose_escalation_starts_without_prophylaxis(
+        self, t: Terminology, params: Parameters, mg: float | None, expected: list[str]
+    ) -> None:
+        drafts = [draft_med("p", "ner", NERATINIB, "by mouth daily", mg)]
+        got = concerns(run(_after_thp(then_tdxd=True), t, params, "order-sign", drafts))
+        assert [c for c in got if c == "R6k:no-loperamide"] == expected
+
+    def test_the_card_suggests_the_prophylaxis(self, t: Terminology, params: Parameters) -> None:
+        drafts = [draft_med("p", "ner", NERATINIB, "240 mg by mouth daily", 240)]
+        found = run(_after_thp(then_tdxd=True), t, params, "order-sign", drafts)
+        [d] = [x for x in found if x.variant == "no-loperamide"]
+        assert d.indicator == "warning"
+        [proposal] = d.proposals
+        assert proposal.key == "loperamide-prophylaxis"
+        assert "three times daily on days 1-14" in " ".join(
+            drug.dose for drug in params.regimens["loperamide-prophylaxis"].drugs
+        )
