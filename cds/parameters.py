@@ -132,6 +132,17 @@ class RegimenDrug(BaseModel):
     also: tuple[str, ...] = ()  # further ingredients of a combination product (Phesgo)
 
 
+class KinaseInhibitorDose(BaseModel):
+    """An oral HER2 kinase inhibitor's label dose and how often a day it is taken (R6l)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    drug: str
+    label: str
+    dose_mg: float = Field(gt=0)
+    doses_per_day: int = Field(ge=1)
+    dose_text: str  # as the card shows it: "300 mg twice daily"
+
+
 class Regimen(BaseModel):
     """A regimen of cards/regimens.yaml: its drugs with their doses, and its label criteria."""
 
@@ -206,6 +217,7 @@ class Parameters(BaseModel):
     trastuzumab_doses_mg_per_kg: tuple[float, ...]
     subcutaneous_trastuzumab_mg: float
     neratinib_escalation_mg: tuple[float, ...]
+    kinase_inhibitor_doses: dict[str, KinaseInhibitorDose]
     # Not a threshold: the regimens (cards/regimens.yaml), which the rules choose among.
     regimens: dict[str, Regimen]
 

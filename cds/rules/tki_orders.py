@@ -1,5 +1,6 @@
 """R6j: an oral HER2 kinase inhibitor drafted before its label's count of prior regimens;
-R6k: drafted without the drugs its label gives it with (neratinib's first dose: loperamide too).
+R6k: drafted without the drugs its label gives it with (neratinib's first dose: loperamide too);
+R6l: drafted above its label dose.
 
 The Tukysa label indicates tucatinib, with trastuzumab and capecitabine, after one or more prior
 anti-HER2-based regimens in the metastatic setting (HER2CLIMB; clinical-logic §3c D16); the
@@ -17,9 +18,10 @@ from datetime import date
 
 from cds.facts import PatientFacts
 from cds.facts.medications import HER2_CLASSES, Exposure
-from cds.facts.orders import DraftOrders
+from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, Decision, Proposal, RegimenOrder, rule
+from cds.rules.doses import mg_text
 from cds.rules.her2 import HER2_VALUESETS, LINE_PARAMETERS, eligible, therapy_data
 from cds.said import Said, say
 from cds.terminology import MedClass
@@ -184,3 +186,60 @@ def _last_recorded(f: PatientFacts, ingredient: str) -> Exposure | None:
 
 def _last_line(e: Exposure) -> Said:
     return say("drug-last-recorded", drug=e.ingredient, when=e.last, ref=e.ref)
+
+
+@rule(
+    "R6l",
+    hooks=ORDER_HOOKS,
+    variants=("above-label", "unit-error"),
+    bindings=("drug", "dose", "label", "label_dose"),
+    ingredients=TKIS,
+    parameters=("kinase_inhibitor_doses", "unit_error_factor"),
+)
+def r6l_kinase_inhibitor_above_its_dose(
+    f: PatientFacts, drafts: DraftOrders, p: Parameters
+) -> list[Decision]:
+    """Tucatinib or neratinib drafted above its label dose, a dose at a time or over a day (its
+    dose times how often the draft gives it) → warning; at least `unit_error_factor` times the
+    dose → critical (a unit error). Tukysa 2.1: 300 mg twice daily (reductions 250, 200, 150
+    mg); Nerlynx 2.2: 240 mg once daily (§3b C1). A dose in no mass unit is not judged."""
+    out = []
+    for drug, limit in p.kinase_inhibitor_doses.items():
+        for o in drafts.with_ingredient(drug):
+            if o.dose_mg is None:
+                continue
+            per_day = _per_day(o)
+            daily_limit = limit.dose_mg * limit.doses_per_day
+            if o.dose_mg <= limit.dose_mg and (per_day is None or per_day <= daily_limit + 1e-6):
+                continue
+            unit_error = o.dose_mg >= limit.dose_mg * p.unit_error_factor
+            out.append(
+                Decision(
+                    variant="unit-error" if unit_error else "above-label",
+                    indicator="critical" if unit_error else "warning",
+                    bindings={
+                        "drug": drug,
+                        "dose": _dose_text(o),
+                        "label": limit.label,
+                        "label_dose": limit.dose_text,
+                    },
+                    data=(say("draft-order-ref", ref=o.ref),),
+                    refs=(o.ref,),
+                )
+            )
+    return out
+
+
+def _per_day(o: DraftMedication) -> float | None:
+    """The draft's mass dose over a day, when its schedule is read (every_weeks)."""
+    if o.dose_mg is None or not o.every_weeks:
+        return None
+    return o.dose_mg / (o.every_weeks * 7)
+
+
+def _dose_text(o: DraftMedication) -> str | Said:
+    """The draft's dose, with the day's total when it is taken more than once a day."""
+    dose, per_day = mg_text(o.dose_mg or 0.0), _per_day(o)
+    if per_day is not None and per_day > (o.dose_mg or 0.0):
+        return say("dose-per-day", dose=dose, per_day=mg_text(per_day))
+    return dose

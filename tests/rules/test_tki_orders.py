@@ -295,3 +295,44 @@ class TestR6kNeratinibFirstDoseWithoutLoperamide:
         assert "three times daily on days 1-14" in " ".join(
             drug.dose for drug in params.regimens["loperamide-prophylaxis"].drugs
         )
+
+
+class TestR6lKinaseInhibitorAboveItsDose:
+    @pytest.mark.parametrize(
+        ("rx", "dose", "mg", "expected"),
+        [
+            (TUCATINIB, "300 mg by mouth twice daily", 300, None),  # the label's
+            (TUCATINIB, "150 mg by mouth twice daily", 150, None),  # its third reduction
+            (TUCATINIB, "600 mg by mouth twice daily", 600, ("above-label", "warning")),
+            (TUCATINIB, "600 mg by mouth daily", 600, ("above-label", "warning")),  # one dose
+            (TUCATINIB, "300 mg by mouth three times daily", 300, ("above-label", "warning")),
+            (TUCATINIB, "300 mg by mouth", 300, None),  # schedule not read: the dose is judged
+            (TUCATINIB, "3 g by mouth twice daily", 3000, ("unit-error", "critical")),
+            (NERATINIB, "240 mg by mouth daily", 240, None),
+            (NERATINIB, "120 mg by mouth daily", 120, None),  # escalation, week 1
+            (NERATINIB, "240 mg by mouth twice daily", 240, ("above-label", "warning")),
+            (NERATINIB, "as directed", None, None),  # no dose: not judged
+            (LAPATINIB, "1500 mg by mouth daily", 1500, None),  # not this rule's
+        ],
+    )
+    def test_dose_and_day(
+        self,
+        t: Terminology,
+        params: Parameters,
+        rx: tuple[str, str],
+        dose: str,
+        mg: float | None,
+        expected: tuple[str, str] | None,
+    ) -> None:
+        found = run(_after_thp(), t, params, "order-sign", [draft_med("p", "x", rx, dose, mg)])
+        got = [(d.variant, d.indicator) for d in found if d.rule == "R6l"]
+        assert got == ([] if expected is None else [expected])
+
+    def test_the_card_gives_the_days_total_and_the_label_dose(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        drafts = [draft_med("p", "tuc", TUCATINIB, "600 mg by mouth twice daily", 600)]
+        [d] = [x for x in run(_after_thp(), t, params, "order-sign", drafts) if x.rule == "R6l"]
+        assert text(d.bindings["dose"]) == "600 mg (1200 mg a day)"
+        assert d.bindings["label_dose"] == "300 mg twice daily"
+        assert d.refs == ("MedicationRequest/tuc",)
