@@ -62,12 +62,12 @@ def r6j_kinase_inhibitor_before_its_line(
     if not eligible(f):
         return []  # HER2 not positive: R6c's; not metastatic: not these labels' setting
     prior = f.lines.metastatic_her2_regimens
+    recorded = bool(f.meds.ever(*HER2_CLASSES))  # in any setting, of any status
     out = []
     for drug, needed in label_counts(p).items():
         drafted = drafts.with_ingredient(drug)
         if not drafted or prior >= needed:
             continue
-        recorded = bool(f.meds.ever(*HER2_CLASSES))  # in any setting, of any status
         out.append(
             Decision(
                 variant="before-label-line" if recorded else "no-line-on-record",
@@ -85,16 +85,11 @@ def r6j_kinase_inhibitor_before_its_line(
 
 def label_counts(p: Parameters) -> dict[str, int]:
     """Each inhibitor's fewest prior regimens over the regimens that carry it."""
-    counts: dict[str, int] = {}
-    for key in TKI_REGIMENS:
-        regimen = p.regimens[key]
-        for drug in TKIS:
-            if drug in regimen.ingredients:
-                counts[drug] = min(
-                    counts.get(drug, regimen.min_prior_her2_regimens),
-                    regimen.min_prior_her2_regimens,
-                )
-    return counts
+    regimens = [p.regimens[key] for key in TKI_REGIMENS]
+    return {
+        drug: min((r.min_prior_her2_regimens for r in regimens if drug in r.ingredients), default=0)
+        for drug in TKIS
+    }
 
 
 @rule(

@@ -42,6 +42,13 @@ def _after_thp(*, reason: tuple[str, str] = PROGRESSION, then_tdxd: bool = False
     return p
 
 
+def _on_first_line_thp() -> Patient:
+    p = her2_positive_base("p", met_days=400)
+    for drug in (DOCE, TRAS, PERT):
+        p.med("MedicationStatement", drug, status="active", start=380)
+    return p
+
+
 class TestR6jKinaseInhibitorBeforeItsLine:
     def test_the_counts_are_the_regimens_own(self, params: Parameters) -> None:
         """Tukysa: one or more prior regimens; Nerlynx: two or more (cards/regimens.yaml)."""
@@ -71,9 +78,7 @@ class TestR6jKinaseInhibitorBeforeItsLine:
         self, t: Terminology, params: Parameters
     ) -> None:
         """§3c D16: first-line THP, a new brain metastasis, extracranial disease stable."""
-        p = her2_positive_base("p", met_days=400)
-        for drug in (DOCE, TRAS, PERT):
-            p.med("MedicationStatement", drug, status="active", start=380)
+        p = _on_first_line_thp()
         assert _r6j(p, t, params, TUCATINIB, CAPE) == ["R6j:before-label-line"]
         p.disease_status(10, *WORSENED)  # progression on it documented: it counts
         assert _r6j(p, t, params, TUCATINIB, CAPE) == []
@@ -143,9 +148,7 @@ class TestR6jKinaseInhibitorBeforeItsLine:
     def test_each_inhibitor_drafted_gets_its_own_card(
         self, t: Terminology, params: Parameters
     ) -> None:
-        p = her2_positive_base("p", met_days=400)
-        for drug in (DOCE, TRAS, PERT):
-            p.med("MedicationStatement", drug, status="active", start=380)
+        p = _on_first_line_thp()
         got = _r6j(p, t, params, TUCATINIB, NERATINIB)
         assert got == ["R6j:before-label-line", "R6j:before-label-line#2"]
 
