@@ -3,17 +3,17 @@ or the whole resource against the `fhir.resources` R4B model (`CDS_VALIDATION=fu
 
 Full R4B validation costs 100-400 µs a resource and judges fields no rule reads: a chart with a
 bad narrative or an odd extension would lose a clinically valid resource for nothing. The narrow
-models below hold only what `cds.fhir.records` reads, with FHIR's cardinalities (an array is an
-array), its primitive formats (the regular expressions of the R4 specification, as `fhir_core`
-has them; dates must be real dates), and the required elements among them (status,
-intent, code) - so a resource that is wrong where the rules look is still excluded and reported,
-and costs a few microseconds. They are TypedDicts, not models: validation builds nothing but
-plain dicts of the fields sent (three times faster than models that fill every absent field).
+models below (of the data types in `cds.fhir.datatypes`) hold only what `cds.fhir.records`
+reads, with FHIR's cardinalities (an array is an array), its primitive formats (the regular
+expressions of the R4 specification, as `fhir_core` has them; dates must be real dates), and
+the required elements among them (status, intent, code) - so a resource that is wrong where the
+rules look is still excluded and reported, and costs a few microseconds. They are TypedDicts,
+not models: validation builds nothing but plain dicts of the fields sent (three times faster
+than models that fill every absent field).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import threading
 from collections import OrderedDict
@@ -23,11 +23,7 @@ from typing import Annotated, Any, Literal, Required
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import (
-    AfterValidator,
-    ConfigDict,
     Discriminator,
-    Field,
-    StringConstraints,
     Tag,
     TypeAdapter,
     ValidationError,
@@ -37,154 +33,51 @@ from pydantic import (
 # pydantic reads TypedDicts from typing_extensions on Python < 3.12 (it depends on it).
 from typing_extensions import TypedDict
 
+from cds.fhir.datatypes import (
+    STRICT,
+    Annotation,
+    Code,
+    CodeableConcept,
+    Date,
+    DateTime,
+    Decimal,
+    Extension,
+    Instant,
+    Period,
+    PositiveInt,
+    Quantity,
+    Range,
+    Reference,
+    ResourceFields,
+    String,
+    ValueFields,
+)
+
 Mode = Literal["fields", "full"]
 Verdict = tuple[str, str] | None  # None when fit, else (JSON location, reason) of the first error
 
-# FHIR R4 primitive formats (https://hl7.org/fhir/R4/datatypes.html), anchored.
-_YEAR = r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
-_TIME = r"([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?"
-_ZONE = r"(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
-_MONTH = r"(0[1-9]|1[0-2])"
-_DAY = r"(0[1-9]|[1-2][0-9]|3[0-1])"
-DATE_RE = rf"^{_YEAR}(-{_MONTH}(-{_DAY})?)?$"
-DATETIME_RE = rf"^{_YEAR}(-{_MONTH}(-{_DAY}(T{_TIME}{_ZONE})?)?)?$"
-INSTANT_RE = rf"^{_YEAR}-{_MONTH}-{_DAY}T{_TIME}{_ZONE}$"
 
-
-def _real_date(value: str) -> str:
-    """The formats allow 2026-02-30; FHIR says dates SHALL be valid dates."""
-    if len(value) >= 10:
-        dt.date.fromisoformat(value[:10])  # ValueError: pydantic reports it at the field
-    return value
-
-
-String = Annotated[str, StringConstraints(pattern=r"^[ \r\n\t\S]+$")]
-Code = Annotated[str, StringConstraints(pattern=r"^[^\s]+(\s[^\s]+)*$")]
-# R4 says 64 characters; real EHR ids (Epic's) are longer, and fhir_core allows 255 as well.
-Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-.]{1,255}$")]
-Uri = Annotated[str, StringConstraints(pattern=r"^\S*$")]
-Date = Annotated[str, StringConstraints(pattern=DATE_RE), AfterValidator(_real_date)]
-DateTime = Annotated[str, StringConstraints(pattern=DATETIME_RE), AfterValidator(_real_date)]
-Instant = Annotated[str, StringConstraints(pattern=INSTANT_RE), AfterValidator(_real_date)]
-Decimal = float  # strict: a JSON number, never a string or a boolean
-PositiveInt = Annotated[int, Field(gt=0)]
-
-
-_STRICT = ConfigDict(strict=True, extra="ignore")
-
-
-@with_config(_STRICT)
-class Coding(TypedDict, total=False):
-    system: Uri
-    code: Code
-    display: String
-
-
-@with_config(_STRICT)
-class CodeableConcept(TypedDict, total=False):
-    coding: list[Coding]
-    text: String
-
-
-@with_config(_STRICT)
-class Quantity(TypedDict, total=False):
-    value: Decimal
-    comparator: Literal["<", "<=", ">=", ">"]  # "<1%": a bound, not a measurement
-    unit: String
-    system: Uri
-    code: Code
-
-
-@with_config(_STRICT)
-class SimpleQuantity(TypedDict, total=False):
-    value: Decimal
-    unit: String
-    system: Uri
-    code: Code
-
-
-@with_config(_STRICT)
-class Range(TypedDict, total=False):
-    """An LVEF of 36-41% (read only to be named: cds.facts.lab_results)."""
-
-    low: SimpleQuantity
-    high: SimpleQuantity
-
-
-@with_config(_STRICT)
-class Ratio(TypedDict, total=False):
-    numerator: Quantity
-    denominator: Quantity
-
-
-@with_config(_STRICT)
-class Period(TypedDict, total=False):
-    start: DateTime
-    end: DateTime
-
-
-@with_config(_STRICT)
-class Reference(TypedDict, total=False):
-    reference: String
-    display: String
-
-
-@with_config(_STRICT)
-class Annotation(TypedDict, total=False):
-    text: Required[str]  # markdown: any string, but present (1..1)
-
-
-@with_config(_STRICT)
-class Extension(TypedDict, total=False):
-    url: Required[Uri]
-    valueCodeableConcept: CodeableConcept
-
-
-@with_config(_STRICT)
-class Meta(TypedDict, total=False):
-    profile: list[Uri]
-
-
-@with_config(_STRICT)
-class _Resource(TypedDict, total=False):
-    """The fields every reader reads."""
-
-    id: Id
-    meta: Meta
-
-
-@with_config(_STRICT)
-class _Valued(TypedDict, total=False):
-    valueQuantity: Quantity
-    valueCodeableConcept: CodeableConcept
-    valueString: String
-    valueInteger: int
-    valueRatio: Ratio
-    valueBoolean: bool
-    valueRange: Range
-
-
-@with_config(_STRICT)
-class Patient(_Resource, total=False):
+@with_config(STRICT)
+class Patient(ResourceFields, total=False):
     gender: Code
     birthDate: Date
     deceasedBoolean: bool
     deceasedDateTime: DateTime
 
 
-@with_config(_STRICT)
+@with_config(STRICT)
 class Collection(TypedDict, total=False):
     collectedDateTime: DateTime
     collectedPeriod: Period
 
 
-@with_config(_STRICT)
-class Specimen(_Resource, total=False):
+@with_config(STRICT)
+class Specimen(ResourceFields, total=False):
     collection: Collection
 
 
-@with_config(_STRICT)
-class Condition(_Resource, total=False):
+@with_config(STRICT)
+class Condition(ResourceFields, total=False):
     clinicalStatus: CodeableConcept
     verificationStatus: CodeableConcept
     severity: CodeableConcept
@@ -198,19 +91,19 @@ class Condition(_Resource, total=False):
     note: list[Annotation]
 
 
-@with_config(_STRICT)
+@with_config(STRICT)
 class ReferenceRange(TypedDict, total=False):
     low: Quantity
     high: Quantity
 
 
-@with_config(_STRICT)
-class Component(_Valued, total=False):
+@with_config(STRICT)
+class Component(ValueFields, total=False):
     code: Required[CodeableConcept]
 
 
-@with_config(_STRICT)
-class Observation(_Resource, _Valued, total=False):
+@with_config(STRICT)
+class Observation(ResourceFields, ValueFields, total=False):
     status: Required[Code]
     code: Required[CodeableConcept]
     effectiveDateTime: DateTime
@@ -224,7 +117,7 @@ class Observation(_Resource, _Valued, total=False):
     referenceRange: list[ReferenceRange]
 
 
-@with_config(_STRICT)
+@with_config(STRICT)
 class Repeat(TypedDict, total=False):
     frequency: PositiveInt
     period: Decimal
@@ -234,43 +127,43 @@ class Repeat(TypedDict, total=False):
     boundsPeriod: Period
 
 
-@with_config(_STRICT)
+@with_config(STRICT)
 class Timing(TypedDict, total=False):
     repeat: Repeat
     code: CodeableConcept
 
 
-@with_config(_STRICT)
+@with_config(STRICT)
 class DoseAndRate(TypedDict, total=False):
     doseQuantity: Quantity
     doseRange: Range
 
 
-@with_config(_STRICT)
+@with_config(STRICT)
 class Dosage(TypedDict, total=False):
     text: String
     timing: Timing
     doseAndRate: list[DoseAndRate]
 
 
-@with_config(_STRICT)
+@with_config(STRICT)
 class AdministrationDosage(TypedDict, total=False):
     text: String
     dose: Quantity
 
 
-@with_config(_STRICT)
+@with_config(STRICT)
 class Ingredient(TypedDict, total=False):
     itemCodeableConcept: CodeableConcept
 
 
-@with_config(_STRICT)
-class Medication(_Resource, total=False):
+@with_config(STRICT)
+class Medication(ResourceFields, total=False):
     code: CodeableConcept
     ingredient: list[Ingredient]
 
 
-@with_config(_STRICT)
+@with_config(STRICT)
 class _Other(TypedDict, total=False):
     """A contained resource the readers never look into."""
 
@@ -286,8 +179,8 @@ Contained = Annotated[
 ]
 
 
-@with_config(_STRICT)
-class _MedicationUse(_Resource, total=False):
+@with_config(STRICT)
+class _MedicationUse(ResourceFields, total=False):
     status: Required[Code]
     medicationCodeableConcept: CodeableConcept
     medicationReference: Reference
@@ -295,7 +188,7 @@ class _MedicationUse(_Resource, total=False):
     extension: list[Extension]
 
 
-@with_config(_STRICT)
+@with_config(STRICT)
 class MedicationStatement(_MedicationUse, total=False):
     statusReason: list[CodeableConcept]
     effectiveDateTime: DateTime
@@ -304,12 +197,12 @@ class MedicationStatement(_MedicationUse, total=False):
     dosage: list[Dosage]
 
 
-@with_config(_STRICT)
+@with_config(STRICT)
 class DispenseRequest(TypedDict, total=False):
     validityPeriod: Period
 
 
-@with_config(_STRICT)
+@with_config(STRICT)
 class MedicationRequest(_MedicationUse, total=False):
     intent: Required[Code]
     doNotPerform: bool  # a modifier: read by cds.fhir.modifiers
@@ -319,7 +212,7 @@ class MedicationRequest(_MedicationUse, total=False):
     dosageInstruction: list[Dosage]
 
 
-@with_config(_STRICT)
+@with_config(STRICT)
 class MedicationAdministration(_MedicationUse, total=False):
     statusReason: list[CodeableConcept]
     effectiveDateTime: DateTime
@@ -327,16 +220,16 @@ class MedicationAdministration(_MedicationUse, total=False):
     dosage: AdministrationDosage
 
 
-@with_config(_STRICT)
-class Procedure(_Resource, total=False):
+@with_config(STRICT)
+class Procedure(ResourceFields, total=False):
     status: Required[Code]
     code: CodeableConcept
     performedDateTime: DateTime
     performedPeriod: Period
 
 
-@with_config(_STRICT)
-class ServiceRequest(_Resource, total=False):
+@with_config(STRICT)
+class ServiceRequest(ResourceFields, total=False):
     status: Required[Code]
     intent: Required[Code]
     doNotPerform: bool
@@ -346,16 +239,16 @@ class ServiceRequest(_Resource, total=False):
     occurrencePeriod: Period
 
 
-@with_config(_STRICT)
-class Encounter(_Resource, total=False):
+@with_config(STRICT)
+class Encounter(ResourceFields, total=False):
     status: Required[Code]
     type: list[CodeableConcept]
     serviceType: CodeableConcept
     period: Period
 
 
-@with_config(_STRICT)
-class AllergyIntolerance(_Resource, total=False):
+@with_config(STRICT)
+class AllergyIntolerance(ResourceFields, total=False):
     clinicalStatus: CodeableConcept
     code: CodeableConcept
 

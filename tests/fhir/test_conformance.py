@@ -226,7 +226,7 @@ def test_date_formats_are_fhir_cores(value: str) -> None:
 
     from fhir_core import types
 
-    from cds.fhir.conformance import DATE_RE, DATETIME_RE, INSTANT_RE
+    from cds.fhir.datatypes import DATE_RE, DATETIME_RE, INSTANT_RE
 
     for ours, theirs in (
         (DATE_RE, types.Date.pattern),
