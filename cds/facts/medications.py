@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
@@ -85,6 +86,18 @@ class Medications:
 
     def ever(self, *classes: MedClass) -> tuple[Exposure, ...]:
         return tuple(e for e in self.exposures if e.given and e.med_class in classes)
+
+    def last_recorded(
+        self, *classes: MedClass, ingredients: Collection[str] | None = None
+    ) -> Exposure | None:
+        """The record of these classes (and ingredients) given most recently, by its last date;
+        undated records are left out. What a card names as "last recorded"."""
+        dated = [
+            e
+            for e in self.ever(*classes)
+            if e.last is not None and (ingredients is None or e.ingredient in ingredients)
+        ]
+        return max(dated, key=lambda e: e.last or date.min, default=None)
 
     def course_start(self, e: Exposure) -> date | None:
         """The first dose of the course `e` belongs to. A course recorded as infusions (a

@@ -108,8 +108,7 @@ def _tdxd_ordered(
     ever = f.disease.interstitial_lung_disease.present or bool(history)
     if not ever and f.meds.possibly_in_use("HER2_ADC_TDXD"):
         return None
-    before = () if ever else tuple(e for e in f.meds.ever("HER2_ADC_TDXD") if e.last)
-    last = max(before, key=lambda e: e.last or date.min, default=None)
+    last = None if ever else f.meds.last_recorded("HER2_ADC_TDXD")
     # Moderate renal impairment or worse (US label: moderate; EU: moderate or severe).
     renal = not ever and renal_below(f, p.tdxd_ild_crcl_below)
     return Decision(

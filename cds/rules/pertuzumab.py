@@ -8,7 +8,6 @@ first-line combination, after a prior metastatic regimen.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 
 from cds.facts import PatientFacts
 from cds.facts.medications import Exposure
@@ -47,8 +46,7 @@ def r6e_pertuzumab_alone(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     classes: tuple[MedClass, ...] = ("HER2_MAB", "HER2_ADC_TDXD")
     if any(e.ingredient in PERTUZUMAB_PARTNERS for e in f.meds.possibly_in_use(*classes)):
         return []
-    before = [e for e in f.meds.ever(*classes) if e.ingredient in PERTUZUMAB_PARTNERS and e.last]
-    last = max(before, key=lambda e: e.last or date.min, default=None)
+    last = f.meds.last_recorded(*classes, ingredients=PERTUZUMAB_PARTNERS)
     data = [say("draft-order", drug="pertuzumab", ref=o.ref) for o in alone]
     if last is not None:
         data.append(say("drug-last-recorded", drug=last.ingredient, when=last.last, ref=last.ref))
@@ -85,8 +83,7 @@ def r6e_pertuzumab_recorded_alone(
     classes: tuple[MedClass, ...] = ("HER2_MAB", "HER2_ADC_TDXD")
     if any(e.ingredient in PERTUZUMAB_PARTNERS for e in f.meds.possibly_in_use(*classes)):
         return []
-    ended = [e for e in f.meds.ever(*classes) if e.ingredient in PERTUZUMAB_PARTNERS and e.last]
-    last = max(ended, key=lambda e: e.last or date.min, default=None)
+    last = f.meds.last_recorded(*classes, ingredients=PERTUZUMAB_PARTNERS)
     if last is None:
         return []
     pertuzumab = [e for e in f.meds.active("HER2_MAB") if e.ingredient == "pertuzumab"]

@@ -14,8 +14,6 @@ breast cancer, not these labels' metastatic setting).
 
 from __future__ import annotations
 
-from datetime import date
-
 from cds.facts import PatientFacts
 from cds.facts.medications import HER2_CLASSES, Exposure
 from cds.facts.orders import DraftMedication, DraftOrders
@@ -124,7 +122,11 @@ def r6k_kinase_inhibitor_without_its_partners(
         missing = [x for x in partners if not _with(f, drafts, x)]
         if not missing:
             continue
-        last = [e for x in missing if (e := _last_recorded(f, x)) is not None]
+        last = [
+            e
+            for x in missing
+            if (e := f.meds.last_recorded(*PARTNER_CLASSES, ingredients=(x,))) is not None
+        ]
         out.append(
             Decision(
                 variant="without-partner",
@@ -172,11 +174,6 @@ def _with(f: PatientFacts, drafts: DraftOrders, ingredient: str) -> bool:
     return any(o.has(ingredient) for o in drafts.medications) or any(
         e.ingredient == ingredient for e in f.meds.possibly_in_use(*PARTNER_CLASSES)
     )
-
-
-def _last_recorded(f: PatientFacts, ingredient: str) -> Exposure | None:
-    ended = [e for e in f.meds.ever(*PARTNER_CLASSES) if e.ingredient == ingredient and e.last]
-    return max(ended, key=lambda e: e.last or date.min, default=None)
 
 
 def _last_line(e: Exposure) -> Said:

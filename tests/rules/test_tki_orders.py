@@ -28,9 +28,16 @@ NERATINIB = ("1940643", "Neratinib")
 LAPATINIB = ("480167", "Lapatinib")
 
 
-def _r6j(p: Patient, t: Terminology, params: Parameters, *rx: tuple[str, str]) -> list[str]:
+def _concerns_of(
+    rule: str, p: Patient, t: Terminology, params: Parameters, *rx: tuple[str, str]
+) -> list[str]:
+    """The rule's concerns when these medicines are drafted together for the patient."""
     drafts = [draft_med(p.pid, f"d{i}", r, "as directed") for i, r in enumerate(rx)]
-    return [c for c in concerns(run(p, t, params, "order-sign", drafts)) if c.startswith("R6j")]
+    return [c for c in concerns(run(p, t, params, "order-sign", drafts)) if c.startswith(rule)]
+
+
+def _r6j(p: Patient, t: Terminology, params: Parameters, *rx: tuple[str, str]) -> list[str]:
+    return _concerns_of("R6j:", p, t, params, *rx)
 
 
 def _after_thp(*, reason: tuple[str, str] = PROGRESSION, then_tdxd: bool = False) -> Patient:
@@ -154,8 +161,7 @@ class TestR6jKinaseInhibitorBeforeItsLine:
 
 
 def _r6k(p: Patient, t: Terminology, params: Parameters, *rx: tuple[str, str]) -> list[str]:
-    drafts = [draft_med(p.pid, f"d{i}", r, "as directed") for i, r in enumerate(rx)]
-    return [c for c in concerns(run(p, t, params, "order-sign", drafts)) if c.startswith("R6k")]
+    return _concerns_of("R6k:", p, t, params, *rx)
 
 
 class TestR6kKinaseInhibitorWithoutItsPartners:
