@@ -265,7 +265,20 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
     for rid in set(book.cards) - set(rules):
         problems.append(f"cards/rules/{rid}.yaml has no rule")
     problems += _regimen_problems(book) + _code_problems(book) + _frame_problems(book)
+    problems += _dose_table_problems(book)
     return problems + _confirmation_problems(book) + _read_range_problems(book)
+
+
+def _dose_table_problems(book: CardBook) -> list[str]:
+    """Each kinase inhibitor's label dose, and each partner that changes it, is a medication
+    the terminology knows: a misspelt one would never match a draft, silently."""
+    known = book.terminology.medications.classes
+    return [
+        f"kinase_inhibitor_doses.{key}: {name!r} is not in cards/medications.yaml"
+        for key, table in book.parameters.kinase_inhibitor_doses.items()
+        for name in (key, table.drug, *(pd.partner for pd in table.with_partner))
+        if name not in known
+    ]
 
 
 def _read_range_problems(book: CardBook) -> list[str]:

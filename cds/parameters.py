@@ -132,6 +132,16 @@ class RegimenDrug(BaseModel):
     also: tuple[str, ...] = ()  # further ingredients of a combination product (Phesgo)
 
 
+class PartnerDose(BaseModel):
+    """A kinase inhibitor's label dose with a given partner (Tykerb: 1,250 mg with capecitabine,
+    against 1,500 mg with letrozole)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    partner: str  # an ingredient of cards/medications.yaml
+    dose_mg: float = Field(gt=0)
+    dose_text: str
+
+
 class KinaseInhibitorDose(BaseModel):
     """An oral HER2 kinase inhibitor's label dose and how often a day it is taken (R6l)."""
 
@@ -141,6 +151,10 @@ class KinaseInhibitorDose(BaseModel):
     dose_mg: float = Field(gt=0)
     doses_per_day: int = Field(ge=1)
     dose_text: str  # as the card shows it: "300 mg twice daily"
+    with_partner: tuple[PartnerDose, ...] = ()
+    # The label raises the dose, gradually, when a strong CYP3A4 inducer cannot be avoided
+    # (Tykerb): a dose above it may be intended, and the card says so.
+    raised_for_cyp3a4_inducers: bool = False
 
 
 class Regimen(BaseModel):

@@ -276,6 +276,20 @@ class TestCrossCheck:
         with pytest.raises(ConfigError, match="maintenance_up_to_days must be under reload_after"):
             load_knowledge(cards_with(tmp_path, edit))
 
+    @pytest.mark.parametrize("where", ["drug", "partner"])
+    def test_a_kinase_inhibitor_dose_names_known_medicines(
+        self, tmp_path: Path, where: str
+    ) -> None:
+        def edit(spec: dict[str, Any]) -> None:
+            table = spec["kinase_inhibitor_doses"]["lapatinib"]
+            if where == "drug":
+                table["drug"] = "lapatinibe"
+            else:
+                table["with_partner"][0]["partner"] = "capecitabin"
+
+        with pytest.raises(ConfigError, match="is not in cards/medications.yaml"):
+            load_knowledge(cards_with(tmp_path, edit))
+
     @pytest.mark.parametrize(
         "doses",
         [

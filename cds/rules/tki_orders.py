@@ -17,7 +17,7 @@ from __future__ import annotations
 from cds.facts import PatientFacts
 from cds.facts.medications import HER2_CLASSES, Exposure
 from cds.facts.orders import DraftMedication, DraftOrders
-from cds.parameters import Parameters
+from cds.parameters import KinaseInhibitorDose, Parameters
 from cds.rules import ORDER_HOOKS, Decision, Proposal, RegimenOrder, rule
 from cds.rules.doses import mg_text
 from cds.rules.her2 import HER2_VALUESETS, LINE_PARAMETERS, eligible, therapy_data
@@ -183,43 +183,62 @@ def _last_line(e: Exposure) -> Said:
 @rule(
     "R6l",
     hooks=ORDER_HOOKS,
-    variants=("above-label", "unit-error"),
+    variants=("above-label", "above-label-unless-inducer", "unit-error"),
     bindings=("drug", "dose", "label", "label_dose"),
-    ingredients=TKIS,
+    ingredients=(*TKIS, "lapatinib", "capecitabine"),
     parameters=("kinase_inhibitor_doses", "unit_error_factor"),
 )
 def r6l_kinase_inhibitor_above_its_dose(
     f: PatientFacts, drafts: DraftOrders, p: Parameters
 ) -> list[Decision]:
-    """Tucatinib or neratinib drafted above its label dose, a dose at a time or over a day (its
-    dose times how often the draft gives it) → warning; at least `unit_error_factor` times the
-    dose → critical (a unit error). Tukysa 2.1: 300 mg twice daily (reductions 250, 200, 150
-    mg); Nerlynx 2.2: 240 mg once daily (§3b C1). A dose in no mass unit is not judged."""
+    """An oral HER2 kinase inhibitor drafted above its label dose, a dose at a time or over a
+    day (its dose times how often the draft gives it) → warning; at least `unit_error_factor`
+    times the dose → critical (a unit error). Tukysa 2.1: 300 mg twice daily (reductions 250,
+    200, 150 mg); Nerlynx 2.2: 240 mg once daily (§3b C1); Tykerb 2.1-2.2: 1,250 mg once daily
+    with capecitabine (drafted or possibly in use), 1,500 mg with letrozole - a label that raises
+    the dose for a strong CYP3A4 inducer, which the card names as the one reason to keep it
+    (the chart's inducers are not read: dexamethasone is one). A dose in no mass unit is not
+    judged."""
     out = []
-    for drug, limit in p.kinase_inhibitor_doses.items():
+    for drug, table in p.kinase_inhibitor_doses.items():
         for o in drafts.with_ingredient(drug):
             if o.dose_mg is None:
                 continue
+            dose_mg, dose_text = _label_dose(f, drafts, table)
             per_day = _per_day(o)
-            daily_limit = limit.dose_mg * limit.doses_per_day
-            if o.dose_mg <= limit.dose_mg and (per_day is None or per_day <= daily_limit + 1e-6):
+            daily_limit = dose_mg * table.doses_per_day
+            if o.dose_mg <= dose_mg and (per_day is None or per_day <= daily_limit + 1e-6):
                 continue
-            unit_error = o.dose_mg >= limit.dose_mg * p.unit_error_factor
+            unit_error = o.dose_mg >= dose_mg * p.unit_error_factor
+            above = (
+                "above-label-unless-inducer" if table.raised_for_cyp3a4_inducers else "above-label"
+            )
             out.append(
                 Decision(
-                    variant="unit-error" if unit_error else "above-label",
+                    variant="unit-error" if unit_error else above,
                     indicator="critical" if unit_error else "warning",
                     bindings={
                         "drug": drug,
                         "dose": _dose_text(o),
-                        "label": limit.label,
-                        "label_dose": limit.dose_text,
+                        "label": table.label,
+                        "label_dose": dose_text,
                     },
                     data=(say("draft-order-ref", ref=o.ref),),
                     refs=(o.ref,),
                 )
             )
     return out
+
+
+def _label_dose(
+    f: PatientFacts, drafts: DraftOrders, table: KinaseInhibitorDose
+) -> tuple[float, str]:
+    """The label dose with the partner drafted or possibly in use, if the label gives it one;
+    the drug's own otherwise."""
+    for pd in table.with_partner:
+        if _with(f, drafts, pd.partner):
+            return pd.dose_mg, pd.dose_text
+    return table.dose_mg, table.dose_text
 
 
 def _per_day(o: DraftMedication) -> float | None:

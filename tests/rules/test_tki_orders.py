@@ -1,4 +1,5 @@
-"""R6j: tucatinib and neratinib drafted before their labels' prior regimens (tki_orders.py)."""
+"""R6j-R6l: oral HER2 kinase inhibitors drafted before their line, without their partners or
+above their dose (tki_orders.py)."""
 
 from __future__ import annotations
 
@@ -321,7 +322,9 @@ class TestR6lKinaseInhibitorAboveItsDose:
             (NERATINIB, "120 mg by mouth daily", 120, None),  # escalation, week 1
             (NERATINIB, "240 mg by mouth twice daily", 240, ("above-label", "warning")),
             (NERATINIB, "as directed", None, None),  # no dose: not judged
-            (LAPATINIB, "1500 mg by mouth daily", 1500, None),  # not this rule's
+            (LAPATINIB, "1500 mg by mouth daily", 1500, None),  # with letrozole
+            (LAPATINIB, "1750 mg by mouth daily", 1750, ("above-label-unless-inducer", "warning")),
+            (LAPATINIB, "15 g by mouth daily", 15000, ("unit-error", "critical")),
         ],
     )
     def test_dose_and_day(
@@ -336,6 +339,45 @@ class TestR6lKinaseInhibitorAboveItsDose:
         found = run(_after_thp(), t, params, "order-sign", [draft_med("p", "x", rx, dose, mg)])
         got = [(d.variant, d.indicator) for d in found if d.rule == "R6l"]
         assert got == ([] if expected is None else [expected])
+
+    @pytest.mark.parametrize(
+        ("dose", "mg", "cape", "expected"),
+        [
+            ("1250 mg by mouth daily", 1250, "drafted", None),
+            ("1500 mg by mouth daily", 1500, "drafted", "1,250 mg once daily with capecitabine"),
+            ("1500 mg by mouth daily", 1500, "in use", "1,250 mg once daily with capecitabine"),
+            ("1500 mg by mouth daily", 1500, "stopped", None),  # a past line: letrozole's dose
+            (
+                "1250 mg by mouth twice daily",
+                1250,
+                "drafted",
+                "1,250 mg once daily with capecitabine",
+            ),
+            ("1250 mg by mouth twice daily", 1250, None, "1,500 mg once daily (with letrozole)"),
+            ("750 mg by mouth twice daily", 750, None, None),  # the day's dose, divided
+        ],
+    )
+    def test_lapatinib_with_capecitabine_has_the_lower_dose(
+        self,
+        t: Terminology,
+        params: Parameters,
+        dose: str,
+        mg: float,
+        cape: str | None,
+        expected: str | None,
+    ) -> None:
+        """Tykerb: 1,250 mg once daily with capecitabine, 1,500 mg with letrozole; a dose above
+        may be a strong CYP3A4 inducer's titration, which the card names."""
+        p = _after_thp()
+        drafts = [draft_med("p", "lap", LAPATINIB, dose, mg)]
+        if cape == "drafted":
+            drafts.append(draft_med("p", "cape", CAPE, "1000 mg/m2 by mouth twice daily"))
+        elif cape is not None:
+            status = "active" if cape == "in use" else "stopped"
+            p.med("MedicationStatement", CAPE, status=status, start=30, end=None)
+        found = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R6l"]
+        assert [d.bindings["label_dose"] for d in found] == ([] if expected is None else [expected])
+        assert all(d.variant == "above-label-unless-inducer" for d in found)
 
     def test_the_card_gives_the_days_total_and_the_label_dose(
         self, t: Terminology, params: Parameters
