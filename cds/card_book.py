@@ -54,6 +54,9 @@ class CardFile(KnowledgeFile):
     title: str
     topic: Topic
     source: SourceSpec
+    # A card about one of several drugs cites that drug's own label (its `drug` binding); the
+    # source above is the rest's.
+    source_by_drug: dict[str, SourceSpec] = Field(default_factory=dict)
     evidence: str
     selection: Literal["at-most-one", "any"]
     override_reasons: list[str] = Field(min_length=1)
@@ -319,6 +322,10 @@ def _card_problems(book: CardBook, rid: str, r: Rule, card: CardFile) -> list[st
             problems.append(f"{rid}.{where}: placeholders {sorted(extra)} are not bindings")
         for hit in restated_literals(text, params, r.uses.parameters):
             problems.append(f"{rid}.{where}: restates a parameter ({hit}); use a placeholder")
+    if card.source_by_drug and "drug" not in r.bindings:
+        problems.append(f"{rid}: source_by_drug, but the rule binds no drug")
+    for drug in sorted(set(card.source_by_drug) - r.uses.ingredients):
+        problems.append(f"{rid}: source_by_drug names {drug!r}, which the rule does not read")
     for code in card.override_reasons:
         if code not in book.overrides.codes:
             problems.append(f"{rid}: unknown override reason {code!r}")

@@ -15,7 +15,7 @@ from string import Template
 from typing import Any
 
 from cds import schemas
-from cds.card_book import CardBook, CardFile, VariantSpec, parameter_bindings
+from cds.card_book import CardBook, CardFile, SourceSpec, VariantSpec, parameter_bindings
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
 from cds.fhir.elements import json_list
@@ -174,6 +174,11 @@ class Renderer:
         # What a card or an order says whatever the patient: built (and validated) once, then
         # shared by every response, which only ever reads them.
         self._static = {rid: self._card_parts(spec) for rid, spec in book.cards.items()}
+        self._static_by_drug = {
+            (rid, drug): self._card_parts(spec, source)
+            for rid, spec in book.cards.items()
+            for drug, source in spec.source_by_drug.items()
+        }
         t = book.terminology
         self._medication_concepts: dict[str, dict[str, Any]] = {}
         for key, med in book.orders.medications.items():
@@ -188,11 +193,12 @@ class Renderer:
                 code["coding"] = [_coding(t[svc.valueset].coding(svc.code))]
             self._service_codes[key] = code
 
-    def _card_parts(self, spec: CardFile) -> _CardParts:
+    def _card_parts(self, spec: CardFile, source: SourceSpec | None = None) -> _CardParts:
+        source = source or spec.source
         return _CardParts(
             source=schemas.Source(
-                label=spec.source.label,
-                url=spec.source.url,
+                label=source.label,
+                url=source.url,
                 topic=schemas.Coding(
                     system=TOPIC_SYSTEM, code=spec.topic.code, display=spec.topic.display
                 ),
@@ -227,6 +233,9 @@ class Renderer:
         }
         suggestions = [self._suggestion(decision.rule, p, ctx, card_id) for p in decision.proposals]
         parts = self._static[decision.rule]
+        drug = decision.bindings.get("drug")
+        if isinstance(drug, str):  # a card about one drug of several cites its own label
+            parts = self._static_by_drug.get((decision.rule, drug), parts)
         summary = _sentence(_fill(variant.summary, bindings))
         card: dict[str, Any] = {
             "uuid": _uuid_text(card_id),

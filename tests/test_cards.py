@@ -93,3 +93,24 @@ def test_a_card_listing_seven_drugs_keeps_its_summary_under_140(client: TestClie
     whole = r6c["detail"].split("\n\n")[0]
     assert whole.startswith("**Lapatinib and margetuximab and neratinib and pertuzumab")
     assert whole.endswith("indicated for HER2-positive breast cancer**")
+
+
+@pytest.mark.parametrize(
+    ("scenario", "label"),
+    [
+        ("tucatinib-drafted-at-600-mg-twice-daily", "Tukysa"),
+        ("neratinib-drafted-in-grams", "Nerlynx"),
+        ("lapatinib-drafted-at-its-letrozole-dose-with-capecitabine", "Tykerb"),
+    ],
+)
+def test_a_card_about_one_drug_of_several_cites_that_drugs_label(
+    client: TestClient, scenario: str, label: str
+) -> None:
+    """R6l judges three kinase inhibitors: each card's source is its own drug's label, and the
+    other labels are not linked."""
+    request = json.loads((_R6C / scenario / "request.json").read_text())
+    r = client.post("/cds-services/mbc-bone-order-sign", json=request)
+    [card] = [c for c in r.json()["cards"] if c["extension"]["org.cds-mbc-bone.rule"] == "R6l"]
+    assert card["source"]["label"].startswith(label)
+    assert card["source"]["url"].endswith(f"query={label.upper()}")
+    assert "links" not in card

@@ -217,6 +217,24 @@ class TestCrossCheck:
         with pytest.raises(ConfigError, match="neratinib-capecitabine"):
             load_knowledge(cards)
 
+    @pytest.mark.parametrize(
+        ("rule", "drug", "message"),
+        [
+            ("R6l", "trastuzumab", "which the rule does not read"),
+            ("R4a", "denosumab", "the rule binds no drug"),
+        ],
+    )
+    def test_a_source_by_drug_is_for_a_drug_the_rule_names(
+        self, tmp_path: Path, rule: str, drug: str, message: str
+    ) -> None:
+        cards = copy_cards(tmp_path)
+        path = cards / "rules" / f"{rule}.yaml"
+        spec = yaml.safe_load(path.read_text())
+        spec.setdefault("source_by_drug", {})[drug] = {"label": "A label", "url": "https://x"}
+        path.write_text(yaml.safe_dump(spec, allow_unicode=True))
+        with pytest.raises(ConfigError, match=message):
+            load_knowledge(cards)
+
     def test_regimens_are_not_a_parameter_override(self) -> None:
         with pytest.raises(ConfigError, match="regimens"):
             load_knowledge(REPO_CARDS, {"regimens": {}})
@@ -287,7 +305,7 @@ class TestCrossCheck:
             else:
                 table["with_partner"][0]["partner"] = "capecitabin"
 
-        with pytest.raises(ConfigError, match="is not in cards/medications.yaml"):
+        with pytest.raises(ConfigError, match=r"is not in cards/medications\.yaml"):
             load_knowledge(cards_with(tmp_path, edit))
 
     @pytest.mark.parametrize(
