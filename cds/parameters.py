@@ -6,6 +6,7 @@ import functools
 import itertools
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -133,22 +134,24 @@ class RegimenDrug(BaseModel):
 
 
 class PartnerDose(BaseModel):
-    """A kinase inhibitor's label dose with a given partner (Tykerb: 1,250 mg with capecitabine,
-    against 1,500 mg with letrozole)."""
+    """An oral drug's label dose with a given partner (Tykerb: 1,250 mg with capecitabine, against
+    1,500 mg with letrozole; capecitabine: 750 mg/m² with neratinib, by the Nerlynx label)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     partner: str  # an ingredient of cards/medications.yaml
-    dose_mg: float = Field(gt=0)
+    dose: float = Field(gt=0)
     dose_text: str
+    label: str | None = None  # the label that gives it, when not the drug's own
 
 
-class KinaseInhibitorDose(BaseModel):
-    """An oral HER2 kinase inhibitor's label dose and how often a day it is taken (R6l)."""
+class OralDose(BaseModel):
+    """An oral drug's label dose, in its unit, and how often a day it is taken (R6l, R6m)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     drug: str
     label: str
-    dose_mg: float = Field(gt=0)
+    dose: float = Field(gt=0)
+    unit: Literal["mg", "mg/m2"] = "mg"
     doses_per_day: int = Field(ge=1)
     dose_text: str  # as the card shows it: "300 mg twice daily"
     with_partner: tuple[PartnerDose, ...] = ()
@@ -231,7 +234,8 @@ class Parameters(BaseModel):
     trastuzumab_doses_mg_per_kg: tuple[float, ...]
     subcutaneous_trastuzumab_mg: float
     neratinib_escalation_mg: tuple[float, ...]
-    kinase_inhibitor_doses: dict[str, KinaseInhibitorDose]
+    kinase_inhibitor_doses: dict[str, OralDose]
+    capecitabine_dose: OralDose
     # Not a threshold: the regimens (cards/regimens.yaml), which the rules choose among.
     regimens: dict[str, Regimen]
 

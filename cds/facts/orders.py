@@ -38,6 +38,7 @@ class DraftMedication:
     dose_mg: float | None  # a mass dose in mg; None when absent, per weight, or in an unknown unit
     dose_note: Said | None  # why the dose is unknown, for the card (a unit that is not a mass)
     dose_mg_per_kg: float | None  # a dose by body weight (mg/kg), as structured or written
+    dose_mg_per_m2: float | None  # a dose by body surface area (mg/m²), as structured or written
     infusion_minutes: float | None
     every_weeks: float | None  # the dosing interval (timing.repeat first, then free text)
     # When it starts: the dosing's bounds, else the validity period, else the day it was written.
@@ -111,6 +112,7 @@ class _DraftDose:
     infusion_minutes: float | None = None
     every_weeks: float | None = None
     mg_per_kg: float | None = None
+    mg_per_m2: float | None = None
 
 
 def _dose(record: MedicationRecord) -> _DraftDose:
@@ -120,11 +122,14 @@ def _dose(record: MedicationRecord) -> _DraftDose:
     infusion: float | None = None
     every: float | None = None
     per_kg: float | None = None
+    per_m2: float | None = None
     for d in record.doses:
         if d.dose_range is not None and dose_mg is None and note is None:
             note = say("dose-range", range=d.dose_range)  # a range is no dose to check
         if d.quantity is not None and per_kg is None:
             per_kg = units.to_mg_per_kg(d.quantity)
+        if d.quantity is not None and per_m2 is None:
+            per_m2 = units.to_mg_per_m2(d.quantity)
         if d.quantity is not None and dose_mg is None and note is None:
             dose_mg = units.to_mg(d.quantity)
             if dose_mg is None:
@@ -145,13 +150,15 @@ def _dose(record: MedicationRecord) -> _DraftDose:
             dose_mg = units.mg_from_text(text)
         if per_kg is None and text:
             per_kg = units.mg_per_kg_from_text(text)
+        if per_m2 is None and text:
+            per_m2 = units.mg_per_m2_from_text(text)
         if infusion is None and text:
             infusion = units.minutes_from_text(text)
         if every is None and d.timing_text:
             every = units.weeks_from_text(d.timing_text)  # "Every 4 weeks" as timing.code
         if every is None and text:
             every = units.weeks_from_text(text)
-    return _DraftDose(dose_mg, note, infusion, every, per_kg)
+    return _DraftDose(dose_mg, note, infusion, every, per_kg, per_m2)
 
 
 def _nothing_chosen(medication: Concept, raw: Mapping[str, Any]) -> bool:
@@ -202,6 +209,7 @@ def _medication_draft(
         dose_mg=dose.mg,
         dose_note=dose.note,
         dose_mg_per_kg=dose.mg_per_kg,
+        dose_mg_per_m2=dose.mg_per_m2,
         infusion_minutes=dose.infusion_minutes,
         every_weeks=dose.every_weeks,
         start=record.start,

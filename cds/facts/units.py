@@ -87,6 +87,27 @@ def mg_per_kg_from_text(text: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+# A dose by body surface area, as capecitabine and the taxanes are ordered: UCUM "mg/m2" (code or
+# printed unit, "mg/m²" as printed), or "1,000 mg/m2" in the order's text.
+_PER_M2 = frozenset({"mg/m2", "mg/m²", "mg/m^2", "mg/m2{bsa}"})
+_TEXT_PER_M2 = re.compile(
+    r"(?<![\w.,])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*mg\s*/\s*m(?:2|²|\^2)(?!\w)",
+    re.IGNORECASE,
+)
+
+
+def to_mg_per_m2(q: Quantity) -> float | None:
+    """A dose in mg per m² of body surface area, or None for any other unit."""
+    if any(raw and raw.strip().lower() in _PER_M2 for raw in (q.code, q.unit)):
+        return q.value
+    return None
+
+
+def mg_per_m2_from_text(text: str) -> float | None:
+    m = _TEXT_PER_M2.search(text)
+    return float(m.group(1).replace(",", "")) if m else None
+
+
 # How often, in words an order's free text uses: "daily", "every 3 weeks", "q4w", "every 21 days",
 # "every four weeks", "weekly", "twice a week", "monthly". An interval not read is unknown (never
 # taken as a safe one); "weekly" used to be, and a weekly denosumab order passed unchecked (D1).

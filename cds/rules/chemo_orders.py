@@ -1,4 +1,5 @@
-"""R6b: capecitabine and renal function (clinical-logic §3c D8), at order time and for R6/R8b.
+"""R6b: capecitabine and renal function (clinical-logic §3c D8), at order time and for R6/R8b;
+R6m: capecitabine drafted above its label dose.
 
 Capecitabine label (2.4, 4.1): the starting dose is set by baseline Cockcroft-Gault CrCl - no
 change above 50 mL/min, 75% of the starting dose at 30-50 mL/min, contraindicated below 30. An
@@ -13,6 +14,7 @@ from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, Decision, DeleteDraft, Indicator, Proposal, rule
+from cds.rules.oral_doses import ORAL_DOSE_BINDINGS, above_label
 from cds.said import Said, say
 
 CapecitabineRenal = Literal["full", "reduced", "contraindicated", "unknown"]
@@ -102,3 +104,23 @@ def _renal(f: PatientFacts) -> Said:
     else:
         renal = say("crcl-cockcroft-gault", crcl=r.crcl)
     return say("renal-function", renal=renal)
+
+
+@rule(
+    "R6m",
+    hooks=ORDER_HOOKS,
+    variants=("above-label", "unit-error"),
+    bindings=ORAL_DOSE_BINDINGS,
+    ingredients=("capecitabine", "neratinib", "tucatinib", "lapatinib"),
+    parameters=("capecitabine_dose", "unit_error_factor"),
+)
+def r6m_capecitabine_above_its_dose(
+    f: PatientFacts, drafts: DraftOrders, p: Parameters
+) -> list[Decision]:
+    """Capecitabine drafted above its label dose per m², a dose at a time or over a day →
+    warning; at least `unit_error_factor` times it → critical (a unit error). Xeloda 2.2: 1,250
+    mg/m² twice daily (2,500 mg/m² a day: written as each dose, the day's total doubles it);
+    with neratinib, tucatinib or lapatinib drafted or possibly in use, their labels' lower
+    doses (750 and 1,000 mg/m² twice daily). A flat dose in mg is not judged (body surface area
+    is not read); the renal reduction is R6b's."""
+    return above_label(f, drafts, p.capecitabine_dose, p.unit_error_factor)

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from cds.facts import PatientFacts
 from cds.facts.medications import HER2_CLASSES, Exposure
-from cds.facts.orders import DraftMedication, DraftOrders
-from cds.parameters import KinaseInhibitorDose, Parameters
+from cds.facts.orders import DraftOrders
+from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, Decision, Proposal, RegimenOrder, rule
-from cds.rules.doses import mg_text
 from cds.rules.her2 import HER2_VALUESETS, LINE_PARAMETERS, eligible, therapy_data
+from cds.rules.oral_doses import ORAL_DOSE_BINDINGS, above_label, drafted_or_in_use
 from cds.said import Said, say
 from cds.terminology import MedClass
 
@@ -171,9 +171,7 @@ def _no_loperamide(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
 
 def _with(f: PatientFacts, drafts: DraftOrders, ingredient: str) -> bool:
     """The partner drafted anywhere in the order, or possibly in use on the chart."""
-    return any(o.has(ingredient) for o in drafts.medications) or any(
-        e.ingredient == ingredient for e in f.meds.possibly_in_use(*PARTNER_CLASSES)
-    )
+    return drafted_or_in_use(f, drafts, ingredient, PARTNER_CLASSES)
 
 
 def _last_line(e: Exposure) -> Said:
@@ -184,7 +182,7 @@ def _last_line(e: Exposure) -> Said:
     "R6l",
     hooks=ORDER_HOOKS,
     variants=("above-label", "above-label-unless-inducer", "unit-error"),
-    bindings=("drug", "dose", "label", "label_dose"),
+    bindings=ORAL_DOSE_BINDINGS,
     ingredients=(*TKIS, "lapatinib", "capecitabine"),
     parameters=("kinase_inhibitor_doses", "unit_error_factor"),
 )
@@ -192,65 +190,14 @@ def r6l_kinase_inhibitor_above_its_dose(
     f: PatientFacts, drafts: DraftOrders, p: Parameters
 ) -> list[Decision]:
     """An oral HER2 kinase inhibitor drafted above its label dose, a dose at a time or over a
-    day (its dose times how often the draft gives it) → warning; at least `unit_error_factor`
-    times the dose → critical (a unit error). Tukysa 2.1: 300 mg twice daily (reductions 250,
-    200, 150 mg); Nerlynx 2.2: 240 mg once daily (§3b C1); Tykerb 2.1-2.2: 1,250 mg once daily
-    with capecitabine (drafted or possibly in use), 1,500 mg with letrozole - a label that raises
-    the dose for a strong CYP3A4 inducer, which the card names as the one reason to keep it
-    (the chart's inducers are not read: dexamethasone is one). A dose in no mass unit is not
-    judged."""
-    out = []
-    for drug, table in p.kinase_inhibitor_doses.items():
-        for o in drafts.with_ingredient(drug):
-            if o.dose_mg is None:
-                continue
-            dose_mg, dose_text = _label_dose(f, drafts, table)
-            per_day = _per_day(o)
-            daily_limit = dose_mg * table.doses_per_day
-            if o.dose_mg <= dose_mg and (per_day is None or per_day <= daily_limit + 1e-6):
-                continue
-            unit_error = o.dose_mg >= dose_mg * p.unit_error_factor
-            above = (
-                "above-label-unless-inducer" if table.raised_for_cyp3a4_inducers else "above-label"
-            )
-            out.append(
-                Decision(
-                    variant="unit-error" if unit_error else above,
-                    indicator="critical" if unit_error else "warning",
-                    bindings={
-                        "drug": drug,
-                        "dose": _dose_text(o),
-                        "label": table.label,
-                        "label_dose": dose_text,
-                    },
-                    data=(say("draft-order-ref", ref=o.ref),),
-                    refs=(o.ref,),
-                )
-            )
-    return out
-
-
-def _label_dose(
-    f: PatientFacts, drafts: DraftOrders, table: KinaseInhibitorDose
-) -> tuple[float, str]:
-    """The label dose with the partner drafted or possibly in use, if the label gives it one;
-    the drug's own otherwise."""
-    for pd in table.with_partner:
-        if _with(f, drafts, pd.partner):
-            return pd.dose_mg, pd.dose_text
-    return table.dose_mg, table.dose_text
-
-
-def _per_day(o: DraftMedication) -> float | None:
-    """The draft's mass dose over a day, when its schedule is read (every_weeks)."""
-    if o.dose_mg is None or not o.every_weeks:
-        return None
-    return o.dose_mg / (o.every_weeks * 7)
-
-
-def _dose_text(o: DraftMedication) -> str | Said:
-    """The draft's dose, with the day's total when it is taken more than once a day."""
-    dose, per_day = mg_text(o.dose_mg or 0.0), _per_day(o)
-    if per_day is not None and per_day > (o.dose_mg or 0.0):
-        return say("dose-per-day", dose=dose, per_day=mg_text(per_day))
-    return dose
+    day → warning; at least `unit_error_factor` times the dose → critical (a unit error;
+    `cds.rules.oral_doses`). Tukysa 2.1: 300 mg twice daily (reductions 250, 200, 150 mg);
+    Nerlynx 2.2: 240 mg once daily (§3b C1); Tykerb 2.1-2.2: 1,250 mg once daily with
+    capecitabine, 1,500 mg with letrozole - a label that raises the dose for a strong CYP3A4
+    inducer, which the card names as the one reason to keep it (the chart's inducers are not
+    read: dexamethasone is one). A dose in no mass unit is not judged."""
+    return [
+        d
+        for table in p.kinase_inhibitor_doses.values()
+        for d in above_label(f, drafts, table, p.unit_error_factor)
+    ]

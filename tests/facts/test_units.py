@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from cds.facts.units import mg_from_text, mg_per_kg_from_text, to_mg_per_kg, weeks_from_text
+from cds.facts.units import (
+    mg_from_text,
+    mg_per_kg_from_text,
+    mg_per_m2_from_text,
+    to_mg_per_kg,
+    to_mg_per_m2,
+    weeks_from_text,
+)
 from cds.fhir.values import Quantity
 from cds.rules.doses import interval_words
 from tests.rules.helpers import text as said
@@ -70,6 +77,39 @@ def test_dose_by_weight_from_a_quantity(
     code: str | None, unit: str | None, per_kg: float | None
 ) -> None:
     assert to_mg_per_kg(Quantity(5.4, unit, code)) == per_kg
+
+
+@pytest.mark.parametrize(
+    ("text", "per_m2"),
+    [
+        ("1000 mg/m2 by mouth twice daily", 1000.0),
+        ("1,250 mg/m² twice daily", 1250.0),
+        ("750mg/m2 BID", 750.0),
+        ("2500 MG / M^2 daily", 2500.0),
+        ("1000 mg by mouth twice daily", None),  # a flat dose
+        ("5.4 mg/kg", None),
+        ("1000 mg/m2x", None),
+    ],
+)
+def test_dose_by_body_surface_area_from_text(text: str, per_m2: float | None) -> None:
+    assert mg_per_m2_from_text(text) == per_m2
+
+
+@pytest.mark.parametrize(
+    ("code", "unit", "per_m2"),
+    [
+        ("mg/m2", "mg/m2", 1000.0),
+        (None, "mg/m²", 1000.0),
+        (None, "MG/M2", 1000.0),
+        ("mg", "mg", None),
+        ("mg/kg", "mg/kg", None),
+        (None, None, None),
+    ],
+)
+def test_dose_by_body_surface_area_from_a_quantity(
+    code: str | None, unit: str | None, per_m2: float | None
+) -> None:
+    assert to_mg_per_m2(Quantity(1000.0, unit, code)) == per_m2
 
 
 @pytest.mark.parametrize(

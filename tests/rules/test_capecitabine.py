@@ -1,4 +1,5 @@
-"""Capecitabine by Cockcroft-Gault creatinine clearance (§3c D8), offered and ordered."""
+"""Capecitabine by Cockcroft-Gault creatinine clearance (§3c D8), offered and ordered (R6b), and
+its dose per m² against the label (R6m)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fixtures.factories import (
     PROGRESSION,
     TDXD,
     TRAS,
+    UCUM,
     WORSENED,
     Patient,
     draft_med,
@@ -101,3 +103,75 @@ class TestOrdered:
     ) -> None:
         got = [c for c in self._order(_third_line(crcl), t, params) if c.startswith("R6b")]
         assert got == ([expected] if expected else [])
+
+
+TUCATINIB = ("2361285", "Tucatinib")
+NERATINIB = ("1940643", "Neratinib")
+
+
+def _per_m2(dose: float, unit: str = "mg/m2") -> list[dict[str, object]]:
+    return [{"doseQuantity": {"value": dose, "unit": unit, "system": UCUM, "code": unit}}]
+
+
+class TestR6mCapecitabineAboveItsDose:
+    @pytest.mark.parametrize(
+        ("dose", "partner", "expected"),
+        [
+            ("1250 mg/m2 by mouth twice daily on days 1-14", None, None),  # Xeloda's
+            ("1000 mg/m2 by mouth twice daily", None, None),
+            ("2500 mg/m2 by mouth twice daily", None, ("above-label", "1,250 mg/m² twice daily")),
+            # the day's dose at once: above each dose's, as the card says
+            ("2500 mg/m2 by mouth daily", None, ("above-label", "1,250 mg/m² twice daily")),
+            (
+                "1250 mg/m2 by mouth three times daily",
+                None,
+                ("above-label", "1,250 mg/m² twice daily"),
+            ),
+            ("12500 mg/m2 by mouth twice daily", None, ("unit-error", "1,250 mg/m² twice daily")),
+            ("1000 mg/m2 by mouth twice daily", TUCATINIB, None),
+            (
+                "1250 mg/m2 by mouth twice daily",
+                TUCATINIB,
+                ("above-label", "1,000 mg/m² twice daily with tucatinib"),
+            ),
+            (
+                "1000 mg/m2 by mouth twice daily",
+                NERATINIB,
+                ("above-label", "750 mg/m² twice daily with neratinib"),
+            ),
+            ("750 mg/m2 by mouth twice daily", NERATINIB, None),
+            ("2000 mg by mouth twice daily", None, None),  # a flat dose: body surface area not read
+            ("as directed", None, None),
+        ],
+    )
+    def test_dose_partner_and_day(
+        self,
+        t: Terminology,
+        params: Parameters,
+        dose: str,
+        partner: tuple[str, str] | None,
+        expected: tuple[str, str] | None,
+    ) -> None:
+        drafts = [draft_med("p", "cape", CAPE, dose)]
+        if partner is not None:
+            drafts.append(draft_med("p", "tki", partner, "as directed"))
+        found = [
+            d for d in run(_third_line(80), t, params, "order-sign", drafts) if d.rule == "R6m"
+        ]
+        got = [(d.variant, d.bindings["label_dose"]) for d in found]
+        assert got == ([] if expected is None else [expected])
+
+    def test_a_structured_dose_and_the_partner_in_use(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """The dose read from doseQuantity in mg/m²; neratinib on the chart sets its label's
+        dose, named with its label."""
+        p = _third_line(80)
+        p.med("MedicationStatement", NERATINIB, status="active", start=10)
+        draft = draft_med("p", "cape", CAPE, "capecitabine twice daily on days 1-14")
+        draft["dosageInstruction"][0]["doseAndRate"] = _per_m2(1000.0)
+        [d] = [x for x in run(p, t, params, "order-sign", [draft]) if x.rule == "R6m"]
+        assert (d.variant, d.indicator) == ("above-label", "warning")
+        assert d.bindings["label"] == "Nerlynx"
+        assert text(d.bindings["dose"]) == "1000 mg/m² (2000 mg/m² a day)"
+        assert d.refs == ("MedicationRequest/cape",)

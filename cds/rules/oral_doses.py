@@ -1,0 +1,88 @@
+"""An oral drug drafted above its label dose, a dose at a time or over a day (its dose times how
+often the draft gives it): R6l's HER2 kinase inhibitors in mg, R6m's capecitabine in mg/m².
+
+A label's dose may depend on the drug given with it (Tykerb: lapatinib 1,250 mg with
+capecitabine, 1,500 mg with letrozole; capecitabine 750 mg/m² with neratinib by the Nerlynx
+label): the partner counts when it is drafted in the same order or possibly in use (F5). A dose
+at least `unit_error_factor` times the label's reads as a unit error. A draft whose dose is in
+another unit (a flat mg dose of capecitabine, whose body surface area is not read) or whose
+dose is not given is not judged.
+"""
+
+from __future__ import annotations
+
+from cds.facts import PatientFacts
+from cds.facts.orders import DraftOrders
+from cds.parameters import OralDose
+from cds.rules import Decision
+from cds.said import Said, say
+from cds.terminology import MedClass
+
+# The classes a partner that changes a dose belongs to (capecitabine and the kinase inhibitors).
+DOSE_PARTNER_CLASSES: tuple[MedClass, ...] = (
+    "CAPE",
+    "HER2_TKI_TUC",
+    "HER2_TKI_NER",
+    "HER2_TKI_LAP",
+)
+ORAL_DOSE_BINDINGS = ("drug", "dose", "label", "label_dose")
+
+
+def drafted_or_in_use(
+    f: PatientFacts, drafts: DraftOrders, ingredient: str, classes: tuple[MedClass, ...]
+) -> bool:
+    """The drug drafted anywhere in the order, or possibly in use on the chart (F5)."""
+    return any(o.has(ingredient) for o in drafts.medications) or any(
+        e.ingredient == ingredient for e in f.meds.possibly_in_use(*classes)
+    )
+
+
+def above_label(
+    f: PatientFacts, drafts: DraftOrders, table: OralDose, unit_error_factor: float
+) -> list[Decision]:
+    """Each draft of the table's drug above its label dose → warning ('above-label', or
+    'above-label-unless-inducer' for a label that raises the dose for a strong CYP3A4 inducer);
+    at least `unit_error_factor` times it → critical ('unit-error')."""
+    out = []
+    for o in drafts.with_ingredient(table.drug):
+        dose = o.dose_mg_per_m2 if table.unit == "mg/m2" else o.dose_mg
+        if dose is None:
+            continue
+        limit, limit_text, label = _label_dose(f, drafts, table)
+        per_day = dose / (o.every_weeks * 7) if o.every_weeks else None
+        if dose <= limit and (per_day is None or per_day <= limit * table.doses_per_day + 1e-6):
+            continue
+        unit_error = dose >= limit * unit_error_factor
+        above = "above-label-unless-inducer" if table.raised_for_cyp3a4_inducers else "above-label"
+        out.append(
+            Decision(
+                variant="unit-error" if unit_error else above,
+                indicator="critical" if unit_error else "warning",
+                bindings={
+                    "drug": table.drug,
+                    "dose": _dose_text(dose, per_day, table.unit),
+                    "label": label,
+                    "label_dose": limit_text,
+                },
+                data=(say("draft-order-ref", ref=o.ref),),
+                refs=(o.ref,),
+            )
+        )
+    return out
+
+
+def _label_dose(f: PatientFacts, drafts: DraftOrders, table: OralDose) -> tuple[float, str, str]:
+    """The dose, its text and its label with the first partner drafted or possibly in use that
+    the label gives another dose with; the drug's own otherwise."""
+    for pd in table.with_partner:
+        if drafted_or_in_use(f, drafts, pd.partner, DOSE_PARTNER_CLASSES):
+            return pd.dose, pd.dose_text, pd.label or table.label
+    return table.dose, table.dose_text, table.label
+
+
+def _dose_text(dose: float, per_day: float | None, unit: str) -> str | Said:
+    """The draft's dose, with the day's total when it is taken more than once a day."""
+    unit = "mg/m²" if unit == "mg/m2" else unit
+    if per_day is not None and per_day > dose:
+        return say("dose-per-day", dose=f"{dose:g} {unit}", per_day=f"{per_day:g} {unit}")
+    return f"{dose:g} {unit}"
