@@ -88,10 +88,12 @@ def mg_per_kg_from_text(text: str) -> float | None:
 
 
 # A dose by body surface area, as capecitabine and the taxanes are ordered: UCUM "mg/m2" (code or
-# printed unit, "mg/m²" as printed), or "1,000 mg/m2" in the order's text.
+# printed unit, "mg/m²" as printed), or "1,000 mg/m2" in the order's text. A day's total
+# ("2,000 mg/m2/day in two doses", as the Tykerb label writes capecitabine's) is no dose.
 _PER_M2 = frozenset({"mg/m2", "mg/m²", "mg/m^2", "mg/m2{bsa}"})
 _TEXT_PER_M2 = re.compile(
-    r"(?<![\w.,])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*mg\s*/\s*m(?:2|²|\^2)(?!\w)",
+    r"(?<![\w.,])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*mg\s*/\s*m(?:2|²|\^2)"
+    r"(?![\w/]|\s*(?:/|per\s+day|a\s+day|each\s+day|total))",
     re.IGNORECASE,
 )
 

@@ -89,6 +89,11 @@ def test_dose_by_weight_from_a_quantity(
         ("1000 mg by mouth twice daily", None),  # a flat dose
         ("5.4 mg/kg", None),
         ("1000 mg/m2x", None),
+        # a day's total is not a dose (the Tykerb label's way of writing capecitabine's)
+        ("2000 mg/m2/day in two doses", None),
+        ("2,000 mg/m² / day", None),
+        ("2000 mg/m2 per day divided twice daily", None),
+        ("2500 mg/m2 total daily dose", None),
     ],
 )
 def test_dose_by_body_surface_area_from_text(text: str, per_m2: float | None) -> None:

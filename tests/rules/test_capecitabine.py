@@ -142,6 +142,7 @@ class TestR6mCapecitabineAboveItsDose:
             ("750 mg/m2 by mouth twice daily", NERATINIB, None),
             ("2000 mg by mouth twice daily", None, None),  # a flat dose: body surface area not read
             ("as directed", None, None),
+            ("2000 mg/m2/day in two doses on days 1-14", None, None),  # a day's total: not read
         ],
     )
     def test_dose_partner_and_day(
