@@ -35,6 +35,10 @@ TKIS = ("tucatinib", "neratinib")
 # NALA); a product carrying trastuzumab (Phesgo, Herceptin Hylecta) carries it.
 PARTNERS = {"tucatinib": ("trastuzumab", "capecitabine"), "neratinib": ("capecitabine",)}
 PARTNER_CLASSES: tuple[MedClass, ...] = ("HER2_MAB", "CAPE", "ANTIDIARRHEAL")
+# Lapatinib's: the Tykerb label gives it with capecitabine or, for hormone receptor-positive
+# disease, letrozole; ASCO 2022 also with trastuzumab (EGF104900) or endocrine therapy.
+LAPATINIB_PARTNERS = ("capecitabine", "trastuzumab")
+ENDOCRINE: tuple[MedClass, ...] = ("ENDOCRINE_AI", "ENDOCRINE_SERD", "ENDOCRINE_SERM")
 
 
 @rule(
@@ -93,10 +97,10 @@ def label_counts(p: Parameters) -> dict[str, int]:
 @rule(
     "R6k",
     hooks=ORDER_HOOKS,
-    variants=("without-partner", "no-loperamide"),
+    variants=("without-partner", "lapatinib-alone", "no-loperamide"),
     bindings=("drug", "missing"),
     valuesets=HER2_VALUESETS,
-    ingredients=(*TKIS, "trastuzumab", "capecitabine", "loperamide"),
+    ingredients=(*TKIS, "lapatinib", "trastuzumab", "capecitabine", "loperamide"),
     parameters=(*LINE_PARAMETERS, "neratinib_escalation_mg"),
     regimens=("loperamide-prophylaxis",),
     suggestions=("loperamide-prophylaxis",),
@@ -111,10 +115,11 @@ def r6k_kinase_inhibitor_without_its_partners(
     capecitabine, the Nerlynx label neratinib with capecitabine, for HER2-positive metastatic
     disease: an inhibitor signed alone is a regimen left incomplete (a partner ordered elsewhere
     is named by its record once it is there). Neratinib's first dose drafted with no loperamide
-    drafted or possibly in use → warning with loperamide to add (`_no_loperamide`)."""
+    drafted or possibly in use → warning with loperamide to add (`_no_loperamide`). Lapatinib
+    with none of its partners → warning (`_lapatinib_alone`)."""
     if not eligible(f):
         return []
-    out = _no_loperamide(f, drafts, p)
+    out = _no_loperamide(f, drafts, p) + _lapatinib_alone(f, drafts)
     for drug, partners in PARTNERS.items():
         drafted = drafts.with_ingredient(drug)
         if not drafted:
@@ -165,6 +170,29 @@ def _no_loperamide(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
                     actions=(RegimenOrder(key="loperamide-prophylaxis"),),
                 ),
             ),
+        )
+    ]
+
+
+def _lapatinib_alone(f: PatientFacts, drafts: DraftOrders) -> list[Decision]:
+    """Lapatinib drafted with no capecitabine, trastuzumab or endocrine therapy drafted or
+    possibly in use: no label or guideline gives it alone in metastatic disease (Tykerb: with
+    capecitabine, or with letrozole; ASCO 2022: with trastuzumab, or endocrine therapy)."""
+    drafted = drafts.with_ingredient("lapatinib")
+    if (
+        not drafted
+        or any(_with(f, drafts, x) for x in LAPATINIB_PARTNERS)
+        or any(o.has_class(*ENDOCRINE) for o in drafts.medications)
+        or f.meds.possibly_in_use(*ENDOCRINE)
+    ):
+        return []
+    return [
+        Decision(
+            variant="lapatinib-alone",
+            indicator="warning",
+            bindings={"drug": "lapatinib"},
+            data=tuple(say("draft-order-ref", ref=o.ref) for o in drafted),
+            refs=tuple(o.ref for o in drafted),
         )
     ]
 

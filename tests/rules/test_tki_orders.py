@@ -11,6 +11,7 @@ from cds.terminology import Terminology
 from fixtures.factories import (
     CAPE,
     DOCE,
+    LETROZOLE,
     PERT,
     PHESGO,
     PROGRESSION,
@@ -176,7 +177,7 @@ class TestR6kKinaseInhibitorWithoutItsPartners:
             ((TUCATINIB,), "trastuzumab or capecitabine"),
             ((NERATINIB, CAPE), None),  # NALA
             ((NERATINIB,), "capecitabine"),
-            ((LAPATINIB,), None),  # several partners in its label: not judged
+            ((LAPATINIB,), None),  # its own variant (below)
         ],
     )
     def test_partners_in_the_order(
@@ -240,6 +241,49 @@ class TestR6kKinaseInhibitorWithoutItsPartners:
 
 
 LOPERAMIDE = "Loperamide 2 MG Oral Capsule"  # no RxNorm code in terminology.md: named only
+
+
+class TestR6kLapatinibAlone:
+    @pytest.mark.parametrize(
+        ("rx", "alone"),
+        [
+            ((LAPATINIB,), True),
+            ((LAPATINIB, CAPE), False),  # the Tykerb label's
+            ((LAPATINIB, LETROZOLE), False),  # the Tykerb label's, hormone receptor-positive
+            ((LAPATINIB, "Anastrozole 1 MG Oral Tablet"), False),  # endocrine therapy
+            ((LAPATINIB, TRAS), False),  # EGF104900, chemotherapy-free
+            ((LAPATINIB, PHESGO), False),  # carries trastuzumab
+            ((LAPATINIB, DOCE), True),  # no regimen of its labels or guidelines
+        ],
+    )
+    def test_partners_in_the_order(
+        self, t: Terminology, params: Parameters, rx: tuple[tuple[str, str] | str, ...], alone: bool
+    ) -> None:
+        drafts = [draft_med("p", f"d{i}", r, "as directed") for i, r in enumerate(rx)]
+        got = concerns(run(_after_thp(then_tdxd=True), t, params, "order-sign", drafts))
+        assert [c for c in got if c == "R6k:lapatinib-alone"] == (
+            ["R6k:lapatinib-alone"] if alone else []
+        )
+
+    @pytest.mark.parametrize(("status", "alone"), [("active", False), ("stopped", True)])
+    def test_endocrine_therapy_in_use(
+        self, t: Terminology, params: Parameters, status: str, alone: bool
+    ) -> None:
+        p = _after_thp(then_tdxd=True)
+        p.med("MedicationStatement", LETROZOLE, status=status, start=60, end=None)
+        drafts = [draft_med("p", "lap", LAPATINIB, "1500 mg by mouth daily", 1500)]
+        found = [
+            d for d in run(p, t, params, "order-sign", drafts) if d.variant == "lapatinib-alone"
+        ]
+        assert len(found) == int(alone)
+        assert all(d.refs == ("MedicationRequest/lap",) for d in found)
+
+    def test_only_for_her2_positive_disease(self, t: Terminology, params: Parameters) -> None:
+        p = her2_positive_base("p", met_days=400)
+        drafts = [draft_med("p", "lap", LAPATINIB, "as directed")]
+        assert "R6k:lapatinib-alone" in concerns(run(p, t, params, "order-sign", drafts))
+        p = bone_patient("p")  # HER2-negative: R6c's card, not a regimen's
+        assert "R6k:lapatinib-alone" not in concerns(run(p, t, params, "order-sign", drafts))
 
 
 class TestR6kNeratinibFirstDoseWithoutLoperamide:
