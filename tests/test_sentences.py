@@ -132,7 +132,14 @@ ALLOWED = {
     ),
     *(
         (m, "trastuzumab emtansine")
-        for m in ("bma_orders.py", "lvef.py", "her2.py", "her2_orders.py", "ild.py")
+        for m in (
+            "bma_orders.py",
+            "lvef.py",
+            "her2.py",
+            "her2_orders.py",
+            "ild.py",
+            "tki_orders.py",
+        )
     ),
     ("her2low.py", "paclitaxel protein-bound"),
     ("medications.py", "zoledronic acid"),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from cds.facts import PatientFacts
 from cds.facts.medications import HER2_CLASSES, Exposure
-from cds.facts.orders import DraftOrders
+from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, Decision, Proposal, RegimenOrder, rule
 from cds.rules.her2 import HER2_VALUESETS, LINE_PARAMETERS, eligible, therapy_data
@@ -34,7 +34,7 @@ TKIS = ("tucatinib", "neratinib")
 # What each label gives its inhibitor with in the metastatic setting (Tukysa: HER2CLIMB; Nerlynx:
 # NALA); a product carrying trastuzumab (Phesgo, Herceptin Hylecta) carries it.
 PARTNERS = {"tucatinib": ("trastuzumab", "capecitabine"), "neratinib": ("capecitabine",)}
-PARTNER_CLASSES: tuple[MedClass, ...] = ("HER2_MAB", "CAPE", "ANTIDIARRHEAL")
+PARTNER_CLASSES: tuple[MedClass, ...] = ("HER2_MAB", "HER2_ADC_TDM1", "CAPE", "ANTIDIARRHEAL")
 # Lapatinib's: the Tykerb label gives it with capecitabine or, for hormone receptor-positive
 # disease, letrozole; ASCO 2022 also with trastuzumab (EGF104900) or endocrine therapy.
 LAPATINIB_PARTNERS = ("capecitabine", "trastuzumab")
@@ -97,10 +97,17 @@ def label_counts(p: Parameters) -> dict[str, int]:
 @rule(
     "R6k",
     hooks=ORDER_HOOKS,
-    variants=("without-partner", "lapatinib-alone", "no-loperamide"),
+    variants=("without-partner", "with-tdm1", "lapatinib-alone", "no-loperamide"),
     bindings=("drug", "missing"),
     valuesets=HER2_VALUESETS,
-    ingredients=(*TKIS, "lapatinib", "trastuzumab", "capecitabine", "loperamide"),
+    ingredients=(
+        *TKIS,
+        "lapatinib",
+        "trastuzumab",
+        "capecitabine",
+        "loperamide",
+        "trastuzumab emtansine",
+    ),
     parameters=(*LINE_PARAMETERS, "neratinib_escalation_mg"),
     regimens=("loperamide-prophylaxis",),
     suggestions=("loperamide-prophylaxis",),
@@ -116,7 +123,9 @@ def r6k_kinase_inhibitor_without_its_partners(
     disease: an inhibitor signed alone is a regimen left incomplete (a partner ordered elsewhere
     is named by its record once it is there). Neratinib's first dose drafted with no loperamide
     drafted or possibly in use → warning with loperamide to add (`_no_loperamide`). Lapatinib
-    with none of its partners → warning (`_lapatinib_alone`)."""
+    with none of its partners → warning (`_lapatinib_alone`). Tucatinib with T-DM1 (drafted or
+    possibly in use) in place of its partners is HER2CLIMB-02's combination, a trial's and not
+    the label's: information that says so, not a regimen missing its trastuzumab."""
     if not eligible(f):
         return []
     out = _no_loperamide(f, drafts, p) + _lapatinib_alone(f, drafts)
@@ -126,6 +135,9 @@ def r6k_kinase_inhibitor_without_its_partners(
             continue
         missing = [x for x in partners if not _with(f, drafts, x)]
         if not missing:
+            continue
+        if drug == "tucatinib" and _with(f, drafts, "trastuzumab emtansine"):
+            out.append(_with_tdm1(drafted))
             continue
         last = [
             e
@@ -172,6 +184,20 @@ def _no_loperamide(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
             ),
         )
     ]
+
+
+def _with_tdm1(drafted: tuple[DraftMedication, ...]) -> Decision:
+    """HER2CLIMB-02 (Hurvitz et al., Ann Oncol 2025): tucatinib added to T-DM1 after
+    trastuzumab and a taxane lengthened progression-free survival (9.5 against 7.4 months),
+    with no overall survival benefit at its interim analysis and more grade 3 or worse adverse
+    events (liver enzymes most of all); the Tukysa label does not include it."""
+    return Decision(
+        variant="with-tdm1",
+        indicator="info",
+        bindings={"drug": "tucatinib"},
+        data=tuple(say("draft-order-ref", ref=o.ref) for o in drafted),
+        refs=tuple(o.ref for o in drafted),
+    )
 
 
 def _lapatinib_alone(f: PatientFacts, drafts: DraftOrders) -> list[Decision]:

@@ -15,6 +15,7 @@ from fixtures.factories import (
     PERT,
     PHESGO,
     PROGRESSION,
+    TDM1,
     TDXD,
     TOXICITY,
     TRAS,
@@ -178,6 +179,8 @@ class TestR6kKinaseInhibitorWithoutItsPartners:
             ((NERATINIB, CAPE), None),  # NALA
             ((NERATINIB,), "capecitabine"),
             ((LAPATINIB,), None),  # its own variant (below)
+            ((TUCATINIB, TDM1), None),  # HER2CLIMB-02's combination: information (below)
+            ((NERATINIB, TDM1), "capecitabine"),
         ],
     )
     def test_partners_in_the_order(
@@ -241,6 +244,30 @@ class TestR6kKinaseInhibitorWithoutItsPartners:
 
 
 LOPERAMIDE = "Loperamide 2 MG Oral Capsule"  # no RxNorm code in terminology.md: named only
+
+
+class TestR6kTucatinibWithTdm1:
+    @pytest.mark.parametrize("where", ["drafted", "in use"])
+    def test_the_trials_combination_is_information(
+        self, t: Terminology, params: Parameters, where: str
+    ) -> None:
+        p = _after_thp()
+        drafts = [draft_med("p", "tuc", TUCATINIB, "300 mg by mouth twice daily", 300)]
+        if where == "drafted":
+            drafts.append(draft_med("p", "tdm1", TDM1, "3.6 mg/kg IV every 3 weeks"))
+        else:
+            p.med("MedicationStatement", TDM1, status="active", start=10)
+        found = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R6k"]
+        assert [(d.variant, d.indicator) for d in found] == [("with-tdm1", "info")]
+        assert found[0].refs == ("MedicationRequest/tuc",)
+
+    def test_the_labels_partners_need_no_card(self, t: Terminology, params: Parameters) -> None:
+        drafts = [
+            draft_med("p", f"d{i}", rx, "as directed")
+            for i, rx in enumerate((TUCATINIB, TDM1, TRAS, CAPE))
+        ]
+        found = run(_after_thp(), t, params, "order-sign", drafts)
+        assert [d for d in found if d.rule == "R6k"] == []
 
 
 class TestR6kLapatinibAlone:
