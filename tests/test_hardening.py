@@ -71,11 +71,14 @@ def _body(server: str | None = None, **context: Any) -> dict[str, Any]:
 
 @pytest.fixture(name="service")
 def _service(tmp_path: Path) -> Iterator[str]:
-    """A real `cds serve` process on loopback, with short outbound limits."""
+    """A real `cds serve` process on loopback, with short outbound limits. The header deadline
+    is short enough for the slow-headers test, long enough that a loaded machine's client
+    (sixty connections opened at once, or a kept-alive one reused) sends its headers in time:
+    at 0.5 s a CI run beside another test suite lost one of the sixty calls to it."""
     limits = {
         "CDS_FHIR_TIMEOUT_S": "0.8",
         "CDS_FETCH_DEADLINE_S": "1.0",
-        "CDS_HEADER_TIMEOUT_S": "0.5",
+        "CDS_HEADER_TIMEOUT_S": "2.0",
     }
     with running_service(tmp_path, **limits) as (base, _):
         yield base
