@@ -77,7 +77,12 @@ _TEXT_PER_KG = re.compile(r"(?<![\w.,])(\d+(?:\.\d+)?)\s*mg\s*/\s*kg\b", re.IGNO
 
 def to_mg_per_kg(q: Quantity) -> float | None:
     """A dose in mg per kg of body weight, or None for any other unit."""
-    if any(raw and raw.strip().lower() in _PER_KG for raw in (q.code, q.unit)):
+    return _value_in(q, _PER_KG)
+
+
+def _value_in(q: Quantity, units: frozenset[str]) -> float | None:
+    """The quantity's value when its code or printed unit is one of `units` (lower case)."""
+    if any(raw and raw.strip().lower() in units for raw in (q.code, q.unit)):
         return q.value
     return None
 
@@ -100,9 +105,7 @@ _TEXT_PER_M2 = re.compile(
 
 def to_mg_per_m2(q: Quantity) -> float | None:
     """A dose in mg per m² of body surface area, or None for any other unit."""
-    if any(raw and raw.strip().lower() in _PER_M2 for raw in (q.code, q.unit)):
-        return q.value
-    return None
+    return _value_in(q, _PER_M2)
 
 
 def mg_per_m2_from_text(text: str) -> float | None:
