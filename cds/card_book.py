@@ -273,13 +273,18 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
 
 
 def _dose_table_problems(book: CardBook) -> list[str]:
-    """Each kinase inhibitor's label dose, and each partner that changes it, is a medication
+    """Each oral drug's label dose (R6l, R6m), and each partner that changes it, is a medication
     the terminology knows: a misspelt one would never match a draft, silently."""
     known = book.terminology.medications.classes
+    p = book.parameters
+    tables = {
+        **{f"kinase_inhibitor_doses.{key}": t for key, t in p.kinase_inhibitor_doses.items()},
+        "capecitabine_dose": p.capecitabine_dose,
+    }
     return [
-        f"kinase_inhibitor_doses.{key}: {name!r} is not in cards/medications.yaml"
-        for key, table in book.parameters.kinase_inhibitor_doses.items()
-        for name in (key, table.drug, *(pd.partner for pd in table.with_partner))
+        f"{where}: {name!r} is not in cards/medications.yaml"
+        for where, table in tables.items()
+        for name in (table.drug, *(pd.partner for pd in table.with_partner))
         if name not in known
     ]
 

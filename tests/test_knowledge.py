@@ -294,16 +294,16 @@ class TestCrossCheck:
         with pytest.raises(ConfigError, match="maintenance_up_to_days must be under reload_after"):
             load_knowledge(cards_with(tmp_path, edit))
 
-    @pytest.mark.parametrize("where", ["drug", "partner"])
-    def test_a_kinase_inhibitor_dose_names_known_medicines(
-        self, tmp_path: Path, where: str
-    ) -> None:
+    @pytest.mark.parametrize("where", ["drug", "partner", "capecitabine"])
+    def test_an_oral_dose_names_known_medicines(self, tmp_path: Path, where: str) -> None:
         def edit(spec: dict[str, Any]) -> None:
             table = spec["kinase_inhibitor_doses"]["lapatinib"]
             if where == "drug":
                 table["drug"] = "lapatinibe"
-            else:
+            elif where == "partner":
                 table["with_partner"][0]["partner"] = "capecitabin"
+            else:
+                spec["capecitabine_dose"]["with_partner"][0]["partner"] = "neratinibe"
 
         with pytest.raises(ConfigError, match=r"is not in cards/medications\.yaml"):
             load_knowledge(cards_with(tmp_path, edit))

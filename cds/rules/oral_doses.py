@@ -43,12 +43,15 @@ def above_label(
     """Each draft of the table's drug above its label dose → warning ('above-label', or
     'above-label-unless-inducer' for a label that raises the dose for a strong CYP3A4 inducer);
     at least `unit_error_factor` times it → critical ('unit-error')."""
+    drafted = drafts.with_ingredient(table.drug)
+    if not drafted:
+        return []
+    limit, limit_text, label = _label_dose(f, drafts, table)
     out = []
-    for o in drafts.with_ingredient(table.drug):
+    for o in drafted:
         dose = o.dose_mg_per_m2 if table.unit == "mg/m2" else o.dose_mg
         if dose is None:
             continue
-        limit, limit_text, label = _label_dose(f, drafts, table)
         per_day = dose / (o.every_weeks * 7) if o.every_weeks else None
         if dose <= limit and (per_day is None or per_day <= limit * table.doses_per_day + 1e-6):
             continue
