@@ -28,15 +28,6 @@ DOSE_PARTNER_CLASSES: tuple[MedClass, ...] = (
 ORAL_DOSE_BINDINGS = ("drug", "dose", "label", "label_dose")
 
 
-def drafted_or_in_use(
-    f: PatientFacts, drafts: DraftOrders, ingredient: str, classes: tuple[MedClass, ...]
-) -> bool:
-    """The drug drafted anywhere in the order, or possibly in use on the chart (F5)."""
-    return any(o.has(ingredient) for o in drafts.medications) or any(
-        e.ingredient == ingredient for e in f.meds.possibly_in_use(*classes)
-    )
-
-
 def above_label(
     f: PatientFacts, drafts: DraftOrders, table: OralDose, unit_error_factor: float
 ) -> list[Decision]:
@@ -75,11 +66,16 @@ def above_label(
 
 
 def _label_dose(f: PatientFacts, drafts: DraftOrders, table: OralDose) -> tuple[float, str, str]:
-    """The dose, its text and its label with the first partner drafted or possibly in use that
-    the label gives another dose with; the drug's own otherwise."""
-    for pd in table.with_partner:
-        if drafted_or_in_use(f, drafts, pd.partner, DOSE_PARTNER_CLASSES):
-            return pd.dose, pd.dose_text, pd.label or table.label
+    """The dose, its text and its label with a partner the label gives another dose with: one
+    drafted in this order first (the regimen being ordered: capecitabine drafted with tucatinib
+    is HER2CLIMB's, whatever an old neratinib record says), else one possibly in use; the
+    drug's own otherwise."""
+    in_use = {e.ingredient for e in f.meds.possibly_in_use(*DOSE_PARTNER_CLASSES)}
+    drafted = {d.ingredient for o in drafts.medications for d in o.drugs}
+    for partners in (drafted, in_use):
+        for pd in table.with_partner:
+            if pd.partner in partners:
+                return pd.dose, pd.dose_text, pd.label or table.label
     return table.dose, table.dose_text, table.label
 
 

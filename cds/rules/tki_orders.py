@@ -20,7 +20,7 @@ from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, Decision, Proposal, RegimenOrder, rule
 from cds.rules.her2 import HER2_VALUESETS, LINE_PARAMETERS, eligible, therapy_data
-from cds.rules.oral_doses import ORAL_DOSE_BINDINGS, above_label, drafted_or_in_use
+from cds.rules.oral_doses import ORAL_DOSE_BINDINGS, above_label
 from cds.said import Said, say
 from cds.terminology import MedClass
 
@@ -225,7 +225,9 @@ def _lapatinib_alone(f: PatientFacts, drafts: DraftOrders) -> list[Decision]:
 
 def _with(f: PatientFacts, drafts: DraftOrders, ingredient: str) -> bool:
     """The partner drafted anywhere in the order, or possibly in use on the chart."""
-    return drafted_or_in_use(f, drafts, ingredient, PARTNER_CLASSES)
+    return any(o.has(ingredient) for o in drafts.medications) or any(
+        e.ingredient == ingredient for e in f.meds.possibly_in_use(*PARTNER_CLASSES)
+    )
 
 
 def _last_line(e: Exposure) -> Said:

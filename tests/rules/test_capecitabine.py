@@ -162,6 +162,22 @@ class TestR6mCapecitabineAboveItsDose:
         got = [(d.variant, d.bindings["label_dose"]) for d in found]
         assert got == ([] if expected is None else [expected])
 
+    def test_the_partner_drafted_decides_before_one_in_use(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Capecitabine drafted with tucatinib is HER2CLIMB's 1,000 mg/m², though a neratinib
+        record of unknown status is open (it said 'above the Nerlynx dose')."""
+        p = _third_line(80)
+        p.med("MedicationStatement", NERATINIB, status="unknown", start=60)
+        drafts = [
+            draft_med("p", "cape", CAPE, "1000 mg/m2 by mouth twice daily"),
+            draft_med("p", "tuc", TUCATINIB, "300 mg by mouth twice daily", 300),
+        ]
+        assert [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R6m"] == []
+        drafts[0] = draft_med("p", "cape", CAPE, "1250 mg/m2 by mouth twice daily")
+        [d] = [x for x in run(p, t, params, "order-sign", drafts) if x.rule == "R6m"]
+        assert d.bindings["label"] == "Tukysa"
+
     def test_a_structured_dose_and_the_partner_in_use(
         self, t: Terminology, params: Parameters
     ) -> None:
