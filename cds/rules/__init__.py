@@ -235,6 +235,7 @@ def load_rules() -> Mapping[str, Rule]:
         receptors,
         spine,
         tki_orders,
+        tki_overlap,
         unread,
     )
 

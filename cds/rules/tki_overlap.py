@@ -1,0 +1,74 @@
+"""R6n: one HER2 kinase inhibitor at a time - tucatinib, neratinib or lapatinib drafted while
+another is drafted or possibly in use is a switch, not an addition (as R2c for bone agents).
+
+No label or guideline regimen gives two of them together: the Tukysa label gives tucatinib with
+trastuzumab and capecitabine, the Nerlynx label neratinib with capecitabine, the Tykerb label
+lapatinib with capecitabine or letrozole, and ASCO-HER2-2022 lists each in its own regimen;
+each label warns of severe diarrhoea and of hepatotoxicity, which add. The switch after
+progression is where it happens: the new inhibitor is ordered and the old one's record is left
+open.
+"""
+
+from __future__ import annotations
+
+from cds.facts import PatientFacts
+from cds.facts.orders import DraftOrders
+from cds.parameters import Parameters
+from cds.rules import ORDER_HOOKS, Decision, DeleteDraft, Proposal, rule
+from cds.rules.in_use import in_use_lines
+from cds.said import say
+from cds.terminology import MedClass
+
+TKI_CLASSES: tuple[MedClass, ...] = ("HER2_TKI_TUC", "HER2_TKI_NER", "HER2_TKI_LAP")
+
+
+@rule(
+    "R6n",
+    hooks=ORDER_HOOKS,
+    variants=("switch-not-add", "other-status-unknown"),
+    bindings=("drug", "other"),
+    ingredients=("tucatinib", "neratinib", "lapatinib"),
+    parameters=("active_window_days",),
+    suggestions=("remove-draft",),
+)
+def r6n_one_kinase_inhibitor_at_a_time(
+    f: PatientFacts, drafts: DraftOrders, p: Parameters
+) -> list[Decision]:
+    """A HER2 kinase inhibitor drafted while another is drafted in the order or possibly in use
+    (F5: open by its status or dosed within the active window) → warning, switch rather than
+    add, with the draft's removal suggested. When every other record is of unknown status the
+    warning asks to confirm it stopped, with no suggestion (whether to switch is not known).
+    The Tukysa, Nerlynx and Tykerb labels and ASCO-HER2-2022 give each in its own regimen."""
+    out: list[Decision] = []
+    drafted = drafts.with_class(*TKI_CLASSES)
+    for draft in drafted:
+        mine = {d.ingredient for d in draft.drugs if d.med_class in TKI_CLASSES}
+        in_use = [e for e in f.meds.possibly_in_use(*TKI_CLASSES) if e.ingredient not in mine]
+        together = [
+            o for o in drafted if o is not draft and not mine & {d.ingredient for d in o.drugs}
+        ]
+        if not in_use and not together:
+            continue
+        known = [e for e in in_use if not e.status_unknown]
+        confirmed = bool(together or known)  # else only records of unknown status
+        others = sorted(
+            {e.ingredient for e in (known if confirmed else in_use)}
+            | {d.ingredient for o in together for d in o.drugs if d.med_class in TKI_CLASSES}
+        )
+        data = (
+            say("draft-order", drug=", ".join(sorted(mine)), ref=draft.ref),
+            *in_use_lines(f.meds, in_use),
+            *(say("also-drafted", ref=o.ref) for o in together),
+        )
+        remove = Proposal(key="remove-draft", actions=(DeleteDraft(draft_ref=draft.ref),))
+        out.append(
+            Decision(
+                variant="switch-not-add" if confirmed else "other-status-unknown",
+                indicator="warning",
+                bindings={"drug": " + ".join(sorted(mine)), "other": " and ".join(others)},
+                data=data,
+                refs=(draft.ref, *(e.ref for e in in_use), *(o.ref for o in together)),
+                proposals=(remove,) if confirmed else (),
+            )
+        )
+    return out
