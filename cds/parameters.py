@@ -236,6 +236,7 @@ class Parameters(BaseModel):
     neratinib_escalation_mg: tuple[float, ...]
     kinase_inhibitor_doses: dict[str, OralDose]
     capecitabine_dose: OralDose
+    capecitabine_max_bsa_m2: float = Field(gt=0, le=4)
     # Not a threshold: the regimens (cards/regimens.yaml), which the rules choose among.
     regimens: dict[str, Regimen]
 

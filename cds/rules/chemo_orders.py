@@ -109,10 +109,10 @@ def _renal(f: PatientFacts) -> Said:
 @rule(
     "R6m",
     hooks=ORDER_HOOKS,
-    variants=("above-label", "unit-error"),
+    variants=("above-label", "above-label-flat", "unit-error"),
     bindings=ORAL_DOSE_BINDINGS,
     ingredients=("capecitabine", "neratinib", "tucatinib", "lapatinib"),
-    parameters=("capecitabine_dose", "unit_error_factor"),
+    parameters=("capecitabine_dose", "unit_error_factor", "capecitabine_max_bsa_m2"),
 )
 def r6m_capecitabine_above_its_dose(
     f: PatientFacts, drafts: DraftOrders, p: Parameters
@@ -121,6 +121,9 @@ def r6m_capecitabine_above_its_dose(
     warning; at least `unit_error_factor` times it → critical (a unit error). Xeloda 2.2: 1,250
     mg/m² twice daily (2,500 mg/m² a day: written as each dose, the day's total doubles it);
     with neratinib, tucatinib or lapatinib drafted or possibly in use, their labels' lower
-    doses (750 and 1,000 mg/m² twice daily). A flat dose in mg is not judged (body surface area
-    is not read); the renal reduction is R6b's."""
-    return above_label(f, drafts, p.capecitabine_dose, p.unit_error_factor)
+    doses (750 and 1,000 mg/m² twice daily). A flat dose in mg is judged against the label dose
+    at `capecitabine_max_bsa_m2` (the patient's body surface area is not read): above it, it is
+    above the label for nearly every adult ('above-label-flat'). The renal reduction is R6b's."""
+    return above_label(
+        f, drafts, p.capecitabine_dose, p.unit_error_factor, p.capecitabine_max_bsa_m2
+    )

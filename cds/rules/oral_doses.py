@@ -5,14 +5,15 @@ A label's dose may depend on the drug given with it (Tykerb: lapatinib 1,250 mg 
 capecitabine, 1,500 mg with letrozole; capecitabine 750 mg/m² with neratinib by the Nerlynx
 label): the partner counts when it is drafted in the same order or possibly in use (F5). A dose
 at least `unit_error_factor` times the label's reads as a unit error. A draft whose dose is in
-another unit (a flat mg dose of capecitabine, whose body surface area is not read) or whose
-dose is not given is not judged.
+another unit or whose dose is not given is not judged; capecitabine's flat dose in mg, whose
+patient's body surface area is not read, is judged against its label dose at the largest area
+the check allows (`capecitabine_max_bsa_m2`).
 """
 
 from __future__ import annotations
 
 from cds.facts import PatientFacts
-from cds.facts.orders import DraftOrders
+from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import OralDose
 from cds.rules import Decision
 from cds.said import Said, say
@@ -29,32 +30,44 @@ ORAL_DOSE_BINDINGS = ("drug", "dose", "label", "label_dose")
 
 
 def above_label(
-    f: PatientFacts, drafts: DraftOrders, table: OralDose, unit_error_factor: float
+    f: PatientFacts,
+    drafts: DraftOrders,
+    table: OralDose,
+    unit_error_factor: float,
+    max_area_m2: float | None = None,
 ) -> list[Decision]:
     """Each draft of the table's drug above its label dose → warning ('above-label', or
     'above-label-unless-inducer' for a label that raises the dose for a strong CYP3A4 inducer);
-    at least `unit_error_factor` times it → critical ('unit-error')."""
+    at least `unit_error_factor` times it → critical ('unit-error'). A dose per m² written as a
+    flat dose in mg is judged, given `max_area_m2`, against the label's at that body surface
+    area ('above-label-flat'): above it, it is above the label for any patient up to it."""
     drafted = drafts.with_ingredient(table.drug)
     if not drafted:
         return []
     limit, limit_text, label = _label_dose(f, drafts, table)
     out = []
     for o in drafted:
-        dose = o.dose_mg_per_m2 if table.unit == "mg/m2" else o.dose_mg
+        dose, unit, scale = _dose_of(o, table, max_area_m2)
         if dose is None:
             continue
+        ceiling = limit * scale
         per_day = dose / (o.every_weeks * 7) if o.every_weeks else None
-        if dose <= limit and (per_day is None or per_day <= limit * table.doses_per_day + 1e-6):
+        if dose <= ceiling and (per_day is None or per_day <= ceiling * table.doses_per_day + 1e-6):
             continue
-        unit_error = dose >= limit * unit_error_factor
-        above = "above-label-unless-inducer" if table.raised_for_cyp3a4_inducers else "above-label"
+        unit_error = dose >= ceiling * unit_error_factor
+        if scale != 1.0:
+            above = "above-label-flat"
+        elif table.raised_for_cyp3a4_inducers:
+            above = "above-label-unless-inducer"
+        else:
+            above = "above-label"
         out.append(
             Decision(
                 variant="unit-error" if unit_error else above,
                 indicator="critical" if unit_error else "warning",
                 bindings={
                     "drug": table.drug,
-                    "dose": _dose_text(dose, per_day, table.unit),
+                    "dose": _dose_text(dose, per_day, unit),
                     "label": label,
                     "label_dose": limit_text,
                 },
@@ -63,6 +76,18 @@ def above_label(
             )
         )
     return out
+
+
+def _dose_of(
+    o: DraftMedication, table: OralDose, max_area_m2: float | None
+) -> tuple[float | None, str, float]:
+    """The draft's dose in the table's unit with a scale of 1, or, for a dose per m² written
+    flat in mg, the mg dose with the largest area allowed as its scale."""
+    if table.unit == "mg":
+        return o.dose_mg, "mg", 1.0
+    if o.dose_mg_per_m2 is not None or max_area_m2 is None:
+        return o.dose_mg_per_m2, table.unit, 1.0
+    return o.dose_mg, "mg", max_area_m2
 
 
 def _label_dose(f: PatientFacts, drafts: DraftOrders, table: OralDose) -> tuple[float, str, str]:

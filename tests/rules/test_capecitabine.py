@@ -140,7 +140,16 @@ class TestR6mCapecitabineAboveItsDose:
                 ("above-label", "750 mg/m² twice daily with neratinib"),
             ),
             ("750 mg/m2 by mouth twice daily", NERATINIB, None),
-            ("2000 mg by mouth twice daily", None, None),  # a flat dose: body surface area not read
+            # a flat dose: judged at 3 m², the largest body surface area the check allows
+            ("2000 mg by mouth twice daily", None, None),
+            ("3750 mg by mouth twice daily", None, None),
+            ("4000 mg by mouth twice daily", None, ("above-label-flat", "1,250 mg/m² twice daily")),
+            (
+                "2500 mg by mouth twice daily",
+                NERATINIB,
+                ("above-label-flat", "750 mg/m² twice daily with neratinib"),
+            ),
+            ("40 g by mouth twice daily", None, ("unit-error", "1,250 mg/m² twice daily")),
             ("as directed", None, None),
             ("2000 mg/m2/day in two doses on days 1-14", None, None),  # a day's total: not read
         ],
