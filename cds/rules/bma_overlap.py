@@ -8,14 +8,9 @@ from cds.facts.days import within
 from cds.facts.medications import Exposure
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
-from cds.rules import (
-    ORDER_HOOKS,
-    Decision,
-    DeleteDraft,
-    Proposal,
-    rule,
-)
+from cds.rules import ORDER_HOOKS, Decision, rule
 from cds.rules.in_use import unknown_status_line
+from cds.rules.switch import drafted_beside, switch_not_add
 from cds.said import say
 
 
@@ -69,35 +64,19 @@ def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
             for e in f.meds.of_unknown_status("BMA")
             if e.ingredient not in mine and e not in acting
         ]
-        together = [
-            o for o in drafted if o is not draft and not mine & {d.ingredient for d in o.drugs}
-        ]
+        together = drafted_beside(draft, drafted, mine)
         if not acting and not together and not unknown:
             continue
         confirmed = bool(acting or together)
-        others = sorted(
-            {e.ingredient for e in (acting if confirmed else unknown)}
-            | {d.ingredient for o in together for d in o.drugs if d.med_class == "BMA"}
-        )
+        others = {e.ingredient for e in (acting if confirmed else unknown)} | {
+            d.ingredient for o in together for d in o.drugs if d.med_class == "BMA"
+        }
         data = [say("draft-order", drug=", ".join(sorted(mine)), ref=draft.ref)]
         data += [
             say("drug-last-recorded", drug=e.ingredient, when=e.last, ref=e.ref) for e in acting
         ]
         data += [unknown_status_line(e) for e in unknown]
         data += [say("also-drafted", ref=o.ref) for o in together]
-        remove = Proposal(key="remove-draft", actions=(DeleteDraft(draft_ref=draft.ref),))
-        out.append(
-            Decision(
-                variant="switch-not-add" if confirmed else "other-status-unknown",
-                indicator="warning",
-                bindings={"drug": " + ".join(sorted(mine)), "other": " and ".join(others)},
-                data=tuple(data),
-                refs=(
-                    draft.ref,
-                    *(e.ref for e in (*acting, *unknown)),
-                    *(o.ref for o in together),
-                ),
-                proposals=(remove,) if confirmed else (),
-            )
-        )
+        refs = (*(e.ref for e in (*acting, *unknown)), *(o.ref for o in together))
+        out.append(switch_not_add(draft, mine, others, data, refs, confirmed=confirmed))
     return out

@@ -14,8 +14,9 @@ from __future__ import annotations
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
-from cds.rules import ORDER_HOOKS, Decision, DeleteDraft, Proposal, rule
+from cds.rules import ORDER_HOOKS, Decision, rule
 from cds.rules.in_use import in_use_lines
+from cds.rules.switch import drafted_beside, switch_not_add
 from cds.said import say
 from cds.terminology import MedClass
 
@@ -44,31 +45,19 @@ def r6n_one_kinase_inhibitor_at_a_time(
     for draft in drafted:
         mine = {d.ingredient for d in draft.drugs if d.med_class in TKI_CLASSES}
         in_use = [e for e in f.meds.possibly_in_use(*TKI_CLASSES) if e.ingredient not in mine]
-        together = [
-            o for o in drafted if o is not draft and not mine & {d.ingredient for d in o.drugs}
-        ]
+        together = drafted_beside(draft, drafted, mine)
         if not in_use and not together:
             continue
         known = [e for e in in_use if not e.status_unknown]
         confirmed = bool(together or known)  # else only records of unknown status
-        others = sorted(
-            {e.ingredient for e in (known if confirmed else in_use)}
-            | {d.ingredient for o in together for d in o.drugs if d.med_class in TKI_CLASSES}
-        )
+        others = {e.ingredient for e in (known if confirmed else in_use)} | {
+            d.ingredient for o in together for d in o.drugs if d.med_class in TKI_CLASSES
+        }
         data = (
             say("draft-order", drug=", ".join(sorted(mine)), ref=draft.ref),
             *in_use_lines(f.meds, in_use),
             *(say("also-drafted", ref=o.ref) for o in together),
         )
-        remove = Proposal(key="remove-draft", actions=(DeleteDraft(draft_ref=draft.ref),))
-        out.append(
-            Decision(
-                variant="switch-not-add" if confirmed else "other-status-unknown",
-                indicator="warning",
-                bindings={"drug": " + ".join(sorted(mine)), "other": " and ".join(others)},
-                data=data,
-                refs=(draft.ref, *(e.ref for e in in_use), *(o.ref for o in together)),
-                proposals=(remove,) if confirmed else (),
-            )
-        )
+        refs = (*(e.ref for e in in_use), *(o.ref for o in together))
+        out.append(switch_not_add(draft, mine, others, data, refs, confirmed=confirmed))
     return out
