@@ -25,6 +25,7 @@ from cds.fhir.screening import CONDITION_SETS
 from cds.knowledge_file import KnowledgeFile, read_model, read_yaml
 from cds.parameters import Parameters
 from cds.rules import Rule
+from cds.rules.oral_doses import DOSE_PARTNER_CLASSES
 from cds.said import Sentences, check, sayings
 from cds.terminology import Terminology
 
@@ -47,6 +48,9 @@ class LinkSpec(KnowledgeFile):
 class VariantSpec(KnowledgeFile):
     summary: str = Field(max_length=139)
     detail: str
+    # A variant whose evidence is not the card's (a trial's dose where the US label gives none)
+    # cites its own source, before the drug's and the card's.
+    source: SourceSpec | None = None
 
 
 class CardFile(KnowledgeFile):
@@ -274,19 +278,38 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
 
 def _dose_table_problems(book: CardBook) -> list[str]:
     """Each oral drug's label dose (R6l, R6m), and each partner that changes it, is a medication
-    the terminology knows: a misspelt one would never match a draft, silently."""
+    the terminology knows, a partner of a class the rule looks for on the chart (a misspelt or
+    unlooked-for one would never count, silently), and a trial's dose belongs to a rule whose
+    card can say so."""
     known = book.terminology.medications.classes
     p = book.parameters
     tables = {
-        **{f"kinase_inhibitor_doses.{key}": t for key, t in p.kinase_inhibitor_doses.items()},
-        "capecitabine_dose": p.capecitabine_dose,
+        **{
+            f"kinase_inhibitor_doses.{key}": ("R6l", t)
+            for key, t in p.kinase_inhibitor_doses.items()
+        },
+        "capecitabine_dose": ("R6m", p.capecitabine_dose),
     }
-    return [
-        f"{where}: {name!r} is not in cards/medications.yaml"
-        for where, table in tables.items()
-        for name in (table.drug, *(pd.partner for pd in table.with_partner))
-        if name not in known
-    ]
+    problems = []
+    for where, (rid, table) in tables.items():
+        problems += [
+            f"{where}: {name!r} is not in cards/medications.yaml"
+            for name in (table.drug, *(pd.partner for pd in table.with_partner))
+            if name not in known
+        ]
+        for pd in table.with_partner:
+            if pd.partner in known and known[pd.partner] not in DOSE_PARTNER_CLASSES:
+                problems.append(
+                    f"{where}: partner {pd.partner!r} ({known[pd.partner]}) is not of a class "
+                    "in cds.rules.oral_doses.DOSE_PARTNER_CLASSES"
+                )
+            card = book.cards.get(rid)
+            if pd.trial and card is not None and "above-trial-dose" not in card.variants:
+                problems.append(
+                    f"{where}: partner {pd.partner!r} has a trial's dose, but "
+                    f"cards/rules/{rid}.yaml has no 'above-trial-dose' variant"
+                )
+    return problems
 
 
 def _read_range_problems(book: CardBook) -> list[str]:

@@ -179,6 +179,12 @@ class Renderer:
             for rid, spec in book.cards.items()
             for drug, source in spec.source_by_drug.items()
         }
+        self._static_by_variant = {
+            (rid, name): self._card_parts(spec, variant.source)
+            for rid, spec in book.cards.items()
+            for name, variant in spec.variants.items()
+            if variant.source is not None
+        }
         t = book.terminology
         self._medication_concepts: dict[str, dict[str, Any]] = {}
         for key, med in book.orders.medications.items():
@@ -236,6 +242,7 @@ class Renderer:
         drug = decision.bindings.get("drug")
         if isinstance(drug, str):  # a card about one drug of several cites its own label
             parts = self._static_by_drug.get((decision.rule, drug), parts)
+        parts = self._static_by_variant.get((decision.rule, decision.variant), parts)
         summary = _sentence(_fill(variant.summary, bindings))
         card: dict[str, Any] = {
             "uuid": _uuid_text(card_id),

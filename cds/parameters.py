@@ -142,6 +142,9 @@ class PartnerDose(BaseModel):
     dose: float = Field(gt=0)
     dose_text: str
     label: str | None = None  # the label that gives it, when not the drug's own
+    # The trial whose dose it is, when the drug's US label gives the pair none (lapatinib with
+    # trastuzumab: EGF104900); the card says so and cites the trial.
+    trial: str | None = None
 
 
 class OralDose(BaseModel):

@@ -114,3 +114,19 @@ def test_a_card_about_one_drug_of_several_cites_that_drugs_label(
     assert card["source"]["label"].startswith(label)
     assert card["source"]["url"].endswith(f"query={label.upper()}")
     assert "links" not in card
+
+
+def test_a_variant_resting_on_a_trial_cites_the_trial(client: TestClient) -> None:
+    """The US label gives lapatinib no dose with trastuzumab: the card about EGF104900's dose
+    cites the trial's publication, not the Tykerb label its other cards cite."""
+    scenario = _R6C / "lapatinib-drafted-with-trastuzumab-at-its-letrozole-dose"
+    r = client.post(
+        "/cds-services/mbc-bone-order-sign",
+        json=json.loads((scenario / "request.json").read_text()),
+    )
+    [card] = [c for c in r.json()["cards"] if c["extension"]["org.cds-mbc-bone.rule"] == "R6l"]
+    assert card["extension"]["org.cds-mbc-bone.variant"] == "above-trial-dose"
+    assert card["source"]["label"].startswith("EGF104900")
+    assert card["source"]["url"] == "https://doi.org/10.1200/JCO.2011.35.6725"
+    assert card["source"]["topic"]["code"] == "her2-tki-dose"
+    assert "- Draft order: trastuzumab (MedicationRequest/draft-tras)" in card["detail"]

@@ -220,7 +220,7 @@ class TestCrossCheck:
     @pytest.mark.parametrize(
         ("rule", "drug", "message"),
         [
-            ("R6l", "trastuzumab", "which the rule does not read"),
+            ("R6l", "pertuzumab", "which the rule does not read"),
             ("R4a", "denosumab", "the rule binds no drug"),
         ],
     )
@@ -306,6 +306,25 @@ class TestCrossCheck:
                 spec["capecitabine_dose"]["with_partner"][0]["partner"] = "neratinibe"
 
         with pytest.raises(ConfigError, match=r"is not in cards/medications\.yaml"):
+            load_knowledge(cards_with(tmp_path, edit))
+
+    def test_an_oral_dose_partner_is_looked_for_on_the_chart(self, tmp_path: Path) -> None:
+        """A partner of a class the rule never asks the chart about would count only when
+        drafted: an in-use one would silently not change the dose."""
+
+        def edit(spec: dict[str, Any]) -> None:
+            spec["kinase_inhibitor_doses"]["lapatinib"]["with_partner"].append(
+                {"partner": "letrozole", "dose": 1500.0, "dose_text": "1,500 mg with letrozole"}
+            )
+
+        with pytest.raises(ConfigError, match=r"'letrozole' \(ENDOCRINE_AI\) is not of a class"):
+            load_knowledge(cards_with(tmp_path, edit))
+
+    def test_a_trial_dose_needs_a_card_that_says_so(self, tmp_path: Path) -> None:
+        def edit(spec: dict[str, Any]) -> None:
+            spec["capecitabine_dose"]["with_partner"][0]["trial"] = "NALA"
+
+        with pytest.raises(ConfigError, match=r"R6m\.yaml has no 'above-trial-dose' variant"):
             load_knowledge(cards_with(tmp_path, edit))
 
     @pytest.mark.parametrize(

@@ -3,25 +3,29 @@ often the draft gives it): R6l's HER2 kinase inhibitors in mg, R6m's capecitabin
 
 A label's dose may depend on the drug given with it (Tykerb: lapatinib 1,250 mg with
 capecitabine, 1,500 mg with letrozole; capecitabine 750 mg/m² with neratinib by the Nerlynx
-label): the partner counts when it is drafted in the same order or possibly in use (F5). A dose
-at least `unit_error_factor` times the label's reads as a unit error. A draft whose dose is in
-another unit or whose dose is not given is not judged; capecitabine's flat dose in mg, whose
-patient's body surface area is not read, is judged against its label dose at the largest area
-the check allows (`capecitabine_max_bsa_m2`).
+label), and where the drug's US label gives the pair no dose, a trial's does (lapatinib
+1,000 mg with trastuzumab, EGF104900): the partner counts when it is drafted in the same order
+or possibly in use (F5), and the card names its record. A dose at least `unit_error_factor`
+times the label's reads as a unit error. A draft whose dose is in another unit or whose dose
+is not given is not judged; capecitabine's flat dose in mg, whose patient's body surface area
+is not read, is judged against its label dose at the largest area the check allows
+(`capecitabine_max_bsa_m2`).
 """
 
 from __future__ import annotations
 
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftMedication, DraftOrders
-from cds.parameters import OralDose
+from cds.parameters import OralDose, PartnerDose
 from cds.rules import Decision
 from cds.said import Said, say
 from cds.terminology import MedClass
 
-# The classes a partner that changes a dose belongs to (capecitabine and the kinase inhibitors).
+# The classes a partner that changes a dose belongs to (capecitabine, the kinase inhibitors and
+# trastuzumab); card_book checks every partner of the dose tables is in one.
 DOSE_PARTNER_CLASSES: tuple[MedClass, ...] = (
     "CAPE",
+    "HER2_MAB",
     "HER2_TKI_TUC",
     "HER2_TKI_NER",
     "HER2_TKI_LAP",
@@ -37,14 +41,19 @@ def above_label(
     max_area_m2: float | None = None,
 ) -> list[Decision]:
     """Each draft of the table's drug above its label dose → warning ('above-label', or
-    'above-label-unless-inducer' for a label that raises the dose for a strong CYP3A4 inducer);
-    at least `unit_error_factor` times it → critical ('unit-error'). A dose per m² written as a
+    'above-label-unless-inducer' for a label that raises the dose for a strong CYP3A4 inducer,
+    or 'above-trial-dose' for a partner the US label gives no dose with); at least
+    `unit_error_factor` times it → critical ('unit-error'). A dose per m² written as a
     flat dose in mg is judged, given `max_area_m2`, against the label's at that body surface
     area ('above-label-flat'): above it, it is above the label for any patient up to it."""
     drafted = drafts.with_ingredient(table.drug)
     if not drafted:
         return []
-    limit, limit_text, label = _label_dose(f, drafts, table)
+    limit, limit_text, label, trial = table.dose, table.dose_text, table.label, None
+    partner, partner_line, partner_ref = _partner(f, drafts, table)
+    if partner is not None:
+        limit, limit_text, trial = partner.dose, partner.dose_text, partner.trial
+        label = partner.trial or partner.label or table.label
     out = []
     for o in drafted:
         dose, unit, scale = _dose_of(o, table, max_area_m2)
@@ -57,6 +66,8 @@ def above_label(
         unit_error = dose >= ceiling * unit_error_factor
         if scale != 1.0:
             above = "above-label-flat"
+        elif trial is not None:
+            above = "above-trial-dose"
         elif table.raised_for_cyp3a4_inducers:
             above = "above-label-unless-inducer"
         else:
@@ -71,8 +82,9 @@ def above_label(
                     "label": label,
                     "label_dose": limit_text,
                 },
-                data=(say("draft-order-ref", ref=o.ref),),
-                refs=(o.ref,),
+                # The partner's record beside the draft: the dose judged rests on it.
+                data=(say("draft-order-ref", ref=o.ref), *partner_line),
+                refs=(o.ref, *partner_ref),
             )
         )
     return out
@@ -90,18 +102,24 @@ def _dose_of(
     return o.dose_mg, "mg", max_area_m2
 
 
-def _label_dose(f: PatientFacts, drafts: DraftOrders, table: OralDose) -> tuple[float, str, str]:
-    """The dose, its text and its label with a partner the label gives another dose with: one
-    drafted in this order first (the regimen being ordered: capecitabine drafted with tucatinib
-    is HER2CLIMB's, whatever an old neratinib record says), else one possibly in use; the
-    drug's own otherwise."""
-    in_use = {e.ingredient for e in f.meds.possibly_in_use(*DOSE_PARTNER_CLASSES)}
-    drafted = {d.ingredient for o in drafts.medications for d in o.drugs}
-    for partners in (drafted, in_use):
-        for pd in table.with_partner:
-            if pd.partner in partners:
-                return pd.dose, pd.dose_text, pd.label or table.label
-    return table.dose, table.dose_text, table.label
+def _partner(
+    f: PatientFacts, drafts: DraftOrders, table: OralDose
+) -> tuple[PartnerDose | None, tuple[Said, ...], tuple[str, ...]]:
+    """The partner whose dose applies, with the line and reference of its record: one drafted
+    in this order first (the regimen being ordered: capecitabine drafted with tucatinib is
+    HER2CLIMB's, whatever an old neratinib record says), else one possibly in use; the table's
+    order decides between several; none, the drug's own dose."""
+    for pd in table.with_partner:
+        for o in drafts.medications:
+            if o.has(pd.partner):
+                return pd, (say("draft-order", drug=pd.partner, ref=o.ref),), (o.ref,)
+    in_use = f.meds.possibly_in_use(*DOSE_PARTNER_CLASSES)
+    for pd in table.with_partner:
+        for e in in_use:
+            if e.ingredient == pd.partner:
+                line = say("drug-last-recorded", drug=e.ingredient, when=e.last, ref=e.ref)
+                return pd, (line,), (e.ref,)
+    return None, (), ()
 
 
 def _dose_text(dose: float, per_day: float | None, unit: str) -> str | Said:

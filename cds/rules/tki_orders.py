@@ -237,9 +237,9 @@ def _last_line(e: Exposure) -> Said:
 @rule(
     "R6l",
     hooks=ORDER_HOOKS,
-    variants=("above-label", "above-label-unless-inducer", "unit-error"),
+    variants=("above-label", "above-label-unless-inducer", "above-trial-dose", "unit-error"),
     bindings=ORAL_DOSE_BINDINGS,
-    ingredients=(*TKIS, "lapatinib", "capecitabine"),
+    ingredients=(*TKIS, "lapatinib", "capecitabine", "trastuzumab"),
     parameters=("kinase_inhibitor_doses", "unit_error_factor"),
 )
 def r6l_kinase_inhibitor_above_its_dose(
@@ -251,7 +251,10 @@ def r6l_kinase_inhibitor_above_its_dose(
     Nerlynx 2.2: 240 mg once daily (§3b C1); Tykerb 2.1-2.2: 1,250 mg once daily with
     capecitabine, 1,500 mg with letrozole - a label that raises the dose for a strong CYP3A4
     inducer, which the card names as the one reason to keep it (the chart's inducers are not
-    read: dexamethasone is one). A dose in no mass unit is not judged."""
+    read: dexamethasone is one). With trastuzumab, which the US label does not pair it with,
+    EGF104900's 1,000 mg (Blackwell et al., J Clin Oncol 2012; the EU label, Tyverb, gives the
+    same; §3b C1). A dose in no mass unit is not
+    judged."""
     return [
         d
         for table in p.kinase_inhibitor_doses.values()

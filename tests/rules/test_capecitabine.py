@@ -191,13 +191,14 @@ class TestR6mCapecitabineAboveItsDose:
         self, t: Terminology, params: Parameters
     ) -> None:
         """The dose read from doseQuantity in mg/m²; neratinib on the chart sets its label's
-        dose, named with its label."""
+        dose, named with its label, and the card names the neratinib record it rests on."""
         p = _third_line(80)
-        p.med("MedicationStatement", NERATINIB, status="active", start=10)
+        ner = p.med("MedicationStatement", NERATINIB, status="active", start=10)
         draft = draft_med("p", "cape", CAPE, "capecitabine twice daily on days 1-14")
         draft["dosageInstruction"][0]["doseAndRate"] = _per_m2(1000.0)
         [d] = [x for x in run(p, t, params, "order-sign", [draft]) if x.rule == "R6m"]
         assert (d.variant, d.indicator) == ("above-label", "warning")
         assert d.bindings["label"] == "Nerlynx"
         assert text(d.bindings["dose"]) == "1000 mg/m² (2000 mg/m² a day)"
-        assert d.refs == ("MedicationRequest/cape",)
+        assert d.refs == ("MedicationRequest/cape", f"MedicationStatement/{ner['id']}")
+        assert text(d.data[1]).startswith("neratinib: last recorded ")

@@ -450,6 +450,58 @@ class TestR6lKinaseInhibitorAboveItsDose:
         assert [d.bindings["label_dose"] for d in found] == ([] if expected is None else [expected])
         assert all(d.variant == "above-label-unless-inducer" for d in found)
 
+    @pytest.mark.parametrize(
+        ("mg", "tras", "cape", "expected"),
+        [
+            (1000, "drafted", None, None),  # EGF104900's dose
+            (1500, "drafted", None, ("above-trial-dose", "1,000 mg once daily with trastuzumab")),
+            (1500, "in use", None, ("above-trial-dose", "1,000 mg once daily with trastuzumab")),
+            (1500, "stopped", None, None),  # a past line: letrozole's dose
+            (1250, "in use", None, ("above-trial-dose", "1,000 mg once daily with trastuzumab")),
+            # The label's partner first: lapatinib-capecitabine, trastuzumab still recorded.
+            (1250, "in use", "drafted", None),
+            (1250, "drafted", "drafted", None),
+            (
+                1500,
+                "in use",
+                "drafted",
+                ("above-label-unless-inducer", "1,250 mg once daily with capecitabine"),
+            ),
+            (10000, "drafted", None, ("unit-error", "1,000 mg once daily with trastuzumab")),
+        ],
+    )
+    def test_lapatinib_with_trastuzumab_has_the_trial_dose(
+        self,
+        t: Terminology,
+        params: Parameters,
+        mg: float,
+        tras: str,
+        cape: str | None,
+        expected: tuple[str, str] | None,
+    ) -> None:
+        """§3b C1: the US label does not pair lapatinib with trastuzumab; EGF104900 gave 1,000
+        mg once daily, and a card about that dose cites the trial and names the trastuzumab
+        record."""
+        p = _after_thp()
+        drafts = [draft_med("p", "lap", LAPATINIB, f"{mg:g} mg by mouth daily", mg)]
+        partner = "MedicationRequest/tras"
+        if tras == "drafted":
+            drafts.append(draft_med("p", "tras", TRAS, "2 mg/kg IV weekly"))
+        else:
+            status = "active" if tras == "in use" else "stopped"
+            rec = p.med("MedicationStatement", TRAS, status=status, start=30, end=None)
+            partner = f"MedicationStatement/{rec['id']}"
+        if cape == "drafted":
+            drafts.append(draft_med("p", "cape", CAPE, "1000 mg/m2 by mouth twice daily"))
+        found = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R6l"]
+        got = [(d.variant, d.bindings["label_dose"]) for d in found]
+        assert got == ([] if expected is None else [expected])
+        if expected is not None:
+            [d] = found
+            partner = "MedicationRequest/cape" if cape else partner
+            assert d.refs == ("MedicationRequest/lap", partner)
+            assert d.bindings["label"] == ("Tykerb" if cape else "EGF104900")
+
     def test_the_card_gives_the_days_total_and_the_label_dose(
         self, t: Terminology, params: Parameters
     ) -> None:
