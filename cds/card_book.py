@@ -297,18 +297,23 @@ def _dose_table_problems(book: CardBook) -> list[str]:
             for name in (table.drug, *(pd.partner for pd in table.with_partner))
             if name not in known
         ]
-        for pd in table.with_partner:
-            if pd.partner in known and known[pd.partner] not in DOSE_PARTNER_CLASSES:
-                problems.append(
-                    f"{where}: partner {pd.partner!r} ({known[pd.partner]}) is not of a class "
-                    "in cds.rules.oral_doses.DOSE_PARTNER_CLASSES"
-                )
-            card = book.cards.get(rid)
-            if pd.trial and card is not None and "above-trial-dose" not in card.variants:
-                problems.append(
-                    f"{where}: partner {pd.partner!r} has a trial's dose, but "
-                    f"cards/rules/{rid}.yaml has no 'above-trial-dose' variant"
-                )
+        problems += [
+            f"{where}: partner {pd.partner!r} ({known[pd.partner]}) is not of a class in "
+            "cds.rules.oral_doses.DOSE_PARTNER_CLASSES"
+            for pd in table.with_partner
+            if pd.partner in known and known[pd.partner] not in DOSE_PARTNER_CLASSES
+        ]
+        # What the table asks its rule's card to say.
+        needs = {
+            "above-trial-dose": any(pd.trial for pd in table.with_partner),
+            "divided-daily-dose": table.once_daily_only,
+        }
+        card = book.cards.get(rid)
+        problems += [
+            f"{where}: needs a {variant!r} variant, which cards/rules/{rid}.yaml lacks"
+            for variant, needed in needs.items()
+            if needed and card is not None and variant not in card.variants
+        ]
     return problems
 
 

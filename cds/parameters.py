@@ -161,6 +161,14 @@ class OralDose(BaseModel):
     # The label raises the dose, gradually, when a strong CYP3A4 inducer cannot be avoided
     # (Tykerb): a dose above it may be intended, and the card says so.
     raised_for_cyp3a4_inducers: bool = False
+    # The label gives the day's dose at once and advises against dividing it (Tykerb 2.1).
+    once_daily_only: bool = False
+
+    @model_validator(mode="after")
+    def _once_daily_is_one_dose_a_day(self) -> OralDose:
+        if self.once_daily_only and self.doses_per_day != 1:
+            raise ValueError("once_daily_only needs doses_per_day: 1")
+        return self
 
 
 class Regimen(BaseModel):

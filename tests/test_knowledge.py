@@ -324,7 +324,25 @@ class TestCrossCheck:
         def edit(spec: dict[str, Any]) -> None:
             spec["capecitabine_dose"]["with_partner"][0]["trial"] = "NALA"
 
-        with pytest.raises(ConfigError, match=r"R6m\.yaml has no 'above-trial-dose' variant"):
+        with pytest.raises(ConfigError, match=r"'above-trial-dose' variant, which cards/rules/R6m"):
+            load_knowledge(cards_with(tmp_path, edit))
+
+    def test_a_once_daily_drug_needs_a_card_that_says_so(self, tmp_path: Path) -> None:
+        def edit(spec: dict[str, Any]) -> None:
+            spec["kinase_inhibitor_doses"]["neratinib"]["once_daily_only"] = True
+            spec["capecitabine_dose"]["doses_per_day"] = 1
+            spec["capecitabine_dose"]["once_daily_only"] = True
+
+        with pytest.raises(
+            ConfigError, match=r"'divided-daily-dose' variant, which cards/rules/R6m"
+        ):
+            load_knowledge(cards_with(tmp_path, edit))
+
+    def test_once_daily_only_is_one_dose_a_day(self, tmp_path: Path) -> None:
+        def edit(spec: dict[str, Any]) -> None:
+            spec["kinase_inhibitor_doses"]["tucatinib"]["once_daily_only"] = True
+
+        with pytest.raises(ConfigError, match="once_daily_only needs doses_per_day: 1"):
             load_knowledge(cards_with(tmp_path, edit))
 
     @pytest.mark.parametrize(

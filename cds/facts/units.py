@@ -114,8 +114,9 @@ def mg_per_m2_from_text(text: str) -> float | None:
 
 
 # How often, in words an order's free text uses: "daily", "every 3 weeks", "q4w", "every 21 days",
-# "every four weeks", "weekly", "twice a week", "monthly". An interval not read is unknown (never
-# taken as a safe one); "weekly" used to be, and a weekly denosumab order passed unchecked (D1).
+# "every 12 hours", "q12h", "every four weeks", "weekly", "twice a week", "monthly". An interval
+# not read is unknown (never taken as a safe one); "weekly" used to be, and a weekly denosumab
+# order passed unchecked (D1).
 _NUMBER_WORDS = {
     "one": 1,
     "two": 2,
@@ -128,7 +129,7 @@ _NUMBER_WORDS = {
 }
 _TEXT_EVERY = re.compile(
     r"\b(?:every|q)\s*(\d+(?:\.\d+)?|" + "|".join(_NUMBER_WORDS) + r")\s*"
-    r"(d|days?|w|wk|wks|weeks?|mo|months?)\b",
+    r"(d|days?|h|hrs?|hours?|w|wk|wks|weeks?|mo|months?)\b",
     re.IGNORECASE,
 )
 # Words for a schedule, most frequent first: "twice weekly" is read before "weekly".
@@ -155,6 +156,8 @@ def weeks_from_text(text: str) -> float | None:
         value = float(_NUMBER_WORDS.get(number) or number)
         if unit.startswith("d"):
             return value / 7
+        if unit.startswith("h"):
+            return value / 168
         if unit.startswith("m"):
             return value * 52 / 12
         return value

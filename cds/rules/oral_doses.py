@@ -45,7 +45,9 @@ def above_label(
     or 'above-trial-dose' for a partner the US label gives no dose with); at least
     `unit_error_factor` times it → critical ('unit-error'). A dose per m² written as a
     flat dose in mg is judged, given `max_area_m2`, against the label's at that body surface
-    area ('above-label-flat'): above it, it is above the label for any patient up to it."""
+    area ('above-label-flat'): above it, it is above the label for any patient up to it. A
+    drug the label gives once daily, its day's dose within the label but divided → warning
+    ('divided-daily-dose')."""
     drafted = drafts.with_ingredient(table.drug)
     if not drafted:
         return []
@@ -61,25 +63,33 @@ def above_label(
             continue
         ceiling = limit * scale
         per_day = dose / (o.every_weeks * 7) if o.every_weeks else None
-        if dose <= ceiling and (per_day is None or per_day <= ceiling * table.doses_per_day + 1e-6):
-            continue
-        unit_error = dose >= ceiling * unit_error_factor
-        if scale != 1.0:
-            above = "above-label-flat"
-        elif trial is not None:
-            above = "above-trial-dose"
-        elif table.raised_for_cyp3a4_inducers:
-            above = "above-label-unless-inducer"
+        if dose > ceiling or (
+            per_day is not None and per_day > ceiling * table.doses_per_day + 1e-6
+        ):
+            if dose >= ceiling * unit_error_factor:
+                variant = "unit-error"
+            elif scale != 1.0:
+                variant = "above-label-flat"
+            elif trial is not None:
+                variant = "above-trial-dose"
+            elif table.raised_for_cyp3a4_inducers:
+                variant = "above-label-unless-inducer"
+            else:
+                variant = "above-label"
+            named = label
+        elif table.once_daily_only and per_day is not None and per_day > dose + 1e-6:
+            # The day's dose within the label, divided: the label's own advice is once daily.
+            variant, named = "divided-daily-dose", table.label
         else:
-            above = "above-label"
+            continue
         out.append(
             Decision(
-                variant="unit-error" if unit_error else above,
-                indicator="critical" if unit_error else "warning",
+                variant=variant,
+                indicator="critical" if variant == "unit-error" else "warning",
                 bindings={
                     "drug": table.drug,
                     "dose": _dose_text(dose, per_day, unit),
-                    "label": label,
+                    "label": named,
                     "label_dose": limit_text,
                 },
                 # The partner's record beside the draft: the dose judged rests on it.

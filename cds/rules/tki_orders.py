@@ -237,7 +237,13 @@ def _last_line(e: Exposure) -> Said:
 @rule(
     "R6l",
     hooks=ORDER_HOOKS,
-    variants=("above-label", "above-label-unless-inducer", "above-trial-dose", "unit-error"),
+    variants=(
+        "above-label",
+        "above-label-unless-inducer",
+        "above-trial-dose",
+        "divided-daily-dose",
+        "unit-error",
+    ),
     bindings=ORAL_DOSE_BINDINGS,
     ingredients=(*TKIS, "lapatinib", "capecitabine", "trastuzumab"),
     parameters=("kinase_inhibitor_doses", "unit_error_factor"),
@@ -253,7 +259,8 @@ def r6l_kinase_inhibitor_above_its_dose(
     inducer, which the card names as the one reason to keep it (the chart's inducers are not
     read: dexamethasone is one). With trastuzumab, which the US label does not pair it with,
     EGF104900's 1,000 mg (Blackwell et al., J Clin Oncol 2012; the EU label, Tyverb, gives the
-    same; §3b C1). A dose in no mass unit is not
+    same; §3b C1). Lapatinib's day's dose divided → warning: Tykerb 2.1 gives it once daily and
+    advises against dividing it. A dose in no mass unit is not
     judged."""
     return [
         d

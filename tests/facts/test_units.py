@@ -137,6 +137,9 @@ def test_dose_by_body_surface_area_from_a_quantity(
         ("every other day", 2 / 7),
         ("bid", 1 / 14),
         ("three times daily", 1 / 21),
+        ("300 mg by mouth every 12 hours", 12 / 168),  # Tukysa: about 12 hours apart
+        ("500 mg PO q12h", 12 / 168),
+        ("every 24 hrs", 24 / 168),
         # No schedule in the words: unknown, never a safe interval.
         ("4 mg IV over 15 minutes", None),
         ("biweekly", None),  # every two weeks, or twice a week: not guessed

@@ -425,7 +425,6 @@ class TestR6lKinaseInhibitorAboveItsDose:
                 "1,250 mg once daily with capecitabine",
             ),
             ("1250 mg by mouth twice daily", 1250, None, "1,500 mg once daily (with letrozole)"),
-            ("750 mg by mouth twice daily", 750, None, None),  # the day's dose, divided
         ],
     )
     def test_lapatinib_with_capecitabine_has_the_lower_dose(
@@ -501,6 +500,45 @@ class TestR6lKinaseInhibitorAboveItsDose:
             partner = "MedicationRequest/cape" if cape else partner
             assert d.refs == ("MedicationRequest/lap", partner)
             assert d.bindings["label"] == ("Tykerb" if cape else "EGF104900")
+
+    @pytest.mark.parametrize(
+        ("rx", "dose", "mg", "partner", "expected"),
+        [
+            # Tykerb 2.1: once daily, all the tablets at once; dividing is not recommended.
+            (LAPATINIB, "750 mg by mouth twice daily", 750, None, "divided-daily-dose"),
+            (LAPATINIB, "625 mg by mouth twice daily", 625, CAPE, "divided-daily-dose"),
+            (LAPATINIB, "500 mg by mouth every 12 hours", 500, TRAS, "divided-daily-dose"),
+            (LAPATINIB, "1500 mg by mouth daily", 1500, None, None),
+            (LAPATINIB, "500 mg by mouth daily", 500, None, None),  # a reduced dose, at once
+            (LAPATINIB, "750 mg by mouth", 750, None, None),  # schedule not read: not judged
+            # Over the day's dose, divided or not, it is the dose card.
+            (LAPATINIB, "750 mg by mouth twice daily", 750, CAPE, "above-label-unless-inducer"),
+            (LAPATINIB, "750 mg by mouth twice daily", 750, TRAS, "above-trial-dose"),
+            # Tucatinib is given twice daily: its divided dose is its label's.
+            (TUCATINIB, "300 mg by mouth twice daily", 300, None, None),
+            (NERATINIB, "120 mg by mouth twice daily", 120, None, None),  # no such advice
+        ],
+    )
+    def test_a_once_daily_drug_drafted_divided(
+        self,
+        t: Terminology,
+        params: Parameters,
+        rx: tuple[str, str],
+        dose: str,
+        mg: float,
+        partner: tuple[str, str] | None,
+        expected: str | None,
+    ) -> None:
+        drafts = [draft_med("p", "x", rx, dose, mg)]
+        if partner is not None:
+            drafts.append(draft_med("p", "partner", partner, "as directed"))
+        found = [d for d in run(_after_thp(), t, params, "order-sign", drafts) if d.rule == "R6l"]
+        assert [d.variant for d in found] == ([] if expected is None else [expected])
+        if expected == "divided-daily-dose":
+            [d] = found
+            assert d.indicator == "warning"
+            assert d.bindings["label"] == "Tykerb"  # the label that says once daily
+            assert text(d.bindings["dose"]) == f"{mg:g} mg ({2 * mg:g} mg a day)"
 
     def test_the_card_gives_the_days_total_and_the_label_dose(
         self, t: Terminology, params: Parameters
