@@ -52,6 +52,9 @@ class DraftMedication:
     # mL) or its maintenance dose (600 mg/600 mg/20,000 units in 10 mL): the one way to tell
     # them apart, as 600 mg is the trastuzumab of both.
     phesgo_dose: Literal["initial", "maintenance"] | None = None
+    # A day's total by body surface area, written so ("2,000 mg/m2/day in two doses") where the
+    # draft gives no dose per m².
+    day_mg_per_m2: float | None = None
 
     def has(self, *ingredients: str) -> bool:
         return any(d.ingredient in ingredients for d in self.drugs)
@@ -113,6 +116,7 @@ class _DraftDose:
     every_weeks: float | None = None
     mg_per_kg: float | None = None
     mg_per_m2: float | None = None
+    day_mg_per_m2: float | None = None
 
 
 def _dose(record: MedicationRecord) -> _DraftDose:
@@ -158,7 +162,11 @@ def _dose(record: MedicationRecord) -> _DraftDose:
             every = units.weeks_from_text(d.timing_text)  # "Every 4 weeks" as timing.code
         if every is None and text:
             every = units.weeks_from_text(text)
-    return _DraftDose(dose_mg, note, infusion, every, per_kg, per_m2)
+    day_per_m2 = None
+    if per_m2 is None:
+        texts = (d.text for d in record.doses if d.text)
+        day_per_m2 = next(filter(None, map(units.mg_per_m2_a_day_from_text, texts)), None)
+    return _DraftDose(dose_mg, note, infusion, every, per_kg, per_m2, day_per_m2)
 
 
 def _nothing_chosen(medication: Concept, raw: Mapping[str, Any]) -> bool:
@@ -217,6 +225,7 @@ def _medication_draft(
         raw=raw,
         form=_form(record.medication, drugs, t),
         phesgo_dose=_phesgo_dose(record.medication, t),
+        day_mg_per_m2=dose.day_mg_per_m2,
     )
 
 

@@ -94,11 +94,19 @@ def mg_per_kg_from_text(text: str) -> float | None:
 
 # A dose by body surface area, as capecitabine and the taxanes are ordered: UCUM "mg/m2" (code or
 # printed unit, "mg/m²" as printed), or "1,000 mg/m2" in the order's text. A day's total
-# ("2,000 mg/m2/day in two doses", as the Tykerb label writes capecitabine's) is no dose.
+# ("2,000 mg/m2/day in two doses", as the Tykerb label writes capecitabine's) is no dose: it is
+# read apart, as the day's total.
 _PER_M2 = frozenset({"mg/m2", "mg/m²", "mg/m^2", "mg/m2{bsa}"})
 _TEXT_PER_M2 = re.compile(
     r"(?<![\w.,])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*mg\s*/\s*m(?:2|²|\^2)"
-    r"(?![\w/]|\s*(?:/|per\s+day|a\s+day|each\s+day|total))",
+    r"(?:\s*/\s*dose\b)?(?![\w/]|\s*(?:/|per\s+day|a\s+day|each\s+day|total))",
+    re.IGNORECASE,
+)
+
+
+_TEXT_PER_M2_A_DAY = re.compile(
+    r"(?<![\w.,])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*mg\s*/\s*m(?:2|²|\^2)"
+    r"\s*(?:/\s*d(?:ay)?(?![a-z])|per\s+day\b|a\s+day\b|each\s+day\b)",
     re.IGNORECASE,
 )
 
@@ -110,6 +118,12 @@ def to_mg_per_m2(q: Quantity) -> float | None:
 
 def mg_per_m2_from_text(text: str) -> float | None:
     m = _TEXT_PER_M2.search(text)
+    return float(m.group(1).replace(",", "")) if m else None
+
+
+def mg_per_m2_a_day_from_text(text: str) -> float | None:
+    """A day's total by body surface area written in the order's text ("2,000 mg/m2/day")."""
+    m = _TEXT_PER_M2_A_DAY.search(text)
     return float(m.group(1).replace(",", "")) if m else None
 
 

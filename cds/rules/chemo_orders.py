@@ -123,7 +123,9 @@ def r6m_capecitabine_above_its_dose(
     with neratinib, tucatinib or lapatinib drafted or possibly in use, their labels' lower
     doses (750 and 1,000 mg/m² twice daily). A flat dose in mg is judged against the label dose
     at `capecitabine_max_bsa_m2` (the patient's body surface area is not read): above it, it is
-    above the label for nearly every adult ('above-label-flat'). The renal reduction is R6b's."""
+    above the label for nearly every adult ('above-label-flat'). A day's total written alone
+    ("2,000 mg/m2/day", the Tykerb label's way) is judged against the label's day. The renal
+    reduction is R6b's."""
     return above_label(
         f, drafts, p.capecitabine_dose, p.unit_error_factor, p.capecitabine_max_bsa_m2
     )

@@ -59,10 +59,16 @@ def above_label(
     out = []
     for o in drafted:
         dose, unit, scale = _dose_of(o, table, max_area_m2)
+        per_day = dose / (o.every_weeks * 7) if dose is not None and o.every_weeks else None
+        day_only = False
+        if dose is None and table.unit == "mg/m2" and o.day_mg_per_m2 is not None:
+            # Only the day's total written ("2,000 mg/m2/day"): judged against the label's day,
+            # as if taken in the label's doses a day.
+            day_only, per_day, unit, scale = True, o.day_mg_per_m2, table.unit, 1.0
+            dose = o.day_mg_per_m2 / table.doses_per_day
         if dose is None:
             continue
         ceiling = limit * scale
-        per_day = dose / (o.every_weeks * 7) if o.every_weeks else None
         if dose > ceiling or (
             per_day is not None and per_day > ceiling * table.doses_per_day + 1e-6
         ):
@@ -88,7 +94,7 @@ def above_label(
                 indicator="critical" if variant == "unit-error" else "warning",
                 bindings={
                     "drug": table.drug,
-                    "dose": _dose_text(dose, per_day, unit),
+                    "dose": _dose_text(dose, per_day, unit, day_only=day_only),
                     "label": named,
                     "label_dose": limit_text,
                 },
@@ -132,9 +138,14 @@ def _partner(
     return None, (), ()
 
 
-def _dose_text(dose: float, per_day: float | None, unit: str) -> str | Said:
-    """The draft's dose, with the day's total when it is taken more than once a day."""
+def _dose_text(
+    dose: float, per_day: float | None, unit: str, *, day_only: bool = False
+) -> str | Said:
+    """The draft's dose, with the day's total when it is taken more than once a day; the day's
+    total alone when that is all the draft wrote."""
     unit = "mg/m²" if unit == "mg/m2" else unit
+    if day_only and per_day is not None:
+        return say("dose-a-day", per_day=f"{per_day:g} {unit}")
     if per_day is not None and per_day > dose:
         return say("dose-per-day", dose=f"{dose:g} {unit}", per_day=f"{per_day:g} {unit}")
     return f"{dose:g} {unit}"

@@ -8,6 +8,7 @@ import pytest
 from cds.facts.units import (
     mg_from_text,
     mg_per_kg_from_text,
+    mg_per_m2_a_day_from_text,
     mg_per_m2_from_text,
     to_mg_per_kg,
     to_mg_per_m2,
@@ -89,6 +90,8 @@ def test_dose_by_weight_from_a_quantity(
         ("1000 mg by mouth twice daily", None),  # a flat dose
         ("5.4 mg/kg", None),
         ("1000 mg/m2x", None),
+        ("1000 mg/m2/dose twice daily", 1000.0),  # per dose, said so
+        ("1000 mg/m2/dose/day", None),
         # a day's total is not a dose (the Tykerb label's way of writing capecitabine's)
         ("2000 mg/m2/day in two doses", None),
         ("2,000 mg/m² / day", None),
@@ -98,6 +101,26 @@ def test_dose_by_weight_from_a_quantity(
 )
 def test_dose_by_body_surface_area_from_text(text: str, per_m2: float | None) -> None:
     assert mg_per_m2_from_text(text) == per_m2
+
+
+@pytest.mark.parametrize(
+    ("text", "per_m2"),
+    [
+        ("2000 mg/m2/day in two doses", 2000.0),
+        ("2,000 mg/m² / day", 2000.0),
+        ("2000 mg/m2 per day divided twice daily", 2000.0),
+        ("1500 mg/m2 a day", 1500.0),
+        ("2000 mg/m2/d", 2000.0),
+        ("2000 mg/m2/day1-14", 2000.0),
+        ("1000 mg/m2 by mouth twice daily", None),  # each dose
+        ("1000 mg/m2 twice a day", None),
+        ("2500 mg/m2 total daily dose", None),  # not read: words before the unit are not
+        ("2000 mg/m2/days", None),
+        ("2000 mg/day", None),  # flat
+    ],
+)
+def test_days_total_by_body_surface_area_from_text(text: str, per_m2: float | None) -> None:
+    assert mg_per_m2_a_day_from_text(text) == per_m2
 
 
 @pytest.mark.parametrize(

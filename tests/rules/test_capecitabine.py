@@ -151,7 +151,19 @@ class TestR6mCapecitabineAboveItsDose:
             ),
             ("40 g by mouth twice daily", None, ("unit-error", "1,250 mg/m² twice daily")),
             ("as directed", None, None),
-            ("2000 mg/m2/day in two doses on days 1-14", None, None),  # a day's total: not read
+            # A day's total alone, judged against the label's day (twice the dose).
+            ("2000 mg/m2/day in two doses on days 1-14", None, None),
+            ("2500 mg/m2/day in two doses", None, None),
+            ("3000 mg/m2/day in two doses", None, ("above-label", "1,250 mg/m² twice daily")),
+            ("2000 mg/m2/day in two doses", TUCATINIB, None),
+            (
+                "2000 mg/m2/day in two doses",
+                NERATINIB,
+                ("above-label", "750 mg/m² twice daily with neratinib"),
+            ),
+            ("25000 mg/m2/day", None, ("unit-error", "1,250 mg/m² twice daily")),
+            # Each dose written decides: the day's words beside it are not read again.
+            ("1000 mg/m2 twice daily (2000 mg/m2/day)", TUCATINIB, None),
         ],
     )
     def test_dose_partner_and_day(
@@ -170,6 +182,11 @@ class TestR6mCapecitabineAboveItsDose:
         ]
         got = [(d.variant, d.bindings["label_dose"]) for d in found]
         assert got == ([] if expected is None else [expected])
+
+    def test_a_days_total_is_shown_as_written(self, t: Terminology, params: Parameters) -> None:
+        drafts = [draft_med("p", "cape", CAPE, "3000 mg/m2/day in two doses")]
+        [d] = [x for x in run(_third_line(80), t, params, "order-sign", drafts) if x.rule == "R6m"]
+        assert text(d.bindings["dose"]) == "3000 mg/m² a day"
 
     def test_the_partner_drafted_decides_before_one_in_use(
         self, t: Terminology, params: Parameters
