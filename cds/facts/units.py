@@ -35,9 +35,9 @@ _MG_NAMES: dict[str, str] = {
 _MIN_PER: dict[str, float] = {"s": 1 / 60, "min": 1.0, "h": 60.0, "d": 1440.0}
 # A number with thousands separators is read whole: "4,000 mg" is 4000 mg (it used to be read
 # as "000 mg", 0 mg, under every ceiling). A decimal comma ("2,5 mg") is not read at all.
+_NUMBER = r"(?<![\w.,])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
 _TEXT_MASS = re.compile(
-    r"(?<![\w.,])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*"
-    r"(mg|g|gm|mcg|ug|µg|micrograms?|milligrams?|grams?)(?![\w/])",
+    _NUMBER + r"\s*(mg|g|gm|mcg|ug|µg|micrograms?|milligrams?|grams?)(?![\w/])",
     re.IGNORECASE,
 )
 _TEXT_MINUTES = re.compile(
@@ -97,16 +97,13 @@ def mg_per_kg_from_text(text: str) -> float | None:
 # ("2,000 mg/m2/day in two doses", as the Tykerb label writes capecitabine's) is no dose: it is
 # read apart, as the day's total.
 _PER_M2 = frozenset({"mg/m2", "mg/m²", "mg/m^2", "mg/m2{bsa}"})
+_MG_PER_M2 = _NUMBER + r"\s*mg\s*/\s*m(?:2|²|\^2)"
 _TEXT_PER_M2 = re.compile(
-    r"(?<![\w.,])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*mg\s*/\s*m(?:2|²|\^2)"
-    r"(?:\s*/\s*dose\b)?(?![\w/]|\s*(?:/|per\s+day|a\s+day|each\s+day|total))",
+    _MG_PER_M2 + r"(?:\s*/\s*dose\b)?(?![\w/]|\s*(?:/|per\s+day|a\s+day|each\s+day|total))",
     re.IGNORECASE,
 )
-
-
 _TEXT_PER_M2_A_DAY = re.compile(
-    r"(?<![\w.,])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*mg\s*/\s*m(?:2|²|\^2)"
-    r"\s*(?:/\s*d(?:ay)?(?![a-z])|per\s+day\b|a\s+day\b|each\s+day\b)",
+    _MG_PER_M2 + r"\s*(?:/\s*d(?:ay)?(?![a-z])|per\s+day\b|a\s+day\b|each\s+day\b)",
     re.IGNORECASE,
 )
 

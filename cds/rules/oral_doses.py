@@ -14,6 +14,8 @@ is not read, is judged against its label dose at the largest area the check allo
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import OralDose, PartnerDose
@@ -58,35 +60,9 @@ def above_label(
         label = partner.trial or partner.label or table.label
     out = []
     for o in drafted:
-        dose, unit, scale = _dose_of(o, table, max_area_m2)
-        per_day = dose / (o.every_weeks * 7) if dose is not None and o.every_weeks else None
-        day_only = False
-        if dose is None and table.unit == "mg/m2" and o.day_mg_per_m2 is not None:
-            # Only the day's total written ("2,000 mg/m2/day"): judged against the label's day,
-            # as if taken in the label's doses a day.
-            day_only, per_day, unit, scale = True, o.day_mg_per_m2, table.unit, 1.0
-            dose = o.day_mg_per_m2 / table.doses_per_day
-        if dose is None:
-            continue
-        ceiling = limit * scale
-        if dose > ceiling or (
-            per_day is not None and per_day > ceiling * table.doses_per_day + 1e-6
-        ):
-            if dose >= ceiling * unit_error_factor:
-                variant = "unit-error"
-            elif scale != 1.0:
-                variant = "above-label-flat"
-            elif trial is not None:
-                variant = "above-trial-dose"
-            elif table.raised_for_cyp3a4_inducers:
-                variant = "above-label-unless-inducer"
-            else:
-                variant = "above-label"
-            named = label
-        elif table.once_daily_only and per_day is not None and per_day > dose + 1e-6:
-            # The day's dose within the label, divided: the label's own advice is once daily.
-            variant, named = "divided-daily-dose", table.label
-        else:
+        d = _draft_dose(o, table, max_area_m2)
+        variant = None if d is None else _variant(d, limit, table, trial, unit_error_factor)
+        if d is None or variant is None:
             continue
         out.append(
             Decision(
@@ -94,8 +70,9 @@ def above_label(
                 indicator="critical" if variant == "unit-error" else "warning",
                 bindings={
                     "drug": table.drug,
-                    "dose": _dose_text(dose, per_day, unit, day_only=day_only),
-                    "label": named,
+                    "dose": d.text,
+                    # The label that says once daily, whatever dose applies.
+                    "label": table.label if variant == "divided-daily-dose" else label,
                     "label_dose": limit_text,
                 },
                 # The partner's record beside the draft: the dose judged rests on it.
@@ -106,16 +83,58 @@ def above_label(
     return out
 
 
-def _dose_of(
+class _DraftDose(NamedTuple):
+    dose: float  # a dose at a time, in the table's unit or, `scale` not 1, flat in mg
+    per_day: float | None  # over the day, when the draft's schedule says
+    scale: float  # what the label dose is multiplied by to compare (a body surface area)
+    text: str | Said  # as the card shows it
+
+
+def _draft_dose(
     o: DraftMedication, table: OralDose, max_area_m2: float | None
-) -> tuple[float | None, str, float]:
-    """The draft's dose in the table's unit with a scale of 1, or, for a dose per m² written
-    flat in mg, the mg dose with the largest area allowed as its scale."""
+) -> _DraftDose | None:
+    """The draft's dose in the table's unit with a scale of 1; for a dose per m² written flat in
+    mg, the mg dose with the largest area allowed as its scale; for a day's total per m² written
+    alone ("2,000 mg/m2/day"), the dose as if taken in the label's doses a day. None: no dose
+    to judge."""
     if table.unit == "mg":
-        return o.dose_mg, "mg", 1.0
-    if o.dose_mg_per_m2 is not None or max_area_m2 is None:
-        return o.dose_mg_per_m2, table.unit, 1.0
-    return o.dose_mg, "mg", max_area_m2
+        dose, unit, scale = o.dose_mg, "mg", 1.0
+    elif o.dose_mg_per_m2 is not None or max_area_m2 is None:
+        dose, unit, scale = o.dose_mg_per_m2, table.unit, 1.0
+    else:
+        dose, unit, scale = o.dose_mg, "mg", max_area_m2
+    shown = "mg/m²" if unit == "mg/m2" else unit
+    if dose is None and table.unit == "mg/m2" and o.day_mg_per_m2 is not None:
+        day = o.day_mg_per_m2
+        text = say("dose-a-day", per_day=f"{day:g} mg/m²")
+        return _DraftDose(day / table.doses_per_day, day, 1.0, text)
+    if dose is None:
+        return None
+    per_day = dose / (o.every_weeks * 7) if o.every_weeks else None
+    if per_day is not None and per_day > dose:
+        text = say("dose-per-day", dose=f"{dose:g} {shown}", per_day=f"{per_day:g} {shown}")
+        return _DraftDose(dose, per_day, scale, text)
+    return _DraftDose(dose, per_day, scale, f"{dose:g} {shown}")
+
+
+def _variant(
+    d: _DraftDose, limit: float, table: OralDose, trial: str | None, unit_error_factor: float
+) -> str | None:
+    """Which card the draft's dose gets, or None when it is within the label."""
+    ceiling = limit * d.scale
+    if d.dose > ceiling or (
+        d.per_day is not None and d.per_day > ceiling * table.doses_per_day + 1e-6
+    ):
+        if d.dose >= ceiling * unit_error_factor:
+            return "unit-error"
+        if d.scale != 1.0:
+            return "above-label-flat"
+        if trial is not None:
+            return "above-trial-dose"
+        return "above-label-unless-inducer" if table.raised_for_cyp3a4_inducers else "above-label"
+    if table.once_daily_only and d.per_day is not None and d.per_day > d.dose + 1e-6:
+        return "divided-daily-dose"  # the day's dose within the label, divided
+    return None
 
 
 def _partner(
@@ -136,16 +155,3 @@ def _partner(
                 line = say("drug-last-recorded", drug=e.ingredient, when=e.last, ref=e.ref)
                 return pd, (line,), (e.ref,)
     return None, (), ()
-
-
-def _dose_text(
-    dose: float, per_day: float | None, unit: str, *, day_only: bool = False
-) -> str | Said:
-    """The draft's dose, with the day's total when it is taken more than once a day; the day's
-    total alone when that is all the draft wrote."""
-    unit = "mg/m²" if unit == "mg/m2" else unit
-    if day_only and per_day is not None:
-        return say("dose-a-day", per_day=f"{per_day:g} {unit}")
-    if per_day is not None and per_day > dose:
-        return say("dose-per-day", dose=f"{dose:g} {unit}", per_day=f"{per_day:g} {unit}")
-    return f"{dose:g} {unit}"
