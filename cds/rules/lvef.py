@@ -27,6 +27,9 @@ from cds.said import Said, say
 HER2_AB = tuple(HER2_ANTIBODY_CLASSES)
 ANTIBODIES = ("trastuzumab", "pertuzumab", "trastuzumab emtansine", "trastuzumab deruxtecan")
 ORDER_ECHO = Proposal(key="echocardiogram", actions=(Order(key="echocardiogram"),))
+# What needs an LVEF before it starts: the antibodies and conjugates, and lapatinib, which lowers
+# LVEF too (Tykerb 5.1); tucatinib's and neratinib's labels ask for none.
+BASELINE_CLASSES = (*HER2_AB, "HER2_TKI_LAP")
 
 
 def _lvef_recent(f: PatientFacts, days: int) -> bool:
@@ -164,22 +167,25 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
 @rule(
     "R11b",
     hooks=ORDER_HOOKS,
-    variants=("baseline-lvef",),
+    variants=("baseline-lvef", "baseline-lvef-lapatinib"),
     valuesets=("lvef",),
-    ingredients=ANTIBODIES,
+    ingredients=(*ANTIBODIES, "lapatinib"),
     parameters=("lvef_interval_days",),
     orders=("echocardiogram",),
     suggestions=("echocardiogram",),
 )
 def r11b_baseline_lvef(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """A HER2 antibody/ADC ordered with no LVEF in 3 months → baseline LVEF (Herceptin label;
-    Enhertu and Kadcyla labels: assess LVEF before starting)."""
-    orders = drafts.with_class(*HER2_AB)
+    """A HER2 antibody/ADC or lapatinib ordered with no LVEF in 3 months → baseline LVEF
+    (Herceptin label; Enhertu and Kadcyla labels: assess LVEF before starting; Tykerb 5.1:
+    evaluate LVEF before starting lapatinib and during treatment; a card about lapatinib alone
+    cites its label)."""
+    orders = drafts.with_class(*BASELINE_CLASSES)
     if not orders or _lvef_recent(f, p.lvef_interval_days):
         return []
+    lapatinib_only = all(o.has_class("HER2_TKI_LAP") and not o.has_class(*HER2_AB) for o in orders)
     return [
         Decision(
-            variant="baseline-lvef",
+            variant="baseline-lvef-lapatinib" if lapatinib_only else "baseline-lvef",
             indicator="warning",
             data=tuple(say("draft-order-ref", ref=o.ref) for o in orders) + _lvef_data(f),
             refs=tuple(o.ref for o in orders),

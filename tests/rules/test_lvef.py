@@ -28,6 +28,10 @@ from tests.rules.helpers import (  # noqa: F401
     text,
 )
 
+LAPATINIB = ("480167", "Lapatinib")
+TUCATINIB = ("2361285", "Tucatinib")
+NERATINIB = ("1940643", "Neratinib")
+
 
 class TestR11Lvef:
     @pytest.mark.parametrize(
@@ -157,6 +161,41 @@ class TestR11Lvef:
         p.med("MedicationStatement", TRAS, status="active", start=300)
         p.lvef(10, 45)
         assert "R11c:low-no-baseline" in concerns(run(p, t, params))
+
+
+class TestR11bBaselineAtTheOrder:
+    """An LVEF before HER2 therapy starts: the antibodies and conjugates, and lapatinib (Tykerb
+    5.1), not tucatinib or neratinib, whose labels ask for none."""
+
+    @pytest.mark.parametrize(
+        ("drugs", "lvef_days_ago", "expected"),
+        [
+            ([LAPATINIB], None, ["R11b:baseline-lvef-lapatinib"]),
+            ([LAPATINIB], 200, ["R11b:baseline-lvef-lapatinib"]),
+            ([LAPATINIB], 30, []),
+            ([LAPATINIB, TRAS], None, ["R11b:baseline-lvef"]),  # one card, the general one
+            ([TRAS], None, ["R11b:baseline-lvef"]),
+            ([TUCATINIB], None, []),
+            ([NERATINIB], None, []),
+        ],
+    )
+    def test_which_drugs_need_a_baseline(
+        self,
+        t: Terminology,
+        params: Parameters,
+        drugs: list[tuple[str, str]],
+        lvef_days_ago: int | None,
+        expected: list[str],
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.resources = [r for r in p.resources if "10230-1" not in str(r.get("code"))]
+        if lvef_days_ago is not None:
+            p.lvef(lvef_days_ago, 60)
+        drafts = [draft_med("p", f"d{i}", rx, "as directed") for i, rx in enumerate(drugs)]
+        found = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R11b"]
+        assert concerns(found) == expected
+        for d in found:
+            assert d.refs == tuple(f"MedicationRequest/d{i}" for i in range(len(drugs)))
 
 
 class TestR11cAtTheOrder:
