@@ -260,8 +260,7 @@ def r6l_kinase_inhibitor_above_its_dose(
     read: dexamethasone is one). With trastuzumab, which the US label does not pair it with,
     EGF104900's 1,000 mg (Blackwell et al., J Clin Oncol 2012; the EU label, Tyverb, gives the
     same; §3b C1). Lapatinib's day's dose divided → warning: Tykerb 2.1 gives it once daily and
-    advises against dividing it. A dose in no mass unit is not
-    judged."""
+    advises against dividing it. A dose in no mass unit is not judged."""
     return [
         d
         for table in p.kinase_inhibitor_doses.values()
