@@ -208,10 +208,12 @@ def _slug(ingredient: str) -> str:
         "heart-failure-undated",
         "low-no-baseline",
         "low-before-start",
+        "lapatinib-below-lln",
+        "lapatinib-low-before-start",
     ),
     bindings=("drugs", "latest", "drop", "weeks"),
     valuesets=("lvef", "heart-failure"),
-    ingredients=ANTIBODIES,
+    ingredients=(*ANTIBODIES, "lapatinib"),
     parameters=("lvef_by_drug", "lvef_lln_percent", *ACTIVE_PARAMETERS),
     orders=("echocardiogram",),
     suggestions=("echocardiogram",),
@@ -231,8 +233,15 @@ def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
     above 45%; symptomatic heart failure on T-DM1 or T-DXd - discontinue. The card names the drug
     whose label it applies and never a drug the patient is not on. On the order hooks the same
     label actions apply to the drugs being ordered (the dose the label says to hold), and to
-    nothing else: the chart's own cards come when it is opened.
+    nothing else: the chart's own cards come when it is opened. Lapatinib has its own card
+    (`_lapatinib_below_lln`).
     """
+    lapatinib = _lapatinib_below_lln(f, drafts, p)
+    return _antibody_actions(f, drafts, p) + ([lapatinib] if lapatinib is not None else [])
+
+
+def _antibody_actions(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """The antibodies' and conjugates' label actions (r11c_lvef_drop)."""
     drafted: tuple[DraftMedication, ...] = ()
     if drafts.ordering:
         drafted = drafts.with_ingredient(*ANTIBODIES)
@@ -257,14 +266,65 @@ def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
             starting=bool(drafted) and not treated,
         )
         out += [low] if low is not None else []
-    if drafted:
-        # The orders the card is about, named with their references.
-        lines = tuple(say("draft-order-ref", ref=o.ref) for o in drafted)
-        out = [
-            replace(d, data=(*lines, *d.data), refs=(*(o.ref for o in drafted), *d.refs))
-            for d in out
-        ]
+    out = [_naming_drafts(d, drafted) for d in out]
     return [_naming_unknown(f, d) for d in out]
+
+
+def _naming_drafts(d: Decision, drafted: tuple[DraftMedication, ...]) -> Decision:
+    """The orders a card is about, named with their references first."""
+    lines = tuple(say("draft-order-ref", ref=o.ref) for o in drafted)
+    return replace(d, data=(*lines, *d.data), refs=(*(o.ref for o in drafted), *d.refs))
+
+
+def _lapatinib_below_lln(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> Decision | None:
+    """Lapatinib (possibly) in use, or being ordered, with the latest LVEF below the lower limit
+    of normal (Tykerb label 2.2 and 5.1: a normal LVEF before starting and during treatment;
+    discontinue lapatinib for an LVEF below the institution's lower limit of normal, or a
+    decrease of grade 2 or more, which is said on the card and not graded here).
+
+    Measured on lapatinib (at or after its first dose on record, or either date unknown) it is
+    the label's discontinue threshold (critical); measured before a first dose, it is a value
+    to review before starting or to measure again (warning). No LVEF at all is R11b's.
+    """
+    latest = f.lvef.latest
+    if latest is None or latest.value >= p.lvef_lln_percent:
+        return None
+    # On the order hooks the card is about the lapatinib being ordered; the records in use are
+    # named on either hook, with their dates.
+    drafted = drafts.with_class("HER2_TKI_LAP") if drafts.ordering else ()
+    in_use = f.meds.possibly_in_use("HER2_TKI_LAP")
+    if not (drafted if drafts.ordering else in_use):
+        return None
+    starts = [x.start for x in f.meds.ever("HER2_TKI_LAP")]
+    # An LVEF on the day of the first dose is its pre-treatment value, as for the antibodies.
+    before_start = not starts or (
+        latest.when is not None and all(s is not None and latest.when <= s for s in starts)
+    )
+    dated = [s for s in starts if s is not None]
+    base = f.lvef.baseline_before(min(dated)) if dated and not before_start else None
+    base = None if base == latest else base  # the same result (ids may be missing)
+    pretreatment = (
+        ()
+        if base is None
+        else (
+            say(
+                "lvef-pretreatment",
+                drug="lapatinib",
+                label="Tykerb",
+                percent=base.value,
+                when=base.when,
+            ),
+        )
+    )
+    decision = Decision(
+        variant="lapatinib-low-before-start" if before_start else "lapatinib-below-lln",
+        indicator="warning" if before_start else "critical",
+        bindings={"latest": f"{latest.value:g}"},
+        data=in_use_lines(f.meds, in_use) + pretreatment + _lvef_data(f),
+        refs=(*(e.ref for e in in_use), *(() if base is None else (base.ref,)), latest.ref),
+        proposals=(ORDER_ECHO,) if before_start else (),
+    )
+    return _naming_drafts(decision, drafted) if drafted else decision
 
 
 def _naming_unknown(f: PatientFacts, d: Decision) -> Decision:

@@ -241,6 +241,80 @@ class TestR11cAtTheOrder:
         assert concerns(decisions) == ["R11c:low-before-start"]
 
 
+class TestR11cLapatinib:
+    """Tykerb label: lapatinib stops for an LVEF below the lower limit of normal (50% here),
+    measured on it; one measured before its first dose is reviewed before it starts."""
+
+    def chart(self, *lvefs: tuple[int, float], status: str = "active") -> Patient:
+        p = bone_patient(her2="pos")
+        p.resources = [r for r in p.resources if "10230-1" not in str(r.get("code"))]
+        for days_ago, value in lvefs:
+            p.lvef(days_ago, value)
+        p.med("MedicationStatement", LAPATINIB, status=status, start=100)
+        return p
+
+    @pytest.mark.parametrize(
+        ("lvefs", "expected"),
+        [
+            ([(110, 60), (10, 49)], [("lapatinib-below-lln", "critical")]),
+            ([(110, 60), (10, 50)], []),  # at the limit: not below it
+            ([(110, 49), (10, 55)], []),  # low before, normal on lapatinib
+            ([(110, 49)], [("lapatinib-low-before-start", "warning")]),
+            ([(100, 49)], [("lapatinib-low-before-start", "warning")]),  # on the first day
+            ([(99, 49)], [("lapatinib-below-lln", "critical")]),
+            ([], []),  # no LVEF at all: R11b's, at the order
+        ],
+    )
+    def test_patient_view(
+        self,
+        t: Terminology,
+        params: Parameters,
+        lvefs: list[tuple[int, float]],
+        expected: list[tuple[str, str]],
+    ) -> None:
+        found = [d for d in run(self.chart(*lvefs), t, params) if d.rule == "R11c"]
+        assert [(d.variant, d.indicator) for d in found] == expected
+
+    def test_the_card_names_the_record_and_both_lvefs(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        [d] = [d for d in run(self.chart((110, 60), (10, 45)), t, params) if d.rule == "R11c"]
+        lines = [text(x) for x in d.data]
+        assert lines[0].startswith("On lapatinib since ")
+        assert lines[1].startswith("lapatinib (Tykerb): pre-treatment LVEF 60% on ")
+        assert lines[2].startswith("LVEF latest 45% on ")
+        assert d.refs[0].startswith("MedicationStatement/")
+        assert len(d.refs) == 3
+
+    def test_unknown_status_counts_and_is_said(self, t: Terminology, params: Parameters) -> None:
+        p = self.chart((110, 60), (10, 45), status="unknown")
+        [d] = [d for d in run(p, t, params) if d.rule == "R11c"]
+        assert d.variant == "lapatinib-below-lln"
+        assert "unknown" in text(d.data[0])
+
+    def test_stopped_lapatinib_gets_no_card(self, t: Terminology, params: Parameters) -> None:
+        p = self.chart((110, 60), (10, 45), status="completed")
+        assert "R11c" not in {d.rule for d in run(p, t, params)}
+
+    def test_orders(self, t: Terminology, params: Parameters) -> None:
+        lap = [draft_med("p", "d1", LAPATINIB, "1250 mg by mouth daily", 1250)]
+        renewed = run(self.chart((110, 60), (10, 45)), t, params, "order-sign", lap)
+        [d] = [d for d in renewed if d.rule == "R11c"]
+        assert (d.variant, text(d.data[0])) == (
+            "lapatinib-below-lln",
+            "Draft order: MedicationRequest/d1",
+        )
+        first = bone_patient(her2="pos")
+        first.lvef(10, 45)
+        [d] = [d for d in run(first, t, params, "order-sign", lap) if d.rule == "R11c"]
+        assert (d.variant, d.indicator) == ("lapatinib-low-before-start", "warning")
+        assert [s.key for s in d.proposals] == ["echocardiogram"]
+        # Another drug's order on a lapatinib chart: the chart's card comes at chart open.
+        xgeva = [draft_med("p", "d1", XGEVA, "120 mg SC q4w", 120)]
+        other = run(self.chart((110, 60), (10, 45)), t, params, "order-sign", xgeva)
+        assert "R11c" not in {d.rule for d in other}
+
+
 class TestLvefUnread:
     """An LVEF left out unread (text, a bound) is said where it would have counted: an echo
     done is never 'no LVEF', nor passed over for an older value."""
