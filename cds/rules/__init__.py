@@ -224,6 +224,7 @@ def load_rules() -> Mapping[str, Rule]:
         brain,
         chemo_orders,
         dental,
+        endocrine,
         her2,
         her2_doses,
         her2_orders,

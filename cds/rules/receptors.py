@@ -67,7 +67,7 @@ def _her2_not_retested(f: PatientFacts, p: Parameters) -> Decision | None:
         indicator="info",
         data=(
             say("metastatic-disease", when=tmet),
-            *(_marker_line(m) for m in (*er_pr, *((her2,) if her2 else ()))),
+            *(marker_line(m) for m in (*er_pr, *((her2,) if her2 else ()))),
             *(() if her2 else (say("her2-none-on-record"),)),
         ),
         refs=(
@@ -78,7 +78,7 @@ def _her2_not_retested(f: PatientFacts, p: Parameters) -> Decision | None:
     )
 
 
-def _marker_line(m: MarkerResult) -> Said:
+def marker_line(m: MarkerResult) -> Said:
     return say("marker-result", marker=m.marker, status=m.status, site=m.specimen_site, when=m.when)
 
 
@@ -104,7 +104,7 @@ def _retest(f: PatientFacts, p: Parameters) -> Decision | None:
         data=(
             say("metastatic-disease", when=tmet),
             *tuple(
-                _marker_line(m)
+                marker_line(m)
                 for m in (f.receptors.er, f.receptors.pr, f.receptors.her2)
                 if m is not None
             ),
