@@ -1,12 +1,14 @@
-"""R17: endocrine therapy ordered for hormone receptor-negative disease.
+"""R17: endocrine therapy or a CDK4/6 inhibitor ordered for hormone receptor-negative disease.
 
 ASCO/CAP 2020 (Allison et al.): ER testing by immunohistochemistry is the standard for
 predicting which patients may benefit from endocrine therapy; a tumour with ER in under 1% of
 nuclei is ER-negative, 1-10% 'ER low positive' (a positive result here), and PgR is mainly
-prognostic in ER-positive disease. An aromatase inhibitor, fulvestrant or tamoxifen drafted
-when the ER and PR results are all negative is a wrong patient, a wrong result or a wrong
-drug; a scenario of this library described its chart as hormone receptor-positive while every
-result in it was negative, and nothing said so.
+prognostic in ER-positive disease. The Faslodex label gives fulvestrant, alone or with
+ribociclib, palbociclib or abemaciclib, for hormone receptor-positive advanced breast cancer. An
+aromatase inhibitor, fulvestrant, tamoxifen or a CDK4/6 inhibitor drafted when the ER and PR
+results are all negative is a wrong patient, a wrong result or a wrong drug; a scenario of
+this library described its chart as hormone receptor-positive while every result in it was
+negative, and nothing said so.
 """
 
 from __future__ import annotations
@@ -20,8 +22,18 @@ from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS, marker_line
 from cds.said import say
 from cds.terminology import MedClass
 
-ENDOCRINE: tuple[MedClass, ...] = ("ENDOCRINE_AI", "ENDOCRINE_SERD", "ENDOCRINE_SERM")
-ENDOCRINE_DRUGS = ("letrozole", "anastrozole", "exemestane", "fulvestrant", "tamoxifen")
+# Endocrine therapy, and the CDK4/6 inhibitors given with it.
+HR_THERAPY: tuple[MedClass, ...] = ("ENDOCRINE_AI", "ENDOCRINE_SERD", "ENDOCRINE_SERM", "CDK46")
+HR_THERAPY_DRUGS = (
+    "letrozole",
+    "anastrozole",
+    "exemestane",
+    "fulvestrant",
+    "tamoxifen",
+    "palbociclib",
+    "ribociclib",
+    "abemaciclib",
+)
 
 
 @rule(
@@ -30,28 +42,28 @@ ENDOCRINE_DRUGS = ("letrozole", "anastrozole", "exemestane", "fulvestrant", "tam
     variants=("hr-negative",),
     bindings=("drugs",),
     valuesets=MARKER_VALUESETS,
-    ingredients=ENDOCRINE_DRUGS,
+    ingredients=HR_THERAPY_DRUGS,
     parameters=MARKER_PARAMETERS,
 )
 def r17_endocrine_for_hr_negative(
     f: PatientFacts, drafts: DraftOrders, p: Parameters
 ) -> list[Decision]:
-    """Endocrine therapy drafted while ER and PR are both negative (F4's results in use) and
-    neither the metastatic specimen's nor the primary tumour's latest is positive → warning
-    (ASCO/CAP 2020).
+    """Endocrine therapy or a CDK4/6 inhibitor drafted while ER and PR are both negative (F4's
+    results in use) and neither the metastatic specimen's nor the primary tumour's latest is
+    positive → warning (ASCO/CAP 2020; Faslodex and Ibrance labels).
 
     Quiet when either status is unknown (PR not tested: an ER-negative, PR-positive tumour may
     still respond; missing data is never a negative finding) and when the primary tumour was
     positive where the metastasis is negative: with discordant results the choice is the
     oncologist's, and R13 shows the discordance."""
-    orders = drafts.with_class(*ENDOCRINE)
+    orders = drafts.with_class(*HR_THERAPY)
     r = f.receptors
     if not orders or r.hr_positive is not False:
         return []
     results = _distinct(r.er, r.pr, r.er_primary, r.pr_primary)
     if any(m.status == "positive" for m in results):
         return []
-    drugs = sorted({d.ingredient for o in orders for d in o.drugs if d.med_class in ENDOCRINE})
+    drugs = sorted({d.ingredient for o in orders for d in o.drugs if d.med_class in HR_THERAPY})
     return [
         Decision(
             variant="hr-negative",

@@ -6,7 +6,7 @@ import pytest
 
 from cds.parameters import Parameters
 from cds.terminology import Terminology
-from fixtures.factories import LETROZOLE, TRAS, Patient, draft_med
+from fixtures.factories import LETROZOLE, PALBO, TRAS, Patient, draft_med
 from tests.rules.helpers import (
     bone_patient,
     concerns,
@@ -56,6 +56,11 @@ class TestR17:
         expected: list[str],
     ) -> None:
         assert r17(chart(er, pr), t, params, LETROZOLE) == expected
+
+    def test_a_cdk46_inhibitor_alone(self, t: Terminology, params: Parameters) -> None:
+        """Given with endocrine therapy, for HR-positive disease (Faslodex, Ibrance labels)."""
+        assert r17(chart("neg", "neg"), t, params, PALBO) == ["R17:hr-negative"]
+        assert r17(chart("pos", "pos"), t, params, PALBO) == []
 
     def test_a_positive_primary_silences_it(self, t: Terminology, params: Parameters) -> None:
         p = chart("neg", "neg")
