@@ -282,9 +282,10 @@ def _lapatinib_below_lln(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     discontinue lapatinib for an LVEF below the institution's lower limit of normal, or a
     decrease of grade 2 or more, which is said on the card and not graded here).
 
-    Measured on lapatinib (at or after its first dose on record, or either date unknown) it is
-    the label's discontinue threshold (critical); measured before a first dose, it is a value
-    to review before starting or to measure again (warning). No LVEF at all is R11b's.
+    Measured on the course in use (at or after its first dose, or either date unknown) it is
+    the label's discontinue threshold (critical); measured before it - a first order, a restart
+    after a stop, or a course with no LVEF since it began - it is a value to review before
+    lapatinib goes on (warning). No LVEF at all is R11b's.
     """
     latest = f.lvef.latest
     if latest is None or latest.value >= p.lvef_lln_percent:
@@ -295,7 +296,7 @@ def _lapatinib_below_lln(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     in_use = f.meds.possibly_in_use("HER2_TKI_LAP")
     if not (drafted if drafts.ordering else in_use):
         return None
-    starts = [x.start for x in f.meds.ever("HER2_TKI_LAP")]
+    starts = [f.meds.course_start(e) for e in in_use]
     # An LVEF on the day of the first dose is its pre-treatment value, as for the antibodies.
     before_start = not starts or (
         latest.when is not None and all(s is not None and latest.when <= s for s in starts)

@@ -309,6 +309,10 @@ class TestR11cLapatinib:
         [d] = [d for d in run(first, t, params, "order-sign", lap) if d.rule == "R11c"]
         assert (d.variant, d.indicator) == ("lapatinib-low-before-start", "warning")
         assert [s.key for s in d.proposals] == ["echocardiogram"]
+        # A restart after a stop: the LVEF was not measured on this course (there is none yet).
+        restart = self.chart((10, 45), status="completed")
+        [d] = [d for d in run(restart, t, params, "order-sign", lap) if d.rule == "R11c"]
+        assert (d.variant, d.indicator) == ("lapatinib-low-before-start", "warning")
         # Another drug's order on a lapatinib chart: the chart's card comes at chart open.
         xgeva = [draft_med("p", "d1", XGEVA, "120 mg SC q4w", 120)]
         other = run(self.chart((110, 60), (10, 45)), t, params, "order-sign", xgeva)
