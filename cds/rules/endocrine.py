@@ -6,9 +6,7 @@ nuclei is ER-negative, 1-10% 'ER low positive' (a positive result here), and PgR
 prognostic in ER-positive disease. The Faslodex label gives fulvestrant, alone or with
 ribociclib, palbociclib or abemaciclib, for hormone receptor-positive advanced breast cancer. An
 aromatase inhibitor, fulvestrant, tamoxifen or a CDK4/6 inhibitor drafted when the ER and PR
-results are all negative is a wrong patient, a wrong result or a wrong drug; a scenario of
-this library described its chart as hormone receptor-positive while every result in it was
-negative, and nothing said so.
+results are all negative is a wrong patient, a wrong result or a wrong drug.
 """
 
 from __future__ import annotations

@@ -325,7 +325,7 @@ def _lapatinib_below_lln(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
         refs=(*(e.ref for e in in_use), *(() if base is None else (base.ref,)), latest.ref),
         proposals=(ORDER_ECHO,) if before_start else (),
     )
-    return _naming_drafts(decision, drafted) if drafted else decision
+    return _naming_drafts(decision, drafted)
 
 
 def _naming_unknown(f: PatientFacts, d: Decision) -> Decision:
