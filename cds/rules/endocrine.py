@@ -15,7 +15,8 @@ from cds.facts import PatientFacts
 from cds.facts.orders import DraftOrders
 from cds.facts.receptors import MarkerResult
 from cds.parameters import Parameters
-from cds.rules import ORDER_HOOKS, Decision, rule
+from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, rule
+from cds.rules.in_use import in_use_lines
 from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS, marker_line
 from cds.said import say
 from cds.terminology import MedClass
@@ -36,12 +37,12 @@ HR_THERAPY_DRUGS = (
 
 @rule(
     "R17",
-    hooks=ORDER_HOOKS,
-    variants=("hr-negative",),
+    hooks=(*PATIENT_VIEW, *ORDER_HOOKS),
+    variants=("hr-negative", "hr-negative-in-use"),
     bindings=("drugs",),
     valuesets=MARKER_VALUESETS,
     ingredients=HR_THERAPY_DRUGS,
-    parameters=MARKER_PARAMETERS,
+    parameters=(*MARKER_PARAMETERS, "active_window_days", "clock_lead_days"),
 )
 def r17_endocrine_for_hr_negative(
     f: PatientFacts, drafts: DraftOrders, p: Parameters
@@ -53,13 +54,31 @@ def r17_endocrine_for_hr_negative(
     Quiet when either status is unknown (PR not tested: an ER-negative, PR-positive tumour may
     still respond; missing data is never a negative finding) and when the primary tumour was
     positive where the metastasis is negative: with discordant results the choice is the
-    oncologist's, and R13 shows the discordance."""
-    orders = drafts.with_class(*HR_THERAPY)
+    oncologist's, and R13 shows the discordance. At chart open the same for what the
+    medication list holds (possibly in use, F5): ordered before the check, or elsewhere."""
     r = f.receptors
-    if not orders or r.hr_positive is not False:
+    if r.hr_positive is not False:
         return []
     results = _distinct(r.er, r.pr, r.er_primary, r.pr_primary)
     if any(m.status == "positive" for m in results):
+        return []
+    marker_lines = tuple(marker_line(m) for m in results)
+    marker_refs = tuple(dict.fromkeys(ref for m in results for ref in m.refs))
+    if not drafts.ordering:
+        in_use = f.meds.possibly_in_use(*HR_THERAPY)
+        if not in_use:
+            return []
+        return [
+            Decision(
+                variant="hr-negative-in-use",
+                indicator="warning",
+                bindings={"drugs": " and ".join(sorted({e.ingredient for e in in_use}))},
+                data=(*in_use_lines(f.meds, in_use), *marker_lines),
+                refs=(*(e.ref for e in in_use), *marker_refs),
+            )
+        ]
+    orders = drafts.with_class(*HR_THERAPY)
+    if not orders:
         return []
     drugs = sorted({d.ingredient for o in orders for d in o.drugs if d.med_class in HR_THERAPY})
     return [
@@ -67,11 +86,8 @@ def r17_endocrine_for_hr_negative(
             variant="hr-negative",
             indicator="warning",
             bindings={"drugs": " and ".join(drugs)},
-            data=(
-                *(say("draft-order-ref", ref=o.ref) for o in orders),
-                *(marker_line(m) for m in results),
-            ),
-            refs=(*(o.ref for o in orders), *dict.fromkeys(ref for m in results for ref in m.refs)),
+            data=(*(say("draft-order-ref", ref=o.ref) for o in orders), *marker_lines),
+            refs=(*(o.ref for o in orders), *marker_refs),
         )
     ]
 

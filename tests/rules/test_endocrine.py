@@ -93,8 +93,34 @@ class TestR17:
         assert d.refs[:2] == ("MedicationRequest/d1", "MedicationRequest/d2")
         assert len(d.refs) == 4
 
-    def test_other_orders_and_the_chart_get_none(self, t: Terminology, params: Parameters) -> None:
-        p = chart("neg", "neg")
-        assert r17(p, t, params, TRAS) == []
-        p.med("MedicationStatement", LETROZOLE, status="active", start=30)
-        assert "R17" not in {d.rule for d in run(p, t, params)}  # patient-view: orders only
+    def test_other_orders_get_none(self, t: Terminology, params: Parameters) -> None:
+        assert r17(chart("neg", "neg"), t, params, TRAS) == []
+
+    @pytest.mark.parametrize(
+        ("er", "status", "end", "expected"),
+        [
+            ("neg", "active", None, ["R17:hr-negative-in-use"]),
+            ("neg", "unknown", None, ["R17:hr-negative-in-use"]),  # possibly in use
+            ("neg", "completed", 200, []),  # a past line
+            ("pos", "active", None, []),
+        ],
+    )
+    def test_at_chart_open(
+        self,
+        t: Terminology,
+        params: Parameters,
+        er: str,
+        status: str,
+        end: int | None,
+        expected: list[str],
+    ) -> None:
+        p = chart(er, "neg")
+        p.med("MedicationStatement", LETROZOLE, status=status, start=300, end=end)
+        found = [d for d in run(p, t, params) if d.rule == "R17"]
+        assert concerns(found) == expected
+        for d in found:
+            assert "letrozole" in text(d.data[0]).lower()
+            assert d.refs[0].startswith("MedicationStatement/")
+        # The drafts' card is the order hooks' own; the medication list's waits for chart open.
+        drafted = [draft_med("p", "d1", TRAS, "6 mg/kg IV q3w")]
+        assert "R17" not in {d.rule for d in run(p, t, params, "order-sign", drafted)}
