@@ -62,32 +62,29 @@ def r17_endocrine_for_hr_negative(
     results = _distinct(r.er, r.pr, r.er_primary, r.pr_primary)
     if any(m.status == "positive" for m in results):
         return []
-    marker_lines = tuple(marker_line(m) for m in results)
-    marker_refs = tuple(dict.fromkeys(ref for m in results for ref in m.refs))
-    if not drafts.ordering:
+    if drafts.ordering:
+        orders = drafts.with_class(*HR_THERAPY)
+        if not orders:
+            return []
+        variant = "hr-negative"
+        drugs = {d.ingredient for o in orders for d in o.drugs if d.med_class in HR_THERAPY}
+        lines = tuple(say("draft-order-ref", ref=o.ref) for o in orders)
+        refs = tuple(o.ref for o in orders)
+    else:
         in_use = f.meds.possibly_in_use(*HR_THERAPY)
         if not in_use:
             return []
-        return [
-            Decision(
-                variant="hr-negative-in-use",
-                indicator="warning",
-                bindings={"drugs": " and ".join(sorted({e.ingredient for e in in_use}))},
-                data=(*in_use_lines(f.meds, in_use), *marker_lines),
-                refs=(*(e.ref for e in in_use), *marker_refs),
-            )
-        ]
-    orders = drafts.with_class(*HR_THERAPY)
-    if not orders:
-        return []
-    drugs = sorted({d.ingredient for o in orders for d in o.drugs if d.med_class in HR_THERAPY})
+        variant = "hr-negative-in-use"
+        drugs = {e.ingredient for e in in_use}
+        lines = in_use_lines(f.meds, in_use)
+        refs = tuple(e.ref for e in in_use)
     return [
         Decision(
-            variant="hr-negative",
+            variant=variant,
             indicator="warning",
-            bindings={"drugs": " and ".join(drugs)},
-            data=(*(say("draft-order-ref", ref=o.ref) for o in orders), *marker_lines),
-            refs=(*(o.ref for o in orders), *marker_refs),
+            bindings={"drugs": " and ".join(sorted(drugs))},
+            data=(*lines, *(marker_line(m) for m in results)),
+            refs=(*refs, *dict.fromkeys(ref for m in results for ref in m.refs)),
         )
     ]
 
