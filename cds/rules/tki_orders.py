@@ -44,11 +44,11 @@ ENDOCRINE: tuple[MedClass, ...] = ("ENDOCRINE_AI", "ENDOCRINE_SERD", "ENDOCRINE_
 @rule(
     "R6j",
     hooks=ORDER_HOOKS,
-    variants=("before-label-line", "no-line-on-record"),
+    variants=("before-label-line", "no-line-on-record", "lapatinib-before-trastuzumab"),
     bindings=("drug", "needed", "prior"),
     valuesets=HER2_VALUESETS,
-    ingredients=TKIS,
-    parameters=LINE_PARAMETERS,
+    ingredients=(*TKIS, "lapatinib", "capecitabine", "trastuzumab"),
+    parameters=(*LINE_PARAMETERS, "active_window_days", "clock_lead_days"),
     regimens=TKI_REGIMENS,
 )
 def r6j_kinase_inhibitor_before_its_line(
@@ -60,12 +60,13 @@ def r6j_kinase_inhibitor_before_its_line(
     or once progression on it is documented: a first line still working is no prior regimen,
     nor is (neo)adjuvant therapy one in the metastatic setting). With no HER2-targeted therapy on
     record at all the count cannot be read (the history may be kept elsewhere; missing data is
-    not a first line) → information that says so."""
+    not a first line) → information that says so. Lapatinib with capecitabine before any
+    trastuzumab → information (`_lapatinib_before_trastuzumab`)."""
     if not eligible(f):
         return []  # HER2 not positive: R6c's; not metastatic: not these labels' setting
     prior = f.lines.metastatic_her2_regimens
     recorded = bool(f.meds.ever(*HER2_CLASSES))  # in any setting, of any status
-    out = []
+    out = _lapatinib_before_trastuzumab(f, drafts)
     for drug, needed in label_counts(p).items():
         drafted = drafts.with_ingredient(drug)
         if not drafted or prior >= needed:
@@ -83,6 +84,35 @@ def r6j_kinase_inhibitor_before_its_line(
             )
         )
     return out
+
+
+# What carries trastuzumab: the antibody (Herceptin Hylecta and Phesgo read as it), T-DM1, T-DXd.
+TRASTUZUMAB_BASED: tuple[MedClass, ...] = ("HER2_MAB", "HER2_ADC_TDM1", "HER2_ADC_TDXD")
+
+
+def _lapatinib_before_trastuzumab(f: PatientFacts, drafts: DraftOrders) -> list[Decision]:
+    """Tykerb label: lapatinib with capecitabine for patients who have received prior therapy
+    including an anthracycline, a taxane and trastuzumab. Lapatinib drafted with capecitabine
+    (drafted or possibly in use) and nothing carrying trastuzumab on record, in any setting →
+    information with the lines on record: the history may be kept elsewhere (missing data is no
+    negative finding), and a chemotherapy-only history is offered first-line HER2-targeted
+    therapy (§3c D15, D16). A conjugate counts (it carries the antibody); the anthracycline and
+    the taxane, often adjuvant years before, are not checked."""
+    drafted = drafts.with_ingredient("lapatinib")
+    if not drafted or not _with(f, drafts, "capecitabine"):
+        return []
+    given = f.meds.ever(*TRASTUZUMAB_BASED)
+    if any(e.med_class != "HER2_MAB" or e.ingredient == "trastuzumab" for e in given):
+        return []
+    return [
+        Decision(
+            variant="lapatinib-before-trastuzumab",
+            indicator="info",
+            bindings={"drug": "lapatinib"},
+            data=(*(say("draft-order-ref", ref=o.ref) for o in drafted), *therapy_data(f)),
+            refs=tuple(o.ref for o in drafted),
+        )
+    ]
 
 
 def label_counts(p: Parameters) -> dict[str, int]:

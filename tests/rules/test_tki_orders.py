@@ -163,6 +163,48 @@ class TestR6jKinaseInhibitorBeforeItsLine:
         assert got == ["R6j:before-label-line", "R6j:before-label-line#2"]
 
 
+class TestR6jLapatinibBeforeTrastuzumab:
+    """Tykerb label: lapatinib with capecitabine after prior therapy including trastuzumab."""
+
+    @pytest.mark.parametrize(
+        ("history", "expected"),
+        [
+            pytest.param([], ["R6j:lapatinib-before-trastuzumab"], id="none-on-record"),
+            pytest.param([TRAS], [], id="trastuzumab"),
+            pytest.param([PHESGO], [], id="phesgo-carries-it"),
+            pytest.param([TDM1], [], id="a-conjugate-carries-it"),
+            pytest.param([PERT], ["R6j:lapatinib-before-trastuzumab"], id="pertuzumab-alone"),
+        ],
+    )
+    def test_what_counts_as_prior_trastuzumab(
+        self,
+        t: Terminology,
+        params: Parameters,
+        history: list[tuple[str, str]],
+        expected: list[str],
+    ) -> None:
+        p = her2_positive_base("p", met_days=400)
+        for drug in history:
+            p.med("MedicationStatement", drug, status="completed", start=380, end=100)
+        assert _r6j(p, t, params, LAPATINIB, CAPE) == expected
+
+    def test_only_with_capecitabine(self, t: Terminology, params: Parameters) -> None:
+        p = her2_positive_base("p", met_days=400)
+        assert _r6j(p, t, params, LAPATINIB, LETROZOLE) == []  # no prior therapy asked
+        assert _r6j(p, t, params, LAPATINIB) == []  # alone: R6k's card
+        p.med("MedicationStatement", CAPE, status="active", start=20)
+        assert _r6j(p, t, params, LAPATINIB) == ["R6j:lapatinib-before-trastuzumab"]
+
+    def test_the_card(self, t: Terminology, params: Parameters) -> None:
+        drafts = [draft_med("p", "lap", LAPATINIB, "1250 mg"), draft_med("p", "cape", CAPE, "")]
+        p = her2_positive_base("p", met_days=400)
+        [d] = [x for x in run(p, t, params, "order-sign", drafts) if x.rule == "R6j"]
+        assert (d.indicator, d.bindings) == ("info", {"drug": "lapatinib"})
+        assert text(d.data[0]) == "Draft order: MedicationRequest/lap"
+        assert d.refs == ("MedicationRequest/lap",)
+        assert _r6j(bone_patient(her2="neg"), t, params, LAPATINIB, CAPE) == []  # R6c's
+
+
 def _r6k(p: Patient, t: Terminology, params: Parameters, *rx: tuple[str, str]) -> list[str]:
     return _concerns_of("R6k:", p, t, params, *rx)
 
