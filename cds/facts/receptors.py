@@ -108,6 +108,9 @@ class Receptors:
     # never read as results, but a biopsy whose results are on their way is no reason to
     # ask for one (R13).
     pending: tuple[date | None, ...] = ()
+    # An ER or PR result positive on any specimen at any time, not only the ones in use: a
+    # tumour once hormone receptor-positive is not called negative for endocrine therapy (R17).
+    hr_ever_positive: bool = False
 
     @property
     def her2_positive(self) -> bool | None:
@@ -270,6 +273,9 @@ def extract_receptors(
         serum_her2_only=serum and not her2_results,
         has_metastatic_specimen=any(r.specimen_site == "metastatic" for r in every),
         pending=tuple(when(o) for o in pending_markers(records, t)),
+        hr_ever_positive=any(
+            r.status == "positive" for r in (*marker_events["ER"], *marker_events["PR"])
+        ),
     )
 
 

@@ -48,20 +48,19 @@ def r17_endocrine_for_hr_negative(
     f: PatientFacts, drafts: DraftOrders, p: Parameters
 ) -> list[Decision]:
     """Endocrine therapy or a CDK4/6 inhibitor drafted while ER and PR are both negative (F4's
-    results in use) and neither the metastatic specimen's nor the primary tumour's latest is
-    positive → warning (ASCO/CAP 2020; Faslodex and Ibrance labels).
+    results in use) and no ER or PR result on record, of any specimen or date, is positive →
+    warning (ASCO/CAP 2020; Faslodex and Ibrance labels).
 
     Quiet when either status is unknown (PR not tested: an ER-negative, PR-positive tumour may
-    still respond; missing data is never a negative finding) and when the primary tumour was
-    positive where the metastasis is negative: with discordant results the choice is the
-    oncologist's, and R13 shows the discordance. At chart open the same for what the
-    medication list holds (possibly in use, F5): ordered before the check, or elsewhere."""
+    still respond; missing data is never a negative finding) and when any result was positive
+    (a primary tumour positive where the metastasis is negative, or an earlier positive result):
+    with discordant results the choice is the oncologist's, and R13 shows the discordance. At
+    chart open the same for what the medication list holds (possibly in use, F5): ordered
+    before the check, or elsewhere."""
     r = f.receptors
-    if r.hr_positive is not False:
+    if r.hr_positive is not False or r.hr_ever_positive:
         return []
     results = _distinct(r.er, r.pr, r.er_primary, r.pr_primary)
-    if any(m.status == "positive" for m in results):
-        return []
     if drafts.ordering:
         orders = drafts.with_class(*HR_THERAPY)
         if not orders:

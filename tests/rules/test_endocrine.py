@@ -67,6 +67,15 @@ class TestR17:
         p.er(900, "pos")  # the primary tumour, long before the metastasis
         assert r17(p, t, params, FULVESTRANT) == []
 
+    def test_an_earlier_positive_result_silences_it(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """The primary tumour's latest result is negative, an earlier one was positive."""
+        p = chart("neg", "neg")
+        p.pr(1000, "pos")
+        p.pr(950, "neg")
+        assert r17(p, t, params, LETROZOLE) == []
+
     def test_er_low_positive_counts_as_positive(self, t: Terminology, params: Parameters) -> None:
         p = chart(None, "neg")
         p.obs("85329-1", 90, valueQuantity={"value": 5, "unit": "%", "code": "%"})
