@@ -16,13 +16,14 @@ from cds.facts.orders import DraftOrders
 from cds.facts.receptors import MarkerResult
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, rule
-from cds.rules.in_use import in_use_lines
+from cds.rules.in_use import ACTIVE_PARAMETERS, in_use_lines
 from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS, marker_line
 from cds.said import say
 from cds.terminology import MedClass
 
+ENDOCRINE: tuple[MedClass, ...] = ("ENDOCRINE_AI", "ENDOCRINE_SERD", "ENDOCRINE_SERM")
 # Endocrine therapy, and the CDK4/6 inhibitors given with it.
-HR_THERAPY: tuple[MedClass, ...] = ("ENDOCRINE_AI", "ENDOCRINE_SERD", "ENDOCRINE_SERM", "CDK46")
+HR_THERAPY: tuple[MedClass, ...] = (*ENDOCRINE, "CDK46")
 HR_THERAPY_DRUGS = (
     "letrozole",
     "anastrozole",
@@ -42,7 +43,7 @@ HR_THERAPY_DRUGS = (
     bindings=("drugs",),
     valuesets=MARKER_VALUESETS,
     ingredients=HR_THERAPY_DRUGS,
-    parameters=(*MARKER_PARAMETERS, "active_window_days", "clock_lead_days"),
+    parameters=(*MARKER_PARAMETERS, *ACTIVE_PARAMETERS),
 )
 def r17_endocrine_for_hr_negative(
     f: PatientFacts, drafts: DraftOrders, p: Parameters

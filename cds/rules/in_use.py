@@ -11,6 +11,9 @@ from collections.abc import Iterable
 from cds.facts.medications import Exposure, Medications
 from cds.said import Said, say
 
+# What "possibly in use" (F5) depends on: a rule that asks it declares these parameters.
+ACTIVE_PARAMETERS = ("active_window_days", "clock_lead_days")
+
 
 def unknown_status_line(e: Exposure) -> Said:
     """'<drug> recorded with status 'unknown' from <start> (<ref>): confirm ...'"""

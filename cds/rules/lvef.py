@@ -21,7 +21,7 @@ from cds.rules import (
     Proposal,
     rule,
 )
-from cds.rules.in_use import in_use_lines, unknown_status_line
+from cds.rules.in_use import ACTIVE_PARAMETERS, in_use_lines, unknown_status_line
 from cds.said import Said, say
 
 HER2_AB = tuple(HER2_ANTIBODY_CLASSES)
@@ -62,7 +62,6 @@ def _lvef_data(f: PatientFacts) -> tuple[Said, ...]:
 
 
 LvefAction = Literal["withhold", "repeat"]
-ACTIVE_PARAMETERS = ("active_window_days", "clock_lead_days")
 
 
 def lvef_action(

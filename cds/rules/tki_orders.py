@@ -19,7 +19,9 @@ from cds.facts.medications import HER2_CLASSES, Exposure
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, Decision, Proposal, RegimenOrder, rule
+from cds.rules.endocrine import ENDOCRINE
 from cds.rules.her2 import HER2_VALUESETS, LINE_PARAMETERS, eligible, therapy_data
+from cds.rules.in_use import ACTIVE_PARAMETERS
 from cds.rules.oral_doses import ORAL_DOSE_BINDINGS, above_label
 from cds.said import Said, say
 from cds.terminology import MedClass
@@ -38,7 +40,6 @@ PARTNER_CLASSES: tuple[MedClass, ...] = ("HER2_MAB", "HER2_ADC_TDM1", "CAPE", "A
 # Lapatinib's: the Tykerb label gives it with capecitabine or, for hormone receptor-positive
 # disease, letrozole; ASCO 2022 also with trastuzumab (EGF104900) or endocrine therapy.
 LAPATINIB_PARTNERS = ("capecitabine", "trastuzumab")
-ENDOCRINE: tuple[MedClass, ...] = ("ENDOCRINE_AI", "ENDOCRINE_SERD", "ENDOCRINE_SERM")
 
 
 @rule(
@@ -48,7 +49,7 @@ ENDOCRINE: tuple[MedClass, ...] = ("ENDOCRINE_AI", "ENDOCRINE_SERD", "ENDOCRINE_
     bindings=("drug", "needed", "prior"),
     valuesets=HER2_VALUESETS,
     ingredients=(*TKIS, "lapatinib", "capecitabine", "trastuzumab"),
-    parameters=(*LINE_PARAMETERS, "active_window_days", "clock_lead_days"),
+    parameters=(*LINE_PARAMETERS, *ACTIVE_PARAMETERS),
     regimens=TKI_REGIMENS,
 )
 def r6j_kinase_inhibitor_before_its_line(
