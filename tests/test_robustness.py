@@ -662,6 +662,52 @@ class TestFuzz:
                     tried += 1
         assert tried > 200
 
+    def test_a_draft_number_beyond_any_schedule_or_double_is_never_a_5xx_nor_shown(
+        self, client: TestClient
+    ) -> None:
+        """Every draft of the library with its dose and schedule written as numbers no order
+        has: a dose of 400 digits or "NaN", every 1e308 years or 1e-308 days. (This found
+        500s - "every <400 digits> days" and a period of 1e308 years overflowed where the card
+        said the interval in days - and cards saying "inf mg", "nan mg" and "inf mg a day".)"""
+        huge = "9" * 400
+
+        def dose_text(dosage: dict[str, Any]) -> None:
+            dosage["text"] = f"{huge} mg every {huge} days over {huge} minutes"
+
+        def dose_value(dosage: dict[str, Any], value: str) -> None:
+            dosage.pop("text", None)
+            dosage["doseAndRate"] = [{"doseQuantity": {"value": value, "unit": "mg"}}]
+
+        def period(dosage: dict[str, Any], value: float, unit: str) -> None:
+            dosage["timing"] = {"repeat": {"period": value, "periodUnit": unit}}
+
+        mutations: list[Callable[[dict[str, Any]], None]] = [
+            dose_text,
+            functools.partial(dose_value, value="NaN"),
+            functools.partial(dose_value, value=huge),
+            functools.partial(period, value=1e308, unit="a"),
+            functools.partial(period, value=1e-308, unit="d"),
+        ]
+        shown = re.compile(r"\b(?:inf|nan)\b", re.IGNORECASE)
+        tried = 0
+        for service, request in MUTABLE:
+            entries = request.get("context", {}).get("draftOrders", {}).get("entry")
+            if not isinstance(entries, list) or not entries:
+                continue
+            for mutate in mutations:
+                changed = copy.deepcopy(request)
+                for e in changed["context"]["draftOrders"]["entry"]:
+                    for dosage in e.get("resource", {}).get("dosageInstruction", []):
+                        if isinstance(dosage, dict):
+                            mutate(dosage)
+                r = client.post(f"/cds-services/{service}", json=changed)
+                assert r.status_code < 500, (service, mutate, r.text)
+                for card in r.json().get("cards", []) if r.status_code == 200 else []:
+                    text = card["summary"] + " " + card.get("detail", "")
+                    assert not shown.search(text), (service, mutate, text)
+                tried += 1
+        assert tried > 500
+
     def test_slightly_wrong_fhir_never_changes_the_cards_silently(self, client: TestClient) -> None:
         """Every single-item array inside a resource sent as one object, and every number sent
         as a string - prefetched resources and draft orders, in every scenario: the cards stay

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from cds.fhir.elements import number_from_text
 from cds.fhir.records import ObservationRecord
 from cds.fhir.values import Value
 from cds.terminology import Concept, Terminology
@@ -73,8 +74,9 @@ def result_number(value: Value, cutoffs: tuple[float, ...]) -> float | None:
     elif value.integer is not None:
         number = float(value.integer)
     elif value.string and (m := _STRING_NUMBER.search(value.string)):
-        number, comparator = float(m.group(2)), m.group(1)
-        comparator = _SYMBOLS.get(comparator or "", comparator)
+        if (read := number_from_text(m.group(2))) is None:
+            return None
+        number, comparator = read, _SYMBOLS.get(m.group(1) or "", m.group(1))
     else:
         return None
     if comparator is None:

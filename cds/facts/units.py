@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from cds.fhir.dosing import interval_weeks
+from cds.fhir.elements import finite, number_from_text
 from cds.fhir.values import Quantity
 
 # UCUM mass units (case-sensitive codes) and the spellings EHRs put in `unit`, to milligrams.
@@ -66,7 +68,7 @@ def mass_unit(q: Quantity) -> str | None:
 def to_mg(q: Quantity) -> float | None:
     """A mass dose in mg; None when the unit is missing, per weight, per area or unknown."""
     unit = mass_unit(q)
-    return None if unit is None else q.value * _MG_PER[unit]
+    return None if unit is None else finite(q.value * _MG_PER[unit])
 
 
 # A dose by body weight, as the antibody-drug conjugates are ordered: UCUM "mg/kg" (code or
@@ -89,7 +91,7 @@ def _value_in(q: Quantity, units: frozenset[str]) -> float | None:
 
 def mg_per_kg_from_text(text: str) -> float | None:
     m = _TEXT_PER_KG.search(text)
-    return float(m.group(1)) if m else None
+    return number_from_text(m.group(1)) if m else None
 
 
 # A dose by body surface area, as capecitabine and the taxanes are ordered: UCUM "mg/m2" (code or
@@ -115,13 +117,13 @@ def to_mg_per_m2(q: Quantity) -> float | None:
 
 def mg_per_m2_from_text(text: str) -> float | None:
     m = _TEXT_PER_M2.search(text)
-    return float(m.group(1).replace(",", "")) if m else None
+    return number_from_text(m.group(1).replace(",", "")) if m else None
 
 
 def mg_per_m2_a_day_from_text(text: str) -> float | None:
     """A day's total by body surface area written in the order's text ("2,000 mg/m2/day")."""
     m = _TEXT_PER_M2_A_DAY.search(text)
-    return float(m.group(1).replace(",", "")) if m else None
+    return number_from_text(m.group(1).replace(",", "")) if m else None
 
 
 # How often, in words an order's free text uses: "daily", "every 3 weeks", "q4w", "every 21 days",
@@ -164,14 +166,16 @@ def weeks_from_text(text: str) -> float | None:
     m = _TEXT_EVERY.search(text)
     if m is not None:
         number, unit = m.group(1).lower(), m.group(2).lower()
-        value = float(_NUMBER_WORDS.get(number) or number)
+        value = _NUMBER_WORDS.get(number) or number_from_text(number)
+        if value is None:
+            return None
         if unit.startswith("d"):
-            return value / 7
+            return interval_weeks(value / 7)
         if unit.startswith("h"):
-            return value / 168
+            return interval_weeks(value / 168)
         if unit.startswith("m"):
-            return value * 52 / 12
-        return value
+            return interval_weeks(value * 52 / 12)
+        return interval_weeks(value)
     for pattern, weeks in _TEXT_SCHEDULES:
         if pattern.search(text):
             return weeks
@@ -183,18 +187,19 @@ def mg_from_text(text: str) -> float | None:
     if m is None:
         return None
     unit = _MG_NAMES.get(m.group(2).lower(), m.group(2).lower())
-    return float(m.group(1).replace(",", "")) * _MG_PER[unit]
+    value = number_from_text(m.group(1).replace(",", ""))
+    return None if value is None else finite(value * _MG_PER[unit])
 
 
 def minutes(value: float | None, ucum: str | None) -> float | None:
     if value is None or ucum not in _MIN_PER:
         return None
-    return value * _MIN_PER[ucum]
+    return finite(value * _MIN_PER[ucum])
 
 
 def minutes_from_text(text: str) -> float | None:
     m = _TEXT_MINUTES.search(text)
     if m is None:
         return None
-    value, unit = float(m.group(1)), m.group(2).lower()
-    return value * (60.0 if unit.startswith("h") else 1.0)
+    value, unit = number_from_text(m.group(1)), m.group(2).lower()
+    return None if value is None else finite(value * (60.0 if unit.startswith("h") else 1.0))

@@ -44,6 +44,19 @@ _ABBREVIATION_WEEKS = {
 }
 
 
+# An interval longer than a century or shorter than a minute is no dosing schedule, and a
+# negative one FHIR forbids: not read. Read, "every 1e308 years" overflowed where a card put it
+# in days (a 500), and "every 1e-308 days" gave a dose of "inf mg a day". Zero, which FHIR allows,
+# is read: as more often than any label's interval.
+_LONGEST_WEEKS = 100 * 52.0
+_SHORTEST_WEEKS = 1 / (7 * 24 * 60)
+
+
+def interval_weeks(weeks: float) -> float | None:
+    """An interval in weeks as read from an order, or None when it is no interval to judge."""
+    return weeks if weeks == 0 or _SHORTEST_WEEKS <= weeks <= _LONGEST_WEEKS else None
+
+
 def read_dose(raw: object, *, administration: bool = False) -> Dose:
     """A Dosage (request, statement) or a MedicationAdministration.dosage (`administration`):
     each is read by its own elements only, the ones the read-field check judged."""
@@ -70,9 +83,9 @@ def read_dose(raw: object, *, administration: bool = False) -> Dose:
     rep = timing.get("repeat")
     if isinstance(rep, dict):
         period, unit = as_number(rep.get("period")), as_text(rep.get("periodUnit"))
-        freq = as_number(rep.get("frequency")) or 1.0
-        if period is not None and unit in _WEEKS:
-            every = period * _WEEKS[unit] / freq
+        freq = as_number(rep.get("frequency")) if "frequency" in rep else 1.0
+        if period is not None and unit in _WEEKS and freq is not None and freq > 0:
+            every = interval_weeks(period * _WEEKS[unit] / freq)
         duration, duration_unit = as_number(rep.get("duration")), as_text(rep.get("durationUnit"))
         if "boundsPeriod" in rep:
             bounds = choice_period(rep, "bounds")

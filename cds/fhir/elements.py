@@ -7,6 +7,7 @@ shape and answers "nothing" rather than raising.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from datetime import date
@@ -147,21 +148,38 @@ def concepts(raw: object) -> tuple[Concept, ...]:
 
 
 def as_number(raw: object) -> float | None:
-    # Parsed JSON holds exact floats and ints: the common cases, found first and cheaply.
+    # Parsed JSON holds exact floats and ints: the common cases, found first and cheaply (JSON
+    # has no infinity: the parser refuses a number beyond a double).
     if type(raw) is float:
         return raw
     if type(raw) is int:
-        return float(raw)
+        try:
+            return float(raw)
+        except OverflowError:  # an int beyond a double (not from orjson, which refuses one)
+            return None
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int | float):
-        return float(raw)
+        return number_from_text(str(raw))
     if isinstance(raw, str):
-        try:
-            return float(raw)
-        except ValueError:
-            return None
+        return number_from_text(raw)
     return None
+
+
+def number_from_text(text: str) -> float | None:
+    """A number written as text, or None when it is none or is not finite: "NaN", "Infinity"
+    and a 400-digit dose are not numbers a rule can judge (read as infinite, such a dose showed
+    as "inf mg" on a card; a ratio so written read as HER2-positive)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return finite(value)
+
+
+def finite(value: float) -> float | None:
+    """The value, or None when it is not finite (a number scaled beyond a double)."""
+    return value if math.isfinite(value) else None
 
 
 def json_list(raw: object) -> list[Any]:

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from cds.facts import PatientFacts
 from cds.facts.orders import DraftMedication, DraftOrders
+from cds.fhir.elements import finite
 from cds.parameters import OralDose, PartnerDose
 from cds.rules import Decision
 from cds.said import Said, say
@@ -110,7 +111,7 @@ def _draft_dose(
         return _DraftDose(day / table.doses_per_day, day, 1.0, text)
     if dose is None:
         return None
-    per_day = dose / (o.every_weeks * 7) if o.every_weeks else None
+    per_day = finite(dose / (o.every_weeks * 7)) if o.every_weeks else None
     if per_day is not None and per_day > dose:
         text = say("dose-per-day", dose=f"{dose:g} {shown}", per_day=f"{per_day:g} {shown}")
         return _DraftDose(dose, per_day, scale, text)

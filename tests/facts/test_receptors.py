@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cds.facts.marker_results import ihc_score, interpret_her2, ish_group
+from cds.facts.marker_results import ihc_score, interpret_her2, ish_group, result_number
 from cds.fhir.records import ObservationRecord
 from cds.fhir.screening import MARKER_SETS
 from cds.fhir.values import Value
@@ -416,3 +416,14 @@ class TestMarkersByName:
         r = facts(p, t, params).receptors.her2
         assert r is not None
         assert (r.status, r.ihc_score) == ("equivocal", 2)
+
+
+@pytest.mark.parametrize(
+    ("written", "number"),
+    [("2.5", 2.5), ("< 1.8", 1.8), ("9" * 400, None), ("> " + "9" * 400, None)],
+)
+def test_a_result_written_with_a_number_beyond_a_double_gives_none(
+    written: str, number: float | None
+) -> None:
+    """A HER2/CEP17 ratio written as a 400-digit string read as infinite: amplified."""
+    assert result_number(Value(string=written), (2.0,)) == number

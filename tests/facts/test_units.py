@@ -3,6 +3,8 @@ nothing (never a guess)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from cds.facts.units import (
@@ -10,6 +12,9 @@ from cds.facts.units import (
     mg_per_kg_from_text,
     mg_per_m2_a_day_from_text,
     mg_per_m2_from_text,
+    minutes,
+    minutes_from_text,
+    to_mg,
     to_mg_per_kg,
     to_mg_per_m2,
     weeks_from_text,
@@ -167,6 +172,9 @@ def test_dose_by_body_surface_area_from_a_quantity(
         ("4 mg IV over 15 minutes", None),
         ("biweekly", None),  # every two weeks, or twice a week: not guessed
         ("as directed", None),
+        # A number of days no schedule has: unread (read, it overflowed to a 500).
+        ("120 mg every " + "9" * 400 + " days", None),
+        ("every 10000 years", None),
     ],
 )
 def test_interval_from_text(text: str, weeks: float | None) -> None:
@@ -186,3 +194,29 @@ def test_interval_from_text(text: str, weeks: float | None) -> None:
 )
 def test_an_interval_as_the_card_says_it(weeks: float, words: str) -> None:
     assert said(interval_words(weeks)) == words
+
+
+HUGE = "9" * 400  # beyond a double: read as a float, infinite
+
+
+@pytest.mark.parametrize(
+    "read",
+    [mg_from_text, mg_per_kg_from_text, mg_per_m2_from_text, mg_per_m2_a_day_from_text],
+)
+@pytest.mark.parametrize(
+    "text", [f"{HUGE} mg", f"{HUGE} g", f"{HUGE} mg/kg", f"{HUGE} mg/m2", f"{HUGE} mg/m2/day"]
+)
+def test_a_dose_beyond_a_double_in_the_text_is_not_read(read: Any, text: str) -> None:
+    """Read, such a dose was infinite and the card said "inf mg"."""
+    assert read(text) is None
+
+
+def test_a_mass_beyond_a_double_once_in_mg_is_not_read() -> None:
+    assert to_mg(Quantity(1e308, "kg", "kg")) is None
+    assert to_mg(Quantity(1e300, "g", "g")) == 1e303
+
+
+def test_an_infusion_time_beyond_a_double_is_not_read() -> None:
+    assert minutes(1e308, "d") is None
+    assert minutes_from_text(f"over {HUGE} minutes") is None
+    assert minutes_from_text("over 15 minutes") == 15.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cds.fhir.elements import concept
+from cds.fhir.elements import as_number, concept
 from cds.fhir.records import allergens
 from cds.terminology import Terminology
 
@@ -112,3 +112,26 @@ def test_an_allergy_names_its_drugs_or_its_drug_class(
 def test_a_class_name_on_a_medication_record_names_no_drug(t: Terminology) -> None:
     """Which bisphosphonate a record of 'bisphosphonates' was is unknown: no exposure."""
     assert t.medications.match(concept({"text": "Bisphosphonates"}), t.rxnorm) == ()
+
+
+@pytest.mark.parametrize(
+    ("raw", "number"),
+    [
+        (4, 4.0),
+        (2.5, 2.5),
+        ("120", 120.0),
+        (" 4.0 ", 4.0),
+        (True, None),
+        ("four", None),
+        ("NaN", None),
+        ("Infinity", None),
+        ("-Infinity", None),
+        ("1e400", None),
+        ("9" * 400, None),
+        (10**400, None),  # an int beyond a double: not from orjson, never a crash
+        (None, None),
+        ([4], None),
+    ],
+)
+def test_a_number_is_read_only_when_finite(raw: object, number: float | None) -> None:
+    assert as_number(raw) == number
