@@ -37,7 +37,7 @@ from cds.cards import RenderContext
 from cds.errors import Issue, PayloadTooLarge, RequestInvalid
 from cds.facts import facts_from_records
 from cds.facts.orders import NO_DRAFTS, DraftOrders, read_draft_orders
-from cds.fhir.elements import json_list
+from cds.fhir.elements import FIRST_DATE, LAST_DATE, json_list
 from cds.fhir.reading import read_records
 from cds.fhir_fetch import FetchLimits, OutboundGate
 from cds.prefetch import Resolved, WouldFetch, is_operation_outcome, resolve
@@ -348,6 +348,11 @@ def checked_request(
                 f"extension {AS_OF_EXTENSION} must be a date (YYYY-MM-DD)",
                 issues=(Issue("invalid", "not a date", f"extension.{AS_OF_EXTENSION}"),),
             ) from None
+        if not FIRST_DATE <= as_of <= LAST_DATE:  # the rules count days back and ahead of it
+            raise RequestInvalid(
+                f"extension {AS_OF_EXTENSION} must be a date between {FIRST_DATE} and {LAST_DATE}",
+                issues=(Issue("invalid", "out of range", f"extension.{AS_OF_EXTENSION}"),),
+            )
     sent = resources_sent(hook_request)
     if sent > settings.max_resources:
         raise PayloadTooLarge(

@@ -119,6 +119,13 @@ class TestErrors:
         r = client.post(PV, json=minimal_request(extension={"cds-mbc-bone.as-of": "soon"}))
         assert_outcome(r, 400)
 
+    @pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+    def test_an_as_of_at_the_calendars_ends_is_400(self, client: TestClient, day: str) -> None:
+        """The rules count days back and ahead of it: there, a 500."""
+        r = client.post(PV, json=minimal_request(extension={"cds-mbc-bone.as-of": day}))
+        body = assert_outcome(r, 400)
+        assert body["issue"][0]["expression"] == ["extension.cds-mbc-bone.as-of"]
+
 
 class TestCalls:
     def test_no_data_means_no_cards(self, client: TestClient) -> None:

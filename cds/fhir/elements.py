@@ -20,15 +20,25 @@ from cds.terminology import Coding, Concept
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 
+# A date within a decade of the calendar's ends is a placeholder, not a date: 0001-01-01 and
+# 9999-12-31 are what systems write for "unknown" and "no end". Read as no date (an unknown
+# start, an open end), as the rules read a missing one; read as dates, the rules' day arithmetic
+# ran off the calendar (a 500 for any chart holding one).
+FIRST_DATE = date(11, 1, 1)
+LAST_DATE = date(9989, 12, 31)
+
+
 def fhir_date(value: object) -> date | None:
     """The calendar date of a FHIR date/dateTime/instant; partial dates fall on the first day."""
     if not isinstance(value, str):
         return None
     if len(value) >= 10 and value[4] == "-" and value[7] == "-":
         try:  # a full date, alone or starting a dateTime/instant: the common case, parsed in C
-            return date.fromisoformat(value[:10])
+            read = date.fromisoformat(value[:10])
         except ValueError:
             pass  # not digits, or not a real day: read by the pattern, as always
+        else:
+            return read if FIRST_DATE <= read <= LAST_DATE else None
     return date_by_pattern(value)
 
 
@@ -38,9 +48,10 @@ def date_by_pattern(value: str) -> date | None:
     if not m:
         return None
     try:
-        return date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
+        read = date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
     except ValueError:
         return None
+    return read if FIRST_DATE <= read <= LAST_DATE else None
 
 
 # The code systems the rules read, as some systems send them: under their HL7 OIDs instead of

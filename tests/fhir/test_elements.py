@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
-from cds.fhir.elements import as_number, concept
+from cds.fhir.elements import as_number, concept, fhir_date
 from cds.fhir.records import allergens
 from cds.terminology import Terminology
 
@@ -135,3 +137,25 @@ def test_a_class_name_on_a_medication_record_names_no_drug(t: Terminology) -> No
 )
 def test_a_number_is_read_only_when_finite(raw: object, number: float | None) -> None:
     assert as_number(raw) == number
+
+
+@pytest.mark.parametrize(
+    ("sent", "read"),
+    [
+        ("2024-05-01", date(2024, 5, 1)),
+        ("2024-05-01T10:00:00+02:00", date(2024, 5, 1)),
+        ("2024-05", date(2024, 5, 1)),
+        ("0011-01-01", date(11, 1, 1)),
+        ("9989-12-31", date(9989, 12, 31)),
+        # Placeholders for "unknown" and "no end": no date (the rules' day arithmetic ran off
+        # the calendar with them, a 500).
+        ("9999-12-31", None),
+        ("9999-12-31T23:59:59Z", None),
+        ("9999", None),
+        ("0001-01-01", None),
+        ("0001-01", None),
+        ("2024-02-30", None),
+    ],
+)
+def test_a_date_at_the_calendars_ends_is_a_placeholder(sent: str, read: date | None) -> None:
+    assert fhir_date(sent) == read
