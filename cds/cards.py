@@ -8,7 +8,7 @@ import functools
 import hashlib
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from string import Template
@@ -42,6 +42,18 @@ def _uuid5(namespace: bytes, name: str) -> bytes:
     h[6] = (h[6] & 0x0F) | 0x50  # version 5
     h[8] = (h[8] & 0x3F) | 0x80  # the RFC 4122 variant
     return bytes(h)
+
+
+def _suggestion_names(proposals: Sequence[Proposal]) -> list[str]:
+    """What names each suggestion in its card's uuid namespace: its key, and the key with its
+    count when a card offers the same kind again ("keep-one" for each of two products). The
+    spec's suggestion uuid identifies the one accepted: one name for two gave both one uuid."""
+    seen: dict[str, int] = {}
+    names = []
+    for p in proposals:
+        seen[p.key] = seen.get(p.key, 0) + 1
+        names.append(p.key if seen[p.key] == 1 else f"{p.key}/{seen[p.key]}")
+    return names
 
 
 def _uuid_text(b: bytes) -> str:
@@ -237,7 +249,11 @@ class Renderer:
             **self._params[decision.rule],
             **{k: v if isinstance(v, str) else text(v) for k, v in decision.bindings.items()},
         }
-        suggestions = [self._suggestion(decision.rule, p, ctx, card_id) for p in decision.proposals]
+        names = _suggestion_names(decision.proposals)
+        suggestions = [
+            self._suggestion(decision.rule, p, ctx, _uuid5(card_id, name))
+            for p, name in zip(decision.proposals, names, strict=True)
+        ]
         parts = self._static[decision.rule]
         drug = decision.bindings.get("drug")
         if isinstance(drug, str):  # a card about one drug of several cites its own label
@@ -296,7 +312,7 @@ class Renderer:
         return "\n\n".join(parts)
 
     def _suggestion(
-        self, rule: str, p: Proposal, ctx: RenderContext, card_id: bytes
+        self, rule: str, p: Proposal, ctx: RenderContext, suggestion_id: bytes
     ) -> dict[str, Any]:
         label = _fill(
             self.book.suggestion_label(rule, p.key),
@@ -327,7 +343,7 @@ class Renderer:
                         "resourceId": a.draft_ref,
                     }
                 )
-        suggestion: dict[str, Any] = {"label": label, "uuid": _uuid_text(_uuid5(card_id, p.key))}
+        suggestion: dict[str, Any] = {"label": label, "uuid": _uuid_text(suggestion_id)}
         if actions:
             suggestion["actions"] = actions
         return suggestion

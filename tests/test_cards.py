@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cds.cards import SUMMARY_LIMIT, _fill, _summary_within_limit, _uuid5, _uuid_text
+from tests.conftest import ROOT
 
 
 @given(namespace=st.binary(min_size=16, max_size=16), name=st.text())
@@ -130,3 +131,22 @@ def test_a_variant_resting_on_a_trial_cites_the_trial(client: TestClient) -> Non
     assert card["source"]["url"] == "https://doi.org/10.1200/JCO.2011.35.6725"
     assert card["source"]["topic"]["code"] == "her2-tki-dose"
     assert "- Draft order: trastuzumab (MedicationRequest/draft-tras)" in card["detail"]
+
+
+def test_every_card_and_suggestion_of_an_answer_has_its_own_uuid(client: TestClient) -> None:
+    """The spec's suggestion uuid 'uniquely identifies the suggestion that was accepted': every
+    answer of the scenario library, each uuid once. (R6d offered 'keep-one' for each of two
+    products drafted together, both under one uuid: feedback could not tell which was kept.)"""
+    answers = 0
+    for path in sorted((ROOT / "fixtures").rglob("request.json")):
+        r = client.post(
+            f"/cds-services/{path.parent.parent.name}", json=json.loads(path.read_text())
+        )
+        if r.status_code != 200:
+            continue
+        cards = r.json()["cards"]
+        ids = [c["uuid"] for c in cards]
+        ids += [s["uuid"] for c in cards for s in c.get("suggestions", [])]
+        assert len(ids) == len(set(ids)), path.parent.name
+        answers += 1
+    assert answers > 250
