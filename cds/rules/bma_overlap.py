@@ -10,7 +10,7 @@ from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, Decision, rule
 from cds.rules.in_use import unknown_status_line
-from cds.rules.switch import drafted_beside, switch_not_add
+from cds.rules.switch import drafted_beside, drafted_together, switch_not_add
 from cds.said import say
 
 
@@ -30,8 +30,8 @@ def _still_acting(e: Exposure, f: PatientFacts, p: Parameters) -> bool:
 @rule(
     "R2c",
     hooks=ORDER_HOOKS,
-    variants=("switch-not-add", "other-status-unknown"),
-    bindings=("drug", "other"),
+    variants=("switch-not-add", "drafted-together", "other-status-unknown"),
+    bindings=("drug", "other", "drugs"),
     ingredients=("denosumab", "zoledronic acid", "pamidronate", "ibandronate"),
     parameters=(
         "bma_overlap_days",
@@ -39,7 +39,7 @@ def _still_acting(e: Exposure, f: PatientFacts, p: Parameters) -> bool:
         "zoledronic_window_days",
         "clock_lead_days",
     ),
-    suggestions=("remove-draft",),
+    suggestions=("remove-draft", "keep-one"),
 )
 def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """A bone-modifying agent drafted while another is acting → switch, do not add (§3c D3).
@@ -48,7 +48,8 @@ def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     not give with other denosumab products or with bisphosphonates' effects overlapping). An
     agent is still acting while active, or within its interval of the last dose: denosumab 4
     weeks, zoledronic acid and pamidronate 12 weeks, oral ibandronate while taken. Two different
-    agents drafted together count too. Another agent recorded with status 'unknown' (open-ended)
+    agents drafted together, with none given yet, are one card for the order: keep one (a
+    suggestion for each). Another agent recorded with status 'unknown' (open-ended)
     may be acting: a warning asks to confirm it stopped, with no suggestion, since whether to
     switch or add is not known; beside an agent that is acting, it is named on that card.
     """
@@ -65,7 +66,9 @@ def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
             if e.ingredient not in mine and e not in acting
         ]
         together = drafted_beside(draft, drafted, mine)
-        if not acting and not together and not unknown:
+        if not acting and not unknown:
+            if together:  # the same card from each draft: kept once
+                out.append(drafted_together(drafted, ("BMA",)))
             continue
         confirmed = bool(acting or together)
         others = {e.ingredient for e in (acting if confirmed else unknown)} | {

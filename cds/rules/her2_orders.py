@@ -21,6 +21,7 @@ from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, DeleteDraft, Proposal, rule
 from cds.rules.her2 import HER2_VALUESETS, her2_result_lines
 from cds.rules.in_use import on_drug_line, unknown_status_line
+from cds.rules.switch import listed
 from cds.said import say
 from cds.terminology import MedClass
 
@@ -120,10 +121,6 @@ def _clash(a: Product, b: Product) -> frozenset[str]:
     return frozenset(antibody for _, antibody in a) & frozenset(antibody for _, antibody in b)
 
 
-def _listed(items: list[str]) -> str:
-    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else items[0]
-
-
 # The conjugates: a switch to or from one of them is a change of drug (a new line), whose
 # start the record of the drug before it must not outlive. A switch of formulation (IV
 # trastuzumab, Hylecta, Phesgo; F6 (c)) is the same antibodies going on, and is not judged here.
@@ -152,8 +149,8 @@ def _switch_from(f: PatientFacts, drafts: DraftOrders) -> list[Decision]:
                     variant=variant,
                     indicator="warning",
                     bindings={
-                        "drug": _listed(sorted({name for _, name in hits})),
-                        "other": _listed(sorted({e.ingredient for e in shown})),
+                        "drug": listed(sorted({name for _, name in hits})),
+                        "other": listed(sorted({e.ingredient for e in shown})),
                     },
                     data=(
                         *(say("draft-order", drug=name, ref=draft.ref) for draft, name in hits),
@@ -241,8 +238,8 @@ def _drafted_together(drafts: DraftOrders) -> list[Decision]:
             variant="drafted-together",
             indicator="warning",
             bindings={
-                "drugs": _listed([names[prod] for prod in products]),
-                "antibody": _listed(antibodies),
+                "drugs": listed([names[prod] for prod in products]),
+                "antibody": listed(antibodies),
             },
             data=tuple(say("draft-order", drug=names[prod], ref=o.ref) for o, prod in clashing),
             refs=tuple(o.ref for o, _ in clashing),
@@ -286,7 +283,7 @@ def r6d_two_trastuzumab_products_in_use(
                     indicator="warning",
                     bindings={
                         "drug": conjugate.ingredient,
-                        "other": _listed(sorted({e.ingredient for e in others})),
+                        "other": listed(sorted({e.ingredient for e in others})),
                     },
                     data=tuple(on_drug_line(f.meds, e) for e in (conjugate, *others)),
                     refs=tuple(e.ref for e in (conjugate, *others)),

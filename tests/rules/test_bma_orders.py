@@ -151,7 +151,7 @@ class TestDraftedTwice:
         two["id"] = "draft-2"
         got = concerns(run(bone_patient(), t, params, "order-sign", [_draft(ZOL4, 4), two]))
         assert "R2b:drafted-twice" not in got
-        assert "R2c:switch-not-add" in got
+        assert "R2c:drafted-together" in got
 
 
 class TestDoseCeilings:
@@ -692,11 +692,40 @@ class TestOneBoneAgentAtATime:
         p.med("MedicationStatement", XGEVA, status="active", start=90, dose="120 mg SC q4w")
         assert "R2c:switch-not-add" not in _order(p, t, params, _draft(XGEVA, 120))
 
-    def test_two_agents_drafted_together(self, t: Terminology, params: Parameters) -> None:
+    @pytest.mark.parametrize("reverse", [False, True])
+    def test_two_agents_drafted_together(
+        self, t: Terminology, params: Parameters, reverse: bool
+    ) -> None:
+        """Neither is acting nor in the medication list to stop: one card, whichever draft the
+        order lists first, with a suggestion to keep each (it said 'zoledronic acid drafted
+        while denosumab is still acting: stop denosumab in the medication list')."""
         zol = _draft(ZOL4, 4)
         den = draft_med("p", "draft-2", XGEVA, "120 mg SC every 4 weeks", 120)
-        got = concerns(run(bone_patient(), t, params, "order-sign", [zol, den]))
-        assert "R2c:switch-not-add" in got
+        drafted = [den, zol] if reverse else [zol, den]
+        [d] = [x for x in run(bone_patient(), t, params, "order-sign", drafted) if x.rule == "R2c"]
+        assert d.variant == "drafted-together"
+        assert d.bindings["drugs"] == "denosumab and zoledronic acid"
+        assert [(p.label_bindings["drug"], p.actions) for p in d.proposals] == [
+            ("denosumab", (DeleteDraft(draft_ref="MedicationRequest/draft-1"),)),
+            ("zoledronic acid", (DeleteDraft(draft_ref="MedicationRequest/draft-2"),)),
+        ]
+        assert [text(x) for x in d.data] == [
+            "Draft order: denosumab (MedicationRequest/draft-2)",
+            "Draft order: zoledronic acid (MedicationRequest/draft-1)",
+        ]
+
+    def test_two_agents_drafted_beside_an_acting_one_are_a_switch(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """With an agent still acting, the card asks to switch from it, naming the other
+        draft too: keeping one of the drafts would still add a second agent."""
+        p = bone_patient()
+        p.med("MedicationStatement", PAMIDRONATE, status="active", start=60)
+        zol = _draft(ZOL4, 4)
+        den = draft_med("p", "draft-2", XGEVA, "120 mg SC every 4 weeks", 120)
+        [d] = [x for x in run(p, t, params, "order-sign", [zol, den]) if x.rule == "R2c"]
+        assert d.variant == "switch-not-add"
+        assert d.bindings["other"] == "denosumab and pamidronate"
 
     def test_biosimilar_by_name(self, t: Terminology, params: Parameters) -> None:
         p = bone_patient()
