@@ -16,7 +16,7 @@ from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, Decision, rule
 from cds.rules.in_use import in_use_lines
-from cds.rules.switch import drafted_beside, switch_not_add
+from cds.rules.switch import drafted_beside, drafted_together, switch_not_add
 from cds.said import say
 from cds.terminology import MedClass
 
@@ -26,11 +26,11 @@ TKI_CLASSES: tuple[MedClass, ...] = ("HER2_TKI_TUC", "HER2_TKI_NER", "HER2_TKI_L
 @rule(
     "R6n",
     hooks=ORDER_HOOKS,
-    variants=("switch-not-add", "other-status-unknown"),
-    bindings=("drug", "other"),
+    variants=("switch-not-add", "drafted-together", "other-status-unknown"),
+    bindings=("drug", "other", "drugs"),
     ingredients=("tucatinib", "neratinib", "lapatinib"),
     parameters=("active_window_days",),
-    suggestions=("remove-draft",),
+    suggestions=("remove-draft", "keep-one"),
 )
 def r6n_one_kinase_inhibitor_at_a_time(
     f: PatientFacts, drafts: DraftOrders, p: Parameters
@@ -39,6 +39,8 @@ def r6n_one_kinase_inhibitor_at_a_time(
     (F5: open by its status or dosed within the active window) → warning, switch rather than
     add, with the draft's removal suggested. When every other record is of unknown status the
     warning asks to confirm it stopped, with no suggestion (whether to switch is not known).
+    Two drafted together with none in use are one card for the order: keep one, a suggestion
+    for each (as R2c's bone agents).
     The Tukysa, Nerlynx and Tykerb labels and ASCO-HER2-2022 give each in its own regimen."""
     out: list[Decision] = []
     drafted = drafts.with_class(*TKI_CLASSES)
@@ -46,7 +48,9 @@ def r6n_one_kinase_inhibitor_at_a_time(
         mine = {d.ingredient for d in draft.drugs if d.med_class in TKI_CLASSES}
         in_use = [e for e in f.meds.possibly_in_use(*TKI_CLASSES) if e.ingredient not in mine]
         together = drafted_beside(draft, drafted, mine)
-        if not in_use and not together:
+        if not in_use:
+            if together:  # the same card from each draft: kept once
+                out.append(drafted_together(drafted, TKI_CLASSES))
             continue
         known = [e for e in in_use if not e.status_unknown]
         confirmed = bool(together or known)  # else only records of unknown status

@@ -69,16 +69,30 @@ class TestR6nOneKinaseInhibitorAtATime:
         [d] = _r6n(p, t, params, _tucatinib())
         assert d.proposals == ()
 
-    def test_two_drafted_together(self, t: Terminology, params: Parameters) -> None:
-        """One card, as for two bone agents (seen from each draft, it names the same two)."""
+    @pytest.mark.parametrize("reverse", [False, True])
+    def test_two_drafted_together(self, t: Terminology, params: Parameters, reverse: bool) -> None:
+        """One card, as for two bone agents, whichever draft comes first: neither is in use
+        nor in the medication list to stop (the card said 'tucatinib drafted while lapatinib
+        is drafted or in use', or the other way round, with the drafts listed the other way)."""
         lap = draft_med("p", "lap", LAPATINIB, "1250 mg by mouth daily", 1250)
-        [d] = _r6n(after_thp_progression("p"), t, params, _tucatinib(), lap)
-        assert (d.variant, d.bindings["drug"], d.bindings["other"]) == (
-            "switch-not-add",
-            "tucatinib",
-            "lapatinib",
-        )
-        assert set(d.refs) == {"MedicationRequest/tuc", "MedicationRequest/lap"}
+        drafted = (lap, _tucatinib()) if reverse else (_tucatinib(), lap)
+        [d] = _r6n(after_thp_progression("p"), t, params, *drafted)
+        assert (d.variant, d.bindings["drugs"]) == ("drafted-together", "lapatinib and tucatinib")
+        assert [(p.label_bindings["drug"], p.actions) for p in d.proposals] == [
+            ("lapatinib", (DeleteDraft(draft_ref="MedicationRequest/tuc"),)),
+            ("tucatinib", (DeleteDraft(draft_ref="MedicationRequest/lap"),)),
+        ]
+        assert d.refs == ("MedicationRequest/lap", "MedicationRequest/tuc")
+
+    def test_two_drafted_beside_one_in_use_are_a_switch(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = after_thp_progression("p")
+        p.med("MedicationStatement", NERATINIB, status="active", start=100)
+        lap = draft_med("p", "lap", LAPATINIB, "1250 mg by mouth daily", 1250)
+        [d] = _r6n(p, t, params, _tucatinib(), lap)
+        assert d.variant == "switch-not-add"
+        assert "neratinib" in d.bindings["other"]
 
     def test_one_inhibitor_and_its_partners_need_no_card(
         self, t: Terminology, params: Parameters
