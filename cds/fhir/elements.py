@@ -163,15 +163,13 @@ def as_number(raw: object) -> float | None:
     # has no infinity: the parser refuses a number beyond a double).
     if type(raw) is float:
         return raw
-    if type(raw) is int:
-        try:
-            return float(raw)
-        except OverflowError:  # an int beyond a double (not from orjson, which refuses one)
-            return None
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int | float):
-        return number_from_text(str(raw))
+        try:
+            return finite(float(raw))
+        except OverflowError:  # an int beyond a double (not from orjson, which refuses one)
+            return None
     if isinstance(raw, str):
         return number_from_text(raw)
     return None
