@@ -158,11 +158,16 @@ def concepts(raw: object) -> tuple[Concept, ...]:
     return ()
 
 
+_LARGEST_INT = 2**63  # orjson's: float() of an int within it is exact enough and finite
+
+
 def as_number(raw: object) -> float | None:
     # Parsed JSON holds exact floats and ints: the common cases, found first and cheaply (JSON
     # has no infinity: the parser refuses a number beyond a double).
     if type(raw) is float:
         return raw
+    if type(raw) is int and -_LARGEST_INT <= raw <= _LARGEST_INT:
+        return float(raw)
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int | float):
