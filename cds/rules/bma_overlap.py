@@ -49,12 +49,16 @@ def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     agent is still acting while active, or within its interval of the last dose: denosumab 4
     weeks, zoledronic acid and pamidronate 12 weeks, oral ibandronate while taken. Two different
     agents drafted together, with none given yet, are one card for the order: keep one (a
-    suggestion for each). Another agent recorded with status 'unknown' (open-ended)
+    suggestion for each); in order-select, a selected draft beside any other draft of the
+    order, selected or not, since they are signed together. Another agent recorded with status 'unknown' (open-ended)
     may be acting: a warning asks to confirm it stopped, with no suggestion, since whether to
     switch or add is not known; beside an agent that is acting, it is named on that card.
     """
     out: list[Decision] = []
     drafted = drafts.with_class("BMA")
+    # Beside the drafts checked (order-select's selections), every draft of the order: the
+    # ones not selected are signed with them.
+    in_order = drafts.any_with_class("BMA")
     for draft in drafted:
         mine = {d.ingredient for d in draft.drugs if d.med_class == "BMA"}
         acting = [
@@ -65,10 +69,10 @@ def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
             for e in f.meds.of_unknown_status("BMA")
             if e.ingredient not in mine and e not in acting
         ]
-        together = drafted_beside(draft, drafted, mine)
+        together = drafted_beside(draft, in_order, mine)
         if not acting and not unknown:
             if together:  # the same card from each draft: kept once
-                out.append(drafted_together(drafted, ("BMA",)))
+                out.append(drafted_together(in_order, ("BMA",)))
             continue
         confirmed = bool(acting or together)
         others = {e.ingredient for e in (acting if confirmed else unknown)} | {

@@ -40,17 +40,19 @@ def r6n_one_kinase_inhibitor_at_a_time(
     add, with the draft's removal suggested. When every other record is of unknown status the
     warning asks to confirm it stopped, with no suggestion (whether to switch is not known).
     Two drafted together with none in use are one card for the order: keep one, a suggestion
-    for each (as R2c's bone agents).
+    for each (as R2c's bone agents); in order-select, a selected draft beside any other draft
+    of the order, selected or not.
     The Tukysa, Nerlynx and Tykerb labels and ASCO-HER2-2022 give each in its own regimen."""
     out: list[Decision] = []
     drafted = drafts.with_class(*TKI_CLASSES)
+    in_order = drafts.any_with_class(*TKI_CLASSES)  # selected or not, signed together
     for draft in drafted:
         mine = {d.ingredient for d in draft.drugs if d.med_class in TKI_CLASSES}
         in_use = [e for e in f.meds.possibly_in_use(*TKI_CLASSES) if e.ingredient not in mine]
-        together = drafted_beside(draft, drafted, mine)
+        together = drafted_beside(draft, in_order, mine)
         if not in_use:
             if together:  # the same card from each draft: kept once
-                out.append(drafted_together(drafted, TKI_CLASSES))
+                out.append(drafted_together(in_order, TKI_CLASSES))
             continue
         known = [e for e in in_use if not e.status_unknown]
         confirmed = bool(together or known)  # else only records of unknown status

@@ -714,6 +714,24 @@ class TestOneBoneAgentAtATime:
             "Draft order: zoledronic acid (MedicationRequest/draft-1)",
         ]
 
+    def test_a_selected_agent_beside_another_draft_of_the_order(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Order-select: denosumab selected while zoledronic acid is drafted, not selected, in
+        the same order - signed together. (It was checked alone: no card.)"""
+        zol = _draft(ZOL4, 4)
+        den = draft_med("p", "draft-2", XGEVA, "120 mg SC every 4 weeks", 120)
+        decisions = run(
+            bone_patient(), t, params, "order-select", [zol, den], ["MedicationRequest/draft-2"]
+        )
+        [d] = [x for x in decisions if x.rule == "R2c"]
+        assert (d.variant, d.bindings["drugs"]) == (
+            "drafted-together",
+            "denosumab and zoledronic acid",
+        )
+        alone = run(bone_patient(), t, params, "order-select", [den], ["MedicationRequest/draft-2"])
+        assert not [x for x in alone if x.rule == "R2c"]
+
     def test_two_agents_drafted_beside_an_acting_one_are_a_switch(
         self, t: Terminology, params: Parameters
     ) -> None:

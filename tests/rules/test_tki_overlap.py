@@ -84,6 +84,28 @@ class TestR6nOneKinaseInhibitorAtATime:
         ]
         assert d.refs == ("MedicationRequest/lap", "MedicationRequest/tuc")
 
+    def test_a_selected_inhibitor_beside_another_draft_of_the_order(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Order-select: lapatinib selected while tucatinib is drafted, not selected, in the
+        same order - signed together. (It was checked alone: no card.)"""
+        lap = draft_med("p", "lap", LAPATINIB, "1250 mg by mouth daily", 1250)
+        found = [
+            d
+            for d in run(
+                after_thp_progression("p"),
+                t,
+                params,
+                "order-select",
+                [_tucatinib(), lap],
+                ["MedicationRequest/lap"],
+            )
+            if d.rule == "R6n"
+        ]
+        assert [(d.variant, d.bindings["drugs"]) for d in found] == [
+            ("drafted-together", "lapatinib and tucatinib")
+        ]
+
     def test_two_drafted_beside_one_in_use_are_a_switch(
         self, t: Terminology, params: Parameters
     ) -> None:
