@@ -838,6 +838,84 @@ class TestFuzz:
                 ended += 1
         assert ended > 50
 
+    def test_a_chart_sent_in_another_order_gives_the_same_cards(self, client: TestClient) -> None:
+        """Every bundle of every scenario, and its draft orders, sent in reverse. (This found
+        R2c's card for two bone agents drafted together naming one 'drafted while' the other,
+        whichever came first - the one card whose decision turned on the entries' order.)"""
+
+        def answer(service: str, request: Any) -> list[tuple[str, list[str]]]:
+            """Each card's rule and variant, with what its suggestions act on - but for a draft
+            sent twice, whose removal names the order's second copy, either way right."""
+            r = client.post(f"/cds-services/{service}", json=request)
+            assert r.status_code == 200, r.text
+            out = []
+            for c in r.json()["cards"]:
+                concern = c["extension"][EXT_RULE] + ":" + c["extension"][EXT_VARIANT]
+                acts = [a for s in c.get("suggestions", []) for a in s.get("actions", [])]
+                if concern == "R2b:drafted-twice":
+                    acts = [{"type": a["type"]} for a in acts]
+                out.append(
+                    (concern, sorted(f"{a['type']} {a.get('resourceId', '')}" for a in acts))
+                )
+            return sorted(out)
+
+        reversed_ = 0
+        for service, request in MUTABLE:
+            if not request.get("prefetch"):
+                continue
+            changed = copy.deepcopy(request)
+            bundles = [*changed["prefetch"].values(), changed["context"].get("draftOrders")]
+            for bundle in bundles:
+                if isinstance(bundle, dict) and isinstance(bundle.get("entry"), list):
+                    bundle["entry"].reverse()
+            assert answer(service, changed) == answer(service, request), service
+            reversed_ += 1
+        assert reversed_ > 200
+
+    def test_a_record_entered_in_error_is_as_if_it_were_not_sent(self, client: TestClient) -> None:
+        """The first record of each kind in every scenario's chart marked entered-in-error (a
+        Condition by its verificationStatus): the cards of the chart without it."""
+
+        def removed(request: Any, key: str, i: int) -> Any:
+            changed = copy.deepcopy(request)
+            bundle = changed["prefetch"][key]
+            del bundle["entry"][i]
+            if "total" in bundle:
+                bundle["total"] -= 1
+            return changed
+
+        def in_error(request: Any, key: str, i: int) -> Any:
+            changed = copy.deepcopy(request)
+            resource = changed["prefetch"][key]["entry"][i]["resource"]
+            if resource["resourceType"] == "Condition":
+                resource["verificationStatus"] = {"coding": [{"code": "entered-in-error"}]}
+                resource["verificationStatus"]["coding"][0]["system"] = (
+                    "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+                )
+            else:
+                resource["status"] = "entered-in-error"
+            return changed
+
+        concerns = functools.partial(_concerns, client)
+        kinds = {"Condition", "Observation", "Procedure"}
+        kinds |= {f"Medication{k}" for k in ("Statement", "Request", "Administration")}
+        compared = 0
+        for service, request in MUTABLE:
+            seen: set[str] = set()
+            for key, bundle in (request.get("prefetch") or {}).items():
+                if not isinstance(bundle, dict) or not isinstance(bundle.get("entry"), list):
+                    continue
+                for i, entry in enumerate(bundle["entry"]):
+                    kind = entry.get("resource", {}).get("resourceType")
+                    if kind not in kinds or kind in seen:
+                        continue
+                    seen.add(kind)
+                    assert concerns(service, in_error(request, key, i)) == concerns(
+                        service, removed(request, key, i)
+                    ), (service, kind)
+                    compared += 1
+        assert compared > 800
+
     def test_a_chart_recorded_dose_by_dose_gives_the_cards_of_its_statements(
         self, client: TestClient
     ) -> None:
