@@ -50,9 +50,10 @@ def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     weeks, zoledronic acid and pamidronate 12 weeks, oral ibandronate while taken. Two different
     agents drafted together, with none given yet, are one card for the order: keep one (a
     suggestion for each); in order-select, a selected draft beside any other draft of the
-    order, selected or not, since they are signed together. Another agent recorded with status 'unknown' (open-ended)
-    may be acting: a warning asks to confirm it stopped, with no suggestion, since whether to
-    switch or add is not known; beside an agent that is acting, it is named on that card.
+    order, selected or not, since they are signed together. Another agent recorded with status
+    'unknown' (open-ended) may be acting: a warning asks to confirm it stopped, with no
+    suggestion, since whether to switch or add is not known; beside an agent that is acting,
+    it is named on that card.
     """
     out: list[Decision] = []
     drafted = drafts.with_class("BMA")
