@@ -158,6 +158,13 @@ def age_on(patient: PatientRecord | None, as_of: date) -> int | None:
     return as_of.year - b.year - ((as_of.month, as_of.day) < (b.month, b.day))
 
 
+# Cockcroft-Gault is an adult formula: Cockcroft and Gault derived it in patients aged 18-92
+# (Nephron 1976;16:31-41). Below that age - or with a date of birth after the day of the call, a
+# typing error - it overstates clearance (a birth date of 2030 gave a "CrCl" above the
+# patient's measured one, and a zoledronic acid contraindication became a dose reduction).
+CG_YOUNGEST_AGE = 18
+
+
 def cockcroft_gault(*, age: int, weight_kg: float, creatinine_mg_dl: float, female: bool) -> float:
     """CrCl (mL/min) = (140 − age) × weight / (72 × SCr), × 0.85 if female (Zometa label: C-G)."""
     crcl = (140 - age) * weight_kg / (72 * creatinine_mg_dl)
@@ -256,9 +263,18 @@ def _by_cockcroft_gault(
         missing.append(said_missing(say("missing-weight", days=weight_days), unread, since))
     if age is None:
         missing.append(say("missing-birth-date"))
+    elif age < CG_YOUNGEST_AGE:
+        birth = records.patient.birth_date if records.patient else None
+        missing.append(
+            say("missing-adult-age", born=birth, age=age)
+            if age >= 0
+            else say("missing-birth-date-before-today", born=birth)
+        )
     if sex not in ("male", "female"):
         missing.append(say("missing-sex"))
     if latest is None or not weight or age is None or sex not in ("male", "female"):
+        return replace(base, missing=tuple(missing))
+    if age < CG_YOUNGEST_AGE:
         return replace(base, missing=tuple(missing))
     kg = weight[-1][1]
     crcl = cockcroft_gault(

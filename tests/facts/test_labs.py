@@ -51,6 +51,29 @@ class TestRenal:
         assert f"age {age}" in said
         assert (f"the oldest a birth date sent as {born} allows" in said) == (len(born) < 10)
 
+    @pytest.mark.parametrize(
+        ("born", "why", "crcl"),
+        [
+            ("2030-01-01", "a date of birth before today's (2030-01-01 is not)", None),
+            ("2020-01-01", "an adult's age (born 2020-01-01, age 6", None),
+            ("2008-11-23", "an adult's age (born 2008-11-23, age 17", None),
+            ("2008-11-22", None, (140 - 18) * 72 / 72 * 0.85),  # 18 on AS_OF
+        ],
+    )
+    def test_no_clearance_below_the_formulas_ages_nor_before_birth(
+        self, t: Terminology, params: Parameters, born: str, why: str | None, crcl: float | None
+    ) -> None:
+        """Cockcroft-Gault was derived at ages 18-92. Read with a birth date in the future,
+        (140 - age) went above 140 and a CrCl of 25 mL/min read as one above 30: a zoledronic
+        acid contraindication became a dose reduction."""
+        p = metastatic()
+        p.birth = born
+        p.labs(creatinine=1.0, weight=72)
+        f = facts(p, t, params)
+        assert f.renal.crcl == (None if crcl is None else pytest.approx(crcl))
+        missing = [text(m) for m in f.renal.missing]
+        assert (why is None and not missing) or any(why and m.startswith(why) for m in missing)
+
     def test_missing_weight_leaves_crcl_unknown_and_says_why(
         self, t: Terminology, params: Parameters
     ) -> None:
