@@ -83,7 +83,8 @@ def read_dose(raw: object, *, administration: bool = False) -> Dose:
     rep = timing.get("repeat")
     if isinstance(rep, dict):
         period, unit = as_number(rep.get("period")), as_text(rep.get("periodUnit"))
-        freq = as_number(rep.get("frequency")) if "frequency" in rep else 1.0
+        # Absent (or sent as null) is once a period; anything else must be a positive count.
+        freq = 1.0 if rep.get("frequency") is None else as_number(rep["frequency"])
         if period is not None and unit in _WEEKS and freq is not None and freq > 0:
             every = interval_weeks(period * _WEEKS[unit] / freq)
         duration, duration_unit = as_number(rep.get("duration")), as_text(rep.get("durationUnit"))

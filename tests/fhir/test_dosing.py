@@ -30,6 +30,7 @@ def test_an_interval_is_read_only_from_a_code(period_unit: Any, weeks: float | N
     [
         ({"period": 3, "periodUnit": "wk"}, 3.0),
         ({"period": 1, "periodUnit": "d", "frequency": 2}, 1 / 14),
+        ({"period": 4, "periodUnit": "wk", "frequency": None}, 4.0),  # null: as if absent
         ({"period": 0, "periodUnit": "h"}, 0.0),  # FHIR allows it: more often than any label's
         # Beyond a century, under a minute, or negative: no interval to judge. Read, a century
         # of centuries overflowed where the card said it in days (a 500) and a draft dosed every
