@@ -272,9 +272,7 @@ def _by_cockcroft_gault(
         )
     if sex not in ("male", "female"):
         missing.append(say("missing-sex"))
-    if latest is None or not weight or age is None or sex not in ("male", "female"):
-        return replace(base, missing=tuple(missing))
-    if age < CG_YOUNGEST_AGE:
+    if missing or latest is None or age is None:  # each input it lacks is named above
         return replace(base, missing=tuple(missing))
     kg = weight[-1][1]
     crcl = cockcroft_gault(

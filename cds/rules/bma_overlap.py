@@ -72,7 +72,7 @@ def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
         ]
         together = drafted_beside(draft, in_order, mine)
         if not acting and not unknown:
-            if together:  # the same card from each draft: kept once
+            if together and not any(d.variant == "drafted-together" for d in out):
                 out.append(drafted_together(in_order, ("BMA",)))
             continue
         confirmed = bool(acting or together)

@@ -51,7 +51,7 @@ def r6n_one_kinase_inhibitor_at_a_time(
         in_use = [e for e in f.meds.possibly_in_use(*TKI_CLASSES) if e.ingredient not in mine]
         together = drafted_beside(draft, in_order, mine)
         if not in_use:
-            if together:  # the same card from each draft: kept once
+            if together and not any(d.variant == "drafted-together" for d in out):
                 out.append(drafted_together(in_order, TKI_CLASSES))
             continue
         known = [e for e in in_use if not e.status_unknown]
