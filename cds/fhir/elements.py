@@ -217,9 +217,23 @@ def as_text(raw: object) -> str | None:
 
 
 def reference_of(raw: object) -> str | None:
+    """A Reference's target as `Type/id` (`local_reference`), or None when it gives none."""
     if isinstance(raw, dict) and isinstance(raw.get("reference"), str):
-        return str(raw["reference"])
+        return local_reference(str(raw["reference"]))
     return None
+
+
+def local_reference(reference: str) -> str:
+    """`Type/id` for a reference written absolute (`https://ehr/fhir/Medication/m1`) or to a
+    version (`Medication/m1/_history/2`): FHIR R4 allows both for the same resource, and the
+    resources sent beside it are known by `Type/id` (the subject check and the Medication
+    search read references so too). Contained (`#id`), `urn:` and other forms are kept."""
+    if reference.startswith(("#", "urn:")):
+        return reference
+    parts = reference.split("/_history/", 1)[0].split("/")
+    if len(parts) < 2 or not (parts[-2][:1].isupper() and parts[-2].isalpha() and parts[-1]):
+        return reference
+    return f"{parts[-2]}/{parts[-1]}"
 
 
 def display_of(raw: object) -> str | None:

@@ -220,7 +220,8 @@ def referenced_medication(
     raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
 ) -> Mapping[str, Any] | None:
     """The Medication a record's medicationReference names: contained in the record (#id), or
-    sent beside it (by its reference, or its id alone); None when it did not come."""
+    sent beside it (by its reference, relative, absolute or to a version, or its id alone);
+    None when it did not come."""
     ref = reference_of(raw.get("medicationReference"))
     if ref is None:
         return None
@@ -230,7 +231,7 @@ def referenced_medication(
             if isinstance(c, dict) and c.get("id") == ref[1:]:
                 found = c
         return found
-    return medications.get(ref) or medications.get(ref.rsplit("/", 1)[-1])
+    return medications.get(ref) or medications.get(f"Medication/{ref}")
 
 
 def why_unnamed(medication: Concept, rxnorm: str, *, referenced: bool) -> Said | None:

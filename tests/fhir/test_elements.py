@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from cds.fhir.elements import as_number, concept, fhir_date
+from cds.fhir.elements import as_number, concept, fhir_date, local_reference
 from cds.fhir.records import allergens
 from cds.terminology import Terminology
 
@@ -159,3 +159,29 @@ def test_a_number_is_read_only_when_finite(raw: object, number: float | None) ->
 )
 def test_a_date_at_the_calendars_ends_is_a_placeholder(sent: str, read: date | None) -> None:
     assert fhir_date(sent) == read
+
+
+@pytest.mark.parametrize(
+    ("reference", "local"),
+    [
+        ("Medication/m1", "Medication/m1"),
+        ("https://ehr.example.org/fhir/Medication/m1", "Medication/m1"),
+        ("https://ehr.example.org/fhir/Specimen/s.2/_history/4", "Specimen/s.2"),
+        ("Medication/m1/_history/2", "Medication/m1"),
+        ("#med", "#med"),
+        (
+            "urn:uuid:5f3c1c52-7f1e-4f5e-9a1e-1d2c3b4a5f6e",
+            "urn:uuid:5f3c1c52-7f1e-4f5e-9a1e-1d2c3b4a5f6e",
+        ),
+        ("m1", "m1"),
+        ("https://ehr.example.org/fhir/", "https://ehr.example.org/fhir/"),
+        (
+            "https://ehr.example.org/fhir/medication/m1",
+            "https://ehr.example.org/fhir/medication/m1",
+        ),
+    ],
+)
+def test_a_reference_is_read_as_type_and_id(reference: str, local: str) -> None:
+    """Absolute and versioned references name the resource sent as `Type/id`; the forms that
+    name no such resource (contained, urn, a bare id, no type) are kept as written."""
+    assert local_reference(reference) == local

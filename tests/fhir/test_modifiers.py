@@ -282,6 +282,25 @@ class TestTheMedicationNamed:
         assert len(records.medications) == 1
         assert records.excluded == ()
 
+    @pytest.mark.parametrize(
+        "reference",
+        [
+            "https://ehr.example.org/fhir/Medication/m",
+            "http://ehr.example.org/fhir/Medication/m/_history/3",
+            "Medication/m/_history/3",
+            "m",
+        ],
+    )
+    def test_one_named_absolute_or_by_version_is_read(self, t: Terminology, reference: str) -> None:
+        """FHIR R4 lets a reference be absolute or name a version: the Medication sent beside
+        the record is still the one it names. An absolute reference was read as a Medication
+        that did not come: the denosumab in use named so was left out, and 'start a
+        bone-modifying agent' shown (found by sending every reference of the scenario library
+        absolute)."""
+        records = read_records([self.statement(reference), self.medicine()], t)
+        assert [c.code for m in records.medications for c in m.medication.codings] == ["1114085"]
+        assert records.excluded == ()
+
     def test_a_draft_naming_one_is_not_checked(self, t: Terminology) -> None:
         draft = order(id="d", medicationReference={"reference": "Medication/m"}, status="draft")
         del draft["medicationCodeableConcept"]
