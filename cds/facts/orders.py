@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from cds import medication_references
 from cds.facts import units
-from cds.fhir.elements import flatten
+from cds.fhir.elements import flatten, json_list
 from cds.fhir.modifiers import modifier_of
 from cds.fhir.reading import medication_index, of_another_patient
 from cds.fhir.records import MedicationRecord, activity_record, medication_record, why_unnamed
@@ -254,6 +254,22 @@ def _not_checked(
     )
 
 
+def _by_full_url(bundle: object) -> dict[str, dict[str, Any]]:
+    """The Medications of a draftOrders Bundle by their entry's fullUrl: entries of one Bundle
+    may name each other so (`urn:uuid:...`; FHIR R4 Bundle, resolving references in
+    Bundles). An absolute fullUrl needs no entry here: the reference is read as its Type/id."""
+    if not isinstance(bundle, dict):
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for entry in json_list(bundle.get("entry")):
+        if not isinstance(entry, dict) or not isinstance(url := entry.get("fullUrl"), str):
+            continue
+        resource = entry.get("resource")
+        if isinstance(resource, dict) and resource.get("resourceType") == "Medication":
+            found[url] = resource
+    return found
+
+
 def read_draft_orders(
     draft_orders: object,
     selections: Iterable[str] | None,
@@ -273,7 +289,7 @@ def read_draft_orders(
     # service fetched from the FHIR server for it: read as the prefetch reads it (it used to
     # be 'could not be checked').
     fetched = flatten((resolved or {}).get(medication_references.KEY))
-    medications = medication_index(fetched) | medication_index(entries)
+    medications = medication_index(fetched) | medication_index(entries) | _by_full_url(draft_orders)
     for i, raw in enumerate(entries):
         rtype = raw["resourceType"]
         rid = raw.get("id") if isinstance(raw.get("id"), str) else None

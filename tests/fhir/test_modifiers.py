@@ -301,6 +301,33 @@ class TestTheMedicationNamed:
         assert [c.code for m in records.medications for c in m.medication.codings] == ["1114085"]
         assert records.excluded == ()
 
+    @pytest.mark.parametrize(
+        ("full_url", "reference", "read"),
+        [
+            ("urn:uuid:0c3d7f0e-5b8a-4c1e-9f55-3b2a1d4e6f70",) * 2 + (True,),
+            ("https://ehr.example.org/fhir/Medication/m", "Medication/m", True),
+            ("urn:uuid:0c3d7f0e-5b8a-4c1e-9f55-3b2a1d4e6f70", "urn:uuid:another", False),
+        ],
+    )
+    def test_a_draft_naming_one_by_its_entry_full_url_is_checked(
+        self, t: Terminology, full_url: str, reference: str, read: bool
+    ) -> None:
+        """Entries of one draftOrders Bundle may name each other by fullUrl (urn:uuid), as
+        FHIR R4 Bundles do: the draft's drug is the Medication of that entry. Before, such a
+        draft was 'could not be checked' (R0). A urn no entry holds stays unread."""
+        draft = order(id="d", medicationReference={"reference": reference}, status="draft")
+        del draft["medicationCodeableConcept"]
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": draft}, {"fullUrl": full_url, "resource": self.medicine()}],
+        }
+        drafts = read_draft_orders(bundle, [], t)
+        assert [d.ref for d in drafts.medications] == (["MedicationRequest/d"] if read else [])
+        assert [u.reason.key for u in drafts.unreadable] == (
+            [] if read else ["medication-reference-missing"]
+        )
+
     def test_a_draft_naming_one_is_not_checked(self, t: Terminology) -> None:
         draft = order(id="d", medicationReference={"reference": "Medication/m"}, status="draft")
         del draft["medicationCodeableConcept"]
