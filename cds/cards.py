@@ -429,9 +429,38 @@ class Renderer:
         first["doseAndRate"] = rates if replaced else [{"doseQuantity": quantity}, *rates]
         resource["dosageInstruction"] = [first, *dosage[1:]]
         if a.recode_order is not None:
-            resource["medicationCodeableConcept"] = self._medication_concepts[a.recode_order]
+            _name_medicine(resource, self._medication_concepts[a.recode_order])
         return {
             "type": "update",
             "description": _fill(self._frame.update_dose, {"draft": a.draft_ref, "dose": new_dose}),
             "resource": resource,
         }
+
+
+def _name_medicine(resource: dict[str, Any], medicine: dict[str, Any]) -> None:
+    """The order's medicine named by `medicine` in place of what named it: medication[x] is
+    one element, so a draft that named its Medication by reference loses the reference, and a
+    Medication contained for it alone goes too (FHIR R4 dom-3: a contained resource is
+    referenced from its container)."""
+    reference = resource.pop("medicationReference", None)
+    resource["medicationCodeableConcept"] = medicine
+    target = reference.get("reference") if isinstance(reference, dict) else None
+    contained = resource.get("contained")
+    if not (isinstance(target, str) and target.startswith("#") and isinstance(contained, list)):
+        return
+    if _refers_to(resource, target):
+        return  # still referenced from elsewhere in the order
+    kept = [c for c in contained if not (isinstance(c, dict) and c.get("id") == target[1:])]
+    if kept:
+        resource["contained"] = kept
+    else:
+        del resource["contained"]
+
+
+def _refers_to(value: object, target: str) -> bool:
+    """Whether a Reference in `value` names `target`."""
+    if isinstance(value, dict):
+        return value.get("reference") == target or any(
+            _refers_to(v, target) for v in value.values()
+        )
+    return isinstance(value, list) and any(_refers_to(v, target) for v in value)

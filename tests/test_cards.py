@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cds.cards import SUMMARY_LIMIT, _fill, _summary_within_limit, _uuid5, _uuid_text
+from cds.tools.validation import check
 from tests.conftest import ROOT
 
 
@@ -150,3 +151,58 @@ def test_every_card_and_suggestion_of_an_answer_has_its_own_uuid(client: TestCli
         assert len(ids) == len(set(ids)), path.parent.name
         answers += 1
     assert answers > 250
+
+
+def _draft_problems(request: dict[str, Any]) -> dict[str, set[str]]:
+    """Each draft's own R4B problems, by its reference: an update carries the draft as sent."""
+    entries = (request.get("context") or {}).get("draftOrders", {}).get("entry") or []
+    resources = [e["resource"] for e in entries if isinstance(e.get("resource"), dict)]
+    return {f"{r['resourceType']}/{r.get('id')}": set(check(r)) for r in resources}
+
+
+def test_every_resource_a_card_suggests_is_valid_r4b(client: TestClient) -> None:
+    """Every resource a suggestion creates or updates, over the scenario library, is valid
+    fhir.resources R4B, but for what its draft already had (a client's own errors stay in the
+    draft it gets back). A dose update of a draft that named its medicine by reference carried
+    both medicationReference and medicationCodeableConcept, which R4 forbids."""
+    checked = 0
+    for path in sorted((ROOT / "fixtures").rglob("request.json")):
+        request = json.loads(path.read_text())
+        r = client.post(f"/cds-services/{path.parent.parent.name}", json=request)
+        if r.status_code != 200:
+            continue
+        drafts = _draft_problems(request)
+        for card in r.json()["cards"]:
+            for action in (a for s in card.get("suggestions", []) for a in s["actions"]):
+                if (resource := action.get("resource")) is None:
+                    continue
+                own = drafts.get(f"{resource['resourceType']}/{resource.get('id')}", set())
+                assert set(check(resource)) <= own, (path.parent.name, action["description"])
+                checked += 1
+    assert checked > 500
+
+
+@pytest.mark.parametrize("contained", [False, True])
+def test_a_dose_update_names_the_medicine_once(client: TestClient, contained: bool) -> None:
+    """A draft naming its medicine by reference - to a Medication of the Bundle, or contained
+    in the draft - gets back a dose update naming it by the reduced order's code alone, and
+    without the contained Medication nothing else refers to (R4 dom-3)."""
+    scenario = (
+        ROOT / "fixtures/mbc-bone-order-sign/zoledronic-order-medication-by-urn-in-the-draft-bundle"
+    )
+    request = json.loads((scenario / "request.json").read_text())
+    entries = request["context"]["draftOrders"]["entry"]
+    draft, medicine = entries[0]["resource"], entries[1]["resource"]
+    if contained:
+        draft["contained"] = [{**medicine, "id": "m"}]
+        draft["medicationReference"] = {"reference": "#m"}
+        del entries[1]
+    r = client.post("/cds-services/mbc-bone-order-sign", json=request)
+    [card] = r.json()["cards"]
+    [action] = card["suggestions"][0]["actions"]
+    update = action["resource"]
+    assert action["type"] == "update"
+    assert "medicationReference" not in update
+    assert "contained" not in update
+    assert update["medicationCodeableConcept"]["coding"][0]["code"] == "77655"
+    assert check(update) == ()
