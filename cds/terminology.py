@@ -245,6 +245,7 @@ class MedicationTable:
     name_strengths: Mapping[str, Literal["onc", "osteo"]]
     allergy_classes: Mapping[str, tuple[str, ...]]  # an allergy's words → the drugs they name
     allergy_class_re: re.Pattern[str] | None
+    tablet_mg: Mapping[str, float] = field(default_factory=dict)  # clinical drug code → mg
 
     def match(self, concept: Concept, rxnorm: str) -> tuple[DrugMatch, ...]:
         found: dict[str, DrugMatch] = {}
@@ -268,6 +269,17 @@ class MedicationTable:
                         ingredient, self.classes[ingredient], strength, by_text=True
                     )
         return tuple(found.values())
+
+    def tablet_strength(self, concept: Concept, rxnorm: str) -> float | None:
+        """The mg in one tablet of the product the concept's RxNorm codes name, when they
+        name exactly one strength (an ingredient's code names none; two strengths, no
+        product)."""
+        found = {
+            self.tablet_mg[c.code]
+            for c in concept.codings
+            if c.system == rxnorm and c.code in self.tablet_mg
+        }
+        return found.pop() if len(found) == 1 else None
 
     def rxnorm_coding(self, code: str, rxnorm: str) -> Coding:
         return Coding(system=rxnorm, code=code, display=self.displays[code])

@@ -51,6 +51,8 @@ class MedCode(KnowledgeFile):
     level: Level
     source: str
     bma_dose: Literal["onc", "osteo"] | None = None
+    # The mg in one tablet of a clinical drug code; its RxNorm name must say the same.
+    tablet_mg: float | None = Field(default=None, gt=0)
 
 
 class Ingredient(KnowledgeFile):
@@ -164,6 +166,10 @@ def _valueset_fields(path: Path, uri: Callable[[str, Path], str]) -> dict[str, A
     }
 
 
+# An RxNorm clinical drug name giving one tablet's strength: "Tucatinib 150 MG Oral Tablet".
+_TABLET_NAME = re.compile(r"\b(\d+(?:\.\d+)?) MG Oral Tablet$")
+
+
 def _load_medications(path: Path) -> MedicationTable:
     try:
         spec = MedicationFile.model_validate(read_yaml(path))
@@ -173,6 +179,7 @@ def _load_medications(path: Path) -> MedicationTable:
     displays: dict[str, str] = {}
     by_name: dict[str, list[str]] = {}
     name_strengths: dict[str, Literal["onc", "osteo"]] = {}
+    tablet_mg: dict[str, float] = {}
     classes = {name: ing.class_ for name, ing in spec.ingredients.items()}
     for name, ing in spec.ingredients.items():
         for mc in ing.codes:
@@ -182,6 +189,14 @@ def _load_medications(path: Path) -> MedicationTable:
                 raise ConfigError(f"{path}: RxNorm {mc.code} is listed twice")
             by_code[mc.code] = [DrugMatch(name, ing.class_, mc.bma_dose, by_text=False)]
             displays[mc.code] = mc.display
+            named = _TABLET_NAME.search(mc.display)
+            if (float(named.group(1)) if named else None) != mc.tablet_mg:
+                raise ConfigError(
+                    f"{path}: RxNorm {mc.code} {mc.display!r}: tablet_mg {mc.tablet_mg} is not "
+                    "the strength its name gives"
+                )
+            if mc.tablet_mg is not None:
+                tablet_mg[mc.code] = mc.tablet_mg
         for n in ing.names:
             by_name.setdefault(n.lower(), []).append(name)
         for strength, brands in ing.name_strengths.items():
@@ -212,4 +227,5 @@ def _load_medications(path: Path) -> MedicationTable:
         name_strengths=name_strengths,
         allergy_classes=allergy,
         allergy_class_re=whole_words(allergy) if allergy else None,
+        tablet_mg=tablet_mg,
     )

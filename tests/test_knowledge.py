@@ -132,6 +132,26 @@ class TestCrossCheck:
         with pytest.raises(ConfigError, match="sentence 'lvef-none' is not in cards/sentences"):
             load_knowledge(cards)
 
+    @pytest.mark.parametrize(
+        ("old", "new"),
+        [
+            ("tablet_mg: 150, ", "tablet_mg: 50, "),  # not the strength its name gives
+            ("tablet_mg: 150, ", ""),  # a tablet's strength named, none given
+            ('"Tucatinib", level: S,', '"Tucatinib", level: S, tablet_mg: 150,'),  # no product
+        ],
+    )
+    def test_a_tablet_strength_must_be_the_one_its_rxnorm_name_gives(
+        self, tmp_path: Path, old: str, new: str
+    ) -> None:
+        """A count of tablets is read as mg by `tablet_mg`: start-up holds it to the clinical
+        drug's RxNorm name ("Tucatinib 150 MG Oral Tablet"), both ways."""
+        cards = copy_cards(tmp_path)
+        path = cards / "medications.yaml"
+        assert old in path.read_text()
+        path.write_text(path.read_text().replace(old, new, 1))
+        with pytest.raises(ConfigError, match="is not the strength its name gives"):
+            load_knowledge(cards)
+
     def test_an_order_with_an_unlisted_code_fails(self, tmp_path: Path) -> None:
         cards = copy_cards(tmp_path)
         path = cards / "orders.yaml"

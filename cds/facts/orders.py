@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from cds import medication_references
 from cds.facts import units
-from cds.fhir.elements import flatten, json_list
+from cds.fhir.elements import finite, flatten, json_list
 from cds.fhir.modifiers import modifier_of
 from cds.fhir.reading import medication_index, of_another_patient
 from cds.fhir.records import MedicationRecord, activity_record, medication_record, why_unnamed
@@ -55,6 +55,8 @@ class DraftMedication:
     # A day's total by body surface area, written so ("2,000 mg/m2/day in two doses") where the
     # draft gives no dose per m².
     day_mg_per_m2: float | None = None
+    # How the dose in mg was read when it was not written in mg (a count of tablets).
+    dose_basis: Said | None = None
 
     def has(self, *ingredients: str) -> bool:
         return any(d.ingredient in ingredients for d in self.drugs)
@@ -117,12 +119,16 @@ class _DraftDose:
     mg_per_kg: float | None = None
     mg_per_m2: float | None = None
     day_mg_per_m2: float | None = None
+    basis: Said | None = None
 
 
-def _dose(record: MedicationRecord) -> _DraftDose:
-    """The dose in mg (or why it is unknown), infusion minutes and interval of a draft."""
+def _dose(record: MedicationRecord, tablet_mg: float | None) -> _DraftDose:
+    """The dose in mg (or why it is unknown), infusion minutes and interval of a draft; a
+    count of tablets is read as mg with `tablet_mg`, the strength of the product its code
+    names, and the card says so."""
     dose_mg: float | None = None
     note: Said | None = None
+    basis: Said | None = None
     infusion: float | None = None
     every: float | None = None
     per_kg: float | None = None
@@ -136,6 +142,9 @@ def _dose(record: MedicationRecord) -> _DraftDose:
             per_m2 = units.to_mg_per_m2(d.quantity)
         if d.quantity is not None and dose_mg is None and note is None:
             dose_mg = units.to_mg(d.quantity)
+            count = units.tablets(d.quantity) if tablet_mg is not None else None
+            if dose_mg is None and count is not None and tablet_mg is not None:
+                dose_mg, basis = _from_tablets(count, tablet_mg)
             if dose_mg is None:
                 unit = d.quantity.code or d.quantity.unit
                 value = d.quantity.value
@@ -152,6 +161,9 @@ def _dose(record: MedicationRecord) -> _DraftDose:
         text = d.text or ""
         if dose_mg is None and note is None and text:
             dose_mg = units.mg_from_text(text)
+        count = units.tablets_from_text(text) if tablet_mg is not None else None
+        if dose_mg is None and note is None and count is not None and tablet_mg is not None:
+            dose_mg, basis = _from_tablets(count, tablet_mg)
         if per_kg is None and text:
             per_kg = units.mg_per_kg_from_text(text)
         if per_m2 is None and text:
@@ -166,7 +178,11 @@ def _dose(record: MedicationRecord) -> _DraftDose:
     if per_m2 is None:
         texts = (d.text for d in record.doses if d.text)
         day_per_m2 = next(filter(None, map(units.mg_per_m2_a_day_from_text, texts)), None)
-    return _DraftDose(dose_mg, note, infusion, every, per_kg, per_m2, day_per_m2)
+    return _DraftDose(dose_mg, note, infusion, every, per_kg, per_m2, day_per_m2, basis)
+
+
+def _from_tablets(count: float, tablet_mg: float) -> tuple[float | None, Said]:
+    return finite(count * tablet_mg), say("dose-from-tablets", count=count, strength=tablet_mg)
 
 
 def _nothing_chosen(medication: Concept, raw: Mapping[str, Any]) -> bool:
@@ -209,7 +225,7 @@ def _medication_draft(
     why = why_unnamed(record.medication, t.rxnorm, referenced=True)
     if why is not None:
         return why
-    dose = _dose(record)
+    dose = _dose(record, t.medications.tablet_strength(record.medication, t.rxnorm))
     drugs = t.medications.match(record.medication, t.rxnorm)
     return DraftMedication(
         ref=ref,
@@ -226,6 +242,7 @@ def _medication_draft(
         form=_form(record.medication, drugs, t),
         phesgo_dose=_phesgo_dose(record.medication, t),
         day_mg_per_m2=dose.day_mg_per_m2,
+        dose_basis=dose.basis,
     )
 
 

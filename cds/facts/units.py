@@ -89,6 +89,31 @@ def _value_in(q: Quantity, units: frozenset[str]) -> float | None:
     return None
 
 
+# A count of tablets, as oral drugs are ordered ("2 tablets"): read only with the strength of
+# the product the order names by its RxNorm clinical drug code (never assumed otherwise).
+_TABLETS = frozenset({"tab", "tabs", "tablet", "tablets", "tbl", "{tab}", "{tbl}", "{tablet}"})
+_TEXT_TABLETS = re.compile(r"(?<![\w.,/-])(\d+(?:\.\d+)?)\s*(?:tablets?|tabs?)\b", re.IGNORECASE)
+# "1-2 tablets", "1 to 2 tablets", "1 or 2 tablets": a range, no dose to check.
+_TEXT_TABLET_RANGE = re.compile(
+    r"\d\s*(?:-|–|to|or)\s*\d+(?:\.\d+)?\s*(?:tablets?|tabs?)\b", re.IGNORECASE
+)
+
+
+def tablets(q: Quantity) -> float | None:
+    """A dose as a count of tablets (UCUM annotation or printed unit), or None."""
+    return _value_in(q, _TABLETS)
+
+
+def tablets_from_text(text: str) -> float | None:
+    """The count of tablets an order's text gives as its one dose ("take 2 tablets twice
+    daily"); None for none, a range, or several counts ("2 tablets in the morning and 1 at
+    night" is no single dose)."""
+    counts = _TEXT_TABLETS.findall(text)
+    if len(counts) != 1 or _TEXT_TABLET_RANGE.search(text):
+        return None
+    return number_from_text(counts[0])
+
+
 def mg_per_kg_from_text(text: str) -> float | None:
     m = _TEXT_PER_KG.search(text)
     return number_from_text(m.group(1)) if m else None

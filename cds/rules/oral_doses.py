@@ -76,8 +76,13 @@ def above_label(
                     "label": table.label if variant == "divided-daily-dose" else label,
                     "label_dose": limit_text,
                 },
-                # The partner's record beside the draft: the dose judged rests on it.
-                data=(say("draft-order-ref", ref=o.ref), *partner_line),
+                # The partner's record beside the draft: the dose judged rests on it; and how
+                # a dose not written in mg was read.
+                data=(
+                    say("draft-order-ref", ref=o.ref),
+                    *((o.dose_basis,) if o.dose_basis else ()),
+                    *partner_line,
+                ),
                 refs=(o.ref, *partner_ref),
             )
         )

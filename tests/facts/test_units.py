@@ -14,6 +14,8 @@ from cds.facts.units import (
     mg_per_m2_from_text,
     minutes,
     minutes_from_text,
+    tablets,
+    tablets_from_text,
     to_mg,
     to_mg_per_kg,
     to_mg_per_m2,
@@ -220,3 +222,40 @@ def test_an_infusion_time_beyond_a_double_is_not_read() -> None:
     assert minutes(1e308, "d") is None
     assert minutes_from_text(f"over {HUGE} minutes") is None
     assert minutes_from_text("over 15 minutes") == 15.0
+
+
+@pytest.mark.parametrize(
+    ("code", "unit", "count"),
+    [
+        ("{tbl}", "tablet", 4.0),
+        ("TAB", "tablet", 4.0),  # HL7 v3 orderable drug form
+        (None, "Tablets", 4.0),
+        (None, "tabs", 4.0),
+        ("{capsule}", "capsule", None),
+        ("mg", "mg", None),
+        (None, None, None),
+    ],
+)
+def test_a_count_of_tablets_from_a_quantity(
+    code: str | None, unit: str | None, count: float | None
+) -> None:
+    assert tablets(Quantity(4, unit, code)) == count
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("4 tablets by mouth twice daily", 4.0),
+        ("Take 1 tablet daily", 1.0),
+        ("take 0.5 tab by mouth", 0.5),
+        ("2 Tablets BID", 2.0),
+        ("1-2 tablets as needed", None),  # a range is no dose
+        ("1 to 2 tablets", None),
+        ("1 or 2 tablets", None),
+        ("2 tablets in the morning and 1 tablet at night", None),  # no single dose
+        ("300 mg twice daily", None),
+        ("tablets as directed", None),
+    ],
+)
+def test_a_count_of_tablets_from_text(text: str, count: float | None) -> None:
+    assert tablets_from_text(text) == count

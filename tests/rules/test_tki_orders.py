@@ -25,6 +25,7 @@ from fixtures.factories import (
     her2_positive_base,
 )
 from tests.rules.helpers import bone_patient, concerns, run, text
+from tests.rules.helpers import text as text_of
 
 TUCATINIB = ("2361285", "Tucatinib")
 NERATINIB = ("1940643", "Neratinib")
@@ -581,6 +582,49 @@ class TestR6lKinaseInhibitorAboveItsDose:
             assert d.indicator == "warning"
             assert d.bindings["label"] == "Tykerb"  # the label that says once daily
             assert text(d.bindings["dose"]) == f"{mg:g} mg ({2 * mg:g} mg a day)"
+
+    @pytest.mark.parametrize(
+        ("codes", "count", "text", "expected"),
+        [
+            (["2361290"], 4, "4 tablets by mouth twice daily", "600 mg (1200 mg a day)"),
+            (["2361290"], 2, "2 tablets by mouth twice daily", None),  # the label's dose
+            (["2361298"], 4, "4 tablets by mouth twice daily", None),  # 50 mg tablets: 200 mg
+            (["2361285", "2361290"], 4, "4 tablets twice daily", "600 mg (1200 mg a day)"),
+            (["2361285"], 4, "4 tablets by mouth twice daily", None),  # no strength: unread
+            (["2361290", "2361298"], 4, "4 tablets twice daily", None),  # two strengths
+            (["2361290"], None, "Take 4 tablets by mouth twice daily", "600 mg (1200 mg a day)"),
+            (["2361290"], None, "Take 1-2 tablets by mouth twice daily", None),  # a range
+        ],
+    )
+    def test_a_dose_in_tablets_of_a_coded_product(
+        self,
+        t: Terminology,
+        params: Parameters,
+        codes: list[str],
+        count: int | None,
+        text: str,
+        expected: str | None,
+    ) -> None:
+        """Oral drugs are ordered as tablets of a product: its RxNorm clinical drug code gives
+        one tablet's strength, and the card says how the dose was read. An ingredient's code
+        names no strength, and two strengths name no product: not read, as before."""
+        draft = draft_med("p", "tuc", TUCATINIB, text)
+        draft["medicationCodeableConcept"]["coding"] = [
+            {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": c} for c in codes
+        ]
+        dosage = draft["dosageInstruction"][0]
+        dosage["timing"] = {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}}
+        if count is not None:
+            dosage["doseAndRate"] = [{"doseQuantity": {"value": count, "code": "{tbl}"}}]
+        found = [d for d in run(_after_thp(), t, params, "order-sign", [draft]) if d.rule == "R6l"]
+        assert [text_of(d.bindings["dose"]) for d in found] == (
+            [] if expected is None else [expected]
+        )
+        for d in found:
+            assert text_of(d.data[1]) == (
+                "Dose read as 4 tablet(s) of 150 mg, the strength of the product the order's "
+                "RxNorm code names"
+            )
 
     def test_the_card_gives_the_days_total_and_the_label_dose(
         self, t: Terminology, params: Parameters
