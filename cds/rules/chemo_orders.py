@@ -109,7 +109,7 @@ def _renal(f: PatientFacts) -> Said:
 @rule(
     "R6m",
     hooks=ORDER_HOOKS,
-    variants=("above-label", "above-label-flat", "unit-error"),
+    variants=("above-label", "above-label-flat", "unit-error", "dose-unread"),
     bindings=ORAL_DOSE_BINDINGS,
     ingredients=("capecitabine", "neratinib", "tucatinib", "lapatinib"),
     parameters=("capecitabine_dose", "unit_error_factor", "capecitabine_max_bsa_m2"),
@@ -124,8 +124,9 @@ def r6m_capecitabine_above_its_dose(
     doses (750 and 1,000 mg/m² twice daily). A flat dose in mg is judged against the label dose
     at `capecitabine_max_bsa_m2` (the patient's body surface area is not read): above it, it is
     above the label for nearly every adult ('above-label-flat'). A day's total written alone
-    ("2,000 mg/m2/day", the Tykerb label's way) is judged against the label's day. The renal
-    reduction is R6b's."""
+    ("2,000 mg/m2/day", the Tykerb label's way) is judged against the label's day. A dose given
+    but not read (no mass unit, tablets of no stated strength, a range) → information with the
+    dose that applies. The renal reduction is R6b's."""
     return above_label(
         f, drafts, p.capecitabine_dose, p.unit_error_factor, p.capecitabine_max_bsa_m2
     )

@@ -7,7 +7,8 @@ label), and where the drug's US label gives the pair no dose, a trial's does (la
 1,000 mg with trastuzumab, EGF104900): the partner counts when it is drafted in the same order
 or possibly in use (F5), and the card names its record. A dose at least `unit_error_factor`
 times the label's reads as a unit error. A draft whose dose is in another unit or whose dose
-is not given is not judged; capecitabine's flat dose in mg, whose patient's body surface area
+is not given is not judged (one given but not read is named, with the dose that applies);
+capecitabine's flat dose in mg, whose patient's body surface area
 is not read, is judged against its label dose at the largest area the check allows
 (`capecitabine_max_bsa_m2`).
 """
@@ -50,7 +51,7 @@ def above_label(
     flat dose in mg is judged, given `max_area_m2`, against the label's at that body surface
     area ('above-label-flat'): above it, it is above the label for any patient up to it. A
     drug the label gives once daily, its day's dose within the label but divided → warning
-    ('divided-daily-dose')."""
+    ('divided-daily-dose'). A dose given but not read → information ('dose-unread')."""
     drafted = drafts.with_ingredient(table.drug)
     if not drafted:
         return []
@@ -62,6 +63,11 @@ def above_label(
     out = []
     for o in drafted:
         d = _draft_dose(o, table, max_area_m2)
+        if d is None and o.dose_note is not None:
+            out.append(
+                _unread(o, o.dose_note, table, (label, limit_text), partner_line, partner_ref)
+            )
+            continue
         variant = None if d is None else _variant(d, limit, table, trial, unit_error_factor)
         if d is None or variant is None:
             continue
@@ -87,6 +93,31 @@ def above_label(
             )
         )
     return out
+
+
+def _unread(
+    o: DraftMedication,
+    note: Said,
+    table: OralDose,
+    applies: tuple[str, str],
+    partner_line: tuple[Said, ...],
+    partner_ref: tuple[str, ...],
+) -> Decision:
+    """A draft whose dose is given but not read (a unit that is no mass, tablets of a product
+    whose strength its code does not give, a range) → information: the dose that applies, so
+    that the order is not passed as checked."""
+    label, label_dose = applies
+    return Decision(
+        variant="dose-unread",
+        indicator="info",
+        bindings={"drug": table.drug, "dose": note, "label": label, "label_dose": label_dose},
+        data=(
+            say("draft-order-ref", ref=o.ref),
+            say("draft-dose-unknown", why=note),
+            *partner_line,
+        ),
+        refs=(o.ref, *partner_ref),
+    )
 
 
 class _DraftDose(NamedTuple):

@@ -274,6 +274,7 @@ def _last_line(e: Exposure) -> Said:
         "above-trial-dose",
         "divided-daily-dose",
         "unit-error",
+        "dose-unread",
     ),
     bindings=ORAL_DOSE_BINDINGS,
     ingredients=(*TKIS, "lapatinib", "capecitabine", "trastuzumab"),
@@ -291,7 +292,10 @@ def r6l_kinase_inhibitor_above_its_dose(
     read: dexamethasone is one). With trastuzumab, which the US label does not pair it with,
     EGF104900's 1,000 mg (Blackwell et al., J Clin Oncol 2012; the EU label, Tyverb, gives the
     same; §3b C1). Lapatinib's day's dose divided → warning: Tykerb 2.1 gives it once daily and
-    advises against dividing it. A dose in no mass unit is not judged."""
+    advises against dividing it. A dose given but not read (no mass unit, tablets of a product
+    whose strength its code does not give, a range) → information with the dose that applies:
+    an order the service was asked to check is not passed over in silence (clinical-logic
+    §3b)."""
     return [
         d
         for table in p.kinase_inhibitor_doses.values()

@@ -3,6 +3,8 @@ its dose per m² against the label (R6m)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from cds.parameters import Parameters
@@ -182,6 +184,37 @@ class TestR6mCapecitabineAboveItsDose:
         ]
         got = [(d.variant, d.bindings["label_dose"]) for d in found]
         assert got == ([] if expected is None else [expected])
+
+    @pytest.mark.parametrize(
+        ("dose", "unread"),
+        [
+            ({"doseQuantity": {"value": 3, "code": "{tbl}"}}, "dose 3 in '{tbl}', not a mass"),
+            ({"doseQuantity": {"value": 10, "unit": "mL"}}, "dose 10 in 'mL', not a mass unit"),
+            (
+                {"doseRange": {"low": {"value": 1000, "unit": "mg"}, "high": {"value": 1500}}},
+                "dose written as a range",
+            ),
+            ({"doseQuantity": {"value": 1000, "unit": "mg/m2"}}, None),  # per m²: read
+        ],
+    )
+    def test_a_dose_given_but_not_read_is_named(
+        self, t: Terminology, params: Parameters, dose: dict[str, Any], unread: str | None
+    ) -> None:
+        """A capecitabine draft whose dose is given but not read (tablets of no stated
+        strength, a volume, a range) was passed over: information with the label dose that
+        applies and why the dose was not read."""
+        draft = draft_med("p", "cape", CAPE, "by mouth twice daily")
+        draft["dosageInstruction"][0]["doseAndRate"] = [dose]
+        found = [
+            d for d in run(_third_line(80), t, params, "order-sign", [draft]) if d.rule == "R6m"
+        ]
+        if unread is None:
+            assert found == []
+            return
+        [d] = found
+        assert (d.variant, d.indicator) == ("dose-unread", "info")
+        assert d.bindings["label_dose"] == "1,250 mg/m² twice daily"
+        assert unread in text(d.data[1])
 
     def test_a_days_total_is_shown_as_written(self, t: Terminology, params: Parameters) -> None:
         drafts = [draft_med("p", "cape", CAPE, "3000 mg/m2/day in two doses")]

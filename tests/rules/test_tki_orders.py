@@ -590,8 +590,8 @@ class TestR6lKinaseInhibitorAboveItsDose:
             (["2361290"], 2, "2 tablets by mouth twice daily", None),  # the label's dose
             (["2361298"], 4, "4 tablets by mouth twice daily", None),  # 50 mg tablets: 200 mg
             (["2361285", "2361290"], 4, "4 tablets twice daily", "600 mg (1200 mg a day)"),
-            (["2361285"], 4, "4 tablets by mouth twice daily", None),  # no strength: unread
-            (["2361290", "2361298"], 4, "4 tablets twice daily", None),  # two strengths
+            (["2361285"], 4, "4 tablets by mouth twice daily", "unread"),  # no strength
+            (["2361290", "2361298"], 4, "4 tablets twice daily", "unread"),  # two strengths
             (["2361290"], None, "Take 4 tablets by mouth twice daily", "600 mg (1200 mg a day)"),
             (["2361290"], None, "Take 1-2 tablets by mouth twice daily", None),  # a range
         ],
@@ -607,7 +607,8 @@ class TestR6lKinaseInhibitorAboveItsDose:
     ) -> None:
         """Oral drugs are ordered as tablets of a product: its RxNorm clinical drug code gives
         one tablet's strength, and the card says how the dose was read. An ingredient's code
-        names no strength, and two strengths name no product: not read, as before."""
+        names no strength, and two strengths name no product: not read, and the card says so
+        (information, with the dose that applies); a range in the text is no dose given."""
         draft = draft_med("p", "tuc", TUCATINIB, text)
         draft["medicationCodeableConcept"]["coding"] = [
             {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": c} for c in codes
@@ -617,6 +618,17 @@ class TestR6lKinaseInhibitorAboveItsDose:
         if count is not None:
             dosage["doseAndRate"] = [{"doseQuantity": {"value": count, "code": "{tbl}"}}]
         found = [d for d in run(_after_thp(), t, params, "order-sign", [draft]) if d.rule == "R6l"]
+        if expected == "unread":
+            [d] = found
+            assert (d.variant, d.indicator, d.bindings["label_dose"]) == (
+                "dose-unread",
+                "info",
+                "300 mg twice daily",
+            )
+            assert text_of(d.data[1]) == (
+                "Draft dose unknown: dose 4 in '{tbl}', not a mass unit this check reads"
+            )
+            return
         assert [text_of(d.bindings["dose"]) for d in found] == (
             [] if expected is None else [expected]
         )
