@@ -229,6 +229,19 @@ def extract_weight(
     return _m(fresh[-1], "kg") if fresh else None
 
 
+def _age_missing(records: Records, age: int | None) -> Said | None:
+    """Why the age Cockcroft-Gault needs is missing: no birth date, a birth date after the
+    day, or an age below the formula's derivation (CG_YOUNGEST_AGE); None for an adult."""
+    if age is None:
+        return say("missing-birth-date")
+    if age >= CG_YOUNGEST_AGE:
+        return None
+    birth = records.patient.birth_date if records.patient else None
+    if age < 0:
+        return say("missing-birth-date-before-today", born=birth)
+    return say("missing-adult-age", born=birth, age=age)
+
+
 def _by_cockcroft_gault(
     base: Renal,
     records: Records,
@@ -261,15 +274,8 @@ def _by_cockcroft_gault(
         unread = unread_results(records, t, "body-weight", ranges)
         since = window(as_of, weight_days, lead_days)[0]
         missing.append(said_missing(say("missing-weight", days=weight_days), unread, since))
-    if age is None:
-        missing.append(say("missing-birth-date"))
-    elif age < CG_YOUNGEST_AGE:
-        birth = records.patient.birth_date if records.patient else None
-        missing.append(
-            say("missing-adult-age", born=birth, age=age)
-            if age >= 0
-            else say("missing-birth-date-before-today", born=birth)
-        )
+    if (no_age := _age_missing(records, age)) is not None:
+        missing.append(no_age)
     if sex not in ("male", "female"):
         missing.append(say("missing-sex"))
     if missing or latest is None or age is None:  # each input it lacks is named above

@@ -7,6 +7,7 @@ the most recent event from a specimen taken at or after metastasis is preferred 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
@@ -214,6 +215,30 @@ def _her2_event(
     return ev
 
 
+def _markers_oldest_first(
+    records: Records, t: Terminology, when: Callable[[ObservationRecord], date | None]
+) -> list[tuple[date | None, str, ObservationRecord]]:
+    """The chart's HER2, ER and PR results with their kind and date, oldest first, so that a
+    reflex result finds the event it completes already there (a stable sort of the markers
+    alone: the order sorting the whole chart gave them)."""
+    marked: list[tuple[date | None, str, ObservationRecord]] = []
+    for obs in records.observations:
+        in_sets = t.codes.sets_of(obs.code)
+        kind: str | None
+        if not _ANY_MARKER.isdisjoint(in_sets):
+            kind = next(k for k in MARKER_SETS if k in in_sets)
+        elif not in_sets and not t.codes.deciding_codes(obs.code):
+            # A result under a local code or its name alone (a pathology report): its words. A
+            # concept in any value set is coded in a known system, which decides (D11).
+            kind = next((k for k in MARKER_SETS if t[k].matches(obs.code)), None)
+        else:
+            continue  # most of a chart: labs, vital signs
+        if kind is not None:
+            marked.append((when(obs), kind, obs))
+    marked.sort(key=lambda m: (m[0] is None, m[0] or date.min))
+    return marked
+
+
 def extract_receptors(
     records: Records,
     t: Terminology,
@@ -230,24 +255,7 @@ def extract_receptors(
     her2_events: list[_Event] = []
     marker_events: dict[str, list[MarkerResult]] = defaultdict(list)
     serum = False
-    marked: list[tuple[date | None, str, ObservationRecord]] = []
-    for obs in records.observations:
-        in_sets = t.codes.sets_of(obs.code)
-        kind: str | None
-        if not _ANY_MARKER.isdisjoint(in_sets):
-            kind = next(k for k in MARKER_SETS if k in in_sets)
-        elif not in_sets and not t.codes.deciding_codes(obs.code):
-            # A result under a local code or its name alone (a pathology report): its words. A
-            # concept in any value set is coded in a known system, which decides (D11).
-            kind = next((k for k in MARKER_SETS if t[k].matches(obs.code)), None)
-        else:
-            continue  # most of a chart: labs, vital signs
-        if kind is not None:
-            marked.append((when(obs), kind, obs))
-    # Oldest first, so that a reflex result finds the event it completes already there (a
-    # stable sort of the markers alone: the order sorting the whole chart gave them).
-    marked.sort(key=lambda m: (m[0] is None, m[0] or date.min))
-    for w, kind, obs in marked:
+    for w, kind, obs in _markers_oldest_first(records, t, when):
         if kind == "her2-serum":
             serum = True
         elif kind.startswith("her2"):
