@@ -5,6 +5,7 @@ interval in words."""
 
 from __future__ import annotations
 
+from cds.facts.orders import DraftMedication
 from cds.parameters import DoseLimit, Parameters
 from cds.said import Said, say
 
@@ -29,6 +30,17 @@ def label_with_level(p: Parameters, dose: float, *, but: DoseLimit | None = None
     if any(abs(dose - y) <= SAME_LEVEL for y in p.trastuzumab_doses_mg_per_kg):
         return p.reloading["trastuzumab"].label
     return None
+
+
+def dose_unread(draft: DraftMedication) -> bool:
+    """A dose given but read in no unit a check uses (a volume, a count of vials, a range):
+    the checks of an antibody's fixed or by-weight dose name it rather than pass over it."""
+    return (
+        draft.dose_note is not None
+        and draft.dose_mg is None
+        and draft.dose_mg_per_kg is None
+        and draft.dose_mg_per_m2 is None
+    )
 
 
 def interval_words(weeks: float) -> Said:

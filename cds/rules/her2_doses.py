@@ -24,8 +24,15 @@ from cds.facts.orders import (
     DraftOrders,
 )
 from cds.parameters import Parameters, Reloading
-from cds.rules import ORDER_HOOKS, Decision, NoteKey, rule
-from cds.rules.doses import SAME_LEVEL, interval_words, label_with_level, mg_per_kg_text, mg_text
+from cds.rules import ORDER_HOOKS, Decision, Indicator, NoteKey, rule
+from cds.rules.doses import (
+    SAME_LEVEL,
+    dose_unread,
+    interval_words,
+    label_with_level,
+    mg_per_kg_text,
+    mg_text,
+)
 from cds.said import Said, say
 
 # A drafted flat dose is a label dose within this much (420 mg, 840 mg); by weight: SAME_LEVEL.
@@ -179,7 +186,14 @@ def _is_phesgo(draft: DraftMedication) -> bool:
 @rule(
     "R6g",
     hooks=ORDER_HOOKS,
-    variants=("not-label-dose", "unit-error", "phesgo-dose", "phesgo-unit-error", "too-frequent"),
+    variants=(
+        "not-label-dose",
+        "unit-error",
+        "phesgo-dose",
+        "phesgo-unit-error",
+        "too-frequent",
+        "dose-unread",
+    ),
     bindings=("dose", "loading", "maintenance", "drug", "label", "interval", "min_interval"),
     ingredients=("pertuzumab", "trastuzumab"),
     parameters=(
@@ -202,8 +216,10 @@ def r6g_pertuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     weeks; dose reductions are not recommended. A dose per kg is trastuzumab's way of dosing,
     written into the pertuzumab order. The Phesgo label: fixed doses every 3 weeks, no
     adjustment for body weight, not substituted for or with IV pertuzumab or trastuzumab. A
-    draft with no dose in mg or per kg is not judged (at order-select the dose is often not
-    entered), nor one with no interval.
+    draft with no dose is not judged (at order-select the dose is often not entered), nor one
+    with no interval; one whose dose is given but not read (a volume, a count of vials, a
+    range) → information with the label's doses, unless it is a Phesgo package whose code says
+    its dose - an order is not passed as checked (clinical-logic §3b).
     """
     out = []
     for draft in drafts.with_ingredient("pertuzumab"):
@@ -224,6 +240,8 @@ def r6g_pertuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
             "min_interval": f"{r.min_interval_weeks or 0:g}",
         }
         data = (say("draft-order", drug=r.drug, ref=draft.ref),)
+        if dose_unread(draft) and draft.phesgo_dose is None and draft.dose_note is not None:
+            out.append(_unread(bindings, data, draft.dose_note, draft.ref))
         judged = _fixed_dose(draft, (r.loading_mg, r.maintenance_mg), p.unit_error_factor)
         if judged is not None:
             error, dose = judged
@@ -242,6 +260,19 @@ def r6g_pertuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
             )
         out.extend(_too_frequent(draft, r, bindings, data))
     return out
+
+
+def _unread(
+    bindings: Mapping[str, str | Said], data: tuple[Said, ...], note: Said, ref: str
+) -> Decision:
+    """A draft's dose given but not read → information: the label's doses, and why."""
+    return Decision(
+        variant="dose-unread",
+        indicator="info",
+        bindings={**bindings, "dose": note},
+        data=(*data, say("draft-dose-unknown", why=note)),
+        refs=(ref,),
+    )
 
 
 def _too_frequent(
@@ -283,7 +314,13 @@ def _fixed_dose(
 @rule(
     "R6h",
     hooks=ORDER_HOOKS,
-    variants=("not-label-dose", "unit-error", "subcutaneous-dose", "above-label-by-weight"),
+    variants=(
+        "not-label-dose",
+        "unit-error",
+        "subcutaneous-dose",
+        "above-label-by-weight",
+        "dose-unread",
+    ),
     bindings=("dose", "doses", "other_label", "product", "sc_dose", "dose_per_kg", "label_dose"),
     valuesets=(SUBCUTANEOUS_TRASTUZUMAB, "body-weight"),
     ingredients=("trastuzumab",),
@@ -308,21 +345,26 @@ def r6h_trastuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     R2b judges T-DXd's: above the largest dose (8 mg/kg) by more than the rounding tolerance →
     warning, with a note when it is Herceptin Hylecta's 600 mg; below it, a dose in mg is
     rounded to the vial and not judged. Herceptin Hylecta at any dose but its fixed 600 mg, or
-    by weight → warning (ten times 600 mg: critical); Phesgo is R6g's.
+    by weight → warning (ten times 600 mg: critical); Phesgo is R6g's. A dose given but not
+    read (a volume, a count of vials, a range) → information with the label's doses.
     """
     doses = p.trastuzumab_doses_mg_per_kg
     out = []
     for draft in drafts.with_ingredient("trastuzumab"):
         if len(draft.drugs) != 1:
             continue
-        decided = _subcutaneous_dose(draft, p) if draft.form else _iv_dose(f, draft, p)
+        if dose_unread(draft) and draft.dose_note is not None:
+            unknown = say("draft-dose-unknown", why=draft.dose_note)
+            decided: _Judged | None = _Judged("dose-unread", "", data=(unknown,))
+        else:
+            decided = _subcutaneous_dose(draft, p) if draft.form else _iv_dose(f, draft, p)
         if decided is None:
             continue
         notes = (NoteKey("another-drugs-level"),) if decided.other_label else ()
         out.append(
             Decision(
                 variant=decided.variant,
-                indicator="critical" if decided.variant == "unit-error" else "warning",
+                indicator=_INDICATOR.get(decided.variant, "warning"),
                 bindings={
                     "dose": decided.dose,
                     # Herceptin Hylecta's one dose, or IV trastuzumab's by weight.
@@ -345,6 +387,9 @@ def r6h_trastuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
             )
         )
     return out
+
+
+_INDICATOR: dict[str, Indicator] = {"unit-error": "critical", "dose-unread": "info"}
 
 
 @dataclass(frozen=True, slots=True)

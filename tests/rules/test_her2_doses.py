@@ -259,6 +259,59 @@ class TestR6gPertuzumabDose:
         assert [text(x) for x in d.data] == ["Draft order: pertuzumab (MedicationRequest/pert)"]
 
 
+def _in(draft: dict[str, Any], quantity: dict[str, Any]) -> dict[str, Any]:
+    """The draft with its dose given as this quantity or range."""
+    draft["dosageInstruction"][0]["doseAndRate"] = [quantity]
+    return draft
+
+
+class TestADoseNotRead:
+    """A pertuzumab, Phesgo, trastuzumab or Herceptin Hylecta dose given but not read (a
+    volume, a count of vials, a range) was passed over: information with the label's doses."""
+
+    @pytest.mark.parametrize(
+        ("rx", "quantity", "expected"),
+        [
+            (PERT, {"doseQuantity": {"value": 14, "unit": "mL"}}, ["R6g:dose-unread"]),
+            (PERT, {"doseQuantity": {"value": 1, "unit": "vial"}}, ["R6g:dose-unread"]),
+            (
+                PERT,
+                {"doseRange": {"low": {"value": 420, "unit": "mg"}, "high": {"value": 840}}},
+                ["R6g:dose-unread"],
+            ),
+            (PERT, {"doseQuantity": {"value": 420, "unit": "mg"}}, []),
+            (TRAS, {"doseQuantity": {"value": 2, "unit": "vial"}}, ["R6h:dose-unread"]),
+            (TRAS, {"doseQuantity": {"value": 6, "unit": "mg/kg"}}, []),  # by weight: read
+            (PHESGO, {"doseQuantity": {"value": 10, "unit": "mL"}}, ["R6g:dose-unread"]),
+        ],
+    )
+    def test_named_with_the_label_doses(
+        self,
+        t: Terminology,
+        params: Parameters,
+        rx: tuple[str, str],
+        quantity: dict[str, Any],
+        expected: list[str],
+    ) -> None:
+        draft = _in(draft_med("p", "d", rx, "IV every 3 weeks"), quantity)
+        out = run(bone_patient(her2="pos"), t, params, "order-sign", [draft])
+        found = [d for d in out if d.rule in ("R6g", "R6h")]
+        assert concerns(found) == expected
+        for d in found:
+            assert d.indicator == "info"
+            assert text(d.data[-1]).startswith("Draft dose unknown: dose")
+
+    def test_a_phesgo_package_says_its_dose(self, t: Terminology, params: Parameters) -> None:
+        """Phesgo coded as its maintenance-dose package (10 mL): the package is the dose."""
+        package = {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "2383307"}
+        draft = _in(
+            draft_med("p", "d", PHESGO, "SC"), {"doseQuantity": {"value": 10, "unit": "mL"}}
+        )
+        draft["medicationCodeableConcept"]["coding"] = [package]
+        out = run(bone_patient(her2="pos"), t, params, "order-sign", [draft])
+        assert [d for d in out if d.rule == "R6g"] == []
+
+
 class TestR6hTrastuzumabDose:
     @pytest.mark.parametrize(
         ("per_kg", "expected", "other"),
