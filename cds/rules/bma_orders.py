@@ -26,7 +26,14 @@ from cds.rules import (
     UpdateDraft,
     rule,
 )
-from cds.rules.doses import SAME_LEVEL, interval_words, label_with_level, mg_per_kg_text, mg_text
+from cds.rules.doses import (
+    SAME_LEVEL,
+    dose_unread,
+    interval_words,
+    label_with_level,
+    mg_per_kg_text,
+    mg_text,
+)
 from cds.said import Said, say
 
 # Drugs whose label dose and interval R2b checks; zoledronic acid and pamidronate doses are R2's.
@@ -96,6 +103,7 @@ def unit_error(draft: DraftMedication, label_mg: float, p: Parameters) -> bool:
         "above-label",
         "not-label-dose",
         "dose-unread",
+        "dose-unread-by-weight",
         "too-frequent",
         "too-soon",
         "drafted-twice",
@@ -156,9 +164,10 @@ def r2b_dose_and_schedule(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     more is a unit error (critical). A dose in a unit that is not a mass (100 mL of the
     premixed bag, one vial), or a range, cannot be checked: the card says so rather than pass
     it in silence (§3c C2: never assumed to be mg); in the reduced renal band R2 names it
-    instead. A draft with no dose at all is not named: at order-select the dose is often not
-    yet entered. A draft sooner after the last charted dose than the label interval is named
-    too (`_too_soon`).
+    instead; for T-DXd and T-DM1, dosed by weight, the card gives the dose by weight. A draft
+    with no dose at all is not named: at order-select the dose is often not yet entered. A
+    draft sooner after the last charted dose than the label interval is named too
+    (`_too_soon`).
     """
     out: list[Decision] = []
     for draft in drafts.with_ingredient(*CEILING_DRUGS):
@@ -213,6 +222,14 @@ def _dose_decision(
             variant="dose-unread",
             indicator="info",
             bindings=base,
+            data=(*data, say("draft-dose-unknown", why=draft.dose_note)),
+            refs=(draft.ref,),
+        )
+    if limit.dose_mg_per_kg is not None and dose_unread(draft) and draft.dose_note is not None:
+        return Decision(
+            variant="dose-unread-by-weight",
+            indicator="info",
+            bindings={**base, "label_dose": mg_per_kg_text(limit.dose_mg_per_kg)},
             data=(*data, say("draft-dose-unknown", why=draft.dose_note)),
             refs=(draft.ref,),
         )

@@ -456,6 +456,35 @@ class TestDoseCeilings:
             [unread] = [x for x in decisions if x.rule == "R2b"]
             assert any("a range, 4-8 mg" in line for line in lines(unread))
 
+    @pytest.mark.parametrize(
+        ("rx", "quantity", "expected", "label_dose"),
+        [
+            (TDXD, {"value": 3, "unit": "vial"}, ["R2b:dose-unread-by-weight"], "5.4 mg/kg"),
+            (TDM1, {"value": 12, "unit": "mL"}, ["R2b:dose-unread-by-weight"], "3.6 mg/kg"),
+            (TDXD, {"value": 5.4, "unit": "mg/kg"}, [], None),  # by weight: read
+            (TDXD, {"value": 367, "unit": "mg"}, [], None),  # in mg: judged by weight
+        ],
+    )
+    def test_a_conjugates_dose_not_read_gives_its_dose_by_weight(
+        self,
+        t: Terminology,
+        params: Parameters,
+        rx: tuple[str, str],
+        quantity: dict[str, Any],
+        expected: list[str],
+        label_dose: str | None,
+    ) -> None:
+        """T-DXd or T-DM1 drafted in vials or mL was passed over in silence (the bone agents'
+        card names a dose in mg): information with the label's dose by weight."""
+        d = draft_med("p", "d1", rx, "IV every 3 weeks")
+        d["dosageInstruction"][0]["doseAndRate"] = [{"doseQuantity": quantity}]
+        decisions = run(bone_patient(her2="pos"), t, params, "order-sign", [d])
+        found = [x for x in decisions if x.rule == "R2b"]
+        assert concerns(found) == expected
+        for x in found:
+            assert (x.indicator, x.bindings["label_dose"]) == ("info", label_dose)
+            assert any(f"'{quantity['unit']}', not a mass unit" in line for line in lines(x))
+
     def test_a_draft_with_no_dose_yet_is_not_named(
         self, t: Terminology, params: Parameters
     ) -> None:
