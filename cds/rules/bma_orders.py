@@ -104,6 +104,7 @@ def unit_error(draft: DraftMedication, label_mg: float, p: Parameters) -> bool:
         "not-label-dose",
         "dose-unread",
         "dose-unread-by-weight",
+        "weight-unknown",
         "too-frequent",
         "too-soon",
         "drafted-twice",
@@ -382,7 +383,8 @@ def _by_weight_finding(
     tolerance below it, is named too: both labels discontinue treatment when a further
     reduction would be needed; so is a dose by weight between the levels (`_per_kg_finding`).
     No suggestion: the dose to give is a weight-based calculation the pharmacist makes. A dose
-    in mg with no fresh weight is not judged."""
+    in mg with no fresh weight cannot be judged: information that says so, with the label's
+    dose by weight and the weight missing."""
     label = limit.dose_mg_per_kg
     if label is None:
         return None
@@ -391,8 +393,15 @@ def _by_weight_finding(
     if draft.dose_mg_per_kg is not None:
         return _per_kg_finding(p, draft.dose_mg_per_kg, limit, levels)
     weight = f.weight
-    if draft.dose_mg is None or weight is None:
+    if draft.dose_mg is None:
         return None
+    if weight is None:
+        return Decision(
+            variant="weight-unknown",
+            indicator="info",
+            bindings={"label_dose": mg_per_kg_text(label)},
+            missing=(say("missing-weight", days=p.weight_freshness_days),),
+        )
     tolerance = p.weight_dose_tolerance_percent / 100
     bindings: dict[str, str | Said] = {
         "dose_per_kg": mg_per_kg_text(round(draft.dose_mg / weight.value, 1))

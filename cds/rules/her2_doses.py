@@ -320,6 +320,7 @@ def _fixed_dose(
         "subcutaneous-dose",
         "above-label-by-weight",
         "dose-unread",
+        "weight-unknown",
     ),
     bindings=("dose", "doses", "other_label", "product", "sc_dose", "dose_per_kg", "label_dose"),
     valuesets=(SUBCUTANEOUS_TRASTUZUMAB, "body-weight"),
@@ -346,7 +347,8 @@ def r6h_trastuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     warning, with a note when it is Herceptin Hylecta's 600 mg; below it, a dose in mg is
     rounded to the vial and not judged. Herceptin Hylecta at any dose but its fixed 600 mg, or
     by weight → warning (ten times 600 mg: critical); Phesgo is R6g's. A dose given but not
-    read (a volume, a count of vials, a range) → information with the label's doses.
+    read (a volume, a count of vials, a range), or in mg with no body weight within
+    `weight_freshness_days` → information with the label's doses.
     """
     doses = p.trastuzumab_doses_mg_per_kg
     out = []
@@ -382,6 +384,7 @@ def r6h_trastuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
                     say("draft-order", drug=draft.form or "trastuzumab", ref=draft.ref),
                     *decided.data,
                 ),
+                missing=decided.missing,
                 refs=(draft.ref, *decided.refs),
                 note_keys=notes + decided.notes,
             )
@@ -389,7 +392,11 @@ def r6h_trastuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     return out
 
 
-_INDICATOR: dict[str, Indicator] = {"unit-error": "critical", "dose-unread": "info"}
+_INDICATOR: dict[str, Indicator] = {
+    "unit-error": "critical",
+    "dose-unread": "info",
+    "weight-unknown": "info",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +408,7 @@ class _Judged:
     data: tuple[Said, ...] = ()  # the weight a dose in mg was judged by
     refs: tuple[str, ...] = ()
     notes: tuple[NoteKey, ...] = ()
+    missing: tuple[Said, ...] = ()
 
 
 def _iv_dose(f: PatientFacts, draft: DraftMedication, p: Parameters) -> _Judged | None:
@@ -421,12 +429,19 @@ def _iv_dose(f: PatientFacts, draft: DraftMedication, p: Parameters) -> _Judged 
 def _iv_dose_in_mg(f: PatientFacts, draft: DraftMedication, p: Parameters) -> _Judged | None:
     """A dose in mg above the largest label dose (8 mg/kg) at the latest fresh weight, by more
     than rounding to the vial (HOPA's tolerance); ten times it is a unit error. Herceptin
-    Hylecta's fixed 600 mg written for the IV product is named. With no fresh weight, or below
-    the largest dose, nothing is judged."""
+    Hylecta's fixed 600 mg written for the IV product is named. Below the largest dose nothing
+    is judged; with no fresh weight nothing can be: information that says so."""
     weight, dose = f.weight, draft.dose_mg
-    if weight is None or dose is None:
-        return None
     largest = max(p.trastuzumab_doses_mg_per_kg)
+    if dose is None:
+        return None
+    if weight is None:
+        return _Judged(
+            "weight-unknown",
+            mg_text(dose),
+            bindings={"label_dose": mg_per_kg_text(largest)},
+            missing=(say("missing-weight", days=p.weight_freshness_days),),
+        )
     if dose >= largest * weight.value * p.unit_error_factor:
         return _Judged("unit-error", mg_text(dose))
     if dose <= largest * weight.value * (1 + p.weight_dose_tolerance_percent / 100):

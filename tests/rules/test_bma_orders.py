@@ -214,12 +214,13 @@ class TestDoseCeilings:
             (TDM1, 2448, 68.0, ["R2b:unit-error"]),  # ten times
             (TDXD, 400, 68.0, []),  # 5.4 mg/kg is 367 mg: 400 mg is within 10%
             (TDXD, 544, 68.0, ["R2b:above-label-by-weight"]),  # 8 mg/kg
-            (TDXD, 544, None, []),  # no weight within 90 days: a dose in mg is not judged
+            # No weight within 90 days: a dose in mg cannot be judged, and the card says so.
+            (TDXD, 544, None, ["R2b:weight-unknown"]),
             (TDM1, 147, 68.0, []),  # 2.4 mg/kg is 163 mg: 147 mg is within 10% below it
             (TDM1, 146, 68.0, ["R2b:below-lowest-level-by-weight"]),
             (TDXD, 196, 68.0, []),  # 3.2 mg/kg is 218 mg: within 10%
             (TDXD, 195, 68.0, ["R2b:below-lowest-level-by-weight"]),
-            (TDXD, 100, None, []),
+            (TDXD, 100, None, ["R2b:weight-unknown"]),
         ],
     )
     def test_dose_in_mg_by_the_latest_weight(
@@ -239,7 +240,10 @@ class TestDoseCeilings:
         decisions = run(p, t, params, "order-sign", [draft_med("p", "d1", drug, "IV", mg)])
         r2b = [d for d in decisions if d.rule == "R2b"]
         assert concerns(r2b) == expected
-        if expected:
+        if expected == ["R2b:weight-unknown"]:
+            assert r2b[0].indicator == "info"
+            assert [text(x) for x in r2b[0].missing] == ["body weight within 90 days"]
+        elif expected:
             assert text(r2b[0].data[1]).startswith("Body weight 68 kg on ")
             assert r2b[0].refs[1].startswith("Observation/")
 

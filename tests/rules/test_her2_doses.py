@@ -363,7 +363,7 @@ class TestR6hTrastuzumabDoseInMg:
             (600, 58, ["R6h:above-label-by-weight"], True),  # Hylecta's dose, written IV
             (300, 62, [], False),  # below the largest dose: rounded, not judged
             (6000, 62, ["R6h:unit-error"], False),
-            (600, None, [], False),  # no weight: not judged
+            (600, None, ["R6h:weight-unknown"], False),  # no weight: cannot be judged, said
         ],
     )
     def test_by_the_latest_weight(
@@ -387,6 +387,10 @@ class TestR6hTrastuzumabDoseInMg:
             assert text(d.bindings["label_dose"]) == f"8 mg/kg ({8 * (kg or 0):g} mg at {kg:g} kg)"
             assert [text(x) for x in d.data][1].startswith(f"Body weight {kg:g} kg")
             assert d.note_keys == (("subcutaneous-dose-as-iv",) if hylecta else ())
+        if expected == ["R6h:weight-unknown"]:
+            [d] = out
+            assert (d.indicator, d.bindings["label_dose"]) == ("info", "8 mg/kg")
+            assert [text(x) for x in d.missing] == ["body weight within 90 days"]
 
 
 class TestHerceptinHylecta:
