@@ -498,8 +498,8 @@ def _by_brand(resource: dict[str, Any], t: Terminology) -> bool:
         return False
     codes = [c.get("code") for c in concept["coding"] if c.get("system") == t.rxnorm]
     matches = {m for code in codes for m in t.medications.by_code.get(code, ())}
-    if len(matches) != 1:
-        return False
+    if len(matches) != 1 or any(c in t.medications.tablet_mg for c in codes):
+        return False  # a clinical drug's code gives a tablet's strength: a brand alone does not
     [m] = matches
     brand = _BRANDS.get((m.ingredient, m.bma_dose))
     if any((t.rxnorm, c) in t[SUBCUTANEOUS_TRASTUZUMAB].codes for c in codes):

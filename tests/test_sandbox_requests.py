@@ -105,8 +105,9 @@ def test_every_captured_request(
     sandbox: TestClient, engine: str, name: str, expected: list[str]
 ) -> None:
     """Lapatinib tablets are checked and nothing applies to them (no renal, calcium, dental,
-    LVEF or anthracycline rule concerns an oral TKI); the default patient has no breast
-    cancer on record."""
+    LVEF or anthracycline rule concerns an oral TKI; one {pill} of the 250 mg tablet a day is
+    read as 250 mg, below the label's dose: R6l does not name it as a dose it cannot read);
+    the default patient has no breast cancer on record."""
     assert rules(send(sandbox, engine, captured(name))) == expected
 
 
@@ -161,7 +162,8 @@ def _with_medication(name: str, coding: dict[str, str], text: str) -> dict[str, 
         # LVEF of 29 days ago is recent, so no baseline-LVEF card). The patient's trastuzumab
         # and pertuzumab statements are still active: T-DXd carries trastuzumab, so the
         # trastuzumab record is to be stopped as T-DXd starts (R6d), and after the first line
-        # T-DXd is given without pertuzumab (R6i).
+        # T-DXd is given without pertuzumab (R6i). The Sandbox's 1 {pill} is no dose of an
+        # infusion: named, with Enhertu's dose by weight.
         pytest.param(
             TDXD,
             "trastuzumab deruxtecan",
@@ -170,6 +172,7 @@ def _with_medication(name: str, coding: dict[str, str], text: str) -> dict[str, 
                 "R6d:switch-in-use",
                 "R6i:pertuzumab-in-use",
                 "R12:start-monitoring",
+                "R2b:dose-unread-by-weight",
             ],
             id="tdxd",
         ),

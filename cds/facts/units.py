@@ -1,4 +1,5 @@
-"""Doses and durations with their units (UCUM), so that 0.004 g is 4 mg and {pill} is unknown.
+"""Doses and durations with their units (UCUM), so that 0.004 g is 4 mg and {pill} is no mass
+(a count of tablets, read only with the strength of the tablet product the order names).
 
 A small explicit table rather than a units library: the rules need mass doses in mg and
 infusion times in minutes, nothing else, and a table the pharmacist can read is the safer
@@ -90,8 +91,23 @@ def _value_in(q: Quantity, units: frozenset[str]) -> float | None:
 
 
 # A count of tablets, as oral drugs are ordered ("2 tablets"): read only with the strength of
-# the product the order names by its RxNorm clinical drug code (never assumed otherwise).
-_TABLETS = frozenset({"tab", "tabs", "tablet", "tablets", "tbl", "{tab}", "{tbl}", "{tablet}"})
+# the product the order names by its RxNorm clinical drug code (never assumed otherwise). A
+# pill of a tablet product is one tablet: the CDS Hooks Sandbox orders in {pill}.
+_TABLETS = frozenset(
+    {
+        "tab",
+        "tabs",
+        "tablet",
+        "tablets",
+        "tbl",
+        "{tab}",
+        "{tbl}",
+        "{tablet}",
+        "pill",
+        "pills",
+        "{pill}",
+    }
+)
 _TEXT_TABLETS = re.compile(r"(?<![\w.,/-])(\d+(?:\.\d+)?)\s*(?:tablets?|tabs?)\b", re.IGNORECASE)
 # "1-2 tablets", "1 to 2 tablets", "1 or 2 tablets": a range, no dose to check.
 _TEXT_TABLET_RANGE = re.compile(

@@ -231,6 +231,7 @@ def test_an_infusion_time_beyond_a_double_is_not_read() -> None:
         ("TAB", "tablet", 4.0),  # HL7 v3 orderable drug form
         (None, "Tablets", 4.0),
         (None, "tabs", 4.0),
+        ("{pill}", None, 4.0),  # the CDS Hooks Sandbox's unit: a pill of a tablet product
         ("{capsule}", "capsule", None),
         ("mg", "mg", None),
         (None, None, None),
