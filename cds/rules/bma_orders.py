@@ -28,11 +28,11 @@ from cds.rules import (
 )
 from cds.rules.doses import (
     SAME_LEVEL,
-    dose_unread,
     interval_words,
     label_with_level,
     mg_per_kg_text,
     mg_text,
+    unread_dose,
 )
 from cds.said import Said, say
 
@@ -226,12 +226,12 @@ def _dose_decision(
             data=(*data, say("draft-dose-unknown", why=draft.dose_note)),
             refs=(draft.ref,),
         )
-    if limit.dose_mg_per_kg is not None and dose_unread(draft) and draft.dose_note is not None:
+    if limit.dose_mg_per_kg is not None and (unread := unread_dose(draft)) is not None:
         return Decision(
             variant="dose-unread-by-weight",
             indicator="info",
             bindings={**base, "label_dose": mg_per_kg_text(limit.dose_mg_per_kg)},
-            data=(*data, say("draft-dose-unknown", why=draft.dose_note)),
+            data=(*data, say("draft-dose-unknown", why=unread)),
             refs=(draft.ref,),
         )
     return None

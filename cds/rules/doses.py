@@ -32,15 +32,13 @@ def label_with_level(p: Parameters, dose: float, *, but: DoseLimit | None = None
     return None
 
 
-def dose_unread(draft: DraftMedication) -> bool:
-    """A dose given but read in no unit a check uses (a volume, a count of vials, a range):
-    the checks of an antibody's fixed or by-weight dose name it rather than pass over it."""
-    return (
-        draft.dose_note is not None
-        and draft.dose_mg is None
-        and draft.dose_mg_per_kg is None
-        and draft.dose_mg_per_m2 is None
-    )
+def unread_dose(draft: DraftMedication) -> Said | None:
+    """Why a dose given was read in no unit a check uses (a volume, a count of vials, a range),
+    or None: the checks of an antibody's fixed or by-weight dose name it rather than pass over
+    it."""
+    if draft.dose_mg is None and draft.dose_mg_per_kg is None and draft.dose_mg_per_m2 is None:
+        return draft.dose_note
+    return None
 
 
 def interval_words(weeks: float) -> Said:

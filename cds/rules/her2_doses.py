@@ -27,11 +27,11 @@ from cds.parameters import Parameters, Reloading
 from cds.rules import ORDER_HOOKS, Decision, Indicator, NoteKey, rule
 from cds.rules.doses import (
     SAME_LEVEL,
-    dose_unread,
     interval_words,
     label_with_level,
     mg_per_kg_text,
     mg_text,
+    unread_dose,
 )
 from cds.said import Said, say
 
@@ -240,8 +240,8 @@ def r6g_pertuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
             "min_interval": f"{r.min_interval_weeks or 0:g}",
         }
         data = (say("draft-order", drug=r.drug, ref=draft.ref),)
-        if dose_unread(draft) and draft.phesgo_dose is None and draft.dose_note is not None:
-            out.append(_unread(bindings, data, draft.dose_note, draft.ref))
+        if draft.phesgo_dose is None and (unread := unread_dose(draft)) is not None:
+            out.append(_unread(bindings, data, unread, draft.ref))
         judged = _fixed_dose(draft, (r.loading_mg, r.maintenance_mg), p.unit_error_factor)
         if judged is not None:
             error, dose = judged
@@ -355,8 +355,8 @@ def r6h_trastuzumab_dose(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     for draft in drafts.with_ingredient("trastuzumab"):
         if len(draft.drugs) != 1:
             continue
-        if dose_unread(draft) and draft.dose_note is not None:
-            unknown = say("draft-dose-unknown", why=draft.dose_note)
+        if (unread := unread_dose(draft)) is not None:
+            unknown = say("draft-dose-unknown", why=unread)
             decided: _Judged | None = _Judged("dose-unread", "", data=(unknown,))
         else:
             decided = _subcutaneous_dose(draft, p) if draft.form else _iv_dose(f, draft, p)
