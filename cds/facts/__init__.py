@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from cds.facts.days import last_day
@@ -146,9 +146,35 @@ def _deceased(patient: PatientRecord | None, as_of: date, lead_days: int) -> boo
     return patient.deceased_on is None or patient.deceased_on <= last_day(as_of, lead_days)
 
 
+def _undated_after_today(records: Records, today: date) -> Records:
+    """The chart with each Condition date after today read as no date: an onset or a record
+    date in the future is a record error (a year typed wrong), not a metastasis yet to come -
+    the condition is present, dated by its other date when that one is not in the future, as
+    a Condition with no onset is. An abatement after today: not abated yet. Read so, a
+    metastasis typed a year ahead made the therapies since it adjuvant and its tissue results
+    older than it."""
+
+    def after(d: date | None) -> bool:
+        return d is not None and d > today
+
+    if not any(after(c.onset) or after(c.recorded) or after(c.abated) for c in records.conditions):
+        return records  # the common case: the chart as read
+    conditions = tuple(
+        replace(
+            c,
+            onset=None if after(c.onset) else c.onset,
+            recorded=None if after(c.recorded) else c.recorded,
+            abated=None if after(c.abated) else c.abated,
+        )
+        for c in records.conditions
+    )
+    return replace(records, conditions=conditions)
+
+
 def facts_from_records(
     records: Records, t: Terminology, params: Parameters, *, as_of: date
 ) -> PatientFacts:
+    records = _undated_after_today(records, last_day(as_of, params.clock_lead_days))
     disease = extract_disease(records.conditions, t, records.observations)
     meds, lines, systemic = _therapy(records, t, params, disease, as_of)
     her2_starts = [e.start for e in meds.active(*HER2_ANTIBODY_CLASSES) if e.start is not None]

@@ -72,6 +72,37 @@ class TestDisease:
         f = facts(p, t, params)
         assert f.disease.metastatic_date == AS_OF - timedelta(days=300)
 
+    @pytest.mark.parametrize(
+        ("onset", "recorded", "expected"),
+        [
+            (400, -300, -300),  # onset typed ahead: dated by when it was recorded
+            (400, 500, None),  # both ahead: present, undated
+            (1, 1, 1),  # a day ahead is a clock ahead (clock_lead_days), read as is
+            (-300, 400, -300),
+        ],
+    )
+    def test_a_condition_date_in_the_future_is_no_date(
+        self,
+        t: Terminology,
+        params: Parameters,
+        onset: int,
+        recorded: int,
+        expected: int | None,
+    ) -> None:
+        """A metastasis whose onset is typed a year ahead is present, not yet to come: read as
+        a metastasis yet to come, the therapies since it were adjuvant and its tissue results
+        older than it (days relative to the as-of date: + is the future)."""
+        p = metastatic(met_days=100)
+        for r in p.resources:
+            if r["resourceType"] == "Condition" and r["code"]["coding"][0]["code"] == "94222008":
+                r["onsetDateTime"] = (AS_OF + timedelta(days=onset)).isoformat()
+                r["recordedDate"] = (AS_OF + timedelta(days=recorded)).isoformat()
+        f = facts(p, t, params)
+        assert f.disease.metastatic.present
+        assert f.disease.metastatic_date == (
+            None if expected is None else AS_OF + timedelta(days=expected)
+        )
+
 
 MCODE = SHARED / "fhir-examples" / "mcode-ig" / "Bundle-mcode-patient-bundle-jenny-m.json"
 
