@@ -25,9 +25,17 @@ from cds.facts.medications import HER2_ANTIBODY_CLASSES, Medications, extract_me
 from cds.facts.receptors import Receptors, extract_receptors, pending_named
 from cds.facts.systemic_lines import SystemicLines, extract_systemic_lines
 from cds.fhir.reading import read_records
-from cds.fhir.records import ActivityRecord, Excluded, PatientRecord, Records, allergens
+from cds.fhir.records import (
+    ActivityRecord,
+    Excluded,
+    PatientRecord,
+    Records,
+    allergens,
+    resource_ref,
+)
 from cds.fhir.screening import CONDITION_SETS, OBSERVATION_SETS, RESULT_SETS, SERVICE_SETS
 from cds.parameters import Parameters
+from cds.said import say
 from cds.terminology import Terminology
 
 _DONE = frozenset({"completed", "finished"})
@@ -171,17 +179,45 @@ def _undated_after_today(records: Records, today: date) -> Records:
     return replace(records, conditions=conditions)
 
 
+def _given_after_today(records: Records, today: date) -> tuple[Records, tuple[Excluded, ...]]:
+    """The chart without the doses charted as given after today, and each named: a dose given
+    in the future is a record error (a year typed wrong), as a result dated so is. Read, it
+    was the last dose ('given 0 days ago', too soon for the next), and its course's dates."""
+    late = [
+        m
+        for m in records.medications
+        if m.resource_type == "MedicationAdministration" and m.start is not None and m.start > today
+    ]
+    if not late:
+        return records, ()  # the common case: the chart as read
+    kept = tuple(m for m in records.medications if m not in late)
+    named = tuple(
+        Excluded(
+            m.resource_type,
+            "effective[x]",
+            say("dose-given-after-today", on=m.start),
+            resource_ref(m.resource_type, m.id),
+            m.medication,
+        )
+        for m in late
+    )
+    return replace(records, medications=kept), named
+
+
 def facts_from_records(
     records: Records, t: Terminology, params: Parameters, *, as_of: date
 ) -> PatientFacts:
-    records = _undated_after_today(records, last_day(as_of, params.clock_lead_days))
+    today = last_day(as_of, params.clock_lead_days)
+    records, given_later = _given_after_today(_undated_after_today(records, today), today)
     disease = extract_disease(records.conditions, t, records.observations)
     meds, lines, systemic = _therapy(records, t, params, disease, as_of)
     her2_starts = [e.start for e in meds.active(*HER2_ANTIBODY_CLASSES) if e.start is not None]
     allergies = frozenset(i for a in records.allergies if a.at_risk for i in allergens(a.code, t))
     lead = params.clock_lead_days
-    excluded = records.excluded + unusable_values(
-        records, t, as_of=as_of, lead_days=lead, ranges=params.lab_read_ranges
+    excluded = (
+        records.excluded
+        + given_later
+        + unusable_values(records, t, as_of=as_of, lead_days=lead, ranges=params.lab_read_ranges)
     )
     if records.preliminary:
         excluded += pending_named(records, t)

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from cds.parameters import Parameters
+from cds.said import Said
 from cds.terminology import Concept, Terminology
 from fixtures.factories import (
     PERT,
@@ -356,6 +357,31 @@ class TestMedications:
         )
         f = facts(p, t, params)
         assert {e.ingredient for e in f.meds.exposures} == {"denosumab", "pertuzumab"}
+
+
+@pytest.mark.parametrize(
+    ("rtype", "days_ahead", "left_out"),
+    [
+        ("MedicationAdministration", 300, True),  # given in the future: a record error
+        ("MedicationAdministration", 1, False),  # a day ahead is a clock ahead (clock_lead_days)
+        ("MedicationAdministration", -7, False),
+        ("MedicationStatement", 300, False),  # a course may be planned to start later
+    ],
+)
+def test_a_dose_charted_as_given_after_today_is_left_out_and_named(
+    t: Terminology, params: Parameters, rtype: str, days_ahead: int, left_out: bool
+) -> None:
+    """A dose given in the future was read as the last dose: 'drafted 0 days after its last
+    charted dose'. It is left out of the checks and named (R0b), as a result so dated is."""
+    p = metastatic()
+    p.med(rtype, XGEVA, status="completed", start=-days_ahead, mg=120)
+    f = facts(p, t, params)
+    assert [e.ref.split("/")[0] for e in f.excluded] == ([rtype] if left_out else [])
+    assert len(f.meds.ever("BMA")) == (0 if left_out else 1)
+    if left_out:
+        reason = f.excluded[0].reason
+        assert isinstance(reason, Said)
+        assert reason.key == "dose-given-after-today"
 
 
 class TestActivities:
