@@ -246,6 +246,7 @@ class MedicationTable:
     allergy_classes: Mapping[str, tuple[str, ...]]  # an allergy's words → the drugs they name
     allergy_class_re: re.Pattern[str] | None
     tablet_mg: Mapping[str, float] = field(default_factory=dict)  # clinical drug code → mg
+    name_tablet_mg: Mapping[str, float] = field(default_factory=dict)  # one-strength brand → mg
 
     def match(self, concept: Concept, rxnorm: str) -> tuple[DrugMatch, ...]:
         found: dict[str, DrugMatch] = {}
@@ -273,12 +274,13 @@ class MedicationTable:
     def tablet_strength(self, concept: Concept, rxnorm: str) -> float | None:
         """The mg in one tablet of the product the concept's RxNorm codes name, when they
         name exactly one strength (an ingredient's code names none; two strengths, no
-        product)."""
-        found = {
-            self.tablet_mg[c.code]
-            for c in concept.codings
-            if c.system == rxnorm and c.code in self.tablet_mg
-        }
+        product). With no RxNorm code the table knows, a brand sold in one tablet strength
+        named in the text (codes decide first, D11)."""
+        codes = [c.code for c in concept.codings if c.system == rxnorm]
+        found = {self.tablet_mg[c] for c in codes if c in self.tablet_mg}
+        if not found and self.name_tablet_mg and not any(c in self.by_code for c in codes):
+            names = (hit.group(0) for hit in self.name_re.finditer(concept.all_text()))
+            found = {self.name_tablet_mg[n] for n in names if n in self.name_tablet_mg}
         return found.pop() if len(found) == 1 else None
 
     def rxnorm_coding(self, code: str, rxnorm: str) -> Coding:

@@ -62,6 +62,9 @@ class Ingredient(KnowledgeFile):
     # Brands sold in one strength only (Xgeva 120 mg, Prolia 60 mg): the dose a record that
     # names the brand implies when it gives none.
     name_strengths: dict[Literal["onc", "osteo"], list[str]] = Field(default_factory=dict)
+    # Brands sold in one tablet strength only (Tykerb 250 mg): the mg a tablet of a record
+    # that names the brand, and no product code, holds.
+    name_tablet_mg: dict[str, float] = Field(default_factory=dict)
 
 
 class Combination(KnowledgeFile):
@@ -180,6 +183,7 @@ def _load_medications(path: Path) -> MedicationTable:
     by_name: dict[str, list[str]] = {}
     name_strengths: dict[str, Literal["onc", "osteo"]] = {}
     tablet_mg: dict[str, float] = {}
+    name_tablet_mg: dict[str, float] = {}
     classes = {name: ing.class_ for name, ing in spec.ingredients.items()}
     for name, ing in spec.ingredients.items():
         for mc in ing.codes:
@@ -199,6 +203,10 @@ def _load_medications(path: Path) -> MedicationTable:
                 tablet_mg[mc.code] = mc.tablet_mg
         for n in ing.names:
             by_name.setdefault(n.lower(), []).append(name)
+        for brand, mg in ing.name_tablet_mg.items():
+            if brand.lower() not in (n.lower() for n in ing.names) or mg <= 0:
+                raise ConfigError(f"{path}: {name}: {brand!r} has a tablet strength but is no name")
+            name_tablet_mg[brand.lower()] = mg
         for strength, brands in ing.name_strengths.items():
             for brand in brands:
                 if brand.lower() not in (n.lower() for n in ing.names):
@@ -228,4 +236,5 @@ def _load_medications(path: Path) -> MedicationTable:
         allergy_classes=allergy,
         allergy_class_re=whole_words(allergy) if allergy else None,
         tablet_mg=tablet_mg,
+        name_tablet_mg=name_tablet_mg,
     )

@@ -152,6 +152,13 @@ class TestCrossCheck:
         with pytest.raises(ConfigError, match="is not the strength its name gives"):
             load_knowledge(cards)
 
+    def test_a_brands_tablet_strength_needs_the_brand_among_the_names(self, tmp_path: Path) -> None:
+        cards = copy_cards(tmp_path)
+        path = cards / "medications.yaml"
+        path.write_text(path.read_text().replace("{tykerb: 250}", "{tyverb: 250}", 1))
+        with pytest.raises(ConfigError, match="'tyverb' has a tablet strength but is no name"):
+            load_knowledge(cards)
+
     def test_an_order_with_an_unlisted_code_fails(self, tmp_path: Path) -> None:
         cards = copy_cards(tmp_path)
         path = cards / "orders.yaml"

@@ -3,6 +3,8 @@ above their dose (tki_orders.py)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from cds.parameters import Parameters
@@ -27,6 +29,7 @@ from fixtures.factories import (
 from tests.rules.helpers import bone_patient, concerns, run, text
 from tests.rules.helpers import text as text_of
 
+RXNORM_URI = "http://www.nlm.nih.gov/research/umls/rxnorm"
 TUCATINIB = ("2361285", "Tucatinib")
 NERATINIB = ("1940643", "Neratinib")
 LAPATINIB = ("480167", "Lapatinib")
@@ -634,9 +637,46 @@ class TestR6lKinaseInhibitorAboveItsDose:
         )
         for d in found:
             assert text_of(d.data[1]) == (
-                "Dose read as 4 tablet(s) of 150 mg, the strength of the product the order's "
-                "RxNorm code names"
+                "Dose read as 4 tablet(s) of 150 mg, the one strength of the product the order "
+                "names (by its RxNorm code, or a brand sold in one strength)"
             )
+
+    @pytest.mark.parametrize(
+        ("medicine", "dose", "expected"),
+        [
+            # 1,750 mg: above its dose alone or with letrozole (1,500 mg)
+            ({"text": "Tykerb"}, "7 tablets by mouth daily", "above-label-unless-inducer"),
+            ({"text": "Tykerb"}, "6 tablets by mouth daily", None),  # 1,500 mg: the label's
+            ({"text": "Nerlynx 40 MG Oral Tablet"}, "8 tablets daily", "above-label"),  # 320 mg
+            ({"text": "Nerlynx"}, "6 tablets daily", None),  # 240 mg: the label's
+            ({"text": "Tukysa"}, "4 tablets twice daily", "dose-unread"),  # 50 or 150 mg
+            # An ingredient's code decides: it names no strength, whatever the words say.
+            (
+                {"coding": [{"system": RXNORM_URI, "code": "480167"}], "text": "Tykerb"},
+                "6 tablets by mouth daily",
+                None,
+            ),
+        ],
+    )
+    def test_tablets_of_a_brand_sold_in_one_strength(
+        self,
+        t: Terminology,
+        params: Parameters,
+        medicine: dict[str, Any],
+        dose: str,
+        expected: str | None,
+    ) -> None:
+        """Tykerb is sold as 250 mg tablets only, Nerlynx as 40 mg (their labels, section 3):
+        a record naming the brand and no product code is read by that strength. A count in
+        the text with no strength and no structured dose is no dose given: no card."""
+        draft = draft_med("p", "x", TUCATINIB, dose)
+        draft["medicationCodeableConcept"] = medicine
+        if expected == "dose-unread":
+            draft["dosageInstruction"][0]["doseAndRate"] = [
+                {"doseQuantity": {"value": 4, "code": "{tbl}"}}
+            ]
+        found = [d for d in run(_after_thp(), t, params, "order-sign", [draft]) if d.rule == "R6l"]
+        assert [d.variant for d in found] == ([] if expected is None else [expected])
 
     def test_the_card_gives_the_days_total_and_the_label_dose(
         self, t: Terminology, params: Parameters
