@@ -159,10 +159,17 @@ def _dose(record: MedicationRecord, tablet_mg: float | None) -> _DraftDose:
             every = d.every_weeks
     for d in record.doses:  # free text last, and only for what the structure did not say
         text = d.text or ""
-        if dose_mg is None and note is None and text:
+        from_text = dose_mg is None and note is None and bool(text)
+        if from_text:
             dose_mg = units.mg_from_text(text)
         count = units.tablets_from_text(text) if tablet_mg is not None else None
-        if dose_mg is None and note is None and count is not None and tablet_mg is not None:
+        # "Tykerb 250 mg tablets, take 6 daily": a mass that is one tablet's is not the dose.
+        if (
+            from_text
+            and count is not None
+            and tablet_mg is not None
+            and dose_mg in (None, tablet_mg)
+        ):
             dose_mg, basis = _from_tablets(count, tablet_mg)
         if per_kg is None and text:
             per_kg = units.mg_per_kg_from_text(text)

@@ -647,6 +647,14 @@ class TestR6lKinaseInhibitorAboveItsDose:
             # 1,750 mg: above its dose alone or with letrozole (1,500 mg)
             ({"text": "Tykerb"}, "7 tablets by mouth daily", "above-label-unless-inducer"),
             ({"text": "Tykerb"}, "6 tablets by mouth daily", None),  # 1,500 mg: the label's
+            # The mass written is one tablet's: 7 of them, 1,750 mg.
+            (
+                {"text": "Tykerb"},
+                "250 mg tablets: take 7 tablets daily",
+                "above-label-unless-inducer",
+            ),
+            ({"text": "Tykerb"}, "1750 mg (7 tablets) daily", "above-label-unless-inducer"),
+            ({"text": "Tykerb"}, "1250 mg (5 tablets) daily", None),
             ({"text": "Nerlynx 40 MG Oral Tablet"}, "8 tablets daily", "above-label"),  # 320 mg
             ({"text": "Nerlynx"}, "6 tablets daily", None),  # 240 mg: the label's
             ({"text": "Tukysa"}, "4 tablets twice daily", "dose-unread"),  # 50 or 150 mg
