@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from cds.fhir.elements import local_reference
+
 KEY = "referencedMedications"  # the data key the Medications fetched for them are kept under
 MAX_IDS = 100  # one search; a record past these is named as unread, as with no server
 _USES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")  # ==, not hash
@@ -52,10 +54,8 @@ def _medication_id(reference: object) -> str | None:
     (`#id`) or urn reference, which no search finds."""
     if not isinstance(reference, str):
         return None
-    parts = reference.split("/_history/")[0].split("/")
-    if len(parts) < 2 or parts[-2] != "Medication" or not _plain_id(parts[-1]):
-        return None
-    return parts[-1]
+    kind, _, mid = local_reference(reference).partition("/")
+    return mid if kind == "Medication" and _plain_id(mid) else None
 
 
 def _plain_id(value: str) -> bool:

@@ -190,7 +190,8 @@ def _given_after_today(records: Records, today: date) -> tuple[Records, tuple[Ex
     ]
     if not late:
         return records, ()  # the common case: the chart as read
-    kept = tuple(m for m in records.medications if m not in late)
+    left_out = {id(m) for m in late}
+    kept = tuple(m for m in records.medications if id(m) not in left_out)
     named = tuple(
         Excluded(
             m.resource_type,

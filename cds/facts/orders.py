@@ -142,8 +142,8 @@ def _dose(record: MedicationRecord, tablet_mg: float | None) -> _DraftDose:
             per_m2 = units.to_mg_per_m2(d.quantity)
         if d.quantity is not None and dose_mg is None and note is None:
             dose_mg = units.to_mg(d.quantity)
-            count = units.tablets(d.quantity) if tablet_mg is not None else None
-            if dose_mg is None and count is not None and tablet_mg is not None:
+            count = None if dose_mg is not None or tablet_mg is None else units.tablets(d.quantity)
+            if count is not None and tablet_mg is not None:
                 dose_mg, basis = _from_tablets(count, tablet_mg)
             if dose_mg is None:
                 unit = d.quantity.code or d.quantity.unit
@@ -159,18 +159,13 @@ def _dose(record: MedicationRecord, tablet_mg: float | None) -> _DraftDose:
             every = d.every_weeks
     for d in record.doses:  # free text last, and only for what the structure did not say
         text = d.text or ""
-        from_text = dose_mg is None and note is None and bool(text)
-        if from_text:
+        if dose_mg is None and note is None and text:
             dose_mg = units.mg_from_text(text)
-        count = units.tablets_from_text(text) if tablet_mg is not None else None
-        # "Tykerb 250 mg tablets, take 6 daily": a mass that is one tablet's is not the dose.
-        if (
-            from_text
-            and count is not None
-            and tablet_mg is not None
-            and dose_mg in (None, tablet_mg)
-        ):
-            dose_mg, basis = _from_tablets(count, tablet_mg)
+            # "Tykerb 250 mg tablets, take 6 daily": a mass that is one tablet's is not the dose.
+            one_tablet = tablet_mg is not None and dose_mg in (None, tablet_mg)
+            count = units.tablets_from_text(text) if one_tablet else None
+            if count is not None and tablet_mg is not None:
+                dose_mg, basis = _from_tablets(count, tablet_mg)
         if per_kg is None and text:
             per_kg = units.mg_per_kg_from_text(text)
         if per_m2 is None and text:
