@@ -2,11 +2,11 @@
 
 A key the client sent is data (a resource or a searchset Bundle; one with a `next` link has
 the pages after it fetched, one with fewer results than its `total` is fetched whole); `null`
-means "no data" and is not refetched; an omitted key or an OperationOutcome (the client's fetch
-failed) is fetched from `fhirServer` with the `fhirAuthorization` bearer token. All fetches run
-in parallel, each with a timeout and all under one deadline; Bundle `next` links are followed up
-to a page limit, on the same server only. Data that can be neither prefetched nor fetched is a
-412 naming the key.
+means "no data" and is not refetched; an omitted key, an OperationOutcome (the client's fetch
+failed) or a Bundle holding one with an error issue (its search failed in part) is fetched from
+`fhirServer` with the `fhirAuthorization` bearer token. All fetches run in parallel, each with
+a timeout and all under one deadline; Bundle `next` links are followed up to a page limit, on
+the same server only. Data that can be neither prefetched nor fetched is a 412 naming the key.
 """
 
 from __future__ import annotations
@@ -22,7 +22,14 @@ import httpx
 
 from cds import medication_references, schemas
 from cds.errors import Issue, PrefetchUnavailable
-from cds.fhir_fetch import FetchLimits, OutboundGate, fetch_all, next_link, server_allowed
+from cds.fhir_fetch import (
+    FetchLimits,
+    OutboundGate,
+    fetch_all,
+    next_link,
+    reports_an_error,
+    server_allowed,
+)
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
 
@@ -106,6 +113,7 @@ class _Sorted:
     paged: dict[str, str | dict[str, Any]] = field(default_factory=dict)
     to_fetch: dict[str, str] = field(default_factory=dict)
     short: dict[str, tuple[int, int]] = field(default_factory=dict)  # (results sent, total)
+    failed: set[str] = field(default_factory=set)  # searches whose Bundle reports an error
     issues: list[Issue] = field(default_factory=list)
 
 
@@ -125,6 +133,8 @@ def _sort_keys(
             continue
         elif kind == "Bundle" and (counts := _fewer_than_total(value)) is not None:
             out.short[key] = counts  # fetched whole, as if it had not been sent
+        elif kind == "Bundle" and reports_an_error(value.get("entry")):
+            out.failed.add(key)  # the client's search failed in part: fetched whole
         else:
             out.data[key] = value  # a resource, a Bundle, or None ("no data")
             continue
@@ -147,6 +157,11 @@ def _unfetchable(keys: _Sorted, paged: Mapping[str, object], why: str) -> list[I
             text = (
                 f"prefetch {k} holds {sent} of the {total} results its Bundle.total counts, "
                 f"and {why} to fetch them all"
+            )
+        elif k in keys.failed:
+            text = (
+                f"prefetch {k} holds an OperationOutcome saying its search failed (an error "
+                f"issue), and {why} to fetch it again"
             )
         else:
             text = f"prefetch {k} was not sent and {why}"

@@ -207,6 +207,43 @@ def test_a_prefetch_sent_a_page_at_a_time_is_read_whole(
     assert named == {f"prefetch.{key}" for key in paged}
 
 
+def test_a_prefetch_whose_search_failed_in_part_is_fetched_again(
+    engine: str, through_engine: TestClient
+) -> None:
+    """An EHR whose search failed in part sends what it found and, in an OperationOutcome
+    entry, an error issue saying so. Each such key of a patient on denosumab and trastuzumab
+    is sent with its first result only: read as sent, the chart lost most of its medicines
+    and labs (the service asked for a calcium the chart holds). The service fetches those keys
+    from the engine and the cards are the reviewed ones; with no server to fetch from, the
+    call is refused (412) naming them."""
+    [sc] = [s for s in SCENARIOS if s.name.endswith("/on-first-line-stable-medicines-by-reference")]
+    failed = {
+        "resource": {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "timeout", "diagnostics": "partial"}],
+        },
+        "search": {"mode": "outcome"},
+    }
+    body = json.loads(json.dumps(sc.request)) | {"fhirServer": engine}
+    cut = []
+    for key, value in body["prefetch"].items():
+        if isinstance(value, dict) and len(value.get("entry") or []) > 1:
+            value["entry"] = [value["entry"][0], failed]
+            value.pop("total", None)  # no count to tell it short: the outcome alone says it
+            cut.append(key)
+    assert {"medicationStatements", "labs"} <= set(cut)
+    with httpx.Client(timeout=30) as fhir:
+        load_into(fhir, engine, sc)
+    whole = through_engine.post(f"/cds-services/{sc.service}", json=body)
+    assert digest(whole.json()) == sc.expected
+
+    body["fhirServer"] = engine.replace("127.0.0.1", "localhost")  # not allowed: no fetching
+    refused = through_engine.post(f"/cds-services/{sc.service}", json=body)
+    assert refused.status_code == 412
+    named = {i["expression"][0] for i in refused.json()["issue"]}
+    assert named == {f"prefetch.{key}" for key in cut}
+
+
 def test_a_long_treated_patients_chart_is_fetched_whole(
     engine: str, through_engine: TestClient
 ) -> None:

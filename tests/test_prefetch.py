@@ -388,6 +388,74 @@ class TestPaging:
         assert resolved.data["conditions"]["entry"][0]["resource"]["id"] == "c1"
 
 
+def outcome(severity: str) -> dict[str, Any]:
+    """A searchset entry in which the server says how its search went."""
+    issue = {"severity": severity, "code": "timeout", "diagnostics": "one shard did not answer"}
+    return {
+        "resource": {"resourceType": "OperationOutcome", "issue": [issue]},
+        "search": {"mode": "outcome"},
+    }
+
+
+@pytest.mark.anyio
+class TestSearchOutcomes:
+    """A searchset that says, in an OperationOutcome entry, that its search failed is not the
+    whole chart (CDS Hooks 2.0.1: services SHOULD check prefetched data for OperationOutcomes);
+    read as sent, the part left out could hide a bone agent."""
+
+    @pytest.mark.parametrize("severity", ["error", "fatal"])
+    async def test_a_sent_bundle_reporting_a_failed_search_is_fetched_whole(
+        self, severity: str
+    ) -> None:
+        failed = bundle(COND) | {"entry": [{"resource": COND}, outcome(severity)]}
+        c2 = {"resourceType": "Condition", "id": "c2"}
+        with respx.mock() as mock:
+            mock.get(f"{BASE}/Condition", params={"patient": "p1"}).respond(json=bundle(COND, c2))
+            resolved = await run(request({"patient": PATIENT, "conditions": failed}))
+        assert [e["resource"]["id"] for e in resolved.data["conditions"]["entry"]] == ["c1", "c2"]
+        assert resolved.fetched == ("conditions",)
+
+    async def test_a_sent_bundle_reporting_a_failed_search_with_no_server_is_412(self) -> None:
+        failed = bundle(COND) | {"entry": [{"resource": COND}, outcome("error")]}
+        req = request(
+            {"patient": PATIENT, "conditions": failed}, fhirServer=None, fhirAuthorization=None
+        )
+        with pytest.raises(PrefetchUnavailable) as info:
+            await run(req)
+        [issue] = info.value.issues
+        assert issue.expression == "prefetch.conditions"
+        assert issue.diagnostics == (
+            "prefetch conditions holds an OperationOutcome saying its search failed (an error "
+            "issue), and no fhirServer was given to fetch it again"
+        )
+
+    @pytest.mark.parametrize("severity", ["warning", "information", None])
+    async def test_a_sent_bundle_with_an_outcome_that_is_no_failure_is_read_as_sent(
+        self, severity: str | None
+    ) -> None:
+        sent = bundle(COND) | {"entry": [{"resource": COND}, outcome(str(severity))]}
+        if severity is None:  # an issue without a severity says no failure either
+            del sent["entry"][1]["resource"]["issue"][0]["severity"]
+        with respx.mock():  # any request would fail: nothing is mocked
+            resolved = await run(request({"patient": PATIENT, "conditions": sent}))
+        assert resolved.data["conditions"] == sent
+        assert resolved.fetched == ()
+
+    @pytest.mark.parametrize("page", [1, 2])
+    async def test_a_fetched_page_reporting_a_failed_search_is_412(self, page: int) -> None:
+        failed = bundle(COND) | {"entry": [{"resource": COND}, outcome("error")]}
+        with respx.mock(assert_all_called=False) as mock:
+            first = failed if page == 1 else bundle(COND, next_url=f"{BASE}/page2")
+            mock.get(f"{BASE}/Condition").respond(json=first)
+            page2 = mock.get(f"{BASE}/page2").respond(json=failed)
+            with pytest.raises(PrefetchUnavailable) as info:
+                await run(request({"patient": PATIENT}))
+        [issue] = info.value.issues
+        assert issue.expression == "prefetch.conditions"
+        assert "search reported an error (an OperationOutcome)" in issue.diagnostics
+        assert page2.call_count == page - 1  # the first page's failure asks for no more
+
+
 MEDS = {"medications": "MedicationStatement?patient={{context.patientId}}"}
 XGEVA = {"resourceType": "Medication", "id": "m1", "code": {"text": "Xgeva 120 mg"}}
 
