@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -35,7 +35,7 @@ from cds.fhir.records import (
 )
 from cds.fhir.screening import CONDITION_SETS, OBSERVATION_SETS, RESULT_SETS, SERVICE_SETS
 from cds.parameters import Parameters
-from cds.said import say
+from cds.said import Said, say
 from cds.terminology import Terminology
 
 _DONE = frozenset({"completed", "finished"})
@@ -104,6 +104,9 @@ class PatientFacts:
     deceased: bool = False  # the Patient resource records her death (on or before today)
     # The latest body weight within the weight freshness window: doses by weight are read by it.
     weight: Measurement | None = None
+    # Dates after today the facts were worked out without (a Condition's onset typed a year
+    # ahead): the resource is read, its date is not; named on a card of their own (R0b).
+    dates_set_aside: tuple[Excluded, ...] = ()
 
     @property
     def on_dialysis(self) -> bool:
@@ -154,19 +157,20 @@ def _deceased(patient: PatientRecord | None, as_of: date, lead_days: int) -> boo
     return patient.deceased_on is None or patient.deceased_on <= last_day(as_of, lead_days)
 
 
-def _undated_after_today(records: Records, today: date) -> Records:
-    """The chart with each Condition date after today read as no date: an onset or a record
-    date in the future is a record error (a year typed wrong), not a metastasis yet to come -
-    the condition is present, dated by its other date when that one is not in the future, as
-    a Condition with no onset is. An abatement after today: not abated yet. Read so, a
-    metastasis typed a year ahead made the therapies since it adjuvant and its tissue results
-    older than it."""
+def _undated_after_today(records: Records, today: date) -> tuple[Records, tuple[Excluded, ...]]:
+    """The chart with each Condition date after today read as no date, and each date so set
+    aside named: an onset or a record date in the future is a record error (a year typed
+    wrong), not a metastasis yet to come - the condition is present, dated by its other date
+    when that one is not in the future, as a Condition with no onset is. An abatement after
+    today: not abated yet. Read so, a metastasis typed a year ahead made the therapies since it
+    adjuvant and its tissue results older than it; set aside unsaid, the cards gave no hint
+    that the dates they show are not the chart's."""
 
     def after(d: date | None) -> bool:
         return d is not None and d > today
 
     if not any(after(c.onset) or after(c.recorded) or after(c.abated) for c in records.conditions):
-        return records  # the common case: the chart as read
+        return records, ()  # the common case: the chart as read
     conditions = tuple(
         replace(
             c,
@@ -176,7 +180,35 @@ def _undated_after_today(records: Records, today: date) -> Records:
         )
         for c in records.conditions
     )
-    return replace(records, conditions=conditions)
+    named = []
+    for c in records.conditions:
+        if said := _dates_set_aside(c.onset, c.recorded, after):
+            named.append(
+                Excluded("Condition", "onset[x]", said, resource_ref("Condition", c.id), c.code)
+            )
+        if after(c.abated):
+            said = say("condition-abated-after-today", on=c.abated)
+            named.append(
+                Excluded("Condition", "abatement[x]", said, resource_ref("Condition", c.id), c.code)
+            )
+    return replace(records, conditions=conditions), tuple(named)
+
+
+def _dates_set_aside(
+    onset: date | None, recorded: date | None, after: Callable[[date | None], bool]
+) -> Said | None:
+    """What a Condition's onset and recorded date after today leave it dated by, said once."""
+    if after(onset) and after(recorded):
+        return say("condition-dated-after-today", on=onset, recorded=recorded)
+    if after(onset):
+        if recorded is None:
+            return say("condition-onset-after-today-undated", on=onset)
+        return say("condition-onset-after-today", on=onset, recorded=recorded)
+    if after(recorded):
+        if onset is None:
+            return say("condition-recorded-after-today-undated", on=recorded)
+        return say("condition-recorded-after-today", on=recorded, onset=onset)
+    return None
 
 
 def _given_after_today(records: Records, today: date) -> tuple[Records, tuple[Excluded, ...]]:
@@ -209,7 +241,8 @@ def facts_from_records(
     records: Records, t: Terminology, params: Parameters, *, as_of: date
 ) -> PatientFacts:
     today = last_day(as_of, params.clock_lead_days)
-    records, given_later = _given_after_today(_undated_after_today(records, today), today)
+    records, dates_set_aside = _undated_after_today(records, today)
+    records, given_later = _given_after_today(records, today)
     disease = extract_disease(records.conditions, t, records.observations)
     meds, lines, systemic = _therapy(records, t, params, disease, as_of)
     her2_starts = [e.start for e in meds.active(*HER2_ANTIBODY_CLASSES) if e.start is not None]
@@ -253,6 +286,7 @@ def facts_from_records(
         **_activities(records, t),
         allergies=allergies,
         excluded=excluded,
+        dates_set_aside=dates_set_aside,
         breast_cancer_left_out=breast_cancer_left_out(
             excluded, records.conditions, t, metastatic=disease.metastatic.present
         ),

@@ -44,7 +44,7 @@ def r0_unreadable_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
 @rule(
     "R0b",
     hooks=ALL_HOOKS,
-    variants=("left-out", "diagnosis-left-out"),
+    variants=("left-out", "diagnosis-left-out", "dates-after-today"),
     bindings=("count",),
     # F1's, and the labs whose unusable values (impossible, a bound) are left out.
     valuesets=(
@@ -73,19 +73,35 @@ def r0b_left_out(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     have raised is missing with it. Each card that fires says so in a note; this card says it
     when none fires too, and when the breast cancer diagnosis itself was left out, so that no
     other rule could run (a warning then: clinical-logic §0 indicator policy, a check missing).
+
+    A Condition date after today (an onset typed a year ahead) is read as no date, the
+    condition kept: the cards' dates are then not the chart's, so the dates set aside are named
+    on an information card of their own (clinical-logic §3c D14: when dates conflict, the card
+    says which dates it used).
     """
-    if not f.excluded:
-        return []
-    diagnosis = not f.disease.breast_cancer.present
-    return [
-        Decision(
-            variant="diagnosis-left-out" if diagnosis else "left-out",
-            indicator="warning" if diagnosis else "info",
-            bindings={"count": str(len(f.excluded))},
-            data=tuple(_named(e) for e in f.excluded),
-            refs=tuple(e.ref for e in f.excluded if "(" not in e.ref),
+    out = []
+    if f.excluded:
+        diagnosis = not f.disease.breast_cancer.present
+        out.append(
+            Decision(
+                variant="diagnosis-left-out" if diagnosis else "left-out",
+                indicator="warning" if diagnosis else "info",
+                bindings={"count": str(len(f.excluded))},
+                data=tuple(_named(e) for e in f.excluded),
+                refs=tuple(e.ref for e in f.excluded if "(" not in e.ref),
+            )
         )
-    ]
+    if f.dates_set_aside:
+        out.append(
+            Decision(
+                variant="dates-after-today",
+                indicator="info",
+                bindings={"count": str(len({e.ref for e in f.dates_set_aside}))},
+                data=tuple(_named(e) for e in f.dates_set_aside),
+                refs=tuple(dict.fromkeys(e.ref for e in f.dates_set_aside)),
+            )
+        )
+    return out
 
 
 def _named(e: Excluded) -> Said:

@@ -73,21 +73,25 @@ class TestDisease:
         assert f.disease.metastatic_date == AS_OF - timedelta(days=300)
 
     @pytest.mark.parametrize(
-        ("onset", "recorded", "expected"),
+        ("onset", "recorded", "expected", "named"),
         [
-            (400, -300, -300),  # onset typed ahead: dated by when it was recorded
-            (400, 500, None),  # both ahead: present, undated
-            (1, 1, 1),  # a day ahead is a clock ahead (clock_lead_days), read as is
-            (-300, 400, -300),
+            # onset typed ahead: dated by when it was recorded
+            (400, -300, -300, "condition-onset-after-today"),
+            (400, 500, None, "condition-dated-after-today"),  # both ahead: present, undated
+            (400, None, None, "condition-onset-after-today-undated"),
+            (None, 400, None, "condition-recorded-after-today-undated"),
+            (1, 1, 1, None),  # a day ahead is a clock ahead (clock_lead_days), read as is
+            (-300, 400, -300, "condition-recorded-after-today"),
         ],
     )
     def test_a_condition_date_in_the_future_is_no_date(
         self,
         t: Terminology,
         params: Parameters,
-        onset: int,
-        recorded: int,
+        onset: int | None,
+        recorded: int | None,
         expected: int | None,
+        named: str | None,
     ) -> None:
         """A metastasis whose onset is typed a year ahead is present, not yet to come: read as
         a metastasis yet to come, the therapies since it were adjuvant and its tissue results
@@ -95,13 +99,34 @@ class TestDisease:
         p = metastatic(met_days=100)
         for r in p.resources:
             if r["resourceType"] == "Condition" and r["code"]["coding"][0]["code"] == "94222008":
-                r["onsetDateTime"] = (AS_OF + timedelta(days=onset)).isoformat()
-                r["recordedDate"] = (AS_OF + timedelta(days=recorded)).isoformat()
+                met = r
+        for element, days in (("onsetDateTime", onset), ("recordedDate", recorded)):
+            met.pop(element)
+            if days is not None:
+                met[element] = (AS_OF + timedelta(days=days)).isoformat()
         f = facts(p, t, params)
         assert f.disease.metastatic.present
         assert f.disease.metastatic_date == (
             None if expected is None else AS_OF + timedelta(days=expected)
         )
+        # The dates set aside are named (R0b), each Condition once; the resource is not left
+        # out: the other cards carry no note about it.
+        said = [e.reason for e in f.dates_set_aside]
+        assert [getattr(s, "key", s) for s in said] == ([named] if named else [])
+        assert [e.ref for e in f.dates_set_aside] == ([f"Condition/{met['id']}"] if named else [])
+        assert f.excluded == ()
+
+    def test_an_abatement_in_the_future_is_not_yet_and_named(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic(met_days=100)
+        mscc = p.condition("http://hl7.org/fhir/sid/icd-10-cm", "G95.20", "cord compression", 5)
+        mscc["abatementDateTime"] = (AS_OF + timedelta(days=360)).isoformat()
+        f = facts(p, t, params)
+        assert f.disease.cord_compression.present
+        [named] = f.dates_set_aside
+        assert (named.location, named.ref) == ("abatement[x]", f"Condition/{mscc['id']}")
+        assert getattr(named.reason, "key", None) == "condition-abated-after-today"
 
 
 MCODE = SHARED / "fhir-examples" / "mcode-ig" / "Bundle-mcode-patient-bundle-jenny-m.json"

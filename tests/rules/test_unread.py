@@ -40,6 +40,34 @@ class TestLeftOut:
         assert len(card.refs) == 2
         assert all(r.startswith("Observation/obs-") for r in card.refs)
 
+    def test_dates_after_today_set_aside_are_named_on_a_card_of_their_own(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """A Condition typed a year ahead is read without the date, not left out: its dates
+        are named on a card of their own, one line and one count per resource, and the left-
+        out card (and the note on every card) stays for resources left out."""
+        p = bone_patient()
+        met = next(r for r in p.resources if r["resourceType"] == "Condition" and "bone" in str(r))
+        met["onsetDateTime"] = met["recordedDate"] = p.day(-300)
+        mscc = p.condition(ICD10, "G95.20", "Unspecified cord compression", 3)
+        mscc["abatementDateTime"] = p.day(-360)
+        decisions = [d for d in run(p, t, params) if d.rule == "R0b"]
+        [card] = decisions
+        assert (card.variant, card.indicator) == ("dates-after-today", "info")
+        assert card.bindings["count"] == "2"
+        assert card.refs == (f"Condition/{met['id']}", f"Condition/{mscc['id']}")
+        assert [text(x) for x in card.data] == [
+            f"Condition/{met['id']}: onset {p.day(-300)} and recorded date {p.day(-300)} are "
+            "after today: set aside, the condition read as present with no date",
+            f"Condition/{mscc['id']}: abatement {p.day(-360)} is after today: set aside, the "
+            "condition read as not abated",
+        ]
+        _creatinine(p, 0)  # and a resource left out: both cards
+        assert sorted(d.variant for d in run(p, t, params) if d.rule == "R0b") == [
+            "dates-after-today",
+            "left-out",
+        ]
+
     def test_a_result_reported_as_a_bound_is_named_and_not_used(
         self, t: Terminology, params: Parameters
     ) -> None:
