@@ -104,8 +104,8 @@ class PatientFacts:
     deceased: bool = False  # the Patient resource records her death (on or before today)
     # The latest body weight within the weight freshness window: doses by weight are read by it.
     weight: Measurement | None = None
-    # Dates after today the facts were worked out without (a Condition's onset typed a year
-    # ahead): the resource is read, its date is not; named on a card of their own (R0b).
+    # Dates after today the facts were worked out without (a Condition's onset, a statement's
+    # start typed a year ahead): the resource is read, its date is not; named on R0b.
     dates_set_aside: tuple[Excluded, ...] = ()
 
     @property
@@ -211,6 +211,46 @@ def _dates_set_aside(
     return None
 
 
+# A statement that the patient takes, took or paused a medicine: its start is in the past.
+# ("intended" is a course to come, and "not-taken" one never begun: their dates are read as is.)
+_TAKEN = frozenset({"active", "completed", "stopped", "on-hold", "unknown"})
+
+
+def _statements_started_after_today(
+    records: Records, today: date
+) -> tuple[Records, tuple[Excluded, ...]]:
+    """The chart with each MedicationStatement that says the medicine is or was taken, but
+    from a date after today, read as taken since a date not known, and each named: the start
+    is a record error (a year typed wrong). Read as a course yet to come, T-DXd typed a year
+    ahead made the pneumonitis on it one before it (a warning for a critical card), and a
+    pneumonitis on T-DM1 or trastuzumab gave no card at all."""
+    late = [
+        m
+        for m in records.medications
+        if m.resource_type == "MedicationStatement"
+        and m.status in _TAKEN
+        and m.start is not None
+        and m.start > today
+    ]
+    if not late:
+        return records, ()  # the common case: the chart as read
+    undated = {id(m) for m in late}
+    medications = tuple(
+        replace(m, start=None) if id(m) in undated else m for m in records.medications
+    )
+    named = tuple(
+        Excluded(
+            m.resource_type,
+            "effective[x]",
+            say("statement-started-after-today", on=m.start),
+            resource_ref(m.resource_type, m.id),
+            m.medication,
+        )
+        for m in late
+    )
+    return replace(records, medications=medications), named
+
+
 def _given_after_today(records: Records, today: date) -> tuple[Records, tuple[Excluded, ...]]:
     """The chart without the doses charted as given after today, and each named: a dose given
     in the future is a record error (a year typed wrong), as a result dated so is. Read, it
@@ -241,7 +281,9 @@ def facts_from_records(
     records: Records, t: Terminology, params: Parameters, *, as_of: date
 ) -> PatientFacts:
     today = last_day(as_of, params.clock_lead_days)
-    records, dates_set_aside = _undated_after_today(records, today)
+    records, conditions_set_aside = _undated_after_today(records, today)
+    records, statements_set_aside = _statements_started_after_today(records, today)
+    dates_set_aside = conditions_set_aside + statements_set_aside
     records, given_later = _given_after_today(records, today)
     disease = extract_disease(records.conditions, t, records.observations)
     meds, lines, systemic = _therapy(records, t, params, disease, as_of)

@@ -74,10 +74,10 @@ def r0b_left_out(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     when none fires too, and when the breast cancer diagnosis itself was left out, so that no
     other rule could run (a warning then: clinical-logic §0 indicator policy, a check missing).
 
-    A Condition date after today (an onset typed a year ahead) is read as no date, the
-    condition kept: the cards' dates are then not the chart's, so the dates set aside are named
-    on an information card of their own (clinical-logic §3c D14: when dates conflict, the card
-    says which dates it used).
+    A Condition date after today (an onset typed a year ahead), or the start of a medicine a
+    statement says is or was taken, is read as no date, the resource kept: the cards' dates
+    are then not the chart's, so the dates set aside are named on an information card of
+    their own (clinical-logic §3c D14: when dates conflict, the card says which dates it used).
     """
     out = []
     if f.excluded:

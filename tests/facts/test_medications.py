@@ -7,11 +7,12 @@ from datetime import date, timedelta
 import pytest
 
 from cds.parameters import Parameters
-from cds.said import Said
+from cds.said import Said, say
 from cds.terminology import Concept, Terminology
 from fixtures.factories import (
     PERT,
     PROLIA,
+    TDXD,
     TRAS,
     XGEVA,
     ZOL4,
@@ -382,6 +383,40 @@ def test_a_dose_charted_as_given_after_today_is_left_out_and_named(
         reason = f.excluded[0].reason
         assert isinstance(reason, Said)
         assert reason.key == "dose-given-after-today"
+
+
+@pytest.mark.parametrize(
+    ("status", "days_ahead", "set_aside"),
+    [
+        ("active", 300, True),  # taken from a date after today: a year typed wrong
+        ("completed", 300, True),
+        ("stopped", 300, True),
+        ("on-hold", 300, True),
+        ("unknown", 300, True),
+        ("intended", 300, False),  # a course to come: its date is read as is
+        ("not-taken", 300, False),  # never begun: its date is read as is
+        ("active", 1, False),  # a day ahead is a clock ahead (clock_lead_days)
+        ("active", -30, False),
+    ],
+)
+def test_a_statement_taken_from_a_date_after_today_is_read_undated_and_named(
+    t: Terminology, params: Parameters, status: str, days_ahead: int, set_aside: bool
+) -> None:
+    """T-DXd typed a year ahead was read as a course yet to come: the pneumonitis on it became
+    one before it (a warning for a critical card). The medicine is read as taken since a date
+    not known, and the date named (R0b); the statement is not left out."""
+    p = metastatic()
+    p.med("MedicationStatement", TDXD, status=status, start=-days_ahead, dose="5.4 mg/kg q3w")
+    f = facts(p, t, params)
+    assert f.excluded == ()
+    starts = [e.start for e in f.meds.exposures if e.ingredient == "trastuzumab deruxtecan"]
+    assert starts == [None if set_aside else p.as_of + timedelta(days=days_ahead)]
+    said = [e.reason for e in f.dates_set_aside]
+    assert said == (
+        [say("statement-started-after-today", on=p.as_of + timedelta(days=300))]
+        if set_aside
+        else []
+    )
 
 
 class TestActivities:
