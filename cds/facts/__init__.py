@@ -28,6 +28,7 @@ from cds.fhir.reading import read_records
 from cds.fhir.records import (
     ActivityRecord,
     Excluded,
+    ObservationRecord,
     PatientRecord,
     Records,
     allergens,
@@ -138,8 +139,12 @@ def _latest_disease_status(records: Records, t: Terminology) -> str | None:
     statuses = records.observations_coded_in(t["disease-status"])
     if not statuses:
         return None
-    latest = max(statuses, key=lambda o: o.effective or date.min)
-    value = latest.value.concept
+    return _status_word(max(statuses, key=lambda o: o.effective or date.min), t)
+
+
+def _status_word(o: ObservationRecord, t: Terminology) -> str:
+    """A CancerDiseaseStatus result as the rules read it: worsened, stable or undetermined."""
+    value = o.value.concept
     if value is None:
         return "undetermined"
     if t["status-worsened"].matches_code(value):
@@ -147,6 +152,48 @@ def _latest_disease_status(records: Records, t: Terminology) -> str | None:
     if t["status-not-progressed"].matches_code(value):
         return "stable"
     return "undetermined"
+
+
+def _statuses_after_today(
+    records: Records, t: Terminology, today: date
+) -> tuple[Records, tuple[Excluded, ...]]:
+    """The chart without the disease status results dated after today, each named: a status
+    in the future is a record error (a year typed wrong), as a lab result so dated is. Read,
+    a 'worsened' typed a year ahead was progression on the line in use - a card to change a
+    line that works (clinical-logic §3b C6) - and a 'stable' so typed the latest status for
+    a year, whatever came after it."""
+    late = [
+        o
+        for o in records.observations_coded_in(t["disease-status"])
+        if o.effective is not None and o.effective > today
+    ]
+    if not late:
+        return records, ()  # the common case: the chart as read
+    left_out = {id(o) for o in late}
+    named = tuple(
+        Excluded(
+            "Observation",
+            "effective[x]",
+            say("status-dated-after-today", status=_status_word(o, t), on=o.effective),
+            resource_ref("Observation", o.id),
+            o.code,
+        )
+        for o in late
+    )
+    # A new Records: what the old one worked out by value set counted the results left out.
+    kept = Records(
+        patient=records.patient,
+        conditions=records.conditions,
+        observations=tuple(o for o in records.observations if id(o) not in left_out),
+        medications=records.medications,
+        activities=records.activities,
+        allergies=records.allergies,
+        specimen_dates=records.specimen_dates,
+        excluded=records.excluded,
+        preliminary=records.preliminary,
+        received=records.received,
+    )
+    return kept, named
 
 
 def _deceased(patient: PatientRecord | None, as_of: date, lead_days: int) -> bool:
@@ -285,6 +332,7 @@ def facts_from_records(
     records, statements_set_aside = _statements_started_after_today(records, today)
     dates_set_aside = conditions_set_aside + statements_set_aside
     records, given_later = _given_after_today(records, today)
+    records, statuses_later = _statuses_after_today(records, t, today)
     disease = extract_disease(records.conditions, t, records.observations)
     meds, lines, systemic = _therapy(records, t, params, disease, as_of)
     her2_starts = [e.start for e in meds.active(*HER2_ANTIBODY_CLASSES) if e.start is not None]
@@ -293,6 +341,7 @@ def facts_from_records(
     excluded = (
         records.excluded
         + given_later
+        + statuses_later
         + unusable_values(records, t, as_of=as_of, lead_days=lead, ranges=params.lab_read_ranges)
     )
     if records.preliminary:

@@ -191,6 +191,37 @@ class TestLines:
         assert f.lines.progression == "high"
         assert f.lines.next_line_number() == 2
 
+    @pytest.mark.parametrize(
+        ("typed_ahead", "progression", "latest"),
+        [
+            # 'worsened' typed a year ahead: no progression on the line in use, and named
+            ((("worsened", -300),), "none", None),
+            # 'stable' typed a year ahead hides nothing: the worsening after it is read
+            ((("worsened", 20), ("stable", -300)), "high", "worsened"),
+            ((("worsened", -1),), "high", "worsened"),  # a day ahead is a clock ahead
+        ],
+    )
+    def test_a_disease_status_dated_after_today_is_left_out_and_named(
+        self,
+        t: Terminology,
+        params: Parameters,
+        typed_ahead: tuple[tuple[str, int], ...],
+        progression: str,
+        latest: str | None,
+    ) -> None:
+        p = metastatic(met_days=600)
+        self.thp(p, 500)
+        for status, days_ago in typed_ahead:
+            p.disease_status(days_ago, *(WORSENED if status == "worsened" else STABLE))
+        f = facts(p, t, params)
+        assert f.lines.progression == progression
+        assert f.latest_disease_status == latest
+        late = [(s, d) for s, d in typed_ahead if d < -1]
+        assert [text(e.reason) for e in f.excluded] == [
+            f"disease status '{s}' dated {p.day(d)}, after today: the checks leave it out"
+            for s, d in late
+        ]
+
     def test_progression_by_stop_reason(self, t: Terminology, params: Parameters) -> None:
         p = metastatic(met_days=600)
         self.thp(p, 500, 20, PROGRESSION)
