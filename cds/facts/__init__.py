@@ -22,7 +22,13 @@ from cds.facts.labs import (
 )
 from cds.facts.lines import LineHistory, extract_lines, metastatic_setting
 from cds.facts.medications import HER2_ANTIBODY_CLASSES, Medications, extract_medications
-from cds.facts.receptors import Receptors, extract_receptors, pending_named
+from cds.facts.receptors import (
+    Receptors,
+    extract_receptors,
+    marker_kind,
+    marker_name,
+    pending_named,
+)
 from cds.facts.systemic_lines import SystemicLines, extract_systemic_lines
 from cds.fhir.reading import read_records
 from cds.fhir.records import (
@@ -154,32 +160,34 @@ def _status_word(o: ObservationRecord, t: Terminology) -> str:
     return "undetermined"
 
 
-def _statuses_after_today(
+def _results_after_today(
     records: Records, t: Terminology, today: date
 ) -> tuple[Records, tuple[Excluded, ...]]:
-    """The chart without the disease status results dated after today, each named: a status
-    in the future is a record error (a year typed wrong), as a lab result so dated is. Read,
-    a 'worsened' typed a year ahead was progression on the line in use - a card to change a
-    line that works (clinical-logic §3b C6) - and a 'stable' so typed the latest status for
-    a year, whatever came after it."""
-    late = [
-        o
-        for o in records.observations_coded_in(t["disease-status"])
-        if o.effective is not None and o.effective > today
-    ]
+    """The chart without the disease status and tumour marker results dated after today, each
+    named: a result in the future is a record error (a year typed wrong), as a lab result so
+    dated is (those are named with the labs). Read, a 'worsened' typed a year ahead was
+    progression on the line in use - a card to change a line that works (clinical-logic §3b
+    C6) - and a primary's HER2-positive result typed years ahead the latest, metastatic one:
+    first-line HER2-targeted therapy offered for disease re-tested HER2-negative."""
+    late = [o for o in records.observations if o.effective is not None and o.effective > today]
     if not late:
         return records, ()  # the common case: the chart as read
-    left_out = {id(o) for o in late}
-    named = tuple(
-        Excluded(
-            "Observation",
-            "effective[x]",
-            say("status-dated-after-today", status=_status_word(o, t), on=o.effective),
-            resource_ref("Observation", o.id),
-            o.code,
+    statuses = t["disease-status"]
+    named: list[Excluded] = []
+    left_out: set[int] = set()
+    for o in late:
+        if statuses.matches_code(o.code):
+            said = say("status-dated-after-today", status=_status_word(o, t), on=o.effective)
+        elif marker_kind(o, t) is not None:
+            said = say("marker-dated-after-today", what=marker_name(o, t), on=o.effective)
+        else:
+            continue  # a lab result: named with the labs (unusable_values)
+        left_out.add(id(o))
+        named.append(
+            Excluded("Observation", "effective[x]", said, resource_ref("Observation", o.id), o.code)
         )
-        for o in late
-    )
+    if not named:
+        return records, ()
     # A new Records: what the old one worked out by value set counted the results left out.
     kept = Records(
         patient=records.patient,
@@ -193,7 +201,7 @@ def _statuses_after_today(
         preliminary=records.preliminary,
         received=records.received,
     )
-    return kept, named
+    return kept, tuple(named)
 
 
 def _deceased(patient: PatientRecord | None, as_of: date, lead_days: int) -> bool:
@@ -332,7 +340,7 @@ def facts_from_records(
     records, statements_set_aside = _statements_started_after_today(records, today)
     dates_set_aside = conditions_set_aside + statements_set_aside
     records, given_later = _given_after_today(records, today)
-    records, statuses_later = _statuses_after_today(records, t, today)
+    records, results_later = _results_after_today(records, t, today)
     disease = extract_disease(records.conditions, t, records.observations)
     meds, lines, systemic = _therapy(records, t, params, disease, as_of)
     her2_starts = [e.start for e in meds.active(*HER2_ANTIBODY_CLASSES) if e.start is not None]
@@ -341,7 +349,7 @@ def facts_from_records(
     excluded = (
         records.excluded
         + given_later
-        + statuses_later
+        + results_later
         + unusable_values(records, t, as_of=as_of, lead_days=lead, ranges=params.lab_read_ranges)
     )
     if records.preliminary:

@@ -223,20 +223,26 @@ def _markers_oldest_first(
     alone: the order sorting the whole chart gave them)."""
     marked: list[tuple[date | None, str, ObservationRecord]] = []
     for obs in records.observations:
-        in_sets = t.codes.sets_of(obs.code)
-        kind: str | None
-        if not _ANY_MARKER.isdisjoint(in_sets):
-            kind = next(k for k in MARKER_SETS if k in in_sets)
-        elif not in_sets and not t.codes.deciding_codes(obs.code):
-            # A result under a local code or its name alone (a pathology report): its words. A
-            # concept in any value set is coded in a known system, which decides (D11).
-            kind = next((k for k in MARKER_SETS if t[k].matches(obs.code)), None)
-        else:
-            continue  # most of a chart: labs, vital signs
-        if kind is not None:
+        if (kind := marker_kind(obs, t)) is not None:
             marked.append((when(obs), kind, obs))
     marked.sort(key=lambda m: (m[0] is None, m[0] or date.min))
     return marked
+
+
+def marker_kind(obs: ObservationRecord, t: Terminology) -> str | None:
+    """Which tumour marker a result is (its MARKER_SETS value set), or None: by its codes, or
+    for a result under a local code or its name alone (a pathology report), by its words. A
+    concept in any value set is coded in a known system, which decides (D11)."""
+    in_sets = t.codes.sets_of(obs.code)
+    if not _ANY_MARKER.isdisjoint(in_sets):
+        return next(k for k in MARKER_SETS if k in in_sets)
+    if not in_sets and not t.codes.deciding_codes(obs.code):
+        return next((k for k in MARKER_SETS if t[k].matches(obs.code)), None)
+    return None  # most of a chart: labs, vital signs
+
+
+def marker_name(o: ObservationRecord, t: Terminology) -> str:
+    return result_name(o, next(t[k] for k in MARKER_SETS if t[k].matches(o.code)))
 
 
 def extract_receptors(
@@ -298,16 +304,12 @@ def pending_named(records: Records, t: Terminology) -> tuple[Excluded, ...]:
         Excluded(
             "Observation",
             "status",
-            say("marker-not-final", what=_marker_name(o, t), on=o.effective, status=o.status),
+            say("marker-not-final", what=marker_name(o, t), on=o.effective, status=o.status),
             resource_ref("Observation", o.id),
             o.code,
         )
         for o in pending_markers(records, t)
     )
-
-
-def _marker_name(o: ObservationRecord, t: Terminology) -> str:
-    return result_name(o, next(t[k] for k in MARKER_SETS if t[k].matches(o.code)))
 
 
 def _her2_diagnosis(records: Records, t: Terminology) -> MarkerResult | None:

@@ -225,6 +225,29 @@ class TestReceptors:
         assert f.receptors.her2_positive is True
         assert "HER2 negative on the primary" in text(f.receptors.discordances()[0])
 
+    @pytest.mark.parametrize(("days_ahead", "left_out"), [(300, True), (1, False)])
+    def test_a_result_dated_after_today_is_left_out_and_named(
+        self, t: Terminology, params: Parameters, days_ahead: int, left_out: bool
+    ) -> None:
+        """The primary's HER2-positive result typed years ahead was the latest, metastatic
+        result: HER2-positive disease for a metastasis re-tested negative. Left out and named
+        (R0b); a day ahead is a clock ahead (clock_lead_days), read as is."""
+        p = metastatic()
+        p.her2(-days_ahead, "pos")
+        p.her2(90, "neg")
+        f = facts(p, t, params)
+        assert f.receptors.her2 is not None
+        assert f.receptors.her2.status == ("negative" if left_out else "positive")
+        named = [text(e.reason) for e in f.excluded]
+        assert named == (
+            [
+                f"HER2 final interpretation in tissue dated {p.day(-days_ahead)}, after today: "
+                "the checks leave it out"
+            ]
+            if left_out
+            else []
+        )
+
     @pytest.mark.parametrize(
         ("code", "status", "category"),
         [("427685000", "positive", "positive"), ("431396003", "negative", "unknown")],
