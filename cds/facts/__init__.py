@@ -43,7 +43,7 @@ from cds.fhir.records import (
 from cds.fhir.screening import CONDITION_SETS, OBSERVATION_SETS, RESULT_SETS, SERVICE_SETS
 from cds.parameters import Parameters
 from cds.said import Said, say
-from cds.terminology import Terminology
+from cds.terminology import Concept, Terminology
 
 _DONE = frozenset({"completed", "finished"})
 # Every value set the fact extractors read, checked when knowledge loads: a missing file stops
@@ -306,6 +306,42 @@ def _statements_started_after_today(
     return replace(records, medications=medications), named
 
 
+def _procedures_after_today(records: Records, today: date) -> tuple[Records, tuple[Excluded, ...]]:
+    """The chart without the Procedures said done or begun on a date after today, each named:
+    the date is a record error (a year typed wrong), as a dose given then is. Read, radiotherapy
+    typed a year ahead was the treatment that follows a cord compression (no critical card),
+    and a dental exam so typed a recent one. One in preparation is planned: read as is."""
+    late = [
+        a
+        for a in records.activities
+        if a.resource_type == "Procedure"
+        and a.status != "preparation"
+        and a.when is not None
+        and a.when > today
+    ]
+    if not late:
+        return records, ()  # the common case: the chart as read
+    left_out = {id(a) for a in late}
+    named = tuple(
+        Excluded(
+            "Procedure",
+            "performed[x]",
+            say("procedure-dated-after-today", what=_as_named(a.code), on=a.when),
+            resource_ref("Procedure", a.id),
+            a.code,
+        )
+        for a in late
+    )
+    kept = tuple(a for a in records.activities if id(a) not in left_out)
+    return replace(records, activities=kept), named
+
+
+def _as_named(code: Concept) -> str:
+    """A code as the record names it: its text, else a coding's display, else its code."""
+    named = code.text or next((c.display for c in code.codings if c.display), None)
+    return named or next((c.code for c in code.codings if c.code), "")
+
+
 def _given_after_today(records: Records, today: date) -> tuple[Records, tuple[Excluded, ...]]:
     """The chart without the doses charted as given after today, and each named: a dose given
     in the future is a record error (a year typed wrong), as a result dated so is. Read, it
@@ -341,6 +377,7 @@ def facts_from_records(
     dates_set_aside = conditions_set_aside + statements_set_aside
     records, given_later = _given_after_today(records, today)
     records, results_later = _results_after_today(records, t, today)
+    records, done_later = _procedures_after_today(records, today)
     disease = extract_disease(records.conditions, t, records.observations)
     meds, lines, systemic = _therapy(records, t, params, disease, as_of)
     her2_starts = [e.start for e in meds.active(*HER2_ANTIBODY_CLASSES) if e.start is not None]
@@ -350,6 +387,7 @@ def facts_from_records(
         records.excluded
         + given_later
         + results_later
+        + done_later
         + unusable_values(records, t, as_of=as_of, lead_days=lead, ranges=params.lab_read_ranges)
     )
     if records.preliminary:

@@ -18,6 +18,7 @@ from fixtures.factories import (
     ZOL4,
 )
 from tests.facts.helpers import facts, metastatic
+from tests.rules.helpers import text
 
 REFUSAL = ("105480006", "Refusal of treatment by patient")
 FINANCIAL = ("160932005", "Financial problem")
@@ -420,6 +421,35 @@ def test_a_statement_taken_from_a_date_after_today_is_read_undated_and_named(
 
 
 class TestActivities:
+    @pytest.mark.parametrize(
+        ("status", "days_ahead", "left_out"),
+        [
+            ("completed", 300, True),  # done in the future: a record error
+            ("in-progress", 300, True),
+            ("preparation", 300, False),  # planned: read as is (and not a done exam)
+            ("completed", 1, False),  # a day ahead is a clock ahead (clock_lead_days)
+        ],
+    )
+    def test_a_procedure_done_after_today_is_left_out_and_named(
+        self, t: Terminology, params: Parameters, status: str, days_ahead: int, left_out: bool
+    ) -> None:
+        """A dental exam typed a year ahead stood for a recent one (no dental card before a
+        first bone agent), and radiotherapy so typed for the treatment of a cord compression."""
+        p = metastatic()
+        p.dental_exam(-days_ahead)
+        p.resources[-1]["status"] = status
+        f = facts(p, t, params)
+        named = [text(e.reason) for e in f.excluded]
+        assert named == (
+            [
+                f"Dental consultation and report (procedure) dated {p.day(-days_ahead)}, after "
+                "today: the checks leave it out"
+            ]
+            if left_out
+            else []
+        )
+        assert len(f.dental_evaluations) == (0 if left_out or status == "preparation" else 1)
+
     def test_dental_encounter_and_completed_referral_count(
         self, t: Terminology, params: Parameters
     ) -> None:
