@@ -34,6 +34,7 @@ from cds.fhir.reading import read_records
 from cds.fhir.records import (
     ActivityRecord,
     Excluded,
+    MedicationRecord,
     ObservationRecord,
     PatientRecord,
     Records,
@@ -266,27 +267,31 @@ def _dates_set_aside(
     return None
 
 
-# A statement that the patient takes, took or paused a medicine: its start is in the past.
-# ("intended" is a course to come, and "not-taken" one never begun: their dates are read as is.)
+# A record that the patient takes, took or paused a medicine: its course began before today.
+# (A statement "intended" is a course to come, one "not-taken" never begun: read as is.)
 _TAKEN = frozenset({"active", "completed", "stopped", "on-hold", "unknown"})
 
 
-def _statements_started_after_today(
+def _started_after_today(m: MedicationRecord, today: date) -> bool:
+    """A course said taken that starts after today: a statement so dated, or an order whose
+    start and writing date are both after today (an order's start alone may lie ahead: a
+    course planned to begin next week)."""
+    if m.status not in _TAKEN or m.do_not_perform or m.start is None or m.start <= today:
+        return False  # (an order not to give is no course: R0c reads its dates as they are)
+    if m.resource_type == "MedicationStatement":
+        return True
+    return m.resource_type == "MedicationRequest" and m.authored is not None and m.authored > today
+
+
+def _courses_started_after_today(
     records: Records, today: date
 ) -> tuple[Records, tuple[Excluded, ...]]:
-    """The chart with each MedicationStatement that says the medicine is or was taken, but
-    from a date after today, read as taken since a date not known, and each named: the start
-    is a record error (a year typed wrong). Read as a course yet to come, T-DXd typed a year
-    ahead made the pneumonitis on it one before it (a warning for a critical card), and a
+    """The chart with each medicine said taken from a date after today - a statement so dated,
+    an order written after today - read as taken since a date not known, and each named: the
+    date is a record error (a year typed wrong). Read as a course yet to come, T-DXd typed a
+    year ahead made the pneumonitis on it one before it (a warning for a critical card), and a
     pneumonitis on T-DM1 or trastuzumab gave no card at all."""
-    late = [
-        m
-        for m in records.medications
-        if m.resource_type == "MedicationStatement"
-        and m.status in _TAKEN
-        and m.start is not None
-        and m.start > today
-    ]
+    late = [m for m in records.medications if _started_after_today(m, today)]
     if not late:
         return records, ()  # the common case: the chart as read
     undated = {id(m) for m in late}
@@ -296,8 +301,10 @@ def _statements_started_after_today(
     named = tuple(
         Excluded(
             m.resource_type,
-            "effective[x]",
-            say("statement-started-after-today", on=m.start),
+            "effective[x]" if m.resource_type == "MedicationStatement" else "authoredOn",
+            say("statement-started-after-today", on=m.start)
+            if m.resource_type == "MedicationStatement"
+            else say("order-written-after-today", on=m.authored),
             resource_ref(m.resource_type, m.id),
             m.medication,
         )
@@ -373,7 +380,7 @@ def facts_from_records(
 ) -> PatientFacts:
     today = last_day(as_of, params.clock_lead_days)
     records, conditions_set_aside = _undated_after_today(records, today)
-    records, statements_set_aside = _statements_started_after_today(records, today)
+    records, statements_set_aside = _courses_started_after_today(records, today)
     dates_set_aside = conditions_set_aside + statements_set_aside
     records, given_later = _given_after_today(records, today)
     records, results_later = _results_after_today(records, t, today)

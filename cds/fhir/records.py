@@ -95,6 +95,8 @@ class MedicationRecord:
     treatment_intent: Concept | None = None
     # An order not to give the medicine (MedicationRequest.doNotPerform): never a course of it.
     do_not_perform: bool = False
+    # The day an order was written (MedicationRequest.authoredOn): never after today.
+    authored: date | None = None
 
     @property
     def reference(self) -> str:
@@ -342,6 +344,7 @@ def medication_record(
     rid: str, raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
 ) -> MedicationRecord:
     rtype = raw["resourceType"]
+    authored = None
     if rtype == "MedicationRequest":
         doses = tuple(read_dose(d) for d in json_list(raw.get("dosageInstruction")))
         # The course dates: the dosing's own bounds (EHRs write an order's start and stop
@@ -351,7 +354,8 @@ def medication_record(
         if isinstance(validity, dict):
             start = start or fhir_date(validity.get("start"))
             end = end or fhir_date(validity.get("end"))
-        start = start or fhir_date(raw.get("authoredOn"))
+        authored = fhir_date(raw.get("authoredOn"))
+        start = start or authored
     elif rtype == "MedicationStatement":
         doses = tuple(read_dose(d) for d in json_list(raw.get("dosage")))
         start, end = choice_period(raw, "effective")
@@ -381,6 +385,7 @@ def medication_record(
         treatment_intent=_treatment_intent(raw) if "extension" in raw else None,
         # Only a request can be one not to give (R4): another type's would be unchecked.
         do_not_perform=rtype == "MedicationRequest" and raw.get("doNotPerform") is True,
+        authored=authored,
     )
 
 

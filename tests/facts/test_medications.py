@@ -420,6 +420,44 @@ def test_a_statement_taken_from_a_date_after_today_is_read_undated_and_named(
     )
 
 
+@pytest.mark.parametrize(
+    ("authored", "bounds", "set_aside"),
+    [
+        (300, None, True),  # its only date, written after today: a record error
+        (300, 300, True),
+        (-30, 300, False),  # written a month ago to start later: a course planned
+        (None, 300, False),
+    ],
+)
+def test_an_order_written_after_today_is_read_undated_and_named(
+    t: Terminology,
+    params: Parameters,
+    authored: int | None,
+    bounds: int | None,
+    set_aside: bool,
+) -> None:
+    """An order cannot be written in the future: an active T-DXd order whose authoredOn is
+    after today, and its start with it, is read as taken since a date not known (named, R0b);
+    an order written before today to start later is read as planned."""
+    p = metastatic()
+    p.med("MedicationRequest", TDXD, status="active", start=0, dose="5.4 mg/kg q3w")
+    order = p.resources[-1]
+    order.pop("authoredOn", None)
+    if authored is not None:
+        order["authoredOn"] = p.day(-authored)
+    if bounds is not None:
+        order["dosageInstruction"][0]["timing"] = {
+            "repeat": {"boundsPeriod": {"start": p.day(-bounds)}}
+        }
+    f = facts(p, t, params)
+    [start] = [e.start for e in f.meds.exposures if e.ingredient == "trastuzumab deruxtecan"]
+    assert start == (None if set_aside else p.as_of + timedelta(days=300))
+    said = [e.reason for e in f.dates_set_aside]
+    assert said == (
+        [say("order-written-after-today", on=p.as_of + timedelta(days=300))] if set_aside else []
+    )
+
+
 class TestActivities:
     @pytest.mark.parametrize(
         ("status", "days_ahead", "left_out"),
