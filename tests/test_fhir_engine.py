@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -200,11 +201,7 @@ def test_a_prefetch_sent_a_page_at_a_time_is_read_whole(
     whole = through_engine.post(f"/cds-services/{sc.service}", json=body)
     assert digest(whole.json()) == sc.expected
 
-    body["fhirServer"] = engine.replace("127.0.0.1", "localhost")  # not allowed: no fetching
-    refused = through_engine.post(f"/cds-services/{sc.service}", json=body)
-    assert refused.status_code == 412
-    named = {i["expression"][0] for i in refused.json()["issue"]}
-    assert named == {f"prefetch.{key}" for key in paged}
+    assert_refused_naming(through_engine, sc.service, body, engine, paged)
 
 
 def test_a_prefetch_whose_search_failed_in_part_is_fetched_again(
@@ -237,11 +234,18 @@ def test_a_prefetch_whose_search_failed_in_part_is_fetched_again(
     whole = through_engine.post(f"/cds-services/{sc.service}", json=body)
     assert digest(whole.json()) == sc.expected
 
-    body["fhirServer"] = engine.replace("127.0.0.1", "localhost")  # not allowed: no fetching
-    refused = through_engine.post(f"/cds-services/{sc.service}", json=body)
+    assert_refused_naming(through_engine, sc.service, body, engine, cut)
+
+
+def assert_refused_naming(
+    through_engine: TestClient, service: str, body: dict[str, Any], engine: str, keys: list[str]
+) -> None:
+    """With no server it may fetch from, the call is refused (412) naming exactly `keys`."""
+    body = body | {"fhirServer": engine.replace("127.0.0.1", "localhost")}  # not allowed
+    refused = through_engine.post(f"/cds-services/{service}", json=body)
     assert refused.status_code == 412
     named = {i["expression"][0] for i in refused.json()["issue"]}
-    assert named == {f"prefetch.{key}" for key in cut}
+    assert named == {f"prefetch.{key}" for key in keys}
 
 
 def test_a_long_treated_patients_chart_is_fetched_whole(

@@ -190,3 +190,15 @@ def not_progressed(obs: ObservationRecord, t: Terminology) -> bool:
 
 def _d(value: date | None) -> date | Said:
     return value if value else say("date-unknown-bracketed")
+
+
+def status_word(o: ObservationRecord, t: Terminology) -> str:
+    """A CancerDiseaseStatus result as the rules read it: worsened, stable or undetermined."""
+    value = o.value.concept
+    if value is None:
+        return "undetermined"
+    if t["status-worsened"].matches_code(value):
+        return "worsened"
+    if t["status-not-progressed"].matches_code(value):
+        return "stable"
+    return "undetermined"

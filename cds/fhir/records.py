@@ -155,14 +155,17 @@ class Records:
     # Which kinds of data arrived at all: absent data is unknown, never negative.
     received: frozenset[str] = frozenset()
     # Observations by value set (and whether text counted), worked out once a call: several
-    # facts read the same labs.
+    # facts read the same labs. These memos are not init fields: a copy made with
+    # dataclasses.replace (the chart with a result set aside) starts with its own, empty.
     _in_set: dict[tuple[str, bool], tuple[ObservationRecord, ...]] = field(
-        default_factory=dict, compare=False, repr=False
+        default_factory=dict, init=False, compare=False, repr=False
     )
     # Their distinct codes: a chart repeats a few (sixty creatinines are one concept, shared).
-    _codes: dict[int, Concept] = field(default_factory=dict, compare=False, repr=False)
+    _codes: dict[int, Concept] = field(default_factory=dict, init=False, compare=False, repr=False)
     # What the facts work out from these records, once a call (each lab read into its unit).
-    _once: dict[Hashable, object] = field(default_factory=dict, compare=False, repr=False)
+    _once: dict[Hashable, object] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def once(self, key: Hashable, compute: Callable[[], _T]) -> _T:
         """`compute()`, worked out once for these records: several facts read the same labs."""

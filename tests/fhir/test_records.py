@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -571,4 +572,9 @@ def test_observations_are_picked_by_value_set_in_the_order_sent(t: Terminology) 
     assert ids(records.observations_in(t["lvef"])) == ["f4"]
     assert ids(records.observations_coded_in(t["lvef"])) == []
     only = read_records([obs("c1", creatinine), obs("c2", creatinine)], t)
+    assert ids(only.observations_in(t["creatinine"])) == ["c1", "c2"]
+    # A copy with a result set aside (dataclasses.replace) works its picks out again: the
+    # memos of the chart it was copied from held the result.
+    fewer = replace(only, observations=only.observations[:1])
+    assert ids(fewer.observations_in(t["creatinine"])) == ["c1"]
     assert ids(only.observations_in(t["creatinine"])) == ["c1", "c2"]
