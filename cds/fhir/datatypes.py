@@ -90,9 +90,43 @@ class Ratio(TypedDict, total=False):
 
 
 @with_config(STRICT)
-class Period(TypedDict, total=False):
+class _PeriodFields(TypedDict, total=False):
     start: DateTime
     end: DateTime
+
+
+def _start_not_after_end(period: _PeriodFields) -> _PeriodFields:
+    """FHIR R4 invariant per-1: a period's start is not after its end. Compared by the day,
+    with a day to spare (a time in one zone against a time in another), and a partial date by
+    the days it may be (2026-05 against 2026-05-12 is no contradiction). Read reversed, a course
+    ended before it began: a trastuzumab course so sent hid the anthracycline washout card."""
+    start, end = period.get("start"), period.get("end")
+    if start is not None and end is not None and (_earliest(start) - _latest(end)).days > 1:
+        raise ValueError("start is after end (FHIR R4 invariant per-1)")
+    return period
+
+
+def _earliest(value: str) -> dt.date:
+    """The first day a (checked) date or dateTime may be: 2026-05 is 1 May 2026."""
+    year = int(value[:4])
+    if len(value) >= 10:
+        return dt.date.fromisoformat(value[:10])
+    return dt.date(year, int(value[5:7]), 1) if len(value) >= 7 else dt.date(year, 1, 1)
+
+
+def _latest(value: str) -> dt.date:
+    """The last day a (checked) date or dateTime may be: 2026-05 is 31 May 2026."""
+    year = int(value[:4])
+    if len(value) >= 10:
+        return dt.date.fromisoformat(value[:10])
+    if len(value) < 7:
+        return dt.date(year, 12, 31)
+    month = int(value[5:7])
+    first_of_next = dt.date(year + month // 12, month % 12 + 1, 1)
+    return first_of_next - dt.timedelta(days=1)
+
+
+Period = Annotated[_PeriodFields, AfterValidator(_start_not_after_end)]
 
 
 @with_config(STRICT)

@@ -90,6 +90,10 @@ def test_the_scenario_library_gives_identical_cards_in_both_modes(
     assert compared >= 90
 
 
+def _period(start: str, end: str) -> dict[str, str]:
+    return {"start": start, "end": end}
+
+
 class TestReadFields:
     """A resource wrong where the rules read is excluded, with where and why."""
 
@@ -114,6 +118,18 @@ class TestReadFields:
             ),
             ({"id": "crea_1"}, "id"),
             ({"effectiveDateTime": None}, "effectiveDateTime"),  # JSON null: FHIR forbids it
+            # FHIR R4 invariant per-1: a period that ends before it starts
+            (
+                {"effectiveDateTime": _DROP, "effectivePeriod": _period("2026-08", "2025-07")},
+                "effectivePeriod",
+            ),
+            (
+                {
+                    "effectiveDateTime": _DROP,
+                    "effectivePeriod": _period("2026-05-03", "2026-05-01"),
+                },
+                "effectivePeriod",
+            ),
         ],
     )
     def test_excluded(self, changes: dict[str, Any], where: str) -> None:
@@ -131,6 +147,13 @@ class TestReadFields:
             {"effectiveDateTime": "2026-11"},  # partial dates are FHIR dates
             {"id": "e" * 200},  # Epic's ids are longer than R4's 64
             {"valueQuantity": {"value": 1}},  # an integer is a decimal
+            # per-1 by the days a partial date may be, and a day to spare for time zones
+            {"effectiveDateTime": _DROP, "effectivePeriod": _period("2026-05", "2026-05-12")},
+            {"effectiveDateTime": _DROP, "effectivePeriod": _period("2026", "2026-01-01")},
+            {
+                "effectiveDateTime": _DROP,
+                "effectivePeriod": _period("2026-06-01T01:00:00+14:00", "2026-05-31T23:00:00Z"),
+            },
         ],
     )
     def test_fine_where_the_rules_do_not_look(self, changes: dict[str, Any]) -> None:
