@@ -143,7 +143,12 @@ def _courses_undated(records: Records, today: date) -> tuple[Records, tuple[Excl
     date is a record error (a year typed wrong). Read as a course yet to come, T-DXd typed a
     year ahead made the pneumonitis on it one before it (a warning for a critical card), and a
     pneumonitis on T-DM1 or trastuzumab gave no card at all."""
-    late = [m for m in records.medications if _started_after_today(m, today)]
+    late = [
+        m
+        for m in records.medications
+        # the date first: a call per record would cost a large chart's hundreds of records
+        if m.start is not None and m.start > today and _started_after_today(m, today)
+    ]
     if not late:
         return records, ()  # the common case: the chart as read
     undated = {id(m) for m in late}

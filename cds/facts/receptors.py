@@ -223,6 +223,9 @@ def _markers_oldest_first(
     alone: the order sorting the whole chart gave them)."""
     marked: list[tuple[date | None, str, ObservationRecord]] = []
     for obs in records.observations:
+        in_sets = t.codes.sets_of(obs.code)
+        if in_sets and _ANY_MARKER.isdisjoint(in_sets):
+            continue  # most of a chart (labs, vital signs): passed without a call each
         if (kind := marker_kind(obs, t)) is not None:
             marked.append((when(obs), kind, obs))
     marked.sort(key=lambda m: (m[0] is None, m[0] or date.min))
