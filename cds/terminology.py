@@ -58,6 +58,10 @@ class Concept:
     # object itself, never its id(): a memo can outlive one loaded knowledge.
     _memo: dict[object, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
+    def named(self) -> str | None:
+        """The concept as its sender names it: its text, else the first coding's display."""
+        return self.text or next((c.display for c in self.codings if c.display), None)
+
     def all_text(self) -> str:
         text = self._memo.get(_ALL_TEXT)
         if text is None:

@@ -202,8 +202,7 @@ def _procedures_left_out(records: Records, today: date) -> tuple[Records, tuple[
 
 def _as_named(code: Concept) -> str:
     """A code as the record names it: its text, else a coding's display, else its code."""
-    named = code.text or next((c.display for c in code.codings if c.display), None)
-    return named or next((c.code for c in code.codings if c.code), "")
+    return code.named() or next((c.code for c in code.codings if c.code), "")
 
 
 def _doses_left_out(records: Records, today: date) -> tuple[Records, tuple[Excluded, ...]]:

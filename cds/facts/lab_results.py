@@ -161,7 +161,7 @@ def unusable_values(
 
 def result_name(o: ObservationRecord, vs: ValueSet) -> str:
     """A result as it names itself (its code's text or display), else by its value set."""
-    return o.code.text or next((c.display for c in o.code.codings if c.display), None) or vs.title
+    return o.code.named() or vs.title
 
 
 def _shown(o: ObservationRecord) -> str:

@@ -96,7 +96,7 @@ def read_dose(raw: object, *, administration: bool = False) -> Dose:
             every = next(
                 (_ABBREVIATION_WEEKS.get(c.code) for c in code.codings if c.system == _GTS), None
             )
-        timing_text = code.text or next((c.display for c in code.codings if c.display), None)
+        timing_text = code.named()
     return Dose(
         text=text if isinstance(text, str) else None,
         quantity=quantity,
