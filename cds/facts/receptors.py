@@ -173,6 +173,9 @@ class _Event:
     copies: float | None = None
     ish_on: date | None = None  # the first ISH result's date (of any ISH kind)
     ish_sent: bool = False
+    # What each result of the event says (its kind, date and values): a copy of one, sent
+    # again under another id, is the same report and joins it, not a test of its own.
+    said: list[tuple[object, ...]] = field(default_factory=list)
 
 
 def _site(when: date | None, metastatic_since: date | None, metastatic: bool) -> SpecimenSite:
@@ -191,8 +194,13 @@ def _her2_event(
     The same specimen is one event. Without a specimen reference, a result joins an event
     without one reported on the same day, or the nearest within `window_days` that has no result
     of its kind yet: a reflex ISH reported days after the IHC completes it, while a second IHC
-    (another biopsy) starts an event of its own.
+    (another biopsy) starts an event of its own. A result saying what one already read says,
+    on the same day (the same report sent twice, by two feeds), joins that one's event.
     """
+    said = _what_it_says(obs, kind, w)
+    for ev in events:
+        if said in ev.said and ev.specimen == obs.specimen:
+            return ev
     if obs.specimen:
         for ev in events:
             if ev.specimen == obs.specimen:
@@ -213,6 +221,10 @@ def _her2_event(
         ev = _Event(when=w, refs=[])
     events.append(ev)
     return ev
+
+
+def _what_it_says(obs: ObservationRecord, kind: str, w: date | None) -> tuple[object, ...]:
+    return (kind, w, obs.value, obs.interpretation, obs.components, obs.notes)
 
 
 def _markers_oldest_first(
@@ -346,6 +358,7 @@ def _add_to_event(
     """One HER2 result (interpretation, IHC, ISH, ratio or copies) into its testing event."""
     ev.refs.append(f"Observation/{obs.id}")
     ev.kinds.add(kind)
+    ev.said.append(_what_it_says(obs, kind, w))
     if w is not None:
         ev.dates.add(w)
         ev.when = min(ev.when or w, w)

@@ -3,6 +3,8 @@ categories, ISH groups, IHC scores."""
 
 from __future__ import annotations
 
+import copy
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -291,6 +293,20 @@ class TestReceptors:
         p.condition("", "", "", 900, text=words)
         her2 = facts(p, t, params).receptors.her2
         assert (her2.status if her2 else None) == status
+
+    def test_a_report_sent_twice_is_one_report(self, t: Terminology, params: Parameters) -> None:
+        """Two feeds send the IHC 2+ and its reflex ISH (six days later) each under its own
+        id: the copies join the results they repeat (D13), so the ISH completes the IHC."""
+        p = metastatic(met_days=400)
+        p.her2_ihc(290, "2+ (equivocal)")
+        p.obs("49683-6", 284, valueQuantity={"value": 1.3, "unit": "{ratio}"})
+        p.obs("74860-8", 284, valueQuantity={"value": 2.5, "unit": "{copies}/{nucleus}"})
+        p.resources += [{**copy.deepcopy(r), "id": f"{r['id']}-copy"} for r in p.resources[-3:]]
+        her2 = facts(p, t, params).receptors.her2
+        assert her2 is not None
+        assert (her2.status, her2.her2_category, her2.ihc_score) == ("negative", "low", 2)
+        assert len(her2.refs) == 6
+        assert her2.report_dates == (p.as_of - timedelta(290), p.as_of - timedelta(284))
 
     def test_primary_only_is_marked_primary(self, t: Terminology, params: Parameters) -> None:
         p = metastatic()
