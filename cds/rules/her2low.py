@@ -78,14 +78,41 @@ def criteria(f: PatientFacts) -> tuple[bool, bool]:
     DB-04: ≥1 chemotherapy line in the metastatic setting, or recurrence within 6 months of
     adjuvant chemotherapy; if HR-positive, also endocrine-refractory (read here as ≥1 endocrine
     line in the metastatic setting). DB-06: HR-positive, ≥1 endocrine line in the metastatic
-    setting, no chemotherapy in the metastatic setting. An unknown HR status meets neither.
+    setting, no chemotherapy in the metastatic setting. An unknown HR status meets a criterion
+    only when it is met whatever the status (DB-04 after chemotherapy and endocrine therapy).
     """
-    s = f.systemic
     hr = f.receptors.hr_positive
+    met = [_criteria_if(f, status) for status in ((True, False) if hr is None else (hr,))]
+    return all(db04 for db04, _ in met), all(db06 for _, db06 in met)
+
+
+def _criteria_if(f: PatientFacts, hr_positive: bool) -> tuple[bool, bool]:
+    s = f.systemic
     chemo = s.chemotherapy >= 1 or bool(s.adjuvant_chemo_within_6_months)
-    db04 = chemo and (hr is False or (hr is True and s.endocrine >= 1))
-    db06 = hr is True and s.endocrine >= 1 and s.chemotherapy == 0
+    db04 = chemo and (not hr_positive or s.endocrine >= 1)
+    db06 = hr_positive and s.endocrine >= 1 and s.chemotherapy == 0
     return db04, db06
+
+
+def undecided(f: PatientFacts, category: str) -> tuple[Said, ...]:
+    """What is missing that decides whether a criterion is met: the IHC score (HER2 known only
+    as negative) or the HR status, when some score or status it could have would meet one;
+    () when none would. Missing data is never read as a criterion not met."""
+
+    def met_if(hr_positive: bool) -> bool:
+        db04, db06 = _criteria_if(f, hr_positive)
+        return (category in ("unknown", "low") and db04) or (
+            category in ("unknown", "low", "ultralow") and db06
+        )
+
+    hr = f.receptors.hr_positive
+    met = {met_if(status) for status in ((True, False) if hr is None else (hr,))}
+    if True not in met:
+        return ()
+    return (
+        *((say("missing-her2-ihc-score"),) if category == "unknown" else ()),
+        *((say("missing-hr-status"),) if len(met) > 1 else ()),
+    )
 
 
 def negative_her2(f: PatientFacts) -> MarkerResult | None:
@@ -143,7 +170,7 @@ def _data(f: PatientFacts) -> tuple[Said, ...]:
 @rule(
     "R15",
     hooks=(*PATIENT_VIEW, *ORDER_HOOKS),
-    variants=("db04", "db06", "ihc-score-needed", "order-not-indicated"),
+    variants=("db04", "db06", "ihc-score-needed", "order-not-indicated", "order-undecided"),
     bindings=("category",),
     valuesets=(*R15_VALUESETS, "interstitial-lung-disease"),
     ingredients=("trastuzumab deruxtecan", *CHEMO_AND_ENDOCRINE),
@@ -165,7 +192,9 @@ def r15_her2_low(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     setting, no chemotherapy for metastatic disease, "as determined by an FDA-approved test".
     ASCO/CAP 2023: no "HER2-low" result category, but distinguishing IHC 0 from 1+ now matters.
     No card for HER2-0, before a criterion is met, or after T-DXd was received (C10); a T-DXd
-    order that meets neither criterion gets a warning. Sequencing cards are info.
+    order that meets neither criterion gets a warning, which names the IHC score or HR status
+    when what is missing decides (missing data is never a negative finding). Sequencing cards
+    are info.
     """
     her2 = negative_her2(f)
     if her2 is None:
@@ -178,12 +207,14 @@ def r15_her2_low(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     if ordered:
         if meets:
             return []
+        missing = undecided(f, category)
         return [
             Decision(
-                variant="order-not-indicated",
+                variant="order-undecided" if missing else "order-not-indicated",
                 indicator="warning",
                 bindings=bindings,
                 data=(*(say("draft-order-ref", ref=o.ref) for o in ordered), *_data(f)),
+                missing=missing,
                 refs=(*(o.ref for o in ordered), *her2.refs),
             )
         ]

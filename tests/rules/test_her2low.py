@@ -7,10 +7,12 @@ import pytest
 from cds.parameters import Parameters
 from cds.terminology import Terminology
 from fixtures.factories import (
+    ENHERTU,
     XGEVA,
     Patient,
+    draft_med,
 )
-from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run  # noqa: F401
+from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run, text  # noqa: F401
 
 
 class TestR15Her2Low:
@@ -85,6 +87,60 @@ class TestR15Her2Low:
         got = [c for c in concerns(run(p, t, params)) if c.startswith("R15")]
         assert got == ([expected] if expected else [])
 
+    @pytest.mark.parametrize(
+        ("ihc", "er", "chemo", "endocrine", "variant", "missing"),
+        [
+            pytest.param("1+", "neg", True, False, None, [], id="low-hr-neg-chemo-meets"),
+            pytest.param("1+", "neg", False, False, "order-not-indicated", [], id="no-therapy"),
+            pytest.param("0, no staining", "neg", True, False, "order-not-indicated", [], id="0"),
+            pytest.param(None, "neg", True, False, "order-undecided", ["IHC"], id="score-unknown"),
+            pytest.param(None, "neg", False, False, "order-not-indicated", [], id="score-no-chemo"),
+            # PR negative, ER not on record: ER-negative meets DB-04, ER-positive needs
+            # endocrine-refractory disease.
+            pytest.param("1+", None, True, False, "order-undecided", ["hormone"], id="er-unknown"),
+            pytest.param("1+", None, True, True, None, [], id="er-unknown-meets-either-way"),
+            pytest.param("1+", None, False, False, "order-not-indicated", [], id="er-unknown-none"),
+            pytest.param(
+                None, None, True, False, "order-undecided", ["IHC", "hormone"], id="both-unknown"
+            ),
+            pytest.param(None, None, True, True, "order-undecided", ["IHC"], id="only-ihc-decides"),
+        ],
+    )
+    def test_an_order_is_told_what_decides(
+        self,
+        t: Terminology,
+        params: Parameters,
+        ihc: str | None,
+        er: str | None,
+        chemo: bool,
+        endocrine: bool,
+        variant: str | None,
+        missing: list[str],
+    ) -> None:
+        """A T-DXd order that meets neither criterion is warned; when the IHC score or the HR
+        status is missing and would decide, the warning names it instead of 'not met'."""
+        p = self.patient(ihc, "neg")
+        if er is None:
+            p.resources = [r for r in p.resources if "85337-4" not in str(r)]
+        if endocrine:
+            p.med(
+                "MedicationStatement", ("72965", "Letrozole"), status="stopped", start=270, end=150
+            )
+        if chemo:
+            p.med(
+                "MedicationStatement",
+                ("194000", "Capecitabine"),
+                status="stopped",
+                start=140,
+                end=20,
+            )
+        drafts = [draft_med("p", "d1", ENHERTU, "5.4 mg/kg IV every 3 weeks")]
+        r15 = [d for d in run(p, t, params, "order-select", drafts) if d.rule == "R15"]
+        assert [d.variant for d in r15] == ([variant] if variant else [])
+        said = [text(m) for d in r15 for m in d.missing]
+        assert len(said) == len(missing)
+        assert all(word in line for word, line in zip(missing, said, strict=True))
+
     def test_her2_positive_rules_never_fire(self, t: Terminology, params: Parameters) -> None:
         p = self.patient("1+", "neg")
         p.med(
@@ -103,6 +159,20 @@ class TestR15Her2Low:
             "MedicationStatement", ("194000", "Capecitabine"), status="stopped", start=140, end=20
         )
         assert not [c for c in concerns(run(p, t, params)) if c.startswith("R15")]
+
+    def test_unknown_hr_status_meets_db04_after_chemo_and_endocrine_therapy(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """HR-negative or HR-positive and endocrine-refractory: DB-04 is met either way."""
+        p = self.patient("1+", "neg")
+        p.resources = [
+            r for r in p.resources if "85337-4" not in str(r) and "85339-0" not in str(r)
+        ]
+        p.med("MedicationStatement", ("72965", "Letrozole"), status="stopped", start=270, end=150)
+        p.med(
+            "MedicationStatement", ("194000", "Capecitabine"), status="stopped", start=140, end=20
+        )
+        assert [c for c in concerns(run(p, t, params)) if c.startswith("R15")] == ["R15:db04"]
 
     def test_tdxd_suggestion_is_the_label_dose(self, t: Terminology, params: Parameters) -> None:
         p = self.patient("1+", "neg")
