@@ -54,7 +54,7 @@ class Line:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LineHistory:
     lines: tuple[Line, ...]
-    adjuvant_her2_end: date | None
+    adjuvant_her2: EarlyCourse
     # Trastuzumab-based (or T-DM1) (neo)adjuvant therapy ended ≤12 months before metastasis
     # (ASCO Rec 5.0; C6), and within the Enhertu label's 6 months.
     adjuvant_within_12_months: bool | None
@@ -153,6 +153,40 @@ def regimens_of(exposures: list[Exposure], group_days: int) -> list[list[Exposur
     return regimens
 
 
+@dataclass(frozen=True, slots=True)
+class EarlyCourse:
+    """When (neo)adjuvant therapy ended, as far as the records say, and whether the recurrence
+    came within a window of it."""
+
+    last: date | None  # its last known day
+    # Whether `last` is a recorded end (a period's end, a dose given); else it is a start or
+    # the one date a statement is about, and the course ended that day or later.
+    end_recorded: bool = True
+
+    def recurred_within(self, tmet: date | None, days: int) -> bool | None:
+        """True when the metastatic setting began within `days` of the course's end - also
+        counted from its last known day, which the end is not before; False only when the
+        end is recorded; None when unknown."""
+        if self.last is None or tmet is None:
+            return None
+        if tmet - self.last <= timedelta(days=days):
+            return True
+        return False if self.end_recorded else None
+
+
+def early_course(exposures: list[Exposure]) -> EarlyCourse:
+    """The (neo)adjuvant exposures' last known day: a recorded end outranks a start on the
+    same day."""
+    latest = max(
+        (e for e in exposures if e.last is not None),
+        key=lambda e: (e.last, e.record.end is not None),
+        default=None,
+    )
+    if latest is None:
+        return EarlyCourse(None)
+    return EarlyCourse(latest.last, end_recorded=latest.record.end is not None)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Setting:
     """When the metastatic setting began, from every piece of evidence (clinical-logic §3c D14).
@@ -236,7 +270,7 @@ def extract_lines(
 
     evidence = progression_dates(meds, disease, records, t)
     lines = _lines(_grouped(regimens_of(metastatic, group_days), evidence))
-    adj_end, within, within_label = _adjuvant_windows(
+    adjuvant_her2, within, within_label = _adjuvant_windows(
         adjuvant, tmet, bool(meds.received), adjuvant_window_days, adjuvant_label_days
     )
     documented = _documented_sites(setting, disease, adjuvant_cutoff_days)
@@ -255,7 +289,7 @@ def extract_lines(
         confidence = "medium"  # a line changed with no documented reason (F7 MEDIUM)
     return LineHistory(
         lines=tuple(lines),
-        adjuvant_her2_end=adj_end,
+        adjuvant_her2=adjuvant_her2,
         adjuvant_within_12_months=within,
         adjuvant_within_label_window=within_label,
         progression=progression,
@@ -367,21 +401,19 @@ def _adjuvant_windows(
     received: bool,
     window_days: int,
     label_days: int,
-) -> tuple[date | None, bool | None, bool | None]:
+) -> tuple[EarlyCourse, bool | None, bool | None]:
     """Any trastuzumab-based (neo)adjuvant therapy, T-DM1 included (KATHERINE; C6): when it
     ended, and whether the recurrence came within ASCO's 12 months (Rec 5.0) and within the
-    Enhertu label's window. Unknown (None) when the dates are."""
-    adj_her2 = [e for e in adjuvant if e.med_class in HER2_ANTIBODY_CLASSES and e.last is not None]
-    adj_end = max((e.last for e in adj_her2 if e.last), default=None)
-    if adj_end is not None and tmet is not None:
-        return (
-            adj_end,
-            tmet - adj_end <= timedelta(days=window_days),
-            tmet - adj_end <= timedelta(days=label_days),
-        )
-    if not adj_her2 and tmet is not None and received:
-        return adj_end, False, False
-    return adj_end, None, None
+    Enhertu label's window. Unknown (None) when the dates are: a course whose end is not
+    recorded may have gone on past its last known day."""
+    course = early_course([e for e in adjuvant if e.med_class in HER2_ANTIBODY_CLASSES])
+    if course.last is None and tmet is not None and received:
+        return course, False, False
+    return (
+        course,
+        course.recurred_within(tmet, window_days),
+        course.recurred_within(tmet, label_days),
+    )
 
 
 def _documented_sites(setting: Setting, disease: Disease, cutoff_days: int) -> frozenset[str]:

@@ -4,10 +4,10 @@ DESTINY-Breast04/-06), grouped as F6 groups HER2 lines."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Literal
 
-from cds.facts.lines import Confidence, Setting, by_setting, regimens_of
+from cds.facts.lines import Confidence, EarlyCourse, Setting, by_setting, early_course, regimens_of
 from cds.facts.medications import (
     Medications,
 )
@@ -36,7 +36,7 @@ class SystemicLines:
     one regimen; the same drugs continuing stay one line)."""
 
     lines: tuple[SystemicLine, ...]
-    adjuvant_chemo_end: date | None
+    adjuvant_chemo: EarlyCourse
     # Recurrence within 6 months of completing (neo)adjuvant chemotherapy (DB-04 criterion).
     adjuvant_chemo_within_6_months: bool | None
     confidence: Confidence
@@ -83,15 +83,13 @@ def extract_systemic_lines(
                 start=min(starts) if starts else None,
             )
         )
-    end = max((e.last for e in adjuvant_chemo if e.last is not None), default=None)
-    within: bool | None = None
-    if end is not None and tmet is not None:
-        within = tmet - end <= timedelta(days=adjuvant_chemo_days)
-    elif tmet is not None and meds.received:
+    course = early_course(adjuvant_chemo)
+    within = course.recurred_within(tmet, adjuvant_chemo_days)
+    if course.last is None and tmet is not None and meds.received:
         within = False
     return SystemicLines(
         lines=tuple(lines),
-        adjuvant_chemo_end=end,
+        adjuvant_chemo=course,
         adjuvant_chemo_within_6_months=within,
         confidence="low" if tmet is None else "high",
     )

@@ -273,8 +273,11 @@ def therapy_data(f: PatientFacts) -> tuple[Said, ...]:
             )
             for line in f.systemic.lines
         )
-    if f.lines.adjuvant_her2_end is not None:
-        out.append(say("adjuvant-her2-ended", when=f.lines.adjuvant_her2_end))
+    if (adjuvant := f.lines.adjuvant_her2).last is not None:
+        if adjuvant.end_recorded:
+            out.append(say("adjuvant-her2-ended", when=adjuvant.last))
+        else:
+            out.append(say("adjuvant-her2-end-unrecorded", when=adjuvant.last))
     out.extend(say("dates-conflict", conflict=c) for c in f.lines.setting_conflicts)
     if f.disease.metastatic_date is None and not f.lines.setting_conflicts and f.lines.lines:
         out.append(say("metastasis-undated"))  # D14: say which dates the count rests on
@@ -314,6 +317,8 @@ def _line_options(f: PatientFacts, number: int) -> tuple[str, tuple[str, ...], l
     notes: list[NoteKey] = []
     if number == 1:
         notes.append(NoteKey("line-1-currency"))
+        if lines.adjuvant_within_12_months is None and lines.adjuvant_her2.last is not None:
+            notes.append(NoteKey("adjuvant-end-unrecorded"))  # line 1, or 2 (Rec 5.0)
         if f.receptors.hr_positive:
             notes.append(NoteKey("hr-positive-line-1"))
         return "line-1", LINE_1, notes
@@ -362,6 +367,7 @@ def _proposal_notes(proposals: tuple[Proposal, ...], p: Parameters) -> list[Note
         "hr-positive-line-1",
         "adjuvant-relapse",
         "adjuvant-relapse-label",
+        "adjuvant-end-unrecorded",
         "line-3-unranked",
         "hr-positive-line-3",
         "tdxd-ild",

@@ -82,13 +82,14 @@ def criteria(f: PatientFacts) -> tuple[bool, bool]:
     only when it is met whatever the status (DB-04 after chemotherapy and endocrine therapy).
     """
     hr = f.receptors.hr_positive
-    met = [_criteria_if(f, status) for status in ((True, False) if hr is None else (hr,))]
+    recent = bool(f.systemic.adjuvant_chemo_within_6_months)
+    met = [_criteria_if(f, status, recent) for status in ((True, False) if hr is None else (hr,))]
     return all(db04 for db04, _ in met), all(db06 for _, db06 in met)
 
 
-def _criteria_if(f: PatientFacts, hr_positive: bool) -> tuple[bool, bool]:
+def _criteria_if(f: PatientFacts, hr_positive: bool, recent_chemo: bool) -> tuple[bool, bool]:
     s = f.systemic
-    chemo = s.chemotherapy >= 1 or bool(s.adjuvant_chemo_within_6_months)
+    chemo = s.chemotherapy >= 1 or recent_chemo
     db04 = chemo and (not hr_positive or s.endocrine >= 1)
     db06 = hr_positive and s.endocrine >= 1 and s.chemotherapy == 0
     return db04, db06
@@ -96,22 +97,27 @@ def _criteria_if(f: PatientFacts, hr_positive: bool) -> tuple[bool, bool]:
 
 def undecided(f: PatientFacts, category: str) -> tuple[Said, ...]:
     """What is missing that decides whether a criterion is met: the IHC score (HER2 known only
-    as negative) or the HR status, when some score or status it could have would meet one;
-    () when none would. Missing data is never read as a criterion not met."""
-
-    def met_if(hr_positive: bool) -> bool:
-        db04, db06 = _criteria_if(f, hr_positive)
-        return (category in ("unknown", "low") and db04) or (
-            category in ("unknown", "low", "ultralow") and db06
-        )
-
+    as negative), the HR status, or when (neo)adjuvant chemotherapy ended, each when a value it
+    could have would meet one; () when none would. Missing data is never read as a criterion
+    not met."""
     hr = f.receptors.hr_positive
-    met = {met_if(status) for status in ((True, False) if hr is None else (hr,))}
-    if True not in met:
+    recent = f.systemic.adjuvant_chemo_within_6_months
+    unknown_end = recent is None and f.systemic.adjuvant_chemo.last is not None
+    met: dict[tuple[bool, bool], bool] = {}
+    for status in (True, False) if hr is None else (hr,):
+        for chemo in (True, False) if unknown_end else (bool(recent),):
+            db04, db06 = _criteria_if(f, status, chemo)
+            met[status, chemo] = (category in ("unknown", "low") and db04) or (
+                category in ("unknown", "low", "ultralow") and db06
+            )
+    if not any(met.values()):
         return ()
+    hr_decides = hr is None and any(met[True, c] != met[False, c] for _, c in met)
+    end_decides = unknown_end and any(met[h, True] != met[h, False] for h, _ in met)
     return (
         *((say("missing-her2-ihc-score"),) if category == "unknown" else ()),
-        *((say("missing-hr-status"),) if len(met) > 1 else ()),
+        *((say("missing-hr-status"),) if hr_decides else ()),
+        *((say("missing-adjuvant-chemo-end"),) if end_decides else ()),
     )
 
 
@@ -163,7 +169,12 @@ def _data(f: PatientFacts) -> tuple[Said, ...]:
         for line in s.lines
     ]
     if s.adjuvant_chemo_within_6_months:
-        out.append(say("adjuvant-chemo-recent", when=s.adjuvant_chemo_end))
+        if s.adjuvant_chemo.end_recorded:
+            out.append(say("adjuvant-chemo-recent", when=s.adjuvant_chemo.last))
+        else:
+            out.append(say("adjuvant-chemo-recent-unrecorded", when=s.adjuvant_chemo.last))
+    elif s.adjuvant_chemo_within_6_months is None and s.adjuvant_chemo.last is not None:
+        out.append(say("adjuvant-chemo-end-unrecorded", when=s.adjuvant_chemo.last))
     return tuple(out)
 
 

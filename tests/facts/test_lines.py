@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -134,6 +135,46 @@ class TestLines:
         f = facts(p, t, params)
         assert f.lines.adjuvant_within_12_months is within
         assert f.lines.adjuvant_within_label_window is label_window
+
+    @pytest.mark.parametrize(
+        ("rtype", "start_gap", "within", "label_window"),
+        [
+            # The order's date, or the one date a statement is about, is its last known day:
+            # within a window counted from it is within; beyond it is not known.
+            pytest.param("MedicationRequest", 183, True, True, id="order-6-months"),
+            pytest.param("MedicationRequest", 300, True, None, id="order-10-months"),
+            pytest.param("MedicationRequest", 366, None, None, id="order-12-months+1"),
+            pytest.param("MedicationStatement", 600, None, None, id="statement-20-months"),
+            # A dose given is a recorded day: beyond the window is beyond it.
+            pytest.param("MedicationAdministration", 366, False, False, id="dose-12-months+1"),
+        ],
+    )
+    def test_adjuvant_end_not_recorded(
+        self,
+        t: Terminology,
+        params: Parameters,
+        rtype: str,
+        start_gap: int,
+        within: bool | None,
+        label_window: bool | None,
+    ) -> None:
+        p = metastatic(met_days=100)
+        p.med(rtype, TRAS, status="completed", start=start_gap + 100)
+        f = facts(p, t, params)
+        assert f.lines.adjuvant_within_12_months is within
+        assert f.lines.adjuvant_within_label_window is label_window
+        assert f.lines.adjuvant_her2.last == p.as_of - timedelta(days=start_gap + 100)
+        assert f.lines.adjuvant_her2.end_recorded is (rtype == "MedicationAdministration")
+
+    def test_a_recorded_end_outranks_a_start_on_the_same_day(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic(met_days=100)
+        p.med("MedicationRequest", TRAS, status="completed", start=900, end=500)
+        p.med("MedicationStatement", PERT, status="completed", start=500)
+        f = facts(p, t, params)
+        assert f.lines.adjuvant_her2.end_recorded
+        assert f.lines.adjuvant_within_12_months is False
 
     def test_partner_change_after_progression_is_a_new_line(
         self, t: Terminology, params: Parameters

@@ -287,3 +287,26 @@ class TestRegimenOptions:
         assert {"neratinib-capecitabine", "neratinib-escalation-capecitabine"} <= set(keys)
         vinorelbine = params.regimens["trastuzumab-vinorelbine"].drugs[1].dose
         assert vinorelbine.startswith("30 mg/m² IV on days 1 and 8")
+
+
+@pytest.mark.parametrize(
+    ("end", "note", "words"),
+    [
+        pytest.param(None, True, "last recorded", id="end-not-recorded"),
+        pytest.param(600, False, "ended", id="end-recorded"),
+    ],
+)
+def test_first_line_names_an_adjuvant_end_not_recorded(
+    t: Terminology, params: Parameters, end: int | None, note: bool, words: str
+) -> None:
+    """Adjuvant trastuzumab ordered 700 days ago, metastasis 120 days ago: with no recorded
+    end, the card says the order's date is its last known day, not its end, and that relapse
+    within 12 months of the end would make this second line (ASCO Rec 5.0)."""
+    p = her2_positive_base("p", bma=True)
+    p.med("MedicationRequest", TRAS, status="completed", start=700, end=end)
+    (r6,) = [d for d in run(p, t, params) if d.rule == "R6"]
+    assert r6.variant == "line-1"
+    assert ("adjuvant-end-unrecorded" in r6.note_keys) is note
+    adjuvant = [text(x) for x in r6.data if "adjuvant" in text(x)]
+    assert len(adjuvant) == 1
+    assert words in adjuvant[0]

@@ -141,6 +141,35 @@ class TestR15Her2Low:
         assert len(said) == len(missing)
         assert all(word in line for word, line in zip(missing, said, strict=True))
 
+    @pytest.mark.parametrize(
+        ("end", "variant", "missing"),
+        [
+            pytest.param(500, "order-not-indicated", False, id="ended-beyond-6-months"),
+            pytest.param(None, "order-undecided", True, id="end-not-recorded"),
+            pytest.param(320, None, False, id="ended-within-6-months"),
+        ],
+    )
+    def test_an_order_after_adjuvant_chemotherapy(
+        self,
+        t: Terminology,
+        params: Parameters,
+        end: int | None,
+        variant: str | None,
+        missing: bool,
+    ) -> None:
+        """DB-04 counts recurrence within 6 months of adjuvant chemotherapy (metastasis 300
+        days ago): a course with no recorded end may have ended within them."""
+        p = self.patient("1+", "neg")
+        p.med(
+            "MedicationStatement", ("56946", "Paclitaxel"), status="completed", start=560, end=end
+        )
+        drafts = [draft_med("p", "d1", ENHERTU, "5.4 mg/kg IV every 3 weeks")]
+        r15 = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R15"]
+        assert [d.variant for d in r15] == ([variant] if variant else [])
+        said = [text(m) for d in r15 for m in d.missing]
+        assert len(said) == int(missing)
+        assert all(line.startswith("when the (neo)adjuvant chemotherapy ended") for line in said)
+
     def test_her2_positive_rules_never_fire(self, t: Terminology, params: Parameters) -> None:
         p = self.patient("1+", "neg")
         p.med(
