@@ -10,9 +10,11 @@ from cds.facts.disease import Disease
 from cds.facts.medications import (
     HER2_ANTIBODY_CLASSES,
     HER2_CLASSES,
+    CourseEnd,
     Exposure,
     Medications,
     StopReason,
+    course_end,
 )
 from cds.facts.progression import CnsProgression, Progression, progression_dates, progression_of
 from cds.fhir.records import Records
@@ -54,7 +56,7 @@ class Line:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LineHistory:
     lines: tuple[Line, ...]
-    adjuvant_her2: EarlyCourse
+    adjuvant_her2: CourseEnd
     # Trastuzumab-based (or T-DM1) (neo)adjuvant therapy ended ≤12 months before metastasis
     # (ASCO Rec 5.0; C6), and within the Enhertu label's 6 months.
     adjuvant_within_12_months: bool | None
@@ -151,40 +153,6 @@ def regimens_of(exposures: list[Exposure], group_days: int) -> list[list[Exposur
                 continue
         regimens.append([e])
     return regimens
-
-
-@dataclass(frozen=True, slots=True)
-class EarlyCourse:
-    """When (neo)adjuvant therapy ended, as far as the records say, and whether the recurrence
-    came within a window of it."""
-
-    last: date | None  # its last known day
-    # Whether `last` is a recorded end (a period's end, a dose given); else it is a start or
-    # the one date a statement is about, and the course ended that day or later.
-    end_recorded: bool = True
-
-    def recurred_within(self, tmet: date | None, days: int) -> bool | None:
-        """True when the metastatic setting began within `days` of the course's end - also
-        counted from its last known day, which the end is not before; False only when the
-        end is recorded; None when unknown."""
-        if self.last is None or tmet is None:
-            return None
-        if tmet - self.last <= timedelta(days=days):
-            return True
-        return False if self.end_recorded else None
-
-
-def early_course(exposures: list[Exposure]) -> EarlyCourse:
-    """The (neo)adjuvant exposures' last known day: a recorded end outranks a start on the
-    same day."""
-    latest = max(
-        (e for e in exposures if e.last is not None),
-        key=lambda e: (e.last, e.record.end is not None),
-        default=None,
-    )
-    if latest is None:
-        return EarlyCourse(None)
-    return EarlyCourse(latest.last, end_recorded=latest.record.end is not None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -401,18 +369,18 @@ def _adjuvant_windows(
     received: bool,
     window_days: int,
     label_days: int,
-) -> tuple[EarlyCourse, bool | None, bool | None]:
+) -> tuple[CourseEnd, bool | None, bool | None]:
     """Any trastuzumab-based (neo)adjuvant therapy, T-DM1 included (KATHERINE; C6): when it
     ended, and whether the recurrence came within ASCO's 12 months (Rec 5.0) and within the
     Enhertu label's window. Unknown (None) when the dates are: a course whose end is not
     recorded may have gone on past its last known day."""
-    course = early_course([e for e in adjuvant if e.med_class in HER2_ANTIBODY_CLASSES])
+    course = course_end([e for e in adjuvant if e.med_class in HER2_ANTIBODY_CLASSES])
     if course.last is None and tmet is not None and received:
         return course, False, False
     return (
         course,
-        course.recurred_within(tmet, window_days),
-        course.recurred_within(tmet, label_days),
+        course.within(tmet, window_days),
+        course.within(tmet, label_days),
     )
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
 from cds.facts import units
@@ -69,6 +69,38 @@ class Exposure:
         another drug must (F5's first branch)."""
         kind = self.record.resource_type
         return self.active and kind != "MedicationAdministration" and self.record.status in _ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class CourseEnd:
+    """When a course of medicines ended, as far as its records say."""
+
+    last: date | None  # its last known day
+    # Whether `last` is a recorded end (a period's end, a dose given); else it is a start or
+    # the one date a statement is about, and the course ended that day or later.
+    recorded: bool = True
+
+    def within(self, day: date | None, days: int) -> bool | None:
+        """Whether `day` came within `days` of the course's end: True when so even counted
+        from its last known day, which the end is not before; False only when the end is
+        recorded; None when unknown."""
+        if self.last is None or day is None:
+            return None
+        if day - self.last <= timedelta(days=days):
+            return True
+        return False if self.recorded else None
+
+
+def course_end(exposures: Iterable[Exposure]) -> CourseEnd:
+    """The exposures' last known day: a recorded end outranks a start on the same day."""
+    latest = max(
+        (e for e in exposures if e.last is not None),
+        key=lambda e: (e.last, e.record.end is not None),
+        default=None,
+    )
+    if latest is None:
+        return CourseEnd(None)
+    return CourseEnd(latest.last, recorded=latest.record.end is not None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

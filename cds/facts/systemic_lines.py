@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from cds.facts.lines import Confidence, EarlyCourse, Setting, by_setting, early_course, regimens_of
-from cds.facts.medications import (
-    Medications,
-)
+from cds.facts.lines import Confidence, Setting, by_setting, regimens_of
+from cds.facts.medications import CourseEnd, Medications, course_end
 from cds.terminology import MedClass, Terminology
 
 CHEMO_CLASSES: frozenset[MedClass] = frozenset(
@@ -36,7 +34,7 @@ class SystemicLines:
     one regimen; the same drugs continuing stay one line)."""
 
     lines: tuple[SystemicLine, ...]
-    adjuvant_chemo: EarlyCourse
+    adjuvant_chemo: CourseEnd
     # Recurrence within 6 months of completing (neo)adjuvant chemotherapy (DB-04 criterion).
     adjuvant_chemo_within_6_months: bool | None
     confidence: Confidence
@@ -83,8 +81,8 @@ def extract_systemic_lines(
                 start=min(starts) if starts else None,
             )
         )
-    course = early_course(adjuvant_chemo)
-    within = course.recurred_within(tmet, adjuvant_chemo_days)
+    course = course_end(adjuvant_chemo)
+    within = course.within(tmet, adjuvant_chemo_days)
     if course.last is None and tmet is not None and meds.received:
         within = False
     return SystemicLines(

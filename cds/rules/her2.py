@@ -274,7 +274,7 @@ def therapy_data(f: PatientFacts) -> tuple[Said, ...]:
             for line in f.systemic.lines
         )
     if (adjuvant := f.lines.adjuvant_her2).last is not None:
-        if adjuvant.end_recorded:
+        if adjuvant.recorded:
             out.append(say("adjuvant-her2-ended", when=adjuvant.last))
         else:
             out.append(say("adjuvant-her2-end-unrecorded", when=adjuvant.last))

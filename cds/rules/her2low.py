@@ -169,7 +169,7 @@ def _data(f: PatientFacts) -> tuple[Said, ...]:
         for line in s.lines
     ]
     if s.adjuvant_chemo_within_6_months:
-        if s.adjuvant_chemo.end_recorded:
+        if s.adjuvant_chemo.recorded:
             out.append(say("adjuvant-chemo-recent", when=s.adjuvant_chemo.last))
         else:
             out.append(say("adjuvant-chemo-recent-unrecorded", when=s.adjuvant_chemo.last))

@@ -164,7 +164,7 @@ class TestLines:
         assert f.lines.adjuvant_within_12_months is within
         assert f.lines.adjuvant_within_label_window is label_window
         assert f.lines.adjuvant_her2.last == p.as_of - timedelta(days=start_gap + 100)
-        assert f.lines.adjuvant_her2.end_recorded is (rtype == "MedicationAdministration")
+        assert f.lines.adjuvant_her2.recorded is (rtype == "MedicationAdministration")
 
     def test_a_recorded_end_outranks_a_start_on_the_same_day(
         self, t: Terminology, params: Parameters
@@ -173,7 +173,7 @@ class TestLines:
         p.med("MedicationRequest", TRAS, status="completed", start=900, end=500)
         p.med("MedicationStatement", PERT, status="completed", start=500)
         f = facts(p, t, params)
-        assert f.lines.adjuvant_her2.end_recorded
+        assert f.lines.adjuvant_her2.recorded
         assert f.lines.adjuvant_within_12_months is False
 
     def test_partner_change_after_progression_is_a_new_line(
