@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from cds.facts import PatientFacts
+from cds.facts.medications import course_end
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, DeleteDraft, Proposal, rule
@@ -18,7 +17,7 @@ ANTHRACYCLINES = ("doxorubicin", "epirubicin")
 @rule(
     "R10",
     hooks=ORDER_HOOKS,
-    variants=("concurrent", "concurrent-status-unknown", "washout"),
+    variants=("concurrent", "concurrent-status-unknown", "washout", "washout-end-unrecorded"),
     ingredients=(*ANTIBODIES, *ANTHRACYCLINES),
     parameters=("anthracycline_washout_days", "active_window_days"),
     suggestions=("remove-anthracycline",),
@@ -32,7 +31,9 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     dysfunction with AC + trastuzumab). A HER2 antibody of unknown status counts, named; a HER2
     drug ordered while the only anthracycline on record has status 'unknown' (no end date) gets
     a warning that names it and asks whether it has finished: sequential anthracycline then
-    trastuzumab is standard, concurrent is not.
+    trastuzumab is standard, concurrent is not. An anthracycline ordered after trastuzumab
+    whose last dose is not recorded (only a start, or the one date a statement is about, beyond
+    the washout) gets a warning that asks for it: it may have been given within the washout.
     """
     anthra = drafts.with_class("ANTHRACYCLINE")
     her2_drafts = drafts.any_with_class(*HER2_AB)
@@ -59,19 +60,22 @@ def r10_anthracycline_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     if reverse and (decision := _her2_drafted_on_anthracycline(f, reverse)) is not None:
         return [decision]
     if anthra:
-        last = max(
-            (e.last for e in f.meds.ever("HER2_MAB") if e.ingredient == "trastuzumab" and e.last),
-            default=None,
-        )
-        if last is not None and f.as_of - last <= timedelta(days=p.anthracycline_washout_days):
+        trastuzumab = [e for e in f.meds.ever("HER2_MAB") if e.ingredient == "trastuzumab"]
+        course = course_end(trastuzumab)
+        within = course.within(f.as_of, p.anthracycline_washout_days)
+        if within is not False and course.last is not None:
+            # Within the washout, or not known to be past it: a course whose end is not
+            # recorded may have gone on past its last known day (missing data is no all-clear).
+            last = (
+                say("last-trastuzumab", when=course.last)
+                if course.recorded
+                else say("last-trastuzumab-end-unrecorded", when=course.last)
+            )
             out.append(
                 Decision(
-                    variant="washout",
+                    variant="washout" if within else "washout-end-unrecorded",
                     indicator="warning",
-                    data=(
-                        say("last-trastuzumab", when=last),
-                        *(say("draft-order-ref", ref=a.ref) for a in anthra),
-                    ),
+                    data=(last, *(say("draft-order-ref", ref=a.ref) for a in anthra)),
                     refs=tuple(a.ref for a in anthra),
                 )
             )

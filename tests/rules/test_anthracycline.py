@@ -47,6 +47,7 @@ class TestR10Anthracycline:
         [
             ("unknown", None, "R10:concurrent"),  # may still be given: named
             ("unknown", 300, None),  # ended by its dates, outside the washout
+            # Not in use (its washout: test_washout_from_the_last_known_day).
             ("stopped", None, None),
         ],
     )
@@ -61,7 +62,7 @@ class TestR10Anthracycline:
         p = bone_patient(her2="pos")
         p.med("MedicationStatement", TRAS, status=status, start=600, end=end)
         d = run(p, t, params, "order-sign", [draft_med("p", "dox", DOXO, "60 mg/m2")])
-        r10 = [x for x in d if x.rule == "R10"]
+        r10 = [x for x in d if x.rule == "R10" and x.variant.startswith("concurrent")]
         assert concerns(r10) == ([expected] if expected else [])
         if expected:
             assert any("status 'unknown'" in text(x) for x in r10[0].data)
@@ -105,6 +106,38 @@ class TestR10Anthracycline:
         p.med("MedicationStatement", TRAS, status="completed", start=600, end=days)
         d = run(p, t, params, "order-sign", [draft_med("p", "dox", DOXO, "60 mg/m2")])
         assert ("R10:washout" in concerns(d)) is fires
+
+    @pytest.mark.parametrize(
+        ("rtype", "start", "end", "expected"),
+        [
+            # A start (or an order's date) within the washout: within it, whatever the end.
+            pytest.param("MedicationRequest", 200, None, "R10:washout", id="written-within"),
+            # Beyond it with no recorded end: the last dose may have been within it.
+            pytest.param(
+                "MedicationRequest", 500, None, "R10:washout-end-unrecorded", id="written-before"
+            ),
+            pytest.param(
+                "MedicationStatement", 800, None, "R10:washout-end-unrecorded", id="period-open"
+            ),
+            # A recorded end beyond the washout, or a dose given then: past it.
+            pytest.param("MedicationStatement", 800, 300, None, id="ended-before"),
+            pytest.param("MedicationAdministration", 300, None, None, id="dose-before"),
+        ],
+    )
+    def test_washout_from_the_last_known_day(
+        self,
+        t: Terminology,
+        params: Parameters,
+        rtype: str,
+        start: int,
+        end: int | None,
+        expected: str | None,
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.med(rtype, TRAS, status="completed", start=start, end=end)
+        d = run(p, t, params, "order-sign", [draft_med("p", "dox", DOXO, "60 mg/m2")])
+        r10 = [c for c in concerns(d) if c.startswith("R10")]
+        assert r10 == ([expected] if expected else [])
 
 
 class TestR10BothActive:
