@@ -51,6 +51,9 @@ class Line:
     # on is not known (never 'ended' on the day it started). The last such line is taken as
     # current - no next-line card without progression - and its records are named.
     unknown_refs: tuple[str, ...] = ()
+    # Ended for progression recorded without a date: `end` is the next line's start, by which
+    # it had ended.
+    end_by_next: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -270,8 +273,9 @@ def extract_lines(
     )
 
 
-_Group = tuple[list[Exposure], set[str], date | None, date | None]  # members, HER2 agents,
-# closed (ended by documented progression on this date), opened (split off by it on this date)
+_Group = tuple[list[Exposure], set[str], date | None, date | None, bool]  # members, HER2 agents,
+# closed (ended by documented progression on this date), opened (split off by it on this date),
+# closed by the next regimen's start (its progression recorded without a date)
 
 
 def _grouped(regimens: list[list[Exposure]], evidence: list[date]) -> list[_Group]:
@@ -283,6 +287,7 @@ def _grouped(regimens: list[list[Exposure]], evidence: list[date]) -> list[_Grou
     grouped: list[list[Exposure]] = []
     anchor_sets: list[set[str]] = []
     closed: list[date | None] = []
+    by_next: list[bool] = []  # closed by the next regimen's start (an undated stop)
     opened: list[date | None] = []
     for regimen in regimens:
         her2 = {e.ingredient for e in regimen if e.med_class in HER2_CLASSES}
@@ -297,7 +302,8 @@ def _grouped(regimens: list[list[Exposure]], evidence: list[date]) -> list[_Grou
                 and new_start is not None
                 and line_start + timedelta(days=14) < d <= new_start + timedelta(days=14)
             ]
-            if not (seen and changed):
+            undated = not seen and _stopped_undated(grouped[-1], new_start)
+            if not ((seen or undated) and changed):
                 grouped[-1].extend(regimen)
                 continue
             # The HER2 antibodies that continue through the change belong to the new line too
@@ -307,7 +313,8 @@ def _grouped(regimens: list[list[Exposure]], evidence: list[date]) -> list[_Grou
                 for e in grouped[-1]
                 if e.ingredient in anchor_sets[-1] and (e.active or e.status_unknown)
             ]
-            closed[-1] = min(seen)
+            closed[-1] = min(seen) if seen else new_start
+            by_next[-1] = not seen
             regimen = [*regimen, *carried]
             her2 = her2 | {e.ingredient for e in carried}
             opened.append(new_start)
@@ -316,20 +323,35 @@ def _grouped(regimens: list[list[Exposure]], evidence: list[date]) -> list[_Grou
         grouped.append(list(regimen))
         anchor_sets.append(her2)
         closed.append(None)
+        by_next.append(False)
     # D15: chemotherapy alone (before any HER2 agent) is not a line of HER2-targeted therapy:
     # HER2-positive disease treated so far with chemotherapy only still needs its first line.
     return [
-        (grouped[i], anchor_sets[i], closed[i], opened[i])
+        (grouped[i], anchor_sets[i], closed[i], opened[i], by_next[i])
         for i, anchor in enumerate(anchor_sets)
         if anchor
     ]
+
+
+def _stopped_undated(members: list[Exposure], new_start: date | None) -> bool:
+    """A member stopped for documented progression with no recorded end (an order stopped,
+    a statement with one date): it stopped some day after it started, so a regimen changing
+    the drugs after that start follows the progression (C6), as a dated stop would."""
+    return new_start is not None and any(
+        e.stop_reason == "progression"
+        and e.record.end is None
+        and not e.active
+        and e.start is not None
+        and e.start < new_start
+        for e in members
+    )
 
 
 def _lines(groups: list[_Group]) -> list[Line]:
     """Each group as a numbered line: active while a HER2 member is, ended by documented
     progression or by its members' last doses, with the stop reason they give."""
     lines = []
-    for i, (members, anchor, closed_on, opened_on) in enumerate(groups, start=1):
+    for i, (members, anchor, closed_on, opened_on, by_next) in enumerate(groups, start=1):
         her2_members = [e for e in members if e.ingredient in anchor] or members
         active = closed_on is None and any(e.active for e in her2_members)
         unknown = () if active or closed_on else tuple(_unknown_refs(her2_members))
@@ -353,6 +375,7 @@ def _lines(groups: list[_Group]) -> list[Line]:
                 end_reason=None if active else reason,
                 refs=tuple(dict.fromkeys(e.ref for e in members)),
                 unknown_refs=unknown,
+                end_by_next=by_next and not active,
             )
         )
     return lines

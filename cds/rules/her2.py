@@ -293,6 +293,8 @@ def _line_state(line: Line) -> Said:
         return say("line-ongoing")
     if line.unknown_refs:
         return say("line-status-unknown", refs=", ".join(line.unknown_refs))
+    if line.end_by_next:
+        return say("line-ended-by-next", when=line.end)
     return say("line-ended", when=line.end)
 
 
@@ -315,10 +317,10 @@ def _line_options(f: PatientFacts, number: int) -> tuple[str, tuple[str, ...], l
     unranked, tucatinib listed first with brain metastases (order only, not rank)."""
     lines, brain = f.lines, f.disease.brain.present
     notes: list[NoteKey] = []
+    if lines.adjuvant_within_12_months is None and lines.adjuvant_her2.last is not None:
+        notes.append(NoteKey("adjuvant-end-unrecorded"))  # this line, or the next (Rec 5.0)
     if number == 1:
         notes.append(NoteKey("line-1-currency"))
-        if lines.adjuvant_within_12_months is None and lines.adjuvant_her2.last is not None:
-            notes.append(NoteKey("adjuvant-end-unrecorded"))  # line 1, or 2 (Rec 5.0)
         if f.receptors.hr_positive:
             notes.append(NoteKey("hr-positive-line-1"))
         return "line-1", LINE_1, notes

@@ -176,6 +176,31 @@ class TestLines:
         assert f.lines.adjuvant_her2.recorded
         assert f.lines.adjuvant_within_12_months is False
 
+    @pytest.mark.parametrize(
+        ("reason", "lines"),
+        [pytest.param(PROGRESSION, 2, id="progression"), pytest.param(TOXICITY, 1, id="toxicity")],
+    )
+    def test_a_partner_stopped_with_no_date_then_changed(
+        self, t: Terminology, params: Parameters, reason: Any, lines: int
+    ) -> None:
+        """Orders stopped for progression carry no stop date: the change of partner that
+        follows is a new line, the first one ended by the next one's start (C6)."""
+        p = metastatic(met_days=950)
+        for drug in (DOCE, PERT):
+            p.med("MedicationRequest", drug, status="stopped", start=700, reason=reason)
+        p.med("MedicationRequest", TRAS, status="active", start=700)
+        p.med("MedicationRequest", ("194000", "Capecitabine"), status="active", start=290)
+        f = facts(p, t, params)
+        assert len(f.lines.lines) == lines
+        first = f.lines.lines[0]
+        if lines == 2:
+            assert first.end_by_next
+            assert first.end == p.as_of - timedelta(days=290)
+            assert first.end_reason == "progression"
+            assert f.lines.lines[1].drugs == {"trastuzumab", "capecitabine"}
+        else:
+            assert not first.end_by_next
+
     def test_partner_change_after_progression_is_a_new_line(
         self, t: Terminology, params: Parameters
     ) -> None:

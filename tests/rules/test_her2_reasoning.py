@@ -310,3 +310,16 @@ def test_first_line_names_an_adjuvant_end_not_recorded(
     adjuvant = [text(x) for x in r6.data if "adjuvant" in text(x)]
     assert len(adjuvant) == 1
     assert words in adjuvant[0]
+
+
+def test_a_later_line_names_an_adjuvant_end_not_recorded(
+    t: Terminology, params: Parameters
+) -> None:
+    """The same unknown end after a metastatic line: this line's options, or the next's."""
+    p = her2_positive_base("p", bma=True, met_days=400)
+    p.med("MedicationRequest", TRAS, status="completed", start=1000)
+    p.med("MedicationStatement", TDXD, status="active", start=380, dose="5.4 mg/kg q3w")
+    p.disease_status(20, *WORSENED)
+    (r6,) = [d for d in run(p, t, params) if d.rule == "R6"]
+    assert r6.variant == "line-2"
+    assert "adjuvant-end-unrecorded" in r6.note_keys
