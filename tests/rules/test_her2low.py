@@ -39,6 +39,21 @@ class TestR15Her2Low:
         p.dental_exam(30)
         return p
 
+    def treated(self, p: Patient, *, chemo: bool, endocrine: bool) -> None:
+        """Letrozole in the metastatic setting, then capecitabine, each stopped."""
+        if endocrine:
+            p.med(
+                "MedicationStatement", ("72965", "Letrozole"), status="stopped", start=270, end=150
+            )
+        if chemo:
+            p.med(
+                "MedicationStatement",
+                ("194000", "Capecitabine"),
+                status="stopped",
+                start=140,
+                end=20,
+            )
+
     @pytest.mark.parametrize(
         ("ihc", "hr", "chemo", "endocrine", "expected"),
         [
@@ -72,18 +87,7 @@ class TestR15Her2Low:
         expected: str | None,
     ) -> None:
         p = self.patient(ihc, hr)
-        if endocrine:
-            p.med(
-                "MedicationStatement", ("72965", "Letrozole"), status="stopped", start=270, end=150
-            )
-        if chemo:
-            p.med(
-                "MedicationStatement",
-                ("194000", "Capecitabine"),
-                status="stopped",
-                start=140,
-                end=20,
-            )
+        self.treated(p, chemo=chemo, endocrine=endocrine)
         got = [c for c in concerns(run(p, t, params)) if c.startswith("R15")]
         assert got == ([expected] if expected else [])
 
@@ -122,18 +126,7 @@ class TestR15Her2Low:
         p = self.patient(ihc, "neg")
         if er is None:
             p.resources = [r for r in p.resources if "85337-4" not in str(r)]
-        if endocrine:
-            p.med(
-                "MedicationStatement", ("72965", "Letrozole"), status="stopped", start=270, end=150
-            )
-        if chemo:
-            p.med(
-                "MedicationStatement",
-                ("194000", "Capecitabine"),
-                status="stopped",
-                start=140,
-                end=20,
-            )
+        self.treated(p, chemo=chemo, endocrine=endocrine)
         drafts = [draft_med("p", "d1", ENHERTU, "5.4 mg/kg IV every 3 weeks")]
         r15 = [d for d in run(p, t, params, "order-select", drafts) if d.rule == "R15"]
         assert [d.variant for d in r15] == ([variant] if variant else [])
@@ -197,10 +190,7 @@ class TestR15Her2Low:
         p.resources = [
             r for r in p.resources if "85337-4" not in str(r) and "85339-0" not in str(r)
         ]
-        p.med("MedicationStatement", ("72965", "Letrozole"), status="stopped", start=270, end=150)
-        p.med(
-            "MedicationStatement", ("194000", "Capecitabine"), status="stopped", start=140, end=20
-        )
+        self.treated(p, chemo=True, endocrine=True)
         assert [c for c in concerns(run(p, t, params)) if c.startswith("R15")] == ["R15:db04"]
 
     def test_tdxd_suggestion_is_the_label_dose(self, t: Terminology, params: Parameters) -> None:
