@@ -96,15 +96,34 @@ def result_number(value: Value, cutoffs: tuple[float, ...]) -> float | None:
 
 def ihc_texts(obs: ObservationRecord) -> list[str]:
     texts = list(obs.value.texts())
-    if obs.value.integer is not None:
-        texts.insert(0, str(obs.value.integer))
+    if (score := _score_number(obs.value)) is not None:
+        texts.insert(0, score)
     texts += [i.all_text() for i in obs.interpretation]
     for comp in obs.components:
         texts += list(comp.value.texts())
-        if comp.value.integer is not None:
-            texts.append(str(comp.value.integer))
+        if (score := _score_number(comp.value)) is not None:
+            texts.append(score)
     texts += list(obs.notes)
     return texts
+
+
+# A score sent as a number: valueInteger, or a valueQuantity without a unit or with a score's
+# (a laboratory's numeric result mapped from HL7 v2 NM arrives so): never a percent or a bound.
+_SCORE_UNITS = frozenset({"", "1", "{score}", "score"})
+
+
+def _score_number(value: Value) -> str | None:
+    if value.integer is not None:
+        return str(value.integer)
+    q = value.quantity
+    if (
+        q is not None
+        and q.comparator is None
+        and q.unit_text().lower() in _SCORE_UNITS
+        and q.value in (0, 1, 2, 3)
+    ):
+        return str(int(q.value))
+    return None
 
 
 def ihc_score(obs: ObservationRecord) -> int | None:

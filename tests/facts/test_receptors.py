@@ -12,7 +12,7 @@ import pytest
 from cds.facts.marker_results import ihc_score, interpret_her2, ish_group, result_number
 from cds.fhir.records import ObservationRecord
 from cds.fhir.screening import MARKER_SETS
-from cds.fhir.values import Value
+from cds.fhir.values import Quantity, Value
 from cds.parameters import Parameters
 from cds.terminology import Coding, Concept, Terminology
 from fixtures.factories import SNOMED
@@ -201,6 +201,13 @@ class TestIhcScoreParsing:
             pytest.param({"string": "staining in 10% of cells"}, None, id="percent-not-score"),
             pytest.param({"string": "ratio 2.0"}, None, id="decimal-not-score"),
             pytest.param({"string": "positive"}, None, id="no-score"),
+            # A numeric result (HL7 v2 NM): a score without a unit, or with a score's.
+            pytest.param({"quantity": Quantity(2)}, 2, id="quantity"),
+            pytest.param({"quantity": Quantity(0.0, "{score}")}, 0, id="quantity-score-unit"),
+            pytest.param({"quantity": Quantity(2, "%")}, None, id="quantity-percent"),
+            pytest.param({"quantity": Quantity(2, None, None, "<")}, None, id="quantity-bound"),
+            pytest.param({"quantity": Quantity(2.5)}, None, id="quantity-decimal"),
+            pytest.param({"quantity": Quantity(10)}, None, id="quantity-beyond-3"),
         ],
     )
     def test_score(self, value: dict[str, Any], score: int | None) -> None:
