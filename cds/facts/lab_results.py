@@ -6,6 +6,7 @@ sent as text, a date after today, a preliminary result newer than the final one.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import date
 
@@ -89,15 +90,22 @@ def read_as_reported(obs: ObservationRecord) -> float | None:
 _LVEF_FRACTION_MAX = 1.0
 
 
+# An echocardiogram report's LVEF as written: one number, as a percent ("55%", "55 %", "55").
+# A range ("55-60%") or a bound ("> 55%") is no measurement: left out and named.
+_LVEF_TEXT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*(?:%|percent)?", re.IGNORECASE)
+
+
 def read_lvef(obs: ObservationRecord) -> float | None:
     q = obs.value.quantity
     value: float | None = None
     if q is not None and q.comparator is not None:
         return None  # "< 40%" is a bound: an LVEF band cannot be read from it
-    if q is not None and q.unit_text() in {"%", ""}:
+    if q is not None and q.unit_text().lower() in {"%", "", "percent"}:
         value = q.value
     elif obs.value.integer is not None:
         value = float(obs.value.integer)
+    elif obs.value.string and (m := _LVEF_TEXT.fullmatch(obs.value.string.strip())):
+        value = float(m.group(1))
     return value if value is not None and _LVEF_FRACTION_MAX < value <= 100 else None
 
 

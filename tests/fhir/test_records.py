@@ -498,12 +498,30 @@ class TestUnits:
         assert f.renal.creatinine is None
         assert f.calcium.corrected is None
 
-    def test_lvef_as_integer(self, t: Terminology, params: Parameters) -> None:
+    @pytest.mark.parametrize(
+        ("value", "read"),
+        [
+            pytest.param({"valueInteger": 58}, 58, id="integer"),
+            pytest.param({"valueQuantity": {"value": 58, "unit": "percent"}}, 58, id="percent"),
+            # As an echocardiogram report writes it: one number, as a percent.
+            pytest.param({"valueString": "58%"}, 58, id="text"),
+            pytest.param({"valueString": " 58 % "}, 58, id="text-spaced"),
+            pytest.param({"valueString": "57.5 Percent"}, 57.5, id="text-word"),
+            pytest.param({"valueString": "58"}, 58, id="text-number"),
+            # A range, a bound or a sentence is no measurement: left out (and named).
+            pytest.param({"valueString": "55-60%"}, None, id="text-range"),
+            pytest.param({"valueString": "> 55%"}, None, id="text-bound"),
+            pytest.param({"valueString": "EF 58%"}, None, id="text-sentence"),
+            pytest.param({"valueString": "0.58"}, None, id="text-fraction"),
+        ],
+    )
+    def test_lvef_as_sent(
+        self, t: Terminology, params: Parameters, value: dict[str, Any], read: float | None
+    ) -> None:
         p = metastatic()
-        p.obs("18043-0", 3, valueInteger=58)
+        p.obs("18043-0", 3, **value)
         f = facts(p, t, params)
-        assert f.lvef.latest is not None
-        assert f.lvef.latest.value == 58
+        assert (f.lvef.latest.value if f.lvef.latest else None) == read
 
 
 def test_one_concept_per_distinct_codeable_concept() -> None:
