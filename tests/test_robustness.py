@@ -999,6 +999,47 @@ class TestFuzz:
             stripped += 1
         assert stripped > 80
 
+    def test_a_chart_sent_twice_by_two_feeds_gives_the_same_cards(self, client: TestClient) -> None:
+        """Every prefetched result and record (but the Patient and the Medications) sent a
+        second time under another id, as two feeds - the pathology system and the laboratory
+        interface - send them. (This found a reflex ISH ratio's copy read as a testing event of
+        its own: 'HER2-negative, IHC score unknown', and no trastuzumab deruxtecan card.)"""
+
+        def copied(entry: dict[str, Any]) -> dict[str, Any]:
+            twin = copy.deepcopy(entry)
+            twin["resource"]["id"] += "-copy"
+            if "fullUrl" in twin:
+                twin["fullUrl"] += "-copy"
+            return twin
+
+        concerns = functools.partial(_concerns, client)
+        sent_twice = 0
+        for service, request in MUTABLE:
+            prefetch = copy.deepcopy(request.get("prefetch") or {})
+            if client.post(f"/cds-services/{service}", json=request).status_code != 200:
+                continue  # the scenarios of refused requests
+            twins = 0
+            for bundle in prefetch.values():
+                if not isinstance(bundle, dict) or not isinstance(bundle.get("entry"), list):
+                    continue
+                copies = [
+                    copied(entry)
+                    for entry in bundle["entry"]
+                    if isinstance(resource := entry.get("resource"), dict)
+                    and resource.get("resourceType") not in ("Patient", "Medication")
+                    and isinstance(resource.get("id"), str)
+                ]
+                bundle["entry"] += copies
+                if isinstance(bundle.get("total"), int):
+                    bundle["total"] += len(copies)
+                twins += len(copies)
+            if not twins:
+                continue
+            twice = concerns(service, request | {"prefetch": prefetch})
+            assert twice == concerns(service, request), request["context"]["patientId"]
+            sent_twice += 1
+        assert sent_twice > 250
+
     def test_a_chart_naming_its_medicines_by_brand_alone_gives_the_same_cards(
         self, client: TestClient, t: Terminology
     ) -> None:
