@@ -209,10 +209,14 @@ def declined(record: MedicationRecord, t: Terminology) -> bool:
 
 
 def stop_reason(record: MedicationRecord, t: Terminology) -> StopReason | None:
+    """Why a medicine was stopped, by the reason's code. 'Not tolerated' is also read from a
+    reason sent as words (or under a local code): read so, the medicine is not proposed again
+    and an order of it is questioned. Progression is read by its code only: words read as
+    progression would give a next-line card while the line works."""
     for reason in record.status_reasons:
         if t["stop-progression"].matches_code(reason):
             return "progression"
-        if t["stop-toxicity"].matches_code(reason):
+        if t["stop-toxicity"].matches(reason):
             return "toxicity"
         if t["stop-other"].matches_code(reason):
             return "other"

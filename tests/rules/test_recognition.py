@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from cds.facts.medications import stop_reason
+from cds.fhir.records import MedicationRecord
 from cds.parameters import Parameters
 from cds.terminology import Coding, Concept, Terminology
 from fixtures.factories import ICD10, SNOMED, TDXD, Patient
@@ -247,3 +249,61 @@ class TestMetastasesByText:
         f = facts(p, t, params)
         assert (f.disease.metastatic.present, f.disease.bone.present) == (True, True)
         assert "R1:start" in concerns(run(p, t, params))
+
+
+def _stopped_with(reason: Concept) -> MedicationRecord:
+    return MedicationRecord(
+        id="m",
+        resource_type="MedicationRequest",
+        status="stopped",
+        intent="order",
+        medication=Concept(),
+        start=None,
+        end=None,
+        status_reasons=(reason,),
+        doses=(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "read"),
+    [
+        # Words for 'not tolerated', sent as text only or under a local code: read.
+        pytest.param(Concept(text="Not tolerated"), "toxicity", id="not-tolerated"),
+        pytest.param(Concept(text="Patient intolerant"), "toxicity", id="intolerant"),
+        pytest.param(Concept(text="Stopped due to toxicity"), "toxicity", id="toxicity"),
+        pytest.param(Concept(text="Adverse drug reaction"), "toxicity", id="adverse-reaction"),
+        pytest.param(Concept(text="side effects"), "toxicity", id="side-effects"),
+        pytest.param(
+            Concept(codings=(Coding("http://hospital.example.org/reasons", "TOX", "Toxicity"),)),
+            "toxicity",
+            id="local-code",
+        ),
+        # Their look-alikes: no toxicity, tolerated, a risk.
+        pytest.param(Concept(text="No toxicity, course completed"), None, id="no-toxicity"),
+        pytest.param(Concept(text="Well tolerated; course completed"), None, id="well-tolerated"),
+        pytest.param(Concept(text="Stopped: risk of toxicity"), None, id="risk-of"),
+        pytest.param(Concept(text="Not due to toxicity"), None, id="not-due-to"),
+        # Progression by its code only: words for it are not read (a false progression would
+        # give a next-line card while the line works).
+        pytest.param(Concept(text="Disease progression"), None, id="progression-words"),
+        pytest.param(
+            Concept(codings=(Coding(SNOMED, "266721009", "No response to treatment"),)),
+            "progression",
+            id="progression-code",
+        ),
+        # A code of a known system decides: its words are not read.
+        pytest.param(
+            Concept(
+                codings=(Coding(SNOMED, "105480006", "Refusal of treatment by patient"),),
+                text="refused: side effects",
+            ),
+            "other",
+            id="coded-refusal",
+        ),
+    ],
+)
+def test_a_stop_reason_not_tolerated_is_read_from_its_words(
+    t: Terminology, reason: Concept, read: str | None
+) -> None:
+    assert stop_reason(_stopped_with(reason), t) == read
