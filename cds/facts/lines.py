@@ -339,7 +339,7 @@ def _stopped_undated(members: list[Exposure], new_start: date | None) -> bool:
     the drugs after that start follows the progression (C6), as a dated stop would."""
     return new_start is not None and any(
         e.stop_reason == "progression"
-        and e.record.end is None
+        and not e.end_recorded
         and not e.active
         and e.start is not None
         and e.start < new_start

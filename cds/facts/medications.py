@@ -63,6 +63,12 @@ class Exposure:
         return self.record.end or self.record.start
 
     @property
+    def end_recorded(self) -> bool:
+        """Whether `last` is a recorded end (a period's end, a dose given); else it is a start
+        or the one date a statement is about, and the course ended that day or later."""
+        return self.record.end is not None
+
+    @property
     def recorded_ongoing(self) -> bool:
         """In use by its status - a statement or order still active, intended or on hold - not
         by a recent dose: a record that stays open until somebody closes it, as a switch to
@@ -95,12 +101,12 @@ def course_end(exposures: Iterable[Exposure]) -> CourseEnd:
     """The exposures' last known day: a recorded end outranks a start on the same day."""
     latest = max(
         (e for e in exposures if e.last is not None),
-        key=lambda e: (e.last, e.record.end is not None),
+        key=lambda e: (e.last, e.end_recorded),
         default=None,
     )
     if latest is None:
         return CourseEnd(None)
-    return CourseEnd(latest.last, recorded=latest.record.end is not None)
+    return CourseEnd(latest.last, recorded=latest.end_recorded)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -187,7 +187,12 @@ def _site(when: date | None, metastatic_since: date | None, metastatic: bool) ->
 
 
 def _her2_event(
-    events: list[_Event], obs: ObservationRecord, kind: str, w: date | None, window_days: int
+    events: list[_Event],
+    obs: ObservationRecord,
+    kind: str,
+    w: date | None,
+    window_days: int,
+    said: tuple[object, ...],
 ) -> _Event:
     """The testing event a HER2 result belongs to (clinical-logic §3c D13).
 
@@ -195,9 +200,8 @@ def _her2_event(
     without one reported on the same day, or the nearest within `window_days` that has no result
     of its kind yet: a reflex ISH reported days after the IHC completes it, while a second IHC
     (another biopsy) starts an event of its own. A result saying what one already read says,
-    on the same day (the same report sent twice, by two feeds), joins that one's event.
+    on the same day (`said`: the same report sent twice, by two feeds), joins that one's event.
     """
-    said = _what_it_says(obs, kind, w)
     for ev in events:
         if said in ev.said and ev.specimen == obs.specimen:
             return ev
@@ -280,7 +284,9 @@ def extract_receptors(
         if kind == "her2-serum":
             serum = True
         elif kind.startswith("her2"):
-            _add_to_event(_her2_event(her2_events, obs, kind, w, event_days), obs, kind, w, t)
+            said = _what_it_says(obs, kind, w)
+            event = _her2_event(her2_events, obs, kind, w, event_days, said)
+            _add_to_event(event, obs, kind, w, t, said)
         else:
             result = _er_pr_result(obs, kind, w, _site(w, metastatic_since, metastatic), t)
             if result is not None:
@@ -353,12 +359,17 @@ def _her2_diagnosis(records: Records, t: Terminology) -> MarkerResult | None:
 
 
 def _add_to_event(
-    ev: _Event, obs: ObservationRecord, kind: str, w: date | None, t: Terminology
+    ev: _Event,
+    obs: ObservationRecord,
+    kind: str,
+    w: date | None,
+    t: Terminology,
+    said: tuple[object, ...],
 ) -> None:
     """One HER2 result (interpretation, IHC, ISH, ratio or copies) into its testing event."""
     ev.refs.append(f"Observation/{obs.id}")
     ev.kinds.add(kind)
-    ev.said.append(_what_it_says(obs, kind, w))
+    ev.said.append(said)
     if w is not None:
         ev.dates.add(w)
         ev.when = min(ev.when or w, w)
