@@ -226,6 +226,7 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]
 
 
 _DAY = re.compile(r"^(\d{4}-\d{2}-\d{2})")
+_MONTH = re.compile(r"^\d{4}-\d{2}$")  # a date sent as a month, which no day's shift moves
 
 
 def _day(value: Any) -> date | None:
@@ -244,6 +245,14 @@ def _dates(node: Any) -> Iterator[date]:
             value = value[key]
         if (day := _day(value)) is not None:
             yield day
+
+
+def _has_month_date(node: Any) -> bool:
+    if isinstance(node, dict):
+        return any(_has_month_date(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_month_date(v) for v in node)
+    return isinstance(node, str) and _MONTH.match(node) is not None
 
 
 def _shift_dates(node: Any, days: int) -> Any:
@@ -770,7 +779,7 @@ class TestFuzz:
         moved = 0
         for service, request in MUTABLE:
             as_of = request.get("extension", {}).get(AS_OF_EXTENSION)
-            if as_of is None or "prefetch" not in request:
+            if as_of is None or "prefetch" not in request or _has_month_date(request["prefetch"]):
                 continue
             server_day = date.fromisoformat(as_of)
             recorded = list(_dates(request["prefetch"]))

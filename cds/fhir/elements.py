@@ -7,6 +7,7 @@ shape and answers "nothing" rather than raising.
 
 from __future__ import annotations
 
+import calendar
 import math
 import re
 from collections.abc import Mapping
@@ -40,6 +41,24 @@ def fhir_date(value: object) -> date | None:
         else:
             return read if FIRST_DATE <= read <= LAST_DATE else None
     return date_by_pattern(value)
+
+
+def period_end(value: object) -> date | None:
+    """A Period's end. FHIR R4 Period: "the end value includes any matching date/time", so a
+    partial end falls on the last day it may be (2026-04 ends on 30 April 2026, 2026 on 31
+    December). Read as the first day, a trastuzumab course that ended '2026-04' sat up to 29 days
+    further from an anthracycline order than it may have, and no washout warning came."""
+    if not isinstance(value, str) or len(value) >= 10:
+        return fhir_date(value)  # a full date, or nothing: read as any date is
+    m = _DATE.match(value)
+    if not m:
+        return None
+    year, month = int(m.group(1)), int(m.group(2) or 12)
+    try:
+        read = date(year, month, calendar.monthrange(year, month)[1])
+    except ValueError:  # a month 13, a year 0
+        return None
+    return read if FIRST_DATE <= read <= LAST_DATE else None
 
 
 def date_by_pattern(value: str) -> date | None:
@@ -248,7 +267,7 @@ def choice_period(raw: Mapping[str, Any], prefix: str) -> tuple[date | None, dat
         return d, d
     p = raw.get(f"{prefix}Period")
     if isinstance(p, dict):
-        return fhir_date(p.get("start")), fhir_date(p.get("end"))
+        return fhir_date(p.get("start")), period_end(p.get("end"))
     return None, None
 
 

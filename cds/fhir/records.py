@@ -22,6 +22,7 @@ from cds.fhir.elements import (
     fhir_date,
     json_list,
     json_object,
+    period_end,
     reference_of,
 )
 from cds.fhir.values import Quantity, Value, read_quantity, read_value
@@ -356,7 +357,7 @@ def medication_record(
         validity = (raw.get("dispenseRequest") or {}).get("validityPeriod")
         if isinstance(validity, dict):
             start = start or fhir_date(validity.get("start"))
-            end = end or fhir_date(validity.get("end"))
+            end = end or period_end(validity.get("end"))
         authored = fhir_date(raw.get("authoredOn"))
         start = start or authored
     elif rtype == "MedicationStatement":

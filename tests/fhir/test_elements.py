@@ -6,7 +6,14 @@ from datetime import date
 
 import pytest
 
-from cds.fhir.elements import as_number, concept, fhir_date, local_reference
+from cds.fhir.elements import (
+    as_number,
+    choice_period,
+    concept,
+    fhir_date,
+    local_reference,
+    period_end,
+)
 from cds.fhir.records import allergens
 from cds.terminology import Terminology
 
@@ -159,6 +166,38 @@ def test_a_number_is_read_only_when_finite(raw: object, number: float | None) ->
 )
 def test_a_date_at_the_calendars_ends_is_a_placeholder(sent: str, read: date | None) -> None:
     assert fhir_date(sent) == read
+
+
+@pytest.mark.parametrize(
+    ("sent", "read"),
+    [
+        # FHIR R4 Period: the end includes any matching date/time, so a partial end falls on
+        # the last day it may be.
+        ("2026-04", date(2026, 4, 30)),
+        ("2024-02", date(2024, 2, 29)),
+        ("2023-02", date(2023, 2, 28)),
+        ("2026", date(2026, 12, 31)),
+        ("2026-04-03", date(2026, 4, 3)),
+        ("2026-04-03T23:00:00-05:00", date(2026, 4, 3)),
+        ("2026-13", None),
+        ("9999-12", None),
+        ("0001", None),
+        ("April 2026", None),
+        (None, None),
+    ],
+)
+def test_a_periods_partial_end_is_its_last_day(sent: str | None, read: date | None) -> None:
+    assert period_end(sent) == read
+
+
+def test_a_partial_period_spans_the_whole_of_its_month() -> None:
+    sent = {"effectivePeriod": {"start": "2026-04", "end": "2026-04"}}
+    assert choice_period(sent, "effective") == (date(2026, 4, 1), date(2026, 4, 30))
+    # A single dateTime is a point, not a period: read on its first day, as before.
+    assert choice_period({"effectiveDateTime": "2026-04"}, "effective") == (
+        date(2026, 4, 1),
+        date(2026, 4, 1),
+    )
 
 
 @pytest.mark.parametrize(

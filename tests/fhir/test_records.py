@@ -220,6 +220,21 @@ class TestCourseDates:
                 date(2026, 1, 2),
                 date(2026, 4, 1),
             ),
+            # a partial end (FHIR R4 Period: it includes any matching date) on its last day,
+            # in the dosing's bounds and in the validity alike; a partial start on its first
+            (
+                {"dosageInstruction": [_bounded("2026-01", "2026-06")]},
+                date(2026, 1, 1),
+                date(2026, 6, 30),
+            ),
+            (
+                {
+                    "authoredOn": "2026-01-02",
+                    "dispenseRequest": {"validityPeriod": {"end": "2026"}},
+                },
+                date(2026, 1, 2),
+                date(2026, 12, 31),
+            ),
         ],
     )
     def test_an_order_course_from_its_dosing_bounds(
