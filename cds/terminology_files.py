@@ -173,6 +173,30 @@ def _valueset_fields(path: Path, uri: Callable[[str, Path], str]) -> dict[str, A
 _TABLET_NAME = re.compile(r"\b(\d+(?:\.\d+)?) MG Oral Tablet$")
 
 
+def _read_names(
+    path: Path,
+    name: str,
+    ing: Ingredient,
+    by_name: dict[str, list[str]],
+    name_tablet_mg: dict[str, float],
+    name_strengths: dict[str, Literal["onc", "osteo"]],
+) -> None:
+    """An ingredient's names, and what a brand name fixes (a tablet's strength, a bone agent's
+    oncology or osteoporosis strength): each such brand must be one of its names."""
+    names = {n.lower() for n in ing.names}
+    for n in ing.names:
+        by_name.setdefault(n.lower(), []).append(name)
+    for brand, mg in ing.name_tablet_mg.items():
+        if brand.lower() not in names or mg <= 0:
+            raise ConfigError(f"{path}: {name}: {brand!r} has a tablet strength but is no name")
+        name_tablet_mg[brand.lower()] = mg
+    for strength, brands in ing.name_strengths.items():
+        for brand in brands:
+            if brand.lower() not in names:
+                raise ConfigError(f"{path}: {name}: {brand!r} has a strength but is no name")
+            name_strengths[brand.lower()] = strength
+
+
 def _load_medications(path: Path) -> MedicationTable:
     try:
         spec = MedicationFile.model_validate(read_yaml(path))
@@ -201,17 +225,7 @@ def _load_medications(path: Path) -> MedicationTable:
                 )
             if mc.tablet_mg is not None:
                 tablet_mg[mc.code] = mc.tablet_mg
-        for n in ing.names:
-            by_name.setdefault(n.lower(), []).append(name)
-        for brand, mg in ing.name_tablet_mg.items():
-            if brand.lower() not in (n.lower() for n in ing.names) or mg <= 0:
-                raise ConfigError(f"{path}: {name}: {brand!r} has a tablet strength but is no name")
-            name_tablet_mg[brand.lower()] = mg
-        for strength, brands in ing.name_strengths.items():
-            for brand in brands:
-                if brand.lower() not in (n.lower() for n in ing.names):
-                    raise ConfigError(f"{path}: {name}: {brand!r} has a strength but is no name")
-                name_strengths[brand.lower()] = strength
+        _read_names(path, name, ing, by_name, name_tablet_mg, name_strengths)
     for combo in spec.combinations:
         unknown = [i for i in combo.ingredients if i not in classes]
         if unknown:
