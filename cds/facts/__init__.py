@@ -93,6 +93,9 @@ class PatientFacts:
     calcium: Calcium
     lvef: Lvef
     dental_evaluations: tuple[Dated, ...]
+    # Dental referrals ordered and not yet done (an active ServiceRequest): what R1 and R4
+    # suggest, on record (§3c D20: the card stops once the record shows it).
+    dental_referrals: tuple[Dated, ...]
     invasive_dental: tuple[Dated, ...]  # extractions, implants: done (D6)
     radiation_or_neurosurgery: tuple[Dated, ...]
     spine_surgeries: tuple[Dated, ...]
@@ -119,6 +122,9 @@ class PatientFacts:
     def last_dental_evaluation(self) -> Dated | None:
         return max(self.dental_evaluations, key=lambda d: d.when, default=None)
 
+    def last_dental_referral(self) -> Dated | None:
+        return max(self.dental_referrals, key=lambda d: d.when, default=None)
+
 
 def _dated(
     activities: Iterable[ActivityRecord], t: Terminology, vs_id: str, *, done_only: bool
@@ -136,6 +142,25 @@ def _dated(
             continue
         out.append(Dated(when=a.when, ref=f"{a.resource_type}/{a.id}"))
     return tuple(sorted(out, key=lambda d: d.when))
+
+
+def _ordered(activities: Iterable[ActivityRecord], t: Terminology, vs_id: str) -> tuple[Dated, ...]:
+    """Requests of the value set ordered and not yet done: a ServiceRequest still active (not
+    a draft, which nobody has signed; not on hold, revoked or completed)."""
+    vs = t[vs_id]
+    return tuple(
+        sorted(
+            (
+                Dated(when=a.when, ref=f"ServiceRequest/{a.id}")
+                for a in activities
+                if a.resource_type == "ServiceRequest"
+                and a.status == "active"
+                and a.when is not None
+                and vs.matches(a.code)
+            ),
+            key=lambda d: d.when,
+        )
+    )
 
 
 def _latest_disease_status(records: Records, t: Terminology) -> str | None:
@@ -295,6 +320,7 @@ def _activities(records: Records, t: Terminology) -> dict[str, tuple[Dated, ...]
     acts = records.activities
     return {
         "dental_evaluations": _dated(acts, t, "dental-evaluation", done_only=True),
+        "dental_referrals": _ordered(acts, t, "dental-evaluation"),
         "invasive_dental": _dated(acts, t, "invasive-dental", done_only=True),
         "radiation_or_neurosurgery": _dated(acts, t, "radiation-oncology", done_only=False),
         "spine_surgeries": _dated(acts, t, "spine-surgery", done_only=False),

@@ -70,6 +70,7 @@ class DraftService:
     ref: str
     text: str
     invasive_dental: bool  # an extraction or implant by code or dental words (value set)
+    dental_evaluation: bool  # a dental referral or examination (R4b: what it suggests)
     selected: bool
 
 
@@ -332,6 +333,7 @@ def read_draft_orders(
                     ref=ref,
                     text=a.code.all_text(),
                     invasive_dental=t["invasive-dental"].matches(a.code),
+                    dental_evaluation=t["dental-evaluation"].matches(a.code),
                     selected=ref in selected,
                 )
             )

@@ -106,9 +106,27 @@ def no_recent_dental(f: PatientFacts, p: Parameters) -> bool:
     return last is None or f.as_of - last.when > timedelta(days=p.dental_lookback_days)
 
 
-def dental_line(f: PatientFacts) -> Said:
+def dental_referral_pending(f: PatientFacts, p: Parameters) -> Dated | None:
+    """A dental referral ordered within the look-back and not yet done: the referral the cards
+    suggest is on record, so it is not suggested again (§3c D20: the card stops once the
+    record shows it; suggested at every chart open, each bone agent option carried one more)."""
+    ordered = f.last_dental_referral()
+    if ordered is None or f.as_of - ordered.when > timedelta(days=p.dental_lookback_days):
+        return None
+    return ordered
+
+
+def needs_dental_referral(f: PatientFacts, p: Parameters) -> bool:
+    """No dental evaluation in the look-back, and none ordered in it either (R1, R4a, R4b)."""
+    return no_recent_dental(f, p) and dental_referral_pending(f, p) is None
+
+
+def dental_lines(f: PatientFacts, p: Parameters) -> tuple[Said, ...]:
     last = f.last_dental_evaluation()
-    return say("dental-last", when=last.when) if last else say("dental-none")
+    lines = [say("dental-last", when=last.when) if last else say("dental-none")]
+    if no_recent_dental(f, p) and (ordered := dental_referral_pending(f, p)) is not None:
+        lines.append(say("dental-referral-ordered", when=ordered.when, ref=ordered.ref))
+    return tuple(lines)
 
 
 def support_actions(f: PatientFacts, p: Parameters) -> tuple[Action, ...]:
@@ -116,7 +134,7 @@ def support_actions(f: PatientFacts, p: Parameters) -> tuple[Action, ...]:
     actions: list[Action] = []
     if not f.calcium.high:
         actions.append(RegimenOrder(key="calcium-vitamin-d"))
-    if no_recent_dental(f, p):
+    if needs_dental_referral(f, p):
         actions.append(Order(key="dental-referral"))
     if f.renal.creatinine is None:
         actions.append(Order(key="lab-creatinine"))
@@ -274,12 +292,12 @@ def bma_indicated(f: PatientFacts) -> bool:
 def r1_offers_dental_referral(f: PatientFacts, p: Parameters) -> bool:
     """R1 fires and its suggestions already carry the dental referral (C9: not said twice);
     with active MRONJ the referral is R1's only suggestion (D5)."""
-    if not bma_indicated(f) or not no_recent_dental(f, p):
+    if not bma_indicated(f) or not needs_dental_referral(f, p):
         return False
     return bool(bma_options(f, p)[0]) or prefill_withheld(f) == "held-mronj"
 
 
-def bone_data(f: PatientFacts) -> tuple[Said, ...]:
+def bone_data(f: PatientFacts, p: Parameters) -> tuple[Said, ...]:
     d = f.disease
     lines = []
     if d.bone.present:
@@ -295,7 +313,7 @@ def bone_data(f: PatientFacts) -> tuple[Said, ...]:
             lines.append(say("calcium-corrected", value=value, when=when))
         else:
             lines.append(say("calcium-measured", value=value, when=when))
-    lines.append(dental_line(f))
+    lines += dental_lines(f, p)
     return tuple(lines)
 
 
@@ -404,7 +422,7 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         variant, indicator = "start", "warning"
     else:
         variant, indicator = "marrow-only", "info"
-    data = list(bone_data(f))
+    data = list(bone_data(f, p))
     data += [say("osteoporosis-dose-agent", drug=e.ingredient, ref=e.ref) for e in osteo]
     refs = f.disease.bone.refs + f.disease.bone_marrow_only.refs + tuple(e.ref for e in osteo)
     if withheld == "held-mronj":

@@ -19,8 +19,8 @@ from cds.rules.bone import (
     BONE_VALUESETS,
     bma_indicated,
     bma_intolerance,
-    dental_line,
-    no_recent_dental,
+    dental_lines,
+    needs_dental_referral,
     not_tolerated_lines,
     r1_offers_dental_referral,
     recent_invasive_dental,
@@ -48,13 +48,13 @@ def r4a_dental_review(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> li
     procedures during it. MRONJ-2019. The 6-month look-back is a configurable default. When the
     bone-modifying agent card already carries the dental referral, it is not repeated (C9).
     """
-    if not no_recent_dental(f, p) or r1_offers_dental_referral(f, p):
+    if not needs_dental_referral(f, p) or r1_offers_dental_referral(f, p):
         return []
     needs_bma = bma_indicated(f)
     recent = recently_started(f, p)
     if not needs_bma and not recent:
         return []
-    data = [dental_line(f)]
+    data = list(dental_lines(f, p))
     data += [say("drug-started", drug=e.ingredient, when=when, ref=e.ref) for e, when in recent]
     if needs_bma:
         data.append(say("bma-indicated"))
@@ -102,13 +102,14 @@ def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
                 refs=(*(d.ref for d in healing), *(o.ref for o in orders)),
             )
         ]
-    if not no_recent_dental(f, p):
+    # The referral ordered, before or with the bone agent: the card's own suggestion (D20).
+    if not needs_dental_referral(f, p) or any(s.dental_evaluation for s in drafts.services):
         return []
     return [
         Decision(
             variant="dental-before-bma",
             indicator="warning",
-            data=(dental_line(f), *(say("draft-order-ref", ref=o.ref) for o in orders)),
+            data=(*dental_lines(f, p), *(say("draft-order-ref", ref=o.ref) for o in orders)),
             refs=tuple(o.ref for o in orders),
             proposals=(Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),),
         )

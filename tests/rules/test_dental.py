@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from cds.parameters import Parameters
+from cds.rules import Decision, Order
 from cds.terminology import Terminology
 from fixtures.factories import (
+    AS_OF,
     TDXD,
     TOXICITY,
     XGEVA,
@@ -44,6 +48,92 @@ class TestR4Dental:
         p.med("MedicationStatement", XGEVA, status="completed", start=300, end=200)
         d = run(p, t, params, "order-select", [draft_med("p", "d", XGEVA, "120 mg", 120)])
         assert "R4b:dental-before-bma" not in concerns(d)
+
+
+def _referral(status: str, days_ago: int | None = 12, rid: str = "sr-1") -> dict[str, object]:
+    """A dental referral (SNOMED 103697008, as R1 and R4 suggest it) `days_ago`."""
+    r: dict[str, object] = {
+        "resourceType": "ServiceRequest",
+        "id": rid,
+        "status": status,
+        "intent": "order",
+        "subject": {"reference": "Patient/p"},
+        "code": {
+            "coding": [
+                {
+                    "system": "http://snomed.info/sct",
+                    "code": "103697008",
+                    "display": "Patient referral for dental care",
+                }
+            ]
+        },
+    }
+    if days_ago is not None:
+        r["authoredOn"] = (AS_OF - timedelta(days=days_ago)).isoformat()
+    return r
+
+
+class TestDentalReferralOnRecord:
+    """The referral the cards suggest, once ordered, is not suggested again (§3c D20)."""
+
+    @pytest.mark.parametrize(
+        ("status", "days_ago", "counts"),
+        [
+            pytest.param("active", 12, True, id="ordered"),
+            pytest.param("active", 183, True, id="ordered-6-months-ago"),
+            pytest.param("active", 184, False, id="ordered-before-the-look-back"),
+            pytest.param("draft", 12, False, id="draft-nobody-signed"),
+            pytest.param("on-hold", 12, False, id="on-hold"),
+            pytest.param("revoked", 12, False, id="revoked"),
+            pytest.param("active", None, False, id="undated"),
+        ],
+    )
+    def test_a_referral_ordered_quiets_the_dental_review(
+        self,
+        t: Terminology,
+        params: Parameters,
+        status: str,
+        days_ago: int | None,
+        counts: bool,
+    ) -> None:
+        p = bone_patient(dental=False)
+        p.med("MedicationStatement", XGEVA, status="active", start=10)
+        p.add(_referral(status, days_ago))
+        assert ("R4a:dental-review" in concerns(run(p, t, params))) is not counts
+
+    def test_the_start_card_names_it_and_orders_no_second_one(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(dental=False)
+        [without] = [d for d in run(p, t, params) if d.rule == "R1"]
+        p.add(_referral("active"))
+        [start] = [d for d in run(p, t, params) if d.rule == "R1"]
+
+        def orders(d: Decision) -> set[str]:
+            return {a.key for pr in d.proposals for a in pr.actions if isinstance(a, Order)}
+
+        assert "dental-referral" in orders(without)
+        assert "dental-referral" not in orders(start)
+        assert any(text(line).startswith("Dental referral ordered") for line in start.data)
+        assert "R4a:dental-review" not in concerns(run(p, t, params))
+
+    @pytest.mark.parametrize("where", ["chart", "order"])
+    def test_a_first_bma_order_with_the_referral_ordered(
+        self, t: Terminology, params: Parameters, where: str
+    ) -> None:
+        p = bone_patient(dental=False)
+        drafts = [draft_med("p", "d", XGEVA, "120 mg SC q4w", 120)]
+        if where == "chart":
+            p.add(_referral("active"))
+        else:
+            drafts.append(_referral("draft", None, rid="draft-referral"))
+        d = run(p, t, params, "order-sign", drafts)
+        assert "R4b:dental-before-bma" not in concerns(d)
+
+    def test_an_extraction_drafted_is_no_referral(self, t: Terminology, params: Parameters) -> None:
+        drafts = [draft_med("p", "d", XGEVA, "120 mg SC q4w", 120), _EXTRACTION]
+        d = run(bone_patient(dental=False), t, params, "order-sign", drafts)
+        assert "R4b:dental-before-bma" in concerns(d)
 
 
 _EXTRACTION = {
