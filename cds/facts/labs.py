@@ -110,6 +110,11 @@ class Lvef:
     series: tuple[Measurement, ...] = ()  # oldest first
     unread: Unread = ()  # an echo done is never 'no LVEF'
 
+    def measured_within(self, as_of: date, days: int) -> bool:
+        """An LVEF read within `days` of as_of: no echo is due (R6, R11, R15)."""
+        latest = self.latest
+        return latest is not None and latest.when is not None and (as_of - latest.when).days <= days
+
     def baseline_before(self, start: date | None) -> Measurement | None:
         """The last LVEF on or before a drug's start: that drug's pre-treatment value (C4)."""
         if start is None:

@@ -19,6 +19,7 @@ from cds.rules.chemo_orders import (
     capecitabine_left_out,
     capecitabine_renal,
 )
+from cds.rules.echo import echo_due
 from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS
 from cds.said import Said, say
 
@@ -132,15 +133,6 @@ def tdxd_ild(f: PatientFacts) -> bool:
     return any(g.onset is None or g.onset >= first for g in f.disease.ild_history)
 
 
-def _echo_due(f: PatientFacts, p: Parameters) -> bool:
-    latest = f.lvef.latest
-    return (
-        latest is None
-        or latest.when is None
-        or f.as_of - latest.when > timedelta(days=p.lvef_interval_days)
-    )
-
-
 # A stop for toxicity, an allergy or an order not to give excludes even the HER2 antibody
 # backbone of a regimen.
 _HARD_STOPS = frozenset({"agent-stopped-for-toxicity", "agent-allergy", "agent-prohibited"})
@@ -158,7 +150,7 @@ def regimen_proposals(
     prior = f.lines.metastatic_her2_regimens
     proposals: list[Proposal] = []
     left_out: list[Said] = []
-    echo = (Order(key="echocardiogram"),) if _echo_due(f, p) else ()
+    echo = (Order(key="echocardiogram"),) if echo_due(f, p) else ()
     for key in keys:
         regimen = p.regimens[key]
         drugs = regimen.ingredients
@@ -305,7 +297,7 @@ def cardiac_notes(f: PatientFacts, p: Parameters) -> tuple[NoteKey, ...]:
         latest is not None and latest.value < p.lvef_lln_percent
     ):
         notes.append(NoteKey("cardiac-case-by-case"))
-    if _echo_due(f, p):
+    if echo_due(f, p):
         notes.append(NoteKey("lvef-due"))
     return tuple(notes)
 

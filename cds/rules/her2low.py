@@ -17,6 +17,7 @@ from cds.rules import (
     RegimenOrder,
     rule,
 )
+from cds.rules.echo import echo_due
 from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS
 from cds.said import Said, say
 
@@ -254,7 +255,7 @@ def _tdxd_indicated(
     FDA-approved test result."""
     ild = f.disease.interstitial_lung_disease.present
     variant = "db04" if db04 else "db06"
-    echo = (Order(key="echocardiogram"),) if not _lvef_recent(f, p) else ()
+    echo = (Order(key="echocardiogram"),) if echo_due(f, p) else ()
     notes = [NoteKey("not-her2-positive"), NoteKey("tdxd-ild"), NoteKey("lvef-baseline")]
     if variant == "db06":
         notes.append(NoteKey("fda-approved-test"))
@@ -291,13 +292,4 @@ def _ihc_score_needed(
                 actions=(Order(key="her2-ihc-score-request"),),
             ),
         ),
-    )
-
-
-def _lvef_recent(f: PatientFacts, p: Parameters) -> bool:
-    latest = f.lvef.latest
-    return (
-        latest is not None
-        and latest.when is not None
-        and ((f.as_of - latest.when).days <= p.lvef_interval_days)
     )

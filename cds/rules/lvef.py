@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 from typing import Literal
 
 from cds.facts import PatientFacts
@@ -21,6 +21,7 @@ from cds.rules import (
     Proposal,
     rule,
 )
+from cds.rules.echo import echo_due
 from cds.rules.in_use import ACTIVE_PARAMETERS, in_use_lines, unknown_status_line
 from cds.said import Said, say
 
@@ -30,15 +31,6 @@ ORDER_ECHO = Proposal(key="echocardiogram", actions=(Order(key="echocardiogram")
 # What needs an LVEF before it starts: the antibodies and conjugates, and lapatinib, which lowers
 # LVEF too (Tykerb 5.1); tucatinib's and neratinib's labels ask for none.
 BASELINE_CLASSES = (*HER2_AB, "HER2_TKI_LAP")
-
-
-def _lvef_recent(f: PatientFacts, days: int) -> bool:
-    latest = f.lvef.latest
-    return (
-        latest is not None
-        and latest.when is not None
-        and f.as_of - latest.when <= timedelta(days=days)
-    )
 
 
 def _lvef_data(f: PatientFacts) -> tuple[Said, ...]:
@@ -146,7 +138,7 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     makes an LVEF-due card (C4).
     """
     monitored = [(i, r) for i, r, _ in lvef_drugs(f, p) if r.monitor_every_3_months]
-    if not monitored or _lvef_recent(f, p.lvef_interval_days + p.lvef_grace_days):
+    if not monitored or f.lvef.measured_within(f.as_of, p.lvef_interval_days + p.lvef_grace_days):
         return []
     on_them = [
         e for e in f.meds.possibly_in_use(*HER2_AB) if e.ingredient in {i for i, _ in monitored}
@@ -179,7 +171,7 @@ def r11b_baseline_lvef(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
     evaluate LVEF before starting lapatinib and during treatment; a card about lapatinib alone
     cites its label)."""
     orders = drafts.with_class(*BASELINE_CLASSES)
-    if not orders or _lvef_recent(f, p.lvef_interval_days):
+    if not orders or not echo_due(f, p):
         return []
     lapatinib_only = all(o.has_class("HER2_TKI_LAP") and not o.has_class(*HER2_AB) for o in orders)
     return [
