@@ -97,6 +97,7 @@ class PatientFacts:
     # suggest, on record (§3c D20: the card stops once the record shows it).
     dental_referrals: tuple[Dated, ...]
     invasive_dental: tuple[Dated, ...]  # extractions, implants: done (D6)
+    echo_orders: tuple[Dated, ...]  # echocardiograms ordered and not yet done (R6, R11, R15)
     radiation_or_neurosurgery: tuple[Dated, ...]
     spine_surgeries: tuple[Dated, ...]
     biopsies: tuple[Dated, ...]
@@ -316,11 +317,13 @@ def _therapy(
 
 
 def _activities(records: Records, t: Terminology) -> dict[str, tuple[Dated, ...]]:
-    """Dental, radiation, spine, biopsy and dialysis activities, each sorted by date."""
+    """Dental, echocardiogram, radiation, spine, biopsy and dialysis activities, each sorted by
+    date."""
     acts = records.activities
     return {
         "dental_evaluations": _dated(acts, t, "dental-evaluation", done_only=True),
         "dental_referrals": _ordered(acts, t, "dental-evaluation"),
+        "echo_orders": _ordered(acts, t, "echocardiogram"),
         "invasive_dental": _dated(acts, t, "invasive-dental", done_only=True),
         "radiation_or_neurosurgery": _dated(acts, t, "radiation-oncology", done_only=False),
         "spine_surgeries": _dated(acts, t, "spine-surgery", done_only=False),

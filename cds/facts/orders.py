@@ -71,6 +71,7 @@ class DraftService:
     text: str
     invasive_dental: bool  # an extraction or implant by code or dental words (value set)
     dental_evaluation: bool  # a dental referral or examination (R4b: what it suggests)
+    echocardiogram: bool  # R11b: what it suggests
     selected: bool
 
 
@@ -334,6 +335,7 @@ def read_draft_orders(
                     text=a.code.all_text(),
                     invasive_dental=t["invasive-dental"].matches(a.code),
                     dental_evaluation=t["dental-evaluation"].matches(a.code),
+                    echocardiogram=t["echocardiogram"].matches(a.code),
                     selected=ref in selected,
                 )
             )

@@ -9,6 +9,7 @@ from cds.parameters import Parameters
 from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, rule
 from cds.rules.bone import renal_line
 from cds.rules.chemo_orders import capecitabine_renal
+from cds.rules.echo import echo_lines
 from cds.rules.her2 import (
     HER2_INGREDIENTS,
     HER2_VALUESETS,
@@ -70,12 +71,18 @@ def r8a_brain_local_therapy(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     "R8b",
     hooks=PATIENT_VIEW,
     variants=("tucatinib", "tucatinib-not-offered"),
-    valuesets=(*HER2_VALUESETS, "lvef", "heart-failure", "interstitial-lung-disease"),
+    valuesets=(
+        *HER2_VALUESETS,
+        "lvef",
+        "heart-failure",
+        "interstitial-lung-disease",
+        "echocardiogram",
+    ),
     ingredients=HER2_INGREDIENTS,
     parameters=(*LINE_PARAMETERS, "lvef_interval_days", "lvef_lln_percent"),
     orders=("echocardiogram",),
     regimens=(TUCATINIB,),
-    notes=("cardiac-case-by-case", "lvef-due", "capecitabine-renal"),
+    notes=("cardiac-case-by-case", "lvef-due", "lvef-due-echo-ordered", "capecitabine-renal"),
 )
 def r8b_brain_systemic(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """A new brain metastasis on a metastatic HER2 line without systemic progression, no
@@ -115,6 +122,7 @@ def r8b_brain_systemic(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
                 else say("new-brain-metastasis", when=cns.onset),
                 *therapy_data(f),
                 *renal,
+                *echo_lines(f, p, drafts),
             ),
             notes=tuple(say("not-suggested", regimen=x) for x in left_out),
             refs=(cns.ref, *((cns.status_ref,) if cns.status_ref else ())),

@@ -11,7 +11,7 @@ from cds.facts.medications import HER2_CLASSES
 from cds.facts.orders import DraftOrders
 from cds.fhir.screening import STAGING_SETS
 from cds.parameters import Parameters
-from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, RegimenOrder, rule
+from cds.rules import PATIENT_VIEW, Decision, NoteKey, Proposal, RegimenOrder, rule
 from cds.rules.bone import renal_line
 from cds.rules.chemo_orders import (
     CAPECITABINE_PARAMETERS,
@@ -19,7 +19,7 @@ from cds.rules.chemo_orders import (
     capecitabine_left_out,
     capecitabine_renal,
 )
-from cds.rules.echo import echo_due
+from cds.rules.echo import echo_actions, echo_due, echo_lines, echo_ordered
 from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS
 from cds.said import Said, say
 
@@ -150,7 +150,7 @@ def regimen_proposals(
     prior = f.lines.metastatic_her2_regimens
     proposals: list[Proposal] = []
     left_out: list[Said] = []
-    echo = (Order(key="echocardiogram"),) if echo_due(f, p) else ()
+    echo = echo_actions(f, p)
     for key in keys:
         regimen = p.regimens[key]
         drugs = regimen.ingredients
@@ -298,7 +298,8 @@ def cardiac_notes(f: PatientFacts, p: Parameters) -> tuple[NoteKey, ...]:
     ):
         notes.append(NoteKey("cardiac-case-by-case"))
     if echo_due(f, p):
-        notes.append(NoteKey("lvef-due"))
+        # With an echocardiogram ordered and not yet done, no regimen carries another (D20).
+        notes.append(NoteKey("lvef-due-echo-ordered" if echo_ordered(f, p) else "lvef-due"))
     return tuple(notes)
 
 
@@ -347,7 +348,13 @@ def _proposal_notes(proposals: tuple[Proposal, ...], p: Parameters) -> list[Note
     hooks=PATIENT_VIEW,
     variants=("line-1", "line-2", "line-3-plus"),
     bindings=("line", "confidence"),
-    valuesets=(*HER2_VALUESETS, "interstitial-lung-disease", "heart-failure", "lvef"),
+    valuesets=(
+        *HER2_VALUESETS,
+        "interstitial-lung-disease",
+        "heart-failure",
+        "lvef",
+        "echocardiogram",
+    ),
     ingredients=HER2_INGREDIENTS,
     parameters=(*LINE_PARAMETERS, "lvef_interval_days", "lvef_lln_percent"),
     orders=("echocardiogram",),
@@ -355,6 +362,7 @@ def _proposal_notes(proposals: tuple[Proposal, ...], p: Parameters) -> list[Note
     notes=(
         "cardiac-case-by-case",
         "lvef-due",
+        "lvef-due-echo-ordered",
         "active-regimen-review",
         "leptomeningeal",
         "line-1-currency",
@@ -401,7 +409,7 @@ def r6_next_line(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     notes += line_notes
     proposals, left_out = regimen_proposals(f, p, regimens)
     notes += _proposal_notes(proposals, p)
-    data = therapy_data(f)
+    data = therapy_data(f) + echo_lines(f, p, drafts)
     with_cape = any("capecitabine" in p.regimens[k].ingredients for k in regimens)
     if with_cape and capecitabine_renal(f, p) != "full":
         data += (renal_line(f),)  # it shaped the capecitabine options

@@ -17,7 +17,7 @@ from cds.rules import (
     RegimenOrder,
     rule,
 )
-from cds.rules.echo import echo_due
+from cds.rules.echo import echo_actions, echo_lines
 from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS
 from cds.said import Said, say
 
@@ -184,7 +184,7 @@ def _data(f: PatientFacts) -> tuple[Said, ...]:
     hooks=(*PATIENT_VIEW, *ORDER_HOOKS),
     variants=("db04", "db06", "ihc-score-needed", "order-not-indicated", "order-undecided"),
     bindings=("category",),
-    valuesets=(*R15_VALUESETS, "interstitial-lung-disease"),
+    valuesets=(*R15_VALUESETS, "interstitial-lung-disease", "echocardiogram"),
     ingredients=("trastuzumab deruxtecan", *CHEMO_AND_ENDOCRINE),
     parameters=R15_PARAMETERS,
     orders=("echocardiogram", "her2-ihc-score-request"),
@@ -255,7 +255,7 @@ def _tdxd_indicated(
     FDA-approved test result."""
     ild = f.disease.interstitial_lung_disease.present
     variant = "db04" if db04 else "db06"
-    echo = (Order(key="echocardiogram"),) if echo_due(f, p) else ()
+    echo = echo_actions(f, p)
     notes = [NoteKey("not-her2-positive"), NoteKey("tdxd-ild"), NoteKey("lvef-baseline")]
     if variant == "db06":
         notes.append(NoteKey("fda-approved-test"))
@@ -266,7 +266,7 @@ def _tdxd_indicated(
         variant=variant,
         indicator="info",
         bindings=bindings,
-        data=_data(f),
+        data=_data(f) + echo_lines(f, p),
         note_keys=tuple(notes),
         refs=refs,
         proposals=proposals,

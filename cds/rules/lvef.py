@@ -21,7 +21,7 @@ from cds.rules import (
     Proposal,
     rule,
 )
-from cds.rules.echo import echo_due
+from cds.rules.echo import echo_due, echo_lines
 from cds.rules.in_use import ACTIVE_PARAMETERS, in_use_lines, unknown_status_line
 from cds.said import Said, say
 
@@ -124,7 +124,7 @@ def _names(rules: list[LvefRule]) -> str:
     hooks=PATIENT_VIEW,
     variants=("lvef-due",),
     bindings=("drugs",),
-    valuesets=("lvef",),
+    valuesets=("lvef", "echocardiogram"),
     ingredients=ANTIBODIES,
     parameters=("lvef_interval_days", "lvef_grace_days", "lvef_by_drug", *ACTIVE_PARAMETERS),
     orders=("echocardiogram",),
@@ -143,14 +143,17 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     on_them = [
         e for e in f.meds.possibly_in_use(*HER2_AB) if e.ingredient in {i for i, _ in monitored}
     ]
+    # The LVEF stays due until it is read; an echocardiogram already ordered is named, not
+    # ordered twice (§3c D20).
+    ordered = echo_lines(f, p, drafts)
     return [
         Decision(
             variant="lvef-due",
             indicator="warning",
             bindings={"drugs": _names([r for _, r in monitored])},
-            data=in_use_lines(f.meds, on_them) + _lvef_data(f),
+            data=in_use_lines(f.meds, on_them) + _lvef_data(f) + ordered,
             refs=tuple(e.ref for e in on_them),
-            proposals=(ORDER_ECHO,),
+            proposals=() if ordered else (ORDER_ECHO,),
         )
     ]
 
@@ -159,7 +162,7 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     "R11b",
     hooks=ORDER_HOOKS,
     variants=("baseline-lvef", "baseline-lvef-lapatinib"),
-    valuesets=("lvef",),
+    valuesets=("lvef", "echocardiogram"),
     ingredients=(*ANTIBODIES, "lapatinib"),
     parameters=("lvef_interval_days",),
     orders=("echocardiogram",),
@@ -174,13 +177,16 @@ def r11b_baseline_lvef(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
     if not orders or not echo_due(f, p):
         return []
     lapatinib_only = all(o.has_class("HER2_TKI_LAP") and not o.has_class(*HER2_AB) for o in orders)
+    # Needed before the first dose however it is ordered; one ordered or being ordered with
+    # the drug is named, not ordered twice (§3c D20).
+    ordered = echo_lines(f, p, drafts)
     return [
         Decision(
             variant="baseline-lvef-lapatinib" if lapatinib_only else "baseline-lvef",
             indicator="warning",
-            data=tuple(say("draft-order-ref", ref=o.ref) for o in orders) + _lvef_data(f),
+            data=tuple(say("draft-order-ref", ref=o.ref) for o in orders) + _lvef_data(f) + ordered,
             refs=tuple(o.ref for o in orders),
-            proposals=(ORDER_ECHO,),
+            proposals=() if ordered else (ORDER_ECHO,),
         )
     ]
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from cds.facts.orders import NO_DRAFTS
 from cds.parameters import Parameters
-from cds.rules import evaluate
+from cds.rules import Decision, Order, evaluate
 from cds.rules.lvef import lvef_action
 from cds.terminology import Terminology
 from fixtures.factories import (
+    AS_OF,
     TDM1,
     TDXD,
     TRAS,
@@ -384,3 +386,97 @@ def test_lvef_rules_scan_the_exposures_a_bounded_number_of_times(
         return scans
 
     assert run_with(200) == run_with(10)
+
+
+def _echo(status: str, days_ago: int | None, rid: str = "sr-echo") -> dict[str, Any]:
+    """An echocardiogram request (SNOMED 40701008, as R6, R11 and R15 suggest it)."""
+    r: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "id": rid,
+        "status": status,
+        "intent": "order",
+        "subject": {"reference": "Patient/p"},
+        "code": {
+            "coding": [{"system": "http://snomed.info/sct", "code": "40701008", "display": "Echo"}]
+        },
+    }
+    if days_ago is not None:
+        r["authoredOn"] = (AS_OF - timedelta(days=days_ago)).isoformat()
+    return r
+
+
+class TestEchoAlreadyOrdered:
+    """An echocardiogram ordered and not yet done is named, never ordered twice (§3c D20); the
+    LVEF stays due until it is read."""
+
+    @staticmethod
+    def _on_trastuzumab(lvef_days_ago: int = 130) -> Patient:
+        p = bone_patient(her2="pos")
+        p.lvef(lvef_days_ago, 60)
+        p.med("MedicationStatement", TRAS, status="active", start=300, dose="q3w")
+        return p
+
+    @pytest.mark.parametrize(
+        ("status", "days_ago", "named"),
+        [
+            pytest.param("active", 8, True, id="ordered"),
+            pytest.param("active", 90, True, id="ordered-3-months-ago"),
+            pytest.param("active", 91, False, id="ordered-before-the-interval"),
+            # ordered on or before the last LVEF's day: the echo that gave it, left open
+            pytest.param("active", 130, False, id="ordered-the-day-of-the-last-lvef"),
+            pytest.param("draft", 8, False, id="draft-nobody-signed"),
+            pytest.param("on-hold", 8, False, id="on-hold"),
+            pytest.param("completed", 8, False, id="done"),
+            pytest.param("active", None, False, id="undated"),
+        ],
+    )
+    def test_the_lvef_due_card(
+        self,
+        t: Terminology,
+        params: Parameters,
+        status: str,
+        days_ago: int | None,
+        named: bool,
+    ) -> None:
+        p = self._on_trastuzumab()
+        p.add(_echo(status, days_ago))
+        [due] = [d for d in run(p, t, params) if d.concern == "R11a:lvef-due"]
+        said = [text(x) for x in due.data]
+        assert any(x.startswith("Echocardiogram ordered") for x in said) is named
+        assert (due.proposals == ()) is named
+
+    def test_a_baseline_card_with_the_echo_drafted(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        drafts = [draft_med("p", "d", TRAS, "8 mg/kg IV"), _echo("draft", None, "draft-echo")]
+        [baseline] = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R11b"]
+        assert baseline.proposals == ()
+        assert "Echocardiogram being ordered with it (ServiceRequest/draft-echo)" in [
+            text(x) for x in baseline.data
+        ]
+        [alone] = [d for d in run(p, t, params, "order-sign", drafts[:1]) if d.rule == "R11b"]
+        assert [pr.key for pr in alone.proposals] == ["echocardiogram"]
+
+    def test_first_line_options_carry_no_second_echo(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.lvef(200, 61)
+        p.add(_echo("active", 5))
+
+        def echo_orders(d: Decision) -> int:
+            return sum(
+                1
+                for pr in d.proposals
+                for a in pr.actions
+                if isinstance(a, Order) and a.key == "echocardiogram"
+            )
+
+        [line] = [d for d in run(p, t, params) if d.rule == "R6"]
+        assert echo_orders(line) == 0
+        assert "lvef-due-echo-ordered" in line.note_keys
+        p.resources = [r for r in p.resources if r["resourceType"] != "ServiceRequest"]
+        [without] = [d for d in run(p, t, params) if d.rule == "R6"]
+        assert echo_orders(without) == len(without.proposals) > 0
+        assert "lvef-due" in without.note_keys
