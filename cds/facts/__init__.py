@@ -42,7 +42,24 @@ from cds.fhir.screening import CONDITION_SETS, OBSERVATION_SETS, RESULT_SETS, SE
 from cds.parameters import Parameters
 from cds.terminology import Terminology
 
-_DONE = frozenset({"completed", "finished"})
+# What an activity's status must be to count, by resource type (FHIR R4 status value sets).
+_Counts = dict[str, frozenset[str | None]]
+# Done: the dental examination made, the extraction done.
+_DONE: _Counts = {
+    "Procedure": frozenset({None, "completed"}),
+    "ServiceRequest": frozenset({"completed"}),
+    "Encounter": frozenset({"finished"}),
+}
+# Done, begun, or ordered and in force: the radiotherapy, surgery or biopsy that followed a
+# diagnosis. Not a request nobody has signed (draft) or one suspended (on-hold), a procedure
+# only in preparation, or one whose status is unknown: read as the radiotherapy that followed
+# a cord compression, a draft request silenced the emergency card.
+_UNDER_WAY: _Counts = {
+    "Procedure": frozenset({None, "in-progress", "on-hold", "stopped", "completed"}),
+    "ServiceRequest": frozenset({"active", "completed"}),
+    "Encounter": frozenset({"planned", "arrived", "triaged", "in-progress", "onleave", "finished"}),
+}
+_WITHDRAWN = frozenset({"revoked", "entered-in-error", "not-done", "cancelled"})
 # Every value set the fact extractors read, checked when knowledge loads: a missing file stops
 # the service at start-up (and fails `cds check`) instead of failing a call.
 FACT_VALUESETS: frozenset[str] = frozenset(
@@ -128,18 +145,16 @@ class PatientFacts:
 
 
 def _dated(
-    activities: Iterable[ActivityRecord], t: Terminology, vs_id: str, *, done_only: bool
+    activities: Iterable[ActivityRecord], t: Terminology, vs_id: str, counts: _Counts | None
 ) -> tuple[Dated, ...]:
+    """The dated activities of a value set whose status `counts` (by resource type); with
+    None, any that is not withdrawn."""
     vs = t[vs_id]
     out = []
     for a in activities:
-        if a.when is None or not vs.matches(a.code):
+        if a.when is None or not vs.matches(a.code) or a.status in _WITHDRAWN:
             continue
-        if a.status in {"revoked", "entered-in-error", "not-done", "cancelled"}:
-            continue
-        if done_only and a.resource_type != "Procedure" and a.status not in _DONE:
-            continue
-        if done_only and a.resource_type == "Procedure" and a.status not in (None, "completed"):
+        if counts is not None and a.status not in counts.get(a.resource_type, ()):
             continue
         out.append(Dated(when=a.when, ref=f"{a.resource_type}/{a.id}"))
     return tuple(sorted(out, key=lambda d: d.when))
@@ -321,14 +336,16 @@ def _activities(records: Records, t: Terminology) -> dict[str, tuple[Dated, ...]
     date."""
     acts = records.activities
     return {
-        "dental_evaluations": _dated(acts, t, "dental-evaluation", done_only=True),
+        "dental_evaluations": _dated(acts, t, "dental-evaluation", _DONE),
         "dental_referrals": _ordered(acts, t, "dental-evaluation"),
         "echo_orders": _ordered(acts, t, "echocardiogram"),
-        "invasive_dental": _dated(acts, t, "invasive-dental", done_only=True),
-        "radiation_or_neurosurgery": _dated(acts, t, "radiation-oncology", done_only=False),
-        "spine_surgeries": _dated(acts, t, "spine-surgery", done_only=False),
-        "biopsies": _dated(acts, t, "biopsy", done_only=False),
-        "dialysis_procedures": _dated(acts, t, "dialysis", done_only=False),
+        "invasive_dental": _dated(acts, t, "invasive-dental", _DONE),
+        "radiation_or_neurosurgery": _dated(acts, t, "radiation-oncology", _UNDER_WAY),
+        "spine_surgeries": _dated(acts, t, "spine-surgery", _UNDER_WAY),
+        "biopsies": _dated(acts, t, "biopsy", _UNDER_WAY),
+        # Any dialysis on record, even one only planned: read as on dialysis, the renal checks
+        # err on the safe side (no zoledronic acid, the highest hypocalcaemia risk named).
+        "dialysis_procedures": _dated(acts, t, "dialysis", None),
     }
 
 
