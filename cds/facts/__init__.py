@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from cds.facts.after_today import read_as_of
 from cds.facts.days import last_day
@@ -38,7 +39,13 @@ from cds.fhir.records import (
     Records,
     allergens,
 )
-from cds.fhir.screening import CONDITION_SETS, OBSERVATION_SETS, RESULT_SETS, SERVICE_SETS
+from cds.fhir.screening import (
+    CONDITION_SETS,
+    OBSERVATION_SETS,
+    ORDERED_LAB_SETS,
+    RESULT_SETS,
+    SERVICE_SETS,
+)
 from cds.parameters import Parameters
 from cds.terminology import Terminology
 
@@ -115,6 +122,8 @@ class PatientFacts:
     dental_referrals: tuple[Dated, ...]
     invasive_dental: tuple[Dated, ...]  # extractions, implants: done (D6)
     echo_orders: tuple[Dated, ...]  # echocardiograms ordered and not yet done (R6, R11, R15)
+    # Creatinine, calcium and albumin ordered and not yet resulted, by value set (R1-R3).
+    lab_orders: Mapping[str, tuple[Dated, ...]]
     radiation_or_neurosurgery: tuple[Dated, ...]
     spine_surgeries: tuple[Dated, ...]
     biopsies: tuple[Dated, ...]
@@ -331,7 +340,7 @@ def _therapy(
     return meds, lines, systemic
 
 
-def _activities(records: Records, t: Terminology) -> dict[str, tuple[Dated, ...]]:
+def _activities(records: Records, t: Terminology) -> dict[str, Any]:
     """Dental, echocardiogram, radiation, spine, biopsy and dialysis activities, each sorted by
     date."""
     acts = records.activities
@@ -339,6 +348,7 @@ def _activities(records: Records, t: Terminology) -> dict[str, tuple[Dated, ...]
         "dental_evaluations": _dated(acts, t, "dental-evaluation", _DONE),
         "dental_referrals": _ordered(acts, t, "dental-evaluation"),
         "echo_orders": _ordered(acts, t, "echocardiogram"),
+        "lab_orders": {vs: _ordered(acts, t, vs) for vs in ORDERED_LAB_SETS},
         "invasive_dental": _dated(acts, t, "invasive-dental", _DONE),
         "radiation_or_neurosurgery": _dated(acts, t, "radiation-oncology", _UNDER_WAY),
         "spine_surgeries": _dated(acts, t, "spine-surgery", _UNDER_WAY),

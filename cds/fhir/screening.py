@@ -70,7 +70,10 @@ STAGING_SETS = (
     "history-of-metastatic-site",
 )
 OBSERVATION_SETS = (*MARKER_SETS, "disease-status", *LAB_SETS, "lvef", *STAGING_SETS)
+# Lab tests the cards suggest, read when ordered and not yet resulted (§3c D20).
+ORDERED_LAB_SETS = ("creatinine", "calcium", "albumin")
 SERVICE_SETS = (
+    *ORDERED_LAB_SETS,
     "dental-evaluation",
     "radiation-oncology",
     "echocardiogram",

@@ -41,6 +41,7 @@ from cds.rules.bone import (
     severe_renal,
     support_actions,
 )
+from cds.rules.lab_orders import lab_lines
 from cds.said import Said, say
 
 
@@ -267,11 +268,12 @@ def _no_creatinine(o: _BisphosphonateOrder, f: PatientFacts, p: Parameters) -> D
     """ASCO-BMA-2011/2017: serum creatinine before each dose; without a recent one, order it."""
     if f.renal.creatinine is not None:
         return None
+    ordered = lab_lines(f, ("lab-creatinine",), p.lab_freshness_days)
     return Decision(
         variant="no-creatinine",
         indicator="warning",
         bindings=o.base,
-        data=o.data,
+        data=o.data + ordered,
         missing=(
             said_missing(
                 say("missing-creatinine", days=p.lab_freshness_days),
@@ -280,7 +282,10 @@ def _no_creatinine(o: _BisphosphonateOrder, f: PatientFacts, p: Parameters) -> D
             ),
         ),
         refs=(o.draft.ref,),
-        proposals=(Proposal(key="order-creatinine", actions=(Order(key="lab-creatinine"),)),),
+        # A creatinine already ordered is named, not ordered twice (§3c D20).
+        proposals=()
+        if ordered
+        else (Proposal(key="order-creatinine", actions=(Order(key="lab-creatinine"),)),),
     )
 
 

@@ -28,6 +28,7 @@ from cds.rules.bma_orders import (
     hcm_dosing,
 )
 from cds.rules.in_use import unknown_status_line
+from cds.rules.lab_orders import CALCIUM_TESTS, lab_actions, lab_lines
 from cds.said import Said, say
 
 BISPHOSPHONATES = ("zoledronic acid", "pamidronate")
@@ -136,11 +137,15 @@ def support_actions(f: PatientFacts, p: Parameters) -> tuple[Action, ...]:
         actions.append(RegimenOrder(key="calcium-vitamin-d"))
     if needs_dental_referral(f, p):
         actions.append(Order(key="dental-referral"))
-    if f.renal.creatinine is None:
-        actions.append(Order(key="lab-creatinine"))
-    if f.calcium.corrected is None:
-        actions += [Order(key="lab-calcium"), Order(key="lab-albumin")]
+    actions += lab_actions(f, _missing_labs(f), p.lab_freshness_days)
     return tuple(actions)
+
+
+def _missing_labs(f: PatientFacts) -> tuple[str, ...]:
+    """The lab tests a bone agent needs that have no current result (orders.yaml keys)."""
+    return (("lab-creatinine",) if f.renal.creatinine is None else ()) + (
+        CALCIUM_TESTS if f.calcium.corrected is None else ()
+    )
 
 
 def bma_options(f: PatientFacts, p: Parameters) -> tuple[tuple[Proposal, ...], tuple[NoteKey, ...]]:
@@ -314,6 +319,7 @@ def bone_data(f: PatientFacts, p: Parameters) -> tuple[Said, ...]:
         else:
             lines.append(say("calcium-measured", value=value, when=when))
     lines += dental_lines(f, p)
+    lines += lab_lines(f, _missing_labs(f), p.lab_freshness_days)
     return tuple(lines)
 
 

@@ -30,6 +30,7 @@ from cds.rules.bone import (
     severe_renal,
 )
 from cds.rules.in_use import in_use_lines, none_known_in_use
+from cds.rules.lab_orders import CALCIUM_TESTS, lab_lines, lab_ordered
 from cds.said import say
 
 
@@ -56,6 +57,9 @@ def r3a_bma_order_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     the bisphosphonate labels being less absolute than Xgeva's.
     """
     out = _bisphosphonate_hypocalcaemia(f, drafts)
+    # Calcium already ordered is named, not ordered twice (§3c D20).
+    calcium_ordered = lab_lines(f, CALCIUM_TESTS, p.lab_freshness_days)
+    order_calcium = () if calcium_ordered else (ORDER_CALCIUM,)
     for draft in drafts.with_ingredient("denosumab"):
         data = [say("draft-order", drug="denosumab", ref=draft.ref)]
         if f.calcium.low:
@@ -74,7 +78,7 @@ def r3a_bma_order_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                 Decision(
                     variant="calcium-unknown",
                     indicator="warning",
-                    data=tuple(data),
+                    data=(*data, *calcium_ordered),
                     missing=(
                         said_missing(
                             say("missing-calcium", days=p.lab_freshness_days),
@@ -83,7 +87,7 @@ def r3a_bma_order_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                         ),
                     ),
                     refs=(draft.ref,),
-                    proposals=(ORDER_CALCIUM,),
+                    proposals=order_calcium,
                 )
             )
         elif severe_renal(f, p):
@@ -92,9 +96,9 @@ def r3a_bma_order_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
                 Decision(
                     variant="renal-monitor",
                     indicator="warning",
-                    data=tuple(data),
+                    data=(*data, *calcium_ordered),
                     refs=(draft.ref, *f.renal.refs),
-                    proposals=(ORDER_CALCIUM,),
+                    proposals=order_calcium,
                 )
             )
     return out
@@ -194,6 +198,8 @@ def r3c_denosumab_calcium_check(
         last is not None and f.as_of - last <= timedelta(days=p.calcium_check_days)
     ):
         return []
+    if lab_ordered(f, "lab-calcium", p.calcium_check_days) is not None:
+        return []  # the check this card asks for is ordered (§3c D20)
     return [
         Decision(
             variant="check-calcium-status-unknown"
