@@ -103,6 +103,17 @@ class Dated:
     ref: str
 
 
+def latest_within(
+    dated: Iterable[Dated], as_of: date, days: int, *, after: date | None = None
+) -> Dated | None:
+    """The latest of these (sorted by date) no more than `days` before as_of, and after
+    `after` when given: an order still active that stands for what a card would order."""
+    within = [
+        d for d in dated if (as_of - d.when).days <= days and (after is None or d.when > after)
+    ]
+    return within[-1] if within else None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PatientFacts:
     as_of: date
@@ -148,9 +159,6 @@ class PatientFacts:
 
     def last_dental_evaluation(self) -> Dated | None:
         return max(self.dental_evaluations, key=lambda d: d.when, default=None)
-
-    def last_dental_referral(self) -> Dated | None:
-        return max(self.dental_referrals, key=lambda d: d.when, default=None)
 
 
 def _dated(

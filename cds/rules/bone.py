@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, timedelta
 
-from cds.facts import Dated, PatientFacts
+from cds.facts import Dated, PatientFacts, latest_within
 from cds.facts.days import within
 from cds.facts.labs import said_missing
 from cds.facts.medications import Exposure
@@ -111,10 +111,7 @@ def dental_referral_pending(f: PatientFacts, p: Parameters) -> Dated | None:
     """A dental referral ordered within the look-back and not yet done: the referral the cards
     suggest is on record, so it is not suggested again (§3c D20: the card stops once the
     record shows it; suggested at every chart open, each bone agent option carried one more)."""
-    ordered = f.last_dental_referral()
-    if ordered is None or f.as_of - ordered.when > timedelta(days=p.dental_lookback_days):
-        return None
-    return ordered
+    return latest_within(f.dental_referrals, f.as_of, p.dental_lookback_days)
 
 
 def needs_dental_referral(f: PatientFacts, p: Parameters) -> bool:

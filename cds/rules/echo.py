@@ -3,7 +3,7 @@ that order one (R6, R11, R15)."""
 
 from __future__ import annotations
 
-from cds.facts import Dated, PatientFacts
+from cds.facts import Dated, PatientFacts, latest_within
 from cds.facts.orders import DraftOrders
 from cds.parameters import Parameters
 from cds.rules import Order
@@ -22,12 +22,7 @@ def echo_ordered(f: PatientFacts, p: Parameters) -> Dated | None:
     that gave it, its request left open."""
     latest = f.lvef.latest
     since = latest.when if latest is not None else None
-    pending = [
-        d
-        for d in f.echo_orders
-        if (since is None or d.when > since) and (f.as_of - d.when).days <= p.lvef_interval_days
-    ]
-    return pending[-1] if pending else None
+    return latest_within(f.echo_orders, f.as_of, p.lvef_interval_days, after=since)
 
 
 def echo_actions(f: PatientFacts, p: Parameters) -> tuple[Order, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cds.facts import Dated, PatientFacts
+from cds.facts import Dated, PatientFacts, latest_within
 from cds.rules import Order
 from cds.said import Said, say
 
@@ -22,8 +22,7 @@ CALCIUM_TESTS = ("lab-calcium", "lab-albumin")
 def lab_ordered(f: PatientFacts, key: str, days: int) -> Dated | None:
     """The latest order for the test, written within `days` (the window a result would count
     in) and still active."""
-    recent = [d for d in f.lab_orders.get(_VALUESET[key], ()) if (f.as_of - d.when).days <= days]
-    return recent[-1] if recent else None
+    return latest_within(f.lab_orders.get(_VALUESET[key], ()), f.as_of, days)
 
 
 def lab_actions(f: PatientFacts, keys: tuple[str, ...], days: int) -> tuple[Order, ...]:
