@@ -25,7 +25,17 @@ from cds.terminology import Concept, DrugMatch, Terminology
 
 log = logging.getLogger(__name__)
 
-_CHECKED = frozenset({"MedicationRequest", "ServiceRequest", "Procedure"})  # the drafts read
+_CHECKED = frozenset({"MedicationRequest", "ServiceRequest", "Procedure"})
+# What a drafted service or test is read as: a dental procedure R4c checks, and what R2-R4 and
+# R11 would suggest, so that one drafted is not suggested again.
+SERVICE_KINDS = (
+    "invasive-dental",
+    "dental-evaluation",
+    "echocardiogram",
+    "creatinine",
+    "calcium",
+    "albumin",
+)  # the drafts read
 SUBCUTANEOUS_TRASTUZUMAB = "trastuzumab-subcutaneous"  # the value set of Herceptin Hylecta
 PHESGO_MAINTENANCE = "phesgo-maintenance-dose"  # Phesgo's maintenance-dose package, by code
 PHESGO_INITIAL = "phesgo-initial-dose"  # and its initial-dose package
@@ -69,10 +79,14 @@ class DraftMedication:
 class DraftService:
     ref: str
     text: str
-    invasive_dental: bool  # an extraction or implant by code or dental words (value set)
-    dental_evaluation: bool  # a dental referral or examination (R4b: what it suggests)
-    echocardiogram: bool  # R11b: what it suggests
+    # The value sets of SERVICE_KINDS it is in: an extraction or implant ("invasive-dental", by
+    # code or dental words), or one of the services and tests the cards suggest (§3c D20).
+    kinds: frozenset[str]
     selected: bool
+
+    @property
+    def invasive_dental(self) -> bool:
+        return "invasive-dental" in self.kinds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -333,9 +347,7 @@ def read_draft_orders(
                 DraftService(
                     ref=ref,
                     text=a.code.all_text(),
-                    invasive_dental=t["invasive-dental"].matches(a.code),
-                    dental_evaluation=t["dental-evaluation"].matches(a.code),
-                    echocardiogram=t["echocardiogram"].matches(a.code),
+                    kinds=frozenset(k for k in SERVICE_KINDS if t[k].matches(a.code)),
                     selected=ref in selected,
                 )
             )

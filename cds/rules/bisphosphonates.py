@@ -131,9 +131,9 @@ def r2_bisphosphonate_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     """
     out: list[Decision] = []
     for draft in drafts.with_ingredient(*BISPHOSPHONATES):
-        order = _BisphosphonateOrder.of(draft, f, p)
+        order = _BisphosphonateOrder.of(draft, f, p, drafts)
         if severe_renal(f, p) and not order.hcm:
-            out.append(_renal_contraindicated(order, f, p))
+            out.append(_renal_contraindicated(order, f, p, drafts))
             continue
         for check in (_renal_dose, _hypercalcaemia_or_crcl_unknown, _no_creatinine, _too_fast):
             decision = check(order, f, p)
@@ -151,9 +151,13 @@ class _BisphosphonateOrder:
     base: dict[str, str | Said]  # the card bindings every variant starts from
     data: tuple[Said, ...]  # the patient data every variant shows
     hcm: bool  # D2: zoledronic acid in hypercalcaemia of malignancy (4 mg, no reduction)
+    # A creatinine ordered and not yet resulted, or being ordered with it (§3c D20).
+    creatinine_ordered: tuple[Said, ...] = ()
 
     @classmethod
-    def of(cls, draft: DraftMedication, f: PatientFacts, p: Parameters) -> _BisphosphonateOrder:
+    def of(
+        cls, draft: DraftMedication, f: PatientFacts, p: Parameters, drafts: DraftOrders
+    ) -> _BisphosphonateOrder:
         drug = "zoledronic acid" if draft.has("zoledronic acid") else "pamidronate"
         data = [say("draft-order", drug=drug, ref=draft.ref), renal_line(f)]
         if draft.dose_note:
@@ -168,10 +172,13 @@ class _BisphosphonateOrder:
             },
             data=tuple(data),
             hcm=drug == "zoledronic acid" and hcm_dosing(f, p),
+            creatinine_ordered=lab_lines(f, ("lab-creatinine",), p.lab_freshness_days, drafts),
         )
 
 
-def _renal_contraindicated(o: _BisphosphonateOrder, f: PatientFacts, p: Parameters) -> Decision:
+def _renal_contraindicated(
+    o: _BisphosphonateOrder, f: PatientFacts, p: Parameters, drafts: DraftOrders
+) -> Decision:
     """Zometa label: not recommended below CrCl 30 mL/min (or on dialysis): replace the draft
     with denosumab, created before the draft is deleted (§3c D19: a client that applies only
     the first action never ends with no order)."""
@@ -187,7 +194,7 @@ def _renal_contraindicated(o: _BisphosphonateOrder, f: PatientFacts, p: Paramete
                 key="replace-with-denosumab",
                 actions=(
                     RegimenOrder(key="denosumab"),
-                    *support_actions(f, p),
+                    *support_actions(f, p, drafts),
                     DeleteDraft(draft_ref=o.draft.ref),
                 ),
             ),
@@ -268,7 +275,7 @@ def _no_creatinine(o: _BisphosphonateOrder, f: PatientFacts, p: Parameters) -> D
     """ASCO-BMA-2011/2017: serum creatinine before each dose; without a recent one, order it."""
     if f.renal.creatinine is not None:
         return None
-    ordered = lab_lines(f, ("lab-creatinine",), p.lab_freshness_days)
+    ordered = o.creatinine_ordered
     return Decision(
         variant="no-creatinine",
         indicator="warning",

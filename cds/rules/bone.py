@@ -127,14 +127,16 @@ def dental_lines(f: PatientFacts, p: Parameters) -> tuple[Said, ...]:
     return tuple(lines)
 
 
-def support_actions(f: PatientFacts, p: Parameters) -> tuple[Action, ...]:
+def support_actions(
+    f: PatientFacts, p: Parameters, drafts: DraftOrders | None = None
+) -> tuple[Action, ...]:
     """Actions every BMA suggestion carries: calcium/vitamin D, dental referral, stale labs."""
     actions: list[Action] = []
     if not f.calcium.high:
         actions.append(RegimenOrder(key="calcium-vitamin-d"))
     if needs_dental_referral(f, p):
         actions.append(Order(key="dental-referral"))
-    actions += lab_actions(f, _missing_labs(f), p.lab_freshness_days)
+    actions += lab_actions(f, _missing_labs(f), p.lab_freshness_days, drafts)
     return tuple(actions)
 
 
@@ -431,8 +433,15 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     if withheld == "held-mronj":
         data.append(say("mronj", when=f.disease.mronj.since))
         refs += f.disease.mronj.refs
-        # The oral surgery/dental team decides with the oncologist (MASCC/ISOO/ASCO 2019).
-        proposals = (Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),)
+        # The oral surgery/dental team decides with the oncologist (MASCC/ISOO/ASCO 2019); a
+        # referral already ordered is named instead (D20).
+        referred = dental_referral_pending(f, p)
+        if referred is None:
+            proposals = (Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),)
+        else:
+            proposals = ()
+            if not no_recent_dental(f, p):  # else the dental lines above have named it
+                data.append(say("dental-referral-ordered", when=referred.when, ref=referred.ref))
     stopped = bma_intolerance(f)
     data += not_tolerated_lines(stopped)
     refs += tuple(e.ref for e in stopped)

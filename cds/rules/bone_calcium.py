@@ -30,7 +30,7 @@ from cds.rules.bone import (
     severe_renal,
 )
 from cds.rules.in_use import in_use_lines, none_known_in_use
-from cds.rules.lab_orders import CALCIUM_TESTS, lab_lines, lab_ordered
+from cds.rules.lab_orders import CALCIUM_TESTS, lab_lines, lab_pending
 from cds.said import say
 
 
@@ -58,8 +58,9 @@ def r3a_bma_order_calcium(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
     """
     out = _bisphosphonate_hypocalcaemia(f, drafts)
     # Calcium already ordered is named, not ordered twice (§3c D20).
-    calcium_ordered = lab_lines(f, CALCIUM_TESTS, p.lab_freshness_days)
-    order_calcium = () if calcium_ordered else (ORDER_CALCIUM,)
+    calcium_ordered = lab_lines(f, CALCIUM_TESTS, p.lab_freshness_days, drafts)
+    pending = lab_pending(f, "lab-calcium", p.lab_freshness_days, drafts)
+    order_calcium = () if pending else (ORDER_CALCIUM,)
     for draft in drafts.with_ingredient("denosumab"):
         data = [say("draft-order", drug="denosumab", ref=draft.ref)]
         if f.calcium.low:
@@ -198,7 +199,7 @@ def r3c_denosumab_calcium_check(
         last is not None and f.as_of - last <= timedelta(days=p.calcium_check_days)
     ):
         return []
-    if lab_ordered(f, "lab-calcium", p.calcium_check_days) is not None:
+    if lab_pending(f, "lab-calcium", p.calcium_check_days):
         return []  # the check this card asks for is ordered (§3c D20)
     return [
         Decision(

@@ -103,7 +103,9 @@ def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
             )
         ]
     # The referral ordered, before or with the bone agent: the card's own suggestion (D20).
-    if not needs_dental_referral(f, p) or any(s.dental_evaluation for s in drafts.services):
+    if not needs_dental_referral(f, p) or any(
+        "dental-evaluation" in s.kinds for s in drafts.services
+    ):
         return []
     return [
         Decision(

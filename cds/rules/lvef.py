@@ -17,17 +17,14 @@ from cds.rules import (
     Decision,
     Indicator,
     NoteKey,
-    Order,
-    Proposal,
     rule,
 )
-from cds.rules.echo import echo_due, echo_lines
+from cds.rules.echo import echo_due, echo_on_record, echo_proposal
 from cds.rules.in_use import ACTIVE_PARAMETERS, in_use_lines, unknown_status_line
 from cds.said import Said, say
 
 HER2_AB = tuple(HER2_ANTIBODY_CLASSES)
 ANTIBODIES = ("trastuzumab", "pertuzumab", "trastuzumab emtansine", "trastuzumab deruxtecan")
-ORDER_ECHO = Proposal(key="echocardiogram", actions=(Order(key="echocardiogram"),))
 # What needs an LVEF before it starts: the antibodies and conjugates, and lapatinib, which lowers
 # LVEF too (Tykerb 5.1); tucatinib's and neratinib's labels ask for none.
 BASELINE_CLASSES = (*HER2_AB, "HER2_TKI_LAP")
@@ -145,7 +142,7 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     ]
     # The LVEF stays due until it is read; an echocardiogram already ordered is named, not
     # ordered twice (§3c D20).
-    ordered = echo_lines(f, p, drafts)
+    ordered = echo_on_record(f, p, drafts)
     return [
         Decision(
             variant="lvef-due",
@@ -153,7 +150,7 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
             bindings={"drugs": _names([r for _, r in monitored])},
             data=in_use_lines(f.meds, on_them) + _lvef_data(f) + ordered,
             refs=tuple(e.ref for e in on_them),
-            proposals=() if ordered else (ORDER_ECHO,),
+            proposals=echo_proposal(f, p, drafts),
         )
     ]
 
@@ -179,14 +176,14 @@ def r11b_baseline_lvef(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
     lapatinib_only = all(o.has_class("HER2_TKI_LAP") and not o.has_class(*HER2_AB) for o in orders)
     # Needed before the first dose however it is ordered; one ordered or being ordered with
     # the drug is named, not ordered twice (§3c D20).
-    ordered = echo_lines(f, p, drafts)
+    ordered = echo_on_record(f, p, drafts)
     return [
         Decision(
             variant="baseline-lvef-lapatinib" if lapatinib_only else "baseline-lvef",
             indicator="warning",
             data=tuple(say("draft-order-ref", ref=o.ref) for o in orders) + _lvef_data(f) + ordered,
             refs=tuple(o.ref for o in orders),
-            proposals=() if ordered else (ORDER_ECHO,),
+            proposals=echo_proposal(f, p, drafts),
         )
     ]
 
@@ -253,7 +250,7 @@ def _antibody_actions(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> li
     out = [d for d in (_heart_failure_on_drug(f, treated),) if d is not None]
     latest = f.lvef.latest
     if latest is not None:
-        out += _label_actions(f, p, drugs, latest)
+        out += _label_actions(f, p, drugs, latest, drafts)
         low = _low_without_baseline(
             f,
             p,
@@ -318,9 +315,12 @@ def _lapatinib_below_lln(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
         variant="lapatinib-low-before-start" if before_start else "lapatinib-below-lln",
         indicator="warning" if before_start else "critical",
         bindings={"latest": f"{latest.value:g}"},
-        data=in_use_lines(f.meds, in_use) + pretreatment + _lvef_data(f),
+        data=in_use_lines(f.meds, in_use)
+        + pretreatment
+        + _lvef_data(f)
+        + (echo_on_record(f, p, drafts) if before_start else ()),
         refs=(*(e.ref for e in in_use), *(() if base is None else (base.ref,)), latest.ref),
-        proposals=(ORDER_ECHO,) if before_start else (),
+        proposals=echo_proposal(f, p, drafts) if before_start else (),
     )
     return _naming_drafts(decision, drafted)
 
@@ -368,6 +368,7 @@ def _label_actions(
     p: Parameters,
     drugs: list[tuple[str, LvefRule, date | None]],
     latest: Measurement,
+    drafts: DraftOrders,
 ) -> list[Decision]:
     """Each drug's own label thresholds against its pre-treatment LVEF (lvef_action): withhold
     (critical) before repeat (warning), each card naming only the drugs it applies to."""
@@ -416,10 +417,10 @@ def _label_actions(
                     "drop": f"{max(drops):g}" if drops else "unknown",
                     "weeks": f"{min(r.repeat_weeks for _, r, _ in found)}",
                 },
-                data=tuple(data),
+                data=(*data, *echo_on_record(f, p, drafts)),
                 note_keys=tuple(NoteKey(f"lvef-{_slug(i)}-{action}") for i, _, _ in found),
                 refs=tuple(dict.fromkeys(refs)),
-                proposals=(ORDER_ECHO,),
+                proposals=echo_proposal(f, p, drafts),
             )
         )
     return out

@@ -102,3 +102,38 @@ class TestLabOrderedNotYetResulted:
         p.add(_lab_order("calcium", days_ago=days_ago))
         fired = [d.concern for d in run(p, t, params) if d.rule == "R3c"]
         assert (fired == []) is quiet
+
+
+class TestLabDraftedWithTheOrder:
+    def test_a_creatinine_drafted_with_zoledronic_acid(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        drafted = _lab_order("creatinine", "draft") | {"id": "draft-creatinine"}
+        drafts = [draft_med("p", "z", ZOL4, "4 mg IV", 4), drafted]
+        [card] = [
+            d
+            for d in run(_no_labs("creatinine"), t, params, "order-sign", drafts)
+            if d.concern == "R2:no-creatinine"
+        ]
+        assert card.proposals == ()
+        assert "Serum creatinine being ordered with it (ServiceRequest/draft-creatinine)" in (
+            _lines(card)
+        )
+
+    @pytest.mark.parametrize(
+        ("drafted", "suggested"),
+        [((), True), (("calcium", "albumin"), False), (("calcium",), False), (("albumin",), True)],
+    )
+    def test_calcium_drafted_with_denosumab(
+        self,
+        t: Terminology,
+        params: Parameters,
+        drafted: tuple[str, ...],
+        suggested: bool,
+    ) -> None:
+        drafts = [draft_med("p", "d", XGEVA, "120 mg SC q4w", 120)] + [
+            _lab_order(x, "draft") | {"id": f"draft-{x}"} for x in drafted
+        ]
+        p = _no_labs("calcium", "albumin")
+        [card] = [d for d in run(p, t, params, "order-sign", drafts) if d.rule == "R3a"]
+        assert bool(card.proposals) is suggested

@@ -480,3 +480,21 @@ class TestEchoAlreadyOrdered:
         [without] = [d for d in run(p, t, params) if d.rule == "R6"]
         assert echo_orders(without) == len(without.proposals) > 0
         assert "lvef-due" in without.note_keys
+
+
+def test_a_repeat_echo_ordered_after_an_lvef_drop_is_not_ordered_twice(
+    t: Terminology, params: Parameters
+) -> None:
+    """R11c's label action stays; the repeat echocardiogram it asks for, once ordered after the
+    low LVEF, is named instead of suggested (§3c D20)."""
+    p = bone_patient(her2="pos")
+    p.lvef(200, 61)
+    p.lvef(10, 45)
+    p.med("MedicationStatement", TRAS, status="active", start=180, dose="q3w")
+    [before] = [d for d in run(p, t, params) if d.rule == "R11c"]
+    p.add(_echo("active", 7))
+    [after] = [d for d in run(p, t, params) if d.rule == "R11c"]
+    assert before.concern == after.concern == "R11c:withhold"
+    assert [pr.key for pr in before.proposals] == ["echocardiogram"]
+    assert after.proposals == ()
+    assert any(text(x).startswith("Echocardiogram ordered") for x in after.data)
