@@ -133,7 +133,7 @@ class PatientFacts:
     dental_referrals: tuple[Dated, ...]
     invasive_dental: tuple[Dated, ...]  # extractions, implants: done (D6)
     echo_orders: tuple[Dated, ...]  # echocardiograms ordered and not yet done (R6, R11, R15)
-    # Creatinine, calcium and albumin ordered and not yet resulted, by value set (R1-R3).
+    # Creatinine, calcium, albumin and HER2 tests ordered and not yet resulted, by value set.
     lab_orders: Mapping[str, tuple[Dated, ...]]
     radiation_or_neurosurgery: tuple[Dated, ...]
     spine_surgeries: tuple[Dated, ...]

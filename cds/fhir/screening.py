@@ -70,8 +70,15 @@ STAGING_SETS = (
     "history-of-metastatic-site",
 )
 OBSERVATION_SETS = (*MARKER_SETS, "disease-status", *LAB_SETS, "lvef", *STAGING_SETS)
-# Lab tests the cards suggest, read when ordered and not yet resulted (§3c D20).
-ORDERED_LAB_SETS = ("creatinine", "calcium", "albumin")
+# Lab and pathology tests the cards suggest, read when ordered and not yet resulted (§3c D20).
+ORDERED_LAB_SETS = (
+    "creatinine",
+    "calcium",
+    "albumin",
+    "her2-ihc",
+    "her2-ish",
+    "her2-ihc-score-request",
+)
 SERVICE_SETS = (
     *ORDERED_LAB_SETS,
     "dental-evaluation",

@@ -18,6 +18,7 @@ from cds.rules import (
     rule,
 )
 from cds.rules.echo import echo_actions, echo_lines
+from cds.rules.lab_orders import lab_lines
 from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS
 from cds.said import Said, say
 
@@ -51,6 +52,7 @@ R15_PARAMETERS = (
     "adjuvant_cutoff_days",
     "adjuvant_chemo_window_days",
     "lvef_interval_days",
+    "lab_freshness_days",
     "active_window_days",
 )
 CHEMO_AND_ENDOCRINE = (
@@ -184,7 +186,12 @@ def _data(f: PatientFacts) -> tuple[Said, ...]:
     hooks=(*PATIENT_VIEW, *ORDER_HOOKS),
     variants=("db04", "db06", "ihc-score-needed", "order-not-indicated", "order-undecided"),
     bindings=("category",),
-    valuesets=(*R15_VALUESETS, "interstitial-lung-disease", "echocardiogram"),
+    valuesets=(
+        *R15_VALUESETS,
+        "interstitial-lung-disease",
+        "echocardiogram",
+        "her2-ihc-score-request",
+    ),
     ingredients=("trastuzumab deruxtecan", *CHEMO_AND_ENDOCRINE),
     parameters=R15_PARAMETERS,
     orders=("echocardiogram", "her2-ihc-score-request"),
@@ -237,7 +244,7 @@ def r15_her2_low(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     if meets:
         return [_tdxd_indicated(f, p, her2.refs, bindings, db04=category == "low" and db04)]
     if category == "unknown" and (db04 or db06):
-        return [_ihc_score_needed(f, her2.refs, bindings)]
+        return [_ihc_score_needed(f, p, her2.refs, bindings)]
     return []
 
 
@@ -274,19 +281,29 @@ def _tdxd_indicated(
 
 
 def _ihc_score_needed(
-    f: PatientFacts, refs: tuple[str, ...], bindings: dict[str, str | Said]
+    f: PatientFacts, p: Parameters, refs: tuple[str, ...], bindings: dict[str, str | Said]
 ) -> Decision:
     """A criterion would be met but the IHC score is not known: HER2-0 never qualifies, so the
-    score decides (ASCO/CAP 2023) - ask pathology for it; missing data is never a pass."""
+    score decides (ASCO/CAP 2023) - ask pathology for it; missing data is never a pass. Once
+    asked (the request still open), the card names it instead of asking again (§3c D20)."""
+    her2 = f.receptors.her2
+    asked = lab_lines(
+        f,
+        ("her2-ihc-score-request",),
+        p.lab_freshness_days,
+        after=her2.when if her2 is not None else None,
+    )
     return Decision(
         variant="ihc-score-needed",
         indicator="info",
         bindings=bindings,
-        data=_data(f),
+        data=_data(f) + asked,
         missing=(say("missing-her2-ihc-score"),),
         note_keys=(NoteKey("not-her2-positive"),),
         refs=refs,
-        proposals=(
+        proposals=()
+        if asked
+        else (
             Proposal(
                 key="ask-pathology-ihc-score",
                 actions=(Order(key="her2-ihc-score-request"),),

@@ -10,6 +10,7 @@ from cds.facts.receptors import MarkerResult
 from cds.fhir.screening import MARKER_SETS, RESULT_SETS
 from cds.parameters import Parameters
 from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, rule
+from cds.rules.lab_orders import lab_lines, lab_ordered
 from cds.said import Said, say
 
 # What the receptor facts read (F4): the marker codes and their answer sets.
@@ -23,7 +24,7 @@ MARKER_PARAMETERS = ("her2_event_days",)
     hooks=PATIENT_VIEW,
     variants=("retest", "her2-not-retested", "discordance"),
     valuesets=(*MARKER_VALUESETS, "secondary-neoplasm", "biopsy", "visceral-metastasis"),
-    parameters=("adjuvant_cutoff_days", *MARKER_PARAMETERS),
+    parameters=("adjuvant_cutoff_days", "lab_freshness_days", *MARKER_PARAMETERS),
     orders=("metastatic-biopsy", "test-er", "test-pr", "test-her2"),
     suggestions=("biopsy-retest", "her2-retest"),
     notes=("bone-only-decalcification",),
@@ -61,6 +62,8 @@ def _her2_not_retested(f: PatientFacts, p: Parameters) -> Decision | None:
     cutoff = tmet - timedelta(days=p.adjuvant_cutoff_days)
     if any(w is not None and w >= cutoff for w in f.receptors.pending):
         return None
+    if lab_ordered(f, "test-her2", p.lab_freshness_days, after=cutoff) is not None:
+        return None  # the HER2 test this card asks for is ordered (§3c D20)
     er_pr = [m for m in (f.receptors.er, f.receptors.pr) if m is not None]  # whatever their site
     return Decision(
         variant="her2-not-retested",
@@ -153,7 +156,7 @@ def _discordance(f: PatientFacts) -> Decision | None:
     hooks=PATIENT_VIEW,
     variants=("reflex-ish", "ish-unread", "needs-ihc", "serum-only"),
     valuesets=MARKER_VALUESETS,
-    parameters=MARKER_PARAMETERS,
+    parameters=(*MARKER_PARAMETERS, "lab_freshness_days"),
     orders=("her2-ish", "test-her2"),
     suggestions=("reflex-ish", "her2-ihc"),
 )
@@ -178,24 +181,35 @@ def r14_her2_testing(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> lis
                 refs=her2.refs,
             )
         ]
+    # The test asked for, once ordered after the result, is named, not ordered twice (D20);
+    # the warning stays until it is resulted.
     if her2 is not None and her2.needs_reflex_ish:
+        ordered = lab_lines(f, ("her2-ish",), p.lab_freshness_days, after=her2.when)
         return [
             Decision(
                 variant="reflex-ish",
                 indicator="warning",
-                data=(say("her2-ihc-2-no-ish", when=her2.when, site=her2.specimen_site),),
+                data=(
+                    say("her2-ihc-2-no-ish", when=her2.when, site=her2.specimen_site),
+                    *ordered,
+                ),
                 refs=her2.refs,
-                proposals=(Proposal(key="reflex-ish", actions=(Order(key="her2-ish"),)),),
+                proposals=()
+                if ordered
+                else (Proposal(key="reflex-ish", actions=(Order(key="her2-ish"),)),),
             )
         ]
     if her2 is not None and her2.needs_concurrent_ihc:
+        ordered = lab_lines(f, ("test-her2",), p.lab_freshness_days, after=her2.when)
         return [
             Decision(
                 variant="needs-ihc",
                 indicator="warning",
-                data=(say("her2-ish-no-ihc", group=her2.ish_group, when=her2.when),),
+                data=(say("her2-ish-no-ihc", group=her2.ish_group, when=her2.when), *ordered),
                 refs=her2.refs,
-                proposals=(Proposal(key="her2-ihc", actions=(Order(key="test-her2"),)),),
+                proposals=()
+                if ordered
+                else (Proposal(key="her2-ihc", actions=(Order(key="test-her2"),)),),
             )
         ]
     if f.receptors.serum_her2_only:
