@@ -4,6 +4,7 @@ factories."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from cds.card_book import read_sentences
@@ -15,7 +16,9 @@ from cds.said import Said, Sentences
 from cds.settings import REPO_CARDS
 from cds.terminology import Terminology
 from fixtures.factories import (
+    AS_OF,
     Patient,
+    service_request,
 )
 
 SENTENCES = Sentences(read_sentences(REPO_CARDS / "sentences.yaml"))
@@ -82,3 +85,17 @@ def bone_patient(
 def creatinine_for(crcl: float, *, age: int = 62, weight: float = 68.0) -> float:
     """The creatinine that gives this Cockcroft-Gault CrCl for a woman of this age and weight."""
     return (140 - age) * weight * 0.85 / (72 * crcl)
+
+
+def ordered(
+    system: str,
+    code: str,
+    *,
+    status: str = "active",
+    days_ago: int | None = 12,
+    rid: str = "sr-1",
+) -> dict[str, Any]:
+    """A ServiceRequest for patient p coded as a card's suggestion codes it, `days_ago`."""
+    authored = (AS_OF - timedelta(days=days_ago)).isoformat() if days_ago is not None else None
+    concept = {"coding": [{"system": system, "code": code}]}
+    return service_request(rid, concept, status=status, subject="p", authored=authored)

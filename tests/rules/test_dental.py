@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -10,14 +10,14 @@ from cds.parameters import Parameters
 from cds.rules import Decision, Order
 from cds.terminology import Terminology
 from fixtures.factories import (
-    AS_OF,
+    SNOMED,
     TDXD,
     TOXICITY,
     XGEVA,
     ZOL4,
     draft_med,
 )
-from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run, text  # noqa: F401
+from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, ordered, run, text  # noqa: F401
 
 
 class TestR4Dental:
@@ -50,27 +50,9 @@ class TestR4Dental:
         assert "R4b:dental-before-bma" not in concerns(d)
 
 
-def _referral(status: str, days_ago: int | None = 12, rid: str = "sr-1") -> dict[str, object]:
+def _referral(status: str, days_ago: int | None = 12, rid: str = "sr-1") -> dict[str, Any]:
     """A dental referral (SNOMED 103697008, as R1 and R4 suggest it) `days_ago`."""
-    r: dict[str, object] = {
-        "resourceType": "ServiceRequest",
-        "id": rid,
-        "status": status,
-        "intent": "order",
-        "subject": {"reference": "Patient/p"},
-        "code": {
-            "coding": [
-                {
-                    "system": "http://snomed.info/sct",
-                    "code": "103697008",
-                    "display": "Patient referral for dental care",
-                }
-            ]
-        },
-    }
-    if days_ago is not None:
-        r["authoredOn"] = (AS_OF - timedelta(days=days_ago)).isoformat()
-    return r
+    return ordered(SNOMED, "103697008", status=status, days_ago=days_ago, rid=rid)
 
 
 class TestDentalReferralOnRecord:

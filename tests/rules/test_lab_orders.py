@@ -3,7 +3,6 @@ find them missing, never suggested a second time (§3c D20)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,22 +10,14 @@ import pytest
 from cds.parameters import Parameters
 from cds.rules import Decision, Order
 from cds.terminology import Terminology
-from fixtures.factories import AS_OF, XGEVA, ZOL4, Patient, draft_med, drop_codes
-from tests.rules.helpers import bone_patient, run, text
+from fixtures.factories import LOINC, XGEVA, ZOL4, Patient, draft_med, drop_codes
+from tests.rules.helpers import bone_patient, ordered, run, text
 
 _TESTS = {"creatinine": "2160-0", "calcium": "17861-6", "albumin": "1751-7"}
 
 
 def _lab_order(test: str, status: str = "active", days_ago: int = 2) -> dict[str, Any]:
-    return {
-        "resourceType": "ServiceRequest",
-        "id": f"sr-{test}",
-        "status": status,
-        "intent": "order",
-        "subject": {"reference": "Patient/p"},
-        "code": {"coding": [{"system": "http://loinc.org", "code": _TESTS[test]}]},
-        "authoredOn": (AS_OF - timedelta(days=days_ago)).isoformat(),
-    }
+    return ordered(LOINC, _TESTS[test], status=status, days_ago=days_ago, rid=f"sr-{test}")
 
 
 def _orders(d: Decision) -> list[str]:

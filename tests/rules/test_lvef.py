@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from cds.rules import Decision, Order, evaluate
 from cds.rules.lvef import lvef_action
 from cds.terminology import Terminology
 from fixtures.factories import (
-    AS_OF,
+    SNOMED,
     TDM1,
     TDXD,
     TRAS,
@@ -26,6 +25,7 @@ from tests.rules.helpers import (  # noqa: F401
     concerns,
     creatinine_for,
     facts,
+    ordered,
     run,
     text,
 )
@@ -390,19 +390,7 @@ def test_lvef_rules_scan_the_exposures_a_bounded_number_of_times(
 
 def _echo(status: str, days_ago: int | None, rid: str = "sr-echo") -> dict[str, Any]:
     """An echocardiogram request (SNOMED 40701008, as R6, R11 and R15 suggest it)."""
-    r: dict[str, Any] = {
-        "resourceType": "ServiceRequest",
-        "id": rid,
-        "status": status,
-        "intent": "order",
-        "subject": {"reference": "Patient/p"},
-        "code": {
-            "coding": [{"system": "http://snomed.info/sct", "code": "40701008", "display": "Echo"}]
-        },
-    }
-    if days_ago is not None:
-        r["authoredOn"] = (AS_OF - timedelta(days=days_ago)).isoformat()
-    return r
+    return ordered(SNOMED, "40701008", status=status, days_ago=days_ago, rid=rid)
 
 
 class TestEchoAlreadyOrdered:
