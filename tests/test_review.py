@@ -138,9 +138,15 @@ def test_the_code_digest_covers_the_helpers_beside_a_rule(knowledge: Knowledge) 
     from cds.review import rule_code
 
     code = rule_code(knowledge.rules["R2"])
-    assert set(code) == {"cds.rules.bisphosphonates", "cds.rules.bma_orders", "cds.rules.bone"}
+    assert set(code) == {
+        "cds.rules.bisphosphonates",
+        "cds.rules.bma_orders",
+        "cds.rules.bone",
+        "cds.rules.lab_orders",
+    }
     assert "def _renal_dose(" in code["cds.rules.bisphosphonates"]
     assert "def renal_line(" in code["cds.rules.bone"]
+    assert "def lab_lines(" in code["cds.rules.lab_orders"]
 
 
 def test_a_parameter_override_is_not_the_reviewed_rule(cards: Path) -> None:
