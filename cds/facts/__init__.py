@@ -66,6 +66,9 @@ _UNDER_WAY: _Counts = {
     "ServiceRequest": frozenset({"active", "completed"}),
     "Encounter": frozenset({"planned", "arrived", "triaged", "in-progress", "onleave", "finished"}),
 }
+# Ordered and not yet done: a request still active (not a draft, which nobody has signed; not
+# on hold, revoked or completed) - what a card would suggest, already on record (§3c D20).
+_ORDERED: _Counts = {"ServiceRequest": frozenset({"active"})}
 _WITHDRAWN = frozenset({"revoked", "entered-in-error", "not-done", "cancelled"})
 # Every value set the fact extractors read, checked when knowledge loads: a missing file stops
 # the service at start-up (and fails `cds check`) instead of failing a call.
@@ -175,25 +178,6 @@ def _dated(
             continue
         out.append(Dated(when=a.when, ref=f"{a.resource_type}/{a.id}"))
     return tuple(sorted(out, key=lambda d: d.when))
-
-
-def _ordered(activities: Iterable[ActivityRecord], t: Terminology, vs_id: str) -> tuple[Dated, ...]:
-    """Requests of the value set ordered and not yet done: a ServiceRequest still active (not
-    a draft, which nobody has signed; not on hold, revoked or completed)."""
-    vs = t[vs_id]
-    return tuple(
-        sorted(
-            (
-                Dated(when=a.when, ref=f"ServiceRequest/{a.id}")
-                for a in activities
-                if a.resource_type == "ServiceRequest"
-                and a.status == "active"
-                and a.when is not None
-                and vs.matches(a.code)
-            ),
-            key=lambda d: d.when,
-        )
-    )
 
 
 def _latest_disease_status(records: Records, t: Terminology) -> str | None:
@@ -354,9 +338,9 @@ def _activities(records: Records, t: Terminology) -> dict[str, Any]:
     acts = records.activities
     return {
         "dental_evaluations": _dated(acts, t, "dental-evaluation", _DONE),
-        "dental_referrals": _ordered(acts, t, "dental-evaluation"),
-        "echo_orders": _ordered(acts, t, "echocardiogram"),
-        "lab_orders": {vs: _ordered(acts, t, vs) for vs in ORDERED_LAB_SETS},
+        "dental_referrals": _dated(acts, t, "dental-evaluation", _ORDERED),
+        "echo_orders": _dated(acts, t, "echocardiogram", _ORDERED),
+        "lab_orders": {vs: _dated(acts, t, vs, _ORDERED) for vs in ORDERED_LAB_SETS},
         "invasive_dental": _dated(acts, t, "invasive-dental", _DONE),
         "radiation_or_neurosurgery": _dated(acts, t, "radiation-oncology", _UNDER_WAY),
         "spine_surgeries": _dated(acts, t, "spine-surgery", _UNDER_WAY),
