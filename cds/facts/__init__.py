@@ -199,11 +199,14 @@ def facts_from_records(
     records: Records, t: Terminology, params: Parameters, *, as_of: date
 ) -> PatientFacts:
     records, dates_set_aside, left_out = read_as_of(
-        records, t, today=last_day(as_of, params.clock_lead_days)
+        records, t, as_of=as_of, today=last_day(as_of, params.clock_lead_days)
     )
     disease = extract_disease(records.conditions, t, records.observations)
     meds, lines, systemic = _therapy(records, t, params, disease, as_of)
-    her2_starts = [e.start for e in meds.active(*HER2_ANTIBODY_CLASSES) if e.start is not None]
+    # The LVEF baseline is the last one by the day the antibody may have begun (LvefDrug).
+    her2_starts = [
+        by for e in meds.active(*HER2_ANTIBODY_CLASSES) if (by := e.record.started_by) is not None
+    ]
     allergies = frozenset(i for a in records.allergies if a.at_risk for i in allergens(a.code, t))
     lead = params.clock_lead_days
     excluded = (

@@ -25,11 +25,12 @@ class AsOfToday(NamedTuple):
     left_out: tuple[Excluded, ...]  # resources left out of the checks: R0b left-out
 
 
-def read_as_of(records: Records, t: Terminology, *, today: date) -> AsOfToday:
+def read_as_of(records: Records, t: Terminology, *, as_of: date, today: date) -> AsOfToday:
     """The chart with every date after `today` read as a record error, and what was done so."""
     records, conditions = _conditions_undated(records, today)
     records, courses = _courses_undated(records, today)
     records, doses = _doses_left_out(records, today)
+    records = _doses_given_by(records, as_of)
     records, results = _results_left_out(records, t, today)
     records, procedures = _procedures_left_out(records, today)
     return AsOfToday(records, conditions + courses, doses + results + procedures)
@@ -203,6 +204,25 @@ def _procedures_left_out(records: Records, today: date) -> tuple[Records, tuple[
 def _as_named(code: Concept) -> str:
     """A code as the record names it: its text, else a coding's display, else its code."""
     return code.named() or next((c.code for c in code.codings if c.code), "")
+
+
+def _doses_given_by(records: Records, as_of: date) -> Records:
+    """The chart with each dose dated by a span that runs past as_of (the current month)
+    read as given by as_of: its last day, the latest it may have been, is not yet (a dose
+    charted '2026-12' on 7 December was given by the 7th)."""
+    late = [
+        m
+        for m in records.medications
+        if m.resource_type == "MedicationAdministration" and m.end is not None and m.end > as_of
+    ]
+    if not late:
+        return records  # the common case: the chart as read
+    given_by = {id(m) for m in late}
+    medications = tuple(
+        replace(m, end=max(as_of, m.start or as_of)) if id(m) in given_by else m
+        for m in records.medications
+    )
+    return replace(records, medications=medications)
 
 
 def _doses_left_out(records: Records, today: date) -> tuple[Records, tuple[Excluded, ...]]:

@@ -63,6 +63,22 @@ class Exposure:
         return self.record.end or self.record.start
 
     @property
+    def last_shown(self) -> date | str | None:
+        """`last` as a card shows it: a dose charted by its month as charted ('2026-10'), where
+        the checks count from its last day (`cds.fhir.elements.month_end`)."""
+        record = self.record
+        if record.start_through is not None and record.resource_type == "MedicationAdministration":
+            return _month(record.start)
+        return self.last
+
+    @property
+    def start_span(self) -> tuple[date, date] | None:
+        """The first and the last day the record's course may have begun (the same day unless
+        its start was charted by its month)."""
+        start, started_by = self.record.start, self.record.started_by
+        return None if start is None or started_by is None else (start, started_by)
+
+    @property
     def end_recorded(self) -> bool:
         """Whether `last` is a recorded end (a period's end, a dose given); else it is a start
         or the one date a statement is about, and the course ended that day or later."""
@@ -95,6 +111,11 @@ class CourseEnd:
         if day - self.last <= timedelta(days=days):
             return True
         return False if self.recorded else None
+
+
+def _month(day: date | None) -> str | None:
+    """A date charted by its month, as charted: '2026-10'."""
+    return None if day is None else f"{day.year:04d}-{day.month:02d}"
 
 
 def course_end(exposures: Iterable[Exposure]) -> CourseEnd:
@@ -148,6 +169,26 @@ class Medications:
         if courses is None:
             courses = self._courses[e.ingredient] = self._courses_of(e.ingredient)
         return next((first for first in reversed(courses) if first <= e.start), e.start)
+
+    def course_start_shown(self, e: Exposure) -> date | str | None:
+        """`course_start` as a card shows it: a start charted by its month as charted."""
+        first = self.course_start(e)
+        return first if self.course_started_by(e) == first else _month(first)
+
+    def course_started_by(self, e: Exposure) -> date | None:
+        """The last day the course `e` belongs to may have begun: `course_start`, or the last
+        day of the month its first record's start was charted by."""
+        first = self.course_start(e)
+        if first is None:
+            return None
+        return min(
+            (
+                x.record.started_by or first
+                for x in self.exposures
+                if x.given and x.ingredient == e.ingredient and x.start == first
+            ),
+            default=first,
+        )
 
     def _courses_of(self, ingredient: str) -> list[date]:
         """The first days of an agent's courses, oldest first: its given records in order of

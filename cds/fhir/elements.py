@@ -61,6 +61,15 @@ def period_end(value: object) -> date | None:
     return read if FIRST_DATE <= read <= LAST_DATE else None
 
 
+def month_end(value: object) -> date | None:
+    """The last day of a date charted to its month ('2026-05': 31 May 2026), else None. A date
+    charted by its year only is read by its first day, as before: a year is too long a span to
+    count a dose's day or a course's start from at either end."""
+    if not isinstance(value, str) or len(value) != 7:
+        return None
+    return period_end(value)
+
+
 def date_by_pattern(value: str) -> date | None:
     """`fhir_date` without its fast path: year, month and day as far as they are given."""
     m = _DATE.match(value)

@@ -22,6 +22,7 @@ from cds.fhir.elements import (
     fhir_date,
     json_list,
     json_object,
+    month_end,
     period_end,
     reference_of,
 )
@@ -98,10 +99,19 @@ class MedicationRecord:
     do_not_perform: bool = False
     # The day an order was written (MedicationRequest.authoredOn): never after today.
     authored: date | None = None
+    # A start charted by its month (effective '2026-05'): the last day it may have
+    # been, where `start` is the first. None for a start charted to the day.
+    start_through: date | None = None
 
     @property
     def reference(self) -> str:
         return f"{self.resource_type}/{self.id}"
+
+    @property
+    def started_by(self) -> date | None:
+        """The latest day the record's course may have begun: its start, or the last day of
+        the month its start was charted by."""
+        return None if self.start is None else (self.start_through or self.start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +358,7 @@ def medication_record(
     rid: str, raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
 ) -> MedicationRecord:
     rtype = raw["resourceType"]
-    authored = None
+    authored = start_through = None
     if rtype == "MedicationRequest":
         doses = tuple(read_dose(d) for d in json_list(raw.get("dosageInstruction")))
         # The course dates: the dosing's own bounds (EHRs write an order's start and stop
@@ -369,11 +379,19 @@ def medication_record(
             # as ended, and T-DXd's ILD card and a BMA's presence with it. Its status says
             # whether the course goes on; as its last known date, the date stays its `last`.
             end = None
+        start_through = _charted_start_through(raw, start)
         if start is None and end is None:
             start, end = dosing_bounds(doses)
         start = start or fhir_date(raw.get("dateAsserted"))
     else:
         start, end = choice_period(raw, "effective")
+        start_through = _charted_start_through(raw, start)
+        if (given_by := month_end(raw.get("effectiveDateTime"))) is not None:
+            # A dose charted by its month was given on a day of it (FHIR R4: a partial
+            # dateTime is the whole span): its last day is the latest it may have been. Read
+            # as the first, a denosumab dose charted '2026-10' was 52 days old on 22 November
+            # and the patient on it was told to start a bone agent. (Not after today: as_of.)
+            end = given_by
         doses = (read_dose(raw.get("dosage"), administration=True),) if raw.get("dosage") else ()
     return MedicationRecord(
         id=rid,
@@ -390,7 +408,20 @@ def medication_record(
         # Only a request can be one not to give (R4): another type's would be unchecked.
         do_not_perform=rtype == "MedicationRequest" and raw.get("doNotPerform") is True,
         authored=authored,
+        start_through=start_through,
     )
+
+
+def _charted_start_through(raw: Mapping[str, Any], start: date | None) -> date | None:
+    """The last day a statement's or administration's start may have been, when it was
+    charted by its month (FHIR R4: a partial date is its whole span; `month_end`). Outside
+    histories are often kept so ('trastuzumab since May 2026'): read only as 1 May, an echo of
+    6 May was after the start, and a 16-point LVEF drop on it had no pre-treatment value."""
+    charted = raw.get("effectiveDateTime")
+    if charted is None and isinstance(period := raw.get("effectivePeriod"), dict):
+        charted = period.get("start")
+    through = month_end(charted)
+    return through if start is not None and through is not None and through > start else None
 
 
 def activity_record(rid: str, raw: Mapping[str, Any]) -> ActivityRecord:

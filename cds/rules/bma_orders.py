@@ -298,7 +298,16 @@ def _schedule(
                 bindings={**base, "days": str(days), "min_days": str(min_days)},
                 data=(
                     *data,
-                    say("last-dose-given", drug=drug, when=last.last, days=days, ref=last.ref),
+                    say("last-dose-given", drug=drug, when=last.last, days=days, ref=last.ref)
+                    if last.last_shown == last.last
+                    # a dose charted by its month: counted from the month's last day
+                    else say(
+                        "last-dose-in-month",
+                        drug=drug,
+                        when=last.last_shown,
+                        days=days,
+                        ref=last.ref,
+                    ),
                 ),
                 refs=(draft.ref, last.ref),
                 # The early retreatment of hypercalcaemia is the bisphosphonates' alone.

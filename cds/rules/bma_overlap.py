@@ -81,7 +81,8 @@ def r2c_one_bma_at_a_time(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
         }
         data = [say("draft-order", drug=", ".join(sorted(mine)), ref=draft.ref)]
         data += [
-            say("drug-last-recorded", drug=e.ingredient, when=e.last, ref=e.ref) for e in acting
+            say("drug-last-recorded", drug=e.ingredient, when=e.last_shown, ref=e.ref)
+            for e in acting
         ]
         data += [unknown_status_line(e) for e in unknown]
         data += [say("also-drafted", ref=o.ref) for o in together]

@@ -216,7 +216,9 @@ def bma_intolerance(f: PatientFacts) -> tuple[Exposure, ...]:
 
 def not_tolerated_lines(stopped: Iterable[Exposure]) -> list[Said]:
     """Each bone agent stopped as not tolerated, with its last date and record (D5)."""
-    return [say("bma-not-tolerated", drug=e.ingredient, when=e.last, ref=e.ref) for e in stopped]
+    return [
+        say("bma-not-tolerated", drug=e.ingredient, when=e.last_shown, ref=e.ref) for e in stopped
+    ]
 
 
 def prefill_withheld(f: PatientFacts) -> str | None:

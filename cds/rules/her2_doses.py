@@ -126,7 +126,9 @@ def _gap_card(variant: str, gaps: list[_Gap]) -> Decision:
     for g in gaps:
         data.append(say("draft-order", drug=g.doses.drug, ref=g.draft.ref))
         data.append(
-            say("drug-last-recorded", drug=g.last.ingredient, when=g.last.last, ref=g.last.ref)
+            say(
+                "drug-last-recorded", drug=g.last.ingredient, when=g.last.last_shown, ref=g.last.ref
+            )
         )
     return Decision(
         variant=variant,

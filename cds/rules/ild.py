@@ -117,7 +117,7 @@ def _tdxd_ordered(
         data=tuple(say("draft-order-ref", ref=o.ref) for o in ordered)
         + tuple(say("ild-ref", when=g.onset, ref=g.ref) for g in history)
         + (
-            (say("drug-last-recorded", drug=last.ingredient, when=last.last, ref=last.ref),)
+            (say("drug-last-recorded", drug=last.ingredient, when=last.last_shown, ref=last.ref),)
             if last
             else ()
         )

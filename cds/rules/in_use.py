@@ -31,7 +31,7 @@ def in_use_lines(meds: Medications, exposures: Iterable[Exposure]) -> tuple[Said
 def on_drug_line(meds: Medications, e: Exposure) -> Said:
     """'On <drug> since <the course's first dose> (ref)': the date a clinician judges a record
     by (an anthracycline order 'active' since years ago is an order never closed)."""
-    since = meds.course_start(e)
+    since = meds.course_start_shown(e)
     if since is None:
         return say("on-drug", drug=e.ingredient, ref=e.ref)
     return say("on-drug-since", drug=e.ingredient, when=since, ref=e.ref)

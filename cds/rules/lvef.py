@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from cds.facts import PatientFacts
 from cds.facts.labs import Measurement
@@ -28,6 +28,17 @@ ANTIBODIES = ("trastuzumab", "pertuzumab", "trastuzumab emtansine", "trastuzumab
 # What needs an LVEF before it starts: the antibodies and conjugates, and lapatinib, which lowers
 # LVEF too (Tykerb 5.1); tucatinib's and neratinib's labels ask for none.
 BASELINE_CLASSES = (*HER2_AB, "HER2_TKI_LAP")
+
+
+class LvefDrug(NamedTuple):
+    """A HER2 drug with a label LVEF rule, and when its first course began."""
+
+    ingredient: str
+    rule: LvefRule
+    start: date | None  # the first day it may have begun (heart failure since then is on it)
+    # The last day it may have begun: an LVEF up to then is its pre-treatment value, as one of
+    # the start's own day is (a start charted by month: that month's echo, C4).
+    started_by: date | None
 
 
 def _lvef_data(f: PatientFacts) -> tuple[Said, ...]:
@@ -81,31 +92,34 @@ def lvef_action(
 
 def lvef_drugs(
     f: PatientFacts, p: Parameters, *, ordered: tuple[DraftMedication, ...] | None = None
-) -> list[tuple[str, LvefRule, date | None]]:
+) -> list[LvefDrug]:
     """Each HER2 antibody/ADC possibly in use (F5, or of unknown status) that has a label LVEF
     rule, with its first start; or, given `ordered`, each one being ordered, with its first
     start on record (a first order starts with the draft: no pre-treatment drop yet).
 
     One pass over the exposures for the first starts: rescanning them for every active one was
     quadratic (a 1.5 MB chart took seconds: issue 28 item 6)."""
-    first: dict[str, date] = {}
+    first: dict[str, tuple[date, date]] = {}
     for x in f.meds.ever(*HER2_AB):
-        if x.start is not None and (x.ingredient not in first or x.start < first[x.ingredient]):
-            first[x.ingredient] = x.start
+        if (span := x.start_span) is not None and (
+            x.ingredient not in first or span < first[x.ingredient]
+        ):
+            first[x.ingredient] = span
     if ordered is None:
         ingredients = [e.ingredient for e in f.meds.possibly_in_use(*HER2_AB)]
     else:
         ingredients = [d.ingredient for o in ordered for d in o.drugs]
-    out: dict[str, tuple[str, LvefRule, date | None]] = {}
+    out: dict[str, LvefDrug] = {}
     for ingredient in ingredients:
         if ingredient in out:
             continue
         r = p.lvef_by_drug.get(ingredient)
         if r is not None:
-            start = first.get(ingredient)
+            start, started_by = first.get(ingredient, (None, None))
             if ordered is not None and start is None:
-                start = f.as_of  # never given: the latest LVEF is its pre-treatment value
-            out[ingredient] = (ingredient, r, start)
+                # never given: the latest LVEF is its pre-treatment value
+                start = started_by = f.as_of
+            out[ingredient] = LvefDrug(ingredient, r, start, started_by)
     return list(out.values())
 
 
@@ -134,7 +148,7 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     label asks for LVEF "at regular intervals as clinically indicated", so T-DXd alone never
     makes an LVEF-due card (C4).
     """
-    monitored = [(i, r) for i, r, _ in lvef_drugs(f, p) if r.monitor_every_3_months]
+    monitored = [(d.ingredient, d.rule) for d in lvef_drugs(f, p) if d.rule.monitor_every_3_months]
     if not monitored or f.lvef.measured_within(f.as_of, p.lvef_interval_days + p.lvef_grace_days):
         return []
     on_them = [
@@ -242,7 +256,7 @@ def _antibody_actions(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> li
         drugs = lvef_drugs(f, p, ordered=drafted)
         # A first order has no heart failure "on" the drug (R6 notes heart failure).
         given = {e.ingredient for e in f.meds.ever(*HER2_AB)}
-        treated = [d for d in drugs if d[0] in given]
+        treated = [d for d in drugs if d.ingredient in given]
     else:
         drugs = treated = lvef_drugs(f, p)
     if not drugs:
@@ -290,8 +304,9 @@ def _lapatinib_below_lln(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     in_use = f.meds.possibly_in_use("HER2_TKI_LAP")
     if not (drafted if drafts.ordering else in_use):
         return None
-    starts = [f.meds.course_start(e) for e in in_use]
-    # An LVEF on the day of the first dose is its pre-treatment value, as for the antibodies.
+    starts = [f.meds.course_started_by(e) for e in in_use]
+    # An LVEF on the day of the first dose is its pre-treatment value, as for the antibodies
+    # (and one in the month a start is charted by: `LvefDrug.started_by`).
     before_start = not starts or (
         latest.when is not None and all(s is not None and latest.when <= s for s in starts)
     )
@@ -334,9 +349,7 @@ def _naming_unknown(f: PatientFacts, d: Decision) -> Decision:
     return replace(d, data=(*d.data, *lines), refs=(*d.refs, *(e.ref for e in unknown)))
 
 
-def _heart_failure_on_drug(
-    f: PatientFacts, drugs: list[tuple[str, LvefRule, date | None]]
-) -> Decision | None:
+def _heart_failure_on_drug(f: PatientFacts, drugs: list[LvefDrug]) -> Decision | None:
     """Kadcyla and Enhertu labels: symptomatic congestive heart failure on treatment -
     discontinue. Heart failure dated on the drug is the label's case (critical); an earlier
     diagnosis is not "on treatment" (R6 notes heart failure case by case). Recorded with no
@@ -345,7 +358,7 @@ def _heart_failure_on_drug(
     hf = f.disease.heart_failure
     failing = [
         (i, r)
-        for i, r, start in drugs
+        for i, r, start, _ in drugs
         if r.chf_discontinue
         and hf.present
         and (hf.since is None or start is None or hf.since >= start)
@@ -366,7 +379,7 @@ def _heart_failure_on_drug(
 def _label_actions(
     f: PatientFacts,
     p: Parameters,
-    drugs: list[tuple[str, LvefRule, date | None]],
+    drugs: list[LvefDrug],
     latest: Measurement,
     drafts: DraftOrders,
 ) -> list[Decision]:
@@ -378,8 +391,8 @@ def _label_actions(
     }
     data: list[Said] = []
     refs: list[str] = [latest.ref]
-    for ingredient, r, start in drugs:
-        base = f.lvef.baseline_before(start)
+    for ingredient, r, _, started_by in drugs:
+        base = f.lvef.baseline_before(started_by)
         if base is not None and base == latest:  # the same result (ids may be missing)
             base = None
         action = lvef_action(r, base.value if base else None, latest.value, p.lvef_lln_percent)
@@ -429,7 +442,7 @@ def _label_actions(
 def _low_without_baseline(
     f: PatientFacts,
     p: Parameters,
-    drugs: list[tuple[str, LvefRule, date | None]],
+    drugs: list[LvefDrug],
     latest: Measurement,
     *,
     withheld: bool,
@@ -438,13 +451,13 @@ def _low_without_baseline(
     """An LVEF below the lower limit of normal with no pre-treatment value to measure a drop
     from: the label thresholds cannot be applied, and missing data is never a pass. Before a
     first dose (`starting`: drugs being ordered that were never given) it is that value."""
-    no_baseline = all(f.lvef.baseline_before(start) in (None, latest) for _, _, start in drugs)
+    no_baseline = all(f.lvef.baseline_before(d.started_by) in (None, latest) for d in drugs)
     if withheld or not no_baseline or latest.value >= p.lvef_lln_percent:
         return None
     return Decision(
         variant="low-before-start" if starting else "low-no-baseline",
         indicator="warning",
-        bindings={"drugs": _names([r for _, r, _ in drugs]), "latest": f"{latest.value:g}"},
+        bindings={"drugs": _names([d.rule for d in drugs]), "latest": f"{latest.value:g}"},
         data=_lvef_data(f),
         refs=(latest.ref,),
     )

@@ -189,6 +189,6 @@ def _partner(
     for pd in table.with_partner:
         for e in in_use:
             if e.ingredient == pd.partner:
-                line = say("drug-last-recorded", drug=e.ingredient, when=e.last, ref=e.ref)
+                line = say("drug-last-recorded", drug=e.ingredient, when=e.last_shown, ref=e.ref)
                 return pd, (line,), (e.ref,)
     return None, (), ()

@@ -49,7 +49,9 @@ def r6e_pertuzumab_alone(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     last = f.meds.last_recorded(*classes, ingredients=PERTUZUMAB_PARTNERS)
     data = [say("draft-order", drug="pertuzumab", ref=o.ref) for o in alone]
     if last is not None:
-        data.append(say("drug-last-recorded", drug=last.ingredient, when=last.last, ref=last.ref))
+        data.append(
+            say("drug-last-recorded", drug=last.ingredient, when=last.last_shown, ref=last.ref)
+        )
     return [
         Decision(
             variant="without-trastuzumab",
@@ -96,7 +98,7 @@ def r6e_pertuzumab_recorded_alone(
             bindings={"partner": last.ingredient},
             data=(
                 *(on_drug_line(f.meds, e) for e in pertuzumab),
-                say("drug-last-recorded", drug=last.ingredient, when=last.last, ref=last.ref),
+                say("drug-last-recorded", drug=last.ingredient, when=last.last_shown, ref=last.ref),
             ),
             refs=(*(e.ref for e in pertuzumab), last.ref),
         )

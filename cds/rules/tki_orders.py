@@ -262,7 +262,7 @@ def _with(f: PatientFacts, drafts: DraftOrders, ingredient: str) -> bool:
 
 
 def _last_line(e: Exposure) -> Said:
-    return say("drug-last-recorded", drug=e.ingredient, when=e.last, ref=e.ref)
+    return say("drug-last-recorded", drug=e.ingredient, when=e.last_shown, ref=e.ref)
 
 
 @rule(

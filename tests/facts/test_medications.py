@@ -387,6 +387,29 @@ def test_a_dose_charted_as_given_after_today_is_left_out_and_named(
 
 
 @pytest.mark.parametrize(
+    ("charted", "last", "active"),
+    [
+        # 22 November: a dose of October was given by 31 October, 22 days ago
+        ("2026-10", date(2026, 10, 31), True),
+        ("2026-09", date(2026, 9, 30), False),  # 53 days: past the 35-day window
+        ("2026-11", date(2026, 11, 22), True),  # this month: given by today, not after it
+        ("2026-10-01", date(2026, 10, 1), False),  # the day itself, as always
+    ],
+)
+def test_a_dose_charted_by_its_month_was_given_by_its_last_day(
+    t: Terminology, params: Parameters, charted: str, last: date, active: bool
+) -> None:
+    """Read as its first day, a denosumab dose charted '2026-10' was 52 days old on 22
+    November and the patient on it was told to start a bone agent."""
+    p = metastatic()
+    p.med("MedicationAdministration", XGEVA, status="completed", start=30, mg=120)
+    p.resources[-1]["effectiveDateTime"] = charted
+    [dose] = facts(p, t, params).meds.ever("BMA")
+    assert (dose.last, dose.active) == (last, active)
+    assert dose.last_shown == (charted if len(charted) == 7 else last)
+
+
+@pytest.mark.parametrize(
     ("status", "days_ahead", "set_aside"),
     [
         ("active", 300, True),  # taken from a date after today: a year typed wrong

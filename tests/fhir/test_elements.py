@@ -12,6 +12,7 @@ from cds.fhir.elements import (
     concept,
     fhir_date,
     local_reference,
+    month_end,
     period_end,
 )
 from cds.fhir.records import allergens
@@ -188,6 +189,25 @@ def test_a_date_at_the_calendars_ends_is_a_placeholder(sent: str, read: date | N
 )
 def test_a_periods_partial_end_is_its_last_day(sent: str | None, read: date | None) -> None:
     assert period_end(sent) == read
+
+
+@pytest.mark.parametrize(
+    ("sent", "read"),
+    [
+        ("2026-04", date(2026, 4, 30)),
+        ("2024-02", date(2024, 2, 29)),
+        # a year is too long a span to count a dose's day from at either end: not read so
+        ("2026", None),
+        ("2026-04-03", None),
+        ("2026-04-03T10:00:00Z", None),
+        ("2026-13", None),
+        (None, None),
+    ],
+)
+def test_only_a_date_charted_by_its_month_has_a_month_end(
+    sent: str | None, read: date | None
+) -> None:
+    assert month_end(sent) == read
 
 
 def test_a_partial_period_spans_the_whole_of_its_month() -> None:

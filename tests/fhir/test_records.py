@@ -264,6 +264,39 @@ class TestCourseDates:
         [record] = read_records([one_date], t).medications
         assert (record.start, record.end) == (date(2026, 5, 4), end)
 
+    @pytest.mark.parametrize(
+        ("rtype", "element", "span", "end"),
+        [
+            # a dose charted by its month: given by the month's last day at the latest
+            ("MedicationAdministration", "effectiveDateTime", (1, 31), date(2026, 5, 31)),
+            ("MedicationStatement", "effectiveDateTime", (1, 31), None),
+            ("MedicationStatement", "effectivePeriod", (1, 31), None),
+            ("MedicationRequest", "authoredOn", (1, 1), None),  # an order's dates: as before
+        ],
+    )
+    def test_a_start_charted_by_its_month_spans_the_month(
+        self,
+        t: Terminology,
+        rtype: str,
+        element: str,
+        span: tuple[int, int],
+        end: date | None,
+    ) -> None:
+        value: object = {"start": "2026-05"} if element == "effectivePeriod" else "2026-05"
+        sent = _trastuzumab(rtype, status="completed", **{element: value})
+        [record] = read_records([sent], t).medications
+        assert (record.start, record.started_by) == tuple(date(2026, 5, d) for d in span)
+        assert record.end == end
+
+    @pytest.mark.parametrize("sent", ["2026-05-04", "2026"])
+    def test_a_start_charted_to_the_day_or_by_year_is_its_first_day(
+        self, t: Terminology, sent: str
+    ) -> None:
+        record = read_records(
+            [_trastuzumab("MedicationAdministration", effectiveDateTime=sent)], t
+        ).medications[0]
+        assert record.started_by == record.start == record.end
+
     def test_an_active_statement_with_one_old_date_is_current(
         self, t: Terminology, params: Parameters
     ) -> None:
