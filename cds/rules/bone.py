@@ -342,6 +342,19 @@ def _other_bma_records(f: PatientFacts) -> tuple[list[Said], tuple[str, ...]]:
     return said, tuple(e.ref for e in (*forbidden, *unknown))
 
 
+def _held_for_mronj(f: PatientFacts, p: Parameters) -> tuple[tuple[Proposal, ...], list[Said]]:
+    """R1 held for active MRONJ: what it proposes and says. The oral surgery/dental team decides
+    with the oncologist (MASCC/ISOO/ASCO 2019); a referral already ordered is named instead of
+    proposed (D20)."""
+    data = [say("mronj", when=f.disease.mronj.since)]
+    referred = dental_referral_pending(f, p)
+    if referred is None:
+        return (Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),), data
+    if not no_recent_dental(f, p):  # else R1's dental lines have named it
+        data.append(say("dental-referral-ordered", when=referred.when, ref=referred.ref))
+    return (), data
+
+
 @rule(
     "R1",
     hooks=PATIENT_VIEW,
@@ -433,17 +446,9 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     data += [say("osteoporosis-dose-agent", drug=e.ingredient, ref=e.ref) for e in osteo]
     refs = f.disease.bone.refs + f.disease.bone_marrow_only.refs + tuple(e.ref for e in osteo)
     if withheld == "held-mronj":
-        data.append(say("mronj", when=f.disease.mronj.since))
+        proposals, held = _held_for_mronj(f, p)
+        data += held
         refs += f.disease.mronj.refs
-        # The oral surgery/dental team decides with the oncologist (MASCC/ISOO/ASCO 2019); a
-        # referral already ordered is named instead (D20).
-        referred = dental_referral_pending(f, p)
-        if referred is None:
-            proposals = (Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),)
-        else:
-            proposals = ()
-            if not no_recent_dental(f, p):  # else the dental lines above have named it
-                data.append(say("dental-referral-ordered", when=referred.when, ref=referred.ref))
     stopped = bma_intolerance(f)
     data += not_tolerated_lines(stopped)
     refs += tuple(e.ref for e in stopped)

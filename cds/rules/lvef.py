@@ -376,6 +376,13 @@ def _heart_failure_on_drug(f: PatientFacts, drugs: list[LvefDrug]) -> Decision |
     )
 
 
+# The label actions, the most urgent first, and the card each makes.
+_LEVELS: tuple[tuple[LvefAction, Indicator], ...] = (
+    ("withhold", "critical"),
+    ("repeat", "warning"),
+)
+
+
 def _label_actions(
     f: PatientFacts,
     p: Parameters,
@@ -410,12 +417,8 @@ def _label_actions(
         if action is not None:
             hits[action].append((ingredient, r, base.value - latest.value if base else None))
     data.append(say("lvef-latest", percent=latest.value, when=latest.when))
-    levels: tuple[tuple[LvefAction, Indicator], ...] = (
-        ("withhold", "critical"),
-        ("repeat", "warning"),
-    )
     out = []
-    for action, indicator in levels:
+    for action, indicator in _LEVELS:
         found = hits[action]
         if not found:
             continue

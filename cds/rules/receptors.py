@@ -151,6 +151,50 @@ def _discordance(f: PatientFacts) -> Decision | None:
     )
 
 
+def _ish_unread(her2: MarkerResult) -> Decision:
+    """R14: IHC 2+ with an ISH on record that gives no group: its report asked for."""
+    return Decision(
+        variant="ish-unread",
+        indicator="warning",
+        data=(
+            say(
+                "her2-ihc-2-ish-unread",
+                when=her2.when,
+                site=her2.specimen_site,
+                ish=her2.ish_unread,
+            ),
+        ),
+        refs=her2.refs,
+    )
+
+
+def _reflex_ish(f: PatientFacts, her2: MarkerResult, p: Parameters) -> Decision:
+    """R14: IHC 2+ without ISH. The test asked for, once ordered after the result, is named,
+    not ordered twice (D20); the warning stays until it is resulted."""
+    ordered = lab_lines(f, ("her2-ish",), p.lab_freshness_days, after=her2.when)
+    return Decision(
+        variant="reflex-ish",
+        indicator="warning",
+        data=(say("her2-ihc-2-no-ish", when=her2.when, site=her2.specimen_site), *ordered),
+        refs=her2.refs,
+        proposals=()
+        if ordered
+        else (Proposal(key="reflex-ish", actions=(Order(key="her2-ish"),)),),
+    )
+
+
+def _needs_ihc(f: PatientFacts, her2: MarkerResult, p: Parameters) -> Decision:
+    """R14: ISH group 2-4 without IHC (concurrent IHC review); a test ordered is named (D20)."""
+    ordered = lab_lines(f, ("test-her2",), p.lab_freshness_days, after=her2.when)
+    return Decision(
+        variant="needs-ihc",
+        indicator="warning",
+        data=(say("her2-ish-no-ihc", group=her2.ish_group, when=her2.when), *ordered),
+        refs=her2.refs,
+        proposals=() if ordered else (Proposal(key="her2-ihc", actions=(Order(key="test-her2"),)),),
+    )
+
+
 @rule(
     "R14",
     hooks=PATIENT_VIEW,
@@ -169,49 +213,10 @@ def r14_her2_testing(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> lis
     test was done, so no new one is suggested.
     """
     her2 = f.receptors.her2
-    if her2 is not None and her2.needs_reflex_ish and her2.ish_unread is not None:
-        site = her2.specimen_site
-        return [
-            Decision(
-                variant="ish-unread",
-                indicator="warning",
-                data=(
-                    say("her2-ihc-2-ish-unread", when=her2.when, site=site, ish=her2.ish_unread),
-                ),
-                refs=her2.refs,
-            )
-        ]
-    # The test asked for, once ordered after the result, is named, not ordered twice (D20);
-    # the warning stays until it is resulted.
     if her2 is not None and her2.needs_reflex_ish:
-        ordered = lab_lines(f, ("her2-ish",), p.lab_freshness_days, after=her2.when)
-        return [
-            Decision(
-                variant="reflex-ish",
-                indicator="warning",
-                data=(
-                    say("her2-ihc-2-no-ish", when=her2.when, site=her2.specimen_site),
-                    *ordered,
-                ),
-                refs=her2.refs,
-                proposals=()
-                if ordered
-                else (Proposal(key="reflex-ish", actions=(Order(key="her2-ish"),)),),
-            )
-        ]
+        return [_ish_unread(her2) if her2.ish_unread is not None else _reflex_ish(f, her2, p)]
     if her2 is not None and her2.needs_concurrent_ihc:
-        ordered = lab_lines(f, ("test-her2",), p.lab_freshness_days, after=her2.when)
-        return [
-            Decision(
-                variant="needs-ihc",
-                indicator="warning",
-                data=(say("her2-ish-no-ihc", group=her2.ish_group, when=her2.when), *ordered),
-                refs=her2.refs,
-                proposals=()
-                if ordered
-                else (Proposal(key="her2-ihc", actions=(Order(key="test-her2"),)),),
-            )
-        ]
+        return [_needs_ihc(f, her2, p)]
     if f.receptors.serum_her2_only:
         return [
             Decision(
