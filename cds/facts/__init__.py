@@ -203,9 +203,13 @@ def facts_from_records(
     )
     disease = extract_disease(records.conditions, t, records.observations)
     meds, lines, systemic = _therapy(records, t, params, disease, as_of)
-    # The LVEF baseline is the last one by the day the antibody may have begun (LvefDrug).
+    # The LVEF baseline: the last one by the day the treatment now given may have begun (an
+    # adjuvant course years before is another treatment; R11c's LvefDrug).
+    gap = params.lvef_new_treatment_gap_days
     her2_starts = [
-        by for e in meds.active(*HER2_ANTIBODY_CLASSES) if (by := e.record.started_by) is not None
+        span[1]
+        for drug in dict.fromkeys(e.ingredient for e in meds.active(*HER2_ANTIBODY_CLASSES))
+        if (span := meds.treatment_start(drug, gap)) is not None
     ]
     allergies = frozenset(i for a in records.allergies if a.at_risk for i in allergens(a.code, t))
     lead = params.clock_lead_days

@@ -190,6 +190,32 @@ class Medications:
             default=first,
         )
 
+    def treatment_start(
+        self, ingredient: str, gap_days: int, *, ongoing_by: date | None = None
+    ) -> tuple[date, date] | None:
+        """When the agent's latest treatment began, as the first and last day it may have
+        (`Exposure.start_span`): its given records in order of start, a new treatment wherever
+        one starts more than `gap_days` after all before it have ended - a hold and its
+        resumption, or a switch of schedule, are one treatment. With `ongoing_by`, None when
+        that treatment ended more than `gap_days` before it: one begun then is a new one."""
+        records = sorted(
+            (
+                (span, x)
+                for x in self.exposures
+                if x.given and x.ingredient == ingredient and (span := x.start_span) is not None
+            ),
+            key=lambda pair: pair[0],
+        )
+        first: tuple[date, date] | None = None
+        reach = date.min
+        for span, x in records:
+            if first is None or (span[0] - reach).days > gap_days:
+                first, reach = span, span[0]
+            reach = max(reach, x.record.end or (date.max if x.active else span[0]))
+        if first is not None and ongoing_by is not None and (ongoing_by - reach).days > gap_days:
+            return None
+        return first
+
     def _courses_of(self, ingredient: str) -> list[date]:
         """The first days of an agent's courses, oldest first: its given records in order of
         start, a new course wherever one starts more than the agent's active window after all

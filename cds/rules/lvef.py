@@ -94,32 +94,30 @@ def lvef_drugs(
     f: PatientFacts, p: Parameters, *, ordered: tuple[DraftMedication, ...] | None = None
 ) -> list[LvefDrug]:
     """Each HER2 antibody/ADC possibly in use (F5, or of unknown status) that has a label LVEF
-    rule, with its first start; or, given `ordered`, each one being ordered, with its first
-    start on record (a first order starts with the draft: no pre-treatment drop yet).
-
-    One pass over the exposures for the first starts: rescanning them for every active one was
-    quadratic (a 1.5 MB chart took seconds: issue 28 item 6)."""
-    first: dict[str, tuple[date, date]] = {}
-    for x in f.meds.ever(*HER2_AB):
-        if (span := x.start_span) is not None and (
-            x.ingredient not in first or span < first[x.ingredient]
-        ):
-            first[x.ingredient] = span
+    rule, with the start of the treatment now given (`Medications.treatment_start`); or, given
+    `ordered`, each one being ordered, with the start of the treatment the order continues
+    (none: a first order, or one after a long gap, begins a treatment - its latest LVEF is its
+    pre-treatment value). Clinical-logic F9: the LVEF before the current antibody started; an
+    adjuvant course years before is another treatment (it had no LVEF on record: a drop on the
+    metastatic course was read as 'no pre-treatment value')."""
+    gap = p.lvef_new_treatment_gap_days
     if ordered is None:
         ingredients = [e.ingredient for e in f.meds.possibly_in_use(*HER2_AB)]
     else:
         ingredients = [d.ingredient for o in ordered for d in o.drugs]
     out: dict[str, LvefDrug] = {}
     for ingredient in ingredients:
-        if ingredient in out:
-            continue
         r = p.lvef_by_drug.get(ingredient)
-        if r is not None:
-            start, started_by = first.get(ingredient, (None, None))
-            if ordered is not None and start is None:
-                # never given: the latest LVEF is its pre-treatment value
-                start = started_by = f.as_of
-            out[ingredient] = LvefDrug(ingredient, r, start, started_by)
+        if ingredient in out or r is None:
+            continue
+        ongoing_by = None if ordered is None else f.as_of
+        span = f.meds.treatment_start(ingredient, gap, ongoing_by=ongoing_by)
+        if span is not None:
+            out[ingredient] = LvefDrug(ingredient, r, *span)
+        elif ordered is not None:  # begins a treatment: the latest LVEF is its pre-treatment one
+            out[ingredient] = LvefDrug(ingredient, r, f.as_of, f.as_of)
+        else:
+            out[ingredient] = LvefDrug(ingredient, r, None, None)
     return list(out.values())
 
 
@@ -222,7 +220,12 @@ def _slug(ingredient: str) -> str:
     bindings=("drugs", "latest", "drop", "weeks"),
     valuesets=("lvef", "heart-failure"),
     ingredients=(*ANTIBODIES, "lapatinib"),
-    parameters=("lvef_by_drug", "lvef_lln_percent", *ACTIVE_PARAMETERS),
+    parameters=(
+        "lvef_by_drug",
+        "lvef_lln_percent",
+        "lvef_new_treatment_gap_days",
+        *ACTIVE_PARAMETERS,
+    ),
     orders=("echocardiogram",),
     suggestions=("echocardiogram",),
     notes=tuple(
@@ -310,12 +313,13 @@ def _lapatinib_below_lln(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     before_start = not starts or (
         latest.when is not None and all(s is not None and latest.when <= s for s in starts)
     )
-    dated = [s for s in starts if s is not None]
-    base = f.lvef.baseline_before(min(dated)) if dated and not before_start else None
+    dated = [(s, e) for s, e in zip(starts, in_use, strict=True) if s is not None]
+    first = min(dated, key=lambda pair: pair[0]) if dated and not before_start else None
+    base = f.lvef.baseline_before(first[0]) if first is not None else None
     base = None if base == latest else base  # the same result (ids may be missing)
     pretreatment = (
         ()
-        if base is None
+        if base is None or first is None
         else (
             say(
                 "lvef-pretreatment",
@@ -323,6 +327,7 @@ def _lapatinib_below_lln(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
                 label="Tykerb",
                 percent=base.value,
                 when=base.when,
+                since=f.meds.course_start_shown(first[1]),
             ),
         )
     )
@@ -398,7 +403,7 @@ def _label_actions(
     }
     data: list[Said] = []
     refs: list[str] = [latest.ref]
-    for ingredient, r, _, started_by in drugs:
+    for ingredient, r, start, started_by in drugs:
         base = f.lvef.baseline_before(started_by)
         if base is not None and base == latest:  # the same result (ids may be missing)
             base = None
@@ -411,6 +416,7 @@ def _label_actions(
                     label=r.label,
                     percent=base.value,
                     when=base.when,
+                    since=start if start == started_by else f"{start:%Y-%m}",
                 )
             )
             refs.append(base.ref)

@@ -220,6 +220,40 @@ class TestMedications:
         first = min(meds.exposures, key=lambda e: e.start or date.min)
         assert meds.course_start(first) == p.as_of - timedelta(days=400)
 
+    @pytest.mark.parametrize(
+        ("ended", "resumed", "began"),
+        [
+            (1100, 250, 250),  # years between them (adjuvant, then metastatic): a new treatment
+            (130, 84, 320),  # a hold of 46 days and its resumption: one treatment
+            (250, 70, 320),  # 180 days: the longest gap within one (lvef_new_treatment_gap_days)
+            (251, 70, 70),
+        ],
+    )
+    def test_a_treatment_is_its_courses_with_no_long_gap_between(
+        self, t: Terminology, params: Parameters, ended: int, resumed: int, began: int
+    ) -> None:
+        p = metastatic()
+        p.med("MedicationStatement", TRAS, status="completed", start=max(320, ended), end=ended)
+        p.med("MedicationStatement", TRAS, status="active", start=resumed)
+        meds = facts(p, t, params).meds
+        gap = params.lvef_new_treatment_gap_days
+        day = p.as_of - timedelta(days=began)
+        assert meds.treatment_start("trastuzumab", gap) == (day, day)
+        # one ordered today continues it (the active course reaches today)
+        assert meds.treatment_start("trastuzumab", gap, ongoing_by=p.as_of) == (day, day)
+
+    def test_an_order_long_after_the_last_treatment_begins_a_new_one(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic()
+        p.med("MedicationStatement", TRAS, status="completed", start=1400, end=1050)
+        meds = facts(p, t, params).meds
+        gap = params.lvef_new_treatment_gap_days
+        began = p.as_of - timedelta(days=1400)
+        assert meds.treatment_start("trastuzumab", gap) == (began, began)
+        assert meds.treatment_start("trastuzumab", gap, ongoing_by=p.as_of) is None
+        assert meds.treatment_start("pertuzumab", gap) is None
+
     def test_a_dose_given_during_an_active_statement_continues_its_course(
         self, t: Terminology, params: Parameters
     ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from tests.rules.helpers import (  # noqa: F401
     concerns,
     creatinine_for,
     facts,
+    lines,
     ordered,
     run,
     text,
@@ -80,6 +82,32 @@ class TestR11Lvef:
         p.med("MedicationStatement", TDXD, status="active", start=120)
         p.lvef(5, 46)
         assert not [c for c in concerns(run(p, t, params)) if c.startswith("R11")]
+
+    @pytest.mark.parametrize(
+        ("adjuvant_ended", "variant"),
+        [
+            (1085, "withhold"),  # years before: the 62% before this treatment is its baseline
+            (421, "withhold"),  # 181 days between them
+            # within 180 days of its end, one treatment: the baseline is before the first
+            # course, and none is on record from then
+            (420, "low-no-baseline"),
+        ],
+    )
+    def test_the_pre_treatment_lvef_is_before_the_treatment_now_given(
+        self, t: Terminology, params: Parameters, adjuvant_ended: int, variant: str
+    ) -> None:
+        """F9: the last LVEF before the current antibody started; an adjuvant course that
+        ended long before is another treatment."""
+        p = bone_patient(her2="pos")
+        p.med("MedicationStatement", TRAS, status="completed", start=1450, end=adjuvant_ended)
+        p.med("MedicationStatement", TRAS, status="active", start=240)
+        p.lvef(250, 62)
+        p.lvef(20, 49)
+        d = next(x for x in run(p, t, params) if x.rule == "R11c")
+        assert d.variant == variant
+        if variant == "withhold":
+            since = (p.as_of - timedelta(days=240)).isoformat()
+            assert any(f"the last before the treatment begun {since}" in x for x in lines(d))
 
     def test_withhold_card_names_the_drug(self, t: Terminology, params: Parameters) -> None:
         p = bone_patient(her2="pos")
