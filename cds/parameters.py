@@ -213,7 +213,7 @@ class Parameters(BaseModel):
     lvef_interval_days: int
     lvef_grace_days: int
     lvef_lln_percent: float
-    lvef_new_treatment_gap_days: int
+    new_treatment_gap_days: int
     lvef_by_drug: dict[str, LvefRule]
     anthracycline_washout_days: int
     her2_stopped_days: int

@@ -205,7 +205,7 @@ def facts_from_records(
     meds, lines, systemic = _therapy(records, t, params, disease, as_of)
     # The LVEF baseline: the last one by the day the treatment now given may have begun (an
     # adjuvant course years before is another treatment; R11c's LvefDrug).
-    gap = params.lvef_new_treatment_gap_days
+    gap = params.new_treatment_gap_days
     her2_starts = [
         span[1]
         for drug in dict.fromkeys(e.ingredient for e in meds.active(*HER2_ANTIBODY_CLASSES))

@@ -216,6 +216,17 @@ class Medications:
             return None
         return first
 
+    def begins_treatment(self, ingredient: str, gap_days: int, *, on: date) -> bool:
+        """Whether a dose of the agent on `on` begins a treatment: none given within `gap_days`
+        before it (`treatment_start`), and none on no known day (which may be this one's)."""
+        if any(e.start is None for e in self.ever_of(ingredient)):
+            return False
+        return self.treatment_start(ingredient, gap_days, ongoing_by=on) is None
+
+    def ever_of(self, ingredient: str) -> tuple[Exposure, ...]:
+        """The records of this ingredient ever given."""
+        return tuple(e for e in self.exposures if e.given and e.ingredient == ingredient)
+
     def _courses_of(self, ingredient: str) -> list[date]:
         """The first days of an agent's courses, oldest first: its given records in order of
         start, a new course wherever one starts more than the agent's active window after all

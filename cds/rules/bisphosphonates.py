@@ -48,18 +48,24 @@ from cds.said import Said, say
 def _creatinine_rise(f: PatientFacts, p: Parameters, drug: str) -> tuple[Said, str] | None:
     """Zometa label renal deterioration on treatment: a rise of ≥0.5 mg/dL from a normal
     baseline, or ≥1.0 mg/dL from an abnormal one. The baseline is the creatinine before the
-    first dose of the course. Returns the data line and the baseline's reference when it applies."""
+    first dose of the treatment the order continues (`Medications.treatment_start`: adjuvant
+    zoledronic acid years before is another treatment; counted from the creatinine before it,
+    a stable 1.1 mg/dL read as a rise). Returns the data line and the baseline's reference when
+    it applies."""
     latest = f.renal.creatinine
     if latest is None:
         return None
-    courses = [e for e in f.meds.ever("BMA") if e.ingredient == drug]
-    if not courses:
-        # Before the first dose there is no treatment to withhold: the dose table applies to
+    given = [e for e in f.meds.ever("BMA") if e.ingredient == drug]
+    span = f.meds.treatment_start(drug, p.new_treatment_gap_days, ongoing_by=f.as_of)
+    if span is not None:
+        baseline = f.renal.baseline_before(span[1])
+    elif given and all(e.start is None for e in given):
+        baseline = f.renal.baseline_before(None)  # given on no known day: the earliest result
+    else:
+        # Before a treatment's first dose there is none to withhold: the dose table applies to
         # the CrCl of now, the baseline (C2). A rise between two pre-treatment results read as
         # "withhold" kept a first dose that the table reduces.
         return None
-    starts = [e.start for e in courses if e.start]
-    baseline = f.renal.baseline_before(min(starts) if starts else None)
     # The same result, not merely the same reference: a result sent without an id has the
     # reference 'Observation/', and any two such were taken for one (no rise, ever).
     if baseline is None or baseline == latest:
@@ -107,6 +113,7 @@ def _creatinine_rise(f: PatientFacts, p: Parameters, drug: str) -> tuple[Said, s
         "creatinine_rise_normal",
         "creatinine_rise_abnormal",
         "creatinine_abnormal_baseline",
+        "new_treatment_gap_days",
         "zoledronic_min_infusion_minutes",
         "pamidronate_min_infusion_minutes",
         "dose_limits",
@@ -335,7 +342,7 @@ def _given_monthly(f: PatientFacts) -> bool:
     variants=("interval",),
     valuesets=("disease-status", "status-not-progressed", "status-worsened"),
     ingredients=("zoledronic acid",),
-    parameters=("zoledronic_window_days", "active_window_days"),
+    parameters=("zoledronic_window_days", "active_window_days", "new_treatment_gap_days"),
 )
 def r5_zoledronic_interval(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """Zoledronic acid every 3-4 weeks for ≥3 months with stable disease → 12-weekly is an option.
@@ -347,8 +354,9 @@ def r5_zoledronic_interval(f: PatientFacts, drafts: DraftOrders, p: Parameters) 
     monthly = [e for e in zol if any(d.every_weeks and d.every_weeks <= 5 for d in e.record.doses)]
     if not monthly and _given_monthly(f):
         monthly = zol
-    starts = [e.start for e in f.meds.ever("BMA") if e.ingredient == "zoledronic acid" and e.start]
-    if not monthly or not starts or f.as_of - min(starts) < timedelta(days=90):
+    # Counted from this treatment's start: adjuvant zoledronic acid years before is another.
+    span = f.meds.treatment_start("zoledronic acid", p.new_treatment_gap_days)
+    if not monthly or span is None or f.as_of - span[0] < timedelta(days=90):
         return []
     if f.latest_disease_status != "stable":
         return []
@@ -356,7 +364,7 @@ def r5_zoledronic_interval(f: PatientFacts, drafts: DraftOrders, p: Parameters) 
         Decision(
             variant="interval",
             indicator="info",
-            data=(say("zoledronic-monthly-since", when=min(starts)),),
+            data=(say("zoledronic-monthly-since", when=span[0]),),
             refs=tuple(e.ref for e in monthly),
         )
     ]

@@ -72,9 +72,13 @@ def hcm_dosing(f: PatientFacts, p: Parameters) -> bool:
     )
 
 
-def first_course(f: PatientFacts, drug: str) -> bool:
-    """No earlier dose of this bisphosphonate: the dose table applies (to the baseline CrCl)."""
-    return not any(e.ingredient == drug for e in f.meds.ever("BMA"))
+def first_course(f: PatientFacts, p: Parameters, drug: str) -> bool:
+    """No dose of this bisphosphonate in the treatment the order continues: the dose table
+    applies (to the baseline CrCl). Adjuvant zoledronic acid that ended more than
+    `new_treatment_gap_days` before is another treatment - read as this one, the table never
+    applied again, and 4 mg at CrCl 45 mL/min went without a card. A dose given on no known
+    day may be this treatment's."""
+    return f.meds.begins_treatment(drug, p.new_treatment_gap_days, on=f.as_of)
 
 
 def renal_band_dose(f: PatientFacts, p: Parameters, drug: str) -> float | None:
@@ -84,7 +88,7 @@ def renal_band_dose(f: PatientFacts, p: Parameters, drug: str) -> float | None:
     crcl = f.renal.crcl
     if drug != "zoledronic acid" or crcl is None or crcl > p.crcl_dose_adjust_upto:
         return None
-    if not first_course(f, drug) or hcm_dosing(f, p):
+    if not first_course(f, p, drug) or hcm_dosing(f, p):
         return None
     return p.zoledronic_dose(crcl)
 

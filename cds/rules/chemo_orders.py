@@ -55,18 +55,20 @@ def capecitabine_renal(f: PatientFacts, p: Parameters) -> CapecitabineRenal:
     variants=("contraindicated", "reduce", "crcl-unknown"),
     valuesets=(*CAPECITABINE_VALUESETS, "dialysis"),
     ingredients=("capecitabine",),
-    parameters=CAPECITABINE_PARAMETERS,
+    parameters=(*CAPECITABINE_PARAMETERS, "new_treatment_gap_days"),
     suggestions=("remove-draft",),
 )
 def r6b_capecitabine_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """A capecitabine draft checked against Cockcroft-Gault CrCl (capecitabine label; §3c D8).
 
-    Below 30 mL/min (or dialysis) → critical, contraindicated. 30-50 mL/min on a first course →
+    Below 30 mL/min (or dialysis) → critical, contraindicated. 30-50 mL/min on a course's start →
     warning, start at 75% of the starting dose (the label adjusts the starting dose). CrCl that
     cannot be calculated → warning: the dose cannot be checked, and what is missing is named.
     """
     out: list[Decision] = []
-    first = not f.meds.ever("CAPE")
+    # A course begun after a long gap (adjuvant capecitabine years before) starts again: its
+    # starting dose is the label's to adjust (read as the same course, no card came).
+    first = f.meds.begins_treatment("capecitabine", p.new_treatment_gap_days, on=f.as_of)
     for draft in drafts.with_ingredient("capecitabine"):
         band = capecitabine_renal(f, p)
         data = (say("draft-order", drug="capecitabine", ref=draft.ref), _renal(f))

@@ -75,19 +75,23 @@ def r4a_dental_review(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> li
     variants=("dental-before-bma", "socket-healing"),
     valuesets=("dental-evaluation", "invasive-dental"),
     ingredients=("denosumab", "zoledronic acid", "pamidronate"),
-    parameters=("dental_lookback_days", "dental_healing_days"),
+    parameters=("dental_lookback_days", "dental_healing_days", "new_treatment_gap_days"),
     orders=("dental-referral",),
     suggestions=("dental-referral",),
 )
 def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """A first BMA is being ordered with no dental evaluation in 6 months → refer; never blocks.
+    """An oncologic BMA treatment begins with no dental evaluation in 6 months → refer; never
+    blocks. It begins unless an oncologic-dose bone agent was given within
+    `new_treatment_gap_days` (or on no known day): an osteoporosis dose (Prolia) or adjuvant
+    zoledronic acid that ended long before is not the treatment now begun - read as one, any
+    bone agent ever given silenced the card.
     After an extraction or other invasive dental procedure in the last 21 days → wait for the
     socket to heal if the clinical situation allows (AAOMS 2022; §3c D6).
 
     ASCO-BMA-2017; Xgeva label; MRONJ-2019 (the oncologist may start without delay when needed).
     """
     orders = drafts.with_class("BMA")
-    if not orders or f.meds.ever("BMA"):
+    if not orders or _oncologic_bma_going_on(f, p):
         return []
     healing = recent_invasive_dental(f, p)
     if healing:
@@ -116,6 +120,16 @@ def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
             proposals=(Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),),
         )
     ]
+
+
+def _oncologic_bma_going_on(f: PatientFacts, p: Parameters) -> bool:
+    """A bone agent at an oncologic (or unknown) dose in use, given within
+    `new_treatment_gap_days`, or given on no known day."""
+    return any(
+        e.bma_dose != "osteo"
+        and (e.active or e.last is None or (f.as_of - e.last).days <= p.new_treatment_gap_days)
+        for e in f.meds.ever("BMA")
+    )
 
 
 @rule(

@@ -100,7 +100,7 @@ def lvef_drugs(
     pre-treatment value). Clinical-logic F9: the LVEF before the current antibody started; an
     adjuvant course years before is another treatment (it had no LVEF on record: a drop on the
     metastatic course was read as 'no pre-treatment value')."""
-    gap = p.lvef_new_treatment_gap_days
+    gap = p.new_treatment_gap_days
     if ordered is None:
         ingredients = [e.ingredient for e in f.meds.possibly_in_use(*HER2_AB)]
     else:
@@ -223,7 +223,7 @@ def _slug(ingredient: str) -> str:
     parameters=(
         "lvef_by_drug",
         "lvef_lln_percent",
-        "lvef_new_treatment_gap_days",
+        "new_treatment_gap_days",
         *ACTIVE_PARAMETERS,
     ),
     orders=("echocardiogram",),

@@ -139,7 +139,7 @@ def label_counts(p: Parameters) -> dict[str, int]:
         "loperamide",
         "trastuzumab emtansine",
     ),
-    parameters=(*LINE_PARAMETERS, "neratinib_escalation_mg"),
+    parameters=(*LINE_PARAMETERS, "neratinib_escalation_mg", "new_treatment_gap_days"),
     regimens=("loperamide-prophylaxis",),
     suggestions=("loperamide-prophylaxis",),
 )
@@ -198,7 +198,12 @@ def _no_loperamide(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[
     first = [
         o for o in drafts.with_ingredient("neratinib") if o.dose_mg not in p.neratinib_escalation_mg
     ]
-    if not first or f.meds.ever("HER2_TKI_NER") or _with(f, drafts, "loperamide"):
+    # Given before, long ago (a year of extended adjuvant neratinib), it begins again: the
+    # first 56 days are this treatment's.
+    gap = p.new_treatment_gap_days
+    if not first or _with(f, drafts, "loperamide"):
+        return []
+    if not f.meds.begins_treatment("neratinib", gap, on=f.as_of):
         return []
     return [
         Decision(

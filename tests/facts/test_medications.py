@@ -225,7 +225,7 @@ class TestMedications:
         [
             (1100, 250, 250),  # years between them (adjuvant, then metastatic): a new treatment
             (130, 84, 320),  # a hold of 46 days and its resumption: one treatment
-            (250, 70, 320),  # 180 days: the longest gap within one (lvef_new_treatment_gap_days)
+            (250, 70, 320),  # 180 days: the longest gap within one (new_treatment_gap_days)
             (251, 70, 70),
         ],
     )
@@ -236,7 +236,7 @@ class TestMedications:
         p.med("MedicationStatement", TRAS, status="completed", start=max(320, ended), end=ended)
         p.med("MedicationStatement", TRAS, status="active", start=resumed)
         meds = facts(p, t, params).meds
-        gap = params.lvef_new_treatment_gap_days
+        gap = params.new_treatment_gap_days
         day = p.as_of - timedelta(days=began)
         assert meds.treatment_start("trastuzumab", gap) == (day, day)
         # one ordered today continues it (the active course reaches today)
@@ -248,7 +248,7 @@ class TestMedications:
         p = metastatic()
         p.med("MedicationStatement", TRAS, status="completed", start=1400, end=1050)
         meds = facts(p, t, params).meds
-        gap = params.lvef_new_treatment_gap_days
+        gap = params.new_treatment_gap_days
         began = p.as_of - timedelta(days=1400)
         assert meds.treatment_start("trastuzumab", gap) == (began, began)
         assert meds.treatment_start("trastuzumab", gap, ongoing_by=p.as_of) is None

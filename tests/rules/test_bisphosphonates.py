@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,10 +11,18 @@ from cds.parameters import Parameters
 from cds.rules import UpdateDraft
 from cds.terminology import Terminology
 from fixtures.factories import (
+    STABLE,
     ZOL4,
     draft_med,
 )
-from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run  # noqa: F401
+from tests.rules.helpers import (  # noqa: F401
+    bone_patient,
+    concerns,
+    creatinine_for,
+    facts,
+    run,
+    text,
+)
 
 
 class TestR2BisphosphonateOrders:
@@ -107,7 +116,7 @@ class TestR2BisphosphonateOrders:
         """C2: on treatment, a creatinine rise means withhold - not withhold and reduce."""
         p = bone_patient(creatinine=creatinine_for(45))
         p.obs("2160-0", 300, valueQuantity={"value": 0.6, "unit": "mg/dL", "code": "mg/dL"})
-        p.med("MedicationAdministration", ZOL4, status="completed", start=200, mg=4)
+        p.med("MedicationAdministration", ZOL4, status="completed", start=90, mg=4)
         got = [
             c
             for c in concerns(run(p, t, params, "order-sign", [self.draft()]))
@@ -140,9 +149,33 @@ class TestR2BisphosphonateOrders:
         p.obs("2160-0", 300, valueQuantity={"value": baseline, "unit": "mg/dL", "code": "mg/dL"})
         p.obs("2160-0", 3, valueQuantity={"value": latest, "unit": "mg/dL", "code": "mg/dL"})
         p.obs("35591-7", 3, valueQuantity={"value": 80, "unit": "mL/min"})  # isolate the rise
-        p.med("MedicationAdministration", ZOL4, status="completed", start=200, mg=4)
+        p.med("MedicationAdministration", ZOL4, status="completed", start=90, mg=4)
         d = run(p, t, params, "order-sign", [self.draft()])
         assert ("R2:creatinine-rise" in concerns(d)) is fires
+
+    @pytest.mark.parametrize(
+        ("doses", "got"),
+        [
+            # the treatment the order continues began after the 0.6: a rise from it
+            ((170, 86), ["R2:creatinine-rise"]),
+            # adjuvant zoledronic acid every 6 months ended 200 days ago: this order begins a
+            # treatment, and the table sets its dose from the creatinine of now
+            ((746, 564, 382, 200), ["R2:dose-adjust"]),
+            # ... ended 180 days ago: a treatment held, not ended - the rise counts
+            ((726, 544, 362, 180), ["R2:creatinine-rise"]),
+        ],
+    )
+    def test_the_rise_is_counted_from_before_the_treatment_the_order_continues(
+        self, t: Terminology, params: Parameters, doses: tuple[int, ...], got: list[str]
+    ) -> None:
+        """Zometa label: the serum creatinine prior to treatment - the treatment now given
+        (`new_treatment_gap_days`), not the first dose ever."""
+        p = bone_patient(creatinine=creatinine_for(45))
+        p.obs("2160-0", 800, valueQuantity={"value": 0.6, "unit": "mg/dL", "code": "mg/dL"})
+        for days_ago in doses:
+            p.med("MedicationAdministration", ZOL4, status="completed", start=days_ago, mg=4)
+        d = run(p, t, params, "order-sign", [self.draft()])
+        assert [c for c in concerns(d) if c.startswith("R2")] == got
 
     def test_before_the_first_dose_a_rise_is_the_baseline_for_the_dose_table(
         self, t: Terminology, params: Parameters
@@ -172,3 +205,33 @@ class TestR2BisphosphonateOrders:
             ("RegimenOrder", "calcium-vitamin-d"),
             ("DeleteDraft", None),
         ]
+
+
+class TestR5Interval:
+    """R5: zoledronic acid every 3-4 weeks for 3 months or more with stable disease."""
+
+    @pytest.mark.parametrize(
+        ("doses", "since"),
+        [
+            ((112, 84, 56, 28), 112),
+            ((84, 56, 28), None),  # under 3 months of this treatment
+            # adjuvant zoledronic acid every 6 months, ended 550 days before: another treatment
+            ((1096, 914, 732, 550, 84, 56, 28), None),
+            ((1096, 914, 732, 550, 112, 84, 56, 28), 112),
+        ],
+    )
+    def test_counted_from_this_treatments_start(
+        self, t: Terminology, params: Parameters, doses: tuple[int, ...], since: int | None
+    ) -> None:
+        p = bone_patient(dental=True)
+        for days_ago in doses:
+            p.med("MedicationAdministration", ZOL4, status="completed", start=days_ago, mg=4)
+        p.disease_status(10, *STABLE)
+        got = [d for d in run(p, t, params) if d.rule == "R5"]
+        if since is None:
+            assert got == []
+        else:
+            [d] = got
+            assert text(d.data[0]).startswith(
+                f"Zoledronic acid since {(p.as_of - timedelta(days=since)).isoformat()}"
+            )

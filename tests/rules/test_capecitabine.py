@@ -106,6 +106,29 @@ class TestOrdered:
         got = [c for c in self._order(_third_line(crcl), t, params) if c.startswith("R6b")]
         assert got == ([expected] if expected else [])
 
+    @pytest.mark.parametrize(
+        ("ended", "status", "reduce"),
+        [
+            (None, "active", False),  # the course goes on: its starting dose was set
+            (180, "completed", False),  # within new_treatment_gap_days: the same treatment
+            (181, "completed", True),  # a course begun again starts at its adjusted dose
+            (830, "completed", True),  # adjuvant capecitabine years before
+        ],
+    )
+    def test_a_course_begun_again_is_adjusted_as_a_first(
+        self,
+        t: Terminology,
+        params: Parameters,
+        ended: int | None,
+        status: str,
+        reduce: bool,
+    ) -> None:
+        p = _third_line(40)
+        start = 60 if ended is None else ended + 100
+        p.med("MedicationStatement", CAPE, status=status, start=start, end=ended)
+        got = [c for c in self._order(p, t, params) if c.startswith("R6b")]
+        assert got == (["R6b:reduce"] if reduce else [])
+
 
 TUCATINIB = ("2361285", "Tucatinib")
 NERATINIB = ("1940643", "Neratinib")

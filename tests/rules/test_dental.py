@@ -10,6 +10,7 @@ from cds.parameters import Parameters
 from cds.rules import Decision, Order
 from cds.terminology import Terminology
 from fixtures.factories import (
+    PROLIA,
     SNOMED,
     TDXD,
     TOXICITY,
@@ -43,11 +44,22 @@ class TestR4Dental:
         )
         assert "R4b:dental-before-bma" in concerns(d)
 
-    def test_no_dental_card_once_on_bma(self, t: Terminology, params: Parameters) -> None:
+    @pytest.mark.parametrize(
+        ("med", "end", "fires"),
+        [
+            (XGEVA, 180, False),  # within new_treatment_gap_days: the treatment goes on
+            (XGEVA, 181, True),  # ended before: this order begins a treatment
+            (ZOL4, 600, True),  # adjuvant zoledronic acid years before
+            (PROLIA, 100, True),  # an osteoporosis dose is not an oncologic treatment
+        ],
+    )
+    def test_no_dental_card_once_on_bma(
+        self, t: Terminology, params: Parameters, med: tuple[str, str], end: int, fires: bool
+    ) -> None:
         p = bone_patient(dental=False)
-        p.med("MedicationStatement", XGEVA, status="completed", start=300, end=200)
+        p.med("MedicationStatement", med, status="completed", start=end + 100, end=end)
         d = run(p, t, params, "order-select", [draft_med("p", "d", XGEVA, "120 mg", 120)])
-        assert "R4b:dental-before-bma" not in concerns(d)
+        assert ("R4b:dental-before-bma" in concerns(d)) is fires
 
 
 def _referral(status: str, days_ago: int | None = 12, rid: str = "sr-1") -> dict[str, Any]:
