@@ -195,6 +195,18 @@ def _deceased(patient: PatientRecord | None, as_of: date, lead_days: int) -> boo
     return patient.deceased_on is None or patient.deceased_on <= last_day(as_of, lead_days)
 
 
+def _her2_treatment_start(meds: Medications, gap_days: int) -> date | None:
+    """The last day the HER2 antibody treatment now given may have begun: the LVEF baseline is
+    the last one by then (an adjuvant course years before is another treatment; R11c's
+    LvefDrug)."""
+    starts = [
+        span[1]
+        for drug in dict.fromkeys(e.ingredient for e in meds.active(*HER2_ANTIBODY_CLASSES))
+        if (span := meds.treatment_start(drug, gap_days)) is not None
+    ]
+    return min(starts) if starts else None
+
+
 def facts_from_records(
     records: Records, t: Terminology, params: Parameters, *, as_of: date
 ) -> PatientFacts:
@@ -203,14 +215,6 @@ def facts_from_records(
     )
     disease = extract_disease(records.conditions, t, records.observations)
     meds, lines, systemic = _therapy(records, t, params, disease, as_of)
-    # The LVEF baseline: the last one by the day the treatment now given may have begun (an
-    # adjuvant course years before is another treatment; R11c's LvefDrug).
-    gap = params.new_treatment_gap_days
-    her2_starts = [
-        span[1]
-        for drug in dict.fromkeys(e.ingredient for e in meds.active(*HER2_ANTIBODY_CLASSES))
-        if (span := meds.treatment_start(drug, gap)) is not None
-    ]
     allergies = frozenset(i for a in records.allergies if a.at_risk for i in allergens(a.code, t))
     lead = params.clock_lead_days
     excluded = (
@@ -243,7 +247,7 @@ def facts_from_records(
         lvef=extract_lvef(
             records,
             t,
-            her2_start=min(her2_starts) if her2_starts else None,
+            her2_start=_her2_treatment_start(meds, params.new_treatment_gap_days),
             as_of=as_of,
             lead_days=lead,
             ranges=params.lab_read_ranges,

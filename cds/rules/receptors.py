@@ -168,31 +168,25 @@ def _ish_unread(her2: MarkerResult) -> Decision:
     )
 
 
-def _reflex_ish(f: PatientFacts, her2: MarkerResult, p: Parameters) -> Decision:
-    """R14: IHC 2+ without ISH. The test asked for, once ordered after the result, is named,
-    not ordered twice (D20); the warning stays until it is resulted."""
-    ordered = lab_lines(f, ("her2-ish",), p.lab_freshness_days, after=her2.when)
+def _test_asked_for(
+    f: PatientFacts, her2: MarkerResult, p: Parameters, variant: str, finding: Said, test: str
+) -> Decision:
+    """R14: a HER2 result that needs another test (`test`, an order key). The test, once
+    ordered after the result, is named, not ordered twice (D20); the warning stays until it is
+    resulted."""
+    ordered = lab_lines(f, (test,), p.lab_freshness_days, after=her2.when)
+    proposal = Proposal(key=_PROPOSALS[test], actions=(Order(key=test),))
     return Decision(
-        variant="reflex-ish",
+        variant=variant,
         indicator="warning",
-        data=(say("her2-ihc-2-no-ish", when=her2.when, site=her2.specimen_site), *ordered),
+        data=(finding, *ordered),
         refs=her2.refs,
-        proposals=()
-        if ordered
-        else (Proposal(key="reflex-ish", actions=(Order(key="her2-ish"),)),),
+        proposals=() if ordered else (proposal,),
     )
 
 
-def _needs_ihc(f: PatientFacts, her2: MarkerResult, p: Parameters) -> Decision:
-    """R14: ISH group 2-4 without IHC (concurrent IHC review); a test ordered is named (D20)."""
-    ordered = lab_lines(f, ("test-her2",), p.lab_freshness_days, after=her2.when)
-    return Decision(
-        variant="needs-ihc",
-        indicator="warning",
-        data=(say("her2-ish-no-ihc", group=her2.ish_group, when=her2.when), *ordered),
-        refs=her2.refs,
-        proposals=() if ordered else (Proposal(key="her2-ihc", actions=(Order(key="test-her2"),)),),
-    )
+# The suggestion that orders each test R14 asks for.
+_PROPOSALS = {"her2-ish": "reflex-ish", "test-her2": "her2-ihc"}
 
 
 @rule(
@@ -214,9 +208,13 @@ def r14_her2_testing(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> lis
     """
     her2 = f.receptors.her2
     if her2 is not None and her2.needs_reflex_ish:
-        return [_ish_unread(her2) if her2.ish_unread is not None else _reflex_ish(f, her2, p)]
+        if her2.ish_unread is not None:
+            return [_ish_unread(her2)]
+        finding = say("her2-ihc-2-no-ish", when=her2.when, site=her2.specimen_site)
+        return [_test_asked_for(f, her2, p, "reflex-ish", finding, "her2-ish")]
     if her2 is not None and her2.needs_concurrent_ihc:
-        return [_needs_ihc(f, her2, p)]
+        finding = say("her2-ish-no-ihc", group=her2.ish_group, when=her2.when)
+        return [_test_asked_for(f, her2, p, "needs-ihc", finding, "test-her2")]
     if f.receptors.serum_her2_only:
         return [
             Decision(
