@@ -211,7 +211,9 @@ class Medications:
         for span, x in records:
             if first is None or (span[0] - reach).days > gap_days:
                 first, reach = span, span[0]
-            reach = max(reach, x.record.end or (date.max if x.active else span[0]))
+            # A course with no recorded end (in use, or ended on a day not known) may reach any
+            # later one: no gap is read after it. (A dose's end is its day.)
+            reach = max(reach, x.record.end or date.max)
         if first is not None and ongoing_by is not None and (ongoing_by - reach).days > gap_days:
             return None
         return first

@@ -242,6 +242,22 @@ class TestMedications:
         # one ordered today continues it (the active course reaches today)
         assert meds.treatment_start("trastuzumab", gap, ongoing_by=p.as_of) == (day, day)
 
+    def test_a_course_with_no_recorded_end_is_no_gap(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Stopped on a day not known: it may have run until the next course began, so no
+        gap is read after it (read as ended at its start, an LVEF drop on the second record
+        was measured from a baseline taken on treatment)."""
+        p = metastatic()
+        p.med("MedicationStatement", TRAS, status="stopped", start=1000)
+        p.med("MedicationStatement", TRAS, status="active", start=100)
+        meds = facts(p, t, params).meds
+        began = p.as_of - timedelta(days=1000)
+        assert meds.treatment_start("trastuzumab", params.new_treatment_gap_days) == (
+            began,
+            began,
+        )
+
     def test_an_order_long_after_the_last_treatment_begins_a_new_one(
         self, t: Terminology, params: Parameters
     ) -> None:
