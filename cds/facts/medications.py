@@ -136,6 +136,10 @@ class Medications:
     received: bool  # any Medication* data arrived: without it "not on a BMA" is unknown
     # Each agent's course starts, worked out on first use (one sort an agent, not one a call).
     _courses: dict[str, list[date]] = field(default_factory=dict, repr=False, compare=False)
+    # Each agent's latest treatment (its start, and the last day it reaches), on first use.
+    _treatments: dict[tuple[str, int], tuple[tuple[date, date] | None, date]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def given(self) -> tuple[Exposure, ...]:
         return tuple(e for e in self.exposures if e.given)
@@ -198,6 +202,20 @@ class Medications:
         one starts more than `gap_days` after all before it have ended - a hold and its
         resumption, or a switch of schedule, are one treatment. With `ongoing_by`, None when
         that treatment ended more than `gap_days` before it: one begun then is a new one."""
+        found = self._treatments.get((ingredient, gap_days))
+        if found is None:
+            found = self._treatments[ingredient, gap_days] = self._latest_treatment(
+                ingredient, gap_days
+            )
+        first, reach = found
+        if first is not None and ongoing_by is not None and (ongoing_by - reach).days > gap_days:
+            return None
+        return first
+
+    def _latest_treatment(
+        self, ingredient: str, gap_days: int
+    ) -> tuple[tuple[date, date] | None, date]:
+        """`treatment_start`'s work: the latest treatment's start span and its reach."""
         records = sorted(
             (
                 (span, x)
@@ -214,9 +232,7 @@ class Medications:
             # A course with no recorded end (in use, or ended on a day not known) may reach any
             # later one: no gap is read after it. (A dose's end is its day.)
             reach = max(reach, x.record.end or date.max)
-        if first is not None and ongoing_by is not None and (ongoing_by - reach).days > gap_days:
-            return None
-        return first
+        return first, reach
 
     def begins_treatment(self, ingredient: str, gap_days: int, *, on: date) -> bool:
         """Whether a dose of the agent on `on` begins a treatment: none given within `gap_days`

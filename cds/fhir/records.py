@@ -386,7 +386,9 @@ def medication_record(
     else:
         start, end = choice_period(raw, "effective")
         start_through = _charted_start_through(raw, start)
-        if (given_by := month_end(raw.get("effectiveDateTime"))) is not None:
+        charted = raw.get("effectiveDateTime")
+        # (a full date, the common case, is not looked at twice)
+        if type(charted) is str and len(charted) == 7 and (given_by := month_end(charted)):
             # A dose charted by its month was given on a day of it (FHIR R4: a partial
             # dateTime is the whole span): its last day is the latest it may have been. Read
             # as the first, a denosumab dose charted '2026-10' was 52 days old on 22 November
@@ -420,8 +422,10 @@ def _charted_start_through(raw: Mapping[str, Any], start: date | None) -> date |
     charted = raw.get("effectiveDateTime")
     if charted is None and isinstance(period := raw.get("effectivePeriod"), dict):
         charted = period.get("start")
+    if start is None or type(charted) is not str or len(charted) != 7:
+        return None  # charted to the day (the common case), or not at all
     through = month_end(charted)
-    return through if start is not None and through is not None and through > start else None
+    return through if through is not None and through > start else None
 
 
 def activity_record(rid: str, raw: Mapping[str, Any]) -> ActivityRecord:
