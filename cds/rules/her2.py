@@ -20,6 +20,7 @@ from cds.rules.chemo_orders import (
     capecitabine_renal,
 )
 from cds.rules.echo import echo_actions, echo_due, echo_lines, echo_ordered
+from cds.rules.ild import ild_on_record
 from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS
 from cds.said import Said, say
 
@@ -330,11 +331,15 @@ def _line_options(f: PatientFacts, number: int) -> tuple[str, tuple[str, ...], l
     return "line-3-plus", (TUCATINIB, *tail) if brain else (*tail, TUCATINIB), notes
 
 
+def _offers(proposals: tuple[Proposal, ...], p: Parameters, drug: str) -> bool:
+    return any(drug in p.regimens[prop.key].ingredients for prop in proposals)
+
+
 def _proposal_notes(proposals: tuple[Proposal, ...], p: Parameters) -> list[NoteKey]:
     """What the proposed regimens call for: T-DXd's boxed ILD warning, capecitabine reduced
     for renal function (D8), the subcutaneous trastuzumab alternatives (D17)."""
     notes: list[NoteKey] = []
-    if any("trastuzumab deruxtecan" in p.regimens[prop.key].ingredients for prop in proposals):
+    if _offers(proposals, p, "trastuzumab deruxtecan"):
         notes.append(NoteKey("tdxd-ild"))
     if capecitabine_reduced(proposals):
         notes.append(NoteKey("capecitabine-renal"))
@@ -373,6 +378,7 @@ def _proposal_notes(proposals: tuple[Proposal, ...], p: Parameters) -> list[Note
         "line-3-unranked",
         "hr-positive-line-3",
         "tdxd-ild",
+        "ild-history",
         "brain-metastases-systemic",
         "capecitabine-renal",
         "trastuzumab-sc",
@@ -409,7 +415,9 @@ def r6_next_line(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     notes += line_notes
     proposals, left_out = regimen_proposals(f, p, regimens)
     notes += _proposal_notes(proposals, p)
-    data = therapy_data(f) + echo_lines(f, p, drafts)
+    ild = ild_on_record(f) if _offers(proposals, p, "trastuzumab deruxtecan") else ()
+    notes += [NoteKey("ild-history")] if ild else []
+    data = therapy_data(f) + ild + echo_lines(f, p, drafts)
     with_cape = any("capecitabine" in p.regimens[k].ingredients for k in regimens)
     if with_cape and capecitabine_renal(f, p) != "full":
         data += (renal_line(f),)  # it shaped the capecitabine options

@@ -18,6 +18,7 @@ from cds.rules import (
     rule,
 )
 from cds.rules.echo import echo_actions, echo_lines
+from cds.rules.ild import ild_on_record
 from cds.rules.lab_orders import lab_lines
 from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS
 from cds.said import Said, say
@@ -197,7 +198,14 @@ def _data(f: PatientFacts) -> tuple[Said, ...]:
     orders=("echocardiogram", "her2-ihc-score-request"),
     regimens=("tdxd",),
     suggestions=("ask-pathology-ihc-score",),
-    notes=("tdxd-ild", "lvef-baseline", "fda-approved-test", "ild-recorded", "not-her2-positive"),
+    notes=(
+        "tdxd-ild",
+        "lvef-baseline",
+        "fda-approved-test",
+        "ild-recorded",
+        "ild-history",
+        "not-her2-positive",
+    ),
 )
 def r15_her2_low(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
     """HER2-low (IHC 1+, or 2+ with ISH not amplified) or HER2-ultralow (IHC 0 with faint or
@@ -268,12 +276,14 @@ def _tdxd_indicated(
         notes.append(NoteKey("fda-approved-test"))
     if ild:
         notes.append(NoteKey("ild-recorded"))
+    elif f.disease.ild_history:
+        notes.append(NoteKey("ild-history"))  # offered, its history named (the order: R12)
     proposals = () if ild else (Proposal(key="tdxd", actions=(RegimenOrder(key="tdxd"), *echo)),)
     return Decision(
         variant=variant,
         indicator="info",
         bindings=bindings,
-        data=_data(f) + echo_lines(f, p),
+        data=_data(f) + ild_on_record(f) + echo_lines(f, p),
         note_keys=tuple(notes),
         refs=refs,
         proposals=proposals,

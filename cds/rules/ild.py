@@ -94,6 +94,14 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     return []
 
 
+def ild_on_record(f: PatientFacts) -> tuple[Said, ...]:
+    """Each ILD/pneumonitis recorded, of any clinical status, as the T-DXd order card names
+    them: named wherever T-DXd is offered (R6, R15), so the offer says what its order will
+    (a resolved pneumonitis of years before went unmentioned on the offer, and its order was
+    critical)."""
+    return tuple(say("ild-ref", when=g.onset, ref=g.ref) for g in f.disease.ild_history)
+
+
 def _tdxd_ordered(
     f: PatientFacts, ordered: tuple[DraftMedication, ...], p: Parameters
 ) -> Decision | None:
@@ -115,7 +123,7 @@ def _tdxd_ordered(
         variant="ild-order" if ever else "start-monitoring",
         indicator="critical" if ever else "info",
         data=tuple(say("draft-order-ref", ref=o.ref) for o in ordered)
-        + tuple(say("ild-ref", when=g.onset, ref=g.ref) for g in history)
+        + ild_on_record(f)
         + (
             (say("drug-last-recorded", drug=last.ingredient, when=last.last_shown, ref=last.ref),)
             if last

@@ -101,6 +101,23 @@ class TestR6NextLine:
         assert [x.key for x in d.proposals] == ["tdm1"]
         assert any("interstitial" in text(n) for n in d.notes)
 
+    @pytest.mark.parametrize("status", ["resolved", "inactive", "remission"])
+    def test_tdxd_offered_with_a_past_ild_names_it(
+        self, t: Terminology, params: Parameters, status: str
+    ) -> None:
+        """R6: 'hide it or add a warning detail' - a pneumonitis no longer active leaves T-DXd
+        offered, the pneumonitis named (its order is R12's critical card)."""
+        p = self.her2_patient()
+        for drug in (DOCE, TRAS, PERT):
+            p.med(
+                "MedicationStatement", drug, status="stopped", start=700, end=30, reason=PROGRESSION
+            )
+        p.condition("http://snomed.info/sct", "205237003", "Pneumonitis", 900, status=status)
+        d = next(x for x in run(p, t, params) if x.rule == "R6")
+        assert "tdxd" in [x.key for x in d.proposals]
+        assert any(text(x).startswith("ILD/pneumonitis recorded") for x in d.data)
+        assert "ild-history" in d.note_keys
+
     def test_tdxd_not_reoffered_after_progression(self, t: Terminology, params: Parameters) -> None:
         p = self.her2_patient()
         for drug in (DOCE, TRAS, PERT):

@@ -54,6 +54,19 @@ class TestR15Her2Low:
                 end=20,
             )
 
+    @pytest.mark.parametrize(("status", "offered"), [("resolved", True), ("active", False)])
+    def test_a_past_ild_is_named_where_tdxd_is_offered(
+        self, t: Terminology, params: Parameters, status: str, offered: bool
+    ) -> None:
+        p = self.patient("1+", "neg")
+        self.treated(p, chemo=True, endocrine=False)
+        p.condition("http://snomed.info/sct", "205237003", "Pneumonitis", 900, status=status)
+        d = next(x for x in run(p, t, params) if x.rule == "R15")
+        assert bool(d.proposals) is offered
+        assert any(text(x).startswith("ILD/pneumonitis recorded") for x in d.data)
+        note = "ild-history" if offered else "ild-recorded"
+        assert note in d.note_keys
+
     @pytest.mark.parametrize(
         ("ihc", "hr", "chemo", "endocrine", "expected"),
         [
