@@ -118,6 +118,12 @@ def _month(day: date | None) -> str | None:
     return None if day is None else f"{day.year:04d}-{day.month:02d}"
 
 
+def as_charted(first: date | None, last: date | None) -> date | str | None:
+    """A start as a card shows it: its day, or its month when it was charted by the month
+    (`first` and `last` then differ: `Exposure.start_span`)."""
+    return first if first == last else _month(first)
+
+
 def course_end(exposures: Iterable[Exposure]) -> CourseEnd:
     """The exposures' last known day: a recorded end outranks a start on the same day."""
     latest = max(
@@ -176,8 +182,7 @@ class Medications:
 
     def course_start_shown(self, e: Exposure) -> date | str | None:
         """`course_start` as a card shows it: a start charted by its month as charted."""
-        first = self.course_start(e)
-        return first if self.course_started_by(e) == first else _month(first)
+        return as_charted(self.course_start(e), self.course_started_by(e))
 
     def course_started_by(self, e: Exposure) -> date | None:
         """The last day the course `e` belongs to may have begun: `course_start`, or the last

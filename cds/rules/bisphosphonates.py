@@ -55,17 +55,14 @@ def _creatinine_rise(f: PatientFacts, p: Parameters, drug: str) -> tuple[Said, s
     latest = f.renal.creatinine
     if latest is None:
         return None
-    given = [e for e in f.meds.ever("BMA") if e.ingredient == drug]
-    span = f.meds.treatment_start(drug, p.new_treatment_gap_days, ongoing_by=f.as_of)
-    if span is not None:
-        baseline = f.renal.baseline_before(span[1])
-    elif given and all(e.start is None for e in given):
-        baseline = f.renal.baseline_before(None)  # given on no known day: the earliest result
-    else:
+    gap = p.new_treatment_gap_days
+    if f.meds.begins_treatment(drug, gap, on=f.as_of):
         # Before a treatment's first dose there is none to withhold: the dose table applies to
         # the CrCl of now, the baseline (C2). A rise between two pre-treatment results read as
         # "withhold" kept a first dose that the table reduces.
         return None
+    span = f.meds.treatment_start(drug, gap)  # None: given on no known day - the earliest
+    baseline = f.renal.baseline_before(span[1] if span is not None else None)
     # The same result, not merely the same reference: a result sent without an id has the
     # reference 'Observation/', and any two such were taken for one (no rise, ever).
     if baseline is None or baseline == latest:

@@ -8,7 +8,7 @@ from typing import Literal, NamedTuple
 
 from cds.facts import PatientFacts
 from cds.facts.labs import Measurement
-from cds.facts.medications import HER2_ANTIBODY_CLASSES
+from cds.facts.medications import HER2_ANTIBODY_CLASSES, as_charted
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import LvefRule, Parameters
 from cds.rules import (
@@ -416,7 +416,7 @@ def _label_actions(
                     label=r.label,
                     percent=base.value,
                     when=base.when,
-                    since=start if start == started_by else f"{start:%Y-%m}",
+                    since=as_charted(start, started_by),
                 )
             )
             refs.append(base.ref)

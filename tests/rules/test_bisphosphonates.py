@@ -177,6 +177,20 @@ class TestR2BisphosphonateOrders:
         d = run(p, t, params, "order-sign", [self.draft()])
         assert [c for c in concerns(d) if c.startswith("R2")] == got
 
+    def test_a_dose_on_no_known_day_keeps_the_rise_check(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """A dose charted with no date may belong to the treatment going on: not a first dose
+        (no dose table), so the rise is checked - from before the dated treatment, or the
+        earliest result. Never neither: with a dated dose long ago as well, no check ran."""
+        p = bone_patient(creatinine=creatinine_for(45))
+        p.obs("2160-0", 900, valueQuantity={"value": 0.6, "unit": "mg/dL", "code": "mg/dL"})
+        p.med("MedicationAdministration", ZOL4, status="completed", start=800, mg=4)
+        undated = p.med("MedicationStatement", ZOL4, status="completed", start=100)
+        del undated["effectivePeriod"]
+        d = run(p, t, params, "order-sign", [self.draft()])
+        assert [c for c in concerns(d) if c.startswith("R2")] == ["R2:creatinine-rise"]
+
     def test_before_the_first_dose_a_rise_is_the_baseline_for_the_dose_table(
         self, t: Terminology, params: Parameters
     ) -> None:
