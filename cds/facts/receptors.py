@@ -38,6 +38,24 @@ _ANY_MARKER = frozenset(MARKER_SETS)
 SpecimenSite = Literal["metastatic", "primary", "unknown"]
 
 
+def her2_category_words(category: str) -> Said:
+    """A HER2-negative category as the card names it (ASCO/CAP 2023; DB-04, DB-06)."""
+    if category == "low":
+        return say("her2-low")
+    if category == "ultralow":
+        return say("her2-ultralow")
+    if category == "0":
+        return say("her2-0")
+    if category == "unknown":
+        return say("her2-negative-score-unknown")
+    return say("her2-negative")
+
+
+# The HER2-negative categories T-DXd eligibility turns on (DESTINY-Breast04/06): a primary
+# tumour HER2-low and a metastasis HER2-0 (or the reverse) is a discordance that matters.
+_NEGATIVE_CATEGORIES = frozenset({"low", "ultralow", "0"})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MarkerResult:
     marker: Literal["HER2", "ER", "PR"]
@@ -89,6 +107,18 @@ class MarkerResult:
         return self.when
 
     @property
+    def category_words(self) -> Said:
+        """The HER2-negative category as the card names it (ASCO/CAP 2023; DB-04, DB-06)."""
+        return her2_category_words(self.her2_category or "unknown")
+
+    @property
+    def scored_category(self) -> Said:
+        """'HER2-low (IHC 1+)': the category with the score it rests on, where one does."""
+        if self.her2_category != "low":
+            return self.category_words
+        return say("her2-category-scored", category=self.category_words, score=self.ihc_words)
+
+    @property
     def low_positive(self) -> bool:
         """ER/PR 1-10% (ASCO/CAP 2020 'low positive')."""
         return self.percent is not None and PERCENT_POSITIVE <= self.percent <= PERCENT_LOW_UPTO
@@ -132,7 +162,11 @@ class Receptors:
         return None
 
     def discordances(self) -> tuple[Said, ...]:
-        out = []
+        """Where the metastatic result differs from the primary's (F4; R13 'discordance'):
+        positive against negative, or, both HER2-negative, a different HER2-negative category
+        (HER2-low on one, HER2-0 on the other), which decides T-DXd since DESTINY-Breast04 -
+        ASCO/CAP 2023: distinguishing IHC 0 from 1+ is now clinically relevant."""
+        out = list(self._her2_category_discordance())
         for name, met, primary in (
             ("HER2", self.her2, self.her2_primary),
             ("ER", self.er, self.er_primary),
@@ -155,6 +189,25 @@ class Receptors:
                     )
                 )
         return tuple(out)
+
+    def _her2_category_discordance(self) -> tuple[Said, ...]:
+        met, primary = self.her2, self.her2_primary
+        if met is None or primary is None or met.specimen_site != "metastatic":
+            return ()
+        categories = (met.her2_category, primary.her2_category)
+        if met.status != "negative" or primary.status != "negative":
+            return ()
+        if not set(categories) <= _NEGATIVE_CATEGORIES or categories[0] == categories[1]:
+            return ()
+        return (
+            say(
+                "her2-category-discordance",
+                primary=primary.scored_category,
+                primary_on=primary.when,
+                metastatic=met.scored_category,
+                metastatic_on=met.when,
+            ),
+        )
 
 
 @dataclass(slots=True)

@@ -23,20 +23,6 @@ from cds.rules.lab_orders import lab_lines
 from cds.rules.receptors import MARKER_PARAMETERS, MARKER_VALUESETS
 from cds.said import Said, say
 
-
-def category_words(category: str) -> Said:
-    """The HER2-negative category as the card names it (ASCO/CAP 2023; DB-04, DB-06)."""
-    if category == "low":
-        return say("her2-low")
-    if category == "ultralow":
-        return say("her2-ultralow")
-    if category == "0":
-        return say("her2-0")
-    if category == "unknown":
-        return say("her2-negative-score-unknown")
-    return say("her2-negative")
-
-
 R15_VALUESETS = (
     *MARKER_VALUESETS,
     *STAGING_SETS,
@@ -142,13 +128,16 @@ def _data(f: PatientFacts) -> tuple[Said, ...]:
         out.append(
             say(
                 "her2-negative-result",
-                category=category_words(her2.her2_category or "unknown"),
+                category=her2.category_words,
                 how=her2.how,
                 score=say("ihc-score", words=her2.ihc_words),
                 site=her2.specimen_site,
                 reported=her2.reported,
             )
         )
+    # F4: the discordance is shown on every therapy card - a primary HER2-low against a
+    # metastatic HER2-0 is what an order for T-DXd may rest on.
+    out.extend(say("receptor-discordance", finding=d) for d in f.receptors.discordances())
     hr = f.receptors.hr_positive
     if hr is None:
         out.append(say("hr-unknown"))
@@ -229,7 +218,7 @@ def r15_her2_low(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     category = her2.her2_category or "unknown"
     db04, db06 = criteria(f)
     meets = (category == "low" and db04) or (category in ("low", "ultralow") and db06)
-    bindings: dict[str, str | Said] = {"category": category_words(category)}
+    bindings: dict[str, str | Said] = {"category": her2.category_words}
     ordered = drafts.with_ingredient("trastuzumab deruxtecan")
     if ordered:
         if meets:

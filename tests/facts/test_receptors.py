@@ -234,6 +234,57 @@ class TestReceptors:
         assert f.receptors.her2_positive is True
         assert "HER2 negative on the primary" in text(f.receptors.discordances()[0])
 
+    @pytest.mark.parametrize(
+        ("primary", "metastasis", "said"),
+        [
+            pytest.param(
+                "1+",
+                "0",
+                "HER2-low (IHC 1+) on the primary ({primary}) but HER2-0 (IHC 0, no membrane "
+                "staining) on the metastatic specimen ({metastasis}); the metastatic result is "
+                "used",
+                id="low-then-0",
+            ),
+            pytest.param(
+                "0",
+                "2+ ISH not amplified",
+                "HER2-0 (IHC 0, no membrane staining) on the primary ({primary}) but HER2-low "
+                "(IHC 2+) on the metastatic specimen ({metastasis}); the metastatic result is used",
+                id="0-then-low",
+            ),
+            pytest.param(
+                "0, faint incomplete staining",
+                "0",
+                "HER2-ultralow on the primary ({primary}) but HER2-0 (IHC 0, no membrane "
+                "staining) on the metastatic specimen ({metastasis}); the metastatic result is "
+                "used",
+                id="ultralow-then-0",
+            ),
+            pytest.param("1+", "2+ ISH not amplified", None, id="low-both"),
+            pytest.param("1+", None, None, id="metastasis-score-unknown"),
+        ],
+    )
+    def test_a_her2_negative_category_change_is_a_discordance(
+        self,
+        t: Terminology,
+        params: Parameters,
+        primary: str,
+        metastasis: str | None,
+        said: str | None,
+    ) -> None:
+        """Both negative, but HER2-low on one specimen and HER2-0 on the other: what a T-DXd
+        order turns on (DESTINY-Breast04), so named like a positive/negative discordance (F4)."""
+        p = metastatic()
+        p.her2(1500, "neg")
+        p.her2_ihc(1500, primary)
+        p.her2(90, "neg")
+        if metastasis is not None:
+            p.her2_ihc(90, metastasis)
+        f = facts(p, t, params)
+        found = [text(d) for d in f.receptors.discordances()]
+        expected = [said.format(primary=p.day(1500), metastasis=p.day(90))] if said else []
+        assert found == expected
+
     @pytest.mark.parametrize(("days_ahead", "left_out"), [(300, True), (1, False)])
     def test_a_result_dated_after_today_is_left_out_and_named(
         self, t: Terminology, params: Parameters, days_ahead: int, left_out: bool

@@ -176,6 +176,32 @@ class TestR15Her2Low:
         assert len(said) == int(missing)
         assert all(line.startswith("when the (neo)adjuvant chemotherapy ended") for line in said)
 
+    @pytest.mark.parametrize("hook", ["order-sign", "patient-view"])
+    def test_a_primary_her2_low_is_named_beside_a_metastatic_her2_0(
+        self, t: Terminology, params: Parameters, hook: str
+    ) -> None:
+        """F4: the discordance is shown on every therapy card. A T-DXd order for a metastasis
+        scored IHC 0 warns (the metastatic result is used), and names the primary's IHC 1+
+        the order may rest on; at chart open no R15 card, R13 names the same discordance."""
+        p = self.patient("0", "neg")
+        p.her2(1500, "neg")
+        p.her2_ihc(1500, "1+")
+        self.treated(p, chemo=True, endocrine=False)
+        drafts = [draft_med("p", "d1", ENHERTU, "5.4 mg/kg IV every 3 weeks")]
+        decisions = run(p, t, params, hook, drafts if hook == "order-sign" else [])
+        line = (
+            f"HER2-low (IHC 1+) on the primary ({p.day(1500)}) but HER2-0 (IHC 0, no membrane "
+            f"staining) on the metastatic specimen ({p.day(290)}); the metastatic result is used"
+        )
+        if hook == "order-sign":
+            (r15,) = [d for d in decisions if d.rule == "R15"]
+            assert r15.variant == "order-not-indicated"
+            assert f"Receptor discordance: {line}" in [text(x) for x in r15.data]
+        else:
+            assert [d.rule for d in decisions if d.rule == "R15"] == []
+            (r13,) = [d for d in decisions if d.rule == "R13"]
+            assert (r13.variant, [text(x) for x in r13.data]) == ("discordance", [line])
+
     def test_her2_positive_rules_never_fire(self, t: Terminology, params: Parameters) -> None:
         p = self.patient("1+", "neg")
         p.med(
