@@ -198,7 +198,7 @@ def test_a_dose_update_names_the_medicine_once(client: TestClient, contained: bo
         draft["medicationReference"] = {"reference": "#m"}
         del entries[1]
     r = client.post("/cds-services/mbc-bone-order-sign", json=request)
-    [card] = r.json()["cards"]
+    [card] = [c for c in r.json()["cards"] if c["suggestions"][0]["actions"][0]["type"] == "update"]
     [action] = card["suggestions"][0]["actions"]
     update = action["resource"]
     assert action["type"] == "update"

@@ -144,18 +144,30 @@ def _with_medication(name: str, coding: dict[str, str], text: str) -> dict[str, 
         # The form's dose, 1 {pill}, is no mass: the ceiling cannot check it and says so
         # (an info card, after the warnings).
         # A first BMA with no dental evaluation on record: refer (never blocks). CrCl about 85,
-        # so the dose does not need a renal band.
+        # so the dose does not need a renal band. No calcium or vitamin D on record or in the
+        # order: add them (R3b, §3c D10), an info card.
         pytest.param(
             ZOLEDRONIC,
             "zoledronic acid 4 MG",
-            ["R2b:too-frequent", "R4b:dental-before-bma", "R2b:dose-unread"],
+            [
+                "R2b:too-frequent",
+                "R4b:dental-before-bma",
+                "R2b:dose-unread",
+                "R3b:supplement-with-order",
+            ],
             id="zoledronic",
         ),
-        # Denosumab: calcium 9.4 is normal and renal function good, so only the dental referral.
+        # Denosumab: calcium 9.4 is normal and renal function good, so only the dental referral
+        # and the supplements.
         pytest.param(
             DENOSUMAB,
             "Xgeva 120 MG",
-            ["R2b:too-frequent", "R4b:dental-before-bma", "R2b:dose-unread"],
+            [
+                "R2b:too-frequent",
+                "R4b:dental-before-bma",
+                "R2b:dose-unread",
+                "R3b:supplement-with-order",
+            ],
             id="denosumab",
         ),
         # T-DXd for HER2-positive disease after first-line progression: monitor for ILD (the

@@ -130,9 +130,14 @@ def dental_lines(f: PatientFacts, p: Parameters) -> tuple[Said, ...]:
 def support_actions(
     f: PatientFacts, p: Parameters, drafts: DraftOrders | None = None
 ) -> tuple[Action, ...]:
-    """Actions every BMA suggestion carries: calcium/vitamin D, dental referral, stale labs."""
+    """Actions every BMA suggestion carries: calcium/vitamin D (unless hypercalcaemic, or
+    already taken or being ordered: accepted once, never suggested again), dental referral,
+    stale labs."""
     actions: list[Action] = []
-    if not f.calcium.high:
+    supplied = f.meds.active("CALCIUM", "VITD") or (
+        drafts is not None and drafts.any_with_class("CALCIUM", "VITD")
+    )
+    if not f.calcium.high and not supplied:
         actions.append(RegimenOrder(key="calcium-vitamin-d"))
     if needs_dental_referral(f, p):
         actions.append(Order(key="dental-referral"))
@@ -254,6 +259,18 @@ _AGENT_OF = {
     "zoledronic-acid-4-weekly": "zoledronic acid",
     "pamidronate": "pamidronate",
 }
+
+
+def bma_treatment_going_on(f: PatientFacts, p: Parameters, *, osteo: bool = False) -> bool:
+    """A bone agent at an oncologic (or unknown) dose in use, given within
+    `new_treatment_gap_days`, or given on no known day: a bone agent ordered now continues that
+    treatment rather than beginning one (adjuvant zoledronic acid ended long before is not it;
+    nor, unless `osteo`, an osteoporosis dose) - R3b, R4b."""
+    return any(
+        (osteo or e.bma_dose != "osteo")
+        and (e.active or e.last is None or (f.as_of - e.last).days <= p.new_treatment_gap_days)
+        for e in f.meds.ever("BMA")
+    )
 
 
 def recently_started(f: PatientFacts, p: Parameters) -> list[tuple[Exposure, date]]:

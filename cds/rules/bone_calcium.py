@@ -25,13 +25,15 @@ from cds.rules.bone import (
     ORDER_CALCIUM,
     RENAL_VALUESETS,
     SUPPORT_REGIMENS,
+    bma_treatment_going_on,
+    prohibited_agents,
     recently_started,
     renal_line,
     severe_renal,
 )
 from cds.rules.in_use import in_use_lines, none_known_in_use
 from cds.rules.lab_orders import CALCIUM_TESTS, lab_lines, lab_pending
-from cds.said import say
+from cds.said import Said, say
 
 
 @rule(
@@ -138,23 +140,34 @@ def _uncorrected(f: PatientFacts) -> tuple[NoteKey, ...]:
 
 @rule(
     "R3b",
-    hooks=PATIENT_VIEW,
-    variants=("supplement",),
+    hooks=(*PATIENT_VIEW, *ORDER_HOOKS),
+    variants=("supplement", "supplement-with-order"),
     valuesets=CALCIUM_VALUESETS,
     ingredients=("denosumab", "zoledronic acid", "pamidronate", "calcium", "vitamin d"),
-    parameters=(*CALCIUM_PARAMETERS, *BMA_PARAMETERS, "bma_recent_start_days"),
+    parameters=(
+        *CALCIUM_PARAMETERS,
+        *BMA_PARAMETERS,
+        "bma_recent_start_days",
+        "new_treatment_gap_days",
+    ),
     regimens=SUPPORT_REGIMENS,
 )
 def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """A BMA started in the last 30 days (or calcium low) without calcium or vitamin D →
-    supplement, unless hypercalcaemic; not at every chart open (clinical-logic §3c D10).
+    """A BMA started in the last 30 days (or calcium low), or a bone-agent treatment being
+    ordered, without calcium or vitamin D → supplement, unless hypercalcaemic; not at every
+    chart open (clinical-logic §3c D10: "it appears with a BMA start or order").
 
     Zometa label: oral calcium 500 mg and a multivitamin with 400 IU vitamin D daily. Xgeva label:
-    calcium and vitamin D as necessary, unless hypercalcaemia is present. Seed 001.
+    calcium and vitamin D as necessary, unless hypercalcaemia is present. Prolia label: calcium
+    and vitamin D for every patient. Seed 001.
     RxNorm codes for calcium carbonate and cholecalciferol are UNVERIFIED: sent as text only.
     """
+    if f.meds.active("CALCIUM", "VITD") or f.calcium.high:
+        return []
+    if drafts.ordering:
+        return _supplement_with_order(f, drafts, p)
     bma = f.meds.active_bma()
-    if not bma or f.meds.active("CALCIUM", "VITD") or f.calcium.high:
+    if not bma:
         return []
     # D10: over-the-counter supplements are rarely recorded, so this is not a card at every
     # chart open: only around the start of an agent, or when calcium is low.
@@ -166,13 +179,46 @@ def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
             variant="supplement",
             indicator="info",
             data=in_use_lines(f.meds, (*bma, *unknown)),
-            missing=()
-            if f.calcium.corrected is not None
-            else (say("missing-calcium-before-supplement"),),
+            missing=_calcium_missing(f),
             refs=tuple(e.ref for e in (*bma, *unknown)),
-            proposals=(
-                Proposal(key="calcium-vitamin-d", actions=(RegimenOrder(key="calcium-vitamin-d"),)),
+            proposals=(_SUPPLEMENT,),
+        )
+    ]
+
+
+_SUPPLEMENT = Proposal(key="calcium-vitamin-d", actions=(RegimenOrder(key="calcium-vitamin-d"),))
+
+
+def _calcium_missing(f: PatientFacts) -> tuple[Said, ...]:
+    return () if f.calcium.corrected is not None else (say("missing-calcium-before-supplement"),)
+
+
+def _supplement_with_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
+    """A bone agent ordered to begin a treatment (none going on: D10's "start or order"), with
+    no calcium or vitamin D on record nor among the orders signed with it. An order continuing
+    a treatment already going on (an osteoporosis one too: Prolia's label asks for the same
+    supplements) is quiet: supplements bought over the counter are rarely recorded, and the
+    card would return at every dose."""
+    prohibited = prohibited_agents(f)  # an order not to give it in force: R0c speaks
+    orders = tuple(o for o in drafts.with_class("BMA") if not o.has(*prohibited))
+    if (
+        not orders
+        or drafts.any_with_class("CALCIUM", "VITD")
+        or bma_treatment_going_on(f, p, osteo=True)
+    ):
+        return []
+    unknown = f.meds.of_unknown_status("CALCIUM", "VITD")
+    return [
+        Decision(
+            variant="supplement-with-order",
+            indicator="info",
+            data=(
+                *(say("draft-order-ref", ref=o.ref) for o in orders),
+                *in_use_lines(f.meds, unknown),
             ),
+            missing=_calcium_missing(f),
+            refs=(*(o.ref for o in orders), *(e.ref for e in unknown)),
+            proposals=(_SUPPLEMENT,),
         )
     ]
 

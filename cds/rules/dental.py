@@ -19,6 +19,7 @@ from cds.rules.bone import (
     BONE_VALUESETS,
     bma_indicated,
     bma_intolerance,
+    bma_treatment_going_on,
     dental_lines,
     needs_dental_referral,
     not_tolerated_lines,
@@ -91,7 +92,7 @@ def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
     ASCO-BMA-2017; Xgeva label; MRONJ-2019 (the oncologist may start without delay when needed).
     """
     orders = drafts.with_class("BMA")
-    if not orders or _oncologic_bma_going_on(f, p):
+    if not orders or bma_treatment_going_on(f, p):
         return []
     healing = recent_invasive_dental(f, p)
     if healing:
@@ -120,16 +121,6 @@ def r4b_dental_before_order(f: PatientFacts, drafts: DraftOrders, p: Parameters)
             proposals=(Proposal(key="dental-referral", actions=(Order(key="dental-referral"),)),),
         )
     ]
-
-
-def _oncologic_bma_going_on(f: PatientFacts, p: Parameters) -> bool:
-    """A bone agent at an oncologic (or unknown) dose in use, given within
-    `new_treatment_gap_days`, or given on no known day."""
-    return any(
-        e.bma_dose != "osteo"
-        and (e.active or e.last is None or (f.as_of - e.last).days <= p.new_treatment_gap_days)
-        for e in f.meds.ever("BMA")
-    )
 
 
 @rule(

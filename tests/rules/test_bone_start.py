@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from cds.parameters import Parameters
 from cds.rules import Decision, Order, RegimenOrder
 from cds.terminology import Terminology
-from fixtures.factories import ICD10, SNOMED, TOXICITY, XGEVA, ZOL4, Patient, draft_med
+from fixtures.factories import ICD10, PROLIA, SNOMED, TOXICITY, XGEVA, ZOL4, Patient, draft_med
 from tests.rules.helpers import bone_patient, concerns, run, text
 
 
@@ -142,6 +142,54 @@ class TestCalciumVitaminDCard:
         p = bone_patient(calcium=8.2)
         p.med("MedicationStatement", XGEVA, status="active", start=300)
         assert "R3b:supplement" in concerns(run(p, t, params))
+
+    _XGEVA_ORDER = staticmethod(lambda: draft_med("p", "d", XGEVA, "120 mg SC q4w", 120))
+
+    @pytest.mark.parametrize(
+        ("history", "fires"),
+        [
+            pytest.param("none", True, id="first-agent"),
+            pytest.param("xgeva-active", False, id="treatment-going-on"),
+            pytest.param("zoledronic-28-days-ago", False, id="switching-agents"),
+            pytest.param("zoledronic-4-years-ago", True, id="adjuvant-long-ago"),
+            pytest.param("prolia-active", False, id="osteoporosis-dose-going-on"),
+            pytest.param("calcium-active", False, id="supplement-on-record"),
+            pytest.param("calcium-drafted", False, id="supplement-signed-with-it"),
+            pytest.param("hypercalcaemia", False, id="hypercalcaemic"),
+            pytest.param("not-to-give", False, id="order-not-to-give-in-force"),
+        ],
+    )
+    def test_with_an_order_that_begins_a_treatment(
+        self, t: Terminology, params: Parameters, history: str, fires: bool
+    ) -> None:
+        """D10: "it appears with a BMA start or order" - the order that begins a bone-agent
+        treatment, not each dose of one going on (over-the-counter supplements are rarely
+        recorded); never when hypercalcaemic, supplied, or under an order not to give it."""
+        p = bone_patient(calcium=11.9 if history == "hypercalcaemia" else 9.4)
+        drafts = [self._XGEVA_ORDER()]
+        if history == "xgeva-active":
+            p.med("MedicationStatement", XGEVA, status="active", start=200)
+        elif history == "zoledronic-28-days-ago":
+            p.med("MedicationAdministration", ZOL4, status="completed", start=28, mg=4)
+        elif history == "zoledronic-4-years-ago":
+            p.med("MedicationStatement", ZOL4, status="completed", start=1800, end=1460)
+        elif history == "prolia-active":
+            p.med("MedicationStatement", PROLIA, status="active", start=100)
+        elif history == "calcium-active":
+            p.med("MedicationStatement", "Calcium carbonate 500 mg", status="active", start=100)
+        elif history == "calcium-drafted":
+            drafts.append(draft_med("p", "d2", "Calcium carbonate 500 mg", "500 mg daily"))
+        elif history == "not-to-give":
+            p.med("MedicationRequest", XGEVA, status="active", start=50, intent="order")[
+                "doNotPerform"
+            ] = True
+        decisions = run(p, t, params, "order-sign", drafts)
+        assert ("R3b:supplement-with-order" in concerns(decisions)) is fires
+        assert ("R0c:order-not-to-give" in concerns(decisions)) is (history == "not-to-give")
+        if fires:
+            (r3b,) = [d for d in decisions if d.rule == "R3b"]
+            assert [text(x) for x in r3b.data] == ["Draft order: MedicationRequest/d"]
+            assert [p.key for p in r3b.proposals] == ["calcium-vitamin-d"]
 
 
 def test_headline_names_only_the_agents_offered(client: TestClient) -> None:

@@ -88,7 +88,12 @@ class TestOrdering:
             draft_med("p", "pam", PAMIDRONATE, "180 mg IV", 180),
         ]
         d = run(bone_patient(), t, params, "order-sign", drafts)
-        assert concerns(d) == ["R2b:above-label", "R2b:above-label#2", "R2c:drafted-together"]
+        assert concerns(d) == [
+            "R2b:above-label",
+            "R2b:above-label#2",
+            "R2c:drafted-together",
+            "R3b:supplement-with-order",
+        ]
         assert [x.refs[0] for x in d[:2]] == ["MedicationRequest/zol", "MedicationRequest/pam"]
 
 
