@@ -190,7 +190,9 @@ def regimen_proposals(
             continue
         order = RegimenOrder(key=key, renal_reduced=renal == "reduced")
         proposals.append(Proposal(key=key, actions=(order, *echo)))
-    return tuple(proposals), tuple(left_out)
+    # Two regimens of the same drugs (neratinib + capecitabine with loperamide, and with the
+    # label's dose escalation) left out for one reason are one line, not the same line twice.
+    return tuple(proposals), tuple(dict.fromkeys(left_out))
 
 
 def _progressed_on(f: PatientFacts, drugs: tuple[str, ...]) -> int | None:

@@ -77,6 +77,15 @@ class TestOffered:
         assert all(v is reduced for v in orders.values())
         assert ("capecitabine-renal" in d.note_keys) is reduced
 
+    def test_each_regimen_left_out_is_named_once(self, t: Terminology, params: Parameters) -> None:
+        """Below CrCl 30 every capecitabine regimen is left out and named: the two neratinib
+        regimens (with loperamide, with the dose escalation) are one line, not two alike."""
+        d = _r6(_third_line(25.0), t, params)
+        left_out = [text(n) for n in d.notes if "capecitabine is contraindicated" in text(n)]
+        assert len(left_out) == len(set(left_out))
+        assert sum(line.startswith("Not suggested: neratinib + ") for line in left_out) == 1
+        assert len(left_out) == 4  # tucatinib, neratinib, lapatinib, trastuzumab with it
+
     def test_not_prefilled_without_cockcroft_gault(
         self, t: Terminology, params: Parameters
     ) -> None:
