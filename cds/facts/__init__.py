@@ -334,11 +334,14 @@ def _therapy(
     )
     systemic = extract_systemic_lines(
         meds,
+        disease,
+        records,
         setting=setting,
         t=t,
         group_days=params.regimen_group_days,
         adjuvant_cutoff_days=params.adjuvant_cutoff_days,
         adjuvant_chemo_days=params.adjuvant_chemo_window_days,
+        brain_window_days=params.brain_status_window_days,
     )
     return meds, lines, systemic
 

@@ -244,7 +244,7 @@ def extract_lines(
     adjuvant_her2, within, within_label = _adjuvant_windows(
         adjuvant, tmet, bool(meds.received), adjuvant_window_days, adjuvant_label_days
     )
-    documented = _documented_sites(setting, disease, adjuvant_cutoff_days)
+    documented = documented_sites(setting, disease, adjuvant_cutoff_days)
     progression, why, refs, findings, cns = progression_of(
         tuple(lines),
         disease,
@@ -407,7 +407,7 @@ def _adjuvant_windows(
     )
 
 
-def _documented_sites(setting: Setting, disease: Disease, cutoff_days: int) -> frozenset[str]:
+def documented_sites(setting: Setting, disease: Disease, cutoff_days: int) -> frozenset[str]:
     """D14: when therapy dates the setting before the first metastasis record, the sites of
     that record document the disease being treated: they are not new sites on the current
     line."""

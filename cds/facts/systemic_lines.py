@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from cds.facts.lines import Confidence, Setting, by_setting, regimens_of
-from cds.facts.medications import CourseEnd, Medications, course_end
+from cds.facts.disease import Disease
+from cds.facts.lines import Confidence, Setting, by_setting, documented_sites, regimens_of
+from cds.facts.medications import CourseEnd, Exposure, Medications, StopReason, course_end
+from cds.facts.progression import Progression, progression_of
+from cds.fhir.records import Records
 from cds.terminology import MedClass, Terminology
 
 CHEMO_CLASSES: frozenset[MedClass] = frozenset(
@@ -25,6 +28,16 @@ class SystemicLine:
     kind: Literal["chemotherapy", "endocrine"]
     drugs: frozenset[str]
     start: date | None
+    # How it ended, as F7 reads a line (cds.facts.progression.LineSeen): whether it goes on.
+    end: date | None = None
+    active: bool = False
+    end_reason: StopReason | None = None
+    refs: tuple[str, ...] = ()
+    unknown_refs: tuple[str, ...] = ()
+
+    @property
+    def anchor(self) -> frozenset[str]:
+        return self.drugs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +47,8 @@ class SystemicLines:
     one regimen; the same drugs continuing stay one line)."""
 
     lines: tuple[SystemicLine, ...]
+    # F7 on the last line: C6 - no next-line card while it goes on and is not progressing.
+    progression: Progression
     adjuvant_chemo: CourseEnd
     # Recurrence within 6 months of completing (neo)adjuvant chemotherapy (DB-04 criterion).
     adjuvant_chemo_within_6_months: bool | None
@@ -50,10 +65,13 @@ class SystemicLines:
 
 def extract_systemic_lines(
     meds: Medications,
+    disease: Disease,
+    records: Records,
     *,
     group_days: int,
     adjuvant_cutoff_days: int,
     adjuvant_chemo_days: int,
+    brain_window_days: int,
     setting: Setting,
     t: Terminology,
 ) -> SystemicLines:
@@ -67,27 +85,51 @@ def extract_systemic_lines(
         group_days,
     )
     adjuvant_chemo = [e for e in early if e.med_class in CHEMO_CLASSES]
-    lines: list[SystemicLine] = []
+    groups: list[list[Exposure]] = []
     for regimen in regimens_of(metastatic, group_days):
-        drugs = frozenset(e.ingredient for e in regimen)
-        if lines and drugs <= lines[-1].drugs:
-            continue  # the same drugs, given again: the line goes on
-        chemo = any(e.med_class in CHEMO_CLASSES for e in regimen)
-        starts = [e.start for e in regimen if e.start is not None]
-        lines.append(
-            SystemicLine(
-                kind="chemotherapy" if chemo else "endocrine",
-                drugs=drugs,
-                start=min(starts) if starts else None,
-            )
-        )
+        drugs = {e.ingredient for e in regimen}
+        if groups and drugs <= {e.ingredient for e in groups[-1]}:
+            groups[-1] += regimen  # the same drugs, given again: the line goes on
+            continue
+        groups.append(list(regimen))
+    lines = tuple(_line(group) for group in groups)
+    progression, *_ = progression_of(
+        lines,
+        disease,
+        records,
+        t,
+        brain_window_days=brain_window_days,
+        documented=documented_sites(setting, disease, adjuvant_cutoff_days),
+    )
     course = course_end(adjuvant_chemo)
     within = course.within(tmet, adjuvant_chemo_days)
     if course.last is None and tmet is not None and meds.received:
         within = False
     return SystemicLines(
-        lines=tuple(lines),
+        lines=lines,
+        progression=progression,
         adjuvant_chemo=course,
         adjuvant_chemo_within_6_months=within,
         confidence="low" if tmet is None else "high",
+    )
+
+
+def _line(group: list[Exposure]) -> SystemicLine:
+    """A chemotherapy line if any of its drugs is chemotherapy; active while any drug is; its
+    stop reason the gravest its records give (progression, then toxicity, then other)."""
+    active = any(e.active for e in group)
+    unknown = () if active else tuple(dict.fromkeys(e.ref for e in group if e.status_unknown))
+    reasons = {e.stop_reason for e in group}
+    reason = next((r for r in ("progression", "toxicity", "other") if r in reasons), None)
+    starts = [e.start for e in group if e.start is not None]
+    ends = [e.last for e in group if e.last is not None]
+    return SystemicLine(
+        kind="chemotherapy" if any(e.med_class in CHEMO_CLASSES for e in group) else "endocrine",
+        drugs=frozenset(e.ingredient for e in group),
+        start=min(starts) if starts else None,
+        end=None if active or unknown or not ends else max(ends),
+        active=active,
+        end_reason=None if active else reason,
+        refs=tuple(dict.fromkeys(e.ref for e in group)),
+        unknown_refs=unknown,
     )

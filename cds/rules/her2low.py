@@ -207,7 +207,8 @@ def r15_her2_low(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
     2025-01-27): HR-positive HER2-low or -ultralow after ≥1 endocrine therapy in the metastatic
     setting, no chemotherapy for metastatic disease, "as determined by an FDA-approved test".
     ASCO/CAP 2023: no "HER2-low" result category, but distinguishing IHC 0 from 1+ now matters.
-    No card for HER2-0, before a criterion is met, or after T-DXd was received (C10); a T-DXd
+    No card for HER2-0, before a criterion is met, while the current line goes on without
+    progression (C6), or after T-DXd was received (C10); a T-DXd
     order that meets neither criterion gets a warning, which names the IHC score or HR status
     when what is missing decides (missing data is never a negative finding). Sequencing cards
     are info.
@@ -238,11 +239,22 @@ def r15_her2_low(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
         return []  # order hooks speak only of the orders
     if f.meds.ever("HER2_ADC_TDXD"):
         return []  # already received: the T-DXd safety rules take over
-    if meets:
+    if meets and not _current_line_working(f):
         return [_tdxd_indicated(f, p, her2.refs, bindings, db04=category == "low" and db04)]
     if category == "unknown" and (db04 or db06):
         return [_ihc_score_needed(f, p, her2.refs, bindings)]
     return []
+
+
+def _current_line_working(f: PatientFacts) -> bool:
+    """C6: "no next-line card while the current line is active and not progressing on it,
+    whatever happened on earlier lines" - fulvestrant or paclitaxel going on with the disease
+    stable is no time to offer T-DXd, though a criterion was met on an earlier line."""
+    s = f.systemic
+    if not s.lines:
+        return False
+    last = s.lines[-1]
+    return (last.active or bool(last.unknown_refs)) and s.progression != "high"
 
 
 def _tdxd_indicated(

@@ -202,6 +202,31 @@ class TestR15Her2Low:
             (r13,) = [d for d in decisions if d.rule == "R13"]
             assert (r13.variant, [text(x) for x in r13.data]) == ("discordance", [line])
 
+    @pytest.mark.parametrize(
+        ("status", "offered"),
+        [
+            pytest.param(None, False, id="not-restaged"),
+            pytest.param(("359746009", "Patient's condition stable (finding)"), False, id="stable"),
+            pytest.param(("271299001", "Patient's condition worsened (finding)"), True, id="worse"),
+        ],
+    )
+    def test_no_offer_while_the_current_line_works(
+        self,
+        t: Terminology,
+        params: Parameters,
+        status: tuple[str, str] | None,
+        offered: bool,
+    ) -> None:
+        """C6: letrozole then capecitabine stopped (DB-04 met), a third line of paclitaxel
+        going on: T-DXd is offered only once it is progressing."""
+        p = self.patient("1+", "pos")
+        self.treated(p, chemo=True, endocrine=True)
+        p.med("MedicationStatement", ("56946", "Paclitaxel"), status="active", start=15)
+        if status is not None:
+            p.disease_status(0, *status)
+        got = [c for c in concerns(run(p, t, params)) if c.startswith("R15")]
+        assert got == (["R15:db04"] if offered else [])
+
     def test_her2_positive_rules_never_fire(self, t: Terminology, params: Parameters) -> None:
         p = self.patient("1+", "neg")
         p.med(
