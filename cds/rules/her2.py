@@ -3,11 +3,11 @@ what the HER2 therapy rules share (eligibility, excluded agents, regimen proposa
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from cds.facts import PatientFacts
 from cds.facts.lines import Line
-from cds.facts.medications import HER2_CLASSES
+from cds.facts.medications import HER2_CLASSES, Exposure
 from cds.facts.orders import DraftOrders
 from cds.fhir.screening import STAGING_SETS
 from cds.parameters import Parameters
@@ -111,8 +111,10 @@ def excluded_agents(f: PatientFacts) -> dict[str, Said]:
     if f.lines.progression == "high" and last is not None:
         for drug in last.anchor:
             out.setdefault(drug, say("agent-progression-on-line", line=last.number))
-    for e in f.meds.ever("HER2_ADC_TDM1", "HER2_ADC_TDXD"):
-        out.setdefault(e.ingredient, say("agent-previously-received"))
+    for drug, given in _adcs_received(f).items():
+        # The day it was last given, so the reader can weigh an adjuvant course years ago.
+        received = say("agent-previously-received-on", last=given) if given else None
+        out.setdefault(drug, received or say("agent-previously-received"))
     if tdxd_ild(f):
         # C3: after T-DXd was stopped for ILD/pneumonitis it is not suggested again.
         out["trastuzumab deruxtecan"] = say("agent-ild-on-it")
@@ -123,6 +125,20 @@ def excluded_agents(f: PatientFacts) -> dict[str, Said]:
     for e in f.meds.prohibitions():
         out[e.ingredient] = say("agent-prohibited", ref=e.ref)
     return out
+
+
+def _adcs_received(f: PatientFacts) -> dict[str, date | str | None]:
+    """Each HER2 ADC ever received, with the last day it is known to have been given, as
+    charted: a dose given, or a course's recorded end (None: still given, or no end known)."""
+    out: dict[str, date | str | None] = {}
+    for e in sorted(f.meds.ever("HER2_ADC_TDM1", "HER2_ADC_TDXD"), key=_last_given):
+        known = e.record.end is not None or e.record.resource_type == "MedicationAdministration"
+        out[e.ingredient] = e.last_shown if known and not e.active else None
+    return out
+
+
+def _last_given(e: Exposure) -> date:
+    return e.last or date.min
 
 
 def tdxd_ild(f: PatientFacts) -> bool:

@@ -35,6 +35,47 @@ class TestR6NextLine:
         p.dental_exam(30)
         return p
 
+    @pytest.mark.parametrize(
+        ("rtype", "status", "end", "said"),
+        [
+            pytest.param(
+                "MedicationStatement", "completed", 1800, "last on {end}", id="course-ended"
+            ),
+            pytest.param(
+                "MedicationAdministration", "completed", None, "last on {start}", id="dose-given"
+            ),
+            pytest.param("MedicationStatement", "completed", None, "", id="end-not-recorded"),
+        ],
+    )
+    def test_an_adc_received_names_the_day_it_was_last_given(
+        self,
+        t: Terminology,
+        params: Parameters,
+        rtype: str,
+        status: str,
+        end: int | None,
+        said: str,
+    ) -> None:
+        """Adjuvant T-DM1 (KATHERINE) years before the metastatic course: the later-line card
+        leaves it out ("if not previously administered", ASCO 2022) and says when it was last
+        given, so the oncologist can weigh it; with no end recorded, no day is made up."""
+        p = self.her2_patient()
+        p.med(rtype, ("1371041", "Ado-trastuzumab emtansine"), status=status, start=2000, end=end)
+        for drug in (DOCE, TRAS, PERT):
+            p.med(
+                "MedicationStatement",
+                drug,
+                status="stopped",
+                start=800,
+                end=400,
+                reason=PROGRESSION,
+            )
+        p.med("MedicationStatement", TDXD, status="stopped", start=390, end=20, reason=PROGRESSION)
+        d = next(x for x in run(p, t, params) if x.rule == "R6")
+        tail = said.format(end=p.day(end or 0), start=p.day(2000))
+        expected = "Not suggested: trastuzumab emtansine (trastuzumab emtansine previously received"
+        assert expected + (f", {tail})" if tail else ")") in [text(n) for n in d.notes]
+
     def test_never_for_her2_negative_equivocal_or_unknown(
         self, t: Terminology, params: Parameters
     ) -> None:
