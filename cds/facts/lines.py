@@ -54,6 +54,8 @@ class Line:
     # Ended for progression recorded without a date: `end` is the next line's start, by which
     # it had ended.
     end_by_next: bool = False
+    # `end` as the card shows it: as charted, where its record charted it by month ('2026-11').
+    end_shown: date | str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -364,6 +366,8 @@ def _lines(groups: list[_Group]) -> list[Line]:
                 reason = candidate
         starts = [e.start for e in members if e.start is not None]
         end = closed_on if closed_on is not None else (max(ends) if ends else None)
+        latest = max((e for e in her2_members if e.last == end), key=_charted, default=None)
+        shown = latest.last_shown if latest is not None and closed_on is None else end
         lines.append(
             Line(
                 number=i,
@@ -376,9 +380,16 @@ def _lines(groups: list[_Group]) -> list[Line]:
                 refs=tuple(dict.fromkeys(e.ref for e in members)),
                 unknown_refs=unknown,
                 end_by_next=by_next and not active,
+                end_shown=None if active or unknown else shown,
             )
         )
     return lines
+
+
+def _charted(e: Exposure) -> bool:
+    """Of the records ending on the same day, one charted to the day shows it before one
+    charted by its month."""
+    return e.record.end_charted is None
 
 
 def _unknown_refs(her2_members: list[Exposure]) -> dict[str, None]:

@@ -102,6 +102,9 @@ class MedicationRecord:
     # A start charted by its month (effective '2026-05'): the last day it may have
     # been, where `start` is the first. None for a start charted to the day.
     start_through: date | None = None
+    # An end charted by its month or year ('2026-11'), as charted: `end` is its last day (FHIR
+    # Period), which a card would show as a day still to come this month.
+    end_charted: str | None = None
 
     @property
     def reference(self) -> str:
@@ -358,7 +361,7 @@ def medication_record(
     rid: str, raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
 ) -> MedicationRecord:
     rtype = raw["resourceType"]
-    authored = start_through = None
+    authored = start_through = end_charted = None
     if rtype == "MedicationRequest":
         doses = tuple(read_dose(d) for d in json_list(raw.get("dosageInstruction")))
         # The course dates: the dosing's own bounds (EHRs write an order's start and stop
@@ -367,7 +370,9 @@ def medication_record(
         validity = (raw.get("dispenseRequest") or {}).get("validityPeriod")
         if isinstance(validity, dict):
             start = start or fhir_date(validity.get("start"))
-            end = end or period_end(validity.get("end"))
+            if end is None:
+                end = period_end(validity.get("end"))
+                end_charted = _partial(validity.get("end"), end)
         authored = fhir_date(raw.get("authoredOn"))
         start = start or authored
     elif rtype == "MedicationStatement":
@@ -379,12 +384,15 @@ def medication_record(
             # as ended, and T-DXd's ILD card and a BMA's presence with it. Its status says
             # whether the course goes on; as its last known date, the date stays its `last`.
             end = None
+        else:
+            end_charted = _partial(_period_end_charted(raw), end)
         start_through = _charted_start_through(raw, start)
         if start is None and end is None:
             start, end = dosing_bounds(doses)
         start = start or fhir_date(raw.get("dateAsserted"))
     else:
         start, end = choice_period(raw, "effective")
+        end_charted = _partial(_period_end_charted(raw), end)
         start_through = _charted_start_through(raw, start)
         charted = raw.get("effectiveDateTime")
         # (a full date, the common case, is not looked at twice)
@@ -411,7 +419,20 @@ def medication_record(
         do_not_perform=rtype == "MedicationRequest" and raw.get("doNotPerform") is True,
         authored=authored,
         start_through=start_through,
+        end_charted=end_charted,
     )
+
+
+def _period_end_charted(raw: Mapping[str, Any]) -> object:
+    period = raw.get("effectivePeriod")
+    return period.get("end") if isinstance(period, dict) else None
+
+
+def _partial(charted: object, read: date | None) -> str | None:
+    """A Period end charted by its month or year, as charted, when it was read as a day."""
+    if read is None or type(charted) is not str or len(charted) not in (4, 7):
+        return None
+    return charted
 
 
 def _charted_start_through(raw: Mapping[str, Any], start: date | None) -> date | None:

@@ -306,7 +306,7 @@ def _line_state(line: Line) -> Said:
         return say("line-status-unknown", refs=", ".join(line.unknown_refs))
     if line.end_by_next:
         return say("line-ended-by-next", when=line.end)
-    return say("line-ended", when=line.end)
+    return say("line-ended", when=line.end_shown or line.end)
 
 
 def cardiac_notes(f: PatientFacts, p: Parameters) -> tuple[NoteKey, ...]:

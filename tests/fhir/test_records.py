@@ -288,6 +288,59 @@ class TestCourseDates:
         assert (record.start, record.started_by) == tuple(date(2026, 5, d) for d in span)
         assert record.end == end
 
+    @pytest.mark.parametrize(
+        ("rtype", "sent", "end", "charted"),
+        [
+            (
+                "MedicationStatement",
+                {"effectivePeriod": {"start": "2026-01-04", "end": "2026-11"}},
+                date(2026, 11, 30),
+                "2026-11",
+            ),
+            (
+                "MedicationStatement",
+                {"effectivePeriod": {"start": "2025-01-04", "end": "2025"}},
+                date(2025, 12, 31),
+                "2025",
+            ),
+            (
+                "MedicationStatement",
+                {"effectivePeriod": {"start": "2026-01-04", "end": "2026-11-02"}},
+                date(2026, 11, 2),
+                None,
+            ),
+            (
+                "MedicationAdministration",
+                {"effectivePeriod": {"start": "2026-11-01", "end": "2026-11"}},
+                date(2026, 11, 30),
+                "2026-11",
+            ),
+            (
+                "MedicationRequest",
+                {
+                    "authoredOn": "2026-01-04",
+                    "dispenseRequest": {
+                        "validityPeriod": {"start": "2026-01-04", "end": "2026-11"}
+                    },
+                },
+                date(2026, 11, 30),
+                "2026-11",
+            ),
+        ],
+    )
+    def test_an_end_charted_by_its_month_is_kept_as_charted(
+        self,
+        t: Terminology,
+        rtype: str,
+        sent: dict[str, object],
+        end: date,
+        charted: str | None,
+    ) -> None:
+        """FHIR Period: a partial end includes its whole span, so the checks read its last day;
+        the card shows it as charted ('2026-11'), not as a day still to come this month."""
+        [record] = read_records([_trastuzumab(rtype, status="completed", **sent)], t).medications
+        assert (record.end, record.end_charted) == (end, charted)
+
     @pytest.mark.parametrize("sent", ["2026-05-04", "2026"])
     def test_a_start_charted_to_the_day_or_by_year_is_its_first_day(
         self, t: Terminology, sent: str

@@ -76,6 +76,21 @@ class TestR6NextLine:
         expected = "Not suggested: trastuzumab emtansine (trastuzumab emtansine previously received"
         assert expected + (f", {tail})" if tail else ")") in [text(n) for n in d.notes]
 
+    def test_a_line_ended_in_a_month_shows_the_month(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """THP charted from an outside history as 'June 2025 to November 2026', stopped for
+        progression: the card said 'ended <the 30th of this month>', a day still to come."""
+        p = self.her2_patient()
+        for drug in (DOCE, TRAS, PERT):
+            p.med(
+                "MedicationStatement", drug, status="stopped", start=560, end=10, reason=PROGRESSION
+            )["effectivePeriod"] = {"start": "2025-06", "end": "2026-11"}
+        p.disease_status(12, *WORSENED)
+        d = next(x for x in run(p, t, params) if x.rule == "R6")
+        [line] = [text(x) for x in d.data if text(x).startswith("Metastatic line 1")]
+        assert line.endswith("ended 2026-11, stopped for progression")
+
     def test_never_for_her2_negative_equivocal_or_unknown(
         self, t: Terminology, params: Parameters
     ) -> None:
