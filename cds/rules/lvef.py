@@ -293,7 +293,7 @@ def _lapatinib_below_lln(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     discontinue lapatinib for an LVEF below the institution's lower limit of normal, or a
     decrease of grade 2 or more, which is said on the card and not graded here).
 
-    Measured on the course in use (at or after its first dose, or either date unknown) it is
+    Measured on the treatment in use (at or after its first dose, or either date unknown) it is
     the label's discontinue threshold (critical); measured before it - a first order, a restart
     after a stop, or a course with no LVEF since it began - it is a value to review before
     lapatinib goes on (warning). No LVEF at all is R11b's.
@@ -307,19 +307,20 @@ def _lapatinib_below_lln(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
     in_use = f.meds.possibly_in_use("HER2_TKI_LAP")
     if not (drafted if drafts.ordering else in_use):
         return None
-    starts = [f.meds.course_started_by(e) for e in in_use]
-    # An LVEF on the day of the first dose is its pre-treatment value, as for the antibodies
-    # (and one in the month a start is charted by: `LvefDrug.started_by`).
-    before_start = not starts or (
-        latest.when is not None and all(s is not None and latest.when <= s for s in starts)
+    # The treatment in use began at its first dose, a hold and its resumption being one
+    # treatment (F9, as for the antibodies: `Medications.treatment_start`); no start known, the
+    # LVEF is read as on it. An LVEF on the day of the first dose is its pre-treatment value
+    # (and one in the month a start is charted by).
+    span = f.meds.treatment_start("lapatinib", p.new_treatment_gap_days) if in_use else None
+    before_start = not in_use or (
+        span is not None and latest.when is not None and latest.when <= span[1]
     )
-    dated = [(s, e) for s, e in zip(starts, in_use, strict=True) if s is not None]
-    first = min(dated, key=lambda pair: pair[0]) if dated and not before_start else None
-    base = f.lvef.baseline_before(first[0]) if first is not None else None
+    started = span if span is not None and not before_start else None
+    base = f.lvef.baseline_before(started[1]) if started is not None else None
     base = None if base == latest else base  # the same result (ids may be missing)
     pretreatment = (
         ()
-        if base is None or first is None
+        if base is None or started is None
         else (
             say(
                 "lvef-pretreatment",
@@ -327,7 +328,7 @@ def _lapatinib_below_lln(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
                 label="Tykerb",
                 percent=base.value,
                 when=base.when,
-                since=f.meds.course_start_shown(first[1]),
+                since=as_charted(*started),
             ),
         )
     )

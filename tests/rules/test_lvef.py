@@ -316,6 +316,24 @@ class TestR11cLapatinib:
         assert d.refs[0].startswith("MedicationStatement/")
         assert len(d.refs) == 3
 
+    def test_a_hold_and_resumption_is_one_treatment(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """Lapatinib from 300 days ago, held from day 150 to 100 ago (diarrhoea) and resumed:
+        one treatment (F9). Its pre-treatment LVEF is the 62% before the first dose, not the
+        55% measured on it before the resumption; the 47% measured during the hold is on it
+        (the label's discontinue threshold, critical), not a value before it starts."""
+        p = bone_patient(her2="pos")
+        p.resources = [r for r in p.resources if "10230-1" not in str(r.get("code"))]
+        for days_ago, value in ((310, 62), (200, 55), (120, 47)):
+            p.lvef(days_ago, value)
+        p.med("MedicationStatement", LAPATINIB, status="stopped", start=300, end=150)
+        p.med("MedicationStatement", LAPATINIB, status="active", start=100)
+        [d] = [d for d in run(p, t, params) if d.rule == "R11c"]
+        assert (d.variant, d.indicator) == ("lapatinib-below-lln", "critical")
+        assert f"lapatinib (Tykerb): pre-treatment LVEF 62% on {p.day(310)}" in text(d.data[1])
+        assert text(d.data[1]).endswith(f"the last before the treatment begun {p.day(300)}")
+
     def test_unknown_status_counts_and_is_said(self, t: Terminology, params: Parameters) -> None:
         p = self.chart((110, 60), (10, 45), status="unknown")
         [d] = [d for d in run(p, t, params) if d.rule == "R11c"]
