@@ -131,7 +131,7 @@ def _names(rules: list[LvefRule]) -> str:
 @rule(
     "R11a",
     hooks=PATIENT_VIEW,
-    variants=("lvef-due",),
+    variants=("lvef-due", "lvef-unread"),
     bindings=("drugs",),
     valuesets=("lvef", "echocardiogram"),
     ingredients=ANTIBODIES,
@@ -140,7 +140,9 @@ def _names(rules: list[LvefRule]) -> str:
     suggestions=("echocardiogram",),
 )
 def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """On trastuzumab, pertuzumab or T-DM1 with no LVEF in 3 months (+14 days grace) → echo.
+    """On trastuzumab, pertuzumab or T-DM1 with no LVEF in 3 months (+14 days grace) → echo;
+    when an LVEF of those months could not be read (a range '55-60%', a bound '<45%'), the
+    echo was done: the card asks to read its report, and suggests no second one.
 
     Herceptin, Perjeta and Kadcyla labels: LVEF every 3 months during treatment. The Enhertu
     label asks for LVEF "at regular intervals as clinically indicated", so T-DXd alone never
@@ -155,14 +157,16 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
     # The LVEF stays due until it is read; an echocardiogram already ordered is named, not
     # ordered twice (§3c D20).
     ordered = echo_on_record(f, p, drafts)
+    window = p.lvef_interval_days + p.lvef_grace_days
+    done = [ref for ref, w in f.lvef.unread if w is not None and (f.as_of - w).days <= window]
     return [
         Decision(
-            variant="lvef-due",
+            variant="lvef-unread" if done else "lvef-due",
             indicator="warning",
             bindings={"drugs": _names([r for _, r in monitored])},
             data=in_use_lines(f.meds, on_them) + _lvef_data(f) + ordered,
-            refs=tuple(e.ref for e in on_them),
-            proposals=echo_proposal(f, p, drafts),
+            refs=(*(e.ref for e in on_them), *done),
+            proposals=() if done else echo_proposal(f, p, drafts),
         )
     ]
 

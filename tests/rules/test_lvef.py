@@ -186,6 +186,37 @@ class TestR11Lvef:
             p.lvef(days, 60)
             assert ("R11a:lvef-due" in concerns(run(p, t, params))) is fires
 
+    @pytest.mark.parametrize(
+        ("unread_days_ago", "variant", "echo_suggested"),
+        [
+            pytest.param(12, "R11a:lvef-unread", False, id="echo-done-not-read"),
+            pytest.param(104, "R11a:lvef-unread", False, id="at-the-interval"),
+            pytest.param(105, "R11a:lvef-due", True, id="before-the-interval"),
+        ],
+    )
+    def test_an_lvef_that_could_not_be_read_is_an_echo_done(
+        self,
+        t: Terminology,
+        params: Parameters,
+        unread_days_ago: int,
+        variant: str,
+        echo_suggested: bool,
+    ) -> None:
+        """On trastuzumab, the last LVEF read 130 days ago; an echo reported its LVEF as a
+        range ('55-60%'). Within the monitoring interval the echo was done: read its report,
+        no second echo suggested; older, the LVEF is due as before."""
+        p = bone_patient(her2="pos")
+        p.resources = [r for r in p.resources if "10230-1" not in str(r.get("code"))]
+        p.med("MedicationStatement", TRAS, status="active", start=300)
+        p.lvef(130, 60)
+        p.obs("10230-1", unread_days_ago, valueString="55-60%")
+        [d] = [d for d in run(p, t, params) if d.rule == "R11a"]
+        assert d.concern == variant
+        assert bool(d.proposals) is echo_suggested
+        assert any(text(x).startswith("A newer LVEF result") for x in d.data) is (
+            unread_days_ago < 130
+        )
+
     def test_no_baseline_low_lvef_is_a_warning(self, t: Terminology, params: Parameters) -> None:
         p = bone_patient(her2="pos")
         p.med("MedicationStatement", TRAS, status="active", start=300)
@@ -394,7 +425,8 @@ class TestLvefUnread:
             p.lvef(read_days, 60)
         if text_days is not None:
             p.obs("10230-1", text_days, valueString="55-60%")
-        [d] = [d for d in run(p, t, params) if d.concern == "R11a:lvef-due"]
+        # (lvef-due, or lvef-unread when the result left out is within the interval)
+        [d] = [d for d in run(p, t, params) if d.rule == "R11a"]
         lines = [text(x) for x in d.data]
         about = [x for x in lines if "LVEF" in x and "latest" not in x]
         if line is None:
