@@ -16,6 +16,7 @@ from fixtures.factories import (
     WORSENED,
     XGEVA,
     Patient,
+    after_tdxd_progression,
 )
 from tests.rules.helpers import bone_patient, concerns, creatinine_for, facts, run, text  # noqa: F401
 
@@ -39,7 +40,7 @@ class TestR6NextLine:
         ("rtype", "status", "end", "said"),
         [
             pytest.param(
-                "MedicationStatement", "completed", 1800, "last on {end}", id="course-ended"
+                "MedicationStatement", "completed", 1200, "last on {end}", id="course-ended"
             ),
             pytest.param(
                 "MedicationAdministration", "completed", None, "last on {start}", id="dose-given"
@@ -59,20 +60,10 @@ class TestR6NextLine:
         """Adjuvant T-DM1 (KATHERINE) years before the metastatic course: the later-line card
         leaves it out ("if not previously administered", ASCO 2022) and says when it was last
         given, so the oncologist can weigh it; with no end recorded, no day is made up."""
-        p = self.her2_patient()
-        p.med(rtype, ("1371041", "Ado-trastuzumab emtansine"), status=status, start=2000, end=end)
-        for drug in (DOCE, TRAS, PERT):
-            p.med(
-                "MedicationStatement",
-                drug,
-                status="stopped",
-                start=800,
-                end=400,
-                reason=PROGRESSION,
-            )
-        p.med("MedicationStatement", TDXD, status="stopped", start=390, end=20, reason=PROGRESSION)
+        p = after_tdxd_progression("h")  # THP, then T-DXd, each stopped for progression
+        p.med(rtype, ("1371041", "Ado-trastuzumab emtansine"), status=status, start=1400, end=end)
         d = next(x for x in run(p, t, params) if x.rule == "R6")
-        tail = said.format(end=p.day(end or 0), start=p.day(2000))
+        tail = said.format(end=p.day(end or 0), start=p.day(1400))
         expected = "Not suggested: trastuzumab emtansine (trastuzumab emtansine previously received"
         assert expected + (f", {tail})" if tail else ")") in [text(n) for n in d.notes]
 
