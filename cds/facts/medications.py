@@ -67,7 +67,7 @@ class Exposure:
         """`last` as a card shows it: a dose charted by its month as charted ('2026-10'), where
         the checks count from its last day (`cds.fhir.elements.month_end`)."""
         record = self.record
-        if record.end is not None and record.end_charted is not None:
+        if record.end_charted is not None:  # set only when the end was read
             return record.end_charted  # an end charted by its month: '2026-11', not the 30th
         if record.start_through is not None and record.resource_type == "MedicationAdministration":
             return _month(record.start)

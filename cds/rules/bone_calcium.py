@@ -138,6 +138,9 @@ def _uncorrected(f: PatientFacts) -> tuple[NoteKey, ...]:
     return () if f.calcium.albumin_corrected else (NoteKey("calcium-uncorrected"),)
 
 
+_SUPPLEMENT = Proposal(key="calcium-vitamin-d", actions=(RegimenOrder(key="calcium-vitamin-d"),))
+
+
 @rule(
     "R3b",
     hooks=(*PATIENT_VIEW, *ORDER_HOOKS),
@@ -184,9 +187,6 @@ def r3b_calcium_vitamin_d(f: PatientFacts, drafts: DraftOrders, p: Parameters) -
             proposals=(_SUPPLEMENT,),
         )
     ]
-
-
-_SUPPLEMENT = Proposal(key="calcium-vitamin-d", actions=(RegimenOrder(key="calcium-vitamin-d"),))
 
 
 def _calcium_missing(f: PatientFacts) -> tuple[Said, ...]:
