@@ -273,7 +273,26 @@ def cross_check(book: CardBook, rules: Mapping[str, Rule]) -> list[str]:
         problems.append(f"cards/rules/{rid}.yaml has no rule")
     problems += _regimen_problems(book) + _code_problems(book) + _frame_problems(book)
     problems += _dose_table_problems(book)
+    problems += _ingredient_list_problems(book)
     return problems + _confirmation_problems(book) + _read_range_problems(book)
+
+
+def _ingredient_list_problems(book: CardBook) -> list[str]:
+    """Each ingredient a parameter lists is one cards/medications.yaml knows: a misspelt one
+    would never match a record, silently."""
+    known = book.terminology.medications.classes
+    p = book.parameters
+    lists = {
+        "metastatic_setting_agents": p.metastatic_setting_agents,
+        "metastatic_setting_pairs": tuple(i for pair in p.metastatic_setting_pairs for i in pair),
+        "dose_charted_ingredients": p.dose_charted_ingredients,
+    }
+    return [
+        f"{name}: {ingredient!r} is not in cards/medications.yaml"
+        for name, ingredients in lists.items()
+        for ingredient in ingredients
+        if ingredient not in known
+    ]
 
 
 def _dose_table_problems(book: CardBook) -> list[str]:

@@ -214,6 +214,7 @@ class Parameters(BaseModel):
     lvef_grace_days: int
     lvef_lln_percent: float
     new_treatment_gap_days: int
+    dose_charted_ingredients: tuple[str, ...]
     lvef_by_drug: dict[str, LvefRule]
     anthracycline_washout_days: int
     her2_stopped_days: int

@@ -301,6 +301,20 @@ class TestCrossCheck:
         with pytest.raises(ConfigError, match=message):
             load_knowledge(REPO_CARDS, {"lab_read_ranges": ranges})
 
+    @pytest.mark.parametrize(
+        ("override", "message"),
+        [
+            ({"dose_charted_ingredients": ["trastuzumab", "herceptin"]}, "dose_charted"),
+            ({"metastatic_setting_agents": ["tucatinib", "tukysa"]}, "metastatic_setting_agents"),
+            ({"metastatic_setting_pairs": [["neratinib", "xeloda"]]}, "metastatic_setting_pairs"),
+        ],
+    )
+    def test_a_listed_ingredient_is_one_the_terminology_knows(
+        self, override: dict[str, object], message: str
+    ) -> None:
+        with pytest.raises(ConfigError, match=f"{message}.*is not in cards/medications.yaml"):
+            load_knowledge(REPO_CARDS, override)
+
     @pytest.mark.parametrize("levels", [[5.4, 3.2, 4.4], [4.4, 3.2], [5.4, 5.4, 3.2]])
     def test_dose_levels_must_step_down_from_the_label_dose(
         self, tmp_path: Path, levels: list[float]

@@ -310,6 +310,8 @@ def _therapy(
         active_window_days=params.active_window_days,
         zoledronic_window_days=params.zoledronic_window_days,
         lead_days=params.clock_lead_days,
+        gap_days=params.new_treatment_gap_days,
+        dose_charted=params.dose_charted_ingredients,
     )
     setting = metastatic_setting(
         meds,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Literal
 
@@ -49,6 +49,8 @@ class Exposure:
     # An open-ended record whose status is 'unknown' (FHIR: the state of the medication use is
     # not known): not in use by F5, and not absent either - it may still be given.
     status_unknown: bool = False
+    # An active status set aside (`set_aside_stale`): the agent's last charted dose, long ago.
+    last_dose: Exposure | None = None
 
     @property
     def ref(self) -> str:
@@ -237,8 +239,10 @@ class Medications:
             if first is None or (span[0] - reach).days > gap_days:
                 first, reach = span, span[0]
             # A course with no recorded end (in use, or ended on a day not known) may reach any
-            # later one: no gap is read after it. (A dose's end is its day.)
-            reach = max(reach, x.record.end or date.max)
+            # later one: no gap is read after it. (A dose's end is its day; a status set aside
+            # ended with its last charted dose.)
+            stale_end = x.last_dose.last if x.last_dose is not None else None
+            reach = max(reach, x.record.end or stale_end or date.max)
         return first, reach
 
     def begins_treatment(self, ingredient: str, gap_days: int, *, on: date) -> bool:
@@ -272,6 +276,11 @@ class Medications:
                 reach = start
             reach = max(reach, x.record.end or (date.max if x.active else start))
         return firsts
+
+    def set_aside(self) -> tuple[Exposure, ...]:
+        """Records whose active status was set aside for the doses charted (`set_aside_stale`):
+        a card names them, as the checks read them as ended."""
+        return tuple(e for e in self.exposures if e.last_dose is not None)
 
     def ingredients_stopped_for(self, reason: StopReason) -> frozenset[str]:
         return frozenset(e.ingredient for e in self.exposures if e.stop_reason == reason)
@@ -423,6 +432,8 @@ def extract_medications(
     active_window_days: int,
     zoledronic_window_days: int,
     lead_days: int,
+    gap_days: int,
+    dose_charted: Collection[str],
 ) -> Medications:
     exposures = []
     for record in records.medications:
@@ -451,4 +462,48 @@ def extract_medications(
             )
     received = any(k in records.received for k in ("MedicationStatement", "MedicationRequest"))
     received = received or "MedicationAdministration" in records.received
+    exposures = set_aside_stale(exposures, as_of, gap_days, dose_charted)
     return Medications(exposures=tuple(exposures), received=received)
+
+
+def set_aside_stale(
+    exposures: list[Exposure], as_of: date, gap_days: int, dose_charted: Collection[str]
+) -> list[Exposure]:
+    """An order or statement still 'active' for a medicine given in clinic, whose doses the
+    chart records as given since it began - none in the last `gap_days` - is read as ended with
+    its last charted dose, not as in use: statuses are often left open (F5), and the doses are
+    what was done. An adjuvant trastuzumab order never closed made the metastatic patient's
+    first line a second one, its own adjuvant course 'line 1, ongoing'. A record on hold is
+    taken at its word; medicines taken at home (whose doses a ward charts only during a stay)
+    are never set aside."""
+    last_dose: dict[str, Exposure] = {}
+    for e in exposures:
+        if (
+            e.ingredient in dose_charted
+            and e.record.resource_type == "MedicationAdministration"
+            and e.given
+            and e.record.status not in ("stopped", "not-done")
+            and e.last is not None
+        ):
+            best = last_dose.get(e.ingredient)
+            if best is None or e.last > (best.last or date.min):
+                last_dose[e.ingredient] = e
+    if not last_dose:
+        return exposures
+    return [_stale(e, last_dose.get(e.ingredient), as_of, gap_days) for e in exposures]
+
+
+def _stale(e: Exposure, dose: Exposure | None, as_of: date, gap_days: int) -> Exposure:
+    """`e` set aside for its agent's last charted `dose`, when `set_aside_stale` says so."""
+    if (
+        dose is None
+        or dose.last is None
+        or not e.active
+        or e.record.status != "active"
+        or e.record.resource_type == "MedicationAdministration"
+        or e.start is None
+        or dose.last < e.start
+        or (as_of - dose.last).days <= gap_days
+    ):
+        return e
+    return replace(e, active=False, last_dose=dose)

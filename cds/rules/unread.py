@@ -4,6 +4,7 @@ to check (R0), a resource of the chart a rule would have read (R0b)."""
 from __future__ import annotations
 
 from cds.facts import PatientFacts
+from cds.facts.medications import Exposure, as_charted
 from cds.facts.orders import DraftOrders
 from cds.fhir.records import Excluded
 from cds.parameters import Parameters
@@ -44,7 +45,7 @@ def r0_unreadable_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
 @rule(
     "R0b",
     hooks=ALL_HOOKS,
-    variants=("left-out", "diagnosis-left-out", "dates-after-today"),
+    variants=("left-out", "diagnosis-left-out", "dates-after-today", "status-set-aside"),
     bindings=("count",),
     # F1's, and the labs whose unusable values (impossible, a bound) are left out.
     valuesets=(
@@ -59,7 +60,9 @@ def r0_unreadable_order(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
         "egfr",
         "lvef",
     ),
-    parameters=("lab_read_ranges",),  # a lab value outside its read range is left out, named
+    # A lab value outside its read range is left out, named; an active status contradicted by
+    # the doses charted is set aside, named.
+    parameters=("lab_read_ranges", "new_treatment_gap_days", "dose_charted_ingredients"),
     after_f1=False,
 )
 def r0b_left_out(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
@@ -101,7 +104,35 @@ def r0b_left_out(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[De
                 refs=tuple(dict.fromkeys(e.ref for e in f.dates_set_aside)),
             )
         )
+    if stale := f.meds.set_aside():
+        out.append(
+            Decision(
+                variant="status-set-aside",
+                indicator="info",
+                bindings={"count": str(len({e.ref for e in stale}))},
+                data=tuple(
+                    _status_set_aside(e, dose, p.new_treatment_gap_days)
+                    for e in stale
+                    if (dose := e.last_dose) is not None
+                ),
+                refs=tuple(dict.fromkeys(e.ref for e in stale)),
+            )
+        )
     return out
+
+
+def _status_set_aside(e: Exposure, dose: Exposure, gap_days: int) -> Said:
+    """One record whose active status was set aside, with the dose that ended its course."""
+    span = e.start_span
+    return say(
+        "status-set-aside",
+        ref=e.ref,
+        drug=e.ingredient,
+        start=as_charted(*span) if span else e.start,
+        on=dose.last_shown,
+        dose=dose.ref,
+        days=str(gap_days),
+    )
 
 
 def _named(e: Excluded) -> Said:

@@ -10,12 +10,15 @@ from cds.parameters import Parameters
 from cds.said import Said, say
 from cds.terminology import Concept, Terminology
 from fixtures.factories import (
+    LETROZOLE,
     PERT,
     PROLIA,
     TDXD,
     TRAS,
     XGEVA,
     ZOL4,
+    Patient,
+    given_every_3_weeks,
 )
 from tests.facts.helpers import facts, metastatic
 from tests.rules.helpers import text
@@ -613,3 +616,69 @@ class TestActivities:
             }
         )
         assert facts(p, t, params).on_dialysis
+
+
+class TestStatusLeftOpen:
+    """An order or statement still 'active' for a medicine given in clinic, its charted doses
+    stopped more than `new_treatment_gap_days` ago, is read as ended with its last dose (F5:
+    statuses are often stale); a hold, an oral medicine and doses of an earlier course are not."""
+
+    @staticmethod
+    def _chart(rtype: str, status: str, last: int, rx: tuple[str, str] = TRAS) -> Patient:
+        p = metastatic(met_days=60)
+        p.med(rtype, rx, status=status, start=1400)
+        given_every_3_weeks(p, rx, last=last, doses=17)
+        return p
+
+    @pytest.mark.parametrize(
+        ("rtype", "status", "last", "set_aside"),
+        [
+            ("MedicationRequest", "active", 1100, True),
+            ("MedicationStatement", "active", 1100, True),
+            ("MedicationRequest", "active", 181, True),  # the gap is 180 days
+            ("MedicationRequest", "active", 180, False),  # a hold and its resumption
+            ("MedicationRequest", "on-hold", 1100, False),  # held: taken at its word
+            ("MedicationStatement", "intended", 1100, False),
+        ],
+    )
+    def test_set_aside_when_no_dose_for_the_gap(
+        self,
+        t: Terminology,
+        params: Parameters,
+        rtype: str,
+        status: str,
+        last: int,
+        set_aside: bool,
+    ) -> None:
+        assert params.new_treatment_gap_days == 180
+        meds = facts(self._chart(rtype, status, last), t, params).meds
+        [record] = [e for e in meds.exposures if e.record.resource_type == rtype]
+        assert record.active is not set_aside
+        assert bool(meds.set_aside()) is set_aside
+        if set_aside:
+            assert record.last_dose is not None
+            assert record.last_dose.last == date(2026, 11, 22) - timedelta(days=last)
+            # The course ended with that dose: a trastuzumab begun now is a new treatment.
+            assert meds.treatment_start("trastuzumab", 180, ongoing_by=date(2026, 11, 22)) is None
+
+    def test_doses_of_an_earlier_course_do_not_end_a_later_order(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = metastatic(met_days=60)
+        given_every_3_weeks(p, TRAS, last=1100, doses=17)
+        p.med("MedicationRequest", TRAS, status="active", start=20)  # ordered after them
+        meds = facts(p, t, params).meds
+        assert meds.active("HER2_MAB")
+        assert not meds.set_aside()
+
+    def test_a_medicine_taken_at_home_is_never_set_aside(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """A ward charts an oral medicine's doses only during a stay."""
+        assert "letrozole" not in params.dose_charted_ingredients
+        p = metastatic(met_days=60)
+        p.med("MedicationRequest", LETROZOLE, status="active", start=1400)
+        p.med("MedicationAdministration", LETROZOLE, status="completed", start=900, mg=2.5)
+        meds = facts(p, t, params).meds
+        assert meds.active("ENDOCRINE_AI")
+        assert not meds.set_aside()

@@ -6,7 +6,15 @@ import pytest
 
 from cds.parameters import Parameters
 from cds.terminology import Terminology
-from fixtures.factories import ICD10, XGEVA, ZOL4, Patient, draft_med
+from fixtures.factories import (
+    ICD10,
+    TRAS,
+    XGEVA,
+    ZOL4,
+    Patient,
+    draft_med,
+    given_every_3_weeks,
+)
 from tests.rules.helpers import bone_patient, concerns, facts, lines, run, text
 
 
@@ -66,6 +74,26 @@ class TestLeftOut:
         assert sorted(d.variant for d in run(p, t, params) if d.rule == "R0b") == [
             "dates-after-today",
             "left-out",
+        ]
+
+    def test_an_active_status_set_aside_for_the_doses_charted_is_named(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        """An adjuvant trastuzumab order never closed, its doses charted until three years ago:
+        read as ended with its last dose, and named with it on a card of its own."""
+        p = bone_patient()
+        order = p.med("MedicationRequest", TRAS, status="active", start=1400)
+        given_every_3_weeks(p, TRAS, last=1100, doses=17)
+        last = p.resources[-1]
+        [card] = [d for d in run(p, t, params) if d.rule == "R0b"]
+        assert (card.variant, card.indicator) == ("status-set-aside", "info")
+        assert card.bindings["count"] == "1"
+        assert card.refs == (f"MedicationRequest/{order['id']}",)
+        assert [text(x) for x in card.data] == [
+            f"MedicationRequest/{order['id']} (trastuzumab): recorded as active since "
+            f"{p.day(1400)}, but its last dose was charted on {p.day(1100)} "
+            f"(MedicationAdministration/{last['id']}), more than 180 days ago: read as ended "
+            "that day"
         ]
 
     def test_a_result_reported_as_a_bound_is_named_and_not_used(
