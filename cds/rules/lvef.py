@@ -213,6 +213,8 @@ def _slug(ingredient: str) -> str:
     hooks=(*PATIENT_VIEW, *ORDER_HOOKS),
     variants=(
         "withhold",
+        "withhold-no-baseline",
+        "withhold-before-start",
         "repeat",
         "heart-failure",
         "heart-failure-undated",
@@ -271,13 +273,13 @@ def _antibody_actions(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> li
     out = [d for d in (_heart_failure_on_drug(f, treated),) if d is not None]
     latest = f.lvef.latest
     if latest is not None:
-        out += _label_actions(f, p, drugs, latest, drafts)
+        out += _label_actions(f, p, drugs, latest, drafts, starting=bool(drafted) and not treated)
         low = _low_without_baseline(
             f,
             p,
             drugs,
             latest,
-            withheld="withhold" in {d.variant for d in out},
+            withheld=any(d.variant.startswith("withhold") for d in out),
             starting=bool(drafted) and not treated,
         )
         out += [low] if low is not None else []
@@ -399,9 +401,14 @@ def _label_actions(
     drugs: list[LvefDrug],
     latest: Measurement,
     drafts: DraftOrders,
+    *,
+    starting: bool,
 ) -> list[Decision]:
     """Each drug's own label thresholds against its pre-treatment LVEF (lvef_action): withhold
-    (critical) before repeat (warning), each card naming only the drugs it applies to."""
+    (critical) before repeat (warning), each card naming only the drugs it applies to. A hold
+    that needs no decline (below 40%) with none known says so: before a first dose
+    (`starting`), that the treatment is not to begin as ordered; on treatment, that no
+    pre-treatment value was there to measure one."""
     hits: dict[LvefAction, list[tuple[str, LvefRule, float | None]]] = {
         "withhold": [],
         "repeat": [],
@@ -434,9 +441,12 @@ def _label_actions(
         if not found:
             continue
         drops = [d for _, _, d in found if d is not None]
+        variant: str = action
+        if action == "withhold" and not drops:
+            variant = "withhold-before-start" if starting else "withhold-no-baseline"
         out.append(
             Decision(
-                variant=action,
+                variant=variant,
                 indicator=indicator,
                 bindings={
                     "drugs": _names([r for _, r, _ in found]),

@@ -13,6 +13,7 @@ from cds.rules import Decision, Order, evaluate
 from cds.rules.lvef import lvef_action
 from cds.terminology import Terminology
 from fixtures.factories import (
+    PERT,
     SNOMED,
     TDM1,
     TDXD,
@@ -300,6 +301,30 @@ class TestR11cAtTheOrder:
         # Kadcyla: 40-45% is 'continue, repeat' only as a decline on treatment; a first dose
         # below the lower limit of normal is reviewed first. No heart failure 'on' T-DM1 yet.
         assert concerns(decisions) == ["R11c:low-before-start"]
+
+    @pytest.mark.parametrize(
+        ("hook", "variant"),
+        [
+            ("order-sign", "withhold-before-start"),  # a first dose
+            ("patient-view", "withhold-no-baseline"),  # on treatment, no value from before it
+        ],
+    )
+    def test_below_40_with_no_value_to_measure_a_decline_from(
+        self, t: Terminology, params: Parameters, hook: str, variant: str
+    ) -> None:
+        """Perjeta holds below 40% whatever the decline: one critical card that says there is
+        none to measure ('down unknown points' before), not a second one saying so."""
+        p = bone_patient(her2="pos")
+        p.lvef(10, 38)
+        drafts = [draft_med("p", "d1", PERT, "840 mg IV", 840)] if hook != "patient-view" else None
+        if drafts is None:
+            for drug in (TRAS, PERT):
+                p.med("MedicationStatement", drug, status="active", start=100)
+        decisions = [d for d in run(p, t, params, hook, drafts) if d.rule == "R11c"]
+        assert concerns(decisions) == [f"R11c:{variant}"]
+        [d] = decisions
+        assert d.indicator == "critical"
+        assert d.bindings["drugs"] == "pertuzumab and trastuzumab"
 
 
 class TestR11cLapatinib:
