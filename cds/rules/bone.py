@@ -349,14 +349,22 @@ def _missing(f: PatientFacts, p: Parameters) -> tuple[Said, ...]:
     return tuple(out)
 
 
-def _other_bma_records(f: PatientFacts) -> tuple[list[Said], tuple[str, ...]]:
-    """R1's lines for bone-agent records that are no course: orders not to give one, and
-    records of unknown status (named, so the card never says 'without' in silence)."""
+def _other_bma_records(
+    f: PatientFacts, named: tuple[str, ...]
+) -> tuple[list[Said], tuple[str, ...]]:
+    """R1's lines for orders not to give a bone agent, its records of unknown status (so the card
+    never says 'without' in silence) and its last course, unless `named`: why it stopped."""
     forbidden = [e for e in f.meds.prohibitions() if e.med_class == "BMA"]
-    unknown = f.meds.of_unknown_status("BMA")
+    others = list(f.meds.of_unknown_status("BMA"))
     said = [say("order-not-to-give", drug=e.ingredient, when=e.start, ref=e.ref) for e in forbidden]
-    said += [unknown_status_line(e) for e in unknown]
-    return said, tuple(e.ref for e in (*forbidden, *unknown))
+    said += [unknown_status_line(e) for e in others]
+    last = f.meds.last_recorded("BMA")
+    if last is not None and last.ref not in {*named, *(e.ref for e in others)}:
+        said.append(
+            say("bma-last-recorded", drug=last.ingredient, when=last.last_shown, ref=last.ref)
+        )
+        others.append(last)
+    return said, tuple(e.ref for e in (*forbidden, *others))
 
 
 def _held_for_mronj(f: PatientFacts, p: Parameters) -> tuple[tuple[Proposal, ...], list[Said]]:
@@ -469,7 +477,7 @@ def r1_start_bone_agent(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
     stopped = bma_intolerance(f)
     data += not_tolerated_lines(stopped)
     refs += tuple(e.ref for e in stopped)
-    said, named = _other_bma_records(f)
+    said, named = _other_bma_records(f, refs)
     data += said
     refs += named
     healing = recent_invasive_dental(f, p)

@@ -69,6 +69,25 @@ class TestNothingPrefilled:
         said = [text(x) for x in d.data]
         assert any("status 'unknown'" in line for line in said) is named
 
+    def test_the_last_course_is_named_once(self, t: Terminology, params: Parameters) -> None:
+        """A bone agent given before and stopped: the start card names its last record, for why
+        it stopped matters to the next; one named already (of unknown status) is not again."""
+        p = bone_patient()
+        p.med("MedicationStatement", XGEVA, status="completed", start=400, end=300)
+        p.med("MedicationAdministration", ZOL4, status="completed", start=250, mg=4)
+        last = p.resources[-1]["id"]
+        d = _r1(p, t, params)
+        assert d.concern == "R1:start"
+        assert [text(x) for x in d.data if "last recorded" in text(x)] == [
+            f"Bone-modifying agent last recorded: zoledronic acid on {p.day(250)} "
+            f"(MedicationAdministration/{last}); review why it stopped"
+        ]
+        assert f"MedicationAdministration/{last}" in d.refs
+        p.med("MedicationStatement", XGEVA, status="unknown", start=200)
+        said = [text(x) for x in _r1(p, t, params).data]
+        assert sum("status 'unknown'" in line for line in said) == 1
+        assert not any("last recorded" in line for line in said)
+
     def test_an_agent_stopped_as_not_tolerated(self, t: Terminology, params: Parameters) -> None:
         p = bone_patient()
         p.med("MedicationStatement", ZOL4, status="stopped", start=200, end=150, reason=TOXICITY)
