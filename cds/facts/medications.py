@@ -478,28 +478,35 @@ def set_aside_stale(
     are never set aside."""
     last_dose: dict[str, Exposure] = {}
     for e in exposures:
+        record = e.record
         if (
-            e.ingredient in dose_charted
-            and e.record.resource_type == "MedicationAdministration"
+            record.resource_type == "MedicationAdministration"
+            and e.ingredient in dose_charted
             and e.given
-            and e.record.status not in ("stopped", "not-done")
-            and e.last is not None
+            and record.status not in ("stopped", "not-done")
+            and (last := record.end or record.start) is not None
         ):
             best = last_dose.get(e.ingredient)
-            if best is None or e.last > (best.last or date.min):
+            if best is None or last > (best.last or date.min):
                 last_dose[e.ingredient] = e
     if not last_dose:
         return exposures
-    return [_stale(e, last_dose.get(e.ingredient), as_of, gap_days) for e in exposures]
+    # Only an active record of a charted medicine is looked at further (a chart holds hundreds).
+    return [
+        _stale(e, dose, as_of, gap_days)
+        if e.active
+        and e.record.status == "active"
+        and (dose := last_dose.get(e.ingredient)) is not None
+        else e
+        for e in exposures
+    ]
 
 
-def _stale(e: Exposure, dose: Exposure | None, as_of: date, gap_days: int) -> Exposure:
-    """`e` set aside for its agent's last charted `dose`, when `set_aside_stale` says so."""
+def _stale(e: Exposure, dose: Exposure, as_of: date, gap_days: int) -> Exposure:
+    """`e` (active) set aside for its agent's last charted `dose`, when `set_aside_stale` says
+    so."""
     if (
-        dose is None
-        or dose.last is None
-        or not e.active
-        or e.record.status != "active"
+        dose.last is None
         or e.record.resource_type == "MedicationAdministration"
         or e.start is None
         or dose.last < e.start
