@@ -476,41 +476,34 @@ def set_aside_stale(
     first line a second one, its own adjuvant course 'line 1, ongoing'. A record on hold is
     taken at its word; medicines taken at home (whose doses a ward charts only during a stay)
     are never set aside."""
-    last_dose: dict[str, Exposure] = {}
+    last_dose: dict[str, tuple[date, Exposure]] = {}
     for e in exposures:
-        record = e.record
         if (
-            record.resource_type == "MedicationAdministration"
+            e.record.resource_type == "MedicationAdministration"
             and e.ingredient in dose_charted
             and e.given
-            and record.status not in ("stopped", "not-done")
-            and (last := record.end or record.start) is not None
+            and e.record.status not in ("stopped", "not-done")
+            and (last := e.last) is not None
+            and (e.ingredient not in last_dose or last > last_dose[e.ingredient][0])
         ):
-            best = last_dose.get(e.ingredient)
-            if best is None or last > (best.last or date.min):
-                last_dose[e.ingredient] = e
+            last_dose[e.ingredient] = (last, e)
     if not last_dose:
         return exposures
     # Only an active record of a charted medicine is looked at further (a chart holds hundreds).
     return [
-        _stale(e, dose, as_of, gap_days)
+        _stale(e, *dose, as_of, gap_days)
         if e.active
         and e.record.status == "active"
+        and e.record.resource_type != "MedicationAdministration"
         and (dose := last_dose.get(e.ingredient)) is not None
         else e
         for e in exposures
     ]
 
 
-def _stale(e: Exposure, dose: Exposure, as_of: date, gap_days: int) -> Exposure:
-    """`e` (active) set aside for its agent's last charted `dose`, when `set_aside_stale` says
-    so."""
-    if (
-        dose.last is None
-        or e.record.resource_type == "MedicationAdministration"
-        or e.start is None
-        or dose.last < e.start
-        or (as_of - dose.last).days <= gap_days
-    ):
+def _stale(e: Exposure, on: date, dose: Exposure, as_of: date, gap_days: int) -> Exposure:
+    """`e`, an active order or statement, set aside for its agent's last charted `dose` (given
+    `on`) when `set_aside_stale` says so."""
+    if e.start is None or on < e.start or (as_of - on).days <= gap_days:
         return e
     return replace(e, active=False, last_dose=dose)

@@ -273,14 +273,15 @@ def _antibody_actions(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> li
     out = [d for d in (_heart_failure_on_drug(f, treated),) if d is not None]
     latest = f.lvef.latest
     if latest is not None:
-        out += _label_actions(f, p, drugs, latest, drafts, starting=bool(drafted) and not treated)
+        starting = bool(drafted) and not treated
+        out += _label_actions(f, p, drugs, latest, drafts, starting=starting)
         low = _low_without_baseline(
             f,
             p,
             drugs,
             latest,
             withheld=any(d.variant.startswith("withhold") for d in out),
-            starting=bool(drafted) and not treated,
+            starting=starting,
         )
         out += [low] if low is not None else []
     out = [_naming_drafts(d, drafted) for d in out]
