@@ -118,6 +118,18 @@ class LvefRule(BaseModel):
     repeat_weeks: int
     chf_discontinue: bool = False  # symptomatic heart failure on the drug: discontinue
     monitor_every_3_months: bool  # R11a: the label asks for LVEF every 3 months
+    # The drug the label gives it with, named with it ("withhold pertuzumab and trastuzumab"),
+    # and its name when that partner is neither in use nor ordered (pertuzumab with T-DXd,
+    # DESTINY-Breast09): a card never names a drug the patient is not on (C4).
+    partner: str | None = None
+    drug_alone: str | None = None
+    alone: bool = False  # set when read for a patient without the partner
+
+    @model_validator(mode="after")
+    def _alone_named(self) -> LvefRule:
+        if (self.partner is None) != (self.drug_alone is None):
+            raise ValueError(f"{self.drug}: partner and drug_alone go together")
+        return self
 
 
 class RegimenDrug(BaseModel):

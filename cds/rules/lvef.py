@@ -101,15 +101,16 @@ def lvef_drugs(
     adjuvant course years before is another treatment (it had no LVEF on record: a drop on the
     metastatic course was read as 'no pre-treatment value')."""
     gap = p.new_treatment_gap_days
-    if ordered is None:
-        ingredients = [e.ingredient for e in f.meds.possibly_in_use(*HER2_AB)]
-    else:
-        ingredients = [d.ingredient for o in ordered for d in o.drugs]
+    in_use = [e.ingredient for e in f.meds.possibly_in_use(*HER2_AB)]
+    ingredients = in_use if ordered is None else [d.ingredient for o in ordered for d in o.drugs]
+    present = {*in_use, *ingredients}
     out: dict[str, LvefDrug] = {}
     for ingredient in ingredients:
         r = p.lvef_by_drug.get(ingredient)
         if ingredient in out or r is None:
             continue
+        if r.partner is not None and r.partner not in present:
+            r = r.model_copy(update={"drug": r.drug_alone, "alone": True})
         ongoing_by = None if ordered is None else f.as_of
         span = f.meds.treatment_start(ingredient, gap, ongoing_by=ongoing_by)
         if span is not None:
@@ -208,6 +209,11 @@ def _slug(ingredient: str) -> str:
     return ingredient.replace(" ", "-")
 
 
+def _note(ingredient: str, r: LvefRule, action: str) -> NoteKey:
+    """The label action's note for the drug, worded for it given without its partner when so."""
+    return NoteKey(f"lvef-{_slug(ingredient)}{'-alone' if r.alone else ''}-{action}")
+
+
 @rule(
     "R11c",
     hooks=(*PATIENT_VIEW, *ORDER_HOOKS),
@@ -235,7 +241,9 @@ def _slug(ingredient: str) -> str:
     orders=("echocardiogram",),
     suggestions=("echocardiogram",),
     notes=tuple(
-        f"lvef-{_slug(i)}-{a}" for i in ANTIBODIES for a in ("withhold", "repeat", "heart-failure")
+        f"lvef-{_slug(i)}-{a}"
+        for i in (*ANTIBODIES, "pertuzumab-alone")
+        for a in ("withhold", "repeat", "heart-failure")
     ),
 )
 def r11c_lvef_drop(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
@@ -384,7 +392,7 @@ def _heart_failure_on_drug(f: PatientFacts, drugs: list[LvefDrug]) -> Decision |
         indicator="warning" if undated else "critical",
         bindings={"drugs": _names([r for _, r in failing])},
         data=(say("heart-failure", when=hf.since), *_lvef_data(f)),
-        note_keys=tuple(NoteKey(f"lvef-{_slug(i)}-heart-failure") for i, _ in failing),
+        note_keys=tuple(_note(i, r, "heart-failure") for i, r in failing),
         refs=hf.refs,
     )
 
@@ -456,7 +464,7 @@ def _label_actions(
                     "weeks": f"{min(r.repeat_weeks for _, r, _ in found)}",
                 },
                 data=(*data, *echo_on_record(f, p, drafts)),
-                note_keys=tuple(NoteKey(f"lvef-{_slug(i)}-{action}") for i, _, _ in found),
+                note_keys=tuple(_note(i, r, action) for i, r, _ in found),
                 refs=tuple(dict.fromkeys(refs)),
                 proposals=echo_proposal(f, p, drafts),
             )

@@ -303,6 +303,34 @@ class TestR11cAtTheOrder:
         assert concerns(decisions) == ["R11c:low-before-start"]
 
     @pytest.mark.parametrize(
+        ("with_trastuzumab", "drugs", "note"),
+        [
+            (False, "T-DXd and pertuzumab", "lvef-pertuzumab-alone-withhold"),  # DB-09
+            (True, "pertuzumab and trastuzumab", "lvef-pertuzumab-withhold"),
+        ],
+    )
+    def test_pertuzumab_without_trastuzumab_is_named_alone(
+        self, t: Terminology, params: Parameters, with_trastuzumab: bool, drugs: str, note: str
+    ) -> None:
+        """Pertuzumab with T-DXd (DESTINY-Breast09): the hold card named 'pertuzumab and
+        trastuzumab', and the LVEF-due card 'on pertuzumab and trastuzumab', for a patient
+        not on trastuzumab (C4: never a drug the patient is not on)."""
+        p = bone_patient(her2="pos")
+        p.lvef(215, 60)
+        p.lvef(120, 44)
+        for drug in (TDXD, PERT, *((TRAS,) if with_trastuzumab else ())):
+            p.med("MedicationStatement", drug, status="active", start=200)
+        decisions = run(p, t, params)
+        [hold] = [d for d in decisions if d.rule == "R11c"]
+        [due] = [d for d in decisions if d.rule == "R11a"]
+        assert hold.concern == "R11c:withhold"
+        assert str(hold.bindings["drugs"]).endswith(drugs)
+        assert note in set(hold.note_keys)
+        assert due.bindings["drugs"] == (
+            "pertuzumab and trastuzumab" if with_trastuzumab else "pertuzumab"
+        )
+
+    @pytest.mark.parametrize(
         ("hook", "variant"),
         [
             ("order-sign", "withhold-before-start"),  # a first dose
@@ -316,7 +344,11 @@ class TestR11cAtTheOrder:
         none to measure ('down unknown points' before), not a second one saying so."""
         p = bone_patient(her2="pos")
         p.lvef(10, 38)
-        drafts = [draft_med("p", "d1", PERT, "840 mg IV", 840)] if hook != "patient-view" else None
+        drafts = (
+            [draft_med("p", "d1", PERT, "840 mg IV", 840), draft_med("p", "d2", TRAS, "8 mg/kg")]
+            if hook != "patient-view"
+            else None
+        )
         if drafts is None:
             for drug in (TRAS, PERT):
                 p.med("MedicationStatement", drug, status="active", start=100)
