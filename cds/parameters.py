@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -123,13 +124,21 @@ class LvefRule(BaseModel):
     # DESTINY-Breast09): a card never names a drug the patient is not on (C4).
     partner: str | None = None
     drug_alone: str | None = None
-    alone: bool = False  # set when read for a patient without the partner
+    alone: bool = False  # this rule as `without_partner` gives it, never set in the file
 
     @model_validator(mode="after")
     def _alone_named(self) -> LvefRule:
         if (self.partner is None) != (self.drug_alone is None):
             raise ValueError(f"{self.drug}: partner and drug_alone go together")
+        if self.alone and self.drug != self.drug_alone:
+            raise ValueError(f"{self.drug}: 'alone' is not a setting (see without_partner)")
         return self
+
+    @cached_property
+    def without_partner(self) -> LvefRule:
+        """The rule for the drug given without its partner: named alone, its own notes. Built
+        once a process, not on every call that reads it."""
+        return self.model_copy(update={"drug": self.drug_alone, "alone": True})
 
 
 class RegimenDrug(BaseModel):

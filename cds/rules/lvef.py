@@ -110,7 +110,7 @@ def lvef_drugs(
         if ingredient in out or r is None:
             continue
         if r.partner is not None and r.partner not in present:
-            r = r.model_copy(update={"drug": r.drug_alone, "alone": True})
+            r = r.without_partner
         ongoing_by = None if ordered is None else f.as_of
         span = f.meds.treatment_start(ingredient, gap, ongoing_by=ongoing_by)
         if span is not None:
