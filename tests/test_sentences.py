@@ -122,7 +122,7 @@ ALLOWED = {
         (m, "trastuzumab deruxtecan")
         for m in (
             "bma_orders.py",
-            "lvef.py",
+            "lvef_labels.py",
             "her2.py",
             "her2_orders.py",
             "her2low.py",
@@ -134,7 +134,7 @@ ALLOWED = {
         (m, "trastuzumab emtansine")
         for m in (
             "bma_orders.py",
-            "lvef.py",
+            "lvef_labels.py",
             "her2.py",
             "her2_orders.py",
             "ild.py",

@@ -8,7 +8,7 @@ from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, DeleteDraft, Proposal, rule
 from cds.rules.in_use import in_use_lines
-from cds.rules.lvef import ANTIBODIES, HER2_AB
+from cds.rules.lvef_labels import ANTIBODIES, HER2_AB
 from cds.said import say
 
 ANTHRACYCLINES = ("doxorubicin", "epirubicin")

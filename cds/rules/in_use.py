@@ -7,6 +7,7 @@ is unknown: the card names the record and asks whether the drug is still given."
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 
 from cds.facts.medications import Exposure, Medications
 from cds.said import Said, say
@@ -41,3 +42,28 @@ def none_known_in_use(exposures: Iterable[Exposure]) -> bool:
     """Every record a card relies on is of unknown status: its headline cannot say 'on' the
     drug (the '-status-unknown' variants)."""
     return all(e.status_unknown for e in exposures)
+
+
+def held(meds: Medications, ingredient: str, since: date | None) -> bool:
+    """The drug is on hold: an order or statement for it has status 'on-hold', and every other
+    record that keeps it in use (F5) is a dose given before `since` (the result the hold
+    answers). A dose charted on or after it, a record still active or of unknown status: the
+    drug is not known to be held."""
+    in_use = [
+        e for e in meds.exposures if e.ingredient == ingredient and (e.active or e.status_unknown)
+    ]
+    # An administration 'on-hold' is an infusion paused, not the treatment held.
+    on_hold = [
+        e
+        for e in in_use
+        if e.record.status == "on-hold" and e.record.resource_type != "MedicationAdministration"
+    ]
+    dosed_before = [
+        e
+        for e in in_use
+        if e.record.resource_type == "MedicationAdministration"
+        and since is not None
+        and e.last is not None
+        and e.last < since
+    ]
+    return bool(on_hold) and len(on_hold) + len(dosed_before) == len(in_use)

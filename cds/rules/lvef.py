@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
-from typing import Literal, NamedTuple
 
 from cds.facts import PatientFacts
 from cds.facts.labs import Measurement
-from cds.facts.medications import HER2_ANTIBODY_CLASSES, as_charted
+from cds.facts.medications import as_charted
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import LvefRule, Parameters
 from cds.rules import (
@@ -20,113 +18,19 @@ from cds.rules import (
     rule,
 )
 from cds.rules.echo import echo_due, echo_on_record, echo_proposal
-from cds.rules.in_use import ACTIVE_PARAMETERS, in_use_lines, unknown_status_line
+from cds.rules.in_use import ACTIVE_PARAMETERS, held, in_use_lines, unknown_status_line
+from cds.rules.lvef_labels import (
+    ANTIBODIES,
+    BASELINE_CLASSES,
+    HER2_AB,
+    LvefAction,
+    LvefDrug,
+    drug_names,
+    lvef_action,
+    lvef_data,
+    lvef_drugs,
+)
 from cds.said import Said, say
-
-HER2_AB = tuple(HER2_ANTIBODY_CLASSES)
-ANTIBODIES = ("trastuzumab", "pertuzumab", "trastuzumab emtansine", "trastuzumab deruxtecan")
-# What needs an LVEF before it starts: the antibodies and conjugates, and lapatinib, which lowers
-# LVEF too (Tykerb 5.1); tucatinib's and neratinib's labels ask for none.
-BASELINE_CLASSES = (*HER2_AB, "HER2_TKI_LAP")
-
-
-class LvefDrug(NamedTuple):
-    """A HER2 drug with a label LVEF rule, and when its first course began."""
-
-    ingredient: str
-    rule: LvefRule
-    start: date | None  # the first day it may have begun (heart failure since then is on it)
-    # The last day it may have begun: an LVEF up to then is its pre-treatment value, as one of
-    # the start's own day is (a start charted by month: that month's echo, C4).
-    started_by: date | None
-
-
-def _lvef_data(f: PatientFacts) -> tuple[Said, ...]:
-    out = []
-    base, latest = f.lvef.baseline, f.lvef.latest
-    if base is not None:
-        out.append(say("lvef-baseline", percent=base.value, when=base.when))
-    if latest is not None:
-        out.append(say("lvef-latest", percent=latest.value, when=latest.when))
-    # An LVEF that could not be read is named where it would have counted: in place of none,
-    # or when newer than the latest read (the echo that is due may be done).
-    if latest is None:
-        refs = tuple(ref for ref, _ in f.lvef.unread)
-        out.append(say("lvef-none-readable", refs=refs) if refs else say("lvef-none"))
-    elif latest.when is not None:
-        newer = [(ref, w) for ref, w in f.lvef.unread if w is not None and w > latest.when]
-        if newer:
-            refs, when = tuple(ref for ref, _ in newer), max(w for _, w in newer)
-            out.append(say("lvef-newer-unread", refs=refs, when=when))
-    return tuple(out)
-
-
-LvefAction = Literal["withhold", "repeat"]
-
-
-def lvef_action(
-    r: LvefRule, baseline: float | None, latest: float, lln: float
-) -> LvefAction | None:
-    """One drug's label action for an LVEF result (clinical-logic §3b C4); None = continue.
-
-    Without a baseline, only the thresholds that need no drop can act.
-    """
-    if r.withhold_below is not None and latest < r.withhold_below:
-        return "withhold"
-    if baseline is None:
-        return None
-    drop = baseline - latest
-    if r.withhold_drop_at_least is not None and drop >= r.withhold_drop_at_least:
-        return "withhold"
-    if r.withhold_drop_over is not None and drop > r.withhold_drop_over:
-        return "withhold"
-    if r.below_lln_drop is not None and latest < lln and drop >= r.below_lln_drop:
-        return "withhold"
-    if r.band_low is not None and r.band_high is not None and r.band_low <= latest <= r.band_high:
-        if r.band_withhold_drop is not None and drop >= r.band_withhold_drop:
-            return "withhold"
-        if r.band_repeat:
-            return "repeat"
-    return None
-
-
-def lvef_drugs(
-    f: PatientFacts, p: Parameters, *, ordered: tuple[DraftMedication, ...] | None = None
-) -> list[LvefDrug]:
-    """Each HER2 antibody/ADC possibly in use (F5, or of unknown status) that has a label LVEF
-    rule, with the start of the treatment now given (`Medications.treatment_start`); or, given
-    `ordered`, each one being ordered, with the start of the treatment the order continues
-    (none: a first order, or one after a long gap, begins a treatment - its latest LVEF is its
-    pre-treatment value). Clinical-logic F9: the LVEF before the current antibody started; an
-    adjuvant course years before is another treatment (it had no LVEF on record: a drop on the
-    metastatic course was read as 'no pre-treatment value')."""
-    gap = p.new_treatment_gap_days
-    in_use = [e.ingredient for e in f.meds.possibly_in_use(*HER2_AB)]
-    ingredients = in_use if ordered is None else [d.ingredient for o in ordered for d in o.drugs]
-    present = {*in_use, *ingredients}
-    out: dict[str, LvefDrug] = {}
-    for ingredient in ingredients:
-        r = p.lvef_by_drug.get(ingredient)
-        if ingredient in out or r is None:
-            continue
-        if r.partner is not None and r.partner not in present:
-            r = r.without_partner
-        ongoing_by = None if ordered is None else f.as_of
-        span = f.meds.treatment_start(ingredient, gap, ongoing_by=ongoing_by)
-        if span is not None:
-            out[ingredient] = LvefDrug(ingredient, r, *span)
-        elif ordered is not None:  # begins a treatment: the latest LVEF is its pre-treatment one
-            out[ingredient] = LvefDrug(ingredient, r, f.as_of, f.as_of)
-        else:
-            out[ingredient] = LvefDrug(ingredient, r, None, None)
-    return list(out.values())
-
-
-def _names(rules: list[LvefRule]) -> str:
-    """'pertuzumab and trastuzumab', 'T-DM1': each drug once, even when one label names two."""
-    names = list(dict.fromkeys(r.drug for r in rules))
-    names = [n for n in names if not any(n != m and n in m.split(" and ") for m in names)]
-    return " and ".join(names)
 
 
 @rule(
@@ -164,8 +68,8 @@ def r11a_lvef_due(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
         Decision(
             variant="lvef-unread" if done else "lvef-due",
             indicator="warning",
-            bindings={"drugs": _names([r for _, r in monitored])},
-            data=in_use_lines(f.meds, on_them) + _lvef_data(f) + ordered,
+            bindings={"drugs": drug_names([r for _, r in monitored])},
+            data=in_use_lines(f.meds, on_them) + lvef_data(f) + ordered,
             refs=(*(e.ref for e in on_them), *done),
             proposals=() if done else echo_proposal(f, p, drafts),
         )
@@ -198,7 +102,7 @@ def r11b_baseline_lvef(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> l
         Decision(
             variant="baseline-lvef-lapatinib" if lapatinib_only else "baseline-lvef",
             indicator="warning",
-            data=tuple(say("draft-order-ref", ref=o.ref) for o in orders) + _lvef_data(f) + ordered,
+            data=tuple(say("draft-order-ref", ref=o.ref) for o in orders) + lvef_data(f) + ordered,
             refs=tuple(o.ref for o in orders),
             proposals=echo_proposal(f, p, drafts),
         )
@@ -221,6 +125,7 @@ def _note(ingredient: str, r: LvefRule, action: str) -> NoteKey:
         "withhold",
         "withhold-no-baseline",
         "withhold-before-start",
+        "held",
         "repeat",
         "heart-failure",
         "heart-failure-undated",
@@ -288,7 +193,7 @@ def _antibody_actions(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> li
             p,
             drugs,
             latest,
-            withheld=any(d.variant.startswith("withhold") for d in out),
+            withheld=any(d.variant in _HOLDS for d in out),
             starting=starting,
         )
         out += [low] if low is not None else []
@@ -353,7 +258,7 @@ def _lapatinib_below_lln(f: PatientFacts, drafts: DraftOrders, p: Parameters) ->
         bindings={"latest": f"{latest.value:g}"},
         data=in_use_lines(f.meds, in_use)
         + pretreatment
-        + _lvef_data(f)
+        + lvef_data(f)
         + (echo_on_record(f, p, drafts) if before_start else ()),
         refs=(*(e.ref for e in in_use), *(() if base is None else (base.ref,)), latest.ref),
         proposals=echo_proposal(f, p, drafts) if before_start else (),
@@ -390,18 +295,24 @@ def _heart_failure_on_drug(f: PatientFacts, drugs: list[LvefDrug]) -> Decision |
     return Decision(
         variant="heart-failure-undated" if undated else "heart-failure",
         indicator="warning" if undated else "critical",
-        bindings={"drugs": _names([r for _, r in failing])},
-        data=(say("heart-failure", when=hf.since), *_lvef_data(f)),
+        bindings={"drugs": drug_names([r for _, r in failing])},
+        data=(say("heart-failure", when=hf.since), *lvef_data(f)),
         note_keys=tuple(_note(i, r, "heart-failure") for i, r in failing),
         refs=hf.refs,
     )
 
 
+# The cards that hold a drug, or find it held.
+_HOLDS = frozenset({"withhold", "withhold-no-baseline", "withhold-before-start", "held"})
 # The label actions, the most urgent first, and the card each makes.
 _LEVELS: tuple[tuple[LvefAction, Indicator], ...] = (
     ("withhold", "critical"),
     ("repeat", "warning"),
 )
+
+
+# Each drug whose label acts: the drug, its rule, and its decline (None: no pre-treatment LVEF).
+_Hits = dict[LvefAction, list[tuple[str, LvefRule, float | None]]]
 
 
 def _label_actions(
@@ -417,11 +328,53 @@ def _label_actions(
     (critical) before repeat (warning), each card naming only the drugs it applies to. A hold
     that needs no decline (below 40%) with none known says so: before a first dose
     (`starting`), that the treatment is not to begin as ordered; on treatment, that no
-    pre-treatment value was there to measure one."""
-    hits: dict[LvefAction, list[tuple[str, LvefRule, float | None]]] = {
-        "withhold": [],
-        "repeat": [],
-    }
+    pre-treatment value was there to measure one. Drugs the chart already holds get the
+    label's repeat LVEF (`_all_held`)."""
+    hits, data, refs = _thresholds_met(f, p, drugs, latest)
+    on_record = echo_on_record(f, p, drafts)
+    out = []
+    for action, indicator in _LEVELS:
+        found = hits[action]
+        if not found:
+            continue
+        drops = [d for _, _, d in found if d is not None]
+        variant: str = action
+        if action == "withhold" and not drops:
+            variant = "withhold-before-start" if starting else "withhold-no-baseline"
+        holds: tuple[Said, ...] = ()
+        if action == "withhold" and _all_held(f, drafts, [i for i, _, _ in found], latest):
+            # C9: the hold is on record; the label's repeat LVEF is what remains (information
+            # once that echocardiogram is ordered too).
+            variant, indicator = "held", "info" if on_record else "warning"
+            holds = tuple(
+                say("drug-on-hold", drug=r.drug_alone or r.drug, refs=_hold_refs(f, i))
+                for i, r, _ in found
+            )
+        out.append(
+            Decision(
+                variant=variant,
+                indicator=indicator,
+                bindings={
+                    "drugs": drug_names([r for _, r, _ in found]),
+                    "latest": f"{latest.value:g}",
+                    "drop": f"{max(drops):g}" if drops else "unknown",
+                    "weeks": f"{min(r.repeat_weeks for _, r, _ in found)}",
+                },
+                data=(*data, *holds, *on_record),
+                note_keys=tuple(_note(i, r, action) for i, r, _ in found),
+                refs=refs,
+                proposals=echo_proposal(f, p, drafts),
+            )
+        )
+    return out
+
+
+def _thresholds_met(
+    f: PatientFacts, p: Parameters, drugs: list[LvefDrug], latest: Measurement
+) -> tuple[_Hits, tuple[Said, ...], tuple[str, ...]]:
+    """Each drug's label action for the latest LVEF against its pre-treatment value, with the
+    lines that name the values and the references they come from."""
+    hits: _Hits = {"withhold": [], "repeat": []}
     data: list[Said] = []
     refs: list[str] = [latest.ref]
     for ingredient, r, start, started_by in drugs:
@@ -444,32 +397,23 @@ def _label_actions(
         if action is not None:
             hits[action].append((ingredient, r, base.value - latest.value if base else None))
     data.append(say("lvef-latest", percent=latest.value, when=latest.when))
-    out = []
-    for action, indicator in _LEVELS:
-        found = hits[action]
-        if not found:
-            continue
-        drops = [d for _, _, d in found if d is not None]
-        variant: str = action
-        if action == "withhold" and not drops:
-            variant = "withhold-before-start" if starting else "withhold-no-baseline"
-        out.append(
-            Decision(
-                variant=variant,
-                indicator=indicator,
-                bindings={
-                    "drugs": _names([r for _, r, _ in found]),
-                    "latest": f"{latest.value:g}",
-                    "drop": f"{max(drops):g}" if drops else "unknown",
-                    "weeks": f"{min(r.repeat_weeks for _, r, _ in found)}",
-                },
-                data=(*data, *echo_on_record(f, p, drafts)),
-                note_keys=tuple(_note(i, r, action) for i, r, _ in found),
-                refs=tuple(dict.fromkeys(refs)),
-                proposals=echo_proposal(f, p, drafts),
-            )
-        )
-    return out
+    return hits, tuple(data), tuple(dict.fromkeys(refs))
+
+
+def _all_held(
+    f: PatientFacts, drafts: DraftOrders, ingredients: list[str], latest: Measurement
+) -> bool:
+    """Each drug the label holds is on hold on the chart (`in_use.held`); an order for one
+    being signed is no hold."""
+    return not drafts.ordering and all(held(f.meds, i, latest.when) for i in ingredients)
+
+
+def _hold_refs(f: PatientFacts, ingredient: str) -> tuple[str, ...]:
+    return tuple(
+        e.ref
+        for e in f.meds.exposures
+        if e.ingredient == ingredient and e.active and e.record.status == "on-hold"
+    )
 
 
 def _low_without_baseline(
@@ -490,7 +434,7 @@ def _low_without_baseline(
     return Decision(
         variant="low-before-start" if starting else "low-no-baseline",
         indicator="warning",
-        bindings={"drugs": _names([d.rule for d in drugs]), "latest": f"{latest.value:g}"},
-        data=_lvef_data(f),
+        bindings={"drugs": drug_names([d.rule for d in drugs]), "latest": f"{latest.value:g}"},
+        data=lvef_data(f),
         refs=(latest.ref,),
     )

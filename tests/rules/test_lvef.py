@@ -10,7 +10,7 @@ import pytest
 from cds.facts.orders import NO_DRAFTS
 from cds.parameters import Parameters
 from cds.rules import Decision, Order, evaluate
-from cds.rules.lvef import lvef_action
+from cds.rules.lvef_labels import lvef_action
 from cds.terminology import Terminology
 from fixtures.factories import (
     PERT,
@@ -491,6 +491,79 @@ class TestLvefUnread:
         else:
             assert [x for x in about if x.startswith(line.format(day12=p.day(12)))] == about
             assert len(about) == 1
+
+
+class TestHeld:
+    """C9: the antibodies the label holds are already on hold on the chart - the card says so
+    and asks for the repeat LVEF (warning; information once it is ordered), never 'hold'."""
+
+    @staticmethod
+    def _dropped(status: str = "on-hold", last_dose: int | None = 30) -> Patient:
+        p = bone_patient(her2="pos")
+        p.lvef(200, 61)
+        p.lvef(10, 44)
+        p.med("MedicationRequest", TRAS, status=status, start=180)["id"] = "tras-order"
+        if last_dose is not None:
+            p.med("MedicationAdministration", TRAS, status="completed", start=last_dose)
+        return p
+
+    @pytest.mark.parametrize(
+        ("status", "last_dose", "variant", "indicator"),
+        [
+            pytest.param("on-hold", 30, "held", "warning", id="held-dosed-before"),
+            pytest.param("on-hold", None, "held", "warning", id="held-no-doses-charted"),
+            pytest.param("on-hold", 10, "withhold", "critical", id="dosed-the-day-of-the-lvef"),
+            pytest.param("on-hold", 3, "withhold", "critical", id="dosed-after-the-lvef"),
+            pytest.param("active", 30, "withhold", "critical", id="order-active"),
+            pytest.param("unknown", 30, "withhold", "critical", id="status-unknown"),
+        ],
+    )
+    def test_held_only_when_every_record_says_so(
+        self,
+        t: Terminology,
+        params: Parameters,
+        status: str,
+        last_dose: int | None,
+        variant: str,
+        indicator: str,
+    ) -> None:
+        d = next(x for x in run(self._dropped(status, last_dose), t, params) if x.rule == "R11c")
+        assert (d.variant, d.indicator, d.bindings["drugs"]) == (variant, indicator, "trastuzumab")
+        assert d.note_keys == ("lvef-trastuzumab-withhold",)
+        held = [x for x in lines(d) if "on hold" in x]
+        named = ["trastuzumab on hold (MedicationRequest/tras-order)"]
+        assert held == (named if variant == "held" else [])
+
+    def test_a_statement_of_another_record_still_active_is_no_hold(
+        self, t: Terminology, params: Parameters
+    ) -> None:
+        p = self._dropped()
+        p.med("MedicationStatement", TRAS, status="active", start=180)
+        d = next(x for x in run(p, t, params) if x.rule == "R11c")
+        assert (d.variant, d.indicator) == ("withhold", "critical")
+
+    def test_a_paused_infusion_is_no_hold(self, t: Terminology, params: Parameters) -> None:
+        """MedicationAdministration 'on-hold' is one infusion paused, not the treatment held."""
+        p = bone_patient(her2="pos")
+        p.lvef(200, 61)
+        p.lvef(10, 44)
+        p.med("MedicationAdministration", TRAS, status="completed", start=30)
+        p.med("MedicationAdministration", TRAS, status="on-hold", start=5)
+        d = next(x for x in run(p, t, params) if x.rule == "R11c")
+        assert (d.variant, d.indicator) == ("withhold", "critical")
+
+    def test_the_echo_ordered_leaves_information(self, t: Terminology, params: Parameters) -> None:
+        p = self._dropped()
+        p.add(_echo("active", 4))
+        d = next(x for x in run(p, t, params) if x.rule == "R11c")
+        assert (d.variant, d.indicator, d.proposals) == ("held", "info", ())
+
+    def test_the_order_to_resume_is_told_to_hold(self, t: Terminology, params: Parameters) -> None:
+        """Signing the next dose of a held drug after the drop: the label's hold, critical."""
+        p = self._dropped()
+        drafts = [draft_med(p.pid, "d1", TRAS, "420 mg IV every 3 weeks", 420)]
+        d = next(x for x in run(p, t, params, "order-sign", drafts) if x.rule == "R11c")
+        assert (d.variant, d.indicator) == ("withhold", "critical")
 
 
 def test_lvef_rules_scan_the_exposures_a_bounded_number_of_times(
