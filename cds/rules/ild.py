@@ -11,9 +11,9 @@ from cds.facts.disease import GradedCondition
 from cds.facts.medications import Exposure
 from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
-from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, NoteKey, rule
+from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, Indicator, NoteKey, rule
 from cds.rules.bone import renal_below, renal_line
-from cds.rules.in_use import in_use_lines, unknown_status_line
+from cds.rules.in_use import held, in_use_lines, unknown_status_line
 from cds.said import Said, say
 from cds.terminology import MedClass
 
@@ -31,6 +31,8 @@ def _grade_variant(grade: int | None, p: Parameters) -> str:
         "ild-discontinue",
         "ild-interrupt",
         "ild-grade-unknown",
+        "ild-interrupt-held",
+        "ild-grade-unknown-held",
         "ild-before-tdxd",
         "ild-order",
         "start-monitoring",
@@ -80,7 +82,7 @@ def r12_tdxd_lung(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[D
         for e in active
     )
     if current:
-        return [_ild_on_tdxd(current, active, tdxd, p)]
+        return [_ild_on_tdxd(f, current, active, tdxd, p)]
     ild = f.disease.interstitial_lung_disease
     if ild.present:
         return [
@@ -139,17 +141,38 @@ def _tdxd_ordered(
 
 
 def _ild_on_tdxd(
-    current: list[GradedCondition], active: list[Exposure], tdxd: tuple[Said, ...], p: Parameters
+    f: PatientFacts,
+    current: list[GradedCondition],
+    active: list[Exposure],
+    tdxd: tuple[Said, ...],
+    p: Parameters,
 ) -> Decision:
     """ILD/pneumonitis on T-DXd, by the worst grade recorded (Enhertu label): grade >= 2
-    discontinue permanently, grade 1 interrupt, grade unknown interrupt and evaluate."""
+    discontinue permanently, grade 1 interrupt, grade unknown interrupt and evaluate - all
+    critical. T-DXd already on hold since the event (`in_use.held`), the interruption is done
+    (C9): grade 1 is information (resume once resolved, at the dose the 28-day rule gives),
+    grade unknown a warning to evaluate and record it; a hold is no discontinuation, so grade
+    >= 2 stays critical."""
     grades = [g.grade for g in current]
     grade = None if None in grades else max(g for g in grades if g is not None)
+    variant = _grade_variant(grade, p)
+    indicator: Indicator = "critical"
+    onsets = [g.onset for g in current]
+    since = None if None in onsets else min(d for d in onsets if d is not None)
+    on_hold = variant != "ild-discontinue" and held(f.meds, "trastuzumab deruxtecan", since)
+    if on_hold:
+        variant = f"{variant}-held"
+        indicator = "info" if grade is not None else "warning"
+    holds = tuple(
+        say("drug-on-hold", drug="T-DXd", refs=(e.ref,))
+        for e in active
+        if on_hold and e.record.status == "on-hold"
+    )
     return Decision(
-        variant=_grade_variant(grade, p),
-        indicator="critical",
+        variant=variant,
+        indicator=indicator,
         bindings={"grade": str(grade) if grade is not None else "unknown"},
-        data=(*_ild_lines(current), *tdxd),
+        data=(*_ild_lines(current), *tdxd, *holds),
         refs=tuple(g.ref for g in current) + tuple(e.ref for e in active),
     )
 

@@ -8,7 +8,7 @@ import pytest
 from cds.parameters import Parameters
 from cds.terminology import Terminology
 from fixtures.factories import SNOMED, TDM1, TDXD, TRAS, XGEVA, draft_med, drop_codes
-from tests.rules.helpers import bone_patient, concerns, creatinine_for, run, text
+from tests.rules.helpers import bone_patient, concerns, creatinine_for, lines, run, text
 
 
 class TestR12TdxdOrdered:
@@ -89,6 +89,44 @@ class TestR12TdxdOrdered:
         assert len(r12) == 1
         assert (r12[0].note_keys == ("renal-impairment",)) == renal_note
         assert any(text(line).startswith("Renal function: ") for line in r12[0].data) == renal_note
+
+
+class TestR12TdxdHeld:
+    """C9: T-DXd already on hold for the pneumonitis recorded on it - the interruption is done;
+    the label's next step for the grade is what the card says. A hold is no discontinuation."""
+
+    @pytest.mark.parametrize(
+        ("grade", "status", "dosed", "expected"),
+        [
+            pytest.param(1, "on-hold", None, ("ild-interrupt-held", "info"), id="grade-1-held"),
+            pytest.param(
+                None, "on-hold", None, ("ild-grade-unknown-held", "warning"), id="ungraded-held"
+            ),
+            pytest.param(2, "on-hold", None, ("ild-discontinue", "critical"), id="grade-2-held"),
+            pytest.param(1, "active", None, ("ild-interrupt", "critical"), id="grade-1-active"),
+            pytest.param(1, "on-hold", 25, ("ild-interrupt-held", "info"), id="dosed-before"),
+            pytest.param(1, "on-hold", 5, ("ild-interrupt", "critical"), id="dosed-since"),
+        ],
+    )
+    def test_by_grade_and_what_the_chart_holds(
+        self,
+        t: Terminology,
+        params: Parameters,
+        grade: int | None,
+        status: str,
+        dosed: int | None,
+        expected: tuple[str, str],
+    ) -> None:
+        p = bone_patient(her2="pos")
+        p.lvef(100, 60)
+        p.med("MedicationRequest", TDXD, status=status, start=200)
+        if dosed is not None:
+            p.med("MedicationAdministration", TDXD, status="completed", start=dosed)
+        graded = "" if grade is None else f", grade {grade}"
+        p.condition("", "", "", 20, text=f"Drug-induced pneumonitis{graded}")
+        d = next(x for x in run(p, t, params) if x.rule == "R12")
+        assert (d.variant, d.indicator) == expected
+        assert any("T-DXd on hold" in line for line in lines(d)) == (expected[0].endswith("-held"))
 
 
 class TestPneumonitisOnTrastuzumabOrTdm1:
