@@ -27,7 +27,7 @@ from cds.rules.bone import (
     recent_invasive_dental,
     recently_started,
 )
-from cds.rules.in_use import in_use_lines, none_known_in_use, unknown_status_line
+from cds.rules.in_use import held, in_use_lines, none_known_in_use, unknown_status_line
 from cds.said import say
 
 
@@ -164,26 +164,49 @@ def r4c_invasive_dental(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> 
 @rule(
     "R4d",
     hooks=PATIENT_VIEW,
-    variants=("mronj",),
+    variants=("mronj", "mronj-held"),
+    bindings=("drugs",),
     valuesets=("mronj",),
     ingredients=("denosumab", "zoledronic acid", "pamidronate"),
     parameters=BMA_PARAMETERS,
 )
 def r4d_mronj(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decision]:
-    """Osteonecrosis of the jaw recorded → review BMA continuation with dental/oral surgery.
+    """Osteonecrosis of the jaw recorded on a bone-modifying agent → review its continuation
+    with dental/oral surgery (warning). Xgeva label: temporary interruption should be considered
+    on individual risk/benefit.
 
-    Xgeva label: temporary interruption should be considered on individual risk/benefit.
+    The agent already on hold since the osteonecrosis (`in_use.held`), that decision is on the
+    chart (C9): information that a restart is decided with dental/oral surgery. No agent in use
+    (or of unknown status), there is no continuation to review: with bone metastases R1 says
+    why it pre-fills none and refers to oral surgery (§3c D5) - one card for the concern.
     MRONJ codes are UNVERIFIED: recognised by text.
     """
-    if not f.disease.mronj.present:
-        return []
+    mronj = f.disease.mronj
     on_bma = f.meds.possibly_in_use("BMA")  # of unknown status too: named as such
+    if not mronj.present or not on_bma:
+        return []
+    agents = dict.fromkeys(e.ingredient for e in on_bma)
+    if all(held(f.meds, agent, mronj.since) for agent in agents):
+        held_lines = tuple(
+            say("drug-on-hold", drug=e.ingredient, refs=(e.ref,))
+            for e in on_bma
+            if e.record.status == "on-hold"
+        )
+        return [
+            Decision(
+                variant="mronj-held",
+                indicator="info",
+                bindings={"drugs": " and ".join(agents)},
+                data=(say("mronj", when=mronj.since), *held_lines),
+                refs=mronj.refs + tuple(e.ref for e in on_bma),
+            )
+        ]
     return [
         Decision(
             variant="mronj",
             indicator="warning",
-            data=(say("mronj", when=f.disease.mronj.since), *in_use_lines(f.meds, on_bma)),
-            refs=f.disease.mronj.refs + tuple(e.ref for e in on_bma),
+            data=(say("mronj", when=mronj.since), *in_use_lines(f.meds, on_bma)),
+            refs=mronj.refs + tuple(e.ref for e in on_bma),
         )
     ]
 

@@ -10,6 +10,7 @@ from cds.parameters import Parameters
 from cds.rules import Decision, Order
 from cds.terminology import Terminology
 from fixtures.factories import (
+    ICD10,
     PROLIA,
     SNOMED,
     TDXD,
@@ -204,6 +205,53 @@ class TestR4dMronjCard:
         said = [text(x) for x in d.data if text(x).startswith("On denosumab")]
         assert said
         assert all(x.startswith(f"On denosumab since {p.day(84)[:10]} (") for x in said)
+
+    @pytest.mark.parametrize(
+        ("records", "expected"),
+        [
+            pytest.param([("MedicationRequest", "on-hold", 300)], "R4d:mronj-held", id="held"),
+            pytest.param(
+                [
+                    ("MedicationRequest", "on-hold", 300),
+                    ("MedicationAdministration", "completed", 56),
+                ],
+                "R4d:mronj-held",
+                id="held-last-dose-before",
+            ),
+            pytest.param(
+                [
+                    ("MedicationRequest", "on-hold", 300),
+                    ("MedicationAdministration", "completed", 10),
+                ],
+                "R4d:mronj",
+                id="dosed-since",
+            ),
+            pytest.param([("MedicationRequest", "active", 300)], "R4d:mronj", id="active"),
+            pytest.param(
+                [("MedicationRequest", "on-hold", 300), ("MedicationStatement", "active", 300)],
+                "R4d:mronj",
+                id="another-record-active",
+            ),
+            # No agent in use: nothing to review; R1 refers to oral surgery (D5), one card.
+            pytest.param([("MedicationRequest", "stopped", 300)], None, id="stopped"),
+            pytest.param([], None, id="never-given"),
+        ],
+    )
+    def test_by_what_the_chart_holds(
+        self,
+        t: Terminology,
+        params: Parameters,
+        records: list[tuple[str, str, int]],
+        expected: str | None,
+    ) -> None:
+        p = bone_patient()
+        for rtype, status, days_ago in records:
+            p.med(rtype, XGEVA, status=status, start=days_ago)
+        p.condition(ICD10, "M87.180", "Osteonecrosis due to drugs, jaw", 40)
+        found = [c for c in concerns(run(p, t, params)) if c.startswith("R4d")]
+        assert found == ([expected] if expected else [])
+        if expected is None:
+            assert "R1:held-mronj" in concerns(run(p, t, params))
 
 
 class TestR4eOrderAgainstTheRecord:

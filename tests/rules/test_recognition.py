@@ -148,7 +148,7 @@ class TestSafetyConditionsByCode:
         p.breast_cancer(2000)
         p.condition(ICD10, "M87.180", "Osteonecrosis due to drugs, jaw", 30)
         assert facts(p, t, params).disease.mronj.present
-        assert "R4d:mronj" in concerns(run(p, t, params))
+        assert "R1:held-mronj" in concerns(run(p, t, params))
 
     def test_dialysis_coded_z99_2_is_recognised(self, t: Terminology, params: Parameters) -> None:
         p = _bone_mets_patient()
