@@ -178,6 +178,28 @@ class TestMedications:
         assert (e.by_text, e.bma_dose) == (True, dose)
 
     @pytest.mark.parametrize(
+        ("text", "ingredient"),
+        [
+            ("Alendronate 70 mg tablet once weekly", "alendronate"),
+            ("alendronic acid 10 mg daily", "alendronate"),
+            ("Fosamax Plus D 70 mg/2800 IU weekly", "alendronate"),
+            ("Binosto 70 mg effervescent tablet", "alendronate"),
+            ("Risedronate sodium 35 mg weekly", "risedronate"),
+            ("Actonel 150 mg monthly", "risedronate"),
+            ("Atelvia 35 mg delayed-release", "risedronate"),
+        ],
+    )
+    def test_oral_bisphosphonates_are_bone_agents_at_osteoporosis_strength(
+        self, t: Terminology, params: Parameters, text: str, ingredient: str
+    ) -> None:
+        """Taken for osteoporosis, whatever the dose written: a bone agent already in use
+        (D3), not the oncologic one R1 asks for."""
+        p = metastatic()
+        p.med("MedicationStatement", text, status="active", start=300)
+        [e] = [x for x in facts(p, t, params).meds.exposures if x.med_class == "BMA"]
+        assert (e.ingredient, e.bma_dose, e.active) == (ingredient, "osteo", True)
+
+    @pytest.mark.parametrize(
         ("dosage", "dose"),
         [
             pytest.param({"text": "SC every 6 months"}, "osteo", id="text-6-monthly"),

@@ -725,6 +725,33 @@ class TestOneBoneAgentAtATime:
         [d] = [x for x in decisions if x.rule == "R2c"]
         assert d.bindings["other"] == "ibandronate"
 
+    @pytest.mark.parametrize(
+        ("name", "other", "rtype"),
+        [
+            ("Fosamax 70 mg weekly", "alendronate", "MedicationStatement"),
+            ("Actonel 35 mg weekly", "risedronate", "MedicationStatement"),
+            # a dose charted: no interval of its own, F5's activity decides ("while taken")
+            ("Alendronate 70 mg", "alendronate", "MedicationAdministration"),
+        ],
+    )
+    def test_oral_alendronate_or_risedronate_taken(
+        self, t: Terminology, params: Parameters, name: str, other: str, rtype: str
+    ) -> None:
+        p = bone_patient()
+        days_ago = 90 if rtype == "MedicationStatement" else 7
+        taken = p.med(
+            rtype, name, status="active" if days_ago == 90 else "completed", start=days_ago
+        )
+        decisions = run(p, t, params, "order-sign", [_draft(XGEVA, 120)])
+        [d] = [x for x in decisions if x.rule == "R2c"]
+        assert (d.variant, d.bindings["other"]) == ("switch-not-add", other)
+        said = [text(x) for x in d.data]
+        ref = f"{rtype}/{taken['id']}"
+        if rtype == "MedicationStatement":  # a course going on: since its start, not 'last'
+            assert f"On {other} since {p.day(90)[:10]} ({ref})" in said
+        else:
+            assert f"{other}: last recorded {p.day(7)[:10]} ({ref})" in said
+
     def test_the_same_agent_again_is_not_a_second_agent(
         self, t: Terminology, params: Parameters
     ) -> None:
