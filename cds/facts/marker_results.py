@@ -1,15 +1,19 @@
 """What one tumour-marker result says (clinical-logic §5): its status as coded or written, its
 number judged against the ASCO/CAP cut-offs, the HER2 IHC score and ISH group, and the HER2
-interpretation of one test event. `cds.facts.receptors` groups the results into events."""
+interpretation of one test event; and a marker's status as the facts carry it (MarkerResult).
+`cds.facts.receptors` groups the results into events."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
 from cds.fhir.elements import number_from_text
 from cds.fhir.records import ObservationRecord
 from cds.fhir.values import Value
+from cds.said import Said, say
 from cds.terminology import Concept, Terminology
 
 Status = Literal["positive", "negative", "equivocal", "unknown"]
@@ -217,3 +221,87 @@ def _low_category(ihc: int | None, ihc_text: str) -> Her2Category:
         ultralow = bool(_ULTRALOW.search(low)) and not _NO_STAINING.search(low)
         return "ultralow" if ultralow else "0"
     return "unknown"
+
+
+SpecimenSite = Literal["metastatic", "primary", "unknown"]
+
+
+def her2_category_words(category: str) -> Said:
+    """A HER2-negative category as the card names it (ASCO/CAP 2023; DB-04, DB-06)."""
+    if category == "low":
+        return say("her2-low")
+    if category == "ultralow":
+        return say("her2-ultralow")
+    if category == "0":
+        return say("her2-0")
+    if category == "unknown":
+        return say("her2-negative-score-unknown")
+    return say("her2-negative")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarkerResult:
+    marker: Literal["HER2", "ER", "PR"]
+    status: Status
+    when: date | None
+    specimen_site: SpecimenSite
+    derived: bool
+    refs: tuple[str, ...]
+    # No test result in the chart: the status is a Condition's code ("HER2 positive carcinoma
+    # of breast"), and the cards say so.
+    from_diagnosis: bool = False
+    # Every date a result of this testing event was reported on (D13: a reflex ISH can follow
+    # the IHC by days); the card names them.
+    report_dates: tuple[date, ...] = ()
+    her2_category: Her2Category | None = None
+    ihc_score: int | None = None
+    ish_group: int | None = None
+    percent: float | None = None
+    # Findings that need action before status is known (R14a, R14b).
+    needs_reflex_ish: bool = False
+    needs_concurrent_ihc: bool = False
+    # An ISH result of this event that gives no ASCO/CAP reading, and why: the IHC 2+ it
+    # follows stays equivocal, but the ISH was done (R14 asks for its report, not a new test).
+    ish_unread: Said | None = None
+
+    @property
+    def ihc_words(self) -> Said:
+        """'IHC 0', 'IHC 2+', or 'no IHC score', as a pathologist writes it."""
+        if self.ihc_score is None:
+            return say("ihc-none")
+        return say("ihc-positive", score=self.ihc_score) if self.ihc_score else say("ihc-0")
+
+    @property
+    def how(self) -> Said:
+        """How the status is known: a reported result, or derived from IHC/ISH."""
+        return say("derived") if self.derived else say("reported")
+
+    @property
+    def diagnosis_line(self) -> Said:
+        """The card's line for a status known only from a diagnosis code (no test result)."""
+        return say("her2-from-diagnosis", status=self.status, ref=self.refs[0], when=self.when)
+
+    @property
+    def reported(self) -> Said | date | None:
+        """The date(s) the result stands on, as the card says them (D13)."""
+        if len(self.report_dates) > 1:
+            days = " and ".join(d.isoformat() for d in self.report_dates)
+            return say("one-testing-event", days=days)
+        return self.when
+
+    @property
+    def category_words(self) -> Said:
+        """The HER2-negative category as the card names it (ASCO/CAP 2023; DB-04, DB-06)."""
+        return her2_category_words(self.her2_category or "unknown")
+
+    @property
+    def scored_category(self) -> Said:
+        """'HER2-low (IHC 1+)': the category with the score it rests on, where one does."""
+        if self.her2_category != "low":
+            return self.category_words
+        return say("her2-category-scored", category=self.category_words, score=self.ihc_words)
+
+    @property
+    def low_positive(self) -> bool:
+        """ER/PR 1-10% (ASCO/CAP 2020 'low positive')."""
+        return self.percent is not None and PERCENT_POSITIVE <= self.percent <= PERCENT_LOW_UPTO

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
 
 from cds.facts import units
 from cds.facts.days import within
+from cds.facts.stale_statuses import set_aside_stale
 from cds.fhir.records import MedicationRecord, Records
 from cds.terminology import DrugMatch, MedClass, Terminology
 
@@ -464,46 +465,3 @@ def extract_medications(
     received = received or "MedicationAdministration" in records.received
     exposures = set_aside_stale(exposures, as_of, gap_days, dose_charted)
     return Medications(exposures=tuple(exposures), received=received)
-
-
-def set_aside_stale(
-    exposures: list[Exposure], as_of: date, gap_days: int, dose_charted: Collection[str]
-) -> list[Exposure]:
-    """An order or statement still 'active' for a medicine given in clinic, whose doses the
-    chart records as given since it began - none in the last `gap_days` - is read as ended with
-    its last charted dose, not as in use: statuses are often left open (F5), and the doses are
-    what was done. An adjuvant trastuzumab order never closed made the metastatic patient's
-    first line a second one, its own adjuvant course 'line 1, ongoing'. A record on hold is
-    taken at its word; medicines taken at home (whose doses a ward charts only during a stay)
-    are never set aside."""
-    last_dose: dict[str, tuple[date, Exposure]] = {}
-    for e in exposures:
-        if (
-            e.record.resource_type == "MedicationAdministration"
-            and e.ingredient in dose_charted
-            and e.given
-            and e.record.status not in ("stopped", "not-done")
-            and (last := e.last) is not None
-            and (e.ingredient not in last_dose or last > last_dose[e.ingredient][0])
-        ):
-            last_dose[e.ingredient] = (last, e)
-    if not last_dose:
-        return exposures
-    # Only an active record of a charted medicine is looked at further (a chart holds hundreds).
-    return [
-        _stale(e, *dose, as_of, gap_days)
-        if e.active
-        and e.record.status == "active"
-        and e.record.resource_type != "MedicationAdministration"
-        and (dose := last_dose.get(e.ingredient)) is not None
-        else e
-        for e in exposures
-    ]
-
-
-def _stale(e: Exposure, on: date, dose: Exposure, as_of: date, gap_days: int) -> Exposure:
-    """`e`, an active order or statement, set aside for its agent's last charted `dose` (given
-    `on`) when `set_aside_stale` says so."""
-    if e.start is None or on < e.start or (as_of - on).days <= gap_days:
-        return e
-    return replace(e, active=False, last_dose=dose)

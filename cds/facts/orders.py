@@ -17,9 +17,10 @@ from typing import Any, Literal
 from cds import medication_references
 from cds.facts import units
 from cds.fhir.elements import finite, flatten, json_list
+from cds.fhir.medication_names import why_unnamed
 from cds.fhir.modifiers import modifier_of
 from cds.fhir.reading import medication_index, of_another_patient
-from cds.fhir.records import MedicationRecord, activity_record, medication_record, why_unnamed
+from cds.fhir.records import MedicationRecord, activity_record, medication_record
 from cds.said import Said, say
 from cds.terminology import Concept, DrugMatch, Terminology
 

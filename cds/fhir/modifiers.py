@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cds.fhir.elements import display_of, json_list
-from cds.fhir.records import referenced_medication
+from cds.fhir.medication_names import referenced_medication
 from cds.said import Said, say
 
 # The backbone elements `cds.fhir.records` reads, by resource type: a modifier extension on

@@ -14,6 +14,7 @@ from typing import Any
 
 from cds.fhir.conformance import Checker
 from cds.fhir.elements import concept, flatten, json_list
+from cds.fhir.medication_names import medication_concept, why_unnamed
 from cds.fhir.modifiers import modifier_of, unconfirmed_status
 from cds.fhir.records import (
     ActivityRecord,
@@ -27,13 +28,11 @@ from cds.fhir.records import (
     activity_record,
     allergy_record,
     condition_record,
-    medication_concept,
     medication_record,
     observation_record,
     patient_record,
     resource_ref,
     specimen_date,
-    why_unnamed,
 )
 from cds.fhir.screening import (
     FINAL_OBSERVATION,

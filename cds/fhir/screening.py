@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from cds.fhir.elements import as_text, concept
-from cds.fhir.records import allergens, medication_concept
+from cds.fhir.medication_names import medication_concept
+from cds.fhir.records import allergens
 from cds.terminology import Concept, Terminology
 
 RELEVANT_TYPES = frozenset(

@@ -12,8 +12,8 @@ results are all negative is a wrong patient, a wrong result or a wrong drug.
 from __future__ import annotations
 
 from cds.facts import PatientFacts
+from cds.facts.marker_results import MarkerResult
 from cds.facts.orders import DraftOrders
-from cds.facts.receptors import MarkerResult
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, rule
 from cds.rules.in_use import ACTIVE_PARAMETERS, in_use_lines

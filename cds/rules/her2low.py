@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from cds.facts import PatientFacts
+from cds.facts.marker_results import MarkerResult
 from cds.facts.orders import DraftOrders
-from cds.facts.receptors import MarkerResult
 from cds.fhir.screening import STAGING_SETS
 from cds.parameters import Parameters
 from cds.rules import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cds.facts import PatientFacts
+from cds.facts.marker_results import MarkerResult
 from cds.facts.orders import DraftOrders
-from cds.facts.receptors import MarkerResult
 from cds.fhir.screening import MARKER_SETS, RESULT_SETS
 from cds.parameters import Parameters
 from cds.rules import PATIENT_VIEW, Decision, NoteKey, Order, Proposal, rule
