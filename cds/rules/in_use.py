@@ -31,10 +31,16 @@ def in_use_lines(meds: Medications, exposures: Iterable[Exposure]) -> tuple[Said
 
 def on_drug_line(meds: Medications, e: Exposure) -> Said:
     """'On <drug> since <the course's first dose> (ref)': the date a clinician judges a record
-    by (an anthracycline order 'active' since years ago is an order never closed)."""
+    by (an anthracycline order 'active' since years ago is an order never closed); ', on hold'
+    for an order or statement on hold, which counts as in use but is not being given."""
     since = meds.course_start_shown(e)
+    on_hold = e.record.status == "on-hold" and e.record.resource_type != "MedicationAdministration"
     if since is None:
+        if on_hold:
+            return say("on-drug-on-hold", drug=e.ingredient, ref=e.ref)
         return say("on-drug", drug=e.ingredient, ref=e.ref)
+    if on_hold:
+        return say("on-drug-since-on-hold", drug=e.ingredient, when=since, ref=e.ref)
     return say("on-drug-since", drug=e.ingredient, when=since, ref=e.ref)
 
 

@@ -153,3 +153,18 @@ class TestR10BothActive:
         said = [text(x) for x in d.data]
         assert any(x.startswith(f"On doxorubicin since {p.day(1000)[:10]} (") for x in said)
         assert any(x.startswith(f"On trastuzumab since {p.day(60)[:10]} (") for x in said)
+
+    @pytest.mark.parametrize("rtype", ["MedicationRequest", "MedicationStatement"])
+    def test_a_drug_on_hold_is_said_to_be(
+        self, t: Terminology, params: Parameters, rtype: str
+    ) -> None:
+        """An order or statement on hold counts as in use (it may resume: the anthracycline
+        card stays critical) and the card says it is on hold."""
+        p = bone_patient(her2="pos")
+        held = p.med(rtype, TRAS, status="on-hold", start=60)
+        drafts = [draft_med(p.pid, "d1", DOXO, "60 mg/m2 IV every 3 weeks")]
+        [d] = [x for x in run(p, t, params, "order-sign", drafts) if x.rule == "R10"]
+        assert d.indicator == "critical"
+        said = [text(x) for x in d.data]
+        line = f"On trastuzumab since {p.day(60)[:10]}, on hold ({rtype}/{held['id']})"
+        assert line in said
