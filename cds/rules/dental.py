@@ -186,25 +186,12 @@ def r4d_mronj(f: PatientFacts, drafts: DraftOrders, p: Parameters) -> list[Decis
     if not mronj.present or not on_bma:
         return []
     agents = dict.fromkeys(e.ingredient for e in on_bma)
-    if all(held(f.meds, agent, mronj.since) for agent in agents):
-        held_lines = tuple(
-            say("drug-on-hold", drug=e.ingredient, refs=(e.ref,))
-            for e in on_bma
-            if e.record.status == "on-hold"
-        )
-        return [
-            Decision(
-                variant="mronj-held",
-                indicator="info",
-                bindings={"drugs": " and ".join(agents)},
-                data=(say("mronj", when=mronj.since), *held_lines),
-                refs=mronj.refs + tuple(e.ref for e in on_bma),
-            )
-        ]
+    on_hold = all(held(f.meds, agent, mronj.since) for agent in agents)
     return [
         Decision(
-            variant="mronj",
-            indicator="warning",
+            variant="mronj-held" if on_hold else "mronj",
+            indicator="info" if on_hold else "warning",
+            bindings={"drugs": " and ".join(agents)},
             data=(say("mronj", when=mronj.since), *in_use_lines(f.meds, on_bma)),
             refs=mronj.refs + tuple(e.ref for e in on_bma),
         )

@@ -13,7 +13,7 @@ from cds.facts.orders import DraftMedication, DraftOrders
 from cds.parameters import Parameters
 from cds.rules import ORDER_HOOKS, PATIENT_VIEW, Decision, Indicator, NoteKey, rule
 from cds.rules.bone import renal_below, renal_line
-from cds.rules.in_use import held, in_use_lines, unknown_status_line
+from cds.rules.in_use import held, held_line, in_use_lines, unknown_status_line
 from cds.said import Said, say
 from cds.terminology import MedClass
 
@@ -163,11 +163,7 @@ def _ild_on_tdxd(
     if on_hold:
         variant = f"{variant}-held"
         indicator = "info" if grade is not None else "warning"
-    holds = tuple(
-        say("drug-on-hold", drug="T-DXd", refs=(e.ref,))
-        for e in active
-        if on_hold and e.record.status == "on-hold"
-    )
+    holds = (held_line(f.meds, "trastuzumab deruxtecan", "T-DXd"),) if on_hold else ()
     return Decision(
         variant=variant,
         indicator=indicator,

@@ -34,12 +34,11 @@ def on_drug_line(meds: Medications, e: Exposure) -> Said:
     by (an anthracycline order 'active' since years ago is an order never closed); ', on hold'
     for an order or statement on hold, which counts as in use but is not being given."""
     since = meds.course_start_shown(e)
-    on_hold = e.record.status == "on-hold" and e.record.resource_type != "MedicationAdministration"
     if since is None:
-        if on_hold:
+        if on_hold(e):
             return say("on-drug-on-hold", drug=e.ingredient, ref=e.ref)
         return say("on-drug", drug=e.ingredient, ref=e.ref)
-    if on_hold:
+    if on_hold(e):
         return say("on-drug-since-on-hold", drug=e.ingredient, when=since, ref=e.ref)
     return say("on-drug-since", drug=e.ingredient, when=since, ref=e.ref)
 
@@ -50,6 +49,20 @@ def none_known_in_use(exposures: Iterable[Exposure]) -> bool:
     return all(e.status_unknown for e in exposures)
 
 
+def on_hold(e: Exposure) -> bool:
+    """An order or statement on hold: in use by F5 (it may resume), not being given. An
+    administration 'on-hold' is one infusion paused, not the treatment held."""
+    return e.record.status == "on-hold" and e.record.resource_type != "MedicationAdministration"
+
+
+def held_line(meds: Medications, ingredient: str, drug: str) -> Said:
+    """'<drug> on hold (<the records that hold it>)', the drug named as its card names it."""
+    refs = tuple(
+        e.ref for e in meds.exposures if e.ingredient == ingredient and e.active and on_hold(e)
+    )
+    return say("drug-on-hold", drug=drug, refs=refs)
+
+
 def held(meds: Medications, ingredient: str, since: date | None) -> bool:
     """The drug is on hold: an order or statement for it has status 'on-hold', and every other
     record that keeps it in use (F5) is a dose given before `since` (the result the hold
@@ -58,12 +71,7 @@ def held(meds: Medications, ingredient: str, since: date | None) -> bool:
     in_use = [
         e for e in meds.exposures if e.ingredient == ingredient and (e.active or e.status_unknown)
     ]
-    # An administration 'on-hold' is an infusion paused, not the treatment held.
-    on_hold = [
-        e
-        for e in in_use
-        if e.record.status == "on-hold" and e.record.resource_type != "MedicationAdministration"
-    ]
+    holding = [e for e in in_use if on_hold(e)]
     dosed_before = [
         e
         for e in in_use
@@ -72,4 +80,4 @@ def held(meds: Medications, ingredient: str, since: date | None) -> bool:
         and e.last is not None
         and e.last < since
     ]
-    return bool(on_hold) and len(on_hold) + len(dosed_before) == len(in_use)
+    return bool(holding) and len(holding) + len(dosed_before) == len(in_use)

@@ -18,7 +18,13 @@ from cds.rules import (
     rule,
 )
 from cds.rules.echo import echo_due, echo_on_record, echo_proposal
-from cds.rules.in_use import ACTIVE_PARAMETERS, held, in_use_lines, unknown_status_line
+from cds.rules.in_use import (
+    ACTIVE_PARAMETERS,
+    held,
+    held_line,
+    in_use_lines,
+    unknown_status_line,
+)
 from cds.rules.lvef_labels import (
     ANTIBODIES,
     BASELINE_CLASSES,
@@ -346,10 +352,7 @@ def _label_actions(
             # C9: the hold is on record; the label's repeat LVEF is what remains (information
             # once that echocardiogram is ordered too).
             variant, indicator = "held", "info" if on_record else "warning"
-            holds = tuple(
-                say("drug-on-hold", drug=r.drug_alone or r.drug, refs=_hold_refs(f, i))
-                for i, r, _ in found
-            )
+            holds = tuple(held_line(f.meds, i, r.drug_alone or r.drug) for i, r, _ in found)
         out.append(
             Decision(
                 variant=variant,
@@ -406,14 +409,6 @@ def _all_held(
     """Each drug the label holds is on hold on the chart (`in_use.held`); an order for one
     being signed is no hold."""
     return not drafts.ordering and all(held(f.meds, i, latest.when) for i in ingredients)
-
-
-def _hold_refs(f: PatientFacts, ingredient: str) -> tuple[str, ...]:
-    return tuple(
-        e.ref
-        for e in f.meds.exposures
-        if e.ingredient == ingredient and e.active and e.record.status == "on-hold"
-    )
 
 
 def _low_without_baseline(
