@@ -31,7 +31,7 @@ from cds.rules.bone import (
     renal_line,
     severe_renal,
 )
-from cds.rules.in_use import in_use_lines, none_known_in_use
+from cds.rules.in_use import held, in_use_lines, none_known_in_use
 from cds.rules.lab_orders import CALCIUM_TESTS, lab_lines, lab_pending
 from cds.said import Said, say
 
@@ -237,12 +237,17 @@ def r3c_denosumab_calcium_check(
     f: PatientFacts, drafts: DraftOrders, p: Parameters
 ) -> list[Decision]:
     """On denosumab with no calcium result in 35 days → check serum calcium (Xgeva label).
-    A denosumab record of unknown status may still be given: the card names it."""
+    A denosumab record of unknown status may still be given: the card names it. Denosumab on
+    hold with no dose in those 35 days (`in_use.held`) has no dose to follow: quiet (C9); an
+    order to resume it is checked against calcium before it is given (R3a)."""
     unknown = [e for e in f.meds.of_unknown_status("BMA") if e.bma_dose != "osteo"]
     on_denosumab = [e for e in (*f.meds.active_bma(), *unknown) if e.ingredient == "denosumab"]
     last = f.calcium.last_result
-    if not on_denosumab or (
-        last is not None and f.as_of - last <= timedelta(days=p.calcium_check_days)
+    window = timedelta(days=p.calcium_check_days)
+    if (
+        not on_denosumab
+        or (last is not None and f.as_of - last <= window)
+        or held(f.meds, "denosumab", f.as_of - window)
     ):
         return []
     if lab_pending(f, "lab-calcium", p.calcium_check_days):

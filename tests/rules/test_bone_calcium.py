@@ -82,6 +82,33 @@ class TestR3Calcium:
         assert "R3c:check-calcium" in concerns(run(p, t, params))
 
     @pytest.mark.parametrize(
+        ("status", "last_dose", "checked"),
+        [
+            pytest.param("on-hold", 62, False, id="held-no-dose-in-35-days"),
+            pytest.param("on-hold", None, False, id="held-no-dose-charted"),
+            pytest.param("on-hold", 20, True, id="held-dosed-20-days-ago"),
+            pytest.param("active", 62, True, id="order-active"),
+        ],
+    )
+    def test_calcium_check_on_denosumab_on_hold(
+        self,
+        t: Terminology,
+        params: Parameters,
+        status: str,
+        last_dose: int | None,
+        checked: bool,
+    ) -> None:
+        """C9: held, with no dose in the 35 days the check follows, there is no dose to monitor
+        after (the order to resume it is checked against calcium, R3a)."""
+        p = bone_patient()
+        p.resources = [r for r in p.resources if "17861-6" not in str(r.get("code"))]
+        p.med("MedicationRequest", XGEVA, status=status, start=300)
+        if last_dose is not None:
+            p.med("MedicationAdministration", XGEVA, status="completed", start=last_dose, mg=120)
+        got = [c for c in concerns(run(p, t, params)) if c.startswith("R3c")]
+        assert got == (["R3c:check-calcium"] if checked else [])
+
+    @pytest.mark.parametrize(
         ("status", "end", "expected"),
         [
             ("active", None, ["R3c:check-calcium"]),
